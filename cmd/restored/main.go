@@ -1,0 +1,116 @@
+// Command restored is the Restored control-plane server: the public gRPC and
+// REST API, raft-replicated state and the leader's scheduler.
+//
+// Every flag can also be set with an environment variable RESTORED_<FLAG>
+// (for example RESTORED_DATA_DIR) or in a JSON config file (--config) whose
+// keys are the flag names; the command line wins over the environment, which
+// wins over the file.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/restored/restored/internal/flagenv"
+	"github.com/restored/restored/internal/server"
+	"github.com/restored/restored/internal/version"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "restored:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("restored", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `restored: the Restored control-plane server.
+
+Usage:
+  restored [flags]
+
+Examples:
+  restored                                   # one server, data in /var/lib/restored
+  restored --dev                             # throwaway single-node server for development
+  restored --data-dir /srv/r2 --grpc-addr 127.0.0.1:7444 --http-addr 127.0.0.1:7081 \
+           --raft-addr 127.0.0.1:7301 --join 127.0.0.1:7443 --token "$(cat /var/lib/restored/bootstrap-token)"
+
+On first start a lone server writes an admin token to <data-dir>/bootstrap-token (mode 0600).
+Every flag may also be given as RESTORED_<FLAG> in the environment or in a JSON --config file.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	var (
+		cfg      server.Config
+		_        = fs.String("config", "", "JSON config file whose keys are flag names")
+		dev      = fs.Bool("dev", false, "run a throwaway single-node server (data in a new temporary directory unless --data-dir is given)")
+		logLevel = fs.String("log-level", "info", "debug, info, warn or error")
+		logJSON  = fs.Bool("log-json", false, "log JSON lines instead of text")
+		showVer  = fs.Bool("version", false, "print the version and exit")
+	)
+	fs.StringVar(&cfg.DataDir, "data-dir", "/var/lib/restored", "directory for raft's log, snapshots and the bootstrap token")
+	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", "127.0.0.1:7443", "gRPC listen address (API and agents)")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:7080", "HTTP listen address (REST, /healthz, /readyz, /metrics, /openapi.json)")
+	fs.StringVar(&cfg.RaftAddr, "raft-addr", "127.0.0.1:7300", "raft listen and advertise address")
+	fs.StringVar(&cfg.Join, "join", "", "gRPC address of a server of an existing cluster to join as a voter")
+	fs.StringVar(&cfg.JoinToken, "token", "", "admin token used with --join")
+	fs.StringVar(&cfg.NodeID, "node-id", "", "raft server id (default: <hostname>-<raft port>, kept in <data-dir>/node-id)")
+	fs.DurationVar(&cfg.HeartbeatTTL, "heartbeat-ttl", 10*time.Second, "a host whose agent is silent this long becomes DOWN")
+	fs.DurationVar(&cfg.SchedulerInterval, "scheduler-interval", time.Second, "longest time between scheduler passes")
+	if err := flagenv.Parse(fs, args, "RESTORED", "config"); err != nil {
+		if err == flag.ErrHelp {
+			return nil
+		}
+		return err
+	}
+	if *showVer {
+		fmt.Println(version.Version)
+		return nil
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: %w", *logLevel, err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var handler slog.Handler = slog.NewTextHandler(os.Stderr, opts)
+	if *logJSON {
+		handler = slog.NewJSONHandler(os.Stderr, opts)
+	}
+	cfg.Logger = slog.New(handler)
+	if *dev {
+		if !flagGiven(fs, "data-dir") && os.Getenv("RESTORED_DATA_DIR") == "" {
+			dir, err := os.MkdirTemp("", "restored-dev-")
+			if err != nil {
+				return err
+			}
+			cfg.DataDir = dir
+		}
+		cfg.Join = ""
+		cfg.Logger.Warn("dev mode: single server; the embedded hypervisor agent is not part of this build yet, so restores stay PENDING until an agent registers", "data_dir", cfg.DataDir)
+	}
+	s, err := server.Start(cfg)
+	if err != nil {
+		return err
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	got := <-sig
+	cfg.Logger.Info("shutting down", "signal", got.String())
+	s.Stop()
+	return nil
+}
+
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
+}

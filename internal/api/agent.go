@@ -1,0 +1,224 @@
+package api
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hashicorp/go-memdb"
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/store"
+	"github.com/restored/restored/internal/validate"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// ProtocolVersion is the agent protocol this server speaks.
+const ProtocolVersion = 1
+
+// AgentService implements restore.v1.AgentService.
+type AgentService struct {
+	restorev1.UnimplementedAgentServiceServer
+	*Deps
+}
+
+func checkAgent(version uint32, hostID string) error {
+	if version != ProtocolVersion {
+		return status.Errorf(codes.FailedPrecondition,
+			"agent protocol version %d is not supported; this server speaks version %d: upgrade the agent or the server", version, ProtocolVersion)
+	}
+	return validate.DNSLabel("host_id", hostID)
+}
+
+func (s *AgentService) knownHost(id string) (*restorev1.Host, error) {
+	h := s.Store.Read(nil).Host(id)
+	if h == nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "host %q is not registered; call Register first", id)
+	}
+	return h, nil
+}
+
+// Register implements the RPC.
+func (s *AgentService) Register(_ context.Context, req *restorev1.RegisterRequest) (*restorev1.RegisterResponse, error) {
+	if err := checkAgent(req.ProtocolVersion, req.HostId); err != nil {
+		return nil, err
+	}
+	if req.Capacity == nil || req.Capacity.Vcpus <= 0 || req.Capacity.MemoryMib <= 0 {
+		return nil, validate.Errorf("capacity must offer at least 1 vCPU and 1 MiB of memory")
+	}
+	for _, f := range []struct{ name, v string }{
+		{"agent_version", req.AgentVersion}, {"accelerator", req.Accelerator}, {"accelerator_note", req.AcceleratorNote},
+	} {
+		if err := validate.Name(f.name, f.v, false); err != nil {
+			return nil, err
+		}
+	}
+	for _, h := range req.Hypervisors {
+		if err := validate.Name("hypervisors", h, true); err != nil {
+			return nil, err
+		}
+	}
+	host := &restorev1.Host{
+		Id: req.HostId, Hypervisors: req.Hypervisors, Accelerator: req.Accelerator,
+		AcceleratorNote: req.AcceleratorNote, Capacity: req.Capacity, AgentVersion: req.AgentVersion,
+		RegisterTime: timestamppb.New(s.Now()),
+	}
+	if _, err := s.apply(raftv1.CommandType_COMMAND_TYPE_REGISTER_HOST, &raftv1.RegisterHost{Host: host}); err != nil {
+		return nil, err
+	}
+	s.Beats.Beat(req.HostId)
+	return &restorev1.RegisterResponse{
+		ProtocolVersion:     ProtocolVersion,
+		ServerVersion:       s.Version,
+		HeartbeatIntervalMs: s.HeartbeatInterval.Milliseconds(),
+		HeartbeatTtlMs:      s.HeartbeatTTL.Milliseconds(),
+	}, nil
+}
+
+// Heartbeat implements the RPC. It writes to raft only when a DOWN host
+// comes back.
+func (s *AgentService) Heartbeat(_ context.Context, req *restorev1.HeartbeatRequest) (*restorev1.HeartbeatResponse, error) {
+	if err := checkAgent(req.ProtocolVersion, req.HostId); err != nil {
+		return nil, err
+	}
+	h := s.Store.Read(nil).Host(req.HostId)
+	if h == nil {
+		return &restorev1.HeartbeatResponse{Registered: false}, nil
+	}
+	s.Beats.Beat(req.HostId)
+	if h.State == restorev1.HostState_HOST_STATE_DOWN {
+		if _, err := s.apply(raftv1.CommandType_COMMAND_TYPE_SET_HOST_STATE, &raftv1.SetHostState{
+			Id: req.HostId, State: restorev1.HostState_HOST_STATE_READY, Time: timestamppb.New(s.Now()), Reason: "heartbeat resumed",
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return &restorev1.HeartbeatResponse{Registered: true}, nil
+}
+
+// Assignments computes a host's desired state.
+func Assignments(r *store.Reader, hostID string) []*restorev1.Assignment {
+	var out []*restorev1.Assignment
+	for _, x := range r.RestoresOnHost(hostID) {
+		switch {
+		case store.Active(x.State):
+			out = append(out, &restorev1.Assignment{Restore: x, Desired: restorev1.DesiredState_DESIRED_STATE_RUNNING})
+		case store.NeedsTeardown(x):
+			out = append(out, &restorev1.Assignment{Restore: x, Desired: restorev1.DesiredState_DESIRED_STATE_DESTROYED})
+		}
+	}
+	return out
+}
+
+func assignmentsKey(as []*restorev1.Assignment) string {
+	k := ""
+	for _, a := range as {
+		k += fmt.Sprintf("%s@%d/%d;", a.Restore.Id, a.Restore.Revision, a.Desired)
+	}
+	return k
+}
+
+// WatchAssignments implements the RPC.
+func (s *AgentService) WatchAssignments(req *restorev1.WatchAssignmentsRequest, stream restorev1.AgentService_WatchAssignmentsServer) error {
+	if err := checkAgent(req.ProtocolVersion, req.HostId); err != nil {
+		return err
+	}
+	ctx := stream.Context()
+	p := principal(ctx)
+	last := "\x00"
+	for {
+		ws := memdb.NewWatchSet()
+		r := s.Store.Read(ws)
+		if t := r.Token(p.TokenID); t == nil || t.Token.RevokeTime != nil {
+			return status.Error(codes.Unauthenticated, "the agent's token was revoked")
+		}
+		as := Assignments(r, req.HostId)
+		if k := assignmentsKey(as); k != last {
+			if err := stream.Send(&restorev1.WatchAssignmentsResponse{Assignments: as}); err != nil {
+				return err
+			}
+			last = k
+		}
+		if err := ws.WatchCtx(ctx); err != nil {
+			return status.FromContextError(ctx.Err()).Err()
+		}
+	}
+}
+
+// ReportRestoreStatus implements the RPC.
+func (s *AgentService) ReportRestoreStatus(_ context.Context, req *restorev1.ReportRestoreStatusRequest) (*restorev1.ReportRestoreStatusResponse, error) {
+	if err := checkAgent(req.ProtocolVersion, req.HostId); err != nil {
+		return nil, err
+	}
+	if err := validate.Name("restore_id", req.RestoreId, true); err != nil {
+		return nil, err
+	}
+	if err := validate.Name("state_reason", req.StateReason, false); err != nil {
+		return nil, err
+	}
+	if !agentStates[req.State] {
+		return nil, validate.Errorf("an agent may report PREPARING, BOOTING, RUNNING, FAILED or DESTROYED, not %s", req.State)
+	}
+	x := s.Store.Read(nil).Restore(req.RestoreId)
+	if x == nil {
+		return nil, status.Errorf(codes.NotFound, "restore %q not found", req.RestoreId)
+	}
+	if x.HostId != req.HostId {
+		return nil, status.Errorf(codes.FailedPrecondition, "restore %s is not assigned to host %s", req.RestoreId, req.HostId)
+	}
+	out, err := s.apply(raftv1.CommandType_COMMAND_TYPE_REPORT_RESTORE_STATUS,
+		&raftv1.ReportRestoreStatus{Report: req, Time: timestamppb.New(s.Now())})
+	if err != nil {
+		return nil, err
+	}
+	return &restorev1.ReportRestoreStatusResponse{Restore: out.(*restorev1.Restore)}, nil
+}
+
+var agentStates = map[restorev1.RestoreState]bool{
+	restorev1.RestoreState_RESTORE_STATE_PREPARING: true,
+	restorev1.RestoreState_RESTORE_STATE_BOOTING:   true,
+	restorev1.RestoreState_RESTORE_STATE_RUNNING:   true,
+	restorev1.RestoreState_RESTORE_STATE_FAILED:    true,
+	restorev1.RestoreState_RESTORE_STATE_DESTROYED: true,
+}
+
+// ReportRecoveryPoints implements the RPC.
+func (s *AgentService) ReportRecoveryPoints(_ context.Context, req *restorev1.ReportRecoveryPointsRequest) (*restorev1.ReportRecoveryPointsResponse, error) {
+	if err := checkAgent(req.ProtocolVersion, req.HostId); err != nil {
+		return nil, err
+	}
+	if _, err := s.knownHost(req.HostId); err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	rps := make([]*restorev1.RecoveryPoint, 0, len(req.RecoveryPoints))
+	for i, rp := range req.RecoveryPoints {
+		if err := validate.Name(fmt.Sprintf("recovery_points[%d].id", i), rp.Id, true); err != nil {
+			return nil, err
+		}
+		if seen[rp.Id] {
+			return nil, validate.Errorf("recovery point %q is listed twice", rp.Id)
+		}
+		seen[rp.Id] = true
+		if err := validate.DNSLabel(fmt.Sprintf("recovery_points[%d].tenant", i), rp.Tenant); err != nil {
+			return nil, err
+		}
+		if err := validate.Name(fmt.Sprintf("recovery_points[%d].asset", i), rp.Asset, true); err != nil {
+			return nil, err
+		}
+		if err := validate.Name(fmt.Sprintf("recovery_points[%d].invalid_reason", i), rp.InvalidReason, false); err != nil {
+			return nil, err
+		}
+		c := proto.Clone(rp).(*restorev1.RecoveryPoint)
+		c.HostIds = nil
+		rps = append(rps, c)
+	}
+	out, err := s.apply(raftv1.CommandType_COMMAND_TYPE_REPORT_RECOVERY_POINTS,
+		&raftv1.ReportRecoveryPoints{HostId: req.HostId, RecoveryPoints: rps})
+	if err != nil {
+		return nil, err
+	}
+	return out.(*restorev1.ReportRecoveryPointsResponse), nil
+}

@@ -1,0 +1,41 @@
+package api
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/restored/restored/internal/raftnode"
+	"github.com/restored/restored/internal/store"
+	"google.golang.org/protobuf/proto"
+
+	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+)
+
+// HeartbeatSink records agent heartbeats in the leader's memory.
+type HeartbeatSink interface {
+	Beat(hostID string)
+}
+
+// Deps is what every service needs.
+type Deps struct {
+	Store *store.Store
+	Node  *raftnode.Node
+	Log   *slog.Logger
+	// Now is the clock (time.Now in production).
+	Now func() time.Time
+	// Beats receives heartbeats (leader memory).
+	Beats HeartbeatSink
+	// Version is the server software version.
+	Version string
+	// ServerID is this server's raft id.
+	ServerID string
+	// ApplyTimeout bounds one raft write.
+	ApplyTimeout time.Duration
+	// HeartbeatInterval and HeartbeatTTL are told to agents.
+	HeartbeatInterval time.Duration
+	HeartbeatTTL      time.Duration
+}
+
+func (d *Deps) apply(t raftv1.CommandType, msg proto.Message) (proto.Message, error) {
+	return d.Node.Apply(t, msg, d.ApplyTimeout)
+}

@@ -1,0 +1,88 @@
+package api
+
+import (
+	"github.com/restored/restored/internal/auth"
+)
+
+// Full gRPC method names.
+const (
+	mCreateRestore   = "/restore.v1.RestoreService/CreateRestore"
+	mGetRestore      = "/restore.v1.RestoreService/GetRestore"
+	mListRestores    = "/restore.v1.RestoreService/ListRestores"
+	mDeleteRestore   = "/restore.v1.RestoreService/DeleteRestore"
+	mWatchRestores   = "/restore.v1.RestoreService/WatchRestores"
+	mListRPs         = "/restore.v1.RecoveryPointService/ListRecoveryPoints"
+	mGetRP           = "/restore.v1.RecoveryPointService/GetRecoveryPoint"
+	mListHosts       = "/restore.v1.HostService/ListHosts"
+	mGetHost         = "/restore.v1.HostService/GetHost"
+	mDrainHost       = "/restore.v1.HostService/DrainHost"
+	mUndrainHost     = "/restore.v1.HostService/UndrainHost"
+	mCreateTenant    = "/restore.v1.AdminService/CreateTenant"
+	mListTenants     = "/restore.v1.AdminService/ListTenants"
+	mCreateToken     = "/restore.v1.AdminService/CreateToken"
+	mListTokens      = "/restore.v1.AdminService/ListTokens"
+	mRevokeToken     = "/restore.v1.AdminService/RevokeToken"
+	mGetCluster      = "/restore.v1.AdminService/GetCluster"
+	mRegister        = "/restore.v1.AgentService/Register"
+	mHeartbeat       = "/restore.v1.AgentService/Heartbeat"
+	mWatchAssign     = "/restore.v1.AgentService/WatchAssignments"
+	mReportStatus    = "/restore.v1.AgentService/ReportRestoreStatus"
+	mReportRPs       = "/restore.v1.AgentService/ReportRecoveryPoints"
+	mJoin            = "/restored.raft.v1.ClusterService/Join"
+	healthPrefix     = "/grpc.health.v1.Health/"
+	reflectionPrefix = "/grpc.reflection."
+)
+
+type roles map[auth.Role]bool
+
+func allow(rs ...auth.Role) roles {
+	m := roles{}
+	for _, r := range rs {
+		m[r] = true
+	}
+	return m
+}
+
+var (
+	restoreUsers = allow(auth.RoleAdmin, auth.RoleOperator, auth.RolePartner)
+	rpReaders    = allow(auth.RoleAdmin, auth.RoleOperator, auth.RolePartner, auth.RoleBackup)
+	hostUsers    = allow(auth.RoleAdmin, auth.RoleOperator)
+	admins       = allow(auth.RoleAdmin)
+	agents       = allow(auth.RoleAgent)
+)
+
+// policy says which roles may call each method. A method missing here is
+// refused for everyone (deny by default).
+var policy = map[string]roles{
+	mCreateRestore: restoreUsers,
+	mGetRestore:    restoreUsers,
+	mListRestores:  restoreUsers,
+	mDeleteRestore: restoreUsers,
+	mWatchRestores: restoreUsers,
+	mListRPs:       rpReaders,
+	mGetRP:         rpReaders,
+	mListHosts:     hostUsers,
+	mGetHost:       hostUsers,
+	mDrainHost:     hostUsers,
+	mUndrainHost:   hostUsers,
+	mCreateTenant:  admins,
+	mListTenants:   admins,
+	mCreateToken:   admins,
+	mListTokens:    admins,
+	mRevokeToken:   admins,
+	mGetCluster:    admins,
+	mRegister:      agents,
+	mHeartbeat:     agents,
+	mWatchAssign:   agents,
+	mReportStatus:  agents,
+	mReportRPs:     agents,
+	mJoin:          admins,
+}
+
+// leaderOnly methods run on the leader: every write, and heartbeats (which
+// live in the leader's memory).
+var leaderOnly = map[string]bool{
+	mCreateRestore: true, mDeleteRestore: true, mDrainHost: true, mUndrainHost: true,
+	mCreateTenant: true, mCreateToken: true, mRevokeToken: true,
+	mRegister: true, mHeartbeat: true, mReportStatus: true, mReportRPs: true, mJoin: true,
+}

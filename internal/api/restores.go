@@ -1,0 +1,299 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"regexp"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hashicorp/go-memdb"
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/auth"
+	"github.com/restored/restored/internal/fsm"
+	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/store"
+	"github.com/restored/restored/internal/validate"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Restore defaults.
+const (
+	DefaultVCPUs        = 1
+	DefaultMemoryMiB    = 256
+	DefaultTTLVirtulize = 4 * time.Hour
+	DefaultTTLVerify    = time.Hour
+)
+
+// RestoreService implements restore.v1.RestoreService.
+type RestoreService struct {
+	restorev1.UnimplementedRestoreServiceServer
+	*Deps
+}
+
+var bridgeName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
+
+// normalizeCreate validates a create request and fills in defaults.
+func normalizeCreate(in *restorev1.CreateRestoreRequest) (*restorev1.CreateRestoreRequest, error) {
+	req := proto.Clone(in).(*restorev1.CreateRestoreRequest)
+	if err := validate.Name("request_id", req.RequestId, true); err != nil {
+		return nil, err
+	}
+	if err := validate.Name("recovery_point_id", req.RecoveryPointId, true); err != nil {
+		return nil, err
+	}
+	if err := validate.Enum("mode", req.Mode, false); err != nil {
+		return nil, err
+	}
+	if req.Vcpus == 0 {
+		req.Vcpus = DefaultVCPUs
+	}
+	if err := validate.Range("vcpus", int64(req.Vcpus), validate.MinVCPUs, validate.MaxVCPUs); err != nil {
+		return nil, err
+	}
+	if req.MemoryMib == 0 {
+		req.MemoryMib = DefaultMemoryMiB
+	}
+	if err := validate.Range("memory_mib", req.MemoryMib, validate.MinMemoryMiB, validate.MaxMemoryMiB); err != nil {
+		return nil, err
+	}
+	if req.TtlSeconds < 0 {
+		return nil, validate.Errorf("ttl_seconds must be positive (at most %d, 30 days), got %d", validate.MaxTTLSeconds, req.TtlSeconds)
+	}
+	if req.TtlSeconds == 0 {
+		req.TtlSeconds = int64(DefaultTTLVirtulize / time.Second)
+		if req.Mode == restorev1.Mode_MODE_VERIFY {
+			req.TtlSeconds = int64(DefaultTTLVerify / time.Second)
+		}
+	}
+	if err := validate.Range("ttl_seconds", req.TtlSeconds, 1, validate.MaxTTLSeconds); err != nil {
+		return nil, err
+	}
+	if err := validate.Enum("firmware", req.Firmware, true); err != nil {
+		return nil, err
+	}
+	if req.Firmware == restorev1.Firmware_FIRMWARE_UNSPECIFIED {
+		req.Firmware = restorev1.Firmware_FIRMWARE_AUTO
+	}
+	if req.Network == nil {
+		req.Network = &restorev1.Network{}
+	}
+	if err := validate.Enum("network.kind", req.Network.Kind, true); err != nil {
+		return nil, err
+	}
+	if req.Network.Kind == restorev1.NetworkKind_NETWORK_KIND_UNSPECIFIED {
+		req.Network.Kind = restorev1.NetworkKind_NETWORK_KIND_NONE
+	}
+	if err := validate.Name("network.bridge", req.Network.Bridge, false); err != nil {
+		return nil, err
+	}
+	switch {
+	case req.Network.Kind == restorev1.NetworkKind_NETWORK_KIND_BRIDGED && !bridgeName.MatchString(req.Network.Bridge):
+		return nil, validate.Errorf("network.bridge must name an existing host bridge (1-15 characters A-Z a-z 0-9 _ . -) when network.kind is BRIDGED, got %q", req.Network.Bridge)
+	case req.Network.Kind != restorev1.NetworkKind_NETWORK_KIND_BRIDGED && req.Network.Bridge != "":
+		return nil, validate.Errorf("network.bridge is only allowed with network.kind BRIDGED")
+	}
+	return req, nil
+}
+
+func bodyHash(req *restorev1.CreateRestoreRequest) []byte {
+	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(req)
+	h := sha256.Sum256(b)
+	return h[:]
+}
+
+// CreateRestore implements the RPC.
+func (s *RestoreService) CreateRestore(ctx context.Context, in *restorev1.CreateRestoreRequest) (*restorev1.CreateRestoreResponse, error) {
+	p := principal(ctx)
+	req, err := normalizeCreate(in)
+	if err != nil {
+		return nil, err
+	}
+	r := s.Store.Read(nil)
+	rp := r.RecoveryPoint(req.RecoveryPointId)
+	if rp == nil || !p.Sees(rp.Tenant) {
+		return nil, status.Errorf(codes.NotFound, "recovery point %q not found", req.RecoveryPointId)
+	}
+	if !rp.Valid {
+		return nil, status.Errorf(codes.FailedPrecondition, "recovery point %q is invalid and cannot be booted: %s", rp.Id, rp.InvalidReason)
+	}
+	hash := bodyHash(req)
+	if k := r.IdempotencyKey(fsm.IdempotencyKindRestore, rp.Tenant, req.RequestId); k != nil {
+		if string(k.BodySha256) != string(hash) {
+			return nil, fsm.ConflictError(req.RequestId, k.ObjectId)
+		}
+		if prev := r.Restore(k.ObjectId); prev != nil {
+			return &restorev1.CreateRestoreResponse{Restore: prev}, nil
+		}
+	}
+	now := s.Now()
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "make restore id: %v", err)
+	}
+	res := &restorev1.Restore{
+		Id:              id.String(),
+		Tenant:          rp.Tenant,
+		RecoveryPointId: rp.Id,
+		Asset:           rp.Asset,
+		Mode:            req.Mode,
+		Vcpus:           req.Vcpus,
+		MemoryMib:       req.MemoryMib,
+		Network:         req.Network,
+		Firmware:        req.Firmware,
+		TtlSeconds:      req.TtlSeconds,
+		RequestId:       req.RequestId,
+		State:           restorev1.RestoreState_RESTORE_STATE_PENDING,
+		StateReason:     "waiting for the scheduler to pick a host",
+		CreateTime:      timestamppb.New(now),
+		ExpireTime:      timestamppb.New(now.Add(time.Duration(req.TtlSeconds) * time.Second)),
+	}
+	out, err := s.apply(raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE, &raftv1.CreateRestore{Restore: res, BodySha256: hash})
+	if err != nil {
+		return nil, err
+	}
+	return &restorev1.CreateRestoreResponse{Restore: out.(*restorev1.Restore)}, nil
+}
+
+// visibleRestore returns the restore when the caller may see it.
+func visibleRestore(r *store.Reader, p *auth.Principal, id string) (*restorev1.Restore, error) {
+	if err := validate.Name("id", id, true); err != nil {
+		return nil, err
+	}
+	x := r.Restore(id)
+	if x == nil || !p.Sees(x.Tenant) {
+		return nil, status.Errorf(codes.NotFound, "restore %q not found", id)
+	}
+	return x, nil
+}
+
+// GetRestore implements the RPC.
+func (s *RestoreService) GetRestore(ctx context.Context, req *restorev1.GetRestoreRequest) (*restorev1.GetRestoreResponse, error) {
+	x, err := visibleRestore(s.Store.Read(nil), principal(ctx), req.Id)
+	if err != nil {
+		return nil, err
+	}
+	return &restorev1.GetRestoreResponse{Restore: x}, nil
+}
+
+type restoreFilter struct {
+	state       restorev1.RestoreState
+	asset, rpID string
+	afterID     string
+	pageSize    int
+	paged       bool
+}
+
+func (f restoreFilter) match(x *restorev1.Restore) bool {
+	return (f.state == 0 || x.State == f.state) &&
+		(f.asset == "" || x.Asset == f.asset) &&
+		(f.rpID == "" || x.RecoveryPointId == f.rpID)
+}
+
+func newFilter(state restorev1.RestoreState, asset, rpID string) (restoreFilter, error) {
+	if err := validate.Enum("state", state, true); err != nil {
+		return restoreFilter{}, err
+	}
+	if err := validate.Name("asset", asset, false); err != nil {
+		return restoreFilter{}, err
+	}
+	if err := validate.Name("recovery_point_id", rpID, false); err != nil {
+		return restoreFilter{}, err
+	}
+	return restoreFilter{state: state, asset: asset, rpID: rpID}, nil
+}
+
+func decodePageToken(tok string) (string, error) {
+	if tok == "" {
+		return "", nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil || len(b) == 0 || len(b) > validate.MaxNameLen {
+		return "", validate.Errorf("page_token is not one this server handed out; pass next_page_token from the previous page")
+	}
+	return string(b), nil
+}
+
+func encodePageToken(id string) string { return base64.RawURLEncoding.EncodeToString([]byte(id)) }
+
+// ListRestores implements the RPC.
+func (s *RestoreService) ListRestores(ctx context.Context, req *restorev1.ListRestoresRequest) (*restorev1.ListRestoresResponse, error) {
+	f, err := newFilter(req.State, req.Asset, req.RecoveryPointId)
+	if err != nil {
+		return nil, err
+	}
+	if f.pageSize, err = validate.PageSize(req.PageSize); err != nil {
+		return nil, err
+	}
+	if f.afterID, err = decodePageToken(req.PageToken); err != nil {
+		return nil, err
+	}
+	out := &restorev1.ListRestoresResponse{}
+	for _, x := range s.Store.Read(nil).Restores(principal(ctx).Scope()) {
+		if f.afterID != "" && x.Id >= f.afterID {
+			continue // newest first: the next page holds smaller ids
+		}
+		if !f.match(x) {
+			continue
+		}
+		if len(out.Restores) == f.pageSize {
+			out.NextPageToken = encodePageToken(out.Restores[len(out.Restores)-1].Id)
+			break
+		}
+		out.Restores = append(out.Restores, x)
+	}
+	return out, nil
+}
+
+// DeleteRestore implements the RPC.
+func (s *RestoreService) DeleteRestore(ctx context.Context, req *restorev1.DeleteRestoreRequest) (*restorev1.DeleteRestoreResponse, error) {
+	x, err := visibleRestore(s.Store.Read(nil), principal(ctx), req.Id)
+	if err != nil {
+		return nil, err
+	}
+	if store.Terminal(x.State) || x.State == restorev1.RestoreState_RESTORE_STATE_STOPPING {
+		return &restorev1.DeleteRestoreResponse{Restore: x}, nil // nothing to do: no raft entry
+	}
+	out, err := s.apply(raftv1.CommandType_COMMAND_TYPE_DELETE_RESTORE,
+		&raftv1.DeleteRestore{Id: x.Id, Time: timestamppb.New(s.Now())})
+	if err != nil {
+		return nil, err
+	}
+	return &restorev1.DeleteRestoreResponse{Restore: out.(*restorev1.Restore)}, nil
+}
+
+// WatchRestores implements the RPC: every matching restore, then each one
+// again whenever it changes. It ends with Unauthenticated as soon as the
+// caller's token is revoked.
+func (s *RestoreService) WatchRestores(req *restorev1.WatchRestoresRequest, stream restorev1.RestoreService_WatchRestoresServer) error {
+	ctx := stream.Context()
+	p := principal(ctx)
+	f, err := newFilter(req.State, req.Asset, req.RecoveryPointId)
+	if err != nil {
+		return err
+	}
+	sent := map[string]uint64{}
+	for {
+		ws := memdb.NewWatchSet()
+		r := s.Store.Read(ws)
+		if t := r.Token(p.TokenID); t == nil || t.Token.RevokeTime != nil {
+			return auth.ErrUnauthenticated
+		}
+		for _, x := range r.Restores(p.Scope()) {
+			if !f.match(x) || sent[x.Id] == x.Revision {
+				continue
+			}
+			if err := stream.Send(&restorev1.WatchRestoresResponse{Restore: x}); err != nil {
+				return err
+			}
+			sent[x.Id] = x.Revision
+		}
+		if err := ws.WatchCtx(ctx); err != nil {
+			return status.FromContextError(ctx.Err()).Err()
+		}
+	}
+}

@@ -1,0 +1,192 @@
+package cli
+
+import (
+	"fmt"
+
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/spf13/cobra"
+)
+
+func tenantCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:     "tenant",
+		Aliases: []string{"tenants"},
+		Short:   "Create and list tenants (admin)",
+		Example: "  restorectl tenant create acme --display-name \"Acme Corp\"",
+	}
+	var display string
+	create := &cobra.Command{
+		Use:     "create ID",
+		Short:   "Create a tenant; ID is a lowercase DNS label",
+		Example: "  restorectl tenant create acme --display-name \"Acme Corp\"",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			conn, ctx, done, err := g.dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := restorev1.NewAdminServiceClient(conn).CreateTenant(ctx, &restorev1.CreateTenantRequest{Id: args[0], DisplayName: display})
+			if err != nil {
+				return err
+			}
+			t := resp.Tenant
+			return g.show(t, []string{"ID", "NAME", "CREATED"}, func() [][]string { return [][]string{{t.Id, t.DisplayName, when(t.CreateTime)}} })
+		},
+	}
+	create.Flags().StringVar(&display, "display-name", "", "name for people")
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "List tenants",
+		Example: "  restorectl tenant list",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			conn, ctx, done, err := g.dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := restorev1.NewAdminServiceClient(conn).ListTenants(ctx, &restorev1.ListTenantsRequest{})
+			if err != nil {
+				return err
+			}
+			return g.show(resp, []string{"ID", "NAME", "CREATED"}, func() [][]string {
+				var rows [][]string
+				for _, t := range resp.Tenants {
+					rows = append(rows, []string{t.Id, t.DisplayName, when(t.CreateTime)})
+				}
+				return rows
+			})
+		},
+	}
+	c.AddCommand(create, list)
+	return c
+}
+
+func tokenCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:     "token",
+		Aliases: []string{"tokens"},
+		Short:   "Create, list and revoke bearer tokens (admin)",
+		Example: "  restorectl token create --tenant acme --role partner\n  restorectl token revoke tok-0123456789abcdef",
+	}
+	var req restorev1.CreateTokenRequest
+	create := &cobra.Command{
+		Use:   "create --role ROLE [--tenant T]",
+		Short: "Mint a token; its secret is printed once and never again",
+		Long: `Mint a bearer token. Roles: admin, operator (every tenant), partner and
+backup (one tenant, --tenant required), agent (hypervisor agents).`,
+		Example: "  restorectl token create --tenant acme --role partner\n  restorectl token create --role operator --description \"night shift\"",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			conn, ctx, done, err := g.dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := restorev1.NewAdminServiceClient(conn).CreateToken(ctx, &req)
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return g.printJSON(resp)
+			}
+			_, err = fmt.Fprintf(g.out, "id:     %s\ntenant: %s\nrole:   %s\nsecret: %s\n\nThe secret is shown only now; store it safely.\n",
+				resp.Id, orDash(resp.Tenant), resp.Role, resp.Secret)
+			return err
+		},
+	}
+	create.Flags().StringVar(&req.Tenant, "tenant", "", "tenant (partner and backup tokens)")
+	create.Flags().StringVar(&req.Role, "role", "", "admin, operator, partner, backup or agent (required)")
+	create.Flags().StringVar(&req.Description, "description", "", "free text")
+	_ = create.MarkFlagRequired("role")
+	var tenant string
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "List tokens (never their secrets)",
+		Example: "  restorectl token list --tenant acme",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			conn, ctx, done, err := g.dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := restorev1.NewAdminServiceClient(conn).ListTokens(ctx, &restorev1.ListTokensRequest{Tenant: tenant})
+			if err != nil {
+				return err
+			}
+			return g.show(resp, []string{"ID", "TENANT", "ROLE", "CREATED", "REVOKED", "DESCRIPTION"}, func() [][]string {
+				var rows [][]string
+				for _, t := range resp.Tokens {
+					rows = append(rows, []string{t.Id, orDash(t.Tenant), t.Role, when(t.CreateTime), when(t.RevokeTime), orDash(t.Description)})
+				}
+				return rows
+			})
+		},
+	}
+	list.Flags().StringVar(&tenant, "tenant", "", "only this tenant's")
+	revoke := &cobra.Command{
+		Use:     "revoke ID",
+		Short:   "Revoke a token at once (open streams using it are closed)",
+		Example: "  restorectl token revoke tok-0123456789abcdef",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			conn, ctx, done, err := g.dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := restorev1.NewAdminServiceClient(conn).RevokeToken(ctx, &restorev1.RevokeTokenRequest{Id: args[0]})
+			if err != nil {
+				return err
+			}
+			t := resp.Token
+			return g.show(t, []string{"ID", "TENANT", "ROLE", "REVOKED"}, func() [][]string {
+				return [][]string{{t.Id, orDash(t.Tenant), t.Role, when(t.RevokeTime)}}
+			})
+		},
+	}
+	c.AddCommand(create, list, revoke)
+	return c
+}
+
+func clusterCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:     "cluster",
+		Short:   "Show the control plane's raft cluster (admin)",
+		Example: "  restorectl cluster status",
+	}
+	c.AddCommand(&cobra.Command{
+		Use:     "status",
+		Short:   "Show servers, the leader and the commit index",
+		Example: "  restorectl cluster status --output json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			conn, ctx, done, err := g.dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := restorev1.NewAdminServiceClient(conn).GetCluster(ctx, &restorev1.GetClusterRequest{})
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return g.printJSON(resp)
+			}
+			fmt.Fprintf(g.out, "leader: %s   commit index: %d   answered by: %s (applied %d)\n\n",
+				orDash(resp.LeaderId), resp.CommitIndex, resp.ServerId, resp.AppliedIndex)
+			var rows [][]string
+			for _, s := range resp.Servers {
+				role := "follower"
+				if s.Leader {
+					role = "leader"
+				}
+				rows = append(rows, []string{s.Id, role, s.Suffrage, s.RaftAddress, orDash(s.GrpcAddress)})
+			}
+			return g.table([]string{"ID", "ROLE", "SUFFRAGE", "RAFT", "GRPC"}, rows)
+		},
+	})
+	return c
+}

@@ -1,0 +1,239 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/spf13/cobra"
+)
+
+func restoreCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:     "restore",
+		Aliases: []string{"restores"},
+		Short:   "Create, inspect, list, delete and watch restores (recovery points booted as VMs)",
+		Example: "  restorectl restore create --recovery-point rp-2026-11-25 --mode virtualize --memory-mib 512\n  restorectl restore list --state running",
+	}
+	c.AddCommand(restoreCreateCmd(g), restoreGetCmd(g), restoreListCmd(g), restoreDeleteCmd(g), restoreWatchCmd(g))
+	return c
+}
+
+func restoreRows(rs ...*restorev1.Restore) [][]string {
+	rows := make([][]string, 0, len(rs))
+	for _, r := range rs {
+		rows = append(rows, []string{
+			r.Id, r.Tenant, r.RecoveryPointId, trimEnum(r.Mode.String(), "MODE_"),
+			trimEnum(r.State.String(), "RESTORE_STATE_"), orDash(r.HostId), when(r.ExpireTime), orDash(r.StateReason),
+		})
+	}
+	return rows
+}
+
+var restoreHeader = []string{"ID", "TENANT", "RECOVERY POINT", "MODE", "STATE", "HOST", "EXPIRES", "REASON"}
+
+func restoreCreateCmd(g *globals) *cobra.Command {
+	var (
+		req                       restorev1.CreateRestoreRequest
+		mode, network, bridge, fw string
+		ttl                       time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "create --recovery-point ID [flags]",
+		Short: "Boot a recovery point as a VM (VIRTUALIZE keeps it; VERIFY proves it boots and destroys it)",
+		Long: `Create a restore. The request is idempotent: the same --request-id with the
+same flags returns the first restore; with other flags it is refused.`,
+		Example: `  restorectl restore create --recovery-point rp-42 --mode virtualize --vcpus 2 --memory-mib 1024 --ttl 2h
+  restorectl restore create --recovery-point rp-42 --mode verify --request-id nightly-rp-42`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			m, err := parseEnum("mode", restorev1.Mode(0).Descriptor(), "MODE_", mode)
+			if err != nil {
+				return err
+			}
+			req.Mode = restorev1.Mode(m)
+			n, err := parseEnum("network", restorev1.NetworkKind(0).Descriptor(), "NETWORK_KIND_", network)
+			if err != nil {
+				return err
+			}
+			req.Network = &restorev1.Network{Kind: restorev1.NetworkKind(n), Bridge: bridge}
+			f, err := parseEnum("firmware", restorev1.Firmware(0).Descriptor(), "FIRMWARE_", fw)
+			if err != nil {
+				return err
+			}
+			req.Firmware = restorev1.Firmware(f)
+			req.TtlSeconds = int64(ttl / time.Second)
+			if req.RequestId == "" {
+				req.RequestId = uuid.NewString()
+			}
+			conn, ctx, done, err := g.dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := restorev1.NewRestoreServiceClient(conn).CreateRestore(ctx, &req)
+			if err != nil {
+				return err
+			}
+			return g.show(resp.Restore, restoreHeader, func() [][]string { return restoreRows(resp.Restore) })
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&req.RecoveryPointId, "recovery-point", "", "recovery point id (required)")
+	fl.StringVar(&mode, "mode", "virtualize", "virtualize or verify")
+	fl.Int32Var(&req.Vcpus, "vcpus", 1, "virtual CPUs (1-64)")
+	fl.Int64Var(&req.MemoryMib, "memory-mib", 256, "memory in MiB (96-1048576)")
+	fl.DurationVar(&ttl, "ttl", 0, "lease (default 4h for virtualize, 1h for verify; at most 720h)")
+	fl.StringVar(&network, "network", "none", "none, isolated or bridged")
+	fl.StringVar(&bridge, "bridge", "", "host bridge for --network bridged")
+	fl.StringVar(&fw, "firmware", "auto", "auto, bios or uefi")
+	fl.StringVar(&req.RequestId, "request-id", "", "idempotency key (default: a new random id)")
+	_ = c.MarkFlagRequired("recovery-point")
+	return c
+}
+
+func restoreGetCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "get ID",
+		Short:   "Show one restore",
+		Example: "  restorectl restore get 019a6c2e-... --output json",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			conn, ctx, done, err := g.dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := restorev1.NewRestoreServiceClient(conn).GetRestore(ctx, &restorev1.GetRestoreRequest{Id: args[0]})
+			if err != nil {
+				return err
+			}
+			return g.show(resp.Restore, restoreHeader, func() [][]string { return restoreRows(resp.Restore) })
+		},
+	}
+}
+
+func restoreListCmd(g *globals) *cobra.Command {
+	var (
+		req   restorev1.ListRestoresRequest
+		state string
+		all   bool
+	)
+	c := &cobra.Command{
+		Use:     "list",
+		Short:   "List restores, newest first",
+		Example: "  restorectl restore list --state running --asset web-01\n  restorectl restore list --all --output json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if req.State, err = parseState(state); err != nil {
+				return err
+			}
+			conn, ctx, done, err := g.dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			client := restorev1.NewRestoreServiceClient(conn)
+			out := &restorev1.ListRestoresResponse{}
+			for {
+				resp, err := client.ListRestores(ctx, &req)
+				if err != nil {
+					return err
+				}
+				out.Restores = append(out.Restores, resp.Restores...)
+				out.NextPageToken = resp.NextPageToken
+				if !all || resp.NextPageToken == "" {
+					break
+				}
+				req.PageToken = resp.NextPageToken
+			}
+			return g.show(out, restoreHeader, func() [][]string { return restoreRows(out.Restores...) })
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&state, "state", "", "only this state (pending, scheduled, preparing, booting, running, stopping, destroyed, failed, expired, lost)")
+	fl.StringVar(&req.Asset, "asset", "", "only this asset")
+	fl.StringVar(&req.RecoveryPointId, "recovery-point", "", "only this recovery point")
+	fl.Int32Var(&req.PageSize, "page-size", 0, "restores per page (default 100, max 1000)")
+	fl.StringVar(&req.PageToken, "page-token", "", "continue from a previous page's next_page_token")
+	fl.BoolVar(&all, "all", false, "fetch every page")
+	return c
+}
+
+func restoreDeleteCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "delete ID",
+		Short:   "Tear a restore down (its VM and overlay are destroyed by its host)",
+		Example: "  restorectl restore delete 019a6c2e-...",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			conn, ctx, done, err := g.dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := restorev1.NewRestoreServiceClient(conn).DeleteRestore(ctx, &restorev1.DeleteRestoreRequest{Id: args[0]})
+			if err != nil {
+				return err
+			}
+			return g.show(resp.Restore, restoreHeader, func() [][]string { return restoreRows(resp.Restore) })
+		},
+	}
+}
+
+func restoreWatchCmd(g *globals) *cobra.Command {
+	var (
+		req   restorev1.WatchRestoresRequest
+		state string
+	)
+	c := &cobra.Command{
+		Use:   "watch",
+		Short: "Stream restores as they change (Ctrl-C to stop)",
+		Long: `Print every matching restore, then each restore again whenever it changes.
+With --output json each change is one JSON object.`,
+		Example: "  restorectl restore watch --state running\n  restorectl restore watch --output json --timeout 24h",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if req.State, err = parseState(state); err != nil {
+				return err
+			}
+			conn, ctx, done, err := g.dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			stream, err := restorev1.NewRestoreServiceClient(conn).WatchRestores(ctx, &req)
+			if err != nil {
+				return err
+			}
+			for {
+				msg, err := stream.Recv()
+				if err == io.EOF {
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				r := msg.Restore
+				if g.output == "json" {
+					if err := g.printJSON(r); err != nil {
+						return err
+					}
+					continue
+				}
+				fmt.Fprintf(g.out, "%s  %-10s %s %s rev=%s %s\n", time.Now().UTC().Format(time.TimeOnly),
+					trimEnum(r.State.String(), "RESTORE_STATE_"), r.Id, orDash(r.HostId), strconv.FormatUint(r.Revision, 10), r.StateReason)
+			}
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&state, "state", "", "only this state")
+	fl.StringVar(&req.Asset, "asset", "", "only this asset")
+	fl.StringVar(&req.RecoveryPointId, "recovery-point", "", "only this recovery point")
+	return c
+}

@@ -1,0 +1,30 @@
+package fsm
+
+import (
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+func decode(payload []byte, msg proto.Message) error {
+	if err := proto.Unmarshal(payload, msg); err != nil {
+		return fmt.Errorf("decode %T: %w", msg, err)
+	}
+	return nil
+}
+
+func clone[T proto.Message](m T) T { return proto.Clone(m).(T) }
+
+func notFound(format string, args ...any) error {
+	return status.Errorf(codes.NotFound, format, args...)
+}
+
+func ts(t *timestamppb.Timestamp) *timestamppb.Timestamp {
+	if t == nil {
+		return nil
+	}
+	return clone(t)
+}

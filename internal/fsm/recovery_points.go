@@ -1,0 +1,69 @@
+package fsm
+
+import (
+	"slices"
+
+	"github.com/hashicorp/go-memdb"
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/store"
+	"google.golang.org/protobuf/proto"
+)
+
+// applyReportRecoveryPoints replaces the set of recovery points one host
+// holds. A recovery point id already owned by another tenant or asset is
+// ignored: the first report wins, so one host cannot take over another
+// tenant's recovery point by reusing its id.
+func applyReportRecoveryPoints(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
+	var cmd raftv1.ReportRecoveryPoints
+	if err := decode(payload, &cmd); err != nil {
+		return nil, err
+	}
+	r := store.ReaderFor(txn)
+	reported := make(map[string]bool, len(cmd.RecoveryPoints))
+	accepted := int32(0)
+	for _, rp := range cmd.RecoveryPoints {
+		cur := r.RecoveryPoint(rp.Id)
+		if cur != nil && (cur.Tenant != rp.Tenant || cur.Asset != rp.Asset) {
+			continue
+		}
+		next := clone(rp)
+		next.HostIds = nil
+		if cur != nil {
+			next.HostIds = slices.Clone(cur.HostIds)
+		}
+		if !slices.Contains(next.HostIds, cmd.HostId) {
+			next.HostIds = append(next.HostIds, cmd.HostId)
+			slices.Sort(next.HostIds)
+		}
+		if err := txn.Insert(store.TableRecoveryPoints, next); err != nil {
+			return nil, err
+		}
+		reported[rp.Id] = true
+		accepted++
+	}
+	for _, cur := range r.RecoveryPoints("") {
+		if reported[cur.Id] || !slices.Contains(cur.HostIds, cmd.HostId) {
+			continue
+		}
+		next := clone(cur)
+		next.HostIds = slices.DeleteFunc(next.HostIds, func(h string) bool { return h == cmd.HostId })
+		var err error
+		if len(next.HostIds) == 0 {
+			err = txn.Delete(store.TableRecoveryPoints, cur)
+		} else {
+			err = txn.Insert(store.TableRecoveryPoints, next)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if h := r.Host(cmd.HostId); h != nil {
+		next := clone(h)
+		next.RecoveryPoints = accepted
+		if err := txn.Insert(store.TableHosts, next); err != nil {
+			return nil, err
+		}
+	}
+	return &restorev1.ReportRecoveryPointsResponse{Accepted: accepted}, nil
+}

@@ -1,0 +1,21 @@
+package fsm
+
+import (
+	"github.com/hashicorp/go-memdb"
+	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/store"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+func applyCreateTenant(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
+	var cmd raftv1.CreateTenant
+	if err := decode(payload, &cmd); err != nil {
+		return nil, err
+	}
+	if store.ReaderFor(txn).Tenant(cmd.Tenant.GetId()) != nil {
+		return nil, status.Errorf(codes.AlreadyExists, "tenant %q already exists", cmd.Tenant.GetId())
+	}
+	return cmd.Tenant, txn.Insert(store.TableTenants, cmd.Tenant)
+}

@@ -1,0 +1,107 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// MaxBodyBytes is the largest request body accepted (1 MiB).
+const MaxBodyBytes = 1 << 20
+
+// Options configure the HTTP handler.
+type Options struct {
+	// GRPCAddr is the local gRPC server the gateway calls.
+	GRPCAddr string
+	// Ready reports whether this server can serve (a leader is known and it
+	// has caught up), and why not.
+	Ready func() (bool, string)
+	// Metrics serves /metrics.
+	Metrics http.Handler
+	// OpenAPI is served at /openapi.json.
+	OpenAPI []byte
+}
+
+// Handler is the HTTP side of restored.
+type Handler struct {
+	http.Handler
+	conn *grpc.ClientConn
+}
+
+// Close releases the gateway's gRPC connection.
+func (h *Handler) Close() error { return h.conn.Close() }
+
+// New builds the HTTP handler.
+func New(ctx context.Context, o Options) (*Handler, error) {
+	conn, err := grpc.NewClient(o.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("gateway connection to %s: %w", o.GRPCAddr, err)
+	}
+	mux := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, newJSONMarshaler()),
+		runtime.SetQueryParameterParser(&queryParser{}),
+		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
+			if strings.EqualFold(key, "X-Restored-Consistency") {
+				return "x-restored-consistency", true
+			}
+			return runtime.DefaultHeaderMatcher(key)
+		}),
+	)
+	for _, reg := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+		restorev1.RegisterRestoreServiceHandler,
+		restorev1.RegisterRecoveryPointServiceHandler,
+		restorev1.RegisterHostServiceHandler,
+		restorev1.RegisterAdminServiceHandler,
+	} {
+		if err := reg(ctx, mux, conn); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("register gateway handler: %w", err)
+		}
+	}
+	top := http.NewServeMux()
+	top.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
+	})
+	top.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		ok, why := o.Ready()
+		if !ok {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": why})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	top.Handle("GET /metrics", o.Metrics)
+	top.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(o.OpenAPI)
+	})
+	top.Handle("/v1/", limitBody(mux))
+	return &Handler{Handler: top, conn: conn}, nil
+}
+
+// limitBody refuses bodies over MaxBodyBytes with 413 before anything runs.
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > MaxBodyBytes {
+			writeJSON(w, http.StatusRequestEntityTooLarge, map[string]any{
+				"code": 3, "message": fmt.Sprintf("request body of %d bytes is over the 1 MiB limit", r.ContentLength),
+			})
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,200 @@
+// Package raftnode runs hashicorp/raft for restored: the on-disk log
+// (raft-boltdb/v2), file snapshots, the TCP transport, bootstrap of a lone
+// server, and Apply with the FSM's typed results. It knows nothing about the
+// API; callers validate and authorize before Apply.
+package raftnode
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/restored/restored/internal/fsm"
+	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// Config configures a node.
+type Config struct {
+	// ID is this server's raft id.
+	ID string
+	// Dir holds raft.db and snapshots/.
+	Dir string
+	// Addr is the raft TCP address to listen on and advertise.
+	Addr string
+	// Bootstrap makes a node with no state a one-server cluster.
+	Bootstrap bool
+	// HeartbeatTimeout and ElectionTimeout; 500ms when zero.
+	HeartbeatTimeout time.Duration
+	ElectionTimeout  time.Duration
+	// LeaderLeaseTimeout; 250ms when zero.
+	LeaderLeaseTimeout time.Duration
+	// SnapshotThreshold is the number of entries between snapshots (default 8192).
+	SnapshotThreshold uint64
+	// LogOutput receives raft's own log lines; stderr when nil.
+	LogOutput io.Writer
+}
+
+// Node is a running raft server.
+type Node struct {
+	Raft      *raft.Raft
+	FSM       *fsm.FSM
+	cfg       Config
+	logStore  *raftboltdb.BoltStore
+	transport *raft.NetworkTransport
+}
+
+// Open starts raft. It fails at once when the directory is not writable or
+// the address is in use.
+func Open(cfg Config, f *fsm.FSM, log *slog.Logger) (*Node, error) {
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("raft directory %s: %w", cfg.Dir, err)
+	}
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.HeartbeatTimeout = orDefault(cfg.HeartbeatTimeout, 500*time.Millisecond)
+	rc.ElectionTimeout = orDefault(cfg.ElectionTimeout, 500*time.Millisecond)
+	rc.LeaderLeaseTimeout = orDefault(cfg.LeaderLeaseTimeout, 250*time.Millisecond)
+	rc.CommitTimeout = 20 * time.Millisecond
+	rc.MaxAppendEntries = 512
+	rc.BatchApplyCh = true
+	if cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = cfg.SnapshotThreshold
+		rc.TrailingLogs = cfg.SnapshotThreshold
+	}
+	out := cfg.LogOutput
+	if out == nil {
+		out = os.Stderr
+	}
+	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: out})
+
+	logStore, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")})
+	if err != nil {
+		return nil, fmt.Errorf("open raft log %s: %w", filepath.Join(cfg.Dir, "raft.db"), err)
+	}
+	snaps, err := raft.NewFileSnapshotStore(cfg.Dir, 2, out)
+	if err != nil {
+		logStore.Close()
+		return nil, fmt.Errorf("open raft snapshots in %s: %w", cfg.Dir, err)
+	}
+	addr, err := net.ResolveTCPAddr("tcp", cfg.Addr)
+	if err != nil {
+		logStore.Close()
+		return nil, fmt.Errorf("raft address %q: %w", cfg.Addr, err)
+	}
+	var advertise net.Addr = addr
+	if addr.Port == 0 || addr.IP.IsUnspecified() {
+		advertise = nil // let the transport advertise the address it bound
+	}
+	transport, err := raft.NewTCPTransport(cfg.Addr, advertise, 8, 10*time.Second, out)
+	if err != nil {
+		logStore.Close()
+		return nil, fmt.Errorf("listen for raft on %s: %w", cfg.Addr, err)
+	}
+	hasState, err := raft.HasExistingState(logStore, logStore, snaps)
+	if err != nil {
+		transport.Close()
+		logStore.Close()
+		return nil, fmt.Errorf("read raft state: %w", err)
+	}
+	r, err := raft.NewRaft(rc, f, logStore, logStore, snaps, transport)
+	if err != nil {
+		transport.Close()
+		logStore.Close()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	n := &Node{Raft: r, FSM: f, cfg: cfg, logStore: logStore, transport: transport}
+	if cfg.Bootstrap && !hasState {
+		log.Info("bootstrapping a new single-server cluster", "id", cfg.ID, "raft_addr", cfg.Addr)
+		boot := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: transport.LocalAddr()}}}
+		if err := r.BootstrapCluster(boot).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			n.Close()
+			return nil, fmt.Errorf("bootstrap raft: %w", err)
+		}
+	}
+	return n, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+// Apply replicates one command and returns what the FSM produced. A status
+// error from the FSM is returned unchanged; raft failures become Unavailable.
+func (n *Node) Apply(t raftv1.CommandType, msg proto.Message, timeout time.Duration) (proto.Message, error) {
+	data, err := fsm.Encode(t, msg)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	f := n.Raft.Apply(data, timeout)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return nil, status.Errorf(codes.Unavailable, "this server lost leadership while writing; retry: %v", err)
+		}
+		return nil, status.Errorf(codes.Unavailable, "raft apply: %v", err)
+	}
+	res, ok := f.Response().(*fsm.Result)
+	if !ok {
+		return nil, status.Errorf(codes.Internal, "unexpected raft response %T", f.Response())
+	}
+	return res.Value, res.Err
+}
+
+// Addr is the raft address this node advertises.
+func (n *Node) Addr() string { return string(n.transport.LocalAddr()) }
+
+// IsLeader reports whether this node leads.
+func (n *Node) IsLeader() bool { return n.Raft.State() == raft.Leader }
+
+// Leader returns the leader's id and raft address, empty when unknown.
+func (n *Node) Leader() (id, addr string) {
+	a, i := n.Raft.LeaderWithID()
+	return string(i), string(a)
+}
+
+// CommitIndex is the raft commit index as this node knows it.
+func (n *Node) CommitIndex() uint64 {
+	v, _ := strconv.ParseUint(n.Raft.Stats()["commit_index"], 10, 64)
+	return v
+}
+
+// AddVoter adds a server to the configuration (leader only).
+func (n *Node) AddVoter(id, addr string, timeout time.Duration) error {
+	cfg := n.Raft.GetConfiguration()
+	if err := cfg.Error(); err != nil {
+		return err
+	}
+	for _, s := range cfg.Configuration().Servers {
+		if s.ID == raft.ServerID(id) && s.Address == raft.ServerAddress(addr) {
+			return nil
+		}
+		if s.ID == raft.ServerID(id) || s.Address == raft.ServerAddress(addr) {
+			if err := n.Raft.RemoveServer(s.ID, 0, timeout).Error(); err != nil {
+				return fmt.Errorf("remove stale server %s: %w", s.ID, err)
+			}
+		}
+	}
+	return n.Raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout).Error()
+}
+
+// Close shuts raft down and closes its files.
+func (n *Node) Close() error {
+	err := n.Raft.Shutdown().Error()
+	n.transport.Close()
+	n.logStore.Close()
+	return err
+}

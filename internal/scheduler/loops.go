@@ -1,0 +1,104 @@
+package scheduler
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/store"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Applier writes one command through raft.
+type Applier interface {
+	Apply(t raftv1.CommandType, msg proto.Message, timeout time.Duration) (proto.Message, error)
+}
+
+// Loops are the leader's control loops.
+type Loops struct {
+	Store   *store.Store
+	Raft    Applier
+	Tracker *Tracker
+	Log     *slog.Logger
+	Now     func() time.Time
+	// HeartbeatTTL: a READY host silent for longer becomes DOWN.
+	HeartbeatTTL time.Duration
+	// Interval is the longest time between two passes (state changes also
+	// trigger a pass).
+	Interval time.Duration
+}
+
+// Run runs passes until ctx ends. Call it only while leading.
+func (l *Loops) Run(ctx context.Context) {
+	l.Tracker.Reset()
+	for {
+		ws := memdb.NewWatchSet()
+		l.pass(ws)
+		// Wait for a change or the interval, whichever comes first.
+		waitCtx, cancel := context.WithTimeout(ctx, l.Interval)
+		_ = ws.WatchCtx(waitCtx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		// Coalesce bursts of writes into one pass.
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (l *Loops) pass(ws memdb.WatchSet) {
+	now := l.Now()
+	l.checkHeartbeats(now)
+	l.expire(now)
+	l.place(ws, now)
+}
+
+func (l *Loops) apply(t raftv1.CommandType, msg proto.Message) {
+	if _, err := l.Raft.Apply(t, msg, 5*time.Second); err != nil {
+		l.Log.Warn("leader loop write failed", "command", t.String(), "err", err)
+	}
+}
+
+func (l *Loops) checkHeartbeats(now time.Time) {
+	for _, h := range l.Store.Read(nil).Hosts() {
+		if h.State != restorev1.HostState_HOST_STATE_READY {
+			continue
+		}
+		if silent := l.Tracker.Silent(h.Id); silent > l.HeartbeatTTL {
+			l.Log.Warn("host missed its heartbeat TTL; marking it DOWN", "host", h.Id, "silent", silent.Round(time.Millisecond))
+			l.apply(raftv1.CommandType_COMMAND_TYPE_SET_HOST_STATE, &raftv1.SetHostState{
+				Id: h.Id, State: restorev1.HostState_HOST_STATE_DOWN, Time: timestamppb.New(now),
+				Reason: "no heartbeat for " + silent.Round(time.Second).String(),
+			})
+		}
+	}
+}
+
+func (l *Loops) expire(now time.Time) {
+	var ids []string
+	for _, x := range l.Store.Read(nil).Restores("") {
+		if !store.Terminal(x.State) && x.ExpireTime != nil && !now.Before(x.ExpireTime.AsTime()) {
+			ids = append(ids, x.Id)
+		}
+	}
+	if len(ids) > 0 {
+		l.Log.Info("restore leases ran out", "count", len(ids))
+		l.apply(raftv1.CommandType_COMMAND_TYPE_EXPIRE_RESTORES, &raftv1.ExpireRestores{Ids: ids, Time: timestamppb.New(now)})
+	}
+}
+
+func (l *Loops) place(ws memdb.WatchSet, now time.Time) {
+	cmd := Plan(l.Store.Read(ws))
+	if len(cmd.Placements) == 0 && len(cmd.Pending) == 0 {
+		return
+	}
+	cmd.Time = timestamppb.New(now)
+	for _, p := range cmd.Placements {
+		l.Log.Info("placing restore", "restore", p.RestoreId, "host", p.HostId)
+	}
+	l.apply(raftv1.CommandType_COMMAND_TYPE_PLACE_RESTORES, cmd)
+}

@@ -1,0 +1,55 @@
+// Package server wires one restored server together: listeners, raft, the
+// state store, the gRPC services, the HTTP gateway and the leader-only
+// loops, and runs the leadership duties (publishing this server's address,
+// minting the bootstrap admin token, starting the scheduler).
+package server
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Config is everything a server needs.
+type Config struct {
+	// DataDir holds raft's log and snapshots, node-id and bootstrap-token.
+	DataDir string
+	// GRPCAddr, HTTPAddr and RaftAddr are listen addresses (port 0 picks one).
+	GRPCAddr string
+	HTTPAddr string
+	RaftAddr string
+	// Join is the gRPC address of a server of an existing cluster; empty
+	// means bootstrap a new one-server cluster when there is no state.
+	Join string
+	// JoinToken is an admin token used to join.
+	JoinToken string
+	// NodeID overrides the raft server id (default: kept in <data-dir>/node-id).
+	NodeID string
+	// HeartbeatInterval and HeartbeatTTL for agents.
+	HeartbeatInterval time.Duration
+	HeartbeatTTL      time.Duration
+	// SchedulerInterval is the longest time between scheduler passes.
+	SchedulerInterval time.Duration
+	// RaftHeartbeatTimeout, RaftElectionTimeout and RaftLeaderLease tune raft.
+	RaftHeartbeatTimeout time.Duration
+	RaftElectionTimeout  time.Duration
+	RaftLeaderLease      time.Duration
+	// SnapshotThreshold is the number of raft entries between snapshots.
+	SnapshotThreshold uint64
+	// Logger is the one logger.
+	Logger *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = 2 * time.Second
+	}
+	if c.HeartbeatTTL == 0 {
+		c.HeartbeatTTL = 10 * time.Second
+	}
+	if c.SchedulerInterval == 0 {
+		c.SchedulerInterval = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}

@@ -1,0 +1,224 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	restoreapi "github.com/restored/restored/api"
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/api"
+	"github.com/restored/restored/internal/fsm"
+	"github.com/restored/restored/internal/gateway"
+	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/metrics"
+	"github.com/restored/restored/internal/raftnode"
+	"github.com/restored/restored/internal/scheduler"
+	"github.com/restored/restored/internal/store"
+	"github.com/restored/restored/internal/version"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+)
+
+// Server is one running restored.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	id       string
+	store    *store.Store
+	node     *raftnode.Node
+	deps     *api.Deps
+	fwd      *api.Forwarder
+	grpc     *grpc.Server
+	health   *health.Server
+	http     *http.Server
+	gateway  *gateway.Handler
+	grpcLis  net.Listener
+	httpLis  net.Listener
+	tracker  *scheduler.Tracker
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+}
+
+// Start opens everything and serves in the background. It fails at once,
+// with a message a person can act on, when the data dir is not writable or
+// an address is in use.
+func Start(cfg Config) (s *Server, err error) {
+	cfg.defaults()
+	log := cfg.Logger
+	if err := prepareDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	var cleanups []func()
+	defer func() {
+		if err != nil {
+			for i := len(cleanups) - 1; i >= 0; i-- {
+				cleanups[i]()
+			}
+		}
+	}()
+	grpcLis, err := listen("grpc", cfg.GRPCAddr)
+	if err != nil {
+		return nil, err
+	}
+	cleanups = append(cleanups, func() { grpcLis.Close() })
+	httpLis, err := listen("http", cfg.HTTPAddr)
+	if err != nil {
+		return nil, err
+	}
+	cleanups = append(cleanups, func() { httpLis.Close() })
+
+	id, err := nodeID(cfg.DataDir, cfg.NodeID, cfg.RaftAddr)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.New()
+	if err != nil {
+		return nil, err
+	}
+	f := fsm.New(st, log)
+	node, err := raftnode.Open(raftnode.Config{
+		ID: id, Dir: filepath.Join(cfg.DataDir, "raft"), Addr: cfg.RaftAddr, Bootstrap: cfg.Join == "",
+		HeartbeatTimeout: cfg.RaftHeartbeatTimeout, ElectionTimeout: cfg.RaftElectionTimeout,
+		LeaderLeaseTimeout: cfg.RaftLeaderLease, SnapshotThreshold: cfg.SnapshotThreshold,
+	}, f, log)
+	if err != nil {
+		return nil, err
+	}
+	cleanups = append(cleanups, func() { node.Close() })
+
+	tracker := scheduler.NewTracker(time.Now)
+	deps := &api.Deps{
+		Store: st, Node: node, Log: log, Now: time.Now, Beats: tracker, Version: version.Version,
+		ServerID: id, ApplyTimeout: 10 * time.Second,
+		HeartbeatInterval: cfg.HeartbeatInterval, HeartbeatTTL: cfg.HeartbeatTTL,
+	}
+	fwd := api.NewForwarder(deps)
+	m := metrics.New(st, node)
+	gs := grpc.NewServer(
+		grpc.MaxRecvMsgSize(gateway.MaxBodyBytes),
+		grpc.ChainUnaryInterceptor(m.UnaryInterceptor(), deps.UnaryInterceptor(fwd)),
+		grpc.ChainStreamInterceptor(m.StreamInterceptor(), deps.StreamInterceptor()),
+	)
+	restorev1.RegisterRestoreServiceServer(gs, &api.RestoreService{Deps: deps})
+	restorev1.RegisterRecoveryPointServiceServer(gs, &api.RecoveryPointService{Deps: deps})
+	restorev1.RegisterHostServiceServer(gs, &api.HostService{Deps: deps})
+	restorev1.RegisterAdminServiceServer(gs, &api.AdminService{Deps: deps})
+	restorev1.RegisterAgentServiceServer(gs, &api.AgentService{Deps: deps})
+	raftv1.RegisterClusterServiceServer(gs, &api.ClusterService{Deps: deps})
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	reflection.Register(gs)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	s = &Server{
+		cfg: cfg, log: log, id: id, store: st, node: node, deps: deps, fwd: fwd, grpc: gs, health: hs,
+		grpcLis: grpcLis, httpLis: httpLis, tracker: tracker, cancel: cancel,
+	}
+	gw, err := gateway.New(ctx, gateway.Options{
+		GRPCAddr: grpcLis.Addr().String(), Ready: s.ready, Metrics: m.Handler(), OpenAPI: restoreapi.OpenAPI,
+	})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	s.gateway = gw
+	s.http = &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
+
+	s.wg.Add(3)
+	go func() {
+		defer s.wg.Done()
+		if err := gs.Serve(grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			log.Error("grpc server stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		if err := s.http.Serve(httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.leadership(ctx)
+	}()
+	if cfg.Join != "" {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.join(ctx)
+		}()
+	}
+	log.Info("restored started", "version", version.Version, "id", id, "grpc", grpcLis.Addr().String(),
+		"http", httpLis.Addr().String(), "raft", node.Addr(), "data_dir", cfg.DataDir)
+	return s, nil
+}
+
+// ID is this server's raft id.
+func (s *Server) ID() string { return s.id }
+
+// GRPCAddr is the bound gRPC address.
+func (s *Server) GRPCAddr() string { return s.grpcLis.Addr().String() }
+
+// HTTPAddr is the bound HTTP address.
+func (s *Server) HTTPAddr() string { return s.httpLis.Addr().String() }
+
+// RaftAddr is the raft address.
+func (s *Server) RaftAddr() string { return s.node.Addr() }
+
+// Node exposes raft (for tests and the cluster view).
+func (s *Server) Node() *raftnode.Node { return s.node }
+
+// Store exposes the state store (for tests).
+func (s *Server) Store() *store.Store { return s.store }
+
+// BootstrapTokenPath is where the first server writes the admin token.
+func (s *Server) BootstrapTokenPath() string { return filepath.Join(s.cfg.DataDir, "bootstrap-token") }
+
+func (s *Server) ready() (bool, string) {
+	leader, _ := s.node.Leader()
+	if leader == "" {
+		return false, "no raft leader is known"
+	}
+	commit := s.node.CommitIndex()
+	if applied := s.node.FSM.AppliedIndex(); applied < commit {
+		return false, fmt.Sprintf("catching up: applied %d of %d", applied, commit)
+	}
+	return true, ""
+}
+
+// Stop shuts everything down. In-flight streams are cancelled.
+func (s *Server) Stop() {
+	s.stopOnce.Do(func() {
+		s.cancel()
+		shutdownCtx, done := context.WithTimeout(context.Background(), 2*time.Second)
+		defer done()
+		_ = s.http.Shutdown(shutdownCtx)
+		stopped := make(chan struct{})
+		go func() {
+			s.grpc.GracefulStop()
+			close(stopped)
+		}()
+		select {
+		case <-stopped:
+		case <-time.After(2 * time.Second):
+			s.grpc.Stop()
+		}
+		s.wg.Wait()
+		s.gateway.Close()
+		s.fwd.Close()
+		if err := s.node.Close(); err != nil {
+			s.log.Warn("raft shutdown", "err", err)
+		}
+		s.log.Info("restored stopped", "id", s.id)
+	})
+}

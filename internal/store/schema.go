@@ -1,0 +1,50 @@
+package store
+
+import "github.com/hashicorp/go-memdb"
+
+// Table names.
+const (
+	TableTenants        = "tenants"
+	TableTokens         = "tokens"
+	TableRestores       = "restores"
+	TableHosts          = "hosts"
+	TableRecoveryPoints = "recovery_points"
+	TableServers        = "servers"
+	TableIdempotency    = "idempotency"
+)
+
+func idIndex() *memdb.IndexSchema {
+	return &memdb.IndexSchema{Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Id"}}
+}
+
+func fieldIndex(name, field string) *memdb.IndexSchema {
+	return &memdb.IndexSchema{Name: name, AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: field}}
+}
+
+// Schema is the memdb schema of the state store.
+func Schema() *memdb.DBSchema {
+	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
+		TableTenants: {Name: TableTenants, Indexes: map[string]*memdb.IndexSchema{"id": idIndex()}},
+		TableTokens: {Name: TableTokens, Indexes: map[string]*memdb.IndexSchema{
+			"id": {Name: "id", Unique: true, Indexer: &tokenIDIndexer{}},
+		}},
+		TableRestores: {Name: TableRestores, Indexes: map[string]*memdb.IndexSchema{
+			"id":     idIndex(),
+			"tenant": fieldIndex("tenant", "Tenant"),
+			"host":   fieldIndex("host", "HostId"),
+		}},
+		TableHosts: {Name: TableHosts, Indexes: map[string]*memdb.IndexSchema{"id": idIndex()}},
+		TableRecoveryPoints: {Name: TableRecoveryPoints, Indexes: map[string]*memdb.IndexSchema{
+			"id":     idIndex(),
+			"tenant": fieldIndex("tenant", "Tenant"),
+		}},
+		TableServers: {Name: TableServers, Indexes: map[string]*memdb.IndexSchema{"id": idIndex()}},
+		TableIdempotency: {Name: TableIdempotency, Indexes: map[string]*memdb.IndexSchema{
+			"id": {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
+				&memdb.StringFieldIndex{Field: "Kind"},
+				&memdb.StringFieldIndex{Field: "Tenant"},
+				&memdb.StringFieldIndex{Field: "RequestId"},
+			}, AllowMissing: true}},
+		}},
+	}}
+}

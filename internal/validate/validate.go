@@ -1,0 +1,110 @@
+// Package validate checks client input before anything is written: ranges,
+// enum values, identifiers and free text. Every failure is an
+// InvalidArgument status whose message names the field and what is allowed.
+package validate
+
+import (
+	"fmt"
+	"regexp"
+	"unicode"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// Limits.
+const (
+	MinVCPUs      = 1
+	MaxVCPUs      = 64
+	MinMemoryMiB  = 96
+	MaxMemoryMiB  = 1048576
+	MaxTTLSeconds = 30 * 24 * 3600
+	MaxNameLen    = 253
+	MaxPageSize   = 1000
+	DefaultPage   = 100
+)
+
+// Errorf returns an InvalidArgument status.
+func Errorf(format string, args ...any) error {
+	return status.Errorf(codes.InvalidArgument, format, args...)
+}
+
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// DNSLabel checks a tenant or host id: a lowercase DNS label.
+func DNSLabel(field, v string) error {
+	if !dnsLabel.MatchString(v) {
+		return Errorf("%s %q must be a lowercase DNS label: 1-63 characters a-z, 0-9 and '-', not starting or ending with '-'", field, v)
+	}
+	return nil
+}
+
+// Name checks free text such as ids, display names and bridge names: at most
+// 253 characters, no control characters. required says whether empty is an error.
+func Name(field, v string, required bool) error {
+	if v == "" {
+		if required {
+			return Errorf("%s is required", field)
+		}
+		return nil
+	}
+	if len(v) > MaxNameLen {
+		return Errorf("%s is %d characters long; at most %d are allowed", field, len(v), MaxNameLen)
+	}
+	for i, r := range v {
+		if unicode.IsControl(r) || r == unicode.ReplacementChar {
+			return Errorf("%s has a control or invalid character at byte %d; only printable text is allowed", field, i)
+		}
+	}
+	return nil
+}
+
+// Range checks lo <= v <= hi.
+func Range(field string, v, lo, hi int64) error {
+	if v < lo || v > hi {
+		return Errorf("%s must be between %d and %d, got %d", field, lo, hi, v)
+	}
+	return nil
+}
+
+// Enum checks that v is a defined value of its enum and, unless allowZero,
+// not the zero (unspecified) value.
+func Enum(field string, v protoreflect.Enum, allowZero bool) error {
+	d := v.Descriptor()
+	n := v.Number()
+	if d.Values().ByNumber(n) == nil {
+		return Errorf("%s: unknown value %d; allowed: %s", field, n, enumNames(d))
+	}
+	if n == 0 && !allowZero {
+		return Errorf("%s is required; allowed: %s", field, enumNames(d))
+	}
+	return nil
+}
+
+func enumNames(d protoreflect.EnumDescriptor) string {
+	s := ""
+	for i := 1; i < d.Values().Len(); i++ {
+		if s != "" {
+			s += ", "
+		}
+		s += string(d.Values().Get(i).Name())
+	}
+	return s
+}
+
+// PageSize returns the effective page size.
+func PageSize(v int32) (int, error) {
+	switch {
+	case v < 0:
+		return 0, Errorf("page_size must not be negative, got %d", v)
+	case v == 0:
+		return DefaultPage, nil
+	case v > MaxPageSize:
+		return MaxPageSize, nil
+	}
+	return int(v), nil
+}
+
+// Sprintf is fmt.Sprintf, re-exported so callers build messages the same way.
+var Sprintf = fmt.Sprintf
