@@ -185,7 +185,6 @@ type restoreFilter struct {
 	asset, rpID string
 	afterID     string
 	pageSize    int
-	paged       bool
 }
 
 func (f restoreFilter) match(x *restorev1.Restore) bool {

@@ -73,7 +73,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 }
 
 // ApplyEntry applies one encoded envelope at index. Tests call it directly.
-func (f *FSM) ApplyEntry(data []byte, index uint64) *Result {
+func (f *FSM) ApplyEntry(data []byte, index uint64) (res *Result) {
 	var env raftv1.Envelope
 	if err := proto.Unmarshal(data, &env); err != nil {
 		f.log.Error("undecodable raft entry", "index", index, "err", err)
@@ -87,6 +87,13 @@ func (f *FSM) ApplyEntry(data []byte, index uint64) *Result {
 	}
 	txn := f.store.WriteTxn()
 	defer txn.Abort()
+	defer func() {
+		// A bug in one apply function must not take every replica down.
+		if p := recover(); p != nil {
+			f.log.Error("raft apply panicked; entry skipped", "index", index, "type", env.Type, "panic", p)
+			res = &Result{Err: fmt.Errorf("apply %s at index %d panicked: %v", env.Type, index, p)}
+		}
+	}()
 	v, err := fn(txn, env.Payload, index)
 	if err != nil {
 		return &Result{Err: err}

@@ -14,6 +14,9 @@ func applyRegisterHost(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message,
 		return nil, err
 	}
 	h := cmd.Host
+	if h == nil {
+		return nil, malformed("host")
+	}
 	h.State = restorev1.HostState_HOST_STATE_READY
 	h.StateTime = ts(h.RegisterTime)
 	if cur := store.ReaderFor(txn).Host(h.Id); cur != nil {

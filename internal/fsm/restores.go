@@ -30,6 +30,9 @@ func applyCreateRestore(txn *memdb.Txn, payload []byte, index uint64) (proto.Mes
 	}
 	r := store.ReaderFor(txn)
 	res := cmd.Restore
+	if res == nil {
+		return nil, malformed("restore")
+	}
 	if k := r.IdempotencyKey(IdempotencyKindRestore, res.Tenant, res.RequestId); k != nil {
 		if !bytes.Equal(k.BodySha256, cmd.BodySha256) {
 			return nil, ConflictError(res.RequestId, k.ObjectId)
@@ -97,6 +100,9 @@ func applyReportRestoreStatus(txn *memdb.Txn, payload []byte, index uint64) (pro
 		return nil, err
 	}
 	rep := cmd.Report
+	if rep == nil {
+		return nil, malformed("report")
+	}
 	cur := store.ReaderFor(txn).Restore(rep.RestoreId)
 	if cur == nil {
 		return nil, notFound("restore %q not found", rep.RestoreId)

@@ -12,5 +12,8 @@ func applyRegisterServer(txn *memdb.Txn, payload []byte, _ uint64) (proto.Messag
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err
 	}
+	if cmd.Server == nil {
+		return nil, malformed("server")
+	}
 	return cmd.Server, txn.Insert(store.TableServers, cmd.Server)
 }

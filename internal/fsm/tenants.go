@@ -14,6 +14,9 @@ func applyCreateTenant(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message,
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err
 	}
+	if cmd.Tenant == nil {
+		return nil, malformed("tenant")
+	}
 	if store.ReaderFor(txn).Tenant(cmd.Tenant.GetId()) != nil {
 		return nil, status.Errorf(codes.AlreadyExists, "tenant %q already exists", cmd.Tenant.GetId())
 	}

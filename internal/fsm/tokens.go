@@ -14,6 +14,9 @@ func applyCreateToken(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, 
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err
 	}
+	if cmd.Token.GetToken() == nil {
+		return nil, malformed("token")
+	}
 	r := store.ReaderFor(txn)
 	if r.Token(cmd.Token.GetToken().GetId()) != nil {
 		return nil, status.Errorf(codes.AlreadyExists, "token %q already exists", cmd.Token.GetToken().GetId())

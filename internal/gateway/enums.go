@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"strings"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -36,12 +37,32 @@ func enumPrefix(ed protoreflect.EnumDescriptor) string {
 	return strings.ToUpper(b.String()) + "_"
 }
 
+// allowedValues lists an enum's values in both accepted forms.
+func allowedValues(ed protoreflect.EnumDescriptor) string {
+	prefix := enumPrefix(ed)
+	var names []string
+	for i := 1; i < ed.Values().Len(); i++ {
+		n := string(ed.Values().Get(i).Name())
+		names = append(names, strings.TrimPrefix(n, prefix)+" ("+n+")")
+	}
+	return strings.Join(names, ", ")
+}
+
+// checkEnum reports an unknown enum string with the values allowed.
+func checkEnum(field string, ed protoreflect.EnumDescriptor, s string) error {
+	if ed.Values().ByName(protoreflect.Name(enumValue(ed, s))) == nil {
+		return fmt.Errorf("%s: unknown value %q; allowed: %s", field, s, allowedValues(ed))
+	}
+	return nil
+}
+
 // normalizeJSON rewrites enum strings inside a decoded JSON value to their
-// canonical names, following the message descriptor.
-func normalizeJSON(md protoreflect.MessageDescriptor, v any) {
+// canonical names, following the message descriptor. It returns an error
+// naming the allowed values for the first enum string it cannot resolve.
+func normalizeJSON(md protoreflect.MessageDescriptor, v any) error {
 	obj, ok := v.(map[string]any)
 	if !ok {
-		return
+		return nil
 	}
 	for key, val := range obj {
 		fd := md.Fields().ByJSONName(key)
@@ -57,25 +78,36 @@ func normalizeJSON(md protoreflect.MessageDescriptor, v any) {
 				if list, ok := val.([]any); ok {
 					for i, e := range list {
 						if s, ok := e.(string); ok {
+							if err := checkEnum(key, fd.Enum(), s); err != nil {
+								return err
+							}
 							list[i] = enumValue(fd.Enum(), s)
 						}
 					}
 				}
 			} else if s, ok := val.(string); ok {
+				if err := checkEnum(key, fd.Enum(), s); err != nil {
+					return err
+				}
 				obj[key] = enumValue(fd.Enum(), s)
 			}
 		case fd.Message() != nil:
 			if fd.IsList() {
 				if list, ok := val.([]any); ok {
 					for _, e := range list {
-						normalizeJSON(fd.Message(), e)
+						if err := normalizeJSON(fd.Message(), e); err != nil {
+							return err
+						}
 					}
 				}
 			} else if !fd.IsMap() {
-				normalizeJSON(fd.Message(), val)
+				if err := normalizeJSON(fd.Message(), val); err != nil {
+					return err
+				}
 			}
 		}
 	}
+	return nil
 }
 
 // normalizeQuery rewrites enum values in query parameters (dotted paths).

@@ -40,7 +40,9 @@ func (m *jsonMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 		if err := dec.Decode(&tree); err != nil {
 			return fmt.Errorf("request body is not valid JSON: %w", err)
 		}
-		normalizeJSON(msg.ProtoReflect().Descriptor(), tree)
+		if err := normalizeJSON(msg.ProtoReflect().Descriptor(), tree); err != nil {
+			return err
+		}
 		fixed, err := json.Marshal(tree)
 		if err != nil {
 			return err

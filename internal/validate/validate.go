@@ -4,7 +4,6 @@
 package validate
 
 import (
-	"fmt"
 	"regexp"
 	"unicode"
 
@@ -105,6 +104,3 @@ func PageSize(v int32) (int, error) {
 	}
 	return int(v), nil
 }
-
-// Sprintf is fmt.Sprintf, re-exported so callers build messages the same way.
-var Sprintf = fmt.Sprintf
