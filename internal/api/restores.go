@@ -16,6 +16,7 @@ import (
 	"github.com/restored/restored/internal/store"
 	"github.com/restored/restored/internal/validate"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -273,6 +274,11 @@ func (s *RestoreService) WatchRestores(req *restorev1.WatchRestoresRequest, stre
 	p := principal(ctx)
 	f, err := newFilter(req.State, req.Asset, req.RecoveryPointId)
 	if err != nil {
+		return err
+	}
+	// Send headers now: REST clients get their 200 and the stream opens
+	// even when nothing matches yet.
+	if err := stream.SendHeader(metadata.MD{}); err != nil {
 		return err
 	}
 	sent := map[string]uint64{}

@@ -11,6 +11,7 @@ import (
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 )
 
 // MaxBodyBytes is the largest request body accepted (1 MiB).
@@ -47,6 +48,7 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, newJSONMarshaler()),
 		runtime.SetQueryParameterParser(&queryParser{}),
+		runtime.WithForwardResponseOption(openStream),
 		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
 			if strings.EqualFold(key, "X-Restored-Consistency") {
 				return "x-restored-consistency", true
@@ -84,6 +86,17 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 	})
 	top.Handle("/v1/", limitBody(mux))
 	return &Handler{Handler: top, conn: conn}, nil
+}
+
+// openStream runs with a nil message when a server stream starts: it sends
+// the 200 and flushes, so a watcher is connected before the first event.
+func openStream(_ context.Context, w http.ResponseWriter, m proto.Message) error {
+	if m != nil {
+		return nil
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	return http.NewResponseController(w).Flush()
 }
 
 // limitBody refuses bodies over MaxBodyBytes with 413 before anything runs.

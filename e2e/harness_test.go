@@ -1,0 +1,287 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/server"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+)
+
+// env is one in-process restored with an admin client.
+type env struct {
+	t     *testing.T
+	srv   *server.Server
+	admin string
+	conn  *grpc.ClientConn
+	base  string
+}
+
+type serverOpts struct {
+	heartbeatTTL time.Duration
+}
+
+func startServer(t *testing.T, opts ...serverOpts) *env {
+	t.Helper()
+	var o serverOpts
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	dir := t.TempDir()
+	logOut := io.Discard
+	if os.Getenv("E2E_VERBOSE") != "" {
+		logOut = os.Stderr
+	}
+	srv, err := server.Start(server.Config{
+		DataDir: dir, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", NodeID: "s1",
+		HeartbeatTTL: o.heartbeatTTL, HeartbeatInterval: 100 * time.Millisecond, SchedulerInterval: 100 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(logOut, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	e := &env{t: t, srv: srv, base: "http://" + srv.HTTPAddr()}
+	eventually(t, 10*time.Second, "bootstrap token and readiness", func() bool {
+		b, err := os.ReadFile(filepath.Join(dir, "bootstrap-token"))
+		if err != nil {
+			return false
+		}
+		e.admin = strings.TrimSpace(string(b))
+		code, _ := e.rest("GET", "/readyz", "", nil)
+		return code == 200
+	})
+	e.conn, err = grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.conn.Close() })
+	return e
+}
+
+// eventually polls cond until it holds or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ctx returns a context carrying token.
+func (e *env) ctx(token string) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	e.t.Cleanup(cancel)
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+}
+
+// rest calls the REST API and decodes a JSON object answer.
+func (e *env) rest(method, path, token string, body any) (int, map[string]any) {
+	e.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, e.base+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	_ = json.Unmarshal(raw, &out)
+	if out == nil {
+		out = map[string]any{"_raw": string(raw)}
+	}
+	return resp.StatusCode, out
+}
+
+func (e *env) admins() restorev1.AdminServiceClient { return restorev1.NewAdminServiceClient(e.conn) }
+func (e *env) restores() restorev1.RestoreServiceClient {
+	return restorev1.NewRestoreServiceClient(e.conn)
+}
+
+// tenant creates a tenant.
+func (e *env) tenant(id string) {
+	e.t.Helper()
+	if _, err := e.admins().CreateTenant(e.ctx(e.admin), &restorev1.CreateTenantRequest{Id: id, DisplayName: strings.ToUpper(id)}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// token mints a token and returns its secret and id.
+func (e *env) token(tenant, role string) (secret, id string) {
+	e.t.Helper()
+	resp, err := e.admins().CreateToken(e.ctx(e.admin), &restorev1.CreateTokenRequest{Tenant: tenant, Role: role})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return resp.Secret, resp.Id
+}
+
+// partner creates a tenant and returns a partner token for it.
+func (e *env) partner(tenant string) string {
+	e.tenant(tenant)
+	s, _ := e.token(tenant, "partner")
+	return s
+}
+
+// commitIndex is the leader's raft commit index.
+func (e *env) commitIndex() uint64 { return e.srv.Node().CommitIndex() }
+
+// quiesce waits until no raft write happens for a while (the scheduler is idle).
+func (e *env) quiesce() uint64 {
+	e.t.Helper()
+	last := e.commitIndex()
+	stable := time.Now()
+	eventually(e.t, 10*time.Second, "raft to go quiet", func() bool {
+		if cur := e.commitIndex(); cur != last {
+			last, stable = cur, time.Now()
+		}
+		return time.Since(stable) > 400*time.Millisecond
+	})
+	return last
+}
+
+func rp(id, tenant, asset string) *restorev1.RecoveryPoint {
+	return &restorev1.RecoveryPoint{Id: id, Tenant: tenant, Asset: asset, Valid: true, Os: "linux", Firmware: "bios",
+		Disks: []*restorev1.Disk{{Name: "disk0", Format: "qcow2", VirtualSize: 1 << 30}}}
+}
+
+// testAgent plays a hypervisor agent over the real AgentService.
+type testAgent struct {
+	e      *env
+	host   string
+	client restorev1.AgentServiceClient
+	ctx    context.Context
+	stream restorev1.AgentService_WatchAssignmentsClient
+	stop   context.CancelFunc
+}
+
+// agent registers a host holding rps, heartbeats until the test ends, and
+// watches its assignments.
+func (e *env) agent(host string, rps ...*restorev1.RecoveryPoint) *testAgent {
+	e.t.Helper()
+	secret, _ := e.token("", "agent")
+	ctx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+secret))
+	a := &testAgent{e: e, host: host, client: restorev1.NewAgentServiceClient(e.conn), ctx: ctx, stop: cancel}
+	e.t.Cleanup(cancel)
+	if _, err := a.client.Register(ctx, &restorev1.RegisterRequest{
+		ProtocolVersion: 1, HostId: host, AgentVersion: "test", Hypervisors: []string{"kvm"}, Accelerator: "tcg",
+		AcceleratorNote: "test agent", Capacity: &restorev1.Capacity{Vcpus: 4, MemoryMib: 4096},
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := a.client.ReportRecoveryPoints(ctx, &restorev1.ReportRecoveryPointsRequest{ProtocolVersion: 1, HostId: host, RecoveryPoints: rps}); err != nil {
+		e.t.Fatal(err)
+	}
+	go func() {
+		for ctx.Err() == nil {
+			_, _ = a.client.Heartbeat(ctx, &restorev1.HeartbeatRequest{ProtocolVersion: 1, HostId: host})
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	var err error
+	a.stream, err = a.client.WatchAssignments(ctx, &restorev1.WatchAssignmentsRequest{ProtocolVersion: 1, HostId: host})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return a
+}
+
+// waitFor reads assignment sets until one satisfies cond.
+func (a *testAgent) waitFor(what string, cond func([]*restorev1.Assignment) bool) []*restorev1.Assignment {
+	a.e.t.Helper()
+	type recv struct {
+		m   *restorev1.WatchAssignmentsResponse
+		err error
+	}
+	deadline := time.After(10 * time.Second)
+	for {
+		ch := make(chan recv, 1)
+		go func() {
+			m, err := a.stream.Recv()
+			ch <- recv{m, err}
+		}()
+		select {
+		case r := <-ch:
+			if r.err != nil {
+				a.e.t.Fatalf("assignment stream: %v", r.err)
+			}
+			if cond(r.m.Assignments) {
+				return r.m.Assignments
+			}
+		case <-deadline:
+			a.e.t.Fatalf("timed out waiting for assignments: %s", what)
+		}
+	}
+}
+
+// report sends a status report.
+func (a *testAgent) report(restoreID string, state restorev1.RestoreState, boot *restorev1.Boot) *restorev1.Restore {
+	a.e.t.Helper()
+	resp, err := a.client.ReportRestoreStatus(a.ctx, &restorev1.ReportRestoreStatusRequest{
+		ProtocolVersion: 1, HostId: a.host, RestoreId: restoreID, State: state, StateReason: "test agent says " + state.String(), Boot: boot,
+	})
+	if err != nil {
+		a.e.t.Fatal(err)
+	}
+	return resp.Restore
+}
+
+// createRestore posts a restore over REST and returns its id.
+func (e *env) createRestore(token, rpID, requestID string) string {
+	e.t.Helper()
+	code, body := e.rest("POST", "/v1/restores", token, map[string]any{
+		"recovery_point_id": rpID, "mode": "VIRTUALIZE", "vcpus": 1, "memory_mib": 256, "ttl_seconds": 3600, "request_id": requestID,
+	})
+	if code != 200 {
+		e.t.Fatalf("create restore: HTTP %d %v", code, body)
+	}
+	return body["id"].(string)
+}
+
+// restoreState reads a restore's state over REST.
+func (e *env) restoreState(token, id string) string {
+	e.t.Helper()
+	code, body := e.rest("GET", "/v1/restores/"+id, token, nil)
+	if code != 200 {
+		e.t.Fatalf("get restore %s: HTTP %d %v", id, code, body)
+	}
+	return body["state"].(string)
+}
