@@ -1,0 +1,167 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/restored/restored/internal/server"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+)
+
+func TestHealthReadinessMetricsAndReflection(t *testing.T) {
+	e := startServer(t)
+	e.tenant("acme") // one gRPC call, so request metrics exist
+	for _, p := range []struct {
+		path, want string
+	}{
+		{"/healthz", `"alive"`},
+		{"/readyz", `"ready"`},
+	} {
+		code, body := e.rest("GET", p.path, "", nil)
+		raw, _ := json.Marshal(body)
+		if code != 200 || !strings.Contains(string(raw), p.want) {
+			t.Fatalf("%s: HTTP %d %s", p.path, code, raw)
+		}
+	}
+	resp, err := http.Get(e.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, m := range []string{"restored_raft_leader 1", "restored_raft_commit_index", "restored_restores{state=\"RESTORE_STATE_RUNNING\"} 0", "restored_grpc_requests_total"} {
+		if !strings.Contains(string(metrics), m) {
+			t.Errorf("/metrics lacks %q", m)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	h, err := healthpb.NewHealthClient(e.conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("grpc health: %v %v", h, err)
+	}
+	rc, err := reflectionpb.NewServerReflectionClient(e.conn).ServerReflectionInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	lr, err := rc.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range lr.GetListServicesResponse().GetService() {
+		names = append(names, s.Name)
+	}
+	for _, want := range []string{"restore.v1.RestoreService", "restore.v1.AdminService", "restore.v1.AgentService", "grpc.health.v1.Health"} {
+		if !strings.Contains(strings.Join(names, " "), want) {
+			t.Errorf("reflection lacks %s: %v", want, names)
+		}
+	}
+}
+
+// The OpenAPI document is served, is OpenAPI 2.0, documents every REST
+// route, and every $ref in it resolves.
+func TestOpenAPIDocumentIsServedAndConsistent(t *testing.T) {
+	e := startServer(t)
+	resp, err := http.Get(e.base + "/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+		t.Fatalf("not JSON: %v", err)
+	}
+	if doc["swagger"] != "2.0" {
+		t.Fatalf("swagger = %v", doc["swagger"])
+	}
+	paths := doc["paths"].(map[string]any)
+	for _, p := range []string{"/v1/restores", "/v1/restores/{id}", "/v1/restores:watch", "/v1/recovery-points", "/v1/recovery-points/{id}",
+		"/v1/hosts", "/v1/hosts/{id}", "/v1/hosts/{id}:drain", "/v1/hosts/{id}:undrain", "/v1/tenants", "/v1/tokens", "/v1/tokens/{id}", "/v1/cluster"} {
+		if paths[p] == nil {
+			t.Errorf("OpenAPI lacks %s", p)
+		}
+	}
+	defs := doc["definitions"].(map[string]any)
+	var walk func(v any)
+	refs := 0
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if ref, ok := x["$ref"].(string); ok {
+				refs++
+				name := strings.TrimPrefix(ref, "#/definitions/")
+				if defs[name] == nil {
+					t.Errorf("dangling $ref %s", ref)
+				}
+			}
+			for _, c := range x {
+				walk(c)
+			}
+		case []any:
+			for _, c := range x {
+				walk(c)
+			}
+		}
+	}
+	walk(doc)
+	if refs == 0 {
+		t.Fatal("no $ref found: the document is not what it should be")
+	}
+	desc := doc["info"].(map[string]any)["description"].(string)
+	if !strings.Contains(desc, `"mode":"VIRTUALIZE"`) || !strings.Contains(desc, `"mode":"MODE_VIRTUALIZE"`) {
+		t.Error("the description does not document both enum forms")
+	}
+}
+
+func TestStartupFailsAtOnceWithAClearMessage(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		cfg  server.Config
+		want string
+	}{
+		{"data dir cannot be created", server.Config{DataDir: filepath.Join(file, "sub")}, "cannot be created"},
+		{"data dir is not writable", server.Config{DataDir: "/proc/restored-test"}, "data dir /proc/restored-test"},
+		{"grpc port in use", server.Config{DataDir: t.TempDir(), GRPCAddr: busy.Addr().String()}, "address already in use"},
+		{"http port in use", server.Config{DataDir: t.TempDir(), GRPCAddr: "127.0.0.1:0", HTTPAddr: busy.Addr().String()}, "http address"},
+		{"raft port in use", server.Config{DataDir: t.TempDir(), GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", RaftAddr: busy.Addr().String()}, "raft"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			s, err := server.Start(tt.cfg)
+			if err == nil {
+				s.Stop()
+				t.Fatal("started anyway")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q does not say %q", err, tt.want)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Fatalf("took %s to fail", d)
+			}
+		})
+	}
+}
