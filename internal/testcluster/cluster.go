@@ -1,0 +1,251 @@
+// Package testcluster starts real restored processes on loopback for the
+// cluster end-to-end test and the raft benchmark: it builds the binary,
+// picks free ports, bootstraps the first server, joins the others, and can
+// kill -9 and restart a server. It stops only the processes it started.
+package testcluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+)
+
+// Build compiles cmd/restored from the module at root into dir.
+func Build(root, dir string) (string, error) {
+	bin := filepath.Join(dir, "restored")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/restored")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build restored: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// Proc is one restored process.
+type Proc struct {
+	ID, GRPC, HTTP, Raft, DataDir, LogPath string
+	bin                                    string
+	args                                   []string
+	mu                                     sync.Mutex
+	cmd                                    *exec.Cmd
+	done                                   chan struct{}
+	conn                                   *grpc.ClientConn
+}
+
+// Cluster is a set of restored processes.
+type Cluster struct {
+	Procs []*Proc
+	// Token is the bootstrap admin token.
+	Token string
+}
+
+// Options configure Start.
+type Options struct {
+	Binary string
+	Dir    string
+	N      int
+	// Args are extra flags for every server.
+	Args []string
+}
+
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// Start starts N servers: the first bootstraps, the others join it.
+func Start(ctx context.Context, o Options) (*Cluster, error) {
+	c := &Cluster{}
+	for i := 1; i <= o.N; i++ {
+		p := &Proc{ID: fmt.Sprintf("s%d", i), bin: o.Binary}
+		var err error
+		for _, a := range []*string{&p.GRPC, &p.HTTP, &p.Raft} {
+			if *a, err = freePort(); err != nil {
+				return nil, err
+			}
+		}
+		p.DataDir = filepath.Join(o.Dir, p.ID)
+		p.LogPath = filepath.Join(o.Dir, p.ID+".log")
+		p.args = append([]string{"--data-dir", p.DataDir, "--node-id", p.ID, "--grpc-addr", p.GRPC,
+			"--http-addr", p.HTTP, "--raft-addr", p.Raft}, o.Args...)
+		c.Procs = append(c.Procs, p)
+	}
+	first := c.Procs[0]
+	if err := first.Start(); err != nil {
+		return nil, err
+	}
+	tokenPath := filepath.Join(first.DataDir, "bootstrap-token")
+	if err := waitFor(ctx, 15*time.Second, "bootstrap token", func() bool {
+		b, err := os.ReadFile(tokenPath)
+		c.Token = strings.TrimSpace(string(b))
+		return err == nil && c.Token != ""
+	}); err != nil {
+		c.Stop()
+		return nil, err
+	}
+	for _, p := range c.Procs[1:] {
+		p.args = append(p.args, "--join", first.GRPC, "--token", c.Token)
+		if err := p.Start(); err != nil {
+			c.Stop()
+			return nil, err
+		}
+	}
+	if err := waitFor(ctx, 30*time.Second, "every server to be a voter", func() bool {
+		cl, err := c.Status(ctx, first)
+		return err == nil && len(cl.Servers) == o.N && cl.LeaderId != ""
+	}); err != nil {
+		c.Stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Start starts (or restarts) the process.
+func (p *Proc) Start() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	logf, err := os.OpenFile(p.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(p.bin, p.args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// If the test or benchmark dies, its servers die with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start %s: %w", p.ID, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		logf.Close()
+		close(done)
+	}()
+	p.cmd, p.done = cmd, done
+	return nil
+}
+
+// Kill sends SIGKILL to the process (by PID) and waits for it to exit.
+func (p *Proc) Kill() {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	<-done
+}
+
+// Alive reports whether the process runs.
+func (p *Proc) Alive() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done == nil {
+		return false
+	}
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Conn is a gRPC connection to the process.
+func (p *Proc) Conn() *grpc.ClientConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conn == nil {
+		p.conn, _ = grpc.NewClient(p.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	}
+	return p.conn
+}
+
+// Ctx returns ctx carrying the token.
+func Ctx(ctx context.Context, token string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+}
+
+// Status asks p for the cluster view.
+func (c *Cluster) Status(ctx context.Context, p *Proc) (*restorev1.GetClusterResponse, error) {
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return restorev1.NewAdminServiceClient(p.Conn()).GetCluster(Ctx(cctx, c.Token), &restorev1.GetClusterRequest{})
+}
+
+// Leader returns the live process that leads, as seen by a live server.
+func (c *Cluster) Leader(ctx context.Context) (*Proc, error) {
+	for _, p := range c.Procs {
+		if !p.Alive() {
+			continue
+		}
+		st, err := c.Status(ctx, p)
+		if err != nil || st.LeaderId == "" {
+			continue
+		}
+		for _, q := range c.Procs {
+			if q.ID == st.LeaderId && q.Alive() {
+				return q, nil
+			}
+		}
+	}
+	return nil, errors.New("no live leader")
+}
+
+// Followers returns the live processes that do not lead.
+func (c *Cluster) Followers(leader *Proc) []*Proc {
+	var out []*Proc
+	for _, p := range c.Procs {
+		if p != leader && p.Alive() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Stop kills every process this cluster started and closes connections.
+func (c *Cluster) Stop() {
+	for _, p := range c.Procs {
+		p.Kill()
+		p.mu.Lock()
+		if p.conn != nil {
+			p.conn.Close()
+			p.conn = nil
+		}
+		p.mu.Unlock()
+	}
+}
+
+func waitFor(ctx context.Context, timeout time.Duration, what string, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %s waiting for %s", timeout, what)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}
