@@ -11,8 +11,11 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -50,12 +53,13 @@ Flags:
 		fs.PrintDefaults()
 	}
 	var (
-		cfg      server.Config
-		_        = fs.String("config", "", "JSON config file whose keys are flag names")
-		dev      = fs.Bool("dev", false, "run a throwaway single-node server (data in a new temporary directory unless --data-dir is given)")
-		logLevel = fs.String("log-level", "info", "debug, info, warn or error")
-		logJSON  = fs.Bool("log-json", false, "log JSON lines instead of text")
-		showVer  = fs.Bool("version", false, "print the version and exit")
+		cfg       server.Config
+		_         = fs.String("config", "", "JSON config file whose keys are flag names")
+		dev       = fs.Bool("dev", false, "run a throwaway single-node server (data in a new temporary directory unless --data-dir is given)")
+		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
+		logJSON   = fs.Bool("log-json", false, "log JSON lines instead of text")
+		showVer   = fs.Bool("version", false, "print the version and exit")
+		debugAddr = fs.String("debug-addr", "", "serve Go's /debug/pprof on this address (keep it on loopback); off when empty")
 	)
 	fs.StringVar(&cfg.DataDir, "data-dir", "/var/lib/restored", "directory for raft's log, snapshots and the bootstrap token")
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", "127.0.0.1:7443", "gRPC listen address (API and agents)")
@@ -97,9 +101,22 @@ Flags:
 		cfg.Join = ""
 		cfg.Logger.Warn("dev mode: single server; the embedded hypervisor agent is not part of this build yet, so restores stay PENDING until an agent registers", "data_dir", cfg.DataDir)
 	}
+	if os.Getenv("GOGC") == "" {
+		// The state store is many small immutable objects; collecting less
+		// often buys raft throughput for memory this server has to spare.
+		debug.SetGCPercent(400)
+	}
 	s, err := server.Start(cfg)
 	if err != nil {
 		return err
+	}
+	if *debugAddr != "" {
+		go func() {
+			// http.DefaultServeMux carries net/http/pprof's handlers.
+			if err := http.ListenAndServe(*debugAddr, nil); err != nil {
+				cfg.Logger.Error("debug server", "addr", *debugAddr, "err", err)
+			}
+		}()
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)

@@ -20,6 +20,9 @@ type HostService struct {
 }
 
 func withAllocation(r *store.Reader, h *restorev1.Host) *restorev1.Host {
+	if h.Allocated != nil {
+		return h
+	}
 	out := proto.Clone(h).(*restorev1.Host)
 	out.Allocated = r.Allocated(h.Id)
 	return out

@@ -67,6 +67,26 @@ func (h *harness) mustApply(ct raftv1.CommandType, msg proto.Message) proto.Mess
 	return res.Value
 }
 
+// checkAllocation recomputes every host's allocation from its restores and
+// compares it with what the FSM keeps on the host record.
+func (h *harness) checkAllocation() {
+	h.t.Helper()
+	r := h.st.Read(nil)
+	for _, host := range r.Hosts() {
+		want := &restorev1.Capacity{}
+		for _, x := range r.RestoresOnHost(host.Id) {
+			if store.HoldsCapacity(x) {
+				want.Vcpus += x.Vcpus
+				want.MemoryMib += x.MemoryMib
+			}
+		}
+		got := r.Allocated(host.Id)
+		if got.Vcpus != want.Vcpus || got.MemoryMib != want.MemoryMib {
+			h.t.Fatalf("host %s allocation %v, restores on it hold %v", host.Id, got, want)
+		}
+	}
+}
+
 func wantCode(t *testing.T, res *fsm.Result, code codes.Code) {
 	t.Helper()
 	if status.Code(res.Err) != code {
@@ -196,6 +216,7 @@ func TestRestoreLifecycle(t *testing.T) {
 		t.Fatalf("capacity not released: %v", got)
 	}
 	wantCode(t, h.apply(raftv1.CommandType_COMMAND_TYPE_DELETE_RESTORE, &raftv1.DeleteRestore{Id: "nope"}), codes.NotFound)
+	h.checkAllocation()
 }
 
 func TestDeletingAPendingRestoreDestroysItAtOnce(t *testing.T) {
@@ -206,6 +227,7 @@ func TestDeletingAPendingRestoreDestroysItAtOnce(t *testing.T) {
 	if out.State != restorev1.RestoreState_RESTORE_STATE_DESTROYED || out.DestroyTime == nil {
 		t.Fatalf("got %v", out.State)
 	}
+	h.checkAllocation()
 }
 
 func TestExpireMarksRestoresAndSkipsFinishedOnes(t *testing.T) {
@@ -224,6 +246,7 @@ func TestExpireMarksRestoresAndSkipsFinishedOnes(t *testing.T) {
 	if !store.NeedsTeardown(r.Restore("r1")) {
 		t.Fatal("an expired restore on a host must be torn down by its agent")
 	}
+	h.checkAllocation()
 }
 
 func TestHostDownLosesVirtualizeAndReplacesVerify(t *testing.T) {
@@ -250,6 +273,7 @@ func TestHostDownLosesVirtualizeAndReplacesVerify(t *testing.T) {
 	}
 	wantCode(t, h.apply(raftv1.CommandType_COMMAND_TYPE_SET_HOST_DRAIN, &raftv1.SetHostDrain{Id: "nope"}), codes.NotFound)
 	wantCode(t, h.apply(raftv1.CommandType_COMMAND_TYPE_SET_HOST_STATE, &raftv1.SetHostState{Id: "nope"}), codes.NotFound)
+	h.checkAllocation()
 }
 
 func TestRecoveryPointReportsReplaceAHostsSet(t *testing.T) {

@@ -21,6 +21,7 @@ func applyRegisterHost(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message,
 	h.StateTime = ts(h.RegisterTime)
 	if cur := store.ReaderFor(txn).Host(h.Id); cur != nil {
 		h.Drained = cur.Drained // an operator's drain survives agent restarts
+		h.Allocated = cur.Allocated
 		h.RecoveryPoints = cur.RecoveryPoints
 		if cur.State == h.State {
 			h.StateTime = ts(cur.StateTime)
@@ -59,6 +60,7 @@ func applySetHostState(txn *memdb.Txn, payload []byte, index uint64) (proto.Mess
 	next := clone(cur)
 	next.State = cmd.State
 	next.StateTime = ts(cmd.Time)
+	// Restores moved below adjust the allocation on the stored host record.
 	if err := txn.Insert(store.TableHosts, next); err != nil {
 		return nil, err
 	}
@@ -84,5 +86,5 @@ func applySetHostState(txn *memdb.Txn, payload []byte, index uint64) (proto.Mess
 			return nil, err
 		}
 	}
-	return next, nil
+	return r.Host(cmd.Id), nil
 }

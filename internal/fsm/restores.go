@@ -17,10 +17,37 @@ import (
 // IdempotencyKindRestore scopes restore request ids.
 const IdempotencyKindRestore = "restore"
 
+// putRestore stores a new version of a restore and keeps its host's
+// allocated capacity in step, so reads never have to add it up.
 func putRestore(txn *memdb.Txn, r *restorev1.Restore, index uint64, now *timestamppb.Timestamp) error {
 	r.Revision = index
 	r.UpdateTime = ts(now)
+	reader := store.ReaderFor(txn)
+	if prev := reader.Restore(r.Id); prev != nil && store.HoldsCapacity(prev) {
+		if err := allocate(txn, prev.HostId, -prev.Vcpus, -prev.MemoryMib); err != nil {
+			return err
+		}
+	}
+	if store.HoldsCapacity(r) {
+		if err := allocate(txn, r.HostId, r.Vcpus, r.MemoryMib); err != nil {
+			return err
+		}
+	}
 	return txn.Insert(store.TableRestores, r)
+}
+
+func allocate(txn *memdb.Txn, hostID string, vcpus int32, memory int64) error {
+	h := store.ReaderFor(txn).Host(hostID)
+	if h == nil {
+		return nil
+	}
+	next := clone(h)
+	if next.Allocated == nil {
+		next.Allocated = &restorev1.Capacity{}
+	}
+	next.Allocated.Vcpus += vcpus
+	next.Allocated.MemoryMib += memory
+	return txn.Insert(store.TableHosts, next)
 }
 
 func applyCreateRestore(txn *memdb.Txn, payload []byte, index uint64) (proto.Message, error) {

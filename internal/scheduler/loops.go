@@ -30,6 +30,8 @@ type Loops struct {
 	// Interval is the longest time between two passes (state changes also
 	// trigger a pass).
 	Interval time.Duration
+
+	lastSweep time.Time
 }
 
 // Run runs passes until ctx ends. Call it only while leading.
@@ -52,10 +54,17 @@ func (l *Loops) Run(ctx context.Context) {
 
 func (l *Loops) pass(ws memdb.WatchSet) {
 	now := l.Now()
-	l.checkHeartbeats(now)
-	l.expire(now)
+	// Heartbeats and leases need no more than a few checks a second, however
+	// busy the cluster is; placement runs on every change.
+	if now.Sub(l.lastSweep) >= sweepEvery {
+		l.lastSweep = now
+		l.checkHeartbeats(now)
+		l.expire(now)
+	}
 	l.place(ws, now)
 }
+
+const sweepEvery = 200 * time.Millisecond
 
 func (l *Loops) apply(t raftv1.CommandType, msg proto.Message) {
 	if _, err := l.Raft.Apply(t, msg, 5*time.Second); err != nil {
@@ -80,9 +89,16 @@ func (l *Loops) checkHeartbeats(now time.Time) {
 
 func (l *Loops) expire(now time.Time) {
 	var ids []string
-	for _, x := range l.Store.Read(nil).Restores("") {
-		if !store.Terminal(x.State) && x.ExpireTime != nil && !now.Before(x.ExpireTime.AsTime()) {
-			ids = append(ids, x.Id)
+	r := l.Store.Read(nil)
+	for s := range restorev1.RestoreState_name {
+		state := restorev1.RestoreState(s)
+		if state == restorev1.RestoreState_RESTORE_STATE_UNSPECIFIED || store.Terminal(state) {
+			continue
+		}
+		for _, x := range r.RestoresInState(state) {
+			if x.ExpireTime != nil && !now.Before(x.ExpireTime.AsTime()) {
+				ids = append(ids, x.Id)
+			}
 		}
 	}
 	if len(ids) > 0 {
@@ -92,7 +108,8 @@ func (l *Loops) expire(now time.Time) {
 }
 
 func (l *Loops) place(ws memdb.WatchSet, now time.Time) {
-	cmd := Plan(l.Store.Read(ws))
+	l.Store.WatchTables(ws, store.TableRestores, store.TableHosts, store.TableRecoveryPoints)
+	cmd := Plan(l.Store.Read(nil))
 	if len(cmd.Placements) == 0 && len(cmd.Pending) == 0 {
 		return
 	}

@@ -3,7 +3,6 @@ package scheduler
 import (
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
@@ -23,16 +22,10 @@ type free struct {
 // returned, so an idle cluster writes nothing.
 func Plan(r *store.Reader) *raftv1.PlaceRestores {
 	cmd := &raftv1.PlaceRestores{}
-	var pending []*restorev1.Restore
-	for _, x := range r.Restores("") {
-		if x.State == restorev1.RestoreState_RESTORE_STATE_PENDING {
-			pending = append(pending, x)
-		}
-	}
+	pending := r.RestoresInState(restorev1.RestoreState_RESTORE_STATE_PENDING)
 	if len(pending) == 0 {
 		return cmd
 	}
-	sort.Slice(pending, func(i, j int) bool { return pending[i].Id < pending[j].Id })
 	room := map[string]*free{}
 	hosts := map[string]*restorev1.Host{}
 	for _, h := range r.Hosts() {
@@ -40,8 +33,17 @@ func Plan(r *store.Reader) *raftv1.PlaceRestores {
 		hosts[h.Id] = h
 		room[h.Id] = &free{vcpus: h.GetCapacity().GetVcpus() - a.Vcpus, memory: h.GetCapacity().GetMemoryMib() - a.MemoryMib}
 	}
+	// Holders of each recovery point, looked up and sorted once per pass.
+	holders := map[string][]string{}
 	for _, x := range pending {
-		host, reason := choose(r.RecoveryPoint(x.RecoveryPointId), x, hosts, room)
+		hs, ok := holders[x.RecoveryPointId]
+		if !ok {
+			if rp := r.RecoveryPoint(x.RecoveryPointId); rp != nil {
+				hs = slices.Sorted(slices.Values(rp.HostIds))
+			}
+			holders[x.RecoveryPointId] = hs
+		}
+		host, reason := choose(hs, x, hosts, room)
 		if host == "" {
 			if reason != x.StateReason {
 				cmd.Pending = append(cmd.Pending, &raftv1.PendingReason{RestoreId: x.Id, Reason: reason})
@@ -55,14 +57,14 @@ func Plan(r *store.Reader) *raftv1.PlaceRestores {
 	return cmd
 }
 
-func choose(rp *restorev1.RecoveryPoint, x *restorev1.Restore, hosts map[string]*restorev1.Host, room map[string]*free) (string, string) {
-	if rp == nil || len(rp.HostIds) == 0 {
+func choose(holders []string, x *restorev1.Restore, hosts map[string]*restorev1.Host, room map[string]*free) (string, string) {
+	if len(holders) == 0 {
 		return "", fmt.Sprintf("no host holds recovery point %s", x.RecoveryPointId)
 	}
 	best := ""
 	var unusable []string
 	var tooSmall []string
-	for _, id := range slices.Sorted(slices.Values(rp.HostIds)) {
+	for _, id := range holders {
 		h := hosts[id]
 		switch {
 		case h == nil:

@@ -24,6 +24,18 @@ func (s *Store) Read(ws memdb.WatchSet) *Reader {
 	return &Reader{txn: s.ReadTxn(), ws: ws}
 }
 
+// WatchTables adds one channel per table to ws that fires on any change to
+// that table: cheaper than watching every object read.
+func (s *Store) WatchTables(ws memdb.WatchSet, tables ...string) {
+	ws.Add(s.Abandoned())
+	txn := s.ReadTxn()
+	for _, t := range tables {
+		if it, err := txn.Get(t, "id"); err == nil {
+			ws.Add(it.WatchCh())
+		}
+	}
+}
+
 // ReaderFor wraps an open transaction (used by the FSM inside a write).
 func ReaderFor(txn *memdb.Txn) *Reader { return &Reader{txn: txn} }
 
@@ -103,6 +115,16 @@ func (r *Reader) Restores(tenant string) []*restorev1.Restore {
 		out = append(out, o.(*restorev1.Restore))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Id > out[j].Id })
+	return out
+}
+
+// RestoresInState returns the restores in one state, oldest first.
+func (r *Reader) RestoresInState(state restorev1.RestoreState) []*restorev1.Restore {
+	var out []*restorev1.Restore
+	for _, o := range r.all(TableRestores, "state", state) {
+		out = append(out, o.(*restorev1.Restore))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Id < out[j].Id })
 	return out
 }
 

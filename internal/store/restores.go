@@ -37,15 +37,17 @@ func NeedsTeardown(r *restorev1.Restore) bool {
 	return false
 }
 
-// Allocated sums the capacity that restores hold on a host: everything
-// active or still to be torn down.
+// HoldsCapacity reports whether a restore takes capacity on its host:
+// everything active or still to be torn down.
+func HoldsCapacity(x *restorev1.Restore) bool {
+	return x.HostId != "" && (Active(x.State) || NeedsTeardown(x))
+}
+
+// Allocated is the capacity restores hold on a host. The FSM keeps it on the
+// host record as restores change.
 func (r *Reader) Allocated(hostID string) *restorev1.Capacity {
-	c := &restorev1.Capacity{}
-	for _, x := range r.RestoresOnHost(hostID) {
-		if Active(x.State) || NeedsTeardown(x) {
-			c.Vcpus += x.Vcpus
-			c.MemoryMib += x.MemoryMib
-		}
+	if h := r.Host(hostID); h != nil && h.Allocated != nil {
+		return h.Allocated
 	}
-	return c
+	return &restorev1.Capacity{}
 }

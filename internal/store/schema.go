@@ -32,6 +32,7 @@ func Schema() *memdb.DBSchema {
 			"id":     idIndex(),
 			"tenant": fieldIndex("tenant", "Tenant"),
 			"host":   fieldIndex("host", "HostId"),
+			"state":  {Name: "state", Indexer: &memdb.IntFieldIndex{Field: "State"}},
 		}},
 		TableHosts: {Name: TableHosts, Indexes: map[string]*memdb.IndexSchema{"id": idIndex()}},
 		TableRecoveryPoints: {Name: TableRecoveryPoints, Indexes: map[string]*memdb.IndexSchema{

@@ -37,12 +37,14 @@ func Build(root, dir string) (string, error) {
 // Proc is one restored process.
 type Proc struct {
 	ID, GRPC, HTTP, Raft, DataDir, LogPath string
-	bin                                    string
-	args                                   []string
-	mu                                     sync.Mutex
-	cmd                                    *exec.Cmd
-	done                                   chan struct{}
-	conn                                   *grpc.ClientConn
+	// Debug is the pprof address when Options.Debug is set.
+	Debug string
+	bin   string
+	args  []string
+	mu    sync.Mutex
+	cmd   *exec.Cmd
+	done  chan struct{}
+	conn  *grpc.ClientConn
 }
 
 // Cluster is a set of restored processes.
@@ -59,6 +61,8 @@ type Options struct {
 	N      int
 	// Args are extra flags for every server.
 	Args []string
+	// Debug serves pprof on a free loopback port per server (Proc.Debug).
+	Debug bool
 }
 
 func freePort() (string, error) {
@@ -81,10 +85,17 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 				return nil, err
 			}
 		}
+		if o.Debug {
+			if p.Debug, err = freePort(); err != nil {
+				return nil, err
+			}
+			p.args = append(p.args, "--debug-addr", p.Debug)
+		}
 		p.DataDir = filepath.Join(o.Dir, p.ID)
 		p.LogPath = filepath.Join(o.Dir, p.ID+".log")
-		p.args = append([]string{"--data-dir", p.DataDir, "--node-id", p.ID, "--grpc-addr", p.GRPC,
-			"--http-addr", p.HTTP, "--raft-addr", p.Raft}, o.Args...)
+		p.args = append(p.args, []string{"--data-dir", p.DataDir, "--node-id", p.ID, "--grpc-addr", p.GRPC,
+			"--http-addr", p.HTTP, "--raft-addr", p.Raft}...)
+		p.args = append(p.args, o.Args...)
 		c.Procs = append(c.Procs, p)
 	}
 	first := c.Procs[0]

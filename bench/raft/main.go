@@ -1,0 +1,247 @@
+// Command raft is `make bench-raft`: it starts three restored processes on
+// loopback and measures committed restore-create writes per second with p50
+// and p99 latency at 1 and 64 concurrent clients, against a baseline measured
+// in the same run (gRPC health checks on the same leader: the cost of the
+// transport alone), then the leader failover time (kill -9 → first commit on
+// the new leader) over several trials. It is a benchmark, not a test: it
+// prints figures and never fails on them.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/testcluster"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+)
+
+func main() {
+	var (
+		duration = flag.Duration("duration", 5*time.Second, "how long each throughput phase runs")
+		trials   = flag.Int("failover-trials", 5, "leader kill -9 trials")
+		profile  = flag.String("cpuprofile", "", "write the leader's CPU profile during the 64-client write phase to this file")
+	)
+	flag.Parse()
+	if err := run(*duration, *trials, *profile); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-raft:", err)
+		os.Exit(1)
+	}
+}
+
+type result struct {
+	ops      int
+	elapsed  time.Duration
+	p50, p99 time.Duration
+	errors   int64
+}
+
+func (r result) rate() float64 { return float64(r.ops) / r.elapsed.Seconds() }
+
+// load runs op from `clients` goroutines for d and collects latencies.
+func load(ctx context.Context, clients int, d time.Duration, op func(ctx context.Context, client, i int) error) result {
+	var (
+		mu   sync.Mutex
+		lats []time.Duration
+		errs atomic.Int64
+		wg   sync.WaitGroup
+	)
+	stop := time.Now().Add(d)
+	start := time.Now()
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			var mine []time.Duration
+			for i := 0; time.Now().Before(stop); i++ {
+				t := time.Now()
+				if err := op(ctx, c, i); err != nil {
+					errs.Add(1)
+					continue
+				}
+				mine = append(mine, time.Since(t))
+			}
+			mu.Lock()
+			lats = append(lats, mine...)
+			mu.Unlock()
+		}(c)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
+	r := result{ops: len(lats), elapsed: elapsed, errors: errs.Load()}
+	if len(lats) > 0 {
+		r.p50 = lats[len(lats)/2]
+		r.p99 = lats[len(lats)*99/100]
+	}
+	return r
+}
+
+func run(d time.Duration, trials int, profile string) error {
+	dir, err := os.MkdirTemp("", "bench-raft-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin, err := testcluster.Build(".", dir)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	c, err := testcluster.Start(ctx, testcluster.Options{Binary: bin, Dir: dir, N: 3, Debug: profile != ""})
+	if err != nil {
+		return err
+	}
+	defer c.Stop()
+	leader, err := c.Leader(ctx)
+	if err != nil {
+		return err
+	}
+	admin := restorev1.NewAdminServiceClient(leader.Conn())
+	actx := testcluster.Ctx(ctx, c.Token)
+	if _, err := admin.CreateTenant(actx, &restorev1.CreateTenantRequest{Id: "bench"}); err != nil {
+		return err
+	}
+	tok, err := admin.CreateToken(actx, &restorev1.CreateTokenRequest{Tenant: "bench", Role: "partner"})
+	if err != nil {
+		return err
+	}
+	agentTok, err := admin.CreateToken(actx, &restorev1.CreateTokenRequest{Role: "agent"})
+	if err != nil {
+		return err
+	}
+	agent := restorev1.NewAgentServiceClient(leader.Conn())
+	agctx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+agentTok.Secret)
+	if _, err := agent.Register(agctx, &restorev1.RegisterRequest{ProtocolVersion: 1, HostId: "bench-host",
+		Capacity: &restorev1.Capacity{Vcpus: 1 << 30, MemoryMib: 1 << 50}}); err != nil {
+		return err
+	}
+	if _, err := agent.ReportRecoveryPoints(agctx, &restorev1.ReportRecoveryPointsRequest{ProtocolVersion: 1, HostId: "bench-host",
+		RecoveryPoints: []*restorev1.RecoveryPoint{{Id: "rp-bench", Tenant: "bench", Asset: "a", Valid: true}}}); err != nil {
+		return err
+	}
+	// Keep the host READY, as a real agent would.
+	hbCtx, stopHeartbeats := context.WithCancel(agctx)
+	defer stopHeartbeats()
+	go func() {
+		for hbCtx.Err() == nil {
+			l, err := c.Leader(ctx)
+			if err == nil {
+				_, _ = restorev1.NewAgentServiceClient(l.Conn()).Heartbeat(hbCtx, &restorev1.HeartbeatRequest{ProtocolVersion: 1, HostId: "bench-host"})
+			}
+			time.Sleep(time.Second)
+		}
+	}()
+	pctx := testcluster.Ctx(ctx, tok.Secret)
+	restores := restorev1.NewRestoreServiceClient(leader.Conn())
+	health := healthpb.NewHealthClient(leader.Conn())
+	var seq atomic.Int64
+	create := func(ctx context.Context, _, _ int) error {
+		_, err := restores.CreateRestore(pctx, &restorev1.CreateRestoreRequest{
+			RecoveryPointId: "rp-bench", Mode: restorev1.Mode_MODE_VERIFY, MemoryMib: 96,
+			RequestId: fmt.Sprintf("bench-%d", seq.Add(1)),
+		})
+		return err
+	}
+	check := func(ctx context.Context, _, _ int) error {
+		_, err := health.Check(ctx, &healthpb.HealthCheckRequest{})
+		return err
+	}
+
+	fmt.Printf("restored raft benchmark: 3 servers on loopback, %d cores, %s per phase, clients talk to the leader (%s)\n\n", numCPU(), d, leader.ID)
+	fmt.Printf("%-8s %-22s %12s %10s %10s %8s %14s\n", "clients", "operation", "ops/s", "p50", "p99", "errors", "vs baseline")
+	for _, clients := range []int{1, 64} {
+		base := load(ctx, clients, d, check)
+		var prof chan error
+		if profile != "" && clients == 64 {
+			prof = make(chan error, 1)
+			go func() { prof <- fetchProfile(leader.Debug, d, profile) }()
+		}
+		w := load(ctx, clients, d, create)
+		if prof != nil {
+			if err := <-prof; err != nil {
+				return err
+			}
+		}
+		fmt.Printf("%-8d %-22s %12.0f %10s %10s %8d %14s\n", clients, "baseline: health check", base.rate(), base.p50.Round(time.Microsecond), base.p99.Round(time.Microsecond), base.errors, "1.00x")
+		fmt.Printf("%-8d %-22s %12.0f %10s %10s %8d %13.2fx\n", clients, "restore create (raft)", w.rate(), w.p50.Round(time.Microsecond), w.p99.Round(time.Microsecond), w.errors, w.rate()/base.rate())
+	}
+	fmt.Printf("\ntargets: >= 10000 writes/s at 64 clients with p99 <= 25ms\n\n")
+
+	// Failover: kill -9 the leader, time until the first write commits on a new leader.
+	var times []time.Duration
+	for trial := 1; trial <= trials; trial++ {
+		old, err := c.Leader(ctx)
+		if err != nil {
+			return err
+		}
+		survivor := c.Followers(old)[0]
+		client := restorev1.NewAdminServiceClient(survivor.Conn())
+		killed := time.Now()
+		old.Kill()
+		for i := 0; ; i++ {
+			cctx, cancel := context.WithTimeout(actx, time.Second)
+			_, err := client.CreateTenant(cctx, &restorev1.CreateTenantRequest{Id: fmt.Sprintf("failover-%d-%d", trial, i)})
+			cancel()
+			if err == nil {
+				break
+			}
+			if time.Since(killed) > 30*time.Second {
+				return fmt.Errorf("trial %d: no commit 30s after the kill: %v", trial, err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		took := time.Since(killed)
+		times = append(times, took)
+		nl, _ := c.Leader(ctx)
+		name := "?"
+		if nl != nil {
+			name = nl.ID
+		}
+		fmt.Printf("failover trial %d: killed %s, first commit on %s after %s\n", trial, old.ID, name, took.Round(time.Millisecond))
+		if err := old.Start(); err != nil {
+			return err
+		}
+		// Let the restarted server catch up before the next trial.
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			st, err := c.Status(ctx, old)
+			if err == nil && st.LeaderId != "" && st.AppliedIndex >= st.CommitIndex {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("trial %d: %s did not catch up", trial, old.ID)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		time.Sleep(time.Second)
+	}
+	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
+	fmt.Printf("failover median %s (min %s, max %s) over %d trials; target median <= 1.2s\n",
+		times[len(times)/2].Round(time.Millisecond), times[0].Round(time.Millisecond), times[len(times)-1].Round(time.Millisecond), len(times))
+	return nil
+}
+
+// fetchProfile saves the leader's CPU profile over d.
+func fetchProfile(addr string, d time.Duration, path string) error {
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, resp.Body)
+	return err
+}
