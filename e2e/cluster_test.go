@@ -38,7 +38,9 @@ func TestClusterSurvivesLeaderDeathWithNothingAcknowledgedLost(t *testing.T) {
 			}
 		}
 	})
-	admin := func(p *testcluster.Proc) restorev1.AdminServiceClient { return restorev1.NewAdminServiceClient(p.Conn()) }
+	admin := func(p *testcluster.Proc) restorev1.AdminServiceClient {
+		return restorev1.NewAdminServiceClient(p.Conn())
+	}
 	call := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, 10*time.Second) }
 
 	leader, err := c.Leader(ctx)
