@@ -13,6 +13,7 @@ import (
 	"github.com/restored/restored/internal/auth"
 	"github.com/restored/restored/internal/fsm"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/scheduler"
 	"github.com/restored/restored/internal/store"
 	"github.com/restored/restored/internal/validate"
 	"google.golang.org/grpc/codes"
@@ -152,6 +153,9 @@ func (s *RestoreService) CreateRestore(ctx context.Context, in *restorev1.Create
 		StateReason:     "waiting for the scheduler to pick a host",
 		CreateTime:      timestamppb.New(now),
 		ExpireTime:      timestamppb.New(now.Add(time.Duration(req.TtlSeconds) * time.Second)),
+	}
+	if host, _ := scheduler.PlaceOne(r, res); host != "" {
+		res.HostId = host // a hint: the FSM keeps it only if the host still fits
 	}
 	out, err := s.apply(raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE, &raftv1.CreateRestore{Restore: res, BodySha256: hash})
 	if err != nil {

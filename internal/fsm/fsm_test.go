@@ -367,3 +367,39 @@ func TestSnapshotPersistRestoreRoundTrip(t *testing.T) {
 	res := other.apply(raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE, &raftv1.CreateRestore{Restore: newRestore("r9", "req-1", restorev1.Mode_MODE_VERIFY), BodySha256: []byte("other")})
 	wantCode(t, res, codes.AlreadyExists)
 }
+
+func TestCreateRestoreKeepsAHostHintOnlyWhenItFits(t *testing.T) {
+	tests := []struct {
+		name      string
+		hint      string
+		vcpus     int32
+		prepare   func(h *harness)
+		wantState restorev1.RestoreState
+		wantHost  string
+	}{
+		{"fits", "h1", 1, func(*harness) {}, restorev1.RestoreState_RESTORE_STATE_SCHEDULED, "h1"},
+		{"no hint", "", 1, func(*harness) {}, restorev1.RestoreState_RESTORE_STATE_PENDING, ""},
+		{"too big", "h1", 4, func(*harness) {}, restorev1.RestoreState_RESTORE_STATE_PENDING, ""},
+		{"unknown host", "h9", 1, func(*harness) {}, restorev1.RestoreState_RESTORE_STATE_PENDING, ""},
+		{"drained since", "h1", 1, func(h *harness) {
+			h.mustApply(raftv1.CommandType_COMMAND_TYPE_SET_HOST_DRAIN, &raftv1.SetHostDrain{Id: "h1", Drained: true})
+		}, restorev1.RestoreState_RESTORE_STATE_PENDING, ""},
+		{"down since", "h1", 1, func(h *harness) {
+			h.mustApply(raftv1.CommandType_COMMAND_TYPE_SET_HOST_STATE, &raftv1.SetHostState{Id: "h1", State: restorev1.HostState_HOST_STATE_DOWN})
+		}, restorev1.RestoreState_RESTORE_STATE_PENDING, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			seed(h) // r1 holds 1 of h1's 4 vCPUs
+			tt.prepare(h)
+			x := newRestore("r2", "req-2", restorev1.Mode_MODE_VIRTUALIZE)
+			x.Vcpus, x.HostId = tt.vcpus, tt.hint
+			got := h.mustApply(raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE, &raftv1.CreateRestore{Restore: x, BodySha256: []byte("b2")}).(*restorev1.Restore)
+			if got.State != tt.wantState || got.HostId != tt.wantHost {
+				t.Fatalf("got %v on %q, want %v on %q", got.State, got.HostId, tt.wantState, tt.wantHost)
+			}
+			h.checkAllocation()
+		})
+	}
+}

@@ -71,6 +71,17 @@ func applyCreateRestore(txn *memdb.Txn, payload []byte, index uint64) (proto.Mes
 	if r.Restore(res.Id) != nil {
 		return nil, status.Errorf(codes.AlreadyExists, "restore %q already exists", res.Id)
 	}
+	// The leader may have chosen a host already; take it only if it still
+	// fits in the replicated state, else leave the restore to the scheduler.
+	if res.HostId != "" {
+		if r.Fits(res.HostId, res) {
+			res.State = restorev1.RestoreState_RESTORE_STATE_SCHEDULED
+			res.StateReason = "placed on host " + res.HostId
+		} else {
+			res.HostId = ""
+			res.State = restorev1.RestoreState_RESTORE_STATE_PENDING
+		}
+	}
 	if err := putRestore(txn, res, index, res.CreateTime); err != nil {
 		return nil, err
 	}

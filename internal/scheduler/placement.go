@@ -57,6 +57,27 @@ func Plan(r *store.Reader) *raftv1.PlaceRestores {
 	return cmd
 }
 
+// PlaceOne picks a host for one new restore, or "" with the reason when none
+// fits. The API calls it before raft.Apply so that most restores are created
+// already SCHEDULED, in one raft entry; the FSM re-checks the choice.
+func PlaceOne(r *store.Reader, x *restorev1.Restore) (string, string) {
+	rp := r.RecoveryPoint(x.RecoveryPointId)
+	if rp == nil {
+		return choose(nil, x, nil, nil)
+	}
+	holders := slices.Sorted(slices.Values(rp.HostIds))
+	hosts := map[string]*restorev1.Host{}
+	room := map[string]*free{}
+	for _, id := range holders {
+		if h := r.Host(id); h != nil {
+			a := r.Allocated(id)
+			hosts[id] = h
+			room[id] = &free{vcpus: h.GetCapacity().GetVcpus() - a.Vcpus, memory: h.GetCapacity().GetMemoryMib() - a.MemoryMib}
+		}
+	}
+	return choose(holders, x, hosts, room)
+}
+
 func choose(holders []string, x *restorev1.Restore, hosts map[string]*restorev1.Host, room map[string]*free) (string, string) {
 	if len(holders) == 0 {
 		return "", fmt.Sprintf("no host holds recovery point %s", x.RecoveryPointId)
