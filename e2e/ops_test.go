@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi2"
+	"github.com/getkin/kin-openapi/openapi2conv"
 	"github.com/restored/restored/internal/server"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
@@ -81,8 +83,24 @@ func TestOpenAPIDocumentIsServedAndConsistent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Validate with kin-openapi: parse as OpenAPI 2, convert, validate.
+	var v2 openapi2.T
+	if err := json.Unmarshal(raw, &v2); err != nil {
+		t.Fatalf("not an OpenAPI 2 document: %v", err)
+	}
+	v3, err := openapi2conv.ToV3(&v2)
+	if err != nil {
+		t.Fatalf("convert to OpenAPI 3: %v", err)
+	}
+	if err := v3.Validate(context.Background()); err != nil {
+		t.Fatalf("invalid OpenAPI: %v", err)
+	}
 	var doc map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+	if err := json.Unmarshal(raw, &doc); err != nil {
 		t.Fatalf("not JSON: %v", err)
 	}
 	if doc["swagger"] != "2.0" {

@@ -9,6 +9,8 @@ import (
 	"github.com/google/uuid"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 func restoreCmd(g *globals) *cobra.Command {
@@ -189,20 +191,21 @@ func restoreWatchCmd(g *globals) *cobra.Command {
 	var (
 		req   restorev1.WatchRestoresRequest
 		state string
+		until time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "watch",
 		Short: "Stream restores as they change (Ctrl-C to stop)",
 		Long: `Print every matching restore, then each restore again whenever it changes.
 With --output json each change is one JSON object.`,
-		Example: "  restorectl restore watch --state running\n  restorectl restore watch --output json --timeout 24h",
+		Example: "  restorectl restore watch --state running\n  restorectl restore watch --output json --for 10m",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
 			if req.State, err = parseState(state); err != nil {
 				return err
 			}
-			conn, ctx, done, err := g.dial(cmd)
+			conn, ctx, done, err := g.dialFor(cmd, until)
 			if err != nil {
 				return err
 			}
@@ -213,8 +216,8 @@ With --output json each change is one JSON object.`,
 			}
 			for {
 				msg, err := stream.Recv()
-				if err == io.EOF {
-					return nil
+				if err == io.EOF || (until > 0 && status.Code(err) == codes.DeadlineExceeded) {
+					return nil // the server ended the stream, or --for ran out
 				}
 				if err != nil {
 					return err
@@ -233,6 +236,7 @@ With --output json each change is one JSON object.`,
 	}
 	fl := c.Flags()
 	fl.StringVar(&state, "state", "", "only this state")
+	fl.DurationVar(&until, "for", 0, "stop watching after this long (default: until interrupted)")
 	fl.StringVar(&req.Asset, "asset", "", "only this asset")
 	fl.StringVar(&req.RecoveryPointId, "recovery-point", "", "only this recovery point")
 	return c

@@ -77,8 +77,14 @@ func Execute(args []string, out, errOut io.Writer) int {
 	return 0
 }
 
-// dial connects and returns a context carrying the token.
+// dial connects and returns a context carrying the token, with the
+// --timeout deadline.
 func (g *globals) dial(cmd *cobra.Command) (*grpc.ClientConn, context.Context, context.CancelFunc, error) {
+	return g.dialFor(cmd, g.timeout)
+}
+
+// dialFor is dial with its own deadline; 0 means none.
+func (g *globals) dialFor(cmd *cobra.Command, d time.Duration) (*grpc.ClientConn, context.Context, context.CancelFunc, error) {
 	if g.output != "table" && g.output != "json" {
 		return nil, nil, nil, fmt.Errorf("--output must be table or json, not %q", g.output)
 	}
@@ -89,7 +95,10 @@ func (g *globals) dial(cmd *cobra.Command) (*grpc.ClientConn, context.Context, c
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("connect to %s: %w", g.addr, err)
 	}
-	ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
+	ctx, cancel := context.WithCancel(cmd.Context())
+	if d > 0 {
+		ctx, cancel = context.WithTimeout(cmd.Context(), d)
+	}
 	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+g.token)
 	if g.linearizable {
 		ctx = metadata.AppendToOutgoingContext(ctx, "x-restored-consistency", "linearizable")
