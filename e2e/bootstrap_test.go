@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,8 +38,18 @@ func (s *syncBuffer) String() string {
 func TestBootstrapTokenIsWrittenPrivatelyAndNeverLogged(t *testing.T) {
 	dir := t.TempDir()
 	var logs syncBuffer
+	// Fixed addresses, so the restarted server has nothing new to write.
+	addrs := make([]string, 3)
+	for i := range addrs {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs[i] = l.Addr().String()
+		l.Close()
+	}
 	start := func() *server.Server {
-		s, err := server.Start(server.Config{DataDir: dir, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0",
+		s, err := server.Start(server.Config{DataDir: dir, GRPCAddr: addrs[0], HTTPAddr: addrs[1], RaftAddr: addrs[2],
 			NodeID: "s1", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 		if err != nil {
 			t.Fatal(err)
@@ -68,6 +80,16 @@ func TestBootstrapTokenIsWrittenPrivatelyAndNeverLogged(t *testing.T) {
 	s = start()
 	defer s.Stop()
 	eventually(t, 10*time.Second, "leadership after restart", func() bool { return s.Node().IsLeader() })
+	// An idle restarted server becomes ready even though the newest entries
+	// are raft's own (no-op, configuration), not commands.
+	eventually(t, 10*time.Second, "readiness after restart", func() bool {
+		resp, err := http.Get("http://" + s.HTTPAddr() + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
 	time.Sleep(300 * time.Millisecond)
 	again, _ := os.ReadFile(path)
 	if strings.TrimSpace(string(again)) != token {

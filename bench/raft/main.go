@@ -218,7 +218,7 @@ func run(d time.Duration, trials int, profile string) error {
 				break
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("trial %d: %s did not catch up", trial, old.ID)
+				return fmt.Errorf("trial %d: %s did not catch up (last status %v, err %v); logs:\n%s", trial, old.ID, st, err, tail(c))
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -244,4 +244,17 @@ func fetchProfile(addr string, d time.Duration, path string) error {
 	defer f.Close()
 	_, err = io.Copy(f, resp.Body)
 	return err
+}
+
+// tail returns the end of every server's log, for a failed run.
+func tail(c *testcluster.Cluster) string {
+	out := ""
+	for _, p := range c.Procs {
+		b, _ := os.ReadFile(p.LogPath)
+		if len(b) > 3000 {
+			b = b[len(b)-3000:]
+		}
+		out += fmt.Sprintf("---- %s ----\n%s\n", p.ID, b)
+	}
+	return out
 }

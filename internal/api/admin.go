@@ -122,7 +122,7 @@ func (s *AdminService) GetCluster(context.Context, *restorev1.GetClusterRequest)
 	out := &restorev1.GetClusterResponse{
 		LeaderId:     leaderID,
 		CommitIndex:  s.Node.CommitIndex(),
-		AppliedIndex: s.Node.FSM.AppliedIndex(),
+		AppliedIndex: s.Node.AppliedIndex(),
 		LastIndex:    s.Node.Raft.LastIndex(),
 		ServerId:     s.ServerID,
 	}

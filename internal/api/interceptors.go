@@ -101,7 +101,7 @@ func (d *Deps) readIndex(ctx context.Context) error {
 		return status.Errorf(codes.Unavailable, "cannot confirm leadership for a linearizable read: %v", err)
 	}
 	target := d.Node.CommitIndex()
-	for d.Node.FSM.AppliedIndex() < target {
+	for d.Node.AppliedIndex() < target {
 		select {
 		case <-ctx.Done():
 			return status.FromContextError(ctx.Err()).Err()

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync/atomic"
 
 	"github.com/hashicorp/go-memdb"
 	"github.com/hashicorp/raft"
@@ -41,18 +40,14 @@ var table = map[raftv1.CommandType]applyFunc{
 
 // FSM is the raft state machine over a store.
 type FSM struct {
-	store   *store.Store
-	log     *slog.Logger
-	applied atomic.Uint64
+	store *store.Store
+	log   *slog.Logger
 }
 
 // New returns an FSM writing to st.
 func New(st *store.Store, log *slog.Logger) *FSM {
 	return &FSM{store: st, log: log}
 }
-
-// AppliedIndex is the index of the last entry applied.
-func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
 
 // Encode wraps a command into a raft log entry.
 func Encode(t raftv1.CommandType, msg proto.Message) ([]byte, error) {
@@ -65,7 +60,6 @@ func Encode(t raftv1.CommandType, msg proto.Message) ([]byte, error) {
 
 // Apply implements raft.FSM.
 func (f *FSM) Apply(l *raft.Log) any {
-	defer f.applied.Store(l.Index)
 	if l.Type != raft.LogCommand {
 		return nil
 	}

@@ -49,7 +49,7 @@ func New(st *store.Store, node *raftnode.Node) *Metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "restored_raft_commit_index", Help: "Raft commit index."},
 			func() float64 { return float64(node.CommitIndex()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "restored_raft_applied_index", Help: "Index applied to the state store."},
-			func() float64 { return float64(node.FSM.AppliedIndex()) }),
+			func() float64 { return float64(node.AppliedIndex()) }),
 		&stateCollector{st: st},
 	)
 	return m

@@ -166,6 +166,10 @@ func (n *Node) Leader() (id, addr string) {
 	return string(i), string(a)
 }
 
+// AppliedIndex is the index of the last entry applied, counting raft's own
+// entries (no-ops, configuration changes) that never reach the FSM.
+func (n *Node) AppliedIndex() uint64 { return n.Raft.AppliedIndex() }
+
 // CommitIndex is the raft commit index as this node knows it.
 func (n *Node) CommitIndex() uint64 {
 	v, _ := strconv.ParseUint(n.Raft.Stats()["commit_index"], 10, 64)

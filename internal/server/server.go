@@ -190,7 +190,7 @@ func (s *Server) ready() (bool, string) {
 		return false, "no raft leader is known"
 	}
 	commit := s.node.CommitIndex()
-	if applied := s.node.FSM.AppliedIndex(); applied < commit {
+	if applied := s.node.AppliedIndex(); applied < commit {
 		return false, fmt.Sprintf("catching up: applied %d of %d", applied, commit)
 	}
 	return true, ""
