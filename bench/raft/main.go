@@ -17,6 +17,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
@@ -29,7 +30,7 @@ func main() {
 	var (
 		duration = flag.Duration("duration", 5*time.Second, "how long each throughput phase runs")
 		trials   = flag.Int("failover-trials", 5, "leader kill -9 trials")
-		profile  = flag.String("cpuprofile", "", "write the leader's CPU profile during the 64-client write phase to this file")
+		profile  = flag.String("cpuprofile", "", "write the leader's CPU profile during the 64-client write phase to this file (and a follower's to FILE.follower)")
 	)
 	flag.Parse()
 	if err := run(*duration, *trials, *profile); err != nil {
@@ -163,17 +164,31 @@ func run(d time.Duration, trials int, profile string) error {
 		base := load(ctx, clients, d, check)
 		var prof chan error
 		if profile != "" && clients == 64 {
-			prof = make(chan error, 1)
+			prof = make(chan error, 2)
 			go func() { prof <- fetchProfile(leader.Debug, d, profile) }()
+			go func() { prof <- fetchProfile(c.Followers(leader)[0].Debug, d, profile+".follower") }()
 		}
+		cpuBefore := cpuTimes(c)
 		w := load(ctx, clients, d, create)
+		cpuAfter := cpuTimes(c)
 		if prof != nil {
-			if err := <-prof; err != nil {
-				return err
+			for range 2 {
+				if err := <-prof; err != nil {
+					return err
+				}
 			}
 		}
 		fmt.Printf("%-8d %-22s %12.0f %10s %10s %8d %14s\n", clients, "baseline: health check", base.rate(), base.p50.Round(time.Microsecond), base.p99.Round(time.Microsecond), base.errors, "1.00x")
 		fmt.Printf("%-8d %-22s %12.0f %10s %10s %8d %13.2fx\n", clients, "restore create (raft)", w.rate(), w.p50.Round(time.Microsecond), w.p99.Round(time.Microsecond), w.errors, w.rate()/base.rate())
+		fmt.Printf("         CPU per write:")
+		for _, p := range c.Procs {
+			role := "follower"
+			if p == leader {
+				role = "leader"
+			}
+			fmt.Printf(" %s(%s) %s", p.ID, role, ((cpuAfter[p.ID] - cpuBefore[p.ID]) / time.Duration(max(w.ops, 1))).Round(time.Microsecond))
+		}
+		fmt.Printf(" load generator %s\n", ((cpuAfter["bench"] - cpuBefore["bench"]) / time.Duration(max(w.ops, 1))).Round(time.Microsecond))
 	}
 	fmt.Printf("\ntargets: >= 10000 writes/s at 64 clients with p99 <= 25ms\n\n")
 
@@ -256,5 +271,17 @@ func tail(c *testcluster.Cluster) string {
 		}
 		out += fmt.Sprintf("---- %s ----\n%s\n", p.ID, b)
 	}
+	return out
+}
+
+// cpuTimes reads the CPU time of every server and of this process.
+func cpuTimes(c *testcluster.Cluster) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for _, p := range c.Procs {
+		out[p.ID] = p.CPU()
+	}
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	out["bench"] = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	return out
 }

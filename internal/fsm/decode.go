@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"fmt"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -11,7 +10,8 @@ import (
 
 func decode(payload []byte, msg proto.Message) error {
 	if err := proto.Unmarshal(payload, msg); err != nil {
-		return fmt.Errorf("decode %T: %w", msg, err)
+		// A rejection: nothing has been written yet.
+		return status.Errorf(codes.InvalidArgument, "decode %T: %v", msg, err)
 	}
 	return nil
 }

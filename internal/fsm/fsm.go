@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/store"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -38,6 +39,8 @@ var table = map[raftv1.CommandType]applyFunc{
 	raftv1.CommandType_COMMAND_TYPE_REGISTER_SERVER:        applyRegisterServer,
 }
 
+var _ raft.BatchingFSM = (*FSM)(nil)
+
 // FSM is the raft state machine over a store.
 type FSM struct {
 	store *store.Store
@@ -66,34 +69,78 @@ func (f *FSM) Apply(l *raft.Log) any {
 	return f.ApplyEntry(l.Data, l.Index)
 }
 
-// ApplyEntry applies one encoded envelope at index. Tests call it directly.
-func (f *FSM) ApplyEntry(data []byte, index uint64) (res *Result) {
+// ApplyEntry applies one encoded envelope at index in its own transaction.
+func (f *FSM) ApplyEntry(data []byte, index uint64) *Result {
+	txn := f.store.WriteTxn()
+	defer txn.Abort()
+	res, clean := f.applyIn(txn, data, index)
+	if clean {
+		txn.Commit()
+	}
+	return res
+}
+
+// ApplyBatch implements raft.BatchingFSM: a batch of committed entries is
+// applied in one memdb transaction, which shares the copying of index nodes
+// and wakes watchers once. Apply functions check before they write, so a
+// rejected command (a status error) has written nothing and the batch goes
+// on. If an entry fails in any other way (a panic, a write error), the whole
+// transaction is dropped and the batch is applied entry by entry instead:
+// the result is the same as applying one entry at a time, whatever the batch
+// boundaries, so every replica ends in the same state.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	txn := f.store.WriteTxn()
+	for i, l := range logs {
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		res, clean := f.applyIn(txn, l.Data, l.Index)
+		if !clean {
+			txn.Abort()
+			for j, l := range logs {
+				if l.Type == raft.LogCommand {
+					out[j] = f.ApplyEntry(l.Data, l.Index)
+				}
+			}
+			return out
+		}
+		out[i] = res
+	}
+	txn.Commit()
+	return out
+}
+
+// applyIn applies one entry inside txn. clean is false when the entry may
+// have left partial writes in txn (the caller must abort it).
+func (f *FSM) applyIn(txn *memdb.Txn, data []byte, index uint64) (res *Result, clean bool) {
 	var env raftv1.Envelope
 	if err := proto.Unmarshal(data, &env); err != nil {
 		f.log.Error("undecodable raft entry", "index", index, "err", err)
-		return &Result{Err: fmt.Errorf("decode entry %d: %w", index, err)}
+		return &Result{Err: fmt.Errorf("decode entry %d: %w", index, err)}, true
 	}
 	fn, ok := table[env.Type]
 	if !ok {
 		// An entry from a newer server version: skip it rather than crash.
 		f.log.Error("unknown raft command type", "index", index, "type", env.Type)
-		return &Result{Err: fmt.Errorf("unknown command type %d at index %d", env.Type, index)}
+		return &Result{Err: fmt.Errorf("unknown command type %d at index %d", env.Type, index)}, true
 	}
-	txn := f.store.WriteTxn()
-	defer txn.Abort()
 	defer func() {
 		// A bug in one apply function must not take every replica down.
 		if p := recover(); p != nil {
 			f.log.Error("raft apply panicked; entry skipped", "index", index, "type", env.Type, "panic", p)
-			res = &Result{Err: fmt.Errorf("apply %s at index %d panicked: %v", env.Type, index, p)}
+			res, clean = &Result{Err: fmt.Errorf("apply %s at index %d panicked: %v", env.Type, index, p)}, false
 		}
 	}()
 	v, err := fn(txn, env.Payload, index)
 	if err != nil {
-		return &Result{Err: err}
+		if _, isStatus := status.FromError(err); isStatus {
+			return &Result{Err: err}, true // a rejection: nothing was written
+		}
+		f.log.Error("raft apply failed", "index", index, "type", env.Type, "err", err)
+		return &Result{Err: err}, false
 	}
-	txn.Commit()
-	return &Result{Value: v}
+	return &Result{Value: v}, true
 }
 
 // Snapshot implements raft.FSM.

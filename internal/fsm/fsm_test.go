@@ -2,6 +2,7 @@ package fsm_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -401,5 +402,103 @@ func TestCreateRestoreKeepsAHostHintOnlyWhenItFits(t *testing.T) {
 			}
 			h.checkAllocation()
 		})
+	}
+}
+
+// entries encodes a sequence of commands, including rejected ones.
+func sequence(t *testing.T) []*raft.Log {
+	t.Helper()
+	cmds := []struct {
+		ct  raftv1.CommandType
+		msg proto.Message
+	}{
+		{raftv1.CommandType_COMMAND_TYPE_CREATE_TENANT, &raftv1.CreateTenant{Tenant: &restorev1.Tenant{Id: "acme"}}},
+		{raftv1.CommandType_COMMAND_TYPE_CREATE_TENANT, &raftv1.CreateTenant{Tenant: &restorev1.Tenant{Id: "acme"}}}, // rejected
+		{raftv1.CommandType_COMMAND_TYPE_REGISTER_HOST, &raftv1.RegisterHost{Host: &restorev1.Host{Id: "h1", Capacity: &restorev1.Capacity{Vcpus: 2, MemoryMib: 1024}}}},
+		{raftv1.CommandType_COMMAND_TYPE_REPORT_RECOVERY_POINTS, &raftv1.ReportRecoveryPoints{HostId: "h1", RecoveryPoints: []*restorev1.RecoveryPoint{{Id: "rp1", Tenant: "acme", Asset: "web", Valid: true}}}},
+		{raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE, &raftv1.CreateRestore{Restore: func() *restorev1.Restore {
+			x := newRestore("r1", "q1", restorev1.Mode_MODE_VIRTUALIZE)
+			x.HostId = "h1"
+			return x
+		}(), BodySha256: []byte("1")}},
+		{raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE, &raftv1.CreateRestore{Restore: newRestore("r2", "q1", restorev1.Mode_MODE_VERIFY), BodySha256: []byte("2")}}, // conflict
+		{raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE, &raftv1.CreateRestore{Restore: newRestore("r3", "q3", restorev1.Mode_MODE_VERIFY), BodySha256: []byte("3")}},
+		{raftv1.CommandType_COMMAND_TYPE_PLACE_RESTORES, &raftv1.PlaceRestores{Placements: []*raftv1.Placement{{RestoreId: "r3", HostId: "h1"}}}},
+		{raftv1.CommandType_COMMAND_TYPE_DELETE_RESTORE, &raftv1.DeleteRestore{Id: "nope"}}, // rejected
+		{raftv1.CommandType_COMMAND_TYPE_SET_HOST_STATE, &raftv1.SetHostState{Id: "h1", State: restorev1.HostState_HOST_STATE_DOWN}},
+		{raftv1.CommandType_COMMAND_TYPE_EXPIRE_RESTORES, &raftv1.ExpireRestores{Ids: []string{"r3"}}},
+	}
+	var logs []*raft.Log
+	for i, c := range cmds {
+		data, err := fsm.Encode(c.ct, c.msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs = append(logs, &raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: data})
+		if i == 4 {
+			// raft's own entries arrive in batches too.
+			logs = append(logs, &raft.Log{Index: uint64(100 + i), Type: raft.LogConfiguration})
+		}
+	}
+	return logs
+}
+
+func codesOf(results []any) []codes.Code {
+	var out []codes.Code
+	for _, r := range results {
+		if res, ok := r.(*fsm.Result); ok {
+			out = append(out, status.Code(res.Err))
+		}
+	}
+	return out
+}
+
+// Applying entries in batches of any size gives the state and the results
+// of applying them one at a time.
+func TestApplyBatchMatchesOneAtATime(t *testing.T) {
+	logs := sequence(t)
+	single := newHarness(t)
+	var singleResults []any
+	for _, l := range logs {
+		singleResults = append(singleResults, single.f.Apply(l))
+	}
+	for _, size := range []int{1, 2, 3, len(logs)} {
+		t.Run(fmt.Sprintf("batches of %d", size), func(t *testing.T) {
+			h := newHarness(t)
+			var results []any
+			for i := 0; i < len(logs); i += size {
+				results = append(results, h.f.ApplyBatch(logs[i:min(i+size, len(logs))])...)
+			}
+			if diff := cmp.Diff(codesOf(singleResults), codesOf(results)); diff != "" {
+				t.Fatalf("results differ (-single +batched):\n%s", diff)
+			}
+			if diff := cmp.Diff(dump(single.st), dump(h.st), protocmp.Transform()); diff != "" {
+				t.Fatalf("state differs (-single +batched):\n%s", diff)
+			}
+			h.checkAllocation()
+		})
+	}
+}
+
+// A command that fails mid-write is skipped without leaving partial writes,
+// and the rest of the batch still applies.
+func TestApplyBatchDropsPartialWritesOfAFailingEntry(t *testing.T) {
+	logs := sequence(t)
+	// A recovery point without an id fails its insert after the first one of
+	// the same command was written.
+	bad, err := fsm.Encode(raftv1.CommandType_COMMAND_TYPE_REPORT_RECOVERY_POINTS, &raftv1.ReportRecoveryPoints{HostId: "h1",
+		RecoveryPoints: []*restorev1.RecoveryPoint{{Id: "rp-partial", Tenant: "acme", Asset: "x"}, {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs = append(logs[:3:3], append([]*raft.Log{{Index: 50, Type: raft.LogCommand, Data: bad}}, logs[3:]...)...)
+	h := newHarness(t)
+	h.f.ApplyBatch(logs)
+	r := h.st.Read(nil)
+	if r.Tenant("acme") == nil || r.Restore("r1") == nil {
+		t.Fatal("the rest of the batch was not applied")
+	}
+	if r.RecoveryPoint("rp-partial") != nil {
+		t.Fatal("a partial write of the failed entry survived")
 	}
 }

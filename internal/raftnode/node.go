@@ -108,7 +108,15 @@ func Open(cfg Config, f *fsm.FSM, log *slog.Logger) (*Node, error) {
 		logStore.Close()
 		return nil, fmt.Errorf("read raft state: %w", err)
 	}
-	r, err := raft.NewRaft(rc, f, logStore, logStore, snaps, transport)
+	// Keep recent entries in memory: followers apply what they just stored
+	// without reading it back from bolt.
+	cached, err := raft.NewLogCache(4096, logStore)
+	if err != nil {
+		transport.Close()
+		logStore.Close()
+		return nil, fmt.Errorf("raft log cache: %w", err)
+	}
+	r, err := raft.NewRaft(rc, f, cached, logStore, snaps, transport)
 	if err != nil {
 		transport.Close()
 		logStore.Close()
