@@ -1,7 +1,6 @@
 package fsm
 
 import (
-
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
