@@ -17,7 +17,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 	"github.com/restored/restored/internal/fsm"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"google.golang.org/grpc/codes"
@@ -51,7 +52,7 @@ type Node struct {
 	Raft      *raft.Raft
 	FSM       *fsm.FSM
 	cfg       Config
-	logStore  *raftboltdb.BoltStore
+	closeLog  func()
 	transport *raft.NetworkTransport
 }
 
@@ -79,18 +80,30 @@ func Open(cfg Config, f *fsm.FSM, log *slog.Logger) (*Node, error) {
 	}
 	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: out})
 
-	logStore, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")})
+	walDir := filepath.Join(cfg.Dir, "wal")
+	if err := os.MkdirAll(walDir, 0o700); err != nil {
+		return nil, fmt.Errorf("raft log directory %s: %w", walDir, err)
+	}
+	// raft-wal v0.4.0's Close leaves its metadata database open (and
+	// locked), so we own it and close it ourselves.
+	meta := &metadb.BoltMetaDB{}
+	logStore, err := wal.Open(walDir, wal.WithMetaStore(meta))
 	if err != nil {
-		return nil, fmt.Errorf("open raft log %s: %w", filepath.Join(cfg.Dir, "raft.db"), err)
+		meta.Close()
+		return nil, fmt.Errorf("open raft log %s: %w", walDir, err)
+	}
+	closeLog := func() {
+		logStore.Close()
+		meta.Close()
 	}
 	snaps, err := raft.NewFileSnapshotStore(cfg.Dir, 2, out)
 	if err != nil {
-		logStore.Close()
+		closeLog()
 		return nil, fmt.Errorf("open raft snapshots in %s: %w", cfg.Dir, err)
 	}
 	addr, err := net.ResolveTCPAddr("tcp", cfg.Addr)
 	if err != nil {
-		logStore.Close()
+		closeLog()
 		return nil, fmt.Errorf("raft address %q: %w", cfg.Addr, err)
 	}
 	var advertise net.Addr = addr
@@ -99,13 +112,13 @@ func Open(cfg Config, f *fsm.FSM, log *slog.Logger) (*Node, error) {
 	}
 	transport, err := raft.NewTCPTransport(cfg.Addr, advertise, 8, 10*time.Second, out)
 	if err != nil {
-		logStore.Close()
+		closeLog()
 		return nil, fmt.Errorf("listen for raft on %s: %w", cfg.Addr, err)
 	}
 	hasState, err := raft.HasExistingState(logStore, logStore, snaps)
 	if err != nil {
 		transport.Close()
-		logStore.Close()
+		closeLog()
 		return nil, fmt.Errorf("read raft state: %w", err)
 	}
 	// Keep recent entries in memory: followers apply what they just stored
@@ -113,16 +126,16 @@ func Open(cfg Config, f *fsm.FSM, log *slog.Logger) (*Node, error) {
 	cached, err := raft.NewLogCache(4096, logStore)
 	if err != nil {
 		transport.Close()
-		logStore.Close()
+		closeLog()
 		return nil, fmt.Errorf("raft log cache: %w", err)
 	}
 	r, err := raft.NewRaft(rc, f, cached, logStore, snaps, transport)
 	if err != nil {
 		transport.Close()
-		logStore.Close()
+		closeLog()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	n := &Node{Raft: r, FSM: f, cfg: cfg, logStore: logStore, transport: transport}
+	n := &Node{Raft: r, FSM: f, cfg: cfg, closeLog: closeLog, transport: transport}
 	if cfg.Bootstrap && !hasState {
 		log.Info("bootstrapping a new single-server cluster", "id", cfg.ID, "raft_addr", cfg.Addr)
 		boot := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: transport.LocalAddr()}}}
@@ -207,6 +220,6 @@ func (n *Node) AddVoter(id, addr string, timeout time.Duration) error {
 func (n *Node) Close() error {
 	err := n.Raft.Shutdown().Error()
 	n.transport.Close()
-	n.logStore.Close()
+	n.closeLog()
 	return err
 }

@@ -85,15 +85,22 @@ func (s *Server) ensureBootstrapToken() error {
 	path := s.BootstrapTokenPath()
 	tok, secret := api.NewToken("", auth.RoleAdmin, "bootstrap admin token", timestamppb.Now())
 	tok.Bootstrap = true
-	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	// Write the secret first (so it is never lost), but let the file appear
+	// under its name only once the token works.
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(secret+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", tmp, err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		return fmt.Errorf("chmod %s: %w", path, err)
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("chmod %s: %w", tmp, err)
 	}
 	if _, err := s.node.Apply(raftv1.CommandType_COMMAND_TYPE_CREATE_TOKEN, &raftv1.CreateToken{Token: tok}, 10*time.Second); err != nil {
-		_ = os.Remove(path)
+		_ = os.Remove(tmp)
 		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("rename %s: %w", tmp, err)
 	}
 	s.log.Info("wrote the bootstrap admin token; use it to create tenants and tokens", "path", path)
 	return nil
