@@ -97,6 +97,7 @@ Flags:
 				return err
 			}
 			cfg.DataDir = dir
+			defer os.RemoveAll(dir) // a throwaway server leaves nothing behind
 		}
 		cfg.Join = ""
 		cfg.Logger.Warn("dev mode: single server; the embedded hypervisor agent is not part of this build yet, so restores stay PENDING until an agent registers", "data_dir", cfg.DataDir)
@@ -110,6 +111,7 @@ Flags:
 	if err != nil {
 		return err
 	}
+	defer s.Stop()
 	if *debugAddr != "" {
 		go func() {
 			// http.DefaultServeMux carries net/http/pprof's handlers.
@@ -122,7 +124,6 @@ Flags:
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	got := <-sig
 	cfg.Logger.Info("shutting down", "signal", got.String())
-	s.Stop()
 	return nil
 }
 

@@ -32,7 +32,7 @@ func Parse(fs *flag.FlagSet, args []string, prefix, configFlag string) error {
 		}
 		if v, ok := os.LookupEnv(EnvName(prefix, f.Name)); ok {
 			if err := fs.Set(f.Name, v); err != nil {
-				firstErr = fmt.Errorf("environment %s: %w", EnvName(prefix, f.Name), err)
+				firstErr = fmt.Errorf("environment %s=%q is not a valid --%s: %w", EnvName(prefix, f.Name), v, f.Name, err)
 			}
 			set[f.Name] = true
 		}
@@ -61,7 +61,7 @@ func Parse(fs *flag.FlagSet, args []string, prefix, configFlag string) error {
 			continue
 		}
 		if err := fs.Set(name, fmt.Sprint(v)); err != nil {
-			return fmt.Errorf("config file %s: %s: %w", path, key, err)
+			return fmt.Errorf("config file %s: %s=%v is not a valid --%s: %w", path, key, v, name, err)
 		}
 	}
 	return nil
