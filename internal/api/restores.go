@@ -25,10 +25,10 @@ import (
 
 // Restore defaults.
 const (
-	DefaultVCPUs        = 1
-	DefaultMemoryMiB    = 256
-	DefaultTTLVirtulize = 4 * time.Hour
-	DefaultTTLVerify    = time.Hour
+	DefaultVCPUs         = 1
+	DefaultMemoryMiB     = 256
+	DefaultTTLVirtualize = 4 * time.Hour
+	DefaultTTLVerify     = time.Hour
 )
 
 // RestoreService implements restore.v1.RestoreService.
@@ -67,7 +67,7 @@ func normalizeCreate(in *restorev1.CreateRestoreRequest) (*restorev1.CreateResto
 		return nil, validate.Errorf("ttl_seconds must be positive (at most %d, 30 days), got %d", validate.MaxTTLSeconds, req.TtlSeconds)
 	}
 	if req.TtlSeconds == 0 {
-		req.TtlSeconds = int64(DefaultTTLVirtulize / time.Second)
+		req.TtlSeconds = int64(DefaultTTLVirtualize / time.Second)
 		if req.Mode == restorev1.Mode_MODE_VERIFY {
 			req.TtlSeconds = int64(DefaultTTLVerify / time.Second)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/restored/restored/internal/scheduler"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -29,7 +30,17 @@ func (s *Server) leadership(ctx context.Context) {
 	}()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
+	serving := healthpb.HealthCheckResponse_UNKNOWN
 	for {
+		// The gRPC health service says what /readyz says.
+		want := healthpb.HealthCheckResponse_NOT_SERVING
+		if ok, _ := s.ready(); ok {
+			want = healthpb.HealthCheckResponse_SERVING
+		}
+		if want != serving {
+			s.health.SetServingStatus("", want)
+			serving = want
+		}
 		leading := s.node.IsLeader()
 		switch {
 		case leading && stop == nil:
