@@ -13,9 +13,13 @@ TOOLS := .tools/bin
 
 GENERATED := api/gen internal/gen api/openapi
 
-.PHONY: all build tools generate check-generated lint test test-unit test-e2e demo bench-raft clean
+.PHONY: all deps build tools generate check-generated lint test demo bench-raft clean
 
 all: build
+
+# Debian packages the tests and the demo need (apt-get, only what is missing).
+deps:
+	./scripts/install-deps.sh
 
 build:
 	@mkdir -p bin
@@ -56,10 +60,10 @@ lint: tools
 	staticcheck ./...
 
 # The whole test suite: generated code, lint, unit, API, cluster and e2e tests.
-test: check-generated lint build
+test: deps check-generated lint build
 	go test -count=1 -timeout 30m ./...
 
-demo: build
+demo: deps build
 	./scripts/demo.sh
 
 # Raft write throughput, latency and leader failover against three servers.

@@ -5,7 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-command -v curl >/dev/null || { echo "demo: installing curl"; apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
 
 DATA="$(mktemp -d /tmp/restored-demo.XXXXXX)"
 GRPC=127.0.0.1:17443 HTTP=127.0.0.1:17080 RAFT=127.0.0.1:17300
