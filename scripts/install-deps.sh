@@ -7,6 +7,8 @@ set -euo pipefail
 declare -A want=(
 	[qemu-utils]=/usr/bin/qemu-img
 	[curl]=/usr/bin/curl
+	[libvirt-clients]=/usr/bin/virt-xml-validate
+	[libxml2-utils]=/usr/bin/xmllint
 )
 missing=()
 for pkg in "${!want[@]}"; do

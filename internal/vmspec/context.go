@@ -1,0 +1,164 @@
+package vmspec
+
+import (
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"libvirt.org/go/libvirtxml"
+)
+
+// HostFacts are found once per host by the agent.
+type HostFacts struct {
+	// Accelerator is "kvm" when KVM guests really run here, else "tcg".
+	Accelerator string
+	// Emulator is the QEMU binary (default /usr/bin/qemu-system-x86_64).
+	Emulator string
+	// OVMFCode and OVMFVars are the UEFI firmware and its variable
+	// template (Debian's ovmf package).
+	OVMFCode, OVMFVars string
+}
+
+// ChainElement is one read-only image below the overlay, top first.
+type ChainElement struct {
+	Path   string
+	Format string // raw or qcow2, from the manifest
+}
+
+// DiskInput is one disk of the restore.
+type DiskInput struct {
+	Name string
+	// Overlay is the qcow2 overlay the agent made in its work dir.
+	Overlay string
+	// Chain is the recovery point's images, top (the overlay's backing file)
+	// first; they are never written and never relabelled.
+	Chain []ChainElement
+}
+
+// Network kinds.
+const (
+	NetworkNone     = "none"
+	NetworkIsolated = "isolated"
+	NetworkBridged  = "bridged"
+)
+
+// Input is everything about one restore that shapes its domain.
+type Input struct {
+	RestoreID string
+	Tenant    string
+	ExpireAt  time.Time
+	VCPUs     int
+	MemoryMiB int64
+	// Firmware is "bios" or "uefi" (AUTO already resolved from the manifest).
+	Firmware string
+	// OS is "linux", "windows" or "other" (from the manifest).
+	OS    string
+	Disks []DiskInput
+	// NetworkKind is none, isolated or bridged; Bridge names the bridge for
+	// isolated (made by the agent) and bridged (existing) networks.
+	NetworkKind string
+	Bridge      string
+	// SerialLog is where virtlogd writes the serial console.
+	SerialLog string
+	// VNCPassword protects the console (VNC listens on 127.0.0.1 only).
+	VNCPassword string
+	// NVRAM is the per-domain UEFI variable store (uefi only).
+	NVRAM string
+}
+
+// Context is what every configurator sees.
+type Context struct {
+	In   Input
+	Host HostFacts
+}
+
+// Configurator fills in one concern of the domain.
+type Configurator func(c *Context, d *libvirtxml.Domain) error
+
+// Pipeline is the order configurators run in.
+var Pipeline = []Configurator{
+	configureIdentity,
+	configureMetadata,
+	configureResources,
+	configureFirmware,
+	configureFeatures,
+	configureDisks,
+	configureNetwork,
+	configureConsole,
+	configureGraphics,
+	configureGuestAgent,
+}
+
+// MinMemoryMiB is the least memory a restored VM gets: the Debian kernel
+// does not boot in less.
+const MinMemoryMiB = 96
+
+var restoreID = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+
+// Validate checks the input before any configurator runs.
+func (in *Input) Validate() error {
+	switch {
+	case !restoreID.MatchString(in.RestoreID):
+		return fmt.Errorf("restore id %q cannot name a domain", in.RestoreID)
+	case in.VCPUs < 1 || in.VCPUs > 64:
+		return fmt.Errorf("vcpus %d out of 1..64", in.VCPUs)
+	case in.MemoryMiB < MinMemoryMiB:
+		return fmt.Errorf("memory %d MiB is below %d MiB, the least the Debian kernel boots in", in.MemoryMiB, MinMemoryMiB)
+	case in.Firmware != "bios" && in.Firmware != "uefi":
+		return fmt.Errorf("firmware %q must be bios or uefi", in.Firmware)
+	case in.OS != "linux" && in.OS != "windows" && in.OS != "other":
+		return fmt.Errorf("os %q must be linux, windows or other", in.OS)
+	case len(in.Disks) == 0:
+		return fmt.Errorf("a domain needs at least one disk")
+	case len(in.Disks) > 26:
+		return fmt.Errorf("%d disks is more than 26", len(in.Disks))
+	case in.Firmware == "uefi" && !filepath.IsAbs(in.NVRAM):
+		return fmt.Errorf("uefi needs an absolute NVRAM path")
+	case !filepath.IsAbs(in.SerialLog):
+		return fmt.Errorf("serial log path %q must be absolute", in.SerialLog)
+	case in.VNCPassword == "":
+		return fmt.Errorf("a VNC password is required")
+	}
+	for _, d := range in.Disks {
+		if !filepath.IsAbs(d.Overlay) || len(d.Chain) == 0 {
+			return fmt.Errorf("disk %s needs an absolute overlay path and a backing chain", d.Name)
+		}
+		for _, c := range d.Chain {
+			if !filepath.IsAbs(c.Path) || (c.Format != "raw" && c.Format != "qcow2") {
+				return fmt.Errorf("disk %s: chain element %q (%s) must be an absolute raw or qcow2 path", d.Name, c.Path, c.Format)
+			}
+		}
+	}
+	switch in.NetworkKind {
+	case NetworkNone:
+	case NetworkIsolated, NetworkBridged:
+		if in.Bridge == "" {
+			return fmt.Errorf("network %s needs a bridge name", in.NetworkKind)
+		}
+	default:
+		return fmt.Errorf("network kind %q must be none, isolated or bridged", in.NetworkKind)
+	}
+	return nil
+}
+
+// Build runs the pipeline.
+func Build(c *Context) (*libvirtxml.Domain, error) {
+	if err := c.In.Validate(); err != nil {
+		return nil, fmt.Errorf("domain spec: %w", err)
+	}
+	if c.Host.Accelerator != "kvm" && c.Host.Accelerator != "tcg" {
+		return nil, fmt.Errorf("domain spec: host accelerator %q must be kvm or tcg", c.Host.Accelerator)
+	}
+	d := &libvirtxml.Domain{}
+	for _, cfg := range Pipeline {
+		if err := cfg(c, d); err != nil {
+			return nil, fmt.Errorf("domain spec: %w", err)
+		}
+	}
+	return d, nil
+}
+
+// DomainName is the libvirt name of a restore's domain: derived from the
+// restore id only, never from anything the guest or the manifest controls.
+func DomainName(restoreID string) string { return "restored-" + restoreID }

@@ -1,0 +1,54 @@
+package vmspec
+
+import (
+	"strings"
+	"testing"
+
+	"libvirt.org/go/libvirtxml"
+)
+
+func TestMetadataRoundTripsThroughLibvirtsRewriting(t *testing.T) {
+	d := run(t, configureMetadata, linuxInput(), tcgHost())
+	m, ok := ParseMetadata(d)
+	if !ok || m.RestoreID != linuxInput().RestoreID || m.Tenant != "acme" || m.ExpireAt != "2026-11-26T14:00:00Z" {
+		t.Fatalf("got %+v %v", m, ok)
+	}
+	// libvirt hands metadata back with its own prefix.
+	rewritten := &libvirtxml.Domain{Metadata: &libvirtxml.DomainMetadata{XML: `<restored:restore xmlns:restored="` + MetadataNamespace +
+		`"><restored:id>r-1</restored:id><restored:tenant>acme</restored:tenant><restored:expire>2026-11-26T14:00:00Z</restored:expire></restored:restore>`}}
+	if m, ok := ParseMetadata(rewritten); !ok || m.RestoreID != "r-1" {
+		t.Fatalf("prefixed metadata: %+v %v", m, ok)
+	}
+	for _, foreign := range []string{"", `<other xmlns="urn:x"><id>r-1</id></other>`, `<restore><id>no-namespace</id></restore>`} {
+		if _, ok := ParseMetadata(&libvirtxml.Domain{Metadata: &libvirtxml.DomainMetadata{XML: foreign}}); ok {
+			t.Errorf("a domain that is not Restored's was claimed: %q", foreign)
+		}
+	}
+}
+
+func TestValidateRefusesBadInput(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(*Input)
+		want   string
+	}{
+		{"memory below 96 MiB", func(in *Input) { in.MemoryMiB = 64 }, "96 MiB"},
+		{"restore id with a slash", func(in *Input) { in.RestoreID = "../etc" }, "cannot name a domain"},
+		{"no disks", func(in *Input) { in.Disks = nil }, "at least one disk"},
+		{"relative overlay", func(in *Input) { in.Disks[0].Overlay = "disk.qcow2" }, "absolute overlay"},
+		{"chain format probed", func(in *Input) { in.Disks[0].Chain[0].Format = "" }, "raw or qcow2"},
+		{"bridged without a bridge", func(in *Input) { in.NetworkKind = NetworkBridged }, "needs a bridge"},
+		{"uefi without nvram", func(in *Input) { in.Firmware = "uefi" }, "NVRAM"},
+		{"no vnc password", func(in *Input) { in.VNCPassword = "" }, "VNC password"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := linuxInput()
+			tt.change(&in)
+			_, err := Build(&Context{In: in, Host: tcgHost()})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err %v, want %q", err, tt.want)
+			}
+		})
+	}
+}

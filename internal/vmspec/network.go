@@ -1,0 +1,25 @@
+package vmspec
+
+import "libvirt.org/go/libvirtxml"
+
+// nicModel matches the disk bus: virtio for Linux, e1000 otherwise.
+func nicModel(os string) string {
+	if os == "linux" {
+		return "virtio"
+	}
+	return "e1000"
+}
+
+// configureNetwork adds one NIC on a bridge: the agent's own isolated bridge
+// (no host address, no forwarding) or an existing bridge named in the
+// request. NONE adds no NIC at all.
+func configureNetwork(c *Context, d *libvirtxml.Domain) error {
+	if c.In.NetworkKind == NetworkNone {
+		return nil
+	}
+	d.Devices.Interfaces = append(d.Devices.Interfaces, libvirtxml.DomainInterface{
+		Source: &libvirtxml.DomainInterfaceSource{Bridge: &libvirtxml.DomainInterfaceSourceBridge{Bridge: c.In.Bridge}},
+		Model:  &libvirtxml.DomainInterfaceModel{Type: nicModel(c.In.OS)},
+	})
+	return nil
+}
