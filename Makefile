@@ -13,13 +13,17 @@ TOOLS := .tools/bin
 
 GENERATED := api/gen internal/gen api/openapi
 
-.PHONY: all deps build tools generate check-generated lint test demo bench-raft clean
+.PHONY: all deps test-image build tools generate check-generated lint test demo bench-raft clean
 
 all: build
 
 # Debian packages the tests and the demo need (apt-get, only what is missing).
 deps:
 	./scripts/install-deps.sh
+
+# The bootable test image (Debian kernel, busybox, qemu-ga), built once and cached.
+test-image: deps
+	images/build-test-image.sh .cache/test-image
 
 build:
 	@mkdir -p bin

@@ -9,6 +9,17 @@ declare -A want=(
 	[curl]=/usr/bin/curl
 	[libvirt-clients]=/usr/bin/virt-xml-validate
 	[libxml2-utils]=/usr/bin/xmllint
+	# the test image (images/build-test-image.sh) and booting it
+	[qemu-system-x86]=/usr/bin/qemu-system-x86_64
+	[syslinux]=/usr/bin/syslinux
+	[syslinux-common]=/usr/lib/syslinux/mbr/mbr.bin
+	[mtools]=/usr/bin/mcopy
+	[dosfstools]=/usr/sbin/mkfs.fat
+	[e2fsprogs]=/usr/sbin/mkfs.ext4
+	[fdisk]=/usr/sbin/sfdisk
+	[busybox-static]=/bin/busybox
+	[cpio]=/usr/bin/cpio
+	[kmod]=/usr/sbin/depmod
 )
 missing=()
 for pkg in "${!want[@]}"; do
