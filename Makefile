@@ -13,13 +13,17 @@ TOOLS := .tools/bin
 
 GENERATED := api/gen internal/gen api/openapi
 
-.PHONY: all deps test-image build tools generate check-generated lint test demo bench-raft clean
+.PHONY: all deps libvirt test-image build tools generate check-generated lint test demo bench-raft clean
 
 all: build
 
 # Debian packages the tests and the demo need (apt-get, only what is missing).
 deps:
 	./scripts/install-deps.sh
+
+# libvirtd and virtlogd, started when not running (never the default NAT network).
+libvirt: deps
+	./scripts/start-libvirt.sh
 
 # The bootable test image (Debian kernel, busybox, qemu-ga), built once and cached.
 test-image: deps
@@ -65,6 +69,7 @@ lint: tools
 
 # The whole test suite: generated code, lint, unit, API, cluster and e2e tests.
 test: deps check-generated lint build
+	./scripts/start-libvirt.sh
 	go test -count=1 -timeout 30m ./...
 
 demo: deps build

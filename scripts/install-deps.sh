@@ -20,6 +20,9 @@ declare -A want=(
 	[busybox-static]=/bin/busybox
 	[cpio]=/usr/bin/cpio
 	[kmod]=/usr/sbin/depmod
+	# libvirt and firmware for restores
+	[libvirt-daemon-system]=/usr/sbin/libvirtd
+	[ovmf]=/usr/share/OVMF/OVMF_CODE_4M.fd
 )
 missing=()
 for pkg in "${!want[@]}"; do

@@ -1,0 +1,8 @@
+// Package kvm is the KVM/QEMU hypervisor driver: it defines, starts, lists
+// and destroys restore domains through libvirtd, using go-libvirt (pure Go,
+// libvirt's RPC protocol). The calls it makes are listed in the Libvirt
+// interface (shim.go), which mirrors go-libvirt with no logic so that unit
+// tests can fake it. Every call runs under a context deadline (go-libvirt
+// takes none): a call that overruns its deadline drops the connection, which
+// is re-dialled on the next call.
+package kvm

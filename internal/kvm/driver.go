@@ -1,0 +1,235 @@
+package kvm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/digitalocean/go-libvirt"
+	"github.com/digitalocean/go-libvirt/socket/dialers"
+	"github.com/restored/restored/internal/revert"
+	"github.com/restored/restored/internal/vmspec"
+	"libvirt.org/go/libvirtxml"
+)
+
+// DefaultSocket is libvirtd's system socket.
+const DefaultSocket = "/var/run/libvirt/libvirt-sock"
+
+// Dialer opens a new libvirt connection.
+type Dialer func() (Libvirt, error)
+
+// LocalDialer connects to libvirtd's unix socket (qemu:///system).
+func LocalDialer(socket string) Dialer {
+	return func() (Libvirt, error) {
+		l := libvirt.NewWithDialer(dialers.NewLocal(dialers.WithSocket(socket), dialers.WithLocalTimeout(5*time.Second)))
+		if err := l.ConnectToURI(libvirt.QEMUSystem); err != nil {
+			return nil, fmt.Errorf("connect to libvirtd at %s: %w (is libvirtd running? scripts/start-libvirt.sh starts it)", socket, err)
+		}
+		return l, nil
+	}
+}
+
+// Driver manages restore domains on one host.
+type Driver struct {
+	dial Dialer
+	log  *slog.Logger
+	mu   sync.Mutex
+	conn Libvirt
+}
+
+// New returns a driver; it connects on first use and again after a failure.
+func New(dial Dialer, log *slog.Logger) *Driver { return &Driver{dial: dial, log: log} }
+
+// Close drops the connection.
+func (d *Driver) Close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.conn != nil {
+		_ = d.conn.Disconnect()
+		d.conn = nil
+	}
+}
+
+func (d *Driver) get() (Libvirt, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.conn == nil {
+		c, err := d.dial()
+		if err != nil {
+			return nil, err
+		}
+		d.conn = c
+	}
+	return d.conn, nil
+}
+
+// drop forgets a connection that failed or overran a deadline.
+func (d *Driver) drop(c Libvirt) {
+	d.mu.Lock()
+	if d.conn == c {
+		d.conn = nil
+	}
+	d.mu.Unlock()
+	go func() { _ = c.Disconnect() }()
+}
+
+// ErrTimeout is returned when libvirt did not answer before the deadline.
+var ErrTimeout = errors.New("libvirt did not answer in time")
+
+// call runs one libvirt call under ctx's deadline.
+func call[T any](ctx context.Context, d *Driver, what string, fn func(Libvirt) (T, error)) (T, error) {
+	var zero T
+	c, err := d.get()
+	if err != nil {
+		return zero, err
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := fn(c)
+		ch <- result{v, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil && isConnectionError(r.err) {
+			d.drop(c)
+		}
+		return r.v, r.err
+	case <-ctx.Done():
+		d.drop(c) // unblocks the pending call; the next call re-dials
+		return zero, fmt.Errorf("%s: %w (%v)", what, ErrTimeout, ctx.Err())
+	}
+}
+
+func isConnectionError(err error) bool {
+	var lerr libvirt.Error
+	return !errors.As(err, &lerr) // anything that is not libvirt's own answer
+}
+
+func isCode(err error, code libvirt.ErrorNumber) bool {
+	var lerr libvirt.Error
+	return errors.As(err, &lerr) && lerr.Code == uint32(code)
+}
+
+// Start defines and starts a domain. A failure at any step leaves nothing
+// defined.
+func (d *Driver) Start(ctx context.Context, dom *libvirtxml.Domain) error {
+	xml, err := dom.Marshal()
+	if err != nil {
+		return fmt.Errorf("marshal domain %s: %w", dom.Name, err)
+	}
+	r := revert.New()
+	defer r.Fail()
+	defined, err := call(ctx, d, "define "+dom.Name, func(l Libvirt) (libvirt.Domain, error) {
+		return l.DomainDefineXMLFlags(xml, libvirt.DomainDefineValidate)
+	})
+	if err != nil {
+		return fmt.Errorf("define domain %s: %w", dom.Name, err)
+	}
+	r.Add(func() {
+		uctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := d.undefine(uctx, defined); err != nil {
+			d.log.Error("undo define failed", "domain", dom.Name, "err", err)
+		}
+	})
+	if _, err := call(ctx, d, "start "+dom.Name, func(l Libvirt) (struct{}, error) {
+		return struct{}{}, l.DomainCreate(defined)
+	}); err != nil {
+		return fmt.Errorf("start domain %s: %w", dom.Name, err)
+	}
+	r.Success()
+	return nil
+}
+
+const undefineFlags = libvirt.DomainUndefineManagedSave | libvirt.DomainUndefineSnapshotsMetadata |
+	libvirt.DomainUndefineNvram | libvirt.DomainUndefineCheckpointsMetadata
+
+func (d *Driver) undefine(ctx context.Context, dom libvirt.Domain) error {
+	_, err := call(ctx, d, "undefine "+dom.Name, func(l Libvirt) (struct{}, error) {
+		return struct{}{}, l.DomainUndefineFlags(dom, undefineFlags)
+	})
+	if err != nil && !isCode(err, libvirt.ErrNoDomain) {
+		return err
+	}
+	return nil
+}
+
+// Destroy stops and undefines a domain, with its snapshot and checkpoint
+// metadata and NVRAM. A domain that does not exist is already destroyed.
+func (d *Driver) Destroy(ctx context.Context, name string) error {
+	dom, err := call(ctx, d, "look up "+name, func(l Libvirt) (libvirt.Domain, error) {
+		return l.DomainLookupByName(name)
+	})
+	if isCode(err, libvirt.ErrNoDomain) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("look up domain %s: %w", name, err)
+	}
+	_, err = call(ctx, d, "destroy "+name, func(l Libvirt) (struct{}, error) {
+		return struct{}{}, l.DomainDestroyFlags(dom, 0)
+	})
+	if err != nil && !isCode(err, libvirt.ErrOperationInvalid) && !isCode(err, libvirt.ErrNoDomain) {
+		return fmt.Errorf("destroy domain %s: %w", name, err)
+	}
+	if err := d.undefine(ctx, dom); err != nil {
+		return fmt.Errorf("undefine domain %s: %w", name, err)
+	}
+	return nil
+}
+
+// Domain is a restore domain found in libvirt.
+type Domain struct {
+	Name    string
+	Meta    vmspec.Metadata
+	Running bool
+	// Spec is the domain as libvirt has it.
+	Spec *libvirtxml.Domain
+}
+
+// List returns every domain that carries Restored's metadata.
+func (d *Driver) List(ctx context.Context) ([]Domain, error) {
+	doms, err := call(ctx, d, "list domains", func(l Libvirt) ([]libvirt.Domain, error) {
+		ds, _, err := l.ConnectListAllDomains(1, libvirt.ConnectListDomainsActive|libvirt.ConnectListDomainsInactive)
+		return ds, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list domains: %w", err)
+	}
+	var out []Domain
+	for _, dom := range doms {
+		xml, err := call(ctx, d, "read "+dom.Name, func(l Libvirt) (string, error) {
+			return l.DomainGetXMLDesc(dom, 0)
+		})
+		if isCode(err, libvirt.ErrNoDomain) {
+			continue // gone meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read domain %s: %w", dom.Name, err)
+		}
+		spec := &libvirtxml.Domain{}
+		if err := spec.Unmarshal(xml); err != nil {
+			return nil, fmt.Errorf("parse domain %s: %w", dom.Name, err)
+		}
+		meta, ok := vmspec.ParseMetadata(spec)
+		if !ok {
+			continue // not ours: never touched
+		}
+		state, err := call(ctx, d, "state of "+dom.Name, func(l Libvirt) (int32, error) {
+			s, _, err := l.DomainGetState(dom, 0)
+			return s, err
+		})
+		if err != nil && !isCode(err, libvirt.ErrNoDomain) {
+			return nil, fmt.Errorf("state of domain %s: %w", dom.Name, err)
+		}
+		out = append(out, Domain{Name: dom.Name, Meta: meta, Running: libvirt.DomainState(state) == libvirt.DomainRunning, Spec: spec})
+	}
+	return out, nil
+}
