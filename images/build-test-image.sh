@@ -22,6 +22,9 @@ MARKER="RESTORED-TEST-IMAGE-BOOTED"
 SCRIPT_HASH="$(sha256sum "$0" | cut -c1-12)"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
+# Test packages run in parallel: one build at a time, the others wait for it.
+exec 9>"$OUT/.lock"
+flock 9
 
 need() {
 	local missing=()
