@@ -72,6 +72,12 @@ func (f *fakeLibvirt) DomainGetXMLDesc(libvirt.Domain, libvirt.DomainXMLFlags) (
 	return "", nil
 }
 func (f *fakeLibvirt) DomainGetState(libvirt.Domain, uint32) (int32, int32, error) { return 0, 0, nil }
+func (f *fakeLibvirt) QEMUDomainAgentCommand(libvirt.Domain, string, int32, uint32) (libvirt.OptString, error) {
+	return libvirt.OptString{`{"return":{}}`}, nil
+}
+func (f *fakeLibvirt) NodeGetInfo() ([32]int8, uint64, int32, int32, int32, int32, int32, int32, error) {
+	return [32]int8{}, 4 << 20, 2, 0, 1, 1, 2, 1, nil
+}
 func (f *fakeLibvirt) Disconnect() error {
 	f.mu.Lock()
 	f.disconnects++

@@ -105,6 +105,25 @@ func TestDomainBootsUnderLibvirtAndLeavesTheRecoveryPointUntouched(t *testing.T)
 	}
 	t.Logf("booted under libvirt (TCG) in %s", time.Since(start).Round(100*time.Millisecond))
 
+	// The guest agent answers through libvirt once the guest is up.
+	pingDeadline := time.Now().Add(time.Minute)
+	for {
+		pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+		err := d.GuestPing(pctx, dom.Name)
+		pcancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(pingDeadline) {
+			t.Fatalf("guest-ping never answered: %v", err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	node, err := d.Node(ctx)
+	if err != nil || node.CPUs < 1 || node.MemoryMiB < 512 {
+		t.Fatalf("node info %+v %v", node, err)
+	}
+
 	list, err := d.List(ctx)
 	if err != nil {
 		t.Fatal(err)

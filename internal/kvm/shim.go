@@ -12,6 +12,8 @@ type Libvirt interface {
 	ConnectListAllDomains(NeedResults int32, Flags libvirt.ConnectListAllDomainsFlags) ([]libvirt.Domain, uint32, error)
 	DomainGetXMLDesc(Dom libvirt.Domain, Flags libvirt.DomainXMLFlags) (string, error)
 	DomainGetState(Dom libvirt.Domain, Flags uint32) (int32, int32, error)
+	QEMUDomainAgentCommand(Dom libvirt.Domain, Cmd string, Timeout int32, Flags uint32) (libvirt.OptString, error)
+	NodeGetInfo() (rModel [32]int8, rMemory uint64, rCpus int32, rMhz int32, rNodes int32, rSockets int32, rCores int32, rThreads int32, err error)
 	Disconnect() error
 }
 
