@@ -1,21 +1,97 @@
-// Command hypervisor-agent is the per-host agent of Restored. It is not
-// implemented yet (the KVM agent is the next piece of work); this binary
-// says so plainly instead of pretending to run.
+// Command hypervisor-agent is Restored's per-host agent: it registers the
+// host with restored, reports the recovery points of its repository, and
+// boots, verifies and tears down the restores assigned to it, through
+// libvirtd.
+//
+// Every flag can also be set as RESTORED_AGENT_<FLAG> in the environment or
+// in a JSON --config file.
 package main
 
 import (
+	"context"
+	"flag"
 	"fmt"
+	"log/slog"
 	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
 
+	"github.com/restored/restored/internal/agent"
+	"github.com/restored/restored/internal/flagenv"
+	"github.com/restored/restored/internal/kvm"
 	"github.com/restored/restored/internal/version"
 )
 
 func main() {
-	if len(os.Args) > 1 && (os.Args[1] == "--version" || os.Args[1] == "-version") {
-		fmt.Println(version.Version)
-		return
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "hypervisor-agent:", err)
+		os.Exit(1)
 	}
-	fmt.Fprintln(os.Stderr, "hypervisor-agent: not implemented yet in this build: the KVM agent (libvirt restores) is the next piece of work; "+
-		"the control plane (restored, restorectl) is ready for it to register")
-	os.Exit(2)
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("hypervisor-agent", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `hypervisor-agent: boots Restored's recovery points as VMs on this host.
+
+Usage:
+  hypervisor-agent --server ADDR --host-id ID --token AGENT_TOKEN --repository DIR --work-dir DIR
+
+Example:
+  hypervisor-agent --server 127.0.0.1:7443 --host-id kvm-01 --token "$AGENT_TOKEN" \
+                   --repository /srv/restored/repository --work-dir /var/lib/restored-agent
+
+An agent token comes from: restorectl token create --role agent
+Every flag may also be given as RESTORED_AGENT_<FLAG> in the environment or in a JSON --config file.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	var (
+		cfg     agent.Config
+		servers = fs.String("server", "127.0.0.1:7443", "restored gRPC address(es), comma-separated; tried in turn")
+		showVer = fs.Bool("version", false, "print the version and exit")
+		_       = fs.String("config", "", "JSON config file whose keys are flag names")
+	)
+	fs.StringVar(&cfg.HostID, "host-id", "", "this host's id, a lowercase DNS label (required)")
+	fs.StringVar(&cfg.Token, "token", "", "agent token (restorectl token create --role agent)")
+	fs.StringVar(&cfg.Repository, "repository", "", "repository of recovery points: <root>/<tenant>/<asset>/<id>/manifest.json (required)")
+	fs.StringVar(&cfg.WorkDir, "work-dir", "/var/lib/restored-agent", "overlays, consoles and logs")
+	fs.StringVar(&cfg.LibvirtSocket, "libvirt-socket", kvm.DefaultSocket, "libvirtd's unix socket")
+	fs.StringVar(&cfg.Accelerator, "accelerator", "auto", "auto (probe KVM, fall back to TCG), kvm or tcg")
+	reserveVCPUs := fs.Int("reserve-vcpus", 0, "vCPUs kept back from restores")
+	fs.Int64Var(&cfg.ReserveMemoryMiB, "reserve-memory-mib", 1024, "memory (MiB) kept back from restores")
+	fs.DurationVar(&cfg.BootTimeout, "boot-timeout", 3*time.Minute, "how long to wait for a boot signal")
+	fs.DurationVar(&cfg.RescanInterval, "rescan-interval", time.Minute, "how often the repository is scanned again")
+	fs.StringVar(&cfg.Marker, "boot-marker", "login:", "serial console regex that proves a boot")
+	if err := flagenv.Parse(fs, args, "RESTORED_AGENT", "config"); err != nil {
+		if err == flag.ErrHelp {
+			return nil
+		}
+		return err
+	}
+	if *showVer {
+		fmt.Println(version.Version)
+		return nil
+	}
+	cfg.ReserveVCPUs = int32(*reserveVCPUs)
+	for _, s := range strings.Split(*servers, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			cfg.Servers = append(cfg.Servers, s)
+		}
+	}
+	if cfg.Token == "" {
+		cfg.Token = os.Getenv("RESTORED_TOKEN")
+	}
+	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	a, err := agent.New(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return a.Run(ctx)
 }

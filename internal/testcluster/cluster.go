@@ -25,12 +25,15 @@ import (
 )
 
 // Build compiles cmd/restored from the module at root into dir.
-func Build(root, dir string) (string, error) {
-	bin := filepath.Join(dir, "restored")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/restored")
+func Build(root, dir string) (string, error) { return BuildCommand(root, dir, "restored") }
+
+// BuildCommand compiles cmd/<name> from the module at root into dir.
+func BuildCommand(root, dir, name string) (string, error) {
+	bin := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/"+name)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build restored: %w\n%s", err, out)
+		return "", fmt.Errorf("go build %s: %w\n%s", name, err, out)
 	}
 	return bin, nil
 }

@@ -1,0 +1,241 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"time"
+
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/kvm"
+	"github.com/restored/restored/internal/storage"
+	"github.com/restored/restored/internal/version"
+	"github.com/restored/restored/internal/vmspec"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+)
+
+// Config configures an agent.
+type Config struct {
+	Servers          []string
+	HostID           string
+	Token            string
+	Repository       string
+	WorkDir          string
+	LibvirtSocket    string
+	Accelerator      string // auto, kvm or tcg
+	Emulator         string
+	ReserveVCPUs     int32
+	ReserveMemoryMiB int64
+	BootTimeout      time.Duration
+	RescanInterval   time.Duration
+	// Marker is the serial console regex that proves a boot (default: a login prompt).
+	Marker string
+	Log    *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.LibvirtSocket == "" {
+		c.LibvirtSocket = kvm.DefaultSocket
+	}
+	if c.Emulator == "" {
+		c.Emulator = "/usr/bin/qemu-system-x86_64"
+	}
+	if c.BootTimeout == 0 {
+		c.BootTimeout = 3 * time.Minute
+	}
+	if c.RescanInterval == 0 {
+		c.RescanInterval = time.Minute
+	}
+	if c.Marker == "" {
+		c.Marker = `login:`
+	}
+	if c.Accelerator == "" {
+		c.Accelerator = "auto"
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+}
+
+// Agent runs one host.
+type Agent struct {
+	cfg    Config
+	log    *slog.Logger
+	drv    *kvm.Driver
+	repo   *storage.Repository
+	marker *regexp.Regexp
+	facts  vmspec.HostFacts
+	note   string
+
+	mu       sync.Mutex
+	rps      map[string]storage.RecoveryPoint
+	inflight map[string]bool
+	client   restorev1.AgentServiceClient
+}
+
+// New checks the configuration and prepares the agent.
+func New(cfg Config) (*Agent, error) {
+	cfg.defaults()
+	if cfg.HostID == "" || len(cfg.Servers) == 0 || cfg.Repository == "" || cfg.WorkDir == "" {
+		return nil, fmt.Errorf("--host-id, --server, --repository and --work-dir are required")
+	}
+	marker, err := regexp.Compile(cfg.Marker)
+	if err != nil {
+		return nil, fmt.Errorf("--boot-marker: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.WorkDir, "restores"), 0o755); err != nil {
+		return nil, fmt.Errorf("work dir %s: %w", cfg.WorkDir, err)
+	}
+	// QEMU runs as libvirt-qemu and must reach overlays in the work dir.
+	if err := os.Chmod(cfg.WorkDir, 0o755); err != nil {
+		return nil, fmt.Errorf("work dir %s: %w", cfg.WorkDir, err)
+	}
+	return &Agent{
+		cfg: cfg, log: cfg.Log, marker: marker,
+		drv:      kvm.New(kvm.LocalDialer(cfg.LibvirtSocket), cfg.Log),
+		repo:     &storage.Repository{Root: cfg.Repository},
+		rps:      map[string]storage.RecoveryPoint{},
+		inflight: map[string]bool{},
+	}, nil
+}
+
+func (a *Agent) ctx(ctx context.Context) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+a.cfg.Token)
+}
+
+// Run works until ctx ends, reconnecting to the servers and libvirtd when
+// they go away.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.drv.Close()
+	accel, note := Accelerator(ctx, a.cfg.Emulator, a.cfg.WorkDir, a.cfg.Accelerator)
+	a.facts = vmspec.HostFacts{Accelerator: accel, Emulator: a.cfg.Emulator,
+		OVMFCode: "/usr/share/OVMF/OVMF_CODE_4M.fd", OVMFVars: "/usr/share/OVMF/OVMF_VARS_4M.fd"}
+	a.note = note
+	a.log.Info("accelerator chosen", "accelerator", accel, "why", note)
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		server := a.cfg.Servers[attempt%len(a.cfg.Servers)]
+		err := a.session(ctx, server)
+		if ctx.Err() != nil {
+			return nil
+		}
+		a.log.Warn("lost the control plane; reconnecting", "server", server, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	return nil
+}
+
+// session is one connection to a server: register, heartbeat, report,
+// and reconcile every assignment message until the stream breaks.
+func (a *Agent) session(ctx context.Context, server string) error {
+	conn, err := grpc.NewClient(server, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	client := restorev1.NewAgentServiceClient(conn)
+	a.mu.Lock()
+	a.client = client
+	a.mu.Unlock()
+	nctx, ncancel := context.WithTimeout(ctx, 30*time.Second)
+	node, err := a.drv.Node(nctx)
+	ncancel()
+	if err != nil {
+		return fmt.Errorf("libvirt node info: %w", err)
+	}
+	capacity := &restorev1.Capacity{Vcpus: node.CPUs - a.cfg.ReserveVCPUs, MemoryMib: node.MemoryMiB - a.cfg.ReserveMemoryMiB}
+	reg, err := client.Register(a.ctx(ctx), &restorev1.RegisterRequest{
+		ProtocolVersion: 1, HostId: a.cfg.HostID, AgentVersion: version.Version, Hypervisors: []string{"kvm"},
+		Accelerator: a.facts.Accelerator, AcceleratorNote: a.note, Capacity: capacity,
+	})
+	if err != nil {
+		return fmt.Errorf("register: %w", err)
+	}
+	a.log.Info("registered", "server", server, "host", a.cfg.HostID, "capacity_vcpus", capacity.Vcpus, "capacity_mib", capacity.MemoryMib)
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go a.heartbeats(sctx, client, time.Duration(reg.HeartbeatIntervalMs)*time.Millisecond)
+	go a.rescans(sctx, client)
+	stream, err := client.WatchAssignments(a.ctx(sctx), &restorev1.WatchAssignmentsRequest{ProtocolVersion: 1, HostId: a.cfg.HostID})
+	if err != nil {
+		return fmt.Errorf("watch assignments: %w", err)
+	}
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			return fmt.Errorf("assignment stream: %w", err)
+		}
+		a.reconcile(sctx, msg.Assignments)
+	}
+}
+
+func (a *Agent) heartbeats(ctx context.Context, client restorev1.AgentServiceClient, every time.Duration) {
+	if every <= 0 {
+		every = 2 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		hctx, cancel := context.WithTimeout(ctx, every)
+		_, err := client.Heartbeat(a.ctx(hctx), &restorev1.HeartbeatRequest{ProtocolVersion: 1, HostId: a.cfg.HostID})
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			a.log.Warn("heartbeat failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// rescans reports the repository now and every RescanInterval.
+func (a *Agent) rescans(ctx context.Context, client restorev1.AgentServiceClient) {
+	for {
+		if err := a.scanAndReport(ctx, client); err != nil && ctx.Err() == nil {
+			a.log.Warn("recovery point report failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(a.cfg.RescanInterval):
+		}
+	}
+}
+
+func (a *Agent) scanAndReport(ctx context.Context, client restorev1.AgentServiceClient) error {
+	found, skipped, err := a.repo.Scan()
+	if err != nil {
+		return err
+	}
+	for _, s := range skipped {
+		a.log.Warn("repository entry skipped", "dir", s.Dir, "reason", s.Reason)
+	}
+	rps := map[string]storage.RecoveryPoint{}
+	var report []*restorev1.RecoveryPoint
+	for _, rp := range found {
+		rps[rp.ID] = rp
+		report = append(report, toProto(rp))
+		if !rp.Valid {
+			a.log.Warn("invalid recovery point", "id", rp.ID, "reason", rp.Reason)
+		}
+	}
+	a.mu.Lock()
+	a.rps = rps
+	a.mu.Unlock()
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_, err = client.ReportRecoveryPoints(a.ctx(rctx), &restorev1.ReportRecoveryPointsRequest{
+		ProtocolVersion: 1, HostId: a.cfg.HostID, RecoveryPoints: report,
+	})
+	return err
+}

@@ -1,0 +1,113 @@
+package agent
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/vmspec"
+)
+
+// reconcile makes libvirt match the host's full desired state: it starts
+// what must run and is not there, tears down what must go, and removes
+// Restored domains and work dirs that no assignment owns.
+func (a *Agent) reconcile(ctx context.Context, as []*restorev1.Assignment) {
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	doms, err := a.drv.List(lctx)
+	cancel()
+	if err != nil {
+		a.log.Error("list libvirt domains", "err", err)
+		return
+	}
+	running := map[string]bool{}
+	for _, d := range doms {
+		running[d.Meta.RestoreID] = true
+	}
+	wanted := map[string]bool{}
+	for _, as := range as {
+		r := as.Restore
+		switch as.Desired {
+		case restorev1.DesiredState_DESIRED_STATE_RUNNING:
+			wanted[r.Id] = true
+			if running[r.Id] {
+				continue // adopted: already there
+			}
+			if a.claim(r.Id) {
+				go func() {
+					defer a.release(r.Id)
+					a.start(ctx, r)
+				}()
+			}
+		case restorev1.DesiredState_DESIRED_STATE_DESTROYED:
+			if a.claim(r.Id) {
+				go func() {
+					defer a.release(r.Id)
+					if err := a.teardown(ctx, r.Id); err != nil {
+						a.log.Error("teardown failed; it will be retried", "restore", r.Id, "err", err)
+						return
+					}
+					a.report(ctx, r.Id, restorev1.RestoreState_RESTORE_STATE_DESTROYED, "torn down", nil)
+				}()
+			}
+		}
+	}
+	// Orphans: Restored domains and work dirs nothing wants any more.
+	for _, d := range doms {
+		id := d.Meta.RestoreID
+		if !wanted[id] && a.claim(id) {
+			go func() {
+				defer a.release(id)
+				a.log.Warn("removing an orphaned restore domain", "restore", id, "domain", d.Name)
+				if err := a.teardown(ctx, id); err != nil {
+					a.log.Error("orphan teardown failed", "restore", id, "err", err)
+				}
+			}()
+		}
+	}
+	entries, _ := os.ReadDir(filepath.Join(a.cfg.WorkDir, "restores"))
+	for _, e := range entries {
+		id := e.Name()
+		if !wanted[id] && !running[id] && a.claim(id) {
+			go func() {
+				defer a.release(id)
+				a.log.Warn("removing an orphaned work dir", "restore", id)
+				_ = os.RemoveAll(a.restoreDir(id))
+			}()
+		}
+	}
+}
+
+// claim marks a restore as being worked on; false when it already is.
+func (a *Agent) claim(id string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.inflight[id] {
+		return false
+	}
+	a.inflight[id] = true
+	return true
+}
+
+func (a *Agent) release(id string) {
+	a.mu.Lock()
+	delete(a.inflight, id)
+	a.mu.Unlock()
+}
+
+func (a *Agent) restoreDir(id string) string {
+	return filepath.Join(a.cfg.WorkDir, "restores", strings.ReplaceAll(id, "/", "_"))
+}
+
+// teardown destroys and undefines the domain and removes its work dir. It
+// is idempotent.
+func (a *Agent) teardown(ctx context.Context, id string) error {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if err := a.drv.Destroy(dctx, vmspec.DomainName(id)); err != nil {
+		return err
+	}
+	return os.RemoveAll(a.restoreDir(id))
+}
