@@ -1,66 +1,113 @@
 #!/usr/bin/env bash
-# make demo: start a real restored on loopback, create a tenant and a partner
-# token with restorectl, use the REST API with curl, and show the cluster.
-# Everything it starts is stopped (by PID) and its data removed on exit.
+# make demo: the platform's main job end to end on this machine.
+#   restored (control plane) + hypervisor-agent (this host) + libvirtd + QEMU,
+#   a demo tenant, the test image as its recovery point, a restore created with
+#   restorectl, progress until the boot is verified, the time to boot, the
+#   serial console's tail and a screenshot; then everything is cleaned up.
+# KEEP=1 leaves it running and says how to stop it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+step "libvirtd and virtlogd (started if not running; libvirt's default NAT network is never started)"
+./scripts/start-libvirt.sh
+
+step "the test image (built once from Debian packages, cached in .cache/test-image)"
+IMG="$(images/build-test-image.sh .cache/test-image)"
+echo "$IMG"
 
 DATA="$(mktemp -d /tmp/restored-demo.XXXXXX)"
+chmod 755 "$DATA"
 GRPC=127.0.0.1:17443 HTTP=127.0.0.1:17080 RAFT=127.0.0.1:17300
-PID=""
+SERVER_PID="" AGENT_PID="" RESTORE=""
 cleanup() {
-	if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+	if [ "${KEEP:-}" = 1 ]; then
+		cat <<MSG
+
+KEEP=1: left running. restored pid $SERVER_PID, agent pid $AGENT_PID, data in $DATA.
+  export RESTORED_ADDR=$GRPC RESTORED_TOKEN=\$(cat $DATA/server/bootstrap-token)
+  bin/restorectl restore list
+Stop with: bin/restorectl restore delete $RESTORE; kill $AGENT_PID $SERVER_PID; rm -rf $DATA
+MSG
+		return
+	fi
+	if [ -n "$RESTORE" ]; then
+		./bin/restorectl restore delete "$RESTORE" >/dev/null 2>&1 || true
+		for _ in $(seq 1 60); do
+			./bin/restorectl restore get "$RESTORE" -o json 2>/dev/null | grep -q '"RESTORE_STATE_DESTROYED"' && break
+			sleep 0.5
+		done
+	fi
+	[ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null && wait "$AGENT_PID" 2>/dev/null || true
+	[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
 	rm -rf "$DATA"
+	echo "demo: cleaned up (restore destroyed, agent and restored stopped, $DATA removed)"
 }
 trap cleanup EXIT
 
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
-
-step "starting restored (data in $DATA, gRPC $GRPC, HTTP $HTTP)"
-./bin/restored --data-dir "$DATA" --grpc-addr "$GRPC" --http-addr "$HTTP" --raft-addr "$RAFT" >"$DATA/restored.log" 2>&1 &
-PID=$!
+step "restored: one server, data in $DATA/server (gRPC $GRPC, REST http://$HTTP)"
+./bin/restored --data-dir "$DATA/server" --grpc-addr "$GRPC" --http-addr "$HTTP" --raft-addr "$RAFT" >"$DATA/restored.log" 2>&1 &
+SERVER_PID=$!
 for _ in $(seq 1 100); do
-	curl -fs "http://$HTTP/readyz" >/dev/null 2>&1 && [ -s "$DATA/bootstrap-token" ] && break
-	kill -0 "$PID" 2>/dev/null || { cat "$DATA/restored.log"; echo "demo: restored exited"; exit 1; }
+	[ -s "$DATA/server/bootstrap-token" ] && curl -fs "http://$HTTP/readyz" >/dev/null 2>&1 && break
+	kill -0 "$SERVER_PID" 2>/dev/null || { cat "$DATA/restored.log"; exit 1; }
 	sleep 0.1
 done
-curl -fs "http://$HTTP/readyz"
-
 export RESTORED_ADDR=$GRPC
-export RESTORED_TOKEN="$(cat "$DATA/bootstrap-token")"
-echo "bootstrap admin token read from $DATA/bootstrap-token (mode $(stat -c %a "$DATA/bootstrap-token"))"
+RESTORED_TOKEN="$(cat "$DATA/server/bootstrap-token")"
+export RESTORED_TOKEN
 
-step "restorectl tenant create acme; restorectl tenant create globex"
-./bin/restorectl tenant create acme --display-name "Acme Corp"
-./bin/restorectl tenant create globex --display-name "Globex"
+step "a demo tenant and its tokens: restorectl tenant create demo; restorectl token create"
+./bin/restorectl tenant create demo --display-name "Demo MSP"
+PARTNER="$(./bin/restorectl token create --tenant demo --role partner -o json | sed -n 's/.*"secret": "\(.*\)".*/\1/p')"
+AGENT_TOKEN="$(./bin/restorectl token create --role agent -o json | sed -n 's/.*"secret": "\(.*\)".*/\1/p')"
 
-step "restorectl token create --tenant acme --role partner"
-ACME="$(./bin/restorectl token create --tenant acme --role partner --output json | sed -n 's/.*"secret": "\(.*\)".*/\1/p')"
-GLOBEX="$(./bin/restorectl token create --tenant globex --role partner --output json | sed -n 's/.*"secret": "\(.*\)".*/\1/p')"
-echo "partner tokens minted for acme and globex (secrets not shown)"
+step "a repository with one recovery point: demo/web-01/rp-demo (the test image)"
+RP="$DATA/repository/demo/web-01/rp-demo"
+mkdir -p "$RP" && chmod -R 755 "$DATA/repository"
+cp --sparse=always "$IMG" "$RP/disk0.raw" && chmod 644 "$RP/disk0.raw"
+cat > "$RP/manifest.json" <<JSON
+{"id":"rp-demo","tenant":"demo","asset":"web-01","created_at":"$(date -u +%Y-%m-%dT%H:%M:%SZ)","firmware":"bios","os":"linux",
+ "disks":[{"name":"disk0","file":"disk0.raw","format":"raw","virtual_size":$(stat -c %s "$RP/disk0.raw")}]}
+JSON
+sha256sum "$RP/disk0.raw" > "$DATA/rp.sha256"
+cat "$RP/manifest.json"
 
-step "REST: POST /v1/restores as acme for a recovery point no host holds yet"
-curl -s -w '  -> HTTP %{http_code}\n' -H "Authorization: Bearer $ACME" -X POST "http://$HTTP/v1/restores" \
-	-d '{"recovery_point_id":"rp-web01-0001","mode":"VIRTUALIZE","vcpus":1,"memory_mib":256,"ttl_seconds":3600,"request_id":"demo-1"}'
-
-step "REST: bad input is refused with a reason (vcpus 100)"
-curl -s -w '  -> HTTP %{http_code}\n' -H "Authorization: Bearer $ACME" -X POST "http://$HTTP/v1/restores" \
-	-d '{"recovery_point_id":"rp-web01-0001","mode":"VIRTUALIZE","vcpus":100,"request_id":"demo-2"}'
-
-step "REST: a partner may not list hosts; globex sees an empty restore list"
-curl -s -w '  -> HTTP %{http_code}\n' -H "Authorization: Bearer $GLOBEX" "http://$HTTP/v1/hosts"
-curl -s -w '  -> HTTP %{http_code}\n' -H "Authorization: Bearer $GLOBEX" "http://$HTTP/v1/restores"
-
-step "restorectl cluster status; restorectl host list"
-./bin/restorectl cluster status
+step "hypervisor-agent for this host (probes KVM, falls back to TCG and says why)"
+./bin/hypervisor-agent --server "$GRPC" --host-id demo-host --token "$AGENT_TOKEN" --repository "$DATA/repository" \
+	--work-dir "$DATA/work" --reserve-memory-mib 0 >"$DATA/agent.log" 2>&1 &
+AGENT_PID=$!
+for _ in $(seq 1 200); do
+	./bin/restorectl --token "$PARTNER" recovery-point get rp-demo -o json 2>/dev/null | grep -q '"valid": true' && break
+	kill -0 "$AGENT_PID" 2>/dev/null || { cat "$DATA/agent.log"; exit 1; }
+	sleep 0.1
+done
 ./bin/restorectl host list
+./bin/restorectl host list -o json | sed -n 's/.*"accelerator_note": "\(.*\)".*/accelerator: \1/p'
 
-cat <<'MSG'
+step "restorectl restore create --recovery-point rp-demo --mode virtualize (as the partner)"
+RESTORE="$(./bin/restorectl --token "$PARTNER" restore create --recovery-point rp-demo --mode virtualize --memory-mib 128 --ttl 30m -o json \
+	| sed -n 's/^  "id": "\(.*\)",/\1/p')"
+echo "restore $RESTORE"
+last=""
+for _ in $(seq 1 600); do
+	json="$(./bin/restorectl restore get "$RESTORE" -o json)"
+	state="$(echo "$json" | sed -n 's/.*"state": "RESTORE_STATE_\(.*\)",/\1/p')"
+	reason="$(echo "$json" | sed -n 's/.*"state_reason": "\(.*\)",/\1/p')"
+	if [ "$state" != "$last" ]; then printf '  %s  %-10s %s\n' "$(date +%T)" "$state" "$reason"; last="$state"; fi
+	case "$state" in RUNNING|FAILED) break ;; esac
+	sleep 0.25
+done
+[ "$state" = RUNNING ] || { echo "demo: the restore did not reach RUNNING"; tail -20 "$DATA/agent.log"; exit 1; }
+echo "$json" | sed -n '/"boot"/,/}/p'
 
-==> NOT YET: the hypervisor agent.
-    This build has the control plane only: restored (raft, REST + gRPC, tenants, tokens,
-    scheduler) and restorectl. bin/hypervisor-agent is a placeholder that exits with a
-    message; booting a recovery point under libvirt/QEMU is the next piece of work.
-    Until an agent registers a host and reports recovery points, restores cannot be placed.
-MSG
+step "the serial console's tail"
+tail -n 5 "$DATA/work/restores/$RESTORE/serial.log"
+
+step "a screenshot of the VM's screen"
+SHOT="$PWD/.cache/demo-screenshot.png"
+virsh -c qemu:///system screenshot "restored-$RESTORE" "$SHOT" >/dev/null && echo "$SHOT"
+
+step "the recovery point is untouched"
+sha256sum -c "$DATA/rp.sha256"
