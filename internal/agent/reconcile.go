@@ -22,6 +22,15 @@ func (a *Agent) reconcile(ctx context.Context, as []*restorev1.Assignment) {
 		a.log.Error("list libvirt domains", "err", err)
 		return
 	}
+	// Only this host's domains: another agent's (or a test's) are not ours
+	// to adopt or remove, even on a shared libvirtd.
+	mine := doms[:0]
+	for _, d := range doms {
+		if d.Meta.HostID == a.cfg.HostID {
+			mine = append(mine, d)
+		}
+	}
+	doms = mine
 	running := map[string]bool{}
 	for _, d := range doms {
 		running[d.Meta.RestoreID] = true

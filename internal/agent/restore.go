@@ -105,7 +105,7 @@ func (a *Agent) boot(ctx context.Context, r *restorev1.Restore) error {
 	pw := make([]byte, 6)
 	_, _ = rand.Read(pw)
 	dom, err := vmspec.Build(&vmspec.Context{Host: a.facts, In: vmspec.Input{
-		RestoreID: r.Id, Tenant: r.Tenant, ExpireAt: r.ExpireTime.AsTime(), VCPUs: int(r.Vcpus), MemoryMiB: r.MemoryMib,
+		RestoreID: r.Id, Tenant: r.Tenant, HostID: a.cfg.HostID, ExpireAt: r.ExpireTime.AsTime(), VCPUs: int(r.Vcpus), MemoryMiB: r.MemoryMib,
 		Firmware: firmware, OS: rp.Manifest.OS, Disks: disks, NetworkKind: network, Bridge: bridge,
 		SerialLog: filepath.Join(dir, "serial.log"), VNCPassword: base64.RawURLEncoding.EncodeToString(pw),
 		NVRAM: filepath.Join(dir, "nvram.fd"),

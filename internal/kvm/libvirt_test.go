@@ -71,7 +71,7 @@ func TestDomainBootsUnderLibvirtAndLeavesTheRecoveryPointUntouched(t *testing.T)
 	serial := filepath.Join(work, "serial.log")
 	dom, err := vmspec.Build(&vmspec.Context{
 		In: vmspec.Input{
-			RestoreID: id, Tenant: "acme", ExpireAt: time.Now().Add(time.Hour), VCPUs: 1, MemoryMiB: 128,
+			RestoreID: id, Tenant: "acme", HostID: "kvm-driver-test", ExpireAt: time.Now().Add(time.Hour), VCPUs: 1, MemoryMiB: 128,
 			Firmware: "bios", OS: "linux", NetworkKind: vmspec.NetworkNone, SerialLog: serial, VNCPassword: "test-pw",
 			Disks: []vmspec.DiskInput{{Name: "disk0", Overlay: overlay, Chain: []vmspec.ChainElement{{Path: img, Format: "raw"}}}},
 		},

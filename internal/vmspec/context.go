@@ -47,6 +47,9 @@ const (
 type Input struct {
 	RestoreID string
 	Tenant    string
+	// HostID is the agent's host: an agent only ever garbage-collects the
+	// domains it made, even when several agents (or tests) share a libvirtd.
+	HostID    string
 	ExpireAt  time.Time
 	VCPUs     int
 	MemoryMiB int64

@@ -11,6 +11,7 @@ func linuxInput() Input {
 	return Input{
 		RestoreID: "019a6c2e-7f3c-7a1b-9c4d-5e6f708192a3",
 		Tenant:    "acme",
+		HostID:    "kvm-01",
 		ExpireAt:  time.Date(2026, 11, 26, 14, 0, 0, 0, time.UTC),
 		VCPUs:     1,
 		MemoryMiB: 256,

@@ -17,12 +17,13 @@ type Metadata struct {
 	XMLName   xml.Name `xml:"https://restored.dev/xmlns/restore/v1 restore"`
 	RestoreID string   `xml:"id"`
 	Tenant    string   `xml:"tenant"`
+	HostID    string   `xml:"host"`
 	ExpireAt  string   `xml:"expire"`
 }
 
 // configureMetadata writes Restored's metadata element.
 func configureMetadata(c *Context, d *libvirtxml.Domain) error {
-	m := Metadata{RestoreID: c.In.RestoreID, Tenant: c.In.Tenant, ExpireAt: c.In.ExpireAt.UTC().Format(time.RFC3339)}
+	m := Metadata{RestoreID: c.In.RestoreID, Tenant: c.In.Tenant, HostID: c.In.HostID, ExpireAt: c.In.ExpireAt.UTC().Format(time.RFC3339)}
 	b, err := xml.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("metadata: %w", err)

@@ -10,7 +10,7 @@ import (
 func TestMetadataRoundTripsThroughLibvirtsRewriting(t *testing.T) {
 	d := run(t, configureMetadata, linuxInput(), tcgHost())
 	m, ok := ParseMetadata(d)
-	if !ok || m.RestoreID != linuxInput().RestoreID || m.Tenant != "acme" || m.ExpireAt != "2026-11-26T14:00:00Z" {
+	if !ok || m.RestoreID != linuxInput().RestoreID || m.Tenant != "acme" || m.HostID != "kvm-01" || m.ExpireAt != "2026-11-26T14:00:00Z" {
 		t.Fatalf("got %+v %v", m, ok)
 	}
 	// libvirt hands metadata back with its own prefix.
