@@ -163,6 +163,10 @@ func (a *Agent) session(ctx context.Context, server string) error {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go a.heartbeats(sctx, client, time.Duration(reg.HeartbeatIntervalMs)*time.Millisecond)
+	// Know the repository before acting on any assignment.
+	if err := a.scanAndReport(sctx, client); err != nil {
+		a.log.Warn("recovery point report failed", "err", err)
+	}
 	go a.rescans(sctx, client)
 	stream, err := client.WatchAssignments(a.ctx(sctx), &restorev1.WatchAssignmentsRequest{ProtocolVersion: 1, HostId: a.cfg.HostID})
 	if err != nil {
@@ -198,16 +202,16 @@ func (a *Agent) heartbeats(ctx context.Context, client restorev1.AgentServiceCli
 	}
 }
 
-// rescans reports the repository now and every RescanInterval.
+// rescans reports the repository every RescanInterval.
 func (a *Agent) rescans(ctx context.Context, client restorev1.AgentServiceClient) {
 	for {
-		if err := a.scanAndReport(ctx, client); err != nil && ctx.Err() == nil {
-			a.log.Warn("recovery point report failed", "err", err)
-		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(a.cfg.RescanInterval):
+		}
+		if err := a.scanAndReport(ctx, client); err != nil && ctx.Err() == nil {
+			a.log.Warn("recovery point report failed", "err", err)
 		}
 	}
 }

@@ -42,7 +42,17 @@ func (a *Agent) reconcile(ctx context.Context, as []*restorev1.Assignment) {
 		case restorev1.DesiredState_DESIRED_STATE_RUNNING:
 			wanted[r.Id] = true
 			if running[r.Id] {
-				continue // adopted: already there
+				// Adopted: already there. If the boot was never confirmed (the
+				// agent restarted meanwhile), verify it now.
+				if !bootSettled(r) && a.claim(r.Id) {
+					go func() {
+						defer a.release(r.Id)
+						a.log.Info("adopting a restore whose boot was not confirmed", "restore", r.Id)
+						begin := r.GetUpdateTime().AsTime()
+						a.finish(ctx, r, begin)
+					}()
+				}
+				continue
 			}
 			if a.claim(r.Id) {
 				go func() {
@@ -119,4 +129,15 @@ func (a *Agent) teardown(ctx context.Context, id string) error {
 		return err
 	}
 	return os.RemoveAll(a.restoreDir(id))
+}
+
+// bootSettled reports whether the control plane already has this
+// restore's boot outcome.
+func bootSettled(r *restorev1.Restore) bool {
+	switch r.State {
+	case restorev1.RestoreState_RESTORE_STATE_SCHEDULED, restorev1.RestoreState_RESTORE_STATE_PREPARING,
+		restorev1.RestoreState_RESTORE_STATE_BOOTING:
+		return false
+	}
+	return true
 }

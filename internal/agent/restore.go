@@ -26,6 +26,12 @@ func (a *Agent) start(ctx context.Context, r *restorev1.Restore) {
 		return
 	}
 	a.report(ctx, r.Id, restorev1.RestoreState_RESTORE_STATE_BOOTING, "domain started; waiting for a boot signal", nil)
+	a.finish(ctx, r, begin)
+}
+
+// finish waits for the boot signal and reports the outcome; a VERIFY
+// restore is torn down by itself.
+func (a *Agent) finish(ctx context.Context, r *restorev1.Restore, begin time.Time) {
 	boot := a.verify(ctx, r.Id, begin)
 	reason := fmt.Sprintf("boot verified in %d ms (%v)", boot.TimeToBootMs, boot.Signals)
 	if !boot.Verified {
@@ -63,6 +69,11 @@ func (a *Agent) boot(ctx context.Context, r *restorev1.Restore) error {
 	rv := revert.New()
 	defer rv.Fail()
 	dir := a.restoreDir(r.Id)
+	// No domain exists for this restore (reconcile checked): anything in its
+	// work dir is left from an interrupted attempt.
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}

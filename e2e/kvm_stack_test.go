@@ -1,0 +1,281 @@
+package e2e
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/kvm"
+	"github.com/restored/restored/internal/testcluster"
+	"github.com/restored/restored/internal/testimage"
+	"github.com/restored/restored/internal/vmspec"
+)
+
+// kvmStack is restored and one hypervisor agent as processes on real
+// libvirtd and QEMU, with tenants acme and globex and a repository holding
+// the test image as acme's recovery point rp-1.
+type kvmStack struct {
+	t                    *testing.T
+	srv                  *testcluster.Proc
+	admin                string
+	acme, globex         string
+	agentBin, agentToken string
+	repo, work, disk     string
+	agentLog             string
+	agent                *exec.Cmd
+	agentDone            chan struct{}
+	drv                  *kvm.Driver
+}
+
+// worldReadableDir makes a temporary directory QEMU (user libvirt-qemu) can
+// traverse, removed when the test ends.
+func worldReadableDir(t *testing.T, prefix string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// fileFacts is a file's sha256, owner and mode.
+func fileFacts(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := f.Stat()
+	st := fi.Sys().(*syscall.Stat_t)
+	return fmt.Sprintf("sha256=%x uid=%d gid=%d mode=%v", h.Sum(nil), st.Uid, st.Gid, fi.Mode())
+}
+
+func startKVMStack(t *testing.T) *kvmStack {
+	t.Helper()
+	img, err := testimage.Path("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bins := t.TempDir()
+	restoredBin, err := testcluster.BuildCommand("..", bins, "restored")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &kvmStack{t: t, agentLog: filepath.Join(bins, "agent.log")}
+	if s.agentBin, err = testcluster.BuildCommand("..", bins, "hypervisor-agent"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := testcluster.Start(ctx, testcluster.Options{Binary: restoredBin, Dir: t.TempDir(), N: 1, Args: []string{"--scheduler-interval", "250ms"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	s.srv, s.admin = c.Procs[0], c.Token
+	admin := restorev1.NewAdminServiceClient(s.srv.Conn())
+	actx := testcluster.Ctx(ctx, c.Token)
+	for _, tenant := range []string{"acme", "globex"} {
+		if _, err := admin.CreateTenant(actx, &restorev1.CreateTenantRequest{Id: tenant}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	token := func(tenant, role string) string {
+		resp, err := admin.CreateToken(actx, &restorev1.CreateTokenRequest{Tenant: tenant, Role: role})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Secret
+	}
+	s.acme, s.globex, s.agentToken = token("acme", "partner"), token("globex", "partner"), token("", "agent")
+
+	s.repo = worldReadableDir(t, "restored-repo-")
+	rpDir := s.rpDir("rp-1")
+	s.disk = filepath.Join(rpDir, "disk0.raw")
+	if out, err := exec.Command("cp", "--sparse=always", img, s.disk).CombinedOutput(); err != nil {
+		t.Fatalf("copy image: %v %s", err, out)
+	}
+	_ = os.Chmod(s.disk, 0o644)
+	fi, _ := os.Stat(s.disk)
+	s.manifest("rp-1", fmt.Sprintf(`[{"name":"disk0","file":"disk0.raw","format":"raw","virtual_size":%d}]`, fi.Size()))
+	s.work = worldReadableDir(t, "restored-work-")
+	s.drv = kvm.New(kvm.LocalDialer(kvm.DefaultSocket), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(s.drv.Close)
+	s.startAgent()
+	t.Cleanup(func() {
+		s.killAgent()
+		if t.Failed() {
+			b, _ := os.ReadFile(s.agentLog)
+			t.Logf("---- agent log ----\n%s", b)
+			b, _ = os.ReadFile(s.srv.LogPath)
+			t.Logf("---- restored log ----\n%s", b)
+		}
+	})
+	eventually(t, 60*time.Second, "rp-1 reported valid", func() bool {
+		code, rp := s.rest("GET", "/v1/recovery-points/rp-1", s.acme, nil)
+		return code == 200 && rp["valid"] == true
+	})
+	return s
+}
+
+func (s *kvmStack) rpDir(id string) string {
+	dir := filepath.Join(s.repo, "acme", "web-01", id)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		s.t.Fatal(err)
+	}
+	for d := dir; d != s.repo; d = filepath.Dir(d) {
+		_ = os.Chmod(d, 0o755)
+	}
+	return dir
+}
+
+func (s *kvmStack) manifest(id, disks string) {
+	m := fmt.Sprintf(`{"id":%q,"tenant":"acme","asset":"web-01","created_at":"2026-11-25T22:00:00Z","firmware":"bios","os":"linux","disks":%s}`, id, disks)
+	if err := os.WriteFile(filepath.Join(s.rpDir(id), "manifest.json"), []byte(m), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *kvmStack) startAgent() {
+	s.t.Helper()
+	logf, err := os.OpenFile(s.agentLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	cmd := exec.Command(s.agentBin, "--server", s.srv.GRPC, "--host-id", "kvm-01", "--token", s.agentToken,
+		"--repository", s.repo, "--work-dir", s.work, "--reserve-memory-mib", "0", "--rescan-interval", "2s")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	s.agent, s.agentDone = cmd, done
+}
+
+// killAgent kills the agent with SIGKILL (by PID) and waits for it.
+func (s *kvmStack) killAgent() {
+	if s.agent == nil {
+		return
+	}
+	_ = s.agent.Process.Kill()
+	<-s.agentDone
+	s.agent = nil
+}
+
+func (s *kvmStack) rest(method, path, tok string, body any) (int, map[string]any) {
+	s.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = strings.NewReader(string(b))
+	}
+	req, _ := http.NewRequest(method, "http://"+s.srv.HTTP+path, rd)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+// create posts a restore as acme and registers a cleanup that leaves no domain.
+func (s *kvmStack) create(body map[string]any) string {
+	s.t.Helper()
+	code, created := s.rest("POST", "/v1/restores", s.acme, body)
+	if code != 200 {
+		s.t.Fatalf("create restore: HTTP %d %v", code, created)
+	}
+	id := created["id"].(string)
+	s.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = s.drv.Destroy(ctx, vmspec.DomainName(id))
+	})
+	return id
+}
+
+// waitState waits until the restore is in state (and cond holds, if given).
+func (s *kvmStack) waitState(id, state string, timeout time.Duration, cond func(map[string]any) bool) map[string]any {
+	s.t.Helper()
+	var got map[string]any
+	eventually(s.t, timeout, "restore "+id+" "+state, func() bool {
+		_, got = s.rest("GET", "/v1/restores/"+id, s.acme, nil)
+		if got["state"] == "RESTORE_STATE_FAILED" && state != "RESTORE_STATE_FAILED" {
+			s.t.Fatalf("restore failed: %v", got["state_reason"])
+		}
+		return got["state"] == state && (cond == nil || cond(got))
+	})
+	return got
+}
+
+func verified(r map[string]any) bool {
+	b, _ := r["boot"].(map[string]any)
+	return b != nil && b["verified"] == true
+}
+
+// assertGone checks libvirt and the work dir hold nothing of the restore.
+func (s *kvmStack) assertGone(id string) {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	doms, err := s.drv.List(ctx)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for _, d := range doms {
+		if d.Meta.RestoreID == id {
+			s.t.Fatalf("domain %s is still defined", d.Name)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(s.work, "restores", id)); !os.IsNotExist(err) {
+		s.t.Fatalf("the restore's work dir is still there: %v", err)
+	}
+}
+
+// qcow2Pointing writes a qcow2 header whose backing file is target.
+func qcow2Pointing(t *testing.T, path, target string, size int64) {
+	t.Helper()
+	be := binary.BigEndian
+	buf := make([]byte, 104)
+	be.PutUint32(buf[0:], 0x514649fb)
+	be.PutUint32(buf[4:], 3)
+	be.PutUint32(buf[20:], 16)
+	be.PutUint64(buf[24:], uint64(size))
+	be.PutUint32(buf[96:], 4)
+	be.PutUint32(buf[100:], 104)
+	buf = append(buf, make([]byte, 8)...) // end of extensions
+	be.PutUint64(buf[8:], uint64(len(buf)))
+	be.PutUint32(buf[16:], uint32(len(target)))
+	buf = append(buf, target...)
+	buf = append(buf, make([]byte, 512)...)
+	if err := os.WriteFile(path, buf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
