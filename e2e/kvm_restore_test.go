@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"context"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/restored/restored/internal/netiso"
 )
 
 // The product's main job, end to end on real parts: restored and the
@@ -32,6 +35,23 @@ func TestRestoreBootsARecoveryPointUnderLibvirtEndToEnd(t *testing.T) {
 		}
 		s.waitState(id, "RESTORE_STATE_DESTROYED", 2*time.Minute, nil)
 		s.assertGone(id)
+	})
+
+	t.Run("ISOLATED gets its own bridge with no host address, removed at teardown", func(t *testing.T) {
+		id := s.create(map[string]any{"recovery_point_id": "rp-1", "mode": "VIRTUALIZE", "memory_mib": 128,
+			"network": map[string]any{"kind": "ISOLATED"}, "request_id": "iso-1"})
+		s.waitState(id, "RESTORE_STATE_RUNNING", 4*time.Minute, verified)
+		br := netiso.BridgeName(id)
+		addrs, err := netiso.Addresses(context.Background(), br)
+		if err != nil || len(addrs) != 0 {
+			t.Fatalf("bridge %s: addresses %v (%v)", br, addrs, err)
+		}
+		s.rest("DELETE", "/v1/restores/"+id, s.acme, nil)
+		s.waitState(id, "RESTORE_STATE_DESTROYED", 2*time.Minute, nil)
+		s.assertGone(id)
+		if netiso.Exists(context.Background(), br) {
+			t.Fatalf("bridge %s left behind", br)
+		}
 	})
 
 	t.Run("VERIFY reaches its verdict and cleans up by itself", func(t *testing.T) {

@@ -23,6 +23,7 @@ declare -A want=(
 	# libvirt and firmware for restores
 	[libvirt-daemon-system]=/usr/sbin/libvirtd
 	[ovmf]=/usr/share/OVMF/OVMF_CODE_4M.fd
+	[iproute2]=/usr/sbin/ip
 )
 missing=()
 for pkg in "${!want[@]}"; do

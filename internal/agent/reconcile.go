@@ -8,6 +8,7 @@ import (
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/netiso"
 	"github.com/restored/restored/internal/vmspec"
 )
 
@@ -126,6 +127,10 @@ func (a *Agent) teardown(ctx context.Context, id string) error {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	if err := a.drv.Destroy(dctx, vmspec.DomainName(id)); err != nil {
+		return err
+	}
+	// The restore's isolated bridge, if it had one: nothing else uses it.
+	if err := netiso.Remove(dctx, netiso.BridgeName(id)); err != nil {
 		return err
 	}
 	return os.RemoveAll(a.restoreDir(id))

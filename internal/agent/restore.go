@@ -10,6 +10,7 @@ import (
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/netiso"
 	"github.com/restored/restored/internal/revert"
 	"github.com/restored/restored/internal/storage"
 	"github.com/restored/restored/internal/vmspec"
@@ -111,7 +112,11 @@ func (a *Agent) boot(ctx context.Context, r *restorev1.Restore) error {
 	case restorev1.NetworkKind_NETWORK_KIND_BRIDGED:
 		network, bridge = vmspec.NetworkBridged, r.Network.Bridge
 	case restorev1.NetworkKind_NETWORK_KIND_ISOLATED:
-		return fmt.Errorf("network ISOLATED is not supported by this agent yet; use NONE or BRIDGED")
+		network, bridge = vmspec.NetworkIsolated, netiso.BridgeName(r.Id)
+		if err := netiso.Ensure(ctx, bridge); err != nil {
+			return fmt.Errorf("isolated network: %w", err)
+		}
+		rv.Add(func() { _ = netiso.Remove(context.WithoutCancel(ctx), bridge) })
 	}
 	pw := make([]byte, 6)
 	_, _ = rand.Read(pw)
