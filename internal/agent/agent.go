@@ -172,14 +172,43 @@ func (a *Agent) session(ctx context.Context, server string) error {
 	if err != nil {
 		return fmt.Errorf("watch assignments: %w", err)
 	}
-	for {
-		msg, err := stream.Recv()
-		if err != nil {
-			return fmt.Errorf("assignment stream: %w", err)
+	// Reconcile on every new desired state, and again every ReconcileEvery
+	// with the last one: a teardown that failed is retried, not forgotten.
+	msgs := make(chan []*restorev1.Assignment)
+	errs := make(chan error, 1)
+	go func() {
+		for {
+			msg, err := stream.Recv()
+			if err != nil {
+				errs <- err
+				return
+			}
+			select {
+			case msgs <- msg.Assignments:
+			case <-sctx.Done():
+				return
+			}
 		}
-		a.reconcile(sctx, msg.Assignments)
+	}()
+	var last []*restorev1.Assignment
+	tick := time.NewTicker(ReconcileEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-errs:
+			return fmt.Errorf("assignment stream: %w", err)
+		case last = <-msgs:
+			a.reconcile(sctx, last)
+		case <-tick.C:
+			if last != nil {
+				a.reconcile(sctx, last)
+			}
+		}
 	}
 }
+
+// ReconcileEvery is how often the agent re-applies the last desired state.
+var ReconcileEvery = 10 * time.Second
 
 func (a *Agent) heartbeats(ctx context.Context, client restorev1.AgentServiceClient, every time.Duration) {
 	if every <= 0 {
