@@ -13,7 +13,7 @@ TOOLS := .tools/bin
 
 GENERATED := api/gen internal/gen api/openapi
 
-.PHONY: all deps libvirt test-image build tools generate check-generated lint test demo bench-raft clean
+.PHONY: all deps libvirt test-image build tools generate check-generated lint test demo bench-raft bench-restore clean
 
 all: build
 
@@ -78,6 +78,10 @@ demo: deps build
 # Raft write throughput, latency and leader failover against three servers.
 bench-raft: build
 	go run ./bench/raft
+
+# Restore start and boot-verification times against raw libvirt (P1-P3).
+bench-restore: build libvirt
+	go run ./bench/restore
 
 clean:
 	rm -rf bin .tools

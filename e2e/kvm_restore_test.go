@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -52,6 +53,30 @@ func TestRestoreBootsARecoveryPointUnderLibvirtEndToEnd(t *testing.T) {
 		if netiso.Exists(context.Background(), br) {
 			t.Fatalf("bridge %s left behind", br)
 		}
+	})
+
+	t.Run("DELETE while BOOTING stops the boot at once", func(t *testing.T) {
+		// An empty disk never boots: without cancellation the teardown would
+		// wait for the whole boot timeout.
+		f, err := os.Create(filepath.Join(s.rpDir("rp-blank"), "disk0.raw"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = f.Truncate(1 << 30)
+		f.Close()
+		_ = os.Chmod(filepath.Join(s.rpDir("rp-blank"), "disk0.raw"), 0o644)
+		s.manifest("rp-blank", `[{"name":"disk0","file":"disk0.raw","format":"raw","virtual_size":1073741824}]`)
+		eventually(t, 30*time.Second, "rp-blank reported", func() bool {
+			code, _ := s.rest("GET", "/v1/recovery-points/rp-blank", s.acme, nil)
+			return code == 200
+		})
+		id := s.create(map[string]any{"recovery_point_id": "rp-blank", "mode": "VIRTUALIZE", "memory_mib": 128, "request_id": "blank-1"})
+		s.waitState(id, "RESTORE_STATE_BOOTING", 2*time.Minute, nil)
+		start := time.Now()
+		s.rest("DELETE", "/v1/restores/"+id, s.acme, nil)
+		s.waitState(id, "RESTORE_STATE_DESTROYED", 30*time.Second, nil)
+		s.assertGone(id)
+		t.Logf("DELETE while BOOTING took %s", time.Since(start).Round(10*time.Millisecond))
 	})
 
 	t.Run("VERIFY reaches its verdict and cleans up by itself", func(t *testing.T) {

@@ -75,7 +75,7 @@ type Agent struct {
 
 	mu       sync.Mutex
 	rps      map[string]storage.RecoveryPoint
-	inflight map[string]bool
+	inflight map[string]context.CancelFunc
 	client   restorev1.AgentServiceClient
 }
 
@@ -101,7 +101,7 @@ func New(cfg Config) (*Agent, error) {
 		drv:      kvm.New(kvm.LocalDialer(cfg.LibvirtSocket), cfg.Log),
 		repo:     &storage.Repository{Root: cfg.Repository},
 		rps:      map[string]storage.RecoveryPoint{},
-		inflight: map[string]bool{},
+		inflight: map[string]context.CancelFunc{},
 	}, nil
 }
 

@@ -45,24 +45,32 @@ func (a *Agent) reconcile(ctx context.Context, as []*restorev1.Assignment) {
 			if running[r.Id] {
 				// Adopted: already there. If the boot was never confirmed (the
 				// agent restarted meanwhile), verify it now.
-				if !bootSettled(r) && a.claim(r.Id) {
+				if bootSettled(r) {
+					continue
+				}
+				if rctx, ok := a.claim(ctx, r.Id); ok {
 					go func() {
 						defer a.release(r.Id)
 						a.log.Info("adopting a restore whose boot was not confirmed", "restore", r.Id)
 						begin := r.GetUpdateTime().AsTime()
-						a.finish(ctx, r, begin)
+						a.finish(rctx, r, begin)
+						a.teardownIfCancelled(ctx, rctx, r.Id)
 					}()
 				}
 				continue
 			}
-			if a.claim(r.Id) {
+			if rctx, ok := a.claim(ctx, r.Id); ok {
 				go func() {
 					defer a.release(r.Id)
-					a.start(ctx, r)
+					a.start(rctx, r)
+					a.teardownIfCancelled(ctx, rctx, r.Id)
 				}()
 			}
 		case restorev1.DesiredState_DESIRED_STATE_DESTROYED:
-			if a.claim(r.Id) {
+			// A teardown asked for while the restore is still booting stops
+			// the boot now; the teardown follows as soon as it has stopped.
+			a.cancel(r.Id)
+			if _, ok := a.claim(ctx, r.Id); ok {
 				go func() {
 					defer a.release(r.Id)
 					if err := a.teardown(ctx, r.Id); err != nil {
@@ -77,7 +85,10 @@ func (a *Agent) reconcile(ctx context.Context, as []*restorev1.Assignment) {
 	// Orphans: Restored domains and work dirs nothing wants any more.
 	for _, d := range doms {
 		id := d.Meta.RestoreID
-		if !wanted[id] && a.claim(id) {
+		if wanted[id] {
+			continue
+		}
+		if _, ok := a.claim(ctx, id); ok {
 			go func() {
 				defer a.release(id)
 				a.log.Warn("removing an orphaned restore domain", "restore", id, "domain", d.Name)
@@ -90,7 +101,10 @@ func (a *Agent) reconcile(ctx context.Context, as []*restorev1.Assignment) {
 	entries, _ := os.ReadDir(filepath.Join(a.cfg.WorkDir, "restores"))
 	for _, e := range entries {
 		id := e.Name()
-		if !wanted[id] && !running[id] && a.claim(id) {
+		if wanted[id] || running[id] {
+			continue
+		}
+		if _, ok := a.claim(ctx, id); ok {
 			go func() {
 				defer a.release(id)
 				a.log.Warn("removing an orphaned work dir", "restore", id)
@@ -100,20 +114,34 @@ func (a *Agent) reconcile(ctx context.Context, as []*restorev1.Assignment) {
 	}
 }
 
-// claim marks a restore as being worked on; false when it already is.
-func (a *Agent) claim(id string) bool {
+// claim marks a restore as being worked on and returns a context that
+// cancel ends; ok is false when someone already works on it.
+func (a *Agent) claim(ctx context.Context, id string) (context.Context, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.inflight[id] {
-		return false
+	if _, busy := a.inflight[id]; busy {
+		return nil, false
 	}
-	a.inflight[id] = true
-	return true
+	rctx, cancel := context.WithCancel(ctx)
+	a.inflight[id] = cancel
+	return rctx, true
+}
+
+// cancel stops whatever works on a restore (a boot being verified).
+func (a *Agent) cancel(id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if c, ok := a.inflight[id]; ok {
+		c()
+	}
 }
 
 func (a *Agent) release(id string) {
 	a.mu.Lock()
-	delete(a.inflight, id)
+	if c, ok := a.inflight[id]; ok {
+		c()
+		delete(a.inflight, id)
+	}
 	a.mu.Unlock()
 }
 
@@ -145,4 +173,16 @@ func bootSettled(r *restorev1.Restore) bool {
 		return false
 	}
 	return true
+}
+
+// teardownIfCancelled finishes a teardown that cancelled a boot in flight.
+func (a *Agent) teardownIfCancelled(ctx, rctx context.Context, id string) {
+	if rctx.Err() == nil || ctx.Err() != nil {
+		return
+	}
+	if err := a.teardown(ctx, id); err != nil {
+		a.log.Error("teardown failed; it will be retried", "restore", id, "err", err)
+		return
+	}
+	a.report(ctx, id, restorev1.RestoreState_RESTORE_STATE_DESTROYED, "torn down", nil)
 }

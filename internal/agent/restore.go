@@ -22,6 +22,9 @@ func (a *Agent) start(ctx context.Context, r *restorev1.Restore) {
 	a.report(ctx, r.Id, restorev1.RestoreState_RESTORE_STATE_PREPARING, "making the overlay", nil)
 	begin := time.Now()
 	if err := a.boot(ctx, r); err != nil {
+		if ctx.Err() != nil {
+			return // teardown was asked for meanwhile; it follows
+		}
 		a.log.Error("restore failed", "restore", r.Id, "err", err)
 		a.report(ctx, r.Id, restorev1.RestoreState_RESTORE_STATE_FAILED, err.Error(), nil)
 		return
@@ -34,6 +37,9 @@ func (a *Agent) start(ctx context.Context, r *restorev1.Restore) {
 // restore is torn down by itself.
 func (a *Agent) finish(ctx context.Context, r *restorev1.Restore, begin time.Time) {
 	boot := a.verify(ctx, r.Id, begin)
+	if ctx.Err() != nil {
+		return // teardown was asked for while booting; no verdict
+	}
 	reason := fmt.Sprintf("boot verified in %d ms (%v)", boot.TimeToBootMs, boot.Signals)
 	if !boot.Verified {
 		reason = fmt.Sprintf("no boot signal within %s", a.cfg.BootTimeout)
