@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make demo: the platform's main job end to end on this machine.
-#   restored (control plane) + hypervisor-agent (this host) + libvirtd + QEMU,
+#   restored --dev (control plane + embedded hypervisor agent) + libvirtd + QEMU,
 #   a demo tenant, the test image as its recovery point, a restore created with
 #   restorectl, progress until the boot is verified, the time to boot, the
 #   serial console's tail and a screenshot; then everything is cleaned up.
@@ -20,15 +20,15 @@ echo "$IMG"
 DATA="$(mktemp -d /tmp/restored-demo.XXXXXX)"
 chmod 755 "$DATA"
 GRPC=127.0.0.1:17443 HTTP=127.0.0.1:17080 RAFT=127.0.0.1:17300
-SERVER_PID="" AGENT_PID="" RESTORE=""
+SERVER_PID="" RESTORE=""
 cleanup() {
 	if [ "${KEEP:-}" = 1 ]; then
 		cat <<MSG
 
-KEEP=1: left running. restored pid $SERVER_PID, agent pid $AGENT_PID, data in $DATA.
+KEEP=1: left running. restored --dev pid $SERVER_PID (with its agent), data in $DATA.
   export RESTORED_ADDR=$GRPC RESTORED_TOKEN=\$(cat $DATA/server/bootstrap-token)
   bin/restorectl restore list
-Stop with: bin/restorectl restore delete $RESTORE; kill $AGENT_PID $SERVER_PID; rm -rf $DATA
+Stop with: bin/restorectl restore delete $RESTORE; kill $SERVER_PID; rm -rf $DATA
 MSG
 		return
 	fi
@@ -39,29 +39,11 @@ MSG
 			sleep 0.5
 		done
 	fi
-	[ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null && wait "$AGENT_PID" 2>/dev/null || true
 	[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
 	rm -rf "$DATA"
-	echo "demo: cleaned up (restore destroyed, agent and restored stopped, $DATA removed)"
+	echo "demo: cleaned up (restore destroyed, restored and its agent stopped, $DATA removed)"
 }
 trap cleanup EXIT
-
-step "restored: one server, data in $DATA/server (gRPC $GRPC, REST http://$HTTP)"
-./bin/restored --data-dir "$DATA/server" --grpc-addr "$GRPC" --http-addr "$HTTP" --raft-addr "$RAFT" >"$DATA/restored.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 100); do
-	[ -s "$DATA/server/bootstrap-token" ] && curl -fs "http://$HTTP/readyz" >/dev/null 2>&1 && break
-	kill -0 "$SERVER_PID" 2>/dev/null || { cat "$DATA/restored.log"; exit 1; }
-	sleep 0.1
-done
-export RESTORED_ADDR=$GRPC
-RESTORED_TOKEN="$(cat "$DATA/server/bootstrap-token")"
-export RESTORED_TOKEN
-
-step "a demo tenant and its tokens: restorectl tenant create demo; restorectl token create"
-./bin/restorectl tenant create demo --display-name "Demo MSP"
-PARTNER="$(./bin/restorectl token create --tenant demo --role partner -o json | sed -n 's/.*"secret": "\(.*\)".*/\1/p')"
-AGENT_TOKEN="$(./bin/restorectl token create --role agent -o json | sed -n 's/.*"secret": "\(.*\)".*/\1/p')"
 
 step "a repository with one recovery point: demo/web-01/rp-demo (the test image)"
 RP="$DATA/repository/demo/web-01/rp-demo"
@@ -74,13 +56,27 @@ JSON
 sha256sum "$RP/disk0.raw" > "$DATA/rp.sha256"
 cat "$RP/manifest.json"
 
-step "hypervisor-agent for this host (probes KVM, falls back to TCG and says why)"
-./bin/hypervisor-agent --server "$GRPC" --host-id demo-host --token "$AGENT_TOKEN" --repository "$DATA/repository" \
-	--work-dir "$DATA/work" --reserve-memory-mib 0 >"$DATA/agent.log" 2>&1 &
-AGENT_PID=$!
-for _ in $(seq 1 200); do
+step "restored --dev: one server with an embedded agent on the local libvirt (gRPC $GRPC, REST http://$HTTP)"
+./bin/restored --dev --data-dir "$DATA/server" --grpc-addr "$GRPC" --http-addr "$HTTP" --raft-addr "$RAFT" \
+	--dev-repository "$DATA/repository" --dev-host-id demo-host >"$DATA/restored.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 1 100); do
+	[ -s "$DATA/server/bootstrap-token" ] && curl -fs "http://$HTTP/readyz" >/dev/null 2>&1 && break
+	kill -0 "$SERVER_PID" 2>/dev/null || { cat "$DATA/restored.log"; exit 1; }
+	sleep 0.1
+done
+export RESTORED_ADDR=$GRPC
+RESTORED_TOKEN="$(cat "$DATA/server/bootstrap-token")"
+export RESTORED_TOKEN
+
+step "a demo tenant and a partner token: restorectl tenant create demo; restorectl token create"
+./bin/restorectl tenant create demo --display-name "Demo MSP"
+PARTNER="$(./bin/restorectl token create --tenant demo --role partner -o json | sed -n 's/.*"secret": "\(.*\)".*/\1/p')"
+
+step "waiting for the embedded agent to report rp-demo (it probes KVM, falls back to TCG and says why)"
+for _ in $(seq 1 300); do
 	./bin/restorectl --token "$PARTNER" recovery-point get rp-demo -o json 2>/dev/null | grep -q '"valid": true' && break
-	kill -0 "$AGENT_PID" 2>/dev/null || { cat "$DATA/agent.log"; exit 1; }
+	kill -0 "$SERVER_PID" 2>/dev/null || { cat "$DATA/restored.log"; exit 1; }
 	sleep 0.1
 done
 ./bin/restorectl host list
@@ -99,11 +95,11 @@ for _ in $(seq 1 600); do
 	case "$state" in RUNNING|FAILED) break ;; esac
 	sleep 0.25
 done
-[ "$state" = RUNNING ] || { echo "demo: the restore did not reach RUNNING"; tail -20 "$DATA/agent.log"; exit 1; }
+[ "$state" = RUNNING ] || { echo "demo: the restore did not reach RUNNING"; tail -20 "$DATA/restored.log"; exit 1; }
 echo "$json" | sed -n '/"boot"/,/}/p'
 
 step "the serial console's tail"
-tail -n 5 "$DATA/work/restores/$RESTORE/serial.log"
+tail -n 5 "$DATA/server/agent/restores/$RESTORE/serial.log"
 
 step "a screenshot of the VM's screen"
 SHOT="$PWD/.cache/demo-screenshot.png"

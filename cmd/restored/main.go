@@ -8,6 +8,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -15,10 +16,13 @@ import (
 	_ "net/http/pprof"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"syscall"
 	"time"
 
+	"github.com/restored/restored/internal/agent"
+	"github.com/restored/restored/internal/auth"
 	"github.com/restored/restored/internal/flagenv"
 	"github.com/restored/restored/internal/server"
 	"github.com/restored/restored/internal/version"
@@ -60,6 +64,8 @@ Flags:
 		logJSON   = fs.Bool("log-json", false, "log JSON lines instead of text")
 		showVer   = fs.Bool("version", false, "print the version and exit")
 		debugAddr = fs.String("debug-addr", "", "serve Go's /debug/pprof on this address (keep it on loopback); off when empty")
+		devRepo   = fs.String("dev-repository", "", "with --dev: the embedded agent's repository (default <data-dir>/repository)")
+		devHost   = fs.String("dev-host-id", "dev-host", "with --dev: the embedded agent's host id")
 	)
 	fs.StringVar(&cfg.DataDir, "data-dir", "/var/lib/restored", "directory for raft's log, snapshots and the bootstrap token")
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", "127.0.0.1:7443", "gRPC listen address (API and agents)")
@@ -100,7 +106,7 @@ Flags:
 			defer os.RemoveAll(dir) // a throwaway server leaves nothing behind
 		}
 		cfg.Join = ""
-		cfg.Logger.Warn("dev mode: single server; the embedded hypervisor agent is not part of this build yet, so restores stay PENDING until an agent registers", "data_dir", cfg.DataDir)
+		cfg.Logger.Info("dev mode: one server with an embedded hypervisor agent on the local libvirt", "data_dir", cfg.DataDir)
 	}
 	if os.Getenv("GOGC") == "" {
 		// The state store is many small immutable objects; collecting less
@@ -112,6 +118,13 @@ Flags:
 		return err
 	}
 	defer s.Stop()
+	if *dev {
+		stopAgent, err := startDevAgent(s, cfg, *devRepo, *devHost)
+		if err != nil {
+			return err
+		}
+		defer stopAgent()
+	}
 	if *debugAddr != "" {
 		go func() {
 			// http.DefaultServeMux carries net/http/pprof's handlers.
@@ -131,4 +144,44 @@ func flagGiven(fs *flag.FlagSet, name string) bool {
 	given := false
 	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
 	return given
+}
+
+// startDevAgent runs a hypervisor agent inside this process, on the local
+// libvirt, with a token minted for it.
+func startDevAgent(s *server.Server, cfg server.Config, repo, hostID string) (func(), error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.WaitLeader(ctx); err != nil {
+		return nil, fmt.Errorf("dev mode: no leadership: %w", err)
+	}
+	token, err := s.MintToken(auth.RoleAgent, "embedded dev agent")
+	if err != nil {
+		return nil, fmt.Errorf("dev mode: agent token: %w", err)
+	}
+	if repo == "" {
+		repo = filepath.Join(cfg.DataDir, "repository")
+	}
+	if err := os.MkdirAll(repo, 0o755); err != nil {
+		return nil, err
+	}
+	// QEMU (user libvirt-qemu) must traverse the data dir to reach overlays.
+	if err := os.Chmod(cfg.DataDir, 0o711); err != nil {
+		return nil, err
+	}
+	a, err := agent.New(agent.Config{
+		Servers: []string{s.GRPCAddr()}, HostID: hostID, Token: token, Repository: repo,
+		WorkDir: filepath.Join(cfg.DataDir, "agent"), ReserveMemoryMiB: 0, RescanInterval: 5 * time.Second,
+		Log: cfg.Logger.With("component", "agent"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dev mode: agent: %w", err)
+	}
+	actx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = a.Run(actx)
+	}()
+	cfg.Logger.Info("embedded agent started", "host_id", hostID, "repository", repo)
+	return func() { stop(); <-done }, nil
 }

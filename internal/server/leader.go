@@ -147,3 +147,27 @@ func (s *Server) join(ctx context.Context) {
 		}
 	}
 }
+
+// MintToken creates a token directly through raft (this server must lead).
+// restored --dev uses it to give its embedded agent a token.
+func (s *Server) MintToken(role auth.Role, description string) (string, error) {
+	tok, secret := api.NewToken("", role, description, timestamppb.Now())
+	if _, err := s.node.Apply(raftv1.CommandType_COMMAND_TYPE_CREATE_TOKEN, &raftv1.CreateToken{Token: tok}, 10*time.Second); err != nil {
+		return "", err
+	}
+	return secret, nil
+}
+
+// WaitLeader waits until this server leads and has published itself.
+func (s *Server) WaitLeader(ctx context.Context) error {
+	for {
+		if s.node.IsLeader() && s.store.Read(nil).Server(s.id) != nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
