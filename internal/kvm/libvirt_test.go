@@ -119,6 +119,13 @@ func TestDomainBootsUnderLibvirtAndLeavesTheRecoveryPointUntouched(t *testing.T)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+	shot, raw, err := d.Screenshot(ctx, dom.Name)
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	if b := shot.Bounds(); b.Dx() < 320 || b.Dy() < 200 || len(raw) < 100 {
+		t.Fatalf("screenshot %v, %d bytes", b, len(raw))
+	}
 	node, err := d.Node(ctx)
 	if err != nil || node.CPUs < 1 || node.MemoryMiB < 512 {
 		t.Fatalf("node info %+v %v", node, err)

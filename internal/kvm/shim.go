@@ -1,6 +1,10 @@
 package kvm
 
-import "github.com/digitalocean/go-libvirt"
+import (
+	"io"
+
+	"github.com/digitalocean/go-libvirt"
+)
 
 // Libvirt is the part of go-libvirt the driver uses.
 type Libvirt interface {
@@ -14,6 +18,7 @@ type Libvirt interface {
 	DomainGetState(Dom libvirt.Domain, Flags uint32) (int32, int32, error)
 	QEMUDomainAgentCommand(Dom libvirt.Domain, Cmd string, Timeout int32, Flags uint32) (libvirt.OptString, error)
 	NodeGetInfo() (rModel [32]int8, rMemory uint64, rCpus int32, rMhz int32, rNodes int32, rSockets int32, rCores int32, rThreads int32, err error)
+	DomainScreenshot(Dom libvirt.Domain, inStream io.Writer, Screen uint32, Flags uint32) (libvirt.OptString, error)
 	Disconnect() error
 }
 
