@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -66,6 +67,7 @@ func TestRestoreBootsARecoveryPointUnderLibvirtEndToEnd(t *testing.T) {
 		f.Close()
 		_ = os.Chmod(filepath.Join(s.rpDir("rp-blank"), "disk0.raw"), 0o644)
 		s.manifest("rp-blank", `[{"name":"disk0","file":"disk0.raw","format":"raw","virtual_size":1073741824}]`)
+		_ = s.agent.Process.Signal(syscall.SIGHUP) // rescan now
 		eventually(t, 30*time.Second, "rp-blank reported", func() bool {
 			code, _ := s.rest("GET", "/v1/recovery-points/rp-blank", s.acme, nil)
 			return code == 200
@@ -91,6 +93,7 @@ func TestRestoreBootsARecoveryPointUnderLibvirtEndToEnd(t *testing.T) {
 	t.Run("a recovery point whose qcow2 names /etc/shadow is invalid and cannot be restored", func(t *testing.T) {
 		qcow2Pointing(t, filepath.Join(s.rpDir("rp-evil"), "disk0.qcow2"), "/etc/shadow", 1<<20)
 		s.manifest("rp-evil", `[{"name":"disk0","file":"disk0.qcow2","format":"qcow2","virtual_size":1048576}]`)
+		_ = s.agent.Process.Signal(syscall.SIGHUP) // "when asked": rescan now
 		var rp map[string]any
 		eventually(t, 30*time.Second, "rp-evil reported", func() bool {
 			var code int

@@ -165,7 +165,7 @@ func (s *kvmStack) startAgent() {
 		s.t.Fatal(err)
 	}
 	cmd := exec.Command(s.agentBin, "--server", s.srv.GRPC, "--host-id", "kvm-01", "--token", s.agentToken,
-		"--repository", s.repo, "--work-dir", s.work, "--reserve-memory-mib", "0", "--rescan-interval", "2s")
+		"--repository", s.repo, "--work-dir", s.work, "--reserve-memory-mib", "0", "--rescan-interval", "10m")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -65,7 +65,7 @@ Flags:
 	reserveVCPUs := fs.Int("reserve-vcpus", 0, "vCPUs kept back from restores")
 	fs.Int64Var(&cfg.ReserveMemoryMiB, "reserve-memory-mib", 1024, "memory (MiB) kept back from restores")
 	fs.DurationVar(&cfg.BootTimeout, "boot-timeout", 3*time.Minute, "how long to wait for a boot signal")
-	fs.DurationVar(&cfg.RescanInterval, "rescan-interval", time.Minute, "how often the repository is scanned again")
+	fs.DurationVar(&cfg.RescanInterval, "rescan-interval", time.Minute, "how often the repository is scanned again (send SIGHUP to rescan now)")
 	fs.StringVar(&cfg.Marker, "boot-marker", "login:", "serial console regex that proves a boot")
 	if err := flagenv.Parse(fs, args, "RESTORED_AGENT", "config"); err != nil {
 		if err == flag.ErrHelp {
@@ -93,5 +93,13 @@ Flags:
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP: scan the repository and report it now.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			a.Rescan()
+		}
+	}()
 	return a.Run(ctx)
 }

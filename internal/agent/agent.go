@@ -73,6 +73,8 @@ type Agent struct {
 	facts  vmspec.HostFacts
 	note   string
 
+	rescan chan struct{}
+
 	mu       sync.Mutex
 	rps      map[string]storage.RecoveryPoint
 	inflight map[string]context.CancelFunc
@@ -101,6 +103,7 @@ func New(cfg Config) (*Agent, error) {
 		drv:      kvm.New(kvm.LocalDialer(cfg.LibvirtSocket), cfg.Log),
 		repo:     &storage.Repository{Root: cfg.Repository},
 		rps:      map[string]storage.RecoveryPoint{},
+		rescan:   make(chan struct{}, 1),
 		inflight: map[string]context.CancelFunc{},
 	}, nil
 }
@@ -231,13 +234,23 @@ func (a *Agent) heartbeats(ctx context.Context, client restorev1.AgentServiceCli
 	}
 }
 
-// rescans reports the repository every RescanInterval.
+// Rescan asks for the repository to be scanned and reported now.
+func (a *Agent) Rescan() {
+	select {
+	case a.rescan <- struct{}{}:
+	default: // one is already pending
+	}
+}
+
+// rescans reports the repository every RescanInterval, and when asked.
 func (a *Agent) rescans(ctx context.Context, client restorev1.AgentServiceClient) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(a.cfg.RescanInterval):
+		case <-a.rescan:
+			a.log.Info("rescanning the repository as asked")
 		}
 		if err := a.scanAndReport(ctx, client); err != nil && ctx.Err() == nil {
 			a.log.Warn("recovery point report failed", "err", err)
