@@ -5,7 +5,8 @@ import (
 	"image"
 )
 
-// screenWatch decides the screen boot signal: the screen has changed from
+// screenWatch decides the screen boot signal (not wired into verify yet, see
+// there): the screen has changed from
 // the first (firmware) picture, is not blank, and stays the same for
 // `stable` consecutive pictures.
 type screenWatch struct {
