@@ -45,7 +45,7 @@ Usage:
 
 Examples:
   restored                                   # one server, data in /var/lib/restored
-  restored --dev                             # throwaway single-node server for development
+  restored --dev                             # throwaway single server + embedded agent on the local libvirt
   restored --data-dir /srv/r2 --grpc-addr 127.0.0.1:7444 --http-addr 127.0.0.1:7081 \
            --raft-addr 127.0.0.1:7301 --join 127.0.0.1:7443 --token "$(cat /var/lib/restored/bootstrap-token)"
 
@@ -59,7 +59,7 @@ Flags:
 	var (
 		cfg       server.Config
 		_         = fs.String("config", "", "JSON config file whose keys are flag names")
-		dev       = fs.Bool("dev", false, "run a throwaway single-node server (data in a new temporary directory unless --data-dir is given)")
+		dev       = fs.Bool("dev", false, "run a throwaway single-node server with an embedded hypervisor agent on the local libvirt (data in a new temporary directory unless --data-dir is given)")
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 		logJSON   = fs.Bool("log-json", false, "log JSON lines instead of text")
 		showVer   = fs.Bool("version", false, "print the version and exit")
