@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/restored/restored/internal/server"
+	"github.com/restored/restored/internal/testcluster"
 )
 
 type syncBuffer struct {
@@ -41,12 +41,10 @@ func TestBootstrapTokenIsWrittenPrivatelyAndNeverLogged(t *testing.T) {
 	// Fixed addresses, so the restarted server has nothing new to write.
 	addrs := make([]string, 3)
 	for i := range addrs {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
+		var err error
+		if addrs[i], err = testcluster.FreePort(); err != nil {
 			t.Fatal(err)
 		}
-		addrs[i] = l.Addr().String()
-		l.Close()
 	}
 	start := func() *server.Server {
 		s, err := server.Start(server.Config{DataDir: dir, GRPCAddr: addrs[0], HTTPAddr: addrs[1], RaftAddr: addrs[2],

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -53,12 +52,10 @@ func TestDevModeEmbedsAnAgent(t *testing.T) {
 	})
 	addrs := make([]string, 3)
 	for i := range addrs {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
+		var err error
+		if addrs[i], err = testcluster.FreePort(); err != nil {
 			t.Fatal(err)
 		}
-		addrs[i] = l.Addr().String()
-		l.Close()
 	}
 	logPath := filepath.Join(bins, "restored.log")
 	logf, _ := os.Create(logPath)

@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/kvm"
 	"github.com/restored/restored/internal/testcluster"
 	"github.com/restored/restored/internal/testimage"
@@ -95,19 +94,17 @@ func startKVMStack(t *testing.T) *kvmStack {
 	}
 	t.Cleanup(c.Stop)
 	s.srv, s.admin = c.Procs[0], c.Token
-	admin := restorev1.NewAdminServiceClient(s.srv.Conn())
-	actx := testcluster.Ctx(ctx, c.Token)
 	for _, tenant := range []string{"acme", "globex"} {
-		if _, err := admin.CreateTenant(actx, &restorev1.CreateTenantRequest{Id: tenant}); err != nil {
+		if err := c.CreateTenant(ctx, s.srv, tenant); err != nil {
 			t.Fatal(err)
 		}
 	}
 	token := func(tenant, role string) string {
-		resp, err := admin.CreateToken(actx, &restorev1.CreateTokenRequest{Tenant: tenant, Role: role})
+		secret, err := c.MintToken(ctx, s.srv, tenant, role)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return resp.Secret
+		return secret
 	}
 	s.acme, s.globex, s.agentToken = token("acme", "partner"), token("globex", "partner"), token("", "agent")
 

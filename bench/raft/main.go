@@ -107,21 +107,20 @@ func run(d time.Duration, trials int, profile string) error {
 	if err != nil {
 		return err
 	}
-	admin := restorev1.NewAdminServiceClient(leader.Conn())
 	actx := testcluster.Ctx(ctx, c.Token)
-	if _, err := admin.CreateTenant(actx, &restorev1.CreateTenantRequest{Id: "bench"}); err != nil {
+	if err := c.CreateTenant(ctx, leader, "bench"); err != nil {
 		return err
 	}
-	tok, err := admin.CreateToken(actx, &restorev1.CreateTokenRequest{Tenant: "bench", Role: "partner"})
+	partnerSecret, err := c.MintToken(ctx, leader, "bench", "partner")
 	if err != nil {
 		return err
 	}
-	agentTok, err := admin.CreateToken(actx, &restorev1.CreateTokenRequest{Role: "agent"})
+	agentSecret, err := c.MintToken(ctx, leader, "", "agent")
 	if err != nil {
 		return err
 	}
 	agent := restorev1.NewAgentServiceClient(leader.Conn())
-	agctx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+agentTok.Secret)
+	agctx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+agentSecret)
 	if _, err := agent.Register(agctx, &restorev1.RegisterRequest{ProtocolVersion: 1, HostId: "bench-host",
 		Capacity: &restorev1.Capacity{Vcpus: 1 << 30, MemoryMib: 1 << 50}}); err != nil {
 		return err
@@ -142,7 +141,7 @@ func run(d time.Duration, trials int, profile string) error {
 			time.Sleep(time.Second)
 		}
 	}()
-	pctx := testcluster.Ctx(ctx, tok.Secret)
+	pctx := testcluster.Ctx(ctx, partnerSecret)
 	restores := restorev1.NewRestoreServiceClient(leader.Conn())
 	health := healthpb.NewHealthClient(leader.Conn())
 	var seq atomic.Int64

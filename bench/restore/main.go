@@ -82,16 +82,14 @@ func run(runs int) error {
 	}
 	defer c.Stop()
 	srv := c.Procs[0]
-	admin := restorev1.NewAdminServiceClient(srv.Conn())
-	actx := testcluster.Ctx(ctx, c.Token)
-	if _, err := admin.CreateTenant(actx, &restorev1.CreateTenantRequest{Id: "bench"}); err != nil {
+	if err := c.CreateTenant(ctx, srv, "bench"); err != nil {
 		return err
 	}
-	partner, err := admin.CreateToken(actx, &restorev1.CreateTokenRequest{Tenant: "bench", Role: "partner"})
+	partnerSecret, err := c.MintToken(ctx, srv, "bench", "partner")
 	if err != nil {
 		return err
 	}
-	agentTok, err := admin.CreateToken(actx, &restorev1.CreateTokenRequest{Role: "agent"})
+	agentSecret, err := c.MintToken(ctx, srv, "", "agent")
 	if err != nil {
 		return err
 	}
@@ -143,7 +141,7 @@ func run(runs int) error {
 	})
 	work := filepath.Join(dir, "work")
 	logf, _ := os.Create(filepath.Join(dir, "agent.log"))
-	agent := exec.Command(agentBin, "--server", srv.GRPC, "--host-id", "bench-host", "--token", agentTok.Secret,
+	agent := exec.Command(agentBin, "--server", srv.GRPC, "--host-id", "bench-host", "--token", agentSecret,
 		"--repository", repo, "--work-dir", work, "--reserve-memory-mib", "0")
 	agent.Stdout, agent.Stderr = logf, logf
 	agent.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -153,7 +151,7 @@ func run(runs int) error {
 	defer func() { _ = agent.Process.Kill(); _ = agent.Wait() }()
 
 	b := &bench{ctx: ctx, dir: dir, restores: restorev1.NewRestoreServiceClient(srv.Conn()),
-		partner: testcluster.Ctx(ctx, partner.Secret), img: img,
+		partner: testcluster.Ctx(ctx, partnerSecret), img: img,
 		drv: kvm.New(kvm.LocalDialer(kvm.DefaultSocket), slog.New(slog.NewTextHandler(io.Discard, nil)))}
 	defer b.drv.Close()
 	rps := restorev1.NewRecoveryPointServiceClient(srv.Conn())

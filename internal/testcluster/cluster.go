@@ -69,7 +69,8 @@ type Options struct {
 	Debug bool
 }
 
-func freePort() (string, error) {
+// FreePort returns a loopback address whose port was free a moment ago.
+func FreePort() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
@@ -85,12 +86,12 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		p := &Proc{ID: fmt.Sprintf("s%d", i), bin: o.Binary}
 		var err error
 		for _, a := range []*string{&p.GRPC, &p.HTTP, &p.Raft} {
-			if *a, err = freePort(); err != nil {
+			if *a, err = FreePort(); err != nil {
 				return nil, err
 			}
 		}
 		if o.Debug {
-			if p.Debug, err = freePort(); err != nil {
+			if p.Debug, err = FreePort(); err != nil {
 				return nil, err
 			}
 			p.args = append(p.args, "--debug-addr", p.Debug)
@@ -285,4 +286,19 @@ func waitFor(ctx context.Context, timeout time.Duration, what string, cond func(
 		}
 	}
 	return nil
+}
+
+// CreateTenant creates a tenant through p with the admin token.
+func (c *Cluster) CreateTenant(ctx context.Context, p *Proc, id string) error {
+	_, err := restorev1.NewAdminServiceClient(p.Conn()).CreateTenant(Ctx(ctx, c.Token), &restorev1.CreateTenantRequest{Id: id})
+	return err
+}
+
+// MintToken creates a token through p with the admin token and returns its secret.
+func (c *Cluster) MintToken(ctx context.Context, p *Proc, tenant, role string) (string, error) {
+	resp, err := restorev1.NewAdminServiceClient(p.Conn()).CreateToken(Ctx(ctx, c.Token), &restorev1.CreateTokenRequest{Tenant: tenant, Role: role})
+	if err != nil {
+		return "", err
+	}
+	return resp.Secret, nil
 }

@@ -3,6 +3,7 @@ package vmspec
 import (
 	"encoding/xml"
 	"fmt"
+	"strings"
 	"time"
 
 	"libvirt.org/go/libvirtxml"
@@ -40,7 +41,7 @@ func ParseMetadata(d *libvirtxml.Domain) (Metadata, bool) {
 	if d.Metadata == nil {
 		return m, false
 	}
-	dec := xml.NewDecoder(bytesReader(d.Metadata.XML))
+	dec := xml.NewDecoder(strings.NewReader(d.Metadata.XML))
 	for {
 		tok, err := dec.Token()
 		if err != nil {
