@@ -118,7 +118,7 @@ func startKVMStack(t *testing.T) *kvmStack {
 	fi, _ := os.Stat(s.disk)
 	s.manifest("rp-1", fmt.Sprintf(`[{"name":"disk0","file":"disk0.raw","format":"raw","virtual_size":%d}]`, fi.Size()))
 	s.work = worldReadableDir(t, "restored-work-")
-	s.drv = kvm.New(kvm.LocalDialer(kvm.DefaultSocket), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s.drv = kvm.NewLocal(kvm.DefaultSocket, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	t.Cleanup(s.drv.Close)
 	s.startAgent()
 	t.Cleanup(func() {

@@ -152,7 +152,7 @@ func run(runs int) error {
 
 	b := &bench{ctx: ctx, dir: dir, restores: restorev1.NewRestoreServiceClient(srv.Conn()),
 		partner: testcluster.Ctx(ctx, partnerSecret), img: img,
-		drv: kvm.New(kvm.LocalDialer(kvm.DefaultSocket), slog.New(slog.NewTextHandler(io.Discard, nil)))}
+		drv: kvm.NewLocal(kvm.DefaultSocket, slog.New(slog.NewTextHandler(io.Discard, nil)))}
 	defer b.drv.Close()
 	rps := restorev1.NewRecoveryPointServiceClient(srv.Conn())
 	for deadline := time.Now().Add(time.Minute); ; {

@@ -100,7 +100,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	return &Agent{
 		cfg: cfg, log: cfg.Log, marker: marker,
-		drv:      kvm.New(kvm.LocalDialer(cfg.LibvirtSocket), cfg.Log),
+		drv:      kvm.NewLocal(cfg.LibvirtSocket, cfg.Log),
 		repo:     &storage.Repository{Root: cfg.Repository},
 		rps:      map[string]storage.RecoveryPoint{},
 		rescan:   make(chan struct{}, 1),

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -34,14 +35,22 @@ func LocalDialer(socket string) Dialer {
 
 // Driver manages restore domains on one host.
 type Driver struct {
-	dial Dialer
-	log  *slog.Logger
-	mu   sync.Mutex
-	conn Libvirt
+	dial    Dialer
+	rawDial func() (net.Conn, error) // screenshots; nil without a local socket
+	log     *slog.Logger
+	mu      sync.Mutex
+	conn    Libvirt
 }
 
 // New returns a driver; it connects on first use and again after a failure.
 func New(dial Dialer, log *slog.Logger) *Driver { return &Driver{dial: dial, log: log} }
+
+// NewLocal returns a driver for libvirtd's unix socket at path.
+func NewLocal(path string, log *slog.Logger) *Driver {
+	d := New(LocalDialer(path), log)
+	d.rawDial = func() (net.Conn, error) { return net.DialTimeout("unix", path, 5*time.Second) }
+	return d
+}
 
 // Close drops the connection.
 func (d *Driver) Close() {

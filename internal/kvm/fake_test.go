@@ -78,9 +78,6 @@ func (f *fakeLibvirt) QEMUDomainAgentCommand(libvirt.Domain, string, int32, uint
 func (f *fakeLibvirt) NodeGetInfo() ([32]int8, uint64, int32, int32, int32, int32, int32, int32, error) {
 	return [32]int8{}, 4 << 20, 2, 0, 1, 1, 2, 1, nil
 }
-func (f *fakeLibvirt) DomainScreenshot(libvirt.Domain, io.Writer, uint32, uint32) (libvirt.OptString, error) {
-	return nil, errors.New("no screen")
-}
 func (f *fakeLibvirt) Disconnect() error {
 	f.mu.Lock()
 	f.disconnects++

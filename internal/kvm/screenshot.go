@@ -3,36 +3,39 @@ package kvm
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	_ "image/png" // libvirt sends PNG
 	"strconv"
-
-	"github.com/digitalocean/go-libvirt"
+	"time"
 )
 
-// Screenshot returns the domain's screen as an image. go-libvirt streams the
-// whole picture and may then return an "xdr ... EOF" error: the picture is
-// accepted whenever the bytes decode as PNG or PPM.
+// Screenshot returns the domain's screen as an image and its encoded bytes.
+// It runs on its own short-lived connection (see screenConn for why go-libvirt's
+// DomainScreenshot is not used), under ctx's deadline.
 func (d *Driver) Screenshot(ctx context.Context, name string) (image.Image, []byte, error) {
-	dom, err := call(ctx, d, "look up "+name, func(l Libvirt) (libvirt.Domain, error) {
-		return l.DomainLookupByName(name)
-	})
-	if err != nil {
-		return nil, nil, err
+	if d.rawDial == nil {
+		return nil, nil, errors.New("screenshots need a local libvirt socket (kvm.NewLocal)")
 	}
-	var buf bytes.Buffer
-	_, shotErr := call(ctx, d, "screenshot "+name, func(l Libvirt) (libvirt.OptString, error) {
-		return l.DomainScreenshot(dom, &buf, 0, 0)
-	})
-	img, err := DecodeScreen(buf.Bytes())
+	c, err := openScreenConn(ctx, d.rawDial)
 	if err != nil {
-		if shotErr != nil {
-			return nil, nil, fmt.Errorf("screenshot %s: %w", name, shotErr)
-		}
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("screenshot %s: %w", name, err)
 	}
-	return img, buf.Bytes(), nil
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		c.close(cctx)
+	}()
+	raw, err := c.screenshot(ctx, name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("screenshot %s: %w", name, err)
+	}
+	img, err := DecodeScreen(raw)
+	if err != nil {
+		return nil, nil, fmt.Errorf("screenshot %s: %w", name, err)
+	}
+	return img, raw, nil
 }
 
 // DecodeScreen decodes a PNG or a binary PPM (P6) screenshot.

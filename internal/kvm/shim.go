@@ -1,8 +1,6 @@
 package kvm
 
 import (
-	"io"
-
 	"github.com/digitalocean/go-libvirt"
 )
 
@@ -18,7 +16,6 @@ type Libvirt interface {
 	DomainGetState(Dom libvirt.Domain, Flags uint32) (int32, int32, error)
 	QEMUDomainAgentCommand(Dom libvirt.Domain, Cmd string, Timeout int32, Flags uint32) (libvirt.OptString, error)
 	NodeGetInfo() (rModel [32]int8, rMemory uint64, rCpus int32, rMhz int32, rNodes int32, rSockets int32, rCores int32, rThreads int32, err error)
-	DomainScreenshot(Dom libvirt.Domain, inStream io.Writer, Screen uint32, Flags uint32) (libvirt.OptString, error)
 	Disconnect() error
 }
 
