@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,19 +61,7 @@ func TestRestoreBootsARecoveryPointUnderLibvirtEndToEnd(t *testing.T) {
 	t.Run("DELETE while BOOTING stops the boot at once", func(t *testing.T) {
 		// An empty disk never boots: without cancellation the teardown would
 		// wait for the whole boot timeout.
-		f, err := os.Create(filepath.Join(s.rpDir("rp-blank"), "disk0.raw"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = f.Truncate(1 << 30)
-		f.Close()
-		_ = os.Chmod(filepath.Join(s.rpDir("rp-blank"), "disk0.raw"), 0o644)
-		s.manifest("rp-blank", `[{"name":"disk0","file":"disk0.raw","format":"raw","virtual_size":1073741824}]`)
-		_ = s.agent.Process.Signal(syscall.SIGHUP) // rescan now
-		eventually(t, 30*time.Second, "rp-blank reported", func() bool {
-			code, _ := s.rest("GET", "/v1/recovery-points/rp-blank", s.acme, nil)
-			return code == 200
-		})
+		s.blankRecoveryPoint("rp-blank")
 		id := s.create(map[string]any{"recovery_point_id": "rp-blank", "mode": "VIRTUALIZE", "memory_mib": 128, "request_id": "blank-1"})
 		s.waitState(id, "RESTORE_STATE_BOOTING", 2*time.Minute, nil)
 		start := time.Now()
@@ -123,6 +113,44 @@ func TestRestoreBootsARecoveryPointUnderLibvirtEndToEnd(t *testing.T) {
 		s.waitState(id, "RESTORE_STATE_RUNNING", 4*time.Minute, verified)
 		s.rest("DELETE", "/v1/restores/"+id, s.acme, nil)
 		s.waitState(id, "RESTORE_STATE_DESTROYED", 2*time.Minute, nil)
+		s.assertGone(id)
+	})
+
+	t.Run("the screen alone proves a boot: the guest left the firmware's text mode and settled", func(t *testing.T) {
+		s.killAgent()
+		s.startAgent("--boot-signals", "screen", "--boot-timeout", "60s")
+		id := s.create(map[string]any{"recovery_point_id": "rp-1", "mode": "VERIFY", "memory_mib": 128, "request_id": "screen-1"})
+		got := s.waitState(id, "RESTORE_STATE_DESTROYED", 4*time.Minute, verified)
+		boot := got["boot"].(map[string]any)
+		if sig := boot["signals"].([]any); len(sig) != 1 || sig[0] != "screen" {
+			t.Fatalf("signals %v, want [screen]", sig)
+		}
+		t.Logf("screen signal after %v ms", boot["time_to_boot_ms"])
+		s.assertGone(id)
+	})
+
+	t.Run("a disk that cannot boot: VERIFY is FAILED with its evidence kept", func(t *testing.T) {
+		// The agent still runs with --boot-signals screen: SeaBIOS's
+		// "No bootable device" is a changed, stable, non-blank screen and
+		// must not pass.
+		s.blankRecoveryPoint("rp-noboot")
+		id := s.create(map[string]any{"recovery_point_id": "rp-noboot", "mode": "VERIFY", "memory_mib": 128, "request_id": "noboot-1"})
+		got := s.waitState(id, "RESTORE_STATE_FAILED", 4*time.Minute, nil)
+		reason := got["state_reason"].(string)
+		t.Logf("reason: %s", reason)
+		for _, want := range []string{"no boot signal within 1m0s", "nothing on the serial console", "screen 720x400", "evidence in"} {
+			if !strings.Contains(reason, want) {
+				t.Fatalf("reason %q lacks %q", reason, want)
+			}
+		}
+		shot, err := os.ReadFile(filepath.Join(s.work, "evidence", id, "screen.png"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(bytes.NewReader(shot))
+		if err != nil || img.Bounds().Dx() != 720 || img.Bounds().Dy() != 400 {
+			t.Fatalf("evidence screenshot: %v %v", img.Bounds(), err)
+		}
 		s.assertGone(id)
 	})
 

@@ -155,14 +155,36 @@ func (s *kvmStack) manifest(id, disks string) {
 	}
 }
 
-func (s *kvmStack) startAgent() {
+// blankRecoveryPoint adds a recovery point whose 1 GiB disk is all zeros
+// (no bootloader) and waits until the agent reported it.
+func (s *kvmStack) blankRecoveryPoint(id string) {
+	s.t.Helper()
+	disk := filepath.Join(s.rpDir(id), "disk0.raw")
+	f, err := os.Create(disk)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	_ = f.Truncate(1 << 30)
+	f.Close()
+	_ = os.Chmod(disk, 0o644)
+	s.manifest(id, `[{"name":"disk0","file":"disk0.raw","format":"raw","virtual_size":1073741824}]`)
+	_ = s.agent.Process.Signal(syscall.SIGHUP) // rescan now
+	eventually(s.t, 30*time.Second, id+" reported", func() bool {
+		code, _ := s.rest("GET", "/v1/recovery-points/"+id, s.acme, nil)
+		return code == 200
+	})
+}
+
+// startAgent starts the agent process with the stack's flags plus extra.
+func (s *kvmStack) startAgent(extra ...string) {
 	s.t.Helper()
 	logf, err := os.OpenFile(s.agentLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	cmd := exec.Command(s.agentBin, "--server", s.srv.GRPC, "--host-id", "kvm-01", "--token", s.agentToken,
-		"--repository", s.repo, "--work-dir", s.work, "--reserve-memory-mib", "0", "--rescan-interval", "10m")
+	args := []string{"--server", s.srv.GRPC, "--host-id", "kvm-01", "--token", s.agentToken,
+		"--repository", s.repo, "--work-dir", s.work, "--reserve-memory-mib", "0", "--rescan-interval", "10m"}
+	cmd := exec.Command(s.agentBin, append(args, extra...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -158,13 +158,16 @@ PT
 dd if=/usr/lib/syslinux/mbr/mbr.bin of="$DISK" bs=440 count=1 conv=notrunc status=none
 mkfs.fat -F 16 -n BOOT --offset "$P1_START" "$DISK" $((P1_SECTORS / 2)) >/dev/null 2>&1
 syslinux --offset $((P1_START * 512)) --install "$DISK"
+# vga=0x311: the kernel switches to a 640x480 VESA framebuffer, as a
+# distribution's graphical boot does, so the guest leaves the firmware's text
+# mode and the agent's screen boot signal is exercised for real.
 cat > "$WORK/syslinux.cfg" <<CFG
 DEFAULT linux
 PROMPT 0
 TIMEOUT 1
 LABEL linux
   KERNEL vmlinuz
-  APPEND initrd=initrd.gz console=tty0 console=ttyS0,115200 quiet loglevel=3 panic=5
+  APPEND initrd=initrd.gz vga=0x311 console=tty0 console=ttyS0,115200 quiet loglevel=3 panic=5
 CFG
 mcopy -i "$DISK@@$((P1_START * 512))" "$WORK/syslinux.cfg" ::syslinux.cfg
 mcopy -i "$DISK@@$((P1_START * 512))" "$WORK/kernel/boot/vmlinuz-$KVER" ::vmlinuz

@@ -33,10 +33,18 @@ type Config struct {
 	ReserveVCPUs     int32
 	ReserveMemoryMiB int64
 	BootTimeout      time.Duration
-	RescanInterval   time.Duration
+	// ScreenSettle is how long the screen must stay put for the screen
+	// boot signal.
+	ScreenSettle time.Duration
+	// EvidenceRetention is how long a failed boot's evidence is kept.
+	EvidenceRetention time.Duration
+	RescanInterval    time.Duration
 	// Marker is the serial console regex that proves a boot (default: a login prompt).
 	Marker string
-	Log    *slog.Logger
+	// BootSignals are the signals that may prove a boot: any of "serial",
+	// "guest-agent", "screen" (default: all three).
+	BootSignals []string
+	Log         *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -49,11 +57,20 @@ func (c *Config) defaults() {
 	if c.BootTimeout == 0 {
 		c.BootTimeout = 3 * time.Minute
 	}
+	if c.ScreenSettle <= 0 {
+		c.ScreenSettle = 5 * time.Second
+	}
+	if c.EvidenceRetention <= 0 {
+		c.EvidenceRetention = 7 * 24 * time.Hour
+	}
 	if c.RescanInterval == 0 {
 		c.RescanInterval = time.Minute
 	}
 	if c.Marker == "" {
 		c.Marker = `login:`
+	}
+	if len(c.BootSignals) == 0 {
+		c.BootSignals = []string{signalSerial, signalGuestAgent, signalScreen}
 	}
 	if c.Accelerator == "" {
 		c.Accelerator = "auto"
@@ -90,6 +107,11 @@ func New(cfg Config) (*Agent, error) {
 	marker, err := regexp.Compile(cfg.Marker)
 	if err != nil {
 		return nil, fmt.Errorf("--boot-marker: %w", err)
+	}
+	for _, sig := range cfg.BootSignals {
+		if sig != signalSerial && sig != signalGuestAgent && sig != signalScreen {
+			return nil, fmt.Errorf("--boot-signals: unknown signal %q (want serial, guest-agent or screen)", sig)
+		}
 	}
 	if err := os.MkdirAll(filepath.Join(cfg.WorkDir, "restores"), 0o755); err != nil {
 		return nil, fmt.Errorf("work dir %s: %w", cfg.WorkDir, err)

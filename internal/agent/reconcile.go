@@ -53,7 +53,7 @@ func (a *Agent) reconcile(ctx context.Context, as []*restorev1.Assignment) {
 						defer a.release(r.Id)
 						a.log.Info("adopting a restore whose boot was not confirmed", "restore", r.Id)
 						begin := r.GetUpdateTime().AsTime()
-						a.finish(rctx, r, begin)
+						a.finish(rctx, r, begin, true)
 						a.teardownIfCancelled(ctx, rctx, r.Id)
 					}()
 				}
@@ -98,6 +98,7 @@ func (a *Agent) reconcile(ctx context.Context, as []*restorev1.Assignment) {
 			}()
 		}
 	}
+	a.pruneEvidence()
 	entries, _ := os.ReadDir(filepath.Join(a.cfg.WorkDir, "restores"))
 	for _, e := range entries {
 		id := e.Name()

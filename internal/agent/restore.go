@@ -30,19 +30,20 @@ func (a *Agent) start(ctx context.Context, r *restorev1.Restore) {
 		return
 	}
 	a.report(ctx, r.Id, restorev1.RestoreState_RESTORE_STATE_BOOTING, "domain started; waiting for a boot signal", nil)
-	a.finish(ctx, r, begin)
+	a.finish(ctx, r, begin, false)
 }
 
 // finish waits for the boot signal and reports the outcome; a VERIFY
 // restore is torn down by itself.
-func (a *Agent) finish(ctx context.Context, r *restorev1.Restore, begin time.Time) {
-	boot := a.verify(ctx, r.Id, begin)
+func (a *Agent) finish(ctx context.Context, r *restorev1.Restore, begin time.Time, adopted bool) {
+	w := a.verify(ctx, r, begin, adopted)
+	boot := w.boot
 	if ctx.Err() != nil {
 		return // teardown was asked for while booting; no verdict
 	}
 	reason := fmt.Sprintf("boot verified in %d ms (%v)", boot.TimeToBootMs, boot.Signals)
 	if !boot.Verified {
-		reason = fmt.Sprintf("no boot signal within %s", a.cfg.BootTimeout)
+		reason = fmt.Sprintf("no boot signal within %s%s", a.cfg.BootTimeout, a.keepEvidence(r.Id, w))
 	}
 	if r.Mode == restorev1.Mode_MODE_VERIFY {
 		// A verification ends by itself: verdict, then teardown.
@@ -106,13 +107,7 @@ func (a *Agent) boot(ctx context.Context, r *restorev1.Restore) error {
 		}
 		disks = append(disks, vmspec.DiskInput{Name: d.Name, Overlay: overlay, Chain: chain})
 	}
-	firmware := rp.Manifest.Firmware
-	switch r.Firmware {
-	case restorev1.Firmware_FIRMWARE_BIOS:
-		firmware = "bios"
-	case restorev1.Firmware_FIRMWARE_UEFI:
-		firmware = "uefi"
-	}
+	firmware := a.firmwareOf(r)
 	network, bridge := vmspec.NetworkNone, ""
 	switch r.GetNetwork().GetKind() {
 	case restorev1.NetworkKind_NETWORK_KIND_BRIDGED:
@@ -144,6 +139,33 @@ func (a *Agent) boot(ctx context.Context, r *restorev1.Restore) error {
 	return nil
 }
 
+// signal says whether a boot signal counts here (--boot-signals).
+func (a *Agent) signal(name string) bool {
+	for _, s := range a.cfg.BootSignals {
+		if s == name {
+			return true
+		}
+	}
+	return false
+}
+
+// firmwareOf is the firmware a restore boots with: the request's, else the
+// recovery point's manifest's.
+func (a *Agent) firmwareOf(r *restorev1.Restore) string {
+	switch r.Firmware {
+	case restorev1.Firmware_FIRMWARE_BIOS:
+		return "bios"
+	case restorev1.Firmware_FIRMWARE_UEFI:
+		return "uefi"
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if rp, ok := a.rps[r.RecoveryPointId]; ok && rp.Manifest.Firmware != "" {
+		return rp.Manifest.Firmware
+	}
+	return "bios"
+}
+
 // backingDisk finds the resolved disk whose file is path, to follow chains.
 func (a *Agent) backingDisk(path string) (storage.ResolvedDisk, bool) {
 	a.mu.Lock()
@@ -158,31 +180,76 @@ func (a *Agent) backingDisk(path string) (storage.ResolvedDisk, bool) {
 	return storage.ResolvedDisk{}, false
 }
 
+// The boot signals.
+const (
+	signalSerial     = "serial"
+	signalGuestAgent = "guest-agent"
+	signalScreen     = "screen"
+)
+
+// screenEvery is the screenshot cadence while waiting for a boot signal (a
+// screenshot costs QEMU about 20 ms of CPU); screenEveryFirmware the cadence
+// until the firmware's screen was seen, which may show for only a second.
+const (
+	screenEvery         = time.Second
+	screenEveryFirmware = 200 * time.Millisecond
+)
+
+// bootWatch is what verify saw: the boot section and the last screenshot.
+type bootWatch struct {
+	boot       *restorev1.Boot
+	lastScreen []byte
+	screenSize string
+}
+
 // verify waits for a boot signal: the serial console matching the marker,
-// or the guest agent answering guest-ping.
-//
-// The screen signal (screenWatch, kvm.Driver.Screenshot) is not polled here
-// yet: repeated screenshots of a domain that is still in its firmware wedged
-// libvirt's domain job in CI (every later call on that domain timed out).
-func (a *Agent) verify(ctx context.Context, id string, begin time.Time) *restorev1.Boot {
+// the guest agent answering guest-ping, or the screen (see screenWatch).
+// adopted says the boot began before this agent watched it.
+func (a *Agent) verify(ctx context.Context, r *restorev1.Restore, begin time.Time, adopted bool) bootWatch {
+	id, name := r.Id, vmspec.DomainName(r.Id)
 	serial := filepath.Join(a.restoreDir(id), "serial.log")
 	deadline := time.Now().Add(a.cfg.BootTimeout)
-	boot := &restorev1.Boot{}
+	screen := newScreenWatch(a.firmwareOf(r), int(a.cfg.ScreenSettle/screenEvery), adopted)
+	w := bootWatch{boot: &restorev1.Boot{}}
+	nextShot := time.Now()
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if b, err := os.ReadFile(serial); err == nil && a.marker.Match(b) {
-			boot.Signals = append(boot.Signals, "serial")
+		if a.signal(signalSerial) {
+			if b, err := os.ReadFile(serial); err == nil && a.marker.Match(b) {
+				w.boot.Signals = append(w.boot.Signals, signalSerial)
+			}
 		}
-		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		if a.drv.GuestPing(pctx, vmspec.DomainName(id)) == nil {
-			boot.Signals = append(boot.Signals, "guest-agent")
+		if a.signal(signalGuestAgent) {
+			pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			if a.drv.GuestPing(pctx, name) == nil {
+				w.boot.Signals = append(w.boot.Signals, signalGuestAgent)
+			}
+			cancel()
 		}
-		cancel()
-		if len(boot.Signals) > 0 {
-			boot.Verified = true
-			boot.TimeToBootMs = time.Since(begin).Milliseconds()
-			return boot
+		// Screenshots are taken even when the screen does not count: the
+		// last one is a failed boot's evidence.
+		if time.Now().After(nextShot) {
+			nextShot = time.Now().Add(screenEvery)
+			if !screen.armed {
+				nextShot = time.Now().Add(screenEveryFirmware)
+			}
+			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			img, raw, err := a.drv.Screenshot(sctx, name)
+			cancel()
+			if err == nil {
+				w.lastScreen, w.screenSize = raw, fmt.Sprintf("%dx%d", img.Bounds().Dx(), img.Bounds().Dy())
+				if screen.add(img) && a.signal(signalScreen) {
+					w.boot.Signals = append(w.boot.Signals, signalScreen)
+				}
+			} else if ctx.Err() == nil {
+				a.log.Debug("screenshot during boot", "restore", id, "err", err)
+			}
 		}
-		time.Sleep(250 * time.Millisecond)
+		if len(w.boot.Signals) > 0 {
+			w.boot.Verified = true
+			w.boot.TimeToBootMs = time.Since(begin).Milliseconds()
+			return w
+		}
+		time.Sleep(min(250*time.Millisecond, time.Until(nextShot)))
 	}
-	return boot
+	return w
 }

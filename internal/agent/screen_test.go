@@ -6,34 +6,54 @@ import (
 	"testing"
 )
 
-func screen(c color.Color, mark bool) image.Image {
-	img := image.NewRGBA(image.Rect(0, 0, 8, 8))
-	for i := 0; i < 64; i++ {
-		img.Set(i%8, i/8, c)
+// screen draws a w×h picture in colour c with a small "text" mark when mark
+// is set, and a cursor block when cursor is set.
+func screen(w, h int, c color.Color, mark, cursor bool) image.Image {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			img.Set(x, y, c)
+		}
 	}
 	if mark {
-		img.Set(3, 3, color.White)
+		for x := 10; x < 60; x++ {
+			img.Set(x, 10, color.White)
+		}
+	}
+	if cursor {
+		for x := 70; x < 78; x++ {
+			img.Set(x, 11, color.White)
+		}
 	}
 	return img
 }
 
-func TestScreenSignal(t *testing.T) {
-	firmware := screen(color.Black, true)
-	booted := screen(color.RGBA{0, 0, 80, 255}, true)
-	blank := screen(color.Black, false)
+func TestScreenSignalFiresOnlyWhenTheGuestTookOverTheDisplayAndSettled(t *testing.T) {
+	bios := screen(720, 400, color.Black, true, false)
+	noBootableDevice := screen(720, 400, color.Black, true, true) // same mode, new text
+	os := screen(640, 480, color.RGBA{0, 0, 80, 255}, true, false)
+	osCursor := screen(640, 480, color.RGBA{0, 0, 80, 255}, true, true)
+	osOther := screen(640, 480, color.RGBA{80, 0, 0, 255}, true, false)
+	blankOS := screen(640, 480, color.Black, false, false)
+	placeholder := screen(640, 480, color.Black, true, false) // QEMU: display not initialized
 	tests := []struct {
 		name   string
 		frames []image.Image
 		want   bool
 	}{
-		{"changed and stable", []image.Image{firmware, booted, booted, booted}, true},
-		{"changed but not yet stable", []image.Image{firmware, booted, booted}, false},
-		{"never changed from the firmware screen (frozen)", []image.Image{firmware, firmware, firmware, firmware, firmware}, false},
-		{"blank screen is no proof", []image.Image{firmware, blank, blank, blank, blank}, false},
+		{"left the firmware mode and stayed put", []image.Image{bios, os, os, os}, true},
+		{"a blinking cursor still counts as stable", []image.Image{bios, os, osCursor, os, osCursor}, true},
+		{"left the firmware mode but not yet stable", []image.Image{bios, os, os}, false},
+		{"still changing", []image.Image{bios, os, osOther, os, osOther}, false},
+		{"frozen on the firmware screen", []image.Image{bios, bios, bios, bios, bios}, false},
+		{"firmware error screen: changed and stable, but the firmware's own mode", []image.Image{bios, noBootableDevice, noBootableDevice, noBootableDevice, noBootableDevice}, false},
+		{"a blank screen is no proof", []image.Image{bios, blankOS, blankOS, blankOS, blankOS}, false},
+		{"QEMU's placeholder before the firmware is not the guest's screen", []image.Image{placeholder, placeholder, placeholder, placeholder}, false},
+		{"placeholder, firmware, then the OS", []image.Image{placeholder, bios, os, os, os}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := &screenWatch{stable: 2}
+			w := newScreenWatch("bios", 2, false)
 			got := false
 			for _, f := range tt.frames {
 				got = w.add(f)
@@ -42,5 +62,45 @@ func TestScreenSignal(t *testing.T) {
 				t.Fatalf("signal %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestScreenSignalUnderUEFILearnsTheFirmwareScreen(t *testing.T) {
+	placeholder := screen(640, 480, color.Black, true, false)
+	ovmf := screen(1280, 800, color.Black, true, false)
+	ovmfShell := screen(1280, 800, color.Black, true, true)
+	osMode := screen(1024, 768, color.RGBA{0, 0, 80, 255}, true, false)
+	tests := []struct {
+		name   string
+		frames []image.Image
+		want   bool
+	}{
+		{"OVMF, then the OS in its own mode", []image.Image{placeholder, ovmf, osMode, osMode, osMode}, true},
+		{"OVMF drops to its shell: same mode, no proof", []image.Image{placeholder, ovmf, ovmfShell, ovmfShell, ovmfShell}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newScreenWatch("uefi", 2, false)
+			got := false
+			for _, f := range tt.frames {
+				got = w.add(f)
+			}
+			if got != tt.want {
+				t.Fatalf("signal %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestScreenSignalForAnAdoptedBootNeedsNoFirmwareScreen(t *testing.T) {
+	osMode := screen(640, 480, color.RGBA{0, 0, 80, 255}, true, false)
+	bios := screen(720, 400, color.Black, true, false)
+	w := newScreenWatch("bios", 2, true)
+	if fired := w.add(osMode) || w.add(osMode) || w.add(osMode); !fired {
+		t.Fatal("an adopted guest already in its own mode did not fire")
+	}
+	w = newScreenWatch("bios", 2, true)
+	if fired := w.add(bios) || w.add(bios) || w.add(bios) || w.add(bios); fired {
+		t.Fatal("an adopted guest stuck in the firmware's text mode fired")
 	}
 }

@@ -126,8 +126,10 @@ func TestDomainBootsUnderLibvirtAndLeavesTheRecoveryPointUntouched(t *testing.T)
 		if err != nil {
 			t.Fatalf("screenshot %d: %v", i, err)
 		}
-		if b := shot.Bounds(); b.Dx() < 320 || b.Dy() < 200 || len(raw) < 100 {
-			t.Fatalf("screenshot %d: %v, %d bytes", i, b, len(raw))
+		// The test image's kernel leaves the firmware's 720x400 text mode
+		// for a 640x480 framebuffer (vga=0x311), as a distribution does.
+		if b := shot.Bounds(); b.Dx() != 640 || b.Dy() != 480 || len(raw) < 100 {
+			t.Fatalf("screenshot %d: %v, %d bytes; want the guest's 640x480 framebuffer", i, b, len(raw))
 		}
 	}
 	node, err := d.Node(ctx)
