@@ -3,7 +3,9 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image/png"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -113,6 +115,33 @@ func TestRestoreBootsARecoveryPointUnderLibvirtEndToEnd(t *testing.T) {
 		s.waitState(id, "RESTORE_STATE_RUNNING", 4*time.Minute, verified)
 		s.rest("DELETE", "/v1/restores/"+id, s.acme, nil)
 		s.waitState(id, "RESTORE_STATE_DESTROYED", 2*time.Minute, nil)
+		s.assertGone(id)
+	})
+
+	t.Run("the agent reconnects when restored restarts, and restores keep working", func(t *testing.T) {
+		s.srv.Kill()
+		if err := s.srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+		restarted := time.Now()
+		eventually(t, time.Minute, "restored ready again", func() bool {
+			resp, err := http.Get("http://" + s.srv.HTTP + "/readyz")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == 200
+		})
+		eventually(t, time.Minute, "kvm-01 registers again with the restarted server", func() bool {
+			code, h := s.rest("GET", "/v1/hosts/kvm-01", s.admin, nil)
+			if code != 200 || h["state"] != "HOST_STATE_READY" {
+				return false
+			}
+			seen, err := time.Parse(time.RFC3339Nano, fmt.Sprint(h["register_time"]))
+			return err == nil && seen.After(restarted)
+		})
+		id := s.create(map[string]any{"recovery_point_id": "rp-1", "mode": "VERIFY", "memory_mib": 128, "request_id": "after-restart-1"})
+		s.waitState(id, "RESTORE_STATE_DESTROYED", 4*time.Minute, verified)
 		s.assertGone(id)
 	})
 

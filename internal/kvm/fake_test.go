@@ -20,6 +20,7 @@ type fakeLibvirt struct {
 	calls       []string
 	createErr   error
 	hang        chan struct{} // DomainLookupByName blocks on it when set
+	gone        bool          // libvirtd went away: every call fails as a broken socket does
 	defined     map[string]bool
 	disconnects int
 }
@@ -60,6 +61,9 @@ func (f *fakeLibvirt) DomainLookupByName(name string) (libvirt.Domain, error) {
 		<-f.hang
 	}
 	f.rec("lookup " + name)
+	if f.gone {
+		return libvirt.Domain{}, errors.New("write unix @->/var/run/libvirt/libvirt-sock: broken pipe")
+	}
 	if !f.defined[name] {
 		return libvirt.Domain{}, libvirt.Error{Code: uint32(libvirt.ErrNoDomain), Message: "no domain"}
 	}
@@ -135,5 +139,36 @@ func TestACallThatOverrunsItsDeadlineDropsTheConnection(t *testing.T) {
 	}
 	if *dials != 2 {
 		t.Fatalf("dialled %d times, want a fresh connection after the timeout", *dials)
+	}
+}
+
+// libvirtd restarts: the call on the dead connection fails with the socket's
+// error, and the next call dials a fresh connection instead of reusing it.
+func TestTheDriverRedialsAfterLibvirtdRestarted(t *testing.T) {
+	old := &fakeLibvirt{defined: map[string]bool{"restored-r": true}, gone: true}
+	fresh := &fakeLibvirt{defined: map[string]bool{"restored-r": true}}
+	conns := []*fakeLibvirt{old, fresh}
+	dials := 0
+	d := New(func() (Libvirt, error) { c := conns[dials]; dials++; return c, nil }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := d.Destroy(context.Background(), "restored-r"); err == nil || !strings.Contains(err.Error(), "broken pipe") {
+		t.Fatalf("call on the dead connection: %v", err)
+	}
+	if err := d.Destroy(context.Background(), "restored-r"); err != nil {
+		t.Fatalf("call after libvirtd came back: %v", err)
+	}
+	if dials != 2 || fresh.defined["restored-r"] {
+		t.Fatalf("dials %d, still defined %v: want a second connection that did the work", dials, fresh.defined["restored-r"])
+	}
+	// drop closes the dead connection in the background.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		old.mu.Lock()
+		n := old.disconnects
+		old.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the dead connection was closed %d times, want 1", n)
+		}
 	}
 }
