@@ -43,6 +43,23 @@ func TestRestoreBootsARecoveryPointUnderLibvirtEndToEnd(t *testing.T) {
 		s.assertGone(id)
 	})
 
+	t.Run("UEFI boots the same image through OVMF, and teardown removes its NVRAM", func(t *testing.T) {
+		// syslinux.efi cannot place the kernel under OVMF in 128 MiB.
+		id := s.create(map[string]any{"recovery_point_id": "rp-1", "mode": "VIRTUALIZE", "firmware": "UEFI", "memory_mib": 256, "request_id": "uefi-1"})
+		got := s.waitState(id, "RESTORE_STATE_RUNNING", 4*time.Minute, verified)
+		t.Logf("UEFI boot verified in %v ms", got["boot"].(map[string]any)["time_to_boot_ms"])
+		if _, err := os.Stat(filepath.Join(s.work, "restores", id, "nvram.fd")); err != nil {
+			t.Fatalf("the UEFI restore has no NVRAM of its own: %v", err)
+		}
+		serial, _ := os.ReadFile(filepath.Join(s.work, "restores", id, "serial.log"))
+		if !strings.Contains(string(serial), "BdsDxe") {
+			t.Fatalf("no sign of OVMF on the serial console:\n%s", serial)
+		}
+		s.rest("DELETE", "/v1/restores/"+id, s.acme, nil)
+		s.waitState(id, "RESTORE_STATE_DESTROYED", 2*time.Minute, nil)
+		s.assertGone(id)
+	})
+
 	t.Run("ISOLATED gets its own bridge with no host address, removed at teardown", func(t *testing.T) {
 		id := s.create(map[string]any{"recovery_point_id": "rp-1", "mode": "VIRTUALIZE", "memory_mib": 128,
 			"network": map[string]any{"kind": "ISOLATED"}, "request_id": "iso-1"})
@@ -147,7 +164,7 @@ func TestRestoreBootsARecoveryPointUnderLibvirtEndToEnd(t *testing.T) {
 
 	t.Run("the screen alone proves a boot: the guest left the firmware's text mode and settled", func(t *testing.T) {
 		s.killAgent()
-		s.startAgent("--boot-signals", "screen", "--boot-timeout", "60s")
+		s.startAgent("--boot-signals", "screen", "--boot-timeout", "90s")
 		id := s.create(map[string]any{"recovery_point_id": "rp-1", "mode": "VERIFY", "memory_mib": 128, "request_id": "screen-1"})
 		got := s.waitState(id, "RESTORE_STATE_DESTROYED", 4*time.Minute, verified)
 		boot := got["boot"].(map[string]any)
@@ -167,7 +184,7 @@ func TestRestoreBootsARecoveryPointUnderLibvirtEndToEnd(t *testing.T) {
 		got := s.waitState(id, "RESTORE_STATE_FAILED", 4*time.Minute, nil)
 		reason := got["state_reason"].(string)
 		t.Logf("reason: %s", reason)
-		for _, want := range []string{"no boot signal within 1m0s", "nothing on the serial console", "screen 720x400", "evidence in"} {
+		for _, want := range []string{"no boot signal within 1m30s", "nothing on the serial console", "screen 720x400", "evidence in"} {
 			if !strings.Contains(reason, want) {
 				t.Fatalf("reason %q lacks %q", reason, want)
 			}

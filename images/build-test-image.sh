@@ -2,7 +2,8 @@
 # Builds Restored's test image from Debian packages: a raw disk that boots
 # from its own bootloader, with no loop devices and no mounts.
 #
-#   MBR (syslinux mbr.bin) → p1 FAT16, syslinux, Debian kernel + busybox initramfs
+#   MBR (syslinux mbr.bin) → p1 FAT16, syslinux (BIOS) and syslinux.efi as
+#                            \EFI\BOOT\BOOTX64.EFI (UEFI), Debian kernel + busybox initramfs
 #                          → p2 ext4 root (busybox init, qemu-ga and its libraries)
 #
 # The initramfs loads the virtio and ext4 modules (crc32c_generic first),
@@ -34,7 +35,7 @@ need() {
 		exit 1
 	fi
 }
-need apt-get dpkg-deb depmod sfdisk mkfs.fat syslinux mcopy mkfs.ext4 cpio gzip busybox ldd
+need apt-get dpkg-deb depmod sfdisk mkfs.fat syslinux mcopy mmd mkfs.ext4 cpio gzip busybox ldd
 
 # The kernel package the image uses: whatever linux-image-amd64 points at.
 KPKG="$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/.*Depends: \(linux-image-[0-9].*\)/\1/p' | head -1)"
@@ -55,11 +56,12 @@ echo "build-test-image: building $(basename "$IMAGE") in $WORK"
 # 1. Packages: downloaded as .deb files and unpacked, never installed.
 DEBS="$OUT/debs"
 mkdir -p "$DEBS"
-(cd "$DEBS" && for p in "$KPKG" qemu-guest-agent; do
+(cd "$DEBS" && for p in "$KPKG" qemu-guest-agent syslinux-efi; do
 	ls "${p}"_*.deb >/dev/null 2>&1 || apt-get download "$p" 2>/dev/null >&2
 done)
 dpkg-deb -x "$(ls "$DEBS/${KPKG}"_*.deb)" "$WORK/kernel"
 dpkg-deb -x "$(ls "$DEBS"/qemu-guest-agent_*.deb)" "$WORK/qga"
+dpkg-deb -x "$(ls "$DEBS"/syslinux-efi_*.deb)" "$WORK/sefi"
 KVER="$(ls "$WORK/kernel/lib/modules")"
 depmod -b "$WORK/kernel" "$KVER"
 
@@ -160,16 +162,24 @@ mkfs.fat -F 16 -n BOOT --offset "$P1_START" "$DISK" $((P1_SECTORS / 2)) >/dev/nu
 syslinux --offset $((P1_START * 512)) --install "$DISK"
 # vga=0x311: the kernel switches to a 640x480 VESA framebuffer, as a
 # distribution's graphical boot does, so the guest leaves the firmware's text
-# mode and the agent's screen boot signal is exercised for real.
+# mode and the agent's screen boot signal is exercised for real (BIOS only:
+# under UEFI the kernel keeps the firmware's framebuffer).
+# The same config serves BIOS syslinux (/syslinux.cfg) and UEFI
+# (/EFI/BOOT/BOOTX64.EFI is syslinux.efi, which reads /EFI/BOOT/syslinux.cfg):
+# one image boots under SeaBIOS and OVMF.
 cat > "$WORK/syslinux.cfg" <<CFG
 DEFAULT linux
 PROMPT 0
 TIMEOUT 1
 LABEL linux
-  KERNEL vmlinuz
-  APPEND initrd=initrd.gz vga=0x311 console=tty0 console=ttyS0,115200 quiet loglevel=3 panic=5
+  KERNEL /vmlinuz
+  APPEND initrd=/initrd.gz vga=0x311 console=tty0 console=ttyS0,115200 quiet loglevel=3 panic=5
 CFG
 mcopy -i "$DISK@@$((P1_START * 512))" "$WORK/syslinux.cfg" ::syslinux.cfg
+mmd -i "$DISK@@$((P1_START * 512))" ::EFI ::EFI/BOOT
+mcopy -i "$DISK@@$((P1_START * 512))" "$WORK/sefi/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi" ::EFI/BOOT/BOOTX64.EFI
+mcopy -i "$DISK@@$((P1_START * 512))" /usr/lib/syslinux/modules/efi64/ldlinux.e64 ::EFI/BOOT/ldlinux.e64
+mcopy -i "$DISK@@$((P1_START * 512))" "$WORK/syslinux.cfg" ::EFI/BOOT/syslinux.cfg
 mcopy -i "$DISK@@$((P1_START * 512))" "$WORK/kernel/boot/vmlinuz-$KVER" ::vmlinuz
 mcopy -i "$DISK@@$((P1_START * 512))" "$WORK/initrd.gz" ::initrd.gz
 mkfs.ext4 -q -F -L root -E offset=$((P2_START * 512)) -d "$ROOT" "$DISK" $((P2_SECTORS / 2))k

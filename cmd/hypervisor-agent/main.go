@@ -66,7 +66,7 @@ Flags:
 	fs.Int64Var(&cfg.ReserveMemoryMiB, "reserve-memory-mib", 1024, "memory (MiB) kept back from restores")
 	fs.DurationVar(&cfg.BootTimeout, "boot-timeout", 3*time.Minute, "how long to wait for a boot signal")
 	signals := fs.String("boot-signals", "serial,guest-agent,screen", "the signals that may prove a boot, comma-separated: serial, guest-agent, screen")
-	fs.DurationVar(&cfg.ScreenSettle, "screen-settle", 5*time.Second, "how long the screen must stay put, in the guest's own display mode, for the screen boot signal")
+	fs.DurationVar(&cfg.ScreenSettle, "screen-settle", 20*time.Second, "how long the screen must stay put, in the guest's own display mode, for the screen boot signal")
 	fs.DurationVar(&cfg.EvidenceRetention, "evidence-retention", 7*24*time.Hour, "how long a failed boot's evidence (last screenshot, serial console) is kept in <work-dir>/evidence")
 	fs.DurationVar(&cfg.RescanInterval, "rescan-interval", time.Minute, "how often the repository is scanned again (send SIGHUP to rescan now)")
 	fs.StringVar(&cfg.Marker, "boot-marker", "login:", "serial console regex that proves a boot")

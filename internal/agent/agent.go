@@ -58,7 +58,7 @@ func (c *Config) defaults() {
 		c.BootTimeout = 3 * time.Minute
 	}
 	if c.ScreenSettle <= 0 {
-		c.ScreenSettle = 5 * time.Second
+		c.ScreenSettle = 20 * time.Second
 	}
 	if c.EvidenceRetention <= 0 {
 		c.EvidenceRetention = 7 * 24 * time.Hour
