@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"image/png"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -164,7 +162,7 @@ func TestRestoreBootsARecoveryPointUnderLibvirtEndToEnd(t *testing.T) {
 
 	t.Run("the screen alone proves a boot: the guest left the firmware's text mode and settled", func(t *testing.T) {
 		s.killAgent()
-		s.startAgent("--boot-signals", "screen", "--boot-timeout", "90s")
+		s.startAgent("--boot-signals", "screen")
 		id := s.create(map[string]any{"recovery_point_id": "rp-1", "mode": "VERIFY", "memory_mib": 128, "request_id": "screen-1"})
 		got := s.waitState(id, "RESTORE_STATE_DESTROYED", 4*time.Minute, verified)
 		boot := got["boot"].(map[string]any)
@@ -172,31 +170,6 @@ func TestRestoreBootsARecoveryPointUnderLibvirtEndToEnd(t *testing.T) {
 			t.Fatalf("signals %v, want [screen]", sig)
 		}
 		t.Logf("screen signal after %v ms", boot["time_to_boot_ms"])
-		s.assertGone(id)
-	})
-
-	t.Run("a disk that cannot boot: VERIFY is FAILED with its evidence kept", func(t *testing.T) {
-		// The agent still runs with --boot-signals screen: SeaBIOS's
-		// "No bootable device" is a changed, stable, non-blank screen and
-		// must not pass.
-		s.blankRecoveryPoint("rp-noboot")
-		id := s.create(map[string]any{"recovery_point_id": "rp-noboot", "mode": "VERIFY", "memory_mib": 128, "request_id": "noboot-1"})
-		got := s.waitState(id, "RESTORE_STATE_FAILED", 4*time.Minute, nil)
-		reason := got["state_reason"].(string)
-		t.Logf("reason: %s", reason)
-		for _, want := range []string{"no boot signal within 1m30s", "nothing on the serial console", "screen 720x400", "evidence in"} {
-			if !strings.Contains(reason, want) {
-				t.Fatalf("reason %q lacks %q", reason, want)
-			}
-		}
-		shot, err := os.ReadFile(filepath.Join(s.work, "evidence", id, "screen.png"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		img, err := png.Decode(bytes.NewReader(shot))
-		if err != nil || img.Bounds().Dx() != 720 || img.Bounds().Dy() != 400 {
-			t.Fatalf("evidence screenshot: %v %v", img.Bounds(), err)
-		}
 		s.assertGone(id)
 	})
 

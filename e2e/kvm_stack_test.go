@@ -183,7 +183,8 @@ func (s *kvmStack) startAgent(extra ...string) {
 		s.t.Fatal(err)
 	}
 	args := []string{"--server", s.srv.GRPC, "--host-id", "kvm-01", "--token", s.agentToken,
-		"--repository", s.repo, "--work-dir", s.work, "--reserve-memory-mib", "0", "--rescan-interval", "10m"}
+		"--repository", s.repo, "--work-dir", s.work, "--reserve-memory-mib", "0", "--rescan-interval", "10m",
+		"--boot-timeout", "90s"}
 	cmd := exec.Command(s.agentBin, append(args, extra...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -145,6 +145,12 @@ chmod +x "$ROOT/etc/rc"
 echo "root::0:0:root:/root:/bin/sh" > "$ROOT/etc/passwd"
 echo "root::0:" > "$ROOT/etc/group"
 echo "restored-test" > "$ROOT/etc/hostname"
+cat > "$ROOT/etc/os-release" <<OSR
+NAME="Restored test image"
+ID=restored-test
+VERSION_ID=1
+PRETTY_NAME="Restored test image 1 (Debian $KVER kernel, busybox)"
+OSR
 
 # 4. The disk: MBR, FAT boot partition with syslinux, ext4 root. No mounts.
 P1_START=2048 P1_SECTORS=49152          # 24 MiB at 1 MiB

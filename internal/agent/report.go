@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
@@ -24,17 +25,42 @@ func toProto(rp storage.RecoveryPoint) *restorev1.RecoveryPoint {
 // report tells the control plane what happened to a restore. A lost report
 // is not fatal: the assignment stream keeps asking for the desired state.
 func (a *Agent) report(ctx context.Context, id string, state restorev1.RestoreState, reason string, boot *restorev1.Boot) {
+	_ = a.send(ctx, &restorev1.ReportRestoreStatusRequest{
+		ProtocolVersion: 1, HostId: a.cfg.HostID, RestoreId: id, State: state, StateReason: reason, Boot: boot,
+	})
+}
+
+// reportVerification reports a VERIFY run's final state with its evidence.
+// It is retried for a while: unlike progress, a verdict cannot be asked for
+// again.
+func (a *Agent) reportVerification(ctx context.Context, id string, state restorev1.RestoreState, reason string, boot *restorev1.Boot, v *restorev1.Verification) {
+	req := &restorev1.ReportRestoreStatusRequest{
+		ProtocolVersion: 1, HostId: a.cfg.HostID, RestoreId: id, State: state, StateReason: reason, Boot: boot, Verification: v,
+	}
+	for attempt := 1; ; attempt++ {
+		if a.send(ctx, req) == nil || attempt == 8 {
+			return
+		}
+		time.Sleep(time.Duration(attempt) * 2 * time.Second)
+	}
+}
+
+func (a *Agent) send(ctx context.Context, req *restorev1.ReportRestoreStatusRequest) error {
 	a.mu.Lock()
 	client := a.client
 	a.mu.Unlock()
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancel()
-	_, err := client.ReportRestoreStatus(a.ctx(rctx), &restorev1.ReportRestoreStatusRequest{
-		ProtocolVersion: 1, HostId: a.cfg.HostID, RestoreId: id, State: state, StateReason: reason, Boot: boot,
-	})
-	if err != nil {
-		a.log.Warn("status report failed", "restore", id, "state", state.String(), "err", err)
-		return
+	if client == nil {
+		a.log.Warn("status report failed", "restore", req.RestoreId, "state", req.State.String(), "err", "not connected")
+		return errNotConnected
 	}
-	a.log.Info("restore", "id", id, "state", state.String(), "reason", reason)
+	if _, err := client.ReportRestoreStatus(a.ctx(rctx), req); err != nil {
+		a.log.Warn("status report failed", "restore", req.RestoreId, "state", req.State.String(), "err", err)
+		return err
+	}
+	a.log.Info("restore", "id", req.RestoreId, "state", req.State.String(), "reason", req.StateReason)
+	return nil
 }
+
+var errNotConnected = errors.New("not connected to a server")

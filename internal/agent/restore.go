@@ -41,22 +41,16 @@ func (a *Agent) finish(ctx context.Context, r *restorev1.Restore, begin time.Tim
 	if ctx.Err() != nil {
 		return // teardown was asked for while booting; no verdict
 	}
-	reason := fmt.Sprintf("boot verified in %d ms (%v)", boot.TimeToBootMs, boot.Signals)
-	if !boot.Verified {
-		reason = fmt.Sprintf("no boot signal within %s%s", a.cfg.BootTimeout, a.keepEvidence(r.Id, w))
-	}
 	if r.Mode == restorev1.Mode_MODE_VERIFY {
-		// A verification ends by itself: verdict, then teardown.
-		if err := a.teardown(ctx, r.Id); err != nil {
-			a.log.Error("teardown after verification", "restore", r.Id, "err", err)
-		}
-		if !boot.Verified {
-			a.report(ctx, r.Id, restorev1.RestoreState_RESTORE_STATE_FAILED, reason, boot)
-			return
-		}
-		a.report(ctx, r.Id, restorev1.RestoreState_RESTORE_STATE_RUNNING, reason, boot)
-		a.report(ctx, r.Id, restorev1.RestoreState_RESTORE_STATE_DESTROYED, "verification passed: "+reason+"; torn down", boot)
+		a.finishVerify(ctx, r, begin, w)
 		return
+	}
+	reason := fmt.Sprintf("boot verified in %d ms (%v)", boot.TimeToBootMs, boot.Signals)
+	switch {
+	case w.bootError != "":
+		reason = fmt.Sprintf("the boot failed: %s%s", w.bootError, a.keepEvidence(r.Id, w))
+	case !boot.Verified:
+		reason = fmt.Sprintf("no boot signal within %s%s", a.cfg.BootTimeout, a.keepEvidence(r.Id, w))
 	}
 	a.report(ctx, r.Id, restorev1.RestoreState_RESTORE_STATE_RUNNING, reason, boot)
 }
@@ -193,13 +187,28 @@ const (
 const (
 	screenEvery         = time.Second
 	screenEveryFirmware = 200 * time.Millisecond
+	// textSettle is how many unchanged pictures of a text screen are read
+	// for a boot error: an error screen is final, no need to wait longer.
+	textSettle = 3
 )
 
-// bootWatch is what verify saw: the boot section and the last screenshot.
+// bootWatch is what verify saw: the boot section, the screen watch, the
+// first picture the guest drew and the last screenshot.
 type bootWatch struct {
 	boot       *restorev1.Boot
+	screen     *screenWatch
+	firstLight *shot
 	lastScreen []byte
 	screenSize string
+	// bootError says why the boot cannot succeed, when the screen said so
+	// before the boot timeout.
+	bootError string
+}
+
+// shot is one encoded screenshot and when it was taken.
+type shot struct {
+	raw []byte
+	at  time.Time
 }
 
 // verify waits for a boot signal: the serial console matching the marker,
@@ -210,7 +219,7 @@ func (a *Agent) verify(ctx context.Context, r *restorev1.Restore, begin time.Tim
 	serial := filepath.Join(a.restoreDir(id), "serial.log")
 	deadline := time.Now().Add(a.cfg.BootTimeout)
 	screen := newScreenWatch(a.firmwareOf(r), int(a.cfg.ScreenSettle/screenEvery), adopted)
-	w := bootWatch{boot: &restorev1.Boot{}}
+	w := bootWatch{boot: &restorev1.Boot{}, screen: screen}
 	nextShot := time.Now()
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		if a.signal(signalSerial) {
@@ -237,8 +246,22 @@ func (a *Agent) verify(ctx context.Context, r *restorev1.Restore, begin time.Tim
 			cancel()
 			if err == nil {
 				w.lastScreen, w.screenSize = raw, fmt.Sprintf("%dx%d", img.Bounds().Dx(), img.Bounds().Dy())
+				if w.firstLight == nil && img.Bounds().Size() != qemuPlaceholder {
+					w.firstLight = &shot{raw: raw, at: time.Now()}
+				}
 				if screen.add(img) && a.signal(signalScreen) {
 					w.boot.Signals = append(w.boot.Signals, signalScreen)
+				}
+				// A text screen that stays put may be the firmware or a
+				// bootloader giving up: read it, and stop waiting if so.
+				if img.Bounds().Size() == biosScreen && screen.same >= textSettle && len(w.boot.Signals) == 0 {
+					tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+					lines, err := a.drv.TextScreen(tctx, name)
+					cancel()
+					if what, line, bad := bootError(lines); err == nil && bad {
+						w.bootError = fmt.Sprintf("%s: the text screen says %q", what, line)
+						return w
+					}
 				}
 			} else if ctx.Err() == nil {
 				a.log.Debug("screenshot during boot", "restore", id, "err", err)

@@ -23,6 +23,7 @@ type screenWatch struct {
 	stable   int
 
 	armed bool // the firmware's screen was seen
+	fired bool // the signal fired at least once
 	prev  *image.RGBA
 	same  int
 }
@@ -65,7 +66,9 @@ func (w *screenWatch) add(img image.Image) bool {
 		w.same = 0
 	}
 	w.prev = cur
-	return size != w.firmware && !blank(cur) && w.same >= w.stable
+	ok := size != w.firmware && !blank(cur) && w.same >= w.stable
+	w.fired = w.fired || ok
+	return ok
 }
 
 func toRGBA(img image.Image) *image.RGBA {

@@ -13,6 +13,8 @@ const (
 	mWatchRestores   = "/restore.v1.RestoreService/WatchRestores"
 	mListRPs         = "/restore.v1.RecoveryPointService/ListRecoveryPoints"
 	mGetRP           = "/restore.v1.RecoveryPointService/GetRecoveryPoint"
+	mListVerifs      = "/restore.v1.VerificationService/ListVerifications"
+	mGetVerif        = "/restore.v1.VerificationService/GetVerification"
 	mListHosts       = "/restore.v1.HostService/ListHosts"
 	mGetHost         = "/restore.v1.HostService/GetHost"
 	mDrainHost       = "/restore.v1.HostService/DrainHost"
@@ -61,6 +63,8 @@ var policy = map[string]roles{
 	mWatchRestores: restoreUsers,
 	mListRPs:       rpReaders,
 	mGetRP:         rpReaders,
+	mListVerifs:    restoreUsers,
+	mGetVerif:      restoreUsers,
 	mListHosts:     hostUsers,
 	mGetHost:       hostUsers,
 	mDrainHost:     hostUsers,

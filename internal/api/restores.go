@@ -99,6 +99,9 @@ func normalizeCreate(in *restorev1.CreateRestoreRequest) (*restorev1.CreateResto
 	case req.Network.Kind != restorev1.NetworkKind_NETWORK_KIND_BRIDGED && req.Network.Bridge != "":
 		return nil, validate.Errorf("network.bridge is only allowed with network.kind BRIDGED")
 	}
+	if err := normalizeVerify(req.Mode, req.Verify); err != nil {
+		return nil, err
+	}
 	return req, nil
 }
 
@@ -149,6 +152,7 @@ func (s *RestoreService) CreateRestore(ctx context.Context, in *restorev1.Create
 		Firmware:        req.Firmware,
 		TtlSeconds:      req.TtlSeconds,
 		RequestId:       req.RequestId,
+		Verify:          req.Verify,
 		State:           restorev1.RestoreState_RESTORE_STATE_PENDING,
 		StateReason:     "waiting for the scheduler to pick a host",
 		CreateTime:      timestamppb.New(now),

@@ -154,6 +154,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		RecoveryPoints:  r.RecoveryPoints(""),
 		Servers:         r.Servers(),
 		IdempotencyKeys: r.IdempotencyKeys(),
+		Verifications:   r.Verifications(""),
 	}
 	return &fsmSnapshot{snap: snap}, nil
 }
@@ -224,6 +225,11 @@ func BuildDB(snap *raftv1.Snapshot) (*memdb.MemDB, error) {
 	}
 	for _, o := range snap.IdempotencyKeys {
 		if err := insert(store.TableIdempotency, o); err != nil {
+			return nil, err
+		}
+	}
+	for _, o := range snap.Verifications {
+		if err := insert(store.TableVerifications, o); err != nil {
 			return nil, err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -325,6 +326,7 @@ func dump(st *store.Store) *raftv1.Snapshot {
 	return &raftv1.Snapshot{
 		Tenants: r.Tenants(), Tokens: r.Tokens(), Restores: r.Restores(""), Hosts: r.Hosts(),
 		RecoveryPoints: r.RecoveryPoints(""), Servers: r.Servers(), IdempotencyKeys: r.IdempotencyKeys(),
+		Verifications: r.Verifications(""),
 	}
 }
 
@@ -332,7 +334,11 @@ func TestSnapshotPersistRestoreRoundTrip(t *testing.T) {
 	h := newHarness(t)
 	seed(h)
 	h.mustApply(raftv1.CommandType_COMMAND_TYPE_REGISTER_SERVER, &raftv1.RegisterServer{Server: &restorev1.Server{Id: "s1", GrpcAddress: "127.0.0.1:1"}})
+	seedVerification(h)
 	before := dump(h.st)
+	if len(before.Verifications) != 1 {
+		t.Fatalf("verifications %v", before.Verifications)
+	}
 
 	snap, err := h.f.Snapshot()
 	if err != nil {
@@ -500,5 +506,42 @@ func TestApplyBatchDropsPartialWritesOfAFailingEntry(t *testing.T) {
 	}
 	if r.RecoveryPoint("rp-partial") != nil {
 		t.Fatal("a partial write of the failed entry survived")
+	}
+}
+
+// seedVerification adds VERIFY restore v1 on h1 with a PASSED verification.
+func seedVerification(h *harness) *fsm.Result {
+	h.mustApply(raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE, &raftv1.CreateRestore{Restore: newRestore("v1", "req-v1", restorev1.Mode_MODE_VERIFY), BodySha256: []byte("body-v1")})
+	h.mustApply(raftv1.CommandType_COMMAND_TYPE_PLACE_RESTORES, &raftv1.PlaceRestores{Placements: []*raftv1.Placement{{RestoreId: "v1", HostId: "h1"}}, Time: at(3)})
+	return h.apply(raftv1.CommandType_COMMAND_TYPE_REPORT_RESTORE_STATUS, &raftv1.ReportRestoreStatus{Time: at(30), Report: &restorev1.ReportRestoreStatusRequest{
+		HostId: "h1", RestoreId: "v1", State: restorev1.RestoreState_RESTORE_STATE_DESTROYED,
+		Verification: &restorev1.Verification{Verdict: restorev1.Verdict_VERDICT_PASSED, Tenant: "globex", Asset: "forged", Checks: []*restorev1.Check{{Name: "screen", Result: restorev1.CheckResult_CHECK_RESULT_PASSED}}},
+	}})
+}
+
+func TestVerificationsTakeTheirIdentityFromTheRestore(t *testing.T) {
+	h := newHarness(t)
+	seed(h)
+	if res := seedVerification(h); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	v := h.st.Read(nil).Verification("v1")
+	if v == nil || v.Tenant != "acme" || v.Asset != "web" || v.RecoveryPointId != "rp1" || v.HostId != "h1" {
+		t.Fatalf("stored verification %v: identity must come from the restore, not the agent", v)
+	}
+	if got := h.st.Read(nil).Restore("v1").Verdict; got != restorev1.Verdict_VERDICT_PASSED {
+		t.Fatalf("restore verdict %v", got)
+	}
+	report := func(id string, v *restorev1.Verification) *fsm.Result {
+		return h.apply(raftv1.CommandType_COMMAND_TYPE_REPORT_RESTORE_STATUS, &raftv1.ReportRestoreStatus{Time: at(31), Report: &restorev1.ReportRestoreStatusRequest{
+			HostId: "h1", RestoreId: id, State: restorev1.RestoreState_RESTORE_STATE_DESTROYED, Verification: v,
+		}})
+	}
+	before := h.index
+	wantCode(t, report("r1", &restorev1.Verification{Verdict: restorev1.Verdict_VERDICT_PASSED}), codes.FailedPrecondition) // VIRTUALIZE
+	wantCode(t, report("v1", &restorev1.Verification{}), codes.InvalidArgument)                                             // no verdict
+	wantCode(t, report("v1", &restorev1.Verification{Verdict: restorev1.Verdict_VERDICT_FAILED, SerialTail: strings.Repeat("x", 5000)}), codes.InvalidArgument)
+	if h.index != before+3 || h.st.Read(nil).Verification("v1").Verdict != restorev1.Verdict_VERDICT_PASSED {
+		t.Fatal("a refused report changed the stored verification")
 	}
 }

@@ -155,6 +155,16 @@ func applyReportRestoreStatus(txn *memdb.Txn, payload []byte, index uint64) (pro
 	if rep.Boot != nil {
 		next.Boot = clone(rep.Boot)
 	}
+	if rep.Verification != nil {
+		v, err := verificationOf(cur, rep.Verification)
+		if err != nil {
+			return nil, err
+		}
+		if err := txn.Insert(store.TableVerifications, v); err != nil {
+			return nil, err
+		}
+		next.Verdict = v.Verdict
+	}
 	switch {
 	case rep.State == restorev1.RestoreState_RESTORE_STATE_DESTROYED || rep.State == restorev1.RestoreState_RESTORE_STATE_FAILED:
 		// The agent has removed the VM and its files.

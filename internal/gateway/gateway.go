@@ -59,6 +59,7 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 	for _, reg := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 		restorev1.RegisterRestoreServiceHandler,
 		restorev1.RegisterRecoveryPointServiceHandler,
+		restorev1.RegisterVerificationServiceHandler,
 		restorev1.RegisterHostServiceHandler,
 		restorev1.RegisterAdminServiceHandler,
 	} {

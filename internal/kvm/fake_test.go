@@ -79,6 +79,9 @@ func (f *fakeLibvirt) DomainGetState(libvirt.Domain, uint32) (int32, int32, erro
 func (f *fakeLibvirt) QEMUDomainAgentCommand(libvirt.Domain, string, int32, uint32) (libvirt.OptString, error) {
 	return libvirt.OptString{`{"return":{}}`}, nil
 }
+func (f *fakeLibvirt) DomainMemoryPeek(libvirt.Domain, uint64, uint32, libvirt.DomainMemoryFlags) ([]byte, error) {
+	return nil, nil
+}
 func (f *fakeLibvirt) NodeGetInfo() ([32]int8, uint64, int32, int32, int32, int32, int32, int32, error) {
 	return [32]int8{}, 4 << 20, 2, 0, 1, 1, 2, 1, nil
 }

@@ -2,10 +2,6 @@ package kvm
 
 import (
 	"context"
-	"fmt"
-	"strings"
-
-	"github.com/digitalocean/go-libvirt"
 )
 
 // NodeInfo is the host's size as libvirt reports it.
@@ -25,20 +21,6 @@ func (d *Driver) Node(ctx context.Context) (NodeInfo, error) {
 // GuestPing asks the domain's QEMU guest agent for guest-ping. It fails
 // while the agent is not (yet) answering.
 func (d *Driver) GuestPing(ctx context.Context, name string) error {
-	dom, err := call(ctx, d, "look up "+name, func(l Libvirt) (libvirt.Domain, error) {
-		return l.DomainLookupByName(name)
-	})
-	if err != nil {
-		return err
-	}
-	out, err := call(ctx, d, "guest-ping "+name, func(l Libvirt) (libvirt.OptString, error) {
-		return l.QEMUDomainAgentCommand(dom, `{"execute":"guest-ping"}`, 2, 0)
-	})
-	if err != nil {
-		return err
-	}
-	if len(out) == 0 || !strings.Contains(out[0], `"return"`) {
-		return fmt.Errorf("guest-ping %s: unexpected answer %v", name, out)
-	}
-	return nil
+	_, err := d.GuestCommand(ctx, name, "guest-ping", nil, 2)
+	return err
 }

@@ -15,6 +15,7 @@ type Libvirt interface {
 	DomainGetXMLDesc(Dom libvirt.Domain, Flags libvirt.DomainXMLFlags) (string, error)
 	DomainGetState(Dom libvirt.Domain, Flags uint32) (int32, int32, error)
 	QEMUDomainAgentCommand(Dom libvirt.Domain, Cmd string, Timeout int32, Flags uint32) (libvirt.OptString, error)
+	DomainMemoryPeek(Dom libvirt.Domain, Offset uint64, Size uint32, Flags libvirt.DomainMemoryFlags) ([]byte, error)
 	NodeGetInfo() (rModel [32]int8, rMemory uint64, rCpus int32, rMhz int32, rNodes int32, rSockets int32, rCores int32, rThreads int32, err error)
 	Disconnect() error
 }

@@ -11,6 +11,7 @@ const (
 	TableRecoveryPoints = "recovery_points"
 	TableServers        = "servers"
 	TableIdempotency    = "idempotency"
+	TableVerifications  = "verifications"
 )
 
 func idIndex() *memdb.IndexSchema {
@@ -40,6 +41,10 @@ func Schema() *memdb.DBSchema {
 			"tenant": fieldIndex("tenant", "Tenant"),
 		}},
 		TableServers: {Name: TableServers, Indexes: map[string]*memdb.IndexSchema{"id": idIndex()}},
+		TableVerifications: {Name: TableVerifications, Indexes: map[string]*memdb.IndexSchema{
+			"id":     idIndex(),
+			"tenant": fieldIndex("tenant", "Tenant"),
+		}},
 		TableIdempotency: {Name: TableIdempotency, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
 				&memdb.StringFieldIndex{Field: "Kind"},

@@ -518,7 +518,10 @@ type ReportRestoreStatusRequest struct {
 	// Why, for a person.
 	StateReason string `protobuf:"bytes,5,opt,name=state_reason,json=stateReason,proto3" json:"state_reason,omitempty"`
 	// Boot evidence.
-	Boot          *Boot `protobuf:"bytes,6,opt,name=boot,proto3" json:"boot,omitempty"`
+	Boot *Boot `protobuf:"bytes,6,opt,name=boot,proto3" json:"boot,omitempty"`
+	// verification is the evidence and verdict of a VERIFY run, sent once
+	// with its final state.
+	Verification  *Verification `protobuf:"bytes,7,opt,name=verification,proto3" json:"verification,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -591,6 +594,13 @@ func (x *ReportRestoreStatusRequest) GetStateReason() string {
 func (x *ReportRestoreStatusRequest) GetBoot() *Boot {
 	if x != nil {
 		return x.Boot
+	}
+	return nil
+}
+
+func (x *ReportRestoreStatusRequest) GetVerification() *Verification {
+	if x != nil {
+		return x.Verification
 	}
 	return nil
 }
@@ -756,7 +766,7 @@ var File_restore_v1_agent_proto protoreflect.FileDescriptor
 const file_restore_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"\x16restore/v1/agent.proto\x12\n" +
-	"restore.v1\x1a\x15restore/v1/host.proto\x1a\x1frestore/v1/recovery_point.proto\x1a\x18restore/v1/restore.proto\"\x9b\x02\n" +
+	"restore.v1\x1a\x15restore/v1/host.proto\x1a\x1frestore/v1/recovery_point.proto\x1a\x18restore/v1/restore.proto\x1a\x1drestore/v1/verification.proto\"\x9b\x02\n" +
 	"\x0fRegisterRequest\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x17\n" +
 	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x12#\n" +
@@ -785,7 +795,7 @@ const file_restore_v1_agent_proto_rawDesc = "" +
 	"\arestore\x18\x01 \x01(\v2\x13.restore.v1.RestoreR\arestore\x122\n" +
 	"\adesired\x18\x02 \x01(\x0e2\x18.restore.v1.DesiredStateR\adesired\"T\n" +
 	"\x18WatchAssignmentsResponse\x128\n" +
-	"\vassignments\x18\x01 \x03(\v2\x16.restore.v1.AssignmentR\vassignments\"\xf8\x01\n" +
+	"\vassignments\x18\x01 \x03(\v2\x16.restore.v1.AssignmentR\vassignments\"\xb6\x02\n" +
 	"\x1aReportRestoreStatusRequest\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x17\n" +
 	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x12\x1d\n" +
@@ -793,7 +803,8 @@ const file_restore_v1_agent_proto_rawDesc = "" +
 	"restore_id\x18\x03 \x01(\tR\trestoreId\x12.\n" +
 	"\x05state\x18\x04 \x01(\x0e2\x18.restore.v1.RestoreStateR\x05state\x12!\n" +
 	"\fstate_reason\x18\x05 \x01(\tR\vstateReason\x12$\n" +
-	"\x04boot\x18\x06 \x01(\v2\x10.restore.v1.BootR\x04boot\"L\n" +
+	"\x04boot\x18\x06 \x01(\v2\x10.restore.v1.BootR\x04boot\x12<\n" +
+	"\fverification\x18\a \x01(\v2\x18.restore.v1.VerificationR\fverification\"L\n" +
 	"\x1bReportRestoreStatusResponse\x12-\n" +
 	"\arestore\x18\x01 \x01(\v2\x13.restore.v1.RestoreR\arestore\"\xa5\x01\n" +
 	"\x1bReportRecoveryPointsRequest\x12)\n" +
@@ -844,7 +855,8 @@ var file_restore_v1_agent_proto_goTypes = []any{
 	(*Restore)(nil),                      // 13: restore.v1.Restore
 	(RestoreState)(0),                    // 14: restore.v1.RestoreState
 	(*Boot)(nil),                         // 15: restore.v1.Boot
-	(*RecoveryPoint)(nil),                // 16: restore.v1.RecoveryPoint
+	(*Verification)(nil),                 // 16: restore.v1.Verification
+	(*RecoveryPoint)(nil),                // 17: restore.v1.RecoveryPoint
 }
 var file_restore_v1_agent_proto_depIdxs = []int32{
 	12, // 0: restore.v1.RegisterRequest.capacity:type_name -> restore.v1.Capacity
@@ -853,23 +865,24 @@ var file_restore_v1_agent_proto_depIdxs = []int32{
 	6,  // 3: restore.v1.WatchAssignmentsResponse.assignments:type_name -> restore.v1.Assignment
 	14, // 4: restore.v1.ReportRestoreStatusRequest.state:type_name -> restore.v1.RestoreState
 	15, // 5: restore.v1.ReportRestoreStatusRequest.boot:type_name -> restore.v1.Boot
-	13, // 6: restore.v1.ReportRestoreStatusResponse.restore:type_name -> restore.v1.Restore
-	16, // 7: restore.v1.ReportRecoveryPointsRequest.recovery_points:type_name -> restore.v1.RecoveryPoint
-	1,  // 8: restore.v1.AgentService.Register:input_type -> restore.v1.RegisterRequest
-	3,  // 9: restore.v1.AgentService.Heartbeat:input_type -> restore.v1.HeartbeatRequest
-	5,  // 10: restore.v1.AgentService.WatchAssignments:input_type -> restore.v1.WatchAssignmentsRequest
-	8,  // 11: restore.v1.AgentService.ReportRestoreStatus:input_type -> restore.v1.ReportRestoreStatusRequest
-	10, // 12: restore.v1.AgentService.ReportRecoveryPoints:input_type -> restore.v1.ReportRecoveryPointsRequest
-	2,  // 13: restore.v1.AgentService.Register:output_type -> restore.v1.RegisterResponse
-	4,  // 14: restore.v1.AgentService.Heartbeat:output_type -> restore.v1.HeartbeatResponse
-	7,  // 15: restore.v1.AgentService.WatchAssignments:output_type -> restore.v1.WatchAssignmentsResponse
-	9,  // 16: restore.v1.AgentService.ReportRestoreStatus:output_type -> restore.v1.ReportRestoreStatusResponse
-	11, // 17: restore.v1.AgentService.ReportRecoveryPoints:output_type -> restore.v1.ReportRecoveryPointsResponse
-	13, // [13:18] is the sub-list for method output_type
-	8,  // [8:13] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	16, // 6: restore.v1.ReportRestoreStatusRequest.verification:type_name -> restore.v1.Verification
+	13, // 7: restore.v1.ReportRestoreStatusResponse.restore:type_name -> restore.v1.Restore
+	17, // 8: restore.v1.ReportRecoveryPointsRequest.recovery_points:type_name -> restore.v1.RecoveryPoint
+	1,  // 9: restore.v1.AgentService.Register:input_type -> restore.v1.RegisterRequest
+	3,  // 10: restore.v1.AgentService.Heartbeat:input_type -> restore.v1.HeartbeatRequest
+	5,  // 11: restore.v1.AgentService.WatchAssignments:input_type -> restore.v1.WatchAssignmentsRequest
+	8,  // 12: restore.v1.AgentService.ReportRestoreStatus:input_type -> restore.v1.ReportRestoreStatusRequest
+	10, // 13: restore.v1.AgentService.ReportRecoveryPoints:input_type -> restore.v1.ReportRecoveryPointsRequest
+	2,  // 14: restore.v1.AgentService.Register:output_type -> restore.v1.RegisterResponse
+	4,  // 15: restore.v1.AgentService.Heartbeat:output_type -> restore.v1.HeartbeatResponse
+	7,  // 16: restore.v1.AgentService.WatchAssignments:output_type -> restore.v1.WatchAssignmentsResponse
+	9,  // 17: restore.v1.AgentService.ReportRestoreStatus:output_type -> restore.v1.ReportRestoreStatusResponse
+	11, // 18: restore.v1.AgentService.ReportRecoveryPoints:output_type -> restore.v1.ReportRecoveryPointsResponse
+	14, // [14:19] is the sub-list for method output_type
+	9,  // [9:14] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_agent_proto_init() }
@@ -880,6 +893,7 @@ func file_restore_v1_agent_proto_init() {
 	file_restore_v1_host_proto_init()
 	file_restore_v1_recovery_point_proto_init()
 	file_restore_v1_restore_proto_init()
+	file_restore_v1_verification_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -438,7 +438,12 @@ type Restore struct {
 	// Raft index of the last change; grows with every change.
 	Revision uint64 `protobuf:"varint,19,opt,name=revision,proto3" json:"revision,omitempty"`
 	// When its agent reported the VM and everything it owned gone.
-	DestroyTime   *timestamppb.Timestamp `protobuf:"bytes,20,opt,name=destroy_time,json=destroyTime,proto3" json:"destroy_time,omitempty"`
+	DestroyTime *timestamppb.Timestamp `protobuf:"bytes,20,opt,name=destroy_time,json=destroyTime,proto3" json:"destroy_time,omitempty"`
+	// verify holds the checks of a VERIFY restore (as asked).
+	Verify *VerifyOptions `protobuf:"bytes,21,opt,name=verify,proto3" json:"verify,omitempty"`
+	// verdict is the VERIFY run's verdict once reached; its evidence is the
+	// Verification with the same id.
+	Verdict       Verdict `protobuf:"varint,22,opt,name=verdict,proto3,enum=restore.v1.Verdict" json:"verdict,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -613,6 +618,20 @@ func (x *Restore) GetDestroyTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Restore) GetVerify() *VerifyOptions {
+	if x != nil {
+		return x.Verify
+	}
+	return nil
+}
+
+func (x *Restore) GetVerdict() Verdict {
+	if x != nil {
+		return x.Verdict
+	}
+	return Verdict_VERDICT_UNSPECIFIED
+}
+
 // CreateRestoreRequest is the body of POST /v1/restores.
 type CreateRestoreRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -631,7 +650,9 @@ type CreateRestoreRequest struct {
 	// Lease in seconds, at most 30 days. Default 4 h (VIRTUALIZE), 1 h (VERIFY).
 	TtlSeconds int64 `protobuf:"varint,7,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
 	// Idempotency key (required).
-	RequestId     string `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// verify adds checks to a VERIFY restore (refused for VIRTUALIZE).
+	Verify        *VerifyOptions `protobuf:"bytes,9,opt,name=verify,proto3" json:"verify,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -722,6 +743,170 @@ func (x *CreateRestoreRequest) GetRequestId() string {
 	return ""
 }
 
+func (x *CreateRestoreRequest) GetVerify() *VerifyOptions {
+	if x != nil {
+		return x.Verify
+	}
+	return nil
+}
+
+// AppCheck runs a program inside the guest through the guest agent
+// (guest-exec), like SureBackup's application tests.
+type AppCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name identifies the check in the verdict: a lowercase DNS label.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// path is the program's absolute path inside the guest.
+	Path string   `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	Args []string `protobuf:"bytes,3,rep,name=args,proto3" json:"args,omitempty"`
+	// expected_exit_code is the exit code that passes (default 0).
+	ExpectedExitCode int32 `protobuf:"varint,4,opt,name=expected_exit_code,json=expectedExitCode,proto3" json:"expected_exit_code,omitempty"`
+	// output_regex, when set, must match the program's stdout + stderr.
+	OutputRegex string `protobuf:"bytes,5,opt,name=output_regex,json=outputRegex,proto3" json:"output_regex,omitempty"`
+	// timeout_seconds bounds the program's run (default 30, at most 600).
+	TimeoutSeconds int32 `protobuf:"varint,6,opt,name=timeout_seconds,json=timeoutSeconds,proto3" json:"timeout_seconds,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *AppCheck) Reset() {
+	*x = AppCheck{}
+	mi := &file_restore_v1_restore_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppCheck) ProtoMessage() {}
+
+func (x *AppCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_restore_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppCheck.ProtoReflect.Descriptor instead.
+func (*AppCheck) Descriptor() ([]byte, []int) {
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *AppCheck) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AppCheck) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *AppCheck) GetArgs() []string {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *AppCheck) GetExpectedExitCode() int32 {
+	if x != nil {
+		return x.ExpectedExitCode
+	}
+	return 0
+}
+
+func (x *AppCheck) GetOutputRegex() string {
+	if x != nil {
+		return x.OutputRegex
+	}
+	return ""
+}
+
+func (x *AppCheck) GetTimeoutSeconds() int32 {
+	if x != nil {
+		return x.TimeoutSeconds
+	}
+	return 0
+}
+
+// VerifyOptions are the checks of a VERIFY restore, on top of the screen and
+// guest-agent checks every run makes.
+type VerifyOptions struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// serial_marker, when set, is a regex the serial console must match.
+	SerialMarker string `protobuf:"bytes,1,opt,name=serial_marker,json=serialMarker,proto3" json:"serial_marker,omitempty"`
+	// filesystems are mountpoints that must be mounted in the guest (asked
+	// through the guest agent), for example "/" or "C:\\".
+	Filesystems []string `protobuf:"bytes,2,rep,name=filesystems,proto3" json:"filesystems,omitempty"`
+	// app_checks run inside the guest after the boot (at most 10).
+	AppChecks     []*AppCheck `protobuf:"bytes,3,rep,name=app_checks,json=appChecks,proto3" json:"app_checks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyOptions) Reset() {
+	*x = VerifyOptions{}
+	mi := &file_restore_v1_restore_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyOptions) ProtoMessage() {}
+
+func (x *VerifyOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_restore_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyOptions.ProtoReflect.Descriptor instead.
+func (*VerifyOptions) Descriptor() ([]byte, []int) {
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *VerifyOptions) GetSerialMarker() string {
+	if x != nil {
+		return x.SerialMarker
+	}
+	return ""
+}
+
+func (x *VerifyOptions) GetFilesystems() []string {
+	if x != nil {
+		return x.Filesystems
+	}
+	return nil
+}
+
+func (x *VerifyOptions) GetAppChecks() []*AppCheck {
+	if x != nil {
+		return x.AppChecks
+	}
+	return nil
+}
+
 // CreateRestoreResponse carries the created (or first) restore.
 type CreateRestoreResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -733,7 +918,7 @@ type CreateRestoreResponse struct {
 
 func (x *CreateRestoreResponse) Reset() {
 	*x = CreateRestoreResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[4]
+	mi := &file_restore_v1_restore_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -745,7 +930,7 @@ func (x *CreateRestoreResponse) String() string {
 func (*CreateRestoreResponse) ProtoMessage() {}
 
 func (x *CreateRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[4]
+	mi := &file_restore_v1_restore_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -758,7 +943,7 @@ func (x *CreateRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRestoreResponse.ProtoReflect.Descriptor instead.
 func (*CreateRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{4}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CreateRestoreResponse) GetRestore() *Restore {
@@ -779,7 +964,7 @@ type GetRestoreRequest struct {
 
 func (x *GetRestoreRequest) Reset() {
 	*x = GetRestoreRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[5]
+	mi := &file_restore_v1_restore_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -791,7 +976,7 @@ func (x *GetRestoreRequest) String() string {
 func (*GetRestoreRequest) ProtoMessage() {}
 
 func (x *GetRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[5]
+	mi := &file_restore_v1_restore_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -804,7 +989,7 @@ func (x *GetRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreRequest.ProtoReflect.Descriptor instead.
 func (*GetRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{5}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetRestoreRequest) GetId() string {
@@ -825,7 +1010,7 @@ type GetRestoreResponse struct {
 
 func (x *GetRestoreResponse) Reset() {
 	*x = GetRestoreResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[6]
+	mi := &file_restore_v1_restore_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -837,7 +1022,7 @@ func (x *GetRestoreResponse) String() string {
 func (*GetRestoreResponse) ProtoMessage() {}
 
 func (x *GetRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[6]
+	mi := &file_restore_v1_restore_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -850,7 +1035,7 @@ func (x *GetRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreResponse.ProtoReflect.Descriptor instead.
 func (*GetRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{6}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetRestoreResponse) GetRestore() *Restore {
@@ -879,7 +1064,7 @@ type ListRestoresRequest struct {
 
 func (x *ListRestoresRequest) Reset() {
 	*x = ListRestoresRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[7]
+	mi := &file_restore_v1_restore_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -891,7 +1076,7 @@ func (x *ListRestoresRequest) String() string {
 func (*ListRestoresRequest) ProtoMessage() {}
 
 func (x *ListRestoresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[7]
+	mi := &file_restore_v1_restore_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -904,7 +1089,7 @@ func (x *ListRestoresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRestoresRequest.ProtoReflect.Descriptor instead.
 func (*ListRestoresRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{7}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListRestoresRequest) GetState() RestoreState {
@@ -955,7 +1140,7 @@ type ListRestoresResponse struct {
 
 func (x *ListRestoresResponse) Reset() {
 	*x = ListRestoresResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[8]
+	mi := &file_restore_v1_restore_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -967,7 +1152,7 @@ func (x *ListRestoresResponse) String() string {
 func (*ListRestoresResponse) ProtoMessage() {}
 
 func (x *ListRestoresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[8]
+	mi := &file_restore_v1_restore_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -980,7 +1165,7 @@ func (x *ListRestoresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRestoresResponse.ProtoReflect.Descriptor instead.
 func (*ListRestoresResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{8}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListRestoresResponse) GetRestores() []*Restore {
@@ -1008,7 +1193,7 @@ type DeleteRestoreRequest struct {
 
 func (x *DeleteRestoreRequest) Reset() {
 	*x = DeleteRestoreRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[9]
+	mi := &file_restore_v1_restore_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1020,7 +1205,7 @@ func (x *DeleteRestoreRequest) String() string {
 func (*DeleteRestoreRequest) ProtoMessage() {}
 
 func (x *DeleteRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[9]
+	mi := &file_restore_v1_restore_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1033,7 +1218,7 @@ func (x *DeleteRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRestoreRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{9}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeleteRestoreRequest) GetId() string {
@@ -1054,7 +1239,7 @@ type DeleteRestoreResponse struct {
 
 func (x *DeleteRestoreResponse) Reset() {
 	*x = DeleteRestoreResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[10]
+	mi := &file_restore_v1_restore_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1066,7 +1251,7 @@ func (x *DeleteRestoreResponse) String() string {
 func (*DeleteRestoreResponse) ProtoMessage() {}
 
 func (x *DeleteRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[10]
+	mi := &file_restore_v1_restore_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1079,7 +1264,7 @@ func (x *DeleteRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRestoreResponse.ProtoReflect.Descriptor instead.
 func (*DeleteRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{10}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeleteRestoreResponse) GetRestore() *Restore {
@@ -1104,7 +1289,7 @@ type WatchRestoresRequest struct {
 
 func (x *WatchRestoresRequest) Reset() {
 	*x = WatchRestoresRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[11]
+	mi := &file_restore_v1_restore_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1116,7 +1301,7 @@ func (x *WatchRestoresRequest) String() string {
 func (*WatchRestoresRequest) ProtoMessage() {}
 
 func (x *WatchRestoresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[11]
+	mi := &file_restore_v1_restore_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1129,7 +1314,7 @@ func (x *WatchRestoresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRestoresRequest.ProtoReflect.Descriptor instead.
 func (*WatchRestoresRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{11}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WatchRestoresRequest) GetState() RestoreState {
@@ -1164,7 +1349,7 @@ type WatchRestoresResponse struct {
 
 func (x *WatchRestoresResponse) Reset() {
 	*x = WatchRestoresResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[12]
+	mi := &file_restore_v1_restore_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1176,7 +1361,7 @@ func (x *WatchRestoresResponse) String() string {
 func (*WatchRestoresResponse) ProtoMessage() {}
 
 func (x *WatchRestoresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[12]
+	mi := &file_restore_v1_restore_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1189,7 +1374,7 @@ func (x *WatchRestoresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRestoresResponse.ProtoReflect.Descriptor instead.
 func (*WatchRestoresResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{12}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WatchRestoresResponse) GetRestore() *Restore {
@@ -1204,14 +1389,14 @@ var File_restore_v1_restore_proto protoreflect.FileDescriptor
 const file_restore_v1_restore_proto_rawDesc = "" +
 	"\n" +
 	"\x18restore/v1/restore.proto\x12\n" +
-	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"N\n" +
+	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1drestore/v1/verification.proto\"N\n" +
 	"\aNetwork\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.restore.v1.NetworkKindR\x04kind\x12\x16\n" +
 	"\x06bridge\x18\x02 \x01(\tR\x06bridge\"c\n" +
 	"\x04Boot\x12\x1a\n" +
 	"\bverified\x18\x01 \x01(\bR\bverified\x12%\n" +
 	"\x0ftime_to_boot_ms\x18\x02 \x01(\x03R\ftimeToBootMs\x12\x18\n" +
-	"\asignals\x18\x03 \x03(\tR\asignals\"\x93\x06\n" +
+	"\asignals\x18\x03 \x03(\tR\asignals\"\xf5\x06\n" +
 	"\aRestore\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12*\n" +
@@ -1239,7 +1424,9 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"expireTime\x12$\n" +
 	"\x04boot\x18\x12 \x01(\v2\x10.restore.v1.BootR\x04boot\x12\x1a\n" +
 	"\brevision\x18\x13 \x01(\x04R\brevision\x12=\n" +
-	"\fdestroy_time\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\vdestroyTime\"\xbe\x02\n" +
+	"\fdestroy_time\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\vdestroyTime\x121\n" +
+	"\x06verify\x18\x15 \x01(\v2\x19.restore.v1.VerifyOptionsR\x06verify\x12-\n" +
+	"\averdict\x18\x16 \x01(\x0e2\x13.restore.v1.VerdictR\averdict\"\xf1\x02\n" +
 	"\x14CreateRestoreRequest\x12*\n" +
 	"\x11recovery_point_id\x18\x01 \x01(\tR\x0frecoveryPointId\x12$\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x10.restore.v1.ModeR\x04mode\x12\x14\n" +
@@ -1251,7 +1438,20 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\vttl_seconds\x18\a \x01(\x03R\n" +
 	"ttlSeconds\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\b \x01(\tR\trequestId\"F\n" +
+	"request_id\x18\b \x01(\tR\trequestId\x121\n" +
+	"\x06verify\x18\t \x01(\v2\x19.restore.v1.VerifyOptionsR\x06verify\"\xc0\x01\n" +
+	"\bAppCheck\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x12\n" +
+	"\x04args\x18\x03 \x03(\tR\x04args\x12,\n" +
+	"\x12expected_exit_code\x18\x04 \x01(\x05R\x10expectedExitCode\x12!\n" +
+	"\foutput_regex\x18\x05 \x01(\tR\voutputRegex\x12'\n" +
+	"\x0ftimeout_seconds\x18\x06 \x01(\x05R\x0etimeoutSeconds\"\x8b\x01\n" +
+	"\rVerifyOptions\x12#\n" +
+	"\rserial_marker\x18\x01 \x01(\tR\fserialMarker\x12 \n" +
+	"\vfilesystems\x18\x02 \x03(\tR\vfilesystems\x123\n" +
+	"\n" +
+	"app_checks\x18\x03 \x03(\v2\x14.restore.v1.AppCheckR\tappChecks\"F\n" +
 	"\x15CreateRestoreResponse\x12-\n" +
 	"\arestore\x18\x01 \x01(\v2\x13.restore.v1.RestoreR\arestore\"#\n" +
 	"\x11GetRestoreRequest\x12\x0e\n" +
@@ -1326,7 +1526,7 @@ func file_restore_v1_restore_proto_rawDescGZIP() []byte {
 }
 
 var file_restore_v1_restore_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_restore_v1_restore_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_restore_v1_restore_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_restore_v1_restore_proto_goTypes = []any{
 	(Mode)(0),                     // 0: restore.v1.Mode
 	(NetworkKind)(0),              // 1: restore.v1.NetworkKind
@@ -1336,16 +1536,19 @@ var file_restore_v1_restore_proto_goTypes = []any{
 	(*Boot)(nil),                  // 5: restore.v1.Boot
 	(*Restore)(nil),               // 6: restore.v1.Restore
 	(*CreateRestoreRequest)(nil),  // 7: restore.v1.CreateRestoreRequest
-	(*CreateRestoreResponse)(nil), // 8: restore.v1.CreateRestoreResponse
-	(*GetRestoreRequest)(nil),     // 9: restore.v1.GetRestoreRequest
-	(*GetRestoreResponse)(nil),    // 10: restore.v1.GetRestoreResponse
-	(*ListRestoresRequest)(nil),   // 11: restore.v1.ListRestoresRequest
-	(*ListRestoresResponse)(nil),  // 12: restore.v1.ListRestoresResponse
-	(*DeleteRestoreRequest)(nil),  // 13: restore.v1.DeleteRestoreRequest
-	(*DeleteRestoreResponse)(nil), // 14: restore.v1.DeleteRestoreResponse
-	(*WatchRestoresRequest)(nil),  // 15: restore.v1.WatchRestoresRequest
-	(*WatchRestoresResponse)(nil), // 16: restore.v1.WatchRestoresResponse
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*AppCheck)(nil),              // 8: restore.v1.AppCheck
+	(*VerifyOptions)(nil),         // 9: restore.v1.VerifyOptions
+	(*CreateRestoreResponse)(nil), // 10: restore.v1.CreateRestoreResponse
+	(*GetRestoreRequest)(nil),     // 11: restore.v1.GetRestoreRequest
+	(*GetRestoreResponse)(nil),    // 12: restore.v1.GetRestoreResponse
+	(*ListRestoresRequest)(nil),   // 13: restore.v1.ListRestoresRequest
+	(*ListRestoresResponse)(nil),  // 14: restore.v1.ListRestoresResponse
+	(*DeleteRestoreRequest)(nil),  // 15: restore.v1.DeleteRestoreRequest
+	(*DeleteRestoreResponse)(nil), // 16: restore.v1.DeleteRestoreResponse
+	(*WatchRestoresRequest)(nil),  // 17: restore.v1.WatchRestoresRequest
+	(*WatchRestoresResponse)(nil), // 18: restore.v1.WatchRestoresResponse
+	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
+	(Verdict)(0),                  // 20: restore.v1.Verdict
 }
 var file_restore_v1_restore_proto_depIdxs = []int32{
 	1,  // 0: restore.v1.Network.kind:type_name -> restore.v1.NetworkKind
@@ -1353,36 +1556,40 @@ var file_restore_v1_restore_proto_depIdxs = []int32{
 	4,  // 2: restore.v1.Restore.network:type_name -> restore.v1.Network
 	2,  // 3: restore.v1.Restore.firmware:type_name -> restore.v1.Firmware
 	3,  // 4: restore.v1.Restore.state:type_name -> restore.v1.RestoreState
-	17, // 5: restore.v1.Restore.create_time:type_name -> google.protobuf.Timestamp
-	17, // 6: restore.v1.Restore.update_time:type_name -> google.protobuf.Timestamp
-	17, // 7: restore.v1.Restore.expire_time:type_name -> google.protobuf.Timestamp
+	19, // 5: restore.v1.Restore.create_time:type_name -> google.protobuf.Timestamp
+	19, // 6: restore.v1.Restore.update_time:type_name -> google.protobuf.Timestamp
+	19, // 7: restore.v1.Restore.expire_time:type_name -> google.protobuf.Timestamp
 	5,  // 8: restore.v1.Restore.boot:type_name -> restore.v1.Boot
-	17, // 9: restore.v1.Restore.destroy_time:type_name -> google.protobuf.Timestamp
-	0,  // 10: restore.v1.CreateRestoreRequest.mode:type_name -> restore.v1.Mode
-	4,  // 11: restore.v1.CreateRestoreRequest.network:type_name -> restore.v1.Network
-	2,  // 12: restore.v1.CreateRestoreRequest.firmware:type_name -> restore.v1.Firmware
-	6,  // 13: restore.v1.CreateRestoreResponse.restore:type_name -> restore.v1.Restore
-	6,  // 14: restore.v1.GetRestoreResponse.restore:type_name -> restore.v1.Restore
-	3,  // 15: restore.v1.ListRestoresRequest.state:type_name -> restore.v1.RestoreState
-	6,  // 16: restore.v1.ListRestoresResponse.restores:type_name -> restore.v1.Restore
-	6,  // 17: restore.v1.DeleteRestoreResponse.restore:type_name -> restore.v1.Restore
-	3,  // 18: restore.v1.WatchRestoresRequest.state:type_name -> restore.v1.RestoreState
-	6,  // 19: restore.v1.WatchRestoresResponse.restore:type_name -> restore.v1.Restore
-	7,  // 20: restore.v1.RestoreService.CreateRestore:input_type -> restore.v1.CreateRestoreRequest
-	9,  // 21: restore.v1.RestoreService.GetRestore:input_type -> restore.v1.GetRestoreRequest
-	11, // 22: restore.v1.RestoreService.ListRestores:input_type -> restore.v1.ListRestoresRequest
-	13, // 23: restore.v1.RestoreService.DeleteRestore:input_type -> restore.v1.DeleteRestoreRequest
-	15, // 24: restore.v1.RestoreService.WatchRestores:input_type -> restore.v1.WatchRestoresRequest
-	8,  // 25: restore.v1.RestoreService.CreateRestore:output_type -> restore.v1.CreateRestoreResponse
-	10, // 26: restore.v1.RestoreService.GetRestore:output_type -> restore.v1.GetRestoreResponse
-	12, // 27: restore.v1.RestoreService.ListRestores:output_type -> restore.v1.ListRestoresResponse
-	14, // 28: restore.v1.RestoreService.DeleteRestore:output_type -> restore.v1.DeleteRestoreResponse
-	16, // 29: restore.v1.RestoreService.WatchRestores:output_type -> restore.v1.WatchRestoresResponse
-	25, // [25:30] is the sub-list for method output_type
-	20, // [20:25] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	19, // 9: restore.v1.Restore.destroy_time:type_name -> google.protobuf.Timestamp
+	9,  // 10: restore.v1.Restore.verify:type_name -> restore.v1.VerifyOptions
+	20, // 11: restore.v1.Restore.verdict:type_name -> restore.v1.Verdict
+	0,  // 12: restore.v1.CreateRestoreRequest.mode:type_name -> restore.v1.Mode
+	4,  // 13: restore.v1.CreateRestoreRequest.network:type_name -> restore.v1.Network
+	2,  // 14: restore.v1.CreateRestoreRequest.firmware:type_name -> restore.v1.Firmware
+	9,  // 15: restore.v1.CreateRestoreRequest.verify:type_name -> restore.v1.VerifyOptions
+	8,  // 16: restore.v1.VerifyOptions.app_checks:type_name -> restore.v1.AppCheck
+	6,  // 17: restore.v1.CreateRestoreResponse.restore:type_name -> restore.v1.Restore
+	6,  // 18: restore.v1.GetRestoreResponse.restore:type_name -> restore.v1.Restore
+	3,  // 19: restore.v1.ListRestoresRequest.state:type_name -> restore.v1.RestoreState
+	6,  // 20: restore.v1.ListRestoresResponse.restores:type_name -> restore.v1.Restore
+	6,  // 21: restore.v1.DeleteRestoreResponse.restore:type_name -> restore.v1.Restore
+	3,  // 22: restore.v1.WatchRestoresRequest.state:type_name -> restore.v1.RestoreState
+	6,  // 23: restore.v1.WatchRestoresResponse.restore:type_name -> restore.v1.Restore
+	7,  // 24: restore.v1.RestoreService.CreateRestore:input_type -> restore.v1.CreateRestoreRequest
+	11, // 25: restore.v1.RestoreService.GetRestore:input_type -> restore.v1.GetRestoreRequest
+	13, // 26: restore.v1.RestoreService.ListRestores:input_type -> restore.v1.ListRestoresRequest
+	15, // 27: restore.v1.RestoreService.DeleteRestore:input_type -> restore.v1.DeleteRestoreRequest
+	17, // 28: restore.v1.RestoreService.WatchRestores:input_type -> restore.v1.WatchRestoresRequest
+	10, // 29: restore.v1.RestoreService.CreateRestore:output_type -> restore.v1.CreateRestoreResponse
+	12, // 30: restore.v1.RestoreService.GetRestore:output_type -> restore.v1.GetRestoreResponse
+	14, // 31: restore.v1.RestoreService.ListRestores:output_type -> restore.v1.ListRestoresResponse
+	16, // 32: restore.v1.RestoreService.DeleteRestore:output_type -> restore.v1.DeleteRestoreResponse
+	18, // 33: restore.v1.RestoreService.WatchRestores:output_type -> restore.v1.WatchRestoresResponse
+	29, // [29:34] is the sub-list for method output_type
+	24, // [24:29] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_restore_proto_init() }
@@ -1390,13 +1597,14 @@ func file_restore_v1_restore_proto_init() {
 	if File_restore_v1_restore_proto != nil {
 		return
 	}
+	file_restore_v1_verification_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restore_v1_restore_proto_rawDesc), len(file_restore_v1_restore_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1164,8 +1164,10 @@ type Snapshot struct {
 	Servers []*v1.Server `protobuf:"bytes,6,rep,name=servers,proto3" json:"servers,omitempty"`
 	// Idempotency keys.
 	IdempotencyKeys []*IdempotencyKey `protobuf:"bytes,7,rep,name=idempotency_keys,json=idempotencyKeys,proto3" json:"idempotency_keys,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Verifications.
+	Verifications []*v1.Verification `protobuf:"bytes,8,rep,name=verifications,proto3" json:"verifications,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Snapshot) Reset() {
@@ -1243,6 +1245,13 @@ func (x *Snapshot) GetServers() []*v1.Server {
 func (x *Snapshot) GetIdempotencyKeys() []*IdempotencyKey {
 	if x != nil {
 		return x.IdempotencyKeys
+	}
+	return nil
+}
+
+func (x *Snapshot) GetVerifications() []*v1.Verification {
+	if x != nil {
+		return x.Verifications
 	}
 	return nil
 }
@@ -1343,7 +1352,7 @@ var File_restored_raft_v1_raft_proto protoreflect.FileDescriptor
 
 const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\n" +
-	"\x1brestored/raft/v1/raft.proto\x12\x10restored.raft.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16restore/v1/admin.proto\x1a\x16restore/v1/agent.proto\x1a\x15restore/v1/host.proto\x1a\x1frestore/v1/recovery_point.proto\x1a\x18restore/v1/restore.proto\"W\n" +
+	"\x1brestored/raft/v1/raft.proto\x12\x10restored.raft.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16restore/v1/admin.proto\x1a\x16restore/v1/agent.proto\x1a\x15restore/v1/host.proto\x1a\x1frestore/v1/recovery_point.proto\x1a\x18restore/v1/restore.proto\x1a\x1drestore/v1/verification.proto\"W\n" +
 	"\bEnvelope\x121\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1d.restored.raft.v1.CommandTypeR\x04type\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\":\n" +
@@ -1409,7 +1418,7 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\x03ids\x18\x01 \x03(\tR\x03ids\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"<\n" +
 	"\x0eRegisterServer\x12*\n" +
-	"\x06server\x18\x01 \x01(\v2\x12.restore.v1.ServerR\x06server\"\x87\x03\n" +
+	"\x06server\x18\x01 \x01(\v2\x12.restore.v1.ServerR\x06server\"\xc7\x03\n" +
 	"\bSnapshot\x12,\n" +
 	"\atenants\x18\x01 \x03(\v2\x12.restore.v1.TenantR\atenants\x125\n" +
 	"\x06tokens\x18\x02 \x03(\v2\x1d.restored.raft.v1.StoredTokenR\x06tokens\x12/\n" +
@@ -1417,7 +1426,8 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\x05hosts\x18\x04 \x03(\v2\x10.restore.v1.HostR\x05hosts\x12B\n" +
 	"\x0frecovery_points\x18\x05 \x03(\v2\x19.restore.v1.RecoveryPointR\x0erecoveryPoints\x12,\n" +
 	"\aservers\x18\x06 \x03(\v2\x12.restore.v1.ServerR\aservers\x12K\n" +
-	"\x10idempotency_keys\x18\a \x03(\v2 .restored.raft.v1.IdempotencyKeyR\x0fidempotencyKeys\"9\n" +
+	"\x10idempotency_keys\x18\a \x03(\v2 .restored.raft.v1.IdempotencyKeyR\x0fidempotencyKeys\x12>\n" +
+	"\rverifications\x18\b \x03(\v2\x18.restore.v1.VerificationR\rverifications\"9\n" +
 	"\vJoinRequest\x12*\n" +
 	"\x06server\x18\x01 \x01(\v2\x12.restore.v1.ServerR\x06server\"+\n" +
 	"\fJoinResponse\x12\x1b\n" +
@@ -1487,6 +1497,7 @@ var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(*v1.RecoveryPoint)(nil),              // 28: restore.v1.RecoveryPoint
 	(*v1.ReportRestoreStatusRequest)(nil), // 29: restore.v1.ReportRestoreStatusRequest
 	(*v1.Server)(nil),                     // 30: restore.v1.Server
+	(*v1.Verification)(nil),               // 31: restore.v1.Verification
 }
 var file_restored_raft_v1_raft_proto_depIdxs = []int32{
 	0,  // 0: restored.raft.v1.Envelope.type:type_name -> restored.raft.v1.CommandType
@@ -1515,14 +1526,15 @@ var file_restored_raft_v1_raft_proto_depIdxs = []int32{
 	28, // 23: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
 	30, // 24: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
 	6,  // 25: restored.raft.v1.Snapshot.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
-	30, // 26: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
-	20, // 27: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
-	21, // 28: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
-	28, // [28:29] is the sub-list for method output_type
-	27, // [27:28] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	31, // 26: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
+	30, // 27: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
+	20, // 28: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
+	21, // 29: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
+	29, // [29:30] is the sub-list for method output_type
+	28, // [28:29] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_restored_raft_v1_raft_proto_init() }

@@ -1,0 +1,39 @@
+package fsm
+
+import (
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+)
+
+// Limits on what an agent may store with a verification.
+const (
+	maxChecks      = 64
+	maxScreenshots = 16
+	maxSerialTail  = 4 << 10
+	maxDetail      = 2 << 10
+)
+
+// verificationOf checks a verification an agent reported for restore cur and
+// returns what is stored: its identity (id, tenant, asset, recovery point,
+// host) comes from the restore, never from the agent.
+func verificationOf(cur *restorev1.Restore, in *restorev1.Verification) (*restorev1.Verification, error) {
+	if cur.Mode != restorev1.Mode_MODE_VERIFY {
+		return nil, status.Errorf(codes.FailedPrecondition, "restore %s is not a VERIFY restore", cur.Id)
+	}
+	switch {
+	case in.Verdict == restorev1.Verdict_VERDICT_UNSPECIFIED || restorev1.Verdict_name[int32(in.Verdict)] == "":
+		return nil, malformed("verification verdict")
+	case len(in.Checks) > maxChecks, len(in.Screenshots) > maxScreenshots, len(in.SerialTail) > maxSerialTail:
+		return nil, malformed("verification size")
+	}
+	for _, c := range in.Checks {
+		if len(c.Detail) > maxDetail || len(c.Name) > 64 {
+			return nil, malformed("verification check")
+		}
+	}
+	v := clone(in)
+	v.Id, v.Tenant, v.Asset, v.RecoveryPointId, v.HostId = cur.Id, cur.Tenant, cur.Asset, cur.RecoveryPointId, cur.HostId
+	return v, nil
+}

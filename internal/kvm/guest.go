@@ -1,0 +1,84 @@
+package kvm
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/digitalocean/go-libvirt"
+)
+
+func (d *Driver) lookup(ctx context.Context, name string) (libvirt.Domain, error) {
+	return call(ctx, d, "look up "+name, func(l Libvirt) (libvirt.Domain, error) {
+		return l.DomainLookupByName(name)
+	})
+}
+
+// GuestCommand runs one QEMU guest agent command (args may be nil) and
+// returns its "return" value. timeoutSec bounds the guest agent's answer.
+func (d *Driver) GuestCommand(ctx context.Context, name, command string, args any, timeoutSec int32) (json.RawMessage, error) {
+	dom, err := d.lookup(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	req := map[string]any{"execute": command}
+	if args != nil {
+		req["arguments"] = args
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	out, err := call(ctx, d, command+" "+name, func(l Libvirt) (libvirt.OptString, error) {
+		return l.QEMUDomainAgentCommand(dom, string(body), timeoutSec, 0)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s %s: empty answer", command, name)
+	}
+	var resp struct {
+		Return json.RawMessage `json:"return"`
+	}
+	if err := json.Unmarshal([]byte(out[0]), &resp); err != nil || resp.Return == nil {
+		return nil, fmt.Errorf("%s %s: unexpected answer %.200q", command, name, out[0])
+	}
+	return resp.Return, nil
+}
+
+// TextScreen reads the VGA text screen (80x25 at physical 0xB8000) of a
+// guest that is in text mode, as lines. Only meaningful while the screen is
+// in text mode (a 720x400 screenshot).
+func (d *Driver) TextScreen(ctx context.Context, name string) ([]string, error) {
+	dom, err := d.lookup(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	buf, err := call(ctx, d, "read text screen "+name, func(l Libvirt) ([]byte, error) {
+		return l.DomainMemoryPeek(dom, 0xB8000, 80*25*2, libvirt.MemoryPhysical)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return DecodeTextScreen(buf), nil
+}
+
+// DecodeTextScreen turns VGA text memory (character, attribute pairs) into
+// lines of printable text, trailing blanks removed.
+func DecodeTextScreen(buf []byte) []string {
+	var lines []string
+	for row := 0; (row+1)*160 <= len(buf); row++ {
+		var b strings.Builder
+		for col := 0; col < 80; col++ {
+			c := buf[row*160+col*2]
+			if c < 0x20 || c > 0x7e {
+				c = ' '
+			}
+			b.WriteByte(c)
+		}
+		lines = append(lines, strings.TrimRight(b.String(), " "))
+	}
+	return lines
+}

@@ -1,0 +1,30 @@
+package store
+
+import (
+	"sort"
+
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+)
+
+// Verification returns a verification or nil.
+func (r *Reader) Verification(id string) *restorev1.Verification {
+	v, _ := r.first(TableVerifications, "id", id).(*restorev1.Verification)
+	return v
+}
+
+// Verifications returns verifications newest first (ids are time-ordered
+// UUIDv7). An empty tenant means every tenant.
+func (r *Reader) Verifications(tenant string) []*restorev1.Verification {
+	var objs []any
+	if tenant == "" {
+		objs = r.all(TableVerifications, "id")
+	} else {
+		objs = r.all(TableVerifications, "tenant", tenant)
+	}
+	out := make([]*restorev1.Verification, 0, len(objs))
+	for _, o := range objs {
+		out = append(out, o.(*restorev1.Verification))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Id > out[j].Id })
+	return out
+}
