@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"image/png"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,8 +22,8 @@ import (
 func TestRestoreBootsARecoveryPointUnderLibvirtEndToEnd(t *testing.T) {
 	s := startKVMStack(t)
 	before := fileFacts(t, s.disk)
-	_, host := s.rest("GET", "/v1/hosts/kvm-01", s.admin, nil)
-	t.Logf("host kvm-01: accelerator=%v (%v)", host["accelerator"], host["accelerator_note"])
+	_, host := s.rest("GET", "/v1/hosts/"+s.host, s.admin, nil)
+	t.Logf("host %s: accelerator=%v (%v)", s.host, host["accelerator"], host["accelerator_note"])
 
 	t.Run("VIRTUALIZE boots, is verified, leaves the recovery point untouched, and DELETE leaves nothing", func(t *testing.T) {
 		id := s.create(map[string]any{"recovery_point_id": "rp-1", "mode": "VIRTUALIZE", "memory_mib": 128, "ttl_seconds": 3600, "request_id": "virt-1"})
@@ -30,6 +32,17 @@ func TestRestoreBootsARecoveryPointUnderLibvirtEndToEnd(t *testing.T) {
 		t.Logf("RUNNING on %v: time_to_boot_ms=%v signals=%v", got["host_id"], boot["time_to_boot_ms"], boot["signals"])
 		if code, _ := s.rest("GET", "/v1/restores/"+id, s.globex, nil); code != 404 {
 			t.Fatalf("globex sees acme's restore: HTTP %d", code)
+		}
+		// The live screen, through the host's tunnel, as a PNG.
+		code, ctype, shot := s.image("/v1/restores/"+id+"/screenshot", s.acme)
+		if code != 200 || ctype != "image/png" {
+			t.Fatalf("live screenshot: HTTP %d %s %.200s", code, ctype, shot)
+		}
+		if img, err := png.Decode(bytes.NewReader(shot)); err != nil || img.Bounds().Dx() != 640 {
+			t.Fatalf("live screenshot: %v", err)
+		}
+		if code, _, _ := s.image("/v1/restores/"+id+"/screenshot", s.globex); code != 404 {
+			t.Fatalf("globex got acme's screen: HTTP %d", code)
 		}
 		if after := fileFacts(t, s.disk); after != before {
 			t.Fatalf("the recovery point changed:\n before %s\n after  %s", before, after)
@@ -147,8 +160,8 @@ func TestRestoreBootsARecoveryPointUnderLibvirtEndToEnd(t *testing.T) {
 			resp.Body.Close()
 			return resp.StatusCode == 200
 		})
-		eventually(t, time.Minute, "kvm-01 registers again with the restarted server", func() bool {
-			code, h := s.rest("GET", "/v1/hosts/kvm-01", s.admin, nil)
+		eventually(t, time.Minute, "the host registers again with the restarted server", func() bool {
+			code, h := s.rest("GET", "/v1/hosts/"+s.host, s.admin, nil)
 			if code != 200 || h["state"] != "HOST_STATE_READY" {
 				return false
 			}

@@ -35,8 +35,11 @@ type kvmStack struct {
 	repo, work, disk     string
 	agentLog             string
 	agent                *exec.Cmd
-	agentDone            chan struct{}
-	drv                  *kvm.Driver
+	// host is the agent's host id, unique per stack: agents reconcile only
+	// their own host's domains, so stacks sharing libvirtd never collide.
+	host      string
+	agentDone chan struct{}
+	drv       *kvm.Driver
 }
 
 // worldReadableDir makes a temporary directory QEMU (user libvirt-qemu) can
@@ -82,7 +85,7 @@ func startKVMStack(t *testing.T) *kvmStack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &kvmStack{t: t, agentLog: filepath.Join(bins, "agent.log")}
+	s := &kvmStack{t: t, agentLog: filepath.Join(bins, "agent.log"), host: fmt.Sprintf("kvm-%d", os.Getpid())}
 	if s.agentBin, err = testcluster.BuildCommand("..", bins, "hypervisor-agent"); err != nil {
 		t.Fatal(err)
 	}
@@ -137,8 +140,10 @@ func startKVMStack(t *testing.T) *kvmStack {
 	return s
 }
 
-func (s *kvmStack) rpDir(id string) string {
-	dir := filepath.Join(s.repo, "acme", "web-01", id)
+func (s *kvmStack) rpDir(id string) string { return s.rpDirOf("web-01", id) }
+
+func (s *kvmStack) rpDirOf(asset, id string) string {
+	dir := filepath.Join(s.repo, "acme", asset, id)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		s.t.Fatal(err)
 	}
@@ -153,6 +158,33 @@ func (s *kvmStack) manifest(id, disks string) {
 	if err := os.WriteFile(filepath.Join(s.rpDir(id), "manifest.json"), []byte(m), 0o644); err != nil {
 		s.t.Fatal(err)
 	}
+}
+
+// imageRecoveryPoint adds the test image as recovery point id of acme's
+// asset, created at the given time, and waits until the agent reported it.
+func (s *kvmStack) imageRecoveryPoint(asset, id string, created time.Time) {
+	s.t.Helper()
+	img, err := testimage.Path("..")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	dir := s.rpDirOf(asset, id)
+	disk := filepath.Join(dir, "disk0.raw")
+	if out, err := exec.Command("cp", "--sparse=always", img, disk).CombinedOutput(); err != nil {
+		s.t.Fatalf("copy image: %v %s", err, out)
+	}
+	_ = os.Chmod(disk, 0o644)
+	fi, _ := os.Stat(disk)
+	m := fmt.Sprintf(`{"id":%q,"tenant":"acme","asset":%q,"created_at":%q,"firmware":"bios","os":"linux","disks":[{"name":"disk0","file":"disk0.raw","format":"raw","virtual_size":%d}]}`,
+		id, asset, created.UTC().Format(time.RFC3339), fi.Size())
+	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(m), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+	_ = s.agent.Process.Signal(syscall.SIGHUP) // rescan now
+	eventually(s.t, 30*time.Second, id+" reported", func() bool {
+		code, rp := s.rest("GET", "/v1/recovery-points/"+id, s.acme, nil)
+		return code == 200 && rp["valid"] == true
+	})
 }
 
 // blankRecoveryPoint adds a recovery point whose 1 GiB disk is all zeros
@@ -182,7 +214,7 @@ func (s *kvmStack) startAgent(extra ...string) {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	args := []string{"--server", s.srv.GRPC, "--host-id", "kvm-01", "--token", s.agentToken,
+	args := []string{"--server", s.srv.GRPC, "--host-id", s.host, "--token", s.agentToken,
 		"--repository", s.repo, "--work-dir", s.work, "--reserve-memory-mib", "0", "--rescan-interval", "10m",
 		"--boot-timeout", "90s"}
 	cmd := exec.Command(s.agentBin, append(args, extra...)...)
@@ -223,6 +255,20 @@ func (s *kvmStack) rest(method, path, tok string, body any) (int, map[string]any
 	var out map[string]any
 	_ = json.NewDecoder(resp.Body).Decode(&out)
 	return resp.StatusCode, out
+}
+
+// image GETs path with tok and returns the status, content type and body.
+func (s *kvmStack) image(path, tok string) (int, string, []byte) {
+	s.t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+s.srv.HTTP+path, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Content-Type"), b
 }
 
 // create posts a restore as acme and registers a cleanup that leaves no domain.

@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"fmt"
 	"image/png"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/restored/restored/internal/cli"
 )
 
 // VERIFY runs on real QEMU give one verdict from all the evidence: the
@@ -93,6 +97,27 @@ func TestVerificationGivesOneVerdictFromAllTheEvidence(t *testing.T) {
 		if strings.Join(labels, ",") != "first-light,boot-signal,end" {
 			t.Fatalf("screenshots %v", labels)
 		}
+		// The API serves the kept screenshots from the host, byte for byte.
+		for n := 1; n <= 3; n++ {
+			code, ctype, body := s.image(fmt.Sprintf("/v1/verifications/%s/screenshots/%d", id, n), s.acme)
+			onHost, _ := os.ReadFile(filepath.Join(s.work, "evidence", id, fmt.Sprintf("%d.png", n)))
+			if code != 200 || ctype != "image/png" || !bytes.Equal(body, onHost) {
+				t.Fatalf("screenshot %d over the API: HTTP %d %s, %d bytes (host has %d)", n, code, ctype, len(body), len(onHost))
+			}
+		}
+		for _, c := range []struct {
+			path, tok string
+			want      int
+		}{
+			{fmt.Sprintf("/v1/verifications/%s/screenshots/1", id), s.globex, 404},
+			{fmt.Sprintf("/v1/verifications/%s/screenshots/9", id), s.acme, 404},
+			{fmt.Sprintf("/v1/verifications/%s/screenshots/x", id), s.acme, 400},
+			{fmt.Sprintf("/v1/verifications/%s/screenshots/1", id), "rst.nope.nope", 401},
+		} {
+			if code, _, body := s.image(c.path, c.tok); code != c.want {
+				t.Fatalf("%s: HTTP %d %s, want %d", c.path, code, body, c.want)
+			}
+		}
 		if w, h := screenshotOnHost(t, id, 3); w != 640 || h != 480 {
 			t.Fatalf("the end screenshot is %dx%d, want the guest's 640x480", w, h)
 		}
@@ -142,6 +167,99 @@ func TestVerificationGivesOneVerdictFromAllTheEvidence(t *testing.T) {
 			t.Fatalf("the last screenshot is %dx%d, want the firmware's 720x400 text screen", w, h)
 		}
 		s.assertGone(id)
+	})
+
+	t.Run("a policy verifies an asset's newest recovery point on schedule, once, and the trend follows", func(t *testing.T) {
+		now := time.Now()
+		s.imageRecoveryPoint("db-01", "rp-db-old", now.Add(-2*time.Hour))
+		s.imageRecoveryPoint("db-01", "rp-db-new", now.Add(-time.Hour))
+		code, pol := s.rest("PUT", "/v1/verification-policies/db-01", s.acme, map[string]any{
+			"interval_seconds": 60, "max_per_host": 1,
+			"verify": map[string]any{"app_checks": []map[string]any{{"name": "up", "path": "/bin/true"}}},
+		})
+		if code != 200 || pol["id"] != "acme/db-01" {
+			t.Fatalf("set policy: HTTP %d %v", code, pol)
+		}
+		var runs []any
+		eventually(t, 30*time.Second, "the policy starts a run", func() bool {
+			_, list := s.rest("GET", "/v1/restores", s.acme, nil)
+			runs = nil
+			for _, r := range list["restores"].([]any) {
+				if r.(map[string]any)["policy_id"] == "acme/db-01" {
+					runs = append(runs, r)
+				}
+			}
+			return len(runs) > 0
+		})
+		run := runs[0].(map[string]any)
+		if run["recovery_point_id"] != "rp-db-new" || run["mode"] != "MODE_VERIFY" {
+			t.Fatalf("the policy verified %v (%v), want the newest recovery point", run["recovery_point_id"], run["mode"])
+		}
+		id := run["id"].(string)
+		s.waitState(id, "RESTORE_STATE_DESTROYED", 4*time.Minute, verified)
+		v := verification(t, id)
+		if v["verdict"] != "VERDICT_PASSED" || v["policy_id"] != "acme/db-01" {
+			t.Fatalf("policy verification %v", v)
+		}
+		// Verified once: nothing more starts for it, however often the
+		// scheduler looks.
+		time.Sleep(3 * time.Second)
+		_, list := s.rest("GET", "/v1/restores", s.acme, nil)
+		n := 0
+		for _, r := range list["restores"].([]any) {
+			if r.(map[string]any)["policy_id"] == "acme/db-01" {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Fatalf("%d policy runs, want 1", n)
+		}
+		// A second verification of it needs force.
+		code, body := s.rest("POST", "/v1/verifications:run", s.acme, map[string]any{"asset": "db-01", "request_id": "again-1"})
+		if code != 400 || !strings.Contains(fmt.Sprint(body["message"]), "verified already") {
+			t.Fatalf("run again without force: HTTP %d %v", code, body)
+		}
+		code, tr := s.rest("GET", "/v1/verification-trends/db-01", s.acme, nil)
+		t.Logf("trend: %v", tr)
+		if code != 200 || tr["last_verdict"] != "VERDICT_PASSED" || tr["pass_rate"] != 1.0 || tr["time_to_boot_p50_ms"] == "0" {
+			t.Fatalf("trend: HTTP %d %v", code, tr)
+		}
+		if code, _ := s.rest("GET", "/v1/verification-trends/db-01", s.globex, nil); code != 404 && code != 400 {
+			t.Fatalf("globex reads acme's trend: HTTP %d", code)
+		}
+		resp, err := http.Get("http://" + s.srv.HTTP + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(metrics), `restored_verification_last_passed{asset="db-01",tenant="acme"} 1`) {
+			t.Fatalf("no trend metric for db-01 in /metrics")
+		}
+		// The same through restorectl.
+		ctl := func(args ...string) string {
+			var out, errOut bytes.Buffer
+			if code := cli.Execute(append([]string{"--addr", s.srv.GRPC, "--token", s.acme}, args...), &out, &errOut); code != 0 {
+				t.Fatalf("restorectl %v: exit %d %s", args, code, errOut.String())
+			}
+			return out.String()
+		}
+		for args, want := range map[string][]string{
+			"verify show --asset db-01": {"PASSED", "100%"},
+			"verify policy list":        {"acme/db-01", "1m0s", "app:up"},
+			"verify show " + id:         {"verdict", "app:up", "PASSED", "first-light"},
+			"verify list --asset db-01": {id, "rp-db-new", "PASSED"},
+		} {
+			out := ctl(strings.Fields(args)...)
+			for _, w := range want {
+				if !strings.Contains(out, w) {
+					t.Fatalf("restorectl %s lacks %q:\n%s", args, w, out)
+				}
+			}
+		}
+		if code, _ := s.rest("DELETE", "/v1/verification-policies/db-01", s.acme, nil); code != 200 {
+			t.Fatalf("delete policy: HTTP %d", code)
+		}
 	})
 
 	t.Run("verify options are refused for VIRTUALIZE and when malformed, with nothing created", func(t *testing.T) {

@@ -193,6 +193,7 @@ func (a *Agent) session(ctx context.Context, server string) error {
 		a.log.Warn("recovery point report failed", "err", err)
 	}
 	go a.rescans(sctx, client)
+	go a.tunnels(sctx, client)
 	stream, err := client.WatchAssignments(a.ctx(sctx), &restorev1.WatchAssignmentsRequest{ProtocolVersion: 1, HostId: a.cfg.HostID})
 	if err != nil {
 		return fmt.Errorf("watch assignments: %w", err)

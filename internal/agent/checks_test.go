@@ -3,7 +3,9 @@ package agent
 import (
 	"image"
 	"image/color"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 )
@@ -72,5 +74,16 @@ func TestVerdictComesFromAllTheChecks(t *testing.T) {
 				t.Fatalf("verdict %v %q %q; want %v %q", got, failed, reason, tt.want, tt.wantFailed)
 			}
 		})
+	}
+}
+
+func TestLongReasonsAreClampedToWhatTheServerTakes(t *testing.T) {
+	long := strings.Repeat("é", 200) // 400 bytes
+	got := clampReason(long)
+	if len(got) > maxReason || !utf8.ValidString(got) || !strings.HasSuffix(got, "…") {
+		t.Fatalf("clamped to %d bytes, valid %v: %q", len(got), utf8.ValidString(got), got)
+	}
+	if clampReason("short") != "short" {
+		t.Fatal("a short reason was changed")
 	}
 }

@@ -3,10 +3,13 @@ package agent
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/storage"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -38,14 +41,37 @@ func (a *Agent) reportVerification(ctx context.Context, id string, state restore
 		ProtocolVersion: 1, HostId: a.cfg.HostID, RestoreId: id, State: state, StateReason: reason, Boot: boot, Verification: v,
 	}
 	for attempt := 1; ; attempt++ {
-		if a.send(ctx, req) == nil || attempt == 8 {
+		err := a.send(ctx, req)
+		if err == nil || attempt == 8 || !retryable(err) {
 			return
 		}
 		time.Sleep(time.Duration(attempt) * 2 * time.Second)
 	}
 }
 
+// retryable: the server was not reachable or busy; a refusal is final.
+func retryable(err error) bool {
+	switch status.Code(err) {
+	case codes.InvalidArgument, codes.FailedPrecondition, codes.NotFound, codes.PermissionDenied, codes.Unauthenticated:
+		return false
+	}
+	return true
+}
+
+// maxReason is the longest state reason (bytes) the server takes.
+const maxReason = 253
+
+// clampReason shortens a state reason to what the server takes, ending it
+// with "…" when cut (the whole text stays in the verification's reason).
+func clampReason(s string) string {
+	if len(s) <= maxReason {
+		return s
+	}
+	return strings.ToValidUTF8(s[:maxReason-len("…")], "") + "…"
+}
+
 func (a *Agent) send(ctx context.Context, req *restorev1.ReportRestoreStatusRequest) error {
+	req.StateReason = clampReason(req.StateReason)
 	a.mu.Lock()
 	client := a.client
 	a.mu.Unlock()

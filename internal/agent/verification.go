@@ -98,6 +98,7 @@ func (a *Agent) runVerification(ctx context.Context, r *restorev1.Restore, begin
 	case !booted:
 		vf.v.Reason = fmt.Sprintf("no boot signal within %s; %s", a.cfg.BootTimeout, vf.v.Reason)
 	}
+	vf.v.Reason = printable(vf.v.Reason, 2000)
 	vf.v.EndTime = timestamppb.Now()
 	return vf.v
 }

@@ -222,3 +222,37 @@ func (s *AgentService) ReportRecoveryPoints(_ context.Context, req *restorev1.Re
 	}
 	return out.(*restorev1.ReportRecoveryPointsResponse), nil
 }
+
+// Tunnel implements the RPC: the host's agent keeps it open and this server
+// opens channels on it (screenshots, consoles).
+func (s *AgentService) Tunnel(stream restorev1.AgentService_TunnelServer) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	hello := first.GetFrame().GetHello()
+	if hello == nil {
+		return status.Error(codes.InvalidArgument, "a tunnel starts with a hello frame")
+	}
+	if err := checkAgent(hello.ProtocolVersion, hello.HostId); err != nil {
+		return err
+	}
+	if _, err := s.knownHost(hello.HostId); err != nil {
+		return err
+	}
+	s.Log.Info("tunnel open", "host", hello.HostId)
+	defer s.Log.Info("tunnel closed", "host", hello.HostId)
+	err = s.Tunnels.Serve(hello.HostId, func() (*restorev1.TunnelFrame, error) {
+		req, err := stream.Recv()
+		if err != nil {
+			return nil, err
+		}
+		return req.GetFrame(), nil
+	}, func(f *restorev1.TunnelFrame) error {
+		return stream.Send(&restorev1.TunnelResponse{Frame: f})
+	})
+	if stream.Context().Err() != nil {
+		return nil
+	}
+	return err
+}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/restored/restored/internal/raftnode"
 	"github.com/restored/restored/internal/store"
+	"github.com/restored/restored/internal/tunnel"
 	"google.golang.org/protobuf/proto"
 
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
@@ -34,6 +35,10 @@ type Deps struct {
 	// HeartbeatInterval and HeartbeatTTL are told to agents.
 	HeartbeatInterval time.Duration
 	HeartbeatTTL      time.Duration
+	// Tunnels are the hosts' tunnels connected to this server.
+	Tunnels *tunnel.Hub
+	// Peers reaches the other servers (a host's tunnel may be on another).
+	Peers *Forwarder
 }
 
 func (d *Deps) apply(t raftv1.CommandType, msg proto.Message) (proto.Message, error) {

@@ -70,17 +70,38 @@ func (f *Forwarder) leaderConn() (*grpc.ClientConn, error) {
 	if srv == nil || srv.GrpcAddress == "" {
 		return nil, status.Errorf(codes.Unavailable, "leader %s has not published its gRPC address yet; retry in a moment", id)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if c, ok := f.conns[srv.GrpcAddress]; ok {
-		return c, nil
-	}
-	c, err := grpc.NewClient(srv.GrpcAddress, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	c, err := f.conn(srv.GrpcAddress)
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "connect to leader %s at %s: %v", id, srv.GrpcAddress, err)
 	}
-	f.conns[srv.GrpcAddress] = c
 	return c, nil
+}
+
+// conn returns a (shared) connection to another server.
+func (f *Forwarder) conn(addr string) (*grpc.ClientConn, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c, ok := f.conns[addr]; ok {
+		return c, nil
+	}
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	f.conns[addr] = c
+	return c, nil
+}
+
+// forwardedContext passes the caller's metadata on, marked as forwarded by
+// this server.
+func forwardedContext(ctx context.Context, serverID string) context.Context {
+	md, _ := metadata.FromIncomingContext(ctx)
+	md = md.Copy()
+	md.Set(forwardedKey, serverID)
+	for _, k := range []string{":authority", "content-type", "user-agent"} {
+		delete(md, k)
+	}
+	return metadata.NewOutgoingContext(ctx, md)
 }
 
 // responseFor returns an empty response message for a full method name.
@@ -126,14 +147,7 @@ func (f *Forwarder) forward(ctx context.Context, method string, req any) (any, e
 		}
 		conn, err := f.leaderConn()
 		if err == nil {
-			md, _ := metadata.FromIncomingContext(ctx)
-			md = md.Copy()
-			md.Set(forwardedKey, f.deps.ServerID)
-			for _, k := range []string{":authority", "content-type", "user-agent"} {
-				delete(md, k)
-			}
-			out := metadata.NewOutgoingContext(ctx, md)
-			err = conn.Invoke(out, method, req, resp)
+			err = conn.Invoke(forwardedContext(ctx, f.deps.ServerID), method, req, resp)
 			if err == nil {
 				return resp, nil
 			}

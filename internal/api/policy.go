@@ -11,10 +11,17 @@ const (
 	mListRestores    = "/restore.v1.RestoreService/ListRestores"
 	mDeleteRestore   = "/restore.v1.RestoreService/DeleteRestore"
 	mWatchRestores   = "/restore.v1.RestoreService/WatchRestores"
+	mRestoreShot     = "/restore.v1.RestoreService/GetRestoreScreenshot"
+	mVerifShot       = "/restore.v1.VerificationService/GetVerificationScreenshot"
 	mListRPs         = "/restore.v1.RecoveryPointService/ListRecoveryPoints"
 	mGetRP           = "/restore.v1.RecoveryPointService/GetRecoveryPoint"
 	mListVerifs      = "/restore.v1.VerificationService/ListVerifications"
 	mGetVerif        = "/restore.v1.VerificationService/GetVerification"
+	mRunVerif        = "/restore.v1.VerificationPolicyService/RunVerification"
+	mSetPolicy       = "/restore.v1.VerificationPolicyService/SetVerificationPolicy"
+	mListPolicies    = "/restore.v1.VerificationPolicyService/ListVerificationPolicies"
+	mDeletePolicy    = "/restore.v1.VerificationPolicyService/DeleteVerificationPolicy"
+	mTrend           = "/restore.v1.VerificationPolicyService/GetVerificationTrend"
 	mListHosts       = "/restore.v1.HostService/ListHosts"
 	mGetHost         = "/restore.v1.HostService/GetHost"
 	mDrainHost       = "/restore.v1.HostService/DrainHost"
@@ -30,6 +37,7 @@ const (
 	mWatchAssign     = "/restore.v1.AgentService/WatchAssignments"
 	mReportStatus    = "/restore.v1.AgentService/ReportRestoreStatus"
 	mReportRPs       = "/restore.v1.AgentService/ReportRecoveryPoints"
+	mTunnel          = "/restore.v1.AgentService/Tunnel"
 	mJoin            = "/restored.raft.v1.ClusterService/Join"
 	healthPrefix     = "/grpc.health.v1.Health/"
 	reflectionPrefix = "/grpc.reflection."
@@ -61,10 +69,17 @@ var policy = map[string]roles{
 	mListRestores:  restoreUsers,
 	mDeleteRestore: restoreUsers,
 	mWatchRestores: restoreUsers,
+	mRestoreShot:   restoreUsers,
+	mVerifShot:     restoreUsers,
 	mListRPs:       rpReaders,
 	mGetRP:         rpReaders,
 	mListVerifs:    restoreUsers,
 	mGetVerif:      restoreUsers,
+	mRunVerif:      restoreUsers,
+	mSetPolicy:     restoreUsers,
+	mListPolicies:  restoreUsers,
+	mDeletePolicy:  restoreUsers,
+	mTrend:         restoreUsers,
 	mListHosts:     hostUsers,
 	mGetHost:       hostUsers,
 	mDrainHost:     hostUsers,
@@ -80,6 +95,7 @@ var policy = map[string]roles{
 	mWatchAssign:   agents,
 	mReportStatus:  agents,
 	mReportRPs:     agents,
+	mTunnel:        agents,
 	mJoin:          admins,
 }
 
@@ -89,4 +105,5 @@ var leaderOnly = map[string]bool{
 	mCreateRestore: true, mDeleteRestore: true, mDrainHost: true, mUndrainHost: true,
 	mCreateTenant: true, mCreateToken: true, mRevokeToken: true,
 	mRegister: true, mHeartbeat: true, mReportStatus: true, mReportRPs: true, mJoin: true,
+	mRunVerif: true, mSetPolicy: true, mDeletePolicy: true,
 }

@@ -24,19 +24,21 @@ type applyFunc func(txn *memdb.Txn, payload []byte, index uint64) (proto.Message
 
 // table maps each command type to its apply function. Numbers are never reused.
 var table = map[raftv1.CommandType]applyFunc{
-	raftv1.CommandType_COMMAND_TYPE_CREATE_TENANT:          applyCreateTenant,
-	raftv1.CommandType_COMMAND_TYPE_CREATE_TOKEN:           applyCreateToken,
-	raftv1.CommandType_COMMAND_TYPE_REVOKE_TOKEN:           applyRevokeToken,
-	raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE:         applyCreateRestore,
-	raftv1.CommandType_COMMAND_TYPE_DELETE_RESTORE:         applyDeleteRestore,
-	raftv1.CommandType_COMMAND_TYPE_REGISTER_HOST:          applyRegisterHost,
-	raftv1.CommandType_COMMAND_TYPE_SET_HOST_DRAIN:         applySetHostDrain,
-	raftv1.CommandType_COMMAND_TYPE_SET_HOST_STATE:         applySetHostState,
-	raftv1.CommandType_COMMAND_TYPE_REPORT_RECOVERY_POINTS: applyReportRecoveryPoints,
-	raftv1.CommandType_COMMAND_TYPE_REPORT_RESTORE_STATUS:  applyReportRestoreStatus,
-	raftv1.CommandType_COMMAND_TYPE_PLACE_RESTORES:         applyPlaceRestores,
-	raftv1.CommandType_COMMAND_TYPE_EXPIRE_RESTORES:        applyExpireRestores,
-	raftv1.CommandType_COMMAND_TYPE_REGISTER_SERVER:        applyRegisterServer,
+	raftv1.CommandType_COMMAND_TYPE_CREATE_TENANT:              applyCreateTenant,
+	raftv1.CommandType_COMMAND_TYPE_CREATE_TOKEN:               applyCreateToken,
+	raftv1.CommandType_COMMAND_TYPE_REVOKE_TOKEN:               applyRevokeToken,
+	raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE:             applyCreateRestore,
+	raftv1.CommandType_COMMAND_TYPE_DELETE_RESTORE:             applyDeleteRestore,
+	raftv1.CommandType_COMMAND_TYPE_REGISTER_HOST:              applyRegisterHost,
+	raftv1.CommandType_COMMAND_TYPE_SET_HOST_DRAIN:             applySetHostDrain,
+	raftv1.CommandType_COMMAND_TYPE_SET_HOST_STATE:             applySetHostState,
+	raftv1.CommandType_COMMAND_TYPE_REPORT_RECOVERY_POINTS:     applyReportRecoveryPoints,
+	raftv1.CommandType_COMMAND_TYPE_REPORT_RESTORE_STATUS:      applyReportRestoreStatus,
+	raftv1.CommandType_COMMAND_TYPE_PLACE_RESTORES:             applyPlaceRestores,
+	raftv1.CommandType_COMMAND_TYPE_EXPIRE_RESTORES:            applyExpireRestores,
+	raftv1.CommandType_COMMAND_TYPE_REGISTER_SERVER:            applyRegisterServer,
+	raftv1.CommandType_COMMAND_TYPE_SET_VERIFICATION_POLICY:    applySetVerificationPolicy,
+	raftv1.CommandType_COMMAND_TYPE_DELETE_VERIFICATION_POLICY: applyDeleteVerificationPolicy,
 }
 
 var _ raft.BatchingFSM = (*FSM)(nil)
@@ -147,14 +149,15 @@ func (f *FSM) applyIn(txn *memdb.Txn, data []byte, index uint64) (res *Result, c
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	r := f.store.Read(nil)
 	snap := &raftv1.Snapshot{
-		Tenants:         r.Tenants(),
-		Tokens:          r.Tokens(),
-		Restores:        r.Restores(""),
-		Hosts:           r.Hosts(),
-		RecoveryPoints:  r.RecoveryPoints(""),
-		Servers:         r.Servers(),
-		IdempotencyKeys: r.IdempotencyKeys(),
-		Verifications:   r.Verifications(""),
+		Tenants:              r.Tenants(),
+		Tokens:               r.Tokens(),
+		Restores:             r.Restores(""),
+		Hosts:                r.Hosts(),
+		RecoveryPoints:       r.RecoveryPoints(""),
+		Servers:              r.Servers(),
+		IdempotencyKeys:      r.IdempotencyKeys(),
+		Verifications:        r.Verifications(""),
+		VerificationPolicies: r.VerificationPolicies(""),
 	}
 	return &fsmSnapshot{snap: snap}, nil
 }
@@ -230,6 +233,11 @@ func BuildDB(snap *raftv1.Snapshot) (*memdb.MemDB, error) {
 	}
 	for _, o := range snap.Verifications {
 		if err := insert(store.TableVerifications, o); err != nil {
+			return nil, err
+		}
+	}
+	for _, o := range snap.VerificationPolicies {
+		if err := insert(store.TableVerificationPolicies, o); err != nil {
 			return nil, err
 		}
 	}

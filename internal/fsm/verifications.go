@@ -1,10 +1,13 @@
 package fsm
 
 import (
+	"github.com/hashicorp/go-memdb"
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/store"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-
-	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // Limits on what an agent may store with a verification.
@@ -25,7 +28,7 @@ func verificationOf(cur *restorev1.Restore, in *restorev1.Verification) (*restor
 	switch {
 	case in.Verdict == restorev1.Verdict_VERDICT_UNSPECIFIED || restorev1.Verdict_name[int32(in.Verdict)] == "":
 		return nil, malformed("verification verdict")
-	case len(in.Checks) > maxChecks, len(in.Screenshots) > maxScreenshots, len(in.SerialTail) > maxSerialTail:
+	case len(in.Checks) > maxChecks, len(in.Screenshots) > maxScreenshots, len(in.SerialTail) > maxSerialTail, len(in.Reason) > maxDetail:
 		return nil, malformed("verification size")
 	}
 	for _, c := range in.Checks {
@@ -35,5 +38,33 @@ func verificationOf(cur *restorev1.Restore, in *restorev1.Verification) (*restor
 	}
 	v := clone(in)
 	v.Id, v.Tenant, v.Asset, v.RecoveryPointId, v.HostId = cur.Id, cur.Tenant, cur.Asset, cur.RecoveryPointId, cur.HostId
+	v.PolicyId = cur.PolicyId
 	return v, nil
+}
+
+func applySetVerificationPolicy(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
+	var cmd raftv1.SetVerificationPolicy
+	if err := decode(payload, &cmd); err != nil {
+		return nil, err
+	}
+	p := cmd.Policy
+	if p == nil || p.Tenant == "" || p.Asset == "" || p.Id != p.Tenant+"/"+p.Asset || p.IntervalSeconds <= 0 {
+		return nil, malformed("verification policy")
+	}
+	if store.ReaderFor(txn).Tenant(p.Tenant) == nil {
+		return nil, notFound("tenant %q not found", p.Tenant)
+	}
+	return p, txn.Insert(store.TableVerificationPolicies, p)
+}
+
+func applyDeleteVerificationPolicy(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
+	var cmd raftv1.DeleteVerificationPolicy
+	if err := decode(payload, &cmd); err != nil {
+		return nil, err
+	}
+	p := store.ReaderFor(txn).VerificationPolicy(cmd.Id)
+	if p == nil {
+		return nil, notFound("verification policy %q not found", cmd.Id)
+	}
+	return p, txn.Delete(store.TableVerificationPolicies, p)
 }

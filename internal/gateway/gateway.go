@@ -60,6 +60,7 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 		restorev1.RegisterRestoreServiceHandler,
 		restorev1.RegisterRecoveryPointServiceHandler,
 		restorev1.RegisterVerificationServiceHandler,
+		restorev1.RegisterVerificationPolicyServiceHandler,
 		restorev1.RegisterHostServiceHandler,
 		restorev1.RegisterAdminServiceHandler,
 	} {
@@ -85,6 +86,7 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(o.OpenAPI)
 	})
+	imageRoutes(top, conn)
 	top.Handle("/v1/", limitBody(mux))
 	return &Handler{Handler: top, conn: conn}, nil
 }

@@ -3,6 +3,7 @@ package kvm
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -81,4 +82,13 @@ func DecodeTextScreen(buf []byte) []string {
 		lines = append(lines, strings.TrimRight(b.String(), " "))
 	}
 	return lines
+}
+
+// IsNotFound says whether err means the domain does not exist.
+func IsNotFound(err error) bool {
+	var re *rpcError
+	if errors.As(err, &re) {
+		return re.Code == uint32(libvirt.ErrNoDomain)
+	}
+	return isCode(err, libvirt.ErrNoDomain)
 }

@@ -1,6 +1,7 @@
 // Package metrics defines restored's Prometheus metrics: gRPC request counts
 // and latencies (an interceptor), raft state, and restores and hosts by
-// state (read from the state store at scrape time).
+// state and each asset's verification trend (read from the state store at
+// scrape time).
 package metrics
 
 import (
@@ -51,6 +52,7 @@ func New(st *store.Store, node *raftnode.Node) *Metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "restored_raft_applied_index", Help: "Index applied to the state store."},
 			func() float64 { return float64(node.AppliedIndex()) }),
 		&stateCollector{st: st},
+		&verificationCollector{st: st},
 	)
 	return m
 }

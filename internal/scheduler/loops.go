@@ -2,9 +2,11 @@ package scheduler
 
 import (
 	"context"
+	"crypto/sha256"
 	"log/slog"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hashicorp/go-memdb"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
@@ -31,7 +33,8 @@ type Loops struct {
 	// trigger a pass).
 	Interval time.Duration
 
-	lastSweep time.Time
+	lastSweep    time.Time
+	lastPolicies time.Time
 }
 
 // Run runs passes until ctx ends. Call it only while leading.
@@ -61,10 +64,32 @@ func (l *Loops) pass(ws memdb.WatchSet) {
 		l.checkHeartbeats(now)
 		l.expire(now)
 	}
+	if now.Sub(l.lastPolicies) >= policiesEvery {
+		l.lastPolicies = now
+		l.runPolicies(now)
+	}
 	l.place(ws, now)
 }
 
-const sweepEvery = 200 * time.Millisecond
+const (
+	sweepEvery    = 200 * time.Millisecond
+	policiesEvery = time.Second
+)
+
+// runPolicies starts the VERIFY restores the verification policies ask for.
+func (l *Loops) runPolicies(now time.Time) {
+	for _, x := range PolicyRuns(l.Store.Read(nil), now) {
+		id, err := uuid.NewV7()
+		if err != nil {
+			l.Log.Error("policy run id", "err", err)
+			return
+		}
+		x.Id = id.String()
+		sum := sha256.Sum256([]byte(x.PolicyId + "|" + x.RecoveryPointId))
+		l.Log.Info("verification policy starts a run", "policy", x.PolicyId, "recovery_point", x.RecoveryPointId, "host", x.HostId, "restore", x.Id)
+		l.apply(raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE, &raftv1.CreateRestore{Restore: x, BodySha256: sum[:]})
+	}
+}
 
 func (l *Loops) apply(t raftv1.CommandType, msg proto.Message) {
 	if _, err := l.Raft.Apply(t, msg, 5*time.Second); err != nil {

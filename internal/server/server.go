@@ -21,6 +21,7 @@ import (
 	"github.com/restored/restored/internal/raftnode"
 	"github.com/restored/restored/internal/scheduler"
 	"github.com/restored/restored/internal/store"
+	"github.com/restored/restored/internal/tunnel"
 	"github.com/restored/restored/internal/version"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -101,8 +102,10 @@ func Start(cfg Config) (s *Server, err error) {
 		Store: st, Node: node, Log: log, Now: time.Now, Beats: tracker, Version: version.Version,
 		ServerID: id, ApplyTimeout: 10 * time.Second,
 		HeartbeatInterval: cfg.HeartbeatInterval, HeartbeatTTL: cfg.HeartbeatTTL,
+		Tunnels: tunnel.NewHub(),
 	}
 	fwd := api.NewForwarder(deps)
+	deps.Peers = fwd
 	m := metrics.New(st, node)
 	gs := grpc.NewServer(
 		grpc.MaxRecvMsgSize(gateway.MaxBodyBytes),
@@ -112,6 +115,7 @@ func Start(cfg Config) (s *Server, err error) {
 	restorev1.RegisterRestoreServiceServer(gs, &api.RestoreService{Deps: deps})
 	restorev1.RegisterRecoveryPointServiceServer(gs, &api.RecoveryPointService{Deps: deps})
 	restorev1.RegisterVerificationServiceServer(gs, &api.VerificationService{Deps: deps})
+	restorev1.RegisterVerificationPolicyServiceServer(gs, &api.VerificationPolicyService{Deps: deps})
 	restorev1.RegisterHostServiceServer(gs, &api.HostService{Deps: deps})
 	restorev1.RegisterAdminServiceServer(gs, &api.AdminService{Deps: deps})
 	restorev1.RegisterAgentServiceServer(gs, &api.AgentService{Deps: deps})

@@ -12,6 +12,8 @@ const (
 	TableServers        = "servers"
 	TableIdempotency    = "idempotency"
 	TableVerifications  = "verifications"
+	// TableVerificationPolicies holds policies by id "<tenant>/<asset>".
+	TableVerificationPolicies = "verification_policies"
 )
 
 func idIndex() *memdb.IndexSchema {
@@ -41,6 +43,10 @@ func Schema() *memdb.DBSchema {
 			"tenant": fieldIndex("tenant", "Tenant"),
 		}},
 		TableServers: {Name: TableServers, Indexes: map[string]*memdb.IndexSchema{"id": idIndex()}},
+		TableVerificationPolicies: {Name: TableVerificationPolicies, Indexes: map[string]*memdb.IndexSchema{
+			"id":     idIndex(),
+			"tenant": fieldIndex("tenant", "Tenant"),
+		}},
 		TableVerifications: {Name: TableVerifications, Indexes: map[string]*memdb.IndexSchema{
 			"id":     idIndex(),
 			"tenant": fieldIndex("tenant", "Tenant"),

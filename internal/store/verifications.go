@@ -28,3 +28,26 @@ func (r *Reader) Verifications(tenant string) []*restorev1.Verification {
 	sort.Slice(out, func(i, j int) bool { return out[i].Id > out[j].Id })
 	return out
 }
+
+// VerificationPolicy returns a policy ("<tenant>/<asset>") or nil.
+func (r *Reader) VerificationPolicy(id string) *restorev1.VerificationPolicy {
+	p, _ := r.first(TableVerificationPolicies, "id", id).(*restorev1.VerificationPolicy)
+	return p
+}
+
+// VerificationPolicies returns policies ordered by id. An empty tenant means
+// every tenant.
+func (r *Reader) VerificationPolicies(tenant string) []*restorev1.VerificationPolicy {
+	var objs []any
+	if tenant == "" {
+		objs = r.all(TableVerificationPolicies, "id")
+	} else {
+		objs = r.all(TableVerificationPolicies, "tenant", tenant)
+	}
+	out := make([]*restorev1.VerificationPolicy, 0, len(objs))
+	for _, o := range objs {
+		out = append(out, o.(*restorev1.VerificationPolicy))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Id < out[j].Id })
+	return out
+}

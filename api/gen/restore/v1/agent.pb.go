@@ -21,6 +21,63 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// TunnelOpenKind is what a channel is for.
+type TunnelOpenKind int32
+
+const (
+	TunnelOpenKind_TUNNEL_OPEN_KIND_UNSPECIFIED TunnelOpenKind = 0
+	// A live screenshot (PNG) of a running restore.
+	TunnelOpenKind_TUNNEL_OPEN_KIND_SCREENSHOT TunnelOpenKind = 1
+	// A screenshot kept as a verification's evidence (PNG).
+	TunnelOpenKind_TUNNEL_OPEN_KIND_EVIDENCE TunnelOpenKind = 2
+	// The restore's console: an RFB (VNC) stream, already authenticated by
+	// the agent, offered to the client without authentication.
+	TunnelOpenKind_TUNNEL_OPEN_KIND_CONSOLE TunnelOpenKind = 3
+)
+
+// Enum value maps for TunnelOpenKind.
+var (
+	TunnelOpenKind_name = map[int32]string{
+		0: "TUNNEL_OPEN_KIND_UNSPECIFIED",
+		1: "TUNNEL_OPEN_KIND_SCREENSHOT",
+		2: "TUNNEL_OPEN_KIND_EVIDENCE",
+		3: "TUNNEL_OPEN_KIND_CONSOLE",
+	}
+	TunnelOpenKind_value = map[string]int32{
+		"TUNNEL_OPEN_KIND_UNSPECIFIED": 0,
+		"TUNNEL_OPEN_KIND_SCREENSHOT":  1,
+		"TUNNEL_OPEN_KIND_EVIDENCE":    2,
+		"TUNNEL_OPEN_KIND_CONSOLE":     3,
+	}
+)
+
+func (x TunnelOpenKind) Enum() *TunnelOpenKind {
+	p := new(TunnelOpenKind)
+	*p = x
+	return p
+}
+
+func (x TunnelOpenKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TunnelOpenKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_restore_v1_agent_proto_enumTypes[0].Descriptor()
+}
+
+func (TunnelOpenKind) Type() protoreflect.EnumType {
+	return &file_restore_v1_agent_proto_enumTypes[0]
+}
+
+func (x TunnelOpenKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TunnelOpenKind.Descriptor instead.
+func (TunnelOpenKind) EnumDescriptor() ([]byte, []int) {
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{0}
+}
+
 // DesiredState is what the agent must make true for one restore.
 type DesiredState int32
 
@@ -58,11 +115,11 @@ func (x DesiredState) String() string {
 }
 
 func (DesiredState) Descriptor() protoreflect.EnumDescriptor {
-	return file_restore_v1_agent_proto_enumTypes[0].Descriptor()
+	return file_restore_v1_agent_proto_enumTypes[1].Descriptor()
 }
 
 func (DesiredState) Type() protoreflect.EnumType {
-	return &file_restore_v1_agent_proto_enumTypes[0]
+	return &file_restore_v1_agent_proto_enumTypes[1]
 }
 
 func (x DesiredState) Number() protoreflect.EnumNumber {
@@ -71,7 +128,390 @@ func (x DesiredState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DesiredState.Descriptor instead.
 func (DesiredState) EnumDescriptor() ([]byte, []int) {
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{1}
+}
+
+// TunnelRequest carries a frame from the agent to the server.
+type TunnelRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Frame         *TunnelFrame           `protobuf:"bytes,1,opt,name=frame,proto3" json:"frame,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TunnelRequest) Reset() {
+	*x = TunnelRequest{}
+	mi := &file_restore_v1_agent_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TunnelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TunnelRequest) ProtoMessage() {}
+
+func (x *TunnelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_agent_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TunnelRequest.ProtoReflect.Descriptor instead.
+func (*TunnelRequest) Descriptor() ([]byte, []int) {
 	return file_restore_v1_agent_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *TunnelRequest) GetFrame() *TunnelFrame {
+	if x != nil {
+		return x.Frame
+	}
+	return nil
+}
+
+// TunnelResponse carries a frame from the server to the agent.
+type TunnelResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Frame         *TunnelFrame           `protobuf:"bytes,1,opt,name=frame,proto3" json:"frame,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TunnelResponse) Reset() {
+	*x = TunnelResponse{}
+	mi := &file_restore_v1_agent_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TunnelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TunnelResponse) ProtoMessage() {}
+
+func (x *TunnelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_agent_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TunnelResponse.ProtoReflect.Descriptor instead.
+func (*TunnelResponse) Descriptor() ([]byte, []int) {
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *TunnelResponse) GetFrame() *TunnelFrame {
+	if x != nil {
+		return x.Frame
+	}
+	return nil
+}
+
+// TunnelFrame is one frame of a tunnel. The agent's first frame carries
+// only hello; every other frame belongs to a channel.
+type TunnelFrame struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Channel uint64                 `protobuf:"varint,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	// Types that are valid to be assigned to Kind:
+	//
+	//	*TunnelFrame_Hello
+	//	*TunnelFrame_Open
+	//	*TunnelFrame_Data
+	//	*TunnelFrame_Close
+	Kind          isTunnelFrame_Kind `protobuf_oneof:"kind"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TunnelFrame) Reset() {
+	*x = TunnelFrame{}
+	mi := &file_restore_v1_agent_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TunnelFrame) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TunnelFrame) ProtoMessage() {}
+
+func (x *TunnelFrame) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_agent_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TunnelFrame.ProtoReflect.Descriptor instead.
+func (*TunnelFrame) Descriptor() ([]byte, []int) {
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *TunnelFrame) GetChannel() uint64 {
+	if x != nil {
+		return x.Channel
+	}
+	return 0
+}
+
+func (x *TunnelFrame) GetKind() isTunnelFrame_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return nil
+}
+
+func (x *TunnelFrame) GetHello() *TunnelHello {
+	if x != nil {
+		if x, ok := x.Kind.(*TunnelFrame_Hello); ok {
+			return x.Hello
+		}
+	}
+	return nil
+}
+
+func (x *TunnelFrame) GetOpen() *TunnelOpen {
+	if x != nil {
+		if x, ok := x.Kind.(*TunnelFrame_Open); ok {
+			return x.Open
+		}
+	}
+	return nil
+}
+
+func (x *TunnelFrame) GetData() []byte {
+	if x != nil {
+		if x, ok := x.Kind.(*TunnelFrame_Data); ok {
+			return x.Data
+		}
+	}
+	return nil
+}
+
+func (x *TunnelFrame) GetClose() *TunnelClose {
+	if x != nil {
+		if x, ok := x.Kind.(*TunnelFrame_Close); ok {
+			return x.Close
+		}
+	}
+	return nil
+}
+
+type isTunnelFrame_Kind interface {
+	isTunnelFrame_Kind()
+}
+
+type TunnelFrame_Hello struct {
+	Hello *TunnelHello `protobuf:"bytes,2,opt,name=hello,proto3,oneof"`
+}
+
+type TunnelFrame_Open struct {
+	Open *TunnelOpen `protobuf:"bytes,3,opt,name=open,proto3,oneof"`
+}
+
+type TunnelFrame_Data struct {
+	Data []byte `protobuf:"bytes,4,opt,name=data,proto3,oneof"`
+}
+
+type TunnelFrame_Close struct {
+	Close *TunnelClose `protobuf:"bytes,5,opt,name=close,proto3,oneof"`
+}
+
+func (*TunnelFrame_Hello) isTunnelFrame_Kind() {}
+
+func (*TunnelFrame_Open) isTunnelFrame_Kind() {}
+
+func (*TunnelFrame_Data) isTunnelFrame_Kind() {}
+
+func (*TunnelFrame_Close) isTunnelFrame_Kind() {}
+
+// TunnelHello identifies the agent's host.
+type TunnelHello struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	ProtocolVersion uint32                 `protobuf:"varint,1,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
+	HostId          string                 `protobuf:"bytes,2,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *TunnelHello) Reset() {
+	*x = TunnelHello{}
+	mi := &file_restore_v1_agent_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TunnelHello) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TunnelHello) ProtoMessage() {}
+
+func (x *TunnelHello) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_agent_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TunnelHello.ProtoReflect.Descriptor instead.
+func (*TunnelHello) Descriptor() ([]byte, []int) {
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *TunnelHello) GetProtocolVersion() uint32 {
+	if x != nil {
+		return x.ProtocolVersion
+	}
+	return 0
+}
+
+func (x *TunnelHello) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
+// TunnelOpen asks the agent for a channel (server to agent).
+type TunnelOpen struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Kind      TunnelOpenKind         `protobuf:"varint,1,opt,name=kind,proto3,enum=restore.v1.TunnelOpenKind" json:"kind,omitempty"`
+	RestoreId string                 `protobuf:"bytes,2,opt,name=restore_id,json=restoreId,proto3" json:"restore_id,omitempty"`
+	// n is the screenshot's number (EVIDENCE).
+	N             int32 `protobuf:"varint,3,opt,name=n,proto3" json:"n,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TunnelOpen) Reset() {
+	*x = TunnelOpen{}
+	mi := &file_restore_v1_agent_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TunnelOpen) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TunnelOpen) ProtoMessage() {}
+
+func (x *TunnelOpen) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_agent_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TunnelOpen.ProtoReflect.Descriptor instead.
+func (*TunnelOpen) Descriptor() ([]byte, []int) {
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *TunnelOpen) GetKind() TunnelOpenKind {
+	if x != nil {
+		return x.Kind
+	}
+	return TunnelOpenKind_TUNNEL_OPEN_KIND_UNSPECIFIED
+}
+
+func (x *TunnelOpen) GetRestoreId() string {
+	if x != nil {
+		return x.RestoreId
+	}
+	return ""
+}
+
+func (x *TunnelOpen) GetN() int32 {
+	if x != nil {
+		return x.N
+	}
+	return 0
+}
+
+// TunnelClose ends a channel, with the reason when it failed.
+type TunnelClose struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Error string                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	// not_found says the restore or screenshot is not on this host.
+	NotFound      bool `protobuf:"varint,2,opt,name=not_found,json=notFound,proto3" json:"not_found,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TunnelClose) Reset() {
+	*x = TunnelClose{}
+	mi := &file_restore_v1_agent_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TunnelClose) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TunnelClose) ProtoMessage() {}
+
+func (x *TunnelClose) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_agent_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TunnelClose.ProtoReflect.Descriptor instead.
+func (*TunnelClose) Descriptor() ([]byte, []int) {
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *TunnelClose) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *TunnelClose) GetNotFound() bool {
+	if x != nil {
+		return x.NotFound
+	}
+	return false
 }
 
 // RegisterRequest describes a host.
@@ -97,7 +537,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_restore_v1_agent_proto_msgTypes[0]
+	mi := &file_restore_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -109,7 +549,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[0]
+	mi := &file_restore_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -122,7 +562,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{0}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RegisterRequest) GetProtocolVersion() uint32 {
@@ -191,7 +631,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_restore_v1_agent_proto_msgTypes[1]
+	mi := &file_restore_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -203,7 +643,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[1]
+	mi := &file_restore_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -216,7 +656,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{1}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RegisterResponse) GetProtocolVersion() uint32 {
@@ -260,7 +700,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_restore_v1_agent_proto_msgTypes[2]
+	mi := &file_restore_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -272,7 +712,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[2]
+	mi := &file_restore_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -285,7 +725,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{2}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *HeartbeatRequest) GetProtocolVersion() uint32 {
@@ -313,7 +753,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_restore_v1_agent_proto_msgTypes[3]
+	mi := &file_restore_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -325,7 +765,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[3]
+	mi := &file_restore_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -338,7 +778,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{3}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *HeartbeatResponse) GetRegistered() bool {
@@ -361,7 +801,7 @@ type WatchAssignmentsRequest struct {
 
 func (x *WatchAssignmentsRequest) Reset() {
 	*x = WatchAssignmentsRequest{}
-	mi := &file_restore_v1_agent_proto_msgTypes[4]
+	mi := &file_restore_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -373,7 +813,7 @@ func (x *WatchAssignmentsRequest) String() string {
 func (*WatchAssignmentsRequest) ProtoMessage() {}
 
 func (x *WatchAssignmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[4]
+	mi := &file_restore_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -386,7 +826,7 @@ func (x *WatchAssignmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAssignmentsRequest.ProtoReflect.Descriptor instead.
 func (*WatchAssignmentsRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *WatchAssignmentsRequest) GetProtocolVersion() uint32 {
@@ -416,7 +856,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_restore_v1_agent_proto_msgTypes[5]
+	mi := &file_restore_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -428,7 +868,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[5]
+	mi := &file_restore_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -441,7 +881,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Assignment) GetRestore() *Restore {
@@ -469,7 +909,7 @@ type WatchAssignmentsResponse struct {
 
 func (x *WatchAssignmentsResponse) Reset() {
 	*x = WatchAssignmentsResponse{}
-	mi := &file_restore_v1_agent_proto_msgTypes[6]
+	mi := &file_restore_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -481,7 +921,7 @@ func (x *WatchAssignmentsResponse) String() string {
 func (*WatchAssignmentsResponse) ProtoMessage() {}
 
 func (x *WatchAssignmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[6]
+	mi := &file_restore_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -494,7 +934,7 @@ func (x *WatchAssignmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAssignmentsResponse.ProtoReflect.Descriptor instead.
 func (*WatchAssignmentsResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *WatchAssignmentsResponse) GetAssignments() []*Assignment {
@@ -528,7 +968,7 @@ type ReportRestoreStatusRequest struct {
 
 func (x *ReportRestoreStatusRequest) Reset() {
 	*x = ReportRestoreStatusRequest{}
-	mi := &file_restore_v1_agent_proto_msgTypes[7]
+	mi := &file_restore_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -540,7 +980,7 @@ func (x *ReportRestoreStatusRequest) String() string {
 func (*ReportRestoreStatusRequest) ProtoMessage() {}
 
 func (x *ReportRestoreStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[7]
+	mi := &file_restore_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -553,7 +993,7 @@ func (x *ReportRestoreStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRestoreStatusRequest.ProtoReflect.Descriptor instead.
 func (*ReportRestoreStatusRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ReportRestoreStatusRequest) GetProtocolVersion() uint32 {
@@ -616,7 +1056,7 @@ type ReportRestoreStatusResponse struct {
 
 func (x *ReportRestoreStatusResponse) Reset() {
 	*x = ReportRestoreStatusResponse{}
-	mi := &file_restore_v1_agent_proto_msgTypes[8]
+	mi := &file_restore_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -628,7 +1068,7 @@ func (x *ReportRestoreStatusResponse) String() string {
 func (*ReportRestoreStatusResponse) ProtoMessage() {}
 
 func (x *ReportRestoreStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[8]
+	mi := &file_restore_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -641,7 +1081,7 @@ func (x *ReportRestoreStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRestoreStatusResponse.ProtoReflect.Descriptor instead.
 func (*ReportRestoreStatusResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ReportRestoreStatusResponse) GetRestore() *Restore {
@@ -666,7 +1106,7 @@ type ReportRecoveryPointsRequest struct {
 
 func (x *ReportRecoveryPointsRequest) Reset() {
 	*x = ReportRecoveryPointsRequest{}
-	mi := &file_restore_v1_agent_proto_msgTypes[9]
+	mi := &file_restore_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -678,7 +1118,7 @@ func (x *ReportRecoveryPointsRequest) String() string {
 func (*ReportRecoveryPointsRequest) ProtoMessage() {}
 
 func (x *ReportRecoveryPointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[9]
+	mi := &file_restore_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -691,7 +1131,7 @@ func (x *ReportRecoveryPointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRecoveryPointsRequest.ProtoReflect.Descriptor instead.
 func (*ReportRecoveryPointsRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ReportRecoveryPointsRequest) GetProtocolVersion() uint32 {
@@ -726,7 +1166,7 @@ type ReportRecoveryPointsResponse struct {
 
 func (x *ReportRecoveryPointsResponse) Reset() {
 	*x = ReportRecoveryPointsResponse{}
-	mi := &file_restore_v1_agent_proto_msgTypes[10]
+	mi := &file_restore_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -738,7 +1178,7 @@ func (x *ReportRecoveryPointsResponse) String() string {
 func (*ReportRecoveryPointsResponse) ProtoMessage() {}
 
 func (x *ReportRecoveryPointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[10]
+	mi := &file_restore_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -751,7 +1191,7 @@ func (x *ReportRecoveryPointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRecoveryPointsResponse.ProtoReflect.Descriptor instead.
 func (*ReportRecoveryPointsResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReportRecoveryPointsResponse) GetAccepted() int32 {
@@ -766,7 +1206,30 @@ var File_restore_v1_agent_proto protoreflect.FileDescriptor
 const file_restore_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"\x16restore/v1/agent.proto\x12\n" +
-	"restore.v1\x1a\x15restore/v1/host.proto\x1a\x1frestore/v1/recovery_point.proto\x1a\x18restore/v1/restore.proto\x1a\x1drestore/v1/verification.proto\"\x9b\x02\n" +
+	"restore.v1\x1a\x15restore/v1/host.proto\x1a\x1frestore/v1/recovery_point.proto\x1a\x18restore/v1/restore.proto\x1a\x1drestore/v1/verification.proto\">\n" +
+	"\rTunnelRequest\x12-\n" +
+	"\x05frame\x18\x01 \x01(\v2\x17.restore.v1.TunnelFrameR\x05frame\"?\n" +
+	"\x0eTunnelResponse\x12-\n" +
+	"\x05frame\x18\x01 \x01(\v2\x17.restore.v1.TunnelFrameR\x05frame\"\xd5\x01\n" +
+	"\vTunnelFrame\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\x04R\achannel\x12/\n" +
+	"\x05hello\x18\x02 \x01(\v2\x17.restore.v1.TunnelHelloH\x00R\x05hello\x12,\n" +
+	"\x04open\x18\x03 \x01(\v2\x16.restore.v1.TunnelOpenH\x00R\x04open\x12\x14\n" +
+	"\x04data\x18\x04 \x01(\fH\x00R\x04data\x12/\n" +
+	"\x05close\x18\x05 \x01(\v2\x17.restore.v1.TunnelCloseH\x00R\x05closeB\x06\n" +
+	"\x04kind\"Q\n" +
+	"\vTunnelHello\x12)\n" +
+	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x17\n" +
+	"\ahost_id\x18\x02 \x01(\tR\x06hostId\"i\n" +
+	"\n" +
+	"TunnelOpen\x12.\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x1a.restore.v1.TunnelOpenKindR\x04kind\x12\x1d\n" +
+	"\n" +
+	"restore_id\x18\x02 \x01(\tR\trestoreId\x12\f\n" +
+	"\x01n\x18\x03 \x01(\x05R\x01n\"@\n" +
+	"\vTunnelClose\x12\x14\n" +
+	"\x05error\x18\x01 \x01(\tR\x05error\x12\x1b\n" +
+	"\tnot_found\x18\x02 \x01(\bR\bnotFound\"\x9b\x02\n" +
 	"\x0fRegisterRequest\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x17\n" +
 	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x12#\n" +
@@ -812,17 +1275,23 @@ const file_restore_v1_agent_proto_rawDesc = "" +
 	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x12B\n" +
 	"\x0frecovery_points\x18\x03 \x03(\v2\x19.restore.v1.RecoveryPointR\x0erecoveryPoints\":\n" +
 	"\x1cReportRecoveryPointsResponse\x12\x1a\n" +
-	"\baccepted\x18\x01 \x01(\x05R\baccepted*e\n" +
+	"\baccepted\x18\x01 \x01(\x05R\baccepted*\x90\x01\n" +
+	"\x0eTunnelOpenKind\x12 \n" +
+	"\x1cTUNNEL_OPEN_KIND_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bTUNNEL_OPEN_KIND_SCREENSHOT\x10\x01\x12\x1d\n" +
+	"\x19TUNNEL_OPEN_KIND_EVIDENCE\x10\x02\x12\x1c\n" +
+	"\x18TUNNEL_OPEN_KIND_CONSOLE\x10\x03*e\n" +
 	"\fDesiredState\x12\x1d\n" +
 	"\x19DESIRED_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15DESIRED_STATE_RUNNING\x10\x01\x12\x1b\n" +
-	"\x17DESIRED_STATE_DESTROYED\x10\x022\xd3\x03\n" +
+	"\x17DESIRED_STATE_DESTROYED\x10\x022\x98\x04\n" +
 	"\fAgentService\x12E\n" +
 	"\bRegister\x12\x1b.restore.v1.RegisterRequest\x1a\x1c.restore.v1.RegisterResponse\x12H\n" +
 	"\tHeartbeat\x12\x1c.restore.v1.HeartbeatRequest\x1a\x1d.restore.v1.HeartbeatResponse\x12_\n" +
 	"\x10WatchAssignments\x12#.restore.v1.WatchAssignmentsRequest\x1a$.restore.v1.WatchAssignmentsResponse0\x01\x12f\n" +
 	"\x13ReportRestoreStatus\x12&.restore.v1.ReportRestoreStatusRequest\x1a'.restore.v1.ReportRestoreStatusResponse\x12i\n" +
-	"\x14ReportRecoveryPoints\x12'.restore.v1.ReportRecoveryPointsRequest\x1a(.restore.v1.ReportRecoveryPointsResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
+	"\x14ReportRecoveryPoints\x12'.restore.v1.ReportRecoveryPointsRequest\x1a(.restore.v1.ReportRecoveryPointsResponse\x12C\n" +
+	"\x06Tunnel\x12\x19.restore.v1.TunnelRequest\x1a\x1a.restore.v1.TunnelResponse(\x010\x01B;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
 
 var (
 	file_restore_v1_agent_proto_rawDescOnce sync.Once
@@ -836,53 +1305,68 @@ func file_restore_v1_agent_proto_rawDescGZIP() []byte {
 	return file_restore_v1_agent_proto_rawDescData
 }
 
-var file_restore_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_restore_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_restore_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_restore_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_restore_v1_agent_proto_goTypes = []any{
-	(DesiredState)(0),                    // 0: restore.v1.DesiredState
-	(*RegisterRequest)(nil),              // 1: restore.v1.RegisterRequest
-	(*RegisterResponse)(nil),             // 2: restore.v1.RegisterResponse
-	(*HeartbeatRequest)(nil),             // 3: restore.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),            // 4: restore.v1.HeartbeatResponse
-	(*WatchAssignmentsRequest)(nil),      // 5: restore.v1.WatchAssignmentsRequest
-	(*Assignment)(nil),                   // 6: restore.v1.Assignment
-	(*WatchAssignmentsResponse)(nil),     // 7: restore.v1.WatchAssignmentsResponse
-	(*ReportRestoreStatusRequest)(nil),   // 8: restore.v1.ReportRestoreStatusRequest
-	(*ReportRestoreStatusResponse)(nil),  // 9: restore.v1.ReportRestoreStatusResponse
-	(*ReportRecoveryPointsRequest)(nil),  // 10: restore.v1.ReportRecoveryPointsRequest
-	(*ReportRecoveryPointsResponse)(nil), // 11: restore.v1.ReportRecoveryPointsResponse
-	(*Capacity)(nil),                     // 12: restore.v1.Capacity
-	(*Restore)(nil),                      // 13: restore.v1.Restore
-	(RestoreState)(0),                    // 14: restore.v1.RestoreState
-	(*Boot)(nil),                         // 15: restore.v1.Boot
-	(*Verification)(nil),                 // 16: restore.v1.Verification
-	(*RecoveryPoint)(nil),                // 17: restore.v1.RecoveryPoint
+	(TunnelOpenKind)(0),                  // 0: restore.v1.TunnelOpenKind
+	(DesiredState)(0),                    // 1: restore.v1.DesiredState
+	(*TunnelRequest)(nil),                // 2: restore.v1.TunnelRequest
+	(*TunnelResponse)(nil),               // 3: restore.v1.TunnelResponse
+	(*TunnelFrame)(nil),                  // 4: restore.v1.TunnelFrame
+	(*TunnelHello)(nil),                  // 5: restore.v1.TunnelHello
+	(*TunnelOpen)(nil),                   // 6: restore.v1.TunnelOpen
+	(*TunnelClose)(nil),                  // 7: restore.v1.TunnelClose
+	(*RegisterRequest)(nil),              // 8: restore.v1.RegisterRequest
+	(*RegisterResponse)(nil),             // 9: restore.v1.RegisterResponse
+	(*HeartbeatRequest)(nil),             // 10: restore.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),            // 11: restore.v1.HeartbeatResponse
+	(*WatchAssignmentsRequest)(nil),      // 12: restore.v1.WatchAssignmentsRequest
+	(*Assignment)(nil),                   // 13: restore.v1.Assignment
+	(*WatchAssignmentsResponse)(nil),     // 14: restore.v1.WatchAssignmentsResponse
+	(*ReportRestoreStatusRequest)(nil),   // 15: restore.v1.ReportRestoreStatusRequest
+	(*ReportRestoreStatusResponse)(nil),  // 16: restore.v1.ReportRestoreStatusResponse
+	(*ReportRecoveryPointsRequest)(nil),  // 17: restore.v1.ReportRecoveryPointsRequest
+	(*ReportRecoveryPointsResponse)(nil), // 18: restore.v1.ReportRecoveryPointsResponse
+	(*Capacity)(nil),                     // 19: restore.v1.Capacity
+	(*Restore)(nil),                      // 20: restore.v1.Restore
+	(RestoreState)(0),                    // 21: restore.v1.RestoreState
+	(*Boot)(nil),                         // 22: restore.v1.Boot
+	(*Verification)(nil),                 // 23: restore.v1.Verification
+	(*RecoveryPoint)(nil),                // 24: restore.v1.RecoveryPoint
 }
 var file_restore_v1_agent_proto_depIdxs = []int32{
-	12, // 0: restore.v1.RegisterRequest.capacity:type_name -> restore.v1.Capacity
-	13, // 1: restore.v1.Assignment.restore:type_name -> restore.v1.Restore
-	0,  // 2: restore.v1.Assignment.desired:type_name -> restore.v1.DesiredState
-	6,  // 3: restore.v1.WatchAssignmentsResponse.assignments:type_name -> restore.v1.Assignment
-	14, // 4: restore.v1.ReportRestoreStatusRequest.state:type_name -> restore.v1.RestoreState
-	15, // 5: restore.v1.ReportRestoreStatusRequest.boot:type_name -> restore.v1.Boot
-	16, // 6: restore.v1.ReportRestoreStatusRequest.verification:type_name -> restore.v1.Verification
-	13, // 7: restore.v1.ReportRestoreStatusResponse.restore:type_name -> restore.v1.Restore
-	17, // 8: restore.v1.ReportRecoveryPointsRequest.recovery_points:type_name -> restore.v1.RecoveryPoint
-	1,  // 9: restore.v1.AgentService.Register:input_type -> restore.v1.RegisterRequest
-	3,  // 10: restore.v1.AgentService.Heartbeat:input_type -> restore.v1.HeartbeatRequest
-	5,  // 11: restore.v1.AgentService.WatchAssignments:input_type -> restore.v1.WatchAssignmentsRequest
-	8,  // 12: restore.v1.AgentService.ReportRestoreStatus:input_type -> restore.v1.ReportRestoreStatusRequest
-	10, // 13: restore.v1.AgentService.ReportRecoveryPoints:input_type -> restore.v1.ReportRecoveryPointsRequest
-	2,  // 14: restore.v1.AgentService.Register:output_type -> restore.v1.RegisterResponse
-	4,  // 15: restore.v1.AgentService.Heartbeat:output_type -> restore.v1.HeartbeatResponse
-	7,  // 16: restore.v1.AgentService.WatchAssignments:output_type -> restore.v1.WatchAssignmentsResponse
-	9,  // 17: restore.v1.AgentService.ReportRestoreStatus:output_type -> restore.v1.ReportRestoreStatusResponse
-	11, // 18: restore.v1.AgentService.ReportRecoveryPoints:output_type -> restore.v1.ReportRecoveryPointsResponse
-	14, // [14:19] is the sub-list for method output_type
-	9,  // [9:14] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	4,  // 0: restore.v1.TunnelRequest.frame:type_name -> restore.v1.TunnelFrame
+	4,  // 1: restore.v1.TunnelResponse.frame:type_name -> restore.v1.TunnelFrame
+	5,  // 2: restore.v1.TunnelFrame.hello:type_name -> restore.v1.TunnelHello
+	6,  // 3: restore.v1.TunnelFrame.open:type_name -> restore.v1.TunnelOpen
+	7,  // 4: restore.v1.TunnelFrame.close:type_name -> restore.v1.TunnelClose
+	0,  // 5: restore.v1.TunnelOpen.kind:type_name -> restore.v1.TunnelOpenKind
+	19, // 6: restore.v1.RegisterRequest.capacity:type_name -> restore.v1.Capacity
+	20, // 7: restore.v1.Assignment.restore:type_name -> restore.v1.Restore
+	1,  // 8: restore.v1.Assignment.desired:type_name -> restore.v1.DesiredState
+	13, // 9: restore.v1.WatchAssignmentsResponse.assignments:type_name -> restore.v1.Assignment
+	21, // 10: restore.v1.ReportRestoreStatusRequest.state:type_name -> restore.v1.RestoreState
+	22, // 11: restore.v1.ReportRestoreStatusRequest.boot:type_name -> restore.v1.Boot
+	23, // 12: restore.v1.ReportRestoreStatusRequest.verification:type_name -> restore.v1.Verification
+	20, // 13: restore.v1.ReportRestoreStatusResponse.restore:type_name -> restore.v1.Restore
+	24, // 14: restore.v1.ReportRecoveryPointsRequest.recovery_points:type_name -> restore.v1.RecoveryPoint
+	8,  // 15: restore.v1.AgentService.Register:input_type -> restore.v1.RegisterRequest
+	10, // 16: restore.v1.AgentService.Heartbeat:input_type -> restore.v1.HeartbeatRequest
+	12, // 17: restore.v1.AgentService.WatchAssignments:input_type -> restore.v1.WatchAssignmentsRequest
+	15, // 18: restore.v1.AgentService.ReportRestoreStatus:input_type -> restore.v1.ReportRestoreStatusRequest
+	17, // 19: restore.v1.AgentService.ReportRecoveryPoints:input_type -> restore.v1.ReportRecoveryPointsRequest
+	2,  // 20: restore.v1.AgentService.Tunnel:input_type -> restore.v1.TunnelRequest
+	9,  // 21: restore.v1.AgentService.Register:output_type -> restore.v1.RegisterResponse
+	11, // 22: restore.v1.AgentService.Heartbeat:output_type -> restore.v1.HeartbeatResponse
+	14, // 23: restore.v1.AgentService.WatchAssignments:output_type -> restore.v1.WatchAssignmentsResponse
+	16, // 24: restore.v1.AgentService.ReportRestoreStatus:output_type -> restore.v1.ReportRestoreStatusResponse
+	18, // 25: restore.v1.AgentService.ReportRecoveryPoints:output_type -> restore.v1.ReportRecoveryPointsResponse
+	3,  // 26: restore.v1.AgentService.Tunnel:output_type -> restore.v1.TunnelResponse
+	21, // [21:27] is the sub-list for method output_type
+	15, // [15:21] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_agent_proto_init() }
@@ -894,13 +1378,19 @@ func file_restore_v1_agent_proto_init() {
 	file_restore_v1_recovery_point_proto_init()
 	file_restore_v1_restore_proto_init()
 	file_restore_v1_verification_proto_init()
+	file_restore_v1_agent_proto_msgTypes[2].OneofWrappers = []any{
+		(*TunnelFrame_Hello)(nil),
+		(*TunnelFrame_Open)(nil),
+		(*TunnelFrame_Data)(nil),
+		(*TunnelFrame_Close)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restore_v1_agent_proto_rawDesc), len(file_restore_v1_agent_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   11,
+			NumEnums:      2,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

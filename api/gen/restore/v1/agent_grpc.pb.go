@@ -24,6 +24,7 @@ const (
 	AgentService_WatchAssignments_FullMethodName     = "/restore.v1.AgentService/WatchAssignments"
 	AgentService_ReportRestoreStatus_FullMethodName  = "/restore.v1.AgentService/ReportRestoreStatus"
 	AgentService_ReportRecoveryPoints_FullMethodName = "/restore.v1.AgentService/ReportRecoveryPoints"
+	AgentService_Tunnel_FullMethodName               = "/restore.v1.AgentService/Tunnel"
 )
 
 // AgentServiceClient is the client API for AgentService service.
@@ -45,6 +46,11 @@ type AgentServiceClient interface {
 	ReportRestoreStatus(ctx context.Context, in *ReportRestoreStatusRequest, opts ...grpc.CallOption) (*ReportRestoreStatusResponse, error)
 	// ReportRecoveryPoints replaces the set of recovery points the host holds.
 	ReportRecoveryPoints(ctx context.Context, in *ReportRecoveryPointsRequest, opts ...grpc.CallOption) (*ReportRecoveryPointsResponse, error)
+	// Tunnel is the server's way to the host: the agent opens it and keeps it
+	// open; the server opens channels over it (a live screenshot, a kept
+	// screenshot, a console) and the agent answers each with data frames.
+	// Hosts need no inbound port.
+	Tunnel(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[TunnelRequest, TunnelResponse], error)
 }
 
 type agentServiceClient struct {
@@ -114,6 +120,19 @@ func (c *agentServiceClient) ReportRecoveryPoints(ctx context.Context, in *Repor
 	return out, nil
 }
 
+func (c *agentServiceClient) Tunnel(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[TunnelRequest, TunnelResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AgentService_ServiceDesc.Streams[1], AgentService_Tunnel_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[TunnelRequest, TunnelResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AgentService_TunnelClient = grpc.BidiStreamingClient[TunnelRequest, TunnelResponse]
+
 // AgentServiceServer is the server API for AgentService service.
 // All implementations must embed UnimplementedAgentServiceServer
 // for forward compatibility.
@@ -133,6 +152,11 @@ type AgentServiceServer interface {
 	ReportRestoreStatus(context.Context, *ReportRestoreStatusRequest) (*ReportRestoreStatusResponse, error)
 	// ReportRecoveryPoints replaces the set of recovery points the host holds.
 	ReportRecoveryPoints(context.Context, *ReportRecoveryPointsRequest) (*ReportRecoveryPointsResponse, error)
+	// Tunnel is the server's way to the host: the agent opens it and keeps it
+	// open; the server opens channels over it (a live screenshot, a kept
+	// screenshot, a console) and the agent answers each with data frames.
+	// Hosts need no inbound port.
+	Tunnel(grpc.BidiStreamingServer[TunnelRequest, TunnelResponse]) error
 	mustEmbedUnimplementedAgentServiceServer()
 }
 
@@ -157,6 +181,9 @@ func (UnimplementedAgentServiceServer) ReportRestoreStatus(context.Context, *Rep
 }
 func (UnimplementedAgentServiceServer) ReportRecoveryPoints(context.Context, *ReportRecoveryPointsRequest) (*ReportRecoveryPointsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ReportRecoveryPoints not implemented")
+}
+func (UnimplementedAgentServiceServer) Tunnel(grpc.BidiStreamingServer[TunnelRequest, TunnelResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method Tunnel not implemented")
 }
 func (UnimplementedAgentServiceServer) mustEmbedUnimplementedAgentServiceServer() {}
 func (UnimplementedAgentServiceServer) testEmbeddedByValue()                      {}
@@ -262,6 +289,13 @@ func _AgentService_ReportRecoveryPoints_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AgentService_Tunnel_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(AgentServiceServer).Tunnel(&grpc.GenericServerStream[TunnelRequest, TunnelResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AgentService_TunnelServer = grpc.BidiStreamingServer[TunnelRequest, TunnelResponse]
+
 // AgentService_ServiceDesc is the grpc.ServiceDesc for AgentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -291,6 +325,12 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "WatchAssignments",
 			Handler:       _AgentService_WatchAssignments_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "Tunnel",
+			Handler:       _AgentService_Tunnel_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "restore/v1/agent.proto",

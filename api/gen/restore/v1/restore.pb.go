@@ -443,7 +443,9 @@ type Restore struct {
 	Verify *VerifyOptions `protobuf:"bytes,21,opt,name=verify,proto3" json:"verify,omitempty"`
 	// verdict is the VERIFY run's verdict once reached; its evidence is the
 	// Verification with the same id.
-	Verdict       Verdict `protobuf:"varint,22,opt,name=verdict,proto3,enum=restore.v1.Verdict" json:"verdict,omitempty"`
+	Verdict Verdict `protobuf:"varint,22,opt,name=verdict,proto3,enum=restore.v1.Verdict" json:"verdict,omitempty"`
+	// policy_id names the verification policy that started this VERIFY run.
+	PolicyId      string `protobuf:"bytes,23,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -630,6 +632,13 @@ func (x *Restore) GetVerdict() Verdict {
 		return x.Verdict
 	}
 	return Verdict_VERDICT_UNSPECIFIED
+}
+
+func (x *Restore) GetPolicyId() string {
+	if x != nil {
+		return x.PolicyId
+	}
+	return ""
 }
 
 // CreateRestoreRequest is the body of POST /v1/restores.
@@ -1384,6 +1393,103 @@ func (x *WatchRestoresResponse) GetRestore() *Restore {
 	return nil
 }
 
+type GetRestoreScreenshotRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRestoreScreenshotRequest) Reset() {
+	*x = GetRestoreScreenshotRequest{}
+	mi := &file_restore_v1_restore_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRestoreScreenshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRestoreScreenshotRequest) ProtoMessage() {}
+
+func (x *GetRestoreScreenshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_restore_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRestoreScreenshotRequest.ProtoReflect.Descriptor instead.
+func (*GetRestoreScreenshotRequest) Descriptor() ([]byte, []int) {
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GetRestoreScreenshotRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type GetRestoreScreenshotResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// content_type is "image/png".
+	ContentType   string `protobuf:"bytes,1,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	Data          []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRestoreScreenshotResponse) Reset() {
+	*x = GetRestoreScreenshotResponse{}
+	mi := &file_restore_v1_restore_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRestoreScreenshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRestoreScreenshotResponse) ProtoMessage() {}
+
+func (x *GetRestoreScreenshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_restore_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRestoreScreenshotResponse.ProtoReflect.Descriptor instead.
+func (*GetRestoreScreenshotResponse) Descriptor() ([]byte, []int) {
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *GetRestoreScreenshotResponse) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+func (x *GetRestoreScreenshotResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 var File_restore_v1_restore_proto protoreflect.FileDescriptor
 
 const file_restore_v1_restore_proto_rawDesc = "" +
@@ -1396,7 +1502,7 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x04Boot\x12\x1a\n" +
 	"\bverified\x18\x01 \x01(\bR\bverified\x12%\n" +
 	"\x0ftime_to_boot_ms\x18\x02 \x01(\x03R\ftimeToBootMs\x12\x18\n" +
-	"\asignals\x18\x03 \x03(\tR\asignals\"\xf5\x06\n" +
+	"\asignals\x18\x03 \x03(\tR\asignals\"\x92\a\n" +
 	"\aRestore\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12*\n" +
@@ -1426,7 +1532,8 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\brevision\x18\x13 \x01(\x04R\brevision\x12=\n" +
 	"\fdestroy_time\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\vdestroyTime\x121\n" +
 	"\x06verify\x18\x15 \x01(\v2\x19.restore.v1.VerifyOptionsR\x06verify\x12-\n" +
-	"\averdict\x18\x16 \x01(\x0e2\x13.restore.v1.VerdictR\averdict\"\xf1\x02\n" +
+	"\averdict\x18\x16 \x01(\x0e2\x13.restore.v1.VerdictR\averdict\x12\x1b\n" +
+	"\tpolicy_id\x18\x17 \x01(\tR\bpolicyId\"\xf1\x02\n" +
 	"\x14CreateRestoreRequest\x12*\n" +
 	"\x11recovery_point_id\x18\x01 \x01(\tR\x0frecoveryPointId\x12$\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x10.restore.v1.ModeR\x04mode\x12\x14\n" +
@@ -1477,7 +1584,12 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x05asset\x18\x02 \x01(\tR\x05asset\x12*\n" +
 	"\x11recovery_point_id\x18\x03 \x01(\tR\x0frecoveryPointId\"F\n" +
 	"\x15WatchRestoresResponse\x12-\n" +
-	"\arestore\x18\x01 \x01(\v2\x13.restore.v1.RestoreR\arestore*B\n" +
+	"\arestore\x18\x01 \x01(\v2\x13.restore.v1.RestoreR\arestore\"-\n" +
+	"\x1bGetRestoreScreenshotRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"U\n" +
+	"\x1cGetRestoreScreenshotResponse\x12!\n" +
+	"\fcontent_type\x18\x01 \x01(\tR\vcontentType\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data*B\n" +
 	"\x04Mode\x12\x14\n" +
 	"\x10MODE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fMODE_VIRTUALIZE\x10\x01\x12\x0f\n" +
@@ -1504,14 +1616,15 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x14RESTORE_STATE_FAILED\x10\b\x12\x19\n" +
 	"\x15RESTORE_STATE_EXPIRED\x10\t\x12\x16\n" +
 	"\x12RESTORE_STATE_LOST\x10\n" +
-	"2\xb4\x03\n" +
+	"2\x9f\x04\n" +
 	"\x0eRestoreService\x12T\n" +
 	"\rCreateRestore\x12 .restore.v1.CreateRestoreRequest\x1a!.restore.v1.CreateRestoreResponse\x12K\n" +
 	"\n" +
 	"GetRestore\x12\x1d.restore.v1.GetRestoreRequest\x1a\x1e.restore.v1.GetRestoreResponse\x12Q\n" +
 	"\fListRestores\x12\x1f.restore.v1.ListRestoresRequest\x1a .restore.v1.ListRestoresResponse\x12T\n" +
 	"\rDeleteRestore\x12 .restore.v1.DeleteRestoreRequest\x1a!.restore.v1.DeleteRestoreResponse\x12V\n" +
-	"\rWatchRestores\x12 .restore.v1.WatchRestoresRequest\x1a!.restore.v1.WatchRestoresResponse0\x01B;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
+	"\rWatchRestores\x12 .restore.v1.WatchRestoresRequest\x1a!.restore.v1.WatchRestoresResponse0\x01\x12i\n" +
+	"\x14GetRestoreScreenshot\x12'.restore.v1.GetRestoreScreenshotRequest\x1a(.restore.v1.GetRestoreScreenshotResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
 
 var (
 	file_restore_v1_restore_proto_rawDescOnce sync.Once
@@ -1526,29 +1639,31 @@ func file_restore_v1_restore_proto_rawDescGZIP() []byte {
 }
 
 var file_restore_v1_restore_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_restore_v1_restore_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_restore_v1_restore_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_restore_v1_restore_proto_goTypes = []any{
-	(Mode)(0),                     // 0: restore.v1.Mode
-	(NetworkKind)(0),              // 1: restore.v1.NetworkKind
-	(Firmware)(0),                 // 2: restore.v1.Firmware
-	(RestoreState)(0),             // 3: restore.v1.RestoreState
-	(*Network)(nil),               // 4: restore.v1.Network
-	(*Boot)(nil),                  // 5: restore.v1.Boot
-	(*Restore)(nil),               // 6: restore.v1.Restore
-	(*CreateRestoreRequest)(nil),  // 7: restore.v1.CreateRestoreRequest
-	(*AppCheck)(nil),              // 8: restore.v1.AppCheck
-	(*VerifyOptions)(nil),         // 9: restore.v1.VerifyOptions
-	(*CreateRestoreResponse)(nil), // 10: restore.v1.CreateRestoreResponse
-	(*GetRestoreRequest)(nil),     // 11: restore.v1.GetRestoreRequest
-	(*GetRestoreResponse)(nil),    // 12: restore.v1.GetRestoreResponse
-	(*ListRestoresRequest)(nil),   // 13: restore.v1.ListRestoresRequest
-	(*ListRestoresResponse)(nil),  // 14: restore.v1.ListRestoresResponse
-	(*DeleteRestoreRequest)(nil),  // 15: restore.v1.DeleteRestoreRequest
-	(*DeleteRestoreResponse)(nil), // 16: restore.v1.DeleteRestoreResponse
-	(*WatchRestoresRequest)(nil),  // 17: restore.v1.WatchRestoresRequest
-	(*WatchRestoresResponse)(nil), // 18: restore.v1.WatchRestoresResponse
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
-	(Verdict)(0),                  // 20: restore.v1.Verdict
+	(Mode)(0),                            // 0: restore.v1.Mode
+	(NetworkKind)(0),                     // 1: restore.v1.NetworkKind
+	(Firmware)(0),                        // 2: restore.v1.Firmware
+	(RestoreState)(0),                    // 3: restore.v1.RestoreState
+	(*Network)(nil),                      // 4: restore.v1.Network
+	(*Boot)(nil),                         // 5: restore.v1.Boot
+	(*Restore)(nil),                      // 6: restore.v1.Restore
+	(*CreateRestoreRequest)(nil),         // 7: restore.v1.CreateRestoreRequest
+	(*AppCheck)(nil),                     // 8: restore.v1.AppCheck
+	(*VerifyOptions)(nil),                // 9: restore.v1.VerifyOptions
+	(*CreateRestoreResponse)(nil),        // 10: restore.v1.CreateRestoreResponse
+	(*GetRestoreRequest)(nil),            // 11: restore.v1.GetRestoreRequest
+	(*GetRestoreResponse)(nil),           // 12: restore.v1.GetRestoreResponse
+	(*ListRestoresRequest)(nil),          // 13: restore.v1.ListRestoresRequest
+	(*ListRestoresResponse)(nil),         // 14: restore.v1.ListRestoresResponse
+	(*DeleteRestoreRequest)(nil),         // 15: restore.v1.DeleteRestoreRequest
+	(*DeleteRestoreResponse)(nil),        // 16: restore.v1.DeleteRestoreResponse
+	(*WatchRestoresRequest)(nil),         // 17: restore.v1.WatchRestoresRequest
+	(*WatchRestoresResponse)(nil),        // 18: restore.v1.WatchRestoresResponse
+	(*GetRestoreScreenshotRequest)(nil),  // 19: restore.v1.GetRestoreScreenshotRequest
+	(*GetRestoreScreenshotResponse)(nil), // 20: restore.v1.GetRestoreScreenshotResponse
+	(*timestamppb.Timestamp)(nil),        // 21: google.protobuf.Timestamp
+	(Verdict)(0),                         // 22: restore.v1.Verdict
 }
 var file_restore_v1_restore_proto_depIdxs = []int32{
 	1,  // 0: restore.v1.Network.kind:type_name -> restore.v1.NetworkKind
@@ -1556,13 +1671,13 @@ var file_restore_v1_restore_proto_depIdxs = []int32{
 	4,  // 2: restore.v1.Restore.network:type_name -> restore.v1.Network
 	2,  // 3: restore.v1.Restore.firmware:type_name -> restore.v1.Firmware
 	3,  // 4: restore.v1.Restore.state:type_name -> restore.v1.RestoreState
-	19, // 5: restore.v1.Restore.create_time:type_name -> google.protobuf.Timestamp
-	19, // 6: restore.v1.Restore.update_time:type_name -> google.protobuf.Timestamp
-	19, // 7: restore.v1.Restore.expire_time:type_name -> google.protobuf.Timestamp
+	21, // 5: restore.v1.Restore.create_time:type_name -> google.protobuf.Timestamp
+	21, // 6: restore.v1.Restore.update_time:type_name -> google.protobuf.Timestamp
+	21, // 7: restore.v1.Restore.expire_time:type_name -> google.protobuf.Timestamp
 	5,  // 8: restore.v1.Restore.boot:type_name -> restore.v1.Boot
-	19, // 9: restore.v1.Restore.destroy_time:type_name -> google.protobuf.Timestamp
+	21, // 9: restore.v1.Restore.destroy_time:type_name -> google.protobuf.Timestamp
 	9,  // 10: restore.v1.Restore.verify:type_name -> restore.v1.VerifyOptions
-	20, // 11: restore.v1.Restore.verdict:type_name -> restore.v1.Verdict
+	22, // 11: restore.v1.Restore.verdict:type_name -> restore.v1.Verdict
 	0,  // 12: restore.v1.CreateRestoreRequest.mode:type_name -> restore.v1.Mode
 	4,  // 13: restore.v1.CreateRestoreRequest.network:type_name -> restore.v1.Network
 	2,  // 14: restore.v1.CreateRestoreRequest.firmware:type_name -> restore.v1.Firmware
@@ -1580,13 +1695,15 @@ var file_restore_v1_restore_proto_depIdxs = []int32{
 	13, // 26: restore.v1.RestoreService.ListRestores:input_type -> restore.v1.ListRestoresRequest
 	15, // 27: restore.v1.RestoreService.DeleteRestore:input_type -> restore.v1.DeleteRestoreRequest
 	17, // 28: restore.v1.RestoreService.WatchRestores:input_type -> restore.v1.WatchRestoresRequest
-	10, // 29: restore.v1.RestoreService.CreateRestore:output_type -> restore.v1.CreateRestoreResponse
-	12, // 30: restore.v1.RestoreService.GetRestore:output_type -> restore.v1.GetRestoreResponse
-	14, // 31: restore.v1.RestoreService.ListRestores:output_type -> restore.v1.ListRestoresResponse
-	16, // 32: restore.v1.RestoreService.DeleteRestore:output_type -> restore.v1.DeleteRestoreResponse
-	18, // 33: restore.v1.RestoreService.WatchRestores:output_type -> restore.v1.WatchRestoresResponse
-	29, // [29:34] is the sub-list for method output_type
-	24, // [24:29] is the sub-list for method input_type
+	19, // 29: restore.v1.RestoreService.GetRestoreScreenshot:input_type -> restore.v1.GetRestoreScreenshotRequest
+	10, // 30: restore.v1.RestoreService.CreateRestore:output_type -> restore.v1.CreateRestoreResponse
+	12, // 31: restore.v1.RestoreService.GetRestore:output_type -> restore.v1.GetRestoreResponse
+	14, // 32: restore.v1.RestoreService.ListRestores:output_type -> restore.v1.ListRestoresResponse
+	16, // 33: restore.v1.RestoreService.DeleteRestore:output_type -> restore.v1.DeleteRestoreResponse
+	18, // 34: restore.v1.RestoreService.WatchRestores:output_type -> restore.v1.WatchRestoresResponse
+	20, // 35: restore.v1.RestoreService.GetRestoreScreenshot:output_type -> restore.v1.GetRestoreScreenshotResponse
+	30, // [30:36] is the sub-list for method output_type
+	24, // [24:30] is the sub-list for method input_type
 	24, // [24:24] is the sub-list for extension type_name
 	24, // [24:24] is the sub-list for extension extendee
 	0,  // [0:24] is the sub-list for field type_name
@@ -1604,7 +1721,7 @@ func file_restore_v1_restore_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restore_v1_restore_proto_rawDesc), len(file_restore_v1_restore_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,11 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	RestoreService_CreateRestore_FullMethodName = "/restore.v1.RestoreService/CreateRestore"
-	RestoreService_GetRestore_FullMethodName    = "/restore.v1.RestoreService/GetRestore"
-	RestoreService_ListRestores_FullMethodName  = "/restore.v1.RestoreService/ListRestores"
-	RestoreService_DeleteRestore_FullMethodName = "/restore.v1.RestoreService/DeleteRestore"
-	RestoreService_WatchRestores_FullMethodName = "/restore.v1.RestoreService/WatchRestores"
+	RestoreService_CreateRestore_FullMethodName        = "/restore.v1.RestoreService/CreateRestore"
+	RestoreService_GetRestore_FullMethodName           = "/restore.v1.RestoreService/GetRestore"
+	RestoreService_ListRestores_FullMethodName         = "/restore.v1.RestoreService/ListRestores"
+	RestoreService_DeleteRestore_FullMethodName        = "/restore.v1.RestoreService/DeleteRestore"
+	RestoreService_WatchRestores_FullMethodName        = "/restore.v1.RestoreService/WatchRestores"
+	RestoreService_GetRestoreScreenshot_FullMethodName = "/restore.v1.RestoreService/GetRestoreScreenshot"
 )
 
 // RestoreServiceClient is the client API for RestoreService service.
@@ -48,6 +49,9 @@ type RestoreServiceClient interface {
 	// WatchRestores streams the caller's restores: first every matching
 	// restore, then each restore again whenever it changes.
 	WatchRestores(ctx context.Context, in *WatchRestoresRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchRestoresResponse], error)
+	// GetRestoreScreenshot takes a screenshot of a running restore now (REST:
+	// GET /v1/restores/{id}/screenshot answers the PNG itself).
+	GetRestoreScreenshot(ctx context.Context, in *GetRestoreScreenshotRequest, opts ...grpc.CallOption) (*GetRestoreScreenshotResponse, error)
 }
 
 type restoreServiceClient struct {
@@ -117,6 +121,16 @@ func (c *restoreServiceClient) WatchRestores(ctx context.Context, in *WatchResto
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RestoreService_WatchRestoresClient = grpc.ServerStreamingClient[WatchRestoresResponse]
 
+func (c *restoreServiceClient) GetRestoreScreenshot(ctx context.Context, in *GetRestoreScreenshotRequest, opts ...grpc.CallOption) (*GetRestoreScreenshotResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetRestoreScreenshotResponse)
+	err := c.cc.Invoke(ctx, RestoreService_GetRestoreScreenshot_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RestoreServiceServer is the server API for RestoreService service.
 // All implementations must embed UnimplementedRestoreServiceServer
 // for forward compatibility.
@@ -139,6 +153,9 @@ type RestoreServiceServer interface {
 	// WatchRestores streams the caller's restores: first every matching
 	// restore, then each restore again whenever it changes.
 	WatchRestores(*WatchRestoresRequest, grpc.ServerStreamingServer[WatchRestoresResponse]) error
+	// GetRestoreScreenshot takes a screenshot of a running restore now (REST:
+	// GET /v1/restores/{id}/screenshot answers the PNG itself).
+	GetRestoreScreenshot(context.Context, *GetRestoreScreenshotRequest) (*GetRestoreScreenshotResponse, error)
 	mustEmbedUnimplementedRestoreServiceServer()
 }
 
@@ -163,6 +180,9 @@ func (UnimplementedRestoreServiceServer) DeleteRestore(context.Context, *DeleteR
 }
 func (UnimplementedRestoreServiceServer) WatchRestores(*WatchRestoresRequest, grpc.ServerStreamingServer[WatchRestoresResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method WatchRestores not implemented")
+}
+func (UnimplementedRestoreServiceServer) GetRestoreScreenshot(context.Context, *GetRestoreScreenshotRequest) (*GetRestoreScreenshotResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetRestoreScreenshot not implemented")
 }
 func (UnimplementedRestoreServiceServer) mustEmbedUnimplementedRestoreServiceServer() {}
 func (UnimplementedRestoreServiceServer) testEmbeddedByValue()                        {}
@@ -268,6 +288,24 @@ func _RestoreService_WatchRestores_Handler(srv interface{}, stream grpc.ServerSt
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RestoreService_WatchRestoresServer = grpc.ServerStreamingServer[WatchRestoresResponse]
 
+func _RestoreService_GetRestoreScreenshot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRestoreScreenshotRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RestoreServiceServer).GetRestoreScreenshot(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RestoreService_GetRestoreScreenshot_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RestoreServiceServer).GetRestoreScreenshot(ctx, req.(*GetRestoreScreenshotRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RestoreService_ServiceDesc is the grpc.ServiceDesc for RestoreService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -290,6 +328,10 @@ var RestoreService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteRestore",
 			Handler:    _RestoreService_DeleteRestore_Handler,
+		},
+		{
+			MethodName: "GetRestoreScreenshot",
+			Handler:    _RestoreService_GetRestoreScreenshot_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -894,6 +894,112 @@ func (x *GetVerificationResponse) GetVerification() *Verification {
 	return nil
 }
 
+type GetVerificationScreenshotRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// n is the screenshot's number (Screenshot.n).
+	N             int32 `protobuf:"varint,2,opt,name=n,proto3" json:"n,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetVerificationScreenshotRequest) Reset() {
+	*x = GetVerificationScreenshotRequest{}
+	mi := &file_restore_v1_verification_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetVerificationScreenshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetVerificationScreenshotRequest) ProtoMessage() {}
+
+func (x *GetVerificationScreenshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_verification_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetVerificationScreenshotRequest.ProtoReflect.Descriptor instead.
+func (*GetVerificationScreenshotRequest) Descriptor() ([]byte, []int) {
+	return file_restore_v1_verification_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GetVerificationScreenshotRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *GetVerificationScreenshotRequest) GetN() int32 {
+	if x != nil {
+		return x.N
+	}
+	return 0
+}
+
+type GetVerificationScreenshotResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// content_type is "image/png".
+	ContentType   string `protobuf:"bytes,1,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	Data          []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetVerificationScreenshotResponse) Reset() {
+	*x = GetVerificationScreenshotResponse{}
+	mi := &file_restore_v1_verification_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetVerificationScreenshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetVerificationScreenshotResponse) ProtoMessage() {}
+
+func (x *GetVerificationScreenshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_verification_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetVerificationScreenshotResponse.ProtoReflect.Descriptor instead.
+func (*GetVerificationScreenshotResponse) Descriptor() ([]byte, []int) {
+	return file_restore_v1_verification_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *GetVerificationScreenshotResponse) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+func (x *GetVerificationScreenshotResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 var File_restore_v1_verification_proto protoreflect.FileDescriptor
 
 const file_restore_v1_verification_proto_rawDesc = "" +
@@ -969,7 +1075,13 @@ const file_restore_v1_verification_proto_rawDesc = "" +
 	"\x16GetVerificationRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"W\n" +
 	"\x17GetVerificationResponse\x12<\n" +
-	"\fverification\x18\x01 \x01(\v2\x18.restore.v1.VerificationR\fverification*d\n" +
+	"\fverification\x18\x01 \x01(\v2\x18.restore.v1.VerificationR\fverification\"@\n" +
+	" GetVerificationScreenshotRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\f\n" +
+	"\x01n\x18\x02 \x01(\x05R\x01n\"Z\n" +
+	"!GetVerificationScreenshotResponse\x12!\n" +
+	"\fcontent_type\x18\x01 \x01(\tR\vcontentType\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data*d\n" +
 	"\aVerdict\x12\x17\n" +
 	"\x13VERDICT_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eVERDICT_PASSED\x10\x01\x12\x12\n" +
@@ -980,10 +1092,11 @@ const file_restore_v1_verification_proto_rawDesc = "" +
 	"\x13CHECK_RESULT_PASSED\x10\x01\x12\x17\n" +
 	"\x13CHECK_RESULT_FAILED\x10\x02\x12\x1d\n" +
 	"\x19CHECK_RESULT_INCONCLUSIVE\x10\x03\x12\x18\n" +
-	"\x14CHECK_RESULT_SKIPPED\x10\x042\xd3\x01\n" +
+	"\x14CHECK_RESULT_SKIPPED\x10\x042\xcd\x02\n" +
 	"\x13VerificationService\x12`\n" +
 	"\x11ListVerifications\x12$.restore.v1.ListVerificationsRequest\x1a%.restore.v1.ListVerificationsResponse\x12Z\n" +
-	"\x0fGetVerification\x12\".restore.v1.GetVerificationRequest\x1a#.restore.v1.GetVerificationResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
+	"\x0fGetVerification\x12\".restore.v1.GetVerificationRequest\x1a#.restore.v1.GetVerificationResponse\x12x\n" +
+	"\x19GetVerificationScreenshot\x12,.restore.v1.GetVerificationScreenshotRequest\x1a-.restore.v1.GetVerificationScreenshotResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
 
 var (
 	file_restore_v1_verification_proto_rawDescOnce sync.Once
@@ -998,41 +1111,45 @@ func file_restore_v1_verification_proto_rawDescGZIP() []byte {
 }
 
 var file_restore_v1_verification_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_restore_v1_verification_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_restore_v1_verification_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_restore_v1_verification_proto_goTypes = []any{
-	(Verdict)(0),                      // 0: restore.v1.Verdict
-	(CheckResult)(0),                  // 1: restore.v1.CheckResult
-	(*Check)(nil),                     // 2: restore.v1.Check
-	(*GuestFilesystem)(nil),           // 3: restore.v1.GuestFilesystem
-	(*GuestInterface)(nil),            // 4: restore.v1.GuestInterface
-	(*GuestFacts)(nil),                // 5: restore.v1.GuestFacts
-	(*Screenshot)(nil),                // 6: restore.v1.Screenshot
-	(*Verification)(nil),              // 7: restore.v1.Verification
-	(*ListVerificationsRequest)(nil),  // 8: restore.v1.ListVerificationsRequest
-	(*ListVerificationsResponse)(nil), // 9: restore.v1.ListVerificationsResponse
-	(*GetVerificationRequest)(nil),    // 10: restore.v1.GetVerificationRequest
-	(*GetVerificationResponse)(nil),   // 11: restore.v1.GetVerificationResponse
-	(*timestamppb.Timestamp)(nil),     // 12: google.protobuf.Timestamp
+	(Verdict)(0),                              // 0: restore.v1.Verdict
+	(CheckResult)(0),                          // 1: restore.v1.CheckResult
+	(*Check)(nil),                             // 2: restore.v1.Check
+	(*GuestFilesystem)(nil),                   // 3: restore.v1.GuestFilesystem
+	(*GuestInterface)(nil),                    // 4: restore.v1.GuestInterface
+	(*GuestFacts)(nil),                        // 5: restore.v1.GuestFacts
+	(*Screenshot)(nil),                        // 6: restore.v1.Screenshot
+	(*Verification)(nil),                      // 7: restore.v1.Verification
+	(*ListVerificationsRequest)(nil),          // 8: restore.v1.ListVerificationsRequest
+	(*ListVerificationsResponse)(nil),         // 9: restore.v1.ListVerificationsResponse
+	(*GetVerificationRequest)(nil),            // 10: restore.v1.GetVerificationRequest
+	(*GetVerificationResponse)(nil),           // 11: restore.v1.GetVerificationResponse
+	(*GetVerificationScreenshotRequest)(nil),  // 12: restore.v1.GetVerificationScreenshotRequest
+	(*GetVerificationScreenshotResponse)(nil), // 13: restore.v1.GetVerificationScreenshotResponse
+	(*timestamppb.Timestamp)(nil),             // 14: google.protobuf.Timestamp
 }
 var file_restore_v1_verification_proto_depIdxs = []int32{
 	1,  // 0: restore.v1.Check.result:type_name -> restore.v1.CheckResult
 	3,  // 1: restore.v1.GuestFacts.filesystems:type_name -> restore.v1.GuestFilesystem
 	4,  // 2: restore.v1.GuestFacts.interfaces:type_name -> restore.v1.GuestInterface
-	12, // 3: restore.v1.Screenshot.take_time:type_name -> google.protobuf.Timestamp
+	14, // 3: restore.v1.Screenshot.take_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: restore.v1.Verification.verdict:type_name -> restore.v1.Verdict
 	2,  // 5: restore.v1.Verification.checks:type_name -> restore.v1.Check
 	5,  // 6: restore.v1.Verification.guest:type_name -> restore.v1.GuestFacts
 	6,  // 7: restore.v1.Verification.screenshots:type_name -> restore.v1.Screenshot
-	12, // 8: restore.v1.Verification.start_time:type_name -> google.protobuf.Timestamp
-	12, // 9: restore.v1.Verification.end_time:type_name -> google.protobuf.Timestamp
+	14, // 8: restore.v1.Verification.start_time:type_name -> google.protobuf.Timestamp
+	14, // 9: restore.v1.Verification.end_time:type_name -> google.protobuf.Timestamp
 	7,  // 10: restore.v1.ListVerificationsResponse.verifications:type_name -> restore.v1.Verification
 	7,  // 11: restore.v1.GetVerificationResponse.verification:type_name -> restore.v1.Verification
 	8,  // 12: restore.v1.VerificationService.ListVerifications:input_type -> restore.v1.ListVerificationsRequest
 	10, // 13: restore.v1.VerificationService.GetVerification:input_type -> restore.v1.GetVerificationRequest
-	9,  // 14: restore.v1.VerificationService.ListVerifications:output_type -> restore.v1.ListVerificationsResponse
-	11, // 15: restore.v1.VerificationService.GetVerification:output_type -> restore.v1.GetVerificationResponse
-	14, // [14:16] is the sub-list for method output_type
-	12, // [12:14] is the sub-list for method input_type
+	12, // 14: restore.v1.VerificationService.GetVerificationScreenshot:input_type -> restore.v1.GetVerificationScreenshotRequest
+	9,  // 15: restore.v1.VerificationService.ListVerifications:output_type -> restore.v1.ListVerificationsResponse
+	11, // 16: restore.v1.VerificationService.GetVerification:output_type -> restore.v1.GetVerificationResponse
+	13, // 17: restore.v1.VerificationService.GetVerificationScreenshot:output_type -> restore.v1.GetVerificationScreenshotResponse
+	15, // [15:18] is the sub-list for method output_type
+	12, // [12:15] is the sub-list for method input_type
 	12, // [12:12] is the sub-list for extension type_name
 	12, // [12:12] is the sub-list for extension extendee
 	0,  // [0:12] is the sub-list for field type_name
@@ -1049,7 +1166,7 @@ func file_restore_v1_verification_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restore_v1_verification_proto_rawDesc), len(file_restore_v1_verification_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,8 +19,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	VerificationService_ListVerifications_FullMethodName = "/restore.v1.VerificationService/ListVerifications"
-	VerificationService_GetVerification_FullMethodName   = "/restore.v1.VerificationService/GetVerification"
+	VerificationService_ListVerifications_FullMethodName         = "/restore.v1.VerificationService/ListVerifications"
+	VerificationService_GetVerification_FullMethodName           = "/restore.v1.VerificationService/GetVerification"
+	VerificationService_GetVerificationScreenshot_FullMethodName = "/restore.v1.VerificationService/GetVerificationScreenshot"
 )
 
 // VerificationServiceClient is the client API for VerificationService service.
@@ -34,6 +35,10 @@ type VerificationServiceClient interface {
 	ListVerifications(ctx context.Context, in *ListVerificationsRequest, opts ...grpc.CallOption) (*ListVerificationsResponse, error)
 	// GetVerification returns one verification with all its evidence.
 	GetVerification(ctx context.Context, in *GetVerificationRequest, opts ...grpc.CallOption) (*GetVerificationResponse, error)
+	// GetVerificationScreenshot returns a kept screenshot, fetched from the
+	// host that ran the verification (REST: GET
+	// /v1/verifications/{id}/screenshots/{n} answers the PNG itself).
+	GetVerificationScreenshot(ctx context.Context, in *GetVerificationScreenshotRequest, opts ...grpc.CallOption) (*GetVerificationScreenshotResponse, error)
 }
 
 type verificationServiceClient struct {
@@ -64,6 +69,16 @@ func (c *verificationServiceClient) GetVerification(ctx context.Context, in *Get
 	return out, nil
 }
 
+func (c *verificationServiceClient) GetVerificationScreenshot(ctx context.Context, in *GetVerificationScreenshotRequest, opts ...grpc.CallOption) (*GetVerificationScreenshotResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetVerificationScreenshotResponse)
+	err := c.cc.Invoke(ctx, VerificationService_GetVerificationScreenshot_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // VerificationServiceServer is the server API for VerificationService service.
 // All implementations must embed UnimplementedVerificationServiceServer
 // for forward compatibility.
@@ -75,6 +90,10 @@ type VerificationServiceServer interface {
 	ListVerifications(context.Context, *ListVerificationsRequest) (*ListVerificationsResponse, error)
 	// GetVerification returns one verification with all its evidence.
 	GetVerification(context.Context, *GetVerificationRequest) (*GetVerificationResponse, error)
+	// GetVerificationScreenshot returns a kept screenshot, fetched from the
+	// host that ran the verification (REST: GET
+	// /v1/verifications/{id}/screenshots/{n} answers the PNG itself).
+	GetVerificationScreenshot(context.Context, *GetVerificationScreenshotRequest) (*GetVerificationScreenshotResponse, error)
 	mustEmbedUnimplementedVerificationServiceServer()
 }
 
@@ -90,6 +109,9 @@ func (UnimplementedVerificationServiceServer) ListVerifications(context.Context,
 }
 func (UnimplementedVerificationServiceServer) GetVerification(context.Context, *GetVerificationRequest) (*GetVerificationResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetVerification not implemented")
+}
+func (UnimplementedVerificationServiceServer) GetVerificationScreenshot(context.Context, *GetVerificationScreenshotRequest) (*GetVerificationScreenshotResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetVerificationScreenshot not implemented")
 }
 func (UnimplementedVerificationServiceServer) mustEmbedUnimplementedVerificationServiceServer() {}
 func (UnimplementedVerificationServiceServer) testEmbeddedByValue()                             {}
@@ -148,6 +170,24 @@ func _VerificationService_GetVerification_Handler(srv interface{}, ctx context.C
 	return interceptor(ctx, in, info, handler)
 }
 
+func _VerificationService_GetVerificationScreenshot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetVerificationScreenshotRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VerificationServiceServer).GetVerificationScreenshot(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VerificationService_GetVerificationScreenshot_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VerificationServiceServer).GetVerificationScreenshot(ctx, req.(*GetVerificationScreenshotRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // VerificationService_ServiceDesc is the grpc.ServiceDesc for VerificationService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -162,6 +202,10 @@ var VerificationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetVerification",
 			Handler:    _VerificationService_GetVerification_Handler,
+		},
+		{
+			MethodName: "GetVerificationScreenshot",
+			Handler:    _VerificationService_GetVerificationScreenshot_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,105 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image/png"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/kvm"
+	"github.com/restored/restored/internal/tunnel"
+	"github.com/restored/restored/internal/vmspec"
+)
+
+// restoreIDPattern is what a restore id looks like (a UUID): ids from the
+// server become file and domain names, so nothing else is accepted.
+var restoreIDPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+// tunnels keeps a tunnel to the server open for the session, reopening it
+// when it breaks, and serves the channels the server opens.
+func (a *Agent) tunnels(ctx context.Context, client restorev1.AgentServiceClient) {
+	for ctx.Err() == nil {
+		err := a.tunnel(ctx, client)
+		if ctx.Err() != nil {
+			return
+		}
+		a.log.Warn("tunnel ended; reopening", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (a *Agent) tunnel(ctx context.Context, client restorev1.AgentServiceClient) error {
+	tctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := client.Tunnel(a.ctx(tctx))
+	if err != nil {
+		return err
+	}
+	hello := &restorev1.TunnelFrame{Kind: &restorev1.TunnelFrame_Hello{Hello: &restorev1.TunnelHello{ProtocolVersion: 1, HostId: a.cfg.HostID}}}
+	if err := stream.Send(&restorev1.TunnelRequest{Frame: hello}); err != nil {
+		return err
+	}
+	return tunnel.ServeAgent(tctx, func() (*restorev1.TunnelFrame, error) {
+		resp, err := stream.Recv()
+		if err != nil {
+			return nil, err
+		}
+		return resp.GetFrame(), nil
+	}, func(f *restorev1.TunnelFrame) error {
+		return stream.Send(&restorev1.TunnelRequest{Frame: f})
+	}, a.serveChannel)
+}
+
+// serveChannel answers one channel the server opened.
+func (a *Agent) serveChannel(ctx context.Context, open *restorev1.TunnelOpen, c *tunnel.Channel) {
+	if !restoreIDPattern.MatchString(open.RestoreId) {
+		_ = c.CloseWith(fmt.Sprintf("%q is not a restore id", open.RestoreId), true)
+		return
+	}
+	switch open.Kind {
+	case restorev1.TunnelOpenKind_TUNNEL_OPEN_KIND_SCREENSHOT:
+		a.serveScreenshot(ctx, open.RestoreId, c)
+	case restorev1.TunnelOpenKind_TUNNEL_OPEN_KIND_EVIDENCE:
+		a.serveEvidence(open.RestoreId, open.N, c)
+	default:
+		_ = c.CloseWith(fmt.Sprintf("this agent cannot open %s", open.Kind), false)
+	}
+}
+
+func (a *Agent) serveScreenshot(ctx context.Context, id string, c *tunnel.Channel) {
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	img, raw, err := a.drv.Screenshot(sctx, vmspec.DomainName(id))
+	if err != nil {
+		_ = c.CloseWith(fmt.Sprintf("no screenshot of restore %s on host %s: %v", id, a.cfg.HostID, err), kvm.IsNotFound(err))
+		return
+	}
+	if !bytes.HasPrefix(raw, []byte("\x89PNG")) {
+		var b bytes.Buffer
+		if err := png.Encode(&b, img); err != nil {
+			_ = c.CloseWith(err.Error(), false)
+			return
+		}
+		raw = b.Bytes()
+	}
+	_, _ = c.Write(raw)
+	_ = c.Close()
+}
+
+func (a *Agent) serveEvidence(id string, n int32, c *tunnel.Channel) {
+	b, err := os.ReadFile(filepath.Join(a.evidenceDir(id), fmt.Sprintf("%d.png", n)))
+	if err != nil {
+		_ = c.CloseWith(fmt.Sprintf("screenshot %d of verification %s is not kept on host %s (retention %s)", n, id, a.cfg.HostID, a.cfg.EvidenceRetention), true)
+		return
+	}
+	_, _ = c.Write(b)
+	_ = c.Close()
+}

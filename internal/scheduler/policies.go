@@ -1,0 +1,150 @@
+package scheduler
+
+import (
+	"sort"
+	"time"
+
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/store"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// PolicyRequestPrefix starts the request_id of a policy's VERIFY restore:
+// "policy-<recovery point id>", so a recovery point is verified by policy
+// at most once (the tenant's idempotency keys see to it).
+const PolicyRequestPrefix = "policy-"
+
+// policyTTL bounds a policy's VERIFY restore (it ends by itself long before).
+const policyTTL = time.Hour
+
+// PolicyRuns decides which VERIFY restores the verification policies start
+// now (without ids). For each asset with a policy (its own, else its
+// tenant's "*"), the newest valid recovery point is verified when:
+//   - it was never verified (by a policy or by hand) and no run of it is
+//     under way,
+//   - the policy's interval has passed since its last run for the asset,
+//   - a host that holds it is READY, undrained, has room and runs fewer than
+//     max_per_host policy runs; the least busy such host is hinted, and
+//     assets held by fewer hosts choose first.
+func PolicyRuns(r *store.Reader, now time.Time) []*restorev1.Restore {
+	// Newest valid recovery point per tenant/asset.
+	newest := map[string]*restorev1.RecoveryPoint{}
+	for _, rp := range r.RecoveryPoints("") {
+		if !rp.Valid {
+			continue
+		}
+		k := rp.Tenant + "/" + rp.Asset
+		if cur := newest[k]; cur == nil || later(rp, cur) {
+			newest[k] = rp
+		}
+	}
+	if len(newest) == 0 {
+		return nil
+	}
+	verified := map[string]bool{}
+	for _, v := range r.Verifications("") {
+		verified[v.RecoveryPointId] = true
+	}
+	running := map[string]int{}       // host → active policy runs
+	underway := map[string]bool{}     // recovery point → a VERIFY run is active
+	lastRun := map[string]time.Time{} // policy id + asset → last run
+	requested := map[string]bool{}    // tenant/request id of policy runs
+	for _, x := range r.Restores("") {
+		if x.Mode != restorev1.Mode_MODE_VERIFY {
+			continue
+		}
+		if !store.Terminal(x.State) {
+			underway[x.RecoveryPointId] = true
+			if x.PolicyId != "" && x.HostId != "" {
+				running[x.HostId]++
+			}
+		}
+		if x.PolicyId != "" {
+			k := x.PolicyId + "|" + x.Asset
+			if t := x.CreateTime.AsTime(); t.After(lastRun[k]) {
+				lastRun[k] = t
+			}
+			requested[x.Tenant+"/"+x.RequestId] = true
+		}
+	}
+	keys := make([]string, 0, len(newest))
+	for k := range newest {
+		keys = append(keys, k)
+	}
+	// The most constrained first: an asset held by one host gets it before
+	// an asset that could run elsewhere.
+	sort.Slice(keys, func(i, j int) bool {
+		hi, hj := len(newest[keys[i]].HostIds), len(newest[keys[j]].HostIds)
+		if hi != hj {
+			return hi < hj
+		}
+		return keys[i] < keys[j]
+	})
+	var out []*restorev1.Restore
+	for _, k := range keys {
+		rp := newest[k]
+		p := r.VerificationPolicy(k)
+		if p == nil {
+			p = r.VerificationPolicy(rp.Tenant + "/*")
+		}
+		if p == nil || verified[rp.Id] || underway[rp.Id] || requested[rp.Tenant+"/"+PolicyRequestPrefix+rp.Id] {
+			continue
+		}
+		if last, ok := lastRun[p.Id+"|"+rp.Asset]; ok && now.Sub(last) < time.Duration(p.IntervalSeconds)*time.Second {
+			continue
+		}
+		memory := p.MemoryMib
+		if memory == 0 {
+			memory = 256
+		}
+		limit := int(p.MaxPerHost)
+		if limit <= 0 {
+			limit = 1
+		}
+		x := &restorev1.Restore{
+			Tenant: rp.Tenant, RecoveryPointId: rp.Id, Asset: rp.Asset, Mode: restorev1.Mode_MODE_VERIFY,
+			Vcpus: 1, MemoryMib: memory, Network: &restorev1.Network{Kind: restorev1.NetworkKind_NETWORK_KIND_NONE},
+			Firmware: restorev1.Firmware_FIRMWARE_AUTO, TtlSeconds: int64(policyTTL / time.Second),
+			RequestId: PolicyRequestPrefix + rp.Id, Verify: p.Verify, PolicyId: p.Id,
+			State: restorev1.RestoreState_RESTORE_STATE_PENDING, StateReason: "started by verification policy " + p.Id,
+			CreateTime: timestamppb.New(now), ExpireTime: timestamppb.New(now.Add(policyTTL)),
+		}
+		host := leastBusy(r, rp, x, running, limit)
+		if host == "" {
+			continue // every holder is at its limit or full: next pass
+		}
+		x.HostId = host
+		running[host]++
+		out = append(out, x)
+	}
+	return out
+}
+
+// later orders recovery points by creation time, then id.
+func later(a, b *restorev1.RecoveryPoint) bool {
+	at, bt := a.CreateTime.AsTime(), b.CreateTime.AsTime()
+	if !at.Equal(bt) {
+		return at.After(bt)
+	}
+	return a.Id > b.Id
+}
+
+// leastBusy is the usable holder of rp with the fewest policy runs under
+// limit and room for x ("" when none).
+func leastBusy(r *store.Reader, rp *restorev1.RecoveryPoint, x *restorev1.Restore, running map[string]int, limit int) string {
+	best := ""
+	for _, id := range rp.HostIds {
+		h := r.Host(id)
+		if h == nil || h.State != restorev1.HostState_HOST_STATE_READY || h.Drained || running[id] >= limit {
+			continue
+		}
+		a := r.Allocated(id)
+		if h.Capacity.GetVcpus()-a.Vcpus < x.Vcpus || h.Capacity.GetMemoryMib()-a.MemoryMib < x.MemoryMib {
+			continue
+		}
+		if best == "" || running[id] < running[best] || (running[id] == running[best] && id < best) {
+			best = id
+		}
+	}
+	return best
+}
