@@ -13,7 +13,7 @@ TOOLS := .tools/bin
 
 GENERATED := api/gen internal/gen api/openapi
 
-.PHONY: all deps libvirt test-image build tools generate check-generated lint test demo bench-raft bench-restore clean
+.PHONY: all deps libvirt test-image build web tools generate check-generated lint test demo bench-raft bench-restore bench-verify clean
 
 all: build
 
@@ -29,7 +29,15 @@ libvirt: deps
 test-image: deps
 	images/build-test-image.sh .cache/test-image
 
-build:
+# noVNC for the browser console, from npm (web/package-lock.json pins it);
+# installed into web/node_modules, never committed.
+NOVNC := web/node_modules/@novnc/novnc/core/rfb.js
+web: $(NOVNC)
+$(NOVNC): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	@touch $@
+
+build: web
 	@mkdir -p bin
 	go build -o bin/ ./cmd/restored ./cmd/hypervisor-agent ./cmd/restorectl
 
@@ -82,6 +90,11 @@ bench-raft: build
 # Restore start and boot-verification times against raw libvirt (P1-P3).
 bench-restore: build libvirt
 	go run ./bench/restore
+
+# VERIFY runs back to back and 4 at once: time to verdict vs time to boot +
+# the settling period (RUNS=5 by default).
+bench-verify: build libvirt
+	go run ./bench/verify --runs $(or $(RUNS),5)
 
 clean:
 	rm -rf bin .tools

@@ -91,7 +91,8 @@ func startKVMStack(t *testing.T) *kvmStack {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := testcluster.Start(ctx, testcluster.Options{Binary: restoredBin, Dir: t.TempDir(), N: 1, Args: []string{"--scheduler-interval", "250ms"}})
+	novnc, _ := filepath.Abs("../web/node_modules/@novnc/novnc")
+	c, err := testcluster.Start(ctx, testcluster.Options{Binary: restoredBin, Dir: t.TempDir(), N: 1, Args: []string{"--scheduler-interval", "250ms", "--novnc-dir", novnc}})
 	if err != nil {
 		t.Fatal(err)
 	}

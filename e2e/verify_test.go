@@ -121,6 +121,7 @@ func TestVerificationGivesOneVerdictFromAllTheEvidence(t *testing.T) {
 		if w, h := screenshotOnHost(t, id, 3); w != 640 || h != 480 {
 			t.Fatalf("the end screenshot is %dx%d, want the guest's 640x480", w, h)
 		}
+		keepForDocs(t, filepath.Join(s.work, "evidence", id, "3.png"), "verify-passed-end.png")
 		s.assertGone(id)
 
 		// Tenant-scoped like everything else.
@@ -166,6 +167,7 @@ func TestVerificationGivesOneVerdictFromAllTheEvidence(t *testing.T) {
 		if w, h := screenshotOnHost(t, id, int(last["n"].(float64))); w != 720 || h != 400 {
 			t.Fatalf("the last screenshot is %dx%d, want the firmware's 720x400 text screen", w, h)
 		}
+		keepForDocs(t, filepath.Join(s.work, "evidence", id, fmt.Sprintf("%d.png", int(last["n"].(float64)))), "verify-failed-no-bootable-device.png")
 		s.assertGone(id)
 	})
 
@@ -288,4 +290,20 @@ func TestVerificationGivesOneVerdictFromAllTheEvidence(t *testing.T) {
 			t.Fatalf("%d restores before, %d after refused requests", before, after)
 		}
 	})
+}
+
+// keepForDocs copies a screenshot into $RESTORED_DOCS_IMAGES when set (how
+// docs/images/verify-*.png were made: RESTORED_DOCS_IMAGES=$PWD/docs/images).
+func keepForDocs(t *testing.T, src, name string) {
+	dir := os.Getenv("RESTORED_DOCS_IMAGES")
+	if dir == "" {
+		return
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

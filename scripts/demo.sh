@@ -28,6 +28,7 @@ cleanup() {
 KEEP=1: left running. restored --dev pid $SERVER_PID (with its agent), data in $DATA.
   export RESTORED_ADDR=$GRPC RESTORED_TOKEN=\$(cat $DATA/server/bootstrap-token)
   bin/restorectl restore list
+  bin/restorectl restore console $RESTORE     # a browser console URL (opens once, within 60 s)
 Stop with: bin/restorectl restore delete $RESTORE; kill $SERVER_PID; rm -rf $DATA
 MSG
 		return

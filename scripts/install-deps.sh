@@ -24,6 +24,9 @@ declare -A want=(
 	[libvirt-daemon-system]=/usr/sbin/libvirtd
 	[ovmf]=/usr/share/OVMF/OVMF_CODE_4M.fd
 	[iproute2]=/usr/sbin/ip
+	# the browser console: noVNC from npm, and its test in headless Chromium
+	[npm]=/usr/bin/npm
+	[chromium]=/usr/bin/chromium
 )
 missing=()
 for pkg in "${!want[@]}"; do

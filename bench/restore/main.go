@@ -22,12 +22,11 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/bench/internal/stack"
 	"github.com/restored/restored/internal/kvm"
-	"github.com/restored/restored/internal/testcluster"
 	"github.com/restored/restored/internal/testimage"
 	"github.com/restored/restored/internal/vmspec"
 )
@@ -65,106 +64,14 @@ func run(runs int) error {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return err
 	}
-	restoredBin, err := testcluster.BuildCommand(".", dir, "restored")
+	st, err := stack.Start(ctx, dir, []stack.RecoveryPoint{{ID: "rp-image", From: img}, {ID: "rp-1g", Size: 1 << 30}, {ID: "rp-1t", Size: 1 << 40}})
 	if err != nil {
 		return err
 	}
-	agentBin, err := testcluster.BuildCommand(".", dir, "hypervisor-agent")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "servers"), 0o755); err != nil {
-		return err
-	}
-	c, err := testcluster.Start(ctx, testcluster.Options{Binary: restoredBin, Dir: filepath.Join(dir, "servers"), N: 1, Args: []string{"--scheduler-interval", "200ms"}})
-	if err != nil {
-		return err
-	}
-	defer c.Stop()
-	srv := c.Procs[0]
-	if err := c.CreateTenant(ctx, srv, "bench"); err != nil {
-		return err
-	}
-	partnerSecret, err := c.MintToken(ctx, srv, "bench", "partner")
-	if err != nil {
-		return err
-	}
-	agentSecret, err := c.MintToken(ctx, srv, "", "agent")
-	if err != nil {
-		return err
-	}
-	// Repository: the test image, and empty sparse disks of 1 GiB and 1 TiB.
-	repo := filepath.Join(dir, "repo")
-	addRP := func(id, file string, size int64, from string) error {
-		rp := filepath.Join(repo, "bench", "a", id)
-		if err := os.MkdirAll(rp, 0o755); err != nil {
-			return err
-		}
-		disk := filepath.Join(rp, file)
-		if from != "" {
-			if out, err := exec.Command("cp", "--sparse=always", from, disk).CombinedOutput(); err != nil {
-				return fmt.Errorf("cp: %v %s", err, out)
-			}
-		} else {
-			f, err := os.Create(disk)
-			if err != nil {
-				return err
-			}
-			if err := f.Truncate(size); err != nil {
-				return err
-			}
-			f.Close()
-		}
-		fi, _ := os.Stat(disk)
-		m := fmt.Sprintf(`{"id":%q,"tenant":"bench","asset":"a","created_at":"2026-11-25T22:00:00Z","firmware":"bios","os":"linux","disks":[{"name":"disk0","file":%q,"format":"raw","virtual_size":%d}]}`,
-			id, file, fi.Size())
-		return os.WriteFile(filepath.Join(rp, "manifest.json"), []byte(m), 0o644)
-	}
-	for _, rp := range []struct {
-		id   string
-		size int64
-		from string
-	}{{"rp-image", 0, img}, {"rp-1g", 1 << 30, ""}, {"rp-1t", 1 << 40, ""}} {
-		if err := addRP(rp.id, "disk0.raw", rp.size, rp.from); err != nil {
-			return err
-		}
-	}
-	_ = filepath.Walk(repo, func(p string, fi os.FileInfo, err error) error {
-		if err == nil {
-			mode := os.FileMode(0o644)
-			if fi.IsDir() {
-				mode = 0o755
-			}
-			_ = os.Chmod(p, mode)
-		}
-		return nil
-	})
-	work := filepath.Join(dir, "work")
-	logf, _ := os.Create(filepath.Join(dir, "agent.log"))
-	agent := exec.Command(agentBin, "--server", srv.GRPC, "--host-id", "bench-host", "--token", agentSecret,
-		"--repository", repo, "--work-dir", work, "--reserve-memory-mib", "0")
-	agent.Stdout, agent.Stderr = logf, logf
-	agent.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := agent.Start(); err != nil {
-		return err
-	}
-	defer func() { _ = agent.Process.Kill(); _ = agent.Wait() }()
-
-	b := &bench{ctx: ctx, dir: dir, restores: restorev1.NewRestoreServiceClient(srv.Conn()),
-		partner: testcluster.Ctx(ctx, partnerSecret), img: img,
+	defer st.Stop()
+	b := &bench{ctx: ctx, dir: dir, restores: restorev1.NewRestoreServiceClient(st.Server.Conn()), partner: st.Partner, img: img,
 		drv: kvm.NewLocal(kvm.DefaultSocket, slog.New(slog.NewTextHandler(io.Discard, nil)))}
 	defer b.drv.Close()
-	rps := restorev1.NewRecoveryPointServiceClient(srv.Conn())
-	for deadline := time.Now().Add(time.Minute); ; {
-		l, err := rps.ListRecoveryPoints(b.partner, &restorev1.ListRecoveryPointsRequest{})
-		if err == nil && len(l.RecoveryPoints) == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the agent did not report its recovery points: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 
 	fmt.Printf("restore benchmark: restored + hypervisor-agent on libvirt %s, TCG, %d interleaved runs each, medians\n\n", "9.0", runs)
 	var p1, p1base, p2small, p2big, p3, p3base []time.Duration

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/console"
 	"github.com/restored/restored/internal/kvm"
 	"github.com/restored/restored/internal/tunnel"
 	"github.com/restored/restored/internal/vmspec"
@@ -69,6 +70,8 @@ func (a *Agent) serveChannel(ctx context.Context, open *restorev1.TunnelOpen, c 
 		a.serveScreenshot(ctx, open.RestoreId, c)
 	case restorev1.TunnelOpenKind_TUNNEL_OPEN_KIND_EVIDENCE:
 		a.serveEvidence(open.RestoreId, open.N, c)
+	case restorev1.TunnelOpenKind_TUNNEL_OPEN_KIND_CONSOLE:
+		a.serveConsole(ctx, open.RestoreId, c)
 	default:
 		_ = c.CloseWith(fmt.Sprintf("this agent cannot open %s", open.Kind), false)
 	}
@@ -102,4 +105,30 @@ func (a *Agent) serveEvidence(id string, n int32, c *tunnel.Channel) {
 	}
 	_, _ = c.Write(b)
 	_ = c.Close()
+}
+
+// serveConsole connects the channel to the domain's VNC server: the agent
+// authenticates with the domain's password and offers the other end an
+// authenticated RFB session; then bytes flow as they are.
+func (a *Agent) serveConsole(ctx context.Context, id string, c *tunnel.Channel) {
+	vctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	addr, password, err := a.drv.VNC(vctx, vmspec.DomainName(id))
+	cancel()
+	if err != nil {
+		_ = c.CloseWith(fmt.Sprintf("restore %s has no console on host %s: %v", id, a.cfg.HostID, err), kvm.IsNotFound(err))
+		return
+	}
+	vnc, err := console.DialVNC(addr, password)
+	if err != nil {
+		_ = c.CloseWith(fmt.Sprintf("console of restore %s: %v", id, err), false)
+		return
+	}
+	if err := console.OfferNoAuth(c); err != nil {
+		vnc.Close()
+		_ = c.CloseWith(fmt.Sprintf("console handshake: %v", err), false)
+		return
+	}
+	a.log.Info("console open", "restore", id)
+	console.Relay(c, vnc)
+	a.log.Info("console closed", "restore", id)
 }

@@ -39,6 +39,10 @@ type Deps struct {
 	Tunnels *tunnel.Hub
 	// Peers reaches the other servers (a host's tunnel may be on another).
 	Peers *Forwarder
+	// Consoles holds the console tokens this server minted.
+	Consoles *Consoles
+	// HTTPAddr is this server's HTTP address (console URLs of gRPC callers).
+	HTTPAddr string
 }
 
 func (d *Deps) apply(t raftv1.CommandType, msg proto.Message) (proto.Message, error) {

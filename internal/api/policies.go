@@ -69,6 +69,12 @@ func (s *VerificationPolicyService) SetVerificationPolicy(ctx context.Context, r
 		return nil, validate.Errorf("policy is required")
 	}
 	p := proto.Clone(in).(*restorev1.VerificationPolicy)
+	switch {
+	case req.Asset != "" && p.Asset != "" && p.Asset != req.Asset:
+		return nil, validate.Errorf("the path names asset %q but policy.asset is %q", req.Asset, p.Asset)
+	case req.Asset != "":
+		p.Asset = req.Asset
+	}
 	tenant, err := tenantFor(s.Store.Read(nil), principal(ctx), p.Tenant)
 	if err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ const (
 	mDeleteRestore   = "/restore.v1.RestoreService/DeleteRestore"
 	mWatchRestores   = "/restore.v1.RestoreService/WatchRestores"
 	mRestoreShot     = "/restore.v1.RestoreService/GetRestoreScreenshot"
+	mConsole         = "/restore.v1.RestoreService/CreateConsole"
 	mVerifShot       = "/restore.v1.VerificationService/GetVerificationScreenshot"
 	mListRPs         = "/restore.v1.RecoveryPointService/ListRecoveryPoints"
 	mGetRP           = "/restore.v1.RecoveryPointService/GetRecoveryPoint"
@@ -70,6 +71,7 @@ var policy = map[string]roles{
 	mDeleteRestore: restoreUsers,
 	mWatchRestores: restoreUsers,
 	mRestoreShot:   restoreUsers,
+	mConsole:       restoreUsers,
 	mVerifShot:     restoreUsers,
 	mListRPs:       rpReaders,
 	mGetRP:         rpReaders,

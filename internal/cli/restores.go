@@ -20,7 +20,7 @@ func restoreCmd(g *globals) *cobra.Command {
 		Short:   "Create, inspect, list, delete and watch restores (recovery points booted as VMs)",
 		Example: "  restorectl restore create --recovery-point rp-2026-11-25 --mode virtualize --memory-mib 512\n  restorectl restore list --state running",
 	}
-	c.AddCommand(restoreCreateCmd(g), restoreGetCmd(g), restoreListCmd(g), restoreDeleteCmd(g), restoreWatchCmd(g))
+	c.AddCommand(restoreCreateCmd(g), restoreGetCmd(g), restoreListCmd(g), restoreDeleteCmd(g), restoreWatchCmd(g), restoreConsoleCmd(g))
 	return c
 }
 

@@ -261,7 +261,7 @@ func policySetCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer done()
-			resp, err := restorev1.NewVerificationPolicyServiceClient(conn).SetVerificationPolicy(ctx, &restorev1.SetVerificationPolicyRequest{Policy: &p})
+			resp, err := restorev1.NewVerificationPolicyServiceClient(conn).SetVerificationPolicy(ctx, &restorev1.SetVerificationPolicyRequest{Policy: &p, Asset: p.Asset})
 			if err != nil {
 				return err
 			}

@@ -11,6 +11,7 @@ import (
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -28,7 +29,13 @@ type Options struct {
 	Metrics http.Handler
 	// OpenAPI is served at /openapi.json.
 	OpenAPI []byte
+	// Routes adds more routes (the console pages) to the top-level mux.
+	Routes func(*http.ServeMux)
 }
+
+// HTTPHostKey is the metadata key carrying the HTTP Host a REST call came
+// to (console URLs point back at it).
+const HTTPHostKey = "x-restored-http-host"
 
 // Handler is the HTTP side of restored.
 type Handler struct {
@@ -49,6 +56,9 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, newJSONMarshaler()),
 		runtime.SetQueryParameterParser(&queryParser{}),
 		runtime.WithForwardResponseOption(openStream),
+		runtime.WithMetadata(func(_ context.Context, r *http.Request) metadata.MD {
+			return metadata.Pairs(HTTPHostKey, r.Host)
+		}),
 		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
 			if strings.EqualFold(key, "X-Restored-Consistency") {
 				return "x-restored-consistency", true
@@ -87,6 +97,9 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 		_, _ = w.Write(o.OpenAPI)
 	})
 	imageRoutes(top, conn)
+	if o.Routes != nil {
+		o.Routes(top)
+	}
 	top.Handle("/v1/", limitBody(mux))
 	return &Handler{Handler: top, conn: conn}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/digitalocean/go-libvirt"
+	"libvirt.org/go/libvirtxml"
 )
 
 func (d *Driver) lookup(ctx context.Context, name string) (libvirt.Domain, error) {
@@ -91,4 +92,31 @@ func IsNotFound(err error) bool {
 		return re.Code == uint32(libvirt.ErrNoDomain)
 	}
 	return isCode(err, libvirt.ErrNoDomain)
+}
+
+// VNC returns the address (127.0.0.1:port) and password of a running
+// domain's VNC server, read from its live XML (with secrets).
+func (d *Driver) VNC(ctx context.Context, name string) (string, string, error) {
+	dom, err := d.lookup(ctx, name)
+	if err != nil {
+		return "", "", err
+	}
+	x, err := call(ctx, d, "read the XML of "+name, func(l Libvirt) (string, error) {
+		return l.DomainGetXMLDesc(dom, libvirt.DomainXMLSecure)
+	})
+	if err != nil {
+		return "", "", err
+	}
+	var doc libvirtxml.Domain
+	if err := doc.Unmarshal(x); err != nil {
+		return "", "", err
+	}
+	if doc.Devices != nil {
+		for _, g := range doc.Devices.Graphics {
+			if v := g.VNC; v != nil && v.Port > 0 {
+				return fmt.Sprintf("127.0.0.1:%d", v.Port), v.Passwd, nil
+			}
+		}
+	}
+	return "", "", fmt.Errorf("domain %s has no VNC server", name)
 }

@@ -35,11 +35,16 @@ type Config struct {
 	RaftLeaderLease      time.Duration
 	// SnapshotThreshold is the number of raft entries between snapshots.
 	SnapshotThreshold uint64
+	// NoVNCDir holds noVNC for the console pages (make web installs it).
+	NoVNCDir string
 	// Logger is the one logger.
 	Logger *slog.Logger
 }
 
 func (c *Config) defaults() {
+	if c.NoVNCDir == "" {
+		c.NoVNCDir = "web/node_modules/@novnc/novnc"
+	}
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = 2 * time.Second
 	}

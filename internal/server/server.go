@@ -14,6 +14,7 @@ import (
 	restoreapi "github.com/restored/restored/api"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/api"
+	"github.com/restored/restored/internal/consoleweb"
 	"github.com/restored/restored/internal/fsm"
 	"github.com/restored/restored/internal/gateway"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
@@ -102,7 +103,7 @@ func Start(cfg Config) (s *Server, err error) {
 		Store: st, Node: node, Log: log, Now: time.Now, Beats: tracker, Version: version.Version,
 		ServerID: id, ApplyTimeout: 10 * time.Second,
 		HeartbeatInterval: cfg.HeartbeatInterval, HeartbeatTTL: cfg.HeartbeatTTL,
-		Tunnels: tunnel.NewHub(),
+		Tunnels: tunnel.NewHub(), Consoles: api.NewConsoles(), HTTPAddr: httpLis.Addr().String(),
 	}
 	fwd := api.NewForwarder(deps)
 	deps.Peers = fwd
@@ -131,6 +132,7 @@ func Start(cfg Config) (s *Server, err error) {
 	}
 	gw, err := gateway.New(ctx, gateway.Options{
 		GRPCAddr: grpcLis.Addr().String(), Ready: s.ready, Metrics: m.Handler(), OpenAPI: restoreapi.OpenAPI,
+		Routes: (&consoleweb.Handler{Consoles: deps.Consoles, Tunnels: deps.Tunnels, NoVNCDir: cfg.NoVNCDir, Log: log}).Register,
 	})
 	if err != nil {
 		cancel()

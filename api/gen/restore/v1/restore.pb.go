@@ -1490,6 +1490,103 @@ func (x *GetRestoreScreenshotResponse) GetData() []byte {
 	return nil
 }
 
+type CreateConsoleRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateConsoleRequest) Reset() {
+	*x = CreateConsoleRequest{}
+	mi := &file_restore_v1_restore_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateConsoleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateConsoleRequest) ProtoMessage() {}
+
+func (x *CreateConsoleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_restore_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateConsoleRequest.ProtoReflect.Descriptor instead.
+func (*CreateConsoleRequest) Descriptor() ([]byte, []int) {
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *CreateConsoleRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type CreateConsoleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// url opens the console; it works once, within 60 seconds.
+	Url           string                 `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateConsoleResponse) Reset() {
+	*x = CreateConsoleResponse{}
+	mi := &file_restore_v1_restore_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateConsoleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateConsoleResponse) ProtoMessage() {}
+
+func (x *CreateConsoleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_restore_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateConsoleResponse.ProtoReflect.Descriptor instead.
+func (*CreateConsoleResponse) Descriptor() ([]byte, []int) {
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *CreateConsoleResponse) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *CreateConsoleResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
 var File_restore_v1_restore_proto protoreflect.FileDescriptor
 
 const file_restore_v1_restore_proto_rawDesc = "" +
@@ -1589,7 +1686,13 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"U\n" +
 	"\x1cGetRestoreScreenshotResponse\x12!\n" +
 	"\fcontent_type\x18\x01 \x01(\tR\vcontentType\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data*B\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"&\n" +
+	"\x14CreateConsoleRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"f\n" +
+	"\x15CreateConsoleResponse\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12;\n" +
+	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime*B\n" +
 	"\x04Mode\x12\x14\n" +
 	"\x10MODE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fMODE_VIRTUALIZE\x10\x01\x12\x0f\n" +
@@ -1616,7 +1719,7 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x14RESTORE_STATE_FAILED\x10\b\x12\x19\n" +
 	"\x15RESTORE_STATE_EXPIRED\x10\t\x12\x16\n" +
 	"\x12RESTORE_STATE_LOST\x10\n" +
-	"2\x9f\x04\n" +
+	"2\xf5\x04\n" +
 	"\x0eRestoreService\x12T\n" +
 	"\rCreateRestore\x12 .restore.v1.CreateRestoreRequest\x1a!.restore.v1.CreateRestoreResponse\x12K\n" +
 	"\n" +
@@ -1624,7 +1727,8 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\fListRestores\x12\x1f.restore.v1.ListRestoresRequest\x1a .restore.v1.ListRestoresResponse\x12T\n" +
 	"\rDeleteRestore\x12 .restore.v1.DeleteRestoreRequest\x1a!.restore.v1.DeleteRestoreResponse\x12V\n" +
 	"\rWatchRestores\x12 .restore.v1.WatchRestoresRequest\x1a!.restore.v1.WatchRestoresResponse0\x01\x12i\n" +
-	"\x14GetRestoreScreenshot\x12'.restore.v1.GetRestoreScreenshotRequest\x1a(.restore.v1.GetRestoreScreenshotResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
+	"\x14GetRestoreScreenshot\x12'.restore.v1.GetRestoreScreenshotRequest\x1a(.restore.v1.GetRestoreScreenshotResponse\x12T\n" +
+	"\rCreateConsole\x12 .restore.v1.CreateConsoleRequest\x1a!.restore.v1.CreateConsoleResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
 
 var (
 	file_restore_v1_restore_proto_rawDescOnce sync.Once
@@ -1639,7 +1743,7 @@ func file_restore_v1_restore_proto_rawDescGZIP() []byte {
 }
 
 var file_restore_v1_restore_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_restore_v1_restore_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_restore_v1_restore_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_restore_v1_restore_proto_goTypes = []any{
 	(Mode)(0),                            // 0: restore.v1.Mode
 	(NetworkKind)(0),                     // 1: restore.v1.NetworkKind
@@ -1662,8 +1766,10 @@ var file_restore_v1_restore_proto_goTypes = []any{
 	(*WatchRestoresResponse)(nil),        // 18: restore.v1.WatchRestoresResponse
 	(*GetRestoreScreenshotRequest)(nil),  // 19: restore.v1.GetRestoreScreenshotRequest
 	(*GetRestoreScreenshotResponse)(nil), // 20: restore.v1.GetRestoreScreenshotResponse
-	(*timestamppb.Timestamp)(nil),        // 21: google.protobuf.Timestamp
-	(Verdict)(0),                         // 22: restore.v1.Verdict
+	(*CreateConsoleRequest)(nil),         // 21: restore.v1.CreateConsoleRequest
+	(*CreateConsoleResponse)(nil),        // 22: restore.v1.CreateConsoleResponse
+	(*timestamppb.Timestamp)(nil),        // 23: google.protobuf.Timestamp
+	(Verdict)(0),                         // 24: restore.v1.Verdict
 }
 var file_restore_v1_restore_proto_depIdxs = []int32{
 	1,  // 0: restore.v1.Network.kind:type_name -> restore.v1.NetworkKind
@@ -1671,13 +1777,13 @@ var file_restore_v1_restore_proto_depIdxs = []int32{
 	4,  // 2: restore.v1.Restore.network:type_name -> restore.v1.Network
 	2,  // 3: restore.v1.Restore.firmware:type_name -> restore.v1.Firmware
 	3,  // 4: restore.v1.Restore.state:type_name -> restore.v1.RestoreState
-	21, // 5: restore.v1.Restore.create_time:type_name -> google.protobuf.Timestamp
-	21, // 6: restore.v1.Restore.update_time:type_name -> google.protobuf.Timestamp
-	21, // 7: restore.v1.Restore.expire_time:type_name -> google.protobuf.Timestamp
+	23, // 5: restore.v1.Restore.create_time:type_name -> google.protobuf.Timestamp
+	23, // 6: restore.v1.Restore.update_time:type_name -> google.protobuf.Timestamp
+	23, // 7: restore.v1.Restore.expire_time:type_name -> google.protobuf.Timestamp
 	5,  // 8: restore.v1.Restore.boot:type_name -> restore.v1.Boot
-	21, // 9: restore.v1.Restore.destroy_time:type_name -> google.protobuf.Timestamp
+	23, // 9: restore.v1.Restore.destroy_time:type_name -> google.protobuf.Timestamp
 	9,  // 10: restore.v1.Restore.verify:type_name -> restore.v1.VerifyOptions
-	22, // 11: restore.v1.Restore.verdict:type_name -> restore.v1.Verdict
+	24, // 11: restore.v1.Restore.verdict:type_name -> restore.v1.Verdict
 	0,  // 12: restore.v1.CreateRestoreRequest.mode:type_name -> restore.v1.Mode
 	4,  // 13: restore.v1.CreateRestoreRequest.network:type_name -> restore.v1.Network
 	2,  // 14: restore.v1.CreateRestoreRequest.firmware:type_name -> restore.v1.Firmware
@@ -1690,23 +1796,26 @@ var file_restore_v1_restore_proto_depIdxs = []int32{
 	6,  // 21: restore.v1.DeleteRestoreResponse.restore:type_name -> restore.v1.Restore
 	3,  // 22: restore.v1.WatchRestoresRequest.state:type_name -> restore.v1.RestoreState
 	6,  // 23: restore.v1.WatchRestoresResponse.restore:type_name -> restore.v1.Restore
-	7,  // 24: restore.v1.RestoreService.CreateRestore:input_type -> restore.v1.CreateRestoreRequest
-	11, // 25: restore.v1.RestoreService.GetRestore:input_type -> restore.v1.GetRestoreRequest
-	13, // 26: restore.v1.RestoreService.ListRestores:input_type -> restore.v1.ListRestoresRequest
-	15, // 27: restore.v1.RestoreService.DeleteRestore:input_type -> restore.v1.DeleteRestoreRequest
-	17, // 28: restore.v1.RestoreService.WatchRestores:input_type -> restore.v1.WatchRestoresRequest
-	19, // 29: restore.v1.RestoreService.GetRestoreScreenshot:input_type -> restore.v1.GetRestoreScreenshotRequest
-	10, // 30: restore.v1.RestoreService.CreateRestore:output_type -> restore.v1.CreateRestoreResponse
-	12, // 31: restore.v1.RestoreService.GetRestore:output_type -> restore.v1.GetRestoreResponse
-	14, // 32: restore.v1.RestoreService.ListRestores:output_type -> restore.v1.ListRestoresResponse
-	16, // 33: restore.v1.RestoreService.DeleteRestore:output_type -> restore.v1.DeleteRestoreResponse
-	18, // 34: restore.v1.RestoreService.WatchRestores:output_type -> restore.v1.WatchRestoresResponse
-	20, // 35: restore.v1.RestoreService.GetRestoreScreenshot:output_type -> restore.v1.GetRestoreScreenshotResponse
-	30, // [30:36] is the sub-list for method output_type
-	24, // [24:30] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	23, // 24: restore.v1.CreateConsoleResponse.expire_time:type_name -> google.protobuf.Timestamp
+	7,  // 25: restore.v1.RestoreService.CreateRestore:input_type -> restore.v1.CreateRestoreRequest
+	11, // 26: restore.v1.RestoreService.GetRestore:input_type -> restore.v1.GetRestoreRequest
+	13, // 27: restore.v1.RestoreService.ListRestores:input_type -> restore.v1.ListRestoresRequest
+	15, // 28: restore.v1.RestoreService.DeleteRestore:input_type -> restore.v1.DeleteRestoreRequest
+	17, // 29: restore.v1.RestoreService.WatchRestores:input_type -> restore.v1.WatchRestoresRequest
+	19, // 30: restore.v1.RestoreService.GetRestoreScreenshot:input_type -> restore.v1.GetRestoreScreenshotRequest
+	21, // 31: restore.v1.RestoreService.CreateConsole:input_type -> restore.v1.CreateConsoleRequest
+	10, // 32: restore.v1.RestoreService.CreateRestore:output_type -> restore.v1.CreateRestoreResponse
+	12, // 33: restore.v1.RestoreService.GetRestore:output_type -> restore.v1.GetRestoreResponse
+	14, // 34: restore.v1.RestoreService.ListRestores:output_type -> restore.v1.ListRestoresResponse
+	16, // 35: restore.v1.RestoreService.DeleteRestore:output_type -> restore.v1.DeleteRestoreResponse
+	18, // 36: restore.v1.RestoreService.WatchRestores:output_type -> restore.v1.WatchRestoresResponse
+	20, // 37: restore.v1.RestoreService.GetRestoreScreenshot:output_type -> restore.v1.GetRestoreScreenshotResponse
+	22, // 38: restore.v1.RestoreService.CreateConsole:output_type -> restore.v1.CreateConsoleResponse
+	32, // [32:39] is the sub-list for method output_type
+	25, // [25:32] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_restore_proto_init() }
@@ -1721,7 +1830,7 @@ func file_restore_v1_restore_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restore_v1_restore_proto_rawDesc), len(file_restore_v1_restore_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,6 +25,7 @@ const (
 	RestoreService_DeleteRestore_FullMethodName        = "/restore.v1.RestoreService/DeleteRestore"
 	RestoreService_WatchRestores_FullMethodName        = "/restore.v1.RestoreService/WatchRestores"
 	RestoreService_GetRestoreScreenshot_FullMethodName = "/restore.v1.RestoreService/GetRestoreScreenshot"
+	RestoreService_CreateConsole_FullMethodName        = "/restore.v1.RestoreService/CreateConsole"
 )
 
 // RestoreServiceClient is the client API for RestoreService service.
@@ -52,6 +53,9 @@ type RestoreServiceClient interface {
 	// GetRestoreScreenshot takes a screenshot of a running restore now (REST:
 	// GET /v1/restores/{id}/screenshot answers the PNG itself).
 	GetRestoreScreenshot(ctx context.Context, in *GetRestoreScreenshotRequest, opts ...grpc.CallOption) (*GetRestoreScreenshotResponse, error)
+	// CreateConsole returns a single-use URL, valid for 60 s, of a page that
+	// shows the restore's screen (noVNC) and takes keyboard and mouse.
+	CreateConsole(ctx context.Context, in *CreateConsoleRequest, opts ...grpc.CallOption) (*CreateConsoleResponse, error)
 }
 
 type restoreServiceClient struct {
@@ -131,6 +135,16 @@ func (c *restoreServiceClient) GetRestoreScreenshot(ctx context.Context, in *Get
 	return out, nil
 }
 
+func (c *restoreServiceClient) CreateConsole(ctx context.Context, in *CreateConsoleRequest, opts ...grpc.CallOption) (*CreateConsoleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateConsoleResponse)
+	err := c.cc.Invoke(ctx, RestoreService_CreateConsole_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RestoreServiceServer is the server API for RestoreService service.
 // All implementations must embed UnimplementedRestoreServiceServer
 // for forward compatibility.
@@ -156,6 +170,9 @@ type RestoreServiceServer interface {
 	// GetRestoreScreenshot takes a screenshot of a running restore now (REST:
 	// GET /v1/restores/{id}/screenshot answers the PNG itself).
 	GetRestoreScreenshot(context.Context, *GetRestoreScreenshotRequest) (*GetRestoreScreenshotResponse, error)
+	// CreateConsole returns a single-use URL, valid for 60 s, of a page that
+	// shows the restore's screen (noVNC) and takes keyboard and mouse.
+	CreateConsole(context.Context, *CreateConsoleRequest) (*CreateConsoleResponse, error)
 	mustEmbedUnimplementedRestoreServiceServer()
 }
 
@@ -183,6 +200,9 @@ func (UnimplementedRestoreServiceServer) WatchRestores(*WatchRestoresRequest, gr
 }
 func (UnimplementedRestoreServiceServer) GetRestoreScreenshot(context.Context, *GetRestoreScreenshotRequest) (*GetRestoreScreenshotResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetRestoreScreenshot not implemented")
+}
+func (UnimplementedRestoreServiceServer) CreateConsole(context.Context, *CreateConsoleRequest) (*CreateConsoleResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CreateConsole not implemented")
 }
 func (UnimplementedRestoreServiceServer) mustEmbedUnimplementedRestoreServiceServer() {}
 func (UnimplementedRestoreServiceServer) testEmbeddedByValue()                        {}
@@ -306,6 +326,24 @@ func _RestoreService_GetRestoreScreenshot_Handler(srv interface{}, ctx context.C
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RestoreService_CreateConsole_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateConsoleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RestoreServiceServer).CreateConsole(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RestoreService_CreateConsole_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RestoreServiceServer).CreateConsole(ctx, req.(*CreateConsoleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RestoreService_ServiceDesc is the grpc.ServiceDesc for RestoreService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -332,6 +370,10 @@ var RestoreService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetRestoreScreenshot",
 			Handler:    _RestoreService_GetRestoreScreenshot_Handler,
+		},
+		{
+			MethodName: "CreateConsole",
+			Handler:    _RestoreService_CreateConsole_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -273,8 +273,11 @@ func (x *VerificationPolicy) GetUpdateTime() *timestamppb.Timestamp {
 }
 
 type SetVerificationPolicyRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Policy        *VerificationPolicy    `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Policy *VerificationPolicy    `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	// asset names the policy's asset (the REST path); it wins over
+	// policy.asset, which may be left empty.
+	Asset         string `protobuf:"bytes,2,opt,name=asset,proto3" json:"asset,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -314,6 +317,13 @@ func (x *SetVerificationPolicyRequest) GetPolicy() *VerificationPolicy {
 		return x.Policy
 	}
 	return nil
+}
+
+func (x *SetVerificationPolicyRequest) GetAsset() string {
+	if x != nil {
+		return x.Asset
+	}
+	return ""
 }
 
 type SetVerificationPolicyResponse struct {
@@ -791,9 +801,10 @@ const file_restore_v1_verification_policy_proto_rawDesc = "" +
 	"\n" +
 	"memory_mib\x18\a \x01(\x03R\tmemoryMib\x12;\n" +
 	"\vupdate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"V\n" +
+	"updateTime\"l\n" +
 	"\x1cSetVerificationPolicyRequest\x126\n" +
-	"\x06policy\x18\x01 \x01(\v2\x1e.restore.v1.VerificationPolicyR\x06policy\"W\n" +
+	"\x06policy\x18\x01 \x01(\v2\x1e.restore.v1.VerificationPolicyR\x06policy\x12\x14\n" +
+	"\x05asset\x18\x02 \x01(\tR\x05asset\"W\n" +
 	"\x1dSetVerificationPolicyResponse\x126\n" +
 	"\x06policy\x18\x01 \x01(\v2\x1e.restore.v1.VerificationPolicyR\x06policy\"!\n" +
 	"\x1fListVerificationPoliciesRequest\"^\n" +

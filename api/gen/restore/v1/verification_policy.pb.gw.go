@@ -71,13 +71,13 @@ func request_VerificationPolicyService_SetVerificationPolicy_0(ctx context.Conte
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq.Policy); err != nil && !errors.Is(err, io.EOF) {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
-	val, ok := pathParams["policy.asset"]
+	val, ok := pathParams["asset"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "policy.asset")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "asset")
 	}
-	err = runtime.PopulateFieldFromPath(&protoReq, "policy.asset", val)
+	protoReq.Asset, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "policy.asset", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "asset", err)
 	}
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)
@@ -95,13 +95,13 @@ func local_request_VerificationPolicyService_SetVerificationPolicy_0(ctx context
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq.Policy); err != nil && !errors.Is(err, io.EOF) {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
-	val, ok := pathParams["policy.asset"]
+	val, ok := pathParams["asset"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "policy.asset")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "asset")
 	}
-	err = runtime.PopulateFieldFromPath(&protoReq, "policy.asset", val)
+	protoReq.Asset, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "policy.asset", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "asset", err)
 	}
 	msg, err := server.SetVerificationPolicy(ctx, &protoReq)
 	return msg, metadata, err
@@ -266,7 +266,7 @@ func RegisterVerificationPolicyServiceHandlerServer(ctx context.Context, mux *ru
 		var stream runtime.ServerTransportStream
 		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/restore.v1.VerificationPolicyService/SetVerificationPolicy", runtime.WithHTTPPathPattern("/v1/verification-policies/{policy.asset}"))
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/restore.v1.VerificationPolicyService/SetVerificationPolicy", runtime.WithHTTPPathPattern("/v1/verification-policies/{asset}"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -401,7 +401,7 @@ func RegisterVerificationPolicyServiceHandlerClient(ctx context.Context, mux *ru
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/restore.v1.VerificationPolicyService/SetVerificationPolicy", runtime.WithHTTPPathPattern("/v1/verification-policies/{policy.asset}"))
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/restore.v1.VerificationPolicyService/SetVerificationPolicy", runtime.WithHTTPPathPattern("/v1/verification-policies/{asset}"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -488,7 +488,7 @@ func (m response_VerificationPolicyService_GetVerificationTrend_0) XXX_ResponseB
 
 var (
 	pattern_VerificationPolicyService_RunVerification_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "verifications"}, "run"))
-	pattern_VerificationPolicyService_SetVerificationPolicy_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "verification-policies", "policy.asset"}, ""))
+	pattern_VerificationPolicyService_SetVerificationPolicy_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "verification-policies", "asset"}, ""))
 	pattern_VerificationPolicyService_ListVerificationPolicies_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "verification-policies"}, ""))
 	pattern_VerificationPolicyService_DeleteVerificationPolicy_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "verification-policies", "asset"}, ""))
 	pattern_VerificationPolicyService_GetVerificationTrend_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "verification-trends", "asset"}, ""))

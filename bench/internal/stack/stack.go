@@ -1,0 +1,144 @@
+// Package stack starts what the benchmarks measure: one restored and one
+// hypervisor agent as processes on the local libvirtd, a tenant "bench" with
+// a partner token, and a repository of recovery points of asset "a".
+package stack
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/testcluster"
+)
+
+// RecoveryPoint is a recovery point to put in the repository: a copy of From
+// (sparse), or an empty sparse disk of Size bytes.
+type RecoveryPoint struct {
+	ID   string
+	Size int64
+	From string
+}
+
+// Stack is a running restored + agent.
+type Stack struct {
+	Dir     string
+	Server  *testcluster.Proc
+	Partner context.Context // carries the partner token
+	cluster *testcluster.Cluster
+	agent   *exec.Cmd
+}
+
+// Start builds the binaries into dir, starts restored and the agent (with
+// extra agent flags), fills the repository and waits until the agent
+// reported every recovery point.
+func Start(ctx context.Context, dir string, rps []RecoveryPoint, agentFlags ...string) (*Stack, error) {
+	restoredBin, err := testcluster.BuildCommand(".", dir, "restored")
+	if err != nil {
+		return nil, err
+	}
+	agentBin, err := testcluster.BuildCommand(".", dir, "hypervisor-agent")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "servers"), 0o755); err != nil {
+		return nil, err
+	}
+	c, err := testcluster.Start(ctx, testcluster.Options{Binary: restoredBin, Dir: filepath.Join(dir, "servers"), N: 1, Args: []string{"--scheduler-interval", "200ms"}})
+	if err != nil {
+		return nil, err
+	}
+	s := &Stack{Dir: dir, Server: c.Procs[0], cluster: c}
+	fail := func(err error) (*Stack, error) { s.Stop(); return nil, err }
+	if err := c.CreateTenant(ctx, s.Server, "bench"); err != nil {
+		return fail(err)
+	}
+	partnerSecret, err := c.MintToken(ctx, s.Server, "bench", "partner")
+	if err != nil {
+		return fail(err)
+	}
+	agentSecret, err := c.MintToken(ctx, s.Server, "", "agent")
+	if err != nil {
+		return fail(err)
+	}
+	repo := filepath.Join(dir, "repo")
+	for _, rp := range rps {
+		if err := addRP(repo, rp); err != nil {
+			return fail(err)
+		}
+	}
+	logf, _ := os.Create(filepath.Join(dir, "agent.log"))
+	args := append([]string{"--server", s.Server.GRPC, "--host-id", "bench-host", "--token", agentSecret,
+		"--repository", repo, "--work-dir", filepath.Join(dir, "work"), "--reserve-memory-mib", "0"}, agentFlags...)
+	s.agent = exec.Command(agentBin, args...)
+	s.agent.Stdout, s.agent.Stderr = logf, logf
+	s.agent.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := s.agent.Start(); err != nil {
+		return fail(err)
+	}
+	s.Partner = testcluster.Ctx(ctx, partnerSecret)
+	points := restorev1.NewRecoveryPointServiceClient(s.Server.Conn())
+	for deadline := time.Now().Add(time.Minute); ; {
+		l, err := points.ListRecoveryPoints(s.Partner, &restorev1.ListRecoveryPointsRequest{})
+		if err == nil && len(l.RecoveryPoints) == len(rps) {
+			return s, nil
+		}
+		if time.Now().After(deadline) {
+			return fail(fmt.Errorf("the agent did not report its recovery points: %v", err))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Stop kills the agent (by PID) and stops restored.
+func (s *Stack) Stop() {
+	if s.agent != nil && s.agent.Process != nil {
+		_ = s.agent.Process.Kill()
+		_ = s.agent.Wait()
+	}
+	s.cluster.Stop()
+}
+
+func addRP(repo string, rp RecoveryPoint) error {
+	dir := filepath.Join(repo, "bench", "a", rp.ID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	disk := filepath.Join(dir, "disk0.raw")
+	if rp.From != "" {
+		if out, err := exec.Command("cp", "--sparse=always", rp.From, disk).CombinedOutput(); err != nil {
+			return fmt.Errorf("cp: %v %s", err, out)
+		}
+	} else {
+		f, err := os.Create(disk)
+		if err != nil {
+			return err
+		}
+		if err := f.Truncate(rp.Size); err != nil {
+			f.Close()
+			return err
+		}
+		f.Close()
+	}
+	fi, err := os.Stat(disk)
+	if err != nil {
+		return err
+	}
+	m := fmt.Sprintf(`{"id":%q,"tenant":"bench","asset":"a","created_at":"2026-11-25T22:00:00Z","firmware":"bios","os":"linux","disks":[{"name":"disk0","file":"disk0.raw","format":"raw","virtual_size":%d}]}`,
+		rp.ID, fi.Size())
+	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(m), 0o644); err != nil {
+		return err
+	}
+	// QEMU runs as libvirt-qemu: it must read the disks and reach them.
+	for _, p := range []string{disk, filepath.Join(dir, "manifest.json")} {
+		_ = os.Chmod(p, 0o644)
+	}
+	for d := dir; d != filepath.Dir(repo); d = filepath.Dir(d) {
+		_ = os.Chmod(d, 0o755)
+	}
+	return nil
+}

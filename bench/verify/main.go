@@ -1,0 +1,170 @@
+// Command verify is `make bench-verify`: VERIFY runs of the test image on
+// real libvirtd and QEMU, N back to back and 4 at once. For each run, the
+// time to the verdict is compared with the time to boot plus the screen's
+// settling period (what a verdict has to wait for at least): the overhead of
+// gathering the evidence (screenshots, guest facts, checks, teardown,
+// report). Target: verdict <= 1.10x (time to boot + settling period).
+//
+// It is a benchmark, not a test: it prints figures and ratios and never fails
+// on them.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/bench/internal/stack"
+	"github.com/restored/restored/internal/testimage"
+)
+
+func main() {
+	runs := flag.Int("runs", 5, "verifications back to back")
+	parallel := flag.Int("parallel", 4, "verifications at once")
+	settle := flag.Duration("settle", 20*time.Second, "the agent's --screen-settle")
+	flag.Parse()
+	if err := run(*runs, *parallel, *settle); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-verify:", err)
+		os.Exit(1)
+	}
+}
+
+type result struct {
+	verdict time.Duration // request → verdict stored
+	boot    time.Duration // request → boot signal (time_to_boot_ms)
+}
+
+func run(runs, parallel int, settle time.Duration) error {
+	ctx := context.Background()
+	img, err := testimage.Path(".")
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "bench-verify-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
+	st, err := stack.Start(ctx, dir, []stack.RecoveryPoint{{ID: "rp-image", From: img}}, "--screen-settle", settle.String())
+	if err != nil {
+		return err
+	}
+	defer st.Stop()
+	restores := restorev1.NewRestoreServiceClient(st.Server.Conn())
+	verifications := restorev1.NewVerificationServiceClient(st.Server.Conn())
+	seq := 0
+	verify := func(n int) (result, error) {
+		start := time.Now()
+		created, err := restores.CreateRestore(st.Partner, &restorev1.CreateRestoreRequest{
+			RecoveryPointId: "rp-image", Mode: restorev1.Mode_MODE_VERIFY, MemoryMib: 128, RequestId: fmt.Sprintf("bench-verify-%d", n),
+			Verify: &restorev1.VerifyOptions{Filesystems: []string{"/"}, AppChecks: []*restorev1.AppCheck{{Name: "shell", Path: "/bin/true"}}},
+		})
+		if err != nil {
+			return result{}, err
+		}
+		id := created.Restore.Id
+		for deadline := time.Now().Add(10 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			v, err := verifications.GetVerification(st.Partner, &restorev1.GetVerificationRequest{Id: id})
+			if err != nil {
+				continue // not reported yet
+			}
+			took := time.Since(start)
+			if v.Verification.Verdict != restorev1.Verdict_VERDICT_PASSED {
+				return result{}, fmt.Errorf("verification %s: %s: %s", id, v.Verification.Verdict, v.Verification.Reason)
+			}
+			return result{verdict: took, boot: time.Duration(v.Verification.TimeToBootMs) * time.Millisecond}, nil
+		}
+		return result{}, fmt.Errorf("verification %s took over 10 minutes", id)
+	}
+
+	fmt.Printf("verification benchmark: restored + hypervisor-agent, TCG, test image, checks: screen, guest agent, filesystems, one application check; settling period %s\n\n", settle)
+	var serial []result
+	for i := 0; i < runs; i++ {
+		seq++
+		r, err := verify(seq)
+		if err != nil {
+			return err
+		}
+		serial = append(serial, r)
+		fmt.Printf("  back to back %d/%d: verdict %s, boot %s, ratio %.2fx\n", i+1, runs, r.verdict.Round(time.Millisecond), r.boot.Round(time.Millisecond), ratio(r, settle))
+	}
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		errs []error
+		at   []result
+	)
+	start := time.Now()
+	for i := 0; i < parallel; i++ {
+		seq++
+		wg.Add(1)
+		go func(n int) {
+			defer wg.Done()
+			r, err := verify(n)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			at = append(at, r)
+		}(seq)
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return errs[0]
+	}
+	wall := time.Since(start)
+	for i, r := range at {
+		fmt.Printf("  %d at once, run %d: verdict %s, boot %s, ratio %.2fx\n", parallel, i+1, r.verdict.Round(time.Millisecond), r.boot.Round(time.Millisecond), ratio(r, settle))
+	}
+	fmt.Println()
+	row := func(name string, rs []result) {
+		fmt.Printf("%-16s runs %d  verdict p50 %8s  boot p50 %8s  verdict / (boot + settle) p50 %.2fx  max %.2fx  (target <= 1.10x)\n",
+			name, len(rs), median(rs, func(r result) time.Duration { return r.verdict }).Round(time.Millisecond),
+			median(rs, func(r result) time.Duration { return r.boot }).Round(time.Millisecond), medianRatio(rs, settle), maxRatio(rs, settle))
+	}
+	row("back to back", serial)
+	row(fmt.Sprintf("%d at once", parallel), at)
+	fmt.Printf("%-16s %d verdicts in %s wall time (%.1f verifications per hour on this host)\n", "throughput", parallel, wall.Round(time.Second),
+		float64(parallel)/wall.Hours())
+	return nil
+}
+
+func ratio(r result, settle time.Duration) float64 {
+	return float64(r.verdict) / float64(r.boot+settle)
+}
+
+func median(rs []result, f func(result) time.Duration) time.Duration {
+	ds := make([]time.Duration, len(rs))
+	for i, r := range rs {
+		ds[i] = f(r)
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	return ds[len(ds)/2]
+}
+
+func medianRatio(rs []result, settle time.Duration) float64 {
+	xs := make([]float64, len(rs))
+	for i, r := range rs {
+		xs[i] = ratio(r, settle)
+	}
+	sort.Float64s(xs)
+	return xs[len(xs)/2]
+}
+
+func maxRatio(rs []result, settle time.Duration) float64 {
+	m := 0.0
+	for _, r := range rs {
+		m = max(m, ratio(r, settle))
+	}
+	return m
+}

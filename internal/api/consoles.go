@@ -1,0 +1,104 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"sync"
+	"time"
+
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// ConsoleTTL is how long a console URL can be opened.
+const ConsoleTTL = 60 * time.Second
+
+// HTTPHostKey carries the HTTP Host a REST call came to (set by the
+// gateway as gateway.HTTPHostKey), so a console URL points back at the same
+// address.
+const HTTPHostKey = "x-restored-http-host"
+
+// ConsoleGrant is what a console token opens.
+type ConsoleGrant struct {
+	RestoreID, Tenant, HostID string
+	Expire                    time.Time
+	used                      bool
+}
+
+// Consoles holds console tokens in this server's memory, by their SHA-256:
+// single use, 60 seconds. The URL points at the server that minted it.
+type Consoles struct {
+	mu     sync.Mutex
+	grants map[[32]byte]*ConsoleGrant
+}
+
+// NewConsoles returns an empty token store.
+func NewConsoles() *Consoles { return &Consoles{grants: map[[32]byte]*ConsoleGrant{}} }
+
+// ErrConsoleToken is a console token that is unknown, used or expired.
+var ErrConsoleToken = errors.New("this console link was already used or has expired; ask for a new one")
+
+func (c *Consoles) mint(g ConsoleGrant, now time.Time) (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	tok := base64.RawURLEncoding.EncodeToString(b)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, v := range c.grants {
+		if now.After(v.Expire) {
+			delete(c.grants, k)
+		}
+	}
+	c.grants[sha256.Sum256([]byte(tok))] = &g
+	return tok, nil
+}
+
+func (c *Consoles) lookup(tok string, now time.Time, use bool) (ConsoleGrant, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g := c.grants[sha256.Sum256([]byte(tok))]
+	if g == nil || g.used || now.After(g.Expire) {
+		return ConsoleGrant{}, ErrConsoleToken
+	}
+	if use {
+		g.used = true
+	}
+	return *g, nil
+}
+
+// Peek checks a token without using it (the page that will connect).
+func (c *Consoles) Peek(tok string) (ConsoleGrant, error) { return c.lookup(tok, time.Now(), false) }
+
+// Use spends a token (the console connection itself).
+func (c *Consoles) Use(tok string) (ConsoleGrant, error) { return c.lookup(tok, time.Now(), true) }
+
+// CreateConsole implements the RPC.
+func (s *RestoreService) CreateConsole(ctx context.Context, req *restorev1.CreateConsoleRequest) (*restorev1.CreateConsoleResponse, error) {
+	x, err := visibleRestore(s.Store.Read(nil), principal(ctx), req.Id)
+	if err != nil {
+		return nil, err
+	}
+	if x.State != restorev1.RestoreState_RESTORE_STATE_RUNNING && x.State != restorev1.RestoreState_RESTORE_STATE_BOOTING {
+		return nil, status.Errorf(codes.FailedPrecondition, "restore %s is %s: only a BOOTING or RUNNING restore has a console", x.Id, x.State)
+	}
+	now := s.Now()
+	expire := now.Add(ConsoleTTL)
+	tok, err := s.Consoles.mint(ConsoleGrant{RestoreID: x.Id, Tenant: x.Tenant, HostID: x.HostId, Expire: expire}, now)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "console token: %v", err)
+	}
+	host := s.HTTPAddr
+	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(HTTPHostKey)) > 0 {
+		host = md.Get(HTTPHostKey)[0]
+	}
+	s.Log.Info("console link made", "restore", x.Id, "expires", expire.Format(time.RFC3339)) // never the token
+	return &restorev1.CreateConsoleResponse{Url: "http://" + host + "/console/" + tok, ExpireTime: timestamppb.New(expire)}, nil
+}

@@ -1,0 +1,111 @@
+// Package consoleweb serves the restore console in the browser: the page
+// behind a single-use console URL (noVNC, installed from npm by make web),
+// and its websocket, relayed to the host's agent through the agent's tunnel.
+package consoleweb
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/coder/websocket"
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/api"
+	"github.com/restored/restored/internal/tunnel"
+)
+
+// DefaultNoVNCDir is where make web installs noVNC.
+const DefaultNoVNCDir = "web/node_modules/@novnc/novnc"
+
+//go:embed page.html
+var pageHTML string
+
+var page = template.Must(template.New("console").Parse(pageHTML))
+
+// Handler serves /console/.
+type Handler struct {
+	Consoles *api.Consoles
+	Tunnels  *tunnel.Hub
+	NoVNCDir string
+	Log      *slog.Logger
+}
+
+// Register adds the console routes to mux: the page, its websocket, and
+// noVNC under /console-assets/novnc/.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.Handle("GET /console-assets/novnc/", http.StripPrefix("/console-assets/novnc/", h.static()))
+	mux.HandleFunc("GET /console/{token}", h.page)
+	mux.HandleFunc("GET /console/{token}/ws", h.socket)
+}
+
+// static serves noVNC's core and vendor directories only.
+func (h *Handler) static() http.Handler {
+	files := http.FileServer(http.Dir(h.NoVNCDir))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if dir, _, _ := cutFirst(r.URL.Path); dir != "core" && dir != "vendor" {
+			http.NotFound(w, r)
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
+}
+
+func cutFirst(p string) (string, string, bool) {
+	for i := 0; i < len(p); i++ {
+		if p[i] == '/' {
+			return p[:i], p[i+1:], true
+		}
+	}
+	return p, "", false
+}
+
+func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer") // the URL is the secret
+	g, err := h.Consoles.Peek(r.PathValue("token"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusGone)
+		return
+	}
+	if _, err := os.Stat(filepath.Join(h.NoVNCDir, "core", "rfb.js")); err != nil {
+		http.Error(w, "noVNC is not installed on this server (run make web)", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_ = page.Execute(w, map[string]string{"Restore": g.RestoreID})
+}
+
+// socket spends the token and relays the websocket to the agent's console
+// channel (an RFB stream the agent has already authenticated).
+func (h *Handler) socket(w http.ResponseWriter, r *http.Request) {
+	g, err := h.Consoles.Use(r.PathValue("token"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusGone)
+		return
+	}
+	ch, err := h.Tunnels.Open(r.Context(), g.HostID, &restorev1.TunnelOpen{Kind: restorev1.TunnelOpenKind_TUNNEL_OPEN_KIND_CONSOLE, RestoreId: g.RestoreID})
+	if errors.Is(err, tunnel.ErrNoTunnel) {
+		http.Error(w, "the restore's host is not connected to this server right now", http.StatusServiceUnavailable)
+		return
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"binary"}})
+	if err != nil {
+		_ = ch.Close()
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	conn := websocket.NetConn(ctx, ws, websocket.MessageBinary)
+	h.Log.Info("console connected", "restore", g.RestoreID, "host", g.HostID)
+	relay(conn, ch)
+	h.Log.Info("console disconnected", "restore", g.RestoreID)
+}
