@@ -254,17 +254,23 @@ func (vf *verifier) checkFilesystems(ctx context.Context, gaUp bool, want []stri
 	vf.add("filesystems", restorev1.CheckResult_CHECK_RESULT_PASSED, start, "mounted: %s", strings.Join(want, ", "))
 }
 
+// checkSerial fails on a boot error on the serial console (a kernel panic,
+// an initramfs shell) and, when a marker is asked, checks that it matched.
 func (vf *verifier) checkSerial(marker string) {
+	start := time.Now()
+	log, _ := os.ReadFile(filepath.Join(vf.a.restoreDir(vf.r.Id), "serial.log"))
+	if what, line, bad := bootError(strings.Split(printable(string(log), serialTailBytes), "\n")); bad {
+		vf.add("serial", restorev1.CheckResult_CHECK_RESULT_FAILED, start, "%s: the serial console says %q", what, line)
+		return
+	}
 	if marker == "" {
 		return
 	}
-	start := time.Now()
 	re, err := regexp.Compile(marker)
 	if err != nil { // validated by the server; an old server may not have
 		vf.add("serial", restorev1.CheckResult_CHECK_RESULT_FAILED, start, "bad marker: %v", err)
 		return
 	}
-	log, _ := os.ReadFile(filepath.Join(vf.a.restoreDir(vf.r.Id), "serial.log"))
 	if loc := re.FindIndex(log); loc != nil {
 		vf.add("serial", restorev1.CheckResult_CHECK_RESULT_PASSED, start, "the serial console matched %q: %q", marker, printable(string(log[loc[0]:loc[1]]), 200))
 		return
