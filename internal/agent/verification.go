@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -25,6 +27,7 @@ const serialTailBytes = 4 << 10
 // verifier gathers one VERIFY run's evidence: screenshots kept in the
 // evidence dir, guest facts, the result of each check, and the verdict.
 type verifier struct {
+	mu   sync.Mutex // guards v.Checks (the screen check runs alongside)
 	a    *Agent
 	r    *restorev1.Restore
 	name string
@@ -42,6 +45,13 @@ func (a *Agent) finishVerify(ctx context.Context, r *restorev1.Restore, begin ti
 	v := a.runVerification(ctx, r, begin, w)
 	if ctx.Err() != nil {
 		return // torn down meanwhile: no verdict
+	}
+	// The verdict and its evidence first (the VM still runs), then the
+	// teardown and the final state (which carries the verification again,
+	// in case the first report was lost).
+	if w.boot.Verified {
+		a.reportVerification(ctx, r.Id, restorev1.RestoreState_RESTORE_STATE_RUNNING,
+			fmt.Sprintf("verdict %s; tearing down", strings.TrimPrefix(v.Verdict.String(), "VERDICT_")), w.boot, v)
 	}
 	if err := a.teardown(ctx, r.Id); err != nil {
 		a.log.Error("teardown after verification", "restore", r.Id, "err", err)
@@ -74,7 +84,13 @@ func (a *Agent) runVerification(ctx context.Context, r *restorev1.Restore, begin
 	if booted {
 		vf.screenshot(ctx, "boot-signal")
 	}
-	vf.checkScreen(ctx, w, booted)
+	// The screen settles while the guest-agent, filesystem, serial and
+	// application checks run: they do not touch the screen.
+	screenDone := make(chan struct{})
+	go func() {
+		defer close(screenDone)
+		vf.checkScreen(ctx, w, booted)
+	}()
 	opts := r.GetVerify()
 	// Checks that need the guest agent wait for it until the boot deadline
 	// (a screen signal can come before the agent starts); otherwise it gets
@@ -89,6 +105,8 @@ func (a *Agent) runVerification(ctx context.Context, r *restorev1.Restore, begin
 	for _, c := range opts.GetAppChecks() {
 		vf.checkApp(ctx, gaUp, c)
 	}
+	<-screenDone
+	vf.sortChecks()
 	vf.screenshot(ctx, "end")
 	vf.v.SerialTail = vf.serialTail()
 	vf.v.Verdict, vf.v.FailedCheck, vf.v.Reason = verdictOf(booted, vf.v.Checks)
@@ -104,8 +122,23 @@ func (a *Agent) runVerification(ctx context.Context, r *restorev1.Restore, begin
 }
 
 func (vf *verifier) add(name string, res restorev1.CheckResult, since time.Time, format string, args ...any) {
+	vf.mu.Lock()
+	defer vf.mu.Unlock()
 	vf.v.Checks = append(vf.v.Checks, &restorev1.Check{Name: name, Result: res, Detail: printable(fmt.Sprintf(format, args...), 2000),
 		DurationMs: time.Since(since).Milliseconds()})
+}
+
+// sortChecks puts the checks in one order whatever finished first: screen,
+// guest agent, filesystems, serial, then the application checks as asked.
+func (vf *verifier) sortChecks() {
+	rank := map[string]int{"screen": 0, "guest-agent": 1, "filesystems": 2, "serial": 3}
+	r := func(c *restorev1.Check) int {
+		if n, ok := rank[c.Name]; ok {
+			return n
+		}
+		return 4
+	}
+	sort.SliceStable(vf.v.Checks, func(i, j int) bool { return r(vf.v.Checks[i]) < r(vf.v.Checks[j]) })
 }
 
 // screenshot takes a screenshot now and keeps it under label.
