@@ -23,6 +23,10 @@ const (
 	mListPolicies    = "/restore.v1.VerificationPolicyService/ListVerificationPolicies"
 	mDeletePolicy    = "/restore.v1.VerificationPolicyService/DeleteVerificationPolicy"
 	mTrend           = "/restore.v1.VerificationPolicyService/GetVerificationTrend"
+	mRegisterGuest   = "/restore.v1.GuestService/RegisterGuest"
+	mGetGuest        = "/restore.v1.GuestService/GetGuest"
+	mListGuests      = "/restore.v1.GuestService/ListGuests"
+	mUnregisterGuest = "/restore.v1.GuestService/UnregisterGuest"
 	mListHosts       = "/restore.v1.HostService/ListHosts"
 	mGetHost         = "/restore.v1.HostService/GetHost"
 	mDrainHost       = "/restore.v1.HostService/DrainHost"
@@ -58,6 +62,7 @@ var (
 	restoreUsers = allow(auth.RoleAdmin, auth.RoleOperator, auth.RolePartner)
 	rpReaders    = allow(auth.RoleAdmin, auth.RoleOperator, auth.RolePartner, auth.RoleBackup)
 	hostUsers    = allow(auth.RoleAdmin, auth.RoleOperator)
+	guestUsers   = allow(auth.RoleAdmin, auth.RoleOperator, auth.RolePartner, auth.RoleBackup)
 	admins       = allow(auth.RoleAdmin)
 	agents       = allow(auth.RoleAgent)
 )
@@ -65,40 +70,44 @@ var (
 // policy says which roles may call each method. A method missing here is
 // refused for everyone (deny by default).
 var policy = map[string]roles{
-	mCreateRestore: restoreUsers,
-	mGetRestore:    restoreUsers,
-	mListRestores:  restoreUsers,
-	mDeleteRestore: restoreUsers,
-	mWatchRestores: restoreUsers,
-	mRestoreShot:   restoreUsers,
-	mConsole:       restoreUsers,
-	mVerifShot:     restoreUsers,
-	mListRPs:       rpReaders,
-	mGetRP:         rpReaders,
-	mListVerifs:    restoreUsers,
-	mGetVerif:      restoreUsers,
-	mRunVerif:      restoreUsers,
-	mSetPolicy:     restoreUsers,
-	mListPolicies:  restoreUsers,
-	mDeletePolicy:  restoreUsers,
-	mTrend:         restoreUsers,
-	mListHosts:     hostUsers,
-	mGetHost:       hostUsers,
-	mDrainHost:     hostUsers,
-	mUndrainHost:   hostUsers,
-	mCreateTenant:  admins,
-	mListTenants:   admins,
-	mCreateToken:   admins,
-	mListTokens:    admins,
-	mRevokeToken:   admins,
-	mGetCluster:    admins,
-	mRegister:      agents,
-	mHeartbeat:     agents,
-	mWatchAssign:   agents,
-	mReportStatus:  agents,
-	mReportRPs:     agents,
-	mTunnel:        agents,
-	mJoin:          admins,
+	mCreateRestore:   restoreUsers,
+	mGetRestore:      restoreUsers,
+	mListRestores:    restoreUsers,
+	mDeleteRestore:   restoreUsers,
+	mWatchRestores:   restoreUsers,
+	mRestoreShot:     restoreUsers,
+	mConsole:         restoreUsers,
+	mVerifShot:       restoreUsers,
+	mListRPs:         rpReaders,
+	mGetRP:           rpReaders,
+	mListVerifs:      restoreUsers,
+	mGetVerif:        restoreUsers,
+	mRunVerif:        restoreUsers,
+	mSetPolicy:       restoreUsers,
+	mListPolicies:    restoreUsers,
+	mDeletePolicy:    restoreUsers,
+	mTrend:           restoreUsers,
+	mRegisterGuest:   guestUsers,
+	mGetGuest:        guestUsers,
+	mListGuests:      guestUsers,
+	mUnregisterGuest: guestUsers,
+	mListHosts:       hostUsers,
+	mGetHost:         hostUsers,
+	mDrainHost:       hostUsers,
+	mUndrainHost:     hostUsers,
+	mCreateTenant:    admins,
+	mListTenants:     admins,
+	mCreateToken:     admins,
+	mListTokens:      admins,
+	mRevokeToken:     admins,
+	mGetCluster:      admins,
+	mRegister:        agents,
+	mHeartbeat:       agents,
+	mWatchAssign:     agents,
+	mReportStatus:    agents,
+	mReportRPs:       agents,
+	mTunnel:          agents,
+	mJoin:            admins,
 }
 
 // leaderOnly methods run on the leader: every write, and heartbeats (which
@@ -108,4 +117,5 @@ var leaderOnly = map[string]bool{
 	mCreateTenant: true, mCreateToken: true, mRevokeToken: true,
 	mRegister: true, mHeartbeat: true, mReportStatus: true, mReportRPs: true, mJoin: true,
 	mRunVerif: true, mSetPolicy: true, mDeletePolicy: true,
+	mRegisterGuest: true, mUnregisterGuest: true,
 }

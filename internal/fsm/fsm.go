@@ -39,6 +39,8 @@ var table = map[raftv1.CommandType]applyFunc{
 	raftv1.CommandType_COMMAND_TYPE_REGISTER_SERVER:            applyRegisterServer,
 	raftv1.CommandType_COMMAND_TYPE_SET_VERIFICATION_POLICY:    applySetVerificationPolicy,
 	raftv1.CommandType_COMMAND_TYPE_DELETE_VERIFICATION_POLICY: applyDeleteVerificationPolicy,
+	raftv1.CommandType_COMMAND_TYPE_REGISTER_GUEST:             applyRegisterGuest,
+	raftv1.CommandType_COMMAND_TYPE_UNREGISTER_GUEST:           applyUnregisterGuest,
 }
 
 var _ raft.BatchingFSM = (*FSM)(nil)
@@ -158,6 +160,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		IdempotencyKeys:      r.IdempotencyKeys(),
 		Verifications:        r.Verifications(""),
 		VerificationPolicies: r.VerificationPolicies(""),
+		Guests:               r.Guests(""),
 	}
 	return &fsmSnapshot{snap: snap}, nil
 }
@@ -238,6 +241,11 @@ func BuildDB(snap *raftv1.Snapshot) (*memdb.MemDB, error) {
 	}
 	for _, o := range snap.VerificationPolicies {
 		if err := insert(store.TableVerificationPolicies, o); err != nil {
+			return nil, err
+		}
+	}
+	for _, o := range snap.Guests {
+		if err := insert(store.TableGuests, o); err != nil {
 			return nil, err
 		}
 	}

@@ -326,7 +326,7 @@ func dump(st *store.Store) *raftv1.Snapshot {
 	return &raftv1.Snapshot{
 		Tenants: r.Tenants(), Tokens: r.Tokens(), Restores: r.Restores(""), Hosts: r.Hosts(),
 		RecoveryPoints: r.RecoveryPoints(""), Servers: r.Servers(), IdempotencyKeys: r.IdempotencyKeys(),
-		Verifications: r.Verifications(""),
+		Verifications: r.Verifications(""), VerificationPolicies: r.VerificationPolicies(""), Guests: r.Guests(""),
 	}
 }
 
@@ -335,6 +335,8 @@ func TestSnapshotPersistRestoreRoundTrip(t *testing.T) {
 	seed(h)
 	h.mustApply(raftv1.CommandType_COMMAND_TYPE_REGISTER_SERVER, &raftv1.RegisterServer{Server: &restorev1.Server{Id: "s1", GrpcAddress: "127.0.0.1:1"}})
 	seedVerification(h)
+	h.mustApply(raftv1.CommandType_COMMAND_TYPE_REGISTER_GUEST, &raftv1.RegisterGuest{Guest: &restorev1.Guest{Id: "g1", Tenant: "acme", Hypervisor: restorev1.Hypervisor_HYPERVISOR_KVM, HostId: "h1", Name: "web"}})
+	h.mustApply(raftv1.CommandType_COMMAND_TYPE_SET_VERIFICATION_POLICY, &raftv1.SetVerificationPolicy{Policy: &restorev1.VerificationPolicy{Id: "acme/*", Tenant: "acme", Asset: "*", IntervalSeconds: 60}})
 	before := dump(h.st)
 	if len(before.Verifications) != 1 {
 		t.Fatalf("verifications %v", before.Verifications)
@@ -544,4 +546,20 @@ func TestVerificationsTakeTheirIdentityFromTheRestore(t *testing.T) {
 	if h.index != before+3 || h.st.Read(nil).Verification("v1").Verdict != restorev1.Verdict_VERDICT_PASSED {
 		t.Fatal("a refused report changed the stored verification")
 	}
+}
+
+func TestGuestsAreRegisteredOnceAndUnregistered(t *testing.T) {
+	h := newHarness(t)
+	seed(h)
+	g := &restorev1.Guest{Id: "g1", Tenant: "acme", Hypervisor: restorev1.Hypervisor_HYPERVISOR_KVM, HostId: "h1", Name: "web"}
+	h.mustApply(raftv1.CommandType_COMMAND_TYPE_REGISTER_GUEST, &raftv1.RegisterGuest{Guest: g})
+	twin := &restorev1.Guest{Id: "g2", Tenant: "acme", Hypervisor: restorev1.Hypervisor_HYPERVISOR_KVM, HostId: "h1", Name: "web"}
+	wantCode(t, h.apply(raftv1.CommandType_COMMAND_TYPE_REGISTER_GUEST, &raftv1.RegisterGuest{Guest: twin}), codes.AlreadyExists)
+	wantCode(t, h.apply(raftv1.CommandType_COMMAND_TYPE_REGISTER_GUEST, &raftv1.RegisterGuest{Guest: &restorev1.Guest{Id: "g3", Tenant: "nobody", Hypervisor: restorev1.Hypervisor_HYPERVISOR_KVM}}), codes.NotFound)
+	wantCode(t, h.apply(raftv1.CommandType_COMMAND_TYPE_REGISTER_GUEST, &raftv1.RegisterGuest{Guest: &restorev1.Guest{Id: "g4", Tenant: "acme"}}), codes.InvalidArgument)
+	h.mustApply(raftv1.CommandType_COMMAND_TYPE_UNREGISTER_GUEST, &raftv1.UnregisterGuest{Id: "g1"})
+	if h.st.Read(nil).Guest("g1") != nil {
+		t.Fatal("unregistered guest still stored")
+	}
+	wantCode(t, h.apply(raftv1.CommandType_COMMAND_TYPE_UNREGISTER_GUEST, &raftv1.UnregisterGuest{Id: "g1"}), codes.NotFound)
 }

@@ -71,6 +71,7 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 		restorev1.RegisterRecoveryPointServiceHandler,
 		restorev1.RegisterVerificationServiceHandler,
 		restorev1.RegisterVerificationPolicyServiceHandler,
+		restorev1.RegisterGuestServiceHandler,
 		restorev1.RegisterHostServiceHandler,
 		restorev1.RegisterAdminServiceHandler,
 	} {

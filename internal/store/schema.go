@@ -12,6 +12,7 @@ const (
 	TableServers        = "servers"
 	TableIdempotency    = "idempotency"
 	TableVerifications  = "verifications"
+	TableGuests         = "guests"
 	// TableVerificationPolicies holds policies by id "<tenant>/<asset>".
 	TableVerificationPolicies = "verification_policies"
 )
@@ -43,6 +44,10 @@ func Schema() *memdb.DBSchema {
 			"tenant": fieldIndex("tenant", "Tenant"),
 		}},
 		TableServers: {Name: TableServers, Indexes: map[string]*memdb.IndexSchema{"id": idIndex()}},
+		TableGuests: {Name: TableGuests, Indexes: map[string]*memdb.IndexSchema{
+			"id":     idIndex(),
+			"tenant": fieldIndex("tenant", "Tenant"),
+		}},
 		TableVerificationPolicies: {Name: TableVerificationPolicies, Indexes: map[string]*memdb.IndexSchema{
 			"id":     idIndex(),
 			"tenant": fieldIndex("tenant", "Tenant"),

@@ -57,6 +57,8 @@ const (
 	CommandType_COMMAND_TYPE_REGISTER_SERVER            CommandType = 13
 	CommandType_COMMAND_TYPE_SET_VERIFICATION_POLICY    CommandType = 14
 	CommandType_COMMAND_TYPE_DELETE_VERIFICATION_POLICY CommandType = 15
+	CommandType_COMMAND_TYPE_REGISTER_GUEST             CommandType = 16
+	CommandType_COMMAND_TYPE_UNREGISTER_GUEST           CommandType = 17
 )
 
 // Enum value maps for CommandType.
@@ -78,6 +80,8 @@ var (
 		13: "COMMAND_TYPE_REGISTER_SERVER",
 		14: "COMMAND_TYPE_SET_VERIFICATION_POLICY",
 		15: "COMMAND_TYPE_DELETE_VERIFICATION_POLICY",
+		16: "COMMAND_TYPE_REGISTER_GUEST",
+		17: "COMMAND_TYPE_UNREGISTER_GUEST",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":                0,
@@ -96,6 +100,8 @@ var (
 		"COMMAND_TYPE_REGISTER_SERVER":            13,
 		"COMMAND_TYPE_SET_VERIFICATION_POLICY":    14,
 		"COMMAND_TYPE_DELETE_VERIFICATION_POLICY": 15,
+		"COMMAND_TYPE_REGISTER_GUEST":             16,
+		"COMMAND_TYPE_UNREGISTER_GUEST":           17,
 	}
 )
 
@@ -1174,8 +1180,10 @@ type Snapshot struct {
 	Verifications []*v1.Verification `protobuf:"bytes,8,rep,name=verifications,proto3" json:"verifications,omitempty"`
 	// Verification policies.
 	VerificationPolicies []*v1.VerificationPolicy `protobuf:"bytes,9,rep,name=verification_policies,json=verificationPolicies,proto3" json:"verification_policies,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// Protected guests.
+	Guests        []*v1.Guest `protobuf:"bytes,10,rep,name=guests,proto3" json:"guests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Snapshot) Reset() {
@@ -1267,6 +1275,13 @@ func (x *Snapshot) GetVerifications() []*v1.Verification {
 func (x *Snapshot) GetVerificationPolicies() []*v1.VerificationPolicy {
 	if x != nil {
 		return x.VerificationPolicies
+	}
+	return nil
+}
+
+func (x *Snapshot) GetGuests() []*v1.Guest {
+	if x != nil {
+		return x.Guests
 	}
 	return nil
 }
@@ -1453,11 +1468,101 @@ func (x *DeleteVerificationPolicy) GetId() string {
 	return ""
 }
 
+// RegisterGuest adds a protected guest.
+type RegisterGuest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Guest         *v1.Guest              `protobuf:"bytes,1,opt,name=guest,proto3" json:"guest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterGuest) Reset() {
+	*x = RegisterGuest{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterGuest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterGuest) ProtoMessage() {}
+
+func (x *RegisterGuest) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterGuest.ProtoReflect.Descriptor instead.
+func (*RegisterGuest) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *RegisterGuest) GetGuest() *v1.Guest {
+	if x != nil {
+		return x.Guest
+	}
+	return nil
+}
+
+// UnregisterGuest removes a protected guest.
+type UnregisterGuest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnregisterGuest) Reset() {
+	*x = UnregisterGuest{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnregisterGuest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnregisterGuest) ProtoMessage() {}
+
+func (x *UnregisterGuest) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnregisterGuest.ProtoReflect.Descriptor instead.
+func (*UnregisterGuest) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *UnregisterGuest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
 var File_restored_raft_v1_raft_proto protoreflect.FileDescriptor
 
 const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\n" +
-	"\x1brestored/raft/v1/raft.proto\x12\x10restored.raft.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16restore/v1/admin.proto\x1a\x16restore/v1/agent.proto\x1a\x15restore/v1/host.proto\x1a\x1frestore/v1/recovery_point.proto\x1a\x18restore/v1/restore.proto\x1a\x1drestore/v1/verification.proto\x1a$restore/v1/verification_policy.proto\"W\n" +
+	"\x1brestored/raft/v1/raft.proto\x12\x10restored.raft.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16restore/v1/admin.proto\x1a\x16restore/v1/agent.proto\x1a\x16restore/v1/guest.proto\x1a\x15restore/v1/host.proto\x1a\x1frestore/v1/recovery_point.proto\x1a\x18restore/v1/restore.proto\x1a\x1drestore/v1/verification.proto\x1a$restore/v1/verification_policy.proto\"W\n" +
 	"\bEnvelope\x121\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1d.restored.raft.v1.CommandTypeR\x04type\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\":\n" +
@@ -1523,7 +1628,7 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\x03ids\x18\x01 \x03(\tR\x03ids\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"<\n" +
 	"\x0eRegisterServer\x12*\n" +
-	"\x06server\x18\x01 \x01(\v2\x12.restore.v1.ServerR\x06server\"\x9c\x04\n" +
+	"\x06server\x18\x01 \x01(\v2\x12.restore.v1.ServerR\x06server\"\xc7\x04\n" +
 	"\bSnapshot\x12,\n" +
 	"\atenants\x18\x01 \x03(\v2\x12.restore.v1.TenantR\atenants\x125\n" +
 	"\x06tokens\x18\x02 \x03(\v2\x1d.restored.raft.v1.StoredTokenR\x06tokens\x12/\n" +
@@ -1533,7 +1638,9 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\aservers\x18\x06 \x03(\v2\x12.restore.v1.ServerR\aservers\x12K\n" +
 	"\x10idempotency_keys\x18\a \x03(\v2 .restored.raft.v1.IdempotencyKeyR\x0fidempotencyKeys\x12>\n" +
 	"\rverifications\x18\b \x03(\v2\x18.restore.v1.VerificationR\rverifications\x12S\n" +
-	"\x15verification_policies\x18\t \x03(\v2\x1e.restore.v1.VerificationPolicyR\x14verificationPolicies\"9\n" +
+	"\x15verification_policies\x18\t \x03(\v2\x1e.restore.v1.VerificationPolicyR\x14verificationPolicies\x12)\n" +
+	"\x06guests\x18\n" +
+	" \x03(\v2\x11.restore.v1.GuestR\x06guests\"9\n" +
 	"\vJoinRequest\x12*\n" +
 	"\x06server\x18\x01 \x01(\v2\x12.restore.v1.ServerR\x06server\"+\n" +
 	"\fJoinResponse\x12\x1b\n" +
@@ -1541,7 +1648,11 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\x15SetVerificationPolicy\x126\n" +
 	"\x06policy\x18\x01 \x01(\v2\x1e.restore.v1.VerificationPolicyR\x06policy\"*\n" +
 	"\x18DeleteVerificationPolicy\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id*\xba\x04\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"8\n" +
+	"\rRegisterGuest\x12'\n" +
+	"\x05guest\x18\x01 \x01(\v2\x11.restore.v1.GuestR\x05guest\"!\n" +
+	"\x0fUnregisterGuest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id*\xfe\x04\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aCOMMAND_TYPE_CREATE_TENANT\x10\x01\x12\x1d\n" +
@@ -1559,7 +1670,9 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\x1cCOMMAND_TYPE_EXPIRE_RESTORES\x10\f\x12 \n" +
 	"\x1cCOMMAND_TYPE_REGISTER_SERVER\x10\r\x12(\n" +
 	"$COMMAND_TYPE_SET_VERIFICATION_POLICY\x10\x0e\x12+\n" +
-	"'COMMAND_TYPE_DELETE_VERIFICATION_POLICY\x10\x0f2W\n" +
+	"'COMMAND_TYPE_DELETE_VERIFICATION_POLICY\x10\x0f\x12\x1f\n" +
+	"\x1bCOMMAND_TYPE_REGISTER_GUEST\x10\x10\x12!\n" +
+	"\x1dCOMMAND_TYPE_UNREGISTER_GUEST\x10\x112W\n" +
 	"\x0eClusterService\x12E\n" +
 	"\x04Join\x12\x1d.restored.raft.v1.JoinRequest\x1a\x1e.restored.raft.v1.JoinResponseB:Z8github.com/restored/restored/internal/gen/raft/v1;raftv1b\x06proto3"
 
@@ -1576,7 +1689,7 @@ func file_restored_raft_v1_raft_proto_rawDescGZIP() []byte {
 }
 
 var file_restored_raft_v1_raft_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(CommandType)(0),                      // 0: restored.raft.v1.CommandType
 	(*Envelope)(nil),                      // 1: restored.raft.v1.Envelope
@@ -1602,56 +1715,61 @@ var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(*JoinResponse)(nil),                  // 21: restored.raft.v1.JoinResponse
 	(*SetVerificationPolicy)(nil),         // 22: restored.raft.v1.SetVerificationPolicy
 	(*DeleteVerificationPolicy)(nil),      // 23: restored.raft.v1.DeleteVerificationPolicy
-	(*v1.Tenant)(nil),                     // 24: restore.v1.Tenant
-	(*v1.Token)(nil),                      // 25: restore.v1.Token
-	(*timestamppb.Timestamp)(nil),         // 26: google.protobuf.Timestamp
-	(*v1.Restore)(nil),                    // 27: restore.v1.Restore
-	(*v1.Host)(nil),                       // 28: restore.v1.Host
-	(v1.HostState)(0),                     // 29: restore.v1.HostState
-	(*v1.RecoveryPoint)(nil),              // 30: restore.v1.RecoveryPoint
-	(*v1.ReportRestoreStatusRequest)(nil), // 31: restore.v1.ReportRestoreStatusRequest
-	(*v1.Server)(nil),                     // 32: restore.v1.Server
-	(*v1.Verification)(nil),               // 33: restore.v1.Verification
-	(*v1.VerificationPolicy)(nil),         // 34: restore.v1.VerificationPolicy
+	(*RegisterGuest)(nil),                 // 24: restored.raft.v1.RegisterGuest
+	(*UnregisterGuest)(nil),               // 25: restored.raft.v1.UnregisterGuest
+	(*v1.Tenant)(nil),                     // 26: restore.v1.Tenant
+	(*v1.Token)(nil),                      // 27: restore.v1.Token
+	(*timestamppb.Timestamp)(nil),         // 28: google.protobuf.Timestamp
+	(*v1.Restore)(nil),                    // 29: restore.v1.Restore
+	(*v1.Host)(nil),                       // 30: restore.v1.Host
+	(v1.HostState)(0),                     // 31: restore.v1.HostState
+	(*v1.RecoveryPoint)(nil),              // 32: restore.v1.RecoveryPoint
+	(*v1.ReportRestoreStatusRequest)(nil), // 33: restore.v1.ReportRestoreStatusRequest
+	(*v1.Server)(nil),                     // 34: restore.v1.Server
+	(*v1.Verification)(nil),               // 35: restore.v1.Verification
+	(*v1.VerificationPolicy)(nil),         // 36: restore.v1.VerificationPolicy
+	(*v1.Guest)(nil),                      // 37: restore.v1.Guest
 }
 var file_restored_raft_v1_raft_proto_depIdxs = []int32{
 	0,  // 0: restored.raft.v1.Envelope.type:type_name -> restored.raft.v1.CommandType
-	24, // 1: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
-	25, // 2: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
+	26, // 1: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
+	27, // 2: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
 	3,  // 3: restored.raft.v1.CreateToken.token:type_name -> restored.raft.v1.StoredToken
-	26, // 4: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
-	27, // 5: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
-	26, // 6: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
-	28, // 7: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
-	26, // 8: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
-	29, // 9: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
-	26, // 10: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
-	30, // 11: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
-	31, // 12: restored.raft.v1.ReportRestoreStatus.report:type_name -> restore.v1.ReportRestoreStatusRequest
-	26, // 13: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
+	28, // 4: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
+	29, // 5: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
+	28, // 6: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
+	30, // 7: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
+	28, // 8: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
+	31, // 9: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
+	28, // 10: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
+	32, // 11: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
+	33, // 12: restored.raft.v1.ReportRestoreStatus.report:type_name -> restore.v1.ReportRestoreStatusRequest
+	28, // 13: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
 	14, // 14: restored.raft.v1.PlaceRestores.placements:type_name -> restored.raft.v1.Placement
 	15, // 15: restored.raft.v1.PlaceRestores.pending:type_name -> restored.raft.v1.PendingReason
-	26, // 16: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
-	26, // 17: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
-	32, // 18: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
-	24, // 19: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
+	28, // 16: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
+	28, // 17: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
+	34, // 18: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
+	26, // 19: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
 	3,  // 20: restored.raft.v1.Snapshot.tokens:type_name -> restored.raft.v1.StoredToken
-	27, // 21: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
-	28, // 22: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
-	30, // 23: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
-	32, // 24: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
+	29, // 21: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
+	30, // 22: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
+	32, // 23: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
+	34, // 24: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
 	6,  // 25: restored.raft.v1.Snapshot.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
-	33, // 26: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
-	34, // 27: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
-	32, // 28: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
-	34, // 29: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
-	20, // 30: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
-	21, // 31: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
-	31, // [31:32] is the sub-list for method output_type
-	30, // [30:31] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	35, // 26: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
+	36, // 27: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
+	37, // 28: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
+	34, // 29: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
+	36, // 30: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
+	37, // 31: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
+	20, // 32: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
+	21, // 33: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
+	33, // [33:34] is the sub-list for method output_type
+	32, // [32:33] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_restored_raft_v1_raft_proto_init() }
@@ -1665,7 +1783,7 @@ func file_restored_raft_v1_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restored_raft_v1_raft_proto_rawDesc), len(file_restored_raft_v1_raft_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,122 @@
+package api
+
+import (
+	"context"
+	"regexp"
+
+	"github.com/google/uuid"
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/store"
+	"github.com/restored/restored/internal/validate"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// GuestService implements restore.v1.GuestService.
+type GuestService struct {
+	restorev1.UnimplementedGuestServiceServer
+	*Deps
+}
+
+var morefPattern = regexp.MustCompile(`^[a-z]+-[0-9a-z]+$`) // vm-42
+
+// RegisterGuest implements the RPC.
+func (s *GuestService) RegisterGuest(ctx context.Context, req *restorev1.RegisterGuestRequest) (*restorev1.RegisterGuestResponse, error) {
+	tenant, err := tenantFor(s.Store.Read(nil), principal(ctx), req.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	if err := validate.Enum("hypervisor", req.Hypervisor, false); err != nil {
+		return nil, err
+	}
+	for _, f := range []struct{ name, v string }{{"host_id", req.HostId}, {"name", req.Name}, {"uuid", req.Uuid}, {"vcenter", req.Vcenter}, {"moref", req.Moref}} {
+		if err := validate.Name(f.name, f.v, false); err != nil {
+			return nil, err
+		}
+	}
+	if req.Uuid != "" {
+		if _, err := uuid.Parse(req.Uuid); err != nil {
+			return nil, validate.Errorf("uuid must be a UUID (like 4c4c4544-0042-3510-8053-b4c04f4e3032), got %q", req.Uuid)
+		}
+	}
+	switch req.Hypervisor {
+	case restorev1.Hypervisor_HYPERVISOR_VMWARE:
+		switch {
+		case req.Vcenter == "":
+			return nil, validate.Errorf("a VMWARE guest needs vcenter (the vCenter or ESXi host it lives in)")
+		case req.Moref == "" && req.Uuid == "":
+			return nil, validate.Errorf("a VMWARE guest needs moref (its managed object id, like vm-42) or uuid")
+		case req.Moref != "" && !morefPattern.MatchString(req.Moref):
+			return nil, validate.Errorf("moref must be a managed object id like vm-42, got %q", req.Moref)
+		case req.HostId != "":
+			return nil, validate.Errorf("host_id is for KVM and HYPERV guests; a VMWARE guest is found through vcenter")
+		}
+	default: // KVM, HYPERV
+		switch {
+		case req.HostId == "":
+			return nil, validate.Errorf("a %s guest needs host_id (the host it runs on)", req.Hypervisor)
+		case req.Name == "" && req.Uuid == "":
+			return nil, validate.Errorf("a %s guest needs name or uuid", req.Hypervisor)
+		case req.Vcenter != "" || req.Moref != "":
+			return nil, validate.Errorf("vcenter and moref are for VMWARE guests")
+		}
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "guest id: %v", err)
+	}
+	g := &restorev1.Guest{Id: id.String(), Tenant: tenant, Hypervisor: req.Hypervisor, HostId: req.HostId, Name: req.Name,
+		Uuid: req.Uuid, Vcenter: req.Vcenter, Moref: req.Moref, CreateTime: timestamppb.New(s.Now())}
+	// A guest registered twice is refused here (no raft entry); the FSM
+	// checks again for two registrations racing.
+	key := store.GuestKey(g)
+	for _, o := range s.Store.Read(nil).Guests(tenant) {
+		if store.GuestKey(o) == key {
+			return nil, status.Errorf(codes.AlreadyExists, "this guest is registered already as %s", o.Id)
+		}
+	}
+	out, err := s.apply(raftv1.CommandType_COMMAND_TYPE_REGISTER_GUEST, &raftv1.RegisterGuest{Guest: g})
+	if err != nil {
+		return nil, err
+	}
+	return &restorev1.RegisterGuestResponse{Guest: out.(*restorev1.Guest)}, nil
+}
+
+func (s *GuestService) visible(ctx context.Context, id string) (*restorev1.Guest, error) {
+	if err := validate.Name("id", id, true); err != nil {
+		return nil, err
+	}
+	g := s.Store.Read(nil).Guest(id)
+	if g == nil || !principal(ctx).Sees(g.Tenant) {
+		return nil, status.Errorf(codes.NotFound, "guest %q not found", id)
+	}
+	return g, nil
+}
+
+// GetGuest implements the RPC.
+func (s *GuestService) GetGuest(ctx context.Context, req *restorev1.GetGuestRequest) (*restorev1.GetGuestResponse, error) {
+	g, err := s.visible(ctx, req.Id)
+	if err != nil {
+		return nil, err
+	}
+	return &restorev1.GetGuestResponse{Guest: g}, nil
+}
+
+// ListGuests implements the RPC.
+func (s *GuestService) ListGuests(ctx context.Context, _ *restorev1.ListGuestsRequest) (*restorev1.ListGuestsResponse, error) {
+	return &restorev1.ListGuestsResponse{Guests: s.Store.Read(nil).Guests(principal(ctx).Scope())}, nil
+}
+
+// UnregisterGuest implements the RPC.
+func (s *GuestService) UnregisterGuest(ctx context.Context, req *restorev1.UnregisterGuestRequest) (*restorev1.UnregisterGuestResponse, error) {
+	g, err := s.visible(ctx, req.Id)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.apply(raftv1.CommandType_COMMAND_TYPE_UNREGISTER_GUEST, &raftv1.UnregisterGuest{Id: g.Id}); err != nil {
+		return nil, err
+	}
+	return &restorev1.UnregisterGuestResponse{}, nil
+}

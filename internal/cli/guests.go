@@ -1,0 +1,135 @@
+package cli
+
+import (
+	"fmt"
+
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/spf13/cobra"
+)
+
+func guestCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:     "guest",
+		Aliases: []string{"guests"},
+		Short:   "Register the running guests a tenant protects with hypervisor snapshots",
+		Example: "  restorectl guest register --hypervisor kvm --host kvm-01 --name web-01\n" +
+			"  restorectl guest register --hypervisor vmware --vcenter vc.example.com --moref vm-42",
+	}
+	c.AddCommand(guestRegisterCmd(g), guestListCmd(g), guestGetCmd(g), guestUnregisterCmd(g))
+	return c
+}
+
+var guestHeader = []string{"ID", "TENANT", "HYPERVISOR", "WHERE", "NAME", "UUID", "MOREF", "REGISTERED"}
+
+func guestRows(gs ...*restorev1.Guest) [][]string {
+	rows := make([][]string, 0, len(gs))
+	for _, x := range gs {
+		where := x.HostId
+		if x.Vcenter != "" {
+			where = x.Vcenter
+		}
+		rows = append(rows, []string{x.Id, x.Tenant, short(x.Hypervisor.String(), "HYPERVISOR_"), orDash(where), orDash(x.Name), orDash(x.Uuid), orDash(x.Moref), when(x.CreateTime)})
+	}
+	return rows
+}
+
+func guestRegisterCmd(g *globals) *cobra.Command {
+	var (
+		req        restorev1.RegisterGuestRequest
+		hypervisor string
+	)
+	c := &cobra.Command{
+		Use:     "register",
+		Short:   "Register a guest to protect (KVM and Hyper-V: --host and --name or --uuid; VMware: --vcenter and --moref)",
+		Example: "  restorectl guest register --hypervisor kvm --host kvm-01 --name web-01",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			n, err := parseEnum("hypervisor", restorev1.Hypervisor(0).Descriptor(), "HYPERVISOR_", hypervisor)
+			if err != nil {
+				return err
+			}
+			req.Hypervisor = restorev1.Hypervisor(n)
+			conn, ctx, done, err := g.dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := restorev1.NewGuestServiceClient(conn).RegisterGuest(ctx, &req)
+			if err != nil {
+				return err
+			}
+			return g.show(resp.Guest, guestHeader, func() [][]string { return guestRows(resp.Guest) })
+		},
+	}
+	c.Flags().StringVar(&hypervisor, "hypervisor", "kvm", "kvm, vmware or hyperv")
+	c.Flags().StringVar(&req.HostId, "host", "", "the host a KVM or Hyper-V guest runs on")
+	c.Flags().StringVar(&req.Name, "name", "", "the guest's name on its host")
+	c.Flags().StringVar(&req.Uuid, "uuid", "", "the guest's UUID")
+	c.Flags().StringVar(&req.Vcenter, "vcenter", "", "the vCenter (or ESXi host) of a VMware guest")
+	c.Flags().StringVar(&req.Moref, "moref", "", "a VMware guest's managed object id (vm-42)")
+	c.Flags().StringVar(&req.Tenant, "tenant", "", "the tenant (operator and admin tokens)")
+	return c
+}
+
+func guestListCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Short:   "List guests (a partner or backup token sees only its tenant's)",
+		Example: "  restorectl guest list --output json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			conn, ctx, done, err := g.dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := restorev1.NewGuestServiceClient(conn).ListGuests(ctx, &restorev1.ListGuestsRequest{})
+			if err != nil {
+				return err
+			}
+			return g.show(resp, guestHeader, func() [][]string { return guestRows(resp.Guests...) })
+		},
+	}
+}
+
+func guestGetCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "get ID",
+		Short:   "Show one guest",
+		Example: "  restorectl guest get 019a…",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			conn, ctx, done, err := g.dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := restorev1.NewGuestServiceClient(conn).GetGuest(ctx, &restorev1.GetGuestRequest{Id: args[0]})
+			if err != nil {
+				return err
+			}
+			return g.show(resp.Guest, guestHeader, func() [][]string { return guestRows(resp.Guest) })
+		},
+	}
+}
+
+func guestUnregisterCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "unregister ID",
+		Short:   "Stop protecting a guest",
+		Example: "  restorectl guest unregister 019a…",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			conn, ctx, done, err := g.dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			if _, err := restorev1.NewGuestServiceClient(conn).UnregisterGuest(ctx, &restorev1.UnregisterGuestRequest{Id: args[0]}); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "guest %s unregistered\n", args[0])
+			return nil
+		},
+	}
+}

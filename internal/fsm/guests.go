@@ -1,0 +1,45 @@
+package fsm
+
+import (
+	"github.com/hashicorp/go-memdb"
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/store"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+func applyRegisterGuest(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
+	var cmd raftv1.RegisterGuest
+	if err := decode(payload, &cmd); err != nil {
+		return nil, err
+	}
+	g := cmd.Guest
+	if g == nil || g.Id == "" || g.Tenant == "" || g.Hypervisor == restorev1.Hypervisor_HYPERVISOR_UNSPECIFIED {
+		return nil, malformed("guest")
+	}
+	r := store.ReaderFor(txn)
+	if r.Tenant(g.Tenant) == nil {
+		return nil, notFound("tenant %q not found", g.Tenant)
+	}
+	key := store.GuestKey(g)
+	for _, o := range r.Guests(g.Tenant) {
+		if store.GuestKey(o) == key {
+			return nil, status.Errorf(codes.AlreadyExists, "this guest is registered already as %s", o.Id)
+		}
+	}
+	return g, txn.Insert(store.TableGuests, g)
+}
+
+func applyUnregisterGuest(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
+	var cmd raftv1.UnregisterGuest
+	if err := decode(payload, &cmd); err != nil {
+		return nil, err
+	}
+	g := store.ReaderFor(txn).Guest(cmd.Id)
+	if g == nil {
+		return nil, notFound("guest %q not found", cmd.Id)
+	}
+	return g, txn.Delete(store.TableGuests, g)
+}
