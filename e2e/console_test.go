@@ -93,6 +93,10 @@ func TestConsoleInTheBrowserShowsTheScreenAndTakesTheKeyboard(t *testing.T) {
 	eventually(t, time.Minute, "the file the typed command made, seen by the guest agent", func() bool {
 		return guestRuns(s, id, "/bin/ls", "/tmp/"+marker)
 	})
+	// And the browser shows it: the typed line lights up more of the canvas.
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](fmt.Sprintf("%s > %d", litPixels, lit+200), chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		t.Fatalf("the typed command never showed on the canvas (%d lit pixels before): %v", lit, err)
+	}
 
 	if dir := os.Getenv("RESTORED_DOCS_IMAGES"); dir != "" {
 		time.Sleep(time.Second) // the typed line on screen
