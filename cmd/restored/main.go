@@ -77,6 +77,7 @@ Flags:
 	fs.StringVar(&cfg.NodeID, "node-id", "", "raft server id (default: <hostname>-<raft port>, kept in <data-dir>/node-id)")
 	fs.DurationVar(&cfg.HeartbeatTTL, "heartbeat-ttl", 10*time.Second, "a host whose agent is silent this long becomes DOWN")
 	fs.DurationVar(&cfg.SchedulerInterval, "scheduler-interval", time.Second, "longest time between scheduler passes")
+	fs.DurationVar(&cfg.VerificationRetention, "verification-retention", 90*24*time.Hour, "verifications that ended longer ago are removed (negative: keep forever)")
 	if err := flagenv.Parse(fs, args, "RESTORED", "config"); err != nil {
 		if err == flag.ErrHelp {
 			return nil

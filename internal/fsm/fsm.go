@@ -41,6 +41,7 @@ var table = map[raftv1.CommandType]applyFunc{
 	raftv1.CommandType_COMMAND_TYPE_DELETE_VERIFICATION_POLICY: applyDeleteVerificationPolicy,
 	raftv1.CommandType_COMMAND_TYPE_REGISTER_GUEST:             applyRegisterGuest,
 	raftv1.CommandType_COMMAND_TYPE_UNREGISTER_GUEST:           applyUnregisterGuest,
+	raftv1.CommandType_COMMAND_TYPE_PRUNE_VERIFICATIONS:        applyPruneVerifications,
 }
 
 var _ raft.BatchingFSM = (*FSM)(nil)

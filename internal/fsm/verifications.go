@@ -68,3 +68,19 @@ func applyDeleteVerificationPolicy(txn *memdb.Txn, payload []byte, _ uint64) (pr
 	}
 	return p, txn.Delete(store.TableVerificationPolicies, p)
 }
+
+func applyPruneVerifications(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
+	var cmd raftv1.PruneVerifications
+	if err := decode(payload, &cmd); err != nil {
+		return nil, err
+	}
+	r := store.ReaderFor(txn)
+	for _, id := range cmd.Ids {
+		if v := r.Verification(id); v != nil { // gone already: nothing to do
+			if err := txn.Delete(store.TableVerifications, v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return &cmd, nil
+}

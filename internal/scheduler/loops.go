@@ -32,6 +32,8 @@ type Loops struct {
 	// Interval is the longest time between two passes (state changes also
 	// trigger a pass).
 	Interval time.Duration
+	// VerificationRetention: older verifications are removed (0 keeps them).
+	VerificationRetention time.Duration
 
 	lastSweep    time.Time
 	lastPolicies time.Time
@@ -67,6 +69,7 @@ func (l *Loops) pass(ws memdb.WatchSet) {
 	if now.Sub(l.lastPolicies) >= policiesEvery {
 		l.lastPolicies = now
 		l.runPolicies(now)
+		l.pruneVerifications(now)
 	}
 	l.place(ws, now)
 }
@@ -75,6 +78,15 @@ const (
 	sweepEvery    = 200 * time.Millisecond
 	policiesEvery = time.Second
 )
+
+// pruneVerifications removes the verifications past their retention, a
+// bounded batch at a time.
+func (l *Loops) pruneVerifications(now time.Time) {
+	if ids := ExpiredVerifications(l.Store.Read(nil), now, l.VerificationRetention); len(ids) > 0 {
+		l.Log.Info("removing verifications past their retention", "count", len(ids), "retention", l.VerificationRetention)
+		l.apply(raftv1.CommandType_COMMAND_TYPE_PRUNE_VERIFICATIONS, &raftv1.PruneVerifications{Ids: ids})
+	}
+}
 
 // runPolicies starts the VERIFY restores the verification policies ask for.
 func (l *Loops) runPolicies(now time.Time) {

@@ -148,3 +148,24 @@ func leastBusy(r *store.Reader, rp *restorev1.RecoveryPoint, x *restorev1.Restor
 	}
 	return best
 }
+
+// pruneBatch bounds one prune command.
+const pruneBatch = 500
+
+// ExpiredVerifications lists verifications that ended more than retention
+// ago (at most pruneBatch); retention 0 keeps everything.
+func ExpiredVerifications(r *store.Reader, now time.Time, retention time.Duration) []string {
+	if retention <= 0 {
+		return nil
+	}
+	var ids []string
+	for _, v := range r.Verifications("") {
+		if v.EndTime != nil && now.Sub(v.EndTime.AsTime()) > retention {
+			ids = append(ids, v.Id)
+			if len(ids) == pruneBatch {
+				break
+			}
+		}
+	}
+	return ids
+}

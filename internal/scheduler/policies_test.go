@@ -78,3 +78,32 @@ func TestPoliciesVerifyTheNewestRecoveryPointOncePerIntervalWithinHostLimits(t *
 		t.Fatalf("after the interval: %v", got)
 	}
 }
+
+func TestVerificationsPastTheirRetentionArePruned(t *testing.T) {
+	w := newWorld(t)
+	t0 := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
+	w.apply(raftv1.CommandType_COMMAND_TYPE_CREATE_TENANT, &raftv1.CreateTenant{Tenant: &restorev1.Tenant{Id: "acme"}})
+	w.apply(raftv1.CommandType_COMMAND_TYPE_REGISTER_HOST, &raftv1.RegisterHost{Host: &restorev1.Host{Id: "h1", State: restorev1.HostState_HOST_STATE_READY, Capacity: &restorev1.Capacity{Vcpus: 8, MemoryMib: 8192}}})
+	w.apply(raftv1.CommandType_COMMAND_TYPE_REPORT_RECOVERY_POINTS, &raftv1.ReportRecoveryPoints{HostId: "h1", RecoveryPoints: []*restorev1.RecoveryPoint{{Id: "rp", Tenant: "acme", Asset: "a", Valid: true}}})
+	for i, id := range []string{"v-old", "v-new"} {
+		w.apply(raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE, &raftv1.CreateRestore{Restore: &restorev1.Restore{
+			Id: id, Tenant: "acme", RecoveryPointId: "rp", Mode: restorev1.Mode_MODE_VERIFY, Vcpus: 1, MemoryMib: 128, RequestId: id, HostId: "h1",
+			State: restorev1.RestoreState_RESTORE_STATE_PENDING}, BodySha256: []byte(id)})
+		w.apply(raftv1.CommandType_COMMAND_TYPE_REPORT_RESTORE_STATUS, &raftv1.ReportRestoreStatus{Report: &restorev1.ReportRestoreStatusRequest{
+			HostId: "h1", RestoreId: id, State: restorev1.RestoreState_RESTORE_STATE_DESTROYED,
+			Verification: &restorev1.Verification{Verdict: restorev1.Verdict_VERDICT_PASSED, EndTime: timestamppb.New(t0.Add(time.Duration(i) * 48 * time.Hour))},
+		}})
+	}
+	now := t0.Add(72 * time.Hour)
+	if got := ExpiredVerifications(w.st.Read(nil), now, 0); got != nil {
+		t.Fatalf("retention 0 keeps everything, got %v", got)
+	}
+	got := ExpiredVerifications(w.st.Read(nil), now, 48*time.Hour)
+	if len(got) != 1 || got[0] != "v-old" {
+		t.Fatalf("expired %v, want [v-old]", got)
+	}
+	w.apply(raftv1.CommandType_COMMAND_TYPE_PRUNE_VERIFICATIONS, &raftv1.PruneVerifications{Ids: append(got, "v-gone-already")})
+	if w.st.Read(nil).Verification("v-old") != nil || w.st.Read(nil).Verification("v-new") == nil {
+		t.Fatal("prune removed the wrong verifications")
+	}
+}

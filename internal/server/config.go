@@ -35,6 +35,9 @@ type Config struct {
 	RaftLeaderLease      time.Duration
 	// SnapshotThreshold is the number of raft entries between snapshots.
 	SnapshotThreshold uint64
+	// VerificationRetention: verifications that ended longer ago are removed
+	// (default 90 days; negative keeps them forever).
+	VerificationRetention time.Duration
 	// NoVNCDir holds noVNC for the console pages (make web installs it).
 	NoVNCDir string
 	// Logger is the one logger.
@@ -42,6 +45,9 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
+	if c.VerificationRetention == 0 {
+		c.VerificationRetention = 90 * 24 * time.Hour
+	}
 	if c.NoVNCDir == "" {
 		c.NoVNCDir = "web/node_modules/@novnc/novnc"
 	}

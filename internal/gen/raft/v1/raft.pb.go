@@ -59,6 +59,7 @@ const (
 	CommandType_COMMAND_TYPE_DELETE_VERIFICATION_POLICY CommandType = 15
 	CommandType_COMMAND_TYPE_REGISTER_GUEST             CommandType = 16
 	CommandType_COMMAND_TYPE_UNREGISTER_GUEST           CommandType = 17
+	CommandType_COMMAND_TYPE_PRUNE_VERIFICATIONS        CommandType = 18
 )
 
 // Enum value maps for CommandType.
@@ -82,6 +83,7 @@ var (
 		15: "COMMAND_TYPE_DELETE_VERIFICATION_POLICY",
 		16: "COMMAND_TYPE_REGISTER_GUEST",
 		17: "COMMAND_TYPE_UNREGISTER_GUEST",
+		18: "COMMAND_TYPE_PRUNE_VERIFICATIONS",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":                0,
@@ -102,6 +104,7 @@ var (
 		"COMMAND_TYPE_DELETE_VERIFICATION_POLICY": 15,
 		"COMMAND_TYPE_REGISTER_GUEST":             16,
 		"COMMAND_TYPE_UNREGISTER_GUEST":           17,
+		"COMMAND_TYPE_PRUNE_VERIFICATIONS":        18,
 	}
 )
 
@@ -1558,6 +1561,51 @@ func (x *UnregisterGuest) GetId() string {
 	return ""
 }
 
+// PruneVerifications removes verifications past their retention.
+type PruneVerifications struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ids           []string               `protobuf:"bytes,1,rep,name=ids,proto3" json:"ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PruneVerifications) Reset() {
+	*x = PruneVerifications{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PruneVerifications) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PruneVerifications) ProtoMessage() {}
+
+func (x *PruneVerifications) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PruneVerifications.ProtoReflect.Descriptor instead.
+func (*PruneVerifications) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *PruneVerifications) GetIds() []string {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
 var File_restored_raft_v1_raft_proto protoreflect.FileDescriptor
 
 const file_restored_raft_v1_raft_proto_rawDesc = "" +
@@ -1652,7 +1700,9 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\rRegisterGuest\x12'\n" +
 	"\x05guest\x18\x01 \x01(\v2\x11.restore.v1.GuestR\x05guest\"!\n" +
 	"\x0fUnregisterGuest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id*\xfe\x04\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"&\n" +
+	"\x12PruneVerifications\x12\x10\n" +
+	"\x03ids\x18\x01 \x03(\tR\x03ids*\xa4\x05\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aCOMMAND_TYPE_CREATE_TENANT\x10\x01\x12\x1d\n" +
@@ -1672,7 +1722,8 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"$COMMAND_TYPE_SET_VERIFICATION_POLICY\x10\x0e\x12+\n" +
 	"'COMMAND_TYPE_DELETE_VERIFICATION_POLICY\x10\x0f\x12\x1f\n" +
 	"\x1bCOMMAND_TYPE_REGISTER_GUEST\x10\x10\x12!\n" +
-	"\x1dCOMMAND_TYPE_UNREGISTER_GUEST\x10\x112W\n" +
+	"\x1dCOMMAND_TYPE_UNREGISTER_GUEST\x10\x11\x12$\n" +
+	" COMMAND_TYPE_PRUNE_VERIFICATIONS\x10\x122W\n" +
 	"\x0eClusterService\x12E\n" +
 	"\x04Join\x12\x1d.restored.raft.v1.JoinRequest\x1a\x1e.restored.raft.v1.JoinResponseB:Z8github.com/restored/restored/internal/gen/raft/v1;raftv1b\x06proto3"
 
@@ -1689,7 +1740,7 @@ func file_restored_raft_v1_raft_proto_rawDescGZIP() []byte {
 }
 
 var file_restored_raft_v1_raft_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(CommandType)(0),                      // 0: restored.raft.v1.CommandType
 	(*Envelope)(nil),                      // 1: restored.raft.v1.Envelope
@@ -1717,52 +1768,53 @@ var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(*DeleteVerificationPolicy)(nil),      // 23: restored.raft.v1.DeleteVerificationPolicy
 	(*RegisterGuest)(nil),                 // 24: restored.raft.v1.RegisterGuest
 	(*UnregisterGuest)(nil),               // 25: restored.raft.v1.UnregisterGuest
-	(*v1.Tenant)(nil),                     // 26: restore.v1.Tenant
-	(*v1.Token)(nil),                      // 27: restore.v1.Token
-	(*timestamppb.Timestamp)(nil),         // 28: google.protobuf.Timestamp
-	(*v1.Restore)(nil),                    // 29: restore.v1.Restore
-	(*v1.Host)(nil),                       // 30: restore.v1.Host
-	(v1.HostState)(0),                     // 31: restore.v1.HostState
-	(*v1.RecoveryPoint)(nil),              // 32: restore.v1.RecoveryPoint
-	(*v1.ReportRestoreStatusRequest)(nil), // 33: restore.v1.ReportRestoreStatusRequest
-	(*v1.Server)(nil),                     // 34: restore.v1.Server
-	(*v1.Verification)(nil),               // 35: restore.v1.Verification
-	(*v1.VerificationPolicy)(nil),         // 36: restore.v1.VerificationPolicy
-	(*v1.Guest)(nil),                      // 37: restore.v1.Guest
+	(*PruneVerifications)(nil),            // 26: restored.raft.v1.PruneVerifications
+	(*v1.Tenant)(nil),                     // 27: restore.v1.Tenant
+	(*v1.Token)(nil),                      // 28: restore.v1.Token
+	(*timestamppb.Timestamp)(nil),         // 29: google.protobuf.Timestamp
+	(*v1.Restore)(nil),                    // 30: restore.v1.Restore
+	(*v1.Host)(nil),                       // 31: restore.v1.Host
+	(v1.HostState)(0),                     // 32: restore.v1.HostState
+	(*v1.RecoveryPoint)(nil),              // 33: restore.v1.RecoveryPoint
+	(*v1.ReportRestoreStatusRequest)(nil), // 34: restore.v1.ReportRestoreStatusRequest
+	(*v1.Server)(nil),                     // 35: restore.v1.Server
+	(*v1.Verification)(nil),               // 36: restore.v1.Verification
+	(*v1.VerificationPolicy)(nil),         // 37: restore.v1.VerificationPolicy
+	(*v1.Guest)(nil),                      // 38: restore.v1.Guest
 }
 var file_restored_raft_v1_raft_proto_depIdxs = []int32{
 	0,  // 0: restored.raft.v1.Envelope.type:type_name -> restored.raft.v1.CommandType
-	26, // 1: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
-	27, // 2: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
+	27, // 1: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
+	28, // 2: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
 	3,  // 3: restored.raft.v1.CreateToken.token:type_name -> restored.raft.v1.StoredToken
-	28, // 4: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
-	29, // 5: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
-	28, // 6: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
-	30, // 7: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
-	28, // 8: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
-	31, // 9: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
-	28, // 10: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
-	32, // 11: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
-	33, // 12: restored.raft.v1.ReportRestoreStatus.report:type_name -> restore.v1.ReportRestoreStatusRequest
-	28, // 13: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
+	29, // 4: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
+	30, // 5: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
+	29, // 6: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
+	31, // 7: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
+	29, // 8: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
+	32, // 9: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
+	29, // 10: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
+	33, // 11: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
+	34, // 12: restored.raft.v1.ReportRestoreStatus.report:type_name -> restore.v1.ReportRestoreStatusRequest
+	29, // 13: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
 	14, // 14: restored.raft.v1.PlaceRestores.placements:type_name -> restored.raft.v1.Placement
 	15, // 15: restored.raft.v1.PlaceRestores.pending:type_name -> restored.raft.v1.PendingReason
-	28, // 16: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
-	28, // 17: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
-	34, // 18: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
-	26, // 19: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
+	29, // 16: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
+	29, // 17: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
+	35, // 18: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
+	27, // 19: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
 	3,  // 20: restored.raft.v1.Snapshot.tokens:type_name -> restored.raft.v1.StoredToken
-	29, // 21: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
-	30, // 22: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
-	32, // 23: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
-	34, // 24: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
+	30, // 21: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
+	31, // 22: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
+	33, // 23: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
+	35, // 24: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
 	6,  // 25: restored.raft.v1.Snapshot.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
-	35, // 26: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
-	36, // 27: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
-	37, // 28: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
-	34, // 29: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
-	36, // 30: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
-	37, // 31: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
+	36, // 26: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
+	37, // 27: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
+	38, // 28: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
+	35, // 29: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
+	37, // 30: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
+	38, // 31: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
 	20, // 32: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
 	21, // 33: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
 	33, // [33:34] is the sub-list for method output_type
@@ -1783,7 +1835,7 @@ func file_restored_raft_v1_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restored_raft_v1_raft_proto_rawDesc), len(file_restored_raft_v1_raft_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
