@@ -1,9 +1,7 @@
 package agent
 
 import (
-	"bytes"
 	"fmt"
-	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,7 +26,7 @@ func (a *Agent) keepEvidence(id string, w bootWatch) string {
 		return ""
 	}
 	var parts []string
-	serial, _ := os.ReadFile(filepath.Join(a.restoreDir(id), "serial.log"))
+	serial, _ := os.ReadFile(a.serialPath(id))
 	if len(serial) > 64<<10 {
 		serial = serial[len(serial)-64<<10:]
 	}
@@ -40,12 +38,9 @@ func (a *Agent) keepEvidence(id string, w bootWatch) string {
 	}
 	if len(w.lastScreen) > 0 {
 		pic := w.lastScreen
-		if !bytes.HasPrefix(pic, []byte("\x89PNG")) { // PPM: keep a PNG
-			if img, err := kvm.DecodeScreen(pic); err == nil {
-				var b bytes.Buffer
-				if png.Encode(&b, img) == nil {
-					pic = b.Bytes()
-				}
+		if img, err := kvm.DecodeScreen(pic); err == nil {
+			if p, err := kvm.AsPNG(pic, img); err == nil {
+				pic = p
 			}
 		}
 		_ = os.WriteFile(filepath.Join(dir, "screen.png"), pic, 0o600)

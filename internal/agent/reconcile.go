@@ -150,6 +150,9 @@ func (a *Agent) restoreDir(id string) string {
 	return filepath.Join(a.cfg.WorkDir, "restores", strings.ReplaceAll(id, "/", "_"))
 }
 
+// serialPath is the restore's serial console log (written by QEMU).
+func (a *Agent) serialPath(id string) string { return filepath.Join(a.restoreDir(id), "serial.log") }
+
 // teardown destroys and undefines the domain and removes its work dir. It
 // is idempotent.
 func (a *Agent) teardown(ctx context.Context, id string) error {

@@ -118,7 +118,7 @@ func (a *Agent) boot(ctx context.Context, r *restorev1.Restore) error {
 	dom, err := vmspec.Build(&vmspec.Context{Host: a.facts, In: vmspec.Input{
 		RestoreID: r.Id, Tenant: r.Tenant, HostID: a.cfg.HostID, ExpireAt: r.ExpireTime.AsTime(), VCPUs: int(r.Vcpus), MemoryMiB: r.MemoryMib,
 		Firmware: firmware, OS: rp.Manifest.OS, Disks: disks, NetworkKind: network, Bridge: bridge,
-		SerialLog: filepath.Join(dir, "serial.log"), VNCPassword: base64.RawURLEncoding.EncodeToString(pw),
+		SerialLog: a.serialPath(r.Id), VNCPassword: base64.RawURLEncoding.EncodeToString(pw),
 		NVRAM: filepath.Join(dir, "nvram.fd"),
 	}})
 	if err != nil {
@@ -216,7 +216,7 @@ type shot struct {
 // adopted says the boot began before this agent watched it.
 func (a *Agent) verify(ctx context.Context, r *restorev1.Restore, begin time.Time, adopted bool) bootWatch {
 	id, name := r.Id, vmspec.DomainName(r.Id)
-	serial := filepath.Join(a.restoreDir(id), "serial.log")
+	serial := a.serialPath(id)
 	deadline := time.Now().Add(a.cfg.BootTimeout)
 	screen := newScreenWatch(a.firmwareOf(r), int(a.cfg.ScreenSettle/screenEvery), adopted)
 	w := bootWatch{boot: &restorev1.Boot{}, screen: screen}

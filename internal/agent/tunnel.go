@@ -1,10 +1,8 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"image/png"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -85,13 +83,9 @@ func (a *Agent) serveScreenshot(ctx context.Context, id string, c *tunnel.Channe
 		_ = c.CloseWith(fmt.Sprintf("no screenshot of restore %s on host %s: %v", id, a.cfg.HostID, err), kvm.IsNotFound(err))
 		return
 	}
-	if !bytes.HasPrefix(raw, []byte("\x89PNG")) {
-		var b bytes.Buffer
-		if err := png.Encode(&b, img); err != nil {
-			_ = c.CloseWith(err.Error(), false)
-			return
-		}
-		raw = b.Bytes()
+	if raw, err = kvm.AsPNG(raw, img); err != nil {
+		_ = c.CloseWith(err.Error(), false)
+		return
 	}
 	_, _ = c.Write(raw)
 	_ = c.Close()

@@ -1,11 +1,9 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"image"
-	"image/png"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -101,14 +99,16 @@ func (a *Agent) runVerification(ctx context.Context, r *restorev1.Restore, begin
 	}
 	gaUp := vf.checkGuestAgent(ctx, w, booted, gaWait)
 	vf.checkFilesystems(ctx, gaUp, opts.GetFilesystems())
-	vf.checkSerial(opts.GetSerialMarker())
+	serial, _ := os.ReadFile(a.serialPath(r.Id))
+	vf.checkSerial(opts.GetSerialMarker(), serial)
 	for _, c := range opts.GetAppChecks() {
 		vf.checkApp(ctx, gaUp, c)
 	}
 	<-screenDone
 	vf.sortChecks()
 	vf.screenshot(ctx, "end")
-	vf.v.SerialTail = vf.serialTail()
+	serial, _ = os.ReadFile(a.serialPath(r.Id)) // the end, after the checks
+	vf.v.SerialTail = serialTail(serial)
 	vf.v.Verdict, vf.v.FailedCheck, vf.v.Reason = verdictOf(booted, vf.v.Checks)
 	switch {
 	case w.bootError != "":
@@ -160,12 +160,8 @@ func (vf *verifier) keepScreenshot(label string, raw []byte, at time.Time) {
 	if err != nil {
 		return
 	}
-	if !bytes.HasPrefix(raw, []byte("\x89PNG")) {
-		var b bytes.Buffer
-		if png.Encode(&b, img) != nil {
-			return
-		}
-		raw = b.Bytes()
+	if raw, err = kvm.AsPNG(raw, img); err != nil {
+		return
 	}
 	n := int32(len(vf.v.Screenshots) + 1)
 	if err := os.WriteFile(filepath.Join(vf.dir, fmt.Sprintf("%d.png", n)), raw, 0o600); err != nil {
@@ -289,10 +285,9 @@ func (vf *verifier) checkFilesystems(ctx context.Context, gaUp bool, want []stri
 
 // checkSerial fails on a boot error on the serial console (a kernel panic,
 // an initramfs shell) and, when a marker is asked, checks that it matched.
-func (vf *verifier) checkSerial(marker string) {
+func (vf *verifier) checkSerial(marker string, log []byte) {
 	start := time.Now()
-	log, _ := os.ReadFile(filepath.Join(vf.a.restoreDir(vf.r.Id), "serial.log"))
-	if what, line, bad := bootError(strings.Split(printable(string(log), serialTailBytes), "\n")); bad {
+	if what, line, bad := bootError(strings.Split(serialTail(log), "\n")); bad {
 		vf.add("serial", restorev1.CheckResult_CHECK_RESULT_FAILED, start, "%s: the serial console says %q", what, line)
 		return
 	}
@@ -311,9 +306,8 @@ func (vf *verifier) checkSerial(marker string) {
 	vf.add("serial", restorev1.CheckResult_CHECK_RESULT_FAILED, start, "the serial console never matched %q", marker)
 }
 
-// serialTail is the end of the serial console, as printable text.
-func (vf *verifier) serialTail() string {
-	log, _ := os.ReadFile(filepath.Join(vf.a.restoreDir(vf.r.Id), "serial.log"))
+// serialTail is the end of a serial console log, as printable text.
+func serialTail(log []byte) string {
 	if len(log) > serialTailBytes {
 		log = log[len(log)-serialTailBytes:]
 	}

@@ -7,7 +7,6 @@ import (
 	"github.com/google/uuid"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
-	"github.com/restored/restored/internal/store"
 	"github.com/restored/restored/internal/validate"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -71,11 +70,8 @@ func (s *GuestService) RegisterGuest(ctx context.Context, req *restorev1.Registe
 		Uuid: req.Uuid, Vcenter: req.Vcenter, Moref: req.Moref, CreateTime: timestamppb.New(s.Now())}
 	// A guest registered twice is refused here (no raft entry); the FSM
 	// checks again for two registrations racing.
-	key := store.GuestKey(g)
-	for _, o := range s.Store.Read(nil).Guests(tenant) {
-		if store.GuestKey(o) == key {
-			return nil, status.Errorf(codes.AlreadyExists, "this guest is registered already as %s", o.Id)
-		}
+	if o := s.Store.Read(nil).SameGuest(g); o != nil {
+		return nil, status.Errorf(codes.AlreadyExists, "this guest is registered already as %s", o.Id)
 	}
 	out, err := s.apply(raftv1.CommandType_COMMAND_TYPE_REGISTER_GUEST, &raftv1.RegisterGuest{Guest: g})
 	if err != nil {

@@ -68,13 +68,8 @@ func (d *Deps) fetch(ctx context.Context, hostID string, open *restorev1.TunnelO
 	if errors.Is(err, tunnel.ErrNoTunnel) {
 		if d.Peers != nil && !wasForwarded(ctx) {
 			resp, perr := d.Peers.askPeers(ctx, method, req)
-			if perr == nil {
-				switch r := resp.(type) {
-				case *restorev1.GetRestoreScreenshotResponse:
-					return r.Data, nil
-				case *restorev1.GetVerificationScreenshotResponse:
-					return r.Data, nil
-				}
+			if r, ok := resp.(interface{ GetData() []byte }); perr == nil && ok {
+				return r.GetData(), nil
 			}
 			if status.Code(perr) != codes.Unavailable {
 				return nil, perr

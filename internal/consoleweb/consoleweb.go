@@ -12,10 +12,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/coder/websocket"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/api"
+	"github.com/restored/restored/internal/console"
 	"github.com/restored/restored/internal/tunnel"
 )
 
@@ -47,21 +49,12 @@ func (h *Handler) Register(mux *http.ServeMux) {
 func (h *Handler) static() http.Handler {
 	files := http.FileServer(http.Dir(h.NoVNCDir))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if dir, _, _ := cutFirst(r.URL.Path); dir != "core" && dir != "vendor" {
+		if dir, _, _ := strings.Cut(r.URL.Path, "/"); dir != "core" && dir != "vendor" {
 			http.NotFound(w, r)
 			return
 		}
 		files.ServeHTTP(w, r)
 	})
-}
-
-func cutFirst(p string) (string, string, bool) {
-	for i := 0; i < len(p); i++ {
-		if p[i] == '/' {
-			return p[:i], p[i+1:], true
-		}
-	}
-	return p, "", false
 }
 
 func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
@@ -106,6 +99,6 @@ func (h *Handler) socket(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	conn := websocket.NetConn(ctx, ws, websocket.MessageBinary)
 	h.Log.Info("console connected", "restore", g.RestoreID, "host", g.HostID)
-	relay(conn, ch)
+	console.Relay(conn, ch)
 	h.Log.Info("console disconnected", "restore", g.RestoreID)
 }

@@ -23,11 +23,8 @@ func applyRegisterGuest(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message
 	if r.Tenant(g.Tenant) == nil {
 		return nil, notFound("tenant %q not found", g.Tenant)
 	}
-	key := store.GuestKey(g)
-	for _, o := range r.Guests(g.Tenant) {
-		if store.GuestKey(o) == key {
-			return nil, status.Errorf(codes.AlreadyExists, "this guest is registered already as %s", o.Id)
-		}
+	if o := r.SameGuest(g); o != nil {
+		return nil, status.Errorf(codes.AlreadyExists, "this guest is registered already as %s", o.Id)
 	}
 	return g, txn.Insert(store.TableGuests, g)
 }

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	_ "image/png" // libvirt sends PNG
+	"image/png" // libvirt sends PNG
 	"strconv"
 	"time"
 )
@@ -36,6 +36,19 @@ func (d *Driver) Screenshot(ctx context.Context, name string) (image.Image, []by
 		return nil, nil, fmt.Errorf("screenshot %s: %w", name, err)
 	}
 	return img, raw, nil
+}
+
+// AsPNG returns a screenshot's bytes as PNG: raw itself when libvirt sent a
+// PNG, img re-encoded when it sent PPM.
+func AsPNG(raw []byte, img image.Image) ([]byte, error) {
+	if bytes.HasPrefix(raw, []byte("\x89PNG")) {
+		return raw, nil
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }
 
 // DecodeScreen decodes a PNG or a binary PPM (P6) screenshot.

@@ -28,7 +28,19 @@ func (r *Reader) Guests(tenant string) []*restorev1.Guest {
 	return out
 }
 
-// GuestKey is what makes a guest the same guest: where it lives and its name.
-func GuestKey(g *restorev1.Guest) string {
+// guestKey is what makes a guest the same guest: where it lives and its name.
+func guestKey(g *restorev1.Guest) string {
 	return g.Tenant + "|" + g.Hypervisor.String() + "|" + g.HostId + "|" + g.Vcenter + "|" + g.Name + "|" + g.Uuid + "|" + g.Moref
+}
+
+// SameGuest returns the registered guest that is g (same tenant, place and
+// name), or nil.
+func (r *Reader) SameGuest(g *restorev1.Guest) *restorev1.Guest {
+	key := guestKey(g)
+	for _, o := range r.Guests(g.Tenant) {
+		if guestKey(o) == key {
+			return o
+		}
+	}
+	return nil
 }
