@@ -134,9 +134,9 @@ func (s *AgentService) WatchAssignments(req *restorev1.WatchAssignmentsRequest, 
 		if t := r.Token(p.TokenID); t == nil || t.Token.RevokeTime != nil {
 			return status.Error(codes.Unauthenticated, "the agent's token was revoked")
 		}
-		as := Assignments(r, req.HostId)
-		if k := assignmentsKey(as); k != last {
-			if err := stream.Send(&restorev1.WatchAssignmentsResponse{Assignments: as}); err != nil {
+		as, ss := Assignments(r, req.HostId), SnapshotAssignments(r, req.HostId)
+		if k := assignmentsKey(as) + snapshotAssignmentsKey(ss); k != last {
+			if err := stream.Send(&restorev1.WatchAssignmentsResponse{Assignments: as, Snapshots: ss}); err != nil {
 				return err
 			}
 			last = k

@@ -27,6 +27,12 @@ const (
 	mGetGuest        = "/restore.v1.GuestService/GetGuest"
 	mListGuests      = "/restore.v1.GuestService/ListGuests"
 	mUnregisterGuest = "/restore.v1.GuestService/UnregisterGuest"
+	mCreateSnapshot  = "/restore.v1.SnapshotService/CreateSnapshot"
+	mGetSnapshot     = "/restore.v1.SnapshotService/GetSnapshot"
+	mListSnapshots   = "/restore.v1.SnapshotService/ListSnapshots"
+	mListExtents     = "/restore.v1.SnapshotService/ListSnapshotExtents"
+	mDeleteSnapshot  = "/restore.v1.SnapshotService/DeleteSnapshot"
+	mReportSnapshot  = "/restore.v1.AgentService/ReportSnapshotStatus"
 	mListHosts       = "/restore.v1.HostService/ListHosts"
 	mGetHost         = "/restore.v1.HostService/GetHost"
 	mDrainHost       = "/restore.v1.HostService/DrainHost"
@@ -63,8 +69,11 @@ var (
 	rpReaders    = allow(auth.RoleAdmin, auth.RoleOperator, auth.RolePartner, auth.RoleBackup)
 	hostUsers    = allow(auth.RoleAdmin, auth.RoleOperator)
 	guestUsers   = allow(auth.RoleAdmin, auth.RoleOperator, auth.RolePartner, auth.RoleBackup)
-	admins       = allow(auth.RoleAdmin)
-	agents       = allow(auth.RoleAgent)
+	// Snapshots export a guest's disks: only its own tenant's backup jobs
+	// and partner portal take them.
+	snapshotUsers = allow(auth.RolePartner, auth.RoleBackup)
+	admins        = allow(auth.RoleAdmin)
+	agents        = allow(auth.RoleAgent)
 )
 
 // policy says which roles may call each method. A method missing here is
@@ -91,6 +100,12 @@ var policy = map[string]roles{
 	mGetGuest:        guestUsers,
 	mListGuests:      guestUsers,
 	mUnregisterGuest: guestUsers,
+	mCreateSnapshot:  snapshotUsers,
+	mGetSnapshot:     snapshotUsers,
+	mListSnapshots:   snapshotUsers,
+	mListExtents:     snapshotUsers,
+	mDeleteSnapshot:  snapshotUsers,
+	mReportSnapshot:  agents,
 	mListHosts:       hostUsers,
 	mGetHost:         hostUsers,
 	mDrainHost:       hostUsers,
@@ -118,4 +133,5 @@ var leaderOnly = map[string]bool{
 	mRegister: true, mHeartbeat: true, mReportStatus: true, mReportRPs: true, mJoin: true,
 	mRunVerif: true, mSetPolicy: true, mDeletePolicy: true,
 	mRegisterGuest: true, mUnregisterGuest: true,
+	mCreateSnapshot: true, mDeleteSnapshot: true, mReportSnapshot: true,
 }

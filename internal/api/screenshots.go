@@ -71,6 +71,9 @@ func (d *Deps) fetch(ctx context.Context, hostID string, open *restorev1.TunnelO
 			if r, ok := resp.(interface{ GetData() []byte }); perr == nil && ok {
 				return r.GetData(), nil
 			}
+			if perr == nil { // the channel's data is the encoded response
+				return proto.Marshal(resp)
+			}
 			if status.Code(perr) != codes.Unavailable {
 				return nil, perr
 			}

@@ -42,6 +42,9 @@ var table = map[raftv1.CommandType]applyFunc{
 	raftv1.CommandType_COMMAND_TYPE_REGISTER_GUEST:             applyRegisterGuest,
 	raftv1.CommandType_COMMAND_TYPE_UNREGISTER_GUEST:           applyUnregisterGuest,
 	raftv1.CommandType_COMMAND_TYPE_PRUNE_VERIFICATIONS:        applyPruneVerifications,
+	raftv1.CommandType_COMMAND_TYPE_CREATE_SNAPSHOT:            applyCreateSnapshot,
+	raftv1.CommandType_COMMAND_TYPE_REPORT_SNAPSHOT_STATUS:     applyReportSnapshotStatus,
+	raftv1.CommandType_COMMAND_TYPE_RELEASE_SNAPSHOTS:          applyReleaseSnapshots,
 }
 
 var _ raft.BatchingFSM = (*FSM)(nil)
@@ -162,6 +165,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		Verifications:        r.Verifications(""),
 		VerificationPolicies: r.VerificationPolicies(""),
 		Guests:               r.Guests(""),
+		Snapshots:            r.Snapshots(""),
 	}
 	return &fsmSnapshot{snap: snap}, nil
 }
@@ -247,6 +251,11 @@ func BuildDB(snap *raftv1.Snapshot) (*memdb.MemDB, error) {
 	}
 	for _, o := range snap.Guests {
 		if err := insert(store.TableGuests, o); err != nil {
+			return nil, err
+		}
+	}
+	for _, o := range snap.Snapshots {
+		if err := insert(store.TableSnapshots, o); err != nil {
 			return nil, err
 		}
 	}

@@ -95,7 +95,7 @@ func applyCreateRestore(txn *memdb.Txn, payload []byte, index uint64) (proto.Mes
 // ConflictError is the error for a request_id reused with another body.
 func ConflictError(requestID, objectID string) error {
 	return status.Errorf(codes.AlreadyExists,
-		"request_id %q was already used for restore %s with a different body; use a new request_id for a new request",
+		"request_id %q was already used for %s with a different body; use a new request_id for a new request",
 		requestID, objectID)
 }
 

@@ -72,6 +72,7 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 		restorev1.RegisterVerificationServiceHandler,
 		restorev1.RegisterVerificationPolicyServiceHandler,
 		restorev1.RegisterGuestServiceHandler,
+		restorev1.RegisterSnapshotServiceHandler,
 		restorev1.RegisterHostServiceHandler,
 		restorev1.RegisterAdminServiceHandler,
 	} {

@@ -16,6 +16,7 @@ import (
 
 // fakeLibvirt records calls and fails or hangs where told to.
 type fakeLibvirt struct {
+	Libvirt     // calls the tests do not expect panic
 	mu          sync.Mutex
 	calls       []string
 	createErr   error

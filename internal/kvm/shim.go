@@ -17,6 +17,16 @@ type Libvirt interface {
 	QEMUDomainAgentCommand(Dom libvirt.Domain, Cmd string, Timeout int32, Flags uint32) (libvirt.OptString, error)
 	DomainMemoryPeek(Dom libvirt.Domain, Offset uint64, Size uint32, Flags libvirt.DomainMemoryFlags) ([]byte, error)
 	NodeGetInfo() (rModel [32]int8, rMemory uint64, rCpus int32, rMhz int32, rNodes int32, rSockets int32, rCores int32, rThreads int32, err error)
+	DomainBackupBegin(Dom libvirt.Domain, BackupXML string, CheckpointXML libvirt.OptString, Flags libvirt.DomainBackupBeginFlags) error
+	DomainBackupGetXMLDesc(Dom libvirt.Domain, Flags uint32) (string, error)
+	DomainAbortJob(Dom libvirt.Domain) error
+	DomainCheckpointLookupByName(Dom libvirt.Domain, Name string, Flags uint32) (libvirt.DomainCheckpoint, error)
+	DomainCheckpointGetXMLDesc(Checkpoint libvirt.DomainCheckpoint, Flags uint32) (string, error)
+	DomainCheckpointDelete(Checkpoint libvirt.DomainCheckpoint, Flags libvirt.DomainCheckpointDeleteFlags) error
+	DomainListAllCheckpoints(Dom libvirt.Domain, NeedResults int32, Flags uint32) ([]libvirt.DomainCheckpoint, int32, error)
+	DomainFsfreeze(Dom libvirt.Domain, Mountpoints []string, Flags uint32) (int32, error)
+	DomainFsthaw(Dom libvirt.Domain, Mountpoints []string, Flags uint32) (int32, error)
+	DomainGetBlockInfo(Dom libvirt.Domain, Path string, Flags uint32) (uint64, uint64, uint64, error)
 	Disconnect() error
 }
 

@@ -65,6 +65,7 @@ func (l *Loops) pass(ws memdb.WatchSet) {
 		l.lastSweep = now
 		l.checkHeartbeats(now)
 		l.expire(now)
+		l.expireSnapshots(now)
 	}
 	if now.Sub(l.lastPolicies) >= policiesEvery {
 		l.lastPolicies = now
@@ -121,6 +122,16 @@ func (l *Loops) checkHeartbeats(now time.Time) {
 				Reason: "no heartbeat for " + silent.Round(time.Second).String(),
 			})
 		}
+	}
+}
+
+// expireSnapshots asks the hosts to release the snapshots whose lease ran
+// out (a backup job that crashed or hung).
+func (l *Loops) expireSnapshots(now time.Time) {
+	if ids := ExpiredSnapshots(l.Store.Read(nil), now); len(ids) > 0 {
+		l.Log.Info("snapshot leases ran out", "count", len(ids))
+		l.apply(raftv1.CommandType_COMMAND_TYPE_RELEASE_SNAPSHOTS, &raftv1.ReleaseSnapshots{
+			Ids: ids, Reason: "the lease ran out before the backup job released it", Time: timestamppb.New(now)})
 	}
 }
 

@@ -118,6 +118,7 @@ func Start(cfg Config) (s *Server, err error) {
 	restorev1.RegisterVerificationServiceServer(gs, &api.VerificationService{Deps: deps})
 	restorev1.RegisterVerificationPolicyServiceServer(gs, &api.VerificationPolicyService{Deps: deps})
 	restorev1.RegisterGuestServiceServer(gs, &api.GuestService{Deps: deps})
+	restorev1.RegisterSnapshotServiceServer(gs, &api.SnapshotService{Deps: deps})
 	restorev1.RegisterHostServiceServer(gs, &api.HostService{Deps: deps})
 	restorev1.RegisterAdminServiceServer(gs, &api.AdminService{Deps: deps})
 	restorev1.RegisterAgentServiceServer(gs, &api.AgentService{Deps: deps})

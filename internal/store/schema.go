@@ -13,6 +13,8 @@ const (
 	TableIdempotency    = "idempotency"
 	TableVerifications  = "verifications"
 	TableGuests         = "guests"
+	// TableSnapshots holds snapshots of protected guests by id.
+	TableSnapshots = "snapshots"
 	// TableVerificationPolicies holds policies by id "<tenant>/<asset>".
 	TableVerificationPolicies = "verification_policies"
 )
@@ -47,6 +49,12 @@ func Schema() *memdb.DBSchema {
 		TableGuests: {Name: TableGuests, Indexes: map[string]*memdb.IndexSchema{
 			"id":     idIndex(),
 			"tenant": fieldIndex("tenant", "Tenant"),
+		}},
+		TableSnapshots: {Name: TableSnapshots, Indexes: map[string]*memdb.IndexSchema{
+			"id":     idIndex(),
+			"tenant": fieldIndex("tenant", "Tenant"),
+			"host":   fieldIndex("host", "HostId"),
+			"guest":  fieldIndex("guest", "GuestId"),
 		}},
 		TableVerificationPolicies: {Name: TableVerificationPolicies, Indexes: map[string]*memdb.IndexSchema{
 			"id":     idIndex(),

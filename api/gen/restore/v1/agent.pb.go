@@ -33,6 +33,8 @@ const (
 	// The restore's console: an RFB (VNC) stream, already authenticated by
 	// the agent, offered to the client without authentication.
 	TunnelOpenKind_TUNNEL_OPEN_KIND_CONSOLE TunnelOpenKind = 3
+	// A page of a snapshot disk's extents (ListSnapshotExtentsResponse).
+	TunnelOpenKind_TUNNEL_OPEN_KIND_EXTENTS TunnelOpenKind = 4
 )
 
 // Enum value maps for TunnelOpenKind.
@@ -42,12 +44,14 @@ var (
 		1: "TUNNEL_OPEN_KIND_SCREENSHOT",
 		2: "TUNNEL_OPEN_KIND_EVIDENCE",
 		3: "TUNNEL_OPEN_KIND_CONSOLE",
+		4: "TUNNEL_OPEN_KIND_EXTENTS",
 	}
 	TunnelOpenKind_value = map[string]int32{
 		"TUNNEL_OPEN_KIND_UNSPECIFIED": 0,
 		"TUNNEL_OPEN_KIND_SCREENSHOT":  1,
 		"TUNNEL_OPEN_KIND_EVIDENCE":    2,
 		"TUNNEL_OPEN_KIND_CONSOLE":     3,
+		"TUNNEL_OPEN_KIND_EXTENTS":     4,
 	}
 )
 
@@ -403,8 +407,13 @@ type TunnelOpen struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Kind      TunnelOpenKind         `protobuf:"varint,1,opt,name=kind,proto3,enum=restore.v1.TunnelOpenKind" json:"kind,omitempty"`
 	RestoreId string                 `protobuf:"bytes,2,opt,name=restore_id,json=restoreId,proto3" json:"restore_id,omitempty"`
-	// n is the screenshot's number (EVIDENCE).
-	N             int32 `protobuf:"varint,3,opt,name=n,proto3" json:"n,omitempty"`
+	// n is the screenshot's number (EVIDENCE), or at most how many extents
+	// (EXTENTS).
+	N int32 `protobuf:"varint,3,opt,name=n,proto3" json:"n,omitempty"`
+	// EXTENTS: the snapshot, its disk and the offset to start from.
+	SnapshotId    string `protobuf:"bytes,4,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	Disk          string `protobuf:"bytes,5,opt,name=disk,proto3" json:"disk,omitempty"`
+	Offset        int64  `protobuf:"varint,6,opt,name=offset,proto3" json:"offset,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -456,6 +465,27 @@ func (x *TunnelOpen) GetRestoreId() string {
 func (x *TunnelOpen) GetN() int32 {
 	if x != nil {
 		return x.N
+	}
+	return 0
+}
+
+func (x *TunnelOpen) GetSnapshotId() string {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return ""
+}
+
+func (x *TunnelOpen) GetDisk() string {
+	if x != nil {
+		return x.Disk
+	}
+	return ""
+}
+
+func (x *TunnelOpen) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
 	}
 	return 0
 }
@@ -898,18 +928,95 @@ func (x *Assignment) GetDesired() DesiredState {
 	return DesiredState_DESIRED_STATE_UNSPECIFIED
 }
 
+// SnapshotAssignment is one snapshot of a guest on the host.
+type SnapshotAssignment struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The snapshot as the control plane sees it.
+	Snapshot *Snapshot `protobuf:"bytes,1,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	// Its guest.
+	Guest *Guest `protobuf:"bytes,2,opt,name=guest,proto3" json:"guest,omitempty"`
+	// The guest's last completed backup, the base of an incremental: the
+	// agent checks the guest's checkpoint chain against it.
+	Base *Snapshot `protobuf:"bytes,3,opt,name=base,proto3" json:"base,omitempty"`
+	// End the job and free the export; delete the snapshot's checkpoint
+	// unless snapshot.backup_completed. Report RELEASED (or FAILED) after.
+	Release       bool `protobuf:"varint,4,opt,name=release,proto3" json:"release,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotAssignment) Reset() {
+	*x = SnapshotAssignment{}
+	mi := &file_restore_v1_agent_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotAssignment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotAssignment) ProtoMessage() {}
+
+func (x *SnapshotAssignment) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_agent_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotAssignment.ProtoReflect.Descriptor instead.
+func (*SnapshotAssignment) Descriptor() ([]byte, []int) {
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SnapshotAssignment) GetSnapshot() *Snapshot {
+	if x != nil {
+		return x.Snapshot
+	}
+	return nil
+}
+
+func (x *SnapshotAssignment) GetGuest() *Guest {
+	if x != nil {
+		return x.Guest
+	}
+	return nil
+}
+
+func (x *SnapshotAssignment) GetBase() *Snapshot {
+	if x != nil {
+		return x.Base
+	}
+	return nil
+}
+
+func (x *SnapshotAssignment) GetRelease() bool {
+	if x != nil {
+		return x.Release
+	}
+	return false
+}
+
 // WatchAssignmentsResponse is the host's full desired state.
 type WatchAssignmentsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Every restore on the host that the agent must act on.
-	Assignments   []*Assignment `protobuf:"bytes,1,rep,name=assignments,proto3" json:"assignments,omitempty"`
+	Assignments []*Assignment `protobuf:"bytes,1,rep,name=assignments,proto3" json:"assignments,omitempty"`
+	// Every snapshot on the host that the agent must act on.
+	Snapshots     []*SnapshotAssignment `protobuf:"bytes,2,rep,name=snapshots,proto3" json:"snapshots,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WatchAssignmentsResponse) Reset() {
 	*x = WatchAssignmentsResponse{}
-	mi := &file_restore_v1_agent_proto_msgTypes[12]
+	mi := &file_restore_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -921,7 +1028,7 @@ func (x *WatchAssignmentsResponse) String() string {
 func (*WatchAssignmentsResponse) ProtoMessage() {}
 
 func (x *WatchAssignmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[12]
+	mi := &file_restore_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -934,12 +1041,126 @@ func (x *WatchAssignmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAssignmentsResponse.ProtoReflect.Descriptor instead.
 func (*WatchAssignmentsResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WatchAssignmentsResponse) GetAssignments() []*Assignment {
 	if x != nil {
 		return x.Assignments
+	}
+	return nil
+}
+
+func (x *WatchAssignmentsResponse) GetSnapshots() []*SnapshotAssignment {
+	if x != nil {
+		return x.Snapshots
+	}
+	return nil
+}
+
+// ReportSnapshotStatusRequest reports a snapshot's progress: state,
+// state_reason and, from READY on, what was obtained (consistency, kind and
+// their reasons, checkpoints, disks, frozen_ms).
+type ReportSnapshotStatusRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	ProtocolVersion uint32                 `protobuf:"varint,1,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
+	HostId          string                 `protobuf:"bytes,2,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	Snapshot        *Snapshot              `protobuf:"bytes,3,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ReportSnapshotStatusRequest) Reset() {
+	*x = ReportSnapshotStatusRequest{}
+	mi := &file_restore_v1_agent_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportSnapshotStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportSnapshotStatusRequest) ProtoMessage() {}
+
+func (x *ReportSnapshotStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_agent_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportSnapshotStatusRequest.ProtoReflect.Descriptor instead.
+func (*ReportSnapshotStatusRequest) Descriptor() ([]byte, []int) {
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ReportSnapshotStatusRequest) GetProtocolVersion() uint32 {
+	if x != nil {
+		return x.ProtocolVersion
+	}
+	return 0
+}
+
+func (x *ReportSnapshotStatusRequest) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
+func (x *ReportSnapshotStatusRequest) GetSnapshot() *Snapshot {
+	if x != nil {
+		return x.Snapshot
+	}
+	return nil
+}
+
+type ReportSnapshotStatusResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Snapshot      *Snapshot              `protobuf:"bytes,1,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportSnapshotStatusResponse) Reset() {
+	*x = ReportSnapshotStatusResponse{}
+	mi := &file_restore_v1_agent_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportSnapshotStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportSnapshotStatusResponse) ProtoMessage() {}
+
+func (x *ReportSnapshotStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_agent_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportSnapshotStatusResponse.ProtoReflect.Descriptor instead.
+func (*ReportSnapshotStatusResponse) Descriptor() ([]byte, []int) {
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ReportSnapshotStatusResponse) GetSnapshot() *Snapshot {
+	if x != nil {
+		return x.Snapshot
 	}
 	return nil
 }
@@ -968,7 +1189,7 @@ type ReportRestoreStatusRequest struct {
 
 func (x *ReportRestoreStatusRequest) Reset() {
 	*x = ReportRestoreStatusRequest{}
-	mi := &file_restore_v1_agent_proto_msgTypes[13]
+	mi := &file_restore_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -980,7 +1201,7 @@ func (x *ReportRestoreStatusRequest) String() string {
 func (*ReportRestoreStatusRequest) ProtoMessage() {}
 
 func (x *ReportRestoreStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[13]
+	mi := &file_restore_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -993,7 +1214,7 @@ func (x *ReportRestoreStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRestoreStatusRequest.ProtoReflect.Descriptor instead.
 func (*ReportRestoreStatusRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReportRestoreStatusRequest) GetProtocolVersion() uint32 {
@@ -1056,7 +1277,7 @@ type ReportRestoreStatusResponse struct {
 
 func (x *ReportRestoreStatusResponse) Reset() {
 	*x = ReportRestoreStatusResponse{}
-	mi := &file_restore_v1_agent_proto_msgTypes[14]
+	mi := &file_restore_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1068,7 +1289,7 @@ func (x *ReportRestoreStatusResponse) String() string {
 func (*ReportRestoreStatusResponse) ProtoMessage() {}
 
 func (x *ReportRestoreStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[14]
+	mi := &file_restore_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1081,7 +1302,7 @@ func (x *ReportRestoreStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRestoreStatusResponse.ProtoReflect.Descriptor instead.
 func (*ReportRestoreStatusResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReportRestoreStatusResponse) GetRestore() *Restore {
@@ -1106,7 +1327,7 @@ type ReportRecoveryPointsRequest struct {
 
 func (x *ReportRecoveryPointsRequest) Reset() {
 	*x = ReportRecoveryPointsRequest{}
-	mi := &file_restore_v1_agent_proto_msgTypes[15]
+	mi := &file_restore_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1118,7 +1339,7 @@ func (x *ReportRecoveryPointsRequest) String() string {
 func (*ReportRecoveryPointsRequest) ProtoMessage() {}
 
 func (x *ReportRecoveryPointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[15]
+	mi := &file_restore_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1131,7 +1352,7 @@ func (x *ReportRecoveryPointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRecoveryPointsRequest.ProtoReflect.Descriptor instead.
 func (*ReportRecoveryPointsRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReportRecoveryPointsRequest) GetProtocolVersion() uint32 {
@@ -1166,7 +1387,7 @@ type ReportRecoveryPointsResponse struct {
 
 func (x *ReportRecoveryPointsResponse) Reset() {
 	*x = ReportRecoveryPointsResponse{}
-	mi := &file_restore_v1_agent_proto_msgTypes[16]
+	mi := &file_restore_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1178,7 +1399,7 @@ func (x *ReportRecoveryPointsResponse) String() string {
 func (*ReportRecoveryPointsResponse) ProtoMessage() {}
 
 func (x *ReportRecoveryPointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[16]
+	mi := &file_restore_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1191,7 +1412,7 @@ func (x *ReportRecoveryPointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRecoveryPointsResponse.ProtoReflect.Descriptor instead.
 func (*ReportRecoveryPointsResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReportRecoveryPointsResponse) GetAccepted() int32 {
@@ -1206,7 +1427,7 @@ var File_restore_v1_agent_proto protoreflect.FileDescriptor
 const file_restore_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"\x16restore/v1/agent.proto\x12\n" +
-	"restore.v1\x1a\x15restore/v1/host.proto\x1a\x1frestore/v1/recovery_point.proto\x1a\x18restore/v1/restore.proto\x1a\x1drestore/v1/verification.proto\">\n" +
+	"restore.v1\x1a\x16restore/v1/guest.proto\x1a\x15restore/v1/host.proto\x1a\x1frestore/v1/recovery_point.proto\x1a\x18restore/v1/restore.proto\x1a\x19restore/v1/snapshot.proto\x1a\x1drestore/v1/verification.proto\">\n" +
 	"\rTunnelRequest\x12-\n" +
 	"\x05frame\x18\x01 \x01(\v2\x17.restore.v1.TunnelFrameR\x05frame\"?\n" +
 	"\x0eTunnelResponse\x12-\n" +
@@ -1220,13 +1441,17 @@ const file_restore_v1_agent_proto_rawDesc = "" +
 	"\x04kind\"Q\n" +
 	"\vTunnelHello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x17\n" +
-	"\ahost_id\x18\x02 \x01(\tR\x06hostId\"i\n" +
+	"\ahost_id\x18\x02 \x01(\tR\x06hostId\"\xb6\x01\n" +
 	"\n" +
 	"TunnelOpen\x12.\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1a.restore.v1.TunnelOpenKindR\x04kind\x12\x1d\n" +
 	"\n" +
 	"restore_id\x18\x02 \x01(\tR\trestoreId\x12\f\n" +
-	"\x01n\x18\x03 \x01(\x05R\x01n\"@\n" +
+	"\x01n\x18\x03 \x01(\x05R\x01n\x12\x1f\n" +
+	"\vsnapshot_id\x18\x04 \x01(\tR\n" +
+	"snapshotId\x12\x12\n" +
+	"\x04disk\x18\x05 \x01(\tR\x04disk\x12\x16\n" +
+	"\x06offset\x18\x06 \x01(\x03R\x06offset\"@\n" +
 	"\vTunnelClose\x12\x14\n" +
 	"\x05error\x18\x01 \x01(\tR\x05error\x12\x1b\n" +
 	"\tnot_found\x18\x02 \x01(\bR\bnotFound\"\x9b\x02\n" +
@@ -1256,9 +1481,21 @@ const file_restore_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"Assignment\x12-\n" +
 	"\arestore\x18\x01 \x01(\v2\x13.restore.v1.RestoreR\arestore\x122\n" +
-	"\adesired\x18\x02 \x01(\x0e2\x18.restore.v1.DesiredStateR\adesired\"T\n" +
+	"\adesired\x18\x02 \x01(\x0e2\x18.restore.v1.DesiredStateR\adesired\"\xb3\x01\n" +
+	"\x12SnapshotAssignment\x120\n" +
+	"\bsnapshot\x18\x01 \x01(\v2\x14.restore.v1.SnapshotR\bsnapshot\x12'\n" +
+	"\x05guest\x18\x02 \x01(\v2\x11.restore.v1.GuestR\x05guest\x12(\n" +
+	"\x04base\x18\x03 \x01(\v2\x14.restore.v1.SnapshotR\x04base\x12\x18\n" +
+	"\arelease\x18\x04 \x01(\bR\arelease\"\x92\x01\n" +
 	"\x18WatchAssignmentsResponse\x128\n" +
-	"\vassignments\x18\x01 \x03(\v2\x16.restore.v1.AssignmentR\vassignments\"\xb6\x02\n" +
+	"\vassignments\x18\x01 \x03(\v2\x16.restore.v1.AssignmentR\vassignments\x12<\n" +
+	"\tsnapshots\x18\x02 \x03(\v2\x1e.restore.v1.SnapshotAssignmentR\tsnapshots\"\x93\x01\n" +
+	"\x1bReportSnapshotStatusRequest\x12)\n" +
+	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x17\n" +
+	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x120\n" +
+	"\bsnapshot\x18\x03 \x01(\v2\x14.restore.v1.SnapshotR\bsnapshot\"P\n" +
+	"\x1cReportSnapshotStatusResponse\x120\n" +
+	"\bsnapshot\x18\x01 \x01(\v2\x14.restore.v1.SnapshotR\bsnapshot\"\xb6\x02\n" +
 	"\x1aReportRestoreStatusRequest\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x17\n" +
 	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x12\x1d\n" +
@@ -1275,22 +1512,24 @@ const file_restore_v1_agent_proto_rawDesc = "" +
 	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x12B\n" +
 	"\x0frecovery_points\x18\x03 \x03(\v2\x19.restore.v1.RecoveryPointR\x0erecoveryPoints\":\n" +
 	"\x1cReportRecoveryPointsResponse\x12\x1a\n" +
-	"\baccepted\x18\x01 \x01(\x05R\baccepted*\x90\x01\n" +
+	"\baccepted\x18\x01 \x01(\x05R\baccepted*\xae\x01\n" +
 	"\x0eTunnelOpenKind\x12 \n" +
 	"\x1cTUNNEL_OPEN_KIND_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bTUNNEL_OPEN_KIND_SCREENSHOT\x10\x01\x12\x1d\n" +
 	"\x19TUNNEL_OPEN_KIND_EVIDENCE\x10\x02\x12\x1c\n" +
-	"\x18TUNNEL_OPEN_KIND_CONSOLE\x10\x03*e\n" +
+	"\x18TUNNEL_OPEN_KIND_CONSOLE\x10\x03\x12\x1c\n" +
+	"\x18TUNNEL_OPEN_KIND_EXTENTS\x10\x04*e\n" +
 	"\fDesiredState\x12\x1d\n" +
 	"\x19DESIRED_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15DESIRED_STATE_RUNNING\x10\x01\x12\x1b\n" +
-	"\x17DESIRED_STATE_DESTROYED\x10\x022\x98\x04\n" +
+	"\x17DESIRED_STATE_DESTROYED\x10\x022\x83\x05\n" +
 	"\fAgentService\x12E\n" +
 	"\bRegister\x12\x1b.restore.v1.RegisterRequest\x1a\x1c.restore.v1.RegisterResponse\x12H\n" +
 	"\tHeartbeat\x12\x1c.restore.v1.HeartbeatRequest\x1a\x1d.restore.v1.HeartbeatResponse\x12_\n" +
 	"\x10WatchAssignments\x12#.restore.v1.WatchAssignmentsRequest\x1a$.restore.v1.WatchAssignmentsResponse0\x01\x12f\n" +
 	"\x13ReportRestoreStatus\x12&.restore.v1.ReportRestoreStatusRequest\x1a'.restore.v1.ReportRestoreStatusResponse\x12i\n" +
-	"\x14ReportRecoveryPoints\x12'.restore.v1.ReportRecoveryPointsRequest\x1a(.restore.v1.ReportRecoveryPointsResponse\x12C\n" +
+	"\x14ReportRecoveryPoints\x12'.restore.v1.ReportRecoveryPointsRequest\x1a(.restore.v1.ReportRecoveryPointsResponse\x12i\n" +
+	"\x14ReportSnapshotStatus\x12'.restore.v1.ReportSnapshotStatusRequest\x1a(.restore.v1.ReportSnapshotStatusResponse\x12C\n" +
 	"\x06Tunnel\x12\x19.restore.v1.TunnelRequest\x1a\x1a.restore.v1.TunnelResponse(\x010\x01B;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
 
 var (
@@ -1306,7 +1545,7 @@ func file_restore_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_restore_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_restore_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_restore_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_restore_v1_agent_proto_goTypes = []any{
 	(TunnelOpenKind)(0),                  // 0: restore.v1.TunnelOpenKind
 	(DesiredState)(0),                    // 1: restore.v1.DesiredState
@@ -1322,17 +1561,22 @@ var file_restore_v1_agent_proto_goTypes = []any{
 	(*HeartbeatResponse)(nil),            // 11: restore.v1.HeartbeatResponse
 	(*WatchAssignmentsRequest)(nil),      // 12: restore.v1.WatchAssignmentsRequest
 	(*Assignment)(nil),                   // 13: restore.v1.Assignment
-	(*WatchAssignmentsResponse)(nil),     // 14: restore.v1.WatchAssignmentsResponse
-	(*ReportRestoreStatusRequest)(nil),   // 15: restore.v1.ReportRestoreStatusRequest
-	(*ReportRestoreStatusResponse)(nil),  // 16: restore.v1.ReportRestoreStatusResponse
-	(*ReportRecoveryPointsRequest)(nil),  // 17: restore.v1.ReportRecoveryPointsRequest
-	(*ReportRecoveryPointsResponse)(nil), // 18: restore.v1.ReportRecoveryPointsResponse
-	(*Capacity)(nil),                     // 19: restore.v1.Capacity
-	(*Restore)(nil),                      // 20: restore.v1.Restore
-	(RestoreState)(0),                    // 21: restore.v1.RestoreState
-	(*Boot)(nil),                         // 22: restore.v1.Boot
-	(*Verification)(nil),                 // 23: restore.v1.Verification
-	(*RecoveryPoint)(nil),                // 24: restore.v1.RecoveryPoint
+	(*SnapshotAssignment)(nil),           // 14: restore.v1.SnapshotAssignment
+	(*WatchAssignmentsResponse)(nil),     // 15: restore.v1.WatchAssignmentsResponse
+	(*ReportSnapshotStatusRequest)(nil),  // 16: restore.v1.ReportSnapshotStatusRequest
+	(*ReportSnapshotStatusResponse)(nil), // 17: restore.v1.ReportSnapshotStatusResponse
+	(*ReportRestoreStatusRequest)(nil),   // 18: restore.v1.ReportRestoreStatusRequest
+	(*ReportRestoreStatusResponse)(nil),  // 19: restore.v1.ReportRestoreStatusResponse
+	(*ReportRecoveryPointsRequest)(nil),  // 20: restore.v1.ReportRecoveryPointsRequest
+	(*ReportRecoveryPointsResponse)(nil), // 21: restore.v1.ReportRecoveryPointsResponse
+	(*Capacity)(nil),                     // 22: restore.v1.Capacity
+	(*Restore)(nil),                      // 23: restore.v1.Restore
+	(*Snapshot)(nil),                     // 24: restore.v1.Snapshot
+	(*Guest)(nil),                        // 25: restore.v1.Guest
+	(RestoreState)(0),                    // 26: restore.v1.RestoreState
+	(*Boot)(nil),                         // 27: restore.v1.Boot
+	(*Verification)(nil),                 // 28: restore.v1.Verification
+	(*RecoveryPoint)(nil),                // 29: restore.v1.RecoveryPoint
 }
 var file_restore_v1_agent_proto_depIdxs = []int32{
 	4,  // 0: restore.v1.TunnelRequest.frame:type_name -> restore.v1.TunnelFrame
@@ -1341,32 +1585,40 @@ var file_restore_v1_agent_proto_depIdxs = []int32{
 	6,  // 3: restore.v1.TunnelFrame.open:type_name -> restore.v1.TunnelOpen
 	7,  // 4: restore.v1.TunnelFrame.close:type_name -> restore.v1.TunnelClose
 	0,  // 5: restore.v1.TunnelOpen.kind:type_name -> restore.v1.TunnelOpenKind
-	19, // 6: restore.v1.RegisterRequest.capacity:type_name -> restore.v1.Capacity
-	20, // 7: restore.v1.Assignment.restore:type_name -> restore.v1.Restore
+	22, // 6: restore.v1.RegisterRequest.capacity:type_name -> restore.v1.Capacity
+	23, // 7: restore.v1.Assignment.restore:type_name -> restore.v1.Restore
 	1,  // 8: restore.v1.Assignment.desired:type_name -> restore.v1.DesiredState
-	13, // 9: restore.v1.WatchAssignmentsResponse.assignments:type_name -> restore.v1.Assignment
-	21, // 10: restore.v1.ReportRestoreStatusRequest.state:type_name -> restore.v1.RestoreState
-	22, // 11: restore.v1.ReportRestoreStatusRequest.boot:type_name -> restore.v1.Boot
-	23, // 12: restore.v1.ReportRestoreStatusRequest.verification:type_name -> restore.v1.Verification
-	20, // 13: restore.v1.ReportRestoreStatusResponse.restore:type_name -> restore.v1.Restore
-	24, // 14: restore.v1.ReportRecoveryPointsRequest.recovery_points:type_name -> restore.v1.RecoveryPoint
-	8,  // 15: restore.v1.AgentService.Register:input_type -> restore.v1.RegisterRequest
-	10, // 16: restore.v1.AgentService.Heartbeat:input_type -> restore.v1.HeartbeatRequest
-	12, // 17: restore.v1.AgentService.WatchAssignments:input_type -> restore.v1.WatchAssignmentsRequest
-	15, // 18: restore.v1.AgentService.ReportRestoreStatus:input_type -> restore.v1.ReportRestoreStatusRequest
-	17, // 19: restore.v1.AgentService.ReportRecoveryPoints:input_type -> restore.v1.ReportRecoveryPointsRequest
-	2,  // 20: restore.v1.AgentService.Tunnel:input_type -> restore.v1.TunnelRequest
-	9,  // 21: restore.v1.AgentService.Register:output_type -> restore.v1.RegisterResponse
-	11, // 22: restore.v1.AgentService.Heartbeat:output_type -> restore.v1.HeartbeatResponse
-	14, // 23: restore.v1.AgentService.WatchAssignments:output_type -> restore.v1.WatchAssignmentsResponse
-	16, // 24: restore.v1.AgentService.ReportRestoreStatus:output_type -> restore.v1.ReportRestoreStatusResponse
-	18, // 25: restore.v1.AgentService.ReportRecoveryPoints:output_type -> restore.v1.ReportRecoveryPointsResponse
-	3,  // 26: restore.v1.AgentService.Tunnel:output_type -> restore.v1.TunnelResponse
-	21, // [21:27] is the sub-list for method output_type
-	15, // [15:21] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	24, // 9: restore.v1.SnapshotAssignment.snapshot:type_name -> restore.v1.Snapshot
+	25, // 10: restore.v1.SnapshotAssignment.guest:type_name -> restore.v1.Guest
+	24, // 11: restore.v1.SnapshotAssignment.base:type_name -> restore.v1.Snapshot
+	13, // 12: restore.v1.WatchAssignmentsResponse.assignments:type_name -> restore.v1.Assignment
+	14, // 13: restore.v1.WatchAssignmentsResponse.snapshots:type_name -> restore.v1.SnapshotAssignment
+	24, // 14: restore.v1.ReportSnapshotStatusRequest.snapshot:type_name -> restore.v1.Snapshot
+	24, // 15: restore.v1.ReportSnapshotStatusResponse.snapshot:type_name -> restore.v1.Snapshot
+	26, // 16: restore.v1.ReportRestoreStatusRequest.state:type_name -> restore.v1.RestoreState
+	27, // 17: restore.v1.ReportRestoreStatusRequest.boot:type_name -> restore.v1.Boot
+	28, // 18: restore.v1.ReportRestoreStatusRequest.verification:type_name -> restore.v1.Verification
+	23, // 19: restore.v1.ReportRestoreStatusResponse.restore:type_name -> restore.v1.Restore
+	29, // 20: restore.v1.ReportRecoveryPointsRequest.recovery_points:type_name -> restore.v1.RecoveryPoint
+	8,  // 21: restore.v1.AgentService.Register:input_type -> restore.v1.RegisterRequest
+	10, // 22: restore.v1.AgentService.Heartbeat:input_type -> restore.v1.HeartbeatRequest
+	12, // 23: restore.v1.AgentService.WatchAssignments:input_type -> restore.v1.WatchAssignmentsRequest
+	18, // 24: restore.v1.AgentService.ReportRestoreStatus:input_type -> restore.v1.ReportRestoreStatusRequest
+	20, // 25: restore.v1.AgentService.ReportRecoveryPoints:input_type -> restore.v1.ReportRecoveryPointsRequest
+	16, // 26: restore.v1.AgentService.ReportSnapshotStatus:input_type -> restore.v1.ReportSnapshotStatusRequest
+	2,  // 27: restore.v1.AgentService.Tunnel:input_type -> restore.v1.TunnelRequest
+	9,  // 28: restore.v1.AgentService.Register:output_type -> restore.v1.RegisterResponse
+	11, // 29: restore.v1.AgentService.Heartbeat:output_type -> restore.v1.HeartbeatResponse
+	15, // 30: restore.v1.AgentService.WatchAssignments:output_type -> restore.v1.WatchAssignmentsResponse
+	19, // 31: restore.v1.AgentService.ReportRestoreStatus:output_type -> restore.v1.ReportRestoreStatusResponse
+	21, // 32: restore.v1.AgentService.ReportRecoveryPoints:output_type -> restore.v1.ReportRecoveryPointsResponse
+	17, // 33: restore.v1.AgentService.ReportSnapshotStatus:output_type -> restore.v1.ReportSnapshotStatusResponse
+	3,  // 34: restore.v1.AgentService.Tunnel:output_type -> restore.v1.TunnelResponse
+	28, // [28:35] is the sub-list for method output_type
+	21, // [21:28] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_agent_proto_init() }
@@ -1374,9 +1626,11 @@ func file_restore_v1_agent_proto_init() {
 	if File_restore_v1_agent_proto != nil {
 		return
 	}
+	file_restore_v1_guest_proto_init()
 	file_restore_v1_host_proto_init()
 	file_restore_v1_recovery_point_proto_init()
 	file_restore_v1_restore_proto_init()
+	file_restore_v1_snapshot_proto_init()
 	file_restore_v1_verification_proto_init()
 	file_restore_v1_agent_proto_msgTypes[2].OneofWrappers = []any{
 		(*TunnelFrame_Hello)(nil),
@@ -1390,7 +1644,7 @@ func file_restore_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restore_v1_agent_proto_rawDesc), len(file_restore_v1_agent_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   17,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,6 +24,7 @@ const (
 	AgentService_WatchAssignments_FullMethodName     = "/restore.v1.AgentService/WatchAssignments"
 	AgentService_ReportRestoreStatus_FullMethodName  = "/restore.v1.AgentService/ReportRestoreStatus"
 	AgentService_ReportRecoveryPoints_FullMethodName = "/restore.v1.AgentService/ReportRecoveryPoints"
+	AgentService_ReportSnapshotStatus_FullMethodName = "/restore.v1.AgentService/ReportSnapshotStatus"
 	AgentService_Tunnel_FullMethodName               = "/restore.v1.AgentService/Tunnel"
 )
 
@@ -46,6 +47,8 @@ type AgentServiceClient interface {
 	ReportRestoreStatus(ctx context.Context, in *ReportRestoreStatusRequest, opts ...grpc.CallOption) (*ReportRestoreStatusResponse, error)
 	// ReportRecoveryPoints replaces the set of recovery points the host holds.
 	ReportRecoveryPoints(ctx context.Context, in *ReportRecoveryPointsRequest, opts ...grpc.CallOption) (*ReportRecoveryPointsResponse, error)
+	// ReportSnapshotStatus reports what happened to an assigned snapshot.
+	ReportSnapshotStatus(ctx context.Context, in *ReportSnapshotStatusRequest, opts ...grpc.CallOption) (*ReportSnapshotStatusResponse, error)
 	// Tunnel is the server's way to the host: the agent opens it and keeps it
 	// open; the server opens channels over it (a live screenshot, a kept
 	// screenshot, a console) and the agent answers each with data frames.
@@ -120,6 +123,16 @@ func (c *agentServiceClient) ReportRecoveryPoints(ctx context.Context, in *Repor
 	return out, nil
 }
 
+func (c *agentServiceClient) ReportSnapshotStatus(ctx context.Context, in *ReportSnapshotStatusRequest, opts ...grpc.CallOption) (*ReportSnapshotStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportSnapshotStatusResponse)
+	err := c.cc.Invoke(ctx, AgentService_ReportSnapshotStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *agentServiceClient) Tunnel(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[TunnelRequest, TunnelResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &AgentService_ServiceDesc.Streams[1], AgentService_Tunnel_FullMethodName, cOpts...)
@@ -152,6 +165,8 @@ type AgentServiceServer interface {
 	ReportRestoreStatus(context.Context, *ReportRestoreStatusRequest) (*ReportRestoreStatusResponse, error)
 	// ReportRecoveryPoints replaces the set of recovery points the host holds.
 	ReportRecoveryPoints(context.Context, *ReportRecoveryPointsRequest) (*ReportRecoveryPointsResponse, error)
+	// ReportSnapshotStatus reports what happened to an assigned snapshot.
+	ReportSnapshotStatus(context.Context, *ReportSnapshotStatusRequest) (*ReportSnapshotStatusResponse, error)
 	// Tunnel is the server's way to the host: the agent opens it and keeps it
 	// open; the server opens channels over it (a live screenshot, a kept
 	// screenshot, a console) and the agent answers each with data frames.
@@ -181,6 +196,9 @@ func (UnimplementedAgentServiceServer) ReportRestoreStatus(context.Context, *Rep
 }
 func (UnimplementedAgentServiceServer) ReportRecoveryPoints(context.Context, *ReportRecoveryPointsRequest) (*ReportRecoveryPointsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ReportRecoveryPoints not implemented")
+}
+func (UnimplementedAgentServiceServer) ReportSnapshotStatus(context.Context, *ReportSnapshotStatusRequest) (*ReportSnapshotStatusResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ReportSnapshotStatus not implemented")
 }
 func (UnimplementedAgentServiceServer) Tunnel(grpc.BidiStreamingServer[TunnelRequest, TunnelResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method Tunnel not implemented")
@@ -289,6 +307,24 @@ func _AgentService_ReportRecoveryPoints_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AgentService_ReportSnapshotStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportSnapshotStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).ReportSnapshotStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_ReportSnapshotStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).ReportSnapshotStatus(ctx, req.(*ReportSnapshotStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AgentService_Tunnel_Handler(srv interface{}, stream grpc.ServerStream) error {
 	return srv.(AgentServiceServer).Tunnel(&grpc.GenericServerStream[TunnelRequest, TunnelResponse]{ServerStream: stream})
 }
@@ -318,6 +354,10 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReportRecoveryPoints",
 			Handler:    _AgentService_ReportRecoveryPoints_Handler,
+		},
+		{
+			MethodName: "ReportSnapshotStatus",
+			Handler:    _AgentService_ReportSnapshotStatus_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

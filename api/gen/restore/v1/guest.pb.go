@@ -79,18 +79,22 @@ func (Hypervisor) EnumDescriptor() ([]byte, []int) {
 // (host_id) and are named by name or uuid; VMware guests live in a vCenter
 // and are named by their managed object id (moref).
 type Guest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Tenant        string                 `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
-	Hypervisor    Hypervisor             `protobuf:"varint,3,opt,name=hypervisor,proto3,enum=restore.v1.Hypervisor" json:"hypervisor,omitempty"`
-	HostId        string                 `protobuf:"bytes,4,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
-	Name          string                 `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
-	Uuid          string                 `protobuf:"bytes,6,opt,name=uuid,proto3" json:"uuid,omitempty"`
-	Vcenter       string                 `protobuf:"bytes,7,opt,name=vcenter,proto3" json:"vcenter,omitempty"`
-	Moref         string                 `protobuf:"bytes,8,opt,name=moref,proto3" json:"moref,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Tenant     string                 `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Hypervisor Hypervisor             `protobuf:"varint,3,opt,name=hypervisor,proto3,enum=restore.v1.Hypervisor" json:"hypervisor,omitempty"`
+	HostId     string                 `protobuf:"bytes,4,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	Name       string                 `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
+	Uuid       string                 `protobuf:"bytes,6,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	Vcenter    string                 `protobuf:"bytes,7,opt,name=vcenter,proto3" json:"vcenter,omitempty"`
+	Moref      string                 `protobuf:"bytes,8,opt,name=moref,proto3" json:"moref,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// The snapshot of the last completed backup and its checkpoint: the next
+	// incremental counts changes from it. Empty before the first one.
+	BaseSnapshotId   string `protobuf:"bytes,10,opt,name=base_snapshot_id,json=baseSnapshotId,proto3" json:"base_snapshot_id,omitempty"`
+	BaseCheckpointId string `protobuf:"bytes,11,opt,name=base_checkpoint_id,json=baseCheckpointId,proto3" json:"base_checkpoint_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Guest) Reset() {
@@ -184,6 +188,20 @@ func (x *Guest) GetCreateTime() *timestamppb.Timestamp {
 		return x.CreateTime
 	}
 	return nil
+}
+
+func (x *Guest) GetBaseSnapshotId() string {
+	if x != nil {
+		return x.BaseSnapshotId
+	}
+	return ""
+}
+
+func (x *Guest) GetBaseCheckpointId() string {
+	if x != nil {
+		return x.BaseCheckpointId
+	}
+	return ""
 }
 
 type RegisterGuestRequest struct {
@@ -576,7 +594,7 @@ var File_restore_v1_guest_proto protoreflect.FileDescriptor
 const file_restore_v1_guest_proto_rawDesc = "" +
 	"\n" +
 	"\x16restore/v1/guest.proto\x12\n" +
-	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x95\x02\n" +
+	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xed\x02\n" +
 	"\x05Guest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x126\n" +
@@ -589,7 +607,10 @@ const file_restore_v1_guest_proto_rawDesc = "" +
 	"\avcenter\x18\a \x01(\tR\avcenter\x12\x14\n" +
 	"\x05moref\x18\b \x01(\tR\x05moref\x12;\n" +
 	"\vcreate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xd7\x01\n" +
+	"createTime\x12(\n" +
+	"\x10base_snapshot_id\x18\n" +
+	" \x01(\tR\x0ebaseSnapshotId\x12,\n" +
+	"\x12base_checkpoint_id\x18\v \x01(\tR\x10baseCheckpointId\"\xd7\x01\n" +
 	"\x14RegisterGuestRequest\x126\n" +
 	"\n" +
 	"hypervisor\x18\x01 \x01(\x0e2\x16.restore.v1.HypervisorR\n" +

@@ -60,6 +60,9 @@ const (
 	CommandType_COMMAND_TYPE_REGISTER_GUEST             CommandType = 16
 	CommandType_COMMAND_TYPE_UNREGISTER_GUEST           CommandType = 17
 	CommandType_COMMAND_TYPE_PRUNE_VERIFICATIONS        CommandType = 18
+	CommandType_COMMAND_TYPE_CREATE_SNAPSHOT            CommandType = 19
+	CommandType_COMMAND_TYPE_REPORT_SNAPSHOT_STATUS     CommandType = 20
+	CommandType_COMMAND_TYPE_RELEASE_SNAPSHOTS          CommandType = 21
 )
 
 // Enum value maps for CommandType.
@@ -84,6 +87,9 @@ var (
 		16: "COMMAND_TYPE_REGISTER_GUEST",
 		17: "COMMAND_TYPE_UNREGISTER_GUEST",
 		18: "COMMAND_TYPE_PRUNE_VERIFICATIONS",
+		19: "COMMAND_TYPE_CREATE_SNAPSHOT",
+		20: "COMMAND_TYPE_REPORT_SNAPSHOT_STATUS",
+		21: "COMMAND_TYPE_RELEASE_SNAPSHOTS",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":                0,
@@ -105,6 +111,9 @@ var (
 		"COMMAND_TYPE_REGISTER_GUEST":             16,
 		"COMMAND_TYPE_UNREGISTER_GUEST":           17,
 		"COMMAND_TYPE_PRUNE_VERIFICATIONS":        18,
+		"COMMAND_TYPE_CREATE_SNAPSHOT":            19,
+		"COMMAND_TYPE_REPORT_SNAPSHOT_STATUS":     20,
+		"COMMAND_TYPE_RELEASE_SNAPSHOTS":          21,
 	}
 )
 
@@ -1184,7 +1193,9 @@ type Snapshot struct {
 	// Verification policies.
 	VerificationPolicies []*v1.VerificationPolicy `protobuf:"bytes,9,rep,name=verification_policies,json=verificationPolicies,proto3" json:"verification_policies,omitempty"`
 	// Protected guests.
-	Guests        []*v1.Guest `protobuf:"bytes,10,rep,name=guests,proto3" json:"guests,omitempty"`
+	Guests []*v1.Guest `protobuf:"bytes,10,rep,name=guests,proto3" json:"guests,omitempty"`
+	// Snapshots of protected guests.
+	Snapshots     []*v1.Snapshot `protobuf:"bytes,11,rep,name=snapshots,proto3" json:"snapshots,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1285,6 +1296,13 @@ func (x *Snapshot) GetVerificationPolicies() []*v1.VerificationPolicy {
 func (x *Snapshot) GetGuests() []*v1.Guest {
 	if x != nil {
 		return x.Guests
+	}
+	return nil
+}
+
+func (x *Snapshot) GetSnapshots() []*v1.Snapshot {
+	if x != nil {
+		return x.Snapshots
 	}
 	return nil
 }
@@ -1606,11 +1624,199 @@ func (x *PruneVerifications) GetIds() []string {
 	return nil
 }
 
+// CreateSnapshot adds a snapshot (state REQUESTED).
+type CreateSnapshot struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Snapshot *v1.Snapshot           `protobuf:"bytes,1,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	// SHA-256 of the canonical request body, for idempotency.
+	BodySha256    []byte `protobuf:"bytes,2,opt,name=body_sha256,json=bodySha256,proto3" json:"body_sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSnapshot) Reset() {
+	*x = CreateSnapshot{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSnapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSnapshot) ProtoMessage() {}
+
+func (x *CreateSnapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSnapshot.ProtoReflect.Descriptor instead.
+func (*CreateSnapshot) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *CreateSnapshot) GetSnapshot() *v1.Snapshot {
+	if x != nil {
+		return x.Snapshot
+	}
+	return nil
+}
+
+func (x *CreateSnapshot) GetBodySha256() []byte {
+	if x != nil {
+		return x.BodySha256
+	}
+	return nil
+}
+
+// ReportSnapshotStatus records an agent's report on a snapshot.
+type ReportSnapshotStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	HostId        string                 `protobuf:"bytes,1,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	Snapshot      *v1.Snapshot           `protobuf:"bytes,2,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportSnapshotStatus) Reset() {
+	*x = ReportSnapshotStatus{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportSnapshotStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportSnapshotStatus) ProtoMessage() {}
+
+func (x *ReportSnapshotStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportSnapshotStatus.ProtoReflect.Descriptor instead.
+func (*ReportSnapshotStatus) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ReportSnapshotStatus) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
+func (x *ReportSnapshotStatus) GetSnapshot() *v1.Snapshot {
+	if x != nil {
+		return x.Snapshot
+	}
+	return nil
+}
+
+func (x *ReportSnapshotStatus) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+// ReleaseSnapshots asks the hosts to release snapshots: a caller's delete,
+// a lease that ran out or an agent that restarted. Each is released once;
+// a snapshot already released or being released is left as it is.
+type ReleaseSnapshots struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Ids   []string               `protobuf:"bytes,1,rep,name=ids,proto3" json:"ids,omitempty"`
+	// Why, for a person ("released by the backup job", "the lease ran out").
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The job read everything (a caller's delete only).
+	BackupCompleted bool                   `protobuf:"varint,3,opt,name=backup_completed,json=backupCompleted,proto3" json:"backup_completed,omitempty"`
+	Time            *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ReleaseSnapshots) Reset() {
+	*x = ReleaseSnapshots{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseSnapshots) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseSnapshots) ProtoMessage() {}
+
+func (x *ReleaseSnapshots) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseSnapshots.ProtoReflect.Descriptor instead.
+func (*ReleaseSnapshots) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ReleaseSnapshots) GetIds() []string {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+func (x *ReleaseSnapshots) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ReleaseSnapshots) GetBackupCompleted() bool {
+	if x != nil {
+		return x.BackupCompleted
+	}
+	return false
+}
+
+func (x *ReleaseSnapshots) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
 var File_restored_raft_v1_raft_proto protoreflect.FileDescriptor
 
 const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\n" +
-	"\x1brestored/raft/v1/raft.proto\x12\x10restored.raft.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16restore/v1/admin.proto\x1a\x16restore/v1/agent.proto\x1a\x16restore/v1/guest.proto\x1a\x15restore/v1/host.proto\x1a\x1frestore/v1/recovery_point.proto\x1a\x18restore/v1/restore.proto\x1a\x1drestore/v1/verification.proto\x1a$restore/v1/verification_policy.proto\"W\n" +
+	"\x1brestored/raft/v1/raft.proto\x12\x10restored.raft.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16restore/v1/admin.proto\x1a\x16restore/v1/agent.proto\x1a\x16restore/v1/guest.proto\x1a\x15restore/v1/host.proto\x1a\x1frestore/v1/recovery_point.proto\x1a\x18restore/v1/restore.proto\x1a\x19restore/v1/snapshot.proto\x1a\x1drestore/v1/verification.proto\x1a$restore/v1/verification_policy.proto\"W\n" +
 	"\bEnvelope\x121\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1d.restored.raft.v1.CommandTypeR\x04type\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\":\n" +
@@ -1676,7 +1882,7 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\x03ids\x18\x01 \x03(\tR\x03ids\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"<\n" +
 	"\x0eRegisterServer\x12*\n" +
-	"\x06server\x18\x01 \x01(\v2\x12.restore.v1.ServerR\x06server\"\xc7\x04\n" +
+	"\x06server\x18\x01 \x01(\v2\x12.restore.v1.ServerR\x06server\"\xfb\x04\n" +
 	"\bSnapshot\x12,\n" +
 	"\atenants\x18\x01 \x03(\v2\x12.restore.v1.TenantR\atenants\x125\n" +
 	"\x06tokens\x18\x02 \x03(\v2\x1d.restored.raft.v1.StoredTokenR\x06tokens\x12/\n" +
@@ -1688,7 +1894,8 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\rverifications\x18\b \x03(\v2\x18.restore.v1.VerificationR\rverifications\x12S\n" +
 	"\x15verification_policies\x18\t \x03(\v2\x1e.restore.v1.VerificationPolicyR\x14verificationPolicies\x12)\n" +
 	"\x06guests\x18\n" +
-	" \x03(\v2\x11.restore.v1.GuestR\x06guests\"9\n" +
+	" \x03(\v2\x11.restore.v1.GuestR\x06guests\x122\n" +
+	"\tsnapshots\x18\v \x03(\v2\x14.restore.v1.SnapshotR\tsnapshots\"9\n" +
 	"\vJoinRequest\x12*\n" +
 	"\x06server\x18\x01 \x01(\v2\x12.restore.v1.ServerR\x06server\"+\n" +
 	"\fJoinResponse\x12\x1b\n" +
@@ -1702,7 +1909,20 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\x0fUnregisterGuest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"&\n" +
 	"\x12PruneVerifications\x12\x10\n" +
-	"\x03ids\x18\x01 \x03(\tR\x03ids*\xa4\x05\n" +
+	"\x03ids\x18\x01 \x03(\tR\x03ids\"c\n" +
+	"\x0eCreateSnapshot\x120\n" +
+	"\bsnapshot\x18\x01 \x01(\v2\x14.restore.v1.SnapshotR\bsnapshot\x12\x1f\n" +
+	"\vbody_sha256\x18\x02 \x01(\fR\n" +
+	"bodySha256\"\x91\x01\n" +
+	"\x14ReportSnapshotStatus\x12\x17\n" +
+	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x120\n" +
+	"\bsnapshot\x18\x02 \x01(\v2\x14.restore.v1.SnapshotR\bsnapshot\x12.\n" +
+	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\x97\x01\n" +
+	"\x10ReleaseSnapshots\x12\x10\n" +
+	"\x03ids\x18\x01 \x03(\tR\x03ids\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12)\n" +
+	"\x10backup_completed\x18\x03 \x01(\bR\x0fbackupCompleted\x12.\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time*\x93\x06\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aCOMMAND_TYPE_CREATE_TENANT\x10\x01\x12\x1d\n" +
@@ -1723,7 +1943,10 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"'COMMAND_TYPE_DELETE_VERIFICATION_POLICY\x10\x0f\x12\x1f\n" +
 	"\x1bCOMMAND_TYPE_REGISTER_GUEST\x10\x10\x12!\n" +
 	"\x1dCOMMAND_TYPE_UNREGISTER_GUEST\x10\x11\x12$\n" +
-	" COMMAND_TYPE_PRUNE_VERIFICATIONS\x10\x122W\n" +
+	" COMMAND_TYPE_PRUNE_VERIFICATIONS\x10\x12\x12 \n" +
+	"\x1cCOMMAND_TYPE_CREATE_SNAPSHOT\x10\x13\x12'\n" +
+	"#COMMAND_TYPE_REPORT_SNAPSHOT_STATUS\x10\x14\x12\"\n" +
+	"\x1eCOMMAND_TYPE_RELEASE_SNAPSHOTS\x10\x152W\n" +
 	"\x0eClusterService\x12E\n" +
 	"\x04Join\x12\x1d.restored.raft.v1.JoinRequest\x1a\x1e.restored.raft.v1.JoinResponseB:Z8github.com/restored/restored/internal/gen/raft/v1;raftv1b\x06proto3"
 
@@ -1740,7 +1963,7 @@ func file_restored_raft_v1_raft_proto_rawDescGZIP() []byte {
 }
 
 var file_restored_raft_v1_raft_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(CommandType)(0),                      // 0: restored.raft.v1.CommandType
 	(*Envelope)(nil),                      // 1: restored.raft.v1.Envelope
@@ -1769,59 +1992,68 @@ var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(*RegisterGuest)(nil),                 // 24: restored.raft.v1.RegisterGuest
 	(*UnregisterGuest)(nil),               // 25: restored.raft.v1.UnregisterGuest
 	(*PruneVerifications)(nil),            // 26: restored.raft.v1.PruneVerifications
-	(*v1.Tenant)(nil),                     // 27: restore.v1.Tenant
-	(*v1.Token)(nil),                      // 28: restore.v1.Token
-	(*timestamppb.Timestamp)(nil),         // 29: google.protobuf.Timestamp
-	(*v1.Restore)(nil),                    // 30: restore.v1.Restore
-	(*v1.Host)(nil),                       // 31: restore.v1.Host
-	(v1.HostState)(0),                     // 32: restore.v1.HostState
-	(*v1.RecoveryPoint)(nil),              // 33: restore.v1.RecoveryPoint
-	(*v1.ReportRestoreStatusRequest)(nil), // 34: restore.v1.ReportRestoreStatusRequest
-	(*v1.Server)(nil),                     // 35: restore.v1.Server
-	(*v1.Verification)(nil),               // 36: restore.v1.Verification
-	(*v1.VerificationPolicy)(nil),         // 37: restore.v1.VerificationPolicy
-	(*v1.Guest)(nil),                      // 38: restore.v1.Guest
+	(*CreateSnapshot)(nil),                // 27: restored.raft.v1.CreateSnapshot
+	(*ReportSnapshotStatus)(nil),          // 28: restored.raft.v1.ReportSnapshotStatus
+	(*ReleaseSnapshots)(nil),              // 29: restored.raft.v1.ReleaseSnapshots
+	(*v1.Tenant)(nil),                     // 30: restore.v1.Tenant
+	(*v1.Token)(nil),                      // 31: restore.v1.Token
+	(*timestamppb.Timestamp)(nil),         // 32: google.protobuf.Timestamp
+	(*v1.Restore)(nil),                    // 33: restore.v1.Restore
+	(*v1.Host)(nil),                       // 34: restore.v1.Host
+	(v1.HostState)(0),                     // 35: restore.v1.HostState
+	(*v1.RecoveryPoint)(nil),              // 36: restore.v1.RecoveryPoint
+	(*v1.ReportRestoreStatusRequest)(nil), // 37: restore.v1.ReportRestoreStatusRequest
+	(*v1.Server)(nil),                     // 38: restore.v1.Server
+	(*v1.Verification)(nil),               // 39: restore.v1.Verification
+	(*v1.VerificationPolicy)(nil),         // 40: restore.v1.VerificationPolicy
+	(*v1.Guest)(nil),                      // 41: restore.v1.Guest
+	(*v1.Snapshot)(nil),                   // 42: restore.v1.Snapshot
 }
 var file_restored_raft_v1_raft_proto_depIdxs = []int32{
 	0,  // 0: restored.raft.v1.Envelope.type:type_name -> restored.raft.v1.CommandType
-	27, // 1: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
-	28, // 2: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
+	30, // 1: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
+	31, // 2: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
 	3,  // 3: restored.raft.v1.CreateToken.token:type_name -> restored.raft.v1.StoredToken
-	29, // 4: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
-	30, // 5: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
-	29, // 6: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
-	31, // 7: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
-	29, // 8: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
-	32, // 9: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
-	29, // 10: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
-	33, // 11: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
-	34, // 12: restored.raft.v1.ReportRestoreStatus.report:type_name -> restore.v1.ReportRestoreStatusRequest
-	29, // 13: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
+	32, // 4: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
+	33, // 5: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
+	32, // 6: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
+	34, // 7: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
+	32, // 8: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
+	35, // 9: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
+	32, // 10: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
+	36, // 11: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
+	37, // 12: restored.raft.v1.ReportRestoreStatus.report:type_name -> restore.v1.ReportRestoreStatusRequest
+	32, // 13: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
 	14, // 14: restored.raft.v1.PlaceRestores.placements:type_name -> restored.raft.v1.Placement
 	15, // 15: restored.raft.v1.PlaceRestores.pending:type_name -> restored.raft.v1.PendingReason
-	29, // 16: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
-	29, // 17: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
-	35, // 18: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
-	27, // 19: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
+	32, // 16: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
+	32, // 17: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
+	38, // 18: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
+	30, // 19: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
 	3,  // 20: restored.raft.v1.Snapshot.tokens:type_name -> restored.raft.v1.StoredToken
-	30, // 21: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
-	31, // 22: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
-	33, // 23: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
-	35, // 24: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
+	33, // 21: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
+	34, // 22: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
+	36, // 23: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
+	38, // 24: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
 	6,  // 25: restored.raft.v1.Snapshot.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
-	36, // 26: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
-	37, // 27: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
-	38, // 28: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
-	35, // 29: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
-	37, // 30: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
-	38, // 31: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
-	20, // 32: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
-	21, // 33: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
-	33, // [33:34] is the sub-list for method output_type
-	32, // [32:33] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	39, // 26: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
+	40, // 27: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
+	41, // 28: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
+	42, // 29: restored.raft.v1.Snapshot.snapshots:type_name -> restore.v1.Snapshot
+	38, // 30: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
+	40, // 31: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
+	41, // 32: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
+	42, // 33: restored.raft.v1.CreateSnapshot.snapshot:type_name -> restore.v1.Snapshot
+	42, // 34: restored.raft.v1.ReportSnapshotStatus.snapshot:type_name -> restore.v1.Snapshot
+	32, // 35: restored.raft.v1.ReportSnapshotStatus.time:type_name -> google.protobuf.Timestamp
+	32, // 36: restored.raft.v1.ReleaseSnapshots.time:type_name -> google.protobuf.Timestamp
+	20, // 37: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
+	21, // 38: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
+	38, // [38:39] is the sub-list for method output_type
+	37, // [37:38] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_restored_raft_v1_raft_proto_init() }
@@ -1835,7 +2067,7 @@ func file_restored_raft_v1_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restored_raft_v1_raft_proto_rawDesc), len(file_restored_raft_v1_raft_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   26,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

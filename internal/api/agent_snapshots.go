@@ -1,0 +1,76 @@
+package api
+
+import (
+	"context"
+	"fmt"
+
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/store"
+	"github.com/restored/restored/internal/validate"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// SnapshotAssignments lists the snapshots a host must act on: every one
+// not yet RELEASED or FAILED, with its guest and the guest's base.
+func SnapshotAssignments(r *store.Reader, hostID string) []*restorev1.SnapshotAssignment {
+	var out []*restorev1.SnapshotAssignment
+	for _, x := range r.SnapshotsOnHost(hostID) {
+		if store.SnapshotDone(x) {
+			continue
+		}
+		a := &restorev1.SnapshotAssignment{Snapshot: x, Guest: r.Guest(x.GuestId), Release: x.ReleaseRequested}
+		if a.Guest != nil && a.Guest.BaseSnapshotId != "" {
+			a.Base = r.Snapshot(a.Guest.BaseSnapshotId)
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func snapshotAssignmentsKey(ss []*restorev1.SnapshotAssignment) string {
+	k := ""
+	for _, a := range ss {
+		k += fmt.Sprintf("s%s/%d/%v;", a.Snapshot.Id, a.Snapshot.State, a.Release)
+	}
+	return k
+}
+
+var agentSnapshotStates = map[restorev1.SnapshotState]bool{
+	restorev1.SnapshotState_SNAPSHOT_STATE_PREPARING: true,
+	restorev1.SnapshotState_SNAPSHOT_STATE_READY:     true,
+	restorev1.SnapshotState_SNAPSHOT_STATE_RELEASED:  true,
+	restorev1.SnapshotState_SNAPSHOT_STATE_FAILED:    true,
+}
+
+// ReportSnapshotStatus implements the RPC.
+func (s *AgentService) ReportSnapshotStatus(_ context.Context, req *restorev1.ReportSnapshotStatusRequest) (*restorev1.ReportSnapshotStatusResponse, error) {
+	if err := checkAgent(req.ProtocolVersion, req.HostId); err != nil {
+		return nil, err
+	}
+	rep := req.Snapshot
+	if rep == nil {
+		return nil, validate.Errorf("snapshot is required")
+	}
+	if err := validate.Name("snapshot.id", rep.Id, true); err != nil {
+		return nil, err
+	}
+	if !agentSnapshotStates[rep.State] {
+		return nil, validate.Errorf("an agent may report PREPARING, READY, RELEASED or FAILED, not %s", rep.State)
+	}
+	x := s.Store.Read(nil).Snapshot(rep.Id)
+	if x == nil {
+		return nil, status.Errorf(codes.NotFound, "snapshot %q not found", rep.Id)
+	}
+	if x.HostId != req.HostId {
+		return nil, status.Errorf(codes.FailedPrecondition, "snapshot %s is not assigned to host %s", rep.Id, req.HostId)
+	}
+	out, err := s.apply(raftv1.CommandType_COMMAND_TYPE_REPORT_SNAPSHOT_STATUS,
+		&raftv1.ReportSnapshotStatus{HostId: req.HostId, Snapshot: rep, Time: timestamppb.New(s.Now())})
+	if err != nil {
+		return nil, err
+	}
+	return &restorev1.ReportSnapshotStatusResponse{Snapshot: out.(*restorev1.Snapshot)}, nil
+}

@@ -1,0 +1,411 @@
+package kvm
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/digitalocean/go-libvirt"
+	"libvirt.org/go/libvirtxml"
+)
+
+// Names Restored gives what it creates on a guest, so that it finds (and
+// only touches) its own: checkpoints "restored-<snapshot id>", NBD exports
+// "rst-<disk>-<secret>".
+const (
+	CheckpointPrefix = "restored-"
+	exportPrefix     = "rst-"
+)
+
+// ErrBackupRunning says the guest runs a backup job already.
+var ErrBackupRunning = errors.New("one backup job at a time")
+
+// BackupSpec says which snapshot to take of which guest.
+type BackupSpec struct {
+	// Domain is the guest's libvirt name.
+	Domain string
+	// ID names the new checkpoint (CheckpointPrefix + ID).
+	ID string
+	// Quiesce freezes the guest's file systems through its agent.
+	Quiesce bool
+	// Incremental asks for only what changed since Base.
+	Incremental bool
+	// Base is the guest's last completed backup, nil before the first.
+	Base *BackupBase
+	// Address is where QEMU's NBD server listens (127.0.0.1).
+	Address string
+	// ScratchDir holds the job's scratch files (the blocks the guest
+	// overwrites while the export is read); libvirt removes them at the end.
+	ScratchDir string
+}
+
+// BackupBase is what the control plane recorded at the last completed
+// backup: its checkpoint and each disk's source.
+type BackupBase struct {
+	Checkpoint string
+	Sources    map[string]string
+}
+
+// Backup is a running pull-mode backup job: what was obtained and where to
+// read it.
+type Backup struct {
+	Quiesced          bool
+	ConsistencyReason string
+	Incremental       bool
+	KindReason        string
+	Checkpoint        string
+	BaseCheckpoint    string
+	Port              int
+	Disks             []BackupDisk
+	// Frozen is how long the file systems were frozen (Quiesced).
+	Frozen time.Duration
+}
+
+// BackupDisk is one exported disk.
+type BackupDisk struct {
+	Name, Source string
+	Size         int64
+	Export       string
+	// Bitmap is the NBD metadata context of an incremental's changes.
+	Bitmap string
+}
+
+// BeginBackup checks the guest's checkpoint chain (for an incremental),
+// freezes the guest when asked, starts a pull-mode backup with a new
+// checkpoint, thaws, and returns the exports. An incremental whose chain
+// does not match what was recorded becomes a FULL, with the reason.
+func (d *Driver) BeginBackup(ctx context.Context, spec BackupSpec) (*Backup, error) {
+	dom, err := d.lookup(ctx, spec.Domain)
+	if err != nil {
+		if IsNotFound(err) {
+			return nil, fmt.Errorf("guest %q is not defined on this host", spec.Domain)
+		}
+		return nil, err
+	}
+	// libvirt runs one backup job per domain, and makes a second wait 30 s
+	// for the first one's lock before refusing it: refuse it at once.
+	if _, err := call(ctx, d, "read the backup job of "+spec.Domain, func(l Libvirt) (string, error) { return l.DomainBackupGetXMLDesc(dom, 0) }); err == nil {
+		return nil, fmt.Errorf("guest %s is running a backup job already: %w", spec.Domain, ErrBackupRunning)
+	}
+	xml, err := call(ctx, d, "read "+spec.Domain, func(l Libvirt) (string, error) { return l.DomainGetXMLDesc(dom, 0) })
+	if err != nil {
+		return nil, err
+	}
+	var def libvirtxml.Domain
+	if err := def.Unmarshal(xml); err != nil {
+		return nil, fmt.Errorf("parse %s's XML: %w", spec.Domain, err)
+	}
+	b := &Backup{Checkpoint: CheckpointPrefix + spec.ID}
+	if b.Disks, err = backupDisks(&def); err != nil {
+		return nil, err
+	}
+	for i := range b.Disks {
+		capacity, err := call(ctx, d, "size of "+b.Disks[i].Name, func(l Libvirt) (uint64, error) {
+			_, c, _, err := l.DomainGetBlockInfo(dom, b.Disks[i].Name, 0)
+			return c, err
+		})
+		if err != nil {
+			return nil, err
+		}
+		b.Disks[i].Size = int64(capacity)
+		if b.Disks[i].Export, err = exportName(b.Disks[i].Name); err != nil {
+			return nil, err
+		}
+	}
+	if spec.Incremental {
+		if reason := d.chainProblem(ctx, dom, spec.Base, b.Disks); reason != "" {
+			b.KindReason = "an incremental was asked; took a FULL because " + reason
+		} else {
+			b.Incremental, b.BaseCheckpoint = true, spec.Base.Checkpoint
+		}
+	}
+	if !filepath.IsAbs(spec.ScratchDir) {
+		return nil, fmt.Errorf("the scratch directory %q must be an absolute path", spec.ScratchDir)
+	}
+	if b.Port, err = freePort(spec.Address); err != nil {
+		return nil, err
+	}
+	backupXML, checkpointXML, err := backupDocuments(spec, b)
+	if err != nil {
+		return nil, err
+	}
+	if spec.Quiesce {
+		if err := d.freeze(ctx, dom); err != nil {
+			b.ConsistencyReason = "quiesce was asked but the guest agent did not freeze the file systems: " + err.Error()
+		} else {
+			b.Quiesced = true
+			start := time.Now()
+			defer func() { b.Frozen = time.Since(start) }()
+			defer d.thaw(dom)
+		}
+	}
+	_, err = call(ctx, d, "begin backup of "+spec.Domain, func(l Libvirt) (struct{}, error) {
+		return struct{}{}, l.DomainBackupBegin(dom, backupXML, libvirt.OptString{checkpointXML}, 0)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("begin the backup of %s: %w", spec.Domain, err)
+	}
+	for i := range b.Disks {
+		if b.Incremental {
+			b.Disks[i].Bitmap = "qemu:dirty-bitmap:" + bitmapName(b.Disks[i].Name)
+		}
+	}
+	return b, nil
+}
+
+// backupDisks lists the guest's disks that a backup covers: every
+// device="disk"; each must be a qcow2 file (checkpoints are qcow2 bitmaps).
+func backupDisks(def *libvirtxml.Domain) ([]BackupDisk, error) {
+	var out []BackupDisk
+	if def.Devices == nil {
+		return nil, fmt.Errorf("guest %s has no devices", def.Name)
+	}
+	for _, disk := range def.Devices.Disks {
+		if disk.Device != "" && disk.Device != "disk" || disk.Target == nil {
+			continue
+		}
+		if disk.Source == nil || disk.Source.File == nil {
+			return nil, fmt.Errorf("disk %s of %s is not a file: Restored backs up qcow2 files", disk.Target.Dev, def.Name)
+		}
+		if disk.Driver == nil || disk.Driver.Type != "qcow2" {
+			return nil, fmt.Errorf("disk %s of %s is not qcow2: checkpoints need qcow2 bitmaps", disk.Target.Dev, def.Name)
+		}
+		out = append(out, BackupDisk{Name: disk.Target.Dev, Source: disk.Source.File.File})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("guest %s has no disk to back up", def.Name)
+	}
+	return out, nil
+}
+
+// chainProblem says why an incremental from base would not be right, or "".
+func (d *Driver) chainProblem(ctx context.Context, dom libvirt.Domain, base *BackupBase, disks []BackupDisk) string {
+	if base == nil || base.Checkpoint == "" {
+		return "no completed backup of this guest is recorded yet"
+	}
+	cp, err := call(ctx, d, "look up checkpoint "+base.Checkpoint, func(l Libvirt) (libvirt.DomainCheckpoint, error) {
+		return l.DomainCheckpointLookupByName(dom, base.Checkpoint, 0)
+	})
+	if isCode(err, libvirt.ErrNoDomainCheckpoint) {
+		return fmt.Sprintf("checkpoint %s, recorded at the last backup, is gone from the guest (deleted outside Restored?)", base.Checkpoint)
+	}
+	if err != nil {
+		return fmt.Sprintf("checkpoint %s cannot be looked up: %v", base.Checkpoint, err)
+	}
+	// Asking for the size makes QEMU read every bitmap since the checkpoint:
+	// it fails when one is missing or inconsistent (after a crash).
+	xml, err := call(ctx, d, "read checkpoint "+base.Checkpoint, func(l Libvirt) (string, error) {
+		return l.DomainCheckpointGetXMLDesc(cp, uint32(libvirt.DomainCheckpointXMLSize))
+	})
+	if err != nil {
+		return fmt.Sprintf("the bitmaps of checkpoint %s are missing or inconsistent: %v", base.Checkpoint, err)
+	}
+	var def libvirtxml.DomainCheckpoint
+	if err := def.Unmarshal(xml); err != nil {
+		return fmt.Sprintf("checkpoint %s's XML does not parse: %v", base.Checkpoint, err)
+	}
+	bitmaps := map[string]bool{}
+	if def.Disks != nil {
+		for _, dd := range def.Disks.Disks {
+			bitmaps[dd.Name] = dd.Checkpoint == "bitmap"
+		}
+	}
+	for _, disk := range disks {
+		was, known := base.Sources[disk.Name]
+		switch {
+		case !known:
+			return fmt.Sprintf("disk %s is new since checkpoint %s", disk.Name, base.Checkpoint)
+		case was != disk.Source:
+			return fmt.Sprintf("disk %s changed since checkpoint %s (was %s, now %s)", disk.Name, base.Checkpoint, was, disk.Source)
+		case !bitmaps[disk.Name]:
+			return fmt.Sprintf("checkpoint %s has no bitmap for disk %s", base.Checkpoint, disk.Name)
+		}
+	}
+	return ""
+}
+
+func backupDocuments(spec BackupSpec, b *Backup) (string, string, error) {
+	bx := libvirtxml.DomainBackup{Pull: &libvirtxml.DomainBackupPull{
+		Server: &libvirtxml.DomainBackupPullServer{TCP: &libvirtxml.DomainBackupPullServerTCP{Name: spec.Address, Port: uint(b.Port)}},
+		Disks:  &libvirtxml.DomainBackupPullDisks{},
+	}}
+	cx := libvirtxml.DomainCheckpoint{Name: b.Checkpoint, Description: "Restored snapshot " + spec.ID, Disks: &libvirtxml.DomainCheckpointDisks{}}
+	if b.Incremental {
+		bx.Incremental = b.BaseCheckpoint
+	}
+	for _, disk := range b.Disks {
+		// backup="yes" is the default (and needs type= with it).
+		pd := libvirtxml.DomainBackupPullDisk{Name: disk.Name, ExportName: disk.Export,
+			Scratch: &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: filepath.Join(spec.ScratchDir, spec.ID+"-"+disk.Name+".scratch")}}}
+		if b.Incremental {
+			pd.ExportBitmap = bitmapName(disk.Name)
+		}
+		bx.Pull.Disks.Disks = append(bx.Pull.Disks.Disks, pd)
+		cx.Disks.Disks = append(cx.Disks.Disks, libvirtxml.DomainCheckpointDisk{Name: disk.Name, Checkpoint: "bitmap"})
+	}
+	backupXML, err := bx.Marshal()
+	if err != nil {
+		return "", "", err
+	}
+	checkpointXML, err := cx.Marshal()
+	return backupXML, checkpointXML, err
+}
+
+func bitmapName(disk string) string { return exportPrefix + "changed-" + disk }
+
+// exportName is random per snapshot: it is the export's secret.
+func exportName(disk string) (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return exportPrefix + disk + "-" + hex.EncodeToString(b[:]), nil
+}
+
+func freePort(address string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(address, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("find a free port for the NBD export on %s: %w", address, err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// freeze freezes every file system of the guest through its agent, within
+// 10 s (a guest without an agent answers an error at once or not at all).
+func (d *Driver) freeze(ctx context.Context, dom libvirt.Domain) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := call(ctx, d, "freeze "+dom.Name, func(l Libvirt) (int32, error) { return l.DomainFsfreeze(dom, nil, 0) })
+	return err
+}
+
+// thaw thaws the guest, even when the caller's context is done.
+func (d *Driver) thaw(dom libvirt.Domain) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := call(ctx, d, "thaw "+dom.Name, func(l Libvirt) (int32, error) { return l.DomainFsthaw(dom, nil, 0) }); err != nil {
+		d.log.Error("thawing the guest failed: its file systems may still be frozen", "domain", dom.Name, "err", err)
+	}
+}
+
+// EndBackup ends the guest's backup job if it is Restored's (its exports
+// are ours). No job is not an error.
+func (d *Driver) EndBackup(ctx context.Context, domain string) error {
+	dom, err := d.lookup(ctx, domain)
+	if IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return d.endBackup(ctx, dom)
+}
+
+func (d *Driver) endBackup(ctx context.Context, dom libvirt.Domain) error {
+	xml, err := call(ctx, d, "read the backup job of "+dom.Name, func(l Libvirt) (string, error) { return l.DomainBackupGetXMLDesc(dom, 0) })
+	if isCode(err, libvirt.ErrNoDomainBackup) || isCode(err, libvirt.ErrOperationInvalid) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(xml, `exportname="`+exportPrefix) && !strings.Contains(xml, `exportname='`+exportPrefix) {
+		return nil // someone else's backup job
+	}
+	_, err = call(ctx, d, "end the backup job of "+dom.Name, func(l Libvirt) (struct{}, error) { return struct{}{}, l.DomainAbortJob(dom) })
+	if err != nil && !isCode(err, libvirt.ErrOperationInvalid) {
+		return err
+	}
+	// The job ends (and QEMU stops its NBD server) a moment after the abort.
+	for {
+		_, err := call(ctx, d, "read the backup job of "+dom.Name, func(l Libvirt) (string, error) { return l.DomainBackupGetXMLDesc(dom, 0) })
+		if isCode(err, libvirt.ErrNoDomainBackup) || isCode(err, libvirt.ErrOperationInvalid) || IsNotFound(err) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the backup job of %s did not end: %w", dom.Name, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// EndStaleBackups ends every backup job of Restored's on the host: after an
+// agent restart nobody serves them any more.
+func (d *Driver) EndStaleBackups(ctx context.Context) (int, error) {
+	doms, err := call(ctx, d, "list domains", func(l Libvirt) ([]libvirt.Domain, error) {
+		ds, _, err := l.ConnectListAllDomains(1, libvirt.ConnectListDomainsActive)
+		return ds, err
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, dom := range doms {
+		xml, err := call(ctx, d, "read the backup job of "+dom.Name, func(l Libvirt) (string, error) { return l.DomainBackupGetXMLDesc(dom, 0) })
+		if err != nil || !strings.Contains(xml, exportPrefix) {
+			continue
+		}
+		if err := d.endBackup(ctx, dom); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// DeleteCheckpoint removes a checkpoint of Restored's (its bitmap merges
+// into its parent's, so the chain stays right). Gone already is not an
+// error.
+func (d *Driver) DeleteCheckpoint(ctx context.Context, domain, name string) error {
+	if !strings.HasPrefix(name, CheckpointPrefix) {
+		return fmt.Errorf("checkpoint %q is not Restored's", name)
+	}
+	dom, err := d.lookup(ctx, domain)
+	if IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	cp, err := call(ctx, d, "look up checkpoint "+name, func(l Libvirt) (libvirt.DomainCheckpoint, error) {
+		return l.DomainCheckpointLookupByName(dom, name, 0)
+	})
+	if isCode(err, libvirt.ErrNoDomainCheckpoint) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	_, err = call(ctx, d, "delete checkpoint "+name, func(l Libvirt) (struct{}, error) { return struct{}{}, l.DomainCheckpointDelete(cp, 0) })
+	return err
+}
+
+// Checkpoints lists the guest's checkpoints that are Restored's.
+func (d *Driver) Checkpoints(ctx context.Context, domain string) ([]string, error) {
+	dom, err := d.lookup(ctx, domain)
+	if err != nil {
+		return nil, err
+	}
+	cps, err := call(ctx, d, "list checkpoints of "+domain, func(l Libvirt) ([]libvirt.DomainCheckpoint, error) {
+		cs, _, err := l.DomainListAllCheckpoints(dom, 1, 0)
+		return cs, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, c := range cps {
+		if strings.HasPrefix(c.Name, CheckpointPrefix) {
+			out = append(out, c.Name)
+		}
+	}
+	return out, nil
+}
