@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -126,25 +125,6 @@ func TestConsoleInTheBrowserShowsTheScreenAndTakesTheKeyboard(t *testing.T) {
 func guestRuns(s *kvmStack, id, path string, args ...string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	name := vmspec.DomainName(id)
-	raw, err := s.drv.GuestCommand(ctx, name, "guest-exec", map[string]any{"path": path, "arg": args}, 5)
-	if err != nil {
-		return false
-	}
-	var started struct{ PID int }
-	if json.Unmarshal(raw, &started) != nil {
-		return false
-	}
-	for ctx.Err() == nil {
-		raw, err := s.drv.GuestCommand(ctx, name, "guest-exec-status", map[string]any{"pid": started.PID}, 5)
-		var st struct {
-			Exited   bool `json:"exited"`
-			ExitCode int  `json:"exitcode"`
-		}
-		if err == nil && json.Unmarshal(raw, &st) == nil && st.Exited {
-			return st.ExitCode == 0
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	return false
+	res, err := s.drv.GuestExec(ctx, vmspec.DomainName(id), path, args...)
+	return err == nil && res.Signal == 0 && res.ExitCode == 0
 }

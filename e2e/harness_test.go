@@ -227,11 +227,28 @@ func (e *env) agent(host string, rps ...*restorev1.RecoveryPoint) *testAgent {
 // waitFor reads assignment sets until one satisfies cond.
 func (a *testAgent) waitFor(what string, cond func([]*restorev1.Assignment) bool) []*restorev1.Assignment {
 	a.e.t.Helper()
+	return a.waitForState(what, func(m *restorev1.WatchAssignmentsResponse) bool { return cond(m.Assignments) }).Assignments
+}
+
+// waitForSnapshots reads desired states until the snapshot assignments
+// satisfy cond.
+func (a *testAgent) waitForSnapshots(what string, timeout time.Duration, cond func([]*restorev1.SnapshotAssignment) bool) {
+	a.e.t.Helper()
+	a.waitForStateWithin(what, timeout, func(m *restorev1.WatchAssignmentsResponse) bool { return cond(m.Snapshots) })
+}
+
+func (a *testAgent) waitForState(what string, cond func(*restorev1.WatchAssignmentsResponse) bool) *restorev1.WatchAssignmentsResponse {
+	a.e.t.Helper()
+	return a.waitForStateWithin(what, 10*time.Second, cond)
+}
+
+func (a *testAgent) waitForStateWithin(what string, timeout time.Duration, cond func(*restorev1.WatchAssignmentsResponse) bool) *restorev1.WatchAssignmentsResponse {
+	a.e.t.Helper()
 	type recv struct {
 		m   *restorev1.WatchAssignmentsResponse
 		err error
 	}
-	deadline := time.After(10 * time.Second)
+	deadline := time.After(timeout)
 	for {
 		ch := make(chan recv, 1)
 		go func() {
@@ -243,8 +260,8 @@ func (a *testAgent) waitFor(what string, cond func([]*restorev1.Assignment) bool
 			if r.err != nil {
 				a.e.t.Fatalf("assignment stream: %v", r.err)
 			}
-			if cond(r.m.Assignments) {
-				return r.m.Assignments
+			if cond(r.m) {
+				return r.m
 			}
 		case <-deadline:
 			a.e.t.Fatalf("timed out waiting for assignments: %s", what)

@@ -96,6 +96,10 @@ type Agent struct {
 	rps      map[string]storage.RecoveryPoint
 	inflight map[string]context.CancelFunc
 	client   restorev1.AgentServiceClient
+	// snaps are the READY snapshots this run serves; snapsTaken the ones
+	// it took (or is taking), never taken twice.
+	snaps      map[string]*snapshotJob
+	snapsTaken map[string]bool
 }
 
 // New checks the configuration and prepares the agent.
@@ -113,8 +117,10 @@ func New(cfg Config) (*Agent, error) {
 			return nil, fmt.Errorf("--boot-signals: unknown signal %q (want serial, guest-agent or screen)", sig)
 		}
 	}
-	if err := os.MkdirAll(filepath.Join(cfg.WorkDir, "restores"), 0o755); err != nil {
-		return nil, fmt.Errorf("work dir %s: %w", cfg.WorkDir, err)
+	for _, dir := range []string{"restores", "snapshots"} {
+		if err := os.MkdirAll(filepath.Join(cfg.WorkDir, dir), 0o755); err != nil {
+			return nil, fmt.Errorf("work dir %s: %w", cfg.WorkDir, err)
+		}
 	}
 	// QEMU runs as libvirt-qemu and must reach overlays in the work dir.
 	if err := os.Chmod(cfg.WorkDir, 0o755); err != nil {
@@ -127,6 +133,7 @@ func New(cfg Config) (*Agent, error) {
 		rps:      map[string]storage.RecoveryPoint{},
 		rescan:   make(chan struct{}, 1),
 		inflight: map[string]context.CancelFunc{},
+		snaps:    map[string]*snapshotJob{}, snapsTaken: map[string]bool{},
 	}, nil
 }
 
@@ -143,6 +150,14 @@ func (a *Agent) Run(ctx context.Context) error {
 		OVMFCode: "/usr/share/OVMF/OVMF_CODE_4M.fd", OVMFVars: "/usr/share/OVMF/OVMF_VARS_4M.fd"}
 	a.note = note
 	a.log.Info("accelerator chosen", "accelerator", accel, "why", note)
+	// The backup jobs an earlier run served have no reader any more.
+	ectx, ecancel := context.WithTimeout(ctx, time.Minute)
+	if n, err := a.drv.EndStaleBackups(ectx, a.cfg.HostID); err != nil {
+		a.log.Warn("ending backup jobs left by an earlier run failed", "err", err)
+	} else if n > 0 {
+		a.log.Info("ended backup jobs left by an earlier run", "count", n)
+	}
+	ecancel()
 	for attempt := 0; ctx.Err() == nil; attempt++ {
 		server := a.cfg.Servers[attempt%len(a.cfg.Servers)]
 		err := a.session(ctx, server)
@@ -200,7 +215,7 @@ func (a *Agent) session(ctx context.Context, server string) error {
 	}
 	// Reconcile on every new desired state, and again every ReconcileEvery
 	// with the last one: a teardown that failed is retried, not forgotten.
-	msgs := make(chan []*restorev1.Assignment)
+	msgs := make(chan *restorev1.WatchAssignmentsResponse)
 	errs := make(chan error, 1)
 	go func() {
 		for {
@@ -210,13 +225,13 @@ func (a *Agent) session(ctx context.Context, server string) error {
 				return
 			}
 			select {
-			case msgs <- msg.Assignments:
+			case msgs <- msg:
 			case <-sctx.Done():
 				return
 			}
 		}
 	}()
-	var last []*restorev1.Assignment
+	var last *restorev1.WatchAssignmentsResponse
 	tick := time.NewTicker(ReconcileEvery)
 	defer tick.Stop()
 	for {
@@ -224,12 +239,13 @@ func (a *Agent) session(ctx context.Context, server string) error {
 		case err := <-errs:
 			return fmt.Errorf("assignment stream: %w", err)
 		case last = <-msgs:
-			a.reconcile(sctx, last)
 		case <-tick.C:
-			if last != nil {
-				a.reconcile(sctx, last)
+			if last == nil {
+				continue
 			}
 		}
+		a.reconcile(sctx, last.Assignments)
+		a.reconcileSnapshots(sctx, last.Snapshots)
 	}
 }
 

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -86,50 +85,26 @@ func (vf *verifier) checkApp(ctx context.Context, gaUp bool, c *restorev1.AppChe
 	}
 	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	raw, err := vf.a.drv.GuestCommand(actx, vf.name, "guest-exec", map[string]any{
-		"path": c.Path, "arg": nonNil(c.Args), "capture-output": true,
-	}, 10)
+	res, err := vf.a.drv.GuestExec(actx, vf.name, c.Path, c.Args...)
 	if err != nil {
-		vf.add(name, restorev1.CheckResult_CHECK_RESULT_FAILED, start, "could not start %s in the guest: %v", c.Path, err)
-		return
-	}
-	var started struct {
-		PID int `json:"pid"`
-	}
-	if err := json.Unmarshal(raw, &started); err != nil {
-		vf.add(name, restorev1.CheckResult_CHECK_RESULT_FAILED, start, "guest-exec gave no pid: %v", err)
-		return
-	}
-	for {
-		var st struct {
-			Exited   bool   `json:"exited"`
-			ExitCode int32  `json:"exitcode"`
-			Signal   int32  `json:"signal"`
-			Out      string `json:"out-data"`
-			Err      string `json:"err-data"`
-		}
-		raw, err := vf.a.drv.GuestCommand(actx, vf.name, "guest-exec-status", map[string]any{"pid": started.PID}, 5)
-		if err == nil && json.Unmarshal(raw, &st) == nil && st.Exited {
-			out := decodeB64(st.Out) + decodeB64(st.Err)
-			excerpt := printable(strings.TrimSpace(out), 300)
-			switch {
-			case st.Signal != 0:
-				vf.add(name, restorev1.CheckResult_CHECK_RESULT_FAILED, start, "%s was killed by signal %d; output %q", c.Path, st.Signal, excerpt)
-			case st.ExitCode != c.ExpectedExitCode:
-				vf.add(name, restorev1.CheckResult_CHECK_RESULT_FAILED, start, "%s exited %d, expected %d; output %q", c.Path, st.ExitCode, c.ExpectedExitCode, excerpt)
-			case c.OutputRegex != "" && !matches(c.OutputRegex, out):
-				vf.add(name, restorev1.CheckResult_CHECK_RESULT_FAILED, start, "%s exited %d but its output %q does not match %q", c.Path, st.ExitCode, excerpt, c.OutputRegex)
-			default:
-				vf.add(name, restorev1.CheckResult_CHECK_RESULT_PASSED, start, "%s exited %d; output %q", c.Path, st.ExitCode, excerpt)
-			}
-			return
-		}
-		select {
-		case <-actx.Done():
+		if actx.Err() != nil {
 			vf.add(name, restorev1.CheckResult_CHECK_RESULT_FAILED, start, "%s did not finish within %s", c.Path, timeout)
 			return
-		case <-time.After(250 * time.Millisecond):
 		}
+		vf.add(name, restorev1.CheckResult_CHECK_RESULT_FAILED, start, "%v", err)
+		return
+	}
+	out := string(res.Stdout) + string(res.Stderr)
+	excerpt := printable(strings.TrimSpace(out), 300)
+	switch {
+	case res.Signal != 0:
+		vf.add(name, restorev1.CheckResult_CHECK_RESULT_FAILED, start, "%s was killed by signal %d; output %q", c.Path, res.Signal, excerpt)
+	case res.ExitCode != c.ExpectedExitCode:
+		vf.add(name, restorev1.CheckResult_CHECK_RESULT_FAILED, start, "%s exited %d, expected %d; output %q", c.Path, res.ExitCode, c.ExpectedExitCode, excerpt)
+	case c.OutputRegex != "" && !matches(c.OutputRegex, out):
+		vf.add(name, restorev1.CheckResult_CHECK_RESULT_FAILED, start, "%s exited %d but its output %q does not match %q", c.Path, res.ExitCode, excerpt, c.OutputRegex)
+	default:
+		vf.add(name, restorev1.CheckResult_CHECK_RESULT_PASSED, start, "%s exited %d; output %q", c.Path, res.ExitCode, excerpt)
 	}
 }
 
@@ -138,21 +113,6 @@ func (vf *verifier) checkApp(ctx context.Context, gaUp bool, c *restorev1.AppChe
 func matches(re, s string) bool {
 	r, err := regexp.Compile(re)
 	return err == nil && r.MatchString(s)
-}
-
-func decodeB64(s string) string {
-	b, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		return ""
-	}
-	return string(b)
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
 }
 
 func keys(m map[string]bool) []string {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/restored/restored/internal/kvm"
 	"github.com/restored/restored/internal/tunnel"
 	"github.com/restored/restored/internal/vmspec"
+	"google.golang.org/protobuf/proto"
 )
 
 // restoreIDPattern is what a restore id looks like (a UUID): ids from the
@@ -59,6 +61,10 @@ func (a *Agent) tunnel(ctx context.Context, client restorev1.AgentServiceClient)
 
 // serveChannel answers one channel the server opened.
 func (a *Agent) serveChannel(ctx context.Context, open *restorev1.TunnelOpen, c *tunnel.Channel) {
+	if open.Kind == restorev1.TunnelOpenKind_TUNNEL_OPEN_KIND_EXTENTS {
+		a.serveExtents(ctx, open, c)
+		return
+	}
 	if !restoreIDPattern.MatchString(open.RestoreId) {
 		_ = c.CloseWith(fmt.Sprintf("%q is not a restore id", open.RestoreId), true)
 		return
@@ -125,4 +131,28 @@ func (a *Agent) serveConsole(ctx context.Context, id string, c *tunnel.Channel) 
 	a.log.Info("console open", "restore", id)
 	console.Relay(c, vnc)
 	a.log.Info("console closed", "restore", id)
+}
+
+// serveExtents answers a page of a snapshot disk's extents, encoded as a
+// ListSnapshotExtentsResponse.
+func (a *Agent) serveExtents(ctx context.Context, open *restorev1.TunnelOpen, c *tunnel.Channel) {
+	if !restoreIDPattern.MatchString(open.SnapshotId) {
+		_ = c.CloseWith(fmt.Sprintf("%q is not a snapshot id", open.SnapshotId), true)
+		return
+	}
+	ectx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	page, err := a.extentsPage(ectx, open.SnapshotId, open.Disk, open.Offset, int(max(open.N, 1)))
+	var notHere errNotHere
+	if err != nil {
+		_ = c.CloseWith(err.Error(), errors.As(err, &notHere))
+		return
+	}
+	b, err := proto.Marshal(page)
+	if err != nil {
+		_ = c.CloseWith(err.Error(), false)
+		return
+	}
+	_, _ = c.Write(b)
+	_ = c.Close()
 }

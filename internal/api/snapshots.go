@@ -71,6 +71,9 @@ func (s *SnapshotService) CreateSnapshot(ctx context.Context, req *restorev1.Cre
 		}
 	}
 	if a := r.ActiveSnapshot(g.Id); a != nil {
+		if a.ReleaseRequested {
+			return nil, status.Errorf(codes.FailedPrecondition, "guest %s's snapshot %s is being released by its host; retry in a moment", g.Id, a.Id)
+		}
 		return nil, status.Errorf(codes.FailedPrecondition,
 			"guest %s has snapshot %s in state %s: release it (DELETE /v1/snapshots/%s) or wait for its lease", g.Id, a.Id, a.State, a.Id)
 	}
@@ -82,7 +85,7 @@ func (s *SnapshotService) CreateSnapshot(ctx context.Context, req *restorev1.Cre
 	snap := &restorev1.Snapshot{
 		Id: id.String(), Tenant: g.Tenant, GuestId: g.Id, Quiesce: req.Quiesce, Incremental: req.Incremental,
 		LeaseSeconds: lease, CreateTime: timestamppb.New(now), RequestId: req.RequestId,
-		LeaseExpireTime: timestamppb.New(now.Add(time.Duration(lease)*time.Second)),
+		LeaseExpireTime: timestamppb.New(now.Add(time.Duration(lease) * time.Second)),
 	}
 	out, err := s.apply(raftv1.CommandType_COMMAND_TYPE_CREATE_SNAPSHOT, &raftv1.CreateSnapshot{Snapshot: snap, BodySha256: hash})
 	if err != nil {

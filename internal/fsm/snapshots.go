@@ -40,6 +40,9 @@ func applyCreateSnapshot(txn *memdb.Txn, payload []byte, _ uint64) (proto.Messag
 		return nil, notFound("guest %q not found", s.GuestId)
 	}
 	if a := r.ActiveSnapshot(g.Id); a != nil {
+		if a.ReleaseRequested {
+			return nil, status.Errorf(codes.FailedPrecondition, "guest %s's snapshot %s is being released by its host; retry in a moment", g.Id, a.Id)
+		}
 		return nil, status.Errorf(codes.FailedPrecondition,
 			"guest %s has snapshot %s in state %s: release it (DELETE /v1/snapshots/%s) or wait for its lease", g.Id, a.Id, a.State, a.Id)
 	}

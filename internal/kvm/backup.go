@@ -17,7 +17,7 @@ import (
 
 // Names Restored gives what it creates on a guest, so that it finds (and
 // only touches) its own: checkpoints "restored-<snapshot id>", NBD exports
-// "rst-<disk>-<secret>".
+// "rst-<owner>.<disk>.<secret>" (the owner is the agent's host id).
 const (
 	CheckpointPrefix = "restored-"
 	exportPrefix     = "rst-"
@@ -30,6 +30,8 @@ var ErrBackupRunning = errors.New("one backup job at a time")
 type BackupSpec struct {
 	// Domain is the guest's libvirt name.
 	Domain string
+	// Owner is the agent's host id: it ends only its own jobs.
+	Owner string
 	// ID names the new checkpoint (CheckpointPrefix + ID).
 	ID string
 	// Quiesce freezes the guest's file systems through its agent.
@@ -114,7 +116,7 @@ func (d *Driver) BeginBackup(ctx context.Context, spec BackupSpec) (*Backup, err
 			return nil, err
 		}
 		b.Disks[i].Size = int64(capacity)
-		if b.Disks[i].Export, err = exportName(b.Disks[i].Name); err != nil {
+		if b.Disks[i].Export, err = exportName(spec.Owner, b.Disks[i].Name); err != nil {
 			return nil, err
 		}
 	}
@@ -260,12 +262,12 @@ func backupDocuments(spec BackupSpec, b *Backup) (string, string, error) {
 func bitmapName(disk string) string { return exportPrefix + "changed-" + disk }
 
 // exportName is random per snapshot: it is the export's secret.
-func exportName(disk string) (string, error) {
+func exportName(owner, disk string) (string, error) {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", err
 	}
-	return exportPrefix + disk + "-" + hex.EncodeToString(b[:]), nil
+	return exportPrefix + owner + "." + disk + "." + hex.EncodeToString(b[:]), nil
 }
 
 func freePort(address string) (int, error) {
@@ -295,9 +297,9 @@ func (d *Driver) thaw(dom libvirt.Domain) {
 	}
 }
 
-// EndBackup ends the guest's backup job if it is Restored's (its exports
-// are ours). No job is not an error.
-func (d *Driver) EndBackup(ctx context.Context, domain string) error {
+// EndBackup ends the guest's backup job if it is owner's (its exports are
+// named so). No job is not an error.
+func (d *Driver) EndBackup(ctx context.Context, owner, domain string) error {
 	dom, err := d.lookup(ctx, domain)
 	if IsNotFound(err) {
 		return nil
@@ -305,10 +307,10 @@ func (d *Driver) EndBackup(ctx context.Context, domain string) error {
 	if err != nil {
 		return err
 	}
-	return d.endBackup(ctx, dom)
+	return d.endBackup(ctx, owner, dom)
 }
 
-func (d *Driver) endBackup(ctx context.Context, dom libvirt.Domain) error {
+func (d *Driver) endBackup(ctx context.Context, owner string, dom libvirt.Domain) error {
 	xml, err := call(ctx, d, "read the backup job of "+dom.Name, func(l Libvirt) (string, error) { return l.DomainBackupGetXMLDesc(dom, 0) })
 	if isCode(err, libvirt.ErrNoDomainBackup) || isCode(err, libvirt.ErrOperationInvalid) {
 		return nil
@@ -316,7 +318,7 @@ func (d *Driver) endBackup(ctx context.Context, dom libvirt.Domain) error {
 	if err != nil {
 		return err
 	}
-	if !strings.Contains(xml, `exportname="`+exportPrefix) && !strings.Contains(xml, `exportname='`+exportPrefix) {
+	if !strings.Contains(xml, exportPrefix+owner+".") {
 		return nil // someone else's backup job
 	}
 	_, err = call(ctx, d, "end the backup job of "+dom.Name, func(l Libvirt) (struct{}, error) { return struct{}{}, l.DomainAbortJob(dom) })
@@ -337,9 +339,9 @@ func (d *Driver) endBackup(ctx context.Context, dom libvirt.Domain) error {
 	}
 }
 
-// EndStaleBackups ends every backup job of Restored's on the host: after an
+// EndStaleBackups ends every backup job of owner's on the host: after an
 // agent restart nobody serves them any more.
-func (d *Driver) EndStaleBackups(ctx context.Context) (int, error) {
+func (d *Driver) EndStaleBackups(ctx context.Context, owner string) (int, error) {
 	doms, err := call(ctx, d, "list domains", func(l Libvirt) ([]libvirt.Domain, error) {
 		ds, _, err := l.ConnectListAllDomains(1, libvirt.ConnectListDomainsActive)
 		return ds, err
@@ -350,10 +352,10 @@ func (d *Driver) EndStaleBackups(ctx context.Context) (int, error) {
 	n := 0
 	for _, dom := range doms {
 		xml, err := call(ctx, d, "read the backup job of "+dom.Name, func(l Libvirt) (string, error) { return l.DomainBackupGetXMLDesc(dom, 0) })
-		if err != nil || !strings.Contains(xml, exportPrefix) {
+		if err != nil || !strings.Contains(xml, exportPrefix+owner+".") {
 			continue
 		}
-		if err := d.endBackup(ctx, dom); err != nil {
+		if err := d.endBackup(ctx, owner, dom); err != nil {
 			return n, err
 		}
 		n++
@@ -385,6 +387,14 @@ func (d *Driver) DeleteCheckpoint(ctx context.Context, domain, name string) erro
 		return err
 	}
 	_, err = call(ctx, d, "delete checkpoint "+name, func(l Libvirt) (struct{}, error) { return struct{}{}, l.DomainCheckpointDelete(cp, 0) })
+	if isCode(err, libvirt.ErrOperationUnsupported) {
+		// A shut-off guest: libvirt cannot merge bitmaps without QEMU. Drop
+		// the checkpoint; its bitmap stays in the qcow2, unused.
+		d.log.Warn("the guest is not running: removing the checkpoint's metadata only", "domain", domain, "checkpoint", name)
+		_, err = call(ctx, d, "delete checkpoint "+name, func(l Libvirt) (struct{}, error) {
+			return struct{}{}, l.DomainCheckpointDelete(cp, libvirt.DomainCheckpointDeleteMetadataOnly)
+		})
+	}
 	return err
 }
 

@@ -55,7 +55,7 @@ func runningDomain(t *testing.T, ctx context.Context, d *kvm.Driver) (name, over
 	t.Cleanup(func() {
 		cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
 		defer ccancel()
-		_ = d.EndBackup(cctx, dom.Name)
+		_ = d.EndBackup(cctx, "kvm-driver-test", dom.Name)
 		if err := d.Destroy(cctx, dom.Name); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
@@ -93,7 +93,7 @@ func TestBackupExportsTheDiskAndChecksTheChainBeforeAnIncremental(t *testing.T) 
 	scratch := filepath.Dir(overlay)
 
 	// 1. An incremental with nothing recorded is a FULL, and says so.
-	full, err := d.BeginBackup(ctx, kvm.BackupSpec{Domain: name, ID: "s1", Incremental: true, Address: "127.0.0.1", ScratchDir: scratch})
+	full, err := d.BeginBackup(ctx, kvm.BackupSpec{Domain: name, ID: "s1", Incremental: true, Address: "127.0.0.1", ScratchDir: scratch, Owner: "kvm-driver-test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestBackupExportsTheDiskAndChecksTheChainBeforeAnIncremental(t *testing.T) 
 		t.Fatalf("the export answered a guessed name: %v", err)
 	}
 	c.Close()
-	if err := d.EndBackup(ctx, name); err != nil {
+	if err := d.EndBackup(ctx, "kvm-driver-test", name); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := nbd.Dial(ctx, "tcp", "127.0.0.1:"+itoa(full.Port), nbd.Options{Export: full.Disks[0].Export}); err == nil {
@@ -128,7 +128,7 @@ func TestBackupExportsTheDiskAndChecksTheChainBeforeAnIncremental(t *testing.T) 
 	base := &kvm.BackupBase{Checkpoint: full.Checkpoint, Sources: map[string]string{"vda": overlay}}
 
 	// 2. The chain is intact: an incremental, with the changes as a bitmap.
-	inc, err := d.BeginBackup(ctx, kvm.BackupSpec{Domain: name, ID: "s2", Incremental: true, Base: base, Address: "127.0.0.1", ScratchDir: scratch})
+	inc, err := d.BeginBackup(ctx, kvm.BackupSpec{Domain: name, ID: "s2", Incremental: true, Base: base, Address: "127.0.0.1", ScratchDir: scratch, Owner: "kvm-driver-test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,11 +142,14 @@ func TestBackupExportsTheDiskAndChecksTheChainBeforeAnIncremental(t *testing.T) 
 	}
 	c.Close()
 	// A second job on the same guest is refused while one runs.
-	if _, err := d.BeginBackup(ctx, kvm.BackupSpec{Domain: name, ID: "s3", Address: "127.0.0.1", ScratchDir: scratch}); !errors.Is(err, kvm.ErrBackupRunning) {
+	if _, err := d.BeginBackup(ctx, kvm.BackupSpec{Domain: name, ID: "s3", Address: "127.0.0.1", ScratchDir: scratch, Owner: "kvm-driver-test"}); !errors.Is(err, kvm.ErrBackupRunning) {
 		t.Fatal("a second backup job began while one ran")
 	}
-	// An agent restart ends the jobs nobody serves.
-	if n, err := d.EndStaleBackups(ctx); err != nil || n < 1 {
+	// Another agent's restart leaves the job alone; this one's ends it.
+	if n, err := d.EndStaleBackups(ctx, "kvm-other-host"); err != nil || n != 0 {
+		t.Fatalf("another owner ended %d jobs (%v)", n, err)
+	}
+	if n, err := d.EndStaleBackups(ctx, "kvm-driver-test"); err != nil || n < 1 {
 		t.Fatalf("EndStaleBackups: %d %v", n, err)
 	}
 	if cps, err := d.Checkpoints(ctx, name); err != nil || strings.Join(cps, ",") != "restored-s1,restored-s2" && strings.Join(cps, ",") != "restored-s2,restored-s1" {
@@ -172,14 +175,14 @@ func TestBackupExportsTheDiskAndChecksTheChainBeforeAnIncremental(t *testing.T) 
 		if tc.setup != nil {
 			tc.setup()
 		}
-		b, err := d.BeginBackup(ctx, kvm.BackupSpec{Domain: name, ID: "x", Incremental: true, Base: tc.base, Address: "127.0.0.1", ScratchDir: scratch})
+		b, err := d.BeginBackup(ctx, kvm.BackupSpec{Domain: name, ID: "x", Incremental: true, Base: tc.base, Address: "127.0.0.1", ScratchDir: scratch, Owner: "kvm-driver-test"})
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
 		if b.Incremental || !strings.Contains(b.KindReason, tc.want) {
 			t.Errorf("%s: incremental=%v reason %q, want a FULL because %q", tc.name, b.Incremental, b.KindReason, tc.want)
 		}
-		if err := d.EndBackup(ctx, name); err != nil {
+		if err := d.EndBackup(ctx, "kvm-driver-test", name); err != nil {
 			t.Fatal(err)
 		}
 		if err := d.DeleteCheckpoint(ctx, name, "restored-x"); err != nil {
@@ -187,7 +190,7 @@ func TestBackupExportsTheDiskAndChecksTheChainBeforeAnIncremental(t *testing.T) 
 		}
 	}
 	// Bad input changes nothing.
-	if _, err := d.BeginBackup(ctx, kvm.BackupSpec{Domain: "restored-no-such-guest", ID: "y", Address: "127.0.0.1", ScratchDir: scratch}); err == nil || !strings.Contains(err.Error(), "not defined") {
+	if _, err := d.BeginBackup(ctx, kvm.BackupSpec{Domain: "restored-no-such-guest", ID: "y", Address: "127.0.0.1", ScratchDir: scratch, Owner: "kvm-driver-test"}); err == nil || !strings.Contains(err.Error(), "not defined") {
 		t.Errorf("unknown guest: %v", err)
 	}
 	if err := d.DeleteCheckpoint(ctx, name, "someone-elses"); err == nil {

@@ -23,6 +23,10 @@ type Manifest struct {
 	Firmware  string    `json:"firmware"`
 	OS        string    `json:"os"`
 	Disks     []Disk    `json:"disks"`
+	// Checkpoint is the hypervisor checkpoint this recovery point's data
+	// matches, written by backup jobs: the next incremental's changes are
+	// counted from it, so it goes on top of this recovery point.
+	Checkpoint string `json:"checkpoint,omitempty"`
 }
 
 // Disk is one disk of a recovery point.

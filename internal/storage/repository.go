@@ -74,7 +74,7 @@ func (r *Repository) Scan() ([]RecoveryPoint, []Skipped, error) {
 	}
 	for _, t := range tenants {
 		tdir := filepath.Join(root, t.Name())
-		if !t.IsDir() {
+		if !t.IsDir() || hidden(t.Name()) {
 			continue
 		}
 		if !dnsLabel.MatchString(t.Name()) {
@@ -88,7 +88,7 @@ func (r *Repository) Scan() ([]RecoveryPoint, []Skipped, error) {
 		}
 		for _, a := range assets {
 			adir := filepath.Join(tdir, a.Name())
-			if !a.IsDir() {
+			if !a.IsDir() || hidden(a.Name()) {
 				continue
 			}
 			if !safeName.MatchString(a.Name()) {
@@ -102,7 +102,7 @@ func (r *Repository) Scan() ([]RecoveryPoint, []Skipped, error) {
 			}
 			for _, p := range rps {
 				pdir := filepath.Join(adir, p.Name())
-				if !p.IsDir() {
+				if !p.IsDir() || hidden(p.Name()) {
 					continue
 				}
 				if !safeName.MatchString(p.Name()) {
@@ -116,6 +116,10 @@ func (r *Repository) Scan() ([]RecoveryPoint, []Skipped, error) {
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, skipped, nil
 }
+
+// hidden entries (".name") are work in progress, e.g. a backup job's
+// recovery point before its manifest is written; a scan passes over them.
+func hidden(name string) bool { return strings.HasPrefix(name, ".") }
 
 // Inspect validates one recovery point, named by its directories.
 func (r *Repository) Inspect(tenant, asset, id string) RecoveryPoint {
@@ -169,7 +173,10 @@ func (r *Repository) resolve(tenant, asset, id string, seen map[string]bool, dep
 	if seen[id] {
 		return nil, nil, fmt.Errorf("backing chain loops back to recovery point %s", id)
 	}
+	// seen holds the chain from the top down to here: two disks backed by
+	// the same recovery point are not a loop.
 	seen[id] = true
+	defer delete(seen, id)
 	m, dir, err := r.readManifest(tenant, asset, id)
 	if err != nil {
 		return nil, m, err

@@ -191,6 +191,12 @@ func TestScanSkipsDirectoriesItCannotName(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(r.root, "acme", "a", "bad name!"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// Work in progress (a backup job writing) is passed over, not reported.
+	for _, hidden := range []string{".staging/a/rp", "acme/.x/rp", "acme/a/.partial-rp2"} {
+		if err := os.MkdirAll(filepath.Join(r.root, hidden), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	rps, skipped, err := (&Repository{Root: r.root}).Scan()
 	if err != nil {
 		t.Fatal(err)
@@ -211,5 +217,25 @@ func TestNothingIsWritten(t *testing.T) {
 	after, _ := os.Stat(path)
 	if !after.ModTime().Equal(before.ModTime()) || after.Mode() != before.Mode() || after.Size() != before.Size() {
 		t.Fatal("the scan changed a recovery point file")
+	}
+}
+
+// A backup job's incremental of a two-disk guest: both disks sit on the
+// same recovery point, which is not a loop.
+func TestTwoDisksOnTheSameBackingRecoveryPointAreValid(t *testing.T) {
+	r := newRepo(t)
+	r.raw("acme", "web-01", "full", "vda.raw", gib)
+	r.raw("acme", "web-01", "full", "vdb.raw", gib)
+	r.manifest("acme", "web-01", "full", Manifest{Disks: []Disk{
+		{Name: "vda", File: "vda.raw", Format: FormatRaw, VirtualSize: gib}, {Name: "vdb", File: "vdb.raw", Format: FormatRaw, VirtualSize: gib}}})
+	var disks []Disk
+	for _, d := range []string{"vda", "vdb"} {
+		writeQCOW2(t, filepath.Join(r.dir("acme", "web-01", "inc"), d+".qcow2"), qcow2Spec{size: gib, backing: "../full/" + d + ".raw", backingFormat: "raw"})
+		disks = append(disks, Disk{Name: d, File: d + ".qcow2", Format: FormatQCOW2, VirtualSize: gib, Backing: "full"})
+	}
+	r.manifest("acme", "web-01", "inc", Manifest{Disks: disks, Checkpoint: "restored-s2"})
+	rp := (&Repository{Root: r.root}).Inspect("acme", "web-01", "inc")
+	if !rp.Valid || len(rp.Disks) != 2 || rp.Manifest.Checkpoint != "restored-s2" {
+		t.Fatalf("inc: valid=%v %s %+v", rp.Valid, rp.Reason, rp.Disks)
 	}
 }
