@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -18,101 +16,61 @@ import (
 
 	"github.com/restored/restored/internal/backupjob"
 	"github.com/restored/restored/internal/nbd"
-	"github.com/restored/restored/internal/storage"
 	"github.com/restored/restored/internal/testcluster"
+	"github.com/restored/restored/internal/testguest"
 	"github.com/restored/restored/internal/testimage"
 	"github.com/restored/restored/internal/vmspec"
 )
 
-// protectedGuest is a running guest outside Restored's restores: the test
-// image on vda and a blank 64 MiB data disk on vdb, with its guest agent.
-type protectedGuest struct {
-	name string
-}
+const granularity = testguest.Block // the dirty bitmaps' granularity (qcow2 cluster)
 
-const granularity = 64 << 10 // the dirty bitmaps' granularity (qcow2 cluster)
-
-// startGuest defines and starts the guest under libvirt. Its metadata names
-// another host, so the stack's agent never treats it as a restore.
-func (s *kvmStack) startGuest() *protectedGuest {
-	t := s.t
-	t.Helper()
+// startGuest runs a protected guest (test image on vda, a blank 64 MiB vdb)
+// and removes it, with any backup job of the stack's agent, at the end.
+func (s *kvmStack) startGuest() *testguest.Guest {
+	s.t.Helper()
 	img, err := testimage.Path("..")
 	if err != nil {
-		t.Fatal(err)
+		s.t.Fatal(err)
 	}
-	dir := worldReadableDir(t, "restored-guest-")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	blank := filepath.Join(dir, "data.raw")
-	if err := os.WriteFile(blank, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(blank, 64<<20); err != nil {
-		t.Fatal(err)
-	}
-	var disks []vmspec.DiskInput
-	for i, base := range []string{img, blank} {
-		overlay := filepath.Join(dir, fmt.Sprintf("disk%d.qcow2", i))
-		if err := storage.CreateOverlay(ctx, overlay, base, storage.FormatRaw); err != nil {
-			t.Fatal(err)
-		}
-		disks = append(disks, vmspec.DiskInput{Name: fmt.Sprintf("disk%d", i), Overlay: overlay, Chain: []vmspec.ChainElement{{Path: base, Format: "raw"}}})
-	}
-	var id [6]byte
-	_, _ = rand.Read(id[:])
-	dom, err := vmspec.Build(&vmspec.Context{
-		In: vmspec.Input{
-			RestoreID: "guest-" + hex.EncodeToString(id[:]), Tenant: "acme", HostID: "e2e-protected-guest", ExpireAt: time.Now().Add(time.Hour),
-			VCPUs: 1, MemoryMiB: 128, Firmware: "bios", OS: "linux", NetworkKind: vmspec.NetworkNone,
-			SerialLog: filepath.Join(dir, "serial.log"), VNCPassword: "guest-pw", Disks: disks,
-		},
-		Host: vmspec.HostFacts{Accelerator: "tcg"},
-	})
+	g, err := testguest.Start(ctx, s.drv, img, s.work, 64<<20)
 	if err != nil {
-		t.Fatal(err)
+		s.t.Fatal(err)
 	}
-	t.Cleanup(func() {
+	s.t.Cleanup(func() {
 		cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
 		defer ccancel()
-		_ = s.drv.EndBackup(cctx, s.host, dom.Name)
-		if err := s.drv.Destroy(cctx, dom.Name); err != nil {
-			t.Errorf("cleanup of guest %s: %v", dom.Name, err)
+		_ = s.drv.EndBackup(cctx, s.host, g.Name)
+		if err := g.Close(cctx); err != nil {
+			s.t.Errorf("cleanup of guest %s: %v", g.Name, err)
 		}
-	})
-	if err := s.drv.Start(ctx, dom); err != nil {
-		t.Fatal(err)
-	}
-	g := &protectedGuest{name: dom.Name}
-	eventually(t, 3*time.Minute, "the guest's agent answers", func() bool {
-		pctx, pcancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer pcancel()
-		return s.drv.GuestPing(pctx, g.name) == nil
 	})
 	return g
 }
 
-// sh runs a shell command in a guest and returns its stdout.
-func (s *kvmStack) sh(domain, script string) string {
+// writePattern and readPattern write random 64 KiB blocks to vdb and read
+// their md5 back, through the guest agent.
+func (s *kvmStack) writePattern(g *testguest.Guest, seek, count int) string {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	res, err := s.drv.GuestExec(ctx, domain, "/bin/sh", "-c", script)
-	if err != nil || res.ExitCode != 0 || res.Signal != 0 {
-		s.t.Fatalf("guest %s: %q: %v exit %d %s", domain, script, err, res.ExitCode, res.Stderr)
+	sum, err := g.Write(ctx, seek, count)
+	if err != nil {
+		s.t.Fatal(err)
 	}
-	return strings.TrimSpace(string(res.Stdout))
-}
-
-// writePattern writes count random 64 KiB blocks to /dev/vdb at block
-// seek, straight to the disk, and returns their md5.
-func (s *kvmStack) writePattern(domain string, seek, count int) string {
-	return s.sh(domain, fmt.Sprintf("dd if=/dev/urandom of=/dev/vdb bs=65536 seek=%d count=%d conv=fsync 2>/dev/null && sync && "+
-		"dd if=/dev/vdb bs=65536 skip=%d count=%d 2>/dev/null | md5sum", seek, count, seek, count))
+	return sum
 }
 
 func (s *kvmStack) readPattern(domain string, seek, count int) string {
-	return s.sh(domain, fmt.Sprintf("dd if=/dev/vdb bs=65536 skip=%d count=%d 2>/dev/null | md5sum", seek, count))
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sum, err := testguest.Read(ctx, s.drv, domain, seek, count)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return sum
 }
 
 // backupRun runs restorectl backup run as a process and returns its
@@ -184,14 +142,14 @@ func TestBackupJobsCloseTheLoopFromSnapshotToRestore(t *testing.T) {
 	}
 	backup := tok["secret"].(string)
 	g := s.startGuest()
-	code, guest := s.rest("POST", "/v1/guests", backup, map[string]any{"hypervisor": "KVM", "host_id": s.host, "name": g.name})
+	code, guest := s.rest("POST", "/v1/guests", backup, map[string]any{"hypervisor": "KVM", "host_id": s.host, "name": g.Name})
 	if code != 200 {
 		t.Fatalf("register guest: HTTP %d %v", code, guest)
 	}
 	gid := guest["id"].(string)
 
 	// 1. FULL, quiesced through the guest agent.
-	sum1 := s.writePattern(g.name, 16, 64) // 4 MiB at 1 MiB
+	sum1 := s.writePattern(g, 16, 64) // 4 MiB at 1 MiB
 	full := s.backupRun(ctl, backup, gid, "--quiesce")
 	if full.Kind != "FULL" || full.Consistency != "QUIESCED" || full.RecoveryPointID == "" || full.BytesRead == 0 {
 		t.Fatalf("first backup: %+v", full)
@@ -199,7 +157,7 @@ func TestBackupJobsCloseTheLoopFromSnapshotToRestore(t *testing.T) {
 	t.Logf("the guest's file systems were frozen for %d ms", full.FrozenMs)
 
 	// 2. The guest changes 8 MiB; the INCREMENTAL reads that and little more.
-	sum2 := s.writePattern(g.name, 512, 128) // 8 MiB at 32 MiB
+	sum2 := s.writePattern(g, 512, 128) // 8 MiB at 32 MiB
 	inc := s.backupRun(ctl, backup, gid, "--incremental")
 	if inc.Kind != "INCREMENTAL" || inc.Backing != full.RecoveryPointID {
 		t.Fatalf("second backup: %+v", inc)
@@ -290,21 +248,21 @@ func TestBackupJobsCloseTheLoopFromSnapshotToRestore(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cps, err := s.drv.Checkpoints(ctx, g.name)
+	cps, err := s.drv.Checkpoints(ctx, g.Name)
 	if err != nil || len(cps) != 1 || cps[0] != baseCheckpoint {
 		t.Fatalf("checkpoints after the lease: %v %v, want only the base %s", cps, err, baseCheckpoint)
 	}
 
 	// 5. The base checkpoint deleted behind Restored's back: the next
 	// incremental is a FULL that says why (and the killed job's leftovers go).
-	if out, err := exec.Command("virsh", "-c", "qemu:///system", "checkpoint-delete", g.name, baseCheckpoint).CombinedOutput(); err != nil {
+	if out, err := exec.Command("virsh", "-c", "qemu:///system", "checkpoint-delete", g.Name, baseCheckpoint).CombinedOutput(); err != nil {
 		t.Fatalf("virsh checkpoint-delete: %v %s", err, out)
 	}
 	again := s.backupRun(ctl, backup, gid, "--incremental")
 	if again.Kind != "FULL" || !strings.Contains(again.KindReason, "is gone") {
 		t.Fatalf("after the chain broke: %s (%s)", again.Kind, again.KindReason)
 	}
-	if partial, _ := filepath.Glob(filepath.Join(s.repo, "acme", g.name, ".partial-*")); len(partial) != 0 {
+	if partial, _ := filepath.Glob(filepath.Join(s.repo, "acme", g.Name, ".partial-*")); len(partial) != 0 {
 		t.Fatalf("left in the repository: %v", partial)
 	}
 
@@ -335,7 +293,7 @@ func TestBackupJobsCloseTheLoopFromSnapshotToRestore(t *testing.T) {
 	if !strings.Contains(snap["state_reason"].(string), "restarted") {
 		t.Fatalf("failed because %q", snap["state_reason"])
 	}
-	if cps, err := s.drv.Checkpoints(ctx, g.name); err != nil || len(cps) != 1 || cps[0] != "restored-"+again.SnapshotID {
+	if cps, err := s.drv.Checkpoints(ctx, g.Name); err != nil || len(cps) != 1 || cps[0] != "restored-"+again.SnapshotID {
 		t.Fatalf("checkpoints after the agent restart: %v %v", cps, err)
 	}
 }

@@ -24,6 +24,9 @@ type RecoveryPoint struct {
 	From string
 }
 
+// HostID is the agent's host id.
+const HostID = "bench-host"
+
 // Stack is a running restored + agent.
 type Stack struct {
 	Dir     string
@@ -72,7 +75,7 @@ func Start(ctx context.Context, dir string, rps []RecoveryPoint, agentFlags ...s
 		}
 	}
 	logf, _ := os.Create(filepath.Join(dir, "agent.log"))
-	args := append([]string{"--server", s.Server.GRPC, "--host-id", "bench-host", "--token", agentSecret,
+	args := append([]string{"--server", s.Server.GRPC, "--host-id", HostID, "--token", agentSecret,
 		"--repository", repo, "--work-dir", filepath.Join(dir, "work"), "--reserve-memory-mib", "0"}, agentFlags...)
 	s.agent = exec.Command(agentBin, args...)
 	s.agent.Stdout, s.agent.Stderr = logf, logf
