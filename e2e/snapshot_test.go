@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -92,38 +91,6 @@ func (s *kvmStack) backupRun(ctl, token, guestID string, args ...string) backupj
 	return sum
 }
 
-// changedBlocks counts the 64 KiB blocks that differ between two
-// recovery points, per disk: what the guest really changed, measured
-// without the dirty bitmap.
-func changedBlocks(t *testing.T, a, b string, disks ...string) map[string]int {
-	t.Helper()
-	out := map[string]int{}
-	tmp := t.TempDir()
-	for _, d := range disks {
-		var imgs [2][]byte
-		for i, dir := range []string{a, b} {
-			raw := filepath.Join(tmp, fmt.Sprintf("%s-%d.raw", d, i))
-			if o, err := exec.Command("qemu-img", "convert", "-f", "qcow2", "-O", "raw", filepath.Join(dir, d+".qcow2"), raw).CombinedOutput(); err != nil {
-				t.Fatalf("qemu-img convert: %v %s", err, o)
-			}
-			var err error
-			if imgs[i], err = os.ReadFile(raw); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if len(imgs[0]) != len(imgs[1]) {
-			t.Fatalf("disk %s changed size: %d vs %d", d, len(imgs[0]), len(imgs[1]))
-		}
-		for off := 0; off < len(imgs[0]); off += granularity {
-			end := min(off+granularity, len(imgs[0]))
-			if !bytes.Equal(imgs[0][off:end], imgs[1][off:end]) {
-				out[d]++
-			}
-		}
-	}
-	return out
-}
-
 // The backup loop on real QEMU: a FULL becomes a recovery point, an
 // INCREMENTAL reads only what the guest changed and sits on it, the newest
 // restores with the guest's data; a chain broken behind Restored's back
@@ -162,7 +129,12 @@ func TestBackupJobsCloseTheLoopFromSnapshotToRestore(t *testing.T) {
 	if inc.Kind != "INCREMENTAL" || inc.Backing != full.RecoveryPointID {
 		t.Fatalf("second backup: %+v", inc)
 	}
-	changed := changedBlocks(t, full.Dir, inc.Dir, "vda", "vdb")
+	cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
+	changed, err := testguest.ChangedBlocks(cctx, full.Dir, inc.Dir, "vda", "vdb")
+	ccancel()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if changed["vdb"] != 128 {
 		t.Fatalf("the guest changed %d blocks of vdb, want 128", changed["vdb"])
 	}

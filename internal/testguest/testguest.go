@@ -5,11 +5,13 @@
 package testguest
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -124,4 +126,38 @@ func (g *Guest) Write(ctx context.Context, seek, count int) (string, error) {
 func Read(ctx context.Context, drv *kvm.Driver, domain string, skip, count int) (string, error) {
 	g := &Guest{Name: domain, drv: drv}
 	return g.Sh(ctx, fmt.Sprintf("dd if=/dev/vdb bs=%d skip=%d count=%d 2>/dev/null | md5sum", Block, skip, count))
+}
+
+// ChangedBlocks counts, per disk, the Block-sized blocks that differ
+// between two recovery points (directories holding <disk>.qcow2): what the
+// guest really changed between them, measured without any dirty bitmap.
+func ChangedBlocks(ctx context.Context, dirA, dirB string, disks ...string) (map[string]int, error) {
+	tmp, err := os.MkdirTemp("", "restored-changed-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	out := map[string]int{}
+	for _, d := range disks {
+		var imgs [2][]byte
+		for i, dir := range []string{dirA, dirB} {
+			raw := filepath.Join(tmp, fmt.Sprintf("%s-%d.raw", d, i))
+			if o, err := exec.CommandContext(ctx, "qemu-img", "convert", "-f", "qcow2", "-O", "raw", filepath.Join(dir, d+".qcow2"), raw).CombinedOutput(); err != nil {
+				return nil, fmt.Errorf("qemu-img convert: %v %s", err, o)
+			}
+			if imgs[i], err = os.ReadFile(raw); err != nil {
+				return nil, err
+			}
+		}
+		if len(imgs[0]) != len(imgs[1]) {
+			return nil, fmt.Errorf("disk %s changed size: %d vs %d", d, len(imgs[0]), len(imgs[1]))
+		}
+		for off := 0; off < len(imgs[0]); off += Block {
+			end := min(off+Block, len(imgs[0]))
+			if !bytes.Equal(imgs[0][off:end], imgs[1][off:end]) {
+				out[d]++
+			}
+		}
+	}
+	return out, nil
 }
