@@ -85,9 +85,15 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		if base, err = findBase(repo, guest.Tenant, asset, guest.BaseCheckpointId); err != nil {
 			return nil, err
 		}
-		if base == nil {
+		switch depth := chainDepth(repo, base); {
+		case base == nil:
 			incremental = false
 			note = fmt.Sprintf("took a FULL: the repository holds no valid recovery point of checkpoint %s to put an incremental on", guest.BaseCheckpointId)
+		case depth+1 >= storage.MaxChainDepth:
+			base, incremental = nil, false
+			note = fmt.Sprintf("took a FULL: the chain below the last recovery point is %d deep, and a recovery point may sit on at most %d", depth, storage.MaxChainDepth)
+		}
+		if note != "" {
 			logf(cfg.Progress, "%s\n", note)
 		}
 	}
@@ -186,6 +192,26 @@ func findBase(repo *storage.Repository, tenant, asset, checkpoint string) (*stor
 		}
 	}
 	return nil, nil
+}
+
+// chainDepth counts the recovery points below rp (0 for a full one).
+func chainDepth(repo *storage.Repository, rp *storage.RecoveryPoint) int {
+	if rp == nil || rp.Manifest == nil {
+		return 0
+	}
+	depth, m := 0, rp.Manifest
+	for len(m.Disks) > 0 && m.Disks[0].Backing != "" && depth <= storage.MaxChainDepth {
+		b, err := os.ReadFile(filepath.Join(repo.Root, rp.Tenant, rp.Asset, m.Disks[0].Backing, storage.ManifestName))
+		if err != nil {
+			break
+		}
+		below, err := storage.ParseManifest(b)
+		if err != nil {
+			break
+		}
+		depth, m = depth+1, below
+	}
+	return depth
 }
 
 func waitReady(ctx context.Context, cfg Config, id string) (*restorev1.Snapshot, error) {

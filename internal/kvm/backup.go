@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/digitalocean/go-libvirt"
+	"github.com/google/uuid"
 	"libvirt.org/go/libvirtxml"
 )
 
@@ -83,7 +84,7 @@ type BackupDisk struct {
 // checkpoint, thaws, and returns the exports. An incremental whose chain
 // does not match what was recorded becomes a FULL, with the reason.
 func (d *Driver) BeginBackup(ctx context.Context, spec BackupSpec) (*Backup, error) {
-	dom, err := d.lookup(ctx, spec.Domain)
+	dom, err := d.lookupGuest(ctx, spec.Domain)
 	if err != nil {
 		if IsNotFound(err) {
 			return nil, fmt.Errorf("guest %q is not defined on this host", spec.Domain)
@@ -161,6 +162,20 @@ func (d *Driver) BeginBackup(ctx context.Context, spec BackupSpec) (*Backup, err
 		}
 	}
 	return b, nil
+}
+
+// lookupGuest finds a guest by its name or, when that is a UUID and no
+// domain has it as a name, by its UUID.
+func (d *Driver) lookupGuest(ctx context.Context, nameOrUUID string) (libvirt.Domain, error) {
+	dom, err := d.lookup(ctx, nameOrUUID)
+	if !IsNotFound(err) {
+		return dom, err
+	}
+	id, perr := uuid.Parse(nameOrUUID)
+	if perr != nil {
+		return dom, err
+	}
+	return call(ctx, d, "look up "+nameOrUUID, func(l Libvirt) (libvirt.Domain, error) { return l.DomainLookupByUUID(libvirt.UUID(id)) })
 }
 
 // backupDisks lists the guest's disks that a backup covers: every
@@ -318,7 +333,7 @@ func (d *Driver) thaw(dom libvirt.Domain) {
 // EndBackup ends the guest's backup job if it is owner's (its exports are
 // named so). No job is not an error.
 func (d *Driver) EndBackup(ctx context.Context, owner, domain string) error {
-	dom, err := d.lookup(ctx, domain)
+	dom, err := d.lookupGuest(ctx, domain)
 	if IsNotFound(err) {
 		return nil
 	}
@@ -388,7 +403,7 @@ func (d *Driver) DeleteCheckpoint(ctx context.Context, domain, name string) erro
 	if !strings.HasPrefix(name, CheckpointPrefix) {
 		return fmt.Errorf("checkpoint %q is not Restored's", name)
 	}
-	dom, err := d.lookup(ctx, domain)
+	dom, err := d.lookupGuest(ctx, domain)
 	if IsNotFound(err) {
 		return nil
 	}
@@ -418,7 +433,7 @@ func (d *Driver) DeleteCheckpoint(ctx context.Context, domain, name string) erro
 
 // Checkpoints lists the guest's checkpoints that are Restored's.
 func (d *Driver) Checkpoints(ctx context.Context, domain string) ([]string, error) {
-	dom, err := d.lookup(ctx, domain)
+	dom, err := d.lookupGuest(ctx, domain)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -92,13 +93,18 @@ func TestBackupExportsTheDiskAndChecksTheChainBeforeAnIncremental(t *testing.T) 
 	name, overlay, img := runningDomain(t, ctx, d)
 	scratch := filepath.Dir(overlay)
 
-	// 1. An incremental with nothing recorded is a FULL, and says so.
-	full, err := d.BeginBackup(ctx, kvm.BackupSpec{Domain: name, ID: "s1", Incremental: true, Address: "127.0.0.1", ScratchDir: scratch, Owner: "kvm-driver-test"})
+	// 1. An incremental with nothing recorded is a FULL, and says so; a
+	// quiesce asked of a guest whose agent is not up yet (it has just been
+	// started) gives a crash-consistent snapshot, and says so.
+	full, err := d.BeginBackup(ctx, kvm.BackupSpec{Domain: name, ID: "s1", Incremental: true, Quiesce: true, Address: "127.0.0.1", ScratchDir: scratch, Owner: "kvm-driver-test"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if full.Incremental || !strings.Contains(full.KindReason, "no completed backup") || full.Checkpoint != "restored-s1" {
 		t.Fatalf("first backup: incremental=%v reason=%q checkpoint=%q", full.Incremental, full.KindReason, full.Checkpoint)
+	}
+	if full.Quiesced || !strings.Contains(full.ConsistencyReason, "guest agent did not freeze") {
+		t.Fatalf("quiesce without a guest agent: quiesced=%v reason=%q", full.Quiesced, full.ConsistencyReason)
 	}
 	if len(full.Disks) != 1 || full.Disks[0].Name != "vda" || full.Disks[0].Source != overlay || full.Disks[0].Size <= 0 {
 		t.Fatalf("disks %+v", full.Disks)
@@ -188,6 +194,16 @@ func TestBackupExportsTheDiskAndChecksTheChainBeforeAnIncremental(t *testing.T) 
 		if err := d.DeleteCheckpoint(ctx, name, "restored-x"); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// A guest registered by UUID is found by it.
+	uctx, ucancel := context.WithTimeout(ctx, 30*time.Second)
+	defer ucancel()
+	xml, err := exec.CommandContext(uctx, "virsh", "-c", "qemu:///system", "domuuid", name).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cps, err := d.Checkpoints(ctx, strings.TrimSpace(string(xml))); err != nil || len(cps) != 1 {
+		t.Errorf("checkpoints by UUID: %v %v", cps, err)
 	}
 	// Bad input changes nothing.
 	if _, err := d.BeginBackup(ctx, kvm.BackupSpec{Domain: "restored-no-such-guest", ID: "y", Address: "127.0.0.1", ScratchDir: scratch, Owner: "kvm-driver-test"}); err == nil || !strings.Contains(err.Error(), "not defined") {

@@ -11,6 +11,7 @@ type Libvirt interface {
 	DomainDestroyFlags(Dom libvirt.Domain, Flags libvirt.DomainDestroyFlagsValues) error
 	DomainUndefineFlags(Dom libvirt.Domain, Flags libvirt.DomainUndefineFlagsValues) error
 	DomainLookupByName(Name string) (libvirt.Domain, error)
+	DomainLookupByUUID(UUID libvirt.UUID) (libvirt.Domain, error)
 	ConnectListAllDomains(NeedResults int32, Flags libvirt.ConnectListAllDomainsFlags) ([]libvirt.Domain, uint32, error)
 	DomainGetXMLDesc(Dom libvirt.Domain, Flags libvirt.DomainXMLFlags) (string, error)
 	DomainGetState(Dom libvirt.Domain, Flags uint32) (int32, int32, error)

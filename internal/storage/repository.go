@@ -15,7 +15,9 @@ const ManifestName = "manifest.json"
 
 const (
 	maxManifestBytes = 1 << 20
-	maxChainDepth    = 64
+	// MaxChainDepth is how many recovery points a backing chain may hold
+	// below the top one; a deeper one is invalid.
+	MaxChainDepth = 64
 )
 
 // RecoveryPoint is one recovery point found in a repository.
@@ -167,8 +169,8 @@ func (r *Repository) readManifest(tenant, asset, id string) (*Manifest, string, 
 
 // resolve validates a recovery point and, recursively, its backing chain.
 func (r *Repository) resolve(tenant, asset, id string, seen map[string]bool, depth int) ([]ResolvedDisk, *Manifest, error) {
-	if depth > maxChainDepth {
-		return nil, nil, fmt.Errorf("backing chain is deeper than %d recovery points", maxChainDepth)
+	if depth > MaxChainDepth {
+		return nil, nil, fmt.Errorf("backing chain is deeper than %d recovery points", MaxChainDepth)
 	}
 	if seen[id] {
 		return nil, nil, fmt.Errorf("backing chain loops back to recovery point %s", id)
