@@ -63,6 +63,9 @@ func TestSnapshotsBelongToTheirTenantAndRefuseBadInput(t *testing.T) {
 	if code, body := e.rest("POST", "/v1/snapshots", acme, map[string]any{"guest_id": gid}); code != 400 || !strings.Contains(body["message"].(string), "has snapshot "+id) {
 		t.Fatalf("a second snapshot of the guest: HTTP %d %v", code, body)
 	}
+	if code, body := e.rest("DELETE", "/v1/guests/"+gid, acme, nil); code != 400 || !strings.Contains(body["message"].(string), "release it") {
+		t.Fatalf("unregistering a guest with an active snapshot: HTTP %d %v", code, body)
+	}
 	for _, path := range []string{"/v1/snapshots/" + id, "/v1/snapshots/" + id + "/disks/vda/extents"} {
 		if code, _ := e.rest("GET", path, globex, nil); code != 404 {
 			t.Errorf("globex GET %s: HTTP %d", path, code)

@@ -34,9 +34,14 @@ func applyUnregisterGuest(txn *memdb.Txn, payload []byte, _ uint64) (proto.Messa
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err
 	}
-	g := store.ReaderFor(txn).Guest(cmd.Id)
+	r := store.ReaderFor(txn)
+	g := r.Guest(cmd.Id)
 	if g == nil {
 		return nil, notFound("guest %q not found", cmd.Id)
+	}
+	// Its host must be able to release an active snapshot, which needs the guest.
+	if a := r.ActiveSnapshot(g.Id); a != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "guest %s has snapshot %s in state %s: release it (DELETE /v1/snapshots/%s) first", g.Id, a.Id, a.State, a.Id)
 	}
 	return g, txn.Delete(store.TableGuests, g)
 }

@@ -32,6 +32,7 @@ func TestSnapshotLifecycleRecordsTheBaseOnlyAfterACompletedBackup(t *testing.T) 
 	}
 	wantCode(t, h.apply(raftv1.CommandType_COMMAND_TYPE_CREATE_SNAPSHOT, &raftv1.CreateSnapshot{
 		Snapshot: &restorev1.Snapshot{Id: "s2", Tenant: "acme", GuestId: "g1"}}), codes.FailedPrecondition)
+	wantCode(t, h.apply(raftv1.CommandType_COMMAND_TYPE_UNREGISTER_GUEST, &raftv1.UnregisterGuest{Id: "g1"}), codes.FailedPrecondition)
 	wantCode(t, h.apply(raftv1.CommandType_COMMAND_TYPE_CREATE_SNAPSHOT, &raftv1.CreateSnapshot{
 		Snapshot: &restorev1.Snapshot{Id: "s3", Tenant: "globex", GuestId: "g1"}}), codes.NotFound)
 	wantCode(t, h.apply(raftv1.CommandType_COMMAND_TYPE_REPORT_SNAPSHOT_STATUS, &raftv1.ReportSnapshotStatus{
