@@ -20,12 +20,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/bench/internal/stack"
+	"github.com/restored/restored/bench/internal/stats"
 	"github.com/restored/restored/internal/kvm"
 	"github.com/restored/restored/internal/testimage"
 	"github.com/restored/restored/internal/vmspec"
@@ -109,7 +109,7 @@ func run(runs int) error {
 		fmt.Printf("  run %2d/%d: P3 %s vs %s\n", i+1, runs, p3[i].Round(time.Millisecond), p3base[i].Round(time.Millisecond))
 	}
 	row := func(name string, ours, base []time.Duration, what, baseline, target string) {
-		m, mb := median(ours), median(base)
+		m, mb := stats.Median(ours), stats.Median(base)
 		fmt.Printf("%-4s %-44s %10s  vs %-48s %10s  ratio %.2fx (target %s)\n", name, what, m.Round(time.Millisecond), baseline,
 			mb.Round(time.Millisecond), float64(m)/float64(mb), target)
 	}
@@ -118,12 +118,6 @@ func run(runs int) error {
 	row("P2", p2big, p2small, "restore start, 1 TiB sparse recovery point", "the same for 1 GiB", "<= 1.05x")
 	row("P3", p3, p3base, "restore request -> boot verified", "overlay + virsh create + same serial marker", "<= 1.05x")
 	return nil
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)/2]
 }
 
 // restoreUntil creates a VIRTUALIZE restore and times it until the domain

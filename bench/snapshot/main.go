@@ -22,12 +22,14 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/bench/internal/stack"
+	"github.com/restored/restored/bench/internal/stats"
 	"github.com/restored/restored/internal/backupjob"
 	"github.com/restored/restored/internal/kvm"
 	"github.com/restored/restored/internal/testguest"
@@ -145,7 +147,7 @@ func run(runs int) error {
 		if err != nil {
 			return err
 		}
-		ready, err := waitState(st, snaps, s.Snapshot.Id, restorev1.SnapshotState_SNAPSHOT_STATE_READY)
+		ready, err := wait(st, snaps, s.Snapshot.Id, restorev1.SnapshotState_SNAPSHOT_STATE_REQUESTED, restorev1.SnapshotState_SNAPSHOT_STATE_READY)
 		if err != nil {
 			return err
 		}
@@ -156,42 +158,19 @@ func run(runs int) error {
 		if _, err := snaps.DeleteSnapshot(st.Partner, &restorev1.DeleteSnapshotRequest{Id: ready.Id}); err != nil {
 			return err
 		}
-		if _, err := waitState(st, snaps, ready.Id, restorev1.SnapshotState_SNAPSHOT_STATE_RELEASED); err != nil {
+		if _, err := wait(st, snaps, ready.Id, restorev1.SnapshotState_SNAPSHOT_STATE_READY, restorev1.SnapshotState_SNAPSHOT_STATE_RELEASED); err != nil {
 			return err
 		}
 	}
-	pm, px, bm := median(paused), maxOf(paused), median(bare)
+	pm, px, bm := stats.Median(paused), slices.Max(paused), stats.Median(bare)
 	fmt.Printf("P10 snapshot pause   median %6s  max %6s   vs bare freeze+thaw median %6s   ratio %.2fx\n",
 		pm.Round(time.Millisecond), px.Round(time.Millisecond), bm.Round(time.Millisecond), float64(pm)/float64(bm))
 	return nil
 }
 
-func waitState(st *stack.Stack, snaps restorev1.SnapshotServiceClient, id string, want restorev1.SnapshotState) (*restorev1.Snapshot, error) {
-	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		got, err := snaps.GetSnapshot(st.Partner, &restorev1.GetSnapshotRequest{Id: id})
-		if err != nil {
-			return nil, err
-		}
-		if got.Snapshot.State == want {
-			return got.Snapshot, nil
-		}
-		if got.Snapshot.State == restorev1.SnapshotState_SNAPSHOT_STATE_FAILED {
-			return nil, fmt.Errorf("snapshot %s failed: %s", id, got.Snapshot.StateReason)
-		}
-	}
-	return nil, fmt.Errorf("snapshot %s not %s within 2 minutes", id, want)
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)/2]
-}
-
-func maxOf(ds []time.Duration) time.Duration {
-	m := ds[0]
-	for _, d := range ds {
-		m = max(m, d)
-	}
-	return m
+// wait waits (at most 2 minutes) until the snapshot moves from from to want.
+func wait(st *stack.Stack, snaps restorev1.SnapshotServiceClient, id string, from, want restorev1.SnapshotState) (*restorev1.Snapshot, error) {
+	ctx, cancel := context.WithTimeout(st.Partner, 2*time.Minute)
+	defer cancel()
+	return backupjob.Wait(ctx, snaps, id, from, want, nil)
 }

@@ -20,6 +20,7 @@ import (
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/bench/internal/stack"
+	"github.com/restored/restored/bench/internal/stats"
 	"github.com/restored/restored/internal/testimage"
 )
 
@@ -155,8 +156,7 @@ func median(rs []result, f func(result) time.Duration) time.Duration {
 	for i, r := range rs {
 		ds[i] = f(r)
 	}
-	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-	return ds[len(ds)/2]
+	return stats.Median(ds)
 }
 
 func medianRatio(rs []result, settle time.Duration) float64 {

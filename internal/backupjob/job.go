@@ -1,8 +1,10 @@
 package backupjob
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -75,7 +77,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	guest := g.Guest
 	asset := cfg.Asset
 	if asset == "" {
-		asset = firstNonEmpty(guest.Name, guest.Uuid, guest.Id)
+		asset = cmp.Or(guest.Name, guest.Uuid, guest.Id)
 	}
 	repo := &storage.Repository{Root: cfg.Repository}
 	incremental := cfg.Incremental
@@ -113,11 +115,11 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			_, _ = cfg.Snapshots.DeleteSnapshot(rctx, &restorev1.DeleteSnapshotRequest{Id: snap.Id})
 		}
 	}()
-	if snap, err = waitReady(ctx, cfg, snap.Id); err != nil {
+	if snap, err = Wait(ctx, cfg.Snapshots, snap.Id, restorev1.SnapshotState_SNAPSHOT_STATE_UNSPECIFIED, restorev1.SnapshotState_SNAPSHOT_STATE_READY, cfg.Progress); err != nil {
 		return nil, err
 	}
-	sum := &Summary{SnapshotID: snap.Id, Kind: trim(snap.Kind.String(), "SNAPSHOT_KIND_"), KindReason: firstNonEmpty(snap.KindReason, note),
-		Consistency: trim(snap.Consistency.String(), "CONSISTENCY_"), ConsistencyReason: snap.ConsistencyReason, FrozenMs: snap.FrozenMs}
+	sum := &Summary{SnapshotID: snap.Id, Kind: strings.TrimPrefix(snap.Kind.String(), "SNAPSHOT_KIND_"), KindReason: cmp.Or(snap.KindReason, note),
+		Consistency: strings.TrimPrefix(snap.Consistency.String(), "CONSISTENCY_"), ConsistencyReason: snap.ConsistencyReason, FrozenMs: snap.FrozenMs}
 	logf(cfg.Progress, "snapshot READY: %s, %s, checkpoint %s\n", sum.Kind, sum.Consistency, snap.CheckpointId)
 	if sum.KindReason != "" {
 		logf(cfg.Progress, "  %s\n", sum.KindReason)
@@ -214,57 +216,49 @@ func chainDepth(repo *storage.Repository, rp *storage.RecoveryPoint) int {
 	return depth
 }
 
-func waitReady(ctx context.Context, cfg Config, id string) (*restorev1.Snapshot, error) {
-	last := restorev1.SnapshotState_SNAPSHOT_STATE_UNSPECIFIED
+// Wait polls snapshot id until it is in state want, writing each state it
+// moves to after from on w (nil: quietly). A snapshot that ends (RELEASED or
+// FAILED) in another state is an error that gives its reason.
+func Wait(ctx context.Context, c restorev1.SnapshotServiceClient, id string, from, want restorev1.SnapshotState, w io.Writer) (*restorev1.Snapshot, error) {
+	last := from
 	for {
-		got, err := cfg.Snapshots.GetSnapshot(ctx, &restorev1.GetSnapshotRequest{Id: id})
+		got, err := c.GetSnapshot(ctx, &restorev1.GetSnapshotRequest{Id: id})
 		if err != nil {
 			return nil, err
 		}
 		s := got.Snapshot
 		if s.State != last {
-			logf(cfg.Progress, "  %s: %s\n", trim(s.State.String(), "SNAPSHOT_STATE_"), s.StateReason)
+			logf(w, "  %s: %s\n", stateName(s.State), s.StateReason)
 			last = s.State
 		}
 		switch s.State {
-		case restorev1.SnapshotState_SNAPSHOT_STATE_READY:
+		case want:
 			return s, nil
 		case restorev1.SnapshotState_SNAPSHOT_STATE_FAILED, restorev1.SnapshotState_SNAPSHOT_STATE_RELEASED:
-			return nil, fmt.Errorf("snapshot %s is %s: %s", s.Id, trim(s.State.String(), "SNAPSHOT_STATE_"), s.StateReason)
+			return nil, fmt.Errorf("snapshot %s is %s: %s", s.Id, stateName(s.State), s.StateReason)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("snapshot %s not READY: %w", id, ctx.Err())
+			return nil, fmt.Errorf("snapshot %s not %s: %w", id, stateName(want), ctx.Err())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }
 
+func stateName(s restorev1.SnapshotState) string {
+	return strings.TrimPrefix(s.String(), "SNAPSHOT_STATE_")
+}
+
 // waitReleased waits until the host confirms the release (the export is
 // gone and the next snapshot of the guest may begin).
 func waitReleased(ctx context.Context, cfg Config, id string) error {
-	deadline := time.Now().Add(time.Minute)
-	for {
-		got, err := cfg.Snapshots.GetSnapshot(ctx, &restorev1.GetSnapshotRequest{Id: id})
-		if err != nil {
-			return err
-		}
-		switch got.Snapshot.State {
-		case restorev1.SnapshotState_SNAPSHOT_STATE_RELEASED:
-			logf(cfg.Progress, "  RELEASED: %s\n", got.Snapshot.StateReason)
-			return nil
-		case restorev1.SnapshotState_SNAPSHOT_STATE_FAILED:
-			return fmt.Errorf("snapshot %s FAILED on release: %s", id, got.Snapshot.StateReason)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the host has not confirmed the release of snapshot %s within a minute (it stays asked for)", id)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	_, err := Wait(ctx, cfg.Snapshots, id, restorev1.SnapshotState_SNAPSHOT_STATE_READY, restorev1.SnapshotState_SNAPSHOT_STATE_RELEASED, cfg.Progress)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("the host has not confirmed the release of snapshot %s within a minute (it stays asked for)", id)
 	}
+	return err
 }
 
 // copyDisk writes one disk of the recovery point: the extents the
@@ -386,20 +380,4 @@ func logf(w io.Writer, format string, args ...any) {
 	if w != nil {
 		fmt.Fprintf(w, format, args...)
 	}
-}
-
-func firstNonEmpty(ss ...string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
-}
-
-func trim(s, prefix string) string {
-	if len(s) > len(prefix) && s[:len(prefix)] == prefix {
-		return s[len(prefix):]
-	}
-	return s
 }
