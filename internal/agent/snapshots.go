@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -70,18 +71,14 @@ func (a *Agent) reconcileSnapshots(ctx context.Context, ss []*restorev1.Snapshot
 	}
 }
 
-func (a *Agent) guestDomain(g *restorev1.Guest) string {
-	if g.Name != "" {
-		return g.Name
-	}
-	return g.Uuid
-}
+// guestDomain is how libvirt knows the guest: its name, else its UUID.
+func guestDomain(g *restorev1.Guest) string { return cmp.Or(g.Name, g.Uuid) }
 
 func (a *Agent) takeSnapshot(ctx context.Context, as *restorev1.SnapshotAssignment) {
 	s := as.Snapshot
 	a.reportSnapshot(ctx, &restorev1.Snapshot{Id: s.Id, State: restorev1.SnapshotState_SNAPSHOT_STATE_PREPARING, StateReason: "checking the chain and starting the export"})
 	spec := kvm.BackupSpec{
-		Domain: a.guestDomain(as.Guest), Owner: a.cfg.HostID, ID: s.Id, Quiesce: s.Quiesce, Incremental: s.Incremental,
+		Domain: guestDomain(as.Guest), Owner: a.cfg.HostID, ID: s.Id, Quiesce: s.Quiesce, Incremental: s.Incremental,
 		Address: exportAddress, ScratchDir: a.snapshotsDir(),
 	}
 	if b := as.Base; b != nil && b.CheckpointId != "" {
@@ -133,7 +130,7 @@ func readySnapshot(id string, b *kvm.Backup) *restorev1.Snapshot {
 // reports RELEASED.
 func (a *Agent) releaseSnapshot(ctx context.Context, as *restorev1.SnapshotAssignment) {
 	s := as.Snapshot
-	domain := a.guestDomain(as.Guest)
+	domain := guestDomain(as.Guest)
 	rctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if err := a.cleanSnapshot(rctx, domain, s); err != nil {
@@ -178,7 +175,7 @@ func (a *Agent) loseSnapshot(ctx context.Context, as *restorev1.SnapshotAssignme
 	s := as.Snapshot
 	rctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := a.cleanSnapshot(rctx, a.guestDomain(as.Guest), &restorev1.Snapshot{Id: s.Id, CheckpointId: s.CheckpointId}); err != nil {
+	if err := a.cleanSnapshot(rctx, guestDomain(as.Guest), &restorev1.Snapshot{Id: s.Id, CheckpointId: s.CheckpointId}); err != nil {
 		a.log.Error("cleaning a lost snapshot failed; it will be retried", "snapshot", s.Id, "err", err)
 		return
 	}

@@ -70,12 +70,10 @@ func (s *SnapshotService) CreateSnapshot(ctx context.Context, req *restorev1.Cre
 			}
 		}
 	}
+	// Refused here, without a raft entry; the FSM checks again for two
+	// creates racing.
 	if a := r.ActiveSnapshot(g.Id); a != nil {
-		if a.ReleaseRequested {
-			return nil, status.Errorf(codes.FailedPrecondition, "guest %s's snapshot %s is being released by its host; retry in a moment", g.Id, a.Id)
-		}
-		return nil, status.Errorf(codes.FailedPrecondition,
-			"guest %s has snapshot %s in state %s: release it (DELETE /v1/snapshots/%s) or wait for its lease", g.Id, a.Id, a.State, a.Id)
+		return nil, fsm.SnapshotInTheWay(g.Id, a)
 	}
 	id, err := uuid.NewV7()
 	if err != nil {

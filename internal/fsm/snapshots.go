@@ -40,11 +40,7 @@ func applyCreateSnapshot(txn *memdb.Txn, payload []byte, _ uint64) (proto.Messag
 		return nil, notFound("guest %q not found", s.GuestId)
 	}
 	if a := r.ActiveSnapshot(g.Id); a != nil {
-		if a.ReleaseRequested {
-			return nil, status.Errorf(codes.FailedPrecondition, "guest %s's snapshot %s is being released by its host; retry in a moment", g.Id, a.Id)
-		}
-		return nil, status.Errorf(codes.FailedPrecondition,
-			"guest %s has snapshot %s in state %s: release it (DELETE /v1/snapshots/%s) or wait for its lease", g.Id, a.Id, a.State, a.Id)
+		return nil, SnapshotInTheWay(g.Id, a)
 	}
 	s.HostId = g.HostId
 	s.State = restorev1.SnapshotState_SNAPSHOT_STATE_REQUESTED
@@ -59,6 +55,16 @@ func applyCreateSnapshot(txn *memdb.Txn, payload []byte, _ uint64) (proto.Messag
 		}
 	}
 	return s, nil
+}
+
+// SnapshotInTheWay refuses a new snapshot of a guest while its snapshot a
+// is not RELEASED or FAILED (libvirt runs one backup job per domain).
+func SnapshotInTheWay(guestID string, a *restorev1.Snapshot) error {
+	if a.ReleaseRequested {
+		return status.Errorf(codes.FailedPrecondition, "guest %s's snapshot %s is being released by its host; retry in a moment", guestID, a.Id)
+	}
+	return status.Errorf(codes.FailedPrecondition,
+		"guest %s has snapshot %s in state %s: release it (DELETE /v1/snapshots/%s) or wait for its lease", guestID, a.Id, a.State, a.Id)
 }
 
 // snapshotOrder ranks states so that a late report never moves a snapshot

@@ -93,7 +93,9 @@ func (d *Driver) BeginBackup(ctx context.Context, spec BackupSpec) (*Backup, err
 	}
 	// libvirt runs one backup job per domain, and makes a second wait 30 s
 	// for the first one's lock before refusing it: refuse it at once.
-	if _, err := call(ctx, d, "read the backup job of "+spec.Domain, func(l Libvirt) (string, error) { return l.DomainBackupGetXMLDesc(dom, 0) }); err == nil {
+	if _, running, err := d.backupJob(ctx, dom); err != nil {
+		return nil, err
+	} else if running {
 		return nil, fmt.Errorf("guest %s is running a backup job already: %w", spec.Domain, ErrBackupRunning)
 	}
 	xml, err := call(ctx, d, "read "+spec.Domain, func(l Libvirt) (string, error) { return l.DomainGetXMLDesc(dom, 0) })
@@ -340,33 +342,39 @@ func (d *Driver) EndBackup(ctx context.Context, owner, domain string) error {
 	if err != nil {
 		return err
 	}
-	return d.endBackup(ctx, owner, dom)
+	_, err = d.endBackup(ctx, owner, dom)
+	return err
 }
 
-func (d *Driver) endBackup(ctx context.Context, owner string, dom libvirt.Domain) error {
+// backupJob reads the domain's backup job: its XML, or running false when
+// it has none (or the domain is gone).
+func (d *Driver) backupJob(ctx context.Context, dom libvirt.Domain) (string, bool, error) {
 	xml, err := call(ctx, d, "read the backup job of "+dom.Name, func(l Libvirt) (string, error) { return l.DomainBackupGetXMLDesc(dom, 0) })
-	if isCode(err, libvirt.ErrNoDomainBackup) || isCode(err, libvirt.ErrOperationInvalid) {
-		return nil
+	if isCode(err, libvirt.ErrNoDomainBackup) || isCode(err, libvirt.ErrOperationInvalid) || IsNotFound(err) {
+		return "", false, nil
 	}
-	if err != nil {
-		return err
-	}
-	if !strings.Contains(xml, exportPrefix+owner+".") {
-		return nil // someone else's backup job
+	return xml, err == nil, err
+}
+
+// endBackup ends the domain's backup job if it is owner's and says whether
+// it did.
+func (d *Driver) endBackup(ctx context.Context, owner string, dom libvirt.Domain) (bool, error) {
+	xml, running, err := d.backupJob(ctx, dom)
+	if err != nil || !running || !strings.Contains(xml, exportPrefix+owner+".") {
+		return false, err // none, or someone else's
 	}
 	_, err = call(ctx, d, "end the backup job of "+dom.Name, func(l Libvirt) (struct{}, error) { return struct{}{}, l.DomainAbortJob(dom) })
 	if err != nil && !isCode(err, libvirt.ErrOperationInvalid) {
-		return err
+		return false, err
 	}
 	// The job ends (and QEMU stops its NBD server) a moment after the abort.
 	for {
-		_, err := call(ctx, d, "read the backup job of "+dom.Name, func(l Libvirt) (string, error) { return l.DomainBackupGetXMLDesc(dom, 0) })
-		if isCode(err, libvirt.ErrNoDomainBackup) || isCode(err, libvirt.ErrOperationInvalid) || IsNotFound(err) {
-			return nil
+		if _, running, err := d.backupJob(ctx, dom); err == nil && !running {
+			return true, nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("the backup job of %s did not end: %w", dom.Name, ctx.Err())
+			return false, fmt.Errorf("the backup job of %s did not end: %w", dom.Name, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -384,14 +392,13 @@ func (d *Driver) EndStaleBackups(ctx context.Context, owner string) (int, error)
 	}
 	n := 0
 	for _, dom := range doms {
-		xml, err := call(ctx, d, "read the backup job of "+dom.Name, func(l Libvirt) (string, error) { return l.DomainBackupGetXMLDesc(dom, 0) })
-		if err != nil || !strings.Contains(xml, exportPrefix+owner+".") {
-			continue
-		}
-		if err := d.endBackup(ctx, owner, dom); err != nil {
+		ended, err := d.endBackup(ctx, owner, dom)
+		if err != nil {
 			return n, err
 		}
-		n++
+		if ended {
+			n++
+		}
 	}
 	return n, nil
 }
