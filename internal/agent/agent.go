@@ -98,7 +98,7 @@ type Agent struct {
 	client   restorev1.AgentServiceClient
 	// snaps are the READY snapshots this run serves; snapsTaken the ones
 	// it took (or is taking), never taken twice.
-	snaps      map[string]*snapshotJob
+	snaps      map[string]*kvm.Backup
 	snapsTaken map[string]bool
 }
 
@@ -133,7 +133,7 @@ func New(cfg Config) (*Agent, error) {
 		rps:      map[string]storage.RecoveryPoint{},
 		rescan:   make(chan struct{}, 1),
 		inflight: map[string]context.CancelFunc{},
-		snaps:    map[string]*snapshotJob{}, snapsTaken: map[string]bool{},
+		snaps:    map[string]*kvm.Backup{}, snapsTaken: map[string]bool{},
 	}, nil
 }
 

@@ -13,12 +13,6 @@ import (
 	"github.com/restored/restored/internal/nbd"
 )
 
-// snapshotJob is a READY snapshot this agent serves.
-type snapshotJob struct {
-	domain string
-	backup *kvm.Backup
-}
-
 // exportAddress is where QEMU's NBD servers listen: loopback only, for the
 // backup jobs running on this host.
 const exportAddress = "127.0.0.1"
@@ -96,7 +90,7 @@ func (a *Agent) takeSnapshot(ctx context.Context, as *restorev1.SnapshotAssignme
 		return
 	}
 	a.mu.Lock()
-	a.snaps[s.Id] = &snapshotJob{domain: spec.Domain, backup: b}
+	a.snaps[s.Id] = b
 	a.mu.Unlock()
 	a.log.Info("snapshot ready", "snapshot", s.Id, "guest", spec.Domain, "incremental", b.Incremental, "quiesced", b.Quiesced, "frozen", b.Frozen, "port", b.Port)
 	a.reportSnapshot(ctx, readySnapshot(s.Id, b))
@@ -144,23 +138,22 @@ func (a *Agent) releaseSnapshot(ctx context.Context, as *restorev1.SnapshotAssig
 	a.reportSnapshot(ctx, &restorev1.Snapshot{Id: s.Id, State: restorev1.SnapshotState_SNAPSHOT_STATE_RELEASED})
 }
 
+// cleanSnapshot ends the snapshot's backup job and deletes its checkpoint
+// or, after a completed backup, every older one.
 func (a *Agent) cleanSnapshot(ctx context.Context, domain string, s *restorev1.Snapshot) error {
 	if err := a.drv.EndBackup(ctx, a.cfg.HostID, domain); err != nil {
 		return err
 	}
-	if s.CheckpointId == "" && !s.BackupCompleted {
-		// Never READY: its checkpoint, if begin got that far, has its name.
-		return a.drv.DeleteCheckpoint(ctx, domain, kvm.CheckpointPrefix+s.Id)
-	}
+	checkpoint := kvm.CheckpointName(s.Id)
 	if !s.BackupCompleted {
-		return a.drv.DeleteCheckpoint(ctx, domain, s.CheckpointId)
+		return a.drv.DeleteCheckpoint(ctx, domain, checkpoint)
 	}
 	cps, err := a.drv.Checkpoints(ctx, domain)
 	if err != nil {
 		return err
 	}
 	for _, cp := range cps {
-		if cp != s.CheckpointId {
+		if cp != checkpoint {
 			if err := a.drv.DeleteCheckpoint(ctx, domain, cp); err != nil {
 				return err
 			}
@@ -175,7 +168,7 @@ func (a *Agent) loseSnapshot(ctx context.Context, as *restorev1.SnapshotAssignme
 	s := as.Snapshot
 	rctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := a.cleanSnapshot(rctx, guestDomain(as.Guest), &restorev1.Snapshot{Id: s.Id, CheckpointId: s.CheckpointId}); err != nil {
+	if err := a.cleanSnapshot(rctx, guestDomain(as.Guest), &restorev1.Snapshot{Id: s.Id}); err != nil {
 		a.log.Error("cleaning a lost snapshot failed; it will be retried", "snapshot", s.Id, "err", err)
 		return
 	}
@@ -205,15 +198,15 @@ func (a *Agent) reportSnapshot(ctx context.Context, s *restorev1.Snapshot) {
 // export: the changed ones of an incremental, the allocated ones of a full.
 func (a *Agent) extentsPage(ctx context.Context, snapshotID, disk string, offset int64, limit int) (*restorev1.ListSnapshotExtentsResponse, error) {
 	a.mu.Lock()
-	job := a.snaps[snapshotID]
+	b := a.snaps[snapshotID]
 	a.mu.Unlock()
-	if job == nil {
+	if b == nil {
 		return nil, errNotHere{fmt.Sprintf("snapshot %s is not served by host %s", snapshotID, a.cfg.HostID)}
 	}
 	var d *kvm.BackupDisk
-	for i := range job.backup.Disks {
-		if job.backup.Disks[i].Name == disk {
-			d = &job.backup.Disks[i]
+	for i := range b.Disks {
+		if b.Disks[i].Name == disk {
+			d = &b.Disks[i]
 		}
 	}
 	if d == nil {
@@ -223,12 +216,12 @@ func (a *Agent) extentsPage(ctx context.Context, snapshotID, disk string, offset
 	if d.Bitmap != "" {
 		metaContext = d.Bitmap
 	}
-	c, err := nbd.Dial(ctx, "tcp", exportAddress+":"+strconv.Itoa(job.backup.Port), nbd.Options{Export: d.Export, MetaContexts: []string{metaContext}})
+	c, err := nbd.Dial(ctx, "tcp", exportAddress+":"+strconv.Itoa(b.Port), nbd.Options{Export: d.Export, MetaContexts: []string{metaContext}})
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
-	return ExtentsPage(c, metaContext, offset, limit)
+	return extentsFrom(c, metaContext, offset, limit)
 }
 
 // errNotHere is a channel answer of "not found".
@@ -236,10 +229,10 @@ type errNotHere struct{ msg string }
 
 func (e errNotHere) Error() string { return e.msg }
 
-// ExtentsPage lists up to limit extents to read from offset on: dirty ones
+// extentsFrom lists up to limit extents to read from offset on: dirty ones
 // for a dirty bitmap, allocated non-zero ones for base:allocation. The next
 // page token is the offset to go on from ("" at the end).
-func ExtentsPage(c *nbd.Conn, metaContext string, offset int64, limit int) (*restorev1.ListSnapshotExtentsResponse, error) {
+func extentsFrom(c *nbd.Conn, metaContext string, offset int64, limit int) (*restorev1.ListSnapshotExtentsResponse, error) {
 	out := &restorev1.ListSnapshotExtentsResponse{DiskSize: c.Size()}
 	const window = 1 << 30
 	for off := offset; off < c.Size(); {

@@ -123,9 +123,13 @@ func (s *SnapshotService) ListSnapshots(ctx context.Context, req *restorev1.List
 	if err := validate.Name("guest_id", req.GuestId, false); err != nil {
 		return nil, err
 	}
+	r, p := s.Store.Read(nil), principal(ctx)
+	if req.GuestId == "" {
+		return &restorev1.ListSnapshotsResponse{Snapshots: r.Snapshots(p.Scope())}, nil
+	}
 	var out []*restorev1.Snapshot
-	for _, x := range s.Store.Read(nil).Snapshots(principal(ctx).Scope()) {
-		if req.GuestId == "" || x.GuestId == req.GuestId {
+	for _, x := range r.SnapshotsOfGuest(req.GuestId) {
+		if p.Sees(x.Tenant) {
 			out = append(out, x)
 		}
 	}

@@ -84,18 +84,9 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	var base *storage.RecoveryPoint
 	var note string
 	if incremental && guest.BaseCheckpointId != "" {
-		if base, err = findBase(repo, guest.Tenant, asset, guest.BaseCheckpointId); err != nil {
-			return nil, err
-		}
-		switch depth := chainDepth(repo, base); {
-		case base == nil:
+		base, note = chooseBase(repo, guest.Tenant, asset, guest.BaseCheckpointId)
+		if base == nil {
 			incremental = false
-			note = fmt.Sprintf("took a FULL: the repository holds no valid recovery point of checkpoint %s to put an incremental on", guest.BaseCheckpointId)
-		case depth+1 >= storage.MaxChainDepth:
-			base, incremental = nil, false
-			note = fmt.Sprintf("took a FULL: the chain below the last recovery point is %d deep, and a recovery point may sit on at most %d", depth, storage.MaxChainDepth)
-		}
-		if note != "" {
 			logf(cfg.Progress, "%s\n", note)
 		}
 	}
@@ -180,20 +171,34 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	return sum, nil
 }
 
-// findBase finds the valid recovery point of asset whose data matches
-// checkpoint.
-func findBase(repo *storage.Repository, tenant, asset, checkpoint string) (*storage.RecoveryPoint, error) {
-	rps, _, err := repo.Scan()
-	if err != nil {
-		return nil, err
+// chooseBase finds the recovery point of asset an incremental from
+// checkpoint goes on, or says why there is none (then the job asks for a
+// FULL): no valid recovery point of that checkpoint, or a chain already as
+// deep as a recovery point may sit on.
+func chooseBase(repo *storage.Repository, tenant, asset, checkpoint string) (*storage.RecoveryPoint, string) {
+	base := findBase(repo, tenant, asset, checkpoint)
+	if base == nil {
+		return nil, fmt.Sprintf("took a FULL: the repository holds no valid recovery point of checkpoint %s to put an incremental on", checkpoint)
 	}
-	for i := range rps {
-		rp := &rps[i]
-		if rp.Valid && rp.Tenant == tenant && rp.Asset == asset && rp.Manifest.Checkpoint == checkpoint {
-			return rp, nil
+	if depth := chainDepth(repo, base); depth+1 >= storage.MaxChainDepth {
+		return nil, fmt.Sprintf("took a FULL: the chain below the last recovery point is %d deep, and a recovery point may sit on at most %d", depth, storage.MaxChainDepth)
+	}
+	return base, ""
+}
+
+// findBase finds the valid recovery point of asset whose data matches
+// checkpoint, looking only in the asset's directory.
+func findBase(repo *storage.Repository, tenant, asset, checkpoint string) *storage.RecoveryPoint {
+	entries, _ := os.ReadDir(filepath.Join(repo.Root, tenant, asset))
+	for _, e := range entries {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		if rp := repo.Inspect(tenant, asset, e.Name()); rp.Valid && rp.Manifest.Checkpoint == checkpoint {
+			return &rp
 		}
 	}
-	return nil, nil
+	return nil
 }
 
 // chainDepth counts the recovery points below rp (0 for a full one).

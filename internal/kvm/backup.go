@@ -24,6 +24,9 @@ const (
 	exportPrefix     = "rst-"
 )
 
+// CheckpointName is the checkpoint a snapshot's backup job creates.
+func CheckpointName(snapshotID string) string { return CheckpointPrefix + snapshotID }
+
 // ErrBackupRunning says the guest runs a backup job already.
 var ErrBackupRunning = errors.New("one backup job at a time")
 
@@ -33,7 +36,7 @@ type BackupSpec struct {
 	Domain string
 	// Owner is the agent's host id: it ends only its own jobs.
 	Owner string
-	// ID names the new checkpoint (CheckpointPrefix + ID).
+	// ID names the new checkpoint (CheckpointName(ID)).
 	ID string
 	// Quiesce freezes the guest's file systems through its agent.
 	Quiesce bool
@@ -106,7 +109,7 @@ func (d *Driver) BeginBackup(ctx context.Context, spec BackupSpec) (*Backup, err
 	if err := def.Unmarshal(xml); err != nil {
 		return nil, fmt.Errorf("parse %s's XML: %w", spec.Domain, err)
 	}
-	b := &Backup{Checkpoint: CheckpointPrefix + spec.ID}
+	b := &Backup{Checkpoint: CheckpointName(spec.ID)}
 	if b.Disks, err = backupDisks(&def); err != nil {
 		return nil, err
 	}
