@@ -10,8 +10,12 @@ PROTOC_GEN_GO_GRPC       := v1.5.1
 GRPC_GATEWAY_VERSION     := v2.33.0
 STATICCHECK_VERSION      := v0.8.2
 # govmomi's vCenter simulator for the VMware driver's tests (the proxy's
-# @latest is a 2018 release: ask for the version).
+# @latest is a 2018 release: ask for the version). It is installed from the
+# first module proxy of the environment (`go env GOPROXY`), never from a
+# registry address written here.
 VCSIM_VERSION            := v0.46.3
+comma                    := ,
+GOPROXY_FIRST            := $(firstword $(subst |, ,$(subst $(comma), ,$(shell go env GOPROXY))))
 TOOLS := .tools/bin
 
 GENERATED := api/gen internal/gen api/openapi
@@ -57,7 +61,7 @@ $(TOOLS)/protoc-gen-openapiv2:
 $(TOOLS)/staticcheck:
 	GOBIN=$(CURDIR)/$(TOOLS) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 $(TOOLS)/vcsim:
-	GOBIN=$(CURDIR)/$(TOOLS) GOPROXY=https://proxy.golang.org go install github.com/vmware/govmomi/vcsim@$(VCSIM_VERSION)
+	GOBIN=$(CURDIR)/$(TOOLS) GOPROXY=$(GOPROXY_FIRST) go install github.com/vmware/govmomi/vcsim@$(VCSIM_VERSION)
 
 tools: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc $(TOOLS)/protoc-gen-grpc-gateway $(TOOLS)/protoc-gen-openapiv2 $(TOOLS)/staticcheck $(TOOLS)/vcsim
 
@@ -76,6 +80,7 @@ check-generated: generate
 	@echo "generated code is current"
 
 lint: tools
+	./scripts/check-tracked-files.sh
 	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	staticcheck ./...
