@@ -8,6 +8,7 @@ import (
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/netiso"
 	"github.com/restored/restored/internal/vmspec"
 )
@@ -45,7 +46,7 @@ func (a *Agent) reconcile(ctx context.Context, as []*restorev1.Assignment) {
 			if running[r.Id] {
 				// Adopted: already there. If the boot was never confirmed (the
 				// agent restarted meanwhile), verify it now.
-				if bootSettled(r) {
+				if lifecycle.BootSettled(r.State) {
 					continue
 				}
 				if rctx, ok := a.claim(ctx, r.Id); ok {
@@ -166,17 +167,6 @@ func (a *Agent) teardown(ctx context.Context, id string) error {
 		return err
 	}
 	return os.RemoveAll(a.restoreDir(id))
-}
-
-// bootSettled reports whether the control plane already has this
-// restore's boot outcome.
-func bootSettled(r *restorev1.Restore) bool {
-	switch r.State {
-	case restorev1.RestoreState_RESTORE_STATE_SCHEDULED, restorev1.RestoreState_RESTORE_STATE_PREPARING,
-		restorev1.RestoreState_RESTORE_STATE_BOOTING:
-		return false
-	}
-	return true
 }
 
 // teardownIfCancelled finishes a teardown that cancelled a boot in flight.

@@ -6,7 +6,9 @@ import (
 
 	"github.com/hashicorp/go-memdb"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/fsm"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/store"
 	"github.com/restored/restored/internal/validate"
 	"google.golang.org/grpc/codes"
@@ -102,11 +104,8 @@ func (s *AgentService) Heartbeat(_ context.Context, req *restorev1.HeartbeatRequ
 func Assignments(r *store.Reader, hostID string) []*restorev1.Assignment {
 	var out []*restorev1.Assignment
 	for _, x := range r.RestoresOnHost(hostID) {
-		switch {
-		case store.Active(x.State):
-			out = append(out, &restorev1.Assignment{Restore: x, Desired: restorev1.DesiredState_DESIRED_STATE_RUNNING})
-		case store.NeedsTeardown(x):
-			out = append(out, &restorev1.Assignment{Restore: x, Desired: restorev1.DesiredState_DESIRED_STATE_DESTROYED})
+		if d, ok := lifecycle.Desired(x); ok {
+			out = append(out, &restorev1.Assignment{Restore: x, Desired: d})
 		}
 	}
 	return out
@@ -158,7 +157,7 @@ func (s *AgentService) ReportRestoreStatus(_ context.Context, req *restorev1.Rep
 	if err := validate.Name("state_reason", req.StateReason, false); err != nil {
 		return nil, err
 	}
-	if !agentStates[req.State] {
+	if !lifecycle.AgentMayReport(req.State) {
 		return nil, validate.Errorf("an agent may report PREPARING, BOOTING, RUNNING, FAILED or DESTROYED, not %s", req.State)
 	}
 	x := s.Store.Read(nil).Restore(req.RestoreId)
@@ -168,20 +167,15 @@ func (s *AgentService) ReportRestoreStatus(_ context.Context, req *restorev1.Rep
 	if x.HostId != req.HostId {
 		return nil, status.Errorf(codes.FailedPrecondition, "restore %s is not assigned to host %s", req.RestoreId, req.HostId)
 	}
+	if _, ok := lifecycle.AgentReport(x.State, req.State); !ok {
+		return nil, fsm.ReportRefused(x, req.State)
+	}
 	out, err := s.apply(raftv1.CommandType_COMMAND_TYPE_REPORT_RESTORE_STATUS,
 		&raftv1.ReportRestoreStatus{Report: req, Time: timestamppb.New(s.Now())})
 	if err != nil {
 		return nil, err
 	}
 	return &restorev1.ReportRestoreStatusResponse{Restore: out.(*restorev1.Restore)}, nil
-}
-
-var agentStates = map[restorev1.RestoreState]bool{
-	restorev1.RestoreState_RESTORE_STATE_PREPARING: true,
-	restorev1.RestoreState_RESTORE_STATE_BOOTING:   true,
-	restorev1.RestoreState_RESTORE_STATE_RUNNING:   true,
-	restorev1.RestoreState_RESTORE_STATE_FAILED:    true,
-	restorev1.RestoreState_RESTORE_STATE_DESTROYED: true,
 }
 
 // ReportRecoveryPoints implements the RPC.

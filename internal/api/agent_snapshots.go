@@ -6,6 +6,7 @@ import (
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/store"
 	"github.com/restored/restored/internal/validate"
 	"google.golang.org/grpc/codes"
@@ -18,7 +19,7 @@ import (
 func SnapshotAssignments(r *store.Reader, hostID string) []*restorev1.SnapshotAssignment {
 	var out []*restorev1.SnapshotAssignment
 	for _, x := range r.SnapshotsOnHost(hostID) {
-		if store.SnapshotDone(x) {
+		if lifecycle.SnapshotDone(x) {
 			continue
 		}
 		a := &restorev1.SnapshotAssignment{Snapshot: x, Guest: r.Guest(x.GuestId), Release: x.ReleaseRequested}
@@ -38,13 +39,6 @@ func snapshotAssignmentsKey(ss []*restorev1.SnapshotAssignment) string {
 	return k
 }
 
-var agentSnapshotStates = map[restorev1.SnapshotState]bool{
-	restorev1.SnapshotState_SNAPSHOT_STATE_PREPARING: true,
-	restorev1.SnapshotState_SNAPSHOT_STATE_READY:     true,
-	restorev1.SnapshotState_SNAPSHOT_STATE_RELEASED:  true,
-	restorev1.SnapshotState_SNAPSHOT_STATE_FAILED:    true,
-}
-
 // ReportSnapshotStatus implements the RPC.
 func (s *AgentService) ReportSnapshotStatus(_ context.Context, req *restorev1.ReportSnapshotStatusRequest) (*restorev1.ReportSnapshotStatusResponse, error) {
 	if err := checkAgent(req.ProtocolVersion, req.HostId); err != nil {
@@ -57,7 +51,7 @@ func (s *AgentService) ReportSnapshotStatus(_ context.Context, req *restorev1.Re
 	if err := validate.Name("snapshot.id", rep.Id, true); err != nil {
 		return nil, err
 	}
-	if !agentSnapshotStates[rep.State] {
+	if !lifecycle.Snapshots.Reachable(rep.State, lifecycle.ByAgent) {
 		return nil, validate.Errorf("an agent may report PREPARING, READY, RELEASED or FAILED, not %s", rep.State)
 	}
 	x := s.Store.Read(nil).Snapshot(rep.Id)

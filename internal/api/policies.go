@@ -7,6 +7,7 @@ import (
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/auth"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/store"
 	"github.com/restored/restored/internal/trend"
 	"github.com/restored/restored/internal/validate"
@@ -92,7 +93,7 @@ func (s *VerificationPolicyService) SetVerificationPolicy(ctx context.Context, r
 		return nil, err
 	}
 	if p.MemoryMib == 0 {
-		p.MemoryMib = DefaultMemoryMiB
+		p.MemoryMib = lifecycle.DefaultMemoryMiB
 	}
 	if err := validate.Range("memory_mib", p.MemoryMib, validate.MinMemoryMiB, validate.MaxMemoryMiB); err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"github.com/restored/restored/internal/auth"
 	"github.com/restored/restored/internal/fsm"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/scheduler"
 	"github.com/restored/restored/internal/store"
 	"github.com/restored/restored/internal/validate"
@@ -21,14 +22,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
-)
-
-// Restore defaults.
-const (
-	DefaultVCPUs         = 1
-	DefaultMemoryMiB     = 256
-	DefaultTTLVirtualize = 4 * time.Hour
-	DefaultTTLVerify     = time.Hour
 )
 
 // RestoreService implements restore.v1.RestoreService.
@@ -52,13 +45,13 @@ func normalizeCreate(in *restorev1.CreateRestoreRequest) (*restorev1.CreateResto
 		return nil, err
 	}
 	if req.Vcpus == 0 {
-		req.Vcpus = DefaultVCPUs
+		req.Vcpus = lifecycle.DefaultVCPUs
 	}
 	if err := validate.Range("vcpus", int64(req.Vcpus), validate.MinVCPUs, validate.MaxVCPUs); err != nil {
 		return nil, err
 	}
 	if req.MemoryMib == 0 {
-		req.MemoryMib = DefaultMemoryMiB
+		req.MemoryMib = lifecycle.DefaultMemoryMiB
 	}
 	if err := validate.Range("memory_mib", req.MemoryMib, validate.MinMemoryMiB, validate.MaxMemoryMiB); err != nil {
 		return nil, err
@@ -67,10 +60,7 @@ func normalizeCreate(in *restorev1.CreateRestoreRequest) (*restorev1.CreateResto
 		return nil, validate.Errorf("ttl_seconds must be positive (at most %d, 30 days), got %d", validate.MaxTTLSeconds, req.TtlSeconds)
 	}
 	if req.TtlSeconds == 0 {
-		req.TtlSeconds = int64(DefaultTTLVirtualize / time.Second)
-		if req.Mode == restorev1.Mode_MODE_VERIFY {
-			req.TtlSeconds = int64(DefaultTTLVerify / time.Second)
-		}
+		req.TtlSeconds = int64(lifecycle.DefaultTTL(req.Mode) / time.Second)
 	}
 	if err := validate.Range("ttl_seconds", req.TtlSeconds, 1, validate.MaxTTLSeconds); err != nil {
 		return nil, err
@@ -135,29 +125,15 @@ func (s *RestoreService) CreateRestore(ctx context.Context, in *restorev1.Create
 			return &restorev1.CreateRestoreResponse{Restore: prev}, nil
 		}
 	}
-	now := s.Now()
 	id, err := uuid.NewV7()
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "make restore id: %v", err)
 	}
-	res := &restorev1.Restore{
-		Id:              id.String(),
-		Tenant:          rp.Tenant,
-		RecoveryPointId: rp.Id,
-		Asset:           rp.Asset,
-		Mode:            req.Mode,
-		Vcpus:           req.Vcpus,
-		MemoryMib:       req.MemoryMib,
-		Network:         req.Network,
-		Firmware:        req.Firmware,
-		TtlSeconds:      req.TtlSeconds,
-		RequestId:       req.RequestId,
-		Verify:          req.Verify,
-		State:           restorev1.RestoreState_RESTORE_STATE_PENDING,
-		StateReason:     "waiting for the scheduler to pick a host",
-		CreateTime:      timestamppb.New(now),
-		ExpireTime:      timestamppb.New(now.Add(time.Duration(req.TtlSeconds) * time.Second)),
-	}
+	res := lifecycle.NewRestore(lifecycle.NewRestoreSpec{
+		ID: id.String(), RecoveryPoint: rp, Mode: req.Mode, VCPUs: req.Vcpus, MemoryMiB: req.MemoryMib,
+		TTL: time.Duration(req.TtlSeconds) * time.Second, Firmware: req.Firmware, Network: req.Network,
+		Verify: req.Verify, RequestID: req.RequestId, Now: s.Now(),
+	})
 	if host, _ := scheduler.PlaceOne(r, res); host != "" {
 		res.HostId = host // a hint: the FSM keeps it only if the host still fits
 	}
@@ -263,7 +239,7 @@ func (s *RestoreService) DeleteRestore(ctx context.Context, req *restorev1.Delet
 	if err != nil {
 		return nil, err
 	}
-	if store.Terminal(x.State) || x.State == restorev1.RestoreState_RESTORE_STATE_STOPPING {
+	if _, ok := lifecycle.Deletion(x.State); !ok {
 		return &restorev1.DeleteRestoreResponse{Restore: x}, nil // nothing to do: no raft entry
 	}
 	out, err := s.apply(raftv1.CommandType_COMMAND_TYPE_DELETE_RESTORE,

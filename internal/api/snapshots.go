@@ -10,6 +10,7 @@ import (
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/fsm"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/store"
 	"github.com/restored/restored/internal/validate"
 	"google.golang.org/grpc/codes"
@@ -187,7 +188,7 @@ func (s *SnapshotService) DeleteSnapshot(ctx context.Context, req *restorev1.Del
 	if err != nil {
 		return nil, err
 	}
-	if store.SnapshotDone(x) || x.ReleaseRequested {
+	if !lifecycle.MayRelease(x) {
 		return &restorev1.DeleteSnapshotResponse{Snapshot: x}, nil
 	}
 	if req.BackupCompleted && x.State != restorev1.SnapshotState_SNAPSHOT_STATE_READY {

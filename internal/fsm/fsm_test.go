@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/raft"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
@@ -18,107 +16,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/google/go-cmp/cmp"
 )
-
-var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-
-func at(sec int) *timestamppb.Timestamp {
-	return timestamppb.New(t0.Add(time.Duration(sec) * time.Second))
-}
-
-type harness struct {
-	t     *testing.T
-	st    *store.Store
-	f     *fsm.FSM
-	index uint64
-}
-
-func newHarness(t *testing.T) *harness {
-	t.Helper()
-	st, err := store.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &harness{t: t, st: st, f: fsm.New(st, slog.New(slog.NewTextHandler(io.Discard, nil)))}
-}
-
-// apply runs one command through raft.FSM.Apply and returns its result.
-func (h *harness) apply(ct raftv1.CommandType, msg proto.Message) *fsm.Result {
-	h.t.Helper()
-	data, err := fsm.Encode(ct, msg)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	h.index++
-	res, _ := h.f.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: data}).(*fsm.Result)
-	if res == nil {
-		h.t.Fatalf("%s: no result", ct)
-	}
-	return res
-}
-
-func (h *harness) mustApply(ct raftv1.CommandType, msg proto.Message) proto.Message {
-	h.t.Helper()
-	res := h.apply(ct, msg)
-	if res.Err != nil {
-		h.t.Fatalf("%s: %v", ct, res.Err)
-	}
-	return res.Value
-}
-
-// checkAllocation recomputes every host's allocation from its restores and
-// compares it with what the FSM keeps on the host record.
-func (h *harness) checkAllocation() {
-	h.t.Helper()
-	r := h.st.Read(nil)
-	for _, host := range r.Hosts() {
-		want := &restorev1.Capacity{}
-		for _, x := range r.RestoresOnHost(host.Id) {
-			if store.HoldsCapacity(x) {
-				want.Vcpus += x.Vcpus
-				want.MemoryMib += x.MemoryMib
-			}
-		}
-		got := r.Allocated(host.Id)
-		if got.Vcpus != want.Vcpus || got.MemoryMib != want.MemoryMib {
-			h.t.Fatalf("host %s allocation %v, restores on it hold %v", host.Id, got, want)
-		}
-	}
-}
-
-func wantCode(t *testing.T, res *fsm.Result, code codes.Code) {
-	t.Helper()
-	if status.Code(res.Err) != code {
-		t.Fatalf("got %v, want code %s", res.Err, code)
-	}
-}
-
-// seed builds a small world: tenant acme, host h1 holding rp1, restore r1 placed on h1.
-func seed(h *harness) {
-	h.mustApply(raftv1.CommandType_COMMAND_TYPE_CREATE_TENANT, &raftv1.CreateTenant{Tenant: &restorev1.Tenant{Id: "acme", CreateTime: at(0)}})
-	h.mustApply(raftv1.CommandType_COMMAND_TYPE_CREATE_TOKEN, &raftv1.CreateToken{Token: &raftv1.StoredToken{
-		Token: &restorev1.Token{Id: "tok-1", Tenant: "acme", Role: "partner", CreateTime: at(0)}, SecretSha256: []byte{1, 2, 3},
-	}})
-	h.mustApply(raftv1.CommandType_COMMAND_TYPE_REGISTER_HOST, &raftv1.RegisterHost{Host: &restorev1.Host{
-		Id: "h1", Accelerator: "tcg", Capacity: &restorev1.Capacity{Vcpus: 4, MemoryMib: 4096}, RegisterTime: at(1),
-	}})
-	h.mustApply(raftv1.CommandType_COMMAND_TYPE_REPORT_RECOVERY_POINTS, &raftv1.ReportRecoveryPoints{HostId: "h1", RecoveryPoints: []*restorev1.RecoveryPoint{
-		{Id: "rp1", Tenant: "acme", Asset: "web", Valid: true},
-	}})
-	h.mustApply(raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE, &raftv1.CreateRestore{Restore: newRestore("r1", "req-1", restorev1.Mode_MODE_VIRTUALIZE), BodySha256: []byte("body-1")})
-	h.mustApply(raftv1.CommandType_COMMAND_TYPE_PLACE_RESTORES, &raftv1.PlaceRestores{Placements: []*raftv1.Placement{{RestoreId: "r1", HostId: "h1"}}, Time: at(3)})
-}
-
-func newRestore(id, req string, mode restorev1.Mode) *restorev1.Restore {
-	return &restorev1.Restore{
-		Id: id, Tenant: "acme", RecoveryPointId: "rp1", Asset: "web", Mode: mode, Vcpus: 1, MemoryMib: 256,
-		TtlSeconds: 60, RequestId: req, State: restorev1.RestoreState_RESTORE_STATE_PENDING,
-		CreateTime: at(2), ExpireTime: at(62),
-	}
-}
 
 func TestEveryCommandHasAnApplyFunction(t *testing.T) {
 	h := newHarness(t)
@@ -156,126 +56,6 @@ func TestTenantsAndTokens(t *testing.T) {
 	}
 	h.mustApply(raftv1.CommandType_COMMAND_TYPE_CREATE_TOKEN, boot("tok-b1"))
 	wantCode(t, h.apply(raftv1.CommandType_COMMAND_TYPE_CREATE_TOKEN, boot("tok-b2")), codes.AlreadyExists)
-}
-
-func TestCreateRestoreIsIdempotentByRequestID(t *testing.T) {
-	h := newHarness(t)
-	seed(h)
-	// Same request id, same body: the first restore comes back, nothing new is stored.
-	again := h.mustApply(raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE, &raftv1.CreateRestore{Restore: newRestore("r-other", "req-1", restorev1.Mode_MODE_VIRTUALIZE), BodySha256: []byte("body-1")})
-	if again.(*restorev1.Restore).Id != "r1" {
-		t.Fatalf("got %s, want the first restore r1", again.(*restorev1.Restore).Id)
-	}
-	if h.st.Read(nil).Restore("r-other") != nil {
-		t.Fatal("a duplicate restore was stored")
-	}
-	// Same request id, another body: conflict.
-	wantCode(t, h.apply(raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE, &raftv1.CreateRestore{Restore: newRestore("r-x", "req-1", restorev1.Mode_MODE_VERIFY), BodySha256: []byte("body-2")}), codes.AlreadyExists)
-}
-
-func TestRestoreLifecycle(t *testing.T) {
-	h := newHarness(t)
-	seed(h)
-	r := func() *restorev1.Restore { return h.st.Read(nil).Restore("r1") }
-	if r().State != restorev1.RestoreState_RESTORE_STATE_SCHEDULED || r().HostId != "h1" {
-		t.Fatalf("after placement: %v on %q", r().State, r().HostId)
-	}
-	report := func(host string, s restorev1.RestoreState, boot *restorev1.Boot) *fsm.Result {
-		return h.apply(raftv1.CommandType_COMMAND_TYPE_REPORT_RESTORE_STATUS, &raftv1.ReportRestoreStatus{
-			Report: &restorev1.ReportRestoreStatusRequest{HostId: host, RestoreId: "r1", State: s, Boot: boot}, Time: at(10),
-		})
-	}
-	wantCode(t, report("h2", restorev1.RestoreState_RESTORE_STATE_RUNNING, nil), codes.FailedPrecondition)
-	wantCode(t, report("h1", restorev1.RestoreState_RESTORE_STATE_PENDING, nil), codes.InvalidArgument)
-	for _, s := range []restorev1.RestoreState{restorev1.RestoreState_RESTORE_STATE_PREPARING, restorev1.RestoreState_RESTORE_STATE_BOOTING} {
-		if res := report("h1", s, nil); res.Err != nil {
-			t.Fatal(res.Err)
-		}
-	}
-	if res := report("h1", restorev1.RestoreState_RESTORE_STATE_RUNNING, &restorev1.Boot{Verified: true, TimeToBootMs: 6100, Signals: []string{"serial"}}); res.Err != nil {
-		t.Fatal(res.Err)
-	}
-	if !r().Boot.Verified || r().Revision != h.index {
-		t.Fatalf("boot %v revision %d (index %d)", r().Boot, r().Revision, h.index)
-	}
-	if got := h.st.Read(nil).Allocated("h1"); got.Vcpus != 1 || got.MemoryMib != 256 {
-		t.Fatalf("allocated %v", got)
-	}
-	h.mustApply(raftv1.CommandType_COMMAND_TYPE_DELETE_RESTORE, &raftv1.DeleteRestore{Id: "r1", Time: at(20)})
-	if r().State != restorev1.RestoreState_RESTORE_STATE_STOPPING {
-		t.Fatalf("after delete: %v", r().State)
-	}
-	// A late RUNNING report does not undo the teardown.
-	report("h1", restorev1.RestoreState_RESTORE_STATE_RUNNING, nil)
-	if r().State != restorev1.RestoreState_RESTORE_STATE_STOPPING {
-		t.Fatalf("late report changed state to %v", r().State)
-	}
-	report("h1", restorev1.RestoreState_RESTORE_STATE_DESTROYED, nil)
-	if r().State != restorev1.RestoreState_RESTORE_STATE_DESTROYED || r().DestroyTime == nil {
-		t.Fatalf("after destroyed: %v %v", r().State, r().DestroyTime)
-	}
-	if got := h.st.Read(nil).Allocated("h1"); got.Vcpus != 0 {
-		t.Fatalf("capacity not released: %v", got)
-	}
-	wantCode(t, h.apply(raftv1.CommandType_COMMAND_TYPE_DELETE_RESTORE, &raftv1.DeleteRestore{Id: "nope"}), codes.NotFound)
-	h.checkAllocation()
-}
-
-func TestDeletingAPendingRestoreDestroysItAtOnce(t *testing.T) {
-	h := newHarness(t)
-	seed(h)
-	h.mustApply(raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE, &raftv1.CreateRestore{Restore: newRestore("r2", "req-2", restorev1.Mode_MODE_VIRTUALIZE), BodySha256: []byte("b")})
-	out := h.mustApply(raftv1.CommandType_COMMAND_TYPE_DELETE_RESTORE, &raftv1.DeleteRestore{Id: "r2", Time: at(5)}).(*restorev1.Restore)
-	if out.State != restorev1.RestoreState_RESTORE_STATE_DESTROYED || out.DestroyTime == nil {
-		t.Fatalf("got %v", out.State)
-	}
-	h.checkAllocation()
-}
-
-func TestExpireMarksRestoresAndSkipsFinishedOnes(t *testing.T) {
-	h := newHarness(t)
-	seed(h)
-	h.mustApply(raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE, &raftv1.CreateRestore{Restore: newRestore("r2", "req-2", restorev1.Mode_MODE_VIRTUALIZE), BodySha256: []byte("b")})
-	h.mustApply(raftv1.CommandType_COMMAND_TYPE_DELETE_RESTORE, &raftv1.DeleteRestore{Id: "r2", Time: at(5)})
-	h.mustApply(raftv1.CommandType_COMMAND_TYPE_EXPIRE_RESTORES, &raftv1.ExpireRestores{Ids: []string{"r1", "r2", "missing"}, Time: at(70)})
-	r := h.st.Read(nil)
-	if r.Restore("r1").State != restorev1.RestoreState_RESTORE_STATE_EXPIRED {
-		t.Fatalf("r1: %v", r.Restore("r1").State)
-	}
-	if r.Restore("r2").State != restorev1.RestoreState_RESTORE_STATE_DESTROYED {
-		t.Fatalf("r2 was already destroyed but became %v", r.Restore("r2").State)
-	}
-	if !store.NeedsTeardown(r.Restore("r1")) {
-		t.Fatal("an expired restore on a host must be torn down by its agent")
-	}
-	h.checkAllocation()
-}
-
-func TestHostDownLosesVirtualizeAndReplacesVerify(t *testing.T) {
-	h := newHarness(t)
-	seed(h)
-	h.mustApply(raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE, &raftv1.CreateRestore{Restore: newRestore("v1", "req-v", restorev1.Mode_MODE_VERIFY), BodySha256: []byte("v")})
-	h.mustApply(raftv1.CommandType_COMMAND_TYPE_PLACE_RESTORES, &raftv1.PlaceRestores{Placements: []*raftv1.Placement{{RestoreId: "v1", HostId: "h1"}}, Time: at(4)})
-	h.mustApply(raftv1.CommandType_COMMAND_TYPE_SET_HOST_STATE, &raftv1.SetHostState{Id: "h1", State: restorev1.HostState_HOST_STATE_DOWN, Time: at(30), Reason: "no heartbeat"})
-	r := h.st.Read(nil)
-	if got := r.Restore("r1").State; got != restorev1.RestoreState_RESTORE_STATE_LOST {
-		t.Fatalf("VIRTUALIZE restore: %v, want LOST", got)
-	}
-	if got := r.Restore("v1"); got.State != restorev1.RestoreState_RESTORE_STATE_PENDING || got.HostId != "" {
-		t.Fatalf("VERIFY restore: %v on %q, want PENDING with no host", got.State, got.HostId)
-	}
-	if r.Host("h1").State != restorev1.HostState_HOST_STATE_DOWN {
-		t.Fatal("host not DOWN")
-	}
-	// Re-registering keeps an operator's drain.
-	h.mustApply(raftv1.CommandType_COMMAND_TYPE_SET_HOST_DRAIN, &raftv1.SetHostDrain{Id: "h1", Drained: true})
-	h.mustApply(raftv1.CommandType_COMMAND_TYPE_REGISTER_HOST, &raftv1.RegisterHost{Host: &restorev1.Host{Id: "h1", Capacity: &restorev1.Capacity{Vcpus: 4, MemoryMib: 4096}, RegisterTime: at(40)}})
-	if hh := h.st.Read(nil).Host("h1"); !hh.Drained || hh.State != restorev1.HostState_HOST_STATE_READY {
-		t.Fatalf("after re-register: drained=%v state=%v", hh.Drained, hh.State)
-	}
-	wantCode(t, h.apply(raftv1.CommandType_COMMAND_TYPE_SET_HOST_DRAIN, &raftv1.SetHostDrain{Id: "nope"}), codes.NotFound)
-	wantCode(t, h.apply(raftv1.CommandType_COMMAND_TYPE_SET_HOST_STATE, &raftv1.SetHostState{Id: "nope"}), codes.NotFound)
-	h.checkAllocation()
 }
 
 func TestRecoveryPointReportsReplaceAHostsSet(t *testing.T) {
@@ -375,42 +155,6 @@ func TestSnapshotPersistRestoreRoundTrip(t *testing.T) {
 	other.index = h.index
 	res := other.apply(raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE, &raftv1.CreateRestore{Restore: newRestore("r9", "req-1", restorev1.Mode_MODE_VERIFY), BodySha256: []byte("other")})
 	wantCode(t, res, codes.AlreadyExists)
-}
-
-func TestCreateRestoreKeepsAHostHintOnlyWhenItFits(t *testing.T) {
-	tests := []struct {
-		name      string
-		hint      string
-		vcpus     int32
-		prepare   func(h *harness)
-		wantState restorev1.RestoreState
-		wantHost  string
-	}{
-		{"fits", "h1", 1, func(*harness) {}, restorev1.RestoreState_RESTORE_STATE_SCHEDULED, "h1"},
-		{"no hint", "", 1, func(*harness) {}, restorev1.RestoreState_RESTORE_STATE_PENDING, ""},
-		{"too big", "h1", 4, func(*harness) {}, restorev1.RestoreState_RESTORE_STATE_PENDING, ""},
-		{"unknown host", "h9", 1, func(*harness) {}, restorev1.RestoreState_RESTORE_STATE_PENDING, ""},
-		{"drained since", "h1", 1, func(h *harness) {
-			h.mustApply(raftv1.CommandType_COMMAND_TYPE_SET_HOST_DRAIN, &raftv1.SetHostDrain{Id: "h1", Drained: true})
-		}, restorev1.RestoreState_RESTORE_STATE_PENDING, ""},
-		{"down since", "h1", 1, func(h *harness) {
-			h.mustApply(raftv1.CommandType_COMMAND_TYPE_SET_HOST_STATE, &raftv1.SetHostState{Id: "h1", State: restorev1.HostState_HOST_STATE_DOWN})
-		}, restorev1.RestoreState_RESTORE_STATE_PENDING, ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t)
-			seed(h) // r1 holds 1 of h1's 4 vCPUs
-			tt.prepare(h)
-			x := newRestore("r2", "req-2", restorev1.Mode_MODE_VIRTUALIZE)
-			x.Vcpus, x.HostId = tt.vcpus, tt.hint
-			got := h.mustApply(raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE, &raftv1.CreateRestore{Restore: x, BodySha256: []byte("b2")}).(*restorev1.Restore)
-			if got.State != tt.wantState || got.HostId != tt.wantHost {
-				t.Fatalf("got %v on %q, want %v on %q", got.State, got.HostId, tt.wantState, tt.wantHost)
-			}
-			h.checkAllocation()
-		})
-	}
 }
 
 // entries encodes a sequence of commands, including rejected ones.

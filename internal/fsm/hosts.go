@@ -4,6 +4,7 @@ import (
 	"github.com/hashicorp/go-memdb"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/store"
 	"google.golang.org/protobuf/proto"
 )
@@ -68,19 +69,18 @@ func applySetHostState(txn *memdb.Txn, payload []byte, index uint64) (proto.Mess
 		return next, nil
 	}
 	for _, x := range r.RestoresOnHost(cmd.Id) {
-		if !store.Active(x.State) {
+		t, ok := lifecycle.HostDown(x)
+		if !ok {
 			continue
 		}
 		y := clone(x)
-		if y.Mode == restorev1.Mode_MODE_VERIFY {
+		y.State = t.After()
+		y.StateReason = "host " + cmd.Id + " went down (" + cmd.Reason + ")"
+		if y.State == lifecycle.Pending {
 			// A verification can run anywhere else: place it again.
-			y.State = restorev1.RestoreState_RESTORE_STATE_PENDING
 			y.HostId = ""
 			y.Boot = nil
-			y.StateReason = "host " + cmd.Id + " went down (" + cmd.Reason + "); waiting to be placed again"
-		} else {
-			y.State = restorev1.RestoreState_RESTORE_STATE_LOST
-			y.StateReason = "host " + cmd.Id + " went down (" + cmd.Reason + ")"
+			y.StateReason += "; waiting to be placed again"
 		}
 		if err := putRestore(txn, y, index, cmd.Time); err != nil {
 			return nil, err

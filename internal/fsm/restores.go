@@ -7,6 +7,7 @@ import (
 	"github.com/hashicorp/go-memdb"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/store"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -23,21 +24,22 @@ func putRestore(txn *memdb.Txn, r *restorev1.Restore, index uint64, now *timesta
 	r.Revision = index
 	r.UpdateTime = ts(now)
 	reader := store.ReaderFor(txn)
-	if prev := reader.Restore(r.Id); prev != nil && store.HoldsCapacity(prev) {
-		if err := allocate(txn, prev.HostId, -prev.Vcpus, -prev.MemoryMib); err != nil {
+	if prev := reader.Restore(r.Id); prev != nil && lifecycle.HoldsCapacity(prev) {
+		if err := allocate(txn, prev, -1); err != nil {
 			return err
 		}
 	}
-	if store.HoldsCapacity(r) {
-		if err := allocate(txn, r.HostId, r.Vcpus, r.MemoryMib); err != nil {
+	if lifecycle.HoldsCapacity(r) {
+		if err := allocate(txn, r, 1); err != nil {
 			return err
 		}
 	}
 	return txn.Insert(store.TableRestores, r)
 }
 
-func allocate(txn *memdb.Txn, hostID string, vcpus int32, memory int64) error {
-	h := store.ReaderFor(txn).Host(hostID)
+// allocate adds (sign 1) or returns (sign -1) x's demand on its host.
+func allocate(txn *memdb.Txn, x *restorev1.Restore, sign int) error {
+	h := store.ReaderFor(txn).Host(x.HostId)
 	if h == nil {
 		return nil
 	}
@@ -45,9 +47,14 @@ func allocate(txn *memdb.Txn, hostID string, vcpus int32, memory int64) error {
 	if next.Allocated == nil {
 		next.Allocated = &restorev1.Capacity{}
 	}
-	next.Allocated.Vcpus += vcpus
-	next.Allocated.MemoryMib += memory
+	lifecycle.Allocate(next.Allocated, x, sign)
 	return txn.Insert(store.TableHosts, next)
+}
+
+// fits says whether x may be placed on host now, by the same rule as the
+// scheduler's.
+func fits(r *store.Reader, hostID string, x *restorev1.Restore) bool {
+	return lifecycle.Fit(r.Host(hostID), r.Allocated(hostID), r.RecoveryPoint(x.RecoveryPointId), x) == lifecycle.Fits
 }
 
 func applyCreateRestore(txn *memdb.Txn, payload []byte, index uint64) (proto.Message, error) {
@@ -74,12 +81,12 @@ func applyCreateRestore(txn *memdb.Txn, payload []byte, index uint64) (proto.Mes
 	// The leader may have chosen a host already; take it only if it still
 	// fits in the replicated state, else leave the restore to the scheduler.
 	if res.HostId != "" {
-		if r.Fits(res.HostId, res) {
-			res.State = restorev1.RestoreState_RESTORE_STATE_SCHEDULED
+		if fits(r, res.HostId, res) {
+			res.State = lifecycle.Scheduled
 			res.StateReason = "placed on host " + res.HostId
 		} else {
 			res.HostId = ""
-			res.State = restorev1.RestoreState_RESTORE_STATE_PENDING
+			res.State = lifecycle.Pending
 		}
 	}
 	if err := putRestore(txn, res, index, res.CreateTime); err != nil {
@@ -108,28 +115,19 @@ func applyDeleteRestore(txn *memdb.Txn, payload []byte, index uint64) (proto.Mes
 	if cur == nil {
 		return nil, notFound("restore %q not found", cmd.Id)
 	}
-	if store.Terminal(cur.State) || cur.State == restorev1.RestoreState_RESTORE_STATE_STOPPING {
-		return cur, nil
+	t, ok := lifecycle.Deletion(cur.State)
+	if !ok {
+		return cur, nil // stopping or ended already
 	}
 	next := clone(cur)
-	if next.HostId == "" {
-		next.State = restorev1.RestoreState_RESTORE_STATE_DESTROYED
+	next.State = t.After()
+	if t.TornDown {
 		next.StateReason = "deleted before it was placed on a host"
 		next.DestroyTime = ts(cmd.Time)
 	} else {
-		next.State = restorev1.RestoreState_RESTORE_STATE_STOPPING
 		next.StateReason = "deletion requested; waiting for host " + next.HostId + " to tear it down"
 	}
 	return next, putRestore(txn, next, index, cmd.Time)
-}
-
-// agentMayReport lists the states an agent may report.
-var agentMayReport = map[restorev1.RestoreState]bool{
-	restorev1.RestoreState_RESTORE_STATE_PREPARING: true,
-	restorev1.RestoreState_RESTORE_STATE_BOOTING:   true,
-	restorev1.RestoreState_RESTORE_STATE_RUNNING:   true,
-	restorev1.RestoreState_RESTORE_STATE_FAILED:    true,
-	restorev1.RestoreState_RESTORE_STATE_DESTROYED: true,
 }
 
 func applyReportRestoreStatus(txn *memdb.Txn, payload []byte, index uint64) (proto.Message, error) {
@@ -148,8 +146,15 @@ func applyReportRestoreStatus(txn *memdb.Txn, payload []byte, index uint64) (pro
 	if cur.HostId != rep.HostId {
 		return nil, status.Errorf(codes.FailedPrecondition, "restore %s is not assigned to host %s", rep.RestoreId, rep.HostId)
 	}
-	if !agentMayReport[rep.State] {
-		return nil, status.Errorf(codes.InvalidArgument, "an agent cannot report state %s", rep.State)
+	t, ok := lifecycle.AgentReport(cur.State, rep.State)
+	if !ok {
+		return nil, ReportRefused(cur, rep.State)
+	}
+	if t.Keep && !t.TornDown && rep.Boot == nil && rep.Verification == nil {
+		return cur, nil // progress that changes nothing now
+	}
+	if t.Keep && t.TornDown && cur.DestroyTime != nil && rep.Verification == nil {
+		return cur, nil // its teardown was reported already
 	}
 	next := clone(cur)
 	if rep.Boot != nil {
@@ -165,27 +170,28 @@ func applyReportRestoreStatus(txn *memdb.Txn, payload []byte, index uint64) (pro
 		}
 		next.Verdict = v.Verdict
 	}
-	switch {
-	case rep.State == restorev1.RestoreState_RESTORE_STATE_DESTROYED || rep.State == restorev1.RestoreState_RESTORE_STATE_FAILED:
+	if t.TornDown && next.DestroyTime == nil {
 		// The agent has removed the VM and its files.
 		next.DestroyTime = ts(cmd.Time)
-		if store.Terminal(cur.State) && rep.State == restorev1.RestoreState_RESTORE_STATE_DESTROYED {
+		if t.Keep {
 			// EXPIRED, LOST or FAILED stay as they are: they say why it ended.
 			next.StateReason = fmt.Sprintf("%s; the VM was torn down", cur.StateReason)
-		} else {
-			next.State = rep.State
-			next.StateReason = rep.StateReason
 		}
-	case cur.State == restorev1.RestoreState_RESTORE_STATE_STOPPING || store.Terminal(cur.State):
-		// Teardown was asked for: progress reports no longer change the state.
-		if rep.Boot == nil {
-			return cur, nil
-		}
-	default:
-		next.State = rep.State
+	}
+	if !t.Keep {
+		next.State = t.After()
 		next.StateReason = rep.StateReason
 	}
 	return next, putRestore(txn, next, index, cmd.Time)
+}
+
+// ReportRefused is the error for an agent's report the restore lifecycle
+// does not allow now.
+func ReportRefused(cur *restorev1.Restore, reported restorev1.RestoreState) error {
+	if !lifecycle.AgentMayReport(reported) {
+		return status.Errorf(codes.InvalidArgument, "an agent cannot report state %s", reported)
+	}
+	return status.Errorf(codes.FailedPrecondition, "restore %s is %s: its host may not report %s now", cur.Id, cur.State, reported)
 }
 
 func applyPlaceRestores(txn *memdb.Txn, payload []byte, index uint64) (proto.Message, error) {
@@ -196,11 +202,15 @@ func applyPlaceRestores(txn *memdb.Txn, payload []byte, index uint64) (proto.Mes
 	r := store.ReaderFor(txn)
 	for _, p := range cmd.Placements {
 		cur := r.Restore(p.RestoreId)
-		if cur == nil || cur.State != restorev1.RestoreState_RESTORE_STATE_PENDING || r.Host(p.HostId) == nil {
+		if cur == nil {
+			continue
+		}
+		t, ok := lifecycle.Placement(cur.State)
+		if !ok || !fits(r, p.HostId, cur) {
 			continue // changed since the scheduler looked; the next pass decides again
 		}
 		next := clone(cur)
-		next.State = restorev1.RestoreState_RESTORE_STATE_SCHEDULED
+		next.State = t.After()
 		next.HostId = p.HostId
 		next.StateReason = "placed on host " + p.HostId
 		if err := putRestore(txn, next, index, cmd.Time); err != nil {
@@ -209,7 +219,10 @@ func applyPlaceRestores(txn *memdb.Txn, payload []byte, index uint64) (proto.Mes
 	}
 	for _, p := range cmd.Pending {
 		cur := r.Restore(p.RestoreId)
-		if cur == nil || cur.State != restorev1.RestoreState_RESTORE_STATE_PENDING || cur.StateReason == p.Reason {
+		if cur == nil || cur.StateReason == p.Reason {
+			continue
+		}
+		if _, waits := lifecycle.Placement(cur.State); !waits {
 			continue
 		}
 		next := clone(cur)
@@ -229,13 +242,17 @@ func applyExpireRestores(txn *memdb.Txn, payload []byte, index uint64) (proto.Me
 	r := store.ReaderFor(txn)
 	for _, id := range cmd.Ids {
 		cur := r.Restore(id)
-		if cur == nil || store.Terminal(cur.State) {
+		if cur == nil {
+			continue
+		}
+		t, ok := lifecycle.Expiry(cur.State)
+		if !ok {
 			continue
 		}
 		next := clone(cur)
-		next.State = restorev1.RestoreState_RESTORE_STATE_EXPIRED
+		next.State = t.After()
 		next.StateReason = fmt.Sprintf("lease of %ds ran out at %s", cur.TtlSeconds, cur.ExpireTime.AsTime().UTC().Format("2006-01-02T15:04:05Z"))
-		if next.HostId == "" {
+		if t.TornDown {
 			next.DestroyTime = ts(cmd.Time)
 		}
 		if err := putRestore(txn, next, index, cmd.Time); err != nil {

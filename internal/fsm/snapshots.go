@@ -6,6 +6,7 @@ import (
 	"github.com/hashicorp/go-memdb"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/store"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -67,23 +68,13 @@ func SnapshotInTheWay(guestID string, a *restorev1.Snapshot) error {
 		"guest %s has snapshot %s in state %s: release it (DELETE /v1/snapshots/%s) or wait for its lease", guestID, a.Id, a.State, a.Id)
 }
 
-// snapshotOrder ranks states so that a late report never moves a snapshot
-// back (PREPARING after READY).
-var snapshotOrder = map[restorev1.SnapshotState]int{
-	restorev1.SnapshotState_SNAPSHOT_STATE_REQUESTED: 1,
-	restorev1.SnapshotState_SNAPSHOT_STATE_PREPARING: 2,
-	restorev1.SnapshotState_SNAPSHOT_STATE_READY:     3,
-	restorev1.SnapshotState_SNAPSHOT_STATE_RELEASED:  4,
-	restorev1.SnapshotState_SNAPSHOT_STATE_FAILED:    4,
-}
-
 func applyReportSnapshotStatus(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
 	var cmd raftv1.ReportSnapshotStatus
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err
 	}
 	rep := cmd.Snapshot
-	if rep == nil || snapshotOrder[rep.State] == 0 {
+	if rep == nil || !lifecycle.Snapshots.Reachable(rep.State, lifecycle.ByAgent) {
 		return nil, malformed("snapshot report")
 	}
 	r := store.ReaderFor(txn)
@@ -91,11 +82,15 @@ func applyReportSnapshotStatus(txn *memdb.Txn, payload []byte, _ uint64) (proto.
 	if cur == nil || cur.HostId != cmd.HostId {
 		return nil, notFound("snapshot %q not found on host %q", rep.Id, cmd.HostId)
 	}
-	if store.SnapshotDone(cur) || snapshotOrder[rep.State] < snapshotOrder[cur.State] {
-		return cur, nil
+	t, ok := lifecycle.SnapshotReport(cur.State, rep.State)
+	if !ok {
+		return nil, malformed("snapshot report")
+	}
+	if t.Keep {
+		return cur, nil // late, repeated, or after the end: changes nothing
 	}
 	next := clone(cur)
-	next.State = rep.State
+	next.State = t.After()
 	if rep.StateReason != "" {
 		next.StateReason = rep.StateReason
 	}
@@ -106,7 +101,7 @@ func applyReportSnapshotStatus(txn *memdb.Txn, payload []byte, _ uint64) (proto.
 		next.Disks, next.FrozenMs = rep.Disks, rep.FrozenMs
 		next.ReadyTime = ts(cmd.Time)
 	}
-	if store.SnapshotDone(next) {
+	if t.TornDown {
 		next.ReleaseTime = ts(cmd.Time)
 		next.ReleaseRequested = false
 		if cur.State != restorev1.SnapshotState_SNAPSHOT_STATE_READY {
@@ -150,7 +145,7 @@ func applyReleaseSnapshots(txn *memdb.Txn, payload []byte, _ uint64) (proto.Mess
 			continue
 		}
 		last = cur
-		if store.SnapshotDone(cur) || cur.ReleaseRequested {
+		if !lifecycle.MayRelease(cur) {
 			continue
 		}
 		next := clone(cur)

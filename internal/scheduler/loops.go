@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-memdb"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/store"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -138,11 +139,7 @@ func (l *Loops) expireSnapshots(now time.Time) {
 func (l *Loops) expire(now time.Time) {
 	var ids []string
 	r := l.Store.Read(nil)
-	for s := range restorev1.RestoreState_name {
-		state := restorev1.RestoreState(s)
-		if state == restorev1.RestoreState_RESTORE_STATE_UNSPECIFIED || store.Terminal(state) {
-			continue
-		}
+	for _, state := range lifecycle.Expirable() {
 		for _, x := range r.RestoresInState(state) {
 			if x.ExpireTime != nil && !now.Before(x.ExpireTime.AsTime()) {
 				ids = append(ids, x.Id)

@@ -7,51 +7,60 @@ import (
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/store"
 )
 
-type free struct {
-	vcpus  int32
-	memory int64
+// pass is one placement pass: what it has given out so far on each host
+// (the replicated allocation plus its own placements) and each recovery
+// point's holders, looked up and sorted once.
+type pass struct {
+	r         *store.Reader
+	allocated map[string]*restorev1.Capacity
+	holders   map[string][]string
+}
+
+func newPass(r *store.Reader) *pass {
+	return &pass{r: r, allocated: map[string]*restorev1.Capacity{}, holders: map[string][]string{}}
+}
+
+func (p *pass) allocation(hostID string) *restorev1.Capacity {
+	a, ok := p.allocated[hostID]
+	if !ok {
+		c := p.r.Allocated(hostID)
+		a = &restorev1.Capacity{Vcpus: c.Vcpus, MemoryMib: c.MemoryMib}
+		p.allocated[hostID] = a
+	}
+	return a
+}
+
+func (p *pass) holdersOf(rp *restorev1.RecoveryPoint) []string {
+	hs, ok := p.holders[rp.Id]
+	if !ok {
+		hs = slices.Sorted(slices.Values(rp.HostIds))
+		p.holders[rp.Id] = hs
+	}
+	return hs
 }
 
 // Plan decides one scheduler pass: each PENDING restore (oldest first) goes
-// to the READY, undrained host that holds its recovery point and has room,
-// preferring the host with the most free memory. Restores that cannot be
-// placed get a reason naming what is missing; only changed reasons are
-// returned, so an idle cluster writes nothing.
+// to the host that lifecycle.Fit accepts (READY, undrained, holding its
+// recovery point, with room), preferring the host with the most free
+// memory. Restores that cannot be placed get a reason naming what is
+// missing; only changed reasons are returned, so an idle cluster writes
+// nothing.
 func Plan(r *store.Reader) *raftv1.PlaceRestores {
 	cmd := &raftv1.PlaceRestores{}
-	pending := r.RestoresInState(restorev1.RestoreState_RESTORE_STATE_PENDING)
-	if len(pending) == 0 {
-		return cmd
-	}
-	room := map[string]*free{}
-	hosts := map[string]*restorev1.Host{}
-	for _, h := range r.Hosts() {
-		a := r.Allocated(h.Id)
-		hosts[h.Id] = h
-		room[h.Id] = &free{vcpus: h.GetCapacity().GetVcpus() - a.Vcpus, memory: h.GetCapacity().GetMemoryMib() - a.MemoryMib}
-	}
-	// Holders of each recovery point, looked up and sorted once per pass.
-	holders := map[string][]string{}
-	for _, x := range pending {
-		hs, ok := holders[x.RecoveryPointId]
-		if !ok {
-			if rp := r.RecoveryPoint(x.RecoveryPointId); rp != nil {
-				hs = slices.Sorted(slices.Values(rp.HostIds))
-			}
-			holders[x.RecoveryPointId] = hs
-		}
-		host, reason := choose(hs, x, hosts, room)
+	p := newPass(r)
+	for _, x := range r.RestoresInState(lifecycle.Pending) {
+		host, reason := p.choose(x)
 		if host == "" {
 			if reason != x.StateReason {
 				cmd.Pending = append(cmd.Pending, &raftv1.PendingReason{RestoreId: x.Id, Reason: reason})
 			}
 			continue
 		}
-		room[host].vcpus -= x.Vcpus
-		room[host].memory -= x.MemoryMib
+		lifecycle.Allocate(p.allocation(host), x, 1)
 		cmd.Placements = append(cmd.Placements, &raftv1.Placement{RestoreId: x.Id, HostId: host})
 	}
 	return cmd
@@ -61,43 +70,28 @@ func Plan(r *store.Reader) *raftv1.PlaceRestores {
 // fits. The API calls it before raft.Apply so that most restores are created
 // already SCHEDULED, in one raft entry; the FSM re-checks the choice.
 func PlaceOne(r *store.Reader, x *restorev1.Restore) (string, string) {
-	rp := r.RecoveryPoint(x.RecoveryPointId)
-	if rp == nil {
-		return choose(nil, x, nil, nil)
-	}
-	holders := slices.Sorted(slices.Values(rp.HostIds))
-	hosts := map[string]*restorev1.Host{}
-	room := map[string]*free{}
-	for _, id := range holders {
-		if h := r.Host(id); h != nil {
-			a := r.Allocated(id)
-			hosts[id] = h
-			room[id] = &free{vcpus: h.GetCapacity().GetVcpus() - a.Vcpus, memory: h.GetCapacity().GetMemoryMib() - a.MemoryMib}
-		}
-	}
-	return choose(holders, x, hosts, room)
+	return newPass(r).choose(x)
 }
 
-func choose(holders []string, x *restorev1.Restore, hosts map[string]*restorev1.Host, room map[string]*free) (string, string) {
-	if len(holders) == 0 {
+func (p *pass) choose(x *restorev1.Restore) (string, string) {
+	rp := p.r.RecoveryPoint(x.RecoveryPointId)
+	if rp == nil || len(rp.HostIds) == 0 {
 		return "", fmt.Sprintf("no host holds recovery point %s", x.RecoveryPointId)
 	}
 	best := ""
-	var unusable []string
-	var tooSmall []string
-	for _, id := range holders {
-		h := hosts[id]
-		switch {
-		case h == nil:
-			unusable = append(unusable, id+" (not registered)")
-		case h.State != restorev1.HostState_HOST_STATE_READY:
-			unusable = append(unusable, id+" (down)")
-		case h.Drained:
-			unusable = append(unusable, id+" (drained)")
-		case room[id].vcpus < x.Vcpus || room[id].memory < x.MemoryMib:
-			tooSmall = append(tooSmall, fmt.Sprintf("%s has %d vCPUs and %d MiB free", id, room[id].vcpus, room[id].memory))
-		case best == "" || room[id].memory > room[best].memory:
-			best = id
+	var bestFree int64
+	var unusable, tooSmall []string
+	for _, id := range p.holdersOf(rp) {
+		h, a := p.r.Host(id), p.allocation(id)
+		switch m := lifecycle.Fit(h, a, rp, x); m {
+		case lifecycle.Fits:
+			if free := lifecycle.Free(h, a).MemoryMib; best == "" || free > bestFree {
+				best, bestFree = id, free
+			}
+		case lifecycle.TooSmall:
+			tooSmall = append(tooSmall, m.Describe(id, h, a))
+		default:
+			unusable = append(unusable, m.Describe(id, h, a))
 		}
 	}
 	if best != "" {

@@ -5,17 +5,14 @@ import (
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/store"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // PolicyRequestPrefix starts the request_id of a policy's VERIFY restore:
 // "policy-<recovery point id>", so a recovery point is verified by policy
 // at most once (the tenant's idempotency keys see to it).
 const PolicyRequestPrefix = "policy-"
-
-// policyTTL bounds a policy's VERIFY restore (it ends by itself long before).
-const policyTTL = time.Hour
 
 // PolicyRuns decides which VERIFY restores the verification policies start
 // now (without ids). For each asset with a policy (its own, else its
@@ -53,7 +50,7 @@ func PolicyRuns(r *store.Reader, now time.Time) []*restorev1.Restore {
 		if x.Mode != restorev1.Mode_MODE_VERIFY {
 			continue
 		}
-		if !store.Terminal(x.State) {
+		if !lifecycle.Terminal(x.State) {
 			underway[x.RecoveryPointId] = true
 			if x.PolicyId != "" && x.HostId != "" {
 				running[x.HostId]++
@@ -93,22 +90,15 @@ func PolicyRuns(r *store.Reader, now time.Time) []*restorev1.Restore {
 		if last, ok := lastRun[p.Id+"|"+rp.Asset]; ok && now.Sub(last) < time.Duration(p.IntervalSeconds)*time.Second {
 			continue
 		}
-		memory := p.MemoryMib
-		if memory == 0 {
-			memory = 256
-		}
 		limit := int(p.MaxPerHost)
 		if limit <= 0 {
 			limit = 1
 		}
-		x := &restorev1.Restore{
-			Tenant: rp.Tenant, RecoveryPointId: rp.Id, Asset: rp.Asset, Mode: restorev1.Mode_MODE_VERIFY,
-			Vcpus: 1, MemoryMib: memory, Network: &restorev1.Network{Kind: restorev1.NetworkKind_NETWORK_KIND_NONE},
-			Firmware: restorev1.Firmware_FIRMWARE_AUTO, TtlSeconds: int64(policyTTL / time.Second),
-			RequestId: PolicyRequestPrefix + rp.Id, Verify: p.Verify, PolicyId: p.Id,
-			State: restorev1.RestoreState_RESTORE_STATE_PENDING, StateReason: "started by verification policy " + p.Id,
-			CreateTime: timestamppb.New(now), ExpireTime: timestamppb.New(now.Add(policyTTL)),
-		}
+		x := lifecycle.NewRestore(lifecycle.NewRestoreSpec{
+			RecoveryPoint: rp, Mode: restorev1.Mode_MODE_VERIFY, MemoryMiB: p.MemoryMib,
+			RequestID: PolicyRequestPrefix + rp.Id, Verify: p.Verify, PolicyID: p.Id,
+			Reason: "started by verification policy " + p.Id, Now: now,
+		})
 		host := leastBusy(r, rp, x, running, limit)
 		if host == "" {
 			continue // every holder is at its limit or full: next pass
@@ -134,12 +124,7 @@ func later(a, b *restorev1.RecoveryPoint) bool {
 func leastBusy(r *store.Reader, rp *restorev1.RecoveryPoint, x *restorev1.Restore, running map[string]int, limit int) string {
 	best := ""
 	for _, id := range rp.HostIds {
-		h := r.Host(id)
-		if h == nil || h.State != restorev1.HostState_HOST_STATE_READY || h.Drained || running[id] >= limit {
-			continue
-		}
-		a := r.Allocated(id)
-		if h.Capacity.GetVcpus()-a.Vcpus < x.Vcpus || h.Capacity.GetMemoryMib()-a.MemoryMib < x.MemoryMib {
+		if running[id] >= limit || lifecycle.Fit(r.Host(id), r.Allocated(id), rp, x) != lifecycle.Fits {
 			continue
 		}
 		if best == "" || running[id] < running[best] || (running[id] == running[best] && id < best) {

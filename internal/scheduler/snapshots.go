@@ -3,6 +3,7 @@ package scheduler
 import (
 	"time"
 
+	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/store"
 )
 
@@ -11,7 +12,7 @@ import (
 func ExpiredSnapshots(r *store.Reader, now time.Time) []string {
 	var ids []string
 	for _, s := range r.Snapshots("") {
-		if store.SnapshotDone(s) || s.ReleaseRequested || s.LeaseExpireTime == nil {
+		if !lifecycle.MayRelease(s) || s.LeaseExpireTime == nil {
 			continue
 		}
 		if !now.Before(s.LeaseExpireTime.AsTime()) {

@@ -4,6 +4,7 @@ import (
 	"sort"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/lifecycle"
 )
 
 // Snapshot returns a snapshot or nil.
@@ -36,16 +37,11 @@ func (r *Reader) SnapshotsOfGuest(guestID string) []*restorev1.Snapshot {
 // domain).
 func (r *Reader) ActiveSnapshot(guestID string) *restorev1.Snapshot {
 	for _, s := range r.SnapshotsOfGuest(guestID) {
-		if !SnapshotDone(s) {
+		if !lifecycle.SnapshotDone(s) {
 			return s
 		}
 	}
 	return nil
-}
-
-// SnapshotDone says whether a snapshot reached RELEASED or FAILED.
-func SnapshotDone(s *restorev1.Snapshot) bool {
-	return s.State == restorev1.SnapshotState_SNAPSHOT_STATE_RELEASED || s.State == restorev1.SnapshotState_SNAPSHOT_STATE_FAILED
 }
 
 func sortSnapshots(objs []any) []*restorev1.Snapshot {

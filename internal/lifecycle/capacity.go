@@ -1,0 +1,82 @@
+package lifecycle
+
+import (
+	"fmt"
+	"slices"
+
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+)
+
+// Misfit says why a host cannot take a restore now.
+type Misfit uint8
+
+// The misfits; Fits is none.
+const (
+	Fits Misfit = iota
+	NotRegistered
+	HostDownNow
+	Drained
+	NoRecoveryPoint
+	TooSmall
+)
+
+// Demand is the capacity a restore takes from its host.
+func Demand(x *restorev1.Restore) *restorev1.Capacity {
+	return &restorev1.Capacity{Vcpus: x.Vcpus, MemoryMib: x.MemoryMib}
+}
+
+// Free is what a host has left when allocated is given out already.
+func Free(h *restorev1.Host, allocated *restorev1.Capacity) *restorev1.Capacity {
+	return &restorev1.Capacity{
+		Vcpus:     h.GetCapacity().GetVcpus() - allocated.GetVcpus(),
+		MemoryMib: h.GetCapacity().GetMemoryMib() - allocated.GetMemoryMib(),
+	}
+}
+
+// Allocate adds (sign 1) or returns (sign -1) a restore's demand to an
+// allocation, in place.
+func Allocate(allocated *restorev1.Capacity, x *restorev1.Restore, sign int) {
+	allocated.Vcpus += int32(sign) * x.Vcpus
+	allocated.MemoryMib += int64(sign) * x.MemoryMib
+}
+
+// Fit says whether host h (nil when not registered), with allocated given
+// out already, can take restore x of recovery point rp now: READY, not
+// drained, holding rp, with the vCPUs and memory free. The scheduler and the
+// FSM both ask it, so a placement decided before raft is checked again
+// against the replicated state by the same rule.
+func Fit(h *restorev1.Host, allocated *restorev1.Capacity, rp *restorev1.RecoveryPoint, x *restorev1.Restore) Misfit {
+	switch {
+	case h == nil:
+		return NotRegistered
+	case h.State != restorev1.HostState_HOST_STATE_READY:
+		return HostDownNow
+	case h.Drained:
+		return Drained
+	case rp == nil || !slices.Contains(rp.HostIds, h.Id):
+		return NoRecoveryPoint
+	}
+	free := Free(h, allocated)
+	if free.Vcpus < x.Vcpus || free.MemoryMib < x.MemoryMib {
+		return TooSmall
+	}
+	return Fits
+}
+
+// Describe says a misfit for a person, naming the host.
+func (m Misfit) Describe(hostID string, h *restorev1.Host, allocated *restorev1.Capacity) string {
+	switch m {
+	case NotRegistered:
+		return hostID + " (not registered)"
+	case HostDownNow:
+		return hostID + " (down)"
+	case Drained:
+		return hostID + " (drained)"
+	case NoRecoveryPoint:
+		return hostID + " (does not hold the recovery point)"
+	case TooSmall:
+		free := Free(h, allocated)
+		return fmt.Sprintf("%s has %d vCPUs and %d MiB free", hostID, free.Vcpus, free.MemoryMib)
+	}
+	return hostID + " fits"
+}

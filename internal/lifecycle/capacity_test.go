@@ -1,0 +1,59 @@
+package lifecycle
+
+import (
+	"testing"
+
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+)
+
+func TestFitChecksStateDrainHoldingAndRoom(t *testing.T) {
+	ready := func(id string, vcpus int32, mem int64) *restorev1.Host {
+		return &restorev1.Host{Id: id, State: restorev1.HostState_HOST_STATE_READY, Capacity: &restorev1.Capacity{Vcpus: vcpus, MemoryMib: mem}}
+	}
+	down := ready("h1", 4, 1024)
+	down.State = restorev1.HostState_HOST_STATE_DOWN
+	drained := ready("h1", 4, 1024)
+	drained.Drained = true
+	rp := &restorev1.RecoveryPoint{Id: "rp", HostIds: []string{"h1"}}
+	x := &restorev1.Restore{Vcpus: 2, MemoryMib: 512}
+	tests := []struct {
+		name      string
+		h         *restorev1.Host
+		allocated *restorev1.Capacity
+		rp        *restorev1.RecoveryPoint
+		want      Misfit
+	}{
+		{"fits", ready("h1", 4, 1024), &restorev1.Capacity{}, rp, Fits},
+		{"fits exactly", ready("h1", 4, 1024), &restorev1.Capacity{Vcpus: 2, MemoryMib: 512}, rp, Fits},
+		{"not registered", nil, nil, rp, NotRegistered},
+		{"down", down, nil, rp, HostDownNow},
+		{"drained", drained, nil, rp, Drained},
+		{"does not hold it", ready("h2", 4, 1024), nil, rp, NoRecoveryPoint},
+		{"unknown recovery point", ready("h1", 4, 1024), nil, nil, NoRecoveryPoint},
+		{"vCPUs taken", ready("h1", 4, 1024), &restorev1.Capacity{Vcpus: 3}, rp, TooSmall},
+		{"memory taken", ready("h1", 4, 1024), &restorev1.Capacity{MemoryMib: 513}, rp, TooSmall},
+		{"nil allocation is none", ready("h1", 2, 512), nil, rp, Fits},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Fit(tt.h, tt.allocated, tt.rp, x); got != tt.want {
+				t.Errorf("Fit = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestAllocateAddsAndReturnsDemand(t *testing.T) {
+	a := &restorev1.Capacity{}
+	x := &restorev1.Restore{Vcpus: 2, MemoryMib: 300}
+	Allocate(a, x, 1)
+	Allocate(a, x, 1)
+	Allocate(a, x, -1)
+	if a.Vcpus != 2 || a.MemoryMib != 300 {
+		t.Fatalf("allocation %v, want 2 vCPUs 300 MiB", a)
+	}
+	free := Free(&restorev1.Host{Capacity: &restorev1.Capacity{Vcpus: 4, MemoryMib: 1000}}, a)
+	if free.Vcpus != 2 || free.MemoryMib != 700 {
+		t.Fatalf("free %v, want 2 vCPUs 700 MiB", free)
+	}
+}

@@ -1,0 +1,85 @@
+package lifecycle
+
+import (
+	"cmp"
+	"time"
+
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Restore defaults: what a request or a policy that leaves them out gets.
+const (
+	DefaultVCPUs         = 1
+	DefaultMemoryMiB     = 256
+	DefaultTTLVirtualize = 4 * time.Hour
+	DefaultTTLVerify     = time.Hour
+)
+
+// DefaultTTL is the lease a restore of mode gets when none is asked for.
+func DefaultTTL(mode restorev1.Mode) time.Duration {
+	if mode == restorev1.Mode_MODE_VERIFY {
+		return DefaultTTLVerify
+	}
+	return DefaultTTLVirtualize
+}
+
+// NewRestoreSpec is what a new restore is made of. Zero fields take the
+// defaults above (firmware AUTO, no network).
+type NewRestoreSpec struct {
+	// ID is the new restore's id (made before raft).
+	ID string
+	// RecoveryPoint is what it boots; its tenant and asset are the restore's.
+	RecoveryPoint *restorev1.RecoveryPoint
+	Mode          restorev1.Mode
+	VCPUs         int32
+	MemoryMiB     int64
+	TTL           time.Duration
+	Firmware      restorev1.Firmware
+	Network       *restorev1.Network
+	Verify        *restorev1.VerifyOptions
+	// RequestID is the client's idempotency key.
+	RequestID string
+	// PolicyID names the verification policy that starts it.
+	PolicyID string
+	// Reason is the PENDING state's reason.
+	Reason string
+	Now    time.Time
+}
+
+// NewRestore makes a PENDING restore from spec: the one constructor used by
+// the API and by verification policies.
+func NewRestore(spec NewRestoreSpec) *restorev1.Restore {
+	ttl := cmp.Or(spec.TTL, DefaultTTL(spec.Mode))
+	network := &restorev1.Network{}
+	if spec.Network != nil {
+		network = proto.Clone(spec.Network).(*restorev1.Network)
+	}
+	if network.Kind == restorev1.NetworkKind_NETWORK_KIND_UNSPECIFIED {
+		network.Kind = restorev1.NetworkKind_NETWORK_KIND_NONE
+	}
+	firmware := spec.Firmware
+	if firmware == restorev1.Firmware_FIRMWARE_UNSPECIFIED {
+		firmware = restorev1.Firmware_FIRMWARE_AUTO
+	}
+	return &restorev1.Restore{
+		Id:              spec.ID,
+		Tenant:          spec.RecoveryPoint.GetTenant(),
+		RecoveryPointId: spec.RecoveryPoint.GetId(),
+		Asset:           spec.RecoveryPoint.GetAsset(),
+		Mode:            spec.Mode,
+		Vcpus:           cmp.Or(spec.VCPUs, DefaultVCPUs),
+		MemoryMib:       cmp.Or(spec.MemoryMiB, DefaultMemoryMiB),
+		Network:         network,
+		Firmware:        firmware,
+		TtlSeconds:      int64(ttl / time.Second),
+		RequestId:       spec.RequestID,
+		Verify:          spec.Verify,
+		PolicyId:        spec.PolicyID,
+		State:           Pending,
+		StateReason:     cmp.Or(spec.Reason, "waiting for the scheduler to pick a host"),
+		CreateTime:      timestamppb.New(spec.Now),
+		ExpireTime:      timestamppb.New(spec.Now.Add(ttl)),
+	}
+}
