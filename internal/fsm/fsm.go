@@ -153,21 +153,7 @@ func (f *FSM) applyIn(txn *memdb.Txn, data []byte, index uint64) (res *Result, c
 
 // Snapshot implements raft.FSM.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	r := f.store.Read(nil)
-	snap := &raftv1.Snapshot{
-		Tenants:              r.Tenants(),
-		Tokens:               r.Tokens(),
-		Restores:             r.Restores(""),
-		Hosts:                r.Hosts(),
-		RecoveryPoints:       r.RecoveryPoints(""),
-		Servers:              r.Servers(),
-		IdempotencyKeys:      r.IdempotencyKeys(),
-		Verifications:        r.Verifications(""),
-		VerificationPolicies: r.VerificationPolicies(""),
-		Guests:               r.Guests(""),
-		Snapshots:            r.Snapshots(""),
-	}
-	return &fsmSnapshot{snap: snap}, nil
+	return &fsmSnapshot{snap: f.store.Read(nil).Dump()}, nil
 }
 
 // Restore implements raft.FSM: it builds a new database from the snapshot and
@@ -191,77 +177,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 }
 
 // BuildDB makes a fresh database holding everything in snap.
-func BuildDB(snap *raftv1.Snapshot) (*memdb.MemDB, error) {
-	db, err := store.NewDB()
-	if err != nil {
-		return nil, err
-	}
-	txn := db.Txn(true)
-	defer txn.Abort()
-	insert := func(table string, obj any) error {
-		if err := txn.Insert(table, obj); err != nil {
-			return fmt.Errorf("restore %s: %w", table, err)
-		}
-		return nil
-	}
-	for _, o := range snap.Tenants {
-		if err := insert(store.TableTenants, o); err != nil {
-			return nil, err
-		}
-	}
-	for _, o := range snap.Tokens {
-		if err := insert(store.TableTokens, o); err != nil {
-			return nil, err
-		}
-	}
-	for _, o := range snap.Restores {
-		if err := insert(store.TableRestores, o); err != nil {
-			return nil, err
-		}
-	}
-	for _, o := range snap.Hosts {
-		if err := insert(store.TableHosts, o); err != nil {
-			return nil, err
-		}
-	}
-	for _, o := range snap.RecoveryPoints {
-		if err := insert(store.TableRecoveryPoints, o); err != nil {
-			return nil, err
-		}
-	}
-	for _, o := range snap.Servers {
-		if err := insert(store.TableServers, o); err != nil {
-			return nil, err
-		}
-	}
-	for _, o := range snap.IdempotencyKeys {
-		if err := insert(store.TableIdempotency, o); err != nil {
-			return nil, err
-		}
-	}
-	for _, o := range snap.Verifications {
-		if err := insert(store.TableVerifications, o); err != nil {
-			return nil, err
-		}
-	}
-	for _, o := range snap.VerificationPolicies {
-		if err := insert(store.TableVerificationPolicies, o); err != nil {
-			return nil, err
-		}
-	}
-	for _, o := range snap.Guests {
-		if err := insert(store.TableGuests, o); err != nil {
-			return nil, err
-		}
-	}
-	for _, o := range snap.Snapshots {
-		if err := insert(store.TableSnapshots, o); err != nil {
-			return nil, err
-		}
-	}
-	txn.Commit()
-	return db, nil
-}
+func BuildDB(snap *raftv1.Snapshot) (*memdb.MemDB, error) { return store.Load(snap) }
 
 type fsmSnapshot struct{ snap *raftv1.Snapshot }
 
