@@ -20,7 +20,7 @@ TOOLS := .tools/bin
 
 GENERATED := api/gen internal/gen api/openapi
 
-.PHONY: all deps libvirt test-image build web tools generate check-generated lint test demo bench-raft bench-restore bench-verify bench-snapshot clean
+.PHONY: all deps libvirt test-image build web tools generate check-generated check-proto-compat proto-baseline lint test demo bench-raft bench-restore bench-verify bench-snapshot clean
 
 all: build
 
@@ -71,8 +71,19 @@ generate: tools
 	rm -rf $(GENERATED)
 	buf generate
 
+# Fails when a proto change breaks compatibility with the recorded images in
+# proto-baseline/ (public API: FILE rules; raft log and snapshots: WIRE), or
+# when those images are not the current protos'.
+check-proto-compat: tools
+	./scripts/check-proto-compat.sh
+
+# Checks compatibility, then records the current protos as the baseline
+# (ACCEPT_BREAKING=1 records a deliberate break).
+proto-baseline: tools
+	./scripts/check-proto-compat.sh --record
+
 # Fails when the committed generated code differs from what the protos produce.
-check-generated: generate
+check-generated: generate check-proto-compat
 	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
 		echo "generated code is stale: run 'make generate' and commit the result:"; \
 		git status --porcelain -- $(GENERATED); exit 1; \

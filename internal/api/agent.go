@@ -171,7 +171,10 @@ func (s *AgentService) ReportRestoreStatus(_ context.Context, req *restorev1.Rep
 		return nil, fsm.ReportRefused(x, req.State)
 	}
 	out, err := s.apply(raftv1.CommandType_COMMAND_TYPE_REPORT_RESTORE_STATUS,
-		&raftv1.ReportRestoreStatus{Report: req, Time: timestamppb.New(s.Now())})
+		&raftv1.ReportRestoreStatus{Report: &raftv1.RestoreReport{
+			HostId: req.HostId, RestoreId: req.RestoreId, State: req.State, StateReason: req.StateReason,
+			Boot: req.Boot, Verification: req.Verification,
+		}, Time: timestamppb.New(s.Now())})
 	if err != nil {
 		return nil, err
 	}

@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-memdb"
 	"github.com/hashicorp/raft"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/store"
+	"github.com/restored/restored/internal/version"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
@@ -22,38 +24,64 @@ type Result struct {
 // applyFunc applies one decoded command inside txn.
 type applyFunc func(txn *memdb.Txn, payload []byte, index uint64) (proto.Message, error)
 
-// table maps each command type to its apply function. Numbers are never reused.
-var table = map[raftv1.CommandType]applyFunc{
-	raftv1.CommandType_COMMAND_TYPE_CREATE_TENANT:              applyCreateTenant,
-	raftv1.CommandType_COMMAND_TYPE_CREATE_TOKEN:               applyCreateToken,
-	raftv1.CommandType_COMMAND_TYPE_REVOKE_TOKEN:               applyRevokeToken,
-	raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE:             applyCreateRestore,
-	raftv1.CommandType_COMMAND_TYPE_DELETE_RESTORE:             applyDeleteRestore,
-	raftv1.CommandType_COMMAND_TYPE_REGISTER_HOST:              applyRegisterHost,
-	raftv1.CommandType_COMMAND_TYPE_SET_HOST_DRAIN:             applySetHostDrain,
-	raftv1.CommandType_COMMAND_TYPE_SET_HOST_STATE:             applySetHostState,
-	raftv1.CommandType_COMMAND_TYPE_REPORT_RECOVERY_POINTS:     applyReportRecoveryPoints,
-	raftv1.CommandType_COMMAND_TYPE_REPORT_RESTORE_STATUS:      applyReportRestoreStatus,
-	raftv1.CommandType_COMMAND_TYPE_PLACE_RESTORES:             applyPlaceRestores,
-	raftv1.CommandType_COMMAND_TYPE_EXPIRE_RESTORES:            applyExpireRestores,
-	raftv1.CommandType_COMMAND_TYPE_REGISTER_SERVER:            applyRegisterServer,
-	raftv1.CommandType_COMMAND_TYPE_SET_VERIFICATION_POLICY:    applySetVerificationPolicy,
-	raftv1.CommandType_COMMAND_TYPE_DELETE_VERIFICATION_POLICY: applyDeleteVerificationPolicy,
-	raftv1.CommandType_COMMAND_TYPE_REGISTER_GUEST:             applyRegisterGuest,
-	raftv1.CommandType_COMMAND_TYPE_UNREGISTER_GUEST:           applyUnregisterGuest,
-	raftv1.CommandType_COMMAND_TYPE_PRUNE_VERIFICATIONS:        applyPruneVerifications,
-	raftv1.CommandType_COMMAND_TYPE_CREATE_SNAPSHOT:            applyCreateSnapshot,
-	raftv1.CommandType_COMMAND_TYPE_REPORT_SNAPSHOT_STATUS:     applyReportSnapshotStatus,
-	raftv1.CommandType_COMMAND_TYPE_RELEASE_SNAPSHOTS:          applyReleaseSnapshots,
+// command is what the FSM knows of one command type.
+type command struct {
+	apply applyFunc
+	// skippable is written into every entry of the type: a server that does
+	// not know the type (an older version) may skip it. Only a command an
+	// older server can do without, at the price of reads that differ while
+	// the cluster is upgraded, may say so.
+	skippable bool
+}
+
+// commands maps each command type to how it is applied. Numbers are never
+// reused.
+var commands = map[raftv1.CommandType]command{
+	raftv1.CommandType_COMMAND_TYPE_CREATE_TENANT:              {apply: applyCreateTenant},
+	raftv1.CommandType_COMMAND_TYPE_CREATE_TOKEN:               {apply: applyCreateToken},
+	raftv1.CommandType_COMMAND_TYPE_REVOKE_TOKEN:               {apply: applyRevokeToken},
+	raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE:             {apply: applyCreateRestore},
+	raftv1.CommandType_COMMAND_TYPE_DELETE_RESTORE:             {apply: applyDeleteRestore},
+	raftv1.CommandType_COMMAND_TYPE_REGISTER_HOST:              {apply: applyRegisterHost},
+	raftv1.CommandType_COMMAND_TYPE_SET_HOST_DRAIN:             {apply: applySetHostDrain},
+	raftv1.CommandType_COMMAND_TYPE_SET_HOST_STATE:             {apply: applySetHostState},
+	raftv1.CommandType_COMMAND_TYPE_REPORT_RECOVERY_POINTS:     {apply: applyReportRecoveryPoints},
+	raftv1.CommandType_COMMAND_TYPE_REPORT_RESTORE_STATUS:      {apply: applyReportRestoreStatus},
+	raftv1.CommandType_COMMAND_TYPE_PLACE_RESTORES:             {apply: applyPlaceRestores},
+	raftv1.CommandType_COMMAND_TYPE_EXPIRE_RESTORES:            {apply: applyExpireRestores},
+	raftv1.CommandType_COMMAND_TYPE_REGISTER_SERVER:            {apply: applyRegisterServer},
+	raftv1.CommandType_COMMAND_TYPE_SET_VERIFICATION_POLICY:    {apply: applySetVerificationPolicy},
+	raftv1.CommandType_COMMAND_TYPE_DELETE_VERIFICATION_POLICY: {apply: applyDeleteVerificationPolicy},
+	raftv1.CommandType_COMMAND_TYPE_REGISTER_GUEST:             {apply: applyRegisterGuest},
+	raftv1.CommandType_COMMAND_TYPE_UNREGISTER_GUEST:           {apply: applyUnregisterGuest},
+	raftv1.CommandType_COMMAND_TYPE_PRUNE_VERIFICATIONS:        {apply: applyPruneVerifications},
+	raftv1.CommandType_COMMAND_TYPE_CREATE_SNAPSHOT:            {apply: applyCreateSnapshot},
+	raftv1.CommandType_COMMAND_TYPE_REPORT_SNAPSHOT_STATUS:     {apply: applyReportSnapshotStatus},
+	raftv1.CommandType_COMMAND_TYPE_RELEASE_SNAPSHOTS:          {apply: applyReleaseSnapshots},
+}
+
+// Halt says why the FSM stopped applying the log: an entry it may not skip
+// and cannot apply (a command of a newer version).
+type Halt struct {
+	Index uint64
+	Type  raftv1.CommandType
+}
+
+func (h *Halt) Error() string {
+	return fmt.Sprintf("this server stopped applying the raft log at index %d: command type %d is unknown to this version (%s) and may not be skipped; upgrade this server", h.Index, h.Type, version.Version)
 }
 
 var _ raft.BatchingFSM = (*FSM)(nil)
 
 // FSM is the raft state machine over a store.
 type FSM struct {
-	store *store.Store
-	log   *slog.Logger
+	store  *store.Store
+	log    *slog.Logger
+	halted atomic.Pointer[Halt]
 }
+
+// Halted returns why the FSM stopped applying the log, or nil.
+func (f *FSM) Halted() *Halt { return f.halted.Load() }
 
 // New returns an FSM writing to st.
 func New(st *store.Store, log *slog.Logger) *FSM {
@@ -66,7 +94,7 @@ func Encode(t raftv1.CommandType, msg proto.Message) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", t, err)
 	}
-	return proto.Marshal(&raftv1.Envelope{Type: t, Payload: payload})
+	return proto.Marshal(&raftv1.Envelope{Type: t, Payload: payload, Skippable: commands[t].skippable})
 }
 
 // Apply implements raft.FSM.
@@ -122,16 +150,28 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 // applyIn applies one entry inside txn. clean is false when the entry may
 // have left partial writes in txn (the caller must abort it).
 func (f *FSM) applyIn(txn *memdb.Txn, data []byte, index uint64) (res *Result, clean bool) {
+	if h := f.halted.Load(); h != nil {
+		return &Result{Err: h}, true
+	}
 	var env raftv1.Envelope
 	if err := proto.Unmarshal(data, &env); err != nil {
 		f.log.Error("undecodable raft entry", "index", index, "err", err)
 		return &Result{Err: fmt.Errorf("decode entry %d: %w", index, err)}, true
 	}
-	fn, ok := table[env.Type]
+	cmd, ok := commands[env.Type]
 	if !ok {
-		// An entry from a newer server version: skip it rather than crash.
-		f.log.Error("unknown raft command type", "index", index, "type", env.Type)
-		return &Result{Err: fmt.Errorf("unknown command type %d at index %d", env.Type, index)}, true
+		if env.Skippable {
+			// A newer server's entry that older ones may do without.
+			f.log.Warn("skipping a raft entry of a newer version", "index", index, "type", env.Type)
+			return &Result{Err: fmt.Errorf("unknown command type %d at index %d skipped", env.Type, index)}, true
+		}
+		// Applying anything after it would let this replica diverge: stop
+		// here, say so on every apply, and refuse snapshots until upgraded.
+		h := &Halt{Index: index, Type: env.Type}
+		f.halted.Store(h)
+		f.log.Error("RAFT LOG HALTED: an entry of a newer version cannot be applied or skipped; this server applies nothing more until it is upgraded",
+			"index", index, "type", env.Type, "version", version.Version)
+		return &Result{Err: h}, true
 	}
 	defer func() {
 		// A bug in one apply function must not take every replica down.
@@ -140,7 +180,7 @@ func (f *FSM) applyIn(txn *memdb.Txn, data []byte, index uint64) (res *Result, c
 			res, clean = &Result{Err: fmt.Errorf("apply %s at index %d panicked: %v", env.Type, index, p)}, false
 		}
 	}()
-	v, err := fn(txn, env.Payload, index)
+	v, err := cmd.apply(txn, env.Payload, index)
 	if err != nil {
 		if _, isStatus := status.FromError(err); isStatus {
 			return &Result{Err: err}, true // a rejection: nothing was written
@@ -151,8 +191,12 @@ func (f *FSM) applyIn(txn *memdb.Txn, data []byte, index uint64) (res *Result, c
 	return &Result{Value: v}, true
 }
 
-// Snapshot implements raft.FSM.
+// Snapshot implements raft.FSM. A halted FSM refuses: its state lacks the
+// entries it did not apply, and raft must keep them in the log.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	if h := f.halted.Load(); h != nil {
+		return nil, h
+	}
 	return &fsmSnapshot{snap: f.store.Read(nil).Dump()}, nil
 }
 
@@ -173,6 +217,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return err
 	}
 	f.store.Swap(db)
+	// The snapshot holds what the entry this FSM halted at did, if any;
+	// what follows it is applied (or halts it) anew.
+	f.halted.Store(nil)
 	return nil
 }
 

@@ -20,23 +20,15 @@ import (
 )
 
 func TestEveryCommandHasAnApplyFunction(t *testing.T) {
-	h := newHarness(t)
 	for n, name := range raftv1.CommandType_name {
 		if n == 0 {
 			continue
 		}
-		res := h.apply(raftv1.CommandType(n), &raftv1.CreateTenant{})
-		if res.Err != nil && bytes.Contains([]byte(res.Err.Error()), []byte("unknown command type")) {
-			t.Errorf("%s has no apply function", name)
+		h := newHarness(t)
+		h.apply(raftv1.CommandType(n), &raftv1.CreateTenant{})
+		if h.f.Halted() != nil {
+			t.Errorf("%s has no apply function: %v", name, h.f.Halted())
 		}
-	}
-}
-
-func TestUnknownCommandIsRefusedNotApplied(t *testing.T) {
-	h := newHarness(t)
-	res := h.apply(raftv1.CommandType(9999), &raftv1.CreateTenant{})
-	if res.Err == nil {
-		t.Fatal("unknown command type was accepted")
 	}
 }
 
@@ -254,7 +246,7 @@ func TestApplyBatchDropsPartialWritesOfAFailingEntry(t *testing.T) {
 func seedVerification(h *harness) *fsm.Result {
 	h.mustApply(raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE, &raftv1.CreateRestore{Restore: newRestore("v1", "req-v1", restorev1.Mode_MODE_VERIFY), BodySha256: []byte("body-v1")})
 	h.mustApply(raftv1.CommandType_COMMAND_TYPE_PLACE_RESTORES, &raftv1.PlaceRestores{Placements: []*raftv1.Placement{{RestoreId: "v1", HostId: "h1"}}, Time: at(3)})
-	return h.apply(raftv1.CommandType_COMMAND_TYPE_REPORT_RESTORE_STATUS, &raftv1.ReportRestoreStatus{Time: at(30), Report: &restorev1.ReportRestoreStatusRequest{
+	return h.apply(raftv1.CommandType_COMMAND_TYPE_REPORT_RESTORE_STATUS, &raftv1.ReportRestoreStatus{Time: at(30), Report: &raftv1.RestoreReport{
 		HostId: "h1", RestoreId: "v1", State: restorev1.RestoreState_RESTORE_STATE_DESTROYED,
 		Verification: &restorev1.Verification{Verdict: restorev1.Verdict_VERDICT_PASSED, Tenant: "globex", Asset: "forged", Checks: []*restorev1.Check{{Name: "screen", Result: restorev1.CheckResult_CHECK_RESULT_PASSED}}},
 	}})
@@ -274,7 +266,7 @@ func TestVerificationsTakeTheirIdentityFromTheRestore(t *testing.T) {
 		t.Fatalf("restore verdict %v", got)
 	}
 	report := func(id string, v *restorev1.Verification) *fsm.Result {
-		return h.apply(raftv1.CommandType_COMMAND_TYPE_REPORT_RESTORE_STATUS, &raftv1.ReportRestoreStatus{Time: at(31), Report: &restorev1.ReportRestoreStatusRequest{
+		return h.apply(raftv1.CommandType_COMMAND_TYPE_REPORT_RESTORE_STATUS, &raftv1.ReportRestoreStatus{Time: at(31), Report: &raftv1.RestoreReport{
 			HostId: "h1", RestoreId: id, State: restorev1.RestoreState_RESTORE_STATE_DESTROYED, Verification: v,
 		}})
 	}

@@ -34,7 +34,7 @@ func TestRestoreLifecycle(t *testing.T) {
 	}
 	report := func(host string, s restorev1.RestoreState, boot *restorev1.Boot) *fsm.Result {
 		return h.apply(raftv1.CommandType_COMMAND_TYPE_REPORT_RESTORE_STATUS, &raftv1.ReportRestoreStatus{
-			Report: &restorev1.ReportRestoreStatusRequest{HostId: host, RestoreId: "r1", State: s, Boot: boot}, Time: at(10),
+			Report: &raftv1.RestoreReport{HostId: host, RestoreId: "r1", State: s, Boot: boot}, Time: at(10),
 		})
 	}
 	wantCode(t, report("h2", restorev1.RestoreState_RESTORE_STATE_RUNNING, nil), codes.FailedPrecondition)
@@ -197,7 +197,7 @@ func TestAgentReportsAreDecidedByTheLifecycleTableAlone(t *testing.T) {
 			t.Run(from.String()+"/"+reported.String(), func(t *testing.T) {
 				h := withRestoreIn(t, from)
 				res := h.apply(raftv1.CommandType_COMMAND_TYPE_REPORT_RESTORE_STATUS, &raftv1.ReportRestoreStatus{
-					Report: &restorev1.ReportRestoreStatusRequest{HostId: "h1", RestoreId: "r1", State: reported, StateReason: "agent says so"},
+					Report: &raftv1.RestoreReport{HostId: "h1", RestoreId: "r1", State: reported, StateReason: "agent says so"},
 					Time:   at(10),
 				})
 				got := h.st.Read(nil).Restore("r1")

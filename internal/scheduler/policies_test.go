@@ -57,7 +57,7 @@ func TestPoliciesVerifyTheNewestRecoveryPointOncePerIntervalWithinHostLimits(t *
 	// The runs end; rp-new was verified. An asset's own policy wins over "*".
 	for _, id := range []string{"v-a", "v-b"} {
 		x := w.st.Read(nil).Restore(id)
-		w.apply(raftv1.CommandType_COMMAND_TYPE_REPORT_RESTORE_STATUS, &raftv1.ReportRestoreStatus{Report: &restorev1.ReportRestoreStatusRequest{
+		w.apply(raftv1.CommandType_COMMAND_TYPE_REPORT_RESTORE_STATUS, &raftv1.ReportRestoreStatus{Report: &raftv1.RestoreReport{
 			HostId: x.HostId, RestoreId: id, State: restorev1.RestoreState_RESTORE_STATE_DESTROYED,
 			Verification: &restorev1.Verification{Verdict: restorev1.Verdict_VERDICT_PASSED, TimeToBootMs: 8000},
 		}})
@@ -89,7 +89,7 @@ func TestVerificationsPastTheirRetentionArePruned(t *testing.T) {
 		w.apply(raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE, &raftv1.CreateRestore{Restore: &restorev1.Restore{
 			Id: id, Tenant: "acme", RecoveryPointId: "rp", Mode: restorev1.Mode_MODE_VERIFY, Vcpus: 1, MemoryMib: 128, RequestId: id, HostId: "h1",
 			State: restorev1.RestoreState_RESTORE_STATE_PENDING}, BodySha256: []byte(id)})
-		w.apply(raftv1.CommandType_COMMAND_TYPE_REPORT_RESTORE_STATUS, &raftv1.ReportRestoreStatus{Report: &restorev1.ReportRestoreStatusRequest{
+		w.apply(raftv1.CommandType_COMMAND_TYPE_REPORT_RESTORE_STATUS, &raftv1.ReportRestoreStatus{Report: &raftv1.RestoreReport{
 			HostId: "h1", RestoreId: id, State: restorev1.RestoreState_RESTORE_STATE_DESTROYED,
 			Verification: &restorev1.Verification{Verdict: restorev1.Verdict_VERDICT_PASSED, EndTime: timestamppb.New(t0.Add(time.Duration(i) * 48 * time.Hour))},
 		}})

@@ -194,6 +194,9 @@ func (s *Server) Store() *store.Store { return s.store }
 func (s *Server) BootstrapTokenPath() string { return filepath.Join(s.cfg.DataDir, "bootstrap-token") }
 
 func (s *Server) ready() (bool, string) {
+	if h := s.node.FSM.Halted(); h != nil {
+		return false, h.Error()
+	}
 	leader, _ := s.node.Leader()
 	if leader == "" {
 		return false, "no raft leader is known"

@@ -151,7 +151,12 @@ type Envelope struct {
 	// Which command.
 	Type CommandType `protobuf:"varint,1,opt,name=type,proto3,enum=restored.raft.v1.CommandType" json:"type,omitempty"`
 	// The command message, protobuf-encoded.
-	Payload       []byte `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
+	Payload []byte `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
+	// A server that does not know this command type may skip the entry: it
+	// only adds what an older server can do without. When false, a server
+	// that does not know the type stops applying the log (loudly) rather
+	// than diverge from the others, until it is upgraded.
+	Skippable     bool `protobuf:"varint,3,opt,name=skippable,proto3" json:"skippable,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -198,6 +203,13 @@ func (x *Envelope) GetPayload() []byte {
 		return x.Payload
 	}
 	return nil
+}
+
+func (x *Envelope) GetSkippable() bool {
+	if x != nil {
+		return x.Skippable
+	}
+	return false
 }
 
 // CreateTenant adds a tenant.
@@ -841,11 +853,106 @@ func (x *ReportRecoveryPoints) GetRecoveryPoints() []*v1.RecoveryPoint {
 	return nil
 }
 
+// RestoreReport is an agent's report on one restore as the log keeps it:
+// the raft log never embeds a public API request, so the API may change
+// without changing the log. Its field numbers and types are those of
+// restore.v1.ReportRestoreStatusRequest, which entries written before it
+// embedded: those entries decode into it unchanged.
+type RestoreReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The reporting host.
+	HostId string `protobuf:"bytes,2,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	// The restore.
+	RestoreId string `protobuf:"bytes,3,opt,name=restore_id,json=restoreId,proto3" json:"restore_id,omitempty"`
+	// PREPARING, BOOTING, RUNNING, FAILED or DESTROYED.
+	State v1.RestoreState `protobuf:"varint,4,opt,name=state,proto3,enum=restore.v1.RestoreState" json:"state,omitempty"`
+	// Why, for a person.
+	StateReason string `protobuf:"bytes,5,opt,name=state_reason,json=stateReason,proto3" json:"state_reason,omitempty"`
+	// Boot evidence.
+	Boot *v1.Boot `protobuf:"bytes,6,opt,name=boot,proto3" json:"boot,omitempty"`
+	// A VERIFY run's evidence and verdict.
+	Verification  *v1.Verification `protobuf:"bytes,7,opt,name=verification,proto3" json:"verification,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreReport) Reset() {
+	*x = RestoreReport{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreReport) ProtoMessage() {}
+
+func (x *RestoreReport) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreReport.ProtoReflect.Descriptor instead.
+func (*RestoreReport) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RestoreReport) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
+func (x *RestoreReport) GetRestoreId() string {
+	if x != nil {
+		return x.RestoreId
+	}
+	return ""
+}
+
+func (x *RestoreReport) GetState() v1.RestoreState {
+	if x != nil {
+		return x.State
+	}
+	return v1.RestoreState(0)
+}
+
+func (x *RestoreReport) GetStateReason() string {
+	if x != nil {
+		return x.StateReason
+	}
+	return ""
+}
+
+func (x *RestoreReport) GetBoot() *v1.Boot {
+	if x != nil {
+		return x.Boot
+	}
+	return nil
+}
+
+func (x *RestoreReport) GetVerification() *v1.Verification {
+	if x != nil {
+		return x.Verification
+	}
+	return nil
+}
+
 // ReportRestoreStatus records an agent's report.
 type ReportRestoreStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The report.
-	Report *v1.ReportRestoreStatusRequest `protobuf:"bytes,1,opt,name=report,proto3" json:"report,omitempty"`
+	Report *RestoreReport `protobuf:"bytes,1,opt,name=report,proto3" json:"report,omitempty"`
 	// When it arrived.
 	Time          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -854,7 +961,7 @@ type ReportRestoreStatus struct {
 
 func (x *ReportRestoreStatus) Reset() {
 	*x = ReportRestoreStatus{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[12]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -866,7 +973,7 @@ func (x *ReportRestoreStatus) String() string {
 func (*ReportRestoreStatus) ProtoMessage() {}
 
 func (x *ReportRestoreStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[12]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -879,10 +986,10 @@ func (x *ReportRestoreStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRestoreStatus.ProtoReflect.Descriptor instead.
 func (*ReportRestoreStatus) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{12}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{13}
 }
 
-func (x *ReportRestoreStatus) GetReport() *v1.ReportRestoreStatusRequest {
+func (x *ReportRestoreStatus) GetReport() *RestoreReport {
 	if x != nil {
 		return x.Report
 	}
@@ -909,7 +1016,7 @@ type Placement struct {
 
 func (x *Placement) Reset() {
 	*x = Placement{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[13]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -921,7 +1028,7 @@ func (x *Placement) String() string {
 func (*Placement) ProtoMessage() {}
 
 func (x *Placement) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[13]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -934,7 +1041,7 @@ func (x *Placement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Placement.ProtoReflect.Descriptor instead.
 func (*Placement) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{13}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Placement) GetRestoreId() string {
@@ -964,7 +1071,7 @@ type PendingReason struct {
 
 func (x *PendingReason) Reset() {
 	*x = PendingReason{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[14]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -976,7 +1083,7 @@ func (x *PendingReason) String() string {
 func (*PendingReason) ProtoMessage() {}
 
 func (x *PendingReason) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[14]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -989,7 +1096,7 @@ func (x *PendingReason) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingReason.ProtoReflect.Descriptor instead.
 func (*PendingReason) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{14}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PendingReason) GetRestoreId() string {
@@ -1021,7 +1128,7 @@ type PlaceRestores struct {
 
 func (x *PlaceRestores) Reset() {
 	*x = PlaceRestores{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[15]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1033,7 +1140,7 @@ func (x *PlaceRestores) String() string {
 func (*PlaceRestores) ProtoMessage() {}
 
 func (x *PlaceRestores) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[15]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1046,7 +1153,7 @@ func (x *PlaceRestores) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaceRestores.ProtoReflect.Descriptor instead.
 func (*PlaceRestores) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{15}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PlaceRestores) GetPlacements() []*Placement {
@@ -1083,7 +1190,7 @@ type ExpireRestores struct {
 
 func (x *ExpireRestores) Reset() {
 	*x = ExpireRestores{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[16]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1095,7 +1202,7 @@ func (x *ExpireRestores) String() string {
 func (*ExpireRestores) ProtoMessage() {}
 
 func (x *ExpireRestores) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[16]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1108,7 +1215,7 @@ func (x *ExpireRestores) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireRestores.ProtoReflect.Descriptor instead.
 func (*ExpireRestores) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{16}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ExpireRestores) GetIds() []string {
@@ -1136,7 +1243,7 @@ type RegisterServer struct {
 
 func (x *RegisterServer) Reset() {
 	*x = RegisterServer{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[17]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1148,7 +1255,7 @@ func (x *RegisterServer) String() string {
 func (*RegisterServer) ProtoMessage() {}
 
 func (x *RegisterServer) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[17]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1161,7 +1268,7 @@ func (x *RegisterServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterServer.ProtoReflect.Descriptor instead.
 func (*RegisterServer) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{17}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RegisterServer) GetServer() *v1.Server {
@@ -1202,7 +1309,7 @@ type Snapshot struct {
 
 func (x *Snapshot) Reset() {
 	*x = Snapshot{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[18]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1214,7 +1321,7 @@ func (x *Snapshot) String() string {
 func (*Snapshot) ProtoMessage() {}
 
 func (x *Snapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[18]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1227,7 +1334,7 @@ func (x *Snapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
 func (*Snapshot) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{18}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Snapshot) GetTenants() []*v1.Tenant {
@@ -1318,7 +1425,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[19]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1330,7 +1437,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[19]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1343,7 +1450,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{19}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *JoinRequest) GetServer() *v1.Server {
@@ -1364,7 +1471,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1376,7 +1483,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1389,7 +1496,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{20}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *JoinResponse) GetLeaderId() string {
@@ -1409,7 +1516,7 @@ type SetVerificationPolicy struct {
 
 func (x *SetVerificationPolicy) Reset() {
 	*x = SetVerificationPolicy{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1421,7 +1528,7 @@ func (x *SetVerificationPolicy) String() string {
 func (*SetVerificationPolicy) ProtoMessage() {}
 
 func (x *SetVerificationPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1434,7 +1541,7 @@ func (x *SetVerificationPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetVerificationPolicy.ProtoReflect.Descriptor instead.
 func (*SetVerificationPolicy) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{21}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SetVerificationPolicy) GetPolicy() *v1.VerificationPolicy {
@@ -1454,7 +1561,7 @@ type DeleteVerificationPolicy struct {
 
 func (x *DeleteVerificationPolicy) Reset() {
 	*x = DeleteVerificationPolicy{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1466,7 +1573,7 @@ func (x *DeleteVerificationPolicy) String() string {
 func (*DeleteVerificationPolicy) ProtoMessage() {}
 
 func (x *DeleteVerificationPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1479,7 +1586,7 @@ func (x *DeleteVerificationPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteVerificationPolicy.ProtoReflect.Descriptor instead.
 func (*DeleteVerificationPolicy) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{22}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DeleteVerificationPolicy) GetId() string {
@@ -1499,7 +1606,7 @@ type RegisterGuest struct {
 
 func (x *RegisterGuest) Reset() {
 	*x = RegisterGuest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1511,7 +1618,7 @@ func (x *RegisterGuest) String() string {
 func (*RegisterGuest) ProtoMessage() {}
 
 func (x *RegisterGuest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1524,7 +1631,7 @@ func (x *RegisterGuest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterGuest.ProtoReflect.Descriptor instead.
 func (*RegisterGuest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{23}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RegisterGuest) GetGuest() *v1.Guest {
@@ -1544,7 +1651,7 @@ type UnregisterGuest struct {
 
 func (x *UnregisterGuest) Reset() {
 	*x = UnregisterGuest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1556,7 +1663,7 @@ func (x *UnregisterGuest) String() string {
 func (*UnregisterGuest) ProtoMessage() {}
 
 func (x *UnregisterGuest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1569,7 +1676,7 @@ func (x *UnregisterGuest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterGuest.ProtoReflect.Descriptor instead.
 func (*UnregisterGuest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{24}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *UnregisterGuest) GetId() string {
@@ -1589,7 +1696,7 @@ type PruneVerifications struct {
 
 func (x *PruneVerifications) Reset() {
 	*x = PruneVerifications{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1601,7 +1708,7 @@ func (x *PruneVerifications) String() string {
 func (*PruneVerifications) ProtoMessage() {}
 
 func (x *PruneVerifications) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1614,7 +1721,7 @@ func (x *PruneVerifications) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneVerifications.ProtoReflect.Descriptor instead.
 func (*PruneVerifications) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{25}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PruneVerifications) GetIds() []string {
@@ -1636,7 +1743,7 @@ type CreateSnapshot struct {
 
 func (x *CreateSnapshot) Reset() {
 	*x = CreateSnapshot{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1648,7 +1755,7 @@ func (x *CreateSnapshot) String() string {
 func (*CreateSnapshot) ProtoMessage() {}
 
 func (x *CreateSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1661,7 +1768,7 @@ func (x *CreateSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSnapshot.ProtoReflect.Descriptor instead.
 func (*CreateSnapshot) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{26}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateSnapshot) GetSnapshot() *v1.Snapshot {
@@ -1690,7 +1797,7 @@ type ReportSnapshotStatus struct {
 
 func (x *ReportSnapshotStatus) Reset() {
 	*x = ReportSnapshotStatus{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1702,7 +1809,7 @@ func (x *ReportSnapshotStatus) String() string {
 func (*ReportSnapshotStatus) ProtoMessage() {}
 
 func (x *ReportSnapshotStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1715,7 +1822,7 @@ func (x *ReportSnapshotStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSnapshotStatus.ProtoReflect.Descriptor instead.
 func (*ReportSnapshotStatus) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{27}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ReportSnapshotStatus) GetHostId() string {
@@ -1756,7 +1863,7 @@ type ReleaseSnapshots struct {
 
 func (x *ReleaseSnapshots) Reset() {
 	*x = ReleaseSnapshots{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1768,7 +1875,7 @@ func (x *ReleaseSnapshots) String() string {
 func (*ReleaseSnapshots) ProtoMessage() {}
 
 func (x *ReleaseSnapshots) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1781,7 +1888,7 @@ func (x *ReleaseSnapshots) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseSnapshots.ProtoReflect.Descriptor instead.
 func (*ReleaseSnapshots) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{28}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ReleaseSnapshots) GetIds() []string {
@@ -1816,10 +1923,11 @@ var File_restored_raft_v1_raft_proto protoreflect.FileDescriptor
 
 const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\n" +
-	"\x1brestored/raft/v1/raft.proto\x12\x10restored.raft.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16restore/v1/admin.proto\x1a\x16restore/v1/agent.proto\x1a\x16restore/v1/guest.proto\x1a\x15restore/v1/host.proto\x1a\x1frestore/v1/recovery_point.proto\x1a\x18restore/v1/restore.proto\x1a\x19restore/v1/snapshot.proto\x1a\x1drestore/v1/verification.proto\x1a$restore/v1/verification_policy.proto\"W\n" +
+	"\x1brestored/raft/v1/raft.proto\x12\x10restored.raft.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16restore/v1/admin.proto\x1a\x16restore/v1/guest.proto\x1a\x15restore/v1/host.proto\x1a\x1frestore/v1/recovery_point.proto\x1a\x18restore/v1/restore.proto\x1a\x19restore/v1/snapshot.proto\x1a\x1drestore/v1/verification.proto\x1a$restore/v1/verification_policy.proto\"u\n" +
 	"\bEnvelope\x121\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1d.restored.raft.v1.CommandTypeR\x04type\x12\x18\n" +
-	"\apayload\x18\x02 \x01(\fR\apayload\":\n" +
+	"\apayload\x18\x02 \x01(\fR\apayload\x12\x1c\n" +
+	"\tskippable\x18\x03 \x01(\bR\tskippable\":\n" +
 	"\fCreateTenant\x12*\n" +
 	"\x06tenant\x18\x01 \x01(\v2\x12.restore.v1.TenantR\x06tenant\"y\n" +
 	"\vStoredToken\x12'\n" +
@@ -1860,9 +1968,17 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\"s\n" +
 	"\x14ReportRecoveryPoints\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12B\n" +
-	"\x0frecovery_points\x18\x02 \x03(\v2\x19.restore.v1.RecoveryPointR\x0erecoveryPoints\"\x85\x01\n" +
-	"\x13ReportRestoreStatus\x12>\n" +
-	"\x06report\x18\x01 \x01(\v2&.restore.v1.ReportRestoreStatusRequestR\x06report\x12.\n" +
+	"\x0frecovery_points\x18\x02 \x03(\v2\x19.restore.v1.RecoveryPointR\x0erecoveryPoints\"\x96\x02\n" +
+	"\rRestoreReport\x12\x17\n" +
+	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x12\x1d\n" +
+	"\n" +
+	"restore_id\x18\x03 \x01(\tR\trestoreId\x12.\n" +
+	"\x05state\x18\x04 \x01(\x0e2\x18.restore.v1.RestoreStateR\x05state\x12!\n" +
+	"\fstate_reason\x18\x05 \x01(\tR\vstateReason\x12$\n" +
+	"\x04boot\x18\x06 \x01(\v2\x10.restore.v1.BootR\x04boot\x12<\n" +
+	"\fverification\x18\a \x01(\v2\x18.restore.v1.VerificationR\fverificationJ\x04\b\x01\x10\x02R\x10protocol_version\"~\n" +
+	"\x13ReportRestoreStatus\x127\n" +
+	"\x06report\x18\x01 \x01(\v2\x1f.restored.raft.v1.RestoreReportR\x06report\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"C\n" +
 	"\tPlacement\x12\x1d\n" +
 	"\n" +
@@ -1963,97 +2079,102 @@ func file_restored_raft_v1_raft_proto_rawDescGZIP() []byte {
 }
 
 var file_restored_raft_v1_raft_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_restored_raft_v1_raft_proto_goTypes = []any{
-	(CommandType)(0),                      // 0: restored.raft.v1.CommandType
-	(*Envelope)(nil),                      // 1: restored.raft.v1.Envelope
-	(*CreateTenant)(nil),                  // 2: restored.raft.v1.CreateTenant
-	(*StoredToken)(nil),                   // 3: restored.raft.v1.StoredToken
-	(*CreateToken)(nil),                   // 4: restored.raft.v1.CreateToken
-	(*RevokeToken)(nil),                   // 5: restored.raft.v1.RevokeToken
-	(*IdempotencyKey)(nil),                // 6: restored.raft.v1.IdempotencyKey
-	(*CreateRestore)(nil),                 // 7: restored.raft.v1.CreateRestore
-	(*DeleteRestore)(nil),                 // 8: restored.raft.v1.DeleteRestore
-	(*RegisterHost)(nil),                  // 9: restored.raft.v1.RegisterHost
-	(*SetHostDrain)(nil),                  // 10: restored.raft.v1.SetHostDrain
-	(*SetHostState)(nil),                  // 11: restored.raft.v1.SetHostState
-	(*ReportRecoveryPoints)(nil),          // 12: restored.raft.v1.ReportRecoveryPoints
-	(*ReportRestoreStatus)(nil),           // 13: restored.raft.v1.ReportRestoreStatus
-	(*Placement)(nil),                     // 14: restored.raft.v1.Placement
-	(*PendingReason)(nil),                 // 15: restored.raft.v1.PendingReason
-	(*PlaceRestores)(nil),                 // 16: restored.raft.v1.PlaceRestores
-	(*ExpireRestores)(nil),                // 17: restored.raft.v1.ExpireRestores
-	(*RegisterServer)(nil),                // 18: restored.raft.v1.RegisterServer
-	(*Snapshot)(nil),                      // 19: restored.raft.v1.Snapshot
-	(*JoinRequest)(nil),                   // 20: restored.raft.v1.JoinRequest
-	(*JoinResponse)(nil),                  // 21: restored.raft.v1.JoinResponse
-	(*SetVerificationPolicy)(nil),         // 22: restored.raft.v1.SetVerificationPolicy
-	(*DeleteVerificationPolicy)(nil),      // 23: restored.raft.v1.DeleteVerificationPolicy
-	(*RegisterGuest)(nil),                 // 24: restored.raft.v1.RegisterGuest
-	(*UnregisterGuest)(nil),               // 25: restored.raft.v1.UnregisterGuest
-	(*PruneVerifications)(nil),            // 26: restored.raft.v1.PruneVerifications
-	(*CreateSnapshot)(nil),                // 27: restored.raft.v1.CreateSnapshot
-	(*ReportSnapshotStatus)(nil),          // 28: restored.raft.v1.ReportSnapshotStatus
-	(*ReleaseSnapshots)(nil),              // 29: restored.raft.v1.ReleaseSnapshots
-	(*v1.Tenant)(nil),                     // 30: restore.v1.Tenant
-	(*v1.Token)(nil),                      // 31: restore.v1.Token
-	(*timestamppb.Timestamp)(nil),         // 32: google.protobuf.Timestamp
-	(*v1.Restore)(nil),                    // 33: restore.v1.Restore
-	(*v1.Host)(nil),                       // 34: restore.v1.Host
-	(v1.HostState)(0),                     // 35: restore.v1.HostState
-	(*v1.RecoveryPoint)(nil),              // 36: restore.v1.RecoveryPoint
-	(*v1.ReportRestoreStatusRequest)(nil), // 37: restore.v1.ReportRestoreStatusRequest
-	(*v1.Server)(nil),                     // 38: restore.v1.Server
-	(*v1.Verification)(nil),               // 39: restore.v1.Verification
-	(*v1.VerificationPolicy)(nil),         // 40: restore.v1.VerificationPolicy
-	(*v1.Guest)(nil),                      // 41: restore.v1.Guest
-	(*v1.Snapshot)(nil),                   // 42: restore.v1.Snapshot
+	(CommandType)(0),                 // 0: restored.raft.v1.CommandType
+	(*Envelope)(nil),                 // 1: restored.raft.v1.Envelope
+	(*CreateTenant)(nil),             // 2: restored.raft.v1.CreateTenant
+	(*StoredToken)(nil),              // 3: restored.raft.v1.StoredToken
+	(*CreateToken)(nil),              // 4: restored.raft.v1.CreateToken
+	(*RevokeToken)(nil),              // 5: restored.raft.v1.RevokeToken
+	(*IdempotencyKey)(nil),           // 6: restored.raft.v1.IdempotencyKey
+	(*CreateRestore)(nil),            // 7: restored.raft.v1.CreateRestore
+	(*DeleteRestore)(nil),            // 8: restored.raft.v1.DeleteRestore
+	(*RegisterHost)(nil),             // 9: restored.raft.v1.RegisterHost
+	(*SetHostDrain)(nil),             // 10: restored.raft.v1.SetHostDrain
+	(*SetHostState)(nil),             // 11: restored.raft.v1.SetHostState
+	(*ReportRecoveryPoints)(nil),     // 12: restored.raft.v1.ReportRecoveryPoints
+	(*RestoreReport)(nil),            // 13: restored.raft.v1.RestoreReport
+	(*ReportRestoreStatus)(nil),      // 14: restored.raft.v1.ReportRestoreStatus
+	(*Placement)(nil),                // 15: restored.raft.v1.Placement
+	(*PendingReason)(nil),            // 16: restored.raft.v1.PendingReason
+	(*PlaceRestores)(nil),            // 17: restored.raft.v1.PlaceRestores
+	(*ExpireRestores)(nil),           // 18: restored.raft.v1.ExpireRestores
+	(*RegisterServer)(nil),           // 19: restored.raft.v1.RegisterServer
+	(*Snapshot)(nil),                 // 20: restored.raft.v1.Snapshot
+	(*JoinRequest)(nil),              // 21: restored.raft.v1.JoinRequest
+	(*JoinResponse)(nil),             // 22: restored.raft.v1.JoinResponse
+	(*SetVerificationPolicy)(nil),    // 23: restored.raft.v1.SetVerificationPolicy
+	(*DeleteVerificationPolicy)(nil), // 24: restored.raft.v1.DeleteVerificationPolicy
+	(*RegisterGuest)(nil),            // 25: restored.raft.v1.RegisterGuest
+	(*UnregisterGuest)(nil),          // 26: restored.raft.v1.UnregisterGuest
+	(*PruneVerifications)(nil),       // 27: restored.raft.v1.PruneVerifications
+	(*CreateSnapshot)(nil),           // 28: restored.raft.v1.CreateSnapshot
+	(*ReportSnapshotStatus)(nil),     // 29: restored.raft.v1.ReportSnapshotStatus
+	(*ReleaseSnapshots)(nil),         // 30: restored.raft.v1.ReleaseSnapshots
+	(*v1.Tenant)(nil),                // 31: restore.v1.Tenant
+	(*v1.Token)(nil),                 // 32: restore.v1.Token
+	(*timestamppb.Timestamp)(nil),    // 33: google.protobuf.Timestamp
+	(*v1.Restore)(nil),               // 34: restore.v1.Restore
+	(*v1.Host)(nil),                  // 35: restore.v1.Host
+	(v1.HostState)(0),                // 36: restore.v1.HostState
+	(*v1.RecoveryPoint)(nil),         // 37: restore.v1.RecoveryPoint
+	(v1.RestoreState)(0),             // 38: restore.v1.RestoreState
+	(*v1.Boot)(nil),                  // 39: restore.v1.Boot
+	(*v1.Verification)(nil),          // 40: restore.v1.Verification
+	(*v1.Server)(nil),                // 41: restore.v1.Server
+	(*v1.VerificationPolicy)(nil),    // 42: restore.v1.VerificationPolicy
+	(*v1.Guest)(nil),                 // 43: restore.v1.Guest
+	(*v1.Snapshot)(nil),              // 44: restore.v1.Snapshot
 }
 var file_restored_raft_v1_raft_proto_depIdxs = []int32{
 	0,  // 0: restored.raft.v1.Envelope.type:type_name -> restored.raft.v1.CommandType
-	30, // 1: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
-	31, // 2: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
+	31, // 1: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
+	32, // 2: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
 	3,  // 3: restored.raft.v1.CreateToken.token:type_name -> restored.raft.v1.StoredToken
-	32, // 4: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
-	33, // 5: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
-	32, // 6: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
-	34, // 7: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
-	32, // 8: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
-	35, // 9: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
-	32, // 10: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
-	36, // 11: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
-	37, // 12: restored.raft.v1.ReportRestoreStatus.report:type_name -> restore.v1.ReportRestoreStatusRequest
-	32, // 13: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
-	14, // 14: restored.raft.v1.PlaceRestores.placements:type_name -> restored.raft.v1.Placement
-	15, // 15: restored.raft.v1.PlaceRestores.pending:type_name -> restored.raft.v1.PendingReason
-	32, // 16: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
-	32, // 17: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
-	38, // 18: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
-	30, // 19: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
-	3,  // 20: restored.raft.v1.Snapshot.tokens:type_name -> restored.raft.v1.StoredToken
-	33, // 21: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
-	34, // 22: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
-	36, // 23: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
-	38, // 24: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
-	6,  // 25: restored.raft.v1.Snapshot.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
-	39, // 26: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
-	40, // 27: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
-	41, // 28: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
-	42, // 29: restored.raft.v1.Snapshot.snapshots:type_name -> restore.v1.Snapshot
-	38, // 30: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
-	40, // 31: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
-	41, // 32: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
-	42, // 33: restored.raft.v1.CreateSnapshot.snapshot:type_name -> restore.v1.Snapshot
-	42, // 34: restored.raft.v1.ReportSnapshotStatus.snapshot:type_name -> restore.v1.Snapshot
-	32, // 35: restored.raft.v1.ReportSnapshotStatus.time:type_name -> google.protobuf.Timestamp
-	32, // 36: restored.raft.v1.ReleaseSnapshots.time:type_name -> google.protobuf.Timestamp
-	20, // 37: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
-	21, // 38: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
-	38, // [38:39] is the sub-list for method output_type
-	37, // [37:38] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	33, // 4: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
+	34, // 5: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
+	33, // 6: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
+	35, // 7: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
+	33, // 8: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
+	36, // 9: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
+	33, // 10: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
+	37, // 11: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
+	38, // 12: restored.raft.v1.RestoreReport.state:type_name -> restore.v1.RestoreState
+	39, // 13: restored.raft.v1.RestoreReport.boot:type_name -> restore.v1.Boot
+	40, // 14: restored.raft.v1.RestoreReport.verification:type_name -> restore.v1.Verification
+	13, // 15: restored.raft.v1.ReportRestoreStatus.report:type_name -> restored.raft.v1.RestoreReport
+	33, // 16: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
+	15, // 17: restored.raft.v1.PlaceRestores.placements:type_name -> restored.raft.v1.Placement
+	16, // 18: restored.raft.v1.PlaceRestores.pending:type_name -> restored.raft.v1.PendingReason
+	33, // 19: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
+	33, // 20: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
+	41, // 21: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
+	31, // 22: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
+	3,  // 23: restored.raft.v1.Snapshot.tokens:type_name -> restored.raft.v1.StoredToken
+	34, // 24: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
+	35, // 25: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
+	37, // 26: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
+	41, // 27: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
+	6,  // 28: restored.raft.v1.Snapshot.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
+	40, // 29: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
+	42, // 30: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
+	43, // 31: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
+	44, // 32: restored.raft.v1.Snapshot.snapshots:type_name -> restore.v1.Snapshot
+	41, // 33: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
+	42, // 34: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
+	43, // 35: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
+	44, // 36: restored.raft.v1.CreateSnapshot.snapshot:type_name -> restore.v1.Snapshot
+	44, // 37: restored.raft.v1.ReportSnapshotStatus.snapshot:type_name -> restore.v1.Snapshot
+	33, // 38: restored.raft.v1.ReportSnapshotStatus.time:type_name -> google.protobuf.Timestamp
+	33, // 39: restored.raft.v1.ReleaseSnapshots.time:type_name -> google.protobuf.Timestamp
+	21, // 40: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
+	22, // 41: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
+	41, // [41:42] is the sub-list for method output_type
+	40, // [40:41] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_restored_raft_v1_raft_proto_init() }
@@ -2067,7 +2188,7 @@ func file_restored_raft_v1_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restored_raft_v1_raft_proto_rawDesc), len(file_restored_raft_v1_raft_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   29,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
