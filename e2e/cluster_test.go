@@ -10,6 +10,7 @@ import (
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/testcluster"
+	"github.com/restored/restored/internal/version"
 	"google.golang.org/grpc/metadata"
 )
 
@@ -66,11 +67,11 @@ func TestClusterSurvivesLeaderDeathWithNothingAcknowledgedLost(t *testing.T) {
 	// An agent registers through a follower and reports a recovery point.
 	agent := restorev1.NewAgentServiceClient(follower.Conn())
 	actx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+agentTok.Secret)
-	if _, err := agent.Register(actx, &restorev1.RegisterRequest{ProtocolVersion: 1, HostId: "kvm-01",
+	if _, err := agent.Register(actx, &restorev1.RegisterRequest{ProtocolVersion: version.AgentProtocol, HostId: "kvm-01",
 		Capacity: &restorev1.Capacity{Vcpus: 64, MemoryMib: 1 << 20}}); err != nil {
 		t.Fatalf("register through follower: %v", err)
 	}
-	if _, err := agent.ReportRecoveryPoints(actx, &restorev1.ReportRecoveryPointsRequest{ProtocolVersion: 1, HostId: "kvm-01",
+	if _, err := agent.ReportRecoveryPoints(actx, &restorev1.ReportRecoveryPointsRequest{ProtocolVersion: version.AgentProtocol, HostId: "kvm-01",
 		RecoveryPoints: []*restorev1.RecoveryPoint{rp("rp-1", "acme", "web")}}); err != nil {
 		t.Fatal(err)
 	}

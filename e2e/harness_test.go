@@ -15,6 +15,7 @@ import (
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/server"
+	"github.com/restored/restored/internal/version"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -199,17 +200,17 @@ func (e *env) agent(host string, rps ...*restorev1.RecoveryPoint) *testAgent {
 	a := &testAgent{e: e, host: host, client: restorev1.NewAgentServiceClient(e.conn), ctx: ctx, stop: cancel}
 	e.t.Cleanup(cancel)
 	if _, err := a.client.Register(ctx, &restorev1.RegisterRequest{
-		ProtocolVersion: 1, HostId: host, AgentVersion: "test", Hypervisors: []string{"kvm"}, Accelerator: "tcg",
+		ProtocolVersion: version.AgentProtocol, HostId: host, AgentVersion: "test", Hypervisors: []string{"kvm"}, Accelerator: "tcg",
 		AcceleratorNote: "test agent", Capacity: &restorev1.Capacity{Vcpus: 4, MemoryMib: 4096},
 	}); err != nil {
 		e.t.Fatal(err)
 	}
-	if _, err := a.client.ReportRecoveryPoints(ctx, &restorev1.ReportRecoveryPointsRequest{ProtocolVersion: 1, HostId: host, RecoveryPoints: rps}); err != nil {
+	if _, err := a.client.ReportRecoveryPoints(ctx, &restorev1.ReportRecoveryPointsRequest{ProtocolVersion: version.AgentProtocol, HostId: host, RecoveryPoints: rps}); err != nil {
 		e.t.Fatal(err)
 	}
 	go func() {
 		for ctx.Err() == nil {
-			_, _ = a.client.Heartbeat(ctx, &restorev1.HeartbeatRequest{ProtocolVersion: 1, HostId: host})
+			_, _ = a.client.Heartbeat(ctx, &restorev1.HeartbeatRequest{ProtocolVersion: version.AgentProtocol, HostId: host})
 			select {
 			case <-ctx.Done():
 			case <-time.After(100 * time.Millisecond):
@@ -217,7 +218,7 @@ func (e *env) agent(host string, rps ...*restorev1.RecoveryPoint) *testAgent {
 		}
 	}()
 	var err error
-	a.stream, err = a.client.WatchAssignments(ctx, &restorev1.WatchAssignmentsRequest{ProtocolVersion: 1, HostId: host})
+	a.stream, err = a.client.WatchAssignments(ctx, &restorev1.WatchAssignmentsRequest{ProtocolVersion: version.AgentProtocol, HostId: host})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -273,7 +274,7 @@ func (a *testAgent) waitForStateWithin(what string, timeout time.Duration, cond 
 func (a *testAgent) report(restoreID string, state restorev1.RestoreState, boot *restorev1.Boot) *restorev1.Restore {
 	a.e.t.Helper()
 	resp, err := a.client.ReportRestoreStatus(a.ctx, &restorev1.ReportRestoreStatusRequest{
-		ProtocolVersion: 1, HostId: a.host, RestoreId: restoreID, State: state, StateReason: "test agent says " + state.String(), Boot: boot,
+		ProtocolVersion: version.AgentProtocol, HostId: a.host, RestoreId: restoreID, State: state, StateReason: "test agent says " + state.String(), Boot: boot,
 	})
 	if err != nil {
 		a.e.t.Fatal(err)

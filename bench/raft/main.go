@@ -22,6 +22,7 @@ import (
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/testcluster"
+	"github.com/restored/restored/internal/version"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 )
@@ -121,11 +122,11 @@ func run(d time.Duration, trials int, profile string) error {
 	}
 	agent := restorev1.NewAgentServiceClient(leader.Conn())
 	agctx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+agentSecret)
-	if _, err := agent.Register(agctx, &restorev1.RegisterRequest{ProtocolVersion: 1, HostId: "bench-host",
+	if _, err := agent.Register(agctx, &restorev1.RegisterRequest{ProtocolVersion: version.AgentProtocol, HostId: "bench-host",
 		Capacity: &restorev1.Capacity{Vcpus: 1 << 30, MemoryMib: 1 << 50}}); err != nil {
 		return err
 	}
-	if _, err := agent.ReportRecoveryPoints(agctx, &restorev1.ReportRecoveryPointsRequest{ProtocolVersion: 1, HostId: "bench-host",
+	if _, err := agent.ReportRecoveryPoints(agctx, &restorev1.ReportRecoveryPointsRequest{ProtocolVersion: version.AgentProtocol, HostId: "bench-host",
 		RecoveryPoints: []*restorev1.RecoveryPoint{{Id: "rp-bench", Tenant: "bench", Asset: "a", Valid: true}}}); err != nil {
 		return err
 	}
@@ -136,7 +137,7 @@ func run(d time.Duration, trials int, profile string) error {
 		for hbCtx.Err() == nil {
 			l, err := c.Leader(ctx)
 			if err == nil {
-				_, _ = restorev1.NewAgentServiceClient(l.Conn()).Heartbeat(hbCtx, &restorev1.HeartbeatRequest{ProtocolVersion: 1, HostId: "bench-host"})
+				_, _ = restorev1.NewAgentServiceClient(l.Conn()).Heartbeat(hbCtx, &restorev1.HeartbeatRequest{ProtocolVersion: version.AgentProtocol, HostId: "bench-host"})
 			}
 			time.Sleep(time.Second)
 		}

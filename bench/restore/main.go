@@ -26,6 +26,7 @@ import (
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/bench/internal/stack"
 	"github.com/restored/restored/bench/internal/stats"
+	"github.com/restored/restored/internal/kinds"
 	"github.com/restored/restored/internal/kvm"
 	"github.com/restored/restored/internal/testimage"
 	"github.com/restored/restored/internal/vmspec"
@@ -186,8 +187,8 @@ func (b *bench) raw(verified bool) (time.Duration, error) {
 	overlay, serial := filepath.Join(wd, "disk0.qcow2"), filepath.Join(wd, "serial.log")
 	dom, err := vmspec.Build(&vmspec.Context{Host: vmspec.HostFacts{Accelerator: "tcg"}, In: vmspec.Input{
 		RestoreID: id, Tenant: "bench", HostID: "bench-raw", ExpireAt: time.Now().Add(time.Hour), VCPUs: 1, MemoryMiB: 128,
-		Firmware: "bios", OS: "linux", NetworkKind: vmspec.NetworkNone, SerialLog: serial, VNCPassword: "pw",
-		Disks: []vmspec.DiskInput{{Name: "disk0", Overlay: overlay, Chain: []vmspec.ChainElement{{Path: b.img, Format: "raw"}}}},
+		Firmware: kinds.BIOS, OS: kinds.Linux, Network: kinds.NoNetwork, SerialLog: serial, VNCPassword: "pw",
+		Disks: []vmspec.DiskInput{{Name: "disk0", Overlay: overlay, Chain: []vmspec.ChainElement{{Path: b.img, Format: kinds.Raw}}}},
 	}})
 	if err != nil {
 		return 0, err

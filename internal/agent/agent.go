@@ -11,6 +11,7 @@ import (
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/kinds"
 	"github.com/restored/restored/internal/kvm"
 	"github.com/restored/restored/internal/storage"
 	"github.com/restored/restored/internal/version"
@@ -193,7 +194,7 @@ func (a *Agent) session(ctx context.Context, server string) error {
 	}
 	capacity := &restorev1.Capacity{Vcpus: node.CPUs - a.cfg.ReserveVCPUs, MemoryMib: node.MemoryMiB - a.cfg.ReserveMemoryMiB}
 	reg, err := client.Register(a.ctx(ctx), &restorev1.RegisterRequest{
-		ProtocolVersion: 1, HostId: a.cfg.HostID, AgentVersion: version.Version, Hypervisors: []string{"kvm"},
+		ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID, AgentVersion: version.Version, Hypervisors: []string{kinds.KVM.String()},
 		Accelerator: a.facts.Accelerator, AcceleratorNote: a.note, Capacity: capacity,
 	})
 	if err != nil {
@@ -209,7 +210,7 @@ func (a *Agent) session(ctx context.Context, server string) error {
 	}
 	go a.rescans(sctx, client)
 	go a.tunnels(sctx, client)
-	stream, err := client.WatchAssignments(a.ctx(sctx), &restorev1.WatchAssignmentsRequest{ProtocolVersion: 1, HostId: a.cfg.HostID})
+	stream, err := client.WatchAssignments(a.ctx(sctx), &restorev1.WatchAssignmentsRequest{ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID})
 	if err != nil {
 		return fmt.Errorf("watch assignments: %w", err)
 	}
@@ -260,7 +261,7 @@ func (a *Agent) heartbeats(ctx context.Context, client restorev1.AgentServiceCli
 	defer t.Stop()
 	for {
 		hctx, cancel := context.WithTimeout(ctx, every)
-		_, err := client.Heartbeat(a.ctx(hctx), &restorev1.HeartbeatRequest{ProtocolVersion: 1, HostId: a.cfg.HostID})
+		_, err := client.Heartbeat(a.ctx(hctx), &restorev1.HeartbeatRequest{ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID})
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			a.log.Warn("heartbeat failed", "err", err)
@@ -320,7 +321,7 @@ func (a *Agent) scanAndReport(ctx context.Context, client restorev1.AgentService
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	_, err = client.ReportRecoveryPoints(a.ctx(rctx), &restorev1.ReportRecoveryPointsRequest{
-		ProtocolVersion: 1, HostId: a.cfg.HostID, RecoveryPoints: report,
+		ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID, RecoveryPoints: report,
 	})
 	return err
 }

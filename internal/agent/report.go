@@ -8,6 +8,7 @@ import (
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/storage"
+	"github.com/restored/restored/internal/version"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -17,9 +18,9 @@ func toProto(rp storage.RecoveryPoint) *restorev1.RecoveryPoint {
 	out := &restorev1.RecoveryPoint{Id: rp.ID, Tenant: rp.Tenant, Asset: rp.Asset, Valid: rp.Valid, InvalidReason: rp.Reason}
 	if rp.Manifest != nil {
 		out.CreateTime = timestamppb.New(rp.Manifest.CreatedAt)
-		out.Firmware, out.Os = rp.Manifest.Firmware, rp.Manifest.OS
+		out.Firmware, out.Os = rp.Manifest.Firmware.String(), rp.Manifest.OS.String()
 		for _, d := range rp.Manifest.Disks {
-			out.Disks = append(out.Disks, &restorev1.Disk{Name: d.Name, Format: d.Format, VirtualSize: d.VirtualSize, Backing: d.Backing})
+			out.Disks = append(out.Disks, &restorev1.Disk{Name: d.Name, Format: d.Format.String(), VirtualSize: d.VirtualSize, Backing: d.Backing})
 		}
 	}
 	return out
@@ -29,7 +30,7 @@ func toProto(rp storage.RecoveryPoint) *restorev1.RecoveryPoint {
 // is not fatal: the assignment stream keeps asking for the desired state.
 func (a *Agent) report(ctx context.Context, id string, state restorev1.RestoreState, reason string, boot *restorev1.Boot) {
 	_ = a.send(ctx, &restorev1.ReportRestoreStatusRequest{
-		ProtocolVersion: 1, HostId: a.cfg.HostID, RestoreId: id, State: state, StateReason: reason, Boot: boot,
+		ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID, RestoreId: id, State: state, StateReason: reason, Boot: boot,
 	})
 }
 
@@ -38,7 +39,7 @@ func (a *Agent) report(ctx context.Context, id string, state restorev1.RestoreSt
 // again.
 func (a *Agent) reportVerification(ctx context.Context, id string, state restorev1.RestoreState, reason string, boot *restorev1.Boot, v *restorev1.Verification) {
 	req := &restorev1.ReportRestoreStatusRequest{
-		ProtocolVersion: 1, HostId: a.cfg.HostID, RestoreId: id, State: state, StateReason: reason, Boot: boot, Verification: v,
+		ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID, RestoreId: id, State: state, StateReason: reason, Boot: boot, Verification: v,
 	}
 	for attempt := 1; ; attempt++ {
 		err := a.send(ctx, req)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/kinds"
 	"github.com/restored/restored/internal/netiso"
 	"github.com/restored/restored/internal/revert"
 	"github.com/restored/restored/internal/storage"
@@ -102,12 +103,12 @@ func (a *Agent) boot(ctx context.Context, r *restorev1.Restore) error {
 		disks = append(disks, vmspec.DiskInput{Name: d.Name, Overlay: overlay, Chain: chain})
 	}
 	firmware := a.firmwareOf(r)
-	network, bridge := vmspec.NetworkNone, ""
-	switch r.GetNetwork().GetKind() {
-	case restorev1.NetworkKind_NETWORK_KIND_BRIDGED:
-		network, bridge = vmspec.NetworkBridged, r.Network.Bridge
-	case restorev1.NetworkKind_NETWORK_KIND_ISOLATED:
-		network, bridge = vmspec.NetworkIsolated, netiso.BridgeName(r.Id)
+	network, bridge := kinds.NetworkFromAPI(r.GetNetwork().GetKind()), ""
+	switch network {
+	case kinds.Bridged:
+		bridge = r.Network.Bridge
+	case kinds.Isolated:
+		bridge = netiso.BridgeName(r.Id)
 		if err := netiso.Ensure(ctx, bridge); err != nil {
 			return fmt.Errorf("isolated network: %w", err)
 		}
@@ -117,7 +118,7 @@ func (a *Agent) boot(ctx context.Context, r *restorev1.Restore) error {
 	_, _ = rand.Read(pw)
 	dom, err := vmspec.Build(&vmspec.Context{Host: a.facts, In: vmspec.Input{
 		RestoreID: r.Id, Tenant: r.Tenant, HostID: a.cfg.HostID, ExpireAt: r.ExpireTime.AsTime(), VCPUs: int(r.Vcpus), MemoryMiB: r.MemoryMib,
-		Firmware: firmware, OS: rp.Manifest.OS, Disks: disks, NetworkKind: network, Bridge: bridge,
+		Firmware: firmware, OS: rp.Manifest.OS, Disks: disks, Network: network, Bridge: bridge,
 		SerialLog: a.serialPath(r.Id), VNCPassword: base64.RawURLEncoding.EncodeToString(pw),
 		NVRAM: filepath.Join(dir, "nvram.fd"),
 	}})
@@ -145,19 +146,16 @@ func (a *Agent) signal(name string) bool {
 
 // firmwareOf is the firmware a restore boots with: the request's, else the
 // recovery point's manifest's.
-func (a *Agent) firmwareOf(r *restorev1.Restore) string {
-	switch r.Firmware {
-	case restorev1.Firmware_FIRMWARE_BIOS:
-		return "bios"
-	case restorev1.Firmware_FIRMWARE_UEFI:
-		return "uefi"
+func (a *Agent) firmwareOf(r *restorev1.Restore) kinds.Firmware {
+	if f, ok := kinds.FirmwareFromAPI(r.Firmware); ok {
+		return f
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if rp, ok := a.rps[r.RecoveryPointId]; ok && rp.Manifest.Firmware != "" {
+	if rp, ok := a.rps[r.RecoveryPointId]; ok && rp.Manifest.Firmware.Valid() {
 		return rp.Manifest.Firmware
 	}
-	return "bios"
+	return kinds.BIOS
 }
 
 // backingDisk finds the resolved disk whose file is path, to follow chains.

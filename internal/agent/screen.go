@@ -2,6 +2,8 @@ package agent
 
 import (
 	"image"
+
+	"github.com/restored/restored/internal/kinds"
 )
 
 // screenWatch decides the screen boot signal from successive screenshots.
@@ -36,13 +38,13 @@ var (
 	qemuPlaceholder = image.Pt(640, 480)
 )
 
-// newScreenWatch returns the watch for a firmware ("bios" or "uefi"); the
-// UEFI firmware's screen size is learnt (OVMF's depends on its build and
-// variables) as the first picture that is not QEMU's placeholder. adopted
-// says the boot began before the agent watched: the placeholder is long gone.
-func newScreenWatch(firmware string, stable int, adopted bool) *screenWatch {
-	w := &screenWatch{stable: stable, armed: adopted && firmware != "uefi"}
-	if firmware != "uefi" {
+// newScreenWatch returns the watch for a firmware; the UEFI firmware's
+// screen size is learnt (OVMF's depends on its build and variables) as the
+// first picture that is not QEMU's placeholder. adopted says the boot began
+// before the agent watched: the placeholder is long gone.
+func newScreenWatch(firmware kinds.Firmware, stable int, adopted bool) *screenWatch {
+	w := &screenWatch{stable: stable, armed: adopted && firmware != kinds.UEFI}
+	if firmware != kinds.UEFI {
 		w.firmware = biosScreen
 	}
 	return w

@@ -4,6 +4,8 @@ import (
 	"image"
 	"image/color"
 	"testing"
+
+	"github.com/restored/restored/internal/kinds"
 )
 
 // screen draws a w×h picture in colour c with a small "text" mark when mark
@@ -53,7 +55,7 @@ func TestScreenSignalFiresOnlyWhenTheGuestTookOverTheDisplayAndSettled(t *testin
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := newScreenWatch("bios", 2, false)
+			w := newScreenWatch(kinds.BIOS, 2, false)
 			got := false
 			for _, f := range tt.frames {
 				got = w.add(f)
@@ -80,7 +82,7 @@ func TestScreenSignalUnderUEFILearnsTheFirmwareScreen(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := newScreenWatch("uefi", 2, false)
+			w := newScreenWatch(kinds.UEFI, 2, false)
 			got := false
 			for _, f := range tt.frames {
 				got = w.add(f)
@@ -96,7 +98,7 @@ func TestScreenSignalForAnAdoptedBootNeedsNoFirmwareScreen(t *testing.T) {
 	osMode := screen(640, 480, color.RGBA{0, 0, 80, 255}, true, false)
 	bios := screen(720, 400, color.Black, true, false)
 	feed := func(img image.Image, n int) bool {
-		w := newScreenWatch("bios", 2, true)
+		w := newScreenWatch(kinds.BIOS, 2, true)
 		fired := false
 		for i := 0; i < n; i++ {
 			fired = w.add(img) || fired

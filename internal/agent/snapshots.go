@@ -11,6 +11,7 @@ import (
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/kvm"
 	"github.com/restored/restored/internal/nbd"
+	"github.com/restored/restored/internal/version"
 )
 
 // exportAddress is where QEMU's NBD servers listen: loopback only, for the
@@ -182,7 +183,7 @@ func (a *Agent) reportSnapshot(ctx context.Context, s *restorev1.Snapshot) {
 	a.mu.Unlock()
 	for attempt := 1; ; attempt++ {
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		_, err := client.ReportSnapshotStatus(a.ctx(rctx), &restorev1.ReportSnapshotStatusRequest{ProtocolVersion: 1, HostId: a.cfg.HostID, Snapshot: s})
+		_, err := client.ReportSnapshotStatus(a.ctx(rctx), &restorev1.ReportSnapshotStatusRequest{ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID, Snapshot: s})
 		cancel()
 		if err == nil || attempt == 5 || !retryable(err) || ctx.Err() != nil {
 			if err != nil {

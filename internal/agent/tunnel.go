@@ -13,6 +13,7 @@ import (
 	"github.com/restored/restored/internal/console"
 	"github.com/restored/restored/internal/kvm"
 	"github.com/restored/restored/internal/tunnel"
+	"github.com/restored/restored/internal/version"
 	"github.com/restored/restored/internal/vmspec"
 	"google.golang.org/protobuf/proto"
 )
@@ -44,7 +45,7 @@ func (a *Agent) tunnel(ctx context.Context, client restorev1.AgentServiceClient)
 	if err != nil {
 		return err
 	}
-	hello := &restorev1.TunnelFrame{Kind: &restorev1.TunnelFrame_Hello{Hello: &restorev1.TunnelHello{ProtocolVersion: 1, HostId: a.cfg.HostID}}}
+	hello := &restorev1.TunnelFrame{Kind: &restorev1.TunnelFrame_Hello{Hello: &restorev1.TunnelHello{ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID}}}
 	if err := stream.Send(&restorev1.TunnelRequest{Frame: hello}); err != nil {
 		return err
 	}

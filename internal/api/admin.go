@@ -24,7 +24,7 @@ func (s *AdminService) CreateTenant(_ context.Context, req *restorev1.CreateTena
 	if err := validate.DNSLabel("id", req.Id); err != nil {
 		return nil, err
 	}
-	if err := validate.Name("display_name", req.DisplayName, false); err != nil {
+	if err := validate.Optional("display_name", req.DisplayName); err != nil {
 		return nil, err
 	}
 	if s.Store.Read(nil).Tenant(req.Id) != nil {
@@ -59,7 +59,7 @@ func (s *AdminService) CreateToken(_ context.Context, req *restorev1.CreateToken
 	if !ok {
 		return nil, validate.Errorf("role %q is not one of admin, operator, partner, backup, agent", req.Role)
 	}
-	if err := validate.Name("description", req.Description, false); err != nil {
+	if err := validate.Optional("description", req.Description); err != nil {
 		return nil, err
 	}
 	switch {
@@ -93,7 +93,7 @@ func (s *AdminService) ListTokens(_ context.Context, req *restorev1.ListTokensRe
 
 // RevokeToken implements the RPC.
 func (s *AdminService) RevokeToken(_ context.Context, req *restorev1.RevokeTokenRequest) (*restorev1.RevokeTokenResponse, error) {
-	if err := validate.Name("id", req.Id, true); err != nil {
+	if err := validate.Required("id", req.Id); err != nil {
 		return nil, err
 	}
 	cur := s.Store.Read(nil).Token(req.Id)

@@ -11,14 +11,12 @@ import (
 	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/store"
 	"github.com/restored/restored/internal/validate"
+	"github.com/restored/restored/internal/version"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
-
-// ProtocolVersion is the agent protocol this server speaks.
-const ProtocolVersion = 1
 
 // AgentService implements restore.v1.AgentService.
 type AgentService struct {
@@ -26,10 +24,10 @@ type AgentService struct {
 	*Deps
 }
 
-func checkAgent(version uint32, hostID string) error {
-	if version != ProtocolVersion {
+func checkAgent(protocol uint32, hostID string) error {
+	if protocol != version.AgentProtocol {
 		return status.Errorf(codes.FailedPrecondition,
-			"agent protocol version %d is not supported; this server speaks version %d: upgrade the agent or the server", version, ProtocolVersion)
+			"agent protocol version %d is not supported; this server speaks version %d: upgrade the agent or the server", protocol, version.AgentProtocol)
 	}
 	return validate.DNSLabel("host_id", hostID)
 }
@@ -53,12 +51,12 @@ func (s *AgentService) Register(_ context.Context, req *restorev1.RegisterReques
 	for _, f := range []struct{ name, v string }{
 		{"agent_version", req.AgentVersion}, {"accelerator", req.Accelerator}, {"accelerator_note", req.AcceleratorNote},
 	} {
-		if err := validate.Name(f.name, f.v, false); err != nil {
+		if err := validate.Optional(f.name, f.v); err != nil {
 			return nil, err
 		}
 	}
 	for _, h := range req.Hypervisors {
-		if err := validate.Name("hypervisors", h, true); err != nil {
+		if err := validate.Required("hypervisors", h); err != nil {
 			return nil, err
 		}
 	}
@@ -72,7 +70,7 @@ func (s *AgentService) Register(_ context.Context, req *restorev1.RegisterReques
 	}
 	s.Beats.Beat(req.HostId)
 	return &restorev1.RegisterResponse{
-		ProtocolVersion:     ProtocolVersion,
+		ProtocolVersion:     version.AgentProtocol,
 		ServerVersion:       s.Version,
 		HeartbeatIntervalMs: s.HeartbeatInterval.Milliseconds(),
 		HeartbeatTtlMs:      s.HeartbeatTTL.Milliseconds(),
@@ -151,10 +149,10 @@ func (s *AgentService) ReportRestoreStatus(_ context.Context, req *restorev1.Rep
 	if err := checkAgent(req.ProtocolVersion, req.HostId); err != nil {
 		return nil, err
 	}
-	if err := validate.Name("restore_id", req.RestoreId, true); err != nil {
+	if err := validate.Required("restore_id", req.RestoreId); err != nil {
 		return nil, err
 	}
-	if err := validate.Name("state_reason", req.StateReason, false); err != nil {
+	if err := validate.Optional("state_reason", req.StateReason); err != nil {
 		return nil, err
 	}
 	if !lifecycle.AgentMayReport(req.State) {
@@ -192,7 +190,7 @@ func (s *AgentService) ReportRecoveryPoints(_ context.Context, req *restorev1.Re
 	seen := map[string]bool{}
 	rps := make([]*restorev1.RecoveryPoint, 0, len(req.RecoveryPoints))
 	for i, rp := range req.RecoveryPoints {
-		if err := validate.Name(fmt.Sprintf("recovery_points[%d].id", i), rp.Id, true); err != nil {
+		if err := validate.Required(fmt.Sprintf("recovery_points[%d].id", i), rp.Id); err != nil {
 			return nil, err
 		}
 		if seen[rp.Id] {
@@ -202,10 +200,10 @@ func (s *AgentService) ReportRecoveryPoints(_ context.Context, req *restorev1.Re
 		if err := validate.DNSLabel(fmt.Sprintf("recovery_points[%d].tenant", i), rp.Tenant); err != nil {
 			return nil, err
 		}
-		if err := validate.Name(fmt.Sprintf("recovery_points[%d].asset", i), rp.Asset, true); err != nil {
+		if err := validate.Required(fmt.Sprintf("recovery_points[%d].asset", i), rp.Asset); err != nil {
 			return nil, err
 		}
-		if err := validate.Name(fmt.Sprintf("recovery_points[%d].invalid_reason", i), rp.InvalidReason, false); err != nil {
+		if err := validate.Optional(fmt.Sprintf("recovery_points[%d].invalid_reason", i), rp.InvalidReason); err != nil {
 			return nil, err
 		}
 		c := proto.Clone(rp).(*restorev1.RecoveryPoint)

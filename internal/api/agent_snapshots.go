@@ -48,7 +48,7 @@ func (s *AgentService) ReportSnapshotStatus(_ context.Context, req *restorev1.Re
 	if rep == nil {
 		return nil, validate.Errorf("snapshot is required")
 	}
-	if err := validate.Name("snapshot.id", rep.Id, true); err != nil {
+	if err := validate.Required("snapshot.id", rep.Id); err != nil {
 		return nil, err
 	}
 	if !lifecycle.Snapshots.Reachable(rep.State, lifecycle.ByAgent) {

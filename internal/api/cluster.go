@@ -23,7 +23,7 @@ func (s *ClusterService) Join(_ context.Context, req *raftv1.JoinRequest) (*raft
 		return nil, validate.Errorf("server is required")
 	}
 	for _, f := range []struct{ name, v string }{{"server.id", srv.Id}, {"server.raft_address", srv.RaftAddress}, {"server.grpc_address", srv.GrpcAddress}} {
-		if err := validate.Name(f.name, f.v, true); err != nil {
+		if err := validate.Required(f.name, f.v); err != nil {
 			return nil, err
 		}
 	}

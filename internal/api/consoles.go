@@ -10,6 +10,7 @@ import (
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/lifecycle"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -86,7 +87,7 @@ func (s *RestoreService) CreateConsole(ctx context.Context, req *restorev1.Creat
 	if err != nil {
 		return nil, err
 	}
-	if x.State != restorev1.RestoreState_RESTORE_STATE_RUNNING && x.State != restorev1.RestoreState_RESTORE_STATE_BOOTING {
+	if !lifecycle.HasScreen(x.State) {
 		return nil, status.Errorf(codes.FailedPrecondition, "restore %s is %s: only a BOOTING or RUNNING restore has a console", x.Id, x.State)
 	}
 	now := s.Now()

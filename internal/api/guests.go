@@ -27,11 +27,11 @@ func (s *GuestService) RegisterGuest(ctx context.Context, req *restorev1.Registe
 	if err != nil {
 		return nil, err
 	}
-	if err := validate.Enum("hypervisor", req.Hypervisor, false); err != nil {
+	if err := validate.Enum("hypervisor", req.Hypervisor); err != nil {
 		return nil, err
 	}
 	for _, f := range []struct{ name, v string }{{"host_id", req.HostId}, {"name", req.Name}, {"uuid", req.Uuid}, {"vcenter", req.Vcenter}, {"moref", req.Moref}} {
-		if err := validate.Name(f.name, f.v, false); err != nil {
+		if err := validate.Optional(f.name, f.v); err != nil {
 			return nil, err
 		}
 	}
@@ -81,7 +81,7 @@ func (s *GuestService) RegisterGuest(ctx context.Context, req *restorev1.Registe
 }
 
 func (s *GuestService) visible(ctx context.Context, id string) (*restorev1.Guest, error) {
-	if err := validate.Name("id", id, true); err != nil {
+	if err := validate.Required("id", id); err != nil {
 		return nil, err
 	}
 	g := s.Store.Read(nil).Guest(id)

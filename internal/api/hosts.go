@@ -39,7 +39,7 @@ func (s *HostService) ListHosts(context.Context, *restorev1.ListHostsRequest) (*
 }
 
 func (s *HostService) host(id string) (*restorev1.Host, error) {
-	if err := validate.Name("id", id, true); err != nil {
+	if err := validate.Required("id", id); err != nil {
 		return nil, err
 	}
 	r := s.Store.Read(nil)

@@ -32,7 +32,7 @@ func (d *Deps) authenticate(ctx context.Context, method string) (*auth.Principal
 	if err != nil {
 		return nil, err
 	}
-	if !policy[method][p.Role] {
+	if !allowed(method, p.Role) {
 		return nil, status.Errorf(codes.PermissionDenied, "role %q may not call %s", p.Role, method)
 	}
 	return p, nil
@@ -45,7 +45,7 @@ func (d *Deps) UnaryInterceptor(fwd *Forwarder) grpc.UnaryServerInterceptor {
 			return handler(ctx, req)
 		}
 		linearizable := wantsLinearizable(ctx)
-		if (leaderOnly[info.FullMethod] || linearizable) && !d.Node.IsLeader() {
+		if (leaderOnly(info.FullMethod) || linearizable) && !d.Node.IsLeader() {
 			resp, err := fwd.forward(ctx, info.FullMethod, req)
 			if err != errRunLocally {
 				return resp, err

@@ -34,7 +34,7 @@ type VerificationPolicyService struct {
 // tenantFor is the tenant a call acts for: a tenant-scoped token's own (a
 // named other tenant is NotFound), or the one an operator or admin names.
 func tenantFor(r *store.Reader, p *auth.Principal, named string) (string, error) {
-	if err := validate.Name("tenant", named, false); err != nil {
+	if err := validate.Optional("tenant", named); err != nil {
 		return "", err
 	}
 	switch {
@@ -54,7 +54,7 @@ func checkAsset(asset string, allowStar bool) error {
 	if asset == "*" && allowStar {
 		return nil
 	}
-	if err := validate.Name("asset", asset, true); err != nil {
+	if err := validate.Required("asset", asset); err != nil {
 		return err
 	}
 	if asset == "*" {
@@ -163,7 +163,7 @@ func (s *VerificationPolicyService) RunVerification(ctx context.Context, req *re
 		}
 		rpID = newest.Id
 	}
-	if err := validate.Name("recovery_point_id", rpID, true); err != nil {
+	if err := validate.Required("recovery_point_id", rpID); err != nil {
 		return nil, err
 	}
 	if rp := r.RecoveryPoint(rpID); rp != nil && p.Sees(rp.Tenant) && !req.Force {

@@ -1,55 +1,13 @@
 package api
 
 import (
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/auth"
+	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 )
 
-// Full gRPC method names.
+// Prefixes of the methods anyone may call (no token).
 const (
-	mCreateRestore   = "/restore.v1.RestoreService/CreateRestore"
-	mGetRestore      = "/restore.v1.RestoreService/GetRestore"
-	mListRestores    = "/restore.v1.RestoreService/ListRestores"
-	mDeleteRestore   = "/restore.v1.RestoreService/DeleteRestore"
-	mWatchRestores   = "/restore.v1.RestoreService/WatchRestores"
-	mRestoreShot     = "/restore.v1.RestoreService/GetRestoreScreenshot"
-	mConsole         = "/restore.v1.RestoreService/CreateConsole"
-	mVerifShot       = "/restore.v1.VerificationService/GetVerificationScreenshot"
-	mListRPs         = "/restore.v1.RecoveryPointService/ListRecoveryPoints"
-	mGetRP           = "/restore.v1.RecoveryPointService/GetRecoveryPoint"
-	mListVerifs      = "/restore.v1.VerificationService/ListVerifications"
-	mGetVerif        = "/restore.v1.VerificationService/GetVerification"
-	mRunVerif        = "/restore.v1.VerificationPolicyService/RunVerification"
-	mSetPolicy       = "/restore.v1.VerificationPolicyService/SetVerificationPolicy"
-	mListPolicies    = "/restore.v1.VerificationPolicyService/ListVerificationPolicies"
-	mDeletePolicy    = "/restore.v1.VerificationPolicyService/DeleteVerificationPolicy"
-	mTrend           = "/restore.v1.VerificationPolicyService/GetVerificationTrend"
-	mRegisterGuest   = "/restore.v1.GuestService/RegisterGuest"
-	mGetGuest        = "/restore.v1.GuestService/GetGuest"
-	mListGuests      = "/restore.v1.GuestService/ListGuests"
-	mUnregisterGuest = "/restore.v1.GuestService/UnregisterGuest"
-	mCreateSnapshot  = "/restore.v1.SnapshotService/CreateSnapshot"
-	mGetSnapshot     = "/restore.v1.SnapshotService/GetSnapshot"
-	mListSnapshots   = "/restore.v1.SnapshotService/ListSnapshots"
-	mListExtents     = "/restore.v1.SnapshotService/ListSnapshotExtents"
-	mDeleteSnapshot  = "/restore.v1.SnapshotService/DeleteSnapshot"
-	mReportSnapshot  = "/restore.v1.AgentService/ReportSnapshotStatus"
-	mListHosts       = "/restore.v1.HostService/ListHosts"
-	mGetHost         = "/restore.v1.HostService/GetHost"
-	mDrainHost       = "/restore.v1.HostService/DrainHost"
-	mUndrainHost     = "/restore.v1.HostService/UndrainHost"
-	mCreateTenant    = "/restore.v1.AdminService/CreateTenant"
-	mListTenants     = "/restore.v1.AdminService/ListTenants"
-	mCreateToken     = "/restore.v1.AdminService/CreateToken"
-	mListTokens      = "/restore.v1.AdminService/ListTokens"
-	mRevokeToken     = "/restore.v1.AdminService/RevokeToken"
-	mGetCluster      = "/restore.v1.AdminService/GetCluster"
-	mRegister        = "/restore.v1.AgentService/Register"
-	mHeartbeat       = "/restore.v1.AgentService/Heartbeat"
-	mWatchAssign     = "/restore.v1.AgentService/WatchAssignments"
-	mReportStatus    = "/restore.v1.AgentService/ReportRestoreStatus"
-	mReportRPs       = "/restore.v1.AgentService/ReportRecoveryPoints"
-	mTunnel          = "/restore.v1.AgentService/Tunnel"
-	mJoin            = "/restored.raft.v1.ClusterService/Join"
 	healthPrefix     = "/grpc.health.v1.Health/"
 	reflectionPrefix = "/grpc.reflection."
 )
@@ -64,6 +22,24 @@ func allow(rs ...auth.Role) roles {
 	return m
 }
 
+// where says which server answers a method.
+type where uint8
+
+const (
+	// anyServer: the server the caller reached answers (a stale read;
+	// linearizable when the caller asks, through the leader).
+	anyServer where = iota + 1
+	// onLeader: the call is forwarded to the leader: every write, and
+	// heartbeats (which live in the leader's memory).
+	onLeader
+)
+
+// rule is one method's authorization and where it runs.
+type rule struct {
+	roles roles
+	where where
+}
+
 var (
 	restoreUsers = allow(auth.RoleAdmin, auth.RoleOperator, auth.RolePartner)
 	rpReaders    = allow(auth.RoleAdmin, auth.RoleOperator, auth.RolePartner, auth.RoleBackup)
@@ -76,62 +52,67 @@ var (
 	agents        = allow(auth.RoleAgent)
 )
 
-// policy says which roles may call each method. A method missing here is
-// refused for everyone (deny by default).
-var policy = map[string]roles{
-	mCreateRestore:   restoreUsers,
-	mGetRestore:      restoreUsers,
-	mListRestores:    restoreUsers,
-	mDeleteRestore:   restoreUsers,
-	mWatchRestores:   restoreUsers,
-	mRestoreShot:     restoreUsers,
-	mConsole:         restoreUsers,
-	mVerifShot:       restoreUsers,
-	mListRPs:         rpReaders,
-	mGetRP:           rpReaders,
-	mListVerifs:      restoreUsers,
-	mGetVerif:        restoreUsers,
-	mRunVerif:        restoreUsers,
-	mSetPolicy:       restoreUsers,
-	mListPolicies:    restoreUsers,
-	mDeletePolicy:    restoreUsers,
-	mTrend:           restoreUsers,
-	mRegisterGuest:   guestUsers,
-	mGetGuest:        guestUsers,
-	mListGuests:      guestUsers,
-	mUnregisterGuest: guestUsers,
-	mCreateSnapshot:  snapshotUsers,
-	mGetSnapshot:     snapshotUsers,
-	mListSnapshots:   snapshotUsers,
-	mListExtents:     snapshotUsers,
-	mDeleteSnapshot:  snapshotUsers,
-	mReportSnapshot:  agents,
-	mListHosts:       hostUsers,
-	mGetHost:         hostUsers,
-	mDrainHost:       hostUsers,
-	mUndrainHost:     hostUsers,
-	mCreateTenant:    admins,
-	mListTenants:     admins,
-	mCreateToken:     admins,
-	mListTokens:      admins,
-	mRevokeToken:     admins,
-	mGetCluster:      admins,
-	mRegister:        agents,
-	mHeartbeat:       agents,
-	mWatchAssign:     agents,
-	mReportStatus:    agents,
-	mReportRPs:       agents,
-	mTunnel:          agents,
-	mJoin:            admins,
+// rules holds every RPC of every service, keyed by the generated method
+// names. A method missing here is refused for everyone (deny by default);
+// a test checks that every RPC has exactly one rule.
+var rules = map[string]rule{
+	restorev1.RestoreService_CreateRestore_FullMethodName:        {restoreUsers, onLeader},
+	restorev1.RestoreService_GetRestore_FullMethodName:           {restoreUsers, anyServer},
+	restorev1.RestoreService_ListRestores_FullMethodName:         {restoreUsers, anyServer},
+	restorev1.RestoreService_DeleteRestore_FullMethodName:        {restoreUsers, onLeader},
+	restorev1.RestoreService_WatchRestores_FullMethodName:        {restoreUsers, anyServer},
+	restorev1.RestoreService_GetRestoreScreenshot_FullMethodName: {restoreUsers, anyServer},
+	restorev1.RestoreService_CreateConsole_FullMethodName:        {restoreUsers, anyServer},
+
+	restorev1.RecoveryPointService_ListRecoveryPoints_FullMethodName: {rpReaders, anyServer},
+	restorev1.RecoveryPointService_GetRecoveryPoint_FullMethodName:   {rpReaders, anyServer},
+
+	restorev1.VerificationService_ListVerifications_FullMethodName:         {restoreUsers, anyServer},
+	restorev1.VerificationService_GetVerification_FullMethodName:           {restoreUsers, anyServer},
+	restorev1.VerificationService_GetVerificationScreenshot_FullMethodName: {restoreUsers, anyServer},
+
+	restorev1.VerificationPolicyService_RunVerification_FullMethodName:          {restoreUsers, onLeader},
+	restorev1.VerificationPolicyService_SetVerificationPolicy_FullMethodName:    {restoreUsers, onLeader},
+	restorev1.VerificationPolicyService_ListVerificationPolicies_FullMethodName: {restoreUsers, anyServer},
+	restorev1.VerificationPolicyService_DeleteVerificationPolicy_FullMethodName: {restoreUsers, onLeader},
+	restorev1.VerificationPolicyService_GetVerificationTrend_FullMethodName:     {restoreUsers, anyServer},
+
+	restorev1.GuestService_RegisterGuest_FullMethodName:   {guestUsers, onLeader},
+	restorev1.GuestService_GetGuest_FullMethodName:        {guestUsers, anyServer},
+	restorev1.GuestService_ListGuests_FullMethodName:      {guestUsers, anyServer},
+	restorev1.GuestService_UnregisterGuest_FullMethodName: {guestUsers, onLeader},
+
+	restorev1.SnapshotService_CreateSnapshot_FullMethodName:      {snapshotUsers, onLeader},
+	restorev1.SnapshotService_GetSnapshot_FullMethodName:         {snapshotUsers, anyServer},
+	restorev1.SnapshotService_ListSnapshots_FullMethodName:       {snapshotUsers, anyServer},
+	restorev1.SnapshotService_ListSnapshotExtents_FullMethodName: {snapshotUsers, anyServer},
+	restorev1.SnapshotService_DeleteSnapshot_FullMethodName:      {snapshotUsers, onLeader},
+
+	restorev1.HostService_ListHosts_FullMethodName:   {hostUsers, anyServer},
+	restorev1.HostService_GetHost_FullMethodName:     {hostUsers, anyServer},
+	restorev1.HostService_DrainHost_FullMethodName:   {hostUsers, onLeader},
+	restorev1.HostService_UndrainHost_FullMethodName: {hostUsers, onLeader},
+
+	restorev1.AdminService_CreateTenant_FullMethodName: {admins, onLeader},
+	restorev1.AdminService_ListTenants_FullMethodName:  {admins, anyServer},
+	restorev1.AdminService_CreateToken_FullMethodName:  {admins, onLeader},
+	restorev1.AdminService_ListTokens_FullMethodName:   {admins, anyServer},
+	restorev1.AdminService_RevokeToken_FullMethodName:  {admins, onLeader},
+	restorev1.AdminService_GetCluster_FullMethodName:   {admins, anyServer},
+
+	restorev1.AgentService_Register_FullMethodName:             {agents, onLeader},
+	restorev1.AgentService_Heartbeat_FullMethodName:            {agents, onLeader},
+	restorev1.AgentService_WatchAssignments_FullMethodName:     {agents, anyServer},
+	restorev1.AgentService_ReportRestoreStatus_FullMethodName:  {agents, onLeader},
+	restorev1.AgentService_ReportRecoveryPoints_FullMethodName: {agents, onLeader},
+	restorev1.AgentService_ReportSnapshotStatus_FullMethodName: {agents, onLeader},
+	restorev1.AgentService_Tunnel_FullMethodName:               {agents, anyServer},
+
+	raftv1.ClusterService_Join_FullMethodName: {admins, onLeader},
 }
 
-// leaderOnly methods run on the leader: every write, and heartbeats (which
-// live in the leader's memory).
-var leaderOnly = map[string]bool{
-	mCreateRestore: true, mDeleteRestore: true, mDrainHost: true, mUndrainHost: true,
-	mCreateTenant: true, mCreateToken: true, mRevokeToken: true,
-	mRegister: true, mHeartbeat: true, mReportStatus: true, mReportRPs: true, mJoin: true,
-	mRunVerif: true, mSetPolicy: true, mDeletePolicy: true,
-	mRegisterGuest: true, mUnregisterGuest: true,
-	mCreateSnapshot: true, mDeleteSnapshot: true, mReportSnapshot: true,
-}
+// allowed says whether role may call method.
+func allowed(method string, role auth.Role) bool { return rules[method].roles[role] }
+
+// leaderOnly says whether method must run on the leader.
+func leaderOnly(method string) bool { return rules[method].where == onLeader }

@@ -17,34 +17,20 @@ type RecoveryPointService struct {
 
 // ListRecoveryPoints implements the RPC.
 func (s *RecoveryPointService) ListRecoveryPoints(ctx context.Context, req *restorev1.ListRecoveryPointsRequest) (*restorev1.ListRecoveryPointsResponse, error) {
-	if err := validate.Name("asset", req.Asset, false); err != nil {
+	if err := validate.Optional("asset", req.Asset); err != nil {
 		return nil, err
 	}
-	size, err := validate.PageSize(req.PageSize)
+	p, err := paginate(s.Store.Read(nil).RecoveryPoints(principal(ctx).Scope()), (*restorev1.RecoveryPoint).GetId, ascending,
+		req.PageSize, req.PageToken, func(rp *restorev1.RecoveryPoint) bool { return req.Asset == "" || rp.Asset == req.Asset })
 	if err != nil {
 		return nil, err
 	}
-	after, err := decodePageToken(req.PageToken)
-	if err != nil {
-		return nil, err
-	}
-	out := &restorev1.ListRecoveryPointsResponse{}
-	for _, rp := range s.Store.Read(nil).RecoveryPoints(principal(ctx).Scope()) {
-		if (after != "" && rp.Id <= after) || (req.Asset != "" && rp.Asset != req.Asset) {
-			continue
-		}
-		if len(out.RecoveryPoints) == size {
-			out.NextPageToken = encodePageToken(out.RecoveryPoints[size-1].Id)
-			break
-		}
-		out.RecoveryPoints = append(out.RecoveryPoints, rp)
-	}
-	return out, nil
+	return &restorev1.ListRecoveryPointsResponse{RecoveryPoints: p.Items, NextPageToken: p.Next}, nil
 }
 
 // GetRecoveryPoint implements the RPC.
 func (s *RecoveryPointService) GetRecoveryPoint(ctx context.Context, req *restorev1.GetRecoveryPointRequest) (*restorev1.GetRecoveryPointResponse, error) {
-	if err := validate.Name("id", req.Id, true); err != nil {
+	if err := validate.Required("id", req.Id); err != nil {
 		return nil, err
 	}
 	rp := s.Store.Read(nil).RecoveryPoint(req.Id)

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"regexp"
 	"time"
 
@@ -35,13 +34,13 @@ var bridgeName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
 // normalizeCreate validates a create request and fills in defaults.
 func normalizeCreate(in *restorev1.CreateRestoreRequest) (*restorev1.CreateRestoreRequest, error) {
 	req := proto.Clone(in).(*restorev1.CreateRestoreRequest)
-	if err := validate.Name("request_id", req.RequestId, true); err != nil {
+	if err := validate.Required("request_id", req.RequestId); err != nil {
 		return nil, err
 	}
-	if err := validate.Name("recovery_point_id", req.RecoveryPointId, true); err != nil {
+	if err := validate.Required("recovery_point_id", req.RecoveryPointId); err != nil {
 		return nil, err
 	}
-	if err := validate.Enum("mode", req.Mode, false); err != nil {
+	if err := validate.Enum("mode", req.Mode); err != nil {
 		return nil, err
 	}
 	if req.Vcpus == 0 {
@@ -65,7 +64,7 @@ func normalizeCreate(in *restorev1.CreateRestoreRequest) (*restorev1.CreateResto
 	if err := validate.Range("ttl_seconds", req.TtlSeconds, 1, validate.MaxTTLSeconds); err != nil {
 		return nil, err
 	}
-	if err := validate.Enum("firmware", req.Firmware, true); err != nil {
+	if err := validate.EnumOrUnset("firmware", req.Firmware); err != nil {
 		return nil, err
 	}
 	if req.Firmware == restorev1.Firmware_FIRMWARE_UNSPECIFIED {
@@ -74,13 +73,13 @@ func normalizeCreate(in *restorev1.CreateRestoreRequest) (*restorev1.CreateResto
 	if req.Network == nil {
 		req.Network = &restorev1.Network{}
 	}
-	if err := validate.Enum("network.kind", req.Network.Kind, true); err != nil {
+	if err := validate.EnumOrUnset("network.kind", req.Network.Kind); err != nil {
 		return nil, err
 	}
 	if req.Network.Kind == restorev1.NetworkKind_NETWORK_KIND_UNSPECIFIED {
 		req.Network.Kind = restorev1.NetworkKind_NETWORK_KIND_NONE
 	}
-	if err := validate.Name("network.bridge", req.Network.Bridge, false); err != nil {
+	if err := validate.Optional("network.bridge", req.Network.Bridge); err != nil {
 		return nil, err
 	}
 	switch {
@@ -146,7 +145,7 @@ func (s *RestoreService) CreateRestore(ctx context.Context, in *restorev1.Create
 
 // visibleRestore returns the restore when the caller may see it.
 func visibleRestore(r *store.Reader, p *auth.Principal, id string) (*restorev1.Restore, error) {
-	if err := validate.Name("id", id, true); err != nil {
+	if err := validate.Required("id", id); err != nil {
 		return nil, err
 	}
 	x := r.Restore(id)
@@ -168,8 +167,6 @@ func (s *RestoreService) GetRestore(ctx context.Context, req *restorev1.GetResto
 type restoreFilter struct {
 	state       restorev1.RestoreState
 	asset, rpID string
-	afterID     string
-	pageSize    int
 }
 
 func (f restoreFilter) match(x *restorev1.Restore) bool {
@@ -179,30 +176,17 @@ func (f restoreFilter) match(x *restorev1.Restore) bool {
 }
 
 func newFilter(state restorev1.RestoreState, asset, rpID string) (restoreFilter, error) {
-	if err := validate.Enum("state", state, true); err != nil {
+	if err := validate.EnumOrUnset("state", state); err != nil {
 		return restoreFilter{}, err
 	}
-	if err := validate.Name("asset", asset, false); err != nil {
+	if err := validate.Optional("asset", asset); err != nil {
 		return restoreFilter{}, err
 	}
-	if err := validate.Name("recovery_point_id", rpID, false); err != nil {
+	if err := validate.Optional("recovery_point_id", rpID); err != nil {
 		return restoreFilter{}, err
 	}
 	return restoreFilter{state: state, asset: asset, rpID: rpID}, nil
 }
-
-func decodePageToken(tok string) (string, error) {
-	if tok == "" {
-		return "", nil
-	}
-	b, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil || len(b) == 0 || len(b) > validate.MaxNameLen {
-		return "", validate.Errorf("page_token is not one this server handed out; pass next_page_token from the previous page")
-	}
-	return string(b), nil
-}
-
-func encodePageToken(id string) string { return base64.RawURLEncoding.EncodeToString([]byte(id)) }
 
 // ListRestores implements the RPC.
 func (s *RestoreService) ListRestores(ctx context.Context, req *restorev1.ListRestoresRequest) (*restorev1.ListRestoresResponse, error) {
@@ -210,27 +194,12 @@ func (s *RestoreService) ListRestores(ctx context.Context, req *restorev1.ListRe
 	if err != nil {
 		return nil, err
 	}
-	if f.pageSize, err = validate.PageSize(req.PageSize); err != nil {
+	p, err := paginate(s.Store.Read(nil).Restores(principal(ctx).Scope()), (*restorev1.Restore).GetId, newestFirst,
+		req.PageSize, req.PageToken, f.match)
+	if err != nil {
 		return nil, err
 	}
-	if f.afterID, err = decodePageToken(req.PageToken); err != nil {
-		return nil, err
-	}
-	out := &restorev1.ListRestoresResponse{}
-	for _, x := range s.Store.Read(nil).Restores(principal(ctx).Scope()) {
-		if f.afterID != "" && x.Id >= f.afterID {
-			continue // newest first: the next page holds smaller ids
-		}
-		if !f.match(x) {
-			continue
-		}
-		if len(out.Restores) == f.pageSize {
-			out.NextPageToken = encodePageToken(out.Restores[len(out.Restores)-1].Id)
-			break
-		}
-		out.Restores = append(out.Restores, x)
-	}
-	return out, nil
+	return &restorev1.ListRestoresResponse{Restores: p.Items, NextPageToken: p.Next}, nil
 }
 
 // DeleteRestore implements the RPC.

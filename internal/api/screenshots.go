@@ -8,6 +8,7 @@ import (
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/tunnel"
 	"github.com/restored/restored/internal/validate"
 	"google.golang.org/grpc/codes"
@@ -25,13 +26,11 @@ func (s *RestoreService) GetRestoreScreenshot(ctx context.Context, req *restorev
 	if err != nil {
 		return nil, err
 	}
-	switch x.State {
-	case restorev1.RestoreState_RESTORE_STATE_BOOTING, restorev1.RestoreState_RESTORE_STATE_RUNNING:
-	default:
+	if !lifecycle.HasScreen(x.State) {
 		return nil, status.Errorf(codes.FailedPrecondition, "restore %s is %s: only a BOOTING or RUNNING restore has a screen", x.Id, x.State)
 	}
 	data, err := s.fetch(ctx, x.HostId, &restorev1.TunnelOpen{Kind: restorev1.TunnelOpenKind_TUNNEL_OPEN_KIND_SCREENSHOT, RestoreId: x.Id},
-		"/restore.v1.RestoreService/GetRestoreScreenshot", req)
+		restorev1.RestoreService_GetRestoreScreenshot_FullMethodName, req)
 	if err != nil {
 		return nil, err
 	}
@@ -41,7 +40,7 @@ func (s *RestoreService) GetRestoreScreenshot(ctx context.Context, req *restorev
 // GetVerificationScreenshot implements the RPC: a screenshot kept by the
 // host that ran the verification.
 func (s *VerificationService) GetVerificationScreenshot(ctx context.Context, req *restorev1.GetVerificationScreenshotRequest) (*restorev1.GetVerificationScreenshotResponse, error) {
-	if err := validate.Name("id", req.Id, true); err != nil {
+	if err := validate.Required("id", req.Id); err != nil {
 		return nil, err
 	}
 	v := s.Store.Read(nil).Verification(req.Id)
@@ -52,7 +51,7 @@ func (s *VerificationService) GetVerificationScreenshot(ctx context.Context, req
 		return nil, status.Errorf(codes.NotFound, "verification %s has screenshots 1 to %d, not %d", v.Id, len(v.Screenshots), req.N)
 	}
 	data, err := s.fetch(ctx, v.HostId, &restorev1.TunnelOpen{Kind: restorev1.TunnelOpenKind_TUNNEL_OPEN_KIND_EVIDENCE, RestoreId: v.Id, N: req.N},
-		"/restore.v1.VerificationService/GetVerificationScreenshot", req)
+		restorev1.VerificationService_GetVerificationScreenshot_FullMethodName, req)
 	if err != nil {
 		return nil, err
 	}

@@ -34,10 +34,10 @@ type SnapshotService struct {
 
 // CreateSnapshot implements the RPC.
 func (s *SnapshotService) CreateSnapshot(ctx context.Context, req *restorev1.CreateSnapshotRequest) (*restorev1.CreateSnapshotResponse, error) {
-	if err := validate.Name("guest_id", req.GuestId, true); err != nil {
+	if err := validate.Required("guest_id", req.GuestId); err != nil {
 		return nil, err
 	}
-	if err := validate.Name("request_id", req.RequestId, false); err != nil {
+	if err := validate.Optional("request_id", req.RequestId); err != nil {
 		return nil, err
 	}
 	lease := req.LeaseSeconds
@@ -100,7 +100,7 @@ func snapshotBodyHash(req *restorev1.CreateSnapshotRequest) []byte {
 }
 
 func visibleSnapshot(r *store.Reader, ctx context.Context, id string) (*restorev1.Snapshot, error) {
-	if err := validate.Name("id", id, true); err != nil {
+	if err := validate.Required("id", id); err != nil {
 		return nil, err
 	}
 	x := r.Snapshot(id)
@@ -121,7 +121,7 @@ func (s *SnapshotService) GetSnapshot(ctx context.Context, req *restorev1.GetSna
 
 // ListSnapshots implements the RPC.
 func (s *SnapshotService) ListSnapshots(ctx context.Context, req *restorev1.ListSnapshotsRequest) (*restorev1.ListSnapshotsResponse, error) {
-	if err := validate.Name("guest_id", req.GuestId, false); err != nil {
+	if err := validate.Optional("guest_id", req.GuestId); err != nil {
 		return nil, err
 	}
 	r, p := s.Store.Read(nil), principal(ctx)
@@ -144,7 +144,7 @@ func (s *SnapshotService) ListSnapshotExtents(ctx context.Context, req *restorev
 	if err != nil {
 		return nil, err
 	}
-	if err := validate.Name("disk", req.Disk, true); err != nil {
+	if err := validate.Required("disk", req.Disk); err != nil {
 		return nil, err
 	}
 	size := req.PageSize
@@ -160,7 +160,7 @@ func (s *SnapshotService) ListSnapshotExtents(ctx context.Context, req *restorev
 			return nil, validate.Errorf("page_token %q is not one this service gave", req.PageToken)
 		}
 	}
-	if x.State != restorev1.SnapshotState_SNAPSHOT_STATE_READY || x.ReleaseRequested {
+	if !lifecycle.Readable(x) {
 		return nil, status.Errorf(codes.FailedPrecondition, "snapshot %s is %s: extents are readable only while it is READY and not released", x.Id, x.State)
 	}
 	known := false
@@ -171,7 +171,7 @@ func (s *SnapshotService) ListSnapshotExtents(ctx context.Context, req *restorev
 		return nil, status.Errorf(codes.NotFound, "snapshot %s has no disk %q", x.Id, req.Disk)
 	}
 	data, err := s.fetch(ctx, x.HostId, &restorev1.TunnelOpen{Kind: restorev1.TunnelOpenKind_TUNNEL_OPEN_KIND_EXTENTS,
-		SnapshotId: x.Id, Disk: req.Disk, Offset: offset, N: size}, mListExtents, req)
+		SnapshotId: x.Id, Disk: req.Disk, Offset: offset, N: size}, restorev1.SnapshotService_ListSnapshotExtents_FullMethodName, req)
 	if err != nil {
 		return nil, err
 	}

@@ -17,38 +17,25 @@ type VerificationService struct {
 
 // ListVerifications implements the RPC: newest first, paged.
 func (s *VerificationService) ListVerifications(ctx context.Context, req *restorev1.ListVerificationsRequest) (*restorev1.ListVerificationsResponse, error) {
-	if err := validate.Name("asset", req.Asset, false); err != nil {
+	if err := validate.Optional("asset", req.Asset); err != nil {
 		return nil, err
 	}
-	if err := validate.Name("recovery_point_id", req.RecoveryPointId, false); err != nil {
+	if err := validate.Optional("recovery_point_id", req.RecoveryPointId); err != nil {
 		return nil, err
 	}
-	size, err := validate.PageSize(req.PageSize)
+	p, err := paginate(s.Store.Read(nil).Verifications(principal(ctx).Scope()), (*restorev1.Verification).GetId, newestFirst,
+		req.PageSize, req.PageToken, func(v *restorev1.Verification) bool {
+			return (req.Asset == "" || v.Asset == req.Asset) && (req.RecoveryPointId == "" || v.RecoveryPointId == req.RecoveryPointId)
+		})
 	if err != nil {
 		return nil, err
 	}
-	before, err := decodePageToken(req.PageToken)
-	if err != nil {
-		return nil, err
-	}
-	out := &restorev1.ListVerificationsResponse{}
-	for _, v := range s.Store.Read(nil).Verifications(principal(ctx).Scope()) {
-		if (before != "" && v.Id >= before) || (req.Asset != "" && v.Asset != req.Asset) ||
-			(req.RecoveryPointId != "" && v.RecoveryPointId != req.RecoveryPointId) {
-			continue
-		}
-		if len(out.Verifications) == size {
-			out.NextPageToken = encodePageToken(out.Verifications[size-1].Id)
-			break
-		}
-		out.Verifications = append(out.Verifications, v)
-	}
-	return out, nil
+	return &restorev1.ListVerificationsResponse{Verifications: p.Items, NextPageToken: p.Next}, nil
 }
 
 // GetVerification implements the RPC.
 func (s *VerificationService) GetVerification(ctx context.Context, req *restorev1.GetVerificationRequest) (*restorev1.GetVerificationResponse, error) {
-	if err := validate.Name("id", req.Id, true); err != nil {
+	if err := validate.Required("id", req.Id); err != nil {
 		return nil, err
 	}
 	v := s.Store.Read(nil).Verification(req.Id)

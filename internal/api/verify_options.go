@@ -37,7 +37,7 @@ func normalizeVerify(mode restorev1.Mode, v *restorev1.VerifyOptions) error {
 		return validate.Errorf("verify.filesystems has %d entries; at most %d are allowed", len(v.Filesystems), maxFilesystems)
 	}
 	for i, fs := range v.Filesystems {
-		if err := validate.Name(fmt.Sprintf("verify.filesystems[%d]", i), fs, true); err != nil {
+		if err := validate.Required(fmt.Sprintf("verify.filesystems[%d]", i), fs); err != nil {
 			return err
 		}
 	}
@@ -60,7 +60,7 @@ func normalizeVerify(mode restorev1.Mode, v *restorev1.VerifyOptions) error {
 			return validate.Errorf("%s.timeout_seconds must be between 1 and %d, got %d", field, maxAppTimeoutSec, c.TimeoutSeconds)
 		}
 		seen[c.Name] = true
-		if err := validate.Name(field+".path", c.Path, true); err != nil {
+		if err := validate.Required(field+".path", c.Path); err != nil {
 			return err
 		}
 		for j, a := range c.Args {

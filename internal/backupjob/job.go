@@ -14,6 +14,8 @@ import (
 
 	"github.com/google/uuid"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/kinds"
+	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/nbd"
 	"github.com/restored/restored/internal/storage"
 )
@@ -32,9 +34,10 @@ type Config struct {
 	Repository string
 	// Asset names the recovery points (default: the guest's name).
 	Asset string
-	// Firmware ("bios" or "uefi") and OS ("linux", "windows", "other") go
-	// into the manifest: restores boot the recovery point that way.
-	Firmware, OS string
+	// Firmware and OS go into the manifest: restores boot the recovery
+	// point that way (default BIOS, Linux).
+	Firmware kinds.Firmware
+	OS       kinds.OSFamily
 	// Progress receives progress lines and bars (nil: none).
 	Progress io.Writer
 	// MaxRate caps the read rate in bytes per second (0: no cap), so that a
@@ -64,12 +67,8 @@ type Summary struct {
 // and nothing is left in the repository.
 func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	start := time.Now()
-	if cfg.Firmware == "" {
-		cfg.Firmware = "bios"
-	}
-	if cfg.OS == "" {
-		cfg.OS = "linux"
-	}
+	cfg.Firmware = cmp.Or(cfg.Firmware, kinds.BIOS)
+	cfg.OS = cmp.Or(cfg.OS, kinds.Linux)
 	g, err := cfg.Guests.GetGuest(ctx, &restorev1.GetGuestRequest{Id: cfg.GuestID})
 	if err != nil {
 		return nil, err
@@ -239,7 +238,7 @@ func Wait(ctx context.Context, c restorev1.SnapshotServiceClient, id string, fro
 		switch s.State {
 		case want:
 			return s, nil
-		case restorev1.SnapshotState_SNAPSHOT_STATE_FAILED, restorev1.SnapshotState_SNAPSHOT_STATE_RELEASED:
+		case lifecycle.SnapFailed, lifecycle.SnapReleased:
 			return nil, fmt.Errorf("snapshot %s is %s: %s", s.Id, stateName(s.State), s.StateReason)
 		}
 		select {
@@ -269,7 +268,7 @@ func waitReleased(ctx context.Context, cfg Config, id string) error {
 // copyDisk writes one disk of the recovery point: the extents the
 // snapshot lists, read from its export and written into a new qcow2.
 func copyDisk(ctx context.Context, cfg Config, snap *restorev1.Snapshot, d *restorev1.SnapshotDisk, base *storage.RecoveryPoint, staging string, sum *Summary) (storage.Disk, error) {
-	out := storage.Disk{Name: d.Name, File: d.Name + ".qcow2", Format: storage.FormatQCOW2, VirtualSize: d.Size}
+	out := storage.Disk{Name: d.Name, File: d.Name + ".qcow2", Format: kinds.QCOW2, VirtualSize: d.Size}
 	extents, err := listExtents(ctx, cfg.Snapshots, snap.Id, d.Name)
 	if err != nil {
 		return out, err

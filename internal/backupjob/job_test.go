@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/restored/restored/internal/kinds"
 	"github.com/restored/restored/internal/storage"
 )
 
@@ -19,8 +20,8 @@ func TestChainDepthCountsTheRecoveryPointsBelow(t *testing.T) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		m := storage.Manifest{ID: id, Tenant: "acme", Asset: "web", CreatedAt: time.Now(), Firmware: "bios", OS: "linux",
-			Disks: []storage.Disk{{Name: "vda", File: "vda.qcow2", Format: "qcow2", VirtualSize: 1 << 20, Backing: backing}}}
+		m := storage.Manifest{ID: id, Tenant: "acme", Asset: "web", CreatedAt: time.Now(), Firmware: kinds.BIOS, OS: kinds.Linux,
+			Disks: []storage.Disk{{Name: "vda", File: "vda.qcow2", Format: kinds.QCOW2, VirtualSize: 1 << 20, Backing: backing}}}
 		b, _ := json.Marshal(m)
 		if err := os.WriteFile(filepath.Join(dir, storage.ManifestName), b, 0o644); err != nil {
 			t.Fatal(err)

@@ -10,7 +10,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/restored/restored/internal/kinds"
 	"github.com/restored/restored/internal/nbd"
+	"github.com/restored/restored/internal/storage"
 )
 
 // target is a new qcow2 being written through qemu-nbd.
@@ -25,16 +27,14 @@ type target struct {
 // createQCOW2 makes path: size bytes, or an overlay on backing (a path
 // relative to path's directory) when backing is set.
 func createQCOW2(ctx context.Context, path string, size int64, backing string) error {
-	args := []string{"create", "-q", "-f", "qcow2"}
+	args := []string{"create", "-q", "-f", kinds.QCOW2.String()}
 	if backing != "" {
 		// -u: the backing path is relative to the image's final directory.
-		args = append(args, "-u", "-b", backing, "-F", "qcow2")
+		args = append(args, "-u", "-b", backing, "-F", kinds.QCOW2.String())
 	}
 	args = append(args, path, strconv.FormatInt(size, 10))
-	if out, err := exec.CommandContext(ctx, "qemu-img", args...).CombinedOutput(); err != nil {
-		return fmt.Errorf("qemu-img create %s: %v: %s", path, err, bytes.TrimSpace(out))
-	}
-	return nil
+	_, err := storage.QemuImg(ctx, args...)
+	return err
 }
 
 // openTarget serves path with qemu-nbd on a socket in a short-lived
@@ -47,7 +47,7 @@ func openTarget(ctx context.Context, path string) (*target, error) {
 	}
 	sock := filepath.Join(sockDir, "target.sock")
 	t := &target{done: make(chan error, 1), sockDir: sockDir}
-	t.cmd = exec.Command("qemu-nbd", "-f", "qcow2", "-x", "target", "-k", sock, "--cache=writeback", path)
+	t.cmd = exec.Command("qemu-nbd", "-f", kinds.QCOW2.String(), "-x", "target", "-k", sock, "--cache=writeback", path)
 	t.cmd.Stderr = &t.stderr
 	if err := t.cmd.Start(); err != nil {
 		_ = os.RemoveAll(sockDir)

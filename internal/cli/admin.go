@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 )
 
 func tenantCmd(g *globals) *cobra.Command {
@@ -21,17 +23,12 @@ func tenantCmd(g *globals) *cobra.Command {
 		Example: "  restorectl tenant create acme --display-name \"Acme Corp\"",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn, ctx, done, err := g.dial(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			resp, err := restorev1.NewAdminServiceClient(conn).CreateTenant(ctx, &restorev1.CreateTenantRequest{Id: args[0], DisplayName: display})
-			if err != nil {
-				return err
-			}
-			t := resp.Tenant
-			return g.show(t, []string{"ID", "NAME", "CREATED"}, func() [][]string { return [][]string{{t.Id, t.DisplayName, when(t.CreateTime)}} })
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.CreateTenantResponse, error) {
+				return restorev1.NewAdminServiceClient(conn).CreateTenant(ctx, &restorev1.CreateTenantRequest{Id: args[0], DisplayName: display})
+			}, func(resp *restorev1.CreateTenantResponse) error {
+				t := resp.Tenant
+				return g.show(t, []string{"ID", "NAME", "CREATED"}, func() [][]string { return [][]string{{t.Id, t.DisplayName, when(t.CreateTime)}} })
+			})
 		},
 	}
 	create.Flags().StringVar(&display, "display-name", "", "name for people")
@@ -41,21 +38,16 @@ func tenantCmd(g *globals) *cobra.Command {
 		Example: "  restorectl tenant list",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			conn, ctx, done, err := g.dial(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			resp, err := restorev1.NewAdminServiceClient(conn).ListTenants(ctx, &restorev1.ListTenantsRequest{})
-			if err != nil {
-				return err
-			}
-			return g.show(resp, []string{"ID", "NAME", "CREATED"}, func() [][]string {
-				var rows [][]string
-				for _, t := range resp.Tenants {
-					rows = append(rows, []string{t.Id, t.DisplayName, when(t.CreateTime)})
-				}
-				return rows
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.ListTenantsResponse, error) {
+				return restorev1.NewAdminServiceClient(conn).ListTenants(ctx, &restorev1.ListTenantsRequest{})
+			}, func(resp *restorev1.ListTenantsResponse) error {
+				return g.show(resp, []string{"ID", "NAME", "CREATED"}, func() [][]string {
+					var rows [][]string
+					for _, t := range resp.Tenants {
+						rows = append(rows, []string{t.Id, t.DisplayName, when(t.CreateTime)})
+					}
+					return rows
+				})
 			})
 		},
 	}
@@ -79,21 +71,16 @@ backup (one tenant, --tenant required), agent (hypervisor agents).`,
 		Example: "  restorectl token create --tenant acme --role partner\n  restorectl token create --role operator --description \"night shift\"",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			conn, ctx, done, err := g.dial(cmd)
-			if err != nil {
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.CreateTokenResponse, error) {
+				return restorev1.NewAdminServiceClient(conn).CreateToken(ctx, &req)
+			}, func(resp *restorev1.CreateTokenResponse) error {
+				if g.output == "json" {
+					return g.printJSON(resp)
+				}
+				_, err := fmt.Fprintf(g.out, "id:     %s\ntenant: %s\nrole:   %s\nsecret: %s\n\nThe secret is shown only now; store it safely.\n",
+					resp.Id, orDash(resp.Tenant), resp.Role, resp.Secret)
 				return err
-			}
-			defer done()
-			resp, err := restorev1.NewAdminServiceClient(conn).CreateToken(ctx, &req)
-			if err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return g.printJSON(resp)
-			}
-			_, err = fmt.Fprintf(g.out, "id:     %s\ntenant: %s\nrole:   %s\nsecret: %s\n\nThe secret is shown only now; store it safely.\n",
-				resp.Id, orDash(resp.Tenant), resp.Role, resp.Secret)
-			return err
+			})
 		},
 	}
 	create.Flags().StringVar(&req.Tenant, "tenant", "", "tenant (partner and backup tokens)")
@@ -107,21 +94,16 @@ backup (one tenant, --tenant required), agent (hypervisor agents).`,
 		Example: "  restorectl token list --tenant acme",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			conn, ctx, done, err := g.dial(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			resp, err := restorev1.NewAdminServiceClient(conn).ListTokens(ctx, &restorev1.ListTokensRequest{Tenant: tenant})
-			if err != nil {
-				return err
-			}
-			return g.show(resp, []string{"ID", "TENANT", "ROLE", "CREATED", "REVOKED", "DESCRIPTION"}, func() [][]string {
-				var rows [][]string
-				for _, t := range resp.Tokens {
-					rows = append(rows, []string{t.Id, orDash(t.Tenant), t.Role, when(t.CreateTime), when(t.RevokeTime), orDash(t.Description)})
-				}
-				return rows
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.ListTokensResponse, error) {
+				return restorev1.NewAdminServiceClient(conn).ListTokens(ctx, &restorev1.ListTokensRequest{Tenant: tenant})
+			}, func(resp *restorev1.ListTokensResponse) error {
+				return g.show(resp, []string{"ID", "TENANT", "ROLE", "CREATED", "REVOKED", "DESCRIPTION"}, func() [][]string {
+					var rows [][]string
+					for _, t := range resp.Tokens {
+						rows = append(rows, []string{t.Id, orDash(t.Tenant), t.Role, when(t.CreateTime), when(t.RevokeTime), orDash(t.Description)})
+					}
+					return rows
+				})
 			})
 		},
 	}
@@ -132,18 +114,13 @@ backup (one tenant, --tenant required), agent (hypervisor agents).`,
 		Example: "  restorectl token revoke tok-0123456789abcdef",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn, ctx, done, err := g.dial(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			resp, err := restorev1.NewAdminServiceClient(conn).RevokeToken(ctx, &restorev1.RevokeTokenRequest{Id: args[0]})
-			if err != nil {
-				return err
-			}
-			t := resp.Token
-			return g.show(t, []string{"ID", "TENANT", "ROLE", "REVOKED"}, func() [][]string {
-				return [][]string{{t.Id, orDash(t.Tenant), t.Role, when(t.RevokeTime)}}
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.RevokeTokenResponse, error) {
+				return restorev1.NewAdminServiceClient(conn).RevokeToken(ctx, &restorev1.RevokeTokenRequest{Id: args[0]})
+			}, func(resp *restorev1.RevokeTokenResponse) error {
+				t := resp.Token
+				return g.show(t, []string{"ID", "TENANT", "ROLE", "REVOKED"}, func() [][]string {
+					return [][]string{{t.Id, orDash(t.Tenant), t.Role, when(t.RevokeTime)}}
+				})
 			})
 		},
 	}
@@ -163,29 +140,24 @@ func clusterCmd(g *globals) *cobra.Command {
 		Example: "  restorectl cluster status --output json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			conn, ctx, done, err := g.dial(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			resp, err := restorev1.NewAdminServiceClient(conn).GetCluster(ctx, &restorev1.GetClusterRequest{})
-			if err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return g.printJSON(resp)
-			}
-			fmt.Fprintf(g.out, "leader: %s   commit index: %d   answered by: %s (applied %d)\n\n",
-				orDash(resp.LeaderId), resp.CommitIndex, resp.ServerId, resp.AppliedIndex)
-			var rows [][]string
-			for _, s := range resp.Servers {
-				role := "follower"
-				if s.Leader {
-					role = "leader"
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.GetClusterResponse, error) {
+				return restorev1.NewAdminServiceClient(conn).GetCluster(ctx, &restorev1.GetClusterRequest{})
+			}, func(resp *restorev1.GetClusterResponse) error {
+				if g.output == "json" {
+					return g.printJSON(resp)
 				}
-				rows = append(rows, []string{s.Id, role, s.Suffrage, s.RaftAddress, orDash(s.GrpcAddress)})
-			}
-			return g.table([]string{"ID", "ROLE", "SUFFRAGE", "RAFT", "GRPC"}, rows)
+				fmt.Fprintf(g.out, "leader: %s   commit index: %d   answered by: %s (applied %d)\n\n",
+					orDash(resp.LeaderId), resp.CommitIndex, resp.ServerId, resp.AppliedIndex)
+				var rows [][]string
+				for _, s := range resp.Servers {
+					role := "follower"
+					if s.Leader {
+						role = "leader"
+					}
+					rows = append(rows, []string{s.Id, role, s.Suffrage, s.RaftAddress, orDash(s.GrpcAddress)})
+				}
+				return g.table([]string{"ID", "ROLE", "SUFFRAGE", "RAFT", "GRPC"}, rows)
+			})
 		},
 	})
 	return c

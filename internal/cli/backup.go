@@ -7,6 +7,7 @@ import (
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/backupjob"
+	"github.com/restored/restored/internal/kinds"
 	"github.com/spf13/cobra"
 )
 
@@ -82,8 +83,8 @@ The agent reports the new recovery point at its next repository scan
 	f.Int64Var(&cfg.LeaseSeconds, "lease", 3600, "seconds the snapshot may stay unreleased if this job dies (10 to 86400)")
 	f.StringVar(&cfg.Repository, "repository", os.Getenv("RESTORED_REPOSITORY"), "the repository to write into (the agent's --repository; env RESTORED_REPOSITORY)")
 	f.StringVar(&cfg.Asset, "asset", "", "the asset name of the recovery points (default: the guest's name)")
-	f.StringVar(&cfg.Firmware, "firmware", "bios", "how restores boot it: bios or uefi")
-	f.StringVar(&cfg.OS, "os", "linux", "linux, windows or other")
+	f.TextVar(&cfg.Firmware, "firmware", kinds.BIOS, "how restores boot it: bios or uefi")
+	f.TextVar(&cfg.OS, "os", kinds.Linux, "linux, windows or other")
 	f.DurationVar(&within, "within", 0, "give up after this long (default: no limit)")
 	f.Int64Var(&cfg.MaxRate, "max-rate", 0, "read at most this many bytes per second (default: no limit)")
 	return c

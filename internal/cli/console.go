@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 )
 
 func restoreConsoleCmd(g *globals) *cobra.Command {
@@ -18,32 +20,26 @@ func restoreConsoleCmd(g *globals) *cobra.Command {
 			"  restorectl restore console 019a6c2e-... --screenshot now.png",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn, ctx, done, err := g.dial(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			client := restorev1.NewRestoreServiceClient(conn)
 			if screenshot != "" {
-				resp, err := client.GetRestoreScreenshot(ctx, &restorev1.GetRestoreScreenshotRequest{Id: args[0]})
-				if err != nil {
+				return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.GetRestoreScreenshotResponse, error) {
+					return restorev1.NewRestoreServiceClient(conn).GetRestoreScreenshot(ctx, &restorev1.GetRestoreScreenshotRequest{Id: args[0]})
+				}, func(resp *restorev1.GetRestoreScreenshotResponse) error {
+					if err := os.WriteFile(screenshot, resp.Data, 0o644); err != nil {
+						return err
+					}
+					_, err := fmt.Fprintf(cmd.OutOrStdout(), "saved %s (%d bytes, %s)\n", screenshot, len(resp.Data), resp.ContentType)
 					return err
-				}
-				if err := os.WriteFile(screenshot, resp.Data, 0o644); err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "saved %s (%d bytes, %s)\n", screenshot, len(resp.Data), resp.ContentType)
-				return nil
+				})
 			}
-			resp, err := client.CreateConsole(ctx, &restorev1.CreateConsoleRequest{Id: args[0]})
-			if err != nil {
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.CreateConsoleResponse, error) {
+				return restorev1.NewRestoreServiceClient(conn).CreateConsole(ctx, &restorev1.CreateConsoleRequest{Id: args[0]})
+			}, func(resp *restorev1.CreateConsoleResponse) error {
+				if g.output == "json" {
+					return g.printJSON(resp)
+				}
+				_, err := fmt.Fprintf(cmd.OutOrStdout(), "%s\n(opens once, until %s)\n", resp.Url, resp.ExpireTime.AsTime().Local().Format(time.TimeOnly))
 				return err
-			}
-			if g.output == "json" {
-				return g.show(resp, nil, nil)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s\n(opens once, until %s)\n", resp.Url, resp.ExpireTime.AsTime().Local().Format(time.TimeOnly))
-			return nil
+			})
 		},
 	}
 	c.Flags().StringVar(&screenshot, "screenshot", "", "save a live screenshot (PNG) to this file instead")

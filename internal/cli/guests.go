@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/kinds"
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 )
 
 func guestCmd(g *globals) *cobra.Command {
@@ -36,7 +39,7 @@ func guestRows(gs ...*restorev1.Guest) [][]string {
 func guestRegisterCmd(g *globals) *cobra.Command {
 	var (
 		req        restorev1.RegisterGuestRequest
-		hypervisor string
+		hypervisor kinds.Hypervisor
 	)
 	c := &cobra.Command{
 		Use:     "register",
@@ -44,24 +47,15 @@ func guestRegisterCmd(g *globals) *cobra.Command {
 		Example: "  restorectl guest register --hypervisor kvm --host kvm-01 --name web-01",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			n, err := parseEnum("hypervisor", restorev1.Hypervisor(0).Descriptor(), "HYPERVISOR_", hypervisor)
-			if err != nil {
-				return err
-			}
-			req.Hypervisor = restorev1.Hypervisor(n)
-			conn, ctx, done, err := g.dial(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			resp, err := restorev1.NewGuestServiceClient(conn).RegisterGuest(ctx, &req)
-			if err != nil {
-				return err
-			}
-			return g.show(resp.Guest, guestHeader, func() [][]string { return guestRows(resp.Guest) })
+			req.Hypervisor = hypervisor.API()
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.RegisterGuestResponse, error) {
+				return restorev1.NewGuestServiceClient(conn).RegisterGuest(ctx, &req)
+			}, func(resp *restorev1.RegisterGuestResponse) error {
+				return g.show(resp.Guest, guestHeader, func() [][]string { return guestRows(resp.Guest) })
+			})
 		},
 	}
-	c.Flags().StringVar(&hypervisor, "hypervisor", "kvm", "kvm, vmware or hyperv")
+	c.Flags().TextVar(&hypervisor, "hypervisor", kinds.KVM, "kvm, vmware or hyperv")
 	c.Flags().StringVar(&req.HostId, "host", "", "the host a KVM or Hyper-V guest runs on")
 	c.Flags().StringVar(&req.Name, "name", "", "the guest's name on its host")
 	c.Flags().StringVar(&req.Uuid, "uuid", "", "the guest's UUID")
@@ -78,16 +72,11 @@ func guestListCmd(g *globals) *cobra.Command {
 		Example: "  restorectl guest list --output json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			conn, ctx, done, err := g.dial(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			resp, err := restorev1.NewGuestServiceClient(conn).ListGuests(ctx, &restorev1.ListGuestsRequest{})
-			if err != nil {
-				return err
-			}
-			return g.show(resp, guestHeader, func() [][]string { return guestRows(resp.Guests...) })
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.ListGuestsResponse, error) {
+				return restorev1.NewGuestServiceClient(conn).ListGuests(ctx, &restorev1.ListGuestsRequest{})
+			}, func(resp *restorev1.ListGuestsResponse) error {
+				return g.show(resp, guestHeader, func() [][]string { return guestRows(resp.Guests...) })
+			})
 		},
 	}
 }
@@ -99,16 +88,11 @@ func guestGetCmd(g *globals) *cobra.Command {
 		Example: "  restorectl guest get 019a…",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn, ctx, done, err := g.dial(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			resp, err := restorev1.NewGuestServiceClient(conn).GetGuest(ctx, &restorev1.GetGuestRequest{Id: args[0]})
-			if err != nil {
-				return err
-			}
-			return g.show(resp.Guest, guestHeader, func() [][]string { return guestRows(resp.Guest) })
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.GetGuestResponse, error) {
+				return restorev1.NewGuestServiceClient(conn).GetGuest(ctx, &restorev1.GetGuestRequest{Id: args[0]})
+			}, func(resp *restorev1.GetGuestResponse) error {
+				return g.show(resp.Guest, guestHeader, func() [][]string { return guestRows(resp.Guest) })
+			})
 		},
 	}
 }
@@ -120,16 +104,12 @@ func guestUnregisterCmd(g *globals) *cobra.Command {
 		Example: "  restorectl guest unregister 019a…",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn, ctx, done, err := g.dial(cmd)
-			if err != nil {
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.UnregisterGuestResponse, error) {
+				return restorev1.NewGuestServiceClient(conn).UnregisterGuest(ctx, &restorev1.UnregisterGuestRequest{Id: args[0]})
+			}, func(*restorev1.UnregisterGuestResponse) error {
+				_, err := fmt.Fprintf(cmd.OutOrStdout(), "guest %s unregistered\n", args[0])
 				return err
-			}
-			defer done()
-			if _, err := restorev1.NewGuestServiceClient(conn).UnregisterGuest(ctx, &restorev1.UnregisterGuestRequest{Id: args[0]}); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "guest %s unregistered\n", args[0])
-			return nil
+			})
 		},
 	}
 }

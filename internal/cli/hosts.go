@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 )
 
 func hostCmd(g *globals) *cobra.Command {
@@ -39,16 +41,11 @@ func hostListCmd(g *globals) *cobra.Command {
 		Example: "  restorectl host list --output json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			conn, ctx, done, err := g.dial(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			resp, err := restorev1.NewHostServiceClient(conn).ListHosts(ctx, &restorev1.ListHostsRequest{})
-			if err != nil {
-				return err
-			}
-			return g.show(resp, hostHeader, func() [][]string { return hostRows(resp.Hosts...) })
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.ListHostsResponse, error) {
+				return restorev1.NewHostServiceClient(conn).ListHosts(ctx, &restorev1.ListHostsRequest{})
+			}, func(resp *restorev1.ListHostsResponse) error {
+				return g.show(resp, hostHeader, func() [][]string { return hostRows(resp.Hosts...) })
+			})
 		},
 	}
 }
@@ -64,27 +61,15 @@ func hostDrainCmd(g *globals, drain bool) *cobra.Command {
 		Example: "  restorectl host " + strings.Fields(use)[0] + " kvm-01",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn, ctx, done, err := g.dial(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			client := restorev1.NewHostServiceClient(conn)
-			var h *restorev1.Host
-			if drain {
-				resp, err := client.DrainHost(ctx, &restorev1.DrainHostRequest{Id: args[0]})
-				if err != nil {
-					return err
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.Host, error) {
+				client := restorev1.NewHostServiceClient(conn)
+				if drain {
+					resp, err := client.DrainHost(ctx, &restorev1.DrainHostRequest{Id: args[0]})
+					return resp.GetHost(), err
 				}
-				h = resp.Host
-			} else {
 				resp, err := client.UndrainHost(ctx, &restorev1.UndrainHostRequest{Id: args[0]})
-				if err != nil {
-					return err
-				}
-				h = resp.Host
-			}
-			return g.show(h, hostHeader, func() [][]string { return hostRows(h) })
+				return resp.GetHost(), err
+			}, func(h *restorev1.Host) error { return g.show(h, hostHeader, func() [][]string { return hostRows(h) }) })
 		},
 	}
 }

@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 )
 
 func recoveryPointCmd(g *globals) *cobra.Command {
@@ -45,26 +47,19 @@ func rpListCmd(g *globals) *cobra.Command {
 		Example: "  restorectl recovery-point list --asset web-01 --output json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			conn, ctx, done, err := g.dial(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			client := restorev1.NewRecoveryPointServiceClient(conn)
-			out := &restorev1.ListRecoveryPointsResponse{}
-			for {
-				resp, err := client.ListRecoveryPoints(ctx, &req)
-				if err != nil {
-					return err
-				}
-				out.RecoveryPoints = append(out.RecoveryPoints, resp.RecoveryPoints...)
-				out.NextPageToken = resp.NextPageToken
-				if !all || resp.NextPageToken == "" {
-					break
-				}
-				req.PageToken = resp.NextPageToken
-			}
-			return g.show(out, rpHeader, func() [][]string { return rpRows(out.RecoveryPoints...) })
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.ListRecoveryPointsResponse, error) {
+				client := restorev1.NewRecoveryPointServiceClient(conn)
+				out := &restorev1.ListRecoveryPointsResponse{}
+				var err error
+				out.RecoveryPoints, out.NextPageToken, err = pages(all, req.PageToken, func(token string) ([]*restorev1.RecoveryPoint, string, error) {
+					req.PageToken = token
+					resp, err := client.ListRecoveryPoints(ctx, &req)
+					return resp.GetRecoveryPoints(), resp.GetNextPageToken(), err
+				})
+				return out, err
+			}, func(out *restorev1.ListRecoveryPointsResponse) error {
+				return g.show(out, rpHeader, func() [][]string { return rpRows(out.RecoveryPoints...) })
+			})
 		},
 	}
 	c.Flags().StringVar(&req.Asset, "asset", "", "only this asset")
@@ -80,16 +75,11 @@ func rpGetCmd(g *globals) *cobra.Command {
 		Example: "  restorectl recovery-point get rp-42 --output json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn, ctx, done, err := g.dial(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			resp, err := restorev1.NewRecoveryPointServiceClient(conn).GetRecoveryPoint(ctx, &restorev1.GetRecoveryPointRequest{Id: args[0]})
-			if err != nil {
-				return err
-			}
-			return g.show(resp.RecoveryPoint, rpHeader, func() [][]string { return rpRows(resp.RecoveryPoint) })
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.GetRecoveryPointResponse, error) {
+				return restorev1.NewRecoveryPointServiceClient(conn).GetRecoveryPoint(ctx, &restorev1.GetRecoveryPointRequest{Id: args[0]})
+			}, func(resp *restorev1.GetRecoveryPointResponse) error {
+				return g.show(resp.RecoveryPoint, rpHeader, func() [][]string { return rpRows(resp.RecoveryPoint) })
+			})
 		},
 	}
 }

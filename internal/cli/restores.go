@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -71,16 +73,11 @@ same flags returns the first restore; with other flags it is refused.`,
 			if req.RequestId == "" {
 				req.RequestId = uuid.NewString()
 			}
-			conn, ctx, done, err := g.dial(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			resp, err := restorev1.NewRestoreServiceClient(conn).CreateRestore(ctx, &req)
-			if err != nil {
-				return err
-			}
-			return g.show(resp.Restore, restoreHeader, func() [][]string { return restoreRows(resp.Restore) })
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.CreateRestoreResponse, error) {
+				return restorev1.NewRestoreServiceClient(conn).CreateRestore(ctx, &req)
+			}, func(resp *restorev1.CreateRestoreResponse) error {
+				return g.show(resp.Restore, restoreHeader, func() [][]string { return restoreRows(resp.Restore) })
+			})
 		},
 	}
 	fl := c.Flags()
@@ -104,16 +101,11 @@ func restoreGetCmd(g *globals) *cobra.Command {
 		Example: "  restorectl restore get 019a6c2e-... --output json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn, ctx, done, err := g.dial(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			resp, err := restorev1.NewRestoreServiceClient(conn).GetRestore(ctx, &restorev1.GetRestoreRequest{Id: args[0]})
-			if err != nil {
-				return err
-			}
-			return g.show(resp.Restore, restoreHeader, func() [][]string { return restoreRows(resp.Restore) })
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.GetRestoreResponse, error) {
+				return restorev1.NewRestoreServiceClient(conn).GetRestore(ctx, &restorev1.GetRestoreRequest{Id: args[0]})
+			}, func(resp *restorev1.GetRestoreResponse) error {
+				return g.show(resp.Restore, restoreHeader, func() [][]string { return restoreRows(resp.Restore) })
+			})
 		},
 	}
 }
@@ -134,26 +126,19 @@ func restoreListCmd(g *globals) *cobra.Command {
 			if req.State, err = parseState(state); err != nil {
 				return err
 			}
-			conn, ctx, done, err := g.dial(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			client := restorev1.NewRestoreServiceClient(conn)
-			out := &restorev1.ListRestoresResponse{}
-			for {
-				resp, err := client.ListRestores(ctx, &req)
-				if err != nil {
-					return err
-				}
-				out.Restores = append(out.Restores, resp.Restores...)
-				out.NextPageToken = resp.NextPageToken
-				if !all || resp.NextPageToken == "" {
-					break
-				}
-				req.PageToken = resp.NextPageToken
-			}
-			return g.show(out, restoreHeader, func() [][]string { return restoreRows(out.Restores...) })
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.ListRestoresResponse, error) {
+				client := restorev1.NewRestoreServiceClient(conn)
+				out := &restorev1.ListRestoresResponse{}
+				var err error
+				out.Restores, out.NextPageToken, err = pages(all, req.PageToken, func(token string) ([]*restorev1.Restore, string, error) {
+					req.PageToken = token
+					resp, err := client.ListRestores(ctx, &req)
+					return resp.GetRestores(), resp.GetNextPageToken(), err
+				})
+				return out, err
+			}, func(out *restorev1.ListRestoresResponse) error {
+				return g.show(out, restoreHeader, func() [][]string { return restoreRows(out.Restores...) })
+			})
 		},
 	}
 	fl := c.Flags()
@@ -173,16 +158,11 @@ func restoreDeleteCmd(g *globals) *cobra.Command {
 		Example: "  restorectl restore delete 019a6c2e-...",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn, ctx, done, err := g.dial(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			resp, err := restorev1.NewRestoreServiceClient(conn).DeleteRestore(ctx, &restorev1.DeleteRestoreRequest{Id: args[0]})
-			if err != nil {
-				return err
-			}
-			return g.show(resp.Restore, restoreHeader, func() [][]string { return restoreRows(resp.Restore) })
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.DeleteRestoreResponse, error) {
+				return restorev1.NewRestoreServiceClient(conn).DeleteRestore(ctx, &restorev1.DeleteRestoreRequest{Id: args[0]})
+			}, func(resp *restorev1.DeleteRestoreResponse) error {
+				return g.show(resp.Restore, restoreHeader, func() [][]string { return restoreRows(resp.Restore) })
+			})
 		},
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // globals are the flags every command shares.
@@ -104,4 +105,36 @@ func (g *globals) dialFor(cmd *cobra.Command, d time.Duration) (*grpc.ClientConn
 		ctx = metadata.AppendToOutgoingContext(ctx, "x-restored-consistency", "linearizable")
 	}
 	return conn, ctx, func() { cancel(); conn.Close() }, nil
+}
+
+// unary is the shape of most commands: dial, make one call, show its
+// answer. do makes the call; show prints what it answered.
+func unary[R proto.Message](g *globals, cmd *cobra.Command, do func(context.Context, *grpc.ClientConn) (R, error), show func(R) error) error {
+	conn, ctx, done, err := g.dial(cmd)
+	if err != nil {
+		return err
+	}
+	defer done()
+	resp, err := do(ctx, conn)
+	if err != nil {
+		return err
+	}
+	return show(resp)
+}
+
+// pages fetches the page at token of a list call, or with all every page
+// from there on: fetch returns one page's items and the next page's token.
+func pages[T any](all bool, token string, fetch func(token string) ([]T, string, error)) ([]T, string, error) {
+	var items []T
+	for {
+		got, next, err := fetch(token)
+		if err != nil {
+			return nil, "", err
+		}
+		items = append(items, got...)
+		if !all || next == "" {
+			return items, next, nil
+		}
+		token = next
+	}
 }

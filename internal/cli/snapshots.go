@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 )
 
 func snapshotCmd(g *globals) *cobra.Command {
@@ -39,16 +41,11 @@ func snapshotListCmd(g *globals) *cobra.Command {
 		Example: "  restorectl snapshot list --guest 0192f0c4-... --output json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			conn, ctx, done, err := g.dial(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			resp, err := restorev1.NewSnapshotServiceClient(conn).ListSnapshots(ctx, &restorev1.ListSnapshotsRequest{GuestId: guest})
-			if err != nil {
-				return err
-			}
-			return g.show(resp, snapshotHeader, func() [][]string { return snapshotRows(resp.Snapshots...) })
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.ListSnapshotsResponse, error) {
+				return restorev1.NewSnapshotServiceClient(conn).ListSnapshots(ctx, &restorev1.ListSnapshotsRequest{GuestId: guest})
+			}, func(resp *restorev1.ListSnapshotsResponse) error {
+				return g.show(resp, snapshotHeader, func() [][]string { return snapshotRows(resp.Snapshots...) })
+			})
 		},
 	}
 	c.Flags().StringVar(&guest, "guest", "", "only this guest's")
@@ -62,27 +59,22 @@ func snapshotGetCmd(g *globals) *cobra.Command {
 		Example: "  restorectl snapshot get 0192f0d2-... --output json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn, ctx, done, err := g.dial(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			resp, err := restorev1.NewSnapshotServiceClient(conn).GetSnapshot(ctx, &restorev1.GetSnapshotRequest{Id: args[0]})
-			if err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return g.printJSON(resp.Snapshot)
-			}
-			if err := g.table(snapshotHeader, snapshotRows(resp.Snapshot)); err != nil {
-				return err
-			}
-			fmt.Fprintln(g.out)
-			rows := [][]string{}
-			for _, d := range resp.Snapshot.Disks {
-				rows = append(rows, []string{d.Name, strconv.FormatInt(d.Size, 10), d.NbdUri, orDash(d.DirtyBitmapContext)})
-			}
-			return g.table([]string{"DISK", "SIZE", "NBD", "CHANGED BLOCKS"}, rows)
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.GetSnapshotResponse, error) {
+				return restorev1.NewSnapshotServiceClient(conn).GetSnapshot(ctx, &restorev1.GetSnapshotRequest{Id: args[0]})
+			}, func(resp *restorev1.GetSnapshotResponse) error {
+				if g.output == "json" {
+					return g.printJSON(resp.Snapshot)
+				}
+				if err := g.table(snapshotHeader, snapshotRows(resp.Snapshot)); err != nil {
+					return err
+				}
+				fmt.Fprintln(g.out)
+				rows := [][]string{}
+				for _, d := range resp.Snapshot.Disks {
+					rows = append(rows, []string{d.Name, strconv.FormatInt(d.Size, 10), d.NbdUri, orDash(d.DirtyBitmapContext)})
+				}
+				return g.table([]string{"DISK", "SIZE", "NBD", "CHANGED BLOCKS"}, rows)
+			})
 		},
 	}
 }
@@ -95,16 +87,11 @@ func snapshotReleaseCmd(g *globals) *cobra.Command {
 		Example: "  restorectl snapshot release 0192f0d2-...",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn, ctx, done, err := g.dial(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			resp, err := restorev1.NewSnapshotServiceClient(conn).DeleteSnapshot(ctx, &restorev1.DeleteSnapshotRequest{Id: args[0], BackupCompleted: completed})
-			if err != nil {
-				return err
-			}
-			return g.show(resp.Snapshot, snapshotHeader, func() [][]string { return snapshotRows(resp.Snapshot) })
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.DeleteSnapshotResponse, error) {
+				return restorev1.NewSnapshotServiceClient(conn).DeleteSnapshot(ctx, &restorev1.DeleteSnapshotRequest{Id: args[0], BackupCompleted: completed})
+			}, func(resp *restorev1.DeleteSnapshotResponse) error {
+				return g.show(resp.Snapshot, snapshotHeader, func() [][]string { return snapshotRows(resp.Snapshot) })
+			})
 		},
 	}
 	c.Flags().BoolVar(&completed, "completed", false, "the backup read everything: its checkpoint becomes the base of the next incremental")

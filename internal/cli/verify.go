@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 )
 
 func verifyCmd(g *globals) *cobra.Command {
@@ -76,16 +78,11 @@ func verifyRunCmd(g *globals) *cobra.Command {
 			if req.RequestId == "" {
 				req.RequestId = fmt.Sprintf("cli-verify-%d", time.Now().UnixNano())
 			}
-			conn, ctx, done, err := g.dial(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			resp, err := restorev1.NewVerificationPolicyServiceClient(conn).RunVerification(ctx, &req)
-			if err != nil {
-				return err
-			}
-			return g.show(resp, restoreHeader, func() [][]string { return restoreRows(resp.Restore) })
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.RunVerificationResponse, error) {
+				return restorev1.NewVerificationPolicyServiceClient(conn).RunVerification(ctx, &req)
+			}, func(resp *restorev1.RunVerificationResponse) error {
+				return g.show(resp, restoreHeader, func() [][]string { return restoreRows(resp.Restore) })
+			})
 		},
 	}
 	c.Flags().StringVar(&req.RecoveryPointId, "recovery-point", "", "the recovery point to verify")
@@ -126,16 +123,11 @@ func verifyListCmd(g *globals) *cobra.Command {
 		Example: "  restorectl verify list --asset web-01",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			conn, ctx, done, err := g.dial(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			resp, err := restorev1.NewVerificationServiceClient(conn).ListVerifications(ctx, &req)
-			if err != nil {
-				return err
-			}
-			return g.show(resp, verificationHeader, func() [][]string { return verificationRows(resp.Verifications...) })
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.ListVerificationsResponse, error) {
+				return restorev1.NewVerificationServiceClient(conn).ListVerifications(ctx, &req)
+			}, func(resp *restorev1.ListVerificationsResponse) error {
+				return g.show(resp, verificationHeader, func() [][]string { return verificationRows(resp.Verifications...) })
+			})
 		},
 	}
 	c.Flags().StringVar(&req.Asset, "asset", "", "only this asset")
@@ -159,37 +151,32 @@ func verifyShowCmd(g *globals) *cobra.Command {
 			if (len(args) == 1) == (asset != "") {
 				return fmt.Errorf("give a verification ID or --asset")
 			}
-			conn, ctx, done, err := g.dial(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
 			if asset != "" {
-				resp, err := restorev1.NewVerificationPolicyServiceClient(conn).GetVerificationTrend(ctx,
-					&restorev1.GetVerificationTrendRequest{Asset: asset, Tenant: tenant, LastN: lastN})
-				if err != nil {
-					return err
-				}
-				t := resp.Trend
-				return g.show(resp, []string{"ASSET", "RUNS", "LAST", "PASS RATE", "BOOT P50", "BOOT P95", "LAST BOOT", "SLOWER"}, func() [][]string {
-					return [][]string{{t.Asset, fmt.Sprint(t.Runs), short(t.LastVerdict.String(), "VERDICT_"), fmt.Sprintf("%.0f%%", 100*t.PassRate),
-						bootTime(t.TimeToBootP50Ms), bootTime(t.TimeToBootP95Ms), bootTime(t.LastTimeToBootMs), yesNo(t.Slower)}}
+				return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.GetVerificationTrendResponse, error) {
+					return restorev1.NewVerificationPolicyServiceClient(conn).GetVerificationTrend(ctx,
+						&restorev1.GetVerificationTrendRequest{Asset: asset, Tenant: tenant, LastN: lastN})
+				}, func(resp *restorev1.GetVerificationTrendResponse) error {
+					t := resp.Trend
+					return g.show(resp, []string{"ASSET", "RUNS", "LAST", "PASS RATE", "BOOT P50", "BOOT P95", "LAST BOOT", "SLOWER"}, func() [][]string {
+						return [][]string{{t.Asset, fmt.Sprint(t.Runs), short(t.LastVerdict.String(), "VERDICT_"), fmt.Sprintf("%.0f%%", 100*t.PassRate),
+							bootTime(t.TimeToBootP50Ms), bootTime(t.TimeToBootP95Ms), bootTime(t.LastTimeToBootMs), yesNo(t.Slower)}}
+					})
 				})
 			}
-			resp, err := restorev1.NewVerificationServiceClient(conn).GetVerification(ctx, &restorev1.GetVerificationRequest{Id: args[0]})
-			if err != nil {
-				return err
-			}
-			v := resp.Verification
-			return g.show(resp, []string{"CHECK", "RESULT", "DETAIL"}, func() [][]string {
-				rows := [][]string{{"verdict", short(v.Verdict.String(), "VERDICT_"), v.Reason}, {"time to boot", bootTime(v.TimeToBootMs), strings.Join(v.Signals, ", ")}}
-				for _, c := range v.Checks {
-					rows = append(rows, []string{c.Name, short(c.Result.String(), "CHECK_RESULT_"), c.Detail})
-				}
-				for _, s := range v.Screenshots {
-					rows = append(rows, []string{fmt.Sprintf("screenshot %d", s.N), s.Label, fmt.Sprintf("%dx%d, GET /v1/verifications/%s/screenshots/%d", s.Width, s.Height, v.Id, s.N)})
-				}
-				return rows
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.GetVerificationResponse, error) {
+				return restorev1.NewVerificationServiceClient(conn).GetVerification(ctx, &restorev1.GetVerificationRequest{Id: args[0]})
+			}, func(resp *restorev1.GetVerificationResponse) error {
+				v := resp.Verification
+				return g.show(resp, []string{"CHECK", "RESULT", "DETAIL"}, func() [][]string {
+					rows := [][]string{{"verdict", short(v.Verdict.String(), "VERDICT_"), v.Reason}, {"time to boot", bootTime(v.TimeToBootMs), strings.Join(v.Signals, ", ")}}
+					for _, c := range v.Checks {
+						rows = append(rows, []string{c.Name, short(c.Result.String(), "CHECK_RESULT_"), c.Detail})
+					}
+					for _, s := range v.Screenshots {
+						rows = append(rows, []string{fmt.Sprintf("screenshot %d", s.N), s.Label, fmt.Sprintf("%dx%d, GET /v1/verifications/%s/screenshots/%d", s.Width, s.Height, v.Id, s.N)})
+					}
+					return rows
+				})
 			})
 		},
 	}
@@ -256,16 +243,11 @@ func policySetCmd(g *globals) *cobra.Command {
 				return err
 			}
 			p.Asset, p.IntervalSeconds, p.Verify = args[0], int64(every/time.Second), opts
-			conn, ctx, done, err := g.dial(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			resp, err := restorev1.NewVerificationPolicyServiceClient(conn).SetVerificationPolicy(ctx, &restorev1.SetVerificationPolicyRequest{Policy: &p, Asset: p.Asset})
-			if err != nil {
-				return err
-			}
-			return g.show(resp, policyHeader, func() [][]string { return policyRows(resp.Policy) })
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.SetVerificationPolicyResponse, error) {
+				return restorev1.NewVerificationPolicyServiceClient(conn).SetVerificationPolicy(ctx, &restorev1.SetVerificationPolicyRequest{Policy: &p, Asset: p.Asset})
+			}, func(resp *restorev1.SetVerificationPolicyResponse) error {
+				return g.show(resp, policyHeader, func() [][]string { return policyRows(resp.Policy) })
+			})
 		},
 	}
 	c.Flags().DurationVar(&every, "every", 24*time.Hour, "verify the newest recovery point this often (at least 1m)")
@@ -283,16 +265,11 @@ func policyListCmd(g *globals) *cobra.Command {
 		Example: "  restorectl verify policy list --output json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			conn, ctx, done, err := g.dial(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			resp, err := restorev1.NewVerificationPolicyServiceClient(conn).ListVerificationPolicies(ctx, &restorev1.ListVerificationPoliciesRequest{})
-			if err != nil {
-				return err
-			}
-			return g.show(resp, policyHeader, func() [][]string { return policyRows(resp.Policies...) })
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.ListVerificationPoliciesResponse, error) {
+				return restorev1.NewVerificationPolicyServiceClient(conn).ListVerificationPolicies(ctx, &restorev1.ListVerificationPoliciesRequest{})
+			}, func(resp *restorev1.ListVerificationPoliciesResponse) error {
+				return g.show(resp, policyHeader, func() [][]string { return policyRows(resp.Policies...) })
+			})
 		},
 	}
 }
@@ -305,17 +282,13 @@ func policyDeleteCmd(g *globals) *cobra.Command {
 		Example: "  restorectl verify policy delete web-01",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn, ctx, done, err := g.dial(cmd)
-			if err != nil {
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.DeleteVerificationPolicyResponse, error) {
+				return restorev1.NewVerificationPolicyServiceClient(conn).DeleteVerificationPolicy(ctx,
+					&restorev1.DeleteVerificationPolicyRequest{Asset: args[0], Tenant: tenant})
+			}, func(*restorev1.DeleteVerificationPolicyResponse) error {
+				_, err := fmt.Fprintf(cmd.OutOrStdout(), "policy for %s removed\n", args[0])
 				return err
-			}
-			defer done()
-			if _, err := restorev1.NewVerificationPolicyServiceClient(conn).DeleteVerificationPolicy(ctx,
-				&restorev1.DeleteVerificationPolicyRequest{Asset: args[0], Tenant: tenant}); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "policy for %s removed\n", args[0])
-			return nil
+			})
 		},
 	}
 	c.Flags().StringVar(&tenant, "tenant", "", "the tenant (operator and admin tokens)")

@@ -10,6 +10,7 @@ import (
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/fsm"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/version"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
@@ -104,7 +105,7 @@ func TestAnOlderFSMStopsApplyingAtAnEntryItMayNotSkip(t *testing.T) {
 // unchanged (the raft log never depends on the public API's messages).
 func TestAgentReportsWrittenByEarlierVersionsStillDecode(t *testing.T) {
 	old, err := proto.Marshal(&restorev1.ReportRestoreStatusRequest{
-		ProtocolVersion: 1, HostId: "h1", RestoreId: "r1", State: restorev1.RestoreState_RESTORE_STATE_RUNNING,
+		ProtocolVersion: version.AgentProtocol, HostId: "h1", RestoreId: "r1", State: restorev1.RestoreState_RESTORE_STATE_RUNNING,
 		StateReason: "boot verified", Boot: &restorev1.Boot{Verified: true, TimeToBootMs: 7000, Signals: []string{"serial"}},
 		Verification: &restorev1.Verification{Id: "r1", Verdict: restorev1.Verdict_VERDICT_PASSED},
 	})

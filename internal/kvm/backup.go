@@ -13,6 +13,7 @@ import (
 
 	"github.com/digitalocean/go-libvirt"
 	"github.com/google/uuid"
+	"github.com/restored/restored/internal/kinds"
 	"libvirt.org/go/libvirtxml"
 )
 
@@ -197,7 +198,7 @@ func backupDisks(def *libvirtxml.Domain) ([]BackupDisk, error) {
 		if disk.Source == nil || disk.Source.File == nil {
 			return nil, fmt.Errorf("disk %s of %s is not a file: Restored backs up qcow2 files", disk.Target.Dev, def.Name)
 		}
-		if disk.Driver == nil || disk.Driver.Type != "qcow2" {
+		if disk.Driver == nil || disk.Driver.Type != kinds.QCOW2.String() {
 			return nil, fmt.Errorf("disk %s of %s is not qcow2: checkpoints need qcow2 bitmaps", disk.Target.Dev, def.Name)
 		}
 		out = append(out, BackupDisk{Name: disk.Target.Dev, Source: disk.Source.File.File})

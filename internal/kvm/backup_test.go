@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/restored/restored/internal/kinds"
 	"github.com/restored/restored/internal/kvm"
 	"github.com/restored/restored/internal/nbd"
 	"github.com/restored/restored/internal/storage"
@@ -38,15 +39,15 @@ func runningDomain(t *testing.T, ctx context.Context, d *kvm.Driver) (name, over
 		t.Fatal(err)
 	}
 	overlay = filepath.Join(work, "disk0.qcow2")
-	if err := storage.CreateOverlay(ctx, overlay, img, storage.FormatRaw); err != nil {
+	if err := storage.CreateOverlay(ctx, overlay, img, kinds.Raw); err != nil {
 		t.Fatal(err)
 	}
 	dom, err := vmspec.Build(&vmspec.Context{
 		In: vmspec.Input{
 			RestoreID: "kvmbackup-" + strings.TrimPrefix(filepath.Base(work), "restored-kvm-backup-"), Tenant: "acme", HostID: "kvm-driver-test",
-			ExpireAt: time.Now().Add(time.Hour), VCPUs: 1, MemoryMiB: 128, Firmware: "bios", OS: "linux",
-			NetworkKind: vmspec.NetworkNone, SerialLog: filepath.Join(work, "serial.log"), VNCPassword: "test-pw",
-			Disks: []vmspec.DiskInput{{Name: "disk0", Overlay: overlay, Chain: []vmspec.ChainElement{{Path: img, Format: "raw"}}}},
+			ExpireAt: time.Now().Add(time.Hour), VCPUs: 1, MemoryMiB: 128, Firmware: kinds.BIOS, OS: kinds.Linux,
+			Network: kinds.NoNetwork, SerialLog: filepath.Join(work, "serial.log"), VNCPassword: "test-pw",
+			Disks: []vmspec.DiskInput{{Name: "disk0", Overlay: overlay, Chain: []vmspec.ChainElement{{Path: img, Format: kinds.Raw}}}},
 		},
 		Host: vmspec.HostFacts{Accelerator: "tcg"},
 	})

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/restored/restored/internal/kinds"
 	"github.com/restored/restored/internal/kvm"
 	"github.com/restored/restored/internal/storage"
 	"github.com/restored/restored/internal/testimage"
@@ -64,7 +65,7 @@ func TestDomainBootsUnderLibvirtAndLeavesTheRecoveryPointUntouched(t *testing.T)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	overlay := filepath.Join(work, "disk0.qcow2")
-	if err := storage.CreateOverlay(ctx, overlay, img, storage.FormatRaw); err != nil {
+	if err := storage.CreateOverlay(ctx, overlay, img, kinds.Raw); err != nil {
 		t.Fatal(err)
 	}
 	id := "kvmtest-" + strings.ReplaceAll(filepath.Base(work), "restored-kvm-test-", "")
@@ -72,8 +73,8 @@ func TestDomainBootsUnderLibvirtAndLeavesTheRecoveryPointUntouched(t *testing.T)
 	dom, err := vmspec.Build(&vmspec.Context{
 		In: vmspec.Input{
 			RestoreID: id, Tenant: "acme", HostID: "kvm-driver-test", ExpireAt: time.Now().Add(time.Hour), VCPUs: 1, MemoryMiB: 128,
-			Firmware: "bios", OS: "linux", NetworkKind: vmspec.NetworkNone, SerialLog: serial, VNCPassword: "test-pw",
-			Disks: []vmspec.DiskInput{{Name: "disk0", Overlay: overlay, Chain: []vmspec.ChainElement{{Path: img, Format: "raw"}}}},
+			Firmware: kinds.BIOS, OS: kinds.Linux, Network: kinds.NoNetwork, SerialLog: serial, VNCPassword: "test-pw",
+			Disks: []vmspec.DiskInput{{Name: "disk0", Overlay: overlay, Chain: []vmspec.ChainElement{{Path: img, Format: kinds.Raw}}}},
 		},
 		Host: vmspec.HostFacts{Accelerator: "tcg"},
 	})

@@ -33,6 +33,8 @@ type stateInfo struct {
 	// teardown: the host must still destroy the VM and its files, unless
 	// it reported them gone (destroy_time).
 	teardown bool
+	// screen: the VM was started, it has a screen and a console.
+	screen bool
 }
 
 // states lists every state a restore can be in; a state missing here is
@@ -41,8 +43,8 @@ var states = map[State]stateInfo{
 	Pending:   {},
 	Scheduled: {active: true, bootOpen: true},
 	Preparing: {active: true, bootOpen: true},
-	Booting:   {active: true, bootOpen: true},
-	Running:   {active: true},
+	Booting:   {active: true, bootOpen: true, screen: true},
+	Running:   {active: true, screen: true},
 	Stopping:  {teardown: true},
 	Destroyed: {},
 	Failed:    {teardown: true},
@@ -118,6 +120,10 @@ func Active(s State) bool { return states[s].active }
 // BootSettled says whether the control plane already has the boot's
 // outcome of a restore in state s (the agent need not watch it again).
 func BootSettled(s State) bool { return !states[s].bootOpen }
+
+// HasScreen says whether a restore in state s has a screen to show (and
+// a console to open): its VM was started and still runs.
+func HasScreen(s State) bool { return states[s].screen }
 
 // NeedsTeardown says whether the host's agent still has to destroy the
 // restore's VM and files.

@@ -65,5 +65,9 @@ func MayRelease(s *restorev1.Snapshot) bool {
 	return ok && !s.ReleaseRequested
 }
 
+// Readable says whether a snapshot's exports may be read: READY, with no
+// release asked for.
+func Readable(s *restorev1.Snapshot) bool { return s.State == SnapReady && !s.ReleaseRequested }
+
 // SnapshotStates lists every snapshot state in order.
 func SnapshotStates() []SnapshotState { return append([]SnapshotState(nil), snapshotStates...) }

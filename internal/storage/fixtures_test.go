@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/restored/restored/internal/kinds"
 )
 
 // qcow2Spec describes a hand-made qcow2 header for tests: we write hostile
@@ -80,6 +83,13 @@ func (r *repo) dir(tenant, asset, id string) string {
 
 func (r *repo) manifest(tenant, asset, id string, m Manifest) {
 	r.t.Helper()
+	r.manifestEdited(tenant, asset, id, m, "", "")
+}
+
+// manifestEdited writes m's manifest with the text from replaced by to: a
+// value the typed fields cannot hold (an unknown format, say).
+func (r *repo) manifestEdited(tenant, asset, id string, m Manifest, from, to string) {
+	r.t.Helper()
 	if m.ID == "" {
 		m.ID = id
 	}
@@ -92,15 +102,18 @@ func (r *repo) manifest(tenant, asset, id string, m Manifest) {
 	if m.CreatedAt.IsZero() {
 		m.CreatedAt = time.Date(2026, 11, 25, 22, 0, 0, 0, time.UTC)
 	}
-	if m.Firmware == "" {
-		m.Firmware = "bios"
+	if m.Firmware == 0 {
+		m.Firmware = kinds.BIOS
 	}
-	if m.OS == "" {
-		m.OS = "linux"
+	if m.OS == 0 {
+		m.OS = kinds.Linux
 	}
 	data, err := json.Marshal(m)
 	if err != nil {
 		r.t.Fatal(err)
+	}
+	if from != "" {
+		data = []byte(strings.Replace(string(data), from, to, 1))
 	}
 	if err := os.WriteFile(filepath.Join(r.dir(tenant, asset, id), ManifestName), data, 0o644); err != nil {
 		r.t.Fatal(err)
@@ -123,5 +136,5 @@ func (r *repo) raw(tenant, asset, id, file string, size int64) {
 // full makes a valid full recovery point with one raw disk.
 func (r *repo) full(tenant, asset, id string, size int64) {
 	r.raw(tenant, asset, id, "disk0.raw", size)
-	r.manifest(tenant, asset, id, Manifest{Disks: []Disk{{Name: "disk0", File: "disk0.raw", Format: FormatRaw, VirtualSize: size}}})
+	r.manifest(tenant, asset, id, Manifest{Disks: []Disk{{Name: "disk0", File: "disk0.raw", Format: kinds.Raw, VirtualSize: size}}})
 }

@@ -6,23 +6,19 @@ import (
 	"regexp"
 	"strings"
 	"time"
-)
 
-// Formats a disk may have.
-const (
-	FormatRaw   = "raw"
-	FormatQCOW2 = "qcow2"
+	"github.com/restored/restored/internal/kinds"
 )
 
 // Manifest describes one recovery point (manifest.json).
 type Manifest struct {
-	ID        string    `json:"id"`
-	Tenant    string    `json:"tenant"`
-	Asset     string    `json:"asset"`
-	CreatedAt time.Time `json:"created_at"`
-	Firmware  string    `json:"firmware"`
-	OS        string    `json:"os"`
-	Disks     []Disk    `json:"disks"`
+	ID        string         `json:"id"`
+	Tenant    string         `json:"tenant"`
+	Asset     string         `json:"asset"`
+	CreatedAt time.Time      `json:"created_at"`
+	Firmware  kinds.Firmware `json:"firmware"`
+	OS        kinds.OSFamily `json:"os"`
+	Disks     []Disk         `json:"disks"`
 	// Checkpoint is the hypervisor checkpoint this recovery point's data
 	// matches, written by backup jobs: the next incremental's changes are
 	// counted from it, so it goes on top of this recovery point.
@@ -31,10 +27,10 @@ type Manifest struct {
 
 // Disk is one disk of a recovery point.
 type Disk struct {
-	Name        string `json:"name"`
-	File        string `json:"file"`
-	Format      string `json:"format"`
-	VirtualSize int64  `json:"virtual_size"`
+	Name        string           `json:"name"`
+	File        string           `json:"file"`
+	Format      kinds.DiskFormat `json:"format"`
+	VirtualSize int64            `json:"virtual_size"`
 	// Backing is the id of the recovery point (same tenant and asset) whose
 	// disk of the same name this qcow2 sits on; empty for a full disk.
 	Backing string `json:"backing,omitempty"`
@@ -70,10 +66,10 @@ func (m *Manifest) check() error {
 		return fmt.Errorf("manifest asset %q: use 1-128 characters A-Z a-z 0-9 . _ -", m.Asset)
 	case m.CreatedAt.IsZero():
 		return fmt.Errorf("manifest created_at is missing (RFC 3339, e.g. 2026-11-25T22:00:00Z)")
-	case m.Firmware != "bios" && m.Firmware != "uefi":
-		return fmt.Errorf("manifest firmware %q must be bios or uefi", m.Firmware)
-	case m.OS != "linux" && m.OS != "windows" && m.OS != "other":
-		return fmt.Errorf("manifest os %q must be linux, windows or other", m.OS)
+	case !m.Firmware.Valid():
+		return fmt.Errorf("manifest firmware is missing: bios or uefi")
+	case !m.OS.Valid():
+		return fmt.Errorf("manifest os is missing: linux, windows or other")
 	case len(m.Disks) == 0:
 		return fmt.Errorf("manifest lists no disks")
 	}
@@ -84,11 +80,11 @@ func (m *Manifest) check() error {
 			return fmt.Errorf("disks[%d].name %q: use 1-128 characters A-Z a-z 0-9 . _ -", i, d.Name)
 		case names[d.Name]:
 			return fmt.Errorf("disk name %q is listed twice", d.Name)
-		case d.Format != FormatRaw && d.Format != FormatQCOW2:
-			return fmt.Errorf("disk %s: format %q must be raw or qcow2", d.Name, d.Format)
+		case !d.Format.Valid():
+			return fmt.Errorf("disk %s: format is missing: raw or qcow2", d.Name)
 		case d.VirtualSize <= 0:
 			return fmt.Errorf("disk %s: virtual_size must be a positive number of bytes", d.Name)
-		case d.Backing != "" && d.Format != FormatQCOW2:
+		case d.Backing != "" && d.Format != kinds.QCOW2:
 			return fmt.Errorf("disk %s: only a qcow2 disk can have a backing recovery point", d.Name)
 		case d.Backing != "" && !safeName.MatchString(d.Backing):
 			return fmt.Errorf("disk %s: backing %q is not a recovery point id", d.Name, d.Backing)

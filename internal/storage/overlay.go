@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/restored/restored/internal/kinds"
 )
 
 // Limits for every qemu-img run: a hostile image must not eat the host.
@@ -38,16 +40,16 @@ func QemuImg(ctx context.Context, args ...string) ([]byte, error) {
 // recovery point disk at backing (absolute, with its declared format). It
 // costs the same whatever the backing disk's size: nothing is copied, and
 // the backing file is only opened read-only to read its size.
-func CreateOverlay(ctx context.Context, path, backing, backingFormat string) error {
+func CreateOverlay(ctx context.Context, path, backing string, backingFormat kinds.DiskFormat) error {
 	if !filepath.IsAbs(backing) {
 		return fmt.Errorf("overlay backing file %q must be absolute", backing)
 	}
-	if backingFormat != FormatRaw && backingFormat != FormatQCOW2 {
-		return fmt.Errorf("overlay backing format %q must be raw or qcow2", backingFormat)
+	if !backingFormat.Valid() {
+		return fmt.Errorf("overlay backing format %s must be raw or qcow2", backingFormat)
 	}
 	if _, err := os.Lstat(path); err == nil {
 		return fmt.Errorf("overlay %s already exists", path)
 	}
-	_, err := QemuImg(ctx, "create", "-q", "-f", FormatQCOW2, "-b", backing, "-F", backingFormat, path)
+	_, err := QemuImg(ctx, "create", "-q", "-f", kinds.QCOW2.String(), "-b", backing, "-F", backingFormat.String(), path)
 	return err
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/restored/restored/internal/kinds"
 )
 
 func fileSum(t *testing.T, path string) [32]byte {
@@ -38,7 +40,7 @@ func TestCreateOverlayNeverWritesTheBackingFile(t *testing.T) {
 	before := fileSum(t, base)
 	infoBefore, _ := os.Stat(base)
 	overlay := filepath.Join(dir, "overlay.qcow2")
-	if err := CreateOverlay(context.Background(), overlay, base, FormatRaw); err != nil {
+	if err := CreateOverlay(context.Background(), overlay, base, kinds.Raw); err != nil {
 		t.Fatal(err)
 	}
 	f, _ := os.Open(overlay)
@@ -53,10 +55,13 @@ func TestCreateOverlayNeverWritesTheBackingFile(t *testing.T) {
 	if infoAfter, _ := os.Stat(base); infoAfter.Mode() != infoBefore.Mode() || !infoAfter.ModTime().Equal(infoBefore.ModTime()) {
 		t.Fatal("the backing file's mode or mtime changed")
 	}
-	if err := CreateOverlay(context.Background(), overlay, base, FormatRaw); err == nil {
+	if err := CreateOverlay(context.Background(), overlay, base, kinds.Raw); err == nil {
 		t.Fatal("an existing overlay was overwritten")
 	}
-	for _, bad := range []struct{ backing, format string }{{"base.raw", "raw"}, {base, ""}, {base, "vmdk"}} {
+	for _, bad := range []struct {
+		backing string
+		format  kinds.DiskFormat
+	}{{"base.raw", kinds.Raw}, {base, 0}, {base, 99}} {
 		if err := CreateOverlay(context.Background(), filepath.Join(dir, "x.qcow2"), bad.backing, bad.format); err == nil {
 			t.Errorf("accepted backing %q format %q", bad.backing, bad.format)
 		}
@@ -75,7 +80,7 @@ func TestOverlayOfA1TiBRecoveryPointCostsNothing(t *testing.T) {
 	}
 	f.Close()
 	overlay := filepath.Join(dir, "o.qcow2")
-	if err := CreateOverlay(context.Background(), overlay, big, FormatRaw); err != nil {
+	if err := CreateOverlay(context.Background(), overlay, big, kinds.Raw); err != nil {
 		t.Fatal(err)
 	}
 	fi, _ := os.Stat(overlay)

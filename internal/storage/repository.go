@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/restored/restored/internal/kinds"
 )
 
 // ManifestName is the manifest's file name in a recovery point directory.
@@ -44,7 +46,7 @@ type ResolvedDisk struct {
 	// BackingPath is the resolved path of the backing disk, if any.
 	BackingPath string
 	// BackingFormat is the backing disk's format from its manifest.
-	BackingFormat string
+	BackingFormat kinds.DiskFormat
 }
 
 // Skipped is a directory the scan could not even name as a recovery point.
@@ -206,7 +208,7 @@ func (r *Repository) resolveDisk(tenant, asset, dir string, d Disk, seen map[str
 	if err != nil {
 		return rd, err
 	}
-	if d.Format == FormatRaw {
+	if d.Format == kinds.Raw {
 		// Never probed: the size of a raw disk is the size of its file.
 		if fi.Size() != d.VirtualSize {
 			return rd, fmt.Errorf("raw file is %d bytes but the manifest says virtual_size %d", fi.Size(), d.VirtualSize)
@@ -258,7 +260,7 @@ func (r *Repository) resolveDisk(tenant, asset, dir string, d Disk, seen map[str
 	if err != nil || got != want.Path {
 		return rd, fmt.Errorf("qcow2 backing file %q is not disk %s of recovery point %s", h.BackingFile, d.Name, d.Backing)
 	}
-	if h.BackingFormat != "" && h.BackingFormat != want.Format {
+	if h.BackingFormat != "" && h.BackingFormat != want.Format.String() {
 		return rd, fmt.Errorf("qcow2 says its backing file is %s but the backing manifest says %s", h.BackingFormat, want.Format)
 	}
 	rd.BackingPath, rd.BackingFormat = want.Path, want.Format

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/restored/restored/internal/kinds"
 )
 
 const gib = int64(1) << 30
@@ -14,7 +16,7 @@ func TestScanAcceptsValidRecoveryPointsAndChains(t *testing.T) {
 	r.full("acme", "web-01", "rp-1", gib)
 	// rp-2 is an incremental qcow2 on rp-1's disk0, named relatively.
 	writeQCOW2(t, filepath.Join(r.dir("acme", "web-01", "rp-2"), "disk0.qcow2"), qcow2Spec{size: gib, backing: "../rp-1/disk0.raw", backingFormat: "raw"})
-	r.manifest("acme", "web-01", "rp-2", Manifest{Disks: []Disk{{Name: "disk0", File: "disk0.qcow2", Format: FormatQCOW2, VirtualSize: gib, Backing: "rp-1"}}})
+	r.manifest("acme", "web-01", "rp-2", Manifest{Disks: []Disk{{Name: "disk0", File: "disk0.qcow2", Format: kinds.QCOW2, VirtualSize: gib, Backing: "rp-1"}}})
 	// A 1 TiB sparse raw disk is fine and costs nothing to check.
 	r.full("globex", "db", "rp-big", 1<<40)
 
@@ -34,7 +36,7 @@ func TestScanAcceptsValidRecoveryPointsAndChains(t *testing.T) {
 		}
 	}
 	inc := rps[1]
-	if inc.ID != "rp-2" || inc.Disks[0].BackingPath != filepath.Join(r.root, "acme/web-01/rp-1/disk0.raw") || inc.Disks[0].BackingFormat != "raw" {
+	if inc.ID != "rp-2" || inc.Disks[0].BackingPath != filepath.Join(r.root, "acme/web-01/rp-1/disk0.raw") || inc.Disks[0].BackingFormat != kinds.Raw {
 		t.Fatalf("rp-2 resolved to %+v", inc.Disks)
 	}
 }
@@ -51,12 +53,12 @@ func TestHostileRecoveryPointsAreInvalidWithAReason(t *testing.T) {
 	}{
 		{"qcow2 names /etc/shadow as backing file", func(r *repo) {
 			writeQCOW2(t, filepath.Join(r.dir("acme", "a", "rp"), "d.qcow2"), qcow2Spec{size: gib, backing: "/etc/shadow", backingFormat: "raw"})
-			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.qcow2", Format: FormatQCOW2, VirtualSize: gib}}})
+			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.qcow2", Format: kinds.QCOW2, VirtualSize: gib}}})
 		}, `names backing file "/etc/shadow" but the manifest declares no backing`},
 		{"declared backing, but the header points elsewhere", func(r *repo) {
 			r.full("acme", "a", "base", gib)
 			writeQCOW2(t, filepath.Join(r.dir("acme", "a", "rp"), "d.qcow2"), qcow2Spec{size: gib, backing: "/etc/shadow", backingFormat: "raw"})
-			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "disk0", File: "d.qcow2", Format: FormatQCOW2, VirtualSize: gib, Backing: "base"}}})
+			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "disk0", File: "d.qcow2", Format: kinds.QCOW2, VirtualSize: gib, Backing: "base"}}})
 		}, `backing file "/etc/shadow" is not disk disk0 of recovery point base`},
 		{"backing through a symlink out of the repository", func(r *repo) {
 			r.full("acme", "a", "base", gib)
@@ -65,79 +67,79 @@ func TestHostileRecoveryPointsAreInvalidWithAReason(t *testing.T) {
 				t.Fatal(err)
 			}
 			writeQCOW2(t, filepath.Join(r.dir("acme", "a", "rp"), "d.qcow2"), qcow2Spec{size: gib, backing: "link"})
-			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "disk0", File: "d.qcow2", Format: FormatQCOW2, VirtualSize: gib, Backing: "base"}}})
+			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "disk0", File: "d.qcow2", Format: kinds.QCOW2, VirtualSize: gib, Backing: "base"}}})
 		}, "is not disk disk0 of recovery point base"},
 		{"backing recovery point of another tenant", func(r *repo) {
 			r.full("other", "a", "base", gib)
 			writeQCOW2(t, filepath.Join(r.dir("acme", "a", "rp"), "d.qcow2"), qcow2Spec{size: gib, backing: "../../../other/a/base/disk0.raw"})
-			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "disk0", File: "d.qcow2", Format: FormatQCOW2, VirtualSize: gib, Backing: "base"}}})
+			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "disk0", File: "d.qcow2", Format: kinds.QCOW2, VirtualSize: gib, Backing: "base"}}})
 		}, "backing recovery point base"},
 		{"backing format differs from the backing manifest", func(r *repo) {
 			r.full("acme", "a", "base", gib)
 			writeQCOW2(t, filepath.Join(r.dir("acme", "a", "rp"), "d.qcow2"), qcow2Spec{size: gib, backing: "../base/disk0.raw", backingFormat: "qcow2"})
-			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "disk0", File: "d.qcow2", Format: FormatQCOW2, VirtualSize: gib, Backing: "base"}}})
+			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "disk0", File: "d.qcow2", Format: kinds.QCOW2, VirtualSize: gib, Backing: "base"}}})
 		}, "says its backing file is qcow2 but the backing manifest says raw"},
 		{"backing chain loops", func(r *repo) {
 			writeQCOW2(t, filepath.Join(r.dir("acme", "a", "x"), "d.qcow2"), qcow2Spec{size: gib, backing: "../y/d.qcow2"})
-			r.manifest("acme", "a", "x", Manifest{Disks: []Disk{{Name: "disk0", File: "d.qcow2", Format: FormatQCOW2, VirtualSize: gib, Backing: "y"}}})
+			r.manifest("acme", "a", "x", Manifest{Disks: []Disk{{Name: "disk0", File: "d.qcow2", Format: kinds.QCOW2, VirtualSize: gib, Backing: "y"}}})
 			writeQCOW2(t, filepath.Join(r.dir("acme", "a", "y"), "d.qcow2"), qcow2Spec{size: gib, backing: "../x/d.qcow2"})
-			r.manifest("acme", "a", "y", Manifest{Disks: []Disk{{Name: "disk0", File: "d.qcow2", Format: FormatQCOW2, VirtualSize: gib, Backing: "x"}}})
+			r.manifest("acme", "a", "y", Manifest{Disks: []Disk{{Name: "disk0", File: "d.qcow2", Format: kinds.QCOW2, VirtualSize: gib, Backing: "x"}}})
 			writeQCOW2(t, filepath.Join(r.dir("acme", "a", "rp"), "d.qcow2"), qcow2Spec{size: gib, backing: "../x/d.qcow2"})
-			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "disk0", File: "d.qcow2", Format: FormatQCOW2, VirtualSize: gib, Backing: "x"}}})
+			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "disk0", File: "d.qcow2", Format: kinds.QCOW2, VirtualSize: gib, Backing: "x"}}})
 		}, "loops back"},
 		{"external data file", func(r *repo) {
 			writeQCOW2(t, filepath.Join(r.dir("acme", "a", "rp"), "d.qcow2"), qcow2Spec{size: gib, dataFile: "/dev/sda", incompat: incompatDataFile})
-			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.qcow2", Format: FormatQCOW2, VirtualSize: gib}}})
+			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.qcow2", Format: kinds.QCOW2, VirtualSize: gib}}})
 		}, "external data file"},
 		{"external data file bit without a name", func(r *repo) {
 			writeQCOW2(t, filepath.Join(r.dir("acme", "a", "rp"), "d.qcow2"), qcow2Spec{size: gib, incompat: incompatDataFile})
-			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.qcow2", Format: FormatQCOW2, VirtualSize: gib}}})
+			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.qcow2", Format: kinds.QCOW2, VirtualSize: gib}}})
 		}, "external data file"},
 		{"qcow2 size differs from the manifest", func(r *repo) {
 			writeQCOW2(t, filepath.Join(r.dir("acme", "a", "rp"), "d.qcow2"), qcow2Spec{size: 2 * gib})
-			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.qcow2", Format: FormatQCOW2, VirtualSize: gib}}})
+			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.qcow2", Format: kinds.QCOW2, VirtualSize: gib}}})
 		}, "qcow2 virtual size is 2147483648 bytes but the manifest says 1073741824"},
 		{"raw size differs from the manifest", func(r *repo) {
 			r.raw("acme", "a", "rp", "d.raw", gib+1)
-			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.raw", Format: FormatRaw, VirtualSize: gib}}})
+			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.raw", Format: kinds.Raw, VirtualSize: gib}}})
 		}, "raw file is 1073741825 bytes"},
 		{"declared qcow2 is not qcow2", func(r *repo) {
 			r.raw("acme", "a", "rp", "d.qcow2", gib)
-			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.qcow2", Format: FormatQCOW2, VirtualSize: gib}}})
+			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.qcow2", Format: kinds.QCOW2, VirtualSize: gib}}})
 		}, "not a qcow2 image"},
 		{"declared raw is a qcow2 with a backing file: never probed, size is the file's", func(r *repo) {
 			writeQCOW2(t, filepath.Join(r.dir("acme", "a", "rp"), "d.raw"), qcow2Spec{size: gib, backing: "/etc/shadow"})
-			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.raw", Format: FormatRaw, VirtualSize: gib}}})
+			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.raw", Format: kinds.Raw, VirtualSize: gib}}})
 		}, "raw file is"},
 		{"file with ..", func(r *repo) {
 			r.full("acme", "a", "other", gib)
-			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "../other/disk0.raw", Format: FormatRaw, VirtualSize: gib}}})
+			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "../other/disk0.raw", Format: kinds.Raw, VirtualSize: gib}}})
 		}, "no '..'"},
 		{"absolute file", func(r *repo) {
-			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: secret, Format: FormatRaw, VirtualSize: 10}}})
+			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: secret, Format: kinds.Raw, VirtualSize: 10}}})
 		}, "is absolute"},
 		{"file is a symlink out", func(r *repo) {
 			if err := os.Symlink(secret, filepath.Join(r.dir("acme", "a", "rp"), "d.raw")); err != nil {
 				t.Fatal(err)
 			}
-			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.raw", Format: FormatRaw, VirtualSize: 10}}})
+			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.raw", Format: kinds.Raw, VirtualSize: 10}}})
 		}, "leads outside the recovery point's directory"},
 		{"file is a device", func(r *repo) {
 			if err := os.Symlink("/dev/null", filepath.Join(r.dir("acme", "a", "rp"), "d.raw")); err != nil {
 				t.Fatal(err)
 			}
-			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.raw", Format: FormatRaw, VirtualSize: 10}}})
+			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.raw", Format: kinds.Raw, VirtualSize: 10}}})
 		}, "outside"},
 		{"missing disk file", func(r *repo) {
-			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "nope.raw", Format: FormatRaw, VirtualSize: 10}}})
+			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "nope.raw", Format: kinds.Raw, VirtualSize: 10}}})
 		}, "no such file"},
 		{"tenant in manifest differs from the directory", func(r *repo) {
 			r.raw("acme", "a", "rp", "disk0.raw", gib)
-			r.manifest("acme", "a", "rp", Manifest{Tenant: "globex", Disks: []Disk{{Name: "disk0", File: "disk0.raw", Format: FormatRaw, VirtualSize: gib}}})
+			r.manifest("acme", "a", "rp", Manifest{Tenant: "globex", Disks: []Disk{{Name: "disk0", File: "disk0.raw", Format: kinds.Raw, VirtualSize: gib}}})
 		}, "must match the directories"},
 		{"unknown format", func(r *repo) {
 			r.raw("acme", "a", "rp", "d.vmdk", gib)
-			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.vmdk", Format: "vmdk", VirtualSize: gib}}})
+			r.manifestEdited("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.vmdk", Format: kinds.Raw, VirtualSize: gib}}}, `"format":"raw"`, `"format":"vmdk"`)
 		}, `format "vmdk" must be raw or qcow2`},
 		{"manifest is not JSON", func(r *repo) {
 			if err := os.WriteFile(filepath.Join(r.dir("acme", "a", "rp"), ManifestName), []byte("{"), 0o644); err != nil {
@@ -152,7 +154,7 @@ func TestHostileRecoveryPointsAreInvalidWithAReason(t *testing.T) {
 		{"no manifest", func(r *repo) { r.dir("acme", "a", "rp") }, "manifest.json"},
 		{"bad firmware", func(r *repo) {
 			r.raw("acme", "a", "rp", "disk0.raw", gib)
-			r.manifest("acme", "a", "rp", Manifest{Firmware: "coreboot", Disks: []Disk{{Name: "disk0", File: "disk0.raw", Format: FormatRaw, VirtualSize: gib}}})
+			r.manifestEdited("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "disk0", File: "disk0.raw", Format: kinds.Raw, VirtualSize: gib}}}, `"firmware":"bios"`, `"firmware":"coreboot"`)
 		}, "firmware"},
 	}
 	for _, tt := range tests {
@@ -227,11 +229,11 @@ func TestTwoDisksOnTheSameBackingRecoveryPointAreValid(t *testing.T) {
 	r.raw("acme", "web-01", "full", "vda.raw", gib)
 	r.raw("acme", "web-01", "full", "vdb.raw", gib)
 	r.manifest("acme", "web-01", "full", Manifest{Disks: []Disk{
-		{Name: "vda", File: "vda.raw", Format: FormatRaw, VirtualSize: gib}, {Name: "vdb", File: "vdb.raw", Format: FormatRaw, VirtualSize: gib}}})
+		{Name: "vda", File: "vda.raw", Format: kinds.Raw, VirtualSize: gib}, {Name: "vdb", File: "vdb.raw", Format: kinds.Raw, VirtualSize: gib}}})
 	var disks []Disk
 	for _, d := range []string{"vda", "vdb"} {
 		writeQCOW2(t, filepath.Join(r.dir("acme", "web-01", "inc"), d+".qcow2"), qcow2Spec{size: gib, backing: "../full/" + d + ".raw", backingFormat: "raw"})
-		disks = append(disks, Disk{Name: d, File: d + ".qcow2", Format: FormatQCOW2, VirtualSize: gib, Backing: "full"})
+		disks = append(disks, Disk{Name: d, File: d + ".qcow2", Format: kinds.QCOW2, VirtualSize: gib, Backing: "full"})
 	}
 	r.manifest("acme", "web-01", "inc", Manifest{Disks: disks, Checkpoint: "restored-s2"})
 	rp := (&Repository{Root: r.root}).Inspect("acme", "web-01", "inc")

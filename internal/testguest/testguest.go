@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/restored/restored/internal/kinds"
 	"github.com/restored/restored/internal/kvm"
 	"github.com/restored/restored/internal/storage"
 	"github.com/restored/restored/internal/vmspec"
@@ -51,17 +52,17 @@ func Start(ctx context.Context, drv *kvm.Driver, image, parent string, dataBytes
 	var disks []vmspec.DiskInput
 	for i, base := range []string{image, blank} {
 		overlay := filepath.Join(dir, fmt.Sprintf("disk%d.qcow2", i))
-		if err := storage.CreateOverlay(ctx, overlay, base, storage.FormatRaw); err != nil {
+		if err := storage.CreateOverlay(ctx, overlay, base, kinds.Raw); err != nil {
 			return fail(err)
 		}
-		disks = append(disks, vmspec.DiskInput{Name: fmt.Sprintf("disk%d", i), Overlay: overlay, Chain: []vmspec.ChainElement{{Path: base, Format: "raw"}}})
+		disks = append(disks, vmspec.DiskInput{Name: fmt.Sprintf("disk%d", i), Overlay: overlay, Chain: []vmspec.ChainElement{{Path: base, Format: kinds.Raw}}})
 	}
 	var id [6]byte
 	_, _ = rand.Read(id[:])
 	dom, err := vmspec.Build(&vmspec.Context{
 		In: vmspec.Input{
 			RestoreID: "guest-" + hex.EncodeToString(id[:]), Tenant: "test", HostID: "protected-guest", ExpireAt: time.Now().Add(24 * time.Hour),
-			VCPUs: 1, MemoryMiB: 128, Firmware: "bios", OS: "linux", NetworkKind: vmspec.NetworkNone,
+			VCPUs: 1, MemoryMiB: 128, Firmware: kinds.BIOS, OS: kinds.Linux, Network: kinds.NoNetwork,
 			SerialLog: filepath.Join(dir, "serial.log"), VNCPassword: "guest-pw", Disks: disks,
 		},
 		Host: vmspec.HostFacts{Accelerator: "tcg"},

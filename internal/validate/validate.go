@@ -39,15 +39,25 @@ func DNSLabel(field, v string) error {
 	return nil
 }
 
-// Name checks free text such as ids, display names and bridge names: at most
-// 253 characters, no control characters. required says whether empty is an error.
-func Name(field, v string, required bool) error {
+// Required checks free text that must be given, such as an id: not empty,
+// at most 253 characters, no control characters.
+func Required(field, v string) error {
 	if v == "" {
-		if required {
-			return Errorf("%s is required", field)
-		}
+		return Errorf("%s is required", field)
+	}
+	return text(field, v)
+}
+
+// Optional checks free text that may be left out, such as a display name
+// or a filter: empty, or at most 253 characters without control characters.
+func Optional(field, v string) error {
+	if v == "" {
 		return nil
 	}
+	return text(field, v)
+}
+
+func text(field, v string) error {
 	if len(v) > MaxNameLen {
 		return Errorf("%s is %d characters long; at most %d are allowed", field, len(v), MaxNameLen)
 	}
@@ -67,16 +77,21 @@ func Range(field string, v, lo, hi int64) error {
 	return nil
 }
 
-// Enum checks that v is a defined value of its enum and, unless allowZero,
-// not the zero (unspecified) value.
-func Enum(field string, v protoreflect.Enum, allowZero bool) error {
-	d := v.Descriptor()
-	n := v.Number()
-	if d.Values().ByNumber(n) == nil {
-		return Errorf("%s: unknown value %d; allowed: %s", field, n, enumNames(d))
+// Enum checks that v is a defined value of its enum, other than the zero
+// (unspecified) value.
+func Enum(field string, v protoreflect.Enum) error {
+	if v.Number() == 0 {
+		return Errorf("%s is required; allowed: %s", field, enumNames(v.Descriptor()))
 	}
-	if n == 0 && !allowZero {
-		return Errorf("%s is required; allowed: %s", field, enumNames(d))
+	return EnumOrUnset(field, v)
+}
+
+// EnumOrUnset checks that v is a defined value of its enum; the zero value
+// (left out) is allowed.
+func EnumOrUnset(field string, v protoreflect.Enum) error {
+	d := v.Descriptor()
+	if n := v.Number(); d.Values().ByNumber(n) == nil {
+		return Errorf("%s: unknown value %d; allowed: %s", field, n, enumNames(d))
 	}
 	return nil
 }

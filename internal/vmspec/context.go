@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/restored/restored/internal/kinds"
 	"libvirt.org/go/libvirtxml"
 )
 
@@ -23,7 +24,7 @@ type HostFacts struct {
 // ChainElement is one read-only image below the overlay, top first.
 type ChainElement struct {
 	Path   string
-	Format string // raw or qcow2, from the manifest
+	Format kinds.DiskFormat // from the manifest
 }
 
 // DiskInput is one disk of the restore.
@@ -36,13 +37,6 @@ type DiskInput struct {
 	Chain []ChainElement
 }
 
-// Network kinds.
-const (
-	NetworkNone     = "none"
-	NetworkIsolated = "isolated"
-	NetworkBridged  = "bridged"
-)
-
 // Input is everything about one restore that shapes its domain.
 type Input struct {
 	RestoreID string
@@ -53,15 +47,15 @@ type Input struct {
 	ExpireAt  time.Time
 	VCPUs     int
 	MemoryMiB int64
-	// Firmware is "bios" or "uefi" (AUTO already resolved from the manifest).
-	Firmware string
-	// OS is "linux", "windows" or "other" (from the manifest).
-	OS    string
+	// Firmware is the firmware (AUTO already resolved from the manifest).
+	Firmware kinds.Firmware
+	// OS is the recovery point's OS family (from the manifest).
+	OS    kinds.OSFamily
 	Disks []DiskInput
-	// NetworkKind is none, isolated or bridged; Bridge names the bridge for
+	// Network is none, isolated or bridged; Bridge names the bridge for
 	// isolated (made by the agent) and bridged (existing) networks.
-	NetworkKind string
-	Bridge      string
+	Network kinds.Network
+	Bridge  string
 	// SerialLog is where virtlogd writes the serial console.
 	SerialLog string
 	// VNCPassword protects the console (VNC listens on 127.0.0.1 only).
@@ -108,15 +102,15 @@ func (in *Input) Validate() error {
 		return fmt.Errorf("vcpus %d out of 1..64", in.VCPUs)
 	case in.MemoryMiB < MinMemoryMiB:
 		return fmt.Errorf("memory %d MiB is below %d MiB, the least the Debian kernel boots in", in.MemoryMiB, MinMemoryMiB)
-	case in.Firmware != "bios" && in.Firmware != "uefi":
-		return fmt.Errorf("firmware %q must be bios or uefi", in.Firmware)
-	case in.OS != "linux" && in.OS != "windows" && in.OS != "other":
-		return fmt.Errorf("os %q must be linux, windows or other", in.OS)
+	case !in.Firmware.Valid():
+		return fmt.Errorf("firmware %s must be bios or uefi", in.Firmware)
+	case !in.OS.Valid():
+		return fmt.Errorf("os %s must be linux, windows or other", in.OS)
 	case len(in.Disks) == 0:
 		return fmt.Errorf("a domain needs at least one disk")
 	case len(in.Disks) > 26:
 		return fmt.Errorf("%d disks is more than 26", len(in.Disks))
-	case in.Firmware == "uefi" && !filepath.IsAbs(in.NVRAM):
+	case in.Firmware == kinds.UEFI && !filepath.IsAbs(in.NVRAM):
 		return fmt.Errorf("uefi needs an absolute NVRAM path")
 	case !filepath.IsAbs(in.SerialLog):
 		return fmt.Errorf("serial log path %q must be absolute", in.SerialLog)
@@ -128,19 +122,19 @@ func (in *Input) Validate() error {
 			return fmt.Errorf("disk %s needs an absolute overlay path and a backing chain", d.Name)
 		}
 		for _, c := range d.Chain {
-			if !filepath.IsAbs(c.Path) || (c.Format != "raw" && c.Format != "qcow2") {
+			if !filepath.IsAbs(c.Path) || !c.Format.Valid() {
 				return fmt.Errorf("disk %s: chain element %q (%s) must be an absolute raw or qcow2 path", d.Name, c.Path, c.Format)
 			}
 		}
 	}
-	switch in.NetworkKind {
-	case NetworkNone:
-	case NetworkIsolated, NetworkBridged:
+	switch in.Network {
+	case kinds.NoNetwork:
+	case kinds.Isolated, kinds.Bridged:
 		if in.Bridge == "" {
-			return fmt.Errorf("network %s needs a bridge name", in.NetworkKind)
+			return fmt.Errorf("network %s needs a bridge name", in.Network)
 		}
 	default:
-		return fmt.Errorf("network kind %q must be none, isolated or bridged", in.NetworkKind)
+		return fmt.Errorf("network %s must be none, isolated or bridged", in.Network)
 	}
 	return nil
 }

@@ -1,11 +1,14 @@
 package vmspec
 
-import "libvirt.org/go/libvirtxml"
+import (
+	"github.com/restored/restored/internal/kinds"
+	"libvirt.org/go/libvirtxml"
+)
 
 // diskBus is virtio for Linux guests (they have the drivers), SATA for
 // Windows and unknown guests (they boot without extra drivers).
-func diskBus(os string) (bus, prefix string) {
-	if os == "linux" {
+func diskBus(os kinds.OSFamily) (bus, prefix string) {
+	if os == kinds.Linux {
 		return "virtio", "vd"
 	}
 	return "sata", "sd"
@@ -20,7 +23,7 @@ func configureDisks(c *Context, d *libvirtxml.Domain) error {
 	for i, disk := range c.In.Disks {
 		x := libvirtxml.DomainDisk{
 			Device: "disk",
-			Driver: &libvirtxml.DomainDiskDriver{Name: "qemu", Type: "qcow2", Discard: "unmap"},
+			Driver: &libvirtxml.DomainDiskDriver{Name: "qemu", Type: kinds.QCOW2.String(), Discard: "unmap"},
 			Source: &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: disk.Overlay}},
 			Target: &libvirtxml.DomainDiskTarget{Dev: prefix + string(rune('a'+i)), Bus: bus},
 		}
@@ -30,7 +33,7 @@ func configureDisks(c *Context, d *libvirtxml.Domain) error {
 		var tail **libvirtxml.DomainDiskBackingStore = &x.BackingStore
 		for _, el := range disk.Chain {
 			bs := &libvirtxml.DomainDiskBackingStore{
-				Format: &libvirtxml.DomainDiskFormat{Type: el.Format},
+				Format: &libvirtxml.DomainDiskFormat{Type: el.Format.String()},
 				Source: &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{
 					File:     el.Path,
 					SecLabel: []libvirtxml.DomainDeviceSecLabel{{Model: "dac", Relabel: "no"}},

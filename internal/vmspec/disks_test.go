@@ -1,20 +1,24 @@
 package vmspec
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/restored/restored/internal/kinds"
+)
 
 func TestConfigureDisks(t *testing.T) {
 	tests := []struct {
 		name    string
-		os      string
+		os      kinds.OSFamily
 		chain   []ChainElement
 		wantBus string
 		wantDev string
 		depth   int
 	}{
-		{"linux uses virtio", "linux", []ChainElement{{"/r/rp1/d.raw", "raw"}}, "virtio", "vda", 1},
-		{"windows uses SATA", "windows", []ChainElement{{"/r/rp1/d.raw", "raw"}}, "sata", "sda", 1},
-		{"unknown OS uses SATA", "other", []ChainElement{{"/r/rp1/d.raw", "raw"}}, "sata", "sda", 1},
-		{"incremental chain is spelled out", "linux", []ChainElement{{"/r/rp2/d.qcow2", "qcow2"}, {"/r/rp1/d.raw", "raw"}}, "virtio", "vda", 2},
+		{"linux uses virtio", kinds.Linux, []ChainElement{{"/r/rp1/d.raw", kinds.Raw}}, "virtio", "vda", 1},
+		{"windows uses SATA", kinds.Windows, []ChainElement{{"/r/rp1/d.raw", kinds.Raw}}, "sata", "sda", 1},
+		{"unknown OS uses SATA", kinds.OtherOS, []ChainElement{{"/r/rp1/d.raw", kinds.Raw}}, "sata", "sda", 1},
+		{"incremental chain is spelled out", kinds.Linux, []ChainElement{{"/r/rp2/d.qcow2", kinds.QCOW2}, {"/r/rp1/d.raw", kinds.Raw}}, "virtio", "vda", 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -34,7 +38,7 @@ func TestConfigureDisks(t *testing.T) {
 				if bs == nil || bs.Source == nil {
 					t.Fatalf("chain element %d missing", i)
 				}
-				if bs.Format.Type != tt.chain[i].Format || bs.Source.File.File != tt.chain[i].Path {
+				if bs.Format.Type != tt.chain[i].Format.String() || bs.Source.File.File != tt.chain[i].Path {
 					t.Fatalf("chain element %d: %s %s", i, bs.Format.Type, bs.Source.File.File)
 				}
 				if sl := bs.Source.File.SecLabel; len(sl) != 1 || sl[0].Model != "dac" || sl[0].Relabel != "no" {

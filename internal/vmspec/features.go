@@ -1,6 +1,9 @@
 package vmspec
 
-import "libvirt.org/go/libvirtxml"
+import (
+	"github.com/restored/restored/internal/kinds"
+	"libvirt.org/go/libvirtxml"
+)
 
 // configureFeatures turns on ACPI and the APIC and sets the clock: UTC,
 // except Windows, which keeps local time in its RTC.
@@ -10,7 +13,7 @@ func configureFeatures(c *Context, d *libvirtxml.Domain) error {
 		APIC: &libvirtxml.DomainFeatureAPIC{},
 	}
 	offset := "utc"
-	if c.In.OS == "windows" {
+	if c.In.OS == kinds.Windows {
 		offset = "localtime"
 	}
 	d.Clock = &libvirtxml.DomainClock{Offset: offset}

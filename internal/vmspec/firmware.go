@@ -3,6 +3,7 @@ package vmspec
 import (
 	"fmt"
 
+	"github.com/restored/restored/internal/kinds"
 	"libvirt.org/go/libvirtxml"
 )
 
@@ -22,7 +23,7 @@ func configureFirmware(c *Context, d *libvirtxml.Domain) error {
 	d.OS = &libvirtxml.DomainOS{
 		Type: &libvirtxml.DomainOSType{Arch: "x86_64", Machine: "q35", Type: "hvm"},
 	}
-	if c.In.Firmware != "uefi" {
+	if c.In.Firmware != kinds.UEFI {
 		return nil
 	}
 	if c.Host.OVMFCode == "" || c.Host.OVMFVars == "" {

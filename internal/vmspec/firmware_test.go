@@ -3,6 +3,8 @@ package vmspec
 import (
 	"strings"
 	"testing"
+
+	"github.com/restored/restored/internal/kinds"
 )
 
 func TestConfigureFirmware(t *testing.T) {
@@ -11,7 +13,7 @@ func TestConfigureFirmware(t *testing.T) {
 		t.Fatalf("bios: %+v", bios.OS)
 	}
 	in := linuxInput()
-	in.Firmware, in.NVRAM = "uefi", "/work/r/nvram.fd"
+	in.Firmware, in.NVRAM = kinds.UEFI, "/work/r/nvram.fd"
 	uefi := run(t, configureFirmware, in, tcgHost())
 	if uefi.OS.Loader.Path != tcgHost().OVMFCode || uefi.OS.Loader.Readonly != "yes" || uefi.OS.NVRam.NVRam != in.NVRAM || uefi.OS.NVRam.Template != tcgHost().OVMFVars {
 		t.Fatalf("uefi: %+v %+v", uefi.OS.Loader, uefi.OS.NVRam)

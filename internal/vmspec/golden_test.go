@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/restored/restored/internal/kinds"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden XML files")
@@ -15,12 +17,12 @@ var update = flag.Bool("update", false, "rewrite the golden XML files")
 // libvirt gets.
 func TestGoldenDomains(t *testing.T) {
 	uefiWindows := linuxInput()
-	uefiWindows.OS, uefiWindows.Firmware, uefiWindows.NVRAM = "windows", "uefi", "/var/lib/restored-agent/work/019a6c2e/nvram.fd"
-	uefiWindows.NetworkKind, uefiWindows.Bridge = NetworkBridged, "br0"
+	uefiWindows.OS, uefiWindows.Firmware, uefiWindows.NVRAM = kinds.Windows, kinds.UEFI, "/var/lib/restored-agent/work/019a6c2e/nvram.fd"
+	uefiWindows.Network, uefiWindows.Bridge = kinds.Bridged, "br0"
 	uefiWindows.VCPUs, uefiWindows.MemoryMiB = 2, 4096
 	incremental := linuxInput()
-	incremental.NetworkKind, incremental.Bridge = NetworkIsolated, "rst-iso-019a6c2e"
-	incremental.Disks[0].Chain = []ChainElement{{"/srv/repo/acme/web-01/rp-2/disk0.qcow2", "qcow2"}, {"/srv/repo/acme/web-01/rp-1/disk0.raw", "raw"}}
+	incremental.Network, incremental.Bridge = kinds.Isolated, "rst-iso-019a6c2e"
+	incremental.Disks[0].Chain = []ChainElement{{"/srv/repo/acme/web-01/rp-2/disk0.qcow2", kinds.QCOW2}, {"/srv/repo/acme/web-01/rp-1/disk0.raw", kinds.Raw}}
 	kvm := tcgHost()
 	kvm.Accelerator = "kvm"
 	tests := []struct {

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/restored/restored/internal/kinds"
 	"libvirt.org/go/libvirtxml"
 )
 
@@ -15,14 +16,14 @@ func linuxInput() Input {
 		ExpireAt:  time.Date(2026, 11, 26, 14, 0, 0, 0, time.UTC),
 		VCPUs:     1,
 		MemoryMiB: 256,
-		Firmware:  "bios",
-		OS:        "linux",
+		Firmware:  kinds.BIOS,
+		OS:        kinds.Linux,
 		Disks: []DiskInput{{
 			Name:    "disk0",
 			Overlay: "/var/lib/restored-agent/work/019a6c2e/disk0.qcow2",
-			Chain:   []ChainElement{{Path: "/srv/repo/acme/web-01/rp-1/disk0.raw", Format: "raw"}},
+			Chain:   []ChainElement{{Path: "/srv/repo/acme/web-01/rp-1/disk0.raw", Format: kinds.Raw}},
 		}},
-		NetworkKind: NetworkNone,
+		Network:     kinds.NoNetwork,
 		SerialLog:   "/var/lib/restored-agent/work/019a6c2e/serial.log",
 		VNCPassword: "s3cret-vnc",
 	}

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/restored/restored/internal/kinds"
 	"libvirt.org/go/libvirtxml"
 )
 
@@ -36,9 +37,9 @@ func TestValidateRefusesBadInput(t *testing.T) {
 		{"restore id with a slash", func(in *Input) { in.RestoreID = "../etc" }, "cannot name a domain"},
 		{"no disks", func(in *Input) { in.Disks = nil }, "at least one disk"},
 		{"relative overlay", func(in *Input) { in.Disks[0].Overlay = "disk.qcow2" }, "absolute overlay"},
-		{"chain format probed", func(in *Input) { in.Disks[0].Chain[0].Format = "" }, "raw or qcow2"},
-		{"bridged without a bridge", func(in *Input) { in.NetworkKind = NetworkBridged }, "needs a bridge"},
-		{"uefi without nvram", func(in *Input) { in.Firmware = "uefi" }, "NVRAM"},
+		{"chain format probed", func(in *Input) { in.Disks[0].Chain[0].Format = 0 }, "raw or qcow2"},
+		{"bridged without a bridge", func(in *Input) { in.Network = kinds.Bridged }, "needs a bridge"},
+		{"uefi without nvram", func(in *Input) { in.Firmware = kinds.UEFI }, "NVRAM"},
 		{"no vnc password", func(in *Input) { in.VNCPassword = "" }, "VNC password"},
 	}
 	for _, tt := range tests {

@@ -1,10 +1,13 @@
 package vmspec
 
-import "libvirt.org/go/libvirtxml"
+import (
+	"github.com/restored/restored/internal/kinds"
+	"libvirt.org/go/libvirtxml"
+)
 
 // nicModel matches the disk bus: virtio for Linux, e1000 otherwise.
-func nicModel(os string) string {
-	if os == "linux" {
+func nicModel(os kinds.OSFamily) string {
+	if os == kinds.Linux {
 		return "virtio"
 	}
 	return "e1000"
@@ -14,7 +17,7 @@ func nicModel(os string) string {
 // (no host address, no forwarding) or an existing bridge named in the
 // request. NONE adds no NIC at all.
 func configureNetwork(c *Context, d *libvirtxml.Domain) error {
-	if c.In.NetworkKind == NetworkNone {
+	if c.In.Network == kinds.NoNetwork {
 		return nil
 	}
 	d.Devices.Interfaces = append(d.Devices.Interfaces, libvirtxml.DomainInterface{

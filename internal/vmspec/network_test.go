@@ -1,21 +1,27 @@
 package vmspec
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/restored/restored/internal/kinds"
+)
 
 func TestConfigureNetwork(t *testing.T) {
 	tests := []struct {
-		kind, bridge, os string
-		wantNICs         int
-		wantModel        string
+		kind      kinds.Network
+		bridge    string
+		os        kinds.OSFamily
+		wantNICs  int
+		wantModel string
 	}{
-		{NetworkNone, "", "linux", 0, ""},
-		{NetworkIsolated, "rst-iso-1a2b", "linux", 1, "virtio"},
-		{NetworkBridged, "br0", "windows", 1, "e1000"},
+		{kinds.NoNetwork, "", kinds.Linux, 0, ""},
+		{kinds.Isolated, "rst-iso-1a2b", kinds.Linux, 1, "virtio"},
+		{kinds.Bridged, "br0", kinds.Windows, 1, "e1000"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.kind+"/"+tt.os, func(t *testing.T) {
+		t.Run(tt.kind.String()+"/"+tt.os.String(), func(t *testing.T) {
 			in := linuxInput()
-			in.NetworkKind, in.Bridge, in.OS = tt.kind, tt.bridge, tt.os
+			in.Network, in.Bridge, in.OS = tt.kind, tt.bridge, tt.os
 			d := run(t, configureNetwork, in, tcgHost())
 			if len(d.Devices.Interfaces) != tt.wantNICs {
 				t.Fatalf("%d NICs", len(d.Devices.Interfaces))
