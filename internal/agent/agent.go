@@ -7,18 +7,16 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sync"
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
-	"github.com/restored/restored/internal/kinds"
 	"github.com/restored/restored/internal/kvm"
 	"github.com/restored/restored/internal/storage"
 	"github.com/restored/restored/internal/version"
 	"github.com/restored/restored/internal/vmspec"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // Config configures an agent.
@@ -40,6 +38,9 @@ type Config struct {
 	// EvidenceRetention is how long a failed boot's evidence is kept.
 	EvidenceRetention time.Duration
 	RescanInterval    time.Duration
+	// ReconcileEvery is how often the last desired state is applied again
+	// (a failed teardown is retried then; default 10 s).
+	ReconcileEvery time.Duration
 	// Marker is the serial console regex that proves a boot (default: a login prompt).
 	Marker string
 	// BootSignals are the signals that may prove a boot: any of "serial",
@@ -67,6 +68,9 @@ func (c *Config) defaults() {
 	if c.RescanInterval == 0 {
 		c.RescanInterval = time.Minute
 	}
+	if c.ReconcileEvery <= 0 {
+		c.ReconcileEvery = 10 * time.Second
+	}
 	if c.Marker == "" {
 		c.Marker = `login:`
 	}
@@ -81,26 +85,21 @@ func (c *Config) defaults() {
 	}
 }
 
-// Agent runs one host.
+// Agent runs one host. Its parts each own their own state, with no lock
+// shared between them: restores (the host's restore VMs and the boots in
+// flight), verifications (a VERIFY run's checks), snapshots (what this run
+// serves for backup jobs) and the tunnel; the catalog of recovery points
+// and the control plane's client are swapped atomically.
 type Agent struct {
 	cfg    Config
 	log    *slog.Logger
 	drv    *kvm.Driver
 	repo   *storage.Repository
 	marker *regexp.Regexp
-	facts  vmspec.HostFacts
-	note   string
-
 	rescan chan struct{}
 
-	mu       sync.Mutex
-	rps      map[string]storage.RecoveryPoint
-	inflight map[string]context.CancelFunc
-	client   restorev1.AgentServiceClient
-	// snaps are the READY snapshots this run serves; snapsTaken the ones
-	// it took (or is taking), never taken twice.
-	snaps      map[string]*kvm.Backup
-	snapsTaken map[string]bool
+	catalog catalog
+	ctl     *control
 }
 
 // New checks the configuration and prepares the agent.
@@ -129,31 +128,52 @@ func New(cfg Config) (*Agent, error) {
 	}
 	return &Agent{
 		cfg: cfg, log: cfg.Log, marker: marker,
-		drv:      kvm.NewLocal(cfg.LibvirtSocket, cfg.Log),
-		repo:     &storage.Repository{Root: cfg.Repository},
-		rps:      map[string]storage.RecoveryPoint{},
-		rescan:   make(chan struct{}, 1),
-		inflight: map[string]context.CancelFunc{},
-		snaps:    map[string]*kvm.Backup{}, snapsTaken: map[string]bool{},
+		drv:    kvm.NewLocal(cfg.LibvirtSocket, cfg.Log),
+		repo:   &storage.Repository{Root: cfg.Repository},
+		rescan: make(chan struct{}, 1),
+		ctl:    &control{token: cfg.Token, log: cfg.Log},
 	}, nil
 }
 
-func (a *Agent) ctx(ctx context.Context) context.Context {
-	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+a.cfg.Token)
+// parts are the agent's parts for one run, on one hypervisor.
+type parts struct {
+	hv        *kvm.Host
+	note      string
+	restores  *restores
+	snapshots *snapshots
+	tunnel    *tunnel
+}
+
+// assemble probes the accelerator and builds the parts on the KVM host.
+func (a *Agent) assemble(ctx context.Context) *parts {
+	accel, note := Accelerator(ctx, a.cfg.Emulator, a.cfg.WorkDir, a.cfg.Accelerator)
+	a.log.Info("accelerator chosen", "accelerator", accel, "why", note)
+	hv := kvm.NewHost(a.drv, kvm.HostConfig{HostID: a.cfg.HostID, WorkDir: a.cfg.WorkDir, Log: a.log, Facts: vmspec.HostFacts{
+		Accelerator: accel, Emulator: a.cfg.Emulator,
+		OVMFCode: "/usr/share/OVMF/OVMF_CODE_4M.fd", OVMFVars: "/usr/share/OVMF/OVMF_VARS_4M.fd",
+	}})
+	caps := hv.Capabilities()
+	ev := &evidence{root: filepath.Join(a.cfg.WorkDir, "evidence"), retention: a.cfg.EvidenceRetention, hostID: a.cfg.HostID, obs: hv, log: a.log}
+	snaps := newSnapshots(a.cfg.HostID, hv, caps, a.ctl, a.log)
+	return &parts{
+		hv: hv, note: note, snapshots: snaps,
+		restores: &restores{
+			hostID: a.cfg.HostID, hv: hv, caps: caps, catalog: &a.catalog, rep: a.ctl, ev: ev, limits: defaultTimeouts, log: a.log, work: newClaims(),
+			boot:   &bootWatcher{obs: hv, caps: caps, timeout: a.cfg.BootTimeout, settle: a.cfg.ScreenSettle, marker: a.marker, signals: a.cfg.BootSignals, log: a.log},
+			verify: &verifications{obs: hv, caps: caps, ev: ev, settle: a.cfg.ScreenSettle, bootTimeout: a.cfg.BootTimeout, log: a.log},
+		},
+		tunnel: &tunnel{hostID: a.cfg.HostID, ctl: a.ctl, obs: hv, caps: caps, snapshots: snaps, ev: ev, log: a.log},
+	}
 }
 
 // Run works until ctx ends, reconnecting to the servers and libvirtd when
 // they go away.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.drv.Close()
-	accel, note := Accelerator(ctx, a.cfg.Emulator, a.cfg.WorkDir, a.cfg.Accelerator)
-	a.facts = vmspec.HostFacts{Accelerator: accel, Emulator: a.cfg.Emulator,
-		OVMFCode: "/usr/share/OVMF/OVMF_CODE_4M.fd", OVMFVars: "/usr/share/OVMF/OVMF_VARS_4M.fd"}
-	a.note = note
-	a.log.Info("accelerator chosen", "accelerator", accel, "why", note)
+	p := a.assemble(ctx)
 	// The backup jobs an earlier run served have no reader any more.
 	ectx, ecancel := context.WithTimeout(ctx, time.Minute)
-	if n, err := a.drv.EndStaleBackups(ectx, a.cfg.HostID); err != nil {
+	if n, err := p.hv.EndStale(ectx); err != nil {
 		a.log.Warn("ending backup jobs left by an earlier run failed", "err", err)
 	} else if n > 0 {
 		a.log.Info("ended backup jobs left by an earlier run", "count", n)
@@ -161,7 +181,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	ecancel()
 	for attempt := 0; ctx.Err() == nil; attempt++ {
 		server := a.cfg.Servers[attempt%len(a.cfg.Servers)]
-		err := a.session(ctx, server)
+		err := a.session(ctx, p, server)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -176,31 +196,30 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // session is one connection to a server: register, heartbeat, report,
 // and reconcile every assignment message until the stream breaks.
-func (a *Agent) session(ctx context.Context, server string) error {
+func (a *Agent) session(ctx context.Context, p *parts, server string) error {
 	conn, err := grpc.NewClient(server, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	client := restorev1.NewAgentServiceClient(conn)
-	a.mu.Lock()
-	a.client = client
-	a.mu.Unlock()
+	a.ctl.use(client)
 	nctx, ncancel := context.WithTimeout(ctx, 30*time.Second)
-	node, err := a.drv.Node(nctx)
+	size, err := p.hv.Size(nctx)
 	ncancel()
 	if err != nil {
 		return fmt.Errorf("libvirt node info: %w", err)
 	}
-	capacity := &restorev1.Capacity{Vcpus: node.CPUs - a.cfg.ReserveVCPUs, MemoryMib: node.MemoryMiB - a.cfg.ReserveMemoryMiB}
-	reg, err := client.Register(a.ctx(ctx), &restorev1.RegisterRequest{
-		ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID, AgentVersion: version.Version, Hypervisors: []string{kinds.KVM.String()},
-		Accelerator: a.facts.Accelerator, AcceleratorNote: a.note, Capacity: capacity,
+	capacity := &restorev1.Capacity{Vcpus: size.CPUs - a.cfg.ReserveVCPUs, MemoryMib: size.MemoryMiB - a.cfg.ReserveMemoryMiB}
+	reg, err := client.Register(a.ctl.auth(ctx), &restorev1.RegisterRequest{
+		ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID, AgentVersion: version.Version, Hypervisors: []string{p.hv.Kind().String()},
+		Accelerator: p.hv.Facts().Accelerator, AcceleratorNote: p.note, Capacity: capacity,
 	})
 	if err != nil {
 		return fmt.Errorf("register: %w", err)
 	}
-	a.log.Info("registered", "server", server, "host", a.cfg.HostID, "capacity_vcpus", capacity.Vcpus, "capacity_mib", capacity.MemoryMib)
+	a.log.Info("registered", "server", server, "host", a.cfg.HostID, "capacity_vcpus", capacity.Vcpus, "capacity_mib", capacity.MemoryMib,
+		"capabilities", p.hv.Capabilities().String())
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go a.heartbeats(sctx, client, time.Duration(reg.HeartbeatIntervalMs)*time.Millisecond)
@@ -209,8 +228,8 @@ func (a *Agent) session(ctx context.Context, server string) error {
 		a.log.Warn("recovery point report failed", "err", err)
 	}
 	go a.rescans(sctx, client)
-	go a.tunnels(sctx, client)
-	stream, err := client.WatchAssignments(a.ctx(sctx), &restorev1.WatchAssignmentsRequest{ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID})
+	go p.tunnel.run(sctx, client)
+	stream, err := client.WatchAssignments(a.ctl.auth(sctx), &restorev1.WatchAssignmentsRequest{ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID})
 	if err != nil {
 		return fmt.Errorf("watch assignments: %w", err)
 	}
@@ -233,7 +252,7 @@ func (a *Agent) session(ctx context.Context, server string) error {
 		}
 	}()
 	var last *restorev1.WatchAssignmentsResponse
-	tick := time.NewTicker(ReconcileEvery)
+	tick := time.NewTicker(a.cfg.ReconcileEvery)
 	defer tick.Stop()
 	for {
 		select {
@@ -245,13 +264,10 @@ func (a *Agent) session(ctx context.Context, server string) error {
 				continue
 			}
 		}
-		a.reconcile(sctx, last.Assignments)
-		a.reconcileSnapshots(sctx, last.Snapshots)
+		p.restores.reconcile(sctx, last.Assignments)
+		p.snapshots.reconcile(sctx, last.Snapshots)
 	}
 }
-
-// ReconcileEvery is how often the agent re-applies the last desired state.
-var ReconcileEvery = 10 * time.Second
 
 func (a *Agent) heartbeats(ctx context.Context, client restorev1.AgentServiceClient, every time.Duration) {
 	if every <= 0 {
@@ -261,7 +277,7 @@ func (a *Agent) heartbeats(ctx context.Context, client restorev1.AgentServiceCli
 	defer t.Stop()
 	for {
 		hctx, cancel := context.WithTimeout(ctx, every)
-		_, err := client.Heartbeat(a.ctx(hctx), &restorev1.HeartbeatRequest{ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID})
+		_, err := client.Heartbeat(a.ctl.auth(hctx), &restorev1.HeartbeatRequest{ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID})
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			a.log.Warn("heartbeat failed", "err", err)
@@ -306,22 +322,31 @@ func (a *Agent) scanAndReport(ctx context.Context, client restorev1.AgentService
 	for _, s := range skipped {
 		a.log.Warn("repository entry skipped", "dir", s.Dir, "reason", s.Reason)
 	}
-	rps := map[string]storage.RecoveryPoint{}
-	var report []*restorev1.RecoveryPoint
+	report := make([]*restorev1.RecoveryPoint, 0, len(found))
 	for _, rp := range found {
-		rps[rp.ID] = rp
 		report = append(report, toProto(rp))
 		if !rp.Valid {
 			a.log.Warn("invalid recovery point", "id", rp.ID, "reason", rp.Reason)
 		}
 	}
-	a.mu.Lock()
-	a.rps = rps
-	a.mu.Unlock()
+	a.catalog.replace(storage.NewIndex(found))
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	_, err = client.ReportRecoveryPoints(a.ctx(rctx), &restorev1.ReportRecoveryPointsRequest{
+	_, err = client.ReportRecoveryPoints(a.ctl.auth(rctx), &restorev1.ReportRecoveryPointsRequest{
 		ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID, RecoveryPoints: report,
 	})
 	return err
+}
+
+// toProto is a recovery point as the control plane hears of it.
+func toProto(rp storage.RecoveryPoint) *restorev1.RecoveryPoint {
+	out := &restorev1.RecoveryPoint{Id: rp.ID, Tenant: rp.Tenant, Asset: rp.Asset, Valid: rp.Valid, InvalidReason: rp.Reason}
+	if rp.Manifest != nil {
+		out.CreateTime = timestamppb.New(rp.Manifest.CreatedAt)
+		out.Firmware, out.Os = rp.Manifest.Firmware.String(), rp.Manifest.OS.String()
+		for _, d := range rp.Manifest.Disks {
+			out.Disks = append(out.Disks, &restorev1.Disk{Name: d.Name, Format: d.Format.String(), VirtualSize: d.VirtualSize, Backing: d.Backing})
+		}
+	}
+	return out
 }

@@ -96,3 +96,6 @@ func verdictOf(booted bool, checks []*restorev1.Check) (restorev1.Verdict, strin
 	}
 	return restorev1.Verdict_VERDICT_INCONCLUSIVE, "", reason
 }
+
+// shortVerdict is a verdict without its enum prefix: PASSED.
+func shortVerdict(v restorev1.Verdict) string { return strings.TrimPrefix(v.String(), "VERDICT_") }

@@ -1,13 +1,28 @@
 // Package agent is the hypervisor agent: it registers its host with the
 // control plane, heartbeats, reports the recovery points of its repository,
-// watches the restores assigned to it and makes libvirt match them (boot
-// from an overlay, verify the boot, tear down), reporting every step. A
-// VERIFY restore gathers evidence and a verdict (verification.go); the
-// agent's tunnel lets the server fetch screenshots and open consoles
-// (tunnel.go).
+// and makes the host's hypervisor match what the control plane assigns.
 //
-// The agent's truth about what runs is libvirt itself: every domain carries
-// Restored metadata, and reconciliation compares the assignments with the
-// domains libvirt lists, so a restarted agent adopts what is wanted and
-// removes what is not.
+// It is made of parts that each own their own state, with no lock shared
+// between them:
+//   - restores (restores.go, boot.go, watch.go): boots what must run from
+//     the repository's chains, watches the boot signal, tears down what must
+//     go, removes what nothing owns; the work in flight is its state;
+//   - verifications (verification.go, checks.go, guest.go): a VERIFY run's
+//     checks and evidence, one verdict; no state between runs;
+//   - snapshots (snapshots.go): takes, serves and releases snapshots for
+//     backup jobs; what this run serves is its state;
+//   - tunnel (tunnel.go): serves screenshots, evidence, consoles and extents
+//     on the channels the server opens;
+//   - the catalog of recovery points (a scan's storage.Index) and the
+//     control plane's client (control.go), each swapped atomically.
+//
+// The parts reach the hypervisor only through internal/hypervisor's
+// interfaces (the KVM driver in production, a fake in the unit tests) and
+// ask its capabilities before optional work. The agent's truth about what
+// runs is the hypervisor itself: a restarted agent lists what the host owns
+// and adopts what is wanted, removing the rest.
+//
+// What it must not do: decide a restore's lifecycle (the control plane
+// does, internal/lifecycle), resolve a recovery point's backing chain
+// (internal/storage does), or build a domain (internal/vmspec does).
 package agent

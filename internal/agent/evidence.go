@@ -1,32 +1,46 @@
 package agent
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/restored/restored/internal/kvm"
+	"github.com/restored/restored/internal/hypervisor"
 )
 
-// evidenceDir holds what a failed boot left to look at, per restore:
-// the last screenshot (screen.png) and the serial console (serial.log).
-func (a *Agent) evidenceDir(id string) string {
-	return filepath.Join(a.cfg.WorkDir, "evidence", id)
+// evidence is where the agent keeps what a boot or a verification left to
+// look at, per restore, for a retention period: <work-dir>/evidence/<id>/.
+// It lives outside the restore's work dir, which the teardown removes.
+type evidence struct {
+	root      string
+	retention time.Duration
+	hostID    string
+	obs       hypervisor.Observer
+	log       *slog.Logger
 }
 
-// keepEvidence saves the failed boot's last screenshot and serial console
-// outside the restore's work dir (which teardown removes) and returns the
-// part of the state reason that describes them.
-func (a *Agent) keepEvidence(id string, w bootWatch) string {
-	dir := a.evidenceDir(id)
+func (e *evidence) dir(id string) string { return filepath.Join(e.root, id) }
+
+// screenshot is where a verification's screenshot n is kept.
+func (e *evidence) screenshot(id string, n int32) string {
+	return filepath.Join(e.dir(id), fmt.Sprintf("%d.png", n))
+}
+
+// keepFailedBoot saves the failed boot's last screenshot (screen.png) and
+// serial console (serial.log) and returns the part of the state reason
+// that describes them.
+func (e *evidence) keepFailedBoot(ctx context.Context, id string, w bootWatch) string {
+	dir := e.dir(id)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		a.log.Error("keeping boot evidence", "restore", id, "err", err)
+		e.log.Error("keeping boot evidence", "restore", id, "err", err)
 		return ""
 	}
 	var parts []string
-	serial, _ := os.ReadFile(a.serialPath(id))
+	serial, _ := e.obs.Serial(ctx, id)
 	if len(serial) > 64<<10 {
 		serial = serial[len(serial)-64<<10:]
 	}
@@ -36,17 +50,11 @@ func (a *Agent) keepEvidence(id string, w bootWatch) string {
 	} else {
 		parts = append(parts, "nothing on the serial console")
 	}
-	if len(w.lastScreen) > 0 {
-		pic := w.lastScreen
-		if img, err := kvm.DecodeScreen(pic); err == nil {
-			if p, err := kvm.AsPNG(pic, img); err == nil {
-				pic = p
-			}
-		}
+	if pic, err := w.lastScreen.PNG(); err == nil {
 		_ = os.WriteFile(filepath.Join(dir, "screen.png"), pic, 0o600)
-		parts = append(parts, "screen "+w.screenSize)
+		parts = append(parts, "screen "+w.lastScreen.Size())
 	}
-	parts = append(parts, fmt.Sprintf("evidence in %s on host %s", dir, a.cfg.HostID))
+	parts = append(parts, fmt.Sprintf("evidence in %s on host %s", dir, e.hostID))
 	return "; " + strings.Join(parts, "; ")
 }
 
@@ -66,16 +74,15 @@ func lastLine(b []byte) string {
 	return line
 }
 
-// pruneEvidence removes evidence older than the retention period.
-func (a *Agent) pruneEvidence() {
-	root := filepath.Join(a.cfg.WorkDir, "evidence")
-	entries, err := os.ReadDir(root)
+// prune removes evidence older than the retention period.
+func (e *evidence) prune() {
+	entries, err := os.ReadDir(e.root)
 	if err != nil {
 		return
 	}
-	for _, e := range entries {
-		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > a.cfg.EvidenceRetention {
-			_ = os.RemoveAll(filepath.Join(root, e.Name()))
+	for _, x := range entries {
+		if info, err := x.Info(); err == nil && time.Since(info.ModTime()) > e.retention {
+			_ = os.RemoveAll(filepath.Join(e.root, x.Name()))
 		}
 	}
 }

@@ -10,17 +10,17 @@ import (
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
-	"github.com/restored/restored/internal/kvm"
+	"github.com/restored/restored/internal/hypervisor"
 )
 
 // guestFacts asks the guest agent what it knows: OS, host name,
 // filesystems, network interfaces. Each question is best effort.
-func guestFacts(ctx context.Context, drv *kvm.Driver, name string) *restorev1.GuestFacts {
+func guestFacts(ctx context.Context, obs hypervisor.Observer, id string) *restorev1.GuestFacts {
 	f := &restorev1.GuestFacts{}
 	ask := func(cmd string, out any) {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		if raw, err := drv.GuestCommand(cctx, name, cmd, nil, 5); err == nil {
+		if raw, err := obs.GuestCommand(cctx, id, cmd, nil); err == nil {
 			_ = json.Unmarshal(raw, out)
 		}
 	}
@@ -85,7 +85,7 @@ func (vf *verifier) checkApp(ctx context.Context, gaUp bool, c *restorev1.AppChe
 	}
 	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	res, err := vf.a.drv.GuestExec(actx, vf.name, c.Path, c.Args...)
+	res, err := vf.p.obs.GuestExec(actx, vf.id, c.Path, c.Args...)
 	if err != nil {
 		if actx.Err() != nil {
 			vf.add(name, restorev1.CheckResult_CHECK_RESULT_FAILED, start, "%s did not finish within %s", c.Path, timeout)

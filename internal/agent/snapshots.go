@@ -4,103 +4,118 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"path/filepath"
+	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
-	"github.com/restored/restored/internal/kvm"
-	"github.com/restored/restored/internal/nbd"
+	"github.com/restored/restored/internal/hypervisor"
+	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/version"
 )
 
-// exportAddress is where QEMU's NBD servers listen: loopback only, for the
-// backup jobs running on this host.
-const exportAddress = "127.0.0.1"
+// snapshots is the part of the agent that owns the host's snapshots for
+// backup jobs: it takes the REQUESTED ones, serves them until they are
+// released, and fails the ones an earlier run took (their exports ended
+// with it). Its state is what this run serves and has taken.
+type snapshots struct {
+	hostID string
+	hv     hypervisor.Snapshotter
+	caps   hypervisor.Set
+	rep    reporter
+	log    *slog.Logger
+	work   *claims
 
-func (a *Agent) snapshotsDir() string { return filepath.Join(a.cfg.WorkDir, "snapshots") }
+	mu sync.Mutex
+	// serving are the READY snapshots this run serves; taken the ones it
+	// took or is taking (never taken twice). Released ones leave both.
+	serving map[string]*hypervisor.Snapshot
+	taken   map[string]bool
+}
 
-// reconcileSnapshots acts on the host's snapshot assignments: takes the
-// REQUESTED ones, releases the ones asked for, and fails the ones a previous
-// run of the agent took (their exports ended when it stopped).
-func (a *Agent) reconcileSnapshots(ctx context.Context, ss []*restorev1.SnapshotAssignment) {
+func newSnapshots(hostID string, hv hypervisor.Snapshotter, caps hypervisor.Set, rep reporter, log *slog.Logger) *snapshots {
+	return &snapshots{hostID: hostID, hv: hv, caps: caps, rep: rep, log: log, work: newClaims(),
+		serving: map[string]*hypervisor.Snapshot{}, taken: map[string]bool{}}
+}
+
+// reconcile acts on the host's snapshot assignments: every snapshot of
+// the host that is not RELEASED or FAILED.
+func (p *snapshots) reconcile(ctx context.Context, ss []*restorev1.SnapshotAssignment) {
+	assigned := map[string]bool{}
+	for _, as := range ss {
+		assigned[as.Snapshot.GetId()] = true
+	}
+	p.mu.Lock()
+	for id := range p.taken {
+		if !assigned[id] {
+			delete(p.taken, id) // ended: the control plane no longer asks
+		}
+	}
+	p.mu.Unlock()
 	for _, as := range ss {
 		s := as.Snapshot
 		if !restoreIDPattern.MatchString(s.Id) || as.Guest == nil {
-			a.log.Error("snapshot assignment refused", "snapshot", s.Id)
+			p.log.Error("snapshot assignment refused", "snapshot", s.Id)
 			continue
 		}
-		a.mu.Lock()
-		_, serving := a.snaps[s.Id]
-		taken := a.snapsTaken[s.Id]
-		a.mu.Unlock()
-		key := "snapshot:" + s.Id
+		p.mu.Lock()
+		ours := p.taken[s.Id]
+		p.mu.Unlock()
 		switch {
 		case as.Release:
-			if _, ok := a.claim(ctx, key); ok {
-				go func() {
-					defer a.release(key)
-					a.releaseSnapshot(ctx, as)
-				}()
-			}
-		case serving || taken:
-			// Ours and in hand (or being taken).
-		case s.State == restorev1.SnapshotState_SNAPSHOT_STATE_REQUESTED:
-			if sctx, ok := a.claim(ctx, key); ok {
-				a.mu.Lock()
-				a.snapsTaken[s.Id] = true
-				a.mu.Unlock()
-				go func() {
-					defer a.release(key)
-					a.takeSnapshot(sctx, as)
-				}()
-			}
+			p.work.goWork(ctx, s.Id, func(context.Context) { p.release(ctx, as) })
+		case ours:
+			// In hand, or being taken.
+		case s.State == lifecycle.SnapRequested:
+			p.work.goWork(ctx, s.Id, func(wctx context.Context) {
+				p.mu.Lock()
+				p.taken[s.Id] = true
+				p.mu.Unlock()
+				p.take(wctx, as)
+			})
 		default: // PREPARING or READY, but not ours: a previous run took it.
-			if _, ok := a.claim(ctx, key); ok {
-				go func() {
-					defer a.release(key)
-					a.loseSnapshot(ctx, as)
-				}()
-			}
+			p.work.goWork(ctx, s.Id, func(context.Context) { p.lose(ctx, as) })
 		}
 	}
 }
 
-// guestDomain is how libvirt knows the guest: its name, else its UUID.
-func guestDomain(g *restorev1.Guest) string { return cmp.Or(g.Name, g.Uuid) }
+// guestName is how the hypervisor knows the guest: its name, else its UUID.
+func guestName(g *restorev1.Guest) string { return cmp.Or(g.Name, g.Uuid) }
 
-func (a *Agent) takeSnapshot(ctx context.Context, as *restorev1.SnapshotAssignment) {
+func (p *snapshots) take(ctx context.Context, as *restorev1.SnapshotAssignment) {
 	s := as.Snapshot
-	a.reportSnapshot(ctx, &restorev1.Snapshot{Id: s.Id, State: restorev1.SnapshotState_SNAPSHOT_STATE_PREPARING, StateReason: "checking the chain and starting the export"})
-	spec := kvm.BackupSpec{
-		Domain: guestDomain(as.Guest), Owner: a.cfg.HostID, ID: s.Id, Quiesce: s.Quiesce, Incremental: s.Incremental,
-		Address: exportAddress, ScratchDir: a.snapshotsDir(),
-	}
+	p.report(ctx, &restorev1.Snapshot{Id: s.Id, State: lifecycle.SnapPreparing, StateReason: "checking the chain and starting the export"})
+	spec := hypervisor.SnapshotSpec{ID: s.Id, Guest: guestName(as.Guest), Quiesce: s.Quiesce, Incremental: s.Incremental}
 	if b := as.Base; b != nil && b.CheckpointId != "" {
-		spec.Base = &kvm.BackupBase{Checkpoint: b.CheckpointId, Sources: map[string]string{}}
+		spec.Base = &hypervisor.SnapshotBase{Checkpoint: b.CheckpointId, Sources: map[string]string{}}
 		for _, d := range b.Disks {
 			spec.Base.Sources[d.Name] = d.Source
 		}
 	}
-	bctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	b, err := a.drv.BeginBackup(bctx, spec)
-	cancel()
+	err := p.caps.Need(hypervisor.Snapshots, "this host")
+	var snap *hypervisor.Snapshot
+	if err == nil {
+		tctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		snap, err = p.hv.TakeSnapshot(tctx, spec)
+		cancel()
+	}
 	if err != nil {
-		a.log.Error("snapshot failed", "snapshot", s.Id, "guest", spec.Domain, "err", err)
-		a.reportSnapshot(ctx, &restorev1.Snapshot{Id: s.Id, State: restorev1.SnapshotState_SNAPSHOT_STATE_FAILED, StateReason: clampReason(err.Error())})
+		p.log.Error("snapshot failed", "snapshot", s.Id, "guest", spec.Guest, "err", err)
+		p.report(ctx, &restorev1.Snapshot{Id: s.Id, State: lifecycle.SnapFailed, StateReason: clampReason(err.Error())})
 		return
 	}
-	a.mu.Lock()
-	a.snaps[s.Id] = b
-	a.mu.Unlock()
-	a.log.Info("snapshot ready", "snapshot", s.Id, "guest", spec.Domain, "incremental", b.Incremental, "quiesced", b.Quiesced, "frozen", b.Frozen, "port", b.Port)
-	a.reportSnapshot(ctx, readySnapshot(s.Id, b))
+	p.mu.Lock()
+	p.serving[s.Id] = snap
+	p.mu.Unlock()
+	p.log.Info("snapshot ready", "snapshot", s.Id, "guest", spec.Guest, "incremental", snap.Incremental, "quiesced", snap.Quiesced, "frozen", snap.Frozen)
+	p.report(ctx, readySnapshot(snap))
 }
 
 // readySnapshot is the READY report: what was obtained and where to read it.
-func readySnapshot(id string, b *kvm.Backup) *restorev1.Snapshot {
+func readySnapshot(b *hypervisor.Snapshot) *restorev1.Snapshot {
 	out := &restorev1.Snapshot{
-		Id: id, State: restorev1.SnapshotState_SNAPSHOT_STATE_READY, StateReason: "the exports are readable",
+		Id: b.ID, State: lifecycle.SnapReady, StateReason: "the exports are readable",
 		Consistency: restorev1.Consistency_CONSISTENCY_CRASH_CONSISTENT, ConsistencyReason: b.ConsistencyReason,
 		Kind: restorev1.SnapshotKind_SNAPSHOT_KIND_FULL, KindReason: b.KindReason,
 		CheckpointId: b.Checkpoint, BaseCheckpointId: b.BaseCheckpoint, FrozenMs: b.Frozen.Milliseconds(),
@@ -112,117 +127,49 @@ func readySnapshot(id string, b *kvm.Backup) *restorev1.Snapshot {
 		out.Kind = restorev1.SnapshotKind_SNAPSHOT_KIND_INCREMENTAL
 	}
 	for _, d := range b.Disks {
-		t := nbd.Target{Network: "tcp", Address: exportAddress + ":" + strconv.Itoa(b.Port), Export: d.Export}
 		out.Disks = append(out.Disks, &restorev1.SnapshotDisk{
-			Name: d.Name, Size: d.Size, NbdUri: t.String(), ExportName: d.Export, DirtyBitmapContext: d.Bitmap, Source: d.Source,
+			Name: d.Name, Size: d.Size, NbdUri: d.URI, ExportName: d.Export, DirtyBitmapContext: d.Bitmap, Source: d.Source,
 		})
 	}
 	return out
 }
 
-// releaseSnapshot ends the job, deletes the checkpoint unless the backup
-// completed (then it deletes the older ones: the new one is the base), and
-// reports RELEASED.
-func (a *Agent) releaseSnapshot(ctx context.Context, as *restorev1.SnapshotAssignment) {
-	s := as.Snapshot
-	domain := guestDomain(as.Guest)
-	rctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if err := a.cleanSnapshot(rctx, domain, s); err != nil {
-		a.log.Error("snapshot release failed; it will be retried", "snapshot", s.Id, "err", err)
-		return
-	}
-	a.mu.Lock()
-	delete(a.snaps, s.Id)
-	a.mu.Unlock()
-	a.log.Info("snapshot released", "snapshot", s.Id, "guest", domain, "backup_completed", s.BackupCompleted)
-	a.reportSnapshot(ctx, &restorev1.Snapshot{Id: s.Id, State: restorev1.SnapshotState_SNAPSHOT_STATE_RELEASED})
-}
-
-// cleanSnapshot ends the snapshot's backup job and deletes its checkpoint
-// or, after a completed backup, every older one.
-func (a *Agent) cleanSnapshot(ctx context.Context, domain string, s *restorev1.Snapshot) error {
-	if err := a.drv.EndBackup(ctx, a.cfg.HostID, domain); err != nil {
-		return err
-	}
-	checkpoint := kvm.CheckpointName(s.Id)
-	if !s.BackupCompleted {
-		return a.drv.DeleteCheckpoint(ctx, domain, checkpoint)
-	}
-	cps, err := a.drv.Checkpoints(ctx, domain)
-	if err != nil {
-		return err
-	}
-	for _, cp := range cps {
-		if cp != checkpoint {
-			if err := a.drv.DeleteCheckpoint(ctx, domain, cp); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// loseSnapshot fails a snapshot an earlier run of the agent took: its
-// export ended when that run stopped.
-func (a *Agent) loseSnapshot(ctx context.Context, as *restorev1.SnapshotAssignment) {
+// release stops serving, keeps or drops the checkpoint as the backup
+// ended, and reports RELEASED.
+func (p *snapshots) release(ctx context.Context, as *restorev1.SnapshotAssignment) {
 	s := as.Snapshot
 	rctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := a.cleanSnapshot(rctx, guestDomain(as.Guest), &restorev1.Snapshot{Id: s.Id}); err != nil {
-		a.log.Error("cleaning a lost snapshot failed; it will be retried", "snapshot", s.Id, "err", err)
+	spec := hypervisor.ReleaseSpec{ID: s.Id, Guest: guestName(as.Guest), Completed: s.BackupCompleted}
+	if err := p.hv.ReleaseSnapshot(rctx, spec); err != nil {
+		p.log.Error("snapshot release failed; it will be retried", "snapshot", s.Id, "err", err)
 		return
 	}
-	a.reportSnapshot(ctx, &restorev1.Snapshot{Id: s.Id, State: restorev1.SnapshotState_SNAPSHOT_STATE_FAILED,
-		StateReason: fmt.Sprintf("the agent on host %s restarted while the snapshot was %s: its export ended; take a new snapshot", a.cfg.HostID, s.State)})
+	p.mu.Lock()
+	delete(p.serving, s.Id)
+	delete(p.taken, s.Id)
+	p.mu.Unlock()
+	p.log.Info("snapshot released", "snapshot", s.Id, "guest", spec.Guest, "backup_completed", s.BackupCompleted)
+	p.report(ctx, &restorev1.Snapshot{Id: s.Id, State: lifecycle.SnapReleased})
 }
 
-func (a *Agent) reportSnapshot(ctx context.Context, s *restorev1.Snapshot) {
-	a.mu.Lock()
-	client := a.client
-	a.mu.Unlock()
-	for attempt := 1; ; attempt++ {
-		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		_, err := client.ReportSnapshotStatus(a.ctx(rctx), &restorev1.ReportSnapshotStatusRequest{ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID, Snapshot: s})
-		cancel()
-		if err == nil || attempt == 5 || !retryable(err) || ctx.Err() != nil {
-			if err != nil {
-				a.log.Warn("snapshot report failed", "snapshot", s.Id, "state", s.State, "err", err)
-			}
-			return
-		}
-		time.Sleep(time.Duration(attempt) * time.Second)
+// lose fails a snapshot an earlier run of the agent took: its export ended
+// when that run stopped.
+func (p *snapshots) lose(ctx context.Context, as *restorev1.SnapshotAssignment) {
+	s := as.Snapshot
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := p.hv.ReleaseSnapshot(rctx, hypervisor.ReleaseSpec{ID: s.Id, Guest: guestName(as.Guest)}); err != nil {
+		p.log.Error("cleaning a lost snapshot failed; it will be retried", "snapshot", s.Id, "err", err)
+		return
 	}
+	p.report(ctx, &restorev1.Snapshot{Id: s.Id, State: lifecycle.SnapFailed,
+		StateReason: fmt.Sprintf("the agent on host %s restarted while the snapshot was %s: its export ended; take a new snapshot", p.hostID, s.State)})
 }
 
-// extentsPage reads a page of a READY snapshot disk's extents from its
-// export: the changed ones of an incremental, the allocated ones of a full.
-func (a *Agent) extentsPage(ctx context.Context, snapshotID, disk string, offset int64, limit int) (*restorev1.ListSnapshotExtentsResponse, error) {
-	a.mu.Lock()
-	b := a.snaps[snapshotID]
-	a.mu.Unlock()
-	if b == nil {
-		return nil, errNotHere{fmt.Sprintf("snapshot %s is not served by host %s", snapshotID, a.cfg.HostID)}
-	}
-	var d *kvm.BackupDisk
-	for i := range b.Disks {
-		if b.Disks[i].Name == disk {
-			d = &b.Disks[i]
-		}
-	}
-	if d == nil {
-		return nil, errNotHere{fmt.Sprintf("snapshot %s has no disk %q", snapshotID, disk)}
-	}
-	metaContext := nbd.BaseAllocation
-	if d.Bitmap != "" {
-		metaContext = d.Bitmap
-	}
-	c, err := nbd.Dial(ctx, "tcp", exportAddress+":"+strconv.Itoa(b.Port), nbd.Options{Export: d.Export, MetaContexts: []string{metaContext}})
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	return extentsFrom(c, metaContext, offset, limit)
+func (p *snapshots) report(ctx context.Context, s *restorev1.Snapshot) {
+	req := &restorev1.ReportSnapshotStatusRequest{ProtocolVersion: version.AgentProtocol, HostId: p.hostID, Snapshot: s}
+	retry{attempts: 5, step: time.Second}.do(ctx, func() error { return p.rep.reportSnapshot(ctx, req) })
 }
 
 // errNotHere is a channel answer of "not found".
@@ -230,39 +177,31 @@ type errNotHere struct{ msg string }
 
 func (e errNotHere) Error() string { return e.msg }
 
-// extentsFrom lists up to limit extents to read from offset on: dirty ones
-// for a dirty bitmap, allocated non-zero ones for base:allocation. The next
-// page token is the offset to go on from ("" at the end).
-func extentsFrom(c *nbd.Conn, metaContext string, offset int64, limit int) (*restorev1.ListSnapshotExtentsResponse, error) {
-	out := &restorev1.ListSnapshotExtentsResponse{DiskSize: c.Size()}
-	const window = 1 << 30
-	for off := offset; off < c.Size(); {
-		ext, err := c.BlockStatus(metaContext, off, min(window, c.Size()-off))
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range ext {
-			if wanted(metaContext, e.Flags) {
-				if len(out.Extents) == limit {
-					out.NextPageToken = strconv.FormatInt(e.Offset, 10)
-					return out, nil
-				}
-				n := len(out.Extents)
-				if n > 0 && out.Extents[n-1].Offset+out.Extents[n-1].Length == e.Offset {
-					out.Extents[n-1].Length += e.Length
-				} else {
-					out.Extents = append(out.Extents, &restorev1.Extent{Offset: e.Offset, Length: e.Length})
-				}
-			}
-			off = e.Offset + e.Length
-		}
+// extentsPage reads a page of a served snapshot disk's extents.
+func (p *snapshots) extentsPage(ctx context.Context, snapshotID, disk string, offset int64, limit int) (*restorev1.ListSnapshotExtentsResponse, error) {
+	p.mu.Lock()
+	snap := p.serving[snapshotID]
+	p.mu.Unlock()
+	if snap == nil {
+		return nil, errNotHere{fmt.Sprintf("snapshot %s is not served by host %s", snapshotID, p.hostID)}
+	}
+	known := false
+	for _, d := range snap.Disks {
+		known = known || d.Name == disk
+	}
+	if !known {
+		return nil, errNotHere{fmt.Sprintf("snapshot %s has no disk %q", snapshotID, disk)}
+	}
+	page, err := p.hv.ChangedExtents(ctx, snap, disk, offset, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := &restorev1.ListSnapshotExtentsResponse{DiskSize: page.DiskSize}
+	for _, e := range page.Extents {
+		out.Extents = append(out.Extents, &restorev1.Extent{Offset: e.Offset, Length: e.Length})
+	}
+	if page.Next >= 0 {
+		out.NextPageToken = strconv.FormatInt(page.Next, 10)
 	}
 	return out, nil
-}
-
-func wanted(metaContext string, flags uint32) bool {
-	if metaContext == nbd.BaseAllocation {
-		return flags&(nbd.StateHole|nbd.StateZero) == 0
-	}
-	return flags&nbd.StateDirty != 0
 }

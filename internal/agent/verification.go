@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"image"
+	"log/slog"
 	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -14,69 +14,43 @@ import (
 	"unicode"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
-	"github.com/restored/restored/internal/kvm"
-	"github.com/restored/restored/internal/vmspec"
+	"github.com/restored/restored/internal/hypervisor"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // serialTailBytes is how much of the serial console a verification keeps.
 const serialTailBytes = 4 << 10
 
-// verifier gathers one VERIFY run's evidence: screenshots kept in the
-// evidence dir, guest facts, the result of each check, and the verdict.
+// verifications is the part of the agent that runs a VERIFY restore's
+// checks and gathers its evidence (screenshots kept in the evidence dir,
+// guest facts, a result per check) into one verdict. It keeps no state
+// between runs.
+type verifications struct {
+	obs         hypervisor.Observer
+	caps        hypervisor.Set
+	ev          *evidence
+	settle      time.Duration
+	bootTimeout time.Duration
+	log         *slog.Logger
+}
+
+// verifier is one VERIFY run.
 type verifier struct {
-	mu   sync.Mutex // guards v.Checks (the screen check runs alongside)
-	a    *Agent
-	r    *restorev1.Restore
-	name string
-	dir  string
-	v    *restorev1.Verification
+	mu sync.Mutex // guards v.Checks (the screen check runs alongside)
+	p  *verifications
+	id string
+	v  *restorev1.Verification
 }
 
-// finishVerify ends a VERIFY run: RUNNING as soon as the boot is verified,
-// then the checks, the teardown, and the verdict with its evidence.
-func (a *Agent) finishVerify(ctx context.Context, r *restorev1.Restore, begin time.Time, w bootWatch) {
-	if w.boot.Verified {
-		a.report(ctx, r.Id, restorev1.RestoreState_RESTORE_STATE_RUNNING,
-			fmt.Sprintf("boot verified in %d ms (%v); running the checks", w.boot.TimeToBootMs, w.boot.Signals), w.boot)
-	}
-	v := a.runVerification(ctx, r, begin, w)
-	if ctx.Err() != nil {
-		return // torn down meanwhile: no verdict
-	}
-	// The verdict and its evidence first (the VM still runs), then the
-	// teardown and the final state (which carries the verification again,
-	// in case the first report was lost).
-	if w.boot.Verified {
-		a.reportVerification(ctx, r.Id, restorev1.RestoreState_RESTORE_STATE_RUNNING,
-			fmt.Sprintf("verdict %s; tearing down", strings.TrimPrefix(v.Verdict.String(), "VERDICT_")), w.boot, v)
-	}
-	if err := a.teardown(ctx, r.Id); err != nil {
-		a.log.Error("teardown after verification", "restore", r.Id, "err", err)
-	}
-	state, reason := restorev1.RestoreState_RESTORE_STATE_DESTROYED, ""
-	switch {
-	case v.Verdict == restorev1.Verdict_VERDICT_PASSED:
-		reason = fmt.Sprintf("verification passed: boot verified in %d ms (%v); torn down", w.boot.TimeToBootMs, w.boot.Signals)
-	case v.Verdict == restorev1.Verdict_VERDICT_FAILED:
-		state, reason = restorev1.RestoreState_RESTORE_STATE_FAILED, "verification failed: "+v.Reason
-	case !w.boot.Verified:
-		state, reason = restorev1.RestoreState_RESTORE_STATE_FAILED, "verification inconclusive: "+v.Reason
-	default:
-		reason = "verification inconclusive: " + v.Reason + "; torn down"
-	}
-	a.reportVerification(ctx, r.Id, state, printable(reason, 1000), w.boot, v)
-}
-
-// runVerification runs the checks of a VERIFY restore after verify() and
-// returns the verification with its verdict. The domain is still running.
-func (a *Agent) runVerification(ctx context.Context, r *restorev1.Restore, begin time.Time, w bootWatch) *restorev1.Verification {
-	vf := &verifier{a: a, r: r, name: vmspec.DomainName(r.Id), dir: a.evidenceDir(r.Id), v: &restorev1.Verification{
+// run runs the checks of a VERIFY restore after its boot watch and
+// returns the verification with its verdict. The VM is still running.
+func (p *verifications) run(ctx context.Context, r *restorev1.Restore, begin time.Time, w bootWatch) *restorev1.Verification {
+	vf := &verifier{p: p, id: r.Id, v: &restorev1.Verification{
 		Id: r.Id, StartTime: timestamppb.New(begin), Signals: w.boot.Signals, TimeToBootMs: w.boot.TimeToBootMs,
 	}}
-	_ = os.MkdirAll(vf.dir, 0o700)
+	_ = os.MkdirAll(p.ev.dir(r.Id), 0o700)
 	if w.firstLight != nil {
-		vf.keepScreenshot("first-light", w.firstLight.raw, w.firstLight.at)
+		vf.keepScreenshot("first-light", w.firstLight.screen, w.firstLight.at)
 	}
 	booted := w.boot.Verified
 	if booted {
@@ -93,13 +67,13 @@ func (a *Agent) runVerification(ctx context.Context, r *restorev1.Restore, begin
 	// Checks that need the guest agent wait for it until the boot deadline
 	// (a screen signal can come before the agent starts); otherwise it gets
 	// the settling period.
-	gaWait := a.cfg.ScreenSettle
+	gaWait := p.settle
 	if len(opts.GetFilesystems()) > 0 || len(opts.GetAppChecks()) > 0 {
-		gaWait = time.Until(begin.Add(a.cfg.BootTimeout))
+		gaWait = time.Until(begin.Add(p.bootTimeout))
 	}
-	gaUp := vf.checkGuestAgent(ctx, w, booted, gaWait)
-	vf.checkFilesystems(ctx, gaUp, opts.GetFilesystems())
-	serial, _ := os.ReadFile(a.serialPath(r.Id))
+	gaUp := vf.checkGuestAgent(ctx, booted, gaWait)
+	vf.checkFilesystems(gaUp, opts.GetFilesystems())
+	serial, _ := p.obs.Serial(ctx, r.Id)
 	vf.checkSerial(opts.GetSerialMarker(), serial)
 	for _, c := range opts.GetAppChecks() {
 		vf.checkApp(ctx, gaUp, c)
@@ -107,14 +81,14 @@ func (a *Agent) runVerification(ctx context.Context, r *restorev1.Restore, begin
 	<-screenDone
 	vf.sortChecks()
 	vf.screenshot(ctx, "end")
-	serial, _ = os.ReadFile(a.serialPath(r.Id)) // the end, after the checks
+	serial, _ = p.obs.Serial(ctx, r.Id) // the end, after the checks
 	vf.v.SerialTail = serialTail(serial)
 	vf.v.Verdict, vf.v.FailedCheck, vf.v.Reason = verdictOf(booted, vf.v.Checks)
 	switch {
 	case w.bootError != "":
 		vf.v.Reason = fmt.Sprintf("the boot failed after %s; %s", time.Since(begin).Round(time.Second), vf.v.Reason)
 	case !booted:
-		vf.v.Reason = fmt.Sprintf("no boot signal within %s; %s", a.cfg.BootTimeout, vf.v.Reason)
+		vf.v.Reason = fmt.Sprintf("no boot signal within %s; %s", p.bootTimeout, vf.v.Reason)
 	}
 	vf.v.Reason = printable(vf.v.Reason, 2000)
 	vf.v.EndTime = timestamppb.Now()
@@ -143,29 +117,30 @@ func (vf *verifier) sortChecks() {
 
 // screenshot takes a screenshot now and keeps it under label.
 func (vf *verifier) screenshot(ctx context.Context, label string) *image.RGBA {
-	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	img, raw, err := vf.a.drv.Screenshot(sctx, vf.name)
-	if err != nil {
-		vf.a.log.Warn("verification screenshot", "restore", vf.r.Id, "label", label, "err", err)
+	if !vf.p.caps.Has(hypervisor.Screenshots) {
 		return nil
 	}
-	vf.keepScreenshot(label, raw, time.Now())
-	return toRGBA(img)
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	s, err := vf.p.obs.Screenshot(sctx, vf.id)
+	if err != nil {
+		vf.p.log.Warn("verification screenshot", "restore", vf.id, "label", label, "err", err)
+		return nil
+	}
+	vf.keepScreenshot(label, s, time.Now())
+	return toRGBA(s.Image)
 }
 
 // keepScreenshot stores a screenshot as <n>.png in the evidence dir.
-func (vf *verifier) keepScreenshot(label string, raw []byte, at time.Time) {
-	img, err := kvm.DecodeScreen(raw)
+func (vf *verifier) keepScreenshot(label string, s hypervisor.Screen, at time.Time) {
+	raw, err := s.PNG()
 	if err != nil {
 		return
 	}
-	if raw, err = kvm.AsPNG(raw, img); err != nil {
-		return
-	}
+	img := s.Image
 	n := int32(len(vf.v.Screenshots) + 1)
-	if err := os.WriteFile(filepath.Join(vf.dir, fmt.Sprintf("%d.png", n)), raw, 0o600); err != nil {
-		vf.a.log.Warn("keep screenshot", "restore", vf.r.Id, "err", err)
+	if err := os.WriteFile(vf.p.ev.screenshot(vf.id, n), raw, 0o600); err != nil {
+		vf.p.log.Warn("keep screenshot", "restore", vf.id, "err", err)
 		return
 	}
 	vf.v.Screenshots = append(vf.v.Screenshots, &restorev1.Screenshot{N: n, Label: label,
@@ -177,16 +152,21 @@ func (vf *verifier) keepScreenshot(label string, raw []byte, at time.Time) {
 func (vf *verifier) checkScreen(ctx context.Context, w bootWatch, booted bool) {
 	start := time.Now()
 	const name = "screen"
+	if !vf.p.caps.Has(hypervisor.Screenshots) {
+		vf.add(name, restorev1.CheckResult_CHECK_RESULT_SKIPPED, start, "this hypervisor takes no screenshots")
+		return
+	}
 	watch := w.screen
 	settled := watch.fired
 	var last *image.RGBA
 	// After a boot signal, give the screen its settling period.
-	deadline := time.Now().Add(vf.a.cfg.ScreenSettle + 10*time.Second)
+	deadline := time.Now().Add(vf.p.settle + 10*time.Second)
 	for booted && !settled && time.Now().Before(deadline) && ctx.Err() == nil {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		img, _, err := vf.a.drv.Screenshot(sctx, vf.name)
+		s, err := vf.p.obs.Screenshot(sctx, vf.id)
 		cancel()
 		if err == nil {
+			img := s.Image
 			last = toRGBA(img)
 			settled = watch.add(img)
 			if last.Bounds().Size() == biosScreen {
@@ -197,18 +177,18 @@ func (vf *verifier) checkScreen(ctx context.Context, w bootWatch, booted bool) {
 	}
 	if last == nil {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		img, _, err := vf.a.drv.Screenshot(sctx, vf.name)
+		s, err := vf.p.obs.Screenshot(sctx, vf.id)
 		cancel()
 		if err != nil {
 			vf.add(name, restorev1.CheckResult_CHECK_RESULT_INCONCLUSIVE, start, "no screenshot: %v", err)
 			return
 		}
-		last = toRGBA(img)
+		last = toRGBA(s.Image)
 	}
 	size := last.Bounds().Size()
 	if size == biosScreen {
 		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		lines, err := vf.a.drv.TextScreen(tctx, vf.name)
+		lines, err := vf.p.obs.TextScreen(tctx, vf.id)
 		cancel()
 		if err == nil {
 			if what, line, bad := bootError(lines); bad {
@@ -224,23 +204,27 @@ func (vf *verifier) checkScreen(ctx context.Context, w bootWatch, booted bool) {
 		vf.add(name, restorev1.CheckResult_CHECK_RESULT_INCONCLUSIVE, start, "the screen is blank (%dx%d)", size.X, size.Y)
 	case settled:
 		vf.add(name, restorev1.CheckResult_CHECK_RESULT_PASSED, start, "the guest left the firmware's %dx%d screen for its own %dx%d and it settled for %s",
-			watch.firmware.X, watch.firmware.Y, size.X, size.Y, vf.a.cfg.ScreenSettle)
+			watch.firmware.X, watch.firmware.Y, size.X, size.Y, vf.p.settle)
 	case size == watch.firmware:
 		vf.add(name, restorev1.CheckResult_CHECK_RESULT_INCONCLUSIVE, start, "the screen kept the firmware's %dx%d display mode; no error text seen", size.X, size.Y)
 	default:
-		vf.add(name, restorev1.CheckResult_CHECK_RESULT_INCONCLUSIVE, start, "the screen (%dx%d) did not settle within %s", size.X, size.Y, vf.a.cfg.ScreenSettle+10*time.Second)
+		vf.add(name, restorev1.CheckResult_CHECK_RESULT_INCONCLUSIVE, start, "the screen (%dx%d) did not settle within %s", size.X, size.Y, vf.p.settle+10*time.Second)
 	}
 }
 
 // checkGuestAgent pings the guest agent and, when it answers, collects the
 // guest's facts. It reports whether the agent answered.
-func (vf *verifier) checkGuestAgent(ctx context.Context, w bootWatch, booted bool, wait time.Duration) bool {
+func (vf *verifier) checkGuestAgent(ctx context.Context, booted bool, wait time.Duration) bool {
 	start := time.Now()
+	if !vf.p.caps.Has(hypervisor.GuestAgent) {
+		vf.add("guest-agent", restorev1.CheckResult_CHECK_RESULT_SKIPPED, start, "this hypervisor has no guest agent channel")
+		return false
+	}
 	deadline := start.Add(wait)
 	var err error
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err = vf.a.drv.GuestPing(pctx, vf.name)
+		err = vf.p.obs.GuestPing(pctx, vf.id)
 		cancel()
 		if err == nil || !booted || !time.Now().Before(deadline) || ctx.Err() != nil {
 			break
@@ -251,13 +235,13 @@ func (vf *verifier) checkGuestAgent(ctx context.Context, w bootWatch, booted boo
 		vf.add("guest-agent", restorev1.CheckResult_CHECK_RESULT_SKIPPED, start, "no guest agent answered guest-ping (%v)", err)
 		return false
 	}
-	vf.v.Guest = guestFacts(ctx, vf.a.drv, vf.name)
+	vf.v.Guest = guestFacts(ctx, vf.p.obs, vf.id)
 	vf.add("guest-agent", restorev1.CheckResult_CHECK_RESULT_PASSED, start, "guest-ping answered; %s, host name %q",
 		firstNonEmpty(vf.v.Guest.OsName+" "+vf.v.Guest.OsVersion, "OS unknown"), vf.v.Guest.Hostname)
 	return true
 }
 
-func (vf *verifier) checkFilesystems(ctx context.Context, gaUp bool, want []string) {
+func (vf *verifier) checkFilesystems(gaUp bool, want []string) {
 	if len(want) == 0 {
 		return
 	}

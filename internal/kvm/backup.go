@@ -13,6 +13,7 @@ import (
 
 	"github.com/digitalocean/go-libvirt"
 	"github.com/google/uuid"
+	"github.com/restored/restored/internal/hypervisor"
 	"github.com/restored/restored/internal/kinds"
 	"libvirt.org/go/libvirtxml"
 )
@@ -54,10 +55,7 @@ type BackupSpec struct {
 
 // BackupBase is what the control plane recorded at the last completed
 // backup: its checkpoint and each disk's source.
-type BackupBase struct {
-	Checkpoint string
-	Sources    map[string]string
-}
+type BackupBase = hypervisor.SnapshotBase
 
 // Backup is a running pull-mode backup job: what was obtained and where to
 // read it.

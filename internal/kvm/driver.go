@@ -126,20 +126,52 @@ func isCode(err error, code libvirt.ErrorNumber) bool {
 	return errors.As(err, &lerr) && lerr.Code == uint32(code)
 }
 
-// Start defines and starts a domain. A failure at any step leaves nothing
-// defined.
-func (d *Driver) Start(ctx context.Context, dom *libvirtxml.Domain) error {
+// Define defines a domain (validated by libvirt) without starting it.
+func (d *Driver) Define(ctx context.Context, dom *libvirtxml.Domain) error {
+	_, err := d.define(ctx, dom)
+	return err
+}
+
+func (d *Driver) define(ctx context.Context, dom *libvirtxml.Domain) (libvirt.Domain, error) {
 	xml, err := dom.Marshal()
 	if err != nil {
-		return fmt.Errorf("marshal domain %s: %w", dom.Name, err)
+		return libvirt.Domain{}, fmt.Errorf("marshal domain %s: %w", dom.Name, err)
 	}
-	r := revert.New()
-	defer r.Fail()
 	defined, err := call(ctx, d, "define "+dom.Name, func(l Libvirt) (libvirt.Domain, error) {
 		return l.DomainDefineXMLFlags(xml, libvirt.DomainDefineValidate)
 	})
 	if err != nil {
-		return fmt.Errorf("define domain %s: %w", dom.Name, err)
+		return libvirt.Domain{}, fmt.Errorf("define domain %s: %w", dom.Name, err)
+	}
+	return defined, nil
+}
+
+// StartDefined starts a defined domain.
+func (d *Driver) StartDefined(ctx context.Context, name string) error {
+	dom, err := d.lookup(ctx, name)
+	if err != nil {
+		return fmt.Errorf("look up domain %s: %w", name, err)
+	}
+	return d.create(ctx, dom)
+}
+
+func (d *Driver) create(ctx context.Context, dom libvirt.Domain) error {
+	if _, err := call(ctx, d, "start "+dom.Name, func(l Libvirt) (struct{}, error) {
+		return struct{}{}, l.DomainCreate(dom)
+	}); err != nil {
+		return fmt.Errorf("start domain %s: %w", dom.Name, err)
+	}
+	return nil
+}
+
+// Start defines and starts a domain. A failure at any step leaves nothing
+// defined.
+func (d *Driver) Start(ctx context.Context, dom *libvirtxml.Domain) error {
+	r := revert.New()
+	defer r.Fail()
+	defined, err := d.define(ctx, dom)
+	if err != nil {
+		return err
 	}
 	r.Add(func() {
 		uctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -148,10 +180,8 @@ func (d *Driver) Start(ctx context.Context, dom *libvirtxml.Domain) error {
 			d.log.Error("undo define failed", "domain", dom.Name, "err", err)
 		}
 	})
-	if _, err := call(ctx, d, "start "+dom.Name, func(l Libvirt) (struct{}, error) {
-		return struct{}{}, l.DomainCreate(defined)
-	}); err != nil {
-		return fmt.Errorf("start domain %s: %w", dom.Name, err)
+	if err := d.create(ctx, defined); err != nil {
+		return err
 	}
 	r.Success()
 	return nil

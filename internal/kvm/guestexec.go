@@ -6,15 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/restored/restored/internal/hypervisor"
 )
 
 // ExecResult is how a program run in the guest ended.
-type ExecResult struct {
-	ExitCode int32
-	// Signal is the signal that killed it (0: it exited).
-	Signal         int32
-	Stdout, Stderr []byte
-}
+type ExecResult = hypervisor.ExecResult
 
 // GuestExec runs path with args in the guest through its agent
 // (guest-exec), waits until it ends or ctx does, and returns its exit and

@@ -5,10 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"image"
-	"image/png" // libvirt sends PNG
+	"image" // libvirt sends PNG
 	"strconv"
 	"time"
+
+	"github.com/restored/restored/internal/hypervisor"
 )
 
 // Screenshot returns the domain's screen as an image and its encoded bytes.
@@ -41,14 +42,7 @@ func (d *Driver) Screenshot(ctx context.Context, name string) (image.Image, []by
 // AsPNG returns a screenshot's bytes as PNG: raw itself when libvirt sent a
 // PNG, img re-encoded when it sent PPM.
 func AsPNG(raw []byte, img image.Image) ([]byte, error) {
-	if bytes.HasPrefix(raw, []byte("\x89PNG")) {
-		return raw, nil
-	}
-	var b bytes.Buffer
-	if err := png.Encode(&b, img); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
+	return hypervisor.Screen{Image: img, Raw: raw}.PNG()
 }
 
 // DecodeScreen decodes a PNG or a binary PPM (P6) screenshot.

@@ -47,6 +47,16 @@ type ResolvedDisk struct {
 	BackingPath string
 	// BackingFormat is the backing disk's format from its manifest.
 	BackingFormat kinds.DiskFormat
+	// Chain is the disk's whole backing chain, this disk's file first and
+	// the full disk at the bottom last, every file checked.
+	Chain []Layer
+}
+
+// Layer is one read-only image of a disk's backing chain, with the format
+// its manifest declares (never probed).
+type Layer struct {
+	Path   string
+	Format kinds.DiskFormat
 }
 
 // Skipped is a directory the scan could not even name as a recovery point.
@@ -204,6 +214,7 @@ func (r *Repository) resolveDisk(tenant, asset, dir string, d Disk, seen map[str
 	}
 	defer f.Close()
 	rd.Path = f.Name()
+	rd.Chain = []Layer{{Path: rd.Path, Format: d.Format}}
 	fi, err := f.Stat()
 	if err != nil {
 		return rd, err
@@ -264,6 +275,7 @@ func (r *Repository) resolveDisk(tenant, asset, dir string, d Disk, seen map[str
 		return rd, fmt.Errorf("qcow2 says its backing file is %s but the backing manifest says %s", h.BackingFormat, want.Format)
 	}
 	rd.BackingPath, rd.BackingFormat = want.Path, want.Format
+	rd.Chain = append(rd.Chain, want.Chain...)
 	return rd, nil
 }
 

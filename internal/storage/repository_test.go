@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/restored/restored/internal/kinds"
 )
 
@@ -239,5 +240,38 @@ func TestTwoDisksOnTheSameBackingRecoveryPointAreValid(t *testing.T) {
 	rp := (&Repository{Root: r.root}).Inspect("acme", "web-01", "inc")
 	if !rp.Valid || len(rp.Disks) != 2 || rp.Manifest.Checkpoint != "restored-s2" {
 		t.Fatalf("inc: valid=%v %s %+v", rp.Valid, rp.Reason, rp.Disks)
+	}
+}
+
+// The repository resolves a disk's whole backing chain once, at the scan:
+// a restore of an incremental gets every layer, top first, with its format.
+func TestScanResolvesTheWholeBackingChain(t *testing.T) {
+	r := newRepo(t)
+	r.raw("acme", "web-01", "full", "disk0.raw", gib)
+	r.manifest("acme", "web-01", "full", Manifest{Disks: []Disk{{Name: "disk0", File: "disk0.raw", Format: kinds.Raw, VirtualSize: gib}}})
+	writeQCOW2(t, filepath.Join(r.dir("acme", "web-01", "inc1"), "disk0.qcow2"), qcow2Spec{size: gib, backing: "../full/disk0.raw", backingFormat: "raw"})
+	r.manifest("acme", "web-01", "inc1", Manifest{Disks: []Disk{{Name: "disk0", File: "disk0.qcow2", Format: kinds.QCOW2, VirtualSize: gib, Backing: "full"}}})
+	writeQCOW2(t, filepath.Join(r.dir("acme", "web-01", "inc2"), "disk0.qcow2"), qcow2Spec{size: gib, backing: "../inc1/disk0.qcow2", backingFormat: "qcow2"})
+	r.manifest("acme", "web-01", "inc2", Manifest{Disks: []Disk{{Name: "disk0", File: "disk0.qcow2", Format: kinds.QCOW2, VirtualSize: gib, Backing: "inc1"}}})
+	found, _, err := (&Repository{Root: r.root}).Scan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix := NewIndex(found)
+	rp, ok := ix.Lookup("inc2")
+	if !ok || !rp.Valid {
+		t.Fatalf("inc2: %v %s", ok, rp.Reason)
+	}
+	base := filepath.Join(r.root, "acme", "web-01")
+	want := []Layer{
+		{Path: filepath.Join(base, "inc2", "disk0.qcow2"), Format: kinds.QCOW2},
+		{Path: filepath.Join(base, "inc1", "disk0.qcow2"), Format: kinds.QCOW2},
+		{Path: filepath.Join(base, "full", "disk0.raw"), Format: kinds.Raw},
+	}
+	if diff := cmp.Diff(want, rp.Disks[0].Chain); diff != "" {
+		t.Fatalf("chain (-want +got):\n%s", diff)
+	}
+	if _, ok := ix.Lookup("nope"); ok || len(ix.All()) != 3 {
+		t.Fatalf("index: %d recovery points", len(ix.All()))
 	}
 }

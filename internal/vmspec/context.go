@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/restored/restored/internal/kinds"
+	"github.com/restored/restored/internal/storage"
 	"libvirt.org/go/libvirtxml"
 )
 
@@ -21,11 +22,9 @@ type HostFacts struct {
 	OVMFCode, OVMFVars string
 }
 
-// ChainElement is one read-only image below the overlay, top first.
-type ChainElement struct {
-	Path   string
-	Format kinds.DiskFormat // from the manifest
-}
+// ChainElement is one read-only image below the overlay, top first, as
+// the repository resolved it.
+type ChainElement = storage.Layer
 
 // DiskInput is one disk of the restore.
 type DiskInput struct {

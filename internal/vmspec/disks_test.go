@@ -15,10 +15,10 @@ func TestConfigureDisks(t *testing.T) {
 		wantDev string
 		depth   int
 	}{
-		{"linux uses virtio", kinds.Linux, []ChainElement{{"/r/rp1/d.raw", kinds.Raw}}, "virtio", "vda", 1},
-		{"windows uses SATA", kinds.Windows, []ChainElement{{"/r/rp1/d.raw", kinds.Raw}}, "sata", "sda", 1},
-		{"unknown OS uses SATA", kinds.OtherOS, []ChainElement{{"/r/rp1/d.raw", kinds.Raw}}, "sata", "sda", 1},
-		{"incremental chain is spelled out", kinds.Linux, []ChainElement{{"/r/rp2/d.qcow2", kinds.QCOW2}, {"/r/rp1/d.raw", kinds.Raw}}, "virtio", "vda", 2},
+		{"linux uses virtio", kinds.Linux, []ChainElement{{Path: "/r/rp1/d.raw", Format: kinds.Raw}}, "virtio", "vda", 1},
+		{"windows uses SATA", kinds.Windows, []ChainElement{{Path: "/r/rp1/d.raw", Format: kinds.Raw}}, "sata", "sda", 1},
+		{"unknown OS uses SATA", kinds.OtherOS, []ChainElement{{Path: "/r/rp1/d.raw", Format: kinds.Raw}}, "sata", "sda", 1},
+		{"incremental chain is spelled out", kinds.Linux, []ChainElement{{Path: "/r/rp2/d.qcow2", Format: kinds.QCOW2}, {Path: "/r/rp1/d.raw", Format: kinds.Raw}}, "virtio", "vda", 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

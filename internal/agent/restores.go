@@ -1,0 +1,143 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/hypervisor"
+	"github.com/restored/restored/internal/lifecycle"
+	"github.com/restored/restored/internal/version"
+)
+
+// timeouts bound each call into the hypervisor.
+type timeouts struct {
+	// list bounds listing what the host owns; teardown one teardown;
+	// prepare making a restore's overlays and definition; boot starting it.
+	list, teardown, prepare, boot time.Duration
+}
+
+var defaultTimeouts = timeouts{list: 30 * time.Second, teardown: time.Minute, prepare: 2 * time.Minute, boot: 2 * time.Minute}
+
+// restores is the part of the agent that owns the host's restores: it
+// makes the hypervisor match the restores assigned to the host (boots what
+// must run, tears down what must go, removes what nothing owns) and
+// reports every step. Its only state is the work in flight.
+type restores struct {
+	hostID  string
+	hv      hypervisor.Restorer
+	caps    hypervisor.Set
+	catalog *catalog
+	rep     reporter
+	boot    *bootWatcher
+	verify  *verifications
+	ev      *evidence
+	limits  timeouts
+	log     *slog.Logger
+	work    *claims
+}
+
+// reconcile makes the hypervisor match the host's full desired state.
+func (p *restores) reconcile(ctx context.Context, as []*restorev1.Assignment) {
+	lctx, cancel := context.WithTimeout(ctx, p.limits.list)
+	owned, err := p.hv.Owned(lctx)
+	cancel()
+	if err != nil {
+		p.log.Error("list what the host owns; trying again at the next pass", "err", err)
+		return
+	}
+	running := map[string]bool{}
+	for _, o := range owned {
+		running[o.ID] = o.Running
+	}
+	wanted := map[string]bool{}
+	for _, a := range as {
+		r := a.Restore
+		if !restoreIDPattern.MatchString(r.Id) {
+			p.log.Error("assignment refused: not a restore id", "restore", r.Id)
+			continue
+		}
+		switch a.Desired {
+		case restorev1.DesiredState_DESIRED_STATE_RUNNING:
+			wanted[r.Id] = true
+			p.keepRunning(ctx, r, running[r.Id])
+		case restorev1.DesiredState_DESIRED_STATE_DESTROYED:
+			wanted[r.Id] = true
+			// A teardown asked for while the restore is still booting stops
+			// the boot now; the teardown follows as soon as it has stopped.
+			p.work.cancel(r.Id)
+			p.work.goWork(ctx, r.Id, func(context.Context) { p.tearDownAndReport(ctx, r.Id) })
+		}
+	}
+	// Orphans: restores the host holds something of that nothing wants.
+	for _, o := range owned {
+		if wanted[o.ID] {
+			continue
+		}
+		id := o.ID
+		p.work.goWork(ctx, id, func(context.Context) {
+			p.log.Warn("removing an orphaned restore", "restore", id, "vm", o.VM)
+			if err := p.teardown(ctx, id); err != nil {
+				p.log.Error("orphan teardown failed; it will be retried", "restore", id, "err", err)
+			}
+		})
+	}
+	p.ev.prune()
+}
+
+// keepRunning boots a restore whose VM is not running, or adopts one that
+// runs (verifying its boot if the control plane never heard the outcome:
+// the agent restarted meanwhile).
+func (p *restores) keepRunning(ctx context.Context, r *restorev1.Restore, vmRunning bool) {
+	if vmRunning && lifecycle.BootSettled(r.State) {
+		return // adopted: nothing to do
+	}
+	p.work.goWork(ctx, r.Id, func(rctx context.Context) {
+		if vmRunning {
+			p.log.Info("adopting a restore whose boot was not confirmed", "restore", r.Id)
+			p.finish(rctx, r, r.GetUpdateTime().AsTime(), true)
+		} else {
+			p.start(rctx, r)
+		}
+		// A teardown cancelled the boot in flight: finish it now.
+		if rctx.Err() != nil && ctx.Err() == nil {
+			p.tearDownAndReport(ctx, r.Id)
+		}
+	})
+}
+
+// teardown removes everything of the restore. It is idempotent.
+func (p *restores) teardown(ctx context.Context, id string) error {
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.limits.teardown)
+	defer cancel()
+	return p.hv.Teardown(tctx, id)
+}
+
+// tearDownAndReport tears a restore down and reports it DESTROYED; a
+// failed teardown is retried at the next pass (the assignment stays).
+func (p *restores) tearDownAndReport(ctx context.Context, id string) {
+	if err := p.teardown(ctx, id); err != nil {
+		p.log.Error("teardown failed; it will be retried", "restore", id, "err", err)
+		return
+	}
+	p.report(ctx, id, lifecycle.Destroyed, "torn down", nil)
+}
+
+// report tells the control plane what happened to a restore. A lost report
+// is not fatal: the assignment stream keeps asking for the desired state.
+func (p *restores) report(ctx context.Context, id string, state restorev1.RestoreState, reason string, boot *restorev1.Boot) {
+	_ = p.rep.reportRestore(ctx, &restorev1.ReportRestoreStatusRequest{
+		ProtocolVersion: version.AgentProtocol, HostId: p.hostID, RestoreId: id, State: state, StateReason: clampReason(reason), Boot: boot,
+	})
+}
+
+// reportVerdict reports a VERIFY run's state with its evidence. It is
+// retried for a while, even after the run's context ended: unlike progress,
+// a verdict cannot be asked for again.
+func (p *restores) reportVerdict(ctx context.Context, id string, state restorev1.RestoreState, reason string, boot *restorev1.Boot, v *restorev1.Verification) {
+	req := &restorev1.ReportRestoreStatusRequest{
+		ProtocolVersion: version.AgentProtocol, HostId: p.hostID, RestoreId: id, State: state, StateReason: clampReason(reason), Boot: boot, Verification: v,
+	}
+	retry{attempts: 8, step: 2 * time.Second, outlive: true}.do(ctx, func() error { return p.rep.reportRestore(ctx, req) })
+}

@@ -1,0 +1,177 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/lifecycle"
+)
+
+const (
+	virtualize = restorev1.Mode_MODE_VIRTUALIZE
+	verify     = restorev1.Mode_MODE_VERIFY
+)
+
+func TestReconcileBootsWhatMustRunAndReportsEachStep(t *testing.T) {
+	s := newStand(t)
+	s.pass(running(restoreIn(r1, lifecycle.Scheduled, virtualize)))
+	s.wantCalls("prepare "+r1, "boot "+r1)
+	s.wantStates(r1, "PREPARING", "BOOTING", "RUNNING")
+	last := s.rep.last(r1)
+	if !last.Boot.GetVerified() || last.Boot.Signals[0] != signalGuestAgent {
+		t.Fatalf("boot %v", last.Boot)
+	}
+	vm := s.hv.VM(r1)
+	if vm == nil || !vm.Running || vm.Spec.Disks[0].Chain[0].Path != "/repo/acme/web/rp1/disk0.raw" || vm.Spec.MemoryMiB != 256 {
+		t.Fatalf("vm %+v", vm)
+	}
+}
+
+func TestReconcileAdoptsARunningRestoreWithoutTouchingIt(t *testing.T) {
+	s := newStand(t)
+	s.hv.AddVM(r1, true)
+	s.pass(running(restoreIn(r1, lifecycle.Running, virtualize)))
+	s.wantCalls()
+	s.wantStates(r1)
+}
+
+func TestReconcileVerifiesTheBootOfAnAdoptedRestoreWhoseOutcomeWasNeverReported(t *testing.T) {
+	s := newStand(t)
+	s.hv.AddVM(r1, true) // the agent restarted while it booted
+	s.pass(running(restoreIn(r1, lifecycle.Booting, virtualize)))
+	s.wantCalls()
+	s.wantStates(r1, "RUNNING")
+}
+
+func TestReconcileBootsAgainARestoreWhoseVMIsGone(t *testing.T) {
+	s := newStand(t)
+	s.hv.AddVM(r1, false) // defined but not running (a crash, a libvirtd restart)
+	s.pass(running(restoreIn(r1, lifecycle.Running, virtualize)))
+	s.wantCalls("prepare "+r1, "boot "+r1)
+	s.wantStates(r1, "PREPARING", "BOOTING", "RUNNING")
+}
+
+func TestReconcileTearsDownWhatMustGoAndReportsIt(t *testing.T) {
+	s := newStand(t)
+	s.hv.AddVM(r1, true)
+	s.pass(destroyed(restoreIn(r1, lifecycle.Stopping, virtualize)))
+	s.wantCalls("teardown " + r1)
+	s.wantStates(r1, "DESTROYED")
+	if s.hv.Holds(r1) {
+		t.Fatal("the VM is still there")
+	}
+}
+
+func TestReconcileRemovesOrphansWithoutReportingThem(t *testing.T) {
+	s := newStand(t)
+	s.hv.AddVM(r9, true) // nothing assigns it
+	s.hv.AddFiles(r8)    // files of an interrupted attempt
+	s.hv.AddVM(r1, true)
+	s.pass(running(restoreIn(r1, lifecycle.Running, virtualize)))
+	s.wantCalls("teardown "+r8, "teardown "+r9)
+	if s.hv.Holds(r8) || s.hv.Holds(r9) || !s.hv.Holds(r1) {
+		t.Fatalf("holds r8 %v r9 %v r1 %v", s.hv.Holds(r8), s.hv.Holds(r9), s.hv.Holds(r1))
+	}
+	s.wantStates(r8)
+	s.wantStates(r9)
+}
+
+func TestAFailedTeardownIsRetriedAtTheNextPass(t *testing.T) {
+	s := newStand(t)
+	s.hv.AddVM(r1, true)
+	s.hv.FailTeardowns(r1, 1)
+	gone := destroyed(restoreIn(r1, lifecycle.Expired, virtualize))
+	s.pass(gone)
+	s.wantStates(r1) // not DESTROYED: nothing was removed
+	if !s.hv.Holds(r1) {
+		t.Fatal("the failed teardown removed the VM")
+	}
+	s.pass(gone)
+	s.wantStates(r1, "DESTROYED")
+	s.wantCalls("teardown "+r1, "teardown "+r1)
+}
+
+func TestADriverThatTimesOutEndsThePassNotTheAgent(t *testing.T) {
+	s := newStand(t)
+	release := s.hv.HangOwned()
+	start := time.Now()
+	s.pass(running(restoreIn(r1, lifecycle.Scheduled, virtualize)))
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("the pass took %s with a hung driver", took)
+	}
+	s.wantCalls() // nothing decided on a state it could not read
+	s.wantStates(r1)
+	release()
+	s.pass(running(restoreIn(r1, lifecycle.Scheduled, virtualize)))
+	s.wantStates(r1, "PREPARING", "BOOTING", "RUNNING")
+}
+
+func TestABootThatFailsIsUnwoundAndReportedFailed(t *testing.T) {
+	s := newStand(t)
+	s.hv.FailBoots(errors.New("qemu: could not open disk0 (injected)"))
+	s.pass(running(restoreIn(r1, lifecycle.Scheduled, virtualize)))
+	s.wantStates(r1, "PREPARING", "FAILED")
+	if last := s.rep.last(r1); !strings.Contains(last.StateReason, "could not open disk0") {
+		t.Fatalf("reason %q", last.StateReason)
+	}
+	if s.hv.Holds(r1) {
+		t.Fatal("a failed boot left its VM")
+	}
+}
+
+func TestARestoreOfAnUnknownRecoveryPointFailsAndLeavesNothing(t *testing.T) {
+	s := newStand(t)
+	r := restoreIn(r1, lifecycle.Scheduled, virtualize)
+	r.RecoveryPointId = "rp-gone"
+	s.pass(running(r))
+	s.wantStates(r1, "PREPARING", "FAILED")
+	if last := s.rep.last(r1); !strings.Contains(last.StateReason, "not in this host's repository") {
+		t.Fatalf("reason %q", last.StateReason)
+	}
+	s.wantCalls("teardown " + r1) // the unwinding, which finds nothing
+}
+
+func TestDeletingWhileBootingStopsTheBootAndTearsDown(t *testing.T) {
+	s := newStand(t)
+	s.hv.GuestAgentUp(false) // the boot is never verified
+	s.p.boot.timeout = time.Minute
+	s.p.reconcile(context.Background(), []*restorev1.Assignment{running(restoreIn(r1, lifecycle.Scheduled, virtualize))})
+	deadline := time.Now().Add(5 * time.Second)
+	for len(s.rep.states(r1)) < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.wantStates(r1, "PREPARING", "BOOTING")
+	s.pass(destroyed(restoreIn(r1, lifecycle.Stopping, virtualize)))
+	s.wantStates(r1, "PREPARING", "BOOTING", "DESTROYED")
+	if s.hv.Holds(r1) {
+		t.Fatal("the VM is still there")
+	}
+}
+
+func TestAVerifyRestoreReportsItsVerdictAndTearsItselfDown(t *testing.T) {
+	s := newStand(t)
+	r := restoreIn(r1, lifecycle.Scheduled, verify)
+	r.Verify = &restorev1.VerifyOptions{SerialMarker: "login:", AppChecks: []*restorev1.AppCheck{{Name: "hello", Path: "/bin/true"}}}
+	s.pass(running(r))
+	s.wantStates(r1, "PREPARING", "BOOTING", "RUNNING", "RUNNING", "DESTROYED")
+	last := s.rep.last(r1)
+	v := last.Verification
+	if v.GetVerdict() != restorev1.Verdict_VERDICT_PASSED {
+		t.Fatalf("verdict %s: %s", v.GetVerdict(), v.GetReason())
+	}
+	names := map[string]restorev1.CheckResult{}
+	for _, c := range v.Checks {
+		names[c.Name] = c.Result
+	}
+	if names["guest-agent"] != restorev1.CheckResult_CHECK_RESULT_PASSED || names["serial"] != restorev1.CheckResult_CHECK_RESULT_PASSED ||
+		names["app:hello"] != restorev1.CheckResult_CHECK_RESULT_PASSED || names["screen"] != restorev1.CheckResult_CHECK_RESULT_SKIPPED {
+		t.Fatalf("checks %v", names)
+	}
+	if s.hv.Holds(r1) {
+		t.Fatal("a VERIFY restore was not torn down")
+	}
+}

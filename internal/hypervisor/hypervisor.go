@@ -1,0 +1,197 @@
+package hypervisor
+
+import (
+	"context"
+	"encoding/json"
+	"image"
+	"time"
+
+	"github.com/restored/restored/internal/kinds"
+	"github.com/restored/restored/internal/storage"
+)
+
+// Driver is one hypervisor as the agent sees it.
+type Driver interface {
+	// Kind says which hypervisor it is.
+	Kind() kinds.Hypervisor
+	// Capabilities is what it supports.
+	Capabilities() Set
+	// Size is the host's (or cluster's) CPUs and memory.
+	Size(ctx context.Context) (Size, error)
+	// Close releases its connections.
+	Close()
+}
+
+// Size is what a host can give restores.
+type Size struct {
+	CPUs      int32
+	MemoryMiB int64
+}
+
+// RestoreSpec is what a restore's VM is made of.
+type RestoreSpec struct {
+	// ID is the restore's id: the driver names its VM and files after it.
+	ID       string
+	Tenant   string
+	ExpireAt time.Time
+	VCPUs    int
+	// MemoryMiB is the VM's memory.
+	MemoryMiB int64
+	Firmware  kinds.Firmware
+	OS        kinds.OSFamily
+	// Disks are the recovery point's disks, each with its backing chain
+	// resolved by the repository (never written).
+	Disks []Disk
+	// Network is the VM's network; Bridge the host bridge of a BRIDGED one.
+	Network kinds.Network
+	Bridge  string
+	// Progress, when set, hears about long steps ("copying disk0").
+	Progress func(step string)
+}
+
+// Disk is one disk of a restore.
+type Disk struct {
+	Name  string
+	Chain []storage.Layer
+}
+
+// Owned is a restore of which the host holds something: a VM, or only
+// files left behind.
+type Owned struct {
+	ID string
+	// VM: the hypervisor has a VM for it; Running: that VM runs.
+	VM, Running bool
+}
+
+// Restorer is what a restore needs of a hypervisor.
+type Restorer interface {
+	// Prepare makes everything the restore boots from without starting it
+	// (KVM: copy-on-write overlays on the chain, the isolated bridge, the
+	// domain's definition). It first removes what an interrupted attempt
+	// left, and unwinds what it made when it fails.
+	Prepare(ctx context.Context, spec RestoreSpec) error
+	// Boot starts a prepared restore's VM.
+	Boot(ctx context.Context, id string) error
+	// Teardown removes everything of the restore: VM, overlays, network,
+	// files. It is idempotent: a restore with nothing left is torn down.
+	Teardown(ctx context.Context, id string) error
+	// Owned lists the restores this host (this agent's host id) holds
+	// anything of; another agent's are never listed.
+	Owned(ctx context.Context) ([]Owned, error)
+}
+
+// Screen is one screenshot.
+type Screen struct {
+	Image image.Image
+	// Raw is the picture as the hypervisor sent it (PNG or PPM).
+	Raw []byte
+}
+
+// ExecResult is how a program run in the guest ended.
+type ExecResult struct {
+	ExitCode int32
+	// Signal is the signal that killed it (0: it exited).
+	Signal         int32
+	Stdout, Stderr []byte
+}
+
+// Observer watches a restore's running VM.
+type Observer interface {
+	// Screenshot takes a screenshot (Screenshots).
+	Screenshot(ctx context.Context, id string) (Screen, error)
+	// TextScreen reads a text-mode screen as lines (Screenshots).
+	TextScreen(ctx context.Context, id string) ([]string, error)
+	// Serial is the serial console's output so far.
+	Serial(ctx context.Context, id string) ([]byte, error)
+	// GuestPing asks the guest agent whether it is up (GuestAgent).
+	GuestPing(ctx context.Context, id string) error
+	// GuestCommand runs one guest agent command and returns its answer
+	// (GuestAgent); args may be nil.
+	GuestCommand(ctx context.Context, id, command string, args any) (json.RawMessage, error)
+	// GuestExec runs a program in the guest and waits for it (GuestAgent).
+	GuestExec(ctx context.Context, id, path string, args ...string) (ExecResult, error)
+	// Console returns where the VM's console listens (loopback) and its
+	// password (Console).
+	Console(ctx context.Context, id string) (addr, password string, err error)
+}
+
+// SnapshotSpec says which snapshot to take of which guest.
+type SnapshotSpec struct {
+	// ID is the snapshot's id: the driver names its checkpoint after it.
+	ID string
+	// Guest is how the hypervisor knows the guest: its name or UUID.
+	Guest       string
+	Quiesce     bool
+	Incremental bool
+	// Base is the guest's last completed backup, nil before the first.
+	Base *SnapshotBase
+}
+
+// SnapshotBase is what the control plane recorded at the last completed
+// backup: its checkpoint and each disk's source.
+type SnapshotBase struct {
+	Checkpoint string
+	Sources    map[string]string
+}
+
+// Snapshot is a snapshot being served: what was obtained (and why it
+// differs from what was asked) and where each disk is read.
+type Snapshot struct {
+	ID                string
+	Quiesced          bool
+	ConsistencyReason string
+	Incremental       bool
+	KindReason        string
+	Checkpoint        string
+	BaseCheckpoint    string
+	// Frozen is how long the file systems were frozen.
+	Frozen time.Duration
+	Disks  []SnapshotDisk
+}
+
+// SnapshotDisk is one exported disk.
+type SnapshotDisk struct {
+	Name, Source string
+	Size         int64
+	// URI is where the disk is read (nbd://…); Export its export name
+	// (the export's secret).
+	URI, Export string
+	// Bitmap is the metadata context that holds an incremental's changes.
+	Bitmap string
+}
+
+// Extents is a page of a snapshot disk's extents to read.
+type Extents struct {
+	DiskSize int64
+	Extents  []Extent
+	// Next is the offset the next page starts at, -1 after the last.
+	Next int64
+}
+
+// Extent is a byte range.
+type Extent struct{ Offset, Length int64 }
+
+// ReleaseSpec says which snapshot to release and how its backup ended.
+type ReleaseSpec struct {
+	ID, Guest string
+	// Completed: the backup job read everything, so the snapshot's
+	// checkpoint is the next incremental's base (older ones go).
+	Completed bool
+}
+
+// Snapshotter is what a snapshot for a backup job needs of a hypervisor.
+type Snapshotter interface {
+	// TakeSnapshot checks the chain for an incremental (a FULL, with the
+	// reason, when it does not hold), quiesces when asked and can, and
+	// starts serving the disks.
+	TakeSnapshot(ctx context.Context, spec SnapshotSpec) (*Snapshot, error)
+	// ChangedExtents lists up to limit extents of a served disk to read
+	// from offset on: the changed ones of an incremental, the allocated
+	// ones of a full.
+	ChangedExtents(ctx context.Context, s *Snapshot, disk string, offset int64, limit int) (Extents, error)
+	// ReleaseSnapshot stops serving and keeps or drops its checkpoint.
+	ReleaseSnapshot(ctx context.Context, spec ReleaseSpec) error
+	// EndStale ends what an earlier run of this agent served (nothing
+	// reads it any more) and says how many it ended.
+	EndStale(ctx context.Context) (int, error)
+}

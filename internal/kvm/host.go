@@ -1,0 +1,81 @@
+package kvm
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+
+	"github.com/restored/restored/internal/hypervisor"
+	"github.com/restored/restored/internal/kinds"
+	"github.com/restored/restored/internal/vmspec"
+)
+
+// Host is the KVM hypervisor of one agent's host, behind the agent's
+// hypervisor interfaces: restores are libvirt domains booted from qcow2
+// overlays in the work dir, snapshots are libvirt pull-mode backups served
+// over NBD.
+type Host struct {
+	drv    *Driver
+	hostID string
+	// workDir holds restores/<id>/ (overlays, NVRAM, serial log) and
+	// snapshots/ (backup scratch files).
+	workDir string
+	facts   vmspec.HostFacts
+	log     *slog.Logger
+}
+
+var (
+	_ hypervisor.Driver      = (*Host)(nil)
+	_ hypervisor.Restorer    = (*Host)(nil)
+	_ hypervisor.Observer    = (*Host)(nil)
+	_ hypervisor.Snapshotter = (*Host)(nil)
+)
+
+// HostConfig configures a Host.
+type HostConfig struct {
+	// HostID is the agent's host: it owns only the domains, exports and
+	// checkpoints it made.
+	HostID  string
+	WorkDir string
+	Facts   vmspec.HostFacts
+	Log     *slog.Logger
+}
+
+// NewHost returns the KVM host on drv.
+func NewHost(drv *Driver, cfg HostConfig) *Host {
+	return &Host{drv: drv, hostID: cfg.HostID, workDir: cfg.WorkDir, facts: cfg.Facts, log: cfg.Log}
+}
+
+// Kind implements hypervisor.Driver.
+func (h *Host) Kind() kinds.Hypervisor { return kinds.KVM }
+
+// Capabilities implements hypervisor.Driver: KVM does everything.
+func (h *Host) Capabilities() hypervisor.Set {
+	return hypervisor.Set(hypervisor.Restores | hypervisor.InstantRestores | hypervisor.Screenshots | hypervisor.Console |
+		hypervisor.GuestAgent | hypervisor.Snapshots | hypervisor.Quiesce | hypervisor.ChangedBlocks)
+}
+
+// Size implements hypervisor.Driver.
+func (h *Host) Size(ctx context.Context) (hypervisor.Size, error) {
+	n, err := h.drv.Node(ctx)
+	return hypervisor.Size{CPUs: n.CPUs, MemoryMiB: n.MemoryMiB}, err
+}
+
+// Close implements hypervisor.Driver.
+func (h *Host) Close() { h.drv.Close() }
+
+// Driver is the libvirt driver underneath.
+func (h *Host) Driver() *Driver { return h.drv }
+
+func (h *Host) restoresDir() string { return filepath.Join(h.workDir, "restores") }
+
+func (h *Host) restoreDir(id string) string {
+	return filepath.Join(h.restoresDir(), strings.ReplaceAll(id, "/", "_"))
+}
+
+// serialPath is the restore's serial console log (written by virtlogd).
+func (h *Host) serialPath(id string) string { return filepath.Join(h.restoreDir(id), "serial.log") }
+
+// Facts are the host facts domains are built for.
+func (h *Host) Facts() vmspec.HostFacts { return h.facts }

@@ -1,0 +1,123 @@
+package kvm
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/restored/restored/internal/hypervisor"
+	"github.com/restored/restored/internal/kinds"
+	"github.com/restored/restored/internal/netiso"
+	"github.com/restored/restored/internal/revert"
+	"github.com/restored/restored/internal/storage"
+	"github.com/restored/restored/internal/vmspec"
+)
+
+// Prepare implements hypervisor.Restorer: a work dir with a qcow2 overlay
+// per disk (the recovery point's files are only ever read), the isolated
+// bridge when asked, and the domain defined in libvirt, not started.
+func (h *Host) Prepare(ctx context.Context, spec hypervisor.RestoreSpec) error {
+	// Anything left of this restore is from an interrupted attempt.
+	if err := h.Teardown(ctx, spec.ID); err != nil {
+		return fmt.Errorf("clear an earlier attempt: %w", err)
+	}
+	rv := revert.New()
+	defer rv.Fail()
+	dir := h.restoreDir(spec.ID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	rv.Add(func() { _ = os.RemoveAll(dir) })
+	// QEMU runs as libvirt-qemu and must reach the overlays.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
+	var disks []vmspec.DiskInput
+	for _, d := range spec.Disks {
+		if len(d.Chain) == 0 {
+			return fmt.Errorf("disk %s has no backing chain", d.Name)
+		}
+		if spec.Progress != nil {
+			spec.Progress("making the overlay of disk " + d.Name)
+		}
+		overlay := filepath.Join(dir, d.Name+".qcow2")
+		if err := storage.CreateOverlay(ctx, overlay, d.Chain[0].Path, d.Chain[0].Format); err != nil {
+			return fmt.Errorf("overlay for disk %s: %w", d.Name, err)
+		}
+		disks = append(disks, vmspec.DiskInput{Name: d.Name, Overlay: overlay, Chain: d.Chain})
+	}
+	bridge := spec.Bridge
+	if spec.Network == kinds.Isolated {
+		bridge = netiso.BridgeName(spec.ID)
+		if err := netiso.Ensure(ctx, bridge); err != nil {
+			return fmt.Errorf("isolated network: %w", err)
+		}
+		rv.Add(func() { _ = netiso.Remove(context.WithoutCancel(ctx), bridge) })
+	}
+	pw := make([]byte, 6)
+	_, _ = rand.Read(pw)
+	dom, err := vmspec.Build(&vmspec.Context{Host: h.facts, In: vmspec.Input{
+		RestoreID: spec.ID, Tenant: spec.Tenant, HostID: h.hostID, ExpireAt: spec.ExpireAt, VCPUs: spec.VCPUs, MemoryMiB: spec.MemoryMiB,
+		Firmware: spec.Firmware, OS: spec.OS, Disks: disks, Network: spec.Network, Bridge: bridge,
+		SerialLog: h.serialPath(spec.ID), VNCPassword: base64.RawURLEncoding.EncodeToString(pw),
+		NVRAM: filepath.Join(dir, "nvram.fd"),
+	}})
+	if err != nil {
+		return err
+	}
+	if err := h.drv.Define(ctx, dom); err != nil {
+		return err
+	}
+	rv.Success()
+	return nil
+}
+
+// Boot implements hypervisor.Restorer.
+func (h *Host) Boot(ctx context.Context, id string) error {
+	return h.drv.StartDefined(ctx, vmspec.DomainName(id))
+}
+
+// Teardown implements hypervisor.Restorer: the domain (with its NVRAM and
+// snapshot metadata), the isolated bridge and the work dir.
+func (h *Host) Teardown(ctx context.Context, id string) error {
+	if err := h.drv.Destroy(ctx, vmspec.DomainName(id)); err != nil {
+		return err
+	}
+	// The restore's isolated bridge, if it had one: nothing else uses it.
+	if err := netiso.Remove(ctx, netiso.BridgeName(id)); err != nil {
+		return err
+	}
+	return os.RemoveAll(h.restoreDir(id))
+}
+
+// Owned implements hypervisor.Restorer: this host's Restored domains (by
+// their metadata: another agent's on a shared libvirtd are not listed) and
+// the work dirs of restores without one.
+func (h *Host) Owned(ctx context.Context) ([]hypervisor.Owned, error) {
+	doms, err := h.drv.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []hypervisor.Owned
+	seen := map[string]bool{}
+	for _, d := range doms {
+		if d.Meta.HostID != h.hostID {
+			continue
+		}
+		seen[d.Meta.RestoreID] = true
+		out = append(out, hypervisor.Owned{ID: d.Meta.RestoreID, VM: true, Running: d.Running})
+	}
+	entries, err := os.ReadDir(h.restoresDir())
+	if err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
+	for _, e := range entries {
+		if e.IsDir() && !seen[e.Name()] {
+			out = append(out, hypervisor.Owned{ID: e.Name()})
+		}
+	}
+	return out, nil
+}
