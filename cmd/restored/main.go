@@ -24,6 +24,7 @@ import (
 	"github.com/restored/restored/internal/agent"
 	"github.com/restored/restored/internal/auth"
 	"github.com/restored/restored/internal/flagenv"
+	"github.com/restored/restored/internal/scheduler"
 	"github.com/restored/restored/internal/server"
 	"github.com/restored/restored/internal/version"
 )
@@ -77,7 +78,12 @@ Flags:
 	fs.StringVar(&cfg.NodeID, "node-id", "", "raft server id (default: <hostname>-<raft port>, kept in <data-dir>/node-id)")
 	fs.DurationVar(&cfg.HeartbeatTTL, "heartbeat-ttl", 10*time.Second, "a host whose agent is silent this long becomes DOWN")
 	fs.DurationVar(&cfg.SchedulerInterval, "scheduler-interval", time.Second, "longest time between scheduler passes")
-	fs.DurationVar(&cfg.VerificationRetention, "verification-retention", 90*24*time.Hour, "verifications that ended longer ago are removed (negative: keep forever)")
+	keep := scheduler.DefaultRetention
+	fs.DurationVar(&cfg.Retention.Restores, "restore-retention", keep.Restores, "ended restores (nothing left on a host) that last changed longer ago are removed; their verifications stay (negative: keep forever)")
+	fs.DurationVar(&cfg.Retention.Snapshots, "snapshot-retention", keep.Snapshots, "released or failed snapshots released longer ago are removed, except a guest's base (negative: keep forever)")
+	fs.DurationVar(&cfg.Retention.IdempotencyKeys, "idempotency-retention", keep.IdempotencyKeys, "how long a request_id answers with its first result (negative: forever)")
+	fs.DurationVar(&cfg.Retention.RevokedTokens, "revoked-token-retention", keep.RevokedTokens, "revoked tokens are removed this long after their revocation (negative: keep forever)")
+	fs.DurationVar(&cfg.Retention.Verifications, "verification-retention", keep.Verifications, "verifications that ended longer ago are removed (negative: keep forever)")
 	if err := flagenv.Parse(fs, args, "RESTORED", "config"); err != nil {
 		if err == flag.ErrHelp {
 			return nil

@@ -101,7 +101,7 @@ func (s *AgentService) Heartbeat(_ context.Context, req *restorev1.HeartbeatRequ
 // Assignments computes a host's desired state.
 func Assignments(r *store.Reader, hostID string) []*restorev1.Assignment {
 	var out []*restorev1.Assignment
-	for _, x := range r.RestoresOnHost(hostID) {
+	for _, x := range r.AssignedRestores(hostID) {
 		if d, ok := lifecycle.Desired(x); ok {
 			out = append(out, &restorev1.Assignment{Restore: x, Desired: d})
 		}

@@ -18,10 +18,7 @@ import (
 // not yet RELEASED or FAILED, with its guest and the guest's base.
 func SnapshotAssignments(r *store.Reader, hostID string) []*restorev1.SnapshotAssignment {
 	var out []*restorev1.SnapshotAssignment
-	for _, x := range r.SnapshotsOnHost(hostID) {
-		if lifecycle.SnapshotDone(x) {
-			continue
-		}
+	for _, x := range r.AssignedSnapshots(hostID) {
 		a := &restorev1.SnapshotAssignment{Snapshot: x, Guest: r.Guest(x.GuestId), Release: x.ReleaseRequested}
 		if a.Guest != nil && a.Guest.BaseSnapshotId != "" {
 			a.Base = r.Snapshot(a.Guest.BaseSnapshotId)

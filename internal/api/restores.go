@@ -234,21 +234,22 @@ func (s *RestoreService) WatchRestores(req *restorev1.WatchRestoresRequest, stre
 	if err := stream.SendHeader(metadata.MD{}); err != nil {
 		return err
 	}
-	sent := map[string]uint64{}
+	var seen uint64 // the newest revision sent: only what changed after it is read
 	for {
 		ws := memdb.NewWatchSet()
-		r := s.Store.Read(ws)
+		s.Store.WatchTables(ws, store.TableRestores, store.TableTokens)
+		r := s.Store.Read(nil)
 		if t := r.Token(p.TokenID); t == nil || t.Token.RevokeTime != nil {
 			return auth.ErrUnauthenticated
 		}
-		for _, x := range r.Restores(p.Scope()) {
-			if !f.match(x) || sent[x.Id] == x.Revision {
+		for _, x := range r.RestoresSince(seen) {
+			seen = max(seen, x.Revision)
+			if !p.Sees(x.Tenant) || !f.match(x) {
 				continue
 			}
 			if err := stream.Send(&restorev1.WatchRestoresResponse{Restore: x}); err != nil {
 				return err
 			}
-			sent[x.Id] = x.Revision
 		}
 		if err := ws.WatchCtx(ctx); err != nil {
 			return status.FromContextError(ctx.Err()).Err()

@@ -58,6 +58,7 @@ var commands = map[raftv1.CommandType]command{
 	raftv1.CommandType_COMMAND_TYPE_CREATE_SNAPSHOT:            {apply: applyCreateSnapshot},
 	raftv1.CommandType_COMMAND_TYPE_REPORT_SNAPSHOT_STATUS:     {apply: applyReportSnapshotStatus},
 	raftv1.CommandType_COMMAND_TYPE_RELEASE_SNAPSHOTS:          {apply: applyReleaseSnapshots},
+	raftv1.CommandType_COMMAND_TYPE_PRUNE:                      {apply: applyPrune},
 }
 
 // Halt says why the FSM stopped applying the log: an entry it may not skip

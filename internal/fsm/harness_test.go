@@ -65,10 +65,24 @@ func (h *harness) mustApply(ct raftv1.CommandType, msg proto.Message) proto.Mess
 }
 
 // checkAllocation recomputes every host's allocation from its restores and
-// compares it with what the FSM keeps on the host record.
+// compares it with what the FSM keeps on the host record, and the restore
+// counts by state with what the store keeps.
 func (h *harness) checkAllocation() {
 	h.t.Helper()
 	r := h.st.Read(nil)
+	counts := map[restorev1.RestoreState]int{}
+	for _, x := range r.Restores("") {
+		counts[x.State]++
+	}
+	for s, n := range r.RestoreCounts() {
+		if n != counts[s] {
+			h.t.Fatalf("%s: the store counts %d restores, there are %d", s, n, counts[s])
+		}
+		delete(counts, s)
+	}
+	if len(counts) > 0 {
+		h.t.Fatalf("restores the store does not count: %v", counts)
+	}
 	for _, host := range r.Hosts() {
 		want := &restorev1.Capacity{}
 		for _, x := range r.RestoresOnHost(host.Id) {

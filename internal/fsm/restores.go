@@ -34,7 +34,7 @@ func putRestore(txn *memdb.Txn, r *restorev1.Restore, index uint64, now *timesta
 			return err
 		}
 	}
-	return txn.Insert(store.TableRestores, r)
+	return store.PutRestore(txn, r)
 }
 
 // allocate adds (sign 1) or returns (sign -1) x's demand on its host.
@@ -94,7 +94,7 @@ func applyCreateRestore(txn *memdb.Txn, payload []byte, index uint64) (proto.Mes
 	}
 	key := &raftv1.IdempotencyKey{
 		Kind: IdempotencyKindRestore, Tenant: res.Tenant, RequestId: res.RequestId,
-		BodySha256: cmd.BodySha256, ObjectId: res.Id,
+		BodySha256: cmd.BodySha256, ObjectId: res.Id, CreateTime: ts(res.CreateTime),
 	}
 	return res, txn.Insert(store.TableIdempotency, key)
 }

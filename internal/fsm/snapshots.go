@@ -50,7 +50,8 @@ func applyCreateSnapshot(txn *memdb.Txn, payload []byte, _ uint64) (proto.Messag
 		return nil, err
 	}
 	if s.RequestId != "" {
-		key := &raftv1.IdempotencyKey{Kind: IdempotencyKindSnapshot, Tenant: s.Tenant, RequestId: s.RequestId, BodySha256: cmd.BodySha256, ObjectId: s.Id}
+		key := &raftv1.IdempotencyKey{Kind: IdempotencyKindSnapshot, Tenant: s.Tenant, RequestId: s.RequestId, BodySha256: cmd.BodySha256,
+			ObjectId: s.Id, CreateTime: ts(s.CreateTime)}
 		if err := txn.Insert(store.TableIdempotency, key); err != nil {
 			return nil, err
 		}

@@ -101,8 +101,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		counts[v] = 0
 	}
 	delete(counts, restorev1.RestoreState_RESTORE_STATE_UNSPECIFIED.String())
-	for _, x := range r.Restores("") {
-		counts[x.State.String()]++
+	for state, n := range r.RestoreCounts() { // kept by the FSM: no walk
+		counts[state.String()] = n
 	}
 	for s, n := range counts {
 		ch <- prometheus.MustNewConstMetric(restoresDesc, prometheus.GaugeValue, float64(n), s)

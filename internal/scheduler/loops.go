@@ -10,7 +10,6 @@ import (
 	"github.com/hashicorp/go-memdb"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
-	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/store"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -33,8 +32,8 @@ type Loops struct {
 	// Interval is the longest time between two passes (state changes also
 	// trigger a pass).
 	Interval time.Duration
-	// VerificationRetention: older verifications are removed (0 keeps them).
-	VerificationRetention time.Duration
+	// Retention says how long what has ended is kept.
+	Retention Retention
 
 	lastSweep    time.Time
 	lastPolicies time.Time
@@ -71,7 +70,7 @@ func (l *Loops) pass(ws memdb.WatchSet) {
 	if now.Sub(l.lastPolicies) >= policiesEvery {
 		l.lastPolicies = now
 		l.runPolicies(now)
-		l.pruneVerifications(now)
+		l.prune(now)
 	}
 	l.place(ws, now)
 }
@@ -81,12 +80,17 @@ const (
 	policiesEvery = time.Second
 )
 
-// pruneVerifications removes the verifications past their retention, a
-// bounded batch at a time.
-func (l *Loops) pruneVerifications(now time.Time) {
-	if ids := ExpiredVerifications(l.Store.Read(nil), now, l.VerificationRetention); len(ids) > 0 {
-		l.Log.Info("removing verifications past their retention", "count", len(ids), "retention", l.VerificationRetention)
+// prune removes what is past its retention, a bounded batch at a time.
+func (l *Loops) prune(now time.Time) {
+	r := l.Store.Read(nil)
+	if ids := ExpiredVerifications(r, now, l.Retention.Verifications); len(ids) > 0 {
+		l.Log.Info("removing verifications past their retention", "count", len(ids), "retention", l.Retention.Verifications)
 		l.apply(raftv1.CommandType_COMMAND_TYPE_PRUNE_VERIFICATIONS, &raftv1.PruneVerifications{Ids: ids})
+	}
+	if cmd := PruneDue(r, now, l.Retention); cmd != nil {
+		l.Log.Info("pruning what ended past its retention", "restores", len(cmd.RestoreIds), "snapshots", len(cmd.SnapshotIds),
+			"idempotency_keys", len(cmd.IdempotencyKeys), "revoked_tokens", len(cmd.TokenIds))
+		l.apply(raftv1.CommandType_COMMAND_TYPE_PRUNE, cmd)
 	}
 }
 
@@ -137,16 +141,7 @@ func (l *Loops) expireSnapshots(now time.Time) {
 }
 
 func (l *Loops) expire(now time.Time) {
-	var ids []string
-	r := l.Store.Read(nil)
-	for _, state := range lifecycle.Expirable() {
-		for _, x := range r.RestoresInState(state) {
-			if x.ExpireTime != nil && !now.Before(x.ExpireTime.AsTime()) {
-				ids = append(ids, x.Id)
-			}
-		}
-	}
-	if len(ids) > 0 {
+	if ids := ExpiredRestores(l.Store.Read(nil), now); len(ids) > 0 {
 		l.Log.Info("restore leases ran out", "count", len(ids))
 		l.apply(raftv1.CommandType_COMMAND_TYPE_EXPIRE_RESTORES, &raftv1.ExpireRestores{Ids: ids, Time: timestamppb.New(now)})
 	}

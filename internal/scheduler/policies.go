@@ -5,6 +5,7 @@ import (
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/fsm"
 	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/store"
 )
@@ -24,44 +25,39 @@ const PolicyRequestPrefix = "policy-"
 //     max_per_host policy runs; the least busy such host is hinted, and
 //     assets held by fewer hosts choose first.
 func PolicyRuns(r *store.Reader, now time.Time) []*restorev1.Restore {
-	// Newest valid recovery point per tenant/asset.
-	newest := map[string]*restorev1.RecoveryPoint{}
-	for _, rp := range r.RecoveryPoints("") {
-		if !rp.Valid {
-			continue
+	// Each asset's policy: its own, else its tenant's "*".
+	policyOf := map[string]*restorev1.VerificationPolicy{}
+	var tenantWide []*restorev1.VerificationPolicy
+	for _, p := range r.VerificationPolicies("") {
+		if p.Asset == "*" {
+			tenantWide = append(tenantWide, p)
+		} else {
+			policyOf[p.Tenant+"/"+p.Asset] = p
 		}
+	}
+	// The newest valid recovery point of each asset with a policy, read
+	// through the asset index (a tenant-wide policy reads its tenant's).
+	newest := map[string]*restorev1.RecoveryPoint{}
+	consider := func(rp *restorev1.RecoveryPoint) {
 		k := rp.Tenant + "/" + rp.Asset
-		if cur := newest[k]; cur == nil || later(rp, cur) {
+		if rp.Valid && (newest[k] == nil || later(rp, newest[k])) {
 			newest[k] = rp
 		}
 	}
-	if len(newest) == 0 {
-		return nil
-	}
-	verified := map[string]bool{}
-	for _, v := range r.Verifications("") {
-		verified[v.RecoveryPointId] = true
-	}
-	running := map[string]int{}       // host → active policy runs
-	underway := map[string]bool{}     // recovery point → a VERIFY run is active
-	lastRun := map[string]time.Time{} // policy id + asset → last run
-	requested := map[string]bool{}    // tenant/request id of policy runs
-	for _, x := range r.Restores("") {
-		if x.Mode != restorev1.Mode_MODE_VERIFY {
-			continue
+	for _, p := range policyOf {
+		for _, rp := range r.RecoveryPointsOfAsset(p.Tenant, p.Asset) {
+			consider(rp)
 		}
-		if !lifecycle.Terminal(x.State) {
-			underway[x.RecoveryPointId] = true
-			if x.PolicyId != "" && x.HostId != "" {
-				running[x.HostId]++
+	}
+	for _, p := range tenantWide {
+		for _, rp := range r.RecoveryPoints(p.Tenant) {
+			k := rp.Tenant + "/" + rp.Asset
+			if _, own := policyOf[k]; !own {
+				policyOf[k] = p
+				consider(rp)
+			} else if policyOf[k] == p {
+				consider(rp)
 			}
-		}
-		if x.PolicyId != "" {
-			k := x.PolicyId + "|" + x.Asset
-			if t := x.CreateTime.AsTime(); t.After(lastRun[k]) {
-				lastRun[k] = t
-			}
-			requested[x.Tenant+"/"+x.RequestId] = true
 		}
 	}
 	keys := make([]string, 0, len(newest))
@@ -77,17 +73,14 @@ func PolicyRuns(r *store.Reader, now time.Time) []*restorev1.Restore {
 		}
 		return keys[i] < keys[j]
 	})
+	running := map[string]int{} // host → active policy runs, counted once
 	var out []*restorev1.Restore
 	for _, k := range keys {
-		rp := newest[k]
-		p := r.VerificationPolicy(k)
-		if p == nil {
-			p = r.VerificationPolicy(rp.Tenant + "/*")
-		}
-		if p == nil || verified[rp.Id] || underway[rp.Id] || requested[rp.Tenant+"/"+PolicyRequestPrefix+rp.Id] {
+		rp, p := newest[k], policyOf[k]
+		if r.Verified(rp.Id) || underway(r, rp.Id) || r.IdempotencyKey(fsm.IdempotencyKindRestore, rp.Tenant, PolicyRequestPrefix+rp.Id) != nil {
 			continue
 		}
-		if last, ok := lastRun[p.Id+"|"+rp.Asset]; ok && now.Sub(last) < time.Duration(p.IntervalSeconds)*time.Second {
+		if last := r.LastPolicyRun(p.Id, rp.Asset); last != nil && now.Sub(last.CreateTime.AsTime()) < time.Duration(p.IntervalSeconds)*time.Second {
 			continue
 		}
 		limit := int(p.MaxPerHost)
@@ -110,6 +103,16 @@ func PolicyRuns(r *store.Reader, now time.Time) []*restorev1.Restore {
 	return out
 }
 
+// underway says whether a VERIFY run of a recovery point has not ended.
+func underway(r *store.Reader, rpID string) bool {
+	for _, x := range r.RestoresOfRecoveryPoint(rpID) {
+		if x.Mode == restorev1.Mode_MODE_VERIFY && !lifecycle.Terminal(x.State) {
+			return true
+		}
+	}
+	return false
+}
+
 // later orders recovery points by creation time, then id.
 func later(a, b *restorev1.RecoveryPoint) bool {
 	at, bt := a.CreateTime.AsTime(), b.CreateTime.AsTime()
@@ -124,6 +127,9 @@ func later(a, b *restorev1.RecoveryPoint) bool {
 func leastBusy(r *store.Reader, rp *restorev1.RecoveryPoint, x *restorev1.Restore, running map[string]int, limit int) string {
 	best := ""
 	for _, id := range rp.HostIds {
+		if _, counted := running[id]; !counted {
+			running[id] = r.ActivePolicyRuns(id)
+		}
 		if running[id] >= limit || lifecycle.Fit(r.Host(id), r.Allocated(id), rp, x) != lifecycle.Fits {
 			continue
 		}
@@ -132,25 +138,4 @@ func leastBusy(r *store.Reader, rp *restorev1.RecoveryPoint, x *restorev1.Restor
 		}
 	}
 	return best
-}
-
-// pruneBatch bounds one prune command.
-const pruneBatch = 500
-
-// ExpiredVerifications lists verifications that ended more than retention
-// ago (at most pruneBatch); retention 0 keeps everything.
-func ExpiredVerifications(r *store.Reader, now time.Time, retention time.Duration) []string {
-	if retention <= 0 {
-		return nil
-	}
-	var ids []string
-	for _, v := range r.Verifications("") {
-		if v.EndTime != nil && now.Sub(v.EndTime.AsTime()) > retention {
-			ids = append(ids, v.Id)
-			if len(ids) == pruneBatch {
-				break
-			}
-		}
-	}
-	return ids
 }

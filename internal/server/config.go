@@ -7,6 +7,8 @@ package server
 import (
 	"log/slog"
 	"time"
+
+	"github.com/restored/restored/internal/scheduler"
 )
 
 // Config is everything a server needs.
@@ -35,9 +37,9 @@ type Config struct {
 	RaftLeaderLease      time.Duration
 	// SnapshotThreshold is the number of raft entries between snapshots.
 	SnapshotThreshold uint64
-	// VerificationRetention: verifications that ended longer ago are removed
-	// (default 90 days; negative keeps them forever).
-	VerificationRetention time.Duration
+	// Retention says how long what has ended is kept before the leader
+	// prunes it (zero fields: scheduler.DefaultRetention; negative: forever).
+	Retention scheduler.Retention
 	// NoVNCDir holds noVNC for the console pages (make web installs it).
 	NoVNCDir string
 	// Logger is the one logger.
@@ -45,8 +47,16 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
-	if c.VerificationRetention == 0 {
-		c.VerificationRetention = 90 * 24 * time.Hour
+	for _, f := range []struct{ v, def *time.Duration }{
+		{&c.Retention.Restores, &scheduler.DefaultRetention.Restores},
+		{&c.Retention.Snapshots, &scheduler.DefaultRetention.Snapshots},
+		{&c.Retention.IdempotencyKeys, &scheduler.DefaultRetention.IdempotencyKeys},
+		{&c.Retention.RevokedTokens, &scheduler.DefaultRetention.RevokedTokens},
+		{&c.Retention.Verifications, &scheduler.DefaultRetention.Verifications},
+	} {
+		if *f.v == 0 {
+			*f.v = *f.def
+		}
 	}
 	if c.NoVNCDir == "" {
 		c.NoVNCDir = "web/node_modules/@novnc/novnc"

@@ -80,7 +80,7 @@ func (s *Server) leaderDuties(ctx context.Context) {
 	}
 	loops := &scheduler.Loops{
 		Store: s.store, Raft: s.node, Tracker: s.tracker, Log: s.log, Now: time.Now,
-		HeartbeatTTL: s.cfg.HeartbeatTTL, Interval: s.cfg.SchedulerInterval, VerificationRetention: s.cfg.VerificationRetention,
+		HeartbeatTTL: s.cfg.HeartbeatTTL, Interval: s.cfg.SchedulerInterval, Retention: s.cfg.Retention,
 	}
 	loops.Run(ctx)
 }

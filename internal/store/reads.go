@@ -11,8 +11,9 @@ import (
 // Reader reads one consistent view of the state. Pass a WatchSet to be told
 // when anything read changes; nil is fine.
 type Reader struct {
-	txn *memdb.Txn
-	ws  memdb.WatchSet
+	txn     *memdb.Txn
+	ws      memdb.WatchSet
+	visited int
 }
 
 // Read returns a Reader over the current state. When ws is not nil, the
@@ -47,6 +48,9 @@ func (r *Reader) first(table, index string, args ...any) any {
 	if r.ws != nil {
 		r.ws.Add(ch)
 	}
+	if obj != nil {
+		r.visited++
+	}
 	return obj
 }
 
@@ -60,6 +64,7 @@ func (r *Reader) all(table, index string, args ...any) []any {
 	}
 	var out []any
 	for obj := it.Next(); obj != nil; obj = it.Next() {
+		r.visited++
 		out = append(out, obj)
 	}
 	return out
@@ -126,6 +131,12 @@ func (r *Reader) RestoresInState(state restorev1.RestoreState) []*restorev1.Rest
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Id < out[j].Id })
 	return out
+}
+
+// AssignedRestores returns the restores a host must act on: run them or
+// tear them down (lifecycle.Desired), never its ended history.
+func (r *Reader) AssignedRestores(hostID string) []*restorev1.Restore {
+	return as[*restorev1.Restore](r.all(TableRestores, indexAssigned, hostID))
 }
 
 // RestoresOnHost returns the restores placed on a host.
@@ -201,6 +212,21 @@ func (r *Reader) IdempotencyKeys() []*raftv1.IdempotencyKey {
 	var out []*raftv1.IdempotencyKey
 	for _, o := range r.all(TableIdempotency, "id") {
 		out = append(out, o.(*raftv1.IdempotencyKey))
+	}
+	return out
+}
+
+// RestoresSince returns the restores changed after revision rev (a raft
+// index), in the order they changed: a watcher reads only what changed.
+func (r *Reader) RestoresSince(rev uint64) []*restorev1.Restore {
+	it, err := r.txn.LowerBound(TableRestores, indexRevision, rev+1)
+	if err != nil {
+		return nil
+	}
+	var out []*restorev1.Restore
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		r.visited++
+		out = append(out, obj.(*restorev1.Restore))
 	}
 	return out
 }

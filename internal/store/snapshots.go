@@ -27,6 +27,12 @@ func (r *Reader) SnapshotsOnHost(hostID string) []*restorev1.Snapshot {
 	return sortSnapshots(r.all(TableSnapshots, "host", hostID))
 }
 
+// AssignedSnapshots returns a host's snapshots not RELEASED or FAILED,
+// newest first.
+func (r *Reader) AssignedSnapshots(hostID string) []*restorev1.Snapshot {
+	return sortSnapshots(r.all(TableSnapshots, indexAssigned, hostID))
+}
+
 // SnapshotsOfGuest returns a guest's snapshots, newest first.
 func (r *Reader) SnapshotsOfGuest(guestID string) []*restorev1.Snapshot {
 	return sortSnapshots(r.all(TableSnapshots, "guest", guestID))

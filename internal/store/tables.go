@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/hashicorp/go-memdb"
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -38,29 +39,16 @@ type table struct {
 // tables is the registry of every table.
 var tables = []table{
 	{name: TableTenants, field: "tenants", indexes: []*memdb.IndexSchema{idIndex()}},
-	{name: TableTokens, field: "tokens", indexes: []*memdb.IndexSchema{
-		{Name: "id", Unique: true, Indexer: &tokenIDIndexer{}},
-	}},
-	{name: TableRestores, field: "restores", indexes: []*memdb.IndexSchema{
-		idIndex(), fieldIndex("tenant", "Tenant"), fieldIndex("host", "HostId"),
-		{Name: "state", Indexer: &memdb.IntFieldIndex{Field: "State"}},
-	}},
+	{name: TableTokens, field: "tokens", indexes: tokenIndexes()},
+	{name: TableRestores, field: "restores", indexes: restoreIndexes()},
 	{name: TableHosts, field: "hosts", indexes: []*memdb.IndexSchema{idIndex()}},
-	{name: TableRecoveryPoints, field: "recovery_points", indexes: []*memdb.IndexSchema{idIndex(), fieldIndex("tenant", "Tenant")}},
+	{name: TableRecoveryPoints, field: "recovery_points", indexes: recoveryPointIndexes()},
 	{name: TableServers, field: "servers", indexes: []*memdb.IndexSchema{idIndex()}},
-	{name: TableIdempotency, field: "idempotency_keys", indexes: []*memdb.IndexSchema{
-		{Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
-			&memdb.StringFieldIndex{Field: "Kind"},
-			&memdb.StringFieldIndex{Field: "Tenant"},
-			&memdb.StringFieldIndex{Field: "RequestId"},
-		}, AllowMissing: true}},
-	}},
-	{name: TableVerifications, field: "verifications", indexes: []*memdb.IndexSchema{idIndex(), fieldIndex("tenant", "Tenant")}},
+	{name: TableIdempotency, field: "idempotency_keys", indexes: idempotencyIndexes()},
+	{name: TableVerifications, field: "verifications", indexes: verificationIndexes()},
 	{name: TableVerificationPolicies, field: "verification_policies", indexes: []*memdb.IndexSchema{idIndex(), fieldIndex("tenant", "Tenant")}},
 	{name: TableGuests, field: "guests", indexes: []*memdb.IndexSchema{idIndex(), fieldIndex("tenant", "Tenant")}},
-	{name: TableSnapshots, field: "snapshots", indexes: []*memdb.IndexSchema{
-		idIndex(), fieldIndex("tenant", "Tenant"), fieldIndex("host", "HostId"), fieldIndex("guest", "GuestId"),
-	}},
+	{name: TableSnapshots, field: "snapshots", indexes: snapshotIndexes()},
 }
 
 func idIndex() *memdb.IndexSchema {
@@ -81,6 +69,7 @@ func Schema() *memdb.DBSchema {
 		}
 		s.Tables[t.name] = ts
 	}
+	s.Tables[tableRestoreCounts] = countsSchema()
 	return s
 }
 
@@ -127,6 +116,16 @@ func Load(snap *raftv1.Snapshot) (*memdb.MemDB, error) {
 			if err := txn.Insert(t.name, list.Get(i).Message().Interface()); err != nil {
 				return nil, fmt.Errorf("restore %s: %w", t.name, err)
 			}
+		}
+	}
+	// The derived counts, from what was loaded.
+	counts := map[restorev1.RestoreState]int{}
+	for _, x := range snap.Restores {
+		counts[x.State]++
+	}
+	for state, n := range counts {
+		if err := txn.Insert(tableRestoreCounts, &stateCount{State: int(state), N: n}); err != nil {
+			return nil, err
 		}
 	}
 	txn.Commit()

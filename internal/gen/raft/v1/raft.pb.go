@@ -63,6 +63,8 @@ const (
 	CommandType_COMMAND_TYPE_CREATE_SNAPSHOT            CommandType = 19
 	CommandType_COMMAND_TYPE_REPORT_SNAPSHOT_STATUS     CommandType = 20
 	CommandType_COMMAND_TYPE_RELEASE_SNAPSHOTS          CommandType = 21
+	// Prune.
+	CommandType_COMMAND_TYPE_PRUNE CommandType = 22
 )
 
 // Enum value maps for CommandType.
@@ -90,6 +92,7 @@ var (
 		19: "COMMAND_TYPE_CREATE_SNAPSHOT",
 		20: "COMMAND_TYPE_REPORT_SNAPSHOT_STATUS",
 		21: "COMMAND_TYPE_RELEASE_SNAPSHOTS",
+		22: "COMMAND_TYPE_PRUNE",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":                0,
@@ -114,6 +117,7 @@ var (
 		"COMMAND_TYPE_CREATE_SNAPSHOT":            19,
 		"COMMAND_TYPE_REPORT_SNAPSHOT_STATUS":     20,
 		"COMMAND_TYPE_RELEASE_SNAPSHOTS":          21,
+		"COMMAND_TYPE_PRUNE":                      22,
 	}
 )
 
@@ -435,7 +439,9 @@ type IdempotencyKey struct {
 	// SHA-256 of the canonical request body.
 	BodySha256 []byte `protobuf:"bytes,4,opt,name=body_sha256,json=bodySha256,proto3" json:"body_sha256,omitempty"`
 	// Id of the created object.
-	ObjectId      string `protobuf:"bytes,5,opt,name=object_id,json=objectId,proto3" json:"object_id,omitempty"`
+	ObjectId string `protobuf:"bytes,5,opt,name=object_id,json=objectId,proto3" json:"object_id,omitempty"`
+	// When the object was created; the key is pruned a retention after it.
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -503,6 +509,13 @@ func (x *IdempotencyKey) GetObjectId() string {
 		return x.ObjectId
 	}
 	return ""
+}
+
+func (x *IdempotencyKey) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
 }
 
 // CreateRestore adds a restore.
@@ -1919,6 +1932,115 @@ func (x *ReleaseSnapshots) GetTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// Prune removes what has ended and is past its retention, as the leader
+// found it. The FSM checks each object again against the cutoffs (which the
+// leader computed from its clock), so an object that changed since is kept.
+type Prune struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Terminal restores with nothing left on a host, ended before
+	// restores_before.
+	RestoreIds     []string               `protobuf:"bytes,1,rep,name=restore_ids,json=restoreIds,proto3" json:"restore_ids,omitempty"`
+	RestoresBefore *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=restores_before,json=restoresBefore,proto3" json:"restores_before,omitempty"`
+	// Released or failed snapshots, released before snapshots_before; a
+	// guest's base snapshot (the next incremental's) is always kept.
+	SnapshotIds     []string               `protobuf:"bytes,3,rep,name=snapshot_ids,json=snapshotIds,proto3" json:"snapshot_ids,omitempty"`
+	SnapshotsBefore *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=snapshots_before,json=snapshotsBefore,proto3" json:"snapshots_before,omitempty"`
+	// Idempotency keys created before keys_before.
+	IdempotencyKeys []*IdempotencyKey      `protobuf:"bytes,5,rep,name=idempotency_keys,json=idempotencyKeys,proto3" json:"idempotency_keys,omitempty"`
+	KeysBefore      *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=keys_before,json=keysBefore,proto3" json:"keys_before,omitempty"`
+	// Revoked tokens, revoked before tokens_before (never the bootstrap token).
+	TokenIds      []string               `protobuf:"bytes,7,rep,name=token_ids,json=tokenIds,proto3" json:"token_ids,omitempty"`
+	TokensBefore  *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=tokens_before,json=tokensBefore,proto3" json:"tokens_before,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Prune) Reset() {
+	*x = Prune{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Prune) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Prune) ProtoMessage() {}
+
+func (x *Prune) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Prune.ProtoReflect.Descriptor instead.
+func (*Prune) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *Prune) GetRestoreIds() []string {
+	if x != nil {
+		return x.RestoreIds
+	}
+	return nil
+}
+
+func (x *Prune) GetRestoresBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RestoresBefore
+	}
+	return nil
+}
+
+func (x *Prune) GetSnapshotIds() []string {
+	if x != nil {
+		return x.SnapshotIds
+	}
+	return nil
+}
+
+func (x *Prune) GetSnapshotsBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SnapshotsBefore
+	}
+	return nil
+}
+
+func (x *Prune) GetIdempotencyKeys() []*IdempotencyKey {
+	if x != nil {
+		return x.IdempotencyKeys
+	}
+	return nil
+}
+
+func (x *Prune) GetKeysBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.KeysBefore
+	}
+	return nil
+}
+
+func (x *Prune) GetTokenIds() []string {
+	if x != nil {
+		return x.TokenIds
+	}
+	return nil
+}
+
+func (x *Prune) GetTokensBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TokensBefore
+	}
+	return nil
+}
+
 var File_restored_raft_v1_raft_proto protoreflect.FileDescriptor
 
 const file_restored_raft_v1_raft_proto_rawDesc = "" +
@@ -1939,7 +2061,7 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\vRevokeToken\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12;\n" +
 	"\vrevoke_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"revokeTime\"\x99\x01\n" +
+	"revokeTime\"\xd6\x01\n" +
 	"\x0eIdempotencyKey\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x1d\n" +
@@ -1947,7 +2069,9 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"request_id\x18\x03 \x01(\tR\trequestId\x12\x1f\n" +
 	"\vbody_sha256\x18\x04 \x01(\fR\n" +
 	"bodySha256\x12\x1b\n" +
-	"\tobject_id\x18\x05 \x01(\tR\bobjectId\"_\n" +
+	"\tobject_id\x18\x05 \x01(\tR\bobjectId\x12;\n" +
+	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\"_\n" +
 	"\rCreateRestore\x12-\n" +
 	"\arestore\x18\x01 \x01(\v2\x13.restore.v1.RestoreR\arestore\x12\x1f\n" +
 	"\vbody_sha256\x18\x02 \x01(\fR\n" +
@@ -2038,7 +2162,18 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\x03ids\x18\x01 \x03(\tR\x03ids\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12)\n" +
 	"\x10backup_completed\x18\x03 \x01(\bR\x0fbackupCompleted\x12.\n" +
-	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time*\x93\x06\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xbf\x03\n" +
+	"\x05Prune\x12\x1f\n" +
+	"\vrestore_ids\x18\x01 \x03(\tR\n" +
+	"restoreIds\x12C\n" +
+	"\x0frestores_before\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0erestoresBefore\x12!\n" +
+	"\fsnapshot_ids\x18\x03 \x03(\tR\vsnapshotIds\x12E\n" +
+	"\x10snapshots_before\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0fsnapshotsBefore\x12K\n" +
+	"\x10idempotency_keys\x18\x05 \x03(\v2 .restored.raft.v1.IdempotencyKeyR\x0fidempotencyKeys\x12;\n" +
+	"\vkeys_before\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"keysBefore\x12\x1b\n" +
+	"\ttoken_ids\x18\a \x03(\tR\btokenIds\x12?\n" +
+	"\rtokens_before\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\ftokensBefore*\xab\x06\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aCOMMAND_TYPE_CREATE_TENANT\x10\x01\x12\x1d\n" +
@@ -2062,7 +2197,8 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	" COMMAND_TYPE_PRUNE_VERIFICATIONS\x10\x12\x12 \n" +
 	"\x1cCOMMAND_TYPE_CREATE_SNAPSHOT\x10\x13\x12'\n" +
 	"#COMMAND_TYPE_REPORT_SNAPSHOT_STATUS\x10\x14\x12\"\n" +
-	"\x1eCOMMAND_TYPE_RELEASE_SNAPSHOTS\x10\x152W\n" +
+	"\x1eCOMMAND_TYPE_RELEASE_SNAPSHOTS\x10\x15\x12\x16\n" +
+	"\x12COMMAND_TYPE_PRUNE\x10\x162W\n" +
 	"\x0eClusterService\x12E\n" +
 	"\x04Join\x12\x1d.restored.raft.v1.JoinRequest\x1a\x1e.restored.raft.v1.JoinResponseB:Z8github.com/restored/restored/internal/gen/raft/v1;raftv1b\x06proto3"
 
@@ -2079,7 +2215,7 @@ func file_restored_raft_v1_raft_proto_rawDescGZIP() []byte {
 }
 
 var file_restored_raft_v1_raft_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(CommandType)(0),                 // 0: restored.raft.v1.CommandType
 	(*Envelope)(nil),                 // 1: restored.raft.v1.Envelope
@@ -2112,69 +2248,76 @@ var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(*CreateSnapshot)(nil),           // 28: restored.raft.v1.CreateSnapshot
 	(*ReportSnapshotStatus)(nil),     // 29: restored.raft.v1.ReportSnapshotStatus
 	(*ReleaseSnapshots)(nil),         // 30: restored.raft.v1.ReleaseSnapshots
-	(*v1.Tenant)(nil),                // 31: restore.v1.Tenant
-	(*v1.Token)(nil),                 // 32: restore.v1.Token
-	(*timestamppb.Timestamp)(nil),    // 33: google.protobuf.Timestamp
-	(*v1.Restore)(nil),               // 34: restore.v1.Restore
-	(*v1.Host)(nil),                  // 35: restore.v1.Host
-	(v1.HostState)(0),                // 36: restore.v1.HostState
-	(*v1.RecoveryPoint)(nil),         // 37: restore.v1.RecoveryPoint
-	(v1.RestoreState)(0),             // 38: restore.v1.RestoreState
-	(*v1.Boot)(nil),                  // 39: restore.v1.Boot
-	(*v1.Verification)(nil),          // 40: restore.v1.Verification
-	(*v1.Server)(nil),                // 41: restore.v1.Server
-	(*v1.VerificationPolicy)(nil),    // 42: restore.v1.VerificationPolicy
-	(*v1.Guest)(nil),                 // 43: restore.v1.Guest
-	(*v1.Snapshot)(nil),              // 44: restore.v1.Snapshot
+	(*Prune)(nil),                    // 31: restored.raft.v1.Prune
+	(*v1.Tenant)(nil),                // 32: restore.v1.Tenant
+	(*v1.Token)(nil),                 // 33: restore.v1.Token
+	(*timestamppb.Timestamp)(nil),    // 34: google.protobuf.Timestamp
+	(*v1.Restore)(nil),               // 35: restore.v1.Restore
+	(*v1.Host)(nil),                  // 36: restore.v1.Host
+	(v1.HostState)(0),                // 37: restore.v1.HostState
+	(*v1.RecoveryPoint)(nil),         // 38: restore.v1.RecoveryPoint
+	(v1.RestoreState)(0),             // 39: restore.v1.RestoreState
+	(*v1.Boot)(nil),                  // 40: restore.v1.Boot
+	(*v1.Verification)(nil),          // 41: restore.v1.Verification
+	(*v1.Server)(nil),                // 42: restore.v1.Server
+	(*v1.VerificationPolicy)(nil),    // 43: restore.v1.VerificationPolicy
+	(*v1.Guest)(nil),                 // 44: restore.v1.Guest
+	(*v1.Snapshot)(nil),              // 45: restore.v1.Snapshot
 }
 var file_restored_raft_v1_raft_proto_depIdxs = []int32{
 	0,  // 0: restored.raft.v1.Envelope.type:type_name -> restored.raft.v1.CommandType
-	31, // 1: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
-	32, // 2: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
+	32, // 1: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
+	33, // 2: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
 	3,  // 3: restored.raft.v1.CreateToken.token:type_name -> restored.raft.v1.StoredToken
-	33, // 4: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
-	34, // 5: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
-	33, // 6: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
-	35, // 7: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
-	33, // 8: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
-	36, // 9: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
-	33, // 10: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
-	37, // 11: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
-	38, // 12: restored.raft.v1.RestoreReport.state:type_name -> restore.v1.RestoreState
-	39, // 13: restored.raft.v1.RestoreReport.boot:type_name -> restore.v1.Boot
-	40, // 14: restored.raft.v1.RestoreReport.verification:type_name -> restore.v1.Verification
-	13, // 15: restored.raft.v1.ReportRestoreStatus.report:type_name -> restored.raft.v1.RestoreReport
-	33, // 16: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
-	15, // 17: restored.raft.v1.PlaceRestores.placements:type_name -> restored.raft.v1.Placement
-	16, // 18: restored.raft.v1.PlaceRestores.pending:type_name -> restored.raft.v1.PendingReason
-	33, // 19: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
-	33, // 20: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
-	41, // 21: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
-	31, // 22: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
-	3,  // 23: restored.raft.v1.Snapshot.tokens:type_name -> restored.raft.v1.StoredToken
-	34, // 24: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
-	35, // 25: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
-	37, // 26: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
-	41, // 27: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
-	6,  // 28: restored.raft.v1.Snapshot.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
-	40, // 29: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
-	42, // 30: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
-	43, // 31: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
-	44, // 32: restored.raft.v1.Snapshot.snapshots:type_name -> restore.v1.Snapshot
-	41, // 33: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
-	42, // 34: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
-	43, // 35: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
-	44, // 36: restored.raft.v1.CreateSnapshot.snapshot:type_name -> restore.v1.Snapshot
-	44, // 37: restored.raft.v1.ReportSnapshotStatus.snapshot:type_name -> restore.v1.Snapshot
-	33, // 38: restored.raft.v1.ReportSnapshotStatus.time:type_name -> google.protobuf.Timestamp
-	33, // 39: restored.raft.v1.ReleaseSnapshots.time:type_name -> google.protobuf.Timestamp
-	21, // 40: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
-	22, // 41: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
-	41, // [41:42] is the sub-list for method output_type
-	40, // [40:41] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	34, // 4: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
+	34, // 5: restored.raft.v1.IdempotencyKey.create_time:type_name -> google.protobuf.Timestamp
+	35, // 6: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
+	34, // 7: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
+	36, // 8: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
+	34, // 9: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
+	37, // 10: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
+	34, // 11: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
+	38, // 12: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
+	39, // 13: restored.raft.v1.RestoreReport.state:type_name -> restore.v1.RestoreState
+	40, // 14: restored.raft.v1.RestoreReport.boot:type_name -> restore.v1.Boot
+	41, // 15: restored.raft.v1.RestoreReport.verification:type_name -> restore.v1.Verification
+	13, // 16: restored.raft.v1.ReportRestoreStatus.report:type_name -> restored.raft.v1.RestoreReport
+	34, // 17: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
+	15, // 18: restored.raft.v1.PlaceRestores.placements:type_name -> restored.raft.v1.Placement
+	16, // 19: restored.raft.v1.PlaceRestores.pending:type_name -> restored.raft.v1.PendingReason
+	34, // 20: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
+	34, // 21: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
+	42, // 22: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
+	32, // 23: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
+	3,  // 24: restored.raft.v1.Snapshot.tokens:type_name -> restored.raft.v1.StoredToken
+	35, // 25: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
+	36, // 26: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
+	38, // 27: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
+	42, // 28: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
+	6,  // 29: restored.raft.v1.Snapshot.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
+	41, // 30: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
+	43, // 31: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
+	44, // 32: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
+	45, // 33: restored.raft.v1.Snapshot.snapshots:type_name -> restore.v1.Snapshot
+	42, // 34: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
+	43, // 35: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
+	44, // 36: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
+	45, // 37: restored.raft.v1.CreateSnapshot.snapshot:type_name -> restore.v1.Snapshot
+	45, // 38: restored.raft.v1.ReportSnapshotStatus.snapshot:type_name -> restore.v1.Snapshot
+	34, // 39: restored.raft.v1.ReportSnapshotStatus.time:type_name -> google.protobuf.Timestamp
+	34, // 40: restored.raft.v1.ReleaseSnapshots.time:type_name -> google.protobuf.Timestamp
+	34, // 41: restored.raft.v1.Prune.restores_before:type_name -> google.protobuf.Timestamp
+	34, // 42: restored.raft.v1.Prune.snapshots_before:type_name -> google.protobuf.Timestamp
+	6,  // 43: restored.raft.v1.Prune.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
+	34, // 44: restored.raft.v1.Prune.keys_before:type_name -> google.protobuf.Timestamp
+	34, // 45: restored.raft.v1.Prune.tokens_before:type_name -> google.protobuf.Timestamp
+	21, // 46: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
+	22, // 47: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
+	47, // [47:48] is the sub-list for method output_type
+	46, // [46:47] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_restored_raft_v1_raft_proto_init() }
@@ -2188,7 +2331,7 @@ func file_restored_raft_v1_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restored_raft_v1_raft_proto_rawDesc), len(file_restored_raft_v1_raft_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   30,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,196 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/lifecycle"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Index names beyond "id" and the plain field indexes.
+const (
+	// indexExpiry: restores a lease can still end, by expire_time.
+	indexExpiry = "expiry"
+	// indexEnded: restores that ended and hold nothing on a host, by
+	// update_time; snapshots released or failed, by release_time;
+	// verifications by end_time.
+	indexEnded = "ended"
+	// indexLease: snapshots a lease can still release, by lease_expire_time.
+	indexLease = "lease"
+	// indexCreated: idempotency keys by create_time.
+	indexCreated = "created"
+	// indexRevoked: revoked tokens (never the bootstrap token) by revoke_time.
+	indexRevoked = "revoked"
+	// indexRevision: restores by revision, for watchers.
+	indexRevision = "revision"
+	// indexPolicyRuns: VERIFY restores a policy started, by policy, asset
+	// and id (time-ordered).
+	indexPolicyRuns = "policy_runs"
+	// indexActivePolicyRuns: those of them not ended, by host.
+	indexActivePolicyRuns = "active_policy_runs"
+	// indexAsset: recovery points by tenant and asset.
+	indexAsset = "asset"
+	// indexRecoveryPoint: restores and verifications by recovery point.
+	indexRecoveryPoint = "recovery_point"
+	// indexAssigned: restores their host must act on (run or tear down),
+	// by host.
+	indexAssigned = "assigned"
+)
+
+// timeIndex indexes objects by a time at, leaving out those for which it
+// says false; its keys sort by time.
+type timeIndex struct {
+	at func(obj any) (time.Time, bool)
+}
+
+func timeKey(t time.Time) []byte {
+	var b [8]byte
+	n := t.UnixNano()
+	if t.Before(time.Unix(0, 0)) {
+		n = 0
+	}
+	binary.BigEndian.PutUint64(b[:], uint64(n))
+	return b[:]
+}
+
+func (ix timeIndex) FromObject(obj any) (bool, []byte, error) {
+	t, ok := ix.at(obj)
+	if !ok {
+		return false, nil, nil
+	}
+	return true, timeKey(t), nil
+}
+
+func (ix timeIndex) FromArgs(args ...any) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("time index: want one argument")
+	}
+	t, ok := args[0].(time.Time)
+	if !ok {
+		return nil, fmt.Errorf("time index: argument must be a time.Time, not %T", args[0])
+	}
+	return timeKey(t), nil
+}
+
+func stamp(t *timestamppb.Timestamp) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.AsTime()
+}
+
+// conditional indexes only the objects keep accepts, by field.
+type conditional struct {
+	keep  func(obj any) bool
+	inner memdb.Indexer
+}
+
+func (c conditional) FromObject(obj any) (bool, []byte, error) {
+	if !c.keep(obj) {
+		return false, nil, nil
+	}
+	return c.inner.(memdb.SingleIndexer).FromObject(obj)
+}
+
+func (c conditional) FromArgs(args ...any) ([]byte, error) { return c.inner.FromArgs(args...) }
+
+func restoreIndexes() []*memdb.IndexSchema {
+	return []*memdb.IndexSchema{
+		idIndex(), fieldIndex("tenant", "Tenant"), fieldIndex("host", "HostId"),
+		{Name: "state", Indexer: &memdb.IntFieldIndex{Field: "State"}},
+		{Name: indexRevision, Indexer: &memdb.UintFieldIndex{Field: "Revision"}},
+		fieldIndex(indexRecoveryPoint, "RecoveryPointId"),
+		{Name: indexExpiry, AllowMissing: true, Indexer: timeIndex{at: func(o any) (time.Time, bool) {
+			x := o.(*restorev1.Restore)
+			return stamp(x.ExpireTime), x.ExpireTime != nil && !lifecycle.Terminal(x.State)
+		}}},
+		{Name: indexEnded, AllowMissing: true, Indexer: timeIndex{at: func(o any) (time.Time, bool) {
+			x := o.(*restorev1.Restore)
+			return stamp(x.UpdateTime), lifecycle.Terminal(x.State) && !lifecycle.NeedsTeardown(x)
+		}}},
+		{Name: indexPolicyRuns, AllowMissing: true, Indexer: conditional{
+			keep: func(o any) bool { return o.(*restorev1.Restore).PolicyId != "" },
+			inner: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
+				&memdb.StringFieldIndex{Field: "PolicyId"}, &memdb.StringFieldIndex{Field: "Asset"}, &memdb.StringFieldIndex{Field: "Id"},
+			}},
+		}},
+		{Name: indexAssigned, AllowMissing: true, Indexer: conditional{
+			keep:  func(o any) bool { _, ok := lifecycle.Desired(o.(*restorev1.Restore)); return ok },
+			inner: &memdb.StringFieldIndex{Field: "HostId"},
+		}},
+		{Name: indexActivePolicyRuns, AllowMissing: true, Indexer: conditional{
+			keep: func(o any) bool {
+				x := o.(*restorev1.Restore)
+				return x.PolicyId != "" && x.HostId != "" && !lifecycle.Terminal(x.State)
+			},
+			inner: &memdb.StringFieldIndex{Field: "HostId"},
+		}},
+	}
+}
+
+func snapshotIndexes() []*memdb.IndexSchema {
+	return []*memdb.IndexSchema{
+		idIndex(), fieldIndex("tenant", "Tenant"), fieldIndex("host", "HostId"), fieldIndex("guest", "GuestId"),
+		{Name: indexAssigned, AllowMissing: true, Indexer: conditional{
+			keep:  func(o any) bool { return !lifecycle.SnapshotDone(o.(*restorev1.Snapshot)) },
+			inner: &memdb.StringFieldIndex{Field: "HostId"},
+		}},
+		{Name: indexLease, AllowMissing: true, Indexer: timeIndex{at: func(o any) (time.Time, bool) {
+			s := o.(*restorev1.Snapshot)
+			return stamp(s.LeaseExpireTime), s.LeaseExpireTime != nil && lifecycle.MayRelease(s)
+		}}},
+		{Name: indexEnded, AllowMissing: true, Indexer: timeIndex{at: func(o any) (time.Time, bool) {
+			s := o.(*restorev1.Snapshot)
+			return stamp(s.ReleaseTime), lifecycle.SnapshotDone(s)
+		}}},
+	}
+}
+
+func verificationIndexes() []*memdb.IndexSchema {
+	return []*memdb.IndexSchema{
+		idIndex(), fieldIndex("tenant", "Tenant"), fieldIndex(indexRecoveryPoint, "RecoveryPointId"),
+		{Name: indexEnded, AllowMissing: true, Indexer: timeIndex{at: func(o any) (time.Time, bool) {
+			v := o.(*restorev1.Verification)
+			return stamp(v.EndTime), v.EndTime != nil
+		}}},
+	}
+}
+
+func recoveryPointIndexes() []*memdb.IndexSchema {
+	return []*memdb.IndexSchema{
+		idIndex(), fieldIndex("tenant", "Tenant"),
+		{Name: indexAsset, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
+			&memdb.StringFieldIndex{Field: "Tenant"}, &memdb.StringFieldIndex{Field: "Asset"},
+		}}},
+	}
+}
+
+func tokenIndexes() []*memdb.IndexSchema {
+	return []*memdb.IndexSchema{
+		{Name: "id", Unique: true, Indexer: &tokenIDIndexer{}},
+		{Name: indexRevoked, AllowMissing: true, Indexer: timeIndex{at: func(o any) (time.Time, bool) {
+			t := o.(*raftv1.StoredToken)
+			return stamp(t.GetToken().GetRevokeTime()), t.GetToken().GetRevokeTime() != nil && !t.Bootstrap
+		}}},
+	}
+}
+
+func idempotencyIndexes() []*memdb.IndexSchema {
+	return []*memdb.IndexSchema{
+		{Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
+			&memdb.StringFieldIndex{Field: "Kind"},
+			&memdb.StringFieldIndex{Field: "Tenant"},
+			&memdb.StringFieldIndex{Field: "RequestId"},
+		}, AllowMissing: true}},
+		// Keys written before they had a time sort first: they are pruned
+		// at the first pass.
+		{Name: indexCreated, Indexer: timeIndex{at: func(o any) (time.Time, bool) {
+			return stamp(o.(*raftv1.IdempotencyKey).CreateTime), true
+		}}},
+	}
+}
