@@ -20,7 +20,7 @@ TOOLS := .tools/bin
 
 GENERATED := api/gen internal/gen api/openapi
 
-.PHONY: all deps libvirt test-image build web tools generate check-generated check-proto-compat proto-baseline lint test demo bench-raft bench-restore bench-verify bench-snapshot clean
+.PHONY: all deps libvirt test-image build web openapi-client tools generate check-generated check-proto-compat proto-baseline lint test demo bench-raft bench-restore bench-verify bench-snapshot clean
 
 all: build
 
@@ -44,6 +44,14 @@ $(NOVNC): web/package.json web/package-lock.json
 	cd web && npm ci --no-audit --no-fund
 	@touch $@
 
+# The partner portal's client tool chain for e2e/openapi_client_test.go
+# (openapi-typescript, openapi-fetch, tsc), from npm; never committed.
+OPENAPI_CLIENT := e2e/openapi-client/node_modules/.bin/openapi-typescript
+openapi-client: $(OPENAPI_CLIENT)
+$(OPENAPI_CLIENT): e2e/openapi-client/package.json e2e/openapi-client/package-lock.json
+	cd e2e/openapi-client && npm ci --no-audit --no-fund
+	@touch $@
+
 build: web
 	@mkdir -p bin
 	go build -o bin/ ./cmd/restored ./cmd/hypervisor-agent ./cmd/restorectl
@@ -65,11 +73,13 @@ $(TOOLS)/vcsim:
 
 tools: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc $(TOOLS)/protoc-gen-grpc-gateway $(TOOLS)/protoc-gen-openapiv2 $(TOOLS)/staticcheck $(TOOLS)/vcsim
 
-# Regenerate Go, grpc-gateway and OpenAPI from api/proto and internal/proto.
+# Regenerate Go, grpc-gateway and OpenAPI (v2, and v3 from it) from
+# api/proto and internal/proto.
 generate: tools
 	buf lint
 	rm -rf $(GENERATED)
 	buf generate
+	go run ./api/openapi3gen api/openapi/restore.swagger.json api/openapi/restore.openapi3.json
 
 # Fails when a proto change breaks compatibility with the recorded images in
 # proto-baseline/ (public API: FILE rules; raft log and snapshots: WIRE), or
@@ -97,7 +107,7 @@ lint: tools
 	staticcheck ./...
 
 # The whole test suite: generated code, lint, unit, API, cluster and e2e tests.
-test: deps check-generated lint build
+test: deps check-generated lint build openapi-client
 	./scripts/start-libvirt.sh
 	go test -count=1 -timeout 30m ./...
 

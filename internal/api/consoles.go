@@ -11,6 +11,7 @@ import (
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/lifecycle"
+	"github.com/restored/restored/internal/mdkeys"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -19,11 +20,6 @@ import (
 
 // ConsoleTTL is how long a console URL can be opened.
 const ConsoleTTL = 60 * time.Second
-
-// HTTPHostKey carries the HTTP Host a REST call came to (set by the
-// gateway as gateway.HTTPHostKey), so a console URL points back at the same
-// address.
-const HTTPHostKey = "x-restored-http-host"
 
 // ConsoleGrant is what a console token opens.
 type ConsoleGrant struct {
@@ -97,8 +93,8 @@ func (s *RestoreService) CreateConsole(ctx context.Context, req *restorev1.Creat
 		return nil, status.Errorf(codes.Internal, "console token: %v", err)
 	}
 	host := s.HTTPAddr
-	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(HTTPHostKey)) > 0 {
-		host = md.Get(HTTPHostKey)[0]
+	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(mdkeys.HTTPHost)) > 0 {
+		host = md.Get(mdkeys.HTTPHost)[0]
 	}
 	s.Log.Info("console link made", "restore", x.Id, "expires", expire.Format(time.RFC3339)) // never the token
 	return &restorev1.CreateConsoleResponse{Url: "http://" + host + "/console/" + tok, ExpireTime: timestamppb.New(expire)}, nil

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/restored/restored/internal/mdkeys"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -14,14 +15,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
-)
-
-// Metadata keys.
-const (
-	// ConsistencyKey asks for a linearizable read ("linearizable"); HTTP
-	// clients send the X-Restored-Consistency header.
-	ConsistencyKey = "x-restored-consistency"
-	forwardedKey   = "x-restored-forwarded"
 )
 
 // Forwarder sends calls that must run on the leader to the leader.
@@ -48,7 +41,7 @@ func (f *Forwarder) Close() {
 
 func wantsLinearizable(ctx context.Context) bool {
 	md, _ := metadata.FromIncomingContext(ctx)
-	for _, v := range md.Get(ConsistencyKey) {
+	for _, v := range md.Get(mdkeys.Consistency) {
 		if strings.EqualFold(v, "linearizable") || strings.EqualFold(v, "leader") {
 			return true
 		}
@@ -58,7 +51,7 @@ func wantsLinearizable(ctx context.Context) bool {
 
 func wasForwarded(ctx context.Context) bool {
 	md, _ := metadata.FromIncomingContext(ctx)
-	return len(md.Get(forwardedKey)) > 0
+	return len(md.Get(mdkeys.Forwarded)) > 0
 }
 
 func (f *Forwarder) leaderConn() (*grpc.ClientConn, error) {
@@ -97,7 +90,7 @@ func (f *Forwarder) conn(addr string) (*grpc.ClientConn, error) {
 func forwardedContext(ctx context.Context, serverID string) context.Context {
 	md, _ := metadata.FromIncomingContext(ctx)
 	md = md.Copy()
-	md.Set(forwardedKey, serverID)
+	md.Set(mdkeys.Forwarded, serverID)
 	for _, k := range []string{":authority", "content-type", "user-agent"} {
 		delete(md, k)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/restored/restored/internal/fsm"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/lifecycle"
+	"github.com/restored/restored/internal/mdkeys"
 	"github.com/restored/restored/internal/scheduler"
 	"github.com/restored/restored/internal/store"
 	"github.com/restored/restored/internal/validate"
@@ -229,9 +230,10 @@ func (s *RestoreService) WatchRestores(req *restorev1.WatchRestoresRequest, stre
 	if err != nil {
 		return err
 	}
-	// Send headers now: REST clients get their 200 and the stream opens
-	// even when nothing matches yet.
-	if err := stream.SendHeader(metadata.MD{}); err != nil {
+	// Send headers now, marked: REST clients get their 200 and the stream
+	// opens even when nothing matches yet (a stream refused before this
+	// answers its error's status instead).
+	if err := stream.SendHeader(metadata.Pairs(mdkeys.StreamOpen, "1")); err != nil {
 		return err
 	}
 	var seen uint64 // the newest revision sent: only what changed after it is read

@@ -17,7 +17,7 @@ import (
 // printJSON writes a message as indented JSON with proto field names, with
 // stable spacing (protojson varies its whitespace on purpose).
 func (g *globals) printJSON(m proto.Message) error {
-	b, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(m)
+	b, err := protojson.MarshalOptions{UseProtoNames: true, EmitDefaultValues: true}.Marshal(m)
 	if err != nil {
 		return err
 	}

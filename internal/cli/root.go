@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/restored/restored/internal/mdkeys"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -102,7 +103,7 @@ func (g *globals) dialFor(cmd *cobra.Command, d time.Duration) (*grpc.ClientConn
 	}
 	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+g.token)
 	if g.linearizable {
-		ctx = metadata.AppendToOutgoingContext(ctx, "x-restored-consistency", "linearizable")
+		ctx = metadata.AppendToOutgoingContext(ctx, mdkeys.Consistency, "linearizable")
 	}
 	return conn, ctx, func() { cancel(); conn.Close() }, nil
 }

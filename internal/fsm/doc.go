@@ -1,11 +1,18 @@
 // Package fsm applies raft log entries to the state store. Each entry is a
 // raftv1.Envelope (command type + protobuf payload); Apply looks the type up
-// in a dispatch table and runs that command's apply function inside one
-// memdb write transaction. Apply functions are deterministic: every id,
-// timestamp and decision that needs the clock or randomness is made before
-// raft.Apply and carried in the payload. One file per resource.
+// in the command table (fsm.go) and runs that command's apply function
+// inside one memdb write transaction. Apply functions are deterministic:
+// every id, timestamp and decision that needs the clock or randomness is
+// made before raft.Apply and carried in the payload. One file per resource;
+// every state change of a restore or snapshot is decided by
+// internal/lifecycle's tables.
 //
 // Apply returns a *Result: the object the command produced, or a gRPC status
 // error (NotFound, AlreadyExists, FailedPrecondition) that the API returns
 // as is. A failed command changes nothing.
+//
+// Forward compatibility: an entry of a command type this version does not
+// know is skipped only when its envelope says skippable; otherwise the FSM
+// halts (applies nothing more and refuses snapshots, readiness says why)
+// rather than let this replica diverge, until the server is upgraded.
 package fsm

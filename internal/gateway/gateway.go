@@ -9,6 +9,7 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/mdkeys"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -27,15 +28,11 @@ type Options struct {
 	Ready func() (bool, string)
 	// Metrics serves /metrics.
 	Metrics http.Handler
-	// OpenAPI is served at /openapi.json.
-	OpenAPI []byte
+	// OpenAPI is served at /openapi.json, OpenAPI3 at /openapi3.json.
+	OpenAPI, OpenAPI3 []byte
 	// Routes adds more routes (the console pages) to the top-level mux.
 	Routes func(*http.ServeMux)
 }
-
-// HTTPHostKey is the metadata key carrying the HTTP Host a REST call came
-// to (console URLs point back at it).
-const HTTPHostKey = "x-restored-http-host"
 
 // Handler is the HTTP side of restored.
 type Handler struct {
@@ -57,11 +54,11 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 		runtime.SetQueryParameterParser(&queryParser{}),
 		runtime.WithForwardResponseOption(openStream),
 		runtime.WithMetadata(func(_ context.Context, r *http.Request) metadata.MD {
-			return metadata.Pairs(HTTPHostKey, r.Host)
+			return metadata.Pairs(mdkeys.HTTPHost, r.Host)
 		}),
 		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
-			if strings.EqualFold(key, "X-Restored-Consistency") {
-				return "x-restored-consistency", true
+			if strings.EqualFold(key, mdkeys.Consistency) {
+				return mdkeys.Consistency, true
 			}
 			return runtime.DefaultHeaderMatcher(key)
 		}),
@@ -94,10 +91,12 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	top.Handle("GET /metrics", o.Metrics)
-	top.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(o.OpenAPI)
-	})
+	for path, doc := range map[string][]byte{"GET /openapi.json": o.OpenAPI, "GET /openapi3.json": o.OpenAPI3} {
+		top.HandleFunc(path, func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(doc)
+		})
+	}
 	imageRoutes(top, conn)
 	if o.Routes != nil {
 		o.Routes(top)
@@ -106,10 +105,17 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 	return &Handler{Handler: top, conn: conn}, nil
 }
 
-// openStream runs with a nil message when a server stream starts: it sends
-// the 200 and flushes, so a watcher is connected before the first event.
-func openStream(_ context.Context, w http.ResponseWriter, m proto.Message) error {
+// openStream runs with a nil message when a server stream starts: when the
+// server opened it (its headers carry mdkeys.StreamOpen) it sends the 200
+// and flushes, so a watcher is connected before the first event. A stream
+// the server refused (a bad token) gets no 200 here: the gateway answers
+// with the error's status (401) and body.
+func openStream(ctx context.Context, w http.ResponseWriter, m proto.Message) error {
 	if m != nil {
+		return nil
+	}
+	md, ok := runtime.ServerMetadataFromContext(ctx)
+	if !ok || len(md.HeaderMD.Get(mdkeys.StreamOpen)) == 0 {
 		return nil
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -13,13 +13,15 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// jsonMarshaler answers with proto field names and reads bodies that may use
-// unprefixed enum values.
+// jsonMarshaler answers with proto field names, every scalar, enum and list
+// even when empty, and leaves unset messages out (never null), as the
+// OpenAPI document declares them; it reads bodies that may use unprefixed
+// enum values.
 type jsonMarshaler struct{ runtime.JSONPb }
 
 func newJSONMarshaler() *jsonMarshaler {
 	return &jsonMarshaler{runtime.JSONPb{
-		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
+		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitDefaultValues: true},
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 	}}
 }

@@ -1,5 +1,5 @@
 // Package raftnode runs hashicorp/raft for restored: the on-disk log
-// (raft-boltdb/v2), file snapshots, the TCP transport, bootstrap of a lone
+// (raft-wal, with its bolt metadata store closed here), file snapshots, the TCP transport, bootstrap of a lone
 // server, and Apply with the FSM's typed results. It knows nothing about the
 // API; callers validate and authorize before Apply.
 package raftnode

@@ -133,7 +133,7 @@ func Start(cfg Config) (s *Server, err error) {
 		grpcLis: grpcLis, httpLis: httpLis, tracker: tracker, cancel: cancel,
 	}
 	gw, err := gateway.New(ctx, gateway.Options{
-		GRPCAddr: grpcLis.Addr().String(), Ready: s.ready, Metrics: m.Handler(), OpenAPI: restoreapi.OpenAPI,
+		GRPCAddr: grpcLis.Addr().String(), Ready: s.ready, Metrics: m.Handler(), OpenAPI: restoreapi.OpenAPI, OpenAPI3: restoreapi.OpenAPI3,
 		Routes: (&consoleweb.Handler{Consoles: deps.Consoles, Tunnels: deps.Tunnels, NoVNCDir: cfg.NoVNCDir, Log: log}).Register,
 	})
 	if err != nil {

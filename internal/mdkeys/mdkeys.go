@@ -1,0 +1,17 @@
+// Package mdkeys owns the gRPC metadata keys that the REST gateway, the API
+// and the servers' forwarding share: one place for each wire name.
+package mdkeys
+
+const (
+	// Consistency asks for a linearizable read ("linearizable"); HTTP
+	// clients send the X-Restored-Consistency header.
+	Consistency = "x-restored-consistency"
+	// Forwarded marks a call one server forwarded to another.
+	Forwarded = "x-restored-forwarded"
+	// HTTPHost carries the HTTP Host a REST call came to (console URLs
+	// point back at it).
+	HTTPHost = "x-restored-http-host"
+	// StreamOpen is the header a server stream sends once it is authorised
+	// and open: the gateway answers 200 only then.
+	StreamOpen = "x-restored-stream-open"
+)
