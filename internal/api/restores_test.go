@@ -1,0 +1,76 @@
+package api
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/lifecycle"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+func TestCreateRequestsAreValidatedWithActionableMessages(t *testing.T) {
+	ok := func() *restorev1.CreateRestoreRequest {
+		return &restorev1.CreateRestoreRequest{RecoveryPointId: "rp-1", Mode: restorev1.Mode_MODE_VIRTUALIZE, RequestId: "r-1"}
+	}
+	tests := []struct {
+		name string
+		edit func(*restorev1.CreateRestoreRequest)
+		want string // "" accepts
+	}{
+		{"defaults", func(*restorev1.CreateRestoreRequest) {}, ""},
+		{"no request id", func(r *restorev1.CreateRestoreRequest) { r.RequestId = "" }, "request_id is required"},
+		{"no recovery point", func(r *restorev1.CreateRestoreRequest) { r.RecoveryPointId = "" }, "recovery_point_id is required"},
+		{"no mode", func(r *restorev1.CreateRestoreRequest) { r.Mode = 0 }, "mode is required"},
+		{"unknown mode", func(r *restorev1.CreateRestoreRequest) { r.Mode = 99 }, "unknown value 99"},
+		{"too many vCPUs", func(r *restorev1.CreateRestoreRequest) { r.Vcpus = 65 }, "vcpus must be between 1 and 64"},
+		{"too little memory", func(r *restorev1.CreateRestoreRequest) { r.MemoryMib = 64 }, "memory_mib must be between 96"},
+		{"negative lease", func(r *restorev1.CreateRestoreRequest) { r.TtlSeconds = -1 }, "ttl_seconds must be positive"},
+		{"bridged without a bridge", func(r *restorev1.CreateRestoreRequest) {
+			r.Network = &restorev1.Network{Kind: restorev1.NetworkKind_NETWORK_KIND_BRIDGED}
+		}, "network.bridge must name"},
+		{"a bridge without bridging", func(r *restorev1.CreateRestoreRequest) { r.Network = &restorev1.Network{Bridge: "br0"} }, "only allowed with network.kind BRIDGED"},
+		{"verify options on a VIRTUALIZE", func(r *restorev1.CreateRestoreRequest) { r.Verify = &restorev1.VerifyOptions{} }, "only allowed with mode VERIFY"},
+		{"a control character", func(r *restorev1.CreateRestoreRequest) { r.RequestId = "a\x00b" }, "control or invalid character"},
+		{"a name too long", func(r *restorev1.CreateRestoreRequest) { r.RecoveryPointId = strings.Repeat("x", 254) }, "at most 253"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := ok()
+			tt.edit(in)
+			out, err := normalizeCreate(in)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if out.Vcpus != lifecycle.DefaultVCPUs || out.MemoryMib != lifecycle.DefaultMemoryMiB ||
+					time.Duration(out.TtlSeconds)*time.Second != lifecycle.DefaultTTLVirtualize ||
+					out.Firmware != restorev1.Firmware_FIRMWARE_AUTO || out.Network.GetKind() != restorev1.NetworkKind_NETWORK_KIND_NONE {
+					t.Fatalf("defaults not filled: %v", out)
+				}
+				if in.Vcpus != 0 {
+					t.Fatal("the caller's request was changed")
+				}
+				return
+			}
+			if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want InvalidArgument containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestTheSameBodyHashesTheSameWhateverTheDefaultsSpelledOut(t *testing.T) {
+	a, _ := normalizeCreate(&restorev1.CreateRestoreRequest{RecoveryPointId: "rp-1", Mode: restorev1.Mode_MODE_VERIFY, RequestId: "r"})
+	b, _ := normalizeCreate(&restorev1.CreateRestoreRequest{RecoveryPointId: "rp-1", Mode: restorev1.Mode_MODE_VERIFY, RequestId: "r",
+		Vcpus: lifecycle.DefaultVCPUs, MemoryMib: lifecycle.DefaultMemoryMiB, TtlSeconds: int64(lifecycle.DefaultTTLVerify / time.Second)})
+	c, _ := normalizeCreate(&restorev1.CreateRestoreRequest{RecoveryPointId: "rp-1", Mode: restorev1.Mode_MODE_VERIFY, RequestId: "r", Vcpus: 2})
+	if string(bodyHash(a)) != string(bodyHash(b)) {
+		t.Fatal("a request with its defaults spelled out is another body")
+	}
+	if string(bodyHash(a)) == string(bodyHash(c)) {
+		t.Fatal("a request asking for 2 vCPUs is the same body as one asking for the default")
+	}
+}
