@@ -15,4 +15,7 @@
 // know is skipped only when its envelope says skippable; otherwise the FSM
 // halts (applies nothing more and refuses snapshots, readiness says why)
 // rather than let this replica diverge, until the server is upgraded.
+//
+// What it must not do: read a clock, draw randomness or do I/O; make a
+// decision the lifecycle tables or the capacity rule already make.
 package fsm

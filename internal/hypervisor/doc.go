@@ -21,4 +21,7 @@
 // UUIDs): a driver derives its VM and checkpoint names from them and finds
 // its own objects again after a restart (Owned, EndStale), so the agent's
 // truth is the hypervisor itself.
+//
+// What it must not do: hold logic. Decisions are the agent's (what to do)
+// and the drivers' (how); this package is the contract between them.
 package hypervisor

@@ -3,5 +3,6 @@
 // hypervisor. Each is a Go type with its names (the manifest's, the
 // flags', libvirt's) and its conversions to and from the public API's enum,
 // in one file each; inside the code only these types travel, strings and
-// API enums only at the edges.
+// API enums only at the edges. It must not grow behaviour beyond names and
+// conversions.
 package kinds

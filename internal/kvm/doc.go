@@ -7,4 +7,7 @@
 // tests can fake it. Every call runs under a context deadline (go-libvirt
 // takes none): a call that overruns its deadline drops the connection, which
 // is re-dialled on the next call.
+//
+// What it must not do: decide a restore's lifecycle (it does what the agent
+// asks), or write a recovery point (only overlays on it).
 package kvm

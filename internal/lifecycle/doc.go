@@ -39,4 +39,7 @@
 //
 // A late report never moves a snapshot back (PREPARING after READY is
 // taken and ignored); RELEASED and FAILED are terminal.
+//
+// What it must not do: read the store, the clock or anything but the
+// objects it is given; its answers are pure, so the FSM can use them.
 package lifecycle

@@ -7,4 +7,7 @@
 // retention (prune.go). Every decision is computed here, with the clock,
 // and written as one raft command; the FSM checks it again and records it.
 // Each pass reads through the store's indexes only what is due.
+//
+// What it must not do: write the store (only raft entries), or decide a
+// state change the lifecycle tables do not allow.
 package scheduler
