@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,7 +80,7 @@ func TestBootstrapTokenIsWrittenPrivatelyAndNeverLogged(t *testing.T) {
 	// An idle restarted server becomes ready even though the newest entries
 	// are raft's own (no-op, configuration), not commands.
 	eventually(t, 10*time.Second, "readiness after restart", func() bool {
-		resp, err := http.Get("http://" + s.HTTPAddr() + "/readyz")
+		resp, err := httpsClient(t, s.CACert()).Get("https://" + s.HTTPAddr() + "/readyz")
 		if err != nil {
 			return false
 		}

@@ -33,14 +33,17 @@ func TestConsoleInTheBrowserShowsTheScreenAndTakesTheKeyboard(t *testing.T) {
 	}
 	code, resp := s.rest("POST", "/v1/restores/"+id+"/console", s.acme, map[string]any{})
 	url, _ := resp["url"].(string)
-	if code != 200 || !strings.HasPrefix(url, "http://"+s.srv.HTTP+"/console/") {
+	if code != 200 || !strings.HasPrefix(url, "https://"+s.srv.HTTP+"/console/") {
 		t.Fatalf("console: HTTP %d %v", code, resp)
 	}
-	if log, _ := os.ReadFile(s.srv.LogPath); strings.Contains(string(log), strings.TrimPrefix(url, "http://"+s.srv.HTTP+"/console/")) {
+	if log, _ := os.ReadFile(s.srv.LogPath); strings.Contains(string(log), strings.TrimPrefix(url, "https://"+s.srv.HTTP+"/console/")) {
 		t.Fatal("the console token is in restored's log")
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Flag("headless", true))
+	// The browser trusts the server's certificate by its public key, as a
+	// portal's users would trust the cluster CA.
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Flag("headless", true),
+		chromedp.Flag("ignore-certificate-errors-spki-list", serverSPKI(t, s.srv.DataDir)))
 	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancel()
 	ctx, cancel := chromedp.NewContext(actx)
@@ -106,7 +109,7 @@ func TestConsoleInTheBrowserShowsTheScreenAndTakesTheKeyboard(t *testing.T) {
 
 	// The URL was spent: neither the page nor its websocket open again.
 	for _, u := range []string{url, url + "/ws"} {
-		r, err := http.Get(u)
+		r, err := s.http.Get(u)
 		if err != nil {
 			t.Fatal(err)
 		}

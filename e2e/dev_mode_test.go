@@ -86,9 +86,9 @@ func TestDevModeEmbedsAnAgent(t *testing.T) {
 		if body != nil {
 			_ = json.NewEncoder(&buf).Encode(body)
 		}
-		req, _ := http.NewRequest(method, "http://"+addrs[1]+path, &buf)
+		req, _ := http.NewRequest(method, "https://"+addrs[1]+path, &buf)
 		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := httpsClient(t, filepath.Join(data, "server", "tls", "ca.pem")).Do(req)
 		if err != nil {
 			return 0, nil
 		}

@@ -3,6 +3,9 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -14,10 +17,11 @@ import (
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/pki"
 	"github.com/restored/restored/internal/server"
 	"github.com/restored/restored/internal/version"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 )
 
@@ -28,6 +32,34 @@ type env struct {
 	admin string
 	conn  *grpc.ClientConn
 	base  string
+	// ca is the cluster CA's certificate; http trusts it.
+	ca   string
+	http *http.Client
+}
+
+// httpsClient is an HTTP client that trusts the cluster CA in caFile.
+func httpsClient(t *testing.T, caFile string) *http.Client {
+	t.Helper()
+	ca, err := pki.LoadCA(caFile, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS13}}}
+}
+
+// grpcConn dials addr over TLS, trusting the cluster CA in caFile.
+func grpcConn(t *testing.T, caFile, addr string) *grpc.ClientConn {
+	t.Helper()
+	tlsc, err := pki.DialConfig(caFile, addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsc)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }
 
 type serverOpts struct {
@@ -54,7 +86,8 @@ func startServer(t *testing.T, opts ...serverOpts) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Stop)
-	e := &env{t: t, srv: srv, base: "http://" + srv.HTTPAddr()}
+	e := &env{t: t, srv: srv, base: "https://" + srv.HTTPAddr(), ca: srv.CACert()}
+	e.http = httpsClient(t, e.ca)
 	eventually(t, 10*time.Second, "bootstrap token and readiness", func() bool {
 		b, err := os.ReadFile(filepath.Join(dir, "bootstrap-token"))
 		if err != nil {
@@ -64,11 +97,7 @@ func startServer(t *testing.T, opts ...serverOpts) *env {
 		code, _ := e.rest("GET", "/readyz", "", nil)
 		return code == 200
 	})
-	e.conn, err = grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.conn.Close() })
+	e.conn = grpcConn(t, e.ca, srv.GRPCAddr())
 	return e
 }
 
@@ -115,7 +144,7 @@ func (e *env) rest(method, path, token string, body any) (int, map[string]any) {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.http.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -302,4 +331,21 @@ func (e *env) restoreState(token, id string) string {
 		e.t.Fatalf("get restore %s: HTTP %d %v", id, code, body)
 	}
 	return body["state"].(string)
+}
+
+// serverSPKI is the base64 SHA-256 of the public key of the server whose
+// data dir is dataDir (what Chromium's --ignore-certificate-errors-spki-list
+// takes).
+func serverSPKI(t *testing.T, dataDir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dataDir, "tls", "cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := pki.ParseCert(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	return base64.StdEncoding.EncodeToString(sum[:])
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"image/png"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -153,7 +152,7 @@ func TestRestoreBootsARecoveryPointUnderLibvirtEndToEnd(t *testing.T) {
 		}
 		restarted := time.Now()
 		eventually(t, time.Minute, "restored ready again", func() bool {
-			resp, err := http.Get("http://" + s.srv.HTTP + "/readyz")
+			resp, err := s.http.Get("https://" + s.srv.HTTP + "/readyz")
 			if err != nil {
 				return false
 			}

@@ -40,6 +40,9 @@ type kvmStack struct {
 	host      string
 	agentDone chan struct{}
 	drv       *kvm.Driver
+	// ca is the cluster CA's certificate; http trusts it.
+	ca   string
+	http *http.Client
 }
 
 // worldReadableDir makes a temporary directory QEMU (user libvirt-qemu) can
@@ -97,7 +100,8 @@ func startKVMStack(t *testing.T) *kvmStack {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Stop)
-	s.srv, s.admin = c.Procs[0], c.Token
+	s.srv, s.admin, s.ca = c.Procs[0], c.Token, c.CACert
+	s.http = httpsClient(t, s.ca)
 	for _, tenant := range []string{"acme", "globex"} {
 		if err := c.CreateTenant(ctx, s.srv, tenant); err != nil {
 			t.Fatal(err)
@@ -215,7 +219,7 @@ func (s *kvmStack) startAgent(extra ...string) {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	args := []string{"--server", s.srv.GRPC, "--host-id", s.host, "--token", s.agentToken,
+	args := []string{"--server", s.srv.GRPC, "--ca-cert", s.ca, "--host-id", s.host, "--token", s.agentToken,
 		"--repository", s.repo, "--work-dir", s.work, "--reserve-memory-mib", "0", "--rescan-interval", "10m",
 		"--boot-timeout", "90s"}
 	cmd := exec.Command(s.agentBin, append(args, extra...)...)
@@ -246,9 +250,9 @@ func (s *kvmStack) rest(method, path, tok string, body any) (int, map[string]any
 		b, _ := json.Marshal(body)
 		rd = strings.NewReader(string(b))
 	}
-	req, _ := http.NewRequest(method, "http://"+s.srv.HTTP+path, rd)
+	req, _ := http.NewRequest(method, "https://"+s.srv.HTTP+path, rd)
 	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.http.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -261,9 +265,9 @@ func (s *kvmStack) rest(method, path, tok string, body any) (int, map[string]any
 // image GETs path with tok and returns the status, content type and body.
 func (s *kvmStack) image(path, tok string) (int, string, []byte) {
 	s.t.Helper()
-	req, _ := http.NewRequest("GET", "http://"+s.srv.HTTP+path, nil)
+	req, _ := http.NewRequest("GET", "https://"+s.srv.HTTP+path, nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.http.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
 	}

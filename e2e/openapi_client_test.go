@@ -63,13 +63,16 @@ func (v *validator) response(in *openapi3filter.RequestValidationInput, status i
 	}
 }
 
-// proxy serves a validating reverse proxy to target and returns its URL.
-func (v *validator) proxy(t *testing.T, target string) string {
+// proxy serves a validating reverse proxy to target (over HTTPS, trusting
+// the cluster CA through transport) and returns its URL: plain HTTP on
+// loopback, a test's instrument between the client and the server.
+func (v *validator) proxy(t *testing.T, target string, transport http.RoundTripper) string {
 	u, err := url.Parse(target)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.Transport = transport
 	rp.FlushInterval = -1
 	rp.ModifyResponse = func(resp *http.Response) error {
 		in, err := v.input(resp.Request)
@@ -162,7 +165,7 @@ func TestAClientGeneratedFromTheServedDocumentWorks(t *testing.T) {
 	e.agent("kvm-01", rp("rp-portal", "acme", "web-01"), rp("rp-globex", "globex", "db-01"))
 	foreign := e.createRestore(other, "rp-globex", "globex-1")
 
-	resp, err := http.Get(e.base + "/openapi3.json")
+	resp, err := e.http.Get(e.base + "/openapi3.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +183,7 @@ func TestAClientGeneratedFromTheServedDocumentWorks(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := &validator{t: t, router: router, seen: map[string]int{}}
-	base := v.proxy(t, e.base)
+	base := v.proxy(t, e.base, e.http.Transport)
 
 	work, err := os.MkdirTemp(pkg, "run-")
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,7 +33,7 @@ func TestHealthReadinessMetricsAndReflection(t *testing.T) {
 			t.Fatalf("%s: HTTP %d %s", p.path, code, raw)
 		}
 	}
-	resp, err := http.Get(e.base + "/metrics")
+	resp, err := e.http.Get(e.base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +78,7 @@ func TestHealthReadinessMetricsAndReflection(t *testing.T) {
 // route, and every $ref in it resolves.
 func TestOpenAPIDocumentIsServedAndConsistent(t *testing.T) {
 	e := startServer(t)
-	resp, err := http.Get(e.base + "/openapi.json")
+	resp, err := e.http.Get(e.base + "/openapi.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,7 +67,7 @@ func TestWatchRestoresStreamsChangesOverREST(t *testing.T) {
 
 	req, _ := http.NewRequest("GET", e.base+"/v1/restores:watch", nil)
 	req.Header.Set("Authorization", "Bearer "+acme)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.http.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 func (e *env) restorectl(token string, args ...string) (string, string, int) {
 	e.t.Helper()
 	var out, errOut bytes.Buffer
-	full := append([]string{"--addr", e.srv.GRPCAddr(), "--token", token}, args...)
+	full := append([]string{"--addr", e.srv.GRPCAddr(), "--ca-cert", e.ca, "--token", token}, args...)
 	code := cli.Execute(full, &out, &errOut)
 	return out.String(), errOut.String(), code
 }

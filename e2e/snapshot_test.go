@@ -76,7 +76,7 @@ func (s *kvmStack) readPattern(domain string, seek, count int) string {
 // JSON summary.
 func (s *kvmStack) backupRun(ctl, token, guestID string, args ...string) backupjob.Summary {
 	s.t.Helper()
-	cmd := exec.Command(ctl, append([]string{"--addr", s.srv.GRPC, "--token", token, "--output", "json",
+	cmd := exec.Command(ctl, append([]string{"--addr", s.srv.GRPC, "--ca-cert", s.ca, "--token", token, "--output", "json",
 		"backup", "run", "--guest", guestID, "--repository", s.repo}, args...)...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
@@ -171,7 +171,7 @@ func TestBackupJobsCloseTheLoopFromSnapshotToRestore(t *testing.T) {
 
 	// 4. A job killed mid-read: the lease releases the snapshot and leaves
 	// nothing on the guest.
-	cmd := exec.Command(ctl, "--addr", s.srv.GRPC, "--token", backup, "backup", "run", "--guest", gid,
+	cmd := exec.Command(ctl, "--addr", s.srv.GRPC, "--ca-cert", s.ca, "--token", backup, "backup", "run", "--guest", gid,
 		"--repository", s.repo, "--lease", "10", "--max-rate", fmt.Sprint(1<<20))
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"image/png"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -229,7 +228,7 @@ func TestVerificationGivesOneVerdictFromAllTheEvidence(t *testing.T) {
 		if code, _ := s.rest("GET", "/v1/verification-trends/db-01", s.globex, nil); code != 404 && code != 400 {
 			t.Fatalf("globex reads acme's trend: HTTP %d", code)
 		}
-		resp, err := http.Get("http://" + s.srv.HTTP + "/metrics")
+		resp, err := s.http.Get("https://" + s.srv.HTTP + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -241,7 +240,7 @@ func TestVerificationGivesOneVerdictFromAllTheEvidence(t *testing.T) {
 		// The same through restorectl.
 		ctl := func(args ...string) string {
 			var out, errOut bytes.Buffer
-			if code := cli.Execute(append([]string{"--addr", s.srv.GRPC, "--token", s.acme}, args...), &out, &errOut); code != 0 {
+			if code := cli.Execute(append([]string{"--addr", s.srv.GRPC, "--ca-cert", s.ca, "--token", s.acme}, args...), &out, &errOut); code != 0 {
 				t.Fatalf("restorectl %v: exit %d %s", args, code, errOut.String())
 			}
 			return out.String()

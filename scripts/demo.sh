@@ -26,7 +26,7 @@ cleanup() {
 		cat <<MSG
 
 KEEP=1: left running. restored --dev pid $SERVER_PID (with its agent), data in $DATA.
-  export RESTORED_ADDR=$GRPC RESTORED_TOKEN=\$(cat $DATA/server/bootstrap-token)
+  export RESTORED_ADDR=$GRPC RESTORED_CA_CERT="$DATA/server/tls/ca.pem" RESTORED_TOKEN=\$(cat $DATA/server/bootstrap-token)
   bin/restorectl restore list
   bin/restorectl restore console $RESTORE     # a browser console URL (opens once, within 60 s)
 Stop with: bin/restorectl restore delete $RESTORE; kill $SERVER_PID; rm -rf $DATA
@@ -57,16 +57,16 @@ JSON
 sha256sum "$RP/disk0.raw" > "$DATA/rp.sha256"
 cat "$RP/manifest.json"
 
-step "restored --dev: one server with an embedded agent on the local libvirt (gRPC $GRPC, REST http://$HTTP)"
+step "restored --dev: one server with an embedded agent on the local libvirt (gRPC $GRPC, REST https://$HTTP, TLS from its own CA)"
 ./bin/restored --dev --data-dir "$DATA/server" --grpc-addr "$GRPC" --http-addr "$HTTP" --raft-addr "$RAFT" \
 	--dev-repository "$DATA/repository" --dev-host-id demo-host >"$DATA/restored.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 100); do
-	[ -s "$DATA/server/bootstrap-token" ] && curl -fs "http://$HTTP/readyz" >/dev/null 2>&1 && break
+	[ -s "$DATA/server/bootstrap-token" ] && curl -fs --cacert "$DATA/server/tls/ca.pem" "https://$HTTP/readyz" >/dev/null 2>&1 && break
 	kill -0 "$SERVER_PID" 2>/dev/null || { cat "$DATA/restored.log"; exit 1; }
 	sleep 0.1
 done
-export RESTORED_ADDR=$GRPC
+export RESTORED_ADDR=$GRPC RESTORED_CA_CERT="$DATA/server/tls/ca.pem"
 RESTORED_TOKEN="$(cat "$DATA/server/bootstrap-token")"
 export RESTORED_TOKEN
 

@@ -58,6 +58,7 @@ Flags:
 	)
 	fs.StringVar(&cfg.HostID, "host-id", "", "this host's id, a lowercase DNS label (required)")
 	fs.StringVar(&cfg.Token, "token", "", "agent token (restorectl token create --role agent)")
+	fs.StringVar(&cfg.CACert, "ca-cert", "/var/lib/restored/tls/ca.pem", "the cluster CA's certificate (a server writes it to <data-dir>/tls/ca.pem)")
 	fs.StringVar(&cfg.Repository, "repository", "", "repository of recovery points: <root>/<tenant>/<asset>/<id>/manifest.json (required)")
 	fs.StringVar(&cfg.WorkDir, "work-dir", "/var/lib/restored-agent", "overlays, consoles and logs")
 	fs.StringVar(&cfg.LibvirtSocket, "libvirt-socket", kvm.DefaultSocket, "libvirtd's unix socket")

@@ -75,6 +75,11 @@ Flags:
 	fs.StringVar(&cfg.RaftAddr, "raft-addr", "127.0.0.1:7300", "raft listen and advertise address")
 	fs.StringVar(&cfg.Join, "join", "", "gRPC address of a server of an existing cluster to join as a voter")
 	fs.StringVar(&cfg.JoinToken, "token", "", "admin token used with --join")
+	fs.StringVar(&cfg.CAFingerprint, "ca-fingerprint", "", "with --join: the cluster CA's fingerprint (sha256:…, logged by its first server, shown by restorectl cluster status); a cluster with another CA is refused")
+	fs.StringVar(&cfg.TLSCA, "tls-ca", "", "the operator's cluster CA certificate (PEM); default: <data-dir>/tls, made at first start")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "with --tls-ca: this server's certificate (PEM), whose names are its addresses")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "with --tls-ca: this server's private key (PEM)")
+	fs.StringVar(&cfg.TLSCAKey, "tls-ca-key", "", "with --tls-ca: the CA's private key, so this server can issue joining servers' and agents' certificates")
 	fs.StringVar(&cfg.NodeID, "node-id", "", "raft server id (default: <hostname>-<raft port>, kept in <data-dir>/node-id)")
 	fs.DurationVar(&cfg.HeartbeatTTL, "heartbeat-ttl", 10*time.Second, "a host whose agent is silent this long becomes DOWN")
 	fs.DurationVar(&cfg.SchedulerInterval, "scheduler-interval", time.Second, "longest time between scheduler passes")
@@ -177,7 +182,7 @@ func startDevAgent(s *server.Server, cfg server.Config, repo, hostID string) (fu
 		return nil, err
 	}
 	a, err := agent.New(agent.Config{
-		Servers: []string{s.GRPCAddr()}, HostID: hostID, Token: token, Repository: repo,
+		Servers: []string{s.GRPCAddr()}, HostID: hostID, Token: token, CACert: s.CACert(), Repository: repo,
 		WorkDir: filepath.Join(cfg.DataDir, "agent"), ReserveMemoryMiB: 0, RescanInterval: 5 * time.Second,
 		Log: cfg.Logger.With("component", "agent"),
 	})

@@ -11,19 +11,23 @@ import (
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/kvm"
+	"github.com/restored/restored/internal/pki"
 	"github.com/restored/restored/internal/storage"
 	"github.com/restored/restored/internal/version"
 	"github.com/restored/restored/internal/vmspec"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // Config configures an agent.
 type Config struct {
-	Servers          []string
-	HostID           string
-	Token            string
+	Servers []string
+	HostID  string
+	Token   string
+	// CACert is the cluster CA's certificate (PEM file): the servers'
+	// certificates must chain to it.
+	CACert           string
 	Repository       string
 	WorkDir          string
 	LibvirtSocket    string
@@ -105,8 +109,11 @@ type Agent struct {
 // New checks the configuration and prepares the agent.
 func New(cfg Config) (*Agent, error) {
 	cfg.defaults()
-	if cfg.HostID == "" || len(cfg.Servers) == 0 || cfg.Repository == "" || cfg.WorkDir == "" {
-		return nil, fmt.Errorf("--host-id, --server, --repository and --work-dir are required")
+	if cfg.HostID == "" || len(cfg.Servers) == 0 || cfg.Repository == "" || cfg.WorkDir == "" || cfg.CACert == "" {
+		return nil, fmt.Errorf("--host-id, --server, --ca-cert, --repository and --work-dir are required")
+	}
+	if _, err := pki.LoadCA(cfg.CACert, ""); err != nil {
+		return nil, fmt.Errorf("--ca-cert: %w", err)
 	}
 	marker, err := regexp.Compile(cfg.Marker)
 	if err != nil {
@@ -197,7 +204,11 @@ func (a *Agent) Run(ctx context.Context) error {
 // session is one connection to a server: register, heartbeat, report,
 // and reconcile every assignment message until the stream breaks.
 func (a *Agent) session(ctx context.Context, p *parts, server string) error {
-	conn, err := grpc.NewClient(server, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	tlsc, err := pki.DialConfig(a.cfg.CACert, server, nil)
+	if err != nil {
+		return err
+	}
+	conn, err := grpc.NewClient(server, grpc.WithTransportCredentials(credentials.NewTLS(tlsc)))
 	if err != nil {
 		return err
 	}

@@ -97,5 +97,5 @@ func (s *RestoreService) CreateConsole(ctx context.Context, req *restorev1.Creat
 		host = md.Get(mdkeys.HTTPHost)[0]
 	}
 	s.Log.Info("console link made", "restore", x.Id, "expires", expire.Format(time.RFC3339)) // never the token
-	return &restorev1.CreateConsoleResponse{Url: "http://" + host + "/console/" + tok, ExpireTime: timestamppb.New(expire)}, nil
+	return &restorev1.CreateConsoleResponse{Url: "https://" + host + "/console/" + tok, ExpireTime: timestamppb.New(expire)}, nil
 }

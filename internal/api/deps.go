@@ -4,9 +4,11 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/restored/restored/internal/pki"
 	"github.com/restored/restored/internal/raftnode"
 	"github.com/restored/restored/internal/store"
 	"github.com/restored/restored/internal/tunnel"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/proto"
 
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
@@ -43,6 +45,13 @@ type Deps struct {
 	Consoles *Consoles
 	// HTTPAddr is this server's HTTP address (console URLs of gRPC callers).
 	HTTPAddr string
+	// PeerCreds are this server's credentials when it calls another server
+	// (forwarding, asking peers): mutual TLS, servers only.
+	PeerCreds credentials.TransportCredentials
+	// CA is the cluster CA; with its key it issues joining servers'
+	// certificates (valid CertLifetime).
+	CA           *pki.CA
+	CertLifetime time.Duration
 }
 
 func (d *Deps) apply(t raftv1.CommandType, msg proto.Message) (proto.Message, error) {

@@ -28,6 +28,9 @@ func (d *Deps) authenticate(ctx context.Context, method string) (*auth.Principal
 	if secret == "" {
 		return nil, auth.ErrUnauthenticated
 	}
+	if err := checkCert(ctx, method); err != nil {
+		return nil, err
+	}
 	p, err := auth.Authenticate(d.Store.Read(nil), secret)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/auth"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/pki"
 )
 
 // Prefixes of the methods anyone may call (no token).
@@ -38,6 +39,9 @@ const (
 type rule struct {
 	roles roles
 	where where
+	// cert, when set, is the role the caller's TLS certificate must carry
+	// (server-only RPCs refuse agents and certificate-less callers).
+	cert pki.Role
 }
 
 var (
@@ -56,63 +60,67 @@ var (
 // names. A method missing here is refused for everyone (deny by default);
 // a test checks that every RPC has exactly one rule.
 var rules = map[string]rule{
-	restorev1.RestoreService_CreateRestore_FullMethodName:        {restoreUsers, onLeader},
-	restorev1.RestoreService_GetRestore_FullMethodName:           {restoreUsers, anyServer},
-	restorev1.RestoreService_ListRestores_FullMethodName:         {restoreUsers, anyServer},
-	restorev1.RestoreService_DeleteRestore_FullMethodName:        {restoreUsers, onLeader},
-	restorev1.RestoreService_WatchRestores_FullMethodName:        {restoreUsers, anyServer},
-	restorev1.RestoreService_GetRestoreScreenshot_FullMethodName: {restoreUsers, anyServer},
-	restorev1.RestoreService_CreateConsole_FullMethodName:        {restoreUsers, anyServer},
+	restorev1.RestoreService_CreateRestore_FullMethodName:        {restoreUsers, onLeader, ""},
+	restorev1.RestoreService_GetRestore_FullMethodName:           {restoreUsers, anyServer, ""},
+	restorev1.RestoreService_ListRestores_FullMethodName:         {restoreUsers, anyServer, ""},
+	restorev1.RestoreService_DeleteRestore_FullMethodName:        {restoreUsers, onLeader, ""},
+	restorev1.RestoreService_WatchRestores_FullMethodName:        {restoreUsers, anyServer, ""},
+	restorev1.RestoreService_GetRestoreScreenshot_FullMethodName: {restoreUsers, anyServer, ""},
+	restorev1.RestoreService_CreateConsole_FullMethodName:        {restoreUsers, anyServer, ""},
 
-	restorev1.RecoveryPointService_ListRecoveryPoints_FullMethodName: {rpReaders, anyServer},
-	restorev1.RecoveryPointService_GetRecoveryPoint_FullMethodName:   {rpReaders, anyServer},
+	restorev1.RecoveryPointService_ListRecoveryPoints_FullMethodName: {rpReaders, anyServer, ""},
+	restorev1.RecoveryPointService_GetRecoveryPoint_FullMethodName:   {rpReaders, anyServer, ""},
 
-	restorev1.VerificationService_ListVerifications_FullMethodName:         {restoreUsers, anyServer},
-	restorev1.VerificationService_GetVerification_FullMethodName:           {restoreUsers, anyServer},
-	restorev1.VerificationService_GetVerificationScreenshot_FullMethodName: {restoreUsers, anyServer},
+	restorev1.VerificationService_ListVerifications_FullMethodName:         {restoreUsers, anyServer, ""},
+	restorev1.VerificationService_GetVerification_FullMethodName:           {restoreUsers, anyServer, ""},
+	restorev1.VerificationService_GetVerificationScreenshot_FullMethodName: {restoreUsers, anyServer, ""},
 
-	restorev1.VerificationPolicyService_RunVerification_FullMethodName:          {restoreUsers, onLeader},
-	restorev1.VerificationPolicyService_SetVerificationPolicy_FullMethodName:    {restoreUsers, onLeader},
-	restorev1.VerificationPolicyService_ListVerificationPolicies_FullMethodName: {restoreUsers, anyServer},
-	restorev1.VerificationPolicyService_DeleteVerificationPolicy_FullMethodName: {restoreUsers, onLeader},
-	restorev1.VerificationPolicyService_GetVerificationTrend_FullMethodName:     {restoreUsers, anyServer},
+	restorev1.VerificationPolicyService_RunVerification_FullMethodName:          {restoreUsers, onLeader, ""},
+	restorev1.VerificationPolicyService_SetVerificationPolicy_FullMethodName:    {restoreUsers, onLeader, ""},
+	restorev1.VerificationPolicyService_ListVerificationPolicies_FullMethodName: {restoreUsers, anyServer, ""},
+	restorev1.VerificationPolicyService_DeleteVerificationPolicy_FullMethodName: {restoreUsers, onLeader, ""},
+	restorev1.VerificationPolicyService_GetVerificationTrend_FullMethodName:     {restoreUsers, anyServer, ""},
 
-	restorev1.GuestService_RegisterGuest_FullMethodName:   {guestUsers, onLeader},
-	restorev1.GuestService_GetGuest_FullMethodName:        {guestUsers, anyServer},
-	restorev1.GuestService_ListGuests_FullMethodName:      {guestUsers, anyServer},
-	restorev1.GuestService_UnregisterGuest_FullMethodName: {guestUsers, onLeader},
+	restorev1.GuestService_RegisterGuest_FullMethodName:   {guestUsers, onLeader, ""},
+	restorev1.GuestService_GetGuest_FullMethodName:        {guestUsers, anyServer, ""},
+	restorev1.GuestService_ListGuests_FullMethodName:      {guestUsers, anyServer, ""},
+	restorev1.GuestService_UnregisterGuest_FullMethodName: {guestUsers, onLeader, ""},
 
-	restorev1.SnapshotService_CreateSnapshot_FullMethodName:      {snapshotUsers, onLeader},
-	restorev1.SnapshotService_GetSnapshot_FullMethodName:         {snapshotUsers, anyServer},
-	restorev1.SnapshotService_ListSnapshots_FullMethodName:       {snapshotUsers, anyServer},
-	restorev1.SnapshotService_ListSnapshotExtents_FullMethodName: {snapshotUsers, anyServer},
-	restorev1.SnapshotService_DeleteSnapshot_FullMethodName:      {snapshotUsers, onLeader},
+	restorev1.SnapshotService_CreateSnapshot_FullMethodName:      {snapshotUsers, onLeader, ""},
+	restorev1.SnapshotService_GetSnapshot_FullMethodName:         {snapshotUsers, anyServer, ""},
+	restorev1.SnapshotService_ListSnapshots_FullMethodName:       {snapshotUsers, anyServer, ""},
+	restorev1.SnapshotService_ListSnapshotExtents_FullMethodName: {snapshotUsers, anyServer, ""},
+	restorev1.SnapshotService_DeleteSnapshot_FullMethodName:      {snapshotUsers, onLeader, ""},
 
-	restorev1.HostService_ListHosts_FullMethodName:   {hostUsers, anyServer},
-	restorev1.HostService_GetHost_FullMethodName:     {hostUsers, anyServer},
-	restorev1.HostService_DrainHost_FullMethodName:   {hostUsers, onLeader},
-	restorev1.HostService_UndrainHost_FullMethodName: {hostUsers, onLeader},
+	restorev1.HostService_ListHosts_FullMethodName:   {hostUsers, anyServer, ""},
+	restorev1.HostService_GetHost_FullMethodName:     {hostUsers, anyServer, ""},
+	restorev1.HostService_DrainHost_FullMethodName:   {hostUsers, onLeader, ""},
+	restorev1.HostService_UndrainHost_FullMethodName: {hostUsers, onLeader, ""},
 
-	restorev1.AdminService_CreateTenant_FullMethodName: {admins, onLeader},
-	restorev1.AdminService_ListTenants_FullMethodName:  {admins, anyServer},
-	restorev1.AdminService_CreateToken_FullMethodName:  {admins, onLeader},
-	restorev1.AdminService_ListTokens_FullMethodName:   {admins, anyServer},
-	restorev1.AdminService_RevokeToken_FullMethodName:  {admins, onLeader},
-	restorev1.AdminService_GetCluster_FullMethodName:   {admins, anyServer},
+	restorev1.AdminService_CreateTenant_FullMethodName: {admins, onLeader, ""},
+	restorev1.AdminService_ListTenants_FullMethodName:  {admins, anyServer, ""},
+	restorev1.AdminService_CreateToken_FullMethodName:  {admins, onLeader, ""},
+	restorev1.AdminService_ListTokens_FullMethodName:   {admins, anyServer, ""},
+	restorev1.AdminService_RevokeToken_FullMethodName:  {admins, onLeader, ""},
+	restorev1.AdminService_GetCluster_FullMethodName:   {admins, anyServer, ""},
 
-	restorev1.AgentService_Register_FullMethodName:             {agents, onLeader},
-	restorev1.AgentService_Heartbeat_FullMethodName:            {agents, onLeader},
-	restorev1.AgentService_WatchAssignments_FullMethodName:     {agents, anyServer},
-	restorev1.AgentService_ReportRestoreStatus_FullMethodName:  {agents, onLeader},
-	restorev1.AgentService_ReportRecoveryPoints_FullMethodName: {agents, onLeader},
-	restorev1.AgentService_ReportSnapshotStatus_FullMethodName: {agents, onLeader},
-	restorev1.AgentService_Tunnel_FullMethodName:               {agents, anyServer},
+	restorev1.AgentService_Register_FullMethodName:             {agents, onLeader, ""},
+	restorev1.AgentService_Heartbeat_FullMethodName:            {agents, onLeader, ""},
+	restorev1.AgentService_WatchAssignments_FullMethodName:     {agents, anyServer, ""},
+	restorev1.AgentService_ReportRestoreStatus_FullMethodName:  {agents, onLeader, ""},
+	restorev1.AgentService_ReportRecoveryPoints_FullMethodName: {agents, onLeader, ""},
+	restorev1.AgentService_ReportSnapshotStatus_FullMethodName: {agents, onLeader, ""},
+	restorev1.AgentService_Tunnel_FullMethodName:               {agents, anyServer, ""},
 
-	raftv1.ClusterService_Join_FullMethodName: {admins, onLeader},
+	raftv1.ClusterService_Join_FullMethodName:   {admins, onLeader, pki.RoleServer},
+	raftv1.ClusterService_Enroll_FullMethodName: {admins, anyServer, ""},
 }
 
 // allowed says whether role may call method.
 func allowed(method string, role auth.Role) bool { return rules[method].roles[role] }
+
+// certRole is the role a caller's certificate must carry, or "".
+func certRole(method string) pki.Role { return rules[method].cert }
 
 // leaderOnly says whether method must run on the leader.
 func leaderOnly(method string) bool { return rules[method].where == onLeader }

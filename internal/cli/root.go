@@ -8,9 +8,10 @@ import (
 	"time"
 
 	"github.com/restored/restored/internal/mdkeys"
+	"github.com/restored/restored/internal/pki"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -23,6 +24,7 @@ type globals struct {
 	output       string
 	timeout      time.Duration
 	linearizable bool
+	caCert       string
 	out          io.Writer
 }
 
@@ -47,6 +49,7 @@ variables RESTORED_ADDR and RESTORED_TOKEN.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.addr, "addr", envOr("RESTORED_ADDR", "127.0.0.1:7443"), "restored gRPC address (env RESTORED_ADDR)")
 	pf.StringVar(&g.token, "token", os.Getenv("RESTORED_TOKEN"), "bearer token secret (env RESTORED_TOKEN)")
+	pf.StringVar(&g.caCert, "ca-cert", envOr("RESTORED_CA_CERT", DefaultCACert), "the cluster CA's certificate, which the server's must chain to (env RESTORED_CA_CERT; a server writes it to <data-dir>/tls/ca.pem)")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "deadline for each call")
 	pf.BoolVar(&g.linearizable, "linearizable", false, "read through the leader instead of the server you reach")
@@ -79,6 +82,10 @@ func Execute(args []string, out, errOut io.Writer) int {
 	return 0
 }
 
+// DefaultCACert is where restorectl looks for the cluster CA: that of a
+// server with the default data dir on this machine.
+const DefaultCACert = "/var/lib/restored/tls/ca.pem"
+
 // dial connects and returns a context carrying the token, with the
 // --timeout deadline.
 func (g *globals) dial(cmd *cobra.Command) (*grpc.ClientConn, context.Context, context.CancelFunc, error) {
@@ -93,7 +100,11 @@ func (g *globals) dialFor(cmd *cobra.Command, d time.Duration) (*grpc.ClientConn
 	if g.token == "" {
 		return nil, nil, nil, fmt.Errorf("no token: pass --token or set RESTORED_TOKEN (a new server writes one to <data-dir>/bootstrap-token)")
 	}
-	conn, err := grpc.NewClient(g.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	tlsc, err := pki.DialConfig(g.caCert, g.addr, nil)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: pass --ca-cert or set RESTORED_CA_CERT (a server writes its CA to <data-dir>/tls/ca.pem)", err)
+	}
+	conn, err := grpc.NewClient(g.addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsc)))
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("connect to %s: %w", g.addr, err)
 	}

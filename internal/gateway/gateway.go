@@ -11,7 +11,7 @@ import (
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/mdkeys"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 )
@@ -21,8 +21,10 @@ const MaxBodyBytes = 1 << 20
 
 // Options configure the HTTP handler.
 type Options struct {
-	// GRPCAddr is the local gRPC server the gateway calls.
-	GRPCAddr string
+	// GRPCAddr is the local gRPC server the gateway calls, with GRPCCreds
+	// (this server's own certificate).
+	GRPCAddr  string
+	GRPCCreds credentials.TransportCredentials
 	// Ready reports whether this server can serve (a leader is known and it
 	// has caught up), and why not.
 	Ready func() (bool, string)
@@ -45,7 +47,7 @@ func (h *Handler) Close() error { return h.conn.Close() }
 
 // New builds the HTTP handler.
 func New(ctx context.Context, o Options) (*Handler, error) {
-	conn, err := grpc.NewClient(o.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(o.GRPCAddr, grpc.WithTransportCredentials(o.GRPCCreds))
 	if err != nil {
 		return nil, fmt.Errorf("gateway connection to %s: %w", o.GRPCAddr, err)
 	}

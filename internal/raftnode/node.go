@@ -5,6 +5,7 @@
 package raftnode
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -45,6 +46,9 @@ type Config struct {
 	SnapshotThreshold uint64
 	// LogOutput receives raft's own log lines; stderr when nil.
 	LogOutput io.Writer
+	// ServerTLS and ClientTLS make the transport mutual TLS (servers only);
+	// both nil is plain TCP (unit tests of the FSM's callers only).
+	ServerTLS, ClientTLS *tls.Config
 }
 
 // Node is a running raft server.
@@ -110,8 +114,21 @@ func Open(cfg Config, f *fsm.FSM, log *slog.Logger) (*Node, error) {
 	if addr.Port == 0 || addr.IP.IsUnspecified() {
 		advertise = nil // let the transport advertise the address it bound
 	}
-	transport, err := raft.NewTCPTransport(cfg.Addr, advertise, 8, 10*time.Second, out)
-	if err != nil {
+	var transport *raft.NetworkTransport
+	if cfg.ServerTLS != nil {
+		stream, lerr := newTLSStream(cfg.Addr, cfg.ServerTLS, cfg.ClientTLS)
+		if lerr != nil {
+			closeLog()
+			return nil, fmt.Errorf("listen for raft on %s: %w", cfg.Addr, lerr)
+		}
+		if advertise != nil {
+			stream.advertise = advertise
+		}
+		transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream: stream, MaxPool: 8, Timeout: 10 * time.Second,
+			Logger: hclog.New(&hclog.LoggerOptions{Name: "raft-net", Level: hclog.Warn, Output: out}),
+		})
+	} else if transport, err = raft.NewTCPTransport(cfg.Addr, advertise, 8, 10*time.Second, out); err != nil {
 		closeLog()
 		return nil, fmt.Errorf("listen for raft on %s: %w", cfg.Addr, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/restored/restored/internal/pki"
 	"github.com/restored/restored/internal/scheduler"
 )
 
@@ -24,6 +25,16 @@ type Config struct {
 	Join string
 	// JoinToken is an admin token used to join.
 	JoinToken string
+	// CAFingerprint pins the CA of the cluster being joined ("sha256:…").
+	CAFingerprint string
+	// TLSCA, TLSCert and TLSKey are the operator's own cluster CA and this
+	// server's certificate and key (PEM files); TLSCAKey, when given, lets
+	// this server issue certificates. Empty: <data-dir>/tls, made or
+	// enrolled automatically.
+	TLSCA, TLSCert, TLSKey, TLSCAKey string
+	// CertLifetime is how long the certificates this server issues itself
+	// are valid (default 90 days); they are renewed after two thirds.
+	CertLifetime time.Duration
 	// NodeID overrides the raft server id (default: kept in <data-dir>/node-id).
 	NodeID string
 	// HeartbeatInterval and HeartbeatTTL for agents.
@@ -57,6 +68,9 @@ func (c *Config) defaults() {
 		if *f.v == 0 {
 			*f.v = *f.def
 		}
+	}
+	if c.CertLifetime <= 0 {
+		c.CertLifetime = pki.ServerLifetime
 	}
 	if c.NoVNCDir == "" {
 		c.NoVNCDir = "web/node_modules/@novnc/novnc"

@@ -13,7 +13,6 @@ import (
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/scheduler"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -119,7 +118,7 @@ func (s *Server) ensureBootstrapToken() error {
 
 // join asks an existing cluster to add this server, retrying until it works.
 func (s *Server) join(ctx context.Context) {
-	conn, err := grpc.NewClient(s.cfg.Join, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(s.cfg.Join, grpc.WithTransportCredentials(s.deps.PeerCreds))
 	if err != nil {
 		s.log.Error("join: bad address", "join", s.cfg.Join, "err", err)
 		return

@@ -19,12 +19,14 @@ import (
 	"github.com/restored/restored/internal/gateway"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/metrics"
+	"github.com/restored/restored/internal/pki"
 	"github.com/restored/restored/internal/raftnode"
 	"github.com/restored/restored/internal/scheduler"
 	"github.com/restored/restored/internal/store"
 	"github.com/restored/restored/internal/tunnel"
 	"github.com/restored/restored/internal/version"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -46,6 +48,7 @@ type Server struct {
 	grpcLis  net.Listener
 	httpLis  net.Listener
 	tracker  *scheduler.Tracker
+	certs    *certs
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	stopOnce sync.Once
@@ -83,6 +86,14 @@ func Start(cfg Config) (s *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	tc, err := loadCerts(cfg, id, log)
+	if err != nil {
+		return nil, err
+	}
+	// Servers alone speak raft and call each other; clients of the API may
+	// come without a certificate (bearer tokens), agents with theirs.
+	serversOnly := pki.Peer{Roles: []pki.Role{pki.RoleServer}}
+	peerCreds := credentials.NewTLS(pki.ClientConfig(tc.pool, tc.keeper, "", serversOnly))
 	st, err := store.New()
 	if err != nil {
 		return nil, err
@@ -92,6 +103,7 @@ func Start(cfg Config) (s *Server, err error) {
 		ID: id, Dir: filepath.Join(cfg.DataDir, "raft"), Addr: cfg.RaftAddr, Bootstrap: cfg.Join == "",
 		HeartbeatTimeout: cfg.RaftHeartbeatTimeout, ElectionTimeout: cfg.RaftElectionTimeout,
 		LeaderLeaseTimeout: cfg.RaftLeaderLease, SnapshotThreshold: cfg.SnapshotThreshold,
+		ServerTLS: pki.ServerConfig(tc.keeper, tc.pool, serversOnly), ClientTLS: pki.ClientConfig(tc.pool, tc.keeper, "", serversOnly),
 	}, f, log)
 	if err != nil {
 		return nil, err
@@ -104,11 +116,13 @@ func Start(cfg Config) (s *Server, err error) {
 		ServerID: id, ApplyTimeout: 10 * time.Second,
 		HeartbeatInterval: cfg.HeartbeatInterval, HeartbeatTTL: cfg.HeartbeatTTL,
 		Tunnels: tunnel.NewHub(), Consoles: api.NewConsoles(), HTTPAddr: httpLis.Addr().String(),
+		PeerCreds: peerCreds, CA: tc.ca, CertLifetime: cfg.CertLifetime,
 	}
 	fwd := api.NewForwarder(deps)
 	deps.Peers = fwd
 	m := metrics.New(st, node)
 	gs := grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(pki.ServerConfig(tc.keeper, tc.pool, pki.Peer{}))),
 		grpc.MaxRecvMsgSize(gateway.MaxBodyBytes),
 		grpc.ChainUnaryInterceptor(m.UnaryInterceptor(), deps.UnaryInterceptor(fwd)),
 		grpc.ChainStreamInterceptor(m.StreamInterceptor(), deps.StreamInterceptor()),
@@ -130,10 +144,10 @@ func Start(cfg Config) (s *Server, err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s = &Server{
 		cfg: cfg, log: log, id: id, store: st, node: node, deps: deps, fwd: fwd, grpc: gs, health: hs,
-		grpcLis: grpcLis, httpLis: httpLis, tracker: tracker, cancel: cancel,
+		grpcLis: grpcLis, httpLis: httpLis, tracker: tracker, cancel: cancel, certs: tc,
 	}
 	gw, err := gateway.New(ctx, gateway.Options{
-		GRPCAddr: grpcLis.Addr().String(), Ready: s.ready, Metrics: m.Handler(), OpenAPI: restoreapi.OpenAPI, OpenAPI3: restoreapi.OpenAPI3,
+		GRPCAddr: grpcLis.Addr().String(), GRPCCreds: peerCreds, Ready: s.ready, Metrics: m.Handler(), OpenAPI: restoreapi.OpenAPI, OpenAPI3: restoreapi.OpenAPI3,
 		Routes: (&consoleweb.Handler{Consoles: deps.Consoles, Tunnels: deps.Tunnels, NoVNCDir: cfg.NoVNCDir, Log: log}).Register,
 	})
 	if err != nil {
@@ -141,9 +155,13 @@ func Start(cfg Config) (s *Server, err error) {
 		return nil, err
 	}
 	s.gateway = gw
-	s.http = &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
+	s.http = &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, TLSConfig: pki.ServerConfig(tc.keeper, tc.pool, pki.Peer{})}
 
-	s.wg.Add(3)
+	s.wg.Add(4)
+	go func() {
+		defer s.wg.Done()
+		tc.renewals(ctx)
+	}()
 	go func() {
 		defer s.wg.Done()
 		if err := gs.Serve(grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
@@ -152,7 +170,7 @@ func Start(cfg Config) (s *Server, err error) {
 	}()
 	go func() {
 		defer s.wg.Done()
-		if err := s.http.Serve(httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.http.ServeTLS(httpLis, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server stopped", "err", err)
 		}
 	}()
@@ -189,6 +207,14 @@ func (s *Server) Node() *raftnode.Node { return s.node }
 
 // Store exposes the state store (for tests).
 func (s *Server) Store() *store.Store { return s.store }
+
+// CACert is the file of the cluster CA's certificate, which clients of
+// this server trust.
+func (s *Server) CACert() string { return s.certs.files.CA() }
+
+// CAFingerprint is the cluster CA's fingerprint, which joining servers and
+// agents pin.
+func (s *Server) CAFingerprint() string { return s.certs.ca.Fingerprint() }
 
 // BootstrapTokenPath is where the first server writes the admin token.
 func (s *Server) BootstrapTokenPath() string { return filepath.Join(s.cfg.DataDir, "bootstrap-token") }

@@ -19,8 +19,9 @@ import (
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/pki"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 )
 
@@ -45,10 +46,12 @@ type Proc struct {
 	Debug string
 	bin   string
 	args  []string
-	mu    sync.Mutex
-	cmd   *exec.Cmd
-	done  chan struct{}
-	conn  *grpc.ClientConn
+	// caCert is the cluster CA its clients trust.
+	caCert string
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	done   chan struct{}
+	conn   *grpc.ClientConn
 }
 
 // Cluster is a set of restored processes.
@@ -56,6 +59,9 @@ type Cluster struct {
 	Procs []*Proc
 	// Token is the bootstrap admin token.
 	Token string
+	// CACert is the cluster CA's certificate (the first server's), which
+	// clients trust; CAFingerprint pins it.
+	CACert, CAFingerprint string
 }
 
 // Options configure Start.
@@ -116,8 +122,18 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		c.Stop()
 		return nil, err
 	}
+	c.CACert = filepath.Join(first.DataDir, "tls", "ca.pem")
+	ca, err := pki.LoadCA(c.CACert, "")
+	if err != nil {
+		c.Stop()
+		return nil, err
+	}
+	c.CAFingerprint = ca.Fingerprint()
+	for _, p := range c.Procs {
+		p.caCert = c.CACert
+	}
 	for _, p := range c.Procs[1:] {
-		p.args = append(p.args, "--join", first.GRPC, "--token", c.Token)
+		p.args = append(p.args, "--join", first.GRPC, "--token", c.Token, "--ca-fingerprint", c.CAFingerprint)
 		if err := p.Start(); err != nil {
 			c.Stop()
 			return nil, err
@@ -213,7 +229,11 @@ func (p *Proc) Conn() *grpc.ClientConn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.conn == nil {
-		p.conn, _ = grpc.NewClient(p.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		tlsc, err := pki.DialConfig(p.caCert, p.GRPC, nil)
+		if err != nil {
+			panic(fmt.Sprintf("testcluster: %s: %v", p.ID, err)) // the CA was loaded at Start
+		}
+		p.conn, _ = grpc.NewClient(p.GRPC, grpc.WithTransportCredentials(credentials.NewTLS(tlsc)))
 	}
 	return p.conn
 }

@@ -1427,6 +1427,131 @@ func (x *Snapshot) GetSnapshots() []*v1.Snapshot {
 	return nil
 }
 
+// EnrollRequest asks for a server certificate.
+type EnrollRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The joining server's node id (its certificate's identity).
+	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// A PKCS #10 certificate request (DER), signed by the server's new key.
+	Csr []byte `protobuf:"bytes,2,opt,name=csr,proto3" json:"csr,omitempty"`
+	// The DNS names and IP addresses it serves under.
+	Hosts         []string `protobuf:"bytes,3,rep,name=hosts,proto3" json:"hosts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnrollRequest) Reset() {
+	*x = EnrollRequest{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnrollRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnrollRequest) ProtoMessage() {}
+
+func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
+func (*EnrollRequest) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *EnrollRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *EnrollRequest) GetCsr() []byte {
+	if x != nil {
+		return x.Csr
+	}
+	return nil
+}
+
+func (x *EnrollRequest) GetHosts() []string {
+	if x != nil {
+		return x.Hosts
+	}
+	return nil
+}
+
+// EnrollResponse carries the joining server's certificates (PEM).
+type EnrollResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CaCert        []byte                 `protobuf:"bytes,1,opt,name=ca_cert,json=caCert,proto3" json:"ca_cert,omitempty"`
+	CaKey         []byte                 `protobuf:"bytes,2,opt,name=ca_key,json=caKey,proto3" json:"ca_key,omitempty"`
+	Cert          []byte                 `protobuf:"bytes,3,opt,name=cert,proto3" json:"cert,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnrollResponse) Reset() {
+	*x = EnrollResponse{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnrollResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnrollResponse) ProtoMessage() {}
+
+func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
+func (*EnrollResponse) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *EnrollResponse) GetCaCert() []byte {
+	if x != nil {
+		return x.CaCert
+	}
+	return nil
+}
+
+func (x *EnrollResponse) GetCaKey() []byte {
+	if x != nil {
+		return x.CaKey
+	}
+	return nil
+}
+
+func (x *EnrollResponse) GetCert() []byte {
+	if x != nil {
+		return x.Cert
+	}
+	return nil
+}
+
 // JoinRequest describes the joining server.
 type JoinRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1438,7 +1563,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1450,7 +1575,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1463,7 +1588,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{20}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *JoinRequest) GetServer() *v1.Server {
@@ -1484,7 +1609,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1496,7 +1621,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1509,7 +1634,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{21}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *JoinResponse) GetLeaderId() string {
@@ -1529,7 +1654,7 @@ type SetVerificationPolicy struct {
 
 func (x *SetVerificationPolicy) Reset() {
 	*x = SetVerificationPolicy{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1541,7 +1666,7 @@ func (x *SetVerificationPolicy) String() string {
 func (*SetVerificationPolicy) ProtoMessage() {}
 
 func (x *SetVerificationPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1554,7 +1679,7 @@ func (x *SetVerificationPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetVerificationPolicy.ProtoReflect.Descriptor instead.
 func (*SetVerificationPolicy) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{22}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SetVerificationPolicy) GetPolicy() *v1.VerificationPolicy {
@@ -1574,7 +1699,7 @@ type DeleteVerificationPolicy struct {
 
 func (x *DeleteVerificationPolicy) Reset() {
 	*x = DeleteVerificationPolicy{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1586,7 +1711,7 @@ func (x *DeleteVerificationPolicy) String() string {
 func (*DeleteVerificationPolicy) ProtoMessage() {}
 
 func (x *DeleteVerificationPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1599,7 +1724,7 @@ func (x *DeleteVerificationPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteVerificationPolicy.ProtoReflect.Descriptor instead.
 func (*DeleteVerificationPolicy) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{23}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DeleteVerificationPolicy) GetId() string {
@@ -1619,7 +1744,7 @@ type RegisterGuest struct {
 
 func (x *RegisterGuest) Reset() {
 	*x = RegisterGuest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1631,7 +1756,7 @@ func (x *RegisterGuest) String() string {
 func (*RegisterGuest) ProtoMessage() {}
 
 func (x *RegisterGuest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1644,7 +1769,7 @@ func (x *RegisterGuest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterGuest.ProtoReflect.Descriptor instead.
 func (*RegisterGuest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{24}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RegisterGuest) GetGuest() *v1.Guest {
@@ -1664,7 +1789,7 @@ type UnregisterGuest struct {
 
 func (x *UnregisterGuest) Reset() {
 	*x = UnregisterGuest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1676,7 +1801,7 @@ func (x *UnregisterGuest) String() string {
 func (*UnregisterGuest) ProtoMessage() {}
 
 func (x *UnregisterGuest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1689,7 +1814,7 @@ func (x *UnregisterGuest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterGuest.ProtoReflect.Descriptor instead.
 func (*UnregisterGuest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{25}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *UnregisterGuest) GetId() string {
@@ -1709,7 +1834,7 @@ type PruneVerifications struct {
 
 func (x *PruneVerifications) Reset() {
 	*x = PruneVerifications{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1721,7 +1846,7 @@ func (x *PruneVerifications) String() string {
 func (*PruneVerifications) ProtoMessage() {}
 
 func (x *PruneVerifications) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1734,7 +1859,7 @@ func (x *PruneVerifications) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneVerifications.ProtoReflect.Descriptor instead.
 func (*PruneVerifications) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{26}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PruneVerifications) GetIds() []string {
@@ -1756,7 +1881,7 @@ type CreateSnapshot struct {
 
 func (x *CreateSnapshot) Reset() {
 	*x = CreateSnapshot{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1768,7 +1893,7 @@ func (x *CreateSnapshot) String() string {
 func (*CreateSnapshot) ProtoMessage() {}
 
 func (x *CreateSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1781,7 +1906,7 @@ func (x *CreateSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSnapshot.ProtoReflect.Descriptor instead.
 func (*CreateSnapshot) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{27}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CreateSnapshot) GetSnapshot() *v1.Snapshot {
@@ -1810,7 +1935,7 @@ type ReportSnapshotStatus struct {
 
 func (x *ReportSnapshotStatus) Reset() {
 	*x = ReportSnapshotStatus{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1822,7 +1947,7 @@ func (x *ReportSnapshotStatus) String() string {
 func (*ReportSnapshotStatus) ProtoMessage() {}
 
 func (x *ReportSnapshotStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1835,7 +1960,7 @@ func (x *ReportSnapshotStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSnapshotStatus.ProtoReflect.Descriptor instead.
 func (*ReportSnapshotStatus) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{28}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ReportSnapshotStatus) GetHostId() string {
@@ -1876,7 +2001,7 @@ type ReleaseSnapshots struct {
 
 func (x *ReleaseSnapshots) Reset() {
 	*x = ReleaseSnapshots{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1888,7 +2013,7 @@ func (x *ReleaseSnapshots) String() string {
 func (*ReleaseSnapshots) ProtoMessage() {}
 
 func (x *ReleaseSnapshots) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1901,7 +2026,7 @@ func (x *ReleaseSnapshots) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseSnapshots.ProtoReflect.Descriptor instead.
 func (*ReleaseSnapshots) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{29}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ReleaseSnapshots) GetIds() []string {
@@ -1957,7 +2082,7 @@ type Prune struct {
 
 func (x *Prune) Reset() {
 	*x = Prune{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1969,7 +2094,7 @@ func (x *Prune) String() string {
 func (*Prune) ProtoMessage() {}
 
 func (x *Prune) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1982,7 +2107,7 @@ func (x *Prune) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Prune.ProtoReflect.Descriptor instead.
 func (*Prune) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{30}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Prune) GetRestoreIds() []string {
@@ -2135,7 +2260,15 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\x15verification_policies\x18\t \x03(\v2\x1e.restore.v1.VerificationPolicyR\x14verificationPolicies\x12)\n" +
 	"\x06guests\x18\n" +
 	" \x03(\v2\x11.restore.v1.GuestR\x06guests\x122\n" +
-	"\tsnapshots\x18\v \x03(\v2\x14.restore.v1.SnapshotR\tsnapshots\"9\n" +
+	"\tsnapshots\x18\v \x03(\v2\x14.restore.v1.SnapshotR\tsnapshots\"P\n" +
+	"\rEnrollRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x10\n" +
+	"\x03csr\x18\x02 \x01(\fR\x03csr\x12\x14\n" +
+	"\x05hosts\x18\x03 \x03(\tR\x05hosts\"T\n" +
+	"\x0eEnrollResponse\x12\x17\n" +
+	"\aca_cert\x18\x01 \x01(\fR\x06caCert\x12\x15\n" +
+	"\x06ca_key\x18\x02 \x01(\fR\x05caKey\x12\x12\n" +
+	"\x04cert\x18\x03 \x01(\fR\x04cert\"9\n" +
 	"\vJoinRequest\x12*\n" +
 	"\x06server\x18\x01 \x01(\v2\x12.restore.v1.ServerR\x06server\"+\n" +
 	"\fJoinResponse\x12\x1b\n" +
@@ -2198,9 +2331,10 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\x1cCOMMAND_TYPE_CREATE_SNAPSHOT\x10\x13\x12'\n" +
 	"#COMMAND_TYPE_REPORT_SNAPSHOT_STATUS\x10\x14\x12\"\n" +
 	"\x1eCOMMAND_TYPE_RELEASE_SNAPSHOTS\x10\x15\x12\x16\n" +
-	"\x12COMMAND_TYPE_PRUNE\x10\x162W\n" +
+	"\x12COMMAND_TYPE_PRUNE\x10\x162\xa4\x01\n" +
 	"\x0eClusterService\x12E\n" +
-	"\x04Join\x12\x1d.restored.raft.v1.JoinRequest\x1a\x1e.restored.raft.v1.JoinResponseB:Z8github.com/restored/restored/internal/gen/raft/v1;raftv1b\x06proto3"
+	"\x04Join\x12\x1d.restored.raft.v1.JoinRequest\x1a\x1e.restored.raft.v1.JoinResponse\x12K\n" +
+	"\x06Enroll\x12\x1f.restored.raft.v1.EnrollRequest\x1a .restored.raft.v1.EnrollResponseB:Z8github.com/restored/restored/internal/gen/raft/v1;raftv1b\x06proto3"
 
 var (
 	file_restored_raft_v1_raft_proto_rawDescOnce sync.Once
@@ -2215,7 +2349,7 @@ func file_restored_raft_v1_raft_proto_rawDescGZIP() []byte {
 }
 
 var file_restored_raft_v1_raft_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(CommandType)(0),                 // 0: restored.raft.v1.CommandType
 	(*Envelope)(nil),                 // 1: restored.raft.v1.Envelope
@@ -2238,83 +2372,87 @@ var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(*ExpireRestores)(nil),           // 18: restored.raft.v1.ExpireRestores
 	(*RegisterServer)(nil),           // 19: restored.raft.v1.RegisterServer
 	(*Snapshot)(nil),                 // 20: restored.raft.v1.Snapshot
-	(*JoinRequest)(nil),              // 21: restored.raft.v1.JoinRequest
-	(*JoinResponse)(nil),             // 22: restored.raft.v1.JoinResponse
-	(*SetVerificationPolicy)(nil),    // 23: restored.raft.v1.SetVerificationPolicy
-	(*DeleteVerificationPolicy)(nil), // 24: restored.raft.v1.DeleteVerificationPolicy
-	(*RegisterGuest)(nil),            // 25: restored.raft.v1.RegisterGuest
-	(*UnregisterGuest)(nil),          // 26: restored.raft.v1.UnregisterGuest
-	(*PruneVerifications)(nil),       // 27: restored.raft.v1.PruneVerifications
-	(*CreateSnapshot)(nil),           // 28: restored.raft.v1.CreateSnapshot
-	(*ReportSnapshotStatus)(nil),     // 29: restored.raft.v1.ReportSnapshotStatus
-	(*ReleaseSnapshots)(nil),         // 30: restored.raft.v1.ReleaseSnapshots
-	(*Prune)(nil),                    // 31: restored.raft.v1.Prune
-	(*v1.Tenant)(nil),                // 32: restore.v1.Tenant
-	(*v1.Token)(nil),                 // 33: restore.v1.Token
-	(*timestamppb.Timestamp)(nil),    // 34: google.protobuf.Timestamp
-	(*v1.Restore)(nil),               // 35: restore.v1.Restore
-	(*v1.Host)(nil),                  // 36: restore.v1.Host
-	(v1.HostState)(0),                // 37: restore.v1.HostState
-	(*v1.RecoveryPoint)(nil),         // 38: restore.v1.RecoveryPoint
-	(v1.RestoreState)(0),             // 39: restore.v1.RestoreState
-	(*v1.Boot)(nil),                  // 40: restore.v1.Boot
-	(*v1.Verification)(nil),          // 41: restore.v1.Verification
-	(*v1.Server)(nil),                // 42: restore.v1.Server
-	(*v1.VerificationPolicy)(nil),    // 43: restore.v1.VerificationPolicy
-	(*v1.Guest)(nil),                 // 44: restore.v1.Guest
-	(*v1.Snapshot)(nil),              // 45: restore.v1.Snapshot
+	(*EnrollRequest)(nil),            // 21: restored.raft.v1.EnrollRequest
+	(*EnrollResponse)(nil),           // 22: restored.raft.v1.EnrollResponse
+	(*JoinRequest)(nil),              // 23: restored.raft.v1.JoinRequest
+	(*JoinResponse)(nil),             // 24: restored.raft.v1.JoinResponse
+	(*SetVerificationPolicy)(nil),    // 25: restored.raft.v1.SetVerificationPolicy
+	(*DeleteVerificationPolicy)(nil), // 26: restored.raft.v1.DeleteVerificationPolicy
+	(*RegisterGuest)(nil),            // 27: restored.raft.v1.RegisterGuest
+	(*UnregisterGuest)(nil),          // 28: restored.raft.v1.UnregisterGuest
+	(*PruneVerifications)(nil),       // 29: restored.raft.v1.PruneVerifications
+	(*CreateSnapshot)(nil),           // 30: restored.raft.v1.CreateSnapshot
+	(*ReportSnapshotStatus)(nil),     // 31: restored.raft.v1.ReportSnapshotStatus
+	(*ReleaseSnapshots)(nil),         // 32: restored.raft.v1.ReleaseSnapshots
+	(*Prune)(nil),                    // 33: restored.raft.v1.Prune
+	(*v1.Tenant)(nil),                // 34: restore.v1.Tenant
+	(*v1.Token)(nil),                 // 35: restore.v1.Token
+	(*timestamppb.Timestamp)(nil),    // 36: google.protobuf.Timestamp
+	(*v1.Restore)(nil),               // 37: restore.v1.Restore
+	(*v1.Host)(nil),                  // 38: restore.v1.Host
+	(v1.HostState)(0),                // 39: restore.v1.HostState
+	(*v1.RecoveryPoint)(nil),         // 40: restore.v1.RecoveryPoint
+	(v1.RestoreState)(0),             // 41: restore.v1.RestoreState
+	(*v1.Boot)(nil),                  // 42: restore.v1.Boot
+	(*v1.Verification)(nil),          // 43: restore.v1.Verification
+	(*v1.Server)(nil),                // 44: restore.v1.Server
+	(*v1.VerificationPolicy)(nil),    // 45: restore.v1.VerificationPolicy
+	(*v1.Guest)(nil),                 // 46: restore.v1.Guest
+	(*v1.Snapshot)(nil),              // 47: restore.v1.Snapshot
 }
 var file_restored_raft_v1_raft_proto_depIdxs = []int32{
 	0,  // 0: restored.raft.v1.Envelope.type:type_name -> restored.raft.v1.CommandType
-	32, // 1: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
-	33, // 2: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
+	34, // 1: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
+	35, // 2: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
 	3,  // 3: restored.raft.v1.CreateToken.token:type_name -> restored.raft.v1.StoredToken
-	34, // 4: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
-	34, // 5: restored.raft.v1.IdempotencyKey.create_time:type_name -> google.protobuf.Timestamp
-	35, // 6: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
-	34, // 7: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
-	36, // 8: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
-	34, // 9: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
-	37, // 10: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
-	34, // 11: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
-	38, // 12: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
-	39, // 13: restored.raft.v1.RestoreReport.state:type_name -> restore.v1.RestoreState
-	40, // 14: restored.raft.v1.RestoreReport.boot:type_name -> restore.v1.Boot
-	41, // 15: restored.raft.v1.RestoreReport.verification:type_name -> restore.v1.Verification
+	36, // 4: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
+	36, // 5: restored.raft.v1.IdempotencyKey.create_time:type_name -> google.protobuf.Timestamp
+	37, // 6: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
+	36, // 7: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
+	38, // 8: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
+	36, // 9: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
+	39, // 10: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
+	36, // 11: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
+	40, // 12: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
+	41, // 13: restored.raft.v1.RestoreReport.state:type_name -> restore.v1.RestoreState
+	42, // 14: restored.raft.v1.RestoreReport.boot:type_name -> restore.v1.Boot
+	43, // 15: restored.raft.v1.RestoreReport.verification:type_name -> restore.v1.Verification
 	13, // 16: restored.raft.v1.ReportRestoreStatus.report:type_name -> restored.raft.v1.RestoreReport
-	34, // 17: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
+	36, // 17: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
 	15, // 18: restored.raft.v1.PlaceRestores.placements:type_name -> restored.raft.v1.Placement
 	16, // 19: restored.raft.v1.PlaceRestores.pending:type_name -> restored.raft.v1.PendingReason
-	34, // 20: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
-	34, // 21: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
-	42, // 22: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
-	32, // 23: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
+	36, // 20: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
+	36, // 21: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
+	44, // 22: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
+	34, // 23: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
 	3,  // 24: restored.raft.v1.Snapshot.tokens:type_name -> restored.raft.v1.StoredToken
-	35, // 25: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
-	36, // 26: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
-	38, // 27: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
-	42, // 28: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
+	37, // 25: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
+	38, // 26: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
+	40, // 27: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
+	44, // 28: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
 	6,  // 29: restored.raft.v1.Snapshot.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
-	41, // 30: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
-	43, // 31: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
-	44, // 32: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
-	45, // 33: restored.raft.v1.Snapshot.snapshots:type_name -> restore.v1.Snapshot
-	42, // 34: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
-	43, // 35: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
-	44, // 36: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
-	45, // 37: restored.raft.v1.CreateSnapshot.snapshot:type_name -> restore.v1.Snapshot
-	45, // 38: restored.raft.v1.ReportSnapshotStatus.snapshot:type_name -> restore.v1.Snapshot
-	34, // 39: restored.raft.v1.ReportSnapshotStatus.time:type_name -> google.protobuf.Timestamp
-	34, // 40: restored.raft.v1.ReleaseSnapshots.time:type_name -> google.protobuf.Timestamp
-	34, // 41: restored.raft.v1.Prune.restores_before:type_name -> google.protobuf.Timestamp
-	34, // 42: restored.raft.v1.Prune.snapshots_before:type_name -> google.protobuf.Timestamp
+	43, // 30: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
+	45, // 31: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
+	46, // 32: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
+	47, // 33: restored.raft.v1.Snapshot.snapshots:type_name -> restore.v1.Snapshot
+	44, // 34: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
+	45, // 35: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
+	46, // 36: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
+	47, // 37: restored.raft.v1.CreateSnapshot.snapshot:type_name -> restore.v1.Snapshot
+	47, // 38: restored.raft.v1.ReportSnapshotStatus.snapshot:type_name -> restore.v1.Snapshot
+	36, // 39: restored.raft.v1.ReportSnapshotStatus.time:type_name -> google.protobuf.Timestamp
+	36, // 40: restored.raft.v1.ReleaseSnapshots.time:type_name -> google.protobuf.Timestamp
+	36, // 41: restored.raft.v1.Prune.restores_before:type_name -> google.protobuf.Timestamp
+	36, // 42: restored.raft.v1.Prune.snapshots_before:type_name -> google.protobuf.Timestamp
 	6,  // 43: restored.raft.v1.Prune.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
-	34, // 44: restored.raft.v1.Prune.keys_before:type_name -> google.protobuf.Timestamp
-	34, // 45: restored.raft.v1.Prune.tokens_before:type_name -> google.protobuf.Timestamp
-	21, // 46: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
-	22, // 47: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
-	47, // [47:48] is the sub-list for method output_type
-	46, // [46:47] is the sub-list for method input_type
+	36, // 44: restored.raft.v1.Prune.keys_before:type_name -> google.protobuf.Timestamp
+	36, // 45: restored.raft.v1.Prune.tokens_before:type_name -> google.protobuf.Timestamp
+	23, // 46: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
+	21, // 47: restored.raft.v1.ClusterService.Enroll:input_type -> restored.raft.v1.EnrollRequest
+	24, // 48: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
+	22, // 49: restored.raft.v1.ClusterService.Enroll:output_type -> restored.raft.v1.EnrollResponse
+	48, // [48:50] is the sub-list for method output_type
+	46, // [46:48] is the sub-list for method input_type
 	46, // [46:46] is the sub-list for extension type_name
 	46, // [46:46] is the sub-list for extension extendee
 	0,  // [0:46] is the sub-list for field type_name
@@ -2331,7 +2469,7 @@ func file_restored_raft_v1_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restored_raft_v1_raft_proto_rawDesc), len(file_restored_raft_v1_raft_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   31,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,7 +19,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ClusterService_Join_FullMethodName = "/restored.raft.v1.ClusterService/Join"
+	ClusterService_Join_FullMethodName   = "/restored.raft.v1.ClusterService/Join"
+	ClusterService_Enroll_FullMethodName = "/restored.raft.v1.ClusterService/Enroll"
 )
 
 // ClusterServiceClient is the client API for ClusterService service.
@@ -29,8 +30,14 @@ const (
 // ClusterService is server-to-server: a new server asks the leader to add it
 // as a voter. It needs an admin token. Not exposed over REST.
 type ClusterServiceClient interface {
-	// Join adds the calling server to the raft configuration.
+	// Join adds the calling server to the raft configuration. The caller
+	// presents its server certificate (from Enroll) and an admin token.
 	Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*JoinResponse, error)
+	// Enroll gives a joining server its certificate: it sends a CSR and an
+	// admin token over TLS whose CA it pinned by fingerprint, and receives
+	// the cluster CA (with its key: every server issues certificates) and a
+	// server certificate for its node id and addresses.
+	Enroll(ctx context.Context, in *EnrollRequest, opts ...grpc.CallOption) (*EnrollResponse, error)
 }
 
 type clusterServiceClient struct {
@@ -51,6 +58,16 @@ func (c *clusterServiceClient) Join(ctx context.Context, in *JoinRequest, opts .
 	return out, nil
 }
 
+func (c *clusterServiceClient) Enroll(ctx context.Context, in *EnrollRequest, opts ...grpc.CallOption) (*EnrollResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EnrollResponse)
+	err := c.cc.Invoke(ctx, ClusterService_Enroll_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServiceServer is the server API for ClusterService service.
 // All implementations must embed UnimplementedClusterServiceServer
 // for forward compatibility.
@@ -58,8 +75,14 @@ func (c *clusterServiceClient) Join(ctx context.Context, in *JoinRequest, opts .
 // ClusterService is server-to-server: a new server asks the leader to add it
 // as a voter. It needs an admin token. Not exposed over REST.
 type ClusterServiceServer interface {
-	// Join adds the calling server to the raft configuration.
+	// Join adds the calling server to the raft configuration. The caller
+	// presents its server certificate (from Enroll) and an admin token.
 	Join(context.Context, *JoinRequest) (*JoinResponse, error)
+	// Enroll gives a joining server its certificate: it sends a CSR and an
+	// admin token over TLS whose CA it pinned by fingerprint, and receives
+	// the cluster CA (with its key: every server issues certificates) and a
+	// server certificate for its node id and addresses.
+	Enroll(context.Context, *EnrollRequest) (*EnrollResponse, error)
 	mustEmbedUnimplementedClusterServiceServer()
 }
 
@@ -72,6 +95,9 @@ type UnimplementedClusterServiceServer struct{}
 
 func (UnimplementedClusterServiceServer) Join(context.Context, *JoinRequest) (*JoinResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Join not implemented")
+}
+func (UnimplementedClusterServiceServer) Enroll(context.Context, *EnrollRequest) (*EnrollResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Enroll not implemented")
 }
 func (UnimplementedClusterServiceServer) mustEmbedUnimplementedClusterServiceServer() {}
 func (UnimplementedClusterServiceServer) testEmbeddedByValue()                        {}
@@ -112,6 +138,24 @@ func _ClusterService_Join_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClusterService_Enroll_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EnrollRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).Enroll(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_Enroll_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).Enroll(ctx, req.(*EnrollRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ClusterService_ServiceDesc is the grpc.ServiceDesc for ClusterService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -122,6 +166,10 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Join",
 			Handler:    _ClusterService_Join_Handler,
+		},
+		{
+			MethodName: "Enroll",
+			Handler:    _ClusterService_Enroll_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
