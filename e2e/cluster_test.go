@@ -59,14 +59,16 @@ func TestClusterSurvivesLeaderDeathWithNothingAcknowledgedLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	agentTok, err := admin(follower).CreateToken(testcluster.Ctx(cctx, c.Token), &restorev1.CreateTokenRequest{Role: "agent"})
 	done()
+	// An agent enrolls and registers through a follower (which vouches for
+	// its certificate to the leader) and reports a recovery point.
+	agentConn, err := c.AgentConn(ctx, follower, "kvm-01", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	// An agent registers through a follower and reports a recovery point.
-	agent := restorev1.NewAgentServiceClient(follower.Conn())
-	actx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+agentTok.Secret)
+	defer agentConn.Close()
+	agent := restorev1.NewAgentServiceClient(agentConn)
+	actx := ctx
 	if _, err := agent.Register(actx, &restorev1.RegisterRequest{ProtocolVersion: version.AgentProtocol, HostId: "kvm-01",
 		Capacity: &restorev1.Capacity{Vcpus: 64, MemoryMib: 1 << 20}}); err != nil {
 		t.Fatalf("register through follower: %v", err)

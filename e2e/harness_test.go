@@ -17,6 +17,7 @@ import (
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/agentid"
 	"github.com/restored/restored/internal/pki"
 	"github.com/restored/restored/internal/server"
 	"github.com/restored/restored/internal/version"
@@ -64,6 +65,9 @@ func grpcConn(t *testing.T, caFile, addr string) *grpc.ClientConn {
 
 type serverOpts struct {
 	heartbeatTTL time.Duration
+	// log receives the server's log (default: discarded, or stderr with
+	// E2E_VERBOSE).
+	log io.Writer
 }
 
 func startServer(t *testing.T, opts ...serverOpts) *env {
@@ -76,6 +80,9 @@ func startServer(t *testing.T, opts ...serverOpts) *env {
 	logOut := io.Discard
 	if os.Getenv("E2E_VERBOSE") != "" {
 		logOut = os.Stderr
+	}
+	if o.log != nil {
+		logOut = o.log
 	}
 	srv, err := server.Start(server.Config{
 		DataDir: dir, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", NodeID: "s1",
@@ -224,9 +231,8 @@ type testAgent struct {
 // watches its assignments.
 func (e *env) agent(host string, rps ...*restorev1.RecoveryPoint) *testAgent {
 	e.t.Helper()
-	secret, _ := e.token("", "agent")
-	ctx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+secret))
-	a := &testAgent{e: e, host: host, client: restorev1.NewAgentServiceClient(e.conn), ctx: ctx, stop: cancel}
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &testAgent{e: e, host: host, client: restorev1.NewAgentServiceClient(e.agentConn(host)), ctx: ctx, stop: cancel}
 	e.t.Cleanup(cancel)
 	if _, err := a.client.Register(ctx, &restorev1.RegisterRequest{
 		ProtocolVersion: version.AgentProtocol, HostId: host, AgentVersion: "test", Hypervisors: []string{"kvm"}, Accelerator: "tcg",
@@ -331,6 +337,41 @@ func (e *env) restoreState(token, id string) string {
 		e.t.Fatalf("get restore %s: HTTP %d %v", id, code, body)
 	}
 	return body["state"].(string)
+}
+
+// agentConn enrolls a stand-in agent for host (a join token, a CSR, the
+// kept certificate, as a real agent does) and returns a connection that
+// presents its certificate.
+func (e *env) agentConn(host string) *grpc.ClientConn {
+	e.t.Helper()
+	return e.connAs(e.enroll(host))
+}
+
+// enroll enrolls a stand-in agent for host and returns its identity.
+func (e *env) enroll(host string) *agentid.Identity {
+	e.t.Helper()
+	jt, err := restorev1.NewHostServiceClient(e.conn).CreateJoinToken(e.ctx(e.admin), &restorev1.CreateJoinTokenRequest{HostId: host})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	id, err := agentid.Enroll(ctx, agentid.EnrollOptions{Server: e.srv.GRPCAddr(), JoinToken: jt.Secret, CAFingerprint: jt.CaFingerprint, Dir: e.t.TempDir()})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return id
+}
+
+// connAs connects to the server presenting an agent's certificate.
+func (e *env) connAs(id *agentid.Identity) *grpc.ClientConn {
+	e.t.Helper()
+	conn, err := grpc.NewClient(e.srv.GRPCAddr(), grpc.WithTransportCredentials(credentials.NewTLS(id.DialConfig(e.srv.GRPCAddr()))))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { conn.Close() })
+	return conn
 }
 
 // serverSPKI is the base64 SHA-256 of the public key of the server whose

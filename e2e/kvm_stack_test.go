@@ -27,14 +27,15 @@ import (
 // libvirtd and QEMU, with tenants acme and globex and a repository holding
 // the test image as acme's recovery point rp-1.
 type kvmStack struct {
-	t                    *testing.T
-	srv                  *testcluster.Proc
-	admin                string
-	acme, globex         string
-	agentBin, agentToken string
-	repo, work, disk     string
-	agentLog             string
-	agent                *exec.Cmd
+	t                *testing.T
+	srv              *testcluster.Proc
+	admin            string
+	acme, globex     string
+	agentBin         string
+	joinToken, caPin string
+	repo, work, disk string
+	agentLog         string
+	agent            *exec.Cmd
 	// host is the agent's host id, unique per stack: agents reconcile only
 	// their own host's domains, so stacks sharing libvirtd never collide.
 	host      string
@@ -114,7 +115,10 @@ func startKVMStack(t *testing.T) *kvmStack {
 		}
 		return secret
 	}
-	s.acme, s.globex, s.agentToken = token("acme", "partner"), token("globex", "partner"), token("", "agent")
+	s.acme, s.globex = token("acme", "partner"), token("globex", "partner")
+	if s.joinToken, s.caPin, err = c.JoinToken(ctx, s.srv, s.host); err != nil {
+		t.Fatal(err)
+	}
 
 	s.repo = worldReadableDir(t, "restored-repo-")
 	rpDir := s.rpDir("rp-1")
@@ -219,7 +223,9 @@ func (s *kvmStack) startAgent(extra ...string) {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	args := []string{"--server", s.srv.GRPC, "--ca-cert", s.ca, "--host-id", s.host, "--token", s.agentToken,
+	// The first start enrolls with the join token; a restart finds the
+	// certificate it kept in its work dir.
+	args := []string{"--server", s.srv.GRPC, "--ca-fingerprint", s.caPin, "--host-id", s.host, "--join-token", s.joinToken,
 		"--repository", s.repo, "--work-dir", s.work, "--reserve-memory-mib", "0", "--rescan-interval", "10m",
 		"--boot-timeout", "90s"}
 	cmd := exec.Command(s.agentBin, append(args, extra...)...)

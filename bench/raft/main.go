@@ -24,7 +24,6 @@ import (
 	"github.com/restored/restored/internal/testcluster"
 	"github.com/restored/restored/internal/version"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
 )
 
 func main() {
@@ -116,12 +115,18 @@ func run(d time.Duration, trials int, profile string) error {
 	if err != nil {
 		return err
 	}
-	agentSecret, err := c.MintToken(ctx, leader, "", "agent")
+	agentDir, err := os.MkdirTemp("", "bench-agent-")
 	if err != nil {
 		return err
 	}
-	agent := restorev1.NewAgentServiceClient(leader.Conn())
-	agctx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+agentSecret)
+	defer os.RemoveAll(agentDir)
+	agentConn, err := c.AgentConn(ctx, leader, "bench-host", agentDir)
+	if err != nil {
+		return err
+	}
+	defer agentConn.Close()
+	agent := restorev1.NewAgentServiceClient(agentConn)
+	agctx := ctx
 	if _, err := agent.Register(agctx, &restorev1.RegisterRequest{ProtocolVersion: version.AgentProtocol, HostId: "bench-host",
 		Capacity: &restorev1.Capacity{Vcpus: 1 << 30, MemoryMib: 1 << 50}}); err != nil {
 		return err
@@ -134,11 +139,10 @@ func run(d time.Duration, trials int, profile string) error {
 	hbCtx, stopHeartbeats := context.WithCancel(agctx)
 	defer stopHeartbeats()
 	go func() {
+		// Through the first leader: after a failover it forwards them,
+		// vouching for the agent's certificate.
 		for hbCtx.Err() == nil {
-			l, err := c.Leader(ctx)
-			if err == nil {
-				_, _ = restorev1.NewAgentServiceClient(l.Conn()).Heartbeat(hbCtx, &restorev1.HeartbeatRequest{ProtocolVersion: version.AgentProtocol, HostId: "bench-host"})
-			}
+			_, _ = agent.Heartbeat(hbCtx, &restorev1.HeartbeatRequest{ProtocolVersion: version.AgentProtocol, HostId: "bench-host"})
 			time.Sleep(time.Second)
 		}
 	}()

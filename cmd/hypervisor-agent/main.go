@@ -57,8 +57,10 @@ Flags:
 		_       = fs.String("config", "", "JSON config file whose keys are flag names")
 	)
 	fs.StringVar(&cfg.HostID, "host-id", "", "this host's id, a lowercase DNS label (required)")
-	fs.StringVar(&cfg.Token, "token", "", "agent token (restorectl token create --role agent)")
-	fs.StringVar(&cfg.CACert, "ca-cert", "/var/lib/restored/tls/ca.pem", "the cluster CA's certificate (a server writes it to <data-dir>/tls/ca.pem)")
+	fs.StringVar(&cfg.JoinToken, "join-token", "", "a one-time join token for this host (restorectl host join-token HOST_ID): the agent enrolls once and keeps its certificate in <work-dir>/tls")
+	fs.StringVar(&cfg.CAFingerprint, "ca-fingerprint", "", "with --join-token: the cluster CA's fingerprint (sha256:…, printed with the join token); a server with another CA is refused")
+	fs.StringVar(&cfg.CACert, "ca-cert", "", "with --join-token, instead of --ca-fingerprint: the cluster CA's certificate file")
+	retired := fs.String("token", "", "retired: agents prove who they are with their certificate (enroll with --join-token)")
 	fs.StringVar(&cfg.Repository, "repository", "", "repository of recovery points: <root>/<tenant>/<asset>/<id>/manifest.json (required)")
 	fs.StringVar(&cfg.WorkDir, "work-dir", "/var/lib/restored-agent", "overlays, consoles and logs")
 	fs.StringVar(&cfg.LibvirtSocket, "libvirt-socket", kvm.DefaultSocket, "libvirtd's unix socket")
@@ -88,8 +90,8 @@ Flags:
 			cfg.Servers = append(cfg.Servers, s)
 		}
 	}
-	if cfg.Token == "" {
-		cfg.Token = os.Getenv("RESTORED_TOKEN")
+	if *retired != "" {
+		return fmt.Errorf("--token is retired: agents prove who they are with a certificate. Mint a join token (restorectl host join-token %s) and start the agent once with --join-token and --ca-fingerprint; it keeps its certificate in <work-dir>/tls", cfg.HostID)
 	}
 	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	a, err := agent.New(cfg)

@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/restored/restored/internal/agent"
-	"github.com/restored/restored/internal/auth"
 	"github.com/restored/restored/internal/flagenv"
 	"github.com/restored/restored/internal/scheduler"
 	"github.com/restored/restored/internal/server"
@@ -160,16 +159,16 @@ func flagGiven(fs *flag.FlagSet, name string) bool {
 }
 
 // startDevAgent runs a hypervisor agent inside this process, on the local
-// libvirt, with a token minted for it.
+// libvirt; it enrolls with a join token minted for it, as any agent does.
 func startDevAgent(s *server.Server, cfg server.Config, repo, hostID string) (func(), error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := s.WaitLeader(ctx); err != nil {
 		return nil, fmt.Errorf("dev mode: no leadership: %w", err)
 	}
-	token, err := s.MintToken(auth.RoleAgent, "embedded dev agent")
+	joinToken, err := s.MintJoinToken(hostID, 10*time.Minute)
 	if err != nil {
-		return nil, fmt.Errorf("dev mode: agent token: %w", err)
+		return nil, fmt.Errorf("dev mode: agent join token: %w", err)
 	}
 	if repo == "" {
 		repo = filepath.Join(cfg.DataDir, "repository")
@@ -182,7 +181,7 @@ func startDevAgent(s *server.Server, cfg server.Config, repo, hostID string) (fu
 		return nil, err
 	}
 	a, err := agent.New(agent.Config{
-		Servers: []string{s.GRPCAddr()}, HostID: hostID, Token: token, CACert: s.CACert(), Repository: repo,
+		Servers: []string{s.GRPCAddr()}, HostID: hostID, JoinToken: joinToken, CACert: s.CACert(), Repository: repo,
 		WorkDir: filepath.Join(cfg.DataDir, "agent"), ReserveMemoryMiB: 0, RescanInterval: 5 * time.Second,
 		Log: cfg.Logger.With("component", "agent"),
 	})

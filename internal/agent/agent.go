@@ -10,6 +10,7 @@ import (
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/agentid"
 	"github.com/restored/restored/internal/kvm"
 	"github.com/restored/restored/internal/pki"
 	"github.com/restored/restored/internal/storage"
@@ -24,18 +25,20 @@ import (
 type Config struct {
 	Servers []string
 	HostID  string
-	Token   string
-	// CACert is the cluster CA's certificate (PEM file): the servers'
-	// certificates must chain to it.
-	CACert           string
-	Repository       string
-	WorkDir          string
-	LibvirtSocket    string
-	Accelerator      string // auto, kvm or tcg
-	Emulator         string
-	ReserveVCPUs     int32
-	ReserveMemoryMiB int64
-	BootTimeout      time.Duration
+	// JoinToken enrolls the agent the first time (restorectl host
+	// join-token HOST_ID); its certificate is then kept in <work-dir>/tls.
+	JoinToken string
+	// CAFingerprint pins the cluster CA at enrollment; CACert, instead, is
+	// the CA's certificate file.
+	CAFingerprint, CACert string
+	Repository            string
+	WorkDir               string
+	LibvirtSocket         string
+	Accelerator           string // auto, kvm or tcg
+	Emulator              string
+	ReserveVCPUs          int32
+	ReserveMemoryMiB      int64
+	BootTimeout           time.Duration
 	// ScreenSettle is how long the screen must stay put for the screen
 	// boot signal.
 	ScreenSettle time.Duration
@@ -104,16 +107,20 @@ type Agent struct {
 
 	catalog catalog
 	ctl     *control
+	// id is the agent's certificate (kept in <work-dir>/tls), set by Run.
+	id *agentid.Identity
 }
 
 // New checks the configuration and prepares the agent.
 func New(cfg Config) (*Agent, error) {
 	cfg.defaults()
-	if cfg.HostID == "" || len(cfg.Servers) == 0 || cfg.Repository == "" || cfg.WorkDir == "" || cfg.CACert == "" {
-		return nil, fmt.Errorf("--host-id, --server, --ca-cert, --repository and --work-dir are required")
+	if cfg.HostID == "" || len(cfg.Servers) == 0 || cfg.Repository == "" || cfg.WorkDir == "" {
+		return nil, fmt.Errorf("--host-id, --server, --repository and --work-dir are required")
 	}
-	if _, err := pki.LoadCA(cfg.CACert, ""); err != nil {
-		return nil, fmt.Errorf("--ca-cert: %w", err)
+	if cfg.CACert != "" {
+		if _, err := pki.LoadCA(cfg.CACert, ""); err != nil {
+			return nil, fmt.Errorf("--ca-cert: %w", err)
+		}
 	}
 	marker, err := regexp.Compile(cfg.Marker)
 	if err != nil {
@@ -138,7 +145,7 @@ func New(cfg Config) (*Agent, error) {
 		drv:    kvm.NewLocal(cfg.LibvirtSocket, cfg.Log),
 		repo:   &storage.Repository{Root: cfg.Repository},
 		rescan: make(chan struct{}, 1),
-		ctl:    &control{token: cfg.Token, log: cfg.Log},
+		ctl:    &control{log: cfg.Log},
 	}, nil
 }
 
@@ -177,6 +184,11 @@ func (a *Agent) assemble(ctx context.Context) *parts {
 // they go away.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.drv.Close()
+	id, err := a.identity(ctx)
+	if err != nil {
+		return err
+	}
+	a.id = id
 	p := a.assemble(ctx)
 	// The backup jobs an earlier run served have no reader any more.
 	ectx, ecancel := context.WithTimeout(ctx, time.Minute)
@@ -204,11 +216,7 @@ func (a *Agent) Run(ctx context.Context) error {
 // session is one connection to a server: register, heartbeat, report,
 // and reconcile every assignment message until the stream breaks.
 func (a *Agent) session(ctx context.Context, p *parts, server string) error {
-	tlsc, err := pki.DialConfig(a.cfg.CACert, server, nil)
-	if err != nil {
-		return err
-	}
-	conn, err := grpc.NewClient(server, grpc.WithTransportCredentials(credentials.NewTLS(tlsc)))
+	conn, err := grpc.NewClient(server, grpc.WithTransportCredentials(credentials.NewTLS(a.id.DialConfig(server))))
 	if err != nil {
 		return err
 	}
@@ -222,7 +230,7 @@ func (a *Agent) session(ctx context.Context, p *parts, server string) error {
 		return fmt.Errorf("libvirt node info: %w", err)
 	}
 	capacity := &restorev1.Capacity{Vcpus: size.CPUs - a.cfg.ReserveVCPUs, MemoryMib: size.MemoryMiB - a.cfg.ReserveMemoryMiB}
-	reg, err := client.Register(a.ctl.auth(ctx), &restorev1.RegisterRequest{
+	reg, err := client.Register(ctx, &restorev1.RegisterRequest{
 		ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID, AgentVersion: version.Version, Hypervisors: []string{p.hv.Kind().String()},
 		Accelerator: p.hv.Facts().Accelerator, AcceleratorNote: p.note, Capacity: capacity,
 	})
@@ -234,13 +242,14 @@ func (a *Agent) session(ctx context.Context, p *parts, server string) error {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go a.heartbeats(sctx, client, time.Duration(reg.HeartbeatIntervalMs)*time.Millisecond)
+	go a.renewals(sctx, client)
 	// Know the repository before acting on any assignment.
 	if err := a.scanAndReport(sctx, client); err != nil {
 		a.log.Warn("recovery point report failed", "err", err)
 	}
 	go a.rescans(sctx, client)
 	go p.tunnel.run(sctx, client)
-	stream, err := client.WatchAssignments(a.ctl.auth(sctx), &restorev1.WatchAssignmentsRequest{ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID})
+	stream, err := client.WatchAssignments(sctx, &restorev1.WatchAssignmentsRequest{ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID})
 	if err != nil {
 		return fmt.Errorf("watch assignments: %w", err)
 	}
@@ -288,7 +297,7 @@ func (a *Agent) heartbeats(ctx context.Context, client restorev1.AgentServiceCli
 	defer t.Stop()
 	for {
 		hctx, cancel := context.WithTimeout(ctx, every)
-		_, err := client.Heartbeat(a.ctl.auth(hctx), &restorev1.HeartbeatRequest{ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID})
+		_, err := client.Heartbeat(hctx, &restorev1.HeartbeatRequest{ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID})
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			a.log.Warn("heartbeat failed", "err", err)
@@ -343,7 +352,7 @@ func (a *Agent) scanAndReport(ctx context.Context, client restorev1.AgentService
 	a.catalog.replace(storage.NewIndex(found))
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	_, err = client.ReportRecoveryPoints(a.ctl.auth(rctx), &restorev1.ReportRecoveryPointsRequest{
+	_, err = client.ReportRecoveryPoints(rctx, &restorev1.ReportRecoveryPointsRequest{
 		ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID, RecoveryPoints: report,
 	})
 	return err

@@ -10,7 +10,6 @@ import (
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -21,19 +20,14 @@ type reporter interface {
 }
 
 // control is the agent's connection to the control plane: the client of
-// the current session (swapped when it reconnects) and the token.
+// the current session (swapped when it reconnects). The agent proves who
+// it is with its certificate, in the TLS under it.
 type control struct {
-	token  string
 	log    *slog.Logger
 	client atomic.Pointer[restorev1.AgentServiceClient]
 }
 
 var _ reporter = (*control)(nil)
-
-// auth adds the agent's token to an outgoing call.
-func (c *control) auth(ctx context.Context) context.Context {
-	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+c.token)
-}
 
 func (c *control) use(client restorev1.AgentServiceClient) { c.client.Store(&client) }
 
@@ -52,7 +46,7 @@ func (c *control) reportRestore(ctx context.Context, req *restorev1.ReportRestor
 	if err == nil {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 		defer cancel()
-		_, err = client.ReportRestoreStatus(c.auth(rctx), req)
+		_, err = client.ReportRestoreStatus(rctx, req)
 	}
 	if err != nil {
 		c.log.Warn("status report failed", "restore", req.RestoreId, "state", req.State.String(), "err", err)
@@ -67,7 +61,7 @@ func (c *control) reportSnapshot(ctx context.Context, req *restorev1.ReportSnaps
 	if err == nil {
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		_, err = client.ReportSnapshotStatus(c.auth(rctx), req)
+		_, err = client.ReportSnapshotStatus(rctx, req)
 	}
 	if err != nil {
 		c.log.Warn("snapshot report failed", "snapshot", req.Snapshot.GetId(), "state", req.Snapshot.GetState().String(), "err", err)

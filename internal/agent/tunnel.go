@@ -52,7 +52,7 @@ func (t *tunnel) run(ctx context.Context, client restorev1.AgentServiceClient) {
 func (t *tunnel) open(ctx context.Context, client restorev1.AgentServiceClient) error {
 	tctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := client.Tunnel(t.ctl.auth(tctx))
+	stream, err := client.Tunnel(tctx)
 	if err != nil {
 		return err
 	}

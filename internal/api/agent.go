@@ -24,12 +24,20 @@ type AgentService struct {
 	*Deps
 }
 
-func checkAgent(protocol uint32, hostID string) error {
+// checkAgent checks an agent's protocol and that it acts for the host its
+// certificate names, and no other.
+func checkAgent(ctx context.Context, protocol uint32, hostID string) error {
 	if protocol != version.AgentProtocol {
 		return status.Errorf(codes.FailedPrecondition,
 			"agent protocol version %d is not supported; this server speaks version %d: upgrade the agent or the server", protocol, version.AgentProtocol)
 	}
-	return validate.DNSLabel("host_id", hostID)
+	if err := validate.DNSLabel("host_id", hostID); err != nil {
+		return err
+	}
+	if p := principal(ctx); p.Host != hostID {
+		return status.Errorf(codes.PermissionDenied, "this agent's certificate is for host %q: it may not act for host %q", p.Host, hostID)
+	}
+	return nil
 }
 
 func (s *AgentService) knownHost(id string) (*restorev1.Host, error) {
@@ -41,8 +49,8 @@ func (s *AgentService) knownHost(id string) (*restorev1.Host, error) {
 }
 
 // Register implements the RPC.
-func (s *AgentService) Register(_ context.Context, req *restorev1.RegisterRequest) (*restorev1.RegisterResponse, error) {
-	if err := checkAgent(req.ProtocolVersion, req.HostId); err != nil {
+func (s *AgentService) Register(ctx context.Context, req *restorev1.RegisterRequest) (*restorev1.RegisterResponse, error) {
+	if err := checkAgent(ctx, req.ProtocolVersion, req.HostId); err != nil {
 		return nil, err
 	}
 	if req.Capacity == nil || req.Capacity.Vcpus <= 0 || req.Capacity.MemoryMib <= 0 {
@@ -79,8 +87,8 @@ func (s *AgentService) Register(_ context.Context, req *restorev1.RegisterReques
 
 // Heartbeat implements the RPC. It writes to raft only when a DOWN host
 // comes back.
-func (s *AgentService) Heartbeat(_ context.Context, req *restorev1.HeartbeatRequest) (*restorev1.HeartbeatResponse, error) {
-	if err := checkAgent(req.ProtocolVersion, req.HostId); err != nil {
+func (s *AgentService) Heartbeat(ctx context.Context, req *restorev1.HeartbeatRequest) (*restorev1.HeartbeatResponse, error) {
+	if err := checkAgent(ctx, req.ProtocolVersion, req.HostId); err != nil {
 		return nil, err
 	}
 	h := s.Store.Read(nil).Host(req.HostId)
@@ -119,17 +127,17 @@ func assignmentsKey(as []*restorev1.Assignment) string {
 
 // WatchAssignments implements the RPC.
 func (s *AgentService) WatchAssignments(req *restorev1.WatchAssignmentsRequest, stream restorev1.AgentService_WatchAssignmentsServer) error {
-	if err := checkAgent(req.ProtocolVersion, req.HostId); err != nil {
+	ctx := stream.Context()
+	if err := checkAgent(ctx, req.ProtocolVersion, req.HostId); err != nil {
 		return err
 	}
-	ctx := stream.Context()
 	p := principal(ctx)
 	last := "\x00"
 	for {
 		ws := memdb.NewWatchSet()
 		r := s.Store.Read(ws)
-		if t := r.Token(p.TokenID); t == nil || t.Token.RevokeTime != nil {
-			return status.Error(codes.Unauthenticated, "the agent's token was revoked")
+		if s.agentRevoked(r, p) {
+			return status.Errorf(codes.Unauthenticated, "host %s was removed: its certificate is revoked", req.HostId)
 		}
 		as, ss := Assignments(r, req.HostId), SnapshotAssignments(r, req.HostId)
 		if k := assignmentsKey(as) + snapshotAssignmentsKey(ss); k != last {
@@ -145,8 +153,8 @@ func (s *AgentService) WatchAssignments(req *restorev1.WatchAssignmentsRequest, 
 }
 
 // ReportRestoreStatus implements the RPC.
-func (s *AgentService) ReportRestoreStatus(_ context.Context, req *restorev1.ReportRestoreStatusRequest) (*restorev1.ReportRestoreStatusResponse, error) {
-	if err := checkAgent(req.ProtocolVersion, req.HostId); err != nil {
+func (s *AgentService) ReportRestoreStatus(ctx context.Context, req *restorev1.ReportRestoreStatusRequest) (*restorev1.ReportRestoreStatusResponse, error) {
+	if err := checkAgent(ctx, req.ProtocolVersion, req.HostId); err != nil {
 		return nil, err
 	}
 	if err := validate.Required("restore_id", req.RestoreId); err != nil {
@@ -180,8 +188,8 @@ func (s *AgentService) ReportRestoreStatus(_ context.Context, req *restorev1.Rep
 }
 
 // ReportRecoveryPoints implements the RPC.
-func (s *AgentService) ReportRecoveryPoints(_ context.Context, req *restorev1.ReportRecoveryPointsRequest) (*restorev1.ReportRecoveryPointsResponse, error) {
-	if err := checkAgent(req.ProtocolVersion, req.HostId); err != nil {
+func (s *AgentService) ReportRecoveryPoints(ctx context.Context, req *restorev1.ReportRecoveryPointsRequest) (*restorev1.ReportRecoveryPointsResponse, error) {
+	if err := checkAgent(ctx, req.ProtocolVersion, req.HostId); err != nil {
 		return nil, err
 	}
 	if _, err := s.knownHost(req.HostId); err != nil {
@@ -229,7 +237,7 @@ func (s *AgentService) Tunnel(stream restorev1.AgentService_TunnelServer) error 
 	if hello == nil {
 		return status.Error(codes.InvalidArgument, "a tunnel starts with a hello frame")
 	}
-	if err := checkAgent(hello.ProtocolVersion, hello.HostId); err != nil {
+	if err := checkAgent(stream.Context(), hello.ProtocolVersion, hello.HostId); err != nil {
 		return err
 	}
 	if _, err := s.knownHost(hello.HostId); err != nil {

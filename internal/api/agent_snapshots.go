@@ -37,8 +37,8 @@ func snapshotAssignmentsKey(ss []*restorev1.SnapshotAssignment) string {
 }
 
 // ReportSnapshotStatus implements the RPC.
-func (s *AgentService) ReportSnapshotStatus(_ context.Context, req *restorev1.ReportSnapshotStatusRequest) (*restorev1.ReportSnapshotStatusResponse, error) {
-	if err := checkAgent(req.ProtocolVersion, req.HostId); err != nil {
+func (s *AgentService) ReportSnapshotStatus(ctx context.Context, req *restorev1.ReportSnapshotStatusRequest) (*restorev1.ReportSnapshotStatusResponse, error) {
+	if err := checkAgent(ctx, req.ProtocolVersion, req.HostId); err != nil {
 		return nil, err
 	}
 	rep := req.Snapshot

@@ -90,6 +90,11 @@ func forwardedContext(ctx context.Context, serverID string) context.Context {
 	md, _ := metadata.FromIncomingContext(ctx)
 	md = md.Copy()
 	md.Set(mdkeys.Forwarded, serverID)
+	// Only this server says which agent it vouches for.
+	delete(md, mdkeys.AgentHost)
+	if h := vouchedHost(ctx); h != "" {
+		md.Set(mdkeys.AgentHost, h)
+	}
 	for _, k := range []string{":authority", "content-type", "user-agent"} {
 		delete(md, k)
 	}

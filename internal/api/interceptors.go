@@ -16,8 +16,19 @@ func public(method string) bool {
 	return strings.HasPrefix(method, healthPrefix) || strings.HasPrefix(method, reflectionPrefix)
 }
 
-// authenticate checks the caller's token and the method's policy.
+// authenticate checks the caller by the method's rule (a bearer token, an
+// agent's certificate, a join token) and the role it allows.
 func (d *Deps) authenticate(ctx context.Context, method string) (*auth.Principal, error) {
+	switch rules[method].by {
+	case byAgentCert:
+		return d.agentPrincipal(ctx)
+	case byJoinToken:
+		return &auth.Principal{Role: auth.RoleAgent}, nil // the handler checks the join token
+	case byTokenAndServerCert:
+		if err := requireServerCert(ctx, method); err != nil {
+			return nil, err
+		}
+	}
 	md, _ := metadata.FromIncomingContext(ctx)
 	secret := ""
 	for _, v := range md.Get("authorization") {
@@ -27,9 +38,6 @@ func (d *Deps) authenticate(ctx context.Context, method string) (*auth.Principal
 	}
 	if secret == "" {
 		return nil, auth.ErrUnauthenticated
-	}
-	if err := checkCert(ctx, method); err != nil {
-		return nil, err
 	}
 	p, err := auth.Authenticate(d.Store.Read(nil), secret)
 	if err != nil {
@@ -49,6 +57,15 @@ func (d *Deps) UnaryInterceptor(fwd *Forwarder) grpc.UnaryServerInterceptor {
 		}
 		linearizable := wantsLinearizable(ctx)
 		if (leaderOnly(info.FullMethod) || linearizable) && !d.Node.IsLeader() {
+			if rules[info.FullMethod].by == byAgentCert {
+				// The leader sees this server's certificate, not the agent's:
+				// this server vouches for the host the agent's names.
+				p, err := d.agentPrincipal(ctx)
+				if err != nil {
+					return nil, err
+				}
+				ctx = withVouchedHost(ctx, p.Host)
+			}
 			resp, err := fwd.forward(ctx, info.FullMethod, req)
 			if err != errRunLocally {
 				return resp, err

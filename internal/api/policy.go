@@ -4,7 +4,6 @@ import (
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/auth"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
-	"github.com/restored/restored/internal/pki"
 )
 
 // Prefixes of the methods anyone may call (no token).
@@ -35,13 +34,27 @@ const (
 	onLeader
 )
 
+// by is how a method's caller proves who it is.
+type by uint8
+
+const (
+	// byToken: a bearer token (partners, operators, backup jobs, admins).
+	byToken by = iota + 1
+	// byTokenAndServerCert: an admin token from a server of this cluster
+	// (its TLS certificate): server-only RPCs refuse agents and everyone else.
+	byTokenAndServerCert
+	// byAgentCert: an agent's TLS certificate, which names its host.
+	byAgentCert
+	// byJoinToken: a one-time join token in the request itself (an agent's
+	// first contact, before it has a certificate).
+	byJoinToken
+)
+
 // rule is one method's authorization and where it runs.
 type rule struct {
 	roles roles
 	where where
-	// cert, when set, is the role the caller's TLS certificate must carry
-	// (server-only RPCs refuse agents and certificate-less callers).
-	cert pki.Role
+	by    by
 }
 
 var (
@@ -60,67 +73,69 @@ var (
 // names. A method missing here is refused for everyone (deny by default);
 // a test checks that every RPC has exactly one rule.
 var rules = map[string]rule{
-	restorev1.RestoreService_CreateRestore_FullMethodName:        {restoreUsers, onLeader, ""},
-	restorev1.RestoreService_GetRestore_FullMethodName:           {restoreUsers, anyServer, ""},
-	restorev1.RestoreService_ListRestores_FullMethodName:         {restoreUsers, anyServer, ""},
-	restorev1.RestoreService_DeleteRestore_FullMethodName:        {restoreUsers, onLeader, ""},
-	restorev1.RestoreService_WatchRestores_FullMethodName:        {restoreUsers, anyServer, ""},
-	restorev1.RestoreService_GetRestoreScreenshot_FullMethodName: {restoreUsers, anyServer, ""},
-	restorev1.RestoreService_CreateConsole_FullMethodName:        {restoreUsers, anyServer, ""},
+	restorev1.RestoreService_CreateRestore_FullMethodName:        {restoreUsers, onLeader, byToken},
+	restorev1.RestoreService_GetRestore_FullMethodName:           {restoreUsers, anyServer, byToken},
+	restorev1.RestoreService_ListRestores_FullMethodName:         {restoreUsers, anyServer, byToken},
+	restorev1.RestoreService_DeleteRestore_FullMethodName:        {restoreUsers, onLeader, byToken},
+	restorev1.RestoreService_WatchRestores_FullMethodName:        {restoreUsers, anyServer, byToken},
+	restorev1.RestoreService_GetRestoreScreenshot_FullMethodName: {restoreUsers, anyServer, byToken},
+	restorev1.RestoreService_CreateConsole_FullMethodName:        {restoreUsers, anyServer, byToken},
 
-	restorev1.RecoveryPointService_ListRecoveryPoints_FullMethodName: {rpReaders, anyServer, ""},
-	restorev1.RecoveryPointService_GetRecoveryPoint_FullMethodName:   {rpReaders, anyServer, ""},
+	restorev1.RecoveryPointService_ListRecoveryPoints_FullMethodName: {rpReaders, anyServer, byToken},
+	restorev1.RecoveryPointService_GetRecoveryPoint_FullMethodName:   {rpReaders, anyServer, byToken},
 
-	restorev1.VerificationService_ListVerifications_FullMethodName:         {restoreUsers, anyServer, ""},
-	restorev1.VerificationService_GetVerification_FullMethodName:           {restoreUsers, anyServer, ""},
-	restorev1.VerificationService_GetVerificationScreenshot_FullMethodName: {restoreUsers, anyServer, ""},
+	restorev1.VerificationService_ListVerifications_FullMethodName:         {restoreUsers, anyServer, byToken},
+	restorev1.VerificationService_GetVerification_FullMethodName:           {restoreUsers, anyServer, byToken},
+	restorev1.VerificationService_GetVerificationScreenshot_FullMethodName: {restoreUsers, anyServer, byToken},
 
-	restorev1.VerificationPolicyService_RunVerification_FullMethodName:          {restoreUsers, onLeader, ""},
-	restorev1.VerificationPolicyService_SetVerificationPolicy_FullMethodName:    {restoreUsers, onLeader, ""},
-	restorev1.VerificationPolicyService_ListVerificationPolicies_FullMethodName: {restoreUsers, anyServer, ""},
-	restorev1.VerificationPolicyService_DeleteVerificationPolicy_FullMethodName: {restoreUsers, onLeader, ""},
-	restorev1.VerificationPolicyService_GetVerificationTrend_FullMethodName:     {restoreUsers, anyServer, ""},
+	restorev1.VerificationPolicyService_RunVerification_FullMethodName:          {restoreUsers, onLeader, byToken},
+	restorev1.VerificationPolicyService_SetVerificationPolicy_FullMethodName:    {restoreUsers, onLeader, byToken},
+	restorev1.VerificationPolicyService_ListVerificationPolicies_FullMethodName: {restoreUsers, anyServer, byToken},
+	restorev1.VerificationPolicyService_DeleteVerificationPolicy_FullMethodName: {restoreUsers, onLeader, byToken},
+	restorev1.VerificationPolicyService_GetVerificationTrend_FullMethodName:     {restoreUsers, anyServer, byToken},
 
-	restorev1.GuestService_RegisterGuest_FullMethodName:   {guestUsers, onLeader, ""},
-	restorev1.GuestService_GetGuest_FullMethodName:        {guestUsers, anyServer, ""},
-	restorev1.GuestService_ListGuests_FullMethodName:      {guestUsers, anyServer, ""},
-	restorev1.GuestService_UnregisterGuest_FullMethodName: {guestUsers, onLeader, ""},
+	restorev1.GuestService_RegisterGuest_FullMethodName:   {guestUsers, onLeader, byToken},
+	restorev1.GuestService_GetGuest_FullMethodName:        {guestUsers, anyServer, byToken},
+	restorev1.GuestService_ListGuests_FullMethodName:      {guestUsers, anyServer, byToken},
+	restorev1.GuestService_UnregisterGuest_FullMethodName: {guestUsers, onLeader, byToken},
 
-	restorev1.SnapshotService_CreateSnapshot_FullMethodName:      {snapshotUsers, onLeader, ""},
-	restorev1.SnapshotService_GetSnapshot_FullMethodName:         {snapshotUsers, anyServer, ""},
-	restorev1.SnapshotService_ListSnapshots_FullMethodName:       {snapshotUsers, anyServer, ""},
-	restorev1.SnapshotService_ListSnapshotExtents_FullMethodName: {snapshotUsers, anyServer, ""},
-	restorev1.SnapshotService_DeleteSnapshot_FullMethodName:      {snapshotUsers, onLeader, ""},
+	restorev1.SnapshotService_CreateSnapshot_FullMethodName:      {snapshotUsers, onLeader, byToken},
+	restorev1.SnapshotService_GetSnapshot_FullMethodName:         {snapshotUsers, anyServer, byToken},
+	restorev1.SnapshotService_ListSnapshots_FullMethodName:       {snapshotUsers, anyServer, byToken},
+	restorev1.SnapshotService_ListSnapshotExtents_FullMethodName: {snapshotUsers, anyServer, byToken},
+	restorev1.SnapshotService_DeleteSnapshot_FullMethodName:      {snapshotUsers, onLeader, byToken},
 
-	restorev1.HostService_ListHosts_FullMethodName:   {hostUsers, anyServer, ""},
-	restorev1.HostService_GetHost_FullMethodName:     {hostUsers, anyServer, ""},
-	restorev1.HostService_DrainHost_FullMethodName:   {hostUsers, onLeader, ""},
-	restorev1.HostService_UndrainHost_FullMethodName: {hostUsers, onLeader, ""},
+	restorev1.HostService_ListHosts_FullMethodName:       {hostUsers, anyServer, byToken},
+	restorev1.HostService_GetHost_FullMethodName:         {hostUsers, anyServer, byToken},
+	restorev1.HostService_DrainHost_FullMethodName:       {hostUsers, onLeader, byToken},
+	restorev1.HostService_UndrainHost_FullMethodName:     {hostUsers, onLeader, byToken},
+	restorev1.HostService_CreateJoinToken_FullMethodName: {hostUsers, onLeader, byToken},
+	restorev1.HostService_RemoveHost_FullMethodName:      {hostUsers, onLeader, byToken},
 
-	restorev1.AdminService_CreateTenant_FullMethodName: {admins, onLeader, ""},
-	restorev1.AdminService_ListTenants_FullMethodName:  {admins, anyServer, ""},
-	restorev1.AdminService_CreateToken_FullMethodName:  {admins, onLeader, ""},
-	restorev1.AdminService_ListTokens_FullMethodName:   {admins, anyServer, ""},
-	restorev1.AdminService_RevokeToken_FullMethodName:  {admins, onLeader, ""},
-	restorev1.AdminService_GetCluster_FullMethodName:   {admins, anyServer, ""},
+	restorev1.AdminService_CreateTenant_FullMethodName: {admins, onLeader, byToken},
+	restorev1.AdminService_ListTenants_FullMethodName:  {admins, anyServer, byToken},
+	restorev1.AdminService_CreateToken_FullMethodName:  {admins, onLeader, byToken},
+	restorev1.AdminService_ListTokens_FullMethodName:   {admins, anyServer, byToken},
+	restorev1.AdminService_RevokeToken_FullMethodName:  {admins, onLeader, byToken},
+	restorev1.AdminService_GetCluster_FullMethodName:   {admins, anyServer, byToken},
 
-	restorev1.AgentService_Register_FullMethodName:             {agents, onLeader, ""},
-	restorev1.AgentService_Heartbeat_FullMethodName:            {agents, onLeader, ""},
-	restorev1.AgentService_WatchAssignments_FullMethodName:     {agents, anyServer, ""},
-	restorev1.AgentService_ReportRestoreStatus_FullMethodName:  {agents, onLeader, ""},
-	restorev1.AgentService_ReportRecoveryPoints_FullMethodName: {agents, onLeader, ""},
-	restorev1.AgentService_ReportSnapshotStatus_FullMethodName: {agents, onLeader, ""},
-	restorev1.AgentService_Tunnel_FullMethodName:               {agents, anyServer, ""},
+	restorev1.AgentService_Register_FullMethodName:             {agents, onLeader, byAgentCert},
+	restorev1.AgentService_Heartbeat_FullMethodName:            {agents, onLeader, byAgentCert},
+	restorev1.AgentService_WatchAssignments_FullMethodName:     {agents, anyServer, byAgentCert},
+	restorev1.AgentService_ReportRestoreStatus_FullMethodName:  {agents, onLeader, byAgentCert},
+	restorev1.AgentService_ReportRecoveryPoints_FullMethodName: {agents, onLeader, byAgentCert},
+	restorev1.AgentService_ReportSnapshotStatus_FullMethodName: {agents, onLeader, byAgentCert},
+	restorev1.AgentService_Tunnel_FullMethodName:               {agents, anyServer, byAgentCert},
 
-	raftv1.ClusterService_Join_FullMethodName:   {admins, onLeader, pki.RoleServer},
-	raftv1.ClusterService_Enroll_FullMethodName: {admins, anyServer, ""},
+	restorev1.AgentService_Enroll_FullMethodName:           {agents, onLeader, byJoinToken},
+	restorev1.AgentService_RenewCertificate_FullMethodName: {agents, anyServer, byAgentCert},
+
+	raftv1.ClusterService_Join_FullMethodName:   {admins, onLeader, byTokenAndServerCert},
+	raftv1.ClusterService_Enroll_FullMethodName: {admins, anyServer, byToken},
 }
 
 // allowed says whether role may call method.
 func allowed(method string, role auth.Role) bool { return rules[method].roles[role] }
-
-// certRole is the role a caller's certificate must carry, or "".
-func certRole(method string) pki.Role { return rules[method].cert }
 
 // leaderOnly says whether method must run on the leader.
 func leaderOnly(method string) bool { return rules[method].where == onLeader }

@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"strings"
+	"time"
 
 	"github.com/restored/restored/internal/store"
 	"google.golang.org/grpc/codes"
@@ -47,6 +48,11 @@ type Principal struct {
 	TokenID string
 	Tenant  string // empty: every tenant
 	Role    Role
+	// Host is the host an agent acts for (from its certificate).
+	Host string
+	// CertIssued is when the agent's certificate was issued (its
+	// NotBefore), to refuse it once its host is revoked.
+	CertIssued time.Time
 }
 
 // Sees reports whether the caller may see objects of tenant t.

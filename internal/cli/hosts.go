@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/spf13/cobra"
@@ -14,11 +15,59 @@ func hostCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:     "host",
 		Aliases: []string{"hosts"},
-		Short:   "List hypervisor hosts and drain or undrain them (operator, admin)",
-		Example: "  restorectl host list\n  restorectl host drain kvm-01",
+		Short:   "List hypervisor hosts, enroll their agents, drain, undrain or remove them (operator, admin)",
+		Example: "  restorectl host list\n  restorectl host join-token kvm-01\n  restorectl host drain kvm-01",
 	}
-	c.AddCommand(hostListCmd(g), hostDrainCmd(g, true), hostDrainCmd(g, false))
+	c.AddCommand(hostListCmd(g), hostJoinTokenCmd(g), hostDrainCmd(g, true), hostDrainCmd(g, false), hostRemoveCmd(g))
 	return c
+}
+
+func hostJoinTokenCmd(g *globals) *cobra.Command {
+	var ttl time.Duration
+	c := &cobra.Command{
+		Use:   "join-token HOST_ID",
+		Short: "Mint a one-time token with which the agent of one host enrolls and gets its certificate",
+		Long: `Mint a one-time join token for one host id. Start that host's agent once with it:
+
+  hypervisor-agent --host-id HOST_ID --join-token <secret> --ca-fingerprint <fingerprint> ...
+
+The agent sends the token with a certificate request, receives a certificate
+naming HOST_ID, keeps it in <work-dir>/tls and renews it by itself. The token
+works once, until it expires; its secret is shown only now.`,
+		Example: "  restorectl host join-token kvm-01 --ttl 30m",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.CreateJoinTokenResponse, error) {
+				return restorev1.NewHostServiceClient(conn).CreateJoinToken(ctx, &restorev1.CreateJoinTokenRequest{HostId: args[0], TtlSeconds: int64(ttl / time.Second)})
+			}, func(resp *restorev1.CreateJoinTokenResponse) error {
+				if g.output == "json" {
+					return g.printJSON(resp)
+				}
+				_, err := fmt.Fprintf(g.out, "host:           %s\njoin token:     %s\nca fingerprint: %s\nexpires:        %s\n\nStart the agent once with:\n  hypervisor-agent --host-id %s --join-token %s --ca-fingerprint %s ...\nThe token works once and is shown only now.\n",
+					resp.Token.HostId, resp.Secret, resp.CaFingerprint, when(resp.Token.ExpireTime), resp.Token.HostId, resp.Secret, resp.CaFingerprint)
+				return err
+			})
+		},
+	}
+	c.Flags().DurationVar(&ttl, "ttl", time.Hour, "how long the token works (1m to 168h)")
+	return c
+}
+
+func hostRemoveCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "remove HOST_ID",
+		Short:   "Forget a host and revoke its agent's certificates at once (it must have no restores or snapshots left)",
+		Example: "  restorectl host drain kvm-01 && restorectl host remove kvm-01",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.RemoveHostResponse, error) {
+				return restorev1.NewHostServiceClient(conn).RemoveHost(ctx, &restorev1.RemoveHostRequest{Id: args[0]})
+			}, func(*restorev1.RemoveHostResponse) error {
+				_, err := fmt.Fprintf(g.out, "host %s removed; its agent's certificates are revoked\n", args[0])
+				return err
+			})
+		},
+	}
 }
 
 var hostHeader = []string{"ID", "STATE", "DRAINED", "ACCEL", "VCPUS USED/TOTAL", "MEMORY MIB USED/TOTAL", "RECOVERY POINTS", "AGENT"}

@@ -59,6 +59,9 @@ var commands = map[raftv1.CommandType]command{
 	raftv1.CommandType_COMMAND_TYPE_REPORT_SNAPSHOT_STATUS:     {apply: applyReportSnapshotStatus},
 	raftv1.CommandType_COMMAND_TYPE_RELEASE_SNAPSHOTS:          {apply: applyReleaseSnapshots},
 	raftv1.CommandType_COMMAND_TYPE_PRUNE:                      {apply: applyPrune},
+	raftv1.CommandType_COMMAND_TYPE_CREATE_JOIN_TOKEN:          {apply: applyCreateJoinToken},
+	raftv1.CommandType_COMMAND_TYPE_USE_JOIN_TOKEN:             {apply: applyUseJoinToken},
+	raftv1.CommandType_COMMAND_TYPE_REMOVE_HOST:                {apply: applyRemoveHost},
 }
 
 // Halt says why the FSM stopped applying the log: an entry it may not skip

@@ -100,6 +100,10 @@ func TestSnapshotPersistRestoreRoundTrip(t *testing.T) {
 	h.mustApply(raftv1.CommandType_COMMAND_TYPE_REGISTER_GUEST, &raftv1.RegisterGuest{Guest: &restorev1.Guest{Id: "g1", Tenant: "acme", Hypervisor: restorev1.Hypervisor_HYPERVISOR_KVM, HostId: "h1", Name: "web"}})
 	h.mustApply(raftv1.CommandType_COMMAND_TYPE_SET_VERIFICATION_POLICY, &raftv1.SetVerificationPolicy{Policy: &restorev1.VerificationPolicy{Id: "acme/*", Tenant: "acme", Asset: "*", IntervalSeconds: 60}})
 	h.mustApply(raftv1.CommandType_COMMAND_TYPE_CREATE_SNAPSHOT, &raftv1.CreateSnapshot{Snapshot: &restorev1.Snapshot{Id: "s1", Tenant: "acme", GuestId: "g1", RequestId: "snap-1"}})
+	h.mustApply(raftv1.CommandType_COMMAND_TYPE_CREATE_JOIN_TOKEN, &raftv1.CreateJoinToken{Token: &raftv1.StoredJoinToken{
+		Token: &restorev1.JoinToken{Id: "jt-1", HostId: "h2", CreateTime: at(1), ExpireTime: at(3600)}, SecretSha256: []byte{9}}})
+	h.mustApply(raftv1.CommandType_COMMAND_TYPE_REGISTER_HOST, &raftv1.RegisterHost{Host: &restorev1.Host{Id: "h3", Capacity: &restorev1.Capacity{Vcpus: 1, MemoryMib: 128}}})
+	h.mustApply(raftv1.CommandType_COMMAND_TYPE_REMOVE_HOST, &raftv1.RemoveHost{Id: "h3", Time: at(7)})
 	before := h.st.Read(nil).Dump()
 	// Every table holds something, so the comparison below covers them all.
 	fields := before.ProtoReflect().Descriptor().Fields()

@@ -42,21 +42,8 @@ func applyReportRecoveryPoints(txn *memdb.Txn, payload []byte, _ uint64) (proto.
 		reported[rp.Id] = true
 		accepted++
 	}
-	for _, cur := range r.RecoveryPoints("") {
-		if reported[cur.Id] || !slices.Contains(cur.HostIds, cmd.HostId) {
-			continue
-		}
-		next := clone(cur)
-		next.HostIds = slices.DeleteFunc(next.HostIds, func(h string) bool { return h == cmd.HostId })
-		var err error
-		if len(next.HostIds) == 0 {
-			err = txn.Delete(store.TableRecoveryPoints, cur)
-		} else {
-			err = txn.Insert(store.TableRecoveryPoints, next)
-		}
-		if err != nil {
-			return nil, err
-		}
+	if err := withdraw(txn, r, cmd.HostId, reported); err != nil {
+		return nil, err
 	}
 	if h := r.Host(cmd.HostId); h != nil {
 		next := clone(h)
@@ -66,4 +53,26 @@ func applyReportRecoveryPoints(txn *memdb.Txn, payload []byte, _ uint64) (proto.
 		}
 	}
 	return &restorev1.ReportRecoveryPointsResponse{Accepted: accepted}, nil
+}
+
+// withdraw takes host off the holders of every recovery point it holds but
+// keep, and forgets the recovery points no host holds any more.
+func withdraw(txn *memdb.Txn, r *store.Reader, hostID string, keep map[string]bool) error {
+	for _, cur := range r.RecoveryPointsHeldBy(hostID) {
+		if keep[cur.Id] {
+			continue
+		}
+		next := clone(cur)
+		next.HostIds = slices.DeleteFunc(next.HostIds, func(h string) bool { return h == hostID })
+		var err error
+		if len(next.HostIds) == 0 {
+			err = txn.Delete(store.TableRecoveryPoints, cur)
+		} else {
+			err = txn.Insert(store.TableRecoveryPoints, next)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -11,6 +11,9 @@ const (
 	// HTTPHost carries the HTTP Host a REST call came to (console URLs
 	// point back at it).
 	HTTPHost = "x-restored-http-host"
+	// AgentHost carries, on a call one server forwards to another, the
+	// host of the agent whose certificate the first server checked.
+	AgentHost = "x-restored-agent-host"
 	// StreamOpen is the header a server stream sends once it is authorised
 	// and open: the gateway answers 200 only then.
 	StreamOpen = "x-restored-stream-open"

@@ -24,8 +24,8 @@ const (
 	CALifetime     = 10 * 365 * 24 * time.Hour
 	ServerLifetime = 90 * 24 * time.Hour
 	AgentLifetime  = 30 * 24 * time.Hour
-	// backdate covers clocks a little behind the CA's.
-	backdate = 5 * time.Minute
+	// Backdate covers clocks a little behind the CA's.
+	Backdate = 5 * time.Minute
 )
 
 // CA is the cluster CA.
@@ -53,7 +53,7 @@ func NewCA(name string, now time.Time) (*CA, error) {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: sn, Subject: pkix.Name{CommonName: name, Organization: []string{"Restored"}},
-		NotBefore: now.Add(-backdate), NotAfter: now.Add(CALifetime),
+		NotBefore: now.Add(-Backdate), NotAfter: now.Add(CALifetime),
 		IsCA: true, BasicConstraintsValid: true, MaxPathLenZero: true,
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 	}
@@ -115,7 +115,7 @@ func (ca *CA) Issue(req Request) (*x509.Certificate, error) {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: sn, Subject: pkix.Name{CommonName: req.Identity.String(), Organization: []string{"Restored"}},
-		NotBefore: req.Now.Add(-backdate), NotAfter: notAfter,
+		NotBefore: req.Now.Add(-Backdate), NotAfter: notAfter,
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		URIs:        []*url.URL{req.Identity.URI()},
@@ -205,4 +205,19 @@ func (ca *CA) IssueCSR(der []byte, id Identity, hosts []string, lifetime time.Du
 // NewCSR makes a certificate request (DER) for key.
 func NewCSR(key crypto.Signer, id Identity) ([]byte, error) {
 	return x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: id.String()}}, key)
+}
+
+// X.509 times have whole seconds: a revocation at revokedAt refuses every
+// certificate issued in its second or before, and IssueAfter is the first
+// instant a new certificate for the same holder may be issued at.
+
+// RevokedBy says whether a certificate with notBefore was issued before a
+// revocation at revokedAt.
+func RevokedBy(notBefore, revokedAt time.Time) bool {
+	return notBefore.Add(Backdate).Before(IssueAfter(revokedAt))
+}
+
+// IssueAfter is the first whole second after revokedAt.
+func IssueAfter(revokedAt time.Time) time.Time {
+	return revokedAt.Truncate(time.Second).Add(time.Second)
 }

@@ -164,3 +164,22 @@ func TestAKeeperSwapsItsCertificateAndSaysWhenToRenew(t *testing.T) {
 		t.Fatal("a bad key was swapped in")
 	}
 }
+
+func TestARevocationRefusesWhatWasIssuedUpToItsSecond(t *testing.T) {
+	rev := time.Date(2026, 12, 1, 10, 0, 0, 400_000_000, time.UTC)
+	for _, tt := range []struct {
+		issued time.Time
+		want   bool
+	}{
+		{rev.Add(-time.Hour), true},
+		{rev.Add(-300 * time.Millisecond), true},
+		{rev.Add(300 * time.Millisecond), true}, // the same second: refused too
+		{IssueAfter(rev), false},
+		{rev.Add(time.Hour), false},
+	} {
+		notBefore := tt.issued.Truncate(time.Second).Add(-Backdate) // as X.509 keeps it
+		if got := RevokedBy(notBefore, rev); got != tt.want {
+			t.Errorf("issued %s: revoked %v, want %v", tt.issued.Format("15:04:05.000"), got, tt.want)
+		}
+	}
+}

@@ -170,3 +170,17 @@ func (s *Server) WaitLeader(ctx context.Context) error {
 		}
 	}
 }
+
+// MintJoinToken creates a join token for host directly through raft (this
+// server must lead) and returns its secret. restored --dev uses it for its
+// embedded agent.
+func (s *Server) MintJoinToken(hostID string, ttl time.Duration) (string, error) {
+	id, secret := auth.NewJoinToken()
+	now := time.Now()
+	t := &raftv1.StoredJoinToken{Token: &restorev1.JoinToken{Id: id, HostId: hostID, CreateTime: timestamppb.New(now),
+		ExpireTime: timestamppb.New(now.Add(ttl))}, SecretSha256: auth.Hash(secret)}
+	if _, err := s.node.Apply(raftv1.CommandType_COMMAND_TYPE_CREATE_JOIN_TOKEN, &raftv1.CreateJoinToken{Token: t}, 10*time.Second); err != nil {
+		return "", err
+	}
+	return secret, nil
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -118,11 +119,17 @@ func Start(cfg Config) (s *Server, err error) {
 		Tunnels: tunnel.NewHub(), Consoles: api.NewConsoles(), HTTPAddr: httpLis.Addr().String(),
 		PeerCreds: peerCreds, CA: tc.ca, CertLifetime: cfg.CertLifetime,
 	}
+	// Clients of the API: with a certificate of the CA (servers, agents;
+	// a removed host's agent is refused at the handshake) or without one.
+	clients := pki.Peer{Revoked: func(c *x509.Certificate) bool {
+		id, err := pki.IdentityOf(c)
+		return err == nil && id.Role == pki.RoleAgent && st.Read(nil).AgentCertRevoked(id.Name, c)
+	}}
 	fwd := api.NewForwarder(deps)
 	deps.Peers = fwd
 	m := metrics.New(st, node)
 	gs := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(pki.ServerConfig(tc.keeper, tc.pool, pki.Peer{}))),
+		grpc.Creds(credentials.NewTLS(pki.ServerConfig(tc.keeper, tc.pool, clients))),
 		grpc.MaxRecvMsgSize(gateway.MaxBodyBytes),
 		grpc.ChainUnaryInterceptor(m.UnaryInterceptor(), deps.UnaryInterceptor(fwd)),
 		grpc.ChainStreamInterceptor(m.StreamInterceptor(), deps.StreamInterceptor()),
@@ -155,7 +162,7 @@ func Start(cfg Config) (s *Server, err error) {
 		return nil, err
 	}
 	s.gateway = gw
-	s.http = &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, TLSConfig: pki.ServerConfig(tc.keeper, tc.pool, pki.Peer{})}
+	s.http = &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, TLSConfig: pki.ServerConfig(tc.keeper, tc.pool, clients)}
 
 	s.wg.Add(4)
 	go func() {

@@ -40,6 +40,8 @@ const (
 	// indexAssigned: restores their host must act on (run or tear down),
 	// by host.
 	indexAssigned = "assigned"
+	// indexHolder: recovery points by the hosts that hold them.
+	indexHolder = "holder"
 )
 
 // timeIndex indexes objects by a time at, leaving out those for which it
@@ -164,6 +166,7 @@ func verificationIndexes() []*memdb.IndexSchema {
 func recoveryPointIndexes() []*memdb.IndexSchema {
 	return []*memdb.IndexSchema{
 		idIndex(), fieldIndex("tenant", "Tenant"),
+		{Name: indexHolder, AllowMissing: true, Indexer: &memdb.StringSliceFieldIndex{Field: "HostIds"}},
 		{Name: indexAsset, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
 			&memdb.StringFieldIndex{Field: "Tenant"}, &memdb.StringFieldIndex{Field: "Asset"},
 		}}},

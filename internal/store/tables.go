@@ -23,6 +23,8 @@ const (
 	TableGuests               = "guests"
 	TableSnapshots            = "snapshots"
 	TableVerificationPolicies = "verification_policies"
+	TableJoinTokens           = "join_tokens"
+	TableRevocations          = "revocations"
 )
 
 // table is one table of the state store: its name, its indexes (the
@@ -49,6 +51,12 @@ var tables = []table{
 	{name: TableVerificationPolicies, field: "verification_policies", indexes: []*memdb.IndexSchema{idIndex(), fieldIndex("tenant", "Tenant")}},
 	{name: TableGuests, field: "guests", indexes: []*memdb.IndexSchema{idIndex(), fieldIndex("tenant", "Tenant")}},
 	{name: TableSnapshots, field: "snapshots", indexes: snapshotIndexes()},
+	{name: TableJoinTokens, field: "join_tokens", indexes: []*memdb.IndexSchema{
+		{Name: "id", Unique: true, Indexer: &nestedIDIndexer{id: func(o any) string { return o.(*raftv1.StoredJoinToken).GetToken().GetId() }}},
+	}},
+	{name: TableRevocations, field: "revocations", indexes: []*memdb.IndexSchema{
+		{Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "HostId"}},
+	}},
 }
 
 func idIndex() *memdb.IndexSchema {

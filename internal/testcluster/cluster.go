@@ -19,6 +19,7 @@ import (
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/agentid"
 	"github.com/restored/restored/internal/pki"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -321,4 +322,28 @@ func (c *Cluster) MintToken(ctx context.Context, p *Proc, tenant, role string) (
 		return "", err
 	}
 	return resp.Secret, nil
+}
+
+// JoinToken mints a join token for host through p and returns its secret
+// and the CA fingerprint an agent pins.
+func (c *Cluster) JoinToken(ctx context.Context, p *Proc, host string) (string, string, error) {
+	resp, err := restorev1.NewHostServiceClient(p.Conn()).CreateJoinToken(Ctx(ctx, c.Token), &restorev1.CreateJoinTokenRequest{HostId: host})
+	if err != nil {
+		return "", "", err
+	}
+	return resp.Secret, resp.CaFingerprint, nil
+}
+
+// AgentConn enrolls a stand-in agent for host (its certificate kept in
+// dir) and returns a connection to p that presents it.
+func (c *Cluster) AgentConn(ctx context.Context, p *Proc, host, dir string) (*grpc.ClientConn, error) {
+	secret, fp, err := c.JoinToken(ctx, p, host)
+	if err != nil {
+		return nil, err
+	}
+	id, err := agentid.Enroll(ctx, agentid.EnrollOptions{Server: p.GRPC, JoinToken: secret, CAFingerprint: fp, Dir: dir})
+	if err != nil {
+		return nil, err
+	}
+	return grpc.NewClient(p.GRPC, grpc.WithTransportCredentials(credentials.NewTLS(id.DialConfig(p.GRPC))))
 }

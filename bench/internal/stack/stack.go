@@ -64,7 +64,7 @@ func Start(ctx context.Context, dir string, rps []RecoveryPoint, agentFlags ...s
 	if err != nil {
 		return fail(err)
 	}
-	agentSecret, err := c.MintToken(ctx, s.Server, "", "agent")
+	joinToken, fingerprint, err := c.JoinToken(ctx, s.Server, HostID)
 	if err != nil {
 		return fail(err)
 	}
@@ -75,7 +75,7 @@ func Start(ctx context.Context, dir string, rps []RecoveryPoint, agentFlags ...s
 		}
 	}
 	logf, _ := os.Create(filepath.Join(dir, "agent.log"))
-	args := append([]string{"--server", s.Server.GRPC, "--ca-cert", c.CACert, "--host-id", HostID, "--token", agentSecret,
+	args := append([]string{"--server", s.Server.GRPC, "--ca-fingerprint", fingerprint, "--host-id", HostID, "--join-token", joinToken,
 		"--repository", repo, "--work-dir", filepath.Join(dir, "work"), "--reserve-memory-mib", "0"}, agentFlags...)
 	s.agent = exec.Command(agentBin, args...)
 	s.agent.Stdout, s.agent.Stderr = logf, logf

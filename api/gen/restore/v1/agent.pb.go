@@ -135,6 +135,213 @@ func (DesiredState) EnumDescriptor() ([]byte, []int) {
 	return file_restore_v1_agent_proto_rawDescGZIP(), []int{1}
 }
 
+// EnrollRequest is an agent's first contact.
+type EnrollRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The join token's secret (restorectl host join-token).
+	JoinToken string `protobuf:"bytes,1,opt,name=join_token,json=joinToken,proto3" json:"join_token,omitempty"`
+	// A PKCS #10 certificate request (DER), signed by the agent's new key.
+	Csr           []byte `protobuf:"bytes,2,opt,name=csr,proto3" json:"csr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnrollRequest) Reset() {
+	*x = EnrollRequest{}
+	mi := &file_restore_v1_agent_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnrollRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnrollRequest) ProtoMessage() {}
+
+func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_agent_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
+func (*EnrollRequest) Descriptor() ([]byte, []int) {
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *EnrollRequest) GetJoinToken() string {
+	if x != nil {
+		return x.JoinToken
+	}
+	return ""
+}
+
+func (x *EnrollRequest) GetCsr() []byte {
+	if x != nil {
+		return x.Csr
+	}
+	return nil
+}
+
+// EnrollResponse carries the agent's certificates (PEM).
+type EnrollResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	CaCert []byte                 `protobuf:"bytes,1,opt,name=ca_cert,json=caCert,proto3" json:"ca_cert,omitempty"`
+	Cert   []byte                 `protobuf:"bytes,2,opt,name=cert,proto3" json:"cert,omitempty"`
+	// The host id the certificate names.
+	HostId        string `protobuf:"bytes,3,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnrollResponse) Reset() {
+	*x = EnrollResponse{}
+	mi := &file_restore_v1_agent_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnrollResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnrollResponse) ProtoMessage() {}
+
+func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_agent_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
+func (*EnrollResponse) Descriptor() ([]byte, []int) {
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *EnrollResponse) GetCaCert() []byte {
+	if x != nil {
+		return x.CaCert
+	}
+	return nil
+}
+
+func (x *EnrollResponse) GetCert() []byte {
+	if x != nil {
+		return x.Cert
+	}
+	return nil
+}
+
+func (x *EnrollResponse) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
+// RenewCertificateRequest asks for a new certificate for the caller's host.
+type RenewCertificateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Csr           []byte                 `protobuf:"bytes,1,opt,name=csr,proto3" json:"csr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewCertificateRequest) Reset() {
+	*x = RenewCertificateRequest{}
+	mi := &file_restore_v1_agent_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewCertificateRequest) ProtoMessage() {}
+
+func (x *RenewCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_agent_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewCertificateRequest.ProtoReflect.Descriptor instead.
+func (*RenewCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RenewCertificateRequest) GetCsr() []byte {
+	if x != nil {
+		return x.Csr
+	}
+	return nil
+}
+
+// RenewCertificateResponse carries the new certificate (PEM).
+type RenewCertificateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Cert          []byte                 `protobuf:"bytes,1,opt,name=cert,proto3" json:"cert,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewCertificateResponse) Reset() {
+	*x = RenewCertificateResponse{}
+	mi := &file_restore_v1_agent_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewCertificateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewCertificateResponse) ProtoMessage() {}
+
+func (x *RenewCertificateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_agent_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewCertificateResponse.ProtoReflect.Descriptor instead.
+func (*RenewCertificateResponse) Descriptor() ([]byte, []int) {
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RenewCertificateResponse) GetCert() []byte {
+	if x != nil {
+		return x.Cert
+	}
+	return nil
+}
+
 // TunnelRequest carries a frame from the agent to the server.
 type TunnelRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -145,7 +352,7 @@ type TunnelRequest struct {
 
 func (x *TunnelRequest) Reset() {
 	*x = TunnelRequest{}
-	mi := &file_restore_v1_agent_proto_msgTypes[0]
+	mi := &file_restore_v1_agent_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -157,7 +364,7 @@ func (x *TunnelRequest) String() string {
 func (*TunnelRequest) ProtoMessage() {}
 
 func (x *TunnelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[0]
+	mi := &file_restore_v1_agent_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -170,7 +377,7 @@ func (x *TunnelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TunnelRequest.ProtoReflect.Descriptor instead.
 func (*TunnelRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{0}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *TunnelRequest) GetFrame() *TunnelFrame {
@@ -190,7 +397,7 @@ type TunnelResponse struct {
 
 func (x *TunnelResponse) Reset() {
 	*x = TunnelResponse{}
-	mi := &file_restore_v1_agent_proto_msgTypes[1]
+	mi := &file_restore_v1_agent_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -202,7 +409,7 @@ func (x *TunnelResponse) String() string {
 func (*TunnelResponse) ProtoMessage() {}
 
 func (x *TunnelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[1]
+	mi := &file_restore_v1_agent_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -215,7 +422,7 @@ func (x *TunnelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TunnelResponse.ProtoReflect.Descriptor instead.
 func (*TunnelResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{1}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TunnelResponse) GetFrame() *TunnelFrame {
@@ -243,7 +450,7 @@ type TunnelFrame struct {
 
 func (x *TunnelFrame) Reset() {
 	*x = TunnelFrame{}
-	mi := &file_restore_v1_agent_proto_msgTypes[2]
+	mi := &file_restore_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -255,7 +462,7 @@ func (x *TunnelFrame) String() string {
 func (*TunnelFrame) ProtoMessage() {}
 
 func (x *TunnelFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[2]
+	mi := &file_restore_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -268,7 +475,7 @@ func (x *TunnelFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TunnelFrame.ProtoReflect.Descriptor instead.
 func (*TunnelFrame) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{2}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TunnelFrame) GetChannel() uint64 {
@@ -360,7 +567,7 @@ type TunnelHello struct {
 
 func (x *TunnelHello) Reset() {
 	*x = TunnelHello{}
-	mi := &file_restore_v1_agent_proto_msgTypes[3]
+	mi := &file_restore_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -372,7 +579,7 @@ func (x *TunnelHello) String() string {
 func (*TunnelHello) ProtoMessage() {}
 
 func (x *TunnelHello) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[3]
+	mi := &file_restore_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -385,7 +592,7 @@ func (x *TunnelHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TunnelHello.ProtoReflect.Descriptor instead.
 func (*TunnelHello) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{3}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TunnelHello) GetProtocolVersion() uint32 {
@@ -420,7 +627,7 @@ type TunnelOpen struct {
 
 func (x *TunnelOpen) Reset() {
 	*x = TunnelOpen{}
-	mi := &file_restore_v1_agent_proto_msgTypes[4]
+	mi := &file_restore_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -432,7 +639,7 @@ func (x *TunnelOpen) String() string {
 func (*TunnelOpen) ProtoMessage() {}
 
 func (x *TunnelOpen) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[4]
+	mi := &file_restore_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -445,7 +652,7 @@ func (x *TunnelOpen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TunnelOpen.ProtoReflect.Descriptor instead.
 func (*TunnelOpen) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TunnelOpen) GetKind() TunnelOpenKind {
@@ -502,7 +709,7 @@ type TunnelClose struct {
 
 func (x *TunnelClose) Reset() {
 	*x = TunnelClose{}
-	mi := &file_restore_v1_agent_proto_msgTypes[5]
+	mi := &file_restore_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -514,7 +721,7 @@ func (x *TunnelClose) String() string {
 func (*TunnelClose) ProtoMessage() {}
 
 func (x *TunnelClose) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[5]
+	mi := &file_restore_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -527,7 +734,7 @@ func (x *TunnelClose) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TunnelClose.ProtoReflect.Descriptor instead.
 func (*TunnelClose) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TunnelClose) GetError() string {
@@ -567,7 +774,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_restore_v1_agent_proto_msgTypes[6]
+	mi := &file_restore_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -579,7 +786,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[6]
+	mi := &file_restore_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -592,7 +799,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RegisterRequest) GetProtocolVersion() uint32 {
@@ -661,7 +868,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_restore_v1_agent_proto_msgTypes[7]
+	mi := &file_restore_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -673,7 +880,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[7]
+	mi := &file_restore_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -686,7 +893,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RegisterResponse) GetProtocolVersion() uint32 {
@@ -730,7 +937,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_restore_v1_agent_proto_msgTypes[8]
+	mi := &file_restore_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -742,7 +949,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[8]
+	mi := &file_restore_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -755,7 +962,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *HeartbeatRequest) GetProtocolVersion() uint32 {
@@ -783,7 +990,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_restore_v1_agent_proto_msgTypes[9]
+	mi := &file_restore_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -795,7 +1002,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[9]
+	mi := &file_restore_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -808,7 +1015,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *HeartbeatResponse) GetRegistered() bool {
@@ -831,7 +1038,7 @@ type WatchAssignmentsRequest struct {
 
 func (x *WatchAssignmentsRequest) Reset() {
 	*x = WatchAssignmentsRequest{}
-	mi := &file_restore_v1_agent_proto_msgTypes[10]
+	mi := &file_restore_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -843,7 +1050,7 @@ func (x *WatchAssignmentsRequest) String() string {
 func (*WatchAssignmentsRequest) ProtoMessage() {}
 
 func (x *WatchAssignmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[10]
+	mi := &file_restore_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -856,7 +1063,7 @@ func (x *WatchAssignmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAssignmentsRequest.ProtoReflect.Descriptor instead.
 func (*WatchAssignmentsRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WatchAssignmentsRequest) GetProtocolVersion() uint32 {
@@ -886,7 +1093,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_restore_v1_agent_proto_msgTypes[11]
+	mi := &file_restore_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -898,7 +1105,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[11]
+	mi := &file_restore_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -911,7 +1118,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Assignment) GetRestore() *Restore {
@@ -947,7 +1154,7 @@ type SnapshotAssignment struct {
 
 func (x *SnapshotAssignment) Reset() {
 	*x = SnapshotAssignment{}
-	mi := &file_restore_v1_agent_proto_msgTypes[12]
+	mi := &file_restore_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -959,7 +1166,7 @@ func (x *SnapshotAssignment) String() string {
 func (*SnapshotAssignment) ProtoMessage() {}
 
 func (x *SnapshotAssignment) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[12]
+	mi := &file_restore_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -972,7 +1179,7 @@ func (x *SnapshotAssignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotAssignment.ProtoReflect.Descriptor instead.
 func (*SnapshotAssignment) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SnapshotAssignment) GetSnapshot() *Snapshot {
@@ -1016,7 +1223,7 @@ type WatchAssignmentsResponse struct {
 
 func (x *WatchAssignmentsResponse) Reset() {
 	*x = WatchAssignmentsResponse{}
-	mi := &file_restore_v1_agent_proto_msgTypes[13]
+	mi := &file_restore_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1028,7 +1235,7 @@ func (x *WatchAssignmentsResponse) String() string {
 func (*WatchAssignmentsResponse) ProtoMessage() {}
 
 func (x *WatchAssignmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[13]
+	mi := &file_restore_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1041,7 +1248,7 @@ func (x *WatchAssignmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAssignmentsResponse.ProtoReflect.Descriptor instead.
 func (*WatchAssignmentsResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WatchAssignmentsResponse) GetAssignments() []*Assignment {
@@ -1072,7 +1279,7 @@ type ReportSnapshotStatusRequest struct {
 
 func (x *ReportSnapshotStatusRequest) Reset() {
 	*x = ReportSnapshotStatusRequest{}
-	mi := &file_restore_v1_agent_proto_msgTypes[14]
+	mi := &file_restore_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1084,7 +1291,7 @@ func (x *ReportSnapshotStatusRequest) String() string {
 func (*ReportSnapshotStatusRequest) ProtoMessage() {}
 
 func (x *ReportSnapshotStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[14]
+	mi := &file_restore_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1097,7 +1304,7 @@ func (x *ReportSnapshotStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSnapshotStatusRequest.ProtoReflect.Descriptor instead.
 func (*ReportSnapshotStatusRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReportSnapshotStatusRequest) GetProtocolVersion() uint32 {
@@ -1130,7 +1337,7 @@ type ReportSnapshotStatusResponse struct {
 
 func (x *ReportSnapshotStatusResponse) Reset() {
 	*x = ReportSnapshotStatusResponse{}
-	mi := &file_restore_v1_agent_proto_msgTypes[15]
+	mi := &file_restore_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1142,7 +1349,7 @@ func (x *ReportSnapshotStatusResponse) String() string {
 func (*ReportSnapshotStatusResponse) ProtoMessage() {}
 
 func (x *ReportSnapshotStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[15]
+	mi := &file_restore_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1155,7 +1362,7 @@ func (x *ReportSnapshotStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSnapshotStatusResponse.ProtoReflect.Descriptor instead.
 func (*ReportSnapshotStatusResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReportSnapshotStatusResponse) GetSnapshot() *Snapshot {
@@ -1189,7 +1396,7 @@ type ReportRestoreStatusRequest struct {
 
 func (x *ReportRestoreStatusRequest) Reset() {
 	*x = ReportRestoreStatusRequest{}
-	mi := &file_restore_v1_agent_proto_msgTypes[16]
+	mi := &file_restore_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1201,7 +1408,7 @@ func (x *ReportRestoreStatusRequest) String() string {
 func (*ReportRestoreStatusRequest) ProtoMessage() {}
 
 func (x *ReportRestoreStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[16]
+	mi := &file_restore_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1214,7 +1421,7 @@ func (x *ReportRestoreStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRestoreStatusRequest.ProtoReflect.Descriptor instead.
 func (*ReportRestoreStatusRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ReportRestoreStatusRequest) GetProtocolVersion() uint32 {
@@ -1277,7 +1484,7 @@ type ReportRestoreStatusResponse struct {
 
 func (x *ReportRestoreStatusResponse) Reset() {
 	*x = ReportRestoreStatusResponse{}
-	mi := &file_restore_v1_agent_proto_msgTypes[17]
+	mi := &file_restore_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1289,7 +1496,7 @@ func (x *ReportRestoreStatusResponse) String() string {
 func (*ReportRestoreStatusResponse) ProtoMessage() {}
 
 func (x *ReportRestoreStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[17]
+	mi := &file_restore_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1302,7 +1509,7 @@ func (x *ReportRestoreStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRestoreStatusResponse.ProtoReflect.Descriptor instead.
 func (*ReportRestoreStatusResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReportRestoreStatusResponse) GetRestore() *Restore {
@@ -1327,7 +1534,7 @@ type ReportRecoveryPointsRequest struct {
 
 func (x *ReportRecoveryPointsRequest) Reset() {
 	*x = ReportRecoveryPointsRequest{}
-	mi := &file_restore_v1_agent_proto_msgTypes[18]
+	mi := &file_restore_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1339,7 +1546,7 @@ func (x *ReportRecoveryPointsRequest) String() string {
 func (*ReportRecoveryPointsRequest) ProtoMessage() {}
 
 func (x *ReportRecoveryPointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[18]
+	mi := &file_restore_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1352,7 +1559,7 @@ func (x *ReportRecoveryPointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRecoveryPointsRequest.ProtoReflect.Descriptor instead.
 func (*ReportRecoveryPointsRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReportRecoveryPointsRequest) GetProtocolVersion() uint32 {
@@ -1387,7 +1594,7 @@ type ReportRecoveryPointsResponse struct {
 
 func (x *ReportRecoveryPointsResponse) Reset() {
 	*x = ReportRecoveryPointsResponse{}
-	mi := &file_restore_v1_agent_proto_msgTypes[19]
+	mi := &file_restore_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1399,7 +1606,7 @@ func (x *ReportRecoveryPointsResponse) String() string {
 func (*ReportRecoveryPointsResponse) ProtoMessage() {}
 
 func (x *ReportRecoveryPointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[19]
+	mi := &file_restore_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1412,7 +1619,7 @@ func (x *ReportRecoveryPointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRecoveryPointsResponse.ProtoReflect.Descriptor instead.
 func (*ReportRecoveryPointsResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ReportRecoveryPointsResponse) GetAccepted() int32 {
@@ -1427,7 +1634,19 @@ var File_restore_v1_agent_proto protoreflect.FileDescriptor
 const file_restore_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"\x16restore/v1/agent.proto\x12\n" +
-	"restore.v1\x1a\x16restore/v1/guest.proto\x1a\x15restore/v1/host.proto\x1a\x1frestore/v1/recovery_point.proto\x1a\x18restore/v1/restore.proto\x1a\x19restore/v1/snapshot.proto\x1a\x1drestore/v1/verification.proto\">\n" +
+	"restore.v1\x1a\x16restore/v1/guest.proto\x1a\x15restore/v1/host.proto\x1a\x1frestore/v1/recovery_point.proto\x1a\x18restore/v1/restore.proto\x1a\x19restore/v1/snapshot.proto\x1a\x1drestore/v1/verification.proto\"@\n" +
+	"\rEnrollRequest\x12\x1d\n" +
+	"\n" +
+	"join_token\x18\x01 \x01(\tR\tjoinToken\x12\x10\n" +
+	"\x03csr\x18\x02 \x01(\fR\x03csr\"V\n" +
+	"\x0eEnrollResponse\x12\x17\n" +
+	"\aca_cert\x18\x01 \x01(\fR\x06caCert\x12\x12\n" +
+	"\x04cert\x18\x02 \x01(\fR\x04cert\x12\x17\n" +
+	"\ahost_id\x18\x03 \x01(\tR\x06hostId\"+\n" +
+	"\x17RenewCertificateRequest\x12\x10\n" +
+	"\x03csr\x18\x01 \x01(\fR\x03csr\".\n" +
+	"\x18RenewCertificateResponse\x12\x12\n" +
+	"\x04cert\x18\x01 \x01(\fR\x04cert\">\n" +
 	"\rTunnelRequest\x12-\n" +
 	"\x05frame\x18\x01 \x01(\v2\x17.restore.v1.TunnelFrameR\x05frame\"?\n" +
 	"\x0eTunnelResponse\x12-\n" +
@@ -1522,7 +1741,7 @@ const file_restore_v1_agent_proto_rawDesc = "" +
 	"\fDesiredState\x12\x1d\n" +
 	"\x19DESIRED_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15DESIRED_STATE_RUNNING\x10\x01\x12\x1b\n" +
-	"\x17DESIRED_STATE_DESTROYED\x10\x022\x83\x05\n" +
+	"\x17DESIRED_STATE_DESTROYED\x10\x022\xa3\x06\n" +
 	"\fAgentService\x12E\n" +
 	"\bRegister\x12\x1b.restore.v1.RegisterRequest\x1a\x1c.restore.v1.RegisterResponse\x12H\n" +
 	"\tHeartbeat\x12\x1c.restore.v1.HeartbeatRequest\x1a\x1d.restore.v1.HeartbeatResponse\x12_\n" +
@@ -1530,7 +1749,9 @@ const file_restore_v1_agent_proto_rawDesc = "" +
 	"\x13ReportRestoreStatus\x12&.restore.v1.ReportRestoreStatusRequest\x1a'.restore.v1.ReportRestoreStatusResponse\x12i\n" +
 	"\x14ReportRecoveryPoints\x12'.restore.v1.ReportRecoveryPointsRequest\x1a(.restore.v1.ReportRecoveryPointsResponse\x12i\n" +
 	"\x14ReportSnapshotStatus\x12'.restore.v1.ReportSnapshotStatusRequest\x1a(.restore.v1.ReportSnapshotStatusResponse\x12C\n" +
-	"\x06Tunnel\x12\x19.restore.v1.TunnelRequest\x1a\x1a.restore.v1.TunnelResponse(\x010\x01B;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
+	"\x06Tunnel\x12\x19.restore.v1.TunnelRequest\x1a\x1a.restore.v1.TunnelResponse(\x010\x01\x12?\n" +
+	"\x06Enroll\x12\x19.restore.v1.EnrollRequest\x1a\x1a.restore.v1.EnrollResponse\x12]\n" +
+	"\x10RenewCertificate\x12#.restore.v1.RenewCertificateRequest\x1a$.restore.v1.RenewCertificateResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
 
 var (
 	file_restore_v1_agent_proto_rawDescOnce sync.Once
@@ -1545,77 +1766,85 @@ func file_restore_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_restore_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_restore_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_restore_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_restore_v1_agent_proto_goTypes = []any{
 	(TunnelOpenKind)(0),                  // 0: restore.v1.TunnelOpenKind
 	(DesiredState)(0),                    // 1: restore.v1.DesiredState
-	(*TunnelRequest)(nil),                // 2: restore.v1.TunnelRequest
-	(*TunnelResponse)(nil),               // 3: restore.v1.TunnelResponse
-	(*TunnelFrame)(nil),                  // 4: restore.v1.TunnelFrame
-	(*TunnelHello)(nil),                  // 5: restore.v1.TunnelHello
-	(*TunnelOpen)(nil),                   // 6: restore.v1.TunnelOpen
-	(*TunnelClose)(nil),                  // 7: restore.v1.TunnelClose
-	(*RegisterRequest)(nil),              // 8: restore.v1.RegisterRequest
-	(*RegisterResponse)(nil),             // 9: restore.v1.RegisterResponse
-	(*HeartbeatRequest)(nil),             // 10: restore.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),            // 11: restore.v1.HeartbeatResponse
-	(*WatchAssignmentsRequest)(nil),      // 12: restore.v1.WatchAssignmentsRequest
-	(*Assignment)(nil),                   // 13: restore.v1.Assignment
-	(*SnapshotAssignment)(nil),           // 14: restore.v1.SnapshotAssignment
-	(*WatchAssignmentsResponse)(nil),     // 15: restore.v1.WatchAssignmentsResponse
-	(*ReportSnapshotStatusRequest)(nil),  // 16: restore.v1.ReportSnapshotStatusRequest
-	(*ReportSnapshotStatusResponse)(nil), // 17: restore.v1.ReportSnapshotStatusResponse
-	(*ReportRestoreStatusRequest)(nil),   // 18: restore.v1.ReportRestoreStatusRequest
-	(*ReportRestoreStatusResponse)(nil),  // 19: restore.v1.ReportRestoreStatusResponse
-	(*ReportRecoveryPointsRequest)(nil),  // 20: restore.v1.ReportRecoveryPointsRequest
-	(*ReportRecoveryPointsResponse)(nil), // 21: restore.v1.ReportRecoveryPointsResponse
-	(*Capacity)(nil),                     // 22: restore.v1.Capacity
-	(*Restore)(nil),                      // 23: restore.v1.Restore
-	(*Snapshot)(nil),                     // 24: restore.v1.Snapshot
-	(*Guest)(nil),                        // 25: restore.v1.Guest
-	(RestoreState)(0),                    // 26: restore.v1.RestoreState
-	(*Boot)(nil),                         // 27: restore.v1.Boot
-	(*Verification)(nil),                 // 28: restore.v1.Verification
-	(*RecoveryPoint)(nil),                // 29: restore.v1.RecoveryPoint
+	(*EnrollRequest)(nil),                // 2: restore.v1.EnrollRequest
+	(*EnrollResponse)(nil),               // 3: restore.v1.EnrollResponse
+	(*RenewCertificateRequest)(nil),      // 4: restore.v1.RenewCertificateRequest
+	(*RenewCertificateResponse)(nil),     // 5: restore.v1.RenewCertificateResponse
+	(*TunnelRequest)(nil),                // 6: restore.v1.TunnelRequest
+	(*TunnelResponse)(nil),               // 7: restore.v1.TunnelResponse
+	(*TunnelFrame)(nil),                  // 8: restore.v1.TunnelFrame
+	(*TunnelHello)(nil),                  // 9: restore.v1.TunnelHello
+	(*TunnelOpen)(nil),                   // 10: restore.v1.TunnelOpen
+	(*TunnelClose)(nil),                  // 11: restore.v1.TunnelClose
+	(*RegisterRequest)(nil),              // 12: restore.v1.RegisterRequest
+	(*RegisterResponse)(nil),             // 13: restore.v1.RegisterResponse
+	(*HeartbeatRequest)(nil),             // 14: restore.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),            // 15: restore.v1.HeartbeatResponse
+	(*WatchAssignmentsRequest)(nil),      // 16: restore.v1.WatchAssignmentsRequest
+	(*Assignment)(nil),                   // 17: restore.v1.Assignment
+	(*SnapshotAssignment)(nil),           // 18: restore.v1.SnapshotAssignment
+	(*WatchAssignmentsResponse)(nil),     // 19: restore.v1.WatchAssignmentsResponse
+	(*ReportSnapshotStatusRequest)(nil),  // 20: restore.v1.ReportSnapshotStatusRequest
+	(*ReportSnapshotStatusResponse)(nil), // 21: restore.v1.ReportSnapshotStatusResponse
+	(*ReportRestoreStatusRequest)(nil),   // 22: restore.v1.ReportRestoreStatusRequest
+	(*ReportRestoreStatusResponse)(nil),  // 23: restore.v1.ReportRestoreStatusResponse
+	(*ReportRecoveryPointsRequest)(nil),  // 24: restore.v1.ReportRecoveryPointsRequest
+	(*ReportRecoveryPointsResponse)(nil), // 25: restore.v1.ReportRecoveryPointsResponse
+	(*Capacity)(nil),                     // 26: restore.v1.Capacity
+	(*Restore)(nil),                      // 27: restore.v1.Restore
+	(*Snapshot)(nil),                     // 28: restore.v1.Snapshot
+	(*Guest)(nil),                        // 29: restore.v1.Guest
+	(RestoreState)(0),                    // 30: restore.v1.RestoreState
+	(*Boot)(nil),                         // 31: restore.v1.Boot
+	(*Verification)(nil),                 // 32: restore.v1.Verification
+	(*RecoveryPoint)(nil),                // 33: restore.v1.RecoveryPoint
 }
 var file_restore_v1_agent_proto_depIdxs = []int32{
-	4,  // 0: restore.v1.TunnelRequest.frame:type_name -> restore.v1.TunnelFrame
-	4,  // 1: restore.v1.TunnelResponse.frame:type_name -> restore.v1.TunnelFrame
-	5,  // 2: restore.v1.TunnelFrame.hello:type_name -> restore.v1.TunnelHello
-	6,  // 3: restore.v1.TunnelFrame.open:type_name -> restore.v1.TunnelOpen
-	7,  // 4: restore.v1.TunnelFrame.close:type_name -> restore.v1.TunnelClose
+	8,  // 0: restore.v1.TunnelRequest.frame:type_name -> restore.v1.TunnelFrame
+	8,  // 1: restore.v1.TunnelResponse.frame:type_name -> restore.v1.TunnelFrame
+	9,  // 2: restore.v1.TunnelFrame.hello:type_name -> restore.v1.TunnelHello
+	10, // 3: restore.v1.TunnelFrame.open:type_name -> restore.v1.TunnelOpen
+	11, // 4: restore.v1.TunnelFrame.close:type_name -> restore.v1.TunnelClose
 	0,  // 5: restore.v1.TunnelOpen.kind:type_name -> restore.v1.TunnelOpenKind
-	22, // 6: restore.v1.RegisterRequest.capacity:type_name -> restore.v1.Capacity
-	23, // 7: restore.v1.Assignment.restore:type_name -> restore.v1.Restore
+	26, // 6: restore.v1.RegisterRequest.capacity:type_name -> restore.v1.Capacity
+	27, // 7: restore.v1.Assignment.restore:type_name -> restore.v1.Restore
 	1,  // 8: restore.v1.Assignment.desired:type_name -> restore.v1.DesiredState
-	24, // 9: restore.v1.SnapshotAssignment.snapshot:type_name -> restore.v1.Snapshot
-	25, // 10: restore.v1.SnapshotAssignment.guest:type_name -> restore.v1.Guest
-	24, // 11: restore.v1.SnapshotAssignment.base:type_name -> restore.v1.Snapshot
-	13, // 12: restore.v1.WatchAssignmentsResponse.assignments:type_name -> restore.v1.Assignment
-	14, // 13: restore.v1.WatchAssignmentsResponse.snapshots:type_name -> restore.v1.SnapshotAssignment
-	24, // 14: restore.v1.ReportSnapshotStatusRequest.snapshot:type_name -> restore.v1.Snapshot
-	24, // 15: restore.v1.ReportSnapshotStatusResponse.snapshot:type_name -> restore.v1.Snapshot
-	26, // 16: restore.v1.ReportRestoreStatusRequest.state:type_name -> restore.v1.RestoreState
-	27, // 17: restore.v1.ReportRestoreStatusRequest.boot:type_name -> restore.v1.Boot
-	28, // 18: restore.v1.ReportRestoreStatusRequest.verification:type_name -> restore.v1.Verification
-	23, // 19: restore.v1.ReportRestoreStatusResponse.restore:type_name -> restore.v1.Restore
-	29, // 20: restore.v1.ReportRecoveryPointsRequest.recovery_points:type_name -> restore.v1.RecoveryPoint
-	8,  // 21: restore.v1.AgentService.Register:input_type -> restore.v1.RegisterRequest
-	10, // 22: restore.v1.AgentService.Heartbeat:input_type -> restore.v1.HeartbeatRequest
-	12, // 23: restore.v1.AgentService.WatchAssignments:input_type -> restore.v1.WatchAssignmentsRequest
-	18, // 24: restore.v1.AgentService.ReportRestoreStatus:input_type -> restore.v1.ReportRestoreStatusRequest
-	20, // 25: restore.v1.AgentService.ReportRecoveryPoints:input_type -> restore.v1.ReportRecoveryPointsRequest
-	16, // 26: restore.v1.AgentService.ReportSnapshotStatus:input_type -> restore.v1.ReportSnapshotStatusRequest
-	2,  // 27: restore.v1.AgentService.Tunnel:input_type -> restore.v1.TunnelRequest
-	9,  // 28: restore.v1.AgentService.Register:output_type -> restore.v1.RegisterResponse
-	11, // 29: restore.v1.AgentService.Heartbeat:output_type -> restore.v1.HeartbeatResponse
-	15, // 30: restore.v1.AgentService.WatchAssignments:output_type -> restore.v1.WatchAssignmentsResponse
-	19, // 31: restore.v1.AgentService.ReportRestoreStatus:output_type -> restore.v1.ReportRestoreStatusResponse
-	21, // 32: restore.v1.AgentService.ReportRecoveryPoints:output_type -> restore.v1.ReportRecoveryPointsResponse
-	17, // 33: restore.v1.AgentService.ReportSnapshotStatus:output_type -> restore.v1.ReportSnapshotStatusResponse
-	3,  // 34: restore.v1.AgentService.Tunnel:output_type -> restore.v1.TunnelResponse
-	28, // [28:35] is the sub-list for method output_type
-	21, // [21:28] is the sub-list for method input_type
+	28, // 9: restore.v1.SnapshotAssignment.snapshot:type_name -> restore.v1.Snapshot
+	29, // 10: restore.v1.SnapshotAssignment.guest:type_name -> restore.v1.Guest
+	28, // 11: restore.v1.SnapshotAssignment.base:type_name -> restore.v1.Snapshot
+	17, // 12: restore.v1.WatchAssignmentsResponse.assignments:type_name -> restore.v1.Assignment
+	18, // 13: restore.v1.WatchAssignmentsResponse.snapshots:type_name -> restore.v1.SnapshotAssignment
+	28, // 14: restore.v1.ReportSnapshotStatusRequest.snapshot:type_name -> restore.v1.Snapshot
+	28, // 15: restore.v1.ReportSnapshotStatusResponse.snapshot:type_name -> restore.v1.Snapshot
+	30, // 16: restore.v1.ReportRestoreStatusRequest.state:type_name -> restore.v1.RestoreState
+	31, // 17: restore.v1.ReportRestoreStatusRequest.boot:type_name -> restore.v1.Boot
+	32, // 18: restore.v1.ReportRestoreStatusRequest.verification:type_name -> restore.v1.Verification
+	27, // 19: restore.v1.ReportRestoreStatusResponse.restore:type_name -> restore.v1.Restore
+	33, // 20: restore.v1.ReportRecoveryPointsRequest.recovery_points:type_name -> restore.v1.RecoveryPoint
+	12, // 21: restore.v1.AgentService.Register:input_type -> restore.v1.RegisterRequest
+	14, // 22: restore.v1.AgentService.Heartbeat:input_type -> restore.v1.HeartbeatRequest
+	16, // 23: restore.v1.AgentService.WatchAssignments:input_type -> restore.v1.WatchAssignmentsRequest
+	22, // 24: restore.v1.AgentService.ReportRestoreStatus:input_type -> restore.v1.ReportRestoreStatusRequest
+	24, // 25: restore.v1.AgentService.ReportRecoveryPoints:input_type -> restore.v1.ReportRecoveryPointsRequest
+	20, // 26: restore.v1.AgentService.ReportSnapshotStatus:input_type -> restore.v1.ReportSnapshotStatusRequest
+	6,  // 27: restore.v1.AgentService.Tunnel:input_type -> restore.v1.TunnelRequest
+	2,  // 28: restore.v1.AgentService.Enroll:input_type -> restore.v1.EnrollRequest
+	4,  // 29: restore.v1.AgentService.RenewCertificate:input_type -> restore.v1.RenewCertificateRequest
+	13, // 30: restore.v1.AgentService.Register:output_type -> restore.v1.RegisterResponse
+	15, // 31: restore.v1.AgentService.Heartbeat:output_type -> restore.v1.HeartbeatResponse
+	19, // 32: restore.v1.AgentService.WatchAssignments:output_type -> restore.v1.WatchAssignmentsResponse
+	23, // 33: restore.v1.AgentService.ReportRestoreStatus:output_type -> restore.v1.ReportRestoreStatusResponse
+	25, // 34: restore.v1.AgentService.ReportRecoveryPoints:output_type -> restore.v1.ReportRecoveryPointsResponse
+	21, // 35: restore.v1.AgentService.ReportSnapshotStatus:output_type -> restore.v1.ReportSnapshotStatusResponse
+	7,  // 36: restore.v1.AgentService.Tunnel:output_type -> restore.v1.TunnelResponse
+	3,  // 37: restore.v1.AgentService.Enroll:output_type -> restore.v1.EnrollResponse
+	5,  // 38: restore.v1.AgentService.RenewCertificate:output_type -> restore.v1.RenewCertificateResponse
+	30, // [30:39] is the sub-list for method output_type
+	21, // [21:30] is the sub-list for method input_type
 	21, // [21:21] is the sub-list for extension type_name
 	21, // [21:21] is the sub-list for extension extendee
 	0,  // [0:21] is the sub-list for field type_name
@@ -1632,7 +1861,7 @@ func file_restore_v1_agent_proto_init() {
 	file_restore_v1_restore_proto_init()
 	file_restore_v1_snapshot_proto_init()
 	file_restore_v1_verification_proto_init()
-	file_restore_v1_agent_proto_msgTypes[2].OneofWrappers = []any{
+	file_restore_v1_agent_proto_msgTypes[6].OneofWrappers = []any{
 		(*TunnelFrame_Hello)(nil),
 		(*TunnelFrame_Open)(nil),
 		(*TunnelFrame_Data)(nil),
@@ -1644,7 +1873,7 @@ func file_restore_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restore_v1_agent_proto_rawDesc), len(file_restore_v1_agent_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   20,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

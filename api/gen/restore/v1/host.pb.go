@@ -75,6 +75,287 @@ func (HostState) EnumDescriptor() ([]byte, []int) {
 	return file_restore_v1_host_proto_rawDescGZIP(), []int{0}
 }
 
+// JoinToken is a one-time token for one host's agent (never its secret).
+type JoinToken struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Its id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The host whose agent may enroll with it.
+	HostId     string                 `protobuf:"bytes,2,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// After this it no longer works.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// When an agent used it (it works once).
+	UseTime       *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=use_time,json=useTime,proto3" json:"use_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinToken) Reset() {
+	*x = JoinToken{}
+	mi := &file_restore_v1_host_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinToken) ProtoMessage() {}
+
+func (x *JoinToken) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_host_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinToken.ProtoReflect.Descriptor instead.
+func (*JoinToken) Descriptor() ([]byte, []int) {
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *JoinToken) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *JoinToken) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
+func (x *JoinToken) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *JoinToken) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *JoinToken) GetUseTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UseTime
+	}
+	return nil
+}
+
+// CreateJoinTokenRequest is the body of POST /v1/hosts/{host_id}/join-tokens.
+type CreateJoinTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The host id (a lowercase DNS label) the agent will act for.
+	HostId string `protobuf:"bytes,1,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	// How long it works, in seconds (default 3600, at most 7 days).
+	TtlSeconds    int64 `protobuf:"varint,2,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateJoinTokenRequest) Reset() {
+	*x = CreateJoinTokenRequest{}
+	mi := &file_restore_v1_host_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateJoinTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateJoinTokenRequest) ProtoMessage() {}
+
+func (x *CreateJoinTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_host_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateJoinTokenRequest.ProtoReflect.Descriptor instead.
+func (*CreateJoinTokenRequest) Descriptor() ([]byte, []int) {
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CreateJoinTokenRequest) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
+func (x *CreateJoinTokenRequest) GetTtlSeconds() int64 {
+	if x != nil {
+		return x.TtlSeconds
+	}
+	return 0
+}
+
+// CreateJoinTokenResponse carries the token and, once, its secret.
+type CreateJoinTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Token *JoinToken             `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// Pass it to hypervisor-agent --join-token; shown only now.
+	Secret string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	// The cluster CA's fingerprint, for hypervisor-agent --ca-fingerprint.
+	CaFingerprint string `protobuf:"bytes,3,opt,name=ca_fingerprint,json=caFingerprint,proto3" json:"ca_fingerprint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateJoinTokenResponse) Reset() {
+	*x = CreateJoinTokenResponse{}
+	mi := &file_restore_v1_host_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateJoinTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateJoinTokenResponse) ProtoMessage() {}
+
+func (x *CreateJoinTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_host_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateJoinTokenResponse.ProtoReflect.Descriptor instead.
+func (*CreateJoinTokenResponse) Descriptor() ([]byte, []int) {
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *CreateJoinTokenResponse) GetToken() *JoinToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+func (x *CreateJoinTokenResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *CreateJoinTokenResponse) GetCaFingerprint() string {
+	if x != nil {
+		return x.CaFingerprint
+	}
+	return ""
+}
+
+// RemoveHostRequest names the host to remove.
+type RemoveHostRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveHostRequest) Reset() {
+	*x = RemoveHostRequest{}
+	mi := &file_restore_v1_host_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveHostRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveHostRequest) ProtoMessage() {}
+
+func (x *RemoveHostRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_host_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveHostRequest.ProtoReflect.Descriptor instead.
+func (*RemoveHostRequest) Descriptor() ([]byte, []int) {
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RemoveHostRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// RemoveHostResponse is empty.
+type RemoveHostResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveHostResponse) Reset() {
+	*x = RemoveHostResponse{}
+	mi := &file_restore_v1_host_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveHostResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveHostResponse) ProtoMessage() {}
+
+func (x *RemoveHostResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_host_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveHostResponse.ProtoReflect.Descriptor instead.
+func (*RemoveHostResponse) Descriptor() ([]byte, []int) {
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{4}
+}
+
 // Capacity is an amount of vCPUs and memory.
 type Capacity struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -88,7 +369,7 @@ type Capacity struct {
 
 func (x *Capacity) Reset() {
 	*x = Capacity{}
-	mi := &file_restore_v1_host_proto_msgTypes[0]
+	mi := &file_restore_v1_host_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -100,7 +381,7 @@ func (x *Capacity) String() string {
 func (*Capacity) ProtoMessage() {}
 
 func (x *Capacity) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[0]
+	mi := &file_restore_v1_host_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -113,7 +394,7 @@ func (x *Capacity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Capacity.ProtoReflect.Descriptor instead.
 func (*Capacity) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{0}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Capacity) GetVcpus() int32 {
@@ -163,7 +444,7 @@ type Host struct {
 
 func (x *Host) Reset() {
 	*x = Host{}
-	mi := &file_restore_v1_host_proto_msgTypes[1]
+	mi := &file_restore_v1_host_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -175,7 +456,7 @@ func (x *Host) String() string {
 func (*Host) ProtoMessage() {}
 
 func (x *Host) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[1]
+	mi := &file_restore_v1_host_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -188,7 +469,7 @@ func (x *Host) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Host.ProtoReflect.Descriptor instead.
 func (*Host) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{1}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Host) GetId() string {
@@ -284,7 +565,7 @@ type ListHostsRequest struct {
 
 func (x *ListHostsRequest) Reset() {
 	*x = ListHostsRequest{}
-	mi := &file_restore_v1_host_proto_msgTypes[2]
+	mi := &file_restore_v1_host_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -296,7 +577,7 @@ func (x *ListHostsRequest) String() string {
 func (*ListHostsRequest) ProtoMessage() {}
 
 func (x *ListHostsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[2]
+	mi := &file_restore_v1_host_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -309,7 +590,7 @@ func (x *ListHostsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHostsRequest.ProtoReflect.Descriptor instead.
 func (*ListHostsRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{2}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{7}
 }
 
 // ListHostsResponse lists hosts.
@@ -323,7 +604,7 @@ type ListHostsResponse struct {
 
 func (x *ListHostsResponse) Reset() {
 	*x = ListHostsResponse{}
-	mi := &file_restore_v1_host_proto_msgTypes[3]
+	mi := &file_restore_v1_host_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -335,7 +616,7 @@ func (x *ListHostsResponse) String() string {
 func (*ListHostsResponse) ProtoMessage() {}
 
 func (x *ListHostsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[3]
+	mi := &file_restore_v1_host_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -348,7 +629,7 @@ func (x *ListHostsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHostsResponse.ProtoReflect.Descriptor instead.
 func (*ListHostsResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{3}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListHostsResponse) GetHosts() []*Host {
@@ -369,7 +650,7 @@ type GetHostRequest struct {
 
 func (x *GetHostRequest) Reset() {
 	*x = GetHostRequest{}
-	mi := &file_restore_v1_host_proto_msgTypes[4]
+	mi := &file_restore_v1_host_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -381,7 +662,7 @@ func (x *GetHostRequest) String() string {
 func (*GetHostRequest) ProtoMessage() {}
 
 func (x *GetHostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[4]
+	mi := &file_restore_v1_host_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -394,7 +675,7 @@ func (x *GetHostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHostRequest.ProtoReflect.Descriptor instead.
 func (*GetHostRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{4}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetHostRequest) GetId() string {
@@ -415,7 +696,7 @@ type GetHostResponse struct {
 
 func (x *GetHostResponse) Reset() {
 	*x = GetHostResponse{}
-	mi := &file_restore_v1_host_proto_msgTypes[5]
+	mi := &file_restore_v1_host_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -427,7 +708,7 @@ func (x *GetHostResponse) String() string {
 func (*GetHostResponse) ProtoMessage() {}
 
 func (x *GetHostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[5]
+	mi := &file_restore_v1_host_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -440,7 +721,7 @@ func (x *GetHostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHostResponse.ProtoReflect.Descriptor instead.
 func (*GetHostResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{5}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetHostResponse) GetHost() *Host {
@@ -461,7 +742,7 @@ type DrainHostRequest struct {
 
 func (x *DrainHostRequest) Reset() {
 	*x = DrainHostRequest{}
-	mi := &file_restore_v1_host_proto_msgTypes[6]
+	mi := &file_restore_v1_host_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -473,7 +754,7 @@ func (x *DrainHostRequest) String() string {
 func (*DrainHostRequest) ProtoMessage() {}
 
 func (x *DrainHostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[6]
+	mi := &file_restore_v1_host_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -486,7 +767,7 @@ func (x *DrainHostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainHostRequest.ProtoReflect.Descriptor instead.
 func (*DrainHostRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{6}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DrainHostRequest) GetId() string {
@@ -507,7 +788,7 @@ type DrainHostResponse struct {
 
 func (x *DrainHostResponse) Reset() {
 	*x = DrainHostResponse{}
-	mi := &file_restore_v1_host_proto_msgTypes[7]
+	mi := &file_restore_v1_host_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -519,7 +800,7 @@ func (x *DrainHostResponse) String() string {
 func (*DrainHostResponse) ProtoMessage() {}
 
 func (x *DrainHostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[7]
+	mi := &file_restore_v1_host_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -532,7 +813,7 @@ func (x *DrainHostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainHostResponse.ProtoReflect.Descriptor instead.
 func (*DrainHostResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{7}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DrainHostResponse) GetHost() *Host {
@@ -553,7 +834,7 @@ type UndrainHostRequest struct {
 
 func (x *UndrainHostRequest) Reset() {
 	*x = UndrainHostRequest{}
-	mi := &file_restore_v1_host_proto_msgTypes[8]
+	mi := &file_restore_v1_host_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -565,7 +846,7 @@ func (x *UndrainHostRequest) String() string {
 func (*UndrainHostRequest) ProtoMessage() {}
 
 func (x *UndrainHostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[8]
+	mi := &file_restore_v1_host_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -578,7 +859,7 @@ func (x *UndrainHostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndrainHostRequest.ProtoReflect.Descriptor instead.
 func (*UndrainHostRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{8}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UndrainHostRequest) GetId() string {
@@ -599,7 +880,7 @@ type UndrainHostResponse struct {
 
 func (x *UndrainHostResponse) Reset() {
 	*x = UndrainHostResponse{}
-	mi := &file_restore_v1_host_proto_msgTypes[9]
+	mi := &file_restore_v1_host_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -611,7 +892,7 @@ func (x *UndrainHostResponse) String() string {
 func (*UndrainHostResponse) ProtoMessage() {}
 
 func (x *UndrainHostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[9]
+	mi := &file_restore_v1_host_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -624,7 +905,7 @@ func (x *UndrainHostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndrainHostResponse.ProtoReflect.Descriptor instead.
 func (*UndrainHostResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{9}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UndrainHostResponse) GetHost() *Host {
@@ -639,7 +920,26 @@ var File_restore_v1_host_proto protoreflect.FileDescriptor
 const file_restore_v1_host_proto_rawDesc = "" +
 	"\n" +
 	"\x15restore/v1/host.proto\x12\n" +
-	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"?\n" +
+	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe5\x01\n" +
+	"\tJoinToken\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
+	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x12;\n" +
+	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vexpire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x125\n" +
+	"\buse_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\auseTime\"R\n" +
+	"\x16CreateJoinTokenRequest\x12\x17\n" +
+	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12\x1f\n" +
+	"\vttl_seconds\x18\x02 \x01(\x03R\n" +
+	"ttlSeconds\"\x85\x01\n" +
+	"\x17CreateJoinTokenResponse\x12+\n" +
+	"\x05token\x18\x01 \x01(\v2\x15.restore.v1.JoinTokenR\x05token\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\x12%\n" +
+	"\x0eca_fingerprint\x18\x03 \x01(\tR\rcaFingerprint\"#\n" +
+	"\x11RemoveHostRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x14\n" +
+	"\x12RemoveHostResponse\"?\n" +
 	"\bCapacity\x12\x14\n" +
 	"\x05vcpus\x18\x01 \x01(\x05R\x05vcpus\x12\x1d\n" +
 	"\n" +
@@ -677,12 +977,15 @@ const file_restore_v1_host_proto_rawDesc = "" +
 	"\tHostState\x12\x1a\n" +
 	"\x16HOST_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10HOST_STATE_READY\x10\x01\x12\x13\n" +
-	"\x0fHOST_STATE_DOWN\x10\x022\xb5\x02\n" +
+	"\x0fHOST_STATE_DOWN\x10\x022\xde\x03\n" +
 	"\vHostService\x12H\n" +
 	"\tListHosts\x12\x1c.restore.v1.ListHostsRequest\x1a\x1d.restore.v1.ListHostsResponse\x12B\n" +
 	"\aGetHost\x12\x1a.restore.v1.GetHostRequest\x1a\x1b.restore.v1.GetHostResponse\x12H\n" +
 	"\tDrainHost\x12\x1c.restore.v1.DrainHostRequest\x1a\x1d.restore.v1.DrainHostResponse\x12N\n" +
-	"\vUndrainHost\x12\x1e.restore.v1.UndrainHostRequest\x1a\x1f.restore.v1.UndrainHostResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
+	"\vUndrainHost\x12\x1e.restore.v1.UndrainHostRequest\x1a\x1f.restore.v1.UndrainHostResponse\x12Z\n" +
+	"\x0fCreateJoinToken\x12\".restore.v1.CreateJoinTokenRequest\x1a#.restore.v1.CreateJoinTokenResponse\x12K\n" +
+	"\n" +
+	"RemoveHost\x12\x1d.restore.v1.RemoveHostRequest\x1a\x1e.restore.v1.RemoveHostResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
 
 var (
 	file_restore_v1_host_proto_rawDescOnce sync.Once
@@ -697,44 +1000,57 @@ func file_restore_v1_host_proto_rawDescGZIP() []byte {
 }
 
 var file_restore_v1_host_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_restore_v1_host_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_restore_v1_host_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_restore_v1_host_proto_goTypes = []any{
-	(HostState)(0),                // 0: restore.v1.HostState
-	(*Capacity)(nil),              // 1: restore.v1.Capacity
-	(*Host)(nil),                  // 2: restore.v1.Host
-	(*ListHostsRequest)(nil),      // 3: restore.v1.ListHostsRequest
-	(*ListHostsResponse)(nil),     // 4: restore.v1.ListHostsResponse
-	(*GetHostRequest)(nil),        // 5: restore.v1.GetHostRequest
-	(*GetHostResponse)(nil),       // 6: restore.v1.GetHostResponse
-	(*DrainHostRequest)(nil),      // 7: restore.v1.DrainHostRequest
-	(*DrainHostResponse)(nil),     // 8: restore.v1.DrainHostResponse
-	(*UndrainHostRequest)(nil),    // 9: restore.v1.UndrainHostRequest
-	(*UndrainHostResponse)(nil),   // 10: restore.v1.UndrainHostResponse
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(HostState)(0),                  // 0: restore.v1.HostState
+	(*JoinToken)(nil),               // 1: restore.v1.JoinToken
+	(*CreateJoinTokenRequest)(nil),  // 2: restore.v1.CreateJoinTokenRequest
+	(*CreateJoinTokenResponse)(nil), // 3: restore.v1.CreateJoinTokenResponse
+	(*RemoveHostRequest)(nil),       // 4: restore.v1.RemoveHostRequest
+	(*RemoveHostResponse)(nil),      // 5: restore.v1.RemoveHostResponse
+	(*Capacity)(nil),                // 6: restore.v1.Capacity
+	(*Host)(nil),                    // 7: restore.v1.Host
+	(*ListHostsRequest)(nil),        // 8: restore.v1.ListHostsRequest
+	(*ListHostsResponse)(nil),       // 9: restore.v1.ListHostsResponse
+	(*GetHostRequest)(nil),          // 10: restore.v1.GetHostRequest
+	(*GetHostResponse)(nil),         // 11: restore.v1.GetHostResponse
+	(*DrainHostRequest)(nil),        // 12: restore.v1.DrainHostRequest
+	(*DrainHostResponse)(nil),       // 13: restore.v1.DrainHostResponse
+	(*UndrainHostRequest)(nil),      // 14: restore.v1.UndrainHostRequest
+	(*UndrainHostResponse)(nil),     // 15: restore.v1.UndrainHostResponse
+	(*timestamppb.Timestamp)(nil),   // 16: google.protobuf.Timestamp
 }
 var file_restore_v1_host_proto_depIdxs = []int32{
-	1,  // 0: restore.v1.Host.capacity:type_name -> restore.v1.Capacity
-	1,  // 1: restore.v1.Host.allocated:type_name -> restore.v1.Capacity
-	0,  // 2: restore.v1.Host.state:type_name -> restore.v1.HostState
-	11, // 3: restore.v1.Host.register_time:type_name -> google.protobuf.Timestamp
-	11, // 4: restore.v1.Host.state_time:type_name -> google.protobuf.Timestamp
-	2,  // 5: restore.v1.ListHostsResponse.hosts:type_name -> restore.v1.Host
-	2,  // 6: restore.v1.GetHostResponse.host:type_name -> restore.v1.Host
-	2,  // 7: restore.v1.DrainHostResponse.host:type_name -> restore.v1.Host
-	2,  // 8: restore.v1.UndrainHostResponse.host:type_name -> restore.v1.Host
-	3,  // 9: restore.v1.HostService.ListHosts:input_type -> restore.v1.ListHostsRequest
-	5,  // 10: restore.v1.HostService.GetHost:input_type -> restore.v1.GetHostRequest
-	7,  // 11: restore.v1.HostService.DrainHost:input_type -> restore.v1.DrainHostRequest
-	9,  // 12: restore.v1.HostService.UndrainHost:input_type -> restore.v1.UndrainHostRequest
-	4,  // 13: restore.v1.HostService.ListHosts:output_type -> restore.v1.ListHostsResponse
-	6,  // 14: restore.v1.HostService.GetHost:output_type -> restore.v1.GetHostResponse
-	8,  // 15: restore.v1.HostService.DrainHost:output_type -> restore.v1.DrainHostResponse
-	10, // 16: restore.v1.HostService.UndrainHost:output_type -> restore.v1.UndrainHostResponse
-	13, // [13:17] is the sub-list for method output_type
-	9,  // [9:13] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	16, // 0: restore.v1.JoinToken.create_time:type_name -> google.protobuf.Timestamp
+	16, // 1: restore.v1.JoinToken.expire_time:type_name -> google.protobuf.Timestamp
+	16, // 2: restore.v1.JoinToken.use_time:type_name -> google.protobuf.Timestamp
+	1,  // 3: restore.v1.CreateJoinTokenResponse.token:type_name -> restore.v1.JoinToken
+	6,  // 4: restore.v1.Host.capacity:type_name -> restore.v1.Capacity
+	6,  // 5: restore.v1.Host.allocated:type_name -> restore.v1.Capacity
+	0,  // 6: restore.v1.Host.state:type_name -> restore.v1.HostState
+	16, // 7: restore.v1.Host.register_time:type_name -> google.protobuf.Timestamp
+	16, // 8: restore.v1.Host.state_time:type_name -> google.protobuf.Timestamp
+	7,  // 9: restore.v1.ListHostsResponse.hosts:type_name -> restore.v1.Host
+	7,  // 10: restore.v1.GetHostResponse.host:type_name -> restore.v1.Host
+	7,  // 11: restore.v1.DrainHostResponse.host:type_name -> restore.v1.Host
+	7,  // 12: restore.v1.UndrainHostResponse.host:type_name -> restore.v1.Host
+	8,  // 13: restore.v1.HostService.ListHosts:input_type -> restore.v1.ListHostsRequest
+	10, // 14: restore.v1.HostService.GetHost:input_type -> restore.v1.GetHostRequest
+	12, // 15: restore.v1.HostService.DrainHost:input_type -> restore.v1.DrainHostRequest
+	14, // 16: restore.v1.HostService.UndrainHost:input_type -> restore.v1.UndrainHostRequest
+	2,  // 17: restore.v1.HostService.CreateJoinToken:input_type -> restore.v1.CreateJoinTokenRequest
+	4,  // 18: restore.v1.HostService.RemoveHost:input_type -> restore.v1.RemoveHostRequest
+	9,  // 19: restore.v1.HostService.ListHosts:output_type -> restore.v1.ListHostsResponse
+	11, // 20: restore.v1.HostService.GetHost:output_type -> restore.v1.GetHostResponse
+	13, // 21: restore.v1.HostService.DrainHost:output_type -> restore.v1.DrainHostResponse
+	15, // 22: restore.v1.HostService.UndrainHost:output_type -> restore.v1.UndrainHostResponse
+	3,  // 23: restore.v1.HostService.CreateJoinToken:output_type -> restore.v1.CreateJoinTokenResponse
+	5,  // 24: restore.v1.HostService.RemoveHost:output_type -> restore.v1.RemoveHostResponse
+	19, // [19:25] is the sub-list for method output_type
+	13, // [13:19] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_host_proto_init() }
@@ -748,7 +1064,7 @@ func file_restore_v1_host_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restore_v1_host_proto_rawDesc), len(file_restore_v1_host_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   10,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,10 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	HostService_ListHosts_FullMethodName   = "/restore.v1.HostService/ListHosts"
-	HostService_GetHost_FullMethodName     = "/restore.v1.HostService/GetHost"
-	HostService_DrainHost_FullMethodName   = "/restore.v1.HostService/DrainHost"
-	HostService_UndrainHost_FullMethodName = "/restore.v1.HostService/UndrainHost"
+	HostService_ListHosts_FullMethodName       = "/restore.v1.HostService/ListHosts"
+	HostService_GetHost_FullMethodName         = "/restore.v1.HostService/GetHost"
+	HostService_DrainHost_FullMethodName       = "/restore.v1.HostService/DrainHost"
+	HostService_UndrainHost_FullMethodName     = "/restore.v1.HostService/UndrainHost"
+	HostService_CreateJoinToken_FullMethodName = "/restore.v1.HostService/CreateJoinToken"
+	HostService_RemoveHost_FullMethodName      = "/restore.v1.HostService/RemoveHost"
 )
 
 // HostServiceClient is the client API for HostService service.
@@ -42,6 +44,12 @@ type HostServiceClient interface {
 	DrainHost(ctx context.Context, in *DrainHostRequest, opts ...grpc.CallOption) (*DrainHostResponse, error)
 	// UndrainHost lets restores be placed on a host again.
 	UndrainHost(ctx context.Context, in *UndrainHostRequest, opts ...grpc.CallOption) (*UndrainHostResponse, error)
+	// CreateJoinToken mints a one-time token with which the agent of one
+	// host enrolls (AgentService.Enroll) and receives its certificate.
+	CreateJoinToken(ctx context.Context, in *CreateJoinTokenRequest, opts ...grpc.CallOption) (*CreateJoinTokenResponse, error)
+	// RemoveHost forgets a host and revokes its agent's certificates at once:
+	// every server refuses them from then on.
+	RemoveHost(ctx context.Context, in *RemoveHostRequest, opts ...grpc.CallOption) (*RemoveHostResponse, error)
 }
 
 type hostServiceClient struct {
@@ -92,6 +100,26 @@ func (c *hostServiceClient) UndrainHost(ctx context.Context, in *UndrainHostRequ
 	return out, nil
 }
 
+func (c *hostServiceClient) CreateJoinToken(ctx context.Context, in *CreateJoinTokenRequest, opts ...grpc.CallOption) (*CreateJoinTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateJoinTokenResponse)
+	err := c.cc.Invoke(ctx, HostService_CreateJoinToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hostServiceClient) RemoveHost(ctx context.Context, in *RemoveHostRequest, opts ...grpc.CallOption) (*RemoveHostResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveHostResponse)
+	err := c.cc.Invoke(ctx, HostService_RemoveHost_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HostServiceServer is the server API for HostService service.
 // All implementations must embed UnimplementedHostServiceServer
 // for forward compatibility.
@@ -109,6 +137,12 @@ type HostServiceServer interface {
 	DrainHost(context.Context, *DrainHostRequest) (*DrainHostResponse, error)
 	// UndrainHost lets restores be placed on a host again.
 	UndrainHost(context.Context, *UndrainHostRequest) (*UndrainHostResponse, error)
+	// CreateJoinToken mints a one-time token with which the agent of one
+	// host enrolls (AgentService.Enroll) and receives its certificate.
+	CreateJoinToken(context.Context, *CreateJoinTokenRequest) (*CreateJoinTokenResponse, error)
+	// RemoveHost forgets a host and revokes its agent's certificates at once:
+	// every server refuses them from then on.
+	RemoveHost(context.Context, *RemoveHostRequest) (*RemoveHostResponse, error)
 	mustEmbedUnimplementedHostServiceServer()
 }
 
@@ -130,6 +164,12 @@ func (UnimplementedHostServiceServer) DrainHost(context.Context, *DrainHostReque
 }
 func (UnimplementedHostServiceServer) UndrainHost(context.Context, *UndrainHostRequest) (*UndrainHostResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method UndrainHost not implemented")
+}
+func (UnimplementedHostServiceServer) CreateJoinToken(context.Context, *CreateJoinTokenRequest) (*CreateJoinTokenResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CreateJoinToken not implemented")
+}
+func (UnimplementedHostServiceServer) RemoveHost(context.Context, *RemoveHostRequest) (*RemoveHostResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RemoveHost not implemented")
 }
 func (UnimplementedHostServiceServer) mustEmbedUnimplementedHostServiceServer() {}
 func (UnimplementedHostServiceServer) testEmbeddedByValue()                     {}
@@ -224,6 +264,42 @@ func _HostService_UndrainHost_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _HostService_CreateJoinToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateJoinTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServiceServer).CreateJoinToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HostService_CreateJoinToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServiceServer).CreateJoinToken(ctx, req.(*CreateJoinTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HostService_RemoveHost_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveHostRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServiceServer).RemoveHost(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HostService_RemoveHost_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServiceServer).RemoveHost(ctx, req.(*RemoveHostRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // HostService_ServiceDesc is the grpc.ServiceDesc for HostService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -246,6 +322,14 @@ var HostService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UndrainHost",
 			Handler:    _HostService_UndrainHost_Handler,
+		},
+		{
+			MethodName: "CreateJoinToken",
+			Handler:    _HostService_CreateJoinToken_Handler,
+		},
+		{
+			MethodName: "RemoveHost",
+			Handler:    _HostService_RemoveHost_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -65,6 +65,12 @@ const (
 	CommandType_COMMAND_TYPE_RELEASE_SNAPSHOTS          CommandType = 21
 	// Prune.
 	CommandType_COMMAND_TYPE_PRUNE CommandType = 22
+	// CreateJoinToken.
+	CommandType_COMMAND_TYPE_CREATE_JOIN_TOKEN CommandType = 23
+	// UseJoinToken.
+	CommandType_COMMAND_TYPE_USE_JOIN_TOKEN CommandType = 24
+	// RemoveHost.
+	CommandType_COMMAND_TYPE_REMOVE_HOST CommandType = 25
 )
 
 // Enum value maps for CommandType.
@@ -93,6 +99,9 @@ var (
 		20: "COMMAND_TYPE_REPORT_SNAPSHOT_STATUS",
 		21: "COMMAND_TYPE_RELEASE_SNAPSHOTS",
 		22: "COMMAND_TYPE_PRUNE",
+		23: "COMMAND_TYPE_CREATE_JOIN_TOKEN",
+		24: "COMMAND_TYPE_USE_JOIN_TOKEN",
+		25: "COMMAND_TYPE_REMOVE_HOST",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":                0,
@@ -118,6 +127,9 @@ var (
 		"COMMAND_TYPE_REPORT_SNAPSHOT_STATUS":     20,
 		"COMMAND_TYPE_RELEASE_SNAPSHOTS":          21,
 		"COMMAND_TYPE_PRUNE":                      22,
+		"COMMAND_TYPE_CREATE_JOIN_TOKEN":          23,
+		"COMMAND_TYPE_USE_JOIN_TOKEN":             24,
+		"COMMAND_TYPE_REMOVE_HOST":                25,
 	}
 )
 
@@ -1315,7 +1327,11 @@ type Snapshot struct {
 	// Protected guests.
 	Guests []*v1.Guest `protobuf:"bytes,10,rep,name=guests,proto3" json:"guests,omitempty"`
 	// Snapshots of protected guests.
-	Snapshots     []*v1.Snapshot `protobuf:"bytes,11,rep,name=snapshots,proto3" json:"snapshots,omitempty"`
+	Snapshots []*v1.Snapshot `protobuf:"bytes,11,rep,name=snapshots,proto3" json:"snapshots,omitempty"`
+	// Agents' join tokens.
+	JoinTokens []*StoredJoinToken `protobuf:"bytes,12,rep,name=join_tokens,json=joinTokens,proto3" json:"join_tokens,omitempty"`
+	// Hosts whose agent certificates are revoked.
+	Revocations   []*Revocation `protobuf:"bytes,13,rep,name=revocations,proto3" json:"revocations,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1427,6 +1443,280 @@ func (x *Snapshot) GetSnapshots() []*v1.Snapshot {
 	return nil
 }
 
+func (x *Snapshot) GetJoinTokens() []*StoredJoinToken {
+	if x != nil {
+		return x.JoinTokens
+	}
+	return nil
+}
+
+func (x *Snapshot) GetRevocations() []*Revocation {
+	if x != nil {
+		return x.Revocations
+	}
+	return nil
+}
+
+// StoredJoinToken is a join token as the state store keeps it.
+type StoredJoinToken struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Token *v1.JoinToken          `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// SHA-256 of the secret.
+	SecretSha256  []byte `protobuf:"bytes,2,opt,name=secret_sha256,json=secretSha256,proto3" json:"secret_sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoredJoinToken) Reset() {
+	*x = StoredJoinToken{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoredJoinToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoredJoinToken) ProtoMessage() {}
+
+func (x *StoredJoinToken) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoredJoinToken.ProtoReflect.Descriptor instead.
+func (*StoredJoinToken) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *StoredJoinToken) GetToken() *v1.JoinToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+func (x *StoredJoinToken) GetSecretSha256() []byte {
+	if x != nil {
+		return x.SecretSha256
+	}
+	return nil
+}
+
+// CreateJoinToken adds a join token.
+type CreateJoinToken struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         *StoredJoinToken       `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateJoinToken) Reset() {
+	*x = CreateJoinToken{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateJoinToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateJoinToken) ProtoMessage() {}
+
+func (x *CreateJoinToken) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateJoinToken.ProtoReflect.Descriptor instead.
+func (*CreateJoinToken) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *CreateJoinToken) GetToken() *StoredJoinToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+// UseJoinToken spends a join token (it works once): the agent that
+// presented it is about to receive its certificate.
+type UseJoinToken struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UseJoinToken) Reset() {
+	*x = UseJoinToken{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UseJoinToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UseJoinToken) ProtoMessage() {}
+
+func (x *UseJoinToken) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UseJoinToken.ProtoReflect.Descriptor instead.
+func (*UseJoinToken) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *UseJoinToken) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *UseJoinToken) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+// Revocation refuses every agent certificate of a host issued before
+// revoke_time.
+type Revocation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	HostId        string                 `protobuf:"bytes,1,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	RevokeTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Revocation) Reset() {
+	*x = Revocation{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Revocation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Revocation) ProtoMessage() {}
+
+func (x *Revocation) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
+func (*Revocation) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *Revocation) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
+func (x *Revocation) GetRevokeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokeTime
+	}
+	return nil
+}
+
+// RemoveHost forgets a host and revokes its agents' certificates.
+type RemoveHost struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveHost) Reset() {
+	*x = RemoveHost{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveHost) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveHost) ProtoMessage() {}
+
+func (x *RemoveHost) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveHost.ProtoReflect.Descriptor instead.
+func (*RemoveHost) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *RemoveHost) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RemoveHost) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
 // EnrollRequest asks for a server certificate.
 type EnrollRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1442,7 +1732,7 @@ type EnrollRequest struct {
 
 func (x *EnrollRequest) Reset() {
 	*x = EnrollRequest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1454,7 +1744,7 @@ func (x *EnrollRequest) String() string {
 func (*EnrollRequest) ProtoMessage() {}
 
 func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1467,7 +1757,7 @@ func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
 func (*EnrollRequest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{20}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *EnrollRequest) GetNodeId() string {
@@ -1503,7 +1793,7 @@ type EnrollResponse struct {
 
 func (x *EnrollResponse) Reset() {
 	*x = EnrollResponse{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1515,7 +1805,7 @@ func (x *EnrollResponse) String() string {
 func (*EnrollResponse) ProtoMessage() {}
 
 func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1528,7 +1818,7 @@ func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
 func (*EnrollResponse) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{21}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *EnrollResponse) GetCaCert() []byte {
@@ -1563,7 +1853,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1575,7 +1865,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1588,7 +1878,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{22}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *JoinRequest) GetServer() *v1.Server {
@@ -1609,7 +1899,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1621,7 +1911,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1634,7 +1924,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{23}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *JoinResponse) GetLeaderId() string {
@@ -1654,7 +1944,7 @@ type SetVerificationPolicy struct {
 
 func (x *SetVerificationPolicy) Reset() {
 	*x = SetVerificationPolicy{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1666,7 +1956,7 @@ func (x *SetVerificationPolicy) String() string {
 func (*SetVerificationPolicy) ProtoMessage() {}
 
 func (x *SetVerificationPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1679,7 +1969,7 @@ func (x *SetVerificationPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetVerificationPolicy.ProtoReflect.Descriptor instead.
 func (*SetVerificationPolicy) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{24}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SetVerificationPolicy) GetPolicy() *v1.VerificationPolicy {
@@ -1699,7 +1989,7 @@ type DeleteVerificationPolicy struct {
 
 func (x *DeleteVerificationPolicy) Reset() {
 	*x = DeleteVerificationPolicy{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1711,7 +2001,7 @@ func (x *DeleteVerificationPolicy) String() string {
 func (*DeleteVerificationPolicy) ProtoMessage() {}
 
 func (x *DeleteVerificationPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1724,7 +2014,7 @@ func (x *DeleteVerificationPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteVerificationPolicy.ProtoReflect.Descriptor instead.
 func (*DeleteVerificationPolicy) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{25}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DeleteVerificationPolicy) GetId() string {
@@ -1744,7 +2034,7 @@ type RegisterGuest struct {
 
 func (x *RegisterGuest) Reset() {
 	*x = RegisterGuest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1756,7 +2046,7 @@ func (x *RegisterGuest) String() string {
 func (*RegisterGuest) ProtoMessage() {}
 
 func (x *RegisterGuest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1769,7 +2059,7 @@ func (x *RegisterGuest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterGuest.ProtoReflect.Descriptor instead.
 func (*RegisterGuest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{26}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RegisterGuest) GetGuest() *v1.Guest {
@@ -1789,7 +2079,7 @@ type UnregisterGuest struct {
 
 func (x *UnregisterGuest) Reset() {
 	*x = UnregisterGuest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1801,7 +2091,7 @@ func (x *UnregisterGuest) String() string {
 func (*UnregisterGuest) ProtoMessage() {}
 
 func (x *UnregisterGuest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1814,7 +2104,7 @@ func (x *UnregisterGuest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterGuest.ProtoReflect.Descriptor instead.
 func (*UnregisterGuest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{27}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *UnregisterGuest) GetId() string {
@@ -1834,7 +2124,7 @@ type PruneVerifications struct {
 
 func (x *PruneVerifications) Reset() {
 	*x = PruneVerifications{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1846,7 +2136,7 @@ func (x *PruneVerifications) String() string {
 func (*PruneVerifications) ProtoMessage() {}
 
 func (x *PruneVerifications) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1859,7 +2149,7 @@ func (x *PruneVerifications) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneVerifications.ProtoReflect.Descriptor instead.
 func (*PruneVerifications) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{28}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *PruneVerifications) GetIds() []string {
@@ -1881,7 +2171,7 @@ type CreateSnapshot struct {
 
 func (x *CreateSnapshot) Reset() {
 	*x = CreateSnapshot{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1893,7 +2183,7 @@ func (x *CreateSnapshot) String() string {
 func (*CreateSnapshot) ProtoMessage() {}
 
 func (x *CreateSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1906,7 +2196,7 @@ func (x *CreateSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSnapshot.ProtoReflect.Descriptor instead.
 func (*CreateSnapshot) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{29}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CreateSnapshot) GetSnapshot() *v1.Snapshot {
@@ -1935,7 +2225,7 @@ type ReportSnapshotStatus struct {
 
 func (x *ReportSnapshotStatus) Reset() {
 	*x = ReportSnapshotStatus{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1947,7 +2237,7 @@ func (x *ReportSnapshotStatus) String() string {
 func (*ReportSnapshotStatus) ProtoMessage() {}
 
 func (x *ReportSnapshotStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1960,7 +2250,7 @@ func (x *ReportSnapshotStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSnapshotStatus.ProtoReflect.Descriptor instead.
 func (*ReportSnapshotStatus) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{30}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ReportSnapshotStatus) GetHostId() string {
@@ -2001,7 +2291,7 @@ type ReleaseSnapshots struct {
 
 func (x *ReleaseSnapshots) Reset() {
 	*x = ReleaseSnapshots{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2013,7 +2303,7 @@ func (x *ReleaseSnapshots) String() string {
 func (*ReleaseSnapshots) ProtoMessage() {}
 
 func (x *ReleaseSnapshots) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2026,7 +2316,7 @@ func (x *ReleaseSnapshots) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseSnapshots.ProtoReflect.Descriptor instead.
 func (*ReleaseSnapshots) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{31}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ReleaseSnapshots) GetIds() []string {
@@ -2082,7 +2372,7 @@ type Prune struct {
 
 func (x *Prune) Reset() {
 	*x = Prune{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2094,7 +2384,7 @@ func (x *Prune) String() string {
 func (*Prune) ProtoMessage() {}
 
 func (x *Prune) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2107,7 +2397,7 @@ func (x *Prune) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Prune.ProtoReflect.Descriptor instead.
 func (*Prune) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{32}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Prune) GetRestoreIds() []string {
@@ -2247,7 +2537,7 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\x03ids\x18\x01 \x03(\tR\x03ids\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"<\n" +
 	"\x0eRegisterServer\x12*\n" +
-	"\x06server\x18\x01 \x01(\v2\x12.restore.v1.ServerR\x06server\"\xfb\x04\n" +
+	"\x06server\x18\x01 \x01(\v2\x12.restore.v1.ServerR\x06server\"\xff\x05\n" +
 	"\bSnapshot\x12,\n" +
 	"\atenants\x18\x01 \x03(\v2\x12.restore.v1.TenantR\atenants\x125\n" +
 	"\x06tokens\x18\x02 \x03(\v2\x1d.restored.raft.v1.StoredTokenR\x06tokens\x12/\n" +
@@ -2260,7 +2550,27 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\x15verification_policies\x18\t \x03(\v2\x1e.restore.v1.VerificationPolicyR\x14verificationPolicies\x12)\n" +
 	"\x06guests\x18\n" +
 	" \x03(\v2\x11.restore.v1.GuestR\x06guests\x122\n" +
-	"\tsnapshots\x18\v \x03(\v2\x14.restore.v1.SnapshotR\tsnapshots\"P\n" +
+	"\tsnapshots\x18\v \x03(\v2\x14.restore.v1.SnapshotR\tsnapshots\x12B\n" +
+	"\vjoin_tokens\x18\f \x03(\v2!.restored.raft.v1.StoredJoinTokenR\n" +
+	"joinTokens\x12>\n" +
+	"\vrevocations\x18\r \x03(\v2\x1c.restored.raft.v1.RevocationR\vrevocations\"c\n" +
+	"\x0fStoredJoinToken\x12+\n" +
+	"\x05token\x18\x01 \x01(\v2\x15.restore.v1.JoinTokenR\x05token\x12#\n" +
+	"\rsecret_sha256\x18\x02 \x01(\fR\fsecretSha256\"J\n" +
+	"\x0fCreateJoinToken\x127\n" +
+	"\x05token\x18\x01 \x01(\v2!.restored.raft.v1.StoredJoinTokenR\x05token\"N\n" +
+	"\fUseJoinToken\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"b\n" +
+	"\n" +
+	"Revocation\x12\x17\n" +
+	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12;\n" +
+	"\vrevoke_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"revokeTime\"L\n" +
+	"\n" +
+	"RemoveHost\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"P\n" +
 	"\rEnrollRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x10\n" +
 	"\x03csr\x18\x02 \x01(\fR\x03csr\x12\x14\n" +
@@ -2306,7 +2616,7 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\vkeys_before\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"keysBefore\x12\x1b\n" +
 	"\ttoken_ids\x18\a \x03(\tR\btokenIds\x12?\n" +
-	"\rtokens_before\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\ftokensBefore*\xab\x06\n" +
+	"\rtokens_before\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\ftokensBefore*\x8e\a\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aCOMMAND_TYPE_CREATE_TENANT\x10\x01\x12\x1d\n" +
@@ -2331,7 +2641,10 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\x1cCOMMAND_TYPE_CREATE_SNAPSHOT\x10\x13\x12'\n" +
 	"#COMMAND_TYPE_REPORT_SNAPSHOT_STATUS\x10\x14\x12\"\n" +
 	"\x1eCOMMAND_TYPE_RELEASE_SNAPSHOTS\x10\x15\x12\x16\n" +
-	"\x12COMMAND_TYPE_PRUNE\x10\x162\xa4\x01\n" +
+	"\x12COMMAND_TYPE_PRUNE\x10\x16\x12\"\n" +
+	"\x1eCOMMAND_TYPE_CREATE_JOIN_TOKEN\x10\x17\x12\x1f\n" +
+	"\x1bCOMMAND_TYPE_USE_JOIN_TOKEN\x10\x18\x12\x1c\n" +
+	"\x18COMMAND_TYPE_REMOVE_HOST\x10\x192\xa4\x01\n" +
 	"\x0eClusterService\x12E\n" +
 	"\x04Join\x12\x1d.restored.raft.v1.JoinRequest\x1a\x1e.restored.raft.v1.JoinResponse\x12K\n" +
 	"\x06Enroll\x12\x1f.restored.raft.v1.EnrollRequest\x1a .restored.raft.v1.EnrollResponseB:Z8github.com/restored/restored/internal/gen/raft/v1;raftv1b\x06proto3"
@@ -2349,7 +2662,7 @@ func file_restored_raft_v1_raft_proto_rawDescGZIP() []byte {
 }
 
 var file_restored_raft_v1_raft_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(CommandType)(0),                 // 0: restored.raft.v1.CommandType
 	(*Envelope)(nil),                 // 1: restored.raft.v1.Envelope
@@ -2372,90 +2685,103 @@ var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(*ExpireRestores)(nil),           // 18: restored.raft.v1.ExpireRestores
 	(*RegisterServer)(nil),           // 19: restored.raft.v1.RegisterServer
 	(*Snapshot)(nil),                 // 20: restored.raft.v1.Snapshot
-	(*EnrollRequest)(nil),            // 21: restored.raft.v1.EnrollRequest
-	(*EnrollResponse)(nil),           // 22: restored.raft.v1.EnrollResponse
-	(*JoinRequest)(nil),              // 23: restored.raft.v1.JoinRequest
-	(*JoinResponse)(nil),             // 24: restored.raft.v1.JoinResponse
-	(*SetVerificationPolicy)(nil),    // 25: restored.raft.v1.SetVerificationPolicy
-	(*DeleteVerificationPolicy)(nil), // 26: restored.raft.v1.DeleteVerificationPolicy
-	(*RegisterGuest)(nil),            // 27: restored.raft.v1.RegisterGuest
-	(*UnregisterGuest)(nil),          // 28: restored.raft.v1.UnregisterGuest
-	(*PruneVerifications)(nil),       // 29: restored.raft.v1.PruneVerifications
-	(*CreateSnapshot)(nil),           // 30: restored.raft.v1.CreateSnapshot
-	(*ReportSnapshotStatus)(nil),     // 31: restored.raft.v1.ReportSnapshotStatus
-	(*ReleaseSnapshots)(nil),         // 32: restored.raft.v1.ReleaseSnapshots
-	(*Prune)(nil),                    // 33: restored.raft.v1.Prune
-	(*v1.Tenant)(nil),                // 34: restore.v1.Tenant
-	(*v1.Token)(nil),                 // 35: restore.v1.Token
-	(*timestamppb.Timestamp)(nil),    // 36: google.protobuf.Timestamp
-	(*v1.Restore)(nil),               // 37: restore.v1.Restore
-	(*v1.Host)(nil),                  // 38: restore.v1.Host
-	(v1.HostState)(0),                // 39: restore.v1.HostState
-	(*v1.RecoveryPoint)(nil),         // 40: restore.v1.RecoveryPoint
-	(v1.RestoreState)(0),             // 41: restore.v1.RestoreState
-	(*v1.Boot)(nil),                  // 42: restore.v1.Boot
-	(*v1.Verification)(nil),          // 43: restore.v1.Verification
-	(*v1.Server)(nil),                // 44: restore.v1.Server
-	(*v1.VerificationPolicy)(nil),    // 45: restore.v1.VerificationPolicy
-	(*v1.Guest)(nil),                 // 46: restore.v1.Guest
-	(*v1.Snapshot)(nil),              // 47: restore.v1.Snapshot
+	(*StoredJoinToken)(nil),          // 21: restored.raft.v1.StoredJoinToken
+	(*CreateJoinToken)(nil),          // 22: restored.raft.v1.CreateJoinToken
+	(*UseJoinToken)(nil),             // 23: restored.raft.v1.UseJoinToken
+	(*Revocation)(nil),               // 24: restored.raft.v1.Revocation
+	(*RemoveHost)(nil),               // 25: restored.raft.v1.RemoveHost
+	(*EnrollRequest)(nil),            // 26: restored.raft.v1.EnrollRequest
+	(*EnrollResponse)(nil),           // 27: restored.raft.v1.EnrollResponse
+	(*JoinRequest)(nil),              // 28: restored.raft.v1.JoinRequest
+	(*JoinResponse)(nil),             // 29: restored.raft.v1.JoinResponse
+	(*SetVerificationPolicy)(nil),    // 30: restored.raft.v1.SetVerificationPolicy
+	(*DeleteVerificationPolicy)(nil), // 31: restored.raft.v1.DeleteVerificationPolicy
+	(*RegisterGuest)(nil),            // 32: restored.raft.v1.RegisterGuest
+	(*UnregisterGuest)(nil),          // 33: restored.raft.v1.UnregisterGuest
+	(*PruneVerifications)(nil),       // 34: restored.raft.v1.PruneVerifications
+	(*CreateSnapshot)(nil),           // 35: restored.raft.v1.CreateSnapshot
+	(*ReportSnapshotStatus)(nil),     // 36: restored.raft.v1.ReportSnapshotStatus
+	(*ReleaseSnapshots)(nil),         // 37: restored.raft.v1.ReleaseSnapshots
+	(*Prune)(nil),                    // 38: restored.raft.v1.Prune
+	(*v1.Tenant)(nil),                // 39: restore.v1.Tenant
+	(*v1.Token)(nil),                 // 40: restore.v1.Token
+	(*timestamppb.Timestamp)(nil),    // 41: google.protobuf.Timestamp
+	(*v1.Restore)(nil),               // 42: restore.v1.Restore
+	(*v1.Host)(nil),                  // 43: restore.v1.Host
+	(v1.HostState)(0),                // 44: restore.v1.HostState
+	(*v1.RecoveryPoint)(nil),         // 45: restore.v1.RecoveryPoint
+	(v1.RestoreState)(0),             // 46: restore.v1.RestoreState
+	(*v1.Boot)(nil),                  // 47: restore.v1.Boot
+	(*v1.Verification)(nil),          // 48: restore.v1.Verification
+	(*v1.Server)(nil),                // 49: restore.v1.Server
+	(*v1.VerificationPolicy)(nil),    // 50: restore.v1.VerificationPolicy
+	(*v1.Guest)(nil),                 // 51: restore.v1.Guest
+	(*v1.Snapshot)(nil),              // 52: restore.v1.Snapshot
+	(*v1.JoinToken)(nil),             // 53: restore.v1.JoinToken
 }
 var file_restored_raft_v1_raft_proto_depIdxs = []int32{
 	0,  // 0: restored.raft.v1.Envelope.type:type_name -> restored.raft.v1.CommandType
-	34, // 1: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
-	35, // 2: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
+	39, // 1: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
+	40, // 2: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
 	3,  // 3: restored.raft.v1.CreateToken.token:type_name -> restored.raft.v1.StoredToken
-	36, // 4: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
-	36, // 5: restored.raft.v1.IdempotencyKey.create_time:type_name -> google.protobuf.Timestamp
-	37, // 6: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
-	36, // 7: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
-	38, // 8: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
-	36, // 9: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
-	39, // 10: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
-	36, // 11: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
-	40, // 12: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
-	41, // 13: restored.raft.v1.RestoreReport.state:type_name -> restore.v1.RestoreState
-	42, // 14: restored.raft.v1.RestoreReport.boot:type_name -> restore.v1.Boot
-	43, // 15: restored.raft.v1.RestoreReport.verification:type_name -> restore.v1.Verification
+	41, // 4: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
+	41, // 5: restored.raft.v1.IdempotencyKey.create_time:type_name -> google.protobuf.Timestamp
+	42, // 6: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
+	41, // 7: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
+	43, // 8: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
+	41, // 9: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
+	44, // 10: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
+	41, // 11: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
+	45, // 12: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
+	46, // 13: restored.raft.v1.RestoreReport.state:type_name -> restore.v1.RestoreState
+	47, // 14: restored.raft.v1.RestoreReport.boot:type_name -> restore.v1.Boot
+	48, // 15: restored.raft.v1.RestoreReport.verification:type_name -> restore.v1.Verification
 	13, // 16: restored.raft.v1.ReportRestoreStatus.report:type_name -> restored.raft.v1.RestoreReport
-	36, // 17: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
+	41, // 17: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
 	15, // 18: restored.raft.v1.PlaceRestores.placements:type_name -> restored.raft.v1.Placement
 	16, // 19: restored.raft.v1.PlaceRestores.pending:type_name -> restored.raft.v1.PendingReason
-	36, // 20: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
-	36, // 21: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
-	44, // 22: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
-	34, // 23: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
+	41, // 20: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
+	41, // 21: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
+	49, // 22: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
+	39, // 23: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
 	3,  // 24: restored.raft.v1.Snapshot.tokens:type_name -> restored.raft.v1.StoredToken
-	37, // 25: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
-	38, // 26: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
-	40, // 27: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
-	44, // 28: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
+	42, // 25: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
+	43, // 26: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
+	45, // 27: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
+	49, // 28: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
 	6,  // 29: restored.raft.v1.Snapshot.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
-	43, // 30: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
-	45, // 31: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
-	46, // 32: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
-	47, // 33: restored.raft.v1.Snapshot.snapshots:type_name -> restore.v1.Snapshot
-	44, // 34: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
-	45, // 35: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
-	46, // 36: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
-	47, // 37: restored.raft.v1.CreateSnapshot.snapshot:type_name -> restore.v1.Snapshot
-	47, // 38: restored.raft.v1.ReportSnapshotStatus.snapshot:type_name -> restore.v1.Snapshot
-	36, // 39: restored.raft.v1.ReportSnapshotStatus.time:type_name -> google.protobuf.Timestamp
-	36, // 40: restored.raft.v1.ReleaseSnapshots.time:type_name -> google.protobuf.Timestamp
-	36, // 41: restored.raft.v1.Prune.restores_before:type_name -> google.protobuf.Timestamp
-	36, // 42: restored.raft.v1.Prune.snapshots_before:type_name -> google.protobuf.Timestamp
-	6,  // 43: restored.raft.v1.Prune.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
-	36, // 44: restored.raft.v1.Prune.keys_before:type_name -> google.protobuf.Timestamp
-	36, // 45: restored.raft.v1.Prune.tokens_before:type_name -> google.protobuf.Timestamp
-	23, // 46: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
-	21, // 47: restored.raft.v1.ClusterService.Enroll:input_type -> restored.raft.v1.EnrollRequest
-	24, // 48: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
-	22, // 49: restored.raft.v1.ClusterService.Enroll:output_type -> restored.raft.v1.EnrollResponse
-	48, // [48:50] is the sub-list for method output_type
-	46, // [46:48] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	48, // 30: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
+	50, // 31: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
+	51, // 32: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
+	52, // 33: restored.raft.v1.Snapshot.snapshots:type_name -> restore.v1.Snapshot
+	21, // 34: restored.raft.v1.Snapshot.join_tokens:type_name -> restored.raft.v1.StoredJoinToken
+	24, // 35: restored.raft.v1.Snapshot.revocations:type_name -> restored.raft.v1.Revocation
+	53, // 36: restored.raft.v1.StoredJoinToken.token:type_name -> restore.v1.JoinToken
+	21, // 37: restored.raft.v1.CreateJoinToken.token:type_name -> restored.raft.v1.StoredJoinToken
+	41, // 38: restored.raft.v1.UseJoinToken.time:type_name -> google.protobuf.Timestamp
+	41, // 39: restored.raft.v1.Revocation.revoke_time:type_name -> google.protobuf.Timestamp
+	41, // 40: restored.raft.v1.RemoveHost.time:type_name -> google.protobuf.Timestamp
+	49, // 41: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
+	50, // 42: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
+	51, // 43: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
+	52, // 44: restored.raft.v1.CreateSnapshot.snapshot:type_name -> restore.v1.Snapshot
+	52, // 45: restored.raft.v1.ReportSnapshotStatus.snapshot:type_name -> restore.v1.Snapshot
+	41, // 46: restored.raft.v1.ReportSnapshotStatus.time:type_name -> google.protobuf.Timestamp
+	41, // 47: restored.raft.v1.ReleaseSnapshots.time:type_name -> google.protobuf.Timestamp
+	41, // 48: restored.raft.v1.Prune.restores_before:type_name -> google.protobuf.Timestamp
+	41, // 49: restored.raft.v1.Prune.snapshots_before:type_name -> google.protobuf.Timestamp
+	6,  // 50: restored.raft.v1.Prune.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
+	41, // 51: restored.raft.v1.Prune.keys_before:type_name -> google.protobuf.Timestamp
+	41, // 52: restored.raft.v1.Prune.tokens_before:type_name -> google.protobuf.Timestamp
+	28, // 53: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
+	26, // 54: restored.raft.v1.ClusterService.Enroll:input_type -> restored.raft.v1.EnrollRequest
+	29, // 55: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
+	27, // 56: restored.raft.v1.ClusterService.Enroll:output_type -> restored.raft.v1.EnrollResponse
+	55, // [55:57] is the sub-list for method output_type
+	53, // [53:55] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_restored_raft_v1_raft_proto_init() }
@@ -2469,7 +2795,7 @@ func file_restored_raft_v1_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restored_raft_v1_raft_proto_rawDesc), len(file_restored_raft_v1_raft_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   33,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
