@@ -33,8 +33,9 @@ type Config struct {
 	ID string
 	// Dir holds raft.db and snapshots/.
 	Dir string
-	// Addr is the raft TCP address to listen on and advertise.
-	Addr string
+	// Addr is the raft TCP address to listen on; Advertise, when set, is
+	// the address other servers dial (else Addr, or the bound address).
+	Addr, Advertise string
 	// Bootstrap makes a node with no state a one-server cluster.
 	Bootstrap bool
 	// HeartbeatTimeout and ElectionTimeout; 500ms when zero.
@@ -113,6 +114,14 @@ func Open(cfg Config, f *fsm.FSM, log *slog.Logger) (*Node, error) {
 	var advertise net.Addr = addr
 	if addr.Port == 0 || addr.IP.IsUnspecified() {
 		advertise = nil // let the transport advertise the address it bound
+	}
+	if cfg.Advertise != "" {
+		a, err := net.ResolveTCPAddr("tcp", cfg.Advertise)
+		if err != nil {
+			closeLog()
+			return nil, fmt.Errorf("raft advertise address %q: %w", cfg.Advertise, err)
+		}
+		advertise = a
 	}
 	var transport *raft.NetworkTransport
 	if cfg.ServerTLS != nil {

@@ -20,6 +20,10 @@ type Config struct {
 	GRPCAddr string
 	HTTPAddr string
 	RaftAddr string
+	// AdvertiseAddr is the host (name or address) other machines reach this
+	// server at; each listener is advertised with it and its own port. A
+	// server listening on every interface needs it.
+	AdvertiseAddr string
 	// Join is the gRPC address of a server of an existing cluster; empty
 	// means bootstrap a new one-server cluster when there is no state.
 	Join string

@@ -64,6 +64,9 @@ func Start(cfg Config) (s *Server, err error) {
 	if err := prepareDataDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
+	if err := checkAdvertise(cfg); err != nil {
+		return nil, err
+	}
 	var cleanups []func()
 	defer func() {
 		if err != nil {
@@ -101,7 +104,7 @@ func Start(cfg Config) (s *Server, err error) {
 	}
 	f := fsm.New(st, log)
 	node, err := raftnode.Open(raftnode.Config{
-		ID: id, Dir: filepath.Join(cfg.DataDir, "raft"), Addr: cfg.RaftAddr, Bootstrap: cfg.Join == "",
+		ID: id, Dir: filepath.Join(cfg.DataDir, "raft"), Addr: cfg.RaftAddr, Advertise: raftAdvertise(cfg), Bootstrap: cfg.Join == "",
 		HeartbeatTimeout: cfg.RaftHeartbeatTimeout, ElectionTimeout: cfg.RaftElectionTimeout,
 		LeaderLeaseTimeout: cfg.RaftLeaderLease, SnapshotThreshold: cfg.SnapshotThreshold,
 		ServerTLS: pki.ServerConfig(tc.keeper, tc.pool, serversOnly), ClientTLS: pki.ClientConfig(tc.pool, tc.keeper, "", serversOnly),
@@ -116,7 +119,7 @@ func Start(cfg Config) (s *Server, err error) {
 		Store: st, Node: node, Log: log, Now: time.Now, Beats: tracker, Version: version.Version,
 		ServerID: id, ApplyTimeout: 10 * time.Second,
 		HeartbeatInterval: cfg.HeartbeatInterval, HeartbeatTTL: cfg.HeartbeatTTL,
-		Tunnels: tunnel.NewHub(), Consoles: api.NewConsoles(), HTTPAddr: httpLis.Addr().String(),
+		Tunnels: tunnel.NewHub(), Consoles: api.NewConsoles(), HTTPAddr: cfg.advertised(httpLis.Addr()),
 		PeerCreds: peerCreds, CA: tc.ca, CertLifetime: cfg.CertLifetime,
 	}
 	// Clients of the API: with a certificate of the CA (servers, agents;
@@ -200,8 +203,8 @@ func Start(cfg Config) (s *Server, err error) {
 // ID is this server's raft id.
 func (s *Server) ID() string { return s.id }
 
-// GRPCAddr is the bound gRPC address.
-func (s *Server) GRPCAddr() string { return s.grpcLis.Addr().String() }
+// GRPCAddr is the gRPC address others dial: the advertised one.
+func (s *Server) GRPCAddr() string { return s.cfg.advertised(s.grpcLis.Addr()) }
 
 // HTTPAddr is the bound HTTP address.
 func (s *Server) HTTPAddr() string { return s.httpLis.Addr().String() }

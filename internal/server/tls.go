@@ -48,6 +48,9 @@ func serverHosts(cfg Config) []string {
 	if h, err := os.Hostname(); err == nil {
 		hosts = append(hosts, h)
 	}
+	if cfg.AdvertiseAddr != "" {
+		hosts = append(hosts, cfg.AdvertiseAddr)
+	}
 	for _, a := range []string{cfg.GRPCAddr, cfg.HTTPAddr, cfg.RaftAddr} {
 		if h, _, err := net.SplitHostPort(a); err == nil && h != "" {
 			if ip := net.ParseIP(h); ip == nil || !ip.IsUnspecified() {
