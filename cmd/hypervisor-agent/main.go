@@ -52,7 +52,7 @@ Flags:
 	}
 	var (
 		cfg     agent.Config
-		servers = fs.String("server", "127.0.0.1:7443", "restored gRPC address(es), comma-separated; tried in turn")
+		servers = fs.String("server", "127.0.0.1:7443", "restored gRPC address(es), comma-separated: where the agent first finds the cluster; it then learns every server from the cluster (kept in <work-dir>/servers.json), balances hosts over them and fails over between them")
 		showVer = fs.Bool("version", false, "print the version and exit")
 		_       = fs.String("config", "", "JSON config file whose keys are flag names")
 	)
@@ -71,6 +71,7 @@ Flags:
 	signals := fs.String("boot-signals", "serial,guest-agent,screen", "the signals that may prove a boot, comma-separated: serial, guest-agent, screen")
 	fs.DurationVar(&cfg.ScreenSettle, "screen-settle", 20*time.Second, "how long the screen must stay put, in the guest's own display mode, for the screen boot signal")
 	fs.DurationVar(&cfg.EvidenceRetention, "evidence-retention", 7*24*time.Hour, "how long a failed boot's evidence (last screenshot, serial console) is kept in <work-dir>/evidence")
+	fs.DurationVar(&cfg.PreferredEvery, "preferred-interval", 30*time.Second, "after a failover, how often the agent asks whether the server this host prefers serves again (and moves back when it does)")
 	fs.DurationVar(&cfg.RescanInterval, "rescan-interval", time.Minute, "how often the repository is scanned again (send SIGHUP to rescan now)")
 	fs.StringVar(&cfg.Marker, "boot-marker", "login:", "serial console regex that proves a boot")
 	if err := flagenv.Parse(fs, args, "RESTORED_AGENT", "config"); err != nil {

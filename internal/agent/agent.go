@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -16,8 +17,6 @@ import (
 	"github.com/restored/restored/internal/storage"
 	"github.com/restored/restored/internal/version"
 	"github.com/restored/restored/internal/vmspec"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -45,6 +44,9 @@ type Config struct {
 	// EvidenceRetention is how long a failed boot's evidence is kept.
 	EvidenceRetention time.Duration
 	RescanInterval    time.Duration
+	// PreferredEvery is how often an agent that failed over asks whether
+	// the server it prefers serves again (default 30 s, with jitter).
+	PreferredEvery time.Duration
 	// ReconcileEvery is how often the last desired state is applied again
 	// (a failed teardown is retried then; default 10 s).
 	ReconcileEvery time.Duration
@@ -74,6 +76,9 @@ func (c *Config) defaults() {
 	}
 	if c.RescanInterval == 0 {
 		c.RescanInterval = time.Minute
+	}
+	if c.PreferredEvery <= 0 {
+		c.PreferredEvery = 30 * time.Second
 	}
 	if c.ReconcileEvery <= 0 {
 		c.ReconcileEvery = 10 * time.Second
@@ -107,6 +112,7 @@ type Agent struct {
 
 	catalog catalog
 	ctl     *control
+	servers *servers
 	// id is the agent's certificate (kept in <work-dir>/tls), set by Run.
 	id *agentid.Identity
 }
@@ -142,10 +148,11 @@ func New(cfg Config) (*Agent, error) {
 	}
 	return &Agent{
 		cfg: cfg, log: cfg.Log, marker: marker,
-		drv:    kvm.NewLocal(cfg.LibvirtSocket, cfg.Log),
-		repo:   &storage.Repository{Root: cfg.Repository},
-		rescan: make(chan struct{}, 1),
-		ctl:    &control{log: cfg.Log},
+		drv:     kvm.NewLocal(cfg.LibvirtSocket, cfg.Log),
+		repo:    &storage.Repository{Root: cfg.Repository},
+		rescan:  make(chan struct{}, 1),
+		ctl:     &control{log: cfg.Log},
+		servers: newServers(cfg.HostID, cfg.WorkDir, cfg.Servers, cfg.Log),
 	}, nil
 }
 
@@ -181,7 +188,9 @@ func (a *Agent) assemble(ctx context.Context) *parts {
 }
 
 // Run works until ctx ends, reconnecting to the servers and libvirtd when
-// they go away.
+// they go away: it fails over to the next server at once when the one it
+// uses dies or stops answering, and goes back to the one it prefers when
+// that one serves again.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.drv.Close()
 	id, err := a.identity(ctx)
@@ -198,116 +207,41 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.log.Info("ended backup jobs left by an earlier run", "count", n)
 	}
 	ecancel()
-	for attempt := 0; ctx.Err() == nil; attempt++ {
-		server := a.cfg.Servers[attempt%len(a.cfg.Servers)]
-		err := a.session(ctx, p, server)
+	next, failed := 0, 0
+	for ctx.Err() == nil {
+		order := a.servers.order()
+		i := next % len(order)
+		server := order[i]
+		registered, err := a.session(ctx, p, server, order[0])
 		if ctx.Err() != nil {
 			return nil
 		}
-		a.log.Warn("lost the control plane; reconnecting", "server", server, "err", err)
+		pause := 100 * time.Millisecond
+		switch {
+		case errors.Is(err, errPreferredBack):
+			a.log.Info("moving back to the server this host prefers", "from", server, "to", order[0])
+			next, failed = 0, 0
+			continue
+		case errors.Is(err, errNotRegistered):
+			a.log.Warn("the server does not know this host; registering again", "server", server)
+			failed = 0
+		case registered:
+			// It served until now: the next server takes over at once.
+			a.log.Warn("lost the server; failing over", "server", server, "err", err)
+			next, failed = i+1, 0
+		default:
+			a.log.Warn("cannot use the server; trying the next", "server", server, "err", err)
+			next, failed = i+1, failed+1
+			if failed >= len(order) { // a whole round failed: back off
+				pause = time.Duration(min(failed/len(order), 5)) * time.Second
+			}
+		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Second):
+		case <-time.After(pause):
 		}
 	}
 	return nil
-}
-
-// session is one connection to a server: register, heartbeat, report,
-// and reconcile every assignment message until the stream breaks.
-func (a *Agent) session(ctx context.Context, p *parts, server string) error {
-	conn, err := grpc.NewClient(server, grpc.WithTransportCredentials(credentials.NewTLS(a.id.DialConfig(server))))
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	client := restorev1.NewAgentServiceClient(conn)
-	a.ctl.use(client)
-	nctx, ncancel := context.WithTimeout(ctx, 30*time.Second)
-	size, err := p.hv.Size(nctx)
-	ncancel()
-	if err != nil {
-		return fmt.Errorf("libvirt node info: %w", err)
-	}
-	capacity := &restorev1.Capacity{Vcpus: size.CPUs - a.cfg.ReserveVCPUs, MemoryMib: size.MemoryMiB - a.cfg.ReserveMemoryMiB}
-	reg, err := client.Register(ctx, &restorev1.RegisterRequest{
-		ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID, AgentVersion: version.Version, Hypervisors: []string{p.hv.Kind().String()},
-		Accelerator: p.hv.Facts().Accelerator, AcceleratorNote: p.note, Capacity: capacity,
-	})
-	if err != nil {
-		return fmt.Errorf("register: %w", err)
-	}
-	a.log.Info("registered", "server", server, "host", a.cfg.HostID, "capacity_vcpus", capacity.Vcpus, "capacity_mib", capacity.MemoryMib,
-		"capabilities", p.hv.Capabilities().String())
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go a.heartbeats(sctx, client, time.Duration(reg.HeartbeatIntervalMs)*time.Millisecond)
-	go a.renewals(sctx, client)
-	// Know the repository before acting on any assignment.
-	if err := a.scanAndReport(sctx, client); err != nil {
-		a.log.Warn("recovery point report failed", "err", err)
-	}
-	go a.rescans(sctx, client)
-	go p.tunnel.run(sctx, client)
-	stream, err := client.WatchAssignments(sctx, &restorev1.WatchAssignmentsRequest{ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID})
-	if err != nil {
-		return fmt.Errorf("watch assignments: %w", err)
-	}
-	// Reconcile on every new desired state, and again every ReconcileEvery
-	// with the last one: a teardown that failed is retried, not forgotten.
-	msgs := make(chan *restorev1.WatchAssignmentsResponse)
-	errs := make(chan error, 1)
-	go func() {
-		for {
-			msg, err := stream.Recv()
-			if err != nil {
-				errs <- err
-				return
-			}
-			select {
-			case msgs <- msg:
-			case <-sctx.Done():
-				return
-			}
-		}
-	}()
-	var last *restorev1.WatchAssignmentsResponse
-	tick := time.NewTicker(a.cfg.ReconcileEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-errs:
-			return fmt.Errorf("assignment stream: %w", err)
-		case last = <-msgs:
-		case <-tick.C:
-			if last == nil {
-				continue
-			}
-		}
-		p.restores.reconcile(sctx, last.Assignments)
-		p.snapshots.reconcile(sctx, last.Snapshots)
-	}
-}
-
-func (a *Agent) heartbeats(ctx context.Context, client restorev1.AgentServiceClient, every time.Duration) {
-	if every <= 0 {
-		every = 2 * time.Second
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		hctx, cancel := context.WithTimeout(ctx, every)
-		_, err := client.Heartbeat(hctx, &restorev1.HeartbeatRequest{ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID})
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			a.log.Warn("heartbeat failed", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 // Rescan asks for the repository to be scanned and reported now.

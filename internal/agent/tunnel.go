@@ -133,13 +133,13 @@ func (t *tunnel) serveConsole(ctx context.Context, id string, c *tunnelpkg.Chann
 		return
 	}
 	vctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	addr, password, err := t.obs.Console(vctx, id)
+	ep, err := t.obs.Console(vctx, id)
 	cancel()
 	if err != nil {
 		_ = c.CloseWith(fmt.Sprintf("restore %s has no console on host %s: %v", id, t.hostID, err), errors.Is(err, hypervisor.ErrNoVM))
 		return
 	}
-	vnc, err := console.DialVNC(addr, password)
+	vnc, err := console.DialVNC(ep.Network, ep.Address, ep.Password)
 	if err != nil {
 		_ = c.CloseWith(fmt.Sprintf("console of restore %s: %v", id, err), false)
 		return

@@ -9,6 +9,7 @@ import (
 	"github.com/restored/restored/internal/fsm"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/lifecycle"
+	"github.com/restored/restored/internal/pki"
 	"github.com/restored/restored/internal/store"
 	"github.com/restored/restored/internal/validate"
 	"github.com/restored/restored/internal/version"
@@ -71,7 +72,7 @@ func (s *AgentService) Register(ctx context.Context, req *restorev1.RegisterRequ
 	host := &restorev1.Host{
 		Id: req.HostId, Hypervisors: req.Hypervisors, Accelerator: req.Accelerator,
 		AcceleratorNote: req.AcceleratorNote, Capacity: req.Capacity, AgentVersion: req.AgentVersion,
-		RegisterTime: timestamppb.New(s.Now()),
+		RegisterTime: timestamppb.New(s.Now()), ServerId: s.agentServer(ctx),
 	}
 	if _, err := s.apply(raftv1.CommandType_COMMAND_TYPE_REGISTER_HOST, &raftv1.RegisterHost{Host: host}); err != nil {
 		return nil, err
@@ -82,7 +83,31 @@ func (s *AgentService) Register(ctx context.Context, req *restorev1.RegisterRequ
 		ServerVersion:       s.Version,
 		HeartbeatIntervalMs: s.HeartbeatInterval.Milliseconds(),
 		HeartbeatTtlMs:      s.HeartbeatTTL.Milliseconds(),
+		Servers:             s.serverAddresses(),
 	}, nil
+}
+
+// agentServer is the server the agent is connected to: this one, or the
+// follower that forwarded its call (and vouched for its certificate).
+func (s *AgentService) agentServer(ctx context.Context) string {
+	if _, id, ok := peerCert(ctx); ok && id.Role == pki.RoleServer {
+		if by := forwardedBy(ctx); by != "" {
+			return by
+		}
+	}
+	return s.ServerID
+}
+
+// serverAddresses are the gRPC addresses of the cluster's servers, which
+// agents fail over to and balance across.
+func (s *AgentService) serverAddresses() []string {
+	var out []string
+	for _, srv := range s.Store.Read(nil).Servers() {
+		if srv.GrpcAddress != "" {
+			out = append(out, srv.GrpcAddress)
+		}
+	}
+	return out
 }
 
 // Heartbeat implements the RPC. It writes to raft only when a DOWN host
@@ -103,7 +128,7 @@ func (s *AgentService) Heartbeat(ctx context.Context, req *restorev1.HeartbeatRe
 			return nil, err
 		}
 	}
-	return &restorev1.HeartbeatResponse{Registered: true}, nil
+	return &restorev1.HeartbeatResponse{Registered: true, Servers: s.serverAddresses()}, nil
 }
 
 // Assignments computes a host's desired state.

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/restored/restored/internal/liveness"
 	"github.com/restored/restored/internal/mdkeys"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -48,9 +49,16 @@ func wantsLinearizable(ctx context.Context) bool {
 	return false
 }
 
-func wasForwarded(ctx context.Context) bool {
+func wasForwarded(ctx context.Context) bool { return forwardedBy(ctx) != "" }
+
+// forwardedBy is the server that forwarded the call ("" when none did).
+// Only believe it where the caller's server certificate was checked.
+func forwardedBy(ctx context.Context) string {
 	md, _ := metadata.FromIncomingContext(ctx)
-	return len(md.Get(mdkeys.Forwarded)) > 0
+	if v := md.Get(mdkeys.Forwarded); len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 func (f *Forwarder) leaderConn() (*grpc.ClientConn, error) {
@@ -76,7 +84,7 @@ func (f *Forwarder) conn(addr string) (*grpc.ClientConn, error) {
 	if c, ok := f.conns[addr]; ok {
 		return c, nil
 	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(f.deps.PeerCreds))
+	c, err := grpc.NewClient(addr, append(liveness.DialOptions(), grpc.WithTransportCredentials(f.deps.PeerCreds))...)
 	if err != nil {
 		return nil, err
 	}

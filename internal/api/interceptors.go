@@ -24,6 +24,11 @@ func (d *Deps) authenticate(ctx context.Context, method string) (*auth.Principal
 		return d.agentPrincipal(ctx)
 	case byJoinToken:
 		return &auth.Principal{Role: auth.RoleAgent}, nil // the handler checks the join token
+	case byServerCert:
+		if err := requireServerCert(ctx, method); err != nil {
+			return nil, err
+		}
+		return &auth.Principal{Role: auth.RoleServer}, nil
 	case byTokenAndServerCert:
 		if err := requireServerCert(ctx, method); err != nil {
 			return nil, err

@@ -45,6 +45,9 @@ const (
 	byTokenAndServerCert
 	// byAgentCert: an agent's TLS certificate, which names its host.
 	byAgentCert
+	// byServerCert: a server of this cluster, by its certificate alone
+	// (server-to-server calls that act for no token).
+	byServerCert
 	// byJoinToken: a one-time join token in the request itself (an agent's
 	// first contact, before it has a certificate).
 	byJoinToken
@@ -67,6 +70,7 @@ var (
 	snapshotUsers = allow(auth.RolePartner, auth.RoleBackup)
 	admins        = allow(auth.RoleAdmin)
 	agents        = allow(auth.RoleAgent)
+	servers       = allow(auth.RoleServer)
 )
 
 // rules holds every RPC of every service, keyed by the generated method
@@ -132,6 +136,7 @@ var rules = map[string]rule{
 
 	raftv1.ClusterService_Join_FullMethodName:   {admins, onLeader, byTokenAndServerCert},
 	raftv1.ClusterService_Enroll_FullMethodName: {admins, anyServer, byToken},
+	raftv1.ClusterService_Relay_FullMethodName:  {servers, anyServer, byServerCert},
 }
 
 // allowed says whether role may call method.

@@ -171,7 +171,7 @@ func (s *SnapshotService) ListSnapshotExtents(ctx context.Context, req *restorev
 		return nil, status.Errorf(codes.NotFound, "snapshot %s has no disk %q", x.Id, req.Disk)
 	}
 	data, err := s.fetch(ctx, x.HostId, &restorev1.TunnelOpen{Kind: restorev1.TunnelOpenKind_TUNNEL_OPEN_KIND_EXTENTS,
-		SnapshotId: x.Id, Disk: req.Disk, Offset: offset, N: size}, restorev1.SnapshotService_ListSnapshotExtents_FullMethodName, req)
+		SnapshotId: x.Id, Disk: req.Disk, Offset: offset, N: size})
 	if err != nil {
 		return nil, err
 	}

@@ -29,6 +29,9 @@ const (
 	RolePartner  Role = "partner"
 	RoleBackup   Role = "backup"
 	RoleAgent    Role = "agent"
+	// RoleServer is another server of the cluster, by its certificate; no
+	// token has it (ParseRole refuses it).
+	RoleServer Role = "server"
 )
 
 // ParseRole checks a role name.

@@ -70,7 +70,7 @@ func hostRemoveCmd(g *globals) *cobra.Command {
 	}
 }
 
-var hostHeader = []string{"ID", "STATE", "DRAINED", "ACCEL", "VCPUS USED/TOTAL", "MEMORY MIB USED/TOTAL", "RECOVERY POINTS", "AGENT"}
+var hostHeader = []string{"ID", "STATE", "DRAINED", "ACCEL", "VCPUS USED/TOTAL", "MEMORY MIB USED/TOTAL", "RECOVERY POINTS", "AGENT", "SERVER"}
 
 func hostRows(hs ...*restorev1.Host) [][]string {
 	rows := make([][]string, 0, len(hs))
@@ -78,7 +78,7 @@ func hostRows(hs ...*restorev1.Host) [][]string {
 		rows = append(rows, []string{h.Id, strings.TrimPrefix(h.State.String(), "HOST_STATE_"), fmt.Sprint(h.Drained), orDash(h.Accelerator),
 			fmt.Sprintf("%d/%d", h.GetAllocated().GetVcpus(), h.GetCapacity().GetVcpus()),
 			fmt.Sprintf("%d/%d", h.GetAllocated().GetMemoryMib(), h.GetCapacity().GetMemoryMib()),
-			fmt.Sprint(h.RecoveryPoints), orDash(h.AgentVersion)})
+			fmt.Sprint(h.RecoveryPoints), orDash(h.AgentVersion), orDash(h.ServerId)})
 	}
 	return rows
 }

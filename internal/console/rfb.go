@@ -23,11 +23,11 @@ const (
 	handshakeLimit = 10 * time.Second
 )
 
-// DialVNC connects to a VNC server at addr and authenticates with password
+// DialVNC connects to a VNC server at addr (network "unix" or "tcp") and authenticates with password
 // (RFB 3.8, VNC authentication). The returned connection is positioned
 // right after the SecurityResult: the next message is the ClientInit.
-func DialVNC(addr, password string) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", addr, handshakeLimit)
+func DialVNC(network, addr, password string) (net.Conn, error) {
+	c, err := net.DialTimeout(network, addr, handshakeLimit)
 	if err != nil {
 		return nil, err
 	}

@@ -68,7 +68,7 @@ func TestVNCResponseIsDESWithBitReversedKey(t *testing.T) {
 
 func TestTheBrowserGetsAnAuthenticatedSessionWithoutThePassword(t *testing.T) {
 	addr := fakeQEMU(t, "s3cret-pw")
-	vnc, err := DialVNC(addr, "s3cret-pw")
+	vnc, err := DialVNC("tcp", addr, "s3cret-pw")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestTheBrowserGetsAnAuthenticatedSessionWithoutThePassword(t *testing.T) {
 
 func TestAWrongPasswordIsRefusedWithQEMUsReason(t *testing.T) {
 	addr := fakeQEMU(t, "right")
-	if _, err := DialVNC(addr, "wrong"); err == nil || !bytes.Contains([]byte(err.Error()), []byte("Authentication failed")) {
+	if _, err := DialVNC("tcp", addr, "wrong"); err == nil || !bytes.Contains([]byte(err.Error()), []byte("Authentication failed")) {
 		t.Fatalf("err %v", err)
 	}
 }

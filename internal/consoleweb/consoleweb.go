@@ -1,13 +1,14 @@
 // Package consoleweb serves the restore console in the browser: the page
 // behind a single-use console URL (noVNC, installed from npm by make web),
-// and its websocket, relayed to the host's agent through the agent's tunnel.
+// and its websocket, relayed to the host's agent through the agent's tunnel
+// (on this server or, relayed, on the server that holds it).
 package consoleweb
 
 import (
 	"context"
 	_ "embed"
-	"errors"
 	"html/template"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -18,7 +19,6 @@ import (
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/api"
 	"github.com/restored/restored/internal/console"
-	"github.com/restored/restored/internal/tunnel"
 )
 
 // DefaultNoVNCDir is where make web installs noVNC.
@@ -32,7 +32,9 @@ var page = template.Must(template.New("console").Parse(pageHTML))
 // Handler serves /console/.
 type Handler struct {
 	Consoles *api.Consoles
-	Tunnels  *tunnel.Hub
+	// Open opens a channel to a host's agent through whichever server
+	// holds its tunnel (api.Deps.OpenChannel).
+	Open     func(ctx context.Context, hostID string, open *restorev1.TunnelOpen) (io.ReadWriteCloser, error)
 	NoVNCDir string
 	Log      *slog.Logger
 }
@@ -81,11 +83,7 @@ func (h *Handler) socket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusGone)
 		return
 	}
-	ch, err := h.Tunnels.Open(r.Context(), g.HostID, &restorev1.TunnelOpen{Kind: restorev1.TunnelOpenKind_TUNNEL_OPEN_KIND_CONSOLE, RestoreId: g.RestoreID})
-	if errors.Is(err, tunnel.ErrNoTunnel) {
-		http.Error(w, "the restore's host is not connected to this server right now", http.StatusServiceUnavailable)
-		return
-	}
+	ch, err := h.Open(r.Context(), g.HostID, &restorev1.TunnelOpen{Kind: restorev1.TunnelOpenKind_TUNNEL_OPEN_KIND_CONSOLE, RestoreId: g.RestoreID})
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return

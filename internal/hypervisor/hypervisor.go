@@ -110,9 +110,15 @@ type Observer interface {
 	GuestCommand(ctx context.Context, id, command string, args any) (json.RawMessage, error)
 	// GuestExec runs a program in the guest and waits for it (GuestAgent).
 	GuestExec(ctx context.Context, id, path string, args ...string) (ExecResult, error)
-	// Console returns where the VM's console listens (loopback) and its
-	// password (Console).
-	Console(ctx context.Context, id string) (addr, password string, err error)
+	// Console returns where the VM's console listens (a socket only this
+	// host reaches) and its password (Console).
+	Console(ctx context.Context, id string) (ConsoleEndpoint, error)
+}
+
+// ConsoleEndpoint is where a VM's VNC console listens: Network "unix" (a
+// socket libvirt made for the domain) or "tcp" (a loopback address).
+type ConsoleEndpoint struct {
+	Network, Address, Password string
 }
 
 // SnapshotSpec says which snapshot to take of which guest.

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/digitalocean/go-libvirt"
+	"github.com/restored/restored/internal/hypervisor"
 	"libvirt.org/go/libvirtxml"
 )
 
@@ -94,29 +95,43 @@ func IsNotFound(err error) bool {
 	return isCode(err, libvirt.ErrNoDomain)
 }
 
-// VNC returns the address (127.0.0.1:port) and password of a running
-// domain's VNC server, read from its live XML (with secrets).
-func (d *Driver) VNC(ctx context.Context, name string) (string, string, error) {
+// VNC returns where a running domain's VNC server listens (its unix
+// socket, or a TCP port of a domain defined before consoles moved to
+// sockets) and its password, read from its live XML (with secrets).
+func (d *Driver) VNC(ctx context.Context, name string) (hypervisor.ConsoleEndpoint, error) {
+	none := hypervisor.ConsoleEndpoint{}
 	dom, err := d.lookup(ctx, name)
 	if err != nil {
-		return "", "", err
+		return none, err
 	}
 	x, err := call(ctx, d, "read the XML of "+name, func(l Libvirt) (string, error) {
 		return l.DomainGetXMLDesc(dom, libvirt.DomainXMLSecure)
 	})
 	if err != nil {
-		return "", "", err
+		return none, err
 	}
 	var doc libvirtxml.Domain
 	if err := doc.Unmarshal(x); err != nil {
-		return "", "", err
+		return none, err
 	}
 	if doc.Devices != nil {
 		for _, g := range doc.Devices.Graphics {
-			if v := g.VNC; v != nil && v.Port > 0 {
-				return fmt.Sprintf("127.0.0.1:%d", v.Port), v.Passwd, nil
+			v := g.VNC
+			if v == nil {
+				continue
+			}
+			if v.Socket != "" {
+				return hypervisor.ConsoleEndpoint{Network: "unix", Address: v.Socket, Password: v.Passwd}, nil
+			}
+			for _, l := range v.Listeners {
+				if l.Socket != nil && l.Socket.Socket != "" {
+					return hypervisor.ConsoleEndpoint{Network: "unix", Address: l.Socket.Socket, Password: v.Passwd}, nil
+				}
+			}
+			if v.Port > 0 {
+				return hypervisor.ConsoleEndpoint{Network: "tcp", Address: fmt.Sprintf("127.0.0.1:%d", v.Port), Password: v.Passwd}, nil
 			}
 		}
 	}
-	return "", "", fmt.Errorf("domain %s has no VNC server", name)
+	return none, fmt.Errorf("domain %s has no VNC server", name)
 }

@@ -55,9 +55,9 @@ func (h *Host) GuestExec(ctx context.Context, id, path string, args ...string) (
 	return h.drv.GuestExec(ctx, vmspec.DomainName(id), path, args...)
 }
 
-// Console implements hypervisor.Observer: the domain's VNC server on
-// 127.0.0.1 and its password.
-func (h *Host) Console(ctx context.Context, id string) (string, string, error) {
-	addr, password, err := h.drv.VNC(ctx, vmspec.DomainName(id))
-	return addr, password, noVM(err)
+// Console implements hypervisor.Observer: the domain's VNC server (the
+// unix socket libvirt made for it) and its password.
+func (h *Host) Console(ctx context.Context, id string) (hypervisor.ConsoleEndpoint, error) {
+	ep, err := h.drv.VNC(ctx, vmspec.DomainName(id))
+	return ep, noVM(err)
 }

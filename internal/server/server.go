@@ -19,6 +19,7 @@ import (
 	"github.com/restored/restored/internal/fsm"
 	"github.com/restored/restored/internal/gateway"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/liveness"
 	"github.com/restored/restored/internal/metrics"
 	"github.com/restored/restored/internal/pki"
 	"github.com/restored/restored/internal/raftnode"
@@ -131,12 +132,12 @@ func Start(cfg Config) (s *Server, err error) {
 	fwd := api.NewForwarder(deps)
 	deps.Peers = fwd
 	m := metrics.New(st, node)
-	gs := grpc.NewServer(
+	gs := grpc.NewServer(append(liveness.ServerOptions(),
 		grpc.Creds(credentials.NewTLS(pki.ServerConfig(tc.keeper, tc.pool, clients))),
 		grpc.MaxRecvMsgSize(gateway.MaxBodyBytes),
 		grpc.ChainUnaryInterceptor(m.UnaryInterceptor(), deps.UnaryInterceptor(fwd)),
 		grpc.ChainStreamInterceptor(m.StreamInterceptor(), deps.StreamInterceptor()),
-	)
+	)...)
 	restorev1.RegisterRestoreServiceServer(gs, &api.RestoreService{Deps: deps})
 	restorev1.RegisterRecoveryPointServiceServer(gs, &api.RecoveryPointService{Deps: deps})
 	restorev1.RegisterVerificationServiceServer(gs, &api.VerificationService{Deps: deps})
@@ -158,7 +159,7 @@ func Start(cfg Config) (s *Server, err error) {
 	}
 	gw, err := gateway.New(ctx, gateway.Options{
 		GRPCAddr: grpcLis.Addr().String(), GRPCCreds: peerCreds, Ready: s.ready, Metrics: m.Handler(), OpenAPI: restoreapi.OpenAPI, OpenAPI3: restoreapi.OpenAPI3,
-		Routes: (&consoleweb.Handler{Consoles: deps.Consoles, Tunnels: deps.Tunnels, NoVNCDir: cfg.NoVNCDir, Log: log}).Register,
+		Routes: (&consoleweb.Handler{Consoles: deps.Consoles, Open: deps.OpenChannel, NoVNCDir: cfg.NoVNCDir, Log: log}).Register,
 	})
 	if err != nil {
 		cancel()

@@ -57,7 +57,7 @@ type Input struct {
 	Bridge  string
 	// SerialLog is where virtlogd writes the serial console.
 	SerialLog string
-	// VNCPassword protects the console (VNC listens on 127.0.0.1 only).
+	// VNCPassword protects the console (VNC listens on a unix socket only).
 	VNCPassword string
 	// NVRAM is the per-domain UEFI variable store (uefi only).
 	NVRAM string

@@ -3,15 +3,15 @@ package vmspec
 import "libvirt.org/go/libvirtxml"
 
 // configureGraphics adds a VGA screen (screenshots prove a boot) and a VNC
-// console that listens on 127.0.0.1 only, with a per-domain password;
-// people reach it only through restored's single-use console tokens.
+// console on a unix socket libvirt makes for the domain (no TCP port at
+// all: nothing on the network reaches it, and the agent reaches it from
+// whatever network it is in), with a per-domain password; people reach it
+// only through restored's single-use console tokens.
 func configureGraphics(c *Context, d *libvirtxml.Domain) error {
 	d.Devices.Graphics = append(d.Devices.Graphics, libvirtxml.DomainGraphic{VNC: &libvirtxml.DomainGraphicVNC{
-		Port:     -1,
-		AutoPort: "yes",
-		Passwd:   c.In.VNCPassword,
+		Passwd: c.In.VNCPassword,
 		Listeners: []libvirtxml.DomainGraphicListener{{
-			Address: &libvirtxml.DomainGraphicListenerAddress{Address: "127.0.0.1"},
+			Socket: &libvirtxml.DomainGraphicListenerSocket{},
 		}},
 	}})
 	d.Devices.Videos = append(d.Devices.Videos, libvirtxml.DomainVideo{

@@ -282,8 +282,8 @@ func (f *Fake) GuestExec(ctx context.Context, id, path string, _ ...string) (hyp
 }
 
 // Console implements hypervisor.Observer.
-func (f *Fake) Console(context.Context, string) (string, string, error) {
-	return "", "", hypervisor.Set(0).Need(hypervisor.Console, "the fake")
+func (f *Fake) Console(context.Context, string) (hypervisor.ConsoleEndpoint, error) {
+	return hypervisor.ConsoleEndpoint{}, hypervisor.Set(0).Need(hypervisor.Console, "the fake")
 }
 
 // TakeSnapshot implements hypervisor.Snapshotter.

@@ -862,8 +862,11 @@ type RegisterResponse struct {
 	HeartbeatIntervalMs int64 `protobuf:"varint,3,opt,name=heartbeat_interval_ms,json=heartbeatIntervalMs,proto3" json:"heartbeat_interval_ms,omitempty"`
 	// The host is DOWN when no heartbeat arrives for this long.
 	HeartbeatTtlMs int64 `protobuf:"varint,4,opt,name=heartbeat_ttl_ms,json=heartbeatTtlMs,proto3" json:"heartbeat_ttl_ms,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The gRPC addresses of every server of the cluster: the agent fails
+	// over to them and balances itself across them.
+	Servers       []string `protobuf:"bytes,5,rep,name=servers,proto3" json:"servers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterResponse) Reset() {
@@ -922,6 +925,13 @@ func (x *RegisterResponse) GetHeartbeatTtlMs() int64 {
 		return x.HeartbeatTtlMs
 	}
 	return 0
+}
+
+func (x *RegisterResponse) GetServers() []string {
+	if x != nil {
+		return x.Servers
+	}
+	return nil
 }
 
 // HeartbeatRequest says the host is alive.
@@ -983,7 +993,10 @@ func (x *HeartbeatRequest) GetHostId() string {
 type HeartbeatResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// False when the host must register again (e.g. unknown to the server).
-	Registered    bool `protobuf:"varint,1,opt,name=registered,proto3" json:"registered,omitempty"`
+	Registered bool `protobuf:"varint,1,opt,name=registered,proto3" json:"registered,omitempty"`
+	// The gRPC addresses of every server of the cluster, as in
+	// RegisterResponse (servers join and leave while the agent runs).
+	Servers       []string `protobuf:"bytes,2,rep,name=servers,proto3" json:"servers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1023,6 +1036,13 @@ func (x *HeartbeatResponse) GetRegistered() bool {
 		return x.Registered
 	}
 	return false
+}
+
+func (x *HeartbeatResponse) GetServers() []string {
+	if x != nil {
+		return x.Servers
+	}
+	return nil
 }
 
 // WatchAssignmentsRequest names the host.
@@ -1681,19 +1701,21 @@ const file_restore_v1_agent_proto_rawDesc = "" +
 	"\vhypervisors\x18\x04 \x03(\tR\vhypervisors\x12 \n" +
 	"\vaccelerator\x18\x05 \x01(\tR\vaccelerator\x12)\n" +
 	"\x10accelerator_note\x18\x06 \x01(\tR\x0facceleratorNote\x120\n" +
-	"\bcapacity\x18\a \x01(\v2\x14.restore.v1.CapacityR\bcapacity\"\xc2\x01\n" +
+	"\bcapacity\x18\a \x01(\v2\x14.restore.v1.CapacityR\bcapacity\"\xdc\x01\n" +
 	"\x10RegisterResponse\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12%\n" +
 	"\x0eserver_version\x18\x02 \x01(\tR\rserverVersion\x122\n" +
 	"\x15heartbeat_interval_ms\x18\x03 \x01(\x03R\x13heartbeatIntervalMs\x12(\n" +
-	"\x10heartbeat_ttl_ms\x18\x04 \x01(\x03R\x0eheartbeatTtlMs\"V\n" +
+	"\x10heartbeat_ttl_ms\x18\x04 \x01(\x03R\x0eheartbeatTtlMs\x12\x18\n" +
+	"\aservers\x18\x05 \x03(\tR\aservers\"V\n" +
 	"\x10HeartbeatRequest\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x17\n" +
-	"\ahost_id\x18\x02 \x01(\tR\x06hostId\"3\n" +
+	"\ahost_id\x18\x02 \x01(\tR\x06hostId\"M\n" +
 	"\x11HeartbeatResponse\x12\x1e\n" +
 	"\n" +
 	"registered\x18\x01 \x01(\bR\n" +
-	"registered\"]\n" +
+	"registered\x12\x18\n" +
+	"\aservers\x18\x02 \x03(\tR\aservers\"]\n" +
 	"\x17WatchAssignmentsRequest\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x17\n" +
 	"\ahost_id\x18\x02 \x01(\tR\x06hostId\"o\n" +

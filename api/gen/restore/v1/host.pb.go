@@ -438,8 +438,11 @@ type Host struct {
 	StateTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=state_time,json=stateTime,proto3" json:"state_time,omitempty"`
 	// Number of recovery points it holds.
 	RecoveryPoints int32 `protobuf:"varint,12,opt,name=recovery_points,json=recoveryPoints,proto3" json:"recovery_points,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The server the agent registered through last: the one that holds its
+	// tunnel (consoles and screenshots reach it there from any server).
+	ServerId      string `protobuf:"bytes,13,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Host) Reset() {
@@ -554,6 +557,13 @@ func (x *Host) GetRecoveryPoints() int32 {
 		return x.RecoveryPoints
 	}
 	return 0
+}
+
+func (x *Host) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
 }
 
 // ListHostsRequest has no filters yet.
@@ -943,7 +953,7 @@ const file_restore_v1_host_proto_rawDesc = "" +
 	"\bCapacity\x12\x14\n" +
 	"\x05vcpus\x18\x01 \x01(\x05R\x05vcpus\x12\x1d\n" +
 	"\n" +
-	"memory_mib\x18\x02 \x01(\x03R\tmemoryMib\"\xfc\x03\n" +
+	"memory_mib\x18\x02 \x01(\x03R\tmemoryMib\"\x99\x04\n" +
 	"\x04Host\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
 	"\vhypervisors\x18\x02 \x03(\tR\vhypervisors\x12 \n" +
@@ -958,7 +968,8 @@ const file_restore_v1_host_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\fregisterTime\x129\n" +
 	"\n" +
 	"state_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tstateTime\x12'\n" +
-	"\x0frecovery_points\x18\f \x01(\x05R\x0erecoveryPoints\"\x12\n" +
+	"\x0frecovery_points\x18\f \x01(\x05R\x0erecoveryPoints\x12\x1b\n" +
+	"\tserver_id\x18\r \x01(\tR\bserverId\"\x12\n" +
 	"\x10ListHostsRequest\";\n" +
 	"\x11ListHostsResponse\x12&\n" +
 	"\x05hosts\x18\x01 \x03(\v2\x10.restore.v1.HostR\x05hosts\" \n" +

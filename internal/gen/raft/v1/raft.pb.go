@@ -1717,6 +1717,275 @@ func (x *RemoveHost) GetTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// RelayRequest is a frame from the server that wants the channel.
+type RelayRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Kind:
+	//
+	//	*RelayRequest_Open
+	//	*RelayRequest_Data
+	Kind          isRelayRequest_Kind `protobuf_oneof:"kind"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RelayRequest) Reset() {
+	*x = RelayRequest{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RelayRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RelayRequest) ProtoMessage() {}
+
+func (x *RelayRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RelayRequest.ProtoReflect.Descriptor instead.
+func (*RelayRequest) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *RelayRequest) GetKind() isRelayRequest_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return nil
+}
+
+func (x *RelayRequest) GetOpen() *RelayOpen {
+	if x != nil {
+		if x, ok := x.Kind.(*RelayRequest_Open); ok {
+			return x.Open
+		}
+	}
+	return nil
+}
+
+func (x *RelayRequest) GetData() []byte {
+	if x != nil {
+		if x, ok := x.Kind.(*RelayRequest_Data); ok {
+			return x.Data
+		}
+	}
+	return nil
+}
+
+type isRelayRequest_Kind interface {
+	isRelayRequest_Kind()
+}
+
+type RelayRequest_Open struct {
+	// The first frame: what to open on which host's tunnel.
+	Open *RelayOpen `protobuf:"bytes,1,opt,name=open,proto3,oneof"`
+}
+
+type RelayRequest_Data struct {
+	// Bytes for the agent.
+	Data []byte `protobuf:"bytes,2,opt,name=data,proto3,oneof"`
+}
+
+func (*RelayRequest_Open) isRelayRequest_Kind() {}
+
+func (*RelayRequest_Data) isRelayRequest_Kind() {}
+
+// RelayOpen names a host and the channel to open on its tunnel.
+type RelayOpen struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	HostId        string                 `protobuf:"bytes,1,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	Open          *v1.TunnelOpen         `protobuf:"bytes,2,opt,name=open,proto3" json:"open,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RelayOpen) Reset() {
+	*x = RelayOpen{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RelayOpen) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RelayOpen) ProtoMessage() {}
+
+func (x *RelayOpen) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RelayOpen.ProtoReflect.Descriptor instead.
+func (*RelayOpen) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *RelayOpen) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
+func (x *RelayOpen) GetOpen() *v1.TunnelOpen {
+	if x != nil {
+		return x.Open
+	}
+	return nil
+}
+
+// RelayResponse is a frame from the server that holds the tunnel.
+type RelayResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Kind:
+	//
+	//	*RelayResponse_Opened
+	//	*RelayResponse_Data
+	Kind          isRelayResponse_Kind `protobuf_oneof:"kind"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RelayResponse) Reset() {
+	*x = RelayResponse{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RelayResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RelayResponse) ProtoMessage() {}
+
+func (x *RelayResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RelayResponse.ProtoReflect.Descriptor instead.
+func (*RelayResponse) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *RelayResponse) GetKind() isRelayResponse_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return nil
+}
+
+func (x *RelayResponse) GetOpened() *RelayOpened {
+	if x != nil {
+		if x, ok := x.Kind.(*RelayResponse_Opened); ok {
+			return x.Opened
+		}
+	}
+	return nil
+}
+
+func (x *RelayResponse) GetData() []byte {
+	if x != nil {
+		if x, ok := x.Kind.(*RelayResponse_Data); ok {
+			return x.Data
+		}
+	}
+	return nil
+}
+
+type isRelayResponse_Kind interface {
+	isRelayResponse_Kind()
+}
+
+type RelayResponse_Opened struct {
+	// The channel is open (the first frame).
+	Opened *RelayOpened `protobuf:"bytes,1,opt,name=opened,proto3,oneof"`
+}
+
+type RelayResponse_Data struct {
+	// Bytes from the agent.
+	Data []byte `protobuf:"bytes,2,opt,name=data,proto3,oneof"`
+}
+
+func (*RelayResponse_Opened) isRelayResponse_Kind() {}
+
+func (*RelayResponse_Data) isRelayResponse_Kind() {}
+
+// RelayOpened says the channel is open.
+type RelayOpened struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The server that holds the host's tunnel.
+	ServerId      string `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RelayOpened) Reset() {
+	*x = RelayOpened{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RelayOpened) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RelayOpened) ProtoMessage() {}
+
+func (x *RelayOpened) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RelayOpened.ProtoReflect.Descriptor instead.
+func (*RelayOpened) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *RelayOpened) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
 // EnrollRequest asks for a server certificate.
 type EnrollRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1732,7 +2001,7 @@ type EnrollRequest struct {
 
 func (x *EnrollRequest) Reset() {
 	*x = EnrollRequest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1744,7 +2013,7 @@ func (x *EnrollRequest) String() string {
 func (*EnrollRequest) ProtoMessage() {}
 
 func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1757,7 +2026,7 @@ func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
 func (*EnrollRequest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{25}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *EnrollRequest) GetNodeId() string {
@@ -1793,7 +2062,7 @@ type EnrollResponse struct {
 
 func (x *EnrollResponse) Reset() {
 	*x = EnrollResponse{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1805,7 +2074,7 @@ func (x *EnrollResponse) String() string {
 func (*EnrollResponse) ProtoMessage() {}
 
 func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1818,7 +2087,7 @@ func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
 func (*EnrollResponse) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{26}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *EnrollResponse) GetCaCert() []byte {
@@ -1853,7 +2122,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1865,7 +2134,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1878,7 +2147,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{27}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *JoinRequest) GetServer() *v1.Server {
@@ -1899,7 +2168,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1911,7 +2180,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1924,7 +2193,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{28}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *JoinResponse) GetLeaderId() string {
@@ -1944,7 +2213,7 @@ type SetVerificationPolicy struct {
 
 func (x *SetVerificationPolicy) Reset() {
 	*x = SetVerificationPolicy{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1956,7 +2225,7 @@ func (x *SetVerificationPolicy) String() string {
 func (*SetVerificationPolicy) ProtoMessage() {}
 
 func (x *SetVerificationPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1969,7 +2238,7 @@ func (x *SetVerificationPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetVerificationPolicy.ProtoReflect.Descriptor instead.
 func (*SetVerificationPolicy) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{29}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SetVerificationPolicy) GetPolicy() *v1.VerificationPolicy {
@@ -1989,7 +2258,7 @@ type DeleteVerificationPolicy struct {
 
 func (x *DeleteVerificationPolicy) Reset() {
 	*x = DeleteVerificationPolicy{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2001,7 +2270,7 @@ func (x *DeleteVerificationPolicy) String() string {
 func (*DeleteVerificationPolicy) ProtoMessage() {}
 
 func (x *DeleteVerificationPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2014,7 +2283,7 @@ func (x *DeleteVerificationPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteVerificationPolicy.ProtoReflect.Descriptor instead.
 func (*DeleteVerificationPolicy) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{30}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DeleteVerificationPolicy) GetId() string {
@@ -2034,7 +2303,7 @@ type RegisterGuest struct {
 
 func (x *RegisterGuest) Reset() {
 	*x = RegisterGuest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2046,7 +2315,7 @@ func (x *RegisterGuest) String() string {
 func (*RegisterGuest) ProtoMessage() {}
 
 func (x *RegisterGuest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2059,7 +2328,7 @@ func (x *RegisterGuest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterGuest.ProtoReflect.Descriptor instead.
 func (*RegisterGuest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{31}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RegisterGuest) GetGuest() *v1.Guest {
@@ -2079,7 +2348,7 @@ type UnregisterGuest struct {
 
 func (x *UnregisterGuest) Reset() {
 	*x = UnregisterGuest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2091,7 +2360,7 @@ func (x *UnregisterGuest) String() string {
 func (*UnregisterGuest) ProtoMessage() {}
 
 func (x *UnregisterGuest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2104,7 +2373,7 @@ func (x *UnregisterGuest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterGuest.ProtoReflect.Descriptor instead.
 func (*UnregisterGuest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{32}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *UnregisterGuest) GetId() string {
@@ -2124,7 +2393,7 @@ type PruneVerifications struct {
 
 func (x *PruneVerifications) Reset() {
 	*x = PruneVerifications{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[33]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2136,7 +2405,7 @@ func (x *PruneVerifications) String() string {
 func (*PruneVerifications) ProtoMessage() {}
 
 func (x *PruneVerifications) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[33]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2149,7 +2418,7 @@ func (x *PruneVerifications) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneVerifications.ProtoReflect.Descriptor instead.
 func (*PruneVerifications) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{33}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *PruneVerifications) GetIds() []string {
@@ -2171,7 +2440,7 @@ type CreateSnapshot struct {
 
 func (x *CreateSnapshot) Reset() {
 	*x = CreateSnapshot{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[34]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2183,7 +2452,7 @@ func (x *CreateSnapshot) String() string {
 func (*CreateSnapshot) ProtoMessage() {}
 
 func (x *CreateSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[34]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2196,7 +2465,7 @@ func (x *CreateSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSnapshot.ProtoReflect.Descriptor instead.
 func (*CreateSnapshot) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{34}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CreateSnapshot) GetSnapshot() *v1.Snapshot {
@@ -2225,7 +2494,7 @@ type ReportSnapshotStatus struct {
 
 func (x *ReportSnapshotStatus) Reset() {
 	*x = ReportSnapshotStatus{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2237,7 +2506,7 @@ func (x *ReportSnapshotStatus) String() string {
 func (*ReportSnapshotStatus) ProtoMessage() {}
 
 func (x *ReportSnapshotStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2250,7 +2519,7 @@ func (x *ReportSnapshotStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSnapshotStatus.ProtoReflect.Descriptor instead.
 func (*ReportSnapshotStatus) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{35}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ReportSnapshotStatus) GetHostId() string {
@@ -2291,7 +2560,7 @@ type ReleaseSnapshots struct {
 
 func (x *ReleaseSnapshots) Reset() {
 	*x = ReleaseSnapshots{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2303,7 +2572,7 @@ func (x *ReleaseSnapshots) String() string {
 func (*ReleaseSnapshots) ProtoMessage() {}
 
 func (x *ReleaseSnapshots) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2316,7 +2585,7 @@ func (x *ReleaseSnapshots) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseSnapshots.ProtoReflect.Descriptor instead.
 func (*ReleaseSnapshots) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{36}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ReleaseSnapshots) GetIds() []string {
@@ -2372,7 +2641,7 @@ type Prune struct {
 
 func (x *Prune) Reset() {
 	*x = Prune{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2384,7 +2653,7 @@ func (x *Prune) String() string {
 func (*Prune) ProtoMessage() {}
 
 func (x *Prune) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2397,7 +2666,7 @@ func (x *Prune) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Prune.ProtoReflect.Descriptor instead.
 func (*Prune) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{37}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Prune) GetRestoreIds() []string {
@@ -2460,7 +2729,7 @@ var File_restored_raft_v1_raft_proto protoreflect.FileDescriptor
 
 const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\n" +
-	"\x1brestored/raft/v1/raft.proto\x12\x10restored.raft.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16restore/v1/admin.proto\x1a\x16restore/v1/guest.proto\x1a\x15restore/v1/host.proto\x1a\x1frestore/v1/recovery_point.proto\x1a\x18restore/v1/restore.proto\x1a\x19restore/v1/snapshot.proto\x1a\x1drestore/v1/verification.proto\x1a$restore/v1/verification_policy.proto\"u\n" +
+	"\x1brestored/raft/v1/raft.proto\x12\x10restored.raft.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16restore/v1/admin.proto\x1a\x16restore/v1/agent.proto\x1a\x16restore/v1/guest.proto\x1a\x15restore/v1/host.proto\x1a\x1frestore/v1/recovery_point.proto\x1a\x18restore/v1/restore.proto\x1a\x19restore/v1/snapshot.proto\x1a\x1drestore/v1/verification.proto\x1a$restore/v1/verification_policy.proto\"u\n" +
 	"\bEnvelope\x121\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1d.restored.raft.v1.CommandTypeR\x04type\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\x12\x1c\n" +
@@ -2570,7 +2839,20 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\n" +
 	"RemoveHost\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
-	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"P\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"_\n" +
+	"\fRelayRequest\x121\n" +
+	"\x04open\x18\x01 \x01(\v2\x1b.restored.raft.v1.RelayOpenH\x00R\x04open\x12\x14\n" +
+	"\x04data\x18\x02 \x01(\fH\x00R\x04dataB\x06\n" +
+	"\x04kind\"P\n" +
+	"\tRelayOpen\x12\x17\n" +
+	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12*\n" +
+	"\x04open\x18\x02 \x01(\v2\x16.restore.v1.TunnelOpenR\x04open\"f\n" +
+	"\rRelayResponse\x127\n" +
+	"\x06opened\x18\x01 \x01(\v2\x1d.restored.raft.v1.RelayOpenedH\x00R\x06opened\x12\x14\n" +
+	"\x04data\x18\x02 \x01(\fH\x00R\x04dataB\x06\n" +
+	"\x04kind\"*\n" +
+	"\vRelayOpened\x12\x1b\n" +
+	"\tserver_id\x18\x01 \x01(\tR\bserverId\"P\n" +
 	"\rEnrollRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x10\n" +
 	"\x03csr\x18\x02 \x01(\fR\x03csr\x12\x14\n" +
@@ -2644,10 +2926,11 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\x12COMMAND_TYPE_PRUNE\x10\x16\x12\"\n" +
 	"\x1eCOMMAND_TYPE_CREATE_JOIN_TOKEN\x10\x17\x12\x1f\n" +
 	"\x1bCOMMAND_TYPE_USE_JOIN_TOKEN\x10\x18\x12\x1c\n" +
-	"\x18COMMAND_TYPE_REMOVE_HOST\x10\x192\xa4\x01\n" +
+	"\x18COMMAND_TYPE_REMOVE_HOST\x10\x192\xf2\x01\n" +
 	"\x0eClusterService\x12E\n" +
 	"\x04Join\x12\x1d.restored.raft.v1.JoinRequest\x1a\x1e.restored.raft.v1.JoinResponse\x12K\n" +
-	"\x06Enroll\x12\x1f.restored.raft.v1.EnrollRequest\x1a .restored.raft.v1.EnrollResponseB:Z8github.com/restored/restored/internal/gen/raft/v1;raftv1b\x06proto3"
+	"\x06Enroll\x12\x1f.restored.raft.v1.EnrollRequest\x1a .restored.raft.v1.EnrollResponse\x12L\n" +
+	"\x05Relay\x12\x1e.restored.raft.v1.RelayRequest\x1a\x1f.restored.raft.v1.RelayResponse(\x010\x01B:Z8github.com/restored/restored/internal/gen/raft/v1;raftv1b\x06proto3"
 
 var (
 	file_restored_raft_v1_raft_proto_rawDescOnce sync.Once
@@ -2662,7 +2945,7 @@ func file_restored_raft_v1_raft_proto_rawDescGZIP() []byte {
 }
 
 var file_restored_raft_v1_raft_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(CommandType)(0),                 // 0: restored.raft.v1.CommandType
 	(*Envelope)(nil),                 // 1: restored.raft.v1.Envelope
@@ -2690,98 +2973,108 @@ var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(*UseJoinToken)(nil),             // 23: restored.raft.v1.UseJoinToken
 	(*Revocation)(nil),               // 24: restored.raft.v1.Revocation
 	(*RemoveHost)(nil),               // 25: restored.raft.v1.RemoveHost
-	(*EnrollRequest)(nil),            // 26: restored.raft.v1.EnrollRequest
-	(*EnrollResponse)(nil),           // 27: restored.raft.v1.EnrollResponse
-	(*JoinRequest)(nil),              // 28: restored.raft.v1.JoinRequest
-	(*JoinResponse)(nil),             // 29: restored.raft.v1.JoinResponse
-	(*SetVerificationPolicy)(nil),    // 30: restored.raft.v1.SetVerificationPolicy
-	(*DeleteVerificationPolicy)(nil), // 31: restored.raft.v1.DeleteVerificationPolicy
-	(*RegisterGuest)(nil),            // 32: restored.raft.v1.RegisterGuest
-	(*UnregisterGuest)(nil),          // 33: restored.raft.v1.UnregisterGuest
-	(*PruneVerifications)(nil),       // 34: restored.raft.v1.PruneVerifications
-	(*CreateSnapshot)(nil),           // 35: restored.raft.v1.CreateSnapshot
-	(*ReportSnapshotStatus)(nil),     // 36: restored.raft.v1.ReportSnapshotStatus
-	(*ReleaseSnapshots)(nil),         // 37: restored.raft.v1.ReleaseSnapshots
-	(*Prune)(nil),                    // 38: restored.raft.v1.Prune
-	(*v1.Tenant)(nil),                // 39: restore.v1.Tenant
-	(*v1.Token)(nil),                 // 40: restore.v1.Token
-	(*timestamppb.Timestamp)(nil),    // 41: google.protobuf.Timestamp
-	(*v1.Restore)(nil),               // 42: restore.v1.Restore
-	(*v1.Host)(nil),                  // 43: restore.v1.Host
-	(v1.HostState)(0),                // 44: restore.v1.HostState
-	(*v1.RecoveryPoint)(nil),         // 45: restore.v1.RecoveryPoint
-	(v1.RestoreState)(0),             // 46: restore.v1.RestoreState
-	(*v1.Boot)(nil),                  // 47: restore.v1.Boot
-	(*v1.Verification)(nil),          // 48: restore.v1.Verification
-	(*v1.Server)(nil),                // 49: restore.v1.Server
-	(*v1.VerificationPolicy)(nil),    // 50: restore.v1.VerificationPolicy
-	(*v1.Guest)(nil),                 // 51: restore.v1.Guest
-	(*v1.Snapshot)(nil),              // 52: restore.v1.Snapshot
-	(*v1.JoinToken)(nil),             // 53: restore.v1.JoinToken
+	(*RelayRequest)(nil),             // 26: restored.raft.v1.RelayRequest
+	(*RelayOpen)(nil),                // 27: restored.raft.v1.RelayOpen
+	(*RelayResponse)(nil),            // 28: restored.raft.v1.RelayResponse
+	(*RelayOpened)(nil),              // 29: restored.raft.v1.RelayOpened
+	(*EnrollRequest)(nil),            // 30: restored.raft.v1.EnrollRequest
+	(*EnrollResponse)(nil),           // 31: restored.raft.v1.EnrollResponse
+	(*JoinRequest)(nil),              // 32: restored.raft.v1.JoinRequest
+	(*JoinResponse)(nil),             // 33: restored.raft.v1.JoinResponse
+	(*SetVerificationPolicy)(nil),    // 34: restored.raft.v1.SetVerificationPolicy
+	(*DeleteVerificationPolicy)(nil), // 35: restored.raft.v1.DeleteVerificationPolicy
+	(*RegisterGuest)(nil),            // 36: restored.raft.v1.RegisterGuest
+	(*UnregisterGuest)(nil),          // 37: restored.raft.v1.UnregisterGuest
+	(*PruneVerifications)(nil),       // 38: restored.raft.v1.PruneVerifications
+	(*CreateSnapshot)(nil),           // 39: restored.raft.v1.CreateSnapshot
+	(*ReportSnapshotStatus)(nil),     // 40: restored.raft.v1.ReportSnapshotStatus
+	(*ReleaseSnapshots)(nil),         // 41: restored.raft.v1.ReleaseSnapshots
+	(*Prune)(nil),                    // 42: restored.raft.v1.Prune
+	(*v1.Tenant)(nil),                // 43: restore.v1.Tenant
+	(*v1.Token)(nil),                 // 44: restore.v1.Token
+	(*timestamppb.Timestamp)(nil),    // 45: google.protobuf.Timestamp
+	(*v1.Restore)(nil),               // 46: restore.v1.Restore
+	(*v1.Host)(nil),                  // 47: restore.v1.Host
+	(v1.HostState)(0),                // 48: restore.v1.HostState
+	(*v1.RecoveryPoint)(nil),         // 49: restore.v1.RecoveryPoint
+	(v1.RestoreState)(0),             // 50: restore.v1.RestoreState
+	(*v1.Boot)(nil),                  // 51: restore.v1.Boot
+	(*v1.Verification)(nil),          // 52: restore.v1.Verification
+	(*v1.Server)(nil),                // 53: restore.v1.Server
+	(*v1.VerificationPolicy)(nil),    // 54: restore.v1.VerificationPolicy
+	(*v1.Guest)(nil),                 // 55: restore.v1.Guest
+	(*v1.Snapshot)(nil),              // 56: restore.v1.Snapshot
+	(*v1.JoinToken)(nil),             // 57: restore.v1.JoinToken
+	(*v1.TunnelOpen)(nil),            // 58: restore.v1.TunnelOpen
 }
 var file_restored_raft_v1_raft_proto_depIdxs = []int32{
 	0,  // 0: restored.raft.v1.Envelope.type:type_name -> restored.raft.v1.CommandType
-	39, // 1: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
-	40, // 2: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
+	43, // 1: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
+	44, // 2: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
 	3,  // 3: restored.raft.v1.CreateToken.token:type_name -> restored.raft.v1.StoredToken
-	41, // 4: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
-	41, // 5: restored.raft.v1.IdempotencyKey.create_time:type_name -> google.protobuf.Timestamp
-	42, // 6: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
-	41, // 7: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
-	43, // 8: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
-	41, // 9: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
-	44, // 10: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
-	41, // 11: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
-	45, // 12: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
-	46, // 13: restored.raft.v1.RestoreReport.state:type_name -> restore.v1.RestoreState
-	47, // 14: restored.raft.v1.RestoreReport.boot:type_name -> restore.v1.Boot
-	48, // 15: restored.raft.v1.RestoreReport.verification:type_name -> restore.v1.Verification
+	45, // 4: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
+	45, // 5: restored.raft.v1.IdempotencyKey.create_time:type_name -> google.protobuf.Timestamp
+	46, // 6: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
+	45, // 7: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
+	47, // 8: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
+	45, // 9: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
+	48, // 10: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
+	45, // 11: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
+	49, // 12: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
+	50, // 13: restored.raft.v1.RestoreReport.state:type_name -> restore.v1.RestoreState
+	51, // 14: restored.raft.v1.RestoreReport.boot:type_name -> restore.v1.Boot
+	52, // 15: restored.raft.v1.RestoreReport.verification:type_name -> restore.v1.Verification
 	13, // 16: restored.raft.v1.ReportRestoreStatus.report:type_name -> restored.raft.v1.RestoreReport
-	41, // 17: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
+	45, // 17: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
 	15, // 18: restored.raft.v1.PlaceRestores.placements:type_name -> restored.raft.v1.Placement
 	16, // 19: restored.raft.v1.PlaceRestores.pending:type_name -> restored.raft.v1.PendingReason
-	41, // 20: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
-	41, // 21: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
-	49, // 22: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
-	39, // 23: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
+	45, // 20: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
+	45, // 21: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
+	53, // 22: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
+	43, // 23: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
 	3,  // 24: restored.raft.v1.Snapshot.tokens:type_name -> restored.raft.v1.StoredToken
-	42, // 25: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
-	43, // 26: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
-	45, // 27: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
-	49, // 28: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
+	46, // 25: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
+	47, // 26: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
+	49, // 27: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
+	53, // 28: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
 	6,  // 29: restored.raft.v1.Snapshot.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
-	48, // 30: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
-	50, // 31: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
-	51, // 32: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
-	52, // 33: restored.raft.v1.Snapshot.snapshots:type_name -> restore.v1.Snapshot
+	52, // 30: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
+	54, // 31: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
+	55, // 32: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
+	56, // 33: restored.raft.v1.Snapshot.snapshots:type_name -> restore.v1.Snapshot
 	21, // 34: restored.raft.v1.Snapshot.join_tokens:type_name -> restored.raft.v1.StoredJoinToken
 	24, // 35: restored.raft.v1.Snapshot.revocations:type_name -> restored.raft.v1.Revocation
-	53, // 36: restored.raft.v1.StoredJoinToken.token:type_name -> restore.v1.JoinToken
+	57, // 36: restored.raft.v1.StoredJoinToken.token:type_name -> restore.v1.JoinToken
 	21, // 37: restored.raft.v1.CreateJoinToken.token:type_name -> restored.raft.v1.StoredJoinToken
-	41, // 38: restored.raft.v1.UseJoinToken.time:type_name -> google.protobuf.Timestamp
-	41, // 39: restored.raft.v1.Revocation.revoke_time:type_name -> google.protobuf.Timestamp
-	41, // 40: restored.raft.v1.RemoveHost.time:type_name -> google.protobuf.Timestamp
-	49, // 41: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
-	50, // 42: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
-	51, // 43: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
-	52, // 44: restored.raft.v1.CreateSnapshot.snapshot:type_name -> restore.v1.Snapshot
-	52, // 45: restored.raft.v1.ReportSnapshotStatus.snapshot:type_name -> restore.v1.Snapshot
-	41, // 46: restored.raft.v1.ReportSnapshotStatus.time:type_name -> google.protobuf.Timestamp
-	41, // 47: restored.raft.v1.ReleaseSnapshots.time:type_name -> google.protobuf.Timestamp
-	41, // 48: restored.raft.v1.Prune.restores_before:type_name -> google.protobuf.Timestamp
-	41, // 49: restored.raft.v1.Prune.snapshots_before:type_name -> google.protobuf.Timestamp
-	6,  // 50: restored.raft.v1.Prune.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
-	41, // 51: restored.raft.v1.Prune.keys_before:type_name -> google.protobuf.Timestamp
-	41, // 52: restored.raft.v1.Prune.tokens_before:type_name -> google.protobuf.Timestamp
-	28, // 53: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
-	26, // 54: restored.raft.v1.ClusterService.Enroll:input_type -> restored.raft.v1.EnrollRequest
-	29, // 55: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
-	27, // 56: restored.raft.v1.ClusterService.Enroll:output_type -> restored.raft.v1.EnrollResponse
-	55, // [55:57] is the sub-list for method output_type
-	53, // [53:55] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	45, // 38: restored.raft.v1.UseJoinToken.time:type_name -> google.protobuf.Timestamp
+	45, // 39: restored.raft.v1.Revocation.revoke_time:type_name -> google.protobuf.Timestamp
+	45, // 40: restored.raft.v1.RemoveHost.time:type_name -> google.protobuf.Timestamp
+	27, // 41: restored.raft.v1.RelayRequest.open:type_name -> restored.raft.v1.RelayOpen
+	58, // 42: restored.raft.v1.RelayOpen.open:type_name -> restore.v1.TunnelOpen
+	29, // 43: restored.raft.v1.RelayResponse.opened:type_name -> restored.raft.v1.RelayOpened
+	53, // 44: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
+	54, // 45: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
+	55, // 46: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
+	56, // 47: restored.raft.v1.CreateSnapshot.snapshot:type_name -> restore.v1.Snapshot
+	56, // 48: restored.raft.v1.ReportSnapshotStatus.snapshot:type_name -> restore.v1.Snapshot
+	45, // 49: restored.raft.v1.ReportSnapshotStatus.time:type_name -> google.protobuf.Timestamp
+	45, // 50: restored.raft.v1.ReleaseSnapshots.time:type_name -> google.protobuf.Timestamp
+	45, // 51: restored.raft.v1.Prune.restores_before:type_name -> google.protobuf.Timestamp
+	45, // 52: restored.raft.v1.Prune.snapshots_before:type_name -> google.protobuf.Timestamp
+	6,  // 53: restored.raft.v1.Prune.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
+	45, // 54: restored.raft.v1.Prune.keys_before:type_name -> google.protobuf.Timestamp
+	45, // 55: restored.raft.v1.Prune.tokens_before:type_name -> google.protobuf.Timestamp
+	32, // 56: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
+	30, // 57: restored.raft.v1.ClusterService.Enroll:input_type -> restored.raft.v1.EnrollRequest
+	26, // 58: restored.raft.v1.ClusterService.Relay:input_type -> restored.raft.v1.RelayRequest
+	33, // 59: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
+	31, // 60: restored.raft.v1.ClusterService.Enroll:output_type -> restored.raft.v1.EnrollResponse
+	28, // 61: restored.raft.v1.ClusterService.Relay:output_type -> restored.raft.v1.RelayResponse
+	59, // [59:62] is the sub-list for method output_type
+	56, // [56:59] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_restored_raft_v1_raft_proto_init() }
@@ -2789,13 +3082,21 @@ func file_restored_raft_v1_raft_proto_init() {
 	if File_restored_raft_v1_raft_proto != nil {
 		return
 	}
+	file_restored_raft_v1_raft_proto_msgTypes[25].OneofWrappers = []any{
+		(*RelayRequest_Open)(nil),
+		(*RelayRequest_Data)(nil),
+	}
+	file_restored_raft_v1_raft_proto_msgTypes[27].OneofWrappers = []any{
+		(*RelayResponse_Opened)(nil),
+		(*RelayResponse_Data)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restored_raft_v1_raft_proto_rawDesc), len(file_restored_raft_v1_raft_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   38,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	ClusterService_Join_FullMethodName   = "/restored.raft.v1.ClusterService/Join"
 	ClusterService_Enroll_FullMethodName = "/restored.raft.v1.ClusterService/Enroll"
+	ClusterService_Relay_FullMethodName  = "/restored.raft.v1.ClusterService/Relay"
 )
 
 // ClusterServiceClient is the client API for ClusterService service.
@@ -38,6 +39,14 @@ type ClusterServiceClient interface {
 	// the cluster CA (with its key: every server issues certificates) and a
 	// server certificate for its node id and addresses.
 	Enroll(ctx context.Context, in *EnrollRequest, opts ...grpc.CallOption) (*EnrollResponse, error)
+	// Relay opens a channel on the tunnel of a host whose agent is connected
+	// to this server, for another server of the cluster (its certificate; no
+	// one else may call it). The caller's first frame says which host and
+	// what to open; this server answers opened, or Unavailable when the host
+	// has no tunnel here. Then data flows both ways until either side ends
+	// the stream; the agent's error ends it with a status (NotFound when
+	// something was not found).
+	Relay(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RelayRequest, RelayResponse], error)
 }
 
 type clusterServiceClient struct {
@@ -68,6 +77,19 @@ func (c *clusterServiceClient) Enroll(ctx context.Context, in *EnrollRequest, op
 	return out, nil
 }
 
+func (c *clusterServiceClient) Relay(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RelayRequest, RelayResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ClusterService_ServiceDesc.Streams[0], ClusterService_Relay_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[RelayRequest, RelayResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ClusterService_RelayClient = grpc.BidiStreamingClient[RelayRequest, RelayResponse]
+
 // ClusterServiceServer is the server API for ClusterService service.
 // All implementations must embed UnimplementedClusterServiceServer
 // for forward compatibility.
@@ -83,6 +105,14 @@ type ClusterServiceServer interface {
 	// the cluster CA (with its key: every server issues certificates) and a
 	// server certificate for its node id and addresses.
 	Enroll(context.Context, *EnrollRequest) (*EnrollResponse, error)
+	// Relay opens a channel on the tunnel of a host whose agent is connected
+	// to this server, for another server of the cluster (its certificate; no
+	// one else may call it). The caller's first frame says which host and
+	// what to open; this server answers opened, or Unavailable when the host
+	// has no tunnel here. Then data flows both ways until either side ends
+	// the stream; the agent's error ends it with a status (NotFound when
+	// something was not found).
+	Relay(grpc.BidiStreamingServer[RelayRequest, RelayResponse]) error
 	mustEmbedUnimplementedClusterServiceServer()
 }
 
@@ -98,6 +128,9 @@ func (UnimplementedClusterServiceServer) Join(context.Context, *JoinRequest) (*J
 }
 func (UnimplementedClusterServiceServer) Enroll(context.Context, *EnrollRequest) (*EnrollResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Enroll not implemented")
+}
+func (UnimplementedClusterServiceServer) Relay(grpc.BidiStreamingServer[RelayRequest, RelayResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method Relay not implemented")
 }
 func (UnimplementedClusterServiceServer) mustEmbedUnimplementedClusterServiceServer() {}
 func (UnimplementedClusterServiceServer) testEmbeddedByValue()                        {}
@@ -156,6 +189,13 @@ func _ClusterService_Enroll_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClusterService_Relay_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ClusterServiceServer).Relay(&grpc.GenericServerStream[RelayRequest, RelayResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ClusterService_RelayServer = grpc.BidiStreamingServer[RelayRequest, RelayResponse]
+
 // ClusterService_ServiceDesc is the grpc.ServiceDesc for ClusterService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -172,6 +212,13 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _ClusterService_Enroll_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Relay",
+			Handler:       _ClusterService_Relay_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "restored/raft/v1/raft.proto",
 }
