@@ -30,7 +30,7 @@ func TestDevModeEmbedsAnAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := worldReadableDir(t, "restored-dev-test-")
+	data := testimage.DirForQEMU(t, "restored-dev-test-")
 	repo := filepath.Join(data, "repository")
 	rp := filepath.Join(repo, "acme", "web-01", "rp-dev")
 	if err := os.MkdirAll(rp, 0o755); err != nil {

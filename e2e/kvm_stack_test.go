@@ -46,21 +46,6 @@ type kvmStack struct {
 	http *http.Client
 }
 
-// worldReadableDir makes a temporary directory QEMU (user libvirt-qemu) can
-// traverse, removed when the test ends.
-func worldReadableDir(t *testing.T, prefix string) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 // fileFacts is a file's sha256, owner and mode.
 func fileFacts(t *testing.T, path string) string {
 	t.Helper()
@@ -120,16 +105,13 @@ func startKVMStack(t *testing.T) *kvmStack {
 		t.Fatal(err)
 	}
 
-	s.repo = worldReadableDir(t, "restored-repo-")
-	rpDir := s.rpDir("rp-1")
-	s.disk = filepath.Join(rpDir, "disk0.raw")
-	if out, err := exec.Command("cp", "--sparse=always", img, s.disk).CombinedOutput(); err != nil {
-		t.Fatalf("copy image: %v %s", err, out)
+	s.repo = testimage.DirForQEMU(t, "restored-repo-")
+	dir, err := testimage.AddRecoveryPoint(s.repo, testimage.RecoveryPoint{ID: "rp-1", Tenant: "acme", Asset: "web-01", From: img})
+	if err != nil {
+		t.Fatal(err)
 	}
-	_ = os.Chmod(s.disk, 0o644)
-	fi, _ := os.Stat(s.disk)
-	s.manifest("rp-1", fmt.Sprintf(`[{"name":"disk0","file":"disk0.raw","format":"raw","virtual_size":%d}]`, fi.Size()))
-	s.work = worldReadableDir(t, "restored-work-")
+	s.disk = filepath.Join(dir, "disk0.raw")
+	s.work = testimage.DirForQEMU(t, "restored-work-")
 	s.drv = kvm.NewLocal(kvm.DefaultSocket, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	t.Cleanup(s.drv.Close)
 	s.startAgent()
@@ -177,16 +159,7 @@ func (s *kvmStack) imageRecoveryPoint(asset, id string, created time.Time) {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	dir := s.rpDirOf(asset, id)
-	disk := filepath.Join(dir, "disk0.raw")
-	if out, err := exec.Command("cp", "--sparse=always", img, disk).CombinedOutput(); err != nil {
-		s.t.Fatalf("copy image: %v %s", err, out)
-	}
-	_ = os.Chmod(disk, 0o644)
-	fi, _ := os.Stat(disk)
-	m := fmt.Sprintf(`{"id":%q,"tenant":"acme","asset":%q,"created_at":%q,"firmware":"bios","os":"linux","disks":[{"name":"disk0","file":"disk0.raw","format":"raw","virtual_size":%d}]}`,
-		id, asset, created.UTC().Format(time.RFC3339), fi.Size())
-	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(m), 0o644); err != nil {
+	if _, err := testimage.AddRecoveryPoint(s.repo, testimage.RecoveryPoint{ID: id, Tenant: "acme", Asset: asset, Created: created, From: img}); err != nil {
 		s.t.Fatal(err)
 	}
 	_ = s.agent.Process.Signal(syscall.SIGHUP) // rescan now
@@ -200,15 +173,9 @@ func (s *kvmStack) imageRecoveryPoint(asset, id string, created time.Time) {
 // (no bootloader) and waits until the agent reported it.
 func (s *kvmStack) blankRecoveryPoint(id string) {
 	s.t.Helper()
-	disk := filepath.Join(s.rpDir(id), "disk0.raw")
-	f, err := os.Create(disk)
-	if err != nil {
+	if _, err := testimage.AddRecoveryPoint(s.repo, testimage.RecoveryPoint{ID: id, Tenant: "acme", Asset: "web-01", Size: 1 << 30}); err != nil {
 		s.t.Fatal(err)
 	}
-	_ = f.Truncate(1 << 30)
-	f.Close()
-	_ = os.Chmod(disk, 0o644)
-	s.manifest(id, `[{"name":"disk0","file":"disk0.raw","format":"raw","virtual_size":1073741824}]`)
 	_ = s.agent.Process.Signal(syscall.SIGHUP) // rescan now
 	eventually(s.t, 30*time.Second, id+" reported", func() bool {
 		code, _ := s.rest("GET", "/v1/recovery-points/"+id, s.acme, nil)

@@ -64,6 +64,7 @@ Flags:
 	fs.StringVar(&cfg.Repository, "repository", "", "repository of recovery points: <root>/<tenant>/<asset>/<id>/manifest.json (required)")
 	fs.StringVar(&cfg.WorkDir, "work-dir", "/var/lib/restored-agent", "overlays, consoles and logs")
 	fs.StringVar(&cfg.LibvirtSocket, "libvirt-socket", kvm.DefaultSocket, "libvirtd's unix socket")
+	fs.StringVar(&cfg.DomainPrefix, "domain-prefix", "restored-", "starts the libvirt names of this host's restore domains; agents that share one libvirtd each need their own")
 	fs.StringVar(&cfg.Accelerator, "accelerator", "auto", "auto (probe KVM, fall back to TCG), kvm or tcg")
 	reserveVCPUs := fs.Int("reserve-vcpus", 0, "vCPUs kept back from restores")
 	fs.Int64Var(&cfg.ReserveMemoryMiB, "reserve-memory-mib", 1024, "memory (MiB) kept back from restores")

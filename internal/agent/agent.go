@@ -34,10 +34,13 @@ type Config struct {
 	WorkDir               string
 	LibvirtSocket         string
 	Accelerator           string // auto, kvm or tcg
-	Emulator              string
-	ReserveVCPUs          int32
-	ReserveMemoryMiB      int64
-	BootTimeout           time.Duration
+	// DomainPrefix starts the names of this host's restore domains
+	// (default "restored-"); agents sharing one libvirtd each take their own.
+	DomainPrefix     string
+	Emulator         string
+	ReserveVCPUs     int32
+	ReserveMemoryMiB int64
+	BootTimeout      time.Duration
 	// ScreenSettle is how long the screen must stay put for the screen
 	// boot signal.
 	ScreenSettle time.Duration
@@ -97,6 +100,8 @@ func (c *Config) defaults() {
 	}
 }
 
+var domainPrefixPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
+
 // Agent runs one host. Its parts each own their own state, with no lock
 // shared between them: restores (the host's restore VMs and the boots in
 // flight), verifications (a VERIFY run's checks), snapshots (what this run
@@ -127,6 +132,9 @@ func New(cfg Config) (*Agent, error) {
 		if _, err := pki.LoadCA(cfg.CACert, ""); err != nil {
 			return nil, fmt.Errorf("--ca-cert: %w", err)
 		}
+	}
+	if cfg.DomainPrefix != "" && !domainPrefixPattern.MatchString(cfg.DomainPrefix) {
+		return nil, fmt.Errorf("--domain-prefix %q: use 1 to 32 letters, digits, '.', '_' or '-'", cfg.DomainPrefix)
 	}
 	marker, err := regexp.Compile(cfg.Marker)
 	if err != nil {
@@ -171,7 +179,7 @@ func (a *Agent) assemble(ctx context.Context) *parts {
 	a.log.Info("accelerator chosen", "accelerator", accel, "why", note)
 	hv := kvm.NewHost(a.drv, kvm.HostConfig{HostID: a.cfg.HostID, WorkDir: a.cfg.WorkDir, Log: a.log, Facts: vmspec.HostFacts{
 		Accelerator: accel, Emulator: a.cfg.Emulator,
-		OVMFCode: "/usr/share/OVMF/OVMF_CODE_4M.fd", OVMFVars: "/usr/share/OVMF/OVMF_VARS_4M.fd",
+		OVMFCode: "/usr/share/OVMF/OVMF_CODE_4M.fd", OVMFVars: "/usr/share/OVMF/OVMF_VARS_4M.fd", DomainPrefix: a.cfg.DomainPrefix,
 	}})
 	caps := hv.Capabilities()
 	ev := &evidence{root: filepath.Join(a.cfg.WorkDir, "evidence"), retention: a.cfg.EvidenceRetention, hostID: a.cfg.HostID, obs: hv, log: a.log}
@@ -212,14 +220,14 @@ func (a *Agent) Run(ctx context.Context) error {
 		order := a.servers.order()
 		i := next % len(order)
 		server := order[i]
-		registered, err := a.session(ctx, p, server, order[0])
+		registered, err := a.session(ctx, p, server)
 		if ctx.Err() != nil {
 			return nil
 		}
 		pause := 100 * time.Millisecond
 		switch {
 		case errors.Is(err, errPreferredBack):
-			a.log.Info("moving back to the server this host prefers", "from", server, "to", order[0])
+			a.log.Info("moving to the server this host prefers", "from", server, "to", a.servers.order()[0])
 			next, failed = 0, 0
 			continue
 		case errors.Is(err, errNotRegistered):

@@ -87,3 +87,12 @@ func (s *servers) score(addr string) uint64 {
 	h := sha256.Sum256([]byte(s.hostID + "\x00" + addr))
 	return binary.BigEndian.Uint64(h[:8])
 }
+
+// PreferredOrder is the order in which the agent of hostID prefers the
+// cluster's servers (their gRPC addresses): the first is the one it uses
+// whenever it serves.
+func PreferredOrder(hostID string, cluster []string) []string {
+	s := &servers{hostID: hostID}
+	s.known = slices.Compact(slices.Sorted(slices.Values(cluster)))
+	return s.order()
+}

@@ -44,7 +44,7 @@ func (a *Agent) dial(server string) (*grpc.ClientConn, error) {
 // server stops answering heartbeats, or (on a server this host does not
 // prefer) the preferred one serves again. registered says whether the
 // server took the host's registration.
-func (a *Agent) session(ctx context.Context, p *parts, server, preferred string) (registered bool, err error) {
+func (a *Agent) session(ctx context.Context, p *parts, server string) (registered bool, err error) {
 	conn, err := a.dial(server)
 	if err != nil {
 		return false, err
@@ -75,9 +75,7 @@ func (a *Agent) session(ctx context.Context, p *parts, server, preferred string)
 	defer cancel(nil)
 	go a.heartbeats(sctx, cancel, client, time.Duration(reg.HeartbeatIntervalMs)*time.Millisecond)
 	go a.renewals(sctx, client)
-	if server != preferred {
-		go a.awaitPreferred(sctx, cancel, preferred)
-	}
+	go a.awaitPreferred(sctx, cancel, server)
 	// Know the repository before acting on any assignment.
 	if err := a.scanAndReport(sctx, client); err != nil {
 		a.log.Warn("recovery point report failed", "err", err)
@@ -166,15 +164,10 @@ func (a *Agent) heartbeats(ctx context.Context, end context.CancelCauseFunc, cli
 }
 
 // awaitPreferred asks now and then whether the server this host prefers
-// serves again (its gRPC health), and ends the session when it does: the
-// hosts go back to balancing over the servers.
-func (a *Agent) awaitPreferred(ctx context.Context, end context.CancelCauseFunc, preferred string) {
-	conn, err := a.dial(preferred)
-	if err != nil {
-		return
-	}
-	defer conn.Close()
-	health := healthpb.NewHealthClient(conn)
+// (which changes as the agent learns the cluster's list) serves again, by
+// its gRPC health, while the session is on another one; it ends the
+// session when it does: the hosts go back to balancing over the servers.
+func (a *Agent) awaitPreferred(ctx context.Context, end context.CancelCauseFunc, current string) {
 	for {
 		every := a.cfg.PreferredEvery
 		wait := every/2 + rand.N(every) // jitter: hosts do not all move at once
@@ -183,12 +176,26 @@ func (a *Agent) awaitPreferred(ctx context.Context, end context.CancelCauseFunc,
 			return
 		case <-time.After(wait):
 		}
-		hctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		resp, err := health.Check(hctx, &healthpb.HealthCheckRequest{})
-		cancel()
-		if err == nil && resp.Status == healthpb.HealthCheckResponse_SERVING {
+		preferred := a.servers.order()[0]
+		if preferred == current {
+			continue
+		}
+		if a.serving(ctx, preferred) {
 			end(errPreferredBack)
 			return
 		}
 	}
+}
+
+// serving says whether a server answers its gRPC health check SERVING.
+func (a *Agent) serving(ctx context.Context, server string) bool {
+	conn, err := a.dial(server)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	hctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	resp, err := healthpb.NewHealthClient(conn).Check(hctx, &healthpb.HealthCheckRequest{})
+	return err == nil && resp.Status == healthpb.HealthCheckResponse_SERVING
 }

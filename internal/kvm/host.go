@@ -79,3 +79,6 @@ func (h *Host) serialPath(id string) string { return filepath.Join(h.restoreDir(
 
 // Facts are the host facts domains are built for.
 func (h *Host) Facts() vmspec.HostFacts { return h.facts }
+
+// domain is the name of a restore's domain on this host.
+func (h *Host) domain(id string) string { return h.facts.DomainName(id) }

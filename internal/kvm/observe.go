@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/restored/restored/internal/hypervisor"
-	"github.com/restored/restored/internal/vmspec"
 )
 
 // noVM marks a missing domain as hypervisor.ErrNoVM.
@@ -21,13 +20,13 @@ func noVM(err error) error {
 
 // Screenshot implements hypervisor.Observer.
 func (h *Host) Screenshot(ctx context.Context, id string) (hypervisor.Screen, error) {
-	img, raw, err := h.drv.Screenshot(ctx, vmspec.DomainName(id))
+	img, raw, err := h.drv.Screenshot(ctx, h.domain(id))
 	return hypervisor.Screen{Image: img, Raw: raw}, noVM(err)
 }
 
 // TextScreen implements hypervisor.Observer (VGA text memory).
 func (h *Host) TextScreen(ctx context.Context, id string) ([]string, error) {
-	return h.drv.TextScreen(ctx, vmspec.DomainName(id))
+	return h.drv.TextScreen(ctx, h.domain(id))
 }
 
 // Serial implements hypervisor.Observer: the log virtlogd writes.
@@ -37,7 +36,7 @@ func (h *Host) Serial(_ context.Context, id string) ([]byte, error) {
 
 // GuestPing implements hypervisor.Observer.
 func (h *Host) GuestPing(ctx context.Context, id string) error {
-	return h.drv.GuestPing(ctx, vmspec.DomainName(id))
+	return h.drv.GuestPing(ctx, h.domain(id))
 }
 
 // GuestCommand implements hypervisor.Observer; the guest agent gets what is
@@ -47,17 +46,17 @@ func (h *Host) GuestCommand(ctx context.Context, id, command string, args any) (
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = int32(min(max(time.Until(dl)/time.Second, 1), 60))
 	}
-	return h.drv.GuestCommand(ctx, vmspec.DomainName(id), command, args, timeout)
+	return h.drv.GuestCommand(ctx, h.domain(id), command, args, timeout)
 }
 
 // GuestExec implements hypervisor.Observer.
 func (h *Host) GuestExec(ctx context.Context, id, path string, args ...string) (hypervisor.ExecResult, error) {
-	return h.drv.GuestExec(ctx, vmspec.DomainName(id), path, args...)
+	return h.drv.GuestExec(ctx, h.domain(id), path, args...)
 }
 
 // Console implements hypervisor.Observer: the domain's VNC server (the
 // unix socket libvirt made for it) and its password.
 func (h *Host) Console(ctx context.Context, id string) (hypervisor.ConsoleEndpoint, error) {
-	ep, err := h.drv.VNC(ctx, vmspec.DomainName(id))
+	ep, err := h.drv.VNC(ctx, h.domain(id))
 	return ep, noVM(err)
 }

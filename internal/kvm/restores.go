@@ -77,13 +77,13 @@ func (h *Host) Prepare(ctx context.Context, spec hypervisor.RestoreSpec) error {
 
 // Boot implements hypervisor.Restorer.
 func (h *Host) Boot(ctx context.Context, id string) error {
-	return h.drv.StartDefined(ctx, vmspec.DomainName(id))
+	return h.drv.StartDefined(ctx, h.domain(id))
 }
 
 // Teardown implements hypervisor.Restorer: the domain (with its NVRAM and
 // snapshot metadata), the isolated bridge and the work dir.
 func (h *Host) Teardown(ctx context.Context, id string) error {
-	if err := h.drv.Destroy(ctx, vmspec.DomainName(id)); err != nil {
+	if err := h.drv.Destroy(ctx, h.domain(id)); err != nil {
 		return err
 	}
 	// The restore's isolated bridge, if it had one: nothing else uses it.

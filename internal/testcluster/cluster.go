@@ -21,6 +21,7 @@ import (
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/agentid"
 	"github.com/restored/restored/internal/pki"
+	"github.com/restored/restored/internal/testnet"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
@@ -49,10 +50,14 @@ type Proc struct {
 	args  []string
 	// caCert is the cluster CA its clients trust.
 	caCert string
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	done   chan struct{}
-	conn   *grpc.ClientConn
+	// ns is the namespace it runs in (nil: this one); dial connects to it
+	// (nil: directly).
+	ns   *testnet.Host
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+	conn *grpc.ClientConn
 }
 
 // Cluster is a set of restored processes.
@@ -74,7 +79,20 @@ type Options struct {
 	Args []string
 	// Debug serves pprof on a free loopback port per server (Proc.Debug).
 	Debug bool
+	// Hosts, when set, runs server i inside Hosts[i]'s network namespace,
+	// listening on every interface (0.0.0.0) at fixed ports and advertising
+	// the host's address; Client is where this package's connections to
+	// them are dialled from.
+	Hosts  []*testnet.Host
+	Client *testnet.Host
 }
+
+// Ports of servers in namespaces (each has its own address).
+const (
+	NSGRPCPort = 7443
+	NSHTTPPort = 7080
+	NSRaftPort = 7300
+)
 
 // FreePort returns a loopback address whose port was free a moment ago.
 func FreePort() (string, error) {
@@ -92,10 +110,23 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	for i := 1; i <= o.N; i++ {
 		p := &Proc{ID: fmt.Sprintf("s%d", i), bin: o.Binary}
 		var err error
-		for _, a := range []*string{&p.GRPC, &p.HTTP, &p.Raft} {
-			if *a, err = FreePort(); err != nil {
-				return nil, err
+		var listen []string
+		if len(o.Hosts) >= i {
+			h := o.Hosts[i-1]
+			p.ns = h
+			p.GRPC, p.HTTP, p.Raft = h.Addr(NSGRPCPort), h.Addr(NSHTTPPort), h.Addr(NSRaftPort)
+			listen = []string{"--grpc-addr", fmt.Sprintf("0.0.0.0:%d", NSGRPCPort), "--http-addr", fmt.Sprintf("0.0.0.0:%d", NSHTTPPort),
+				"--raft-addr", fmt.Sprintf("0.0.0.0:%d", NSRaftPort), "--advertise-addr", h.IP}
+			if o.Client != nil {
+				p.dial = o.Client.DialContext
 			}
+		} else {
+			for _, a := range []*string{&p.GRPC, &p.HTTP, &p.Raft} {
+				if *a, err = FreePort(); err != nil {
+					return nil, err
+				}
+			}
+			listen = []string{"--grpc-addr", p.GRPC, "--http-addr", p.HTTP, "--raft-addr", p.Raft}
 		}
 		if o.Debug {
 			if p.Debug, err = FreePort(); err != nil {
@@ -105,8 +136,8 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		}
 		p.DataDir = filepath.Join(o.Dir, p.ID)
 		p.LogPath = filepath.Join(o.Dir, p.ID+".log")
-		p.args = append(p.args, []string{"--data-dir", p.DataDir, "--node-id", p.ID, "--grpc-addr", p.GRPC,
-			"--http-addr", p.HTTP, "--raft-addr", p.Raft}...)
+		p.args = append(p.args, []string{"--data-dir", p.DataDir, "--node-id", p.ID}...)
+		p.args = append(p.args, listen...)
 		p.args = append(p.args, o.Args...)
 		c.Procs = append(c.Procs, p)
 	}
@@ -150,6 +181,9 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	return c, nil
 }
 
+// Host is the namespace the process runs in (nil: the test's own).
+func (p *Proc) Host() *testnet.Host { return p.ns }
+
 // Start starts (or restarts) the process.
 func (p *Proc) Start() error {
 	p.mu.Lock()
@@ -159,6 +193,9 @@ func (p *Proc) Start() error {
 		return err
 	}
 	cmd := exec.Command(p.bin, p.args...)
+	if p.ns != nil {
+		cmd = p.ns.Command(p.bin, p.args...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// If the test or benchmark dies, its servers die with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -234,7 +271,11 @@ func (p *Proc) Conn() *grpc.ClientConn {
 		if err != nil {
 			panic(fmt.Sprintf("testcluster: %s: %v", p.ID, err)) // the CA was loaded at Start
 		}
-		p.conn, _ = grpc.NewClient(p.GRPC, grpc.WithTransportCredentials(credentials.NewTLS(tlsc)))
+		opts := []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(tlsc))}
+		if p.dial != nil {
+			opts = append(opts, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) { return p.dial(ctx, "tcp", addr) }))
+		}
+		p.conn, _ = grpc.NewClient(p.GRPC, opts...)
 	}
 	return p.conn
 }

@@ -20,6 +20,23 @@ type HostFacts struct {
 	// OVMFCode and OVMFVars are the UEFI firmware and its variable
 	// template (Debian's ovmf package).
 	OVMFCode, OVMFVars string
+	// DomainPrefix starts the names of this host's domains (default
+	// DefaultDomainPrefix): agents that share one libvirtd each take their
+	// own.
+	DomainPrefix string
+}
+
+// DefaultDomainPrefix starts a restore's domain name.
+const DefaultDomainPrefix = "restored-"
+
+// DomainName is the libvirt name of a restore's domain on this host: the
+// host's prefix and the restore id, never anything the guest or the
+// manifest controls.
+func (f HostFacts) DomainName(restoreID string) string {
+	if f.DomainPrefix == "" {
+		return DefaultDomainPrefix + restoreID
+	}
+	return f.DomainPrefix + restoreID
 }
 
 // ChainElement is one read-only image below the overlay, top first, as
@@ -155,6 +172,6 @@ func Build(c *Context) (*libvirtxml.Domain, error) {
 	return d, nil
 }
 
-// DomainName is the libvirt name of a restore's domain: derived from the
-// restore id only, never from anything the guest or the manifest controls.
-func DomainName(restoreID string) string { return "restored-" + restoreID }
+// DomainName is the libvirt name of a restore's domain on a host with the
+// default prefix.
+func DomainName(restoreID string) string { return HostFacts{}.DomainName(restoreID) }

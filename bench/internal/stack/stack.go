@@ -14,6 +14,7 @@ import (
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/testcluster"
+	"github.com/restored/restored/internal/testimage"
 )
 
 // RecoveryPoint is a recovery point to put in the repository: a copy of From
@@ -70,7 +71,7 @@ func Start(ctx context.Context, dir string, rps []RecoveryPoint, agentFlags ...s
 	}
 	repo := filepath.Join(dir, "repo")
 	for _, rp := range rps {
-		if err := addRP(repo, rp); err != nil {
+		if _, err := testimage.AddRecoveryPoint(repo, testimage.RecoveryPoint{ID: rp.ID, Tenant: "bench", Asset: "a", From: rp.From, Size: rp.Size}); err != nil {
 			return fail(err)
 		}
 	}
@@ -104,44 +105,4 @@ func (s *Stack) Stop() {
 		_ = s.agent.Wait()
 	}
 	s.cluster.Stop()
-}
-
-func addRP(repo string, rp RecoveryPoint) error {
-	dir := filepath.Join(repo, "bench", "a", rp.ID)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	disk := filepath.Join(dir, "disk0.raw")
-	if rp.From != "" {
-		if out, err := exec.Command("cp", "--sparse=always", rp.From, disk).CombinedOutput(); err != nil {
-			return fmt.Errorf("cp: %v %s", err, out)
-		}
-	} else {
-		f, err := os.Create(disk)
-		if err != nil {
-			return err
-		}
-		if err := f.Truncate(rp.Size); err != nil {
-			f.Close()
-			return err
-		}
-		f.Close()
-	}
-	fi, err := os.Stat(disk)
-	if err != nil {
-		return err
-	}
-	m := fmt.Sprintf(`{"id":%q,"tenant":"bench","asset":"a","created_at":"2026-11-25T22:00:00Z","firmware":"bios","os":"linux","disks":[{"name":"disk0","file":"disk0.raw","format":"raw","virtual_size":%d}]}`,
-		rp.ID, fi.Size())
-	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(m), 0o644); err != nil {
-		return err
-	}
-	// QEMU runs as libvirt-qemu: it must read the disks and reach them.
-	for _, p := range []string{disk, filepath.Join(dir, "manifest.json")} {
-		_ = os.Chmod(p, 0o644)
-	}
-	for d := dir; d != filepath.Dir(repo); d = filepath.Dir(d) {
-		_ = os.Chmod(d, 0o755)
-	}
-	return nil
 }
