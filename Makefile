@@ -20,7 +20,7 @@ TOOLS := .tools/bin
 
 GENERATED := api/gen internal/gen api/openapi
 
-.PHONY: all deps libvirt test-image build web openapi-client tools generate check-generated check-proto-compat proto-baseline lint test demo bench-raft bench-restore bench-verify bench-snapshot clean
+.PHONY: all deps libvirt test-image build web openapi-client tools generate check-generated check-proto-compat proto-baseline lint test demo bench-raft bench-agents bench-restore bench-verify bench-snapshot clean
 
 all: build
 
@@ -117,6 +117,11 @@ demo: deps build
 # Raft write throughput, latency and leader failover against three servers.
 bench-raft: build
 	go run ./bench/raft
+
+# 1,000 simulated agents (real gRPC clients with their own certificates) on
+# 3 servers: assignment receipt p50/p99 vs 1 agent, TLS handshake, RSS.
+bench-agents: build
+	go run ./bench/agents
 
 # Restore start and boot-verification times against raw libvirt (P1-P3).
 bench-restore: build libvirt

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,10 +34,27 @@ func TestHealthReadinessMetricsAndReflection(t *testing.T) {
 			t.Fatalf("%s: HTTP %d %s", p.path, code, raw)
 		}
 	}
-	resp, err := e.http.Get(e.base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	// /metrics names every tenant: no token is 401, a partner's is 403.
+	scrape := func(token string) *http.Response {
+		req, _ := http.NewRequest("GET", e.base+"/metrics", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := e.http.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
 	}
+	partner, _ := e.token("acme", "partner")
+	for tok, want := range map[string]int{"": 401, partner: 403} {
+		if resp := scrape(tok); resp.StatusCode != want {
+			t.Fatalf("/metrics with token %q: HTTP %d, want %d", tok, resp.StatusCode, want)
+		} else {
+			resp.Body.Close()
+		}
+	}
+	resp := scrape(e.admin)
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, m := range []string{"restored_raft_leader 1", "restored_raft_commit_index", "restored_restores{state=\"RESTORE_STATE_RUNNING\"} 0", "restored_grpc_requests_total"} {

@@ -85,7 +85,7 @@ func TestRestorectlOperatorStory(t *testing.T) {
 	if out := e.mustCtl(e.admin, "host", "undrain", "kvm-01"); !strings.Contains(out, "false") {
 		t.Fatalf("host undrain: %s", out)
 	}
-	if out := e.mustCtl(e.admin, "cluster", "status"); !strings.Contains(out, "leader: s1") {
+	if out := e.mustCtl(e.admin, "cluster", "status"); !strings.Contains(out, "leader: s1") || !strings.Contains(out, "CA: sha256:") {
 		t.Fatalf("cluster status: %s", out)
 	}
 	if out := e.mustCtl(e.admin, "token", "revoke", tok.Id); !strings.Contains(out, tok.Id) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image/png"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -228,7 +229,9 @@ func TestVerificationGivesOneVerdictFromAllTheEvidence(t *testing.T) {
 		if code, _ := s.rest("GET", "/v1/verification-trends/db-01", s.globex, nil); code != 404 && code != 400 {
 			t.Fatalf("globex reads acme's trend: HTTP %d", code)
 		}
-		resp, err := s.http.Get("https://" + s.srv.HTTP + "/metrics")
+		req, _ := http.NewRequest("GET", "https://"+s.srv.HTTP+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+s.admin)
+		resp, err := s.http.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

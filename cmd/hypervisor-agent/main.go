@@ -11,7 +11,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -54,6 +53,7 @@ Flags:
 		cfg     agent.Config
 		servers = fs.String("server", "127.0.0.1:7443", "restored gRPC address(es), comma-separated: where the agent first finds the cluster; it then learns every server from the cluster (kept in <work-dir>/servers.json), balances hosts over them and fails over between them")
 		showVer = fs.Bool("version", false, "print the version and exit")
+		logger  = flagenv.LogFlags(fs)
 		_       = fs.String("config", "", "JSON config file whose keys are flag names")
 	)
 	fs.StringVar(&cfg.HostID, "host-id", "", "this host's id, a lowercase DNS label (required)")
@@ -95,7 +95,11 @@ Flags:
 	if *retired != "" {
 		return fmt.Errorf("--token is retired: agents prove who they are with a certificate. Mint a join token (restorectl host join-token %s) and start the agent once with --join-token and --ca-fingerprint; it keeps its certificate in <work-dir>/tls", cfg.HostID)
 	}
-	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	log, err := logger()
+	if err != nil {
+		return err
+	}
+	cfg.Log = log
 	a, err := agent.New(cfg)
 	if err != nil {
 		return err

@@ -11,7 +11,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net/http"
 	_ "net/http/pprof"
 	"os"
@@ -60,8 +59,7 @@ Flags:
 		cfg       server.Config
 		_         = fs.String("config", "", "JSON config file whose keys are flag names")
 		dev       = fs.Bool("dev", false, "run a throwaway single-node server with an embedded hypervisor agent on the local libvirt (data in a new temporary directory unless --data-dir is given)")
-		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
-		logJSON   = fs.Bool("log-json", false, "log JSON lines instead of text")
+		logger    = flagenv.LogFlags(fs)
 		showVer   = fs.Bool("version", false, "print the version and exit")
 		debugAddr = fs.String("debug-addr", "", "serve Go's /debug/pprof on this address (keep it on loopback); off when empty")
 		devRepo   = fs.String("dev-repository", "", "with --dev: the embedded agent's repository (default <data-dir>/repository)")
@@ -99,16 +97,10 @@ Flags:
 		fmt.Println(version.Version)
 		return nil
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level %q: %w", *logLevel, err)
+	var err error
+	if cfg.Logger, err = logger(); err != nil {
+		return err
 	}
-	opts := &slog.HandlerOptions{Level: level}
-	var handler slog.Handler = slog.NewTextHandler(os.Stderr, opts)
-	if *logJSON {
-		handler = slog.NewJSONHandler(os.Stderr, opts)
-	}
-	cfg.Logger = slog.New(handler)
 	if *dev {
 		if !flagGiven(fs, "data-dir") && os.Getenv("RESTORED_DATA_DIR") == "" {
 			dir, err := os.MkdirTemp("", "restored-dev-")

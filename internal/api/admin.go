@@ -126,6 +126,9 @@ func (s *AdminService) GetCluster(context.Context, *restorev1.GetClusterRequest)
 		LastIndex:    s.Node.Raft.LastIndex(),
 		ServerId:     s.ServerID,
 	}
+	if s.CA != nil {
+		out.CaFingerprint = s.CA.Fingerprint()
+	}
 	for _, srv := range cfg.Configuration().Servers {
 		x := &restorev1.Server{
 			Id:          string(srv.ID),

@@ -1,6 +1,9 @@
 package api
 
 import (
+	"fmt"
+	"net/http"
+
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/auth"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
@@ -144,3 +147,24 @@ func allowed(method string, role auth.Role) bool { return rules[method].roles[ro
 
 // leaderOnly says whether method must run on the leader.
 func leaderOnly(method string) bool { return rules[method].where == onLeader }
+
+// metricsReaders may scrape /metrics: its labels name every tenant and
+// asset, so no tenant's token may read it.
+var metricsReaders = allow(auth.RoleAdmin, auth.RoleOperator)
+
+// MetricsHandler serves h to a caller whose bearer token is an admin's or
+// an operator's: 401 without a valid token, 403 for any other role.
+func (d *Deps) MetricsHandler(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := auth.Authenticate(d.Store.Read(nil), auth.BearerFrom(r.Header.Get("Authorization")))
+		switch {
+		case err != nil:
+			w.Header().Set("WWW-Authenticate", `Bearer realm="restored"`)
+			http.Error(w, "/metrics takes an admin or operator bearer token", http.StatusUnauthorized)
+		case !metricsReaders[p.Role]:
+			http.Error(w, fmt.Sprintf("role %q may not read /metrics (it names every tenant): use an admin or operator token", p.Role), http.StatusForbidden)
+		default:
+			h.ServeHTTP(w, r)
+		}
+	})
+}

@@ -146,8 +146,8 @@ func clusterCmd(g *globals) *cobra.Command {
 				if g.output == "json" {
 					return g.printJSON(resp)
 				}
-				fmt.Fprintf(g.out, "leader: %s   commit index: %d   answered by: %s (applied %d)\n\n",
-					orDash(resp.LeaderId), resp.CommitIndex, resp.ServerId, resp.AppliedIndex)
+				fmt.Fprintf(g.out, "leader: %s   commit index: %d   answered by: %s (applied %d)\nCA: %s\n\n",
+					orDash(resp.LeaderId), resp.CommitIndex, resp.ServerId, resp.AppliedIndex, orDash(resp.CaFingerprint))
 				var rows [][]string
 				for _, s := range resp.Servers {
 					role := "follower"

@@ -158,7 +158,7 @@ func Start(cfg Config) (s *Server, err error) {
 		grpcLis: grpcLis, httpLis: httpLis, tracker: tracker, cancel: cancel, certs: tc,
 	}
 	gw, err := gateway.New(ctx, gateway.Options{
-		GRPCAddr: grpcLis.Addr().String(), GRPCCreds: peerCreds, Ready: s.ready, Metrics: m.Handler(), OpenAPI: restoreapi.OpenAPI, OpenAPI3: restoreapi.OpenAPI3,
+		GRPCAddr: grpcLis.Addr().String(), GRPCCreds: peerCreds, Ready: s.ready, Metrics: deps.MetricsHandler(m.Handler()), OpenAPI: restoreapi.OpenAPI, OpenAPI3: restoreapi.OpenAPI3,
 		Routes: (&consoleweb.Handler{Consoles: deps.Consoles, Open: deps.OpenChannel, NoVNCDir: cfg.NoVNCDir, Log: log}).Register,
 	})
 	if err != nil {

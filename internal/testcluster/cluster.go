@@ -176,7 +176,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		return err == nil && len(cl.Servers) == o.N && cl.LeaderId != ""
 	}); err != nil {
 		c.Stop()
-		return nil, err
+		return nil, fmt.Errorf("%w\n%s", err, c.logTails(20))
 	}
 	return c, nil
 }
@@ -245,6 +245,16 @@ func (p *Proc) CPU() time.Duration {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on Linux
+}
+
+// PID is the process's id (0 when it does not run).
+func (p *Proc) PID() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
 }
 
 // Alive reports whether the process runs.
@@ -320,6 +330,20 @@ func (c *Cluster) Followers(leader *Proc) []*Proc {
 		}
 	}
 	return out
+}
+
+// logTails is the end of every server's log, for an error.
+func (c *Cluster) logTails(lines int) string {
+	var b strings.Builder
+	for _, p := range c.Procs {
+		data, _ := os.ReadFile(p.LogPath)
+		l := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+		if len(l) > lines {
+			l = l[len(l)-lines:]
+		}
+		fmt.Fprintf(&b, "---- %s (%s) ----\n%s\n", p.ID, p.LogPath, strings.Join(l, "\n"))
+	}
+	return b.String()
 }
 
 // Stop kills every process this cluster started and closes connections.

@@ -815,7 +815,10 @@ type GetClusterResponse struct {
 	// Last raft log index on the answering server.
 	LastIndex uint64 `protobuf:"varint,5,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
 	// The answering server's id.
-	ServerId      string `protobuf:"bytes,6,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	ServerId string `protobuf:"bytes,6,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	// The cluster CA's fingerprint (sha256:…): what a joining server pins
+	// with --ca-fingerprint and an agent with its join token.
+	CaFingerprint string `protobuf:"bytes,7,opt,name=ca_fingerprint,json=caFingerprint,proto3" json:"ca_fingerprint,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -892,6 +895,13 @@ func (x *GetClusterResponse) GetServerId() string {
 	return ""
 }
 
+func (x *GetClusterResponse) GetCaFingerprint() string {
+	if x != nil {
+		return x.CaFingerprint
+	}
+	return ""
+}
+
 var File_restore_v1_admin_proto protoreflect.FileDescriptor
 
 const file_restore_v1_admin_proto_rawDesc = "" +
@@ -943,7 +953,7 @@ const file_restore_v1_admin_proto_rawDesc = "" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12!\n" +
 	"\fgrpc_address\x18\x03 \x01(\tR\vgrpcAddress\x12\x1a\n" +
 	"\bsuffrage\x18\x04 \x01(\tR\bsuffrage\x12\x16\n" +
-	"\x06leader\x18\x05 \x01(\bR\x06leader\"\xe3\x01\n" +
+	"\x06leader\x18\x05 \x01(\bR\x06leader\"\x8a\x02\n" +
 	"\x12GetClusterResponse\x12,\n" +
 	"\aservers\x18\x01 \x03(\v2\x12.restore.v1.ServerR\aservers\x12\x1b\n" +
 	"\tleader_id\x18\x02 \x01(\tR\bleaderId\x12!\n" +
@@ -951,7 +961,8 @@ const file_restore_v1_admin_proto_rawDesc = "" +
 	"\rapplied_index\x18\x04 \x01(\x04R\fappliedIndex\x12\x1d\n" +
 	"\n" +
 	"last_index\x18\x05 \x01(\x04R\tlastIndex\x12\x1b\n" +
-	"\tserver_id\x18\x06 \x01(\tR\bserverId2\xeb\x03\n" +
+	"\tserver_id\x18\x06 \x01(\tR\bserverId\x12%\n" +
+	"\x0eca_fingerprint\x18\a \x01(\tR\rcaFingerprint2\xeb\x03\n" +
 	"\fAdminService\x12Q\n" +
 	"\fCreateTenant\x12\x1f.restore.v1.CreateTenantRequest\x1a .restore.v1.CreateTenantResponse\x12N\n" +
 	"\vListTenants\x12\x1e.restore.v1.ListTenantsRequest\x1a\x1f.restore.v1.ListTenantsResponse\x12N\n" +
