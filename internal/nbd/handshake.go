@@ -3,6 +3,7 @@ package nbd
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -23,6 +24,9 @@ type Options struct {
 	// BaseAllocation or DirtyBitmapPrefix+"backup-vda". Each one the server
 	// does not offer makes Dial fail.
 	MetaContexts []string
+	// TLS, when set, upgrades the connection with NBD_OPT_STARTTLS before
+	// anything else is negotiated (a server that refuses fails Dial).
+	TLS *tls.Config
 }
 
 // Conn is one negotiated NBD connection. It is not safe for concurrent use.
@@ -77,6 +81,16 @@ func (c *Conn) handshake(opts Options) error {
 	}
 	if err := binary.Write(c.c, binary.BigEndian, clientFlags); err != nil {
 		return fmt.Errorf("nbd: send flags: %w", err)
+	}
+	if opts.TLS != nil {
+		if err := c.option(optStartTLS, nil, func(uint32, []byte) error { return nil }); err != nil {
+			return fmt.Errorf("nbd: the server refused TLS: %w", err)
+		}
+		tc := tls.Client(c.c, opts.TLS)
+		if err := tc.Handshake(); err != nil {
+			return fmt.Errorf("nbd: TLS handshake: %w", err)
+		}
+		c.c, c.r = tc, bufio.NewReaderSize(tc, 1<<20)
 	}
 	structured := false
 	if err := c.option(optStructuredReply, nil, func(typ uint32, data []byte) error { return nil }); err == nil {

@@ -196,9 +196,10 @@ func TestParseURI(t *testing.T) {
 		want Target
 		err  string
 	}{
-		{"nbd://127.0.0.1:10900/vda-secret", Target{"tcp", "127.0.0.1:10900", "vda-secret"}, ""},
-		{"nbd://127.0.0.1/x", Target{"tcp", "127.0.0.1:10809", "x"}, ""},
-		{"nbd+unix:///vda?socket=/run/x.sock", Target{"unix", "/run/x.sock", "vda"}, ""},
+		{"nbd://127.0.0.1:10900/vda-secret", Target{"tcp", "127.0.0.1:10900", "vda-secret", false}, ""},
+		{"nbd://127.0.0.1/x", Target{"tcp", "127.0.0.1:10809", "x", false}, ""},
+		{"nbds://198.51.100.7:10809/rst-kvm-01.vda", Target{"tcp", "198.51.100.7:10809", "rst-kvm-01.vda", true}, ""},
+		{"nbd+unix:///vda?socket=/run/x.sock", Target{"unix", "/run/x.sock", "vda", false}, ""},
 		{"nbd+unix:///vda", Target{}, "no socket"},
 		{"http://x/y", Target{}, "scheme"},
 		{"nbd:///x", Target{}, "no host"},

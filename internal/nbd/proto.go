@@ -12,7 +12,10 @@ const (
 	flagFixedNewstyle = 1 << 0
 	flagNoZeroes      = 1 << 1
 
+	optExportName       = 1
 	optAbort            = 2
+	optList             = 3
+	optStartTLS         = 5
 	optGo               = 7
 	optStructuredReply  = 8
 	optSetMetaContext   = 10
@@ -20,7 +23,12 @@ const (
 	repInfo             = 3
 	repMetaContext      = 4
 	repErrBit           = 1 << 31
+	repErrUnsup         = repErrBit | 1
+	repErrPolicy        = repErrBit | 2
+	repErrInvalid       = repErrBit | 3
+	repErrTLSReqd       = repErrBit | 5
 	repErrUnknown       = repErrBit | 6
+	maxOptionBytes      = 64 << 10
 	infoExport          = 0
 	transmitReadOnly    = 1 << 1
 	cmdRead             = 0

@@ -6,13 +6,16 @@ import (
 	"strings"
 )
 
-// Target is where an export is: a network, an address and the export name.
+// Target is where an export is: a network, an address and the export name;
+// TLS says the server takes only TLS (an nbds:// URI).
 type Target struct {
 	Network, Address, Export string
+	TLS                      bool
 }
 
 // ParseURI parses the NBD URI forms a snapshot hands out:
-// nbd://host:port/export and nbd+unix:///export?socket=/path.
+// nbds://host:port/export (TLS), nbd://host:port/export and
+// nbd+unix:///export?socket=/path.
 func ParseURI(s string) (Target, error) {
 	u, err := url.Parse(s)
 	if err != nil {
@@ -20,7 +23,7 @@ func ParseURI(s string) (Target, error) {
 	}
 	export := strings.TrimPrefix(u.Path, "/")
 	switch u.Scheme {
-	case "nbd":
+	case "nbd", "nbds":
 		host := u.Host
 		if u.Port() == "" {
 			host += ":10809"
@@ -28,7 +31,7 @@ func ParseURI(s string) (Target, error) {
 		if u.Hostname() == "" {
 			return Target{}, fmt.Errorf("nbd: URI %q names no host", s)
 		}
-		return Target{Network: "tcp", Address: host, Export: export}, nil
+		return Target{Network: "tcp", Address: host, Export: export, TLS: u.Scheme == "nbds"}, nil
 	case "nbd+unix":
 		sock := u.Query().Get("socket")
 		if sock == "" {
@@ -36,7 +39,7 @@ func ParseURI(s string) (Target, error) {
 		}
 		return Target{Network: "unix", Address: sock, Export: export}, nil
 	}
-	return Target{}, fmt.Errorf("nbd: URI %q: scheme must be nbd or nbd+unix", s)
+	return Target{}, fmt.Errorf("nbd: URI %q: scheme must be nbds, nbd or nbd+unix", s)
 }
 
 // String is the target as a URI.
@@ -44,5 +47,9 @@ func (t Target) String() string {
 	if t.Network == "unix" {
 		return "nbd+unix:///" + url.PathEscape(t.Export) + "?socket=" + url.QueryEscape(t.Address)
 	}
-	return "nbd://" + t.Address + "/" + url.PathEscape(t.Export)
+	scheme := "nbd"
+	if t.TLS {
+		scheme = "nbds"
+	}
+	return scheme + "://" + t.Address + "/" + url.PathEscape(t.Export)
 }
