@@ -194,7 +194,7 @@ func (s *kvmStack) startAgent(extra ...string) {
 	// certificate it kept in its work dir.
 	args := []string{"--server", s.srv.GRPC, "--ca-fingerprint", s.caPin, "--host-id", s.host, "--join-token", s.joinToken,
 		"--repository", s.repo, "--work-dir", s.work, "--reserve-memory-mib", "0", "--rescan-interval", "10m",
-		"--boot-timeout", "90s"}
+		"--boot-timeout", "90s", "--nbd-addr", "127.0.0.1:0"}
 	cmd := exec.Command(s.agentBin, append(args, extra...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/restored/restored/internal/backupjob"
-	"github.com/restored/restored/internal/nbd"
 	"github.com/restored/restored/internal/testcluster"
 	"github.com/restored/restored/internal/testguest"
 	"github.com/restored/restored/internal/testimage"
@@ -205,6 +204,12 @@ func TestBackupJobsCloseTheLoopFromSnapshotToRestore(t *testing.T) {
 		t.Fatalf("the killed job's snapshot: %v", killed)
 	}
 	disk := killed["disks"].([]any)[0].(map[string]any)
+	killedCreds, _ := s.snapshotCreds(backup, killed["id"].(string))
+	if c, err := dialExport(disk["nbd_uri"].(string), killedCreds); err != nil {
+		t.Fatalf("the killed job's export with its credentials: %v", err)
+	} else {
+		c.Close()
+	}
 	var released map[string]any
 	eventually(t, time.Minute, "the lease releases the snapshot", func() bool {
 		_, released = s.rest("GET", "/v1/snapshots/"+killed["id"].(string), backup, nil)
@@ -213,8 +218,7 @@ func TestBackupJobsCloseTheLoopFromSnapshotToRestore(t *testing.T) {
 	if !strings.Contains(released["state_reason"].(string), "lease ran out") {
 		t.Fatalf("released because %q", released["state_reason"])
 	}
-	target, _ := nbd.ParseURI(disk["nbd_uri"].(string))
-	if c, err := nbd.Dial(context.Background(), target.Network, target.Address, nbd.Options{Export: target.Export}); err == nil {
+	if c, err := dialExport(disk["nbd_uri"].(string), killedCreds); err == nil {
 		c.Close()
 		t.Fatal("the export still answers after the lease ran out")
 	}
@@ -256,6 +260,8 @@ func TestBackupJobsCloseTheLoopFromSnapshotToRestore(t *testing.T) {
 	if code, _ := s.rest("GET", "/v1/snapshots/"+sid+"/disks/vdb/extents", s.globex, nil); code != 404 {
 		t.Fatalf("globex read acme's extents: HTTP %d", code)
 	}
+	// Its exports, over TLS only, to its own certificate only.
+	s.checkExportsTakeOnlyTLSWithTheSnapshotsCertificate(t, backup, snap, killedCreds)
 	s.killAgent()
 	s.startAgent()
 	eventually(t, time.Minute, "the restarted agent fails the snapshot", func() bool {

@@ -6,6 +6,8 @@ set -euo pipefail
 # package → a file it installs, to tell whether it is there.
 declare -A want=(
 	[qemu-utils]=/usr/bin/qemu-img
+	# nbdinfo: the snapshot e2e test reads exports over TLS with a client not our own
+	[libnbd-bin]=/usr/bin/nbdinfo
 	[curl]=/usr/bin/curl
 	[libvirt-clients]=/usr/bin/virt-xml-validate
 	[libxml2-utils]=/usr/bin/xmllint

@@ -176,7 +176,8 @@ func startDevAgent(s *server.Server, cfg server.Config, repo, hostID string) (fu
 	a, err := agent.New(agent.Config{
 		Servers: []string{s.GRPCAddr()}, HostID: hostID, JoinToken: joinToken, CACert: s.CACert(), Repository: repo,
 		WorkDir: filepath.Join(cfg.DataDir, "agent"), ReserveMemoryMiB: 0, RescanInterval: 5 * time.Second,
-		Log: cfg.Logger.With("component", "agent"),
+		NBDAddr: "127.0.0.1:0", // a free port: the snapshot's answer names it
+		Log:     cfg.Logger.With("component", "agent"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dev mode: agent: %w", err)

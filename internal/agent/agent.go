@@ -34,6 +34,10 @@ type Config struct {
 	WorkDir               string
 	LibvirtSocket         string
 	Accelerator           string // auto, kvm or tcg
+	// NBDAddr is where the NBD gate listens for backup jobs (TLS; default
+	// DefaultNBDAddr); AdvertiseAddr is the host they dial it at (required
+	// when NBDAddr binds every interface).
+	NBDAddr, AdvertiseAddr string
 	// DomainPrefix starts the names of this host's restore domains
 	// (default "restored-"); agents sharing one libvirtd each take their own.
 	DomainPrefix     string
@@ -79,6 +83,9 @@ func (c *Config) defaults() {
 	}
 	if c.RescanInterval == 0 {
 		c.RescanInterval = time.Minute
+	}
+	if c.NBDAddr == "" {
+		c.NBDAddr = DefaultNBDAddr
 	}
 	if c.PreferredEvery <= 0 {
 		c.PreferredEvery = 30 * time.Second
@@ -132,6 +139,9 @@ func New(cfg Config) (*Agent, error) {
 		if _, err := pki.LoadCA(cfg.CACert, ""); err != nil {
 			return nil, fmt.Errorf("--ca-cert: %w", err)
 		}
+	}
+	if err := checkNBDAddr(cfg.NBDAddr, cfg.AdvertiseAddr); err != nil {
+		return nil, err
 	}
 	if cfg.DomainPrefix != "" && !domainPrefixPattern.MatchString(cfg.DomainPrefix) {
 		return nil, fmt.Errorf("--domain-prefix %q: use 1 to 32 letters, digits, '.', '_' or '-'", cfg.DomainPrefix)
@@ -207,6 +217,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.id = id
 	p := a.assemble(ctx)
+	ex, err := a.openExports(p.snapshots)
+	if err != nil {
+		return err
+	}
+	defer ex.close()
+	p.snapshots.public, p.snapshots.gateCA = ex.uri, ex.caPEM
 	// The backup jobs an earlier run served have no reader any more.
 	ectx, ecancel := context.WithTimeout(ctx, time.Minute)
 	if n, err := p.hv.EndStale(ectx); err != nil {

@@ -12,6 +12,7 @@ import (
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/hypervisor"
 	"github.com/restored/restored/internal/lifecycle"
+	"github.com/restored/restored/internal/nbd"
 	"github.com/restored/restored/internal/version"
 )
 
@@ -26,6 +27,11 @@ type snapshots struct {
 	rep    reporter
 	log    *slog.Logger
 	work   *claims
+	// public is an export's URI as backup jobs reach it (the NBD gate),
+	// gateCA the CA its certificate chains to; nil reports the
+	// hypervisor's own URI (tests without a gate).
+	public func(export string) string
+	gateCA string
 
 	mu sync.Mutex
 	// serving are the READY snapshots this run serves; taken the ones it
@@ -109,11 +115,28 @@ func (p *snapshots) take(ctx context.Context, as *restorev1.SnapshotAssignment) 
 	p.serving[s.Id] = snap
 	p.mu.Unlock()
 	p.log.Info("snapshot ready", "snapshot", s.Id, "guest", spec.Guest, "incremental", snap.Incremental, "quiesced", snap.Quiesced, "frozen", snap.Frozen)
-	p.report(ctx, readySnapshot(snap))
+	p.report(ctx, p.readySnapshot(snap))
 }
 
-// readySnapshot is the READY report: what was obtained and where to read it.
-func readySnapshot(b *hypervisor.Snapshot) *restorev1.Snapshot {
+// socketOf is where a served snapshot's exports are (its NBD server's
+// unix socket), for the gate.
+func (p *snapshots) socketOf(id string) (string, bool) {
+	p.mu.Lock()
+	snap := p.serving[id]
+	p.mu.Unlock()
+	if snap == nil || len(snap.Disks) == 0 {
+		return "", false
+	}
+	t, err := nbd.ParseURI(snap.Disks[0].URI)
+	if err != nil || t.Network != "unix" {
+		return "", false
+	}
+	return t.Address, true
+}
+
+// readySnapshot is the READY report: what was obtained and where a backup
+// job reads it.
+func (p *snapshots) readySnapshot(b *hypervisor.Snapshot) *restorev1.Snapshot {
 	out := &restorev1.Snapshot{
 		Id: b.ID, State: lifecycle.SnapReady, StateReason: "the exports are readable",
 		Consistency: restorev1.Consistency_CONSISTENCY_CRASH_CONSISTENT, ConsistencyReason: b.ConsistencyReason,
@@ -127,8 +150,13 @@ func readySnapshot(b *hypervisor.Snapshot) *restorev1.Snapshot {
 		out.Kind = restorev1.SnapshotKind_SNAPSHOT_KIND_INCREMENTAL
 	}
 	for _, d := range b.Disks {
+		uri := d.URI
+		if p.public != nil {
+			uri = p.public(d.Export)
+			out.NbdCaCert = p.gateCA
+		}
 		out.Disks = append(out.Disks, &restorev1.SnapshotDisk{
-			Name: d.Name, Size: d.Size, NbdUri: d.URI, ExportName: d.Export, DirtyBitmapContext: d.Bitmap, Source: d.Source,
+			Name: d.Name, Size: d.Size, NbdUri: uri, ExportName: d.Export, DirtyBitmapContext: d.Bitmap, Source: d.Source,
 		})
 	}
 	return out

@@ -7,6 +7,7 @@ import (
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/lifecycle"
+	"github.com/restored/restored/internal/pki"
 	"github.com/restored/restored/internal/store"
 	"github.com/restored/restored/internal/validate"
 	"google.golang.org/grpc/codes"
@@ -50,6 +51,11 @@ func (s *AgentService) ReportSnapshotStatus(ctx context.Context, req *restorev1.
 	}
 	if !lifecycle.Snapshots.Reachable(rep.State, lifecycle.ByAgent) {
 		return nil, validate.Errorf("an agent may report PREPARING, READY, RELEASED or FAILED, not %s", rep.State)
+	}
+	if rep.NbdCaCert != "" {
+		if c, err := pki.ParseCert([]byte(rep.NbdCaCert)); err != nil || !c.IsCA {
+			return nil, validate.Errorf("snapshot.nbd_ca_cert is not a CA certificate (PEM): %v", err)
+		}
 	}
 	x := s.Store.Read(nil).Snapshot(rep.Id)
 	if x == nil {

@@ -106,11 +106,12 @@ var rules = map[string]rule{
 	restorev1.GuestService_ListGuests_FullMethodName:      {guestUsers, anyServer, byToken},
 	restorev1.GuestService_UnregisterGuest_FullMethodName: {guestUsers, onLeader, byToken},
 
-	restorev1.SnapshotService_CreateSnapshot_FullMethodName:      {snapshotUsers, onLeader, byToken},
-	restorev1.SnapshotService_GetSnapshot_FullMethodName:         {snapshotUsers, anyServer, byToken},
-	restorev1.SnapshotService_ListSnapshots_FullMethodName:       {snapshotUsers, anyServer, byToken},
-	restorev1.SnapshotService_ListSnapshotExtents_FullMethodName: {snapshotUsers, anyServer, byToken},
-	restorev1.SnapshotService_DeleteSnapshot_FullMethodName:      {snapshotUsers, onLeader, byToken},
+	restorev1.SnapshotService_CreateSnapshot_FullMethodName:           {snapshotUsers, onLeader, byToken},
+	restorev1.SnapshotService_GetSnapshot_FullMethodName:              {snapshotUsers, anyServer, byToken},
+	restorev1.SnapshotService_ListSnapshots_FullMethodName:            {snapshotUsers, anyServer, byToken},
+	restorev1.SnapshotService_ListSnapshotExtents_FullMethodName:      {snapshotUsers, anyServer, byToken},
+	restorev1.SnapshotService_IssueSnapshotCredentials_FullMethodName: {snapshotUsers, anyServer, byToken},
+	restorev1.SnapshotService_DeleteSnapshot_FullMethodName:           {snapshotUsers, onLeader, byToken},
 
 	restorev1.HostService_ListHosts_FullMethodName:       {hostUsers, anyServer, byToken},
 	restorev1.HostService_GetHost_FullMethodName:         {hostUsers, anyServer, byToken},

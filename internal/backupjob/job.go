@@ -3,6 +3,7 @@ package backupjob
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -135,10 +136,14 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		return nil, fmt.Errorf("repository: %w", err)
 	}
 	defer os.RemoveAll(staging) // gone once renamed; removed on failure
+	tlsc, err := snapshotTLS(ctx, cfg.Snapshots, snap)
+	if err != nil {
+		return nil, err
+	}
 	m := &storage.Manifest{ID: rpID, Tenant: guest.Tenant, Asset: asset, CreatedAt: snap.ReadyTime.AsTime().UTC(),
 		Firmware: cfg.Firmware, OS: cfg.OS, Checkpoint: snap.CheckpointId}
 	for _, d := range snap.Disks {
-		disk, err := copyDisk(ctx, cfg, snap, d, base, staging, sum)
+		disk, err := copyDisk(ctx, cfg, snap, d, base, staging, tlsc, sum)
 		if err != nil {
 			return nil, fmt.Errorf("disk %s: %w", d.Name, err)
 		}
@@ -267,7 +272,7 @@ func waitReleased(ctx context.Context, cfg Config, id string) error {
 
 // copyDisk writes one disk of the recovery point: the extents the
 // snapshot lists, read from its export and written into a new qcow2.
-func copyDisk(ctx context.Context, cfg Config, snap *restorev1.Snapshot, d *restorev1.SnapshotDisk, base *storage.RecoveryPoint, staging string, sum *Summary) (storage.Disk, error) {
+func copyDisk(ctx context.Context, cfg Config, snap *restorev1.Snapshot, d *restorev1.SnapshotDisk, base *storage.RecoveryPoint, staging string, tlsc *tls.Config, sum *Summary) (storage.Disk, error) {
 	out := storage.Disk{Name: d.Name, File: d.Name + ".qcow2", Format: kinds.QCOW2, VirtualSize: d.Size}
 	extents, err := listExtents(ctx, cfg.Snapshots, snap.Id, d.Name)
 	if err != nil {
@@ -295,7 +300,11 @@ func copyDisk(ctx context.Context, cfg Config, snap *restorev1.Snapshot, d *rest
 	if err != nil {
 		return out, err
 	}
-	src, err := nbd.Dial(ctx, t.Network, t.Address, nbd.Options{Export: t.Export})
+	opts := nbd.Options{Export: t.Export}
+	if t.TLS {
+		opts.TLS = tlsc
+	}
+	src, err := nbd.Dial(ctx, t.Network, t.Address, opts)
 	if err != nil {
 		return out, fmt.Errorf("read the export %s: %w", d.NbdUri, err)
 	}

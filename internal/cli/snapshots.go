@@ -17,7 +17,7 @@ func snapshotCmd(g *globals) *cobra.Command {
 		Short:   "See and release the hypervisor snapshots backup jobs take (restorectl backup run takes them)",
 		Example: "  restorectl snapshot list --guest 0192f0c4-...\n  restorectl snapshot release 0192f0d2-...",
 	}
-	c.AddCommand(snapshotListCmd(g), snapshotGetCmd(g), snapshotReleaseCmd(g))
+	c.AddCommand(snapshotListCmd(g), snapshotGetCmd(g), snapshotReleaseCmd(g), snapshotCredentialsCmd(g))
 	return c
 }
 

@@ -99,7 +99,7 @@ func applyReportSnapshotStatus(txn *memdb.Txn, payload []byte, _ uint64) (proto.
 		next.Consistency, next.ConsistencyReason = rep.Consistency, rep.ConsistencyReason
 		next.Kind, next.KindReason = rep.Kind, rep.KindReason
 		next.CheckpointId, next.BaseCheckpointId = rep.CheckpointId, rep.BaseCheckpointId
-		next.Disks, next.FrozenMs = rep.Disks, rep.FrozenMs
+		next.Disks, next.FrozenMs, next.NbdCaCert = rep.Disks, rep.FrozenMs, rep.NbdCaCert
 		next.ReadyTime = ts(cmd.Time)
 	}
 	if t.TornDown {

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"path/filepath"
 	"strings"
 	"time"
@@ -46,8 +45,10 @@ type BackupSpec struct {
 	Incremental bool
 	// Base is the guest's last completed backup, nil before the first.
 	Base *BackupBase
-	// Address is where QEMU's NBD server listens (127.0.0.1).
-	Address string
+	// Socket is the unix socket QEMU's NBD server listens on (under 108
+	// bytes): only this host reaches it; the agent's NBD gate serves it to
+	// backup jobs over TLS.
+	Socket string
 	// ScratchDir holds the job's scratch files (the blocks the guest
 	// overwrites while the export is read); libvirt removes them at the end.
 	ScratchDir string
@@ -66,8 +67,9 @@ type Backup struct {
 	KindReason        string
 	Checkpoint        string
 	BaseCheckpoint    string
-	Port              int
-	Disks             []BackupDisk
+	// Socket is where the exports are served (BackupSpec.Socket).
+	Socket string
+	Disks  []BackupDisk
 	// Frozen is how long the file systems were frozen (Quiesced).
 	Frozen time.Duration
 }
@@ -135,9 +137,10 @@ func (d *Driver) BeginBackup(ctx context.Context, spec BackupSpec) (*Backup, err
 	if !filepath.IsAbs(spec.ScratchDir) {
 		return nil, fmt.Errorf("the scratch directory %q must be an absolute path", spec.ScratchDir)
 	}
-	if b.Port, err = freePort(spec.Address); err != nil {
-		return nil, err
+	if !filepath.IsAbs(spec.Socket) || len(spec.Socket) > 107 {
+		return nil, fmt.Errorf("the NBD socket %q must be an absolute path of at most 107 bytes", spec.Socket)
 	}
+	b.Socket = spec.Socket
 	backupXML, checkpointXML, err := backupDocuments(spec, b)
 	if err != nil {
 		return nil, err
@@ -255,7 +258,7 @@ func (d *Driver) chainProblem(ctx context.Context, dom libvirt.Domain, base *Bac
 
 func backupDocuments(spec BackupSpec, b *Backup) (string, string, error) {
 	bx := libvirtxml.DomainBackup{Pull: &libvirtxml.DomainBackupPull{
-		Server: &libvirtxml.DomainBackupPullServer{TCP: &libvirtxml.DomainBackupPullServerTCP{Name: spec.Address, Port: uint(b.Port)}},
+		Server: &libvirtxml.DomainBackupPullServer{UNIX: &libvirtxml.DomainBackupPullServerUNIX{Socket: spec.Socket}},
 		Disks:  &libvirtxml.DomainBackupPullDisks{},
 	}}
 	cx := libvirtxml.DomainCheckpoint{Name: b.Checkpoint, Description: "Restored snapshot " + spec.ID, Disks: &libvirtxml.DomainCheckpointDisks{}}
@@ -289,15 +292,6 @@ func exportName(owner, disk string) (string, error) {
 		return "", err
 	}
 	return exportPrefix + owner + "." + disk + "." + hex.EncodeToString(b[:]), nil
-}
-
-func freePort(address string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(address, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("find a free port for the NBD export on %s: %w", address, err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // freeze freezes every file system of the guest through its agent, within

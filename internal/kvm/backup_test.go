@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -72,15 +71,13 @@ func dialExport(t *testing.T, b *kvm.Backup, disk kvm.BackupDisk, contexts ...st
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := nbd.Dial(ctx, "tcp", "127.0.0.1:"+itoa(b.Port), nbd.Options{Export: disk.Export, MetaContexts: contexts})
+	c, err := nbd.Dial(ctx, "unix", b.Socket, nbd.Options{Export: disk.Export, MetaContexts: contexts})
 	if err != nil {
 		t.Fatalf("dial the export: %v", err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 // Real libvirtd and QEMU: a pull-mode backup exports the disk over NBD on
 // 127.0.0.1 under a secret name, creates a checkpoint, serves the changed
@@ -93,11 +90,15 @@ func TestBackupExportsTheDiskAndChecksTheChainBeforeAnIncremental(t *testing.T) 
 	defer d.Close()
 	name, overlay, img := runningDomain(t, ctx, d)
 	scratch := filepath.Dir(overlay)
+	sockets := filepath.Join(scratch, "nbd")
+	if err := kvm.QEMUDir(sockets); err != nil {
+		t.Fatal(err)
+	}
 
 	// 1. An incremental with nothing recorded is a FULL, and says so; a
 	// quiesce asked of a guest whose agent is not up yet (it has just been
 	// started) gives a crash-consistent snapshot, and says so.
-	full, err := d.BeginBackup(ctx, kvm.BackupSpec{Domain: name, ID: "s1", Incremental: true, Quiesce: true, Address: "127.0.0.1", ScratchDir: scratch, Owner: "kvm-driver-test"})
+	full, err := d.BeginBackup(ctx, kvm.BackupSpec{Domain: name, ID: "s1", Incremental: true, Quiesce: true, Socket: filepath.Join(sockets, "s1.nbd"), ScratchDir: scratch, Owner: "kvm-driver-test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,20 +123,20 @@ func TestBackupExportsTheDiskAndChecksTheChainBeforeAnIncremental(t *testing.T) 
 	if !bytes.Equal(mbr, want) || c.Size() != full.Disks[0].Size {
 		t.Fatalf("the export's first sector is not the image's (size %d vs %d)", c.Size(), full.Disks[0].Size)
 	}
-	if _, err := nbd.Dial(ctx, "tcp", "127.0.0.1:"+itoa(full.Port), nbd.Options{Export: "vda"}); !errors.Is(err, nbd.ErrUnknownExport) {
+	if _, err := nbd.Dial(ctx, "unix", full.Socket, nbd.Options{Export: "vda"}); !errors.Is(err, nbd.ErrUnknownExport) {
 		t.Fatalf("the export answered a guessed name: %v", err)
 	}
 	c.Close()
 	if err := d.EndBackup(ctx, "kvm-driver-test", name); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := nbd.Dial(ctx, "tcp", "127.0.0.1:"+itoa(full.Port), nbd.Options{Export: full.Disks[0].Export}); err == nil {
+	if _, err := nbd.Dial(ctx, "unix", full.Socket, nbd.Options{Export: full.Disks[0].Export}); err == nil {
 		t.Fatal("the export still answers after EndBackup")
 	}
 	base := &kvm.BackupBase{Checkpoint: full.Checkpoint, Sources: map[string]string{"vda": overlay}}
 
 	// 2. The chain is intact: an incremental, with the changes as a bitmap.
-	inc, err := d.BeginBackup(ctx, kvm.BackupSpec{Domain: name, ID: "s2", Incremental: true, Base: base, Address: "127.0.0.1", ScratchDir: scratch, Owner: "kvm-driver-test"})
+	inc, err := d.BeginBackup(ctx, kvm.BackupSpec{Domain: name, ID: "s2", Incremental: true, Base: base, Socket: filepath.Join(sockets, "s2.nbd"), ScratchDir: scratch, Owner: "kvm-driver-test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestBackupExportsTheDiskAndChecksTheChainBeforeAnIncremental(t *testing.T) 
 	}
 	c.Close()
 	// A second job on the same guest is refused while one runs.
-	if _, err := d.BeginBackup(ctx, kvm.BackupSpec{Domain: name, ID: "s3", Address: "127.0.0.1", ScratchDir: scratch, Owner: "kvm-driver-test"}); !errors.Is(err, kvm.ErrBackupRunning) {
+	if _, err := d.BeginBackup(ctx, kvm.BackupSpec{Domain: name, ID: "s3", Socket: filepath.Join(sockets, "s3.nbd"), ScratchDir: scratch, Owner: "kvm-driver-test"}); !errors.Is(err, kvm.ErrBackupRunning) {
 		t.Fatal("a second backup job began while one ran")
 	}
 	// Another agent's restart leaves the job alone; this one's ends it.
@@ -182,7 +183,7 @@ func TestBackupExportsTheDiskAndChecksTheChainBeforeAnIncremental(t *testing.T) 
 		if tc.setup != nil {
 			tc.setup()
 		}
-		b, err := d.BeginBackup(ctx, kvm.BackupSpec{Domain: name, ID: "x", Incremental: true, Base: tc.base, Address: "127.0.0.1", ScratchDir: scratch, Owner: "kvm-driver-test"})
+		b, err := d.BeginBackup(ctx, kvm.BackupSpec{Domain: name, ID: "x", Incremental: true, Base: tc.base, Socket: filepath.Join(sockets, "x.nbd"), ScratchDir: scratch, Owner: "kvm-driver-test"})
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
@@ -207,7 +208,7 @@ func TestBackupExportsTheDiskAndChecksTheChainBeforeAnIncremental(t *testing.T) 
 		t.Errorf("checkpoints by UUID: %v %v", cps, err)
 	}
 	// Bad input changes nothing.
-	if _, err := d.BeginBackup(ctx, kvm.BackupSpec{Domain: "restored-no-such-guest", ID: "y", Address: "127.0.0.1", ScratchDir: scratch, Owner: "kvm-driver-test"}); err == nil || !strings.Contains(err.Error(), "not defined") {
+	if _, err := d.BeginBackup(ctx, kvm.BackupSpec{Domain: "restored-no-such-guest", ID: "y", Socket: filepath.Join(sockets, "y.nbd"), ScratchDir: scratch, Owner: "kvm-driver-test"}); err == nil || !strings.Contains(err.Error(), "not defined") {
 		t.Errorf("unknown guest: %v", err)
 	}
 	if err := d.DeleteCheckpoint(ctx, name, "someone-elses"); err == nil {

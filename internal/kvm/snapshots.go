@@ -4,24 +4,29 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"strconv"
 
 	"github.com/restored/restored/internal/hypervisor"
 	"github.com/restored/restored/internal/nbd"
 )
 
-// exportAddress is where QEMU's NBD servers listen: loopback only, for the
-// backup jobs running on this host.
-const exportAddress = "127.0.0.1"
-
 func (h *Host) snapshotsDir() string { return filepath.Join(h.workDir, "snapshots") }
+
+// exportSocket is where a snapshot's exports are served: a unix socket
+// only this host reaches, in a directory only QEMU and root may enter (the
+// agent's NBD gate serves it to backup jobs over TLS).
+func (h *Host) exportSocket(id string) string {
+	return filepath.Join(h.snapshotsDir(), "nbd", id+".sock")
+}
 
 // TakeSnapshot implements hypervisor.Snapshotter with a pull-mode backup
 // and a new checkpoint (BeginBackup).
 func (h *Host) TakeSnapshot(ctx context.Context, spec hypervisor.SnapshotSpec) (*hypervisor.Snapshot, error) {
+	if err := QEMUDir(filepath.Dir(h.exportSocket(spec.ID))); err != nil {
+		return nil, fmt.Errorf("the NBD socket directory: %w", err)
+	}
 	b, err := h.drv.BeginBackup(ctx, BackupSpec{
 		Domain: spec.Guest, Owner: h.hostID, ID: spec.ID, Quiesce: spec.Quiesce, Incremental: spec.Incremental,
-		Base: spec.Base, Address: exportAddress, ScratchDir: h.snapshotsDir(),
+		Base: spec.Base, Socket: h.exportSocket(spec.ID), ScratchDir: h.snapshotsDir(),
 	})
 	if err != nil {
 		return nil, err
@@ -31,7 +36,7 @@ func (h *Host) TakeSnapshot(ctx context.Context, spec hypervisor.SnapshotSpec) (
 		KindReason: b.KindReason, Checkpoint: b.Checkpoint, BaseCheckpoint: b.BaseCheckpoint, Frozen: b.Frozen,
 	}
 	for _, d := range b.Disks {
-		t := nbd.Target{Network: "tcp", Address: exportAddress + ":" + strconv.Itoa(b.Port), Export: d.Export}
+		t := nbd.Target{Network: "unix", Address: b.Socket, Export: d.Export}
 		out.Disks = append(out.Disks, hypervisor.SnapshotDisk{
 			Name: d.Name, Source: d.Source, Size: d.Size, URI: t.String(), Export: d.Export, Bitmap: d.Bitmap,
 		})

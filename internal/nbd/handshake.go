@@ -37,6 +37,8 @@ type Conn struct {
 	readOnly bool
 	contexts map[string]uint32
 	cookie   uint64
+	// host is the dialled host, the name a TLS server must prove.
+	host string
 	// BytesRead counts the data bytes read (holes and zeroes excluded).
 	BytesRead int64
 }
@@ -53,6 +55,9 @@ func Dial(ctx context.Context, network, address string, opts Options) (*Conn, er
 		_ = nc.SetDeadline(dl)
 	}
 	c := &Conn{c: nc, r: bufio.NewReaderSize(nc, 1<<20), contexts: map[string]uint32{}}
+	if h, _, err := net.SplitHostPort(address); err == nil {
+		c.host = h
+	}
 	if err := c.handshake(opts); err != nil {
 		nc.Close()
 		return nil, err
@@ -86,7 +91,13 @@ func (c *Conn) handshake(opts Options) error {
 		if err := c.option(optStartTLS, nil, func(uint32, []byte) error { return nil }); err != nil {
 			return fmt.Errorf("nbd: the server refused TLS: %w", err)
 		}
-		tc := tls.Client(c.c, opts.TLS)
+		cfg := opts.TLS
+		if cfg.ServerName == "" && !cfg.InsecureSkipVerify {
+			// The server's certificate must name the address dialled.
+			cfg = cfg.Clone()
+			cfg.ServerName = c.host
+		}
+		tc := tls.Client(c.c, cfg)
 		if err := tc.Handshake(); err != nil {
 			return fmt.Errorf("nbd: TLS handshake: %w", err)
 		}

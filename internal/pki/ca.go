@@ -102,8 +102,8 @@ type Request struct {
 // serve, and call each other); agents client auth, and server auth for the
 // exports they serve.
 func (ca *CA) Issue(req Request) (*x509.Certificate, error) {
-	if req.Identity.Name == "" || (req.Identity.Role != RoleServer && req.Identity.Role != RoleAgent) {
-		return nil, errors.New("issue: an identity (server or agent, with a name) is required")
+	if req.Identity.Name == "" || (req.Identity.Role != RoleServer && req.Identity.Role != RoleAgent && req.Identity.Role != RoleSnapshot) {
+		return nil, errors.New("issue: an identity (server, agent or snapshot, with a name) is required")
 	}
 	sn, err := serial()
 	if err != nil {
@@ -117,7 +117,7 @@ func (ca *CA) Issue(req Request) (*x509.Certificate, error) {
 		SerialNumber: sn, Subject: pkix.Name{CommonName: req.Identity.String(), Organization: []string{"Restored"}},
 		NotBefore: req.Now.Add(-Backdate), NotAfter: notAfter,
 		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		ExtKeyUsage: usages(req.Identity.Role),
 		URIs:        []*url.URL{req.Identity.URI()},
 	}
 	for _, h := range req.Hosts {
@@ -132,6 +132,14 @@ func (ca *CA) Issue(req Request) (*x509.Certificate, error) {
 		return nil, fmt.Errorf("issue a certificate for %s: %w", req.Identity, err)
 	}
 	return x509.ParseCertificate(der)
+}
+
+// usages: servers and agents serve and call; a snapshot's holder only calls.
+func usages(r Role) []x509.ExtKeyUsage {
+	if r == RoleSnapshot {
+		return []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	}
+	return []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 }
 
 // EncodeCert is a certificate as PEM.

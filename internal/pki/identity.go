@@ -16,6 +16,10 @@ const (
 	RoleServer Role = "server"
 	// RoleAgent: a hypervisor agent, acting for one host only.
 	RoleAgent Role = "agent"
+	// RoleSnapshot: a backup job reading one snapshot's exports from its
+	// host's NBD gate, and nothing else (every API port asks it for a
+	// token; raft and server-only RPCs refuse it).
+	RoleSnapshot Role = "snapshot"
 )
 
 // Identity is who a certificate says its holder is.
@@ -41,7 +45,7 @@ func IdentityOf(cert *x509.Certificate) (Identity, error) {
 			continue
 		}
 		id := Identity{Role: Role(u.Host), Name: strings.TrimPrefix(u.Path, "/")}
-		if (id.Role == RoleServer || id.Role == RoleAgent) && id.Name != "" && !strings.Contains(id.Name, "/") {
+		if (id.Role == RoleServer || id.Role == RoleAgent || id.Role == RoleSnapshot) && id.Name != "" && !strings.Contains(id.Name, "/") {
 			return id, nil
 		}
 	}

@@ -292,7 +292,7 @@ func (f *Fake) TakeSnapshot(_ context.Context, spec hypervisor.SnapshotSpec) (*h
 	defer f.mu.Unlock()
 	f.record("snapshot %s", spec.ID)
 	s := &hypervisor.Snapshot{ID: spec.ID, Quiesced: spec.Quiesce, Checkpoint: "restored-" + spec.ID,
-		Disks: []hypervisor.SnapshotDisk{{Name: "vda", Size: 1 << 20, URI: "nbd://127.0.0.1:1/x", Export: "x"}}}
+		Disks: []hypervisor.SnapshotDisk{{Name: "vda", Size: 1 << 20, URI: "nbd+unix:///x?socket=/run/fake/x.sock", Export: "x"}}}
 	f.snaps[spec.ID] = s
 	return s, nil
 }

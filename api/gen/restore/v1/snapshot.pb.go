@@ -191,6 +191,128 @@ func (SnapshotKind) EnumDescriptor() ([]byte, []int) {
 	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{2}
 }
 
+// IssueSnapshotCredentialsRequest names the snapshot.
+type IssueSnapshotCredentialsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueSnapshotCredentialsRequest) Reset() {
+	*x = IssueSnapshotCredentialsRequest{}
+	mi := &file_restore_v1_snapshot_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueSnapshotCredentialsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueSnapshotCredentialsRequest) ProtoMessage() {}
+
+func (x *IssueSnapshotCredentialsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_snapshot_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueSnapshotCredentialsRequest.ProtoReflect.Descriptor instead.
+func (*IssueSnapshotCredentialsRequest) Descriptor() ([]byte, []int) {
+	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *IssueSnapshotCredentialsRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// IssueSnapshotCredentialsResponse is a client certificate for one
+// snapshot's NBD exports (PEM). Present it to the host's NBD gate (the
+// nbds:// URIs of the snapshot's disks) and check the gate's certificate
+// against ca_cert (it names the address in the URIs).
+type IssueSnapshotCredentialsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The CA the gate's certificate chains to (the host's own gate CA, as
+	// its agent reported it with the snapshot), then the cluster CA that
+	// issued cert (QEMU checks its own certificate against this file too).
+	CaCert string `protobuf:"bytes,1,opt,name=ca_cert,json=caCert,proto3" json:"ca_cert,omitempty"`
+	// The client certificate and its private key (keep it secret; it reads
+	// the snapshot's disks until expire_time).
+	Cert          string                 `protobuf:"bytes,2,opt,name=cert,proto3" json:"cert,omitempty"`
+	Key           string                 `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueSnapshotCredentialsResponse) Reset() {
+	*x = IssueSnapshotCredentialsResponse{}
+	mi := &file_restore_v1_snapshot_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueSnapshotCredentialsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueSnapshotCredentialsResponse) ProtoMessage() {}
+
+func (x *IssueSnapshotCredentialsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_snapshot_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueSnapshotCredentialsResponse.ProtoReflect.Descriptor instead.
+func (*IssueSnapshotCredentialsResponse) Descriptor() ([]byte, []int) {
+	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *IssueSnapshotCredentialsResponse) GetCaCert() string {
+	if x != nil {
+		return x.CaCert
+	}
+	return ""
+}
+
+func (x *IssueSnapshotCredentialsResponse) GetCert() string {
+	if x != nil {
+		return x.Cert
+	}
+	return ""
+}
+
+func (x *IssueSnapshotCredentialsResponse) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *IssueSnapshotCredentialsResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
 // SnapshotDisk is one disk of a snapshot and where to read it.
 type SnapshotDisk struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -198,11 +320,11 @@ type SnapshotDisk struct {
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Virtual size in bytes.
 	Size int64 `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
-	// NBD URI of the export, reachable on the guest's host, e.g.
-	// nbd://127.0.0.1:10900/<export_name>.
+	// NBD URI of the export on the host's NBD gate, which takes only TLS
+	// with the snapshot's client certificate (IssueSnapshotCredentials), e.g.
+	// nbds://198.51.100.7:10809/<export_name>.
 	NbdUri string `protobuf:"bytes,3,opt,name=nbd_uri,json=nbdUri,proto3" json:"nbd_uri,omitempty"`
-	// The export name. It is random per snapshot and is the export's secret:
-	// the NBD server refuses any other name.
+	// The export name (random per snapshot; the gate never lists names).
 	ExportName string `protobuf:"bytes,4,opt,name=export_name,json=exportName,proto3" json:"export_name,omitempty"`
 	// For an INCREMENTAL, the NBD metadata context holding the changed blocks
 	// (qemu:dirty-bitmap:...); empty for a FULL.
@@ -216,7 +338,7 @@ type SnapshotDisk struct {
 
 func (x *SnapshotDisk) Reset() {
 	*x = SnapshotDisk{}
-	mi := &file_restore_v1_snapshot_proto_msgTypes[0]
+	mi := &file_restore_v1_snapshot_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -228,7 +350,7 @@ func (x *SnapshotDisk) String() string {
 func (*SnapshotDisk) ProtoMessage() {}
 
 func (x *SnapshotDisk) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_snapshot_proto_msgTypes[0]
+	mi := &file_restore_v1_snapshot_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -241,7 +363,7 @@ func (x *SnapshotDisk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotDisk.ProtoReflect.Descriptor instead.
 func (*SnapshotDisk) Descriptor() ([]byte, []int) {
-	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{0}
+	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *SnapshotDisk) GetName() string {
@@ -325,13 +447,18 @@ type Snapshot struct {
 	// DeleteSnapshot or the lease asked for the release; the host has not
 	// confirmed it yet.
 	ReleaseRequested bool `protobuf:"varint,24,opt,name=release_requested,json=releaseRequested,proto3" json:"release_requested,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The CA certificate (PEM) the host's NBD gate certificate chains to: the
+	// host's own, made by its agent (the gate's certificate names the address
+	// in nbd_uri). IssueSnapshotCredentials hands it out with the client
+	// certificate.
+	NbdCaCert     string `protobuf:"bytes,25,opt,name=nbd_ca_cert,json=nbdCaCert,proto3" json:"nbd_ca_cert,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Snapshot) Reset() {
 	*x = Snapshot{}
-	mi := &file_restore_v1_snapshot_proto_msgTypes[1]
+	mi := &file_restore_v1_snapshot_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -343,7 +470,7 @@ func (x *Snapshot) String() string {
 func (*Snapshot) ProtoMessage() {}
 
 func (x *Snapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_snapshot_proto_msgTypes[1]
+	mi := &file_restore_v1_snapshot_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -356,7 +483,7 @@ func (x *Snapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
 func (*Snapshot) Descriptor() ([]byte, []int) {
-	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{1}
+	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Snapshot) GetId() string {
@@ -527,6 +654,13 @@ func (x *Snapshot) GetReleaseRequested() bool {
 	return false
 }
 
+func (x *Snapshot) GetNbdCaCert() string {
+	if x != nil {
+		return x.NbdCaCert
+	}
+	return ""
+}
+
 type CreateSnapshotRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	GuestId string                 `protobuf:"bytes,1,opt,name=guest_id,json=guestId,proto3" json:"guest_id,omitempty"`
@@ -544,7 +678,7 @@ type CreateSnapshotRequest struct {
 
 func (x *CreateSnapshotRequest) Reset() {
 	*x = CreateSnapshotRequest{}
-	mi := &file_restore_v1_snapshot_proto_msgTypes[2]
+	mi := &file_restore_v1_snapshot_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -556,7 +690,7 @@ func (x *CreateSnapshotRequest) String() string {
 func (*CreateSnapshotRequest) ProtoMessage() {}
 
 func (x *CreateSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_snapshot_proto_msgTypes[2]
+	mi := &file_restore_v1_snapshot_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -569,7 +703,7 @@ func (x *CreateSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*CreateSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{2}
+	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CreateSnapshotRequest) GetGuestId() string {
@@ -616,7 +750,7 @@ type CreateSnapshotResponse struct {
 
 func (x *CreateSnapshotResponse) Reset() {
 	*x = CreateSnapshotResponse{}
-	mi := &file_restore_v1_snapshot_proto_msgTypes[3]
+	mi := &file_restore_v1_snapshot_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -628,7 +762,7 @@ func (x *CreateSnapshotResponse) String() string {
 func (*CreateSnapshotResponse) ProtoMessage() {}
 
 func (x *CreateSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_snapshot_proto_msgTypes[3]
+	mi := &file_restore_v1_snapshot_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -641,7 +775,7 @@ func (x *CreateSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*CreateSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{3}
+	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CreateSnapshotResponse) GetSnapshot() *Snapshot {
@@ -660,7 +794,7 @@ type GetSnapshotRequest struct {
 
 func (x *GetSnapshotRequest) Reset() {
 	*x = GetSnapshotRequest{}
-	mi := &file_restore_v1_snapshot_proto_msgTypes[4]
+	mi := &file_restore_v1_snapshot_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -672,7 +806,7 @@ func (x *GetSnapshotRequest) String() string {
 func (*GetSnapshotRequest) ProtoMessage() {}
 
 func (x *GetSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_snapshot_proto_msgTypes[4]
+	mi := &file_restore_v1_snapshot_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -685,7 +819,7 @@ func (x *GetSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*GetSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{4}
+	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetSnapshotRequest) GetId() string {
@@ -704,7 +838,7 @@ type GetSnapshotResponse struct {
 
 func (x *GetSnapshotResponse) Reset() {
 	*x = GetSnapshotResponse{}
-	mi := &file_restore_v1_snapshot_proto_msgTypes[5]
+	mi := &file_restore_v1_snapshot_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -716,7 +850,7 @@ func (x *GetSnapshotResponse) String() string {
 func (*GetSnapshotResponse) ProtoMessage() {}
 
 func (x *GetSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_snapshot_proto_msgTypes[5]
+	mi := &file_restore_v1_snapshot_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -729,7 +863,7 @@ func (x *GetSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*GetSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{5}
+	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetSnapshotResponse) GetSnapshot() *Snapshot {
@@ -749,7 +883,7 @@ type ListSnapshotsRequest struct {
 
 func (x *ListSnapshotsRequest) Reset() {
 	*x = ListSnapshotsRequest{}
-	mi := &file_restore_v1_snapshot_proto_msgTypes[6]
+	mi := &file_restore_v1_snapshot_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -761,7 +895,7 @@ func (x *ListSnapshotsRequest) String() string {
 func (*ListSnapshotsRequest) ProtoMessage() {}
 
 func (x *ListSnapshotsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_snapshot_proto_msgTypes[6]
+	mi := &file_restore_v1_snapshot_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -774,7 +908,7 @@ func (x *ListSnapshotsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSnapshotsRequest.ProtoReflect.Descriptor instead.
 func (*ListSnapshotsRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{6}
+	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListSnapshotsRequest) GetGuestId() string {
@@ -793,7 +927,7 @@ type ListSnapshotsResponse struct {
 
 func (x *ListSnapshotsResponse) Reset() {
 	*x = ListSnapshotsResponse{}
-	mi := &file_restore_v1_snapshot_proto_msgTypes[7]
+	mi := &file_restore_v1_snapshot_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -805,7 +939,7 @@ func (x *ListSnapshotsResponse) String() string {
 func (*ListSnapshotsResponse) ProtoMessage() {}
 
 func (x *ListSnapshotsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_snapshot_proto_msgTypes[7]
+	mi := &file_restore_v1_snapshot_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -818,7 +952,7 @@ func (x *ListSnapshotsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSnapshotsResponse.ProtoReflect.Descriptor instead.
 func (*ListSnapshotsResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{7}
+	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListSnapshotsResponse) GetSnapshots() []*Snapshot {
@@ -839,7 +973,7 @@ type Extent struct {
 
 func (x *Extent) Reset() {
 	*x = Extent{}
-	mi := &file_restore_v1_snapshot_proto_msgTypes[8]
+	mi := &file_restore_v1_snapshot_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -851,7 +985,7 @@ func (x *Extent) String() string {
 func (*Extent) ProtoMessage() {}
 
 func (x *Extent) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_snapshot_proto_msgTypes[8]
+	mi := &file_restore_v1_snapshot_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -864,7 +998,7 @@ func (x *Extent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Extent.ProtoReflect.Descriptor instead.
 func (*Extent) Descriptor() ([]byte, []int) {
-	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{8}
+	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Extent) GetOffset() int64 {
@@ -896,7 +1030,7 @@ type ListSnapshotExtentsRequest struct {
 
 func (x *ListSnapshotExtentsRequest) Reset() {
 	*x = ListSnapshotExtentsRequest{}
-	mi := &file_restore_v1_snapshot_proto_msgTypes[9]
+	mi := &file_restore_v1_snapshot_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -908,7 +1042,7 @@ func (x *ListSnapshotExtentsRequest) String() string {
 func (*ListSnapshotExtentsRequest) ProtoMessage() {}
 
 func (x *ListSnapshotExtentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_snapshot_proto_msgTypes[9]
+	mi := &file_restore_v1_snapshot_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -921,7 +1055,7 @@ func (x *ListSnapshotExtentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSnapshotExtentsRequest.ProtoReflect.Descriptor instead.
 func (*ListSnapshotExtentsRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{9}
+	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListSnapshotExtentsRequest) GetId() string {
@@ -965,7 +1099,7 @@ type ListSnapshotExtentsResponse struct {
 
 func (x *ListSnapshotExtentsResponse) Reset() {
 	*x = ListSnapshotExtentsResponse{}
-	mi := &file_restore_v1_snapshot_proto_msgTypes[10]
+	mi := &file_restore_v1_snapshot_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -977,7 +1111,7 @@ func (x *ListSnapshotExtentsResponse) String() string {
 func (*ListSnapshotExtentsResponse) ProtoMessage() {}
 
 func (x *ListSnapshotExtentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_snapshot_proto_msgTypes[10]
+	mi := &file_restore_v1_snapshot_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -990,7 +1124,7 @@ func (x *ListSnapshotExtentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSnapshotExtentsResponse.ProtoReflect.Descriptor instead.
 func (*ListSnapshotExtentsResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{10}
+	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListSnapshotExtentsResponse) GetExtents() []*Extent {
@@ -1026,7 +1160,7 @@ type DeleteSnapshotRequest struct {
 
 func (x *DeleteSnapshotRequest) Reset() {
 	*x = DeleteSnapshotRequest{}
-	mi := &file_restore_v1_snapshot_proto_msgTypes[11]
+	mi := &file_restore_v1_snapshot_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1038,7 +1172,7 @@ func (x *DeleteSnapshotRequest) String() string {
 func (*DeleteSnapshotRequest) ProtoMessage() {}
 
 func (x *DeleteSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_snapshot_proto_msgTypes[11]
+	mi := &file_restore_v1_snapshot_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1051,7 +1185,7 @@ func (x *DeleteSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{11}
+	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DeleteSnapshotRequest) GetId() string {
@@ -1077,7 +1211,7 @@ type DeleteSnapshotResponse struct {
 
 func (x *DeleteSnapshotResponse) Reset() {
 	*x = DeleteSnapshotResponse{}
-	mi := &file_restore_v1_snapshot_proto_msgTypes[12]
+	mi := &file_restore_v1_snapshot_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1089,7 +1223,7 @@ func (x *DeleteSnapshotResponse) String() string {
 func (*DeleteSnapshotResponse) ProtoMessage() {}
 
 func (x *DeleteSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_snapshot_proto_msgTypes[12]
+	mi := &file_restore_v1_snapshot_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1102,7 +1236,7 @@ func (x *DeleteSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{12}
+	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DeleteSnapshotResponse) GetSnapshot() *Snapshot {
@@ -1117,7 +1251,15 @@ var File_restore_v1_snapshot_proto protoreflect.FileDescriptor
 const file_restore_v1_snapshot_proto_rawDesc = "" +
 	"\n" +
 	"\x19restore/v1/snapshot.proto\x12\n" +
-	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xba\x01\n" +
+	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"1\n" +
+	"\x1fIssueSnapshotCredentialsRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x9e\x01\n" +
+	" IssueSnapshotCredentialsResponse\x12\x17\n" +
+	"\aca_cert\x18\x01 \x01(\tR\x06caCert\x12\x12\n" +
+	"\x04cert\x18\x02 \x01(\tR\x04cert\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\x12;\n" +
+	"\vexpire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"\xba\x01\n" +
 	"\fSnapshotDisk\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x17\n" +
@@ -1125,7 +1267,7 @@ const file_restore_v1_snapshot_proto_rawDesc = "" +
 	"\vexport_name\x18\x04 \x01(\tR\n" +
 	"exportName\x120\n" +
 	"\x14dirty_bitmap_context\x18\x05 \x01(\tR\x12dirtyBitmapContext\x12\x16\n" +
-	"\x06source\x18\x06 \x01(\tR\x06source\"\xea\a\n" +
+	"\x06source\x18\x06 \x01(\tR\x06source\"\x8a\b\n" +
 	"\bSnapshot\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x19\n" +
@@ -1155,7 +1297,8 @@ const file_restore_v1_snapshot_proto_rawDesc = "" +
 	"\x10backup_completed\x18\x16 \x01(\bR\x0fbackupCompleted\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x17 \x01(\tR\trequestId\x12+\n" +
-	"\x11release_requested\x18\x18 \x01(\bR\x10releaseRequested\"\xb2\x01\n" +
+	"\x11release_requested\x18\x18 \x01(\bR\x10releaseRequested\x12\x1e\n" +
+	"\vnbd_ca_cert\x18\x19 \x01(\tR\tnbdCaCert\"\xb2\x01\n" +
 	"\x15CreateSnapshotRequest\x12\x19\n" +
 	"\bguest_id\x18\x01 \x01(\tR\aguestId\x12\x18\n" +
 	"\aquiesce\x18\x02 \x01(\bR\aquiesce\x12 \n" +
@@ -1205,13 +1348,14 @@ const file_restore_v1_snapshot_proto_rawDesc = "" +
 	"\fSnapshotKind\x12\x1d\n" +
 	"\x19SNAPSHOT_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12SNAPSHOT_KIND_FULL\x10\x01\x12\x1d\n" +
-	"\x19SNAPSHOT_KIND_INCREMENTAL\x10\x022\xd1\x03\n" +
+	"\x19SNAPSHOT_KIND_INCREMENTAL\x10\x022\xc8\x04\n" +
 	"\x0fSnapshotService\x12W\n" +
 	"\x0eCreateSnapshot\x12!.restore.v1.CreateSnapshotRequest\x1a\".restore.v1.CreateSnapshotResponse\x12N\n" +
 	"\vGetSnapshot\x12\x1e.restore.v1.GetSnapshotRequest\x1a\x1f.restore.v1.GetSnapshotResponse\x12T\n" +
 	"\rListSnapshots\x12 .restore.v1.ListSnapshotsRequest\x1a!.restore.v1.ListSnapshotsResponse\x12f\n" +
 	"\x13ListSnapshotExtents\x12&.restore.v1.ListSnapshotExtentsRequest\x1a'.restore.v1.ListSnapshotExtentsResponse\x12W\n" +
-	"\x0eDeleteSnapshot\x12!.restore.v1.DeleteSnapshotRequest\x1a\".restore.v1.DeleteSnapshotResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
+	"\x0eDeleteSnapshot\x12!.restore.v1.DeleteSnapshotRequest\x1a\".restore.v1.DeleteSnapshotResponse\x12u\n" +
+	"\x18IssueSnapshotCredentials\x12+.restore.v1.IssueSnapshotCredentialsRequest\x1a,.restore.v1.IssueSnapshotCredentialsResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
 
 var (
 	file_restore_v1_snapshot_proto_rawDescOnce sync.Once
@@ -1226,55 +1370,60 @@ func file_restore_v1_snapshot_proto_rawDescGZIP() []byte {
 }
 
 var file_restore_v1_snapshot_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_restore_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_restore_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_restore_v1_snapshot_proto_goTypes = []any{
-	(SnapshotState)(0),                  // 0: restore.v1.SnapshotState
-	(Consistency)(0),                    // 1: restore.v1.Consistency
-	(SnapshotKind)(0),                   // 2: restore.v1.SnapshotKind
-	(*SnapshotDisk)(nil),                // 3: restore.v1.SnapshotDisk
-	(*Snapshot)(nil),                    // 4: restore.v1.Snapshot
-	(*CreateSnapshotRequest)(nil),       // 5: restore.v1.CreateSnapshotRequest
-	(*CreateSnapshotResponse)(nil),      // 6: restore.v1.CreateSnapshotResponse
-	(*GetSnapshotRequest)(nil),          // 7: restore.v1.GetSnapshotRequest
-	(*GetSnapshotResponse)(nil),         // 8: restore.v1.GetSnapshotResponse
-	(*ListSnapshotsRequest)(nil),        // 9: restore.v1.ListSnapshotsRequest
-	(*ListSnapshotsResponse)(nil),       // 10: restore.v1.ListSnapshotsResponse
-	(*Extent)(nil),                      // 11: restore.v1.Extent
-	(*ListSnapshotExtentsRequest)(nil),  // 12: restore.v1.ListSnapshotExtentsRequest
-	(*ListSnapshotExtentsResponse)(nil), // 13: restore.v1.ListSnapshotExtentsResponse
-	(*DeleteSnapshotRequest)(nil),       // 14: restore.v1.DeleteSnapshotRequest
-	(*DeleteSnapshotResponse)(nil),      // 15: restore.v1.DeleteSnapshotResponse
-	(*timestamppb.Timestamp)(nil),       // 16: google.protobuf.Timestamp
+	(SnapshotState)(0),                       // 0: restore.v1.SnapshotState
+	(Consistency)(0),                         // 1: restore.v1.Consistency
+	(SnapshotKind)(0),                        // 2: restore.v1.SnapshotKind
+	(*IssueSnapshotCredentialsRequest)(nil),  // 3: restore.v1.IssueSnapshotCredentialsRequest
+	(*IssueSnapshotCredentialsResponse)(nil), // 4: restore.v1.IssueSnapshotCredentialsResponse
+	(*SnapshotDisk)(nil),                     // 5: restore.v1.SnapshotDisk
+	(*Snapshot)(nil),                         // 6: restore.v1.Snapshot
+	(*CreateSnapshotRequest)(nil),            // 7: restore.v1.CreateSnapshotRequest
+	(*CreateSnapshotResponse)(nil),           // 8: restore.v1.CreateSnapshotResponse
+	(*GetSnapshotRequest)(nil),               // 9: restore.v1.GetSnapshotRequest
+	(*GetSnapshotResponse)(nil),              // 10: restore.v1.GetSnapshotResponse
+	(*ListSnapshotsRequest)(nil),             // 11: restore.v1.ListSnapshotsRequest
+	(*ListSnapshotsResponse)(nil),            // 12: restore.v1.ListSnapshotsResponse
+	(*Extent)(nil),                           // 13: restore.v1.Extent
+	(*ListSnapshotExtentsRequest)(nil),       // 14: restore.v1.ListSnapshotExtentsRequest
+	(*ListSnapshotExtentsResponse)(nil),      // 15: restore.v1.ListSnapshotExtentsResponse
+	(*DeleteSnapshotRequest)(nil),            // 16: restore.v1.DeleteSnapshotRequest
+	(*DeleteSnapshotResponse)(nil),           // 17: restore.v1.DeleteSnapshotResponse
+	(*timestamppb.Timestamp)(nil),            // 18: google.protobuf.Timestamp
 }
 var file_restore_v1_snapshot_proto_depIdxs = []int32{
-	0,  // 0: restore.v1.Snapshot.state:type_name -> restore.v1.SnapshotState
-	1,  // 1: restore.v1.Snapshot.consistency:type_name -> restore.v1.Consistency
-	2,  // 2: restore.v1.Snapshot.kind:type_name -> restore.v1.SnapshotKind
-	3,  // 3: restore.v1.Snapshot.disks:type_name -> restore.v1.SnapshotDisk
-	16, // 4: restore.v1.Snapshot.create_time:type_name -> google.protobuf.Timestamp
-	16, // 5: restore.v1.Snapshot.ready_time:type_name -> google.protobuf.Timestamp
-	16, // 6: restore.v1.Snapshot.lease_expire_time:type_name -> google.protobuf.Timestamp
-	16, // 7: restore.v1.Snapshot.release_time:type_name -> google.protobuf.Timestamp
-	4,  // 8: restore.v1.CreateSnapshotResponse.snapshot:type_name -> restore.v1.Snapshot
-	4,  // 9: restore.v1.GetSnapshotResponse.snapshot:type_name -> restore.v1.Snapshot
-	4,  // 10: restore.v1.ListSnapshotsResponse.snapshots:type_name -> restore.v1.Snapshot
-	11, // 11: restore.v1.ListSnapshotExtentsResponse.extents:type_name -> restore.v1.Extent
-	4,  // 12: restore.v1.DeleteSnapshotResponse.snapshot:type_name -> restore.v1.Snapshot
-	5,  // 13: restore.v1.SnapshotService.CreateSnapshot:input_type -> restore.v1.CreateSnapshotRequest
-	7,  // 14: restore.v1.SnapshotService.GetSnapshot:input_type -> restore.v1.GetSnapshotRequest
-	9,  // 15: restore.v1.SnapshotService.ListSnapshots:input_type -> restore.v1.ListSnapshotsRequest
-	12, // 16: restore.v1.SnapshotService.ListSnapshotExtents:input_type -> restore.v1.ListSnapshotExtentsRequest
-	14, // 17: restore.v1.SnapshotService.DeleteSnapshot:input_type -> restore.v1.DeleteSnapshotRequest
-	6,  // 18: restore.v1.SnapshotService.CreateSnapshot:output_type -> restore.v1.CreateSnapshotResponse
-	8,  // 19: restore.v1.SnapshotService.GetSnapshot:output_type -> restore.v1.GetSnapshotResponse
-	10, // 20: restore.v1.SnapshotService.ListSnapshots:output_type -> restore.v1.ListSnapshotsResponse
-	13, // 21: restore.v1.SnapshotService.ListSnapshotExtents:output_type -> restore.v1.ListSnapshotExtentsResponse
-	15, // 22: restore.v1.SnapshotService.DeleteSnapshot:output_type -> restore.v1.DeleteSnapshotResponse
-	18, // [18:23] is the sub-list for method output_type
-	13, // [13:18] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	18, // 0: restore.v1.IssueSnapshotCredentialsResponse.expire_time:type_name -> google.protobuf.Timestamp
+	0,  // 1: restore.v1.Snapshot.state:type_name -> restore.v1.SnapshotState
+	1,  // 2: restore.v1.Snapshot.consistency:type_name -> restore.v1.Consistency
+	2,  // 3: restore.v1.Snapshot.kind:type_name -> restore.v1.SnapshotKind
+	5,  // 4: restore.v1.Snapshot.disks:type_name -> restore.v1.SnapshotDisk
+	18, // 5: restore.v1.Snapshot.create_time:type_name -> google.protobuf.Timestamp
+	18, // 6: restore.v1.Snapshot.ready_time:type_name -> google.protobuf.Timestamp
+	18, // 7: restore.v1.Snapshot.lease_expire_time:type_name -> google.protobuf.Timestamp
+	18, // 8: restore.v1.Snapshot.release_time:type_name -> google.protobuf.Timestamp
+	6,  // 9: restore.v1.CreateSnapshotResponse.snapshot:type_name -> restore.v1.Snapshot
+	6,  // 10: restore.v1.GetSnapshotResponse.snapshot:type_name -> restore.v1.Snapshot
+	6,  // 11: restore.v1.ListSnapshotsResponse.snapshots:type_name -> restore.v1.Snapshot
+	13, // 12: restore.v1.ListSnapshotExtentsResponse.extents:type_name -> restore.v1.Extent
+	6,  // 13: restore.v1.DeleteSnapshotResponse.snapshot:type_name -> restore.v1.Snapshot
+	7,  // 14: restore.v1.SnapshotService.CreateSnapshot:input_type -> restore.v1.CreateSnapshotRequest
+	9,  // 15: restore.v1.SnapshotService.GetSnapshot:input_type -> restore.v1.GetSnapshotRequest
+	11, // 16: restore.v1.SnapshotService.ListSnapshots:input_type -> restore.v1.ListSnapshotsRequest
+	14, // 17: restore.v1.SnapshotService.ListSnapshotExtents:input_type -> restore.v1.ListSnapshotExtentsRequest
+	16, // 18: restore.v1.SnapshotService.DeleteSnapshot:input_type -> restore.v1.DeleteSnapshotRequest
+	3,  // 19: restore.v1.SnapshotService.IssueSnapshotCredentials:input_type -> restore.v1.IssueSnapshotCredentialsRequest
+	8,  // 20: restore.v1.SnapshotService.CreateSnapshot:output_type -> restore.v1.CreateSnapshotResponse
+	10, // 21: restore.v1.SnapshotService.GetSnapshot:output_type -> restore.v1.GetSnapshotResponse
+	12, // 22: restore.v1.SnapshotService.ListSnapshots:output_type -> restore.v1.ListSnapshotsResponse
+	15, // 23: restore.v1.SnapshotService.ListSnapshotExtents:output_type -> restore.v1.ListSnapshotExtentsResponse
+	17, // 24: restore.v1.SnapshotService.DeleteSnapshot:output_type -> restore.v1.DeleteSnapshotResponse
+	4,  // 25: restore.v1.SnapshotService.IssueSnapshotCredentials:output_type -> restore.v1.IssueSnapshotCredentialsResponse
+	20, // [20:26] is the sub-list for method output_type
+	14, // [14:20] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_snapshot_proto_init() }
@@ -1288,7 +1437,7 @@ func file_restore_v1_snapshot_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restore_v1_snapshot_proto_rawDesc), len(file_restore_v1_snapshot_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -258,6 +258,51 @@ func local_request_SnapshotService_DeleteSnapshot_0(ctx context.Context, marshal
 	return msg, metadata, err
 }
 
+func request_SnapshotService_IssueSnapshotCredentials_0(ctx context.Context, marshaler runtime.Marshaler, client SnapshotServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq IssueSnapshotCredentialsRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "id")
+	}
+	protoReq.Id, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "id", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.IssueSnapshotCredentials(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_SnapshotService_IssueSnapshotCredentials_0(ctx context.Context, marshaler runtime.Marshaler, server SnapshotServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq IssueSnapshotCredentialsRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "id")
+	}
+	protoReq.Id, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "id", err)
+	}
+	msg, err := server.IssueSnapshotCredentials(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 // RegisterSnapshotServiceHandlerServer registers the http handlers for service SnapshotService to "mux".
 // UnaryRPC     :call SnapshotServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -363,6 +408,26 @@ func RegisterSnapshotServiceHandlerServer(ctx context.Context, mux *runtime.Serv
 			return
 		}
 		forward_SnapshotService_DeleteSnapshot_0(annotatedContext, mux, outboundMarshaler, w, req, response_SnapshotService_DeleteSnapshot_0{resp.(*DeleteSnapshotResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_SnapshotService_IssueSnapshotCredentials_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/restore.v1.SnapshotService/IssueSnapshotCredentials", runtime.WithHTTPPathPattern("/v1/snapshots/{id}/credentials"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_SnapshotService_IssueSnapshotCredentials_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_SnapshotService_IssueSnapshotCredentials_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -489,6 +554,23 @@ func RegisterSnapshotServiceHandlerClient(ctx context.Context, mux *runtime.Serv
 		}
 		forward_SnapshotService_DeleteSnapshot_0(annotatedContext, mux, outboundMarshaler, w, req, response_SnapshotService_DeleteSnapshot_0{resp.(*DeleteSnapshotResponse)}, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_SnapshotService_IssueSnapshotCredentials_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/restore.v1.SnapshotService/IssueSnapshotCredentials", runtime.WithHTTPPathPattern("/v1/snapshots/{id}/credentials"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_SnapshotService_IssueSnapshotCredentials_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_SnapshotService_IssueSnapshotCredentials_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
@@ -520,17 +602,19 @@ func (m response_SnapshotService_DeleteSnapshot_0) XXX_ResponseBody() interface{
 }
 
 var (
-	pattern_SnapshotService_CreateSnapshot_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "snapshots"}, ""))
-	pattern_SnapshotService_GetSnapshot_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "snapshots", "id"}, ""))
-	pattern_SnapshotService_ListSnapshots_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "snapshots"}, ""))
-	pattern_SnapshotService_ListSnapshotExtents_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "snapshots", "id", "disks", "disk", "extents"}, ""))
-	pattern_SnapshotService_DeleteSnapshot_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "snapshots", "id"}, ""))
+	pattern_SnapshotService_CreateSnapshot_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "snapshots"}, ""))
+	pattern_SnapshotService_GetSnapshot_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "snapshots", "id"}, ""))
+	pattern_SnapshotService_ListSnapshots_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "snapshots"}, ""))
+	pattern_SnapshotService_ListSnapshotExtents_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "snapshots", "id", "disks", "disk", "extents"}, ""))
+	pattern_SnapshotService_DeleteSnapshot_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "snapshots", "id"}, ""))
+	pattern_SnapshotService_IssueSnapshotCredentials_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "snapshots", "id", "credentials"}, ""))
 )
 
 var (
-	forward_SnapshotService_CreateSnapshot_0      = runtime.ForwardResponseMessage
-	forward_SnapshotService_GetSnapshot_0         = runtime.ForwardResponseMessage
-	forward_SnapshotService_ListSnapshots_0       = runtime.ForwardResponseMessage
-	forward_SnapshotService_ListSnapshotExtents_0 = runtime.ForwardResponseMessage
-	forward_SnapshotService_DeleteSnapshot_0      = runtime.ForwardResponseMessage
+	forward_SnapshotService_CreateSnapshot_0           = runtime.ForwardResponseMessage
+	forward_SnapshotService_GetSnapshot_0              = runtime.ForwardResponseMessage
+	forward_SnapshotService_ListSnapshots_0            = runtime.ForwardResponseMessage
+	forward_SnapshotService_ListSnapshotExtents_0      = runtime.ForwardResponseMessage
+	forward_SnapshotService_DeleteSnapshot_0           = runtime.ForwardResponseMessage
+	forward_SnapshotService_IssueSnapshotCredentials_0 = runtime.ForwardResponseMessage
 )

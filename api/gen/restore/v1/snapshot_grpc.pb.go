@@ -19,11 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SnapshotService_CreateSnapshot_FullMethodName      = "/restore.v1.SnapshotService/CreateSnapshot"
-	SnapshotService_GetSnapshot_FullMethodName         = "/restore.v1.SnapshotService/GetSnapshot"
-	SnapshotService_ListSnapshots_FullMethodName       = "/restore.v1.SnapshotService/ListSnapshots"
-	SnapshotService_ListSnapshotExtents_FullMethodName = "/restore.v1.SnapshotService/ListSnapshotExtents"
-	SnapshotService_DeleteSnapshot_FullMethodName      = "/restore.v1.SnapshotService/DeleteSnapshot"
+	SnapshotService_CreateSnapshot_FullMethodName           = "/restore.v1.SnapshotService/CreateSnapshot"
+	SnapshotService_GetSnapshot_FullMethodName              = "/restore.v1.SnapshotService/GetSnapshot"
+	SnapshotService_ListSnapshots_FullMethodName            = "/restore.v1.SnapshotService/ListSnapshots"
+	SnapshotService_ListSnapshotExtents_FullMethodName      = "/restore.v1.SnapshotService/ListSnapshotExtents"
+	SnapshotService_DeleteSnapshot_FullMethodName           = "/restore.v1.SnapshotService/DeleteSnapshot"
+	SnapshotService_IssueSnapshotCredentials_FullMethodName = "/restore.v1.SnapshotService/IssueSnapshotCredentials"
 )
 
 // SnapshotServiceClient is the client API for SnapshotService service.
@@ -54,6 +55,11 @@ type SnapshotServiceClient interface {
 	// DeleteSnapshot releases the export, ends the job on the guest and, unless
 	// backup_completed, forgets the snapshot's checkpoint.
 	DeleteSnapshot(ctx context.Context, in *DeleteSnapshotRequest, opts ...grpc.CallOption) (*DeleteSnapshotResponse, error)
+	// IssueSnapshotCredentials gives a backup job what it needs to read a
+	// READY snapshot's exports over TLS from any machine: a client
+	// certificate for this snapshot only (until its lease runs out), its key,
+	// and the cluster CA. Each call issues a new one; none is stored.
+	IssueSnapshotCredentials(ctx context.Context, in *IssueSnapshotCredentialsRequest, opts ...grpc.CallOption) (*IssueSnapshotCredentialsResponse, error)
 }
 
 type snapshotServiceClient struct {
@@ -114,6 +120,16 @@ func (c *snapshotServiceClient) DeleteSnapshot(ctx context.Context, in *DeleteSn
 	return out, nil
 }
 
+func (c *snapshotServiceClient) IssueSnapshotCredentials(ctx context.Context, in *IssueSnapshotCredentialsRequest, opts ...grpc.CallOption) (*IssueSnapshotCredentialsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IssueSnapshotCredentialsResponse)
+	err := c.cc.Invoke(ctx, SnapshotService_IssueSnapshotCredentials_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SnapshotServiceServer is the server API for SnapshotService service.
 // All implementations must embed UnimplementedSnapshotServiceServer
 // for forward compatibility.
@@ -142,6 +158,11 @@ type SnapshotServiceServer interface {
 	// DeleteSnapshot releases the export, ends the job on the guest and, unless
 	// backup_completed, forgets the snapshot's checkpoint.
 	DeleteSnapshot(context.Context, *DeleteSnapshotRequest) (*DeleteSnapshotResponse, error)
+	// IssueSnapshotCredentials gives a backup job what it needs to read a
+	// READY snapshot's exports over TLS from any machine: a client
+	// certificate for this snapshot only (until its lease runs out), its key,
+	// and the cluster CA. Each call issues a new one; none is stored.
+	IssueSnapshotCredentials(context.Context, *IssueSnapshotCredentialsRequest) (*IssueSnapshotCredentialsResponse, error)
 	mustEmbedUnimplementedSnapshotServiceServer()
 }
 
@@ -166,6 +187,9 @@ func (UnimplementedSnapshotServiceServer) ListSnapshotExtents(context.Context, *
 }
 func (UnimplementedSnapshotServiceServer) DeleteSnapshot(context.Context, *DeleteSnapshotRequest) (*DeleteSnapshotResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method DeleteSnapshot not implemented")
+}
+func (UnimplementedSnapshotServiceServer) IssueSnapshotCredentials(context.Context, *IssueSnapshotCredentialsRequest) (*IssueSnapshotCredentialsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method IssueSnapshotCredentials not implemented")
 }
 func (UnimplementedSnapshotServiceServer) mustEmbedUnimplementedSnapshotServiceServer() {}
 func (UnimplementedSnapshotServiceServer) testEmbeddedByValue()                         {}
@@ -278,6 +302,24 @@ func _SnapshotService_DeleteSnapshot_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SnapshotService_IssueSnapshotCredentials_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(IssueSnapshotCredentialsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SnapshotServiceServer).IssueSnapshotCredentials(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SnapshotService_IssueSnapshotCredentials_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SnapshotServiceServer).IssueSnapshotCredentials(ctx, req.(*IssueSnapshotCredentialsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SnapshotService_ServiceDesc is the grpc.ServiceDesc for SnapshotService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -304,6 +346,10 @@ var SnapshotService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteSnapshot",
 			Handler:    _SnapshotService_DeleteSnapshot_Handler,
+		},
+		{
+			MethodName: "IssueSnapshotCredentials",
+			Handler:    _SnapshotService_IssueSnapshotCredentials_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,64 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+)
+
+// Names GnuTLS (libnbd, QEMU) looks for in a certificates directory.
+const (
+	credCA   = "ca-cert.pem"
+	credCert = "client-cert.pem"
+	credKey  = "client-key.pem"
+)
+
+func snapshotCredentialsCmd(g *globals) *cobra.Command {
+	var dir string
+	c := &cobra.Command{
+		Use:   "credentials ID --dir DIR",
+		Short: "Write a READY snapshot's client certificate for its NBD exports (ca-cert.pem, client-cert.pem, client-key.pem) for nbdinfo, qemu-img or your own job",
+		Example: "  restorectl snapshot credentials 0192f0d2-... --dir ./snap-tls\n" +
+			"  nbdinfo --map 'nbds://198.51.100.7:10809/EXPORT?tls-certificates=./snap-tls'",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if dir == "" {
+				return fmt.Errorf("--dir is required: the directory to write the certificate and key into (made 0700)")
+			}
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.IssueSnapshotCredentialsResponse, error) {
+				return restorev1.NewSnapshotServiceClient(conn).IssueSnapshotCredentials(ctx, &restorev1.IssueSnapshotCredentialsRequest{Id: args[0]})
+			}, func(resp *restorev1.IssueSnapshotCredentialsResponse) error {
+				if err := WriteSnapshotCredentials(dir, resp); err != nil {
+					return err
+				}
+				if g.output == "json" {
+					return g.printJSON(resp)
+				}
+				fmt.Fprintf(g.out, "wrote %s (the host's NBD gate CA), %s and %s (0600) in %s; valid until %s\n",
+					credCA, credCert, credKey, dir, when(resp.ExpireTime))
+				return nil
+			})
+		},
+	}
+	c.Flags().StringVar(&dir, "dir", "", "directory to write the credentials into (required)")
+	return c
+}
+
+// WriteSnapshotCredentials writes a snapshot's credentials into dir as
+// GnuTLS reads a certificates directory.
+func WriteSnapshotCredentials(dir string, cr *restorev1.IssueSnapshotCredentialsResponse) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for name, data := range map[string]string{credCA: cr.CaCert, credCert: cr.Cert, credKey: cr.Key} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
