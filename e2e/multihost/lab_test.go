@@ -36,6 +36,8 @@ type lab struct {
 	http    *http.Client
 	drv     *kvm.Driver
 	created int
+	// bins holds the binaries built for the test (restorectl too).
+	bins string
 }
 
 // agentProc is one hypervisor agent in its own namespace, with its own
@@ -90,7 +92,7 @@ func startLab(t *testing.T, holdings map[string]map[string]string) *lab {
 			t.Errorf("the test network left %v", left)
 		}
 	})
-	l := &lab{t: t, net: n, agents: map[string]*agentProc{}}
+	l := &lab{t: t, net: n, agents: map[string]*agentProc{}, bins: bins}
 	var servers []*testnet.Host
 	for _, name := range []string{"s1", "s2", "s3"} {
 		h, err := n.Add(ctx, name)
@@ -155,7 +157,8 @@ func startLab(t *testing.T, holdings map[string]map[string]string) *lab {
 		}
 		a.args = []string{"--server", strings.Join(grpcs, ","), "--host-id", a.hostID, "--join-token", secret, "--ca-fingerprint", fp,
 			"--repository", a.repo, "--work-dir", a.work, "--domain-prefix", a.prefix, "--reserve-memory-mib", "0",
-			"--rescan-interval", "10m", "--boot-timeout", "90s", "--preferred-interval", "2s"}
+			"--rescan-interval", "10m", "--boot-timeout", "90s", "--preferred-interval", "2s",
+			"--nbd-addr", "0.0.0.0:10809", "--advertise-addr", ns.IP}
 		l.agents[name] = a
 		// Runs before the network goes: no domain, overlay or process is left.
 		t.Cleanup(func() {

@@ -149,6 +149,9 @@ func TestThreeServersTwoHostsInNetworkNamespaces(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
+		{"a backup job on another machine reads a snapshot through the host's NBD gate over TLS", func(t *testing.T) {
+			l.backupFromAnotherHost(t, a1)
+		}},
 		{"a partitioned leader acknowledges nothing; the majority serves; it catches up", func(t *testing.T) {
 			l.partition(t)
 		}},
