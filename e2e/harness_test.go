@@ -260,6 +260,14 @@ func (e *env) agent(host string, rps ...*restorev1.RecoveryPoint) *testAgent {
 	return a
 }
 
+// inventory reports the host's domains (the full set), as an agent does.
+func (a *testAgent) inventory(domains ...*restorev1.HostDomain) {
+	a.e.t.Helper()
+	if _, err := a.client.ReportInventory(a.ctx, &restorev1.ReportInventoryRequest{ProtocolVersion: version.AgentProtocol, HostId: a.host, Domains: domains}); err != nil {
+		a.e.t.Fatal(err)
+	}
+}
+
 // waitFor reads assignment sets until one satisfies cond.
 func (a *testAgent) waitFor(what string, cond func([]*restorev1.Assignment) bool) []*restorev1.Assignment {
 	a.e.t.Helper()

@@ -29,6 +29,7 @@ import (
 type kvmStack struct {
 	t                *testing.T
 	srv              *testcluster.Proc
+	cluster          *testcluster.Cluster
 	admin            string
 	acme, globex     string
 	agentBin         string
@@ -86,7 +87,7 @@ func startKVMStack(t *testing.T) *kvmStack {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Stop)
-	s.srv, s.admin, s.ca = c.Procs[0], c.Token, c.CACert
+	s.srv, s.admin, s.ca, s.cluster = c.Procs[0], c.Token, c.CACert, c
 	s.http = httpsClient(t, s.ca)
 	for _, tenant := range []string{"acme", "globex"} {
 		if err := c.CreateTenant(ctx, s.srv, tenant); err != nil {
@@ -181,6 +182,19 @@ func (s *kvmStack) blankRecoveryPoint(id string) {
 		code, _ := s.rest("GET", "/v1/recovery-points/"+id, s.acme, nil)
 		return code == 200
 	})
+}
+
+// assignGuest assigns the domain name to acme once the agent reports it,
+// as an operator does, and returns the guest's id.
+func (s *kvmStack) assignGuest(name string) string {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	g, err := s.cluster.AssignGuest(ctx, s.srv, s.host, name, "acme", func() { _ = s.agent.Process.Signal(syscall.SIGHUP) })
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return g.Id
 }
 
 // startAgent starts the agent process with the stack's flags plus extra.

@@ -83,11 +83,11 @@ func run(runs int) error {
 	conn := st.Server.Conn()
 	guests := restorev1.NewGuestServiceClient(conn)
 	snaps := restorev1.NewSnapshotServiceClient(conn)
-	reg, err := guests.RegisterGuest(st.Partner, &restorev1.RegisterGuestRequest{Hypervisor: restorev1.Hypervisor_HYPERVISOR_KVM, HostId: stack.HostID, Name: g.Name})
+	reg, err := st.AssignGuest(ctx, g.Name)
 	if err != nil {
 		return err
 	}
-	job := backupjob.Config{Snapshots: snaps, Guests: guests, GuestID: reg.Guest.Id, Repository: filepath.Join(dir, "repo")}
+	job := backupjob.Config{Snapshots: snaps, Guests: guests, GuestID: reg.Id, Repository: filepath.Join(dir, "repo")}
 	fmt.Printf("guest %s: test image on vda, %d MiB data disk on vdb, TCG\n\n", g.Name, dataDisk>>20)
 
 	full, err := backupjob.Run(st.Partner, job)
@@ -143,7 +143,7 @@ func run(runs int) error {
 			return fmt.Errorf("bare freeze/thaw: %w", err)
 		}
 		bare = append(bare, d)
-		s, err := snaps.CreateSnapshot(st.Partner, &restorev1.CreateSnapshotRequest{GuestId: reg.Guest.Id, Quiesce: true, LeaseSeconds: 600})
+		s, err := snaps.CreateSnapshot(st.Partner, &restorev1.CreateSnapshotRequest{GuestId: reg.Id, Quiesce: true, LeaseSeconds: 600})
 		if err != nil {
 			return err
 		}

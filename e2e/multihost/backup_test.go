@@ -7,10 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
-	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/backupjob"
 	"github.com/restored/restored/internal/testcluster"
 	"github.com/restored/restored/internal/testguest"
@@ -44,10 +44,7 @@ func (l *lab) backupFromAnotherHost(t *testing.T, a *agentProc) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
-	guest, err := restorev1.NewGuestServiceClient(server.Conn()).RegisterGuest(testcluster.Ctx(rctx, backup),
-		&restorev1.RegisterGuestRequest{Hypervisor: restorev1.Hypervisor_HYPERVISOR_KVM, HostId: a.hostID, Name: g.Name})
-	rcancel()
+	guest, err := l.cluster.AssignGuest(ctx, server, a.hostID, g.Name, "acme", func() { a.signal(syscall.SIGHUP) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +54,7 @@ func (l *lab) backupFromAnotherHost(t *testing.T, a *agentProc) {
 	}
 	repo := t.TempDir()
 	cmd := l.client.Command(ctl, "--addr", server.GRPC, "--ca-cert", l.cluster.CACert, "--token", backup, "--output", "json",
-		"backup", "run", "--guest", guest.Guest.Id, "--repository", repo)
+		"backup", "run", "--guest", guest.Id, "--repository", repo)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {

@@ -207,6 +207,15 @@ func (a *agentProc) start(t *testing.T) {
 	a.mu.Unlock()
 }
 
+// signal sends the agent a signal (by the PID it started).
+func (a *agentProc) signal(sig syscall.Signal) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.pid != 0 {
+		_ = syscall.Kill(a.pid, sig)
+	}
+}
+
 // kill stops the agent with SIGKILL, by the PID it started, and waits.
 func (a *agentProc) kill() {
 	a.mu.Lock()

@@ -12,6 +12,7 @@ import (
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/agentid"
+	"github.com/restored/restored/internal/hypervisor"
 	"github.com/restored/restored/internal/kvm"
 	"github.com/restored/restored/internal/pki"
 	"github.com/restored/restored/internal/storage"
@@ -276,8 +277,9 @@ func (a *Agent) Rescan() {
 	}
 }
 
-// rescans reports the repository every RescanInterval, and when asked.
-func (a *Agent) rescans(ctx context.Context, client restorev1.AgentServiceClient) {
+// rescans reports the repository and the host's domains every
+// RescanInterval, and the repository when asked.
+func (a *Agent) rescans(ctx context.Context, client restorev1.AgentServiceClient, hv hypervisor.Snapshotter) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -288,6 +290,9 @@ func (a *Agent) rescans(ctx context.Context, client restorev1.AgentServiceClient
 		}
 		if err := a.scanAndReport(ctx, client); err != nil && ctx.Err() == nil {
 			a.log.Warn("recovery point report failed", "err", err)
+		}
+		if err := a.reportInventory(ctx, client, hv); err != nil && ctx.Err() == nil {
+			a.log.Warn("inventory report failed", "err", err)
 		}
 	}
 }

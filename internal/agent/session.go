@@ -80,7 +80,10 @@ func (a *Agent) session(ctx context.Context, p *parts, server string) (registere
 	if err := a.scanAndReport(sctx, client); err != nil {
 		a.log.Warn("recovery point report failed", "err", err)
 	}
-	go a.rescans(sctx, client)
+	if err := a.reportInventory(sctx, client, p.hv); err != nil {
+		a.log.Warn("inventory report failed", "err", err)
+	}
+	go a.rescans(sctx, client, p.hv)
 	go p.tunnel.run(sctx, client)
 	stream, err := client.WatchAssignments(sctx, &restorev1.WatchAssignmentsRequest{ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID})
 	if err != nil {

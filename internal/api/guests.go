@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/ownership"
 	"github.com/restored/restored/internal/validate"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -68,10 +69,22 @@ func (s *GuestService) RegisterGuest(ctx context.Context, req *restorev1.Registe
 	}
 	g := &restorev1.Guest{Id: id.String(), Tenant: tenant, Hypervisor: req.Hypervisor, HostId: req.HostId, Name: req.Name,
 		Uuid: req.Uuid, Vcenter: req.Vcenter, Moref: req.Moref, CreateTime: timestamppb.New(s.Now())}
-	// A guest registered twice is refused here (no raft entry); the FSM
-	// checks again for two registrations racing.
-	if o := s.Store.Read(nil).SameGuest(g); o != nil {
-		return nil, status.Errorf(codes.AlreadyExists, "this guest is registered already as %s", o.Id)
+	// Only a domain its host reports, owned by no other guest, may be
+	// registered: refused here (no raft entry); the FSM checks again for
+	// registrations and inventories racing.
+	r := s.Store.Read(nil)
+	if !ownership.FromInventory(req.Hypervisor) {
+		return nil, status.Errorf(codes.FailedPrecondition, "%s guests are registered once their driver reports an inventory of what exists; none does yet", req.Hypervisor)
+	}
+	if r.Host(req.HostId) == nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "host %q is not registered: its agent must report its domains first", req.HostId)
+	}
+	d, err := ownership.Find(req.HostId, r.Inventory(req.HostId), req.Name, req.Uuid)
+	if err != nil {
+		return nil, err
+	}
+	if err := ownership.MayOwn(tenant, d.Uuid, r.GuestsWithUUID(d.Uuid)); err != nil {
+		return nil, err
 	}
 	out, err := s.apply(raftv1.CommandType_COMMAND_TYPE_REGISTER_GUEST, &raftv1.RegisterGuest{Guest: g})
 	if err != nil {

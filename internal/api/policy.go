@@ -101,10 +101,10 @@ var rules = map[string]rule{
 	restorev1.VerificationPolicyService_DeleteVerificationPolicy_FullMethodName: {restoreUsers, onLeader, byToken},
 	restorev1.VerificationPolicyService_GetVerificationTrend_FullMethodName:     {restoreUsers, anyServer, byToken},
 
-	restorev1.GuestService_RegisterGuest_FullMethodName:   {guestUsers, onLeader, byToken},
+	restorev1.GuestService_RegisterGuest_FullMethodName:   {hostUsers, onLeader, byToken},
 	restorev1.GuestService_GetGuest_FullMethodName:        {guestUsers, anyServer, byToken},
 	restorev1.GuestService_ListGuests_FullMethodName:      {guestUsers, anyServer, byToken},
-	restorev1.GuestService_UnregisterGuest_FullMethodName: {guestUsers, onLeader, byToken},
+	restorev1.GuestService_UnregisterGuest_FullMethodName: {hostUsers, onLeader, byToken},
 
 	restorev1.SnapshotService_CreateSnapshot_FullMethodName:           {snapshotUsers, onLeader, byToken},
 	restorev1.SnapshotService_GetSnapshot_FullMethodName:              {snapshotUsers, anyServer, byToken},
@@ -119,6 +119,7 @@ var rules = map[string]rule{
 	restorev1.HostService_UndrainHost_FullMethodName:     {hostUsers, onLeader, byToken},
 	restorev1.HostService_CreateJoinToken_FullMethodName: {hostUsers, onLeader, byToken},
 	restorev1.HostService_RemoveHost_FullMethodName:      {hostUsers, onLeader, byToken},
+	restorev1.HostService_ListHostDomains_FullMethodName: {hostUsers, anyServer, byToken},
 
 	restorev1.AdminService_CreateTenant_FullMethodName: {admins, onLeader, byToken},
 	restorev1.AdminService_ListTenants_FullMethodName:  {admins, anyServer, byToken},
@@ -132,6 +133,7 @@ var rules = map[string]rule{
 	restorev1.AgentService_WatchAssignments_FullMethodName:     {agents, anyServer, byAgentCert},
 	restorev1.AgentService_ReportRestoreStatus_FullMethodName:  {agents, onLeader, byAgentCert},
 	restorev1.AgentService_ReportRecoveryPoints_FullMethodName: {agents, onLeader, byAgentCert},
+	restorev1.AgentService_ReportInventory_FullMethodName:      {agents, onLeader, byAgentCert},
 	restorev1.AgentService_ReportSnapshotStatus_FullMethodName: {agents, onLeader, byAgentCert},
 	restorev1.AgentService_Tunnel_FullMethodName:               {agents, anyServer, byAgentCert},
 

@@ -11,6 +11,7 @@ import (
 	"github.com/restored/restored/internal/fsm"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/lifecycle"
+	"github.com/restored/restored/internal/ownership"
 	"github.com/restored/restored/internal/store"
 	"github.com/restored/restored/internal/validate"
 	"google.golang.org/grpc/codes"
@@ -59,6 +60,9 @@ func (s *SnapshotService) CreateSnapshot(ctx context.Context, req *restorev1.Cre
 	}
 	if h := r.Host(g.HostId); h == nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "guest %s lives on host %s, which has never registered", g.Id, g.HostId)
+	}
+	if err := ownership.Snapshottable(g); err != nil {
+		return nil, err
 	}
 	hash := snapshotBodyHash(req)
 	if req.RequestId != "" {

@@ -97,13 +97,14 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		return nil, err
 	}
 	snap := created.Snapshot
-	logf(cfg.Progress, "snapshot %s of guest %s requested\n", snap.Id, guest.Id)
+	snapID := snap.Id // snap is replaced as it is polled (nil on an error)
+	logf(cfg.Progress, "snapshot %s of guest %s requested\n", snapID, guest.Id)
 	completed := false
 	defer func() {
 		if !completed {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()
-			_, _ = cfg.Snapshots.DeleteSnapshot(rctx, &restorev1.DeleteSnapshotRequest{Id: snap.Id})
+			_, _ = cfg.Snapshots.DeleteSnapshot(rctx, &restorev1.DeleteSnapshotRequest{Id: snapID})
 		}
 	}()
 	if snap, err = Wait(ctx, cfg.Snapshots, snap.Id, restorev1.SnapshotState_SNAPSHOT_STATE_UNSPECIFIED, restorev1.SnapshotState_SNAPSHOT_STATE_READY, cfg.Progress); err != nil {

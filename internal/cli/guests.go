@@ -14,15 +14,15 @@ func guestCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:     "guest",
 		Aliases: []string{"guests"},
-		Short:   "Register the running guests a tenant protects with hypervisor snapshots",
-		Example: "  restorectl guest register --hypervisor kvm --host kvm-01 --name web-01\n" +
-			"  restorectl guest register --hypervisor vmware --vcenter vc.example.com --moref vm-42",
+		Short:   "The running guests tenants protect with hypervisor snapshots (an operator assigns a host's domain to a tenant)",
+		Example: "  restorectl host domains kvm-01\n" +
+			"  restorectl guest register --host kvm-01 --name web-01 --tenant acme",
 	}
 	c.AddCommand(guestRegisterCmd(g), guestListCmd(g), guestGetCmd(g), guestUnregisterCmd(g))
 	return c
 }
 
-var guestHeader = []string{"ID", "TENANT", "HYPERVISOR", "WHERE", "NAME", "UUID", "MOREF", "REGISTERED"}
+var guestHeader = []string{"ID", "TENANT", "HYPERVISOR", "WHERE", "NAME", "UUID", "MOREF", "STATE", "REGISTERED"}
 
 func guestRows(gs ...*restorev1.Guest) [][]string {
 	rows := make([][]string, 0, len(gs))
@@ -31,7 +31,8 @@ func guestRows(gs ...*restorev1.Guest) [][]string {
 		if x.Vcenter != "" {
 			where = x.Vcenter
 		}
-		rows = append(rows, []string{x.Id, x.Tenant, short(x.Hypervisor.String(), "HYPERVISOR_"), orDash(where), orDash(x.Name), orDash(x.Uuid), orDash(x.Moref), when(x.CreateTime)})
+		rows = append(rows, []string{x.Id, x.Tenant, short(x.Hypervisor.String(), "HYPERVISOR_"), orDash(where), orDash(x.Name), orDash(x.Uuid), orDash(x.Moref),
+			orDash(short(x.State.String(), "GUEST_STATE_")), when(x.CreateTime)})
 	}
 	return rows
 }
@@ -43,8 +44,8 @@ func guestRegisterCmd(g *globals) *cobra.Command {
 	)
 	c := &cobra.Command{
 		Use:     "register",
-		Short:   "Register a guest to protect (KVM and Hyper-V: --host and --name or --uuid; VMware: --vcenter and --moref)",
-		Example: "  restorectl guest register --hypervisor kvm --host kvm-01 --name web-01",
+		Short:   "Assign a domain its host reports (restorectl host domains) to a tenant (operator and admin; a domain has one owner)",
+		Example: "  restorectl guest register --host kvm-01 --name web-01 --tenant acme",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			req.Hypervisor = hypervisor.API()

@@ -18,7 +18,7 @@ func hostCmd(g *globals) *cobra.Command {
 		Short:   "List hypervisor hosts, enroll their agents, drain, undrain or remove them (operator, admin)",
 		Example: "  restorectl host list\n  restorectl host join-token kvm-01\n  restorectl host drain kvm-01",
 	}
-	c.AddCommand(hostListCmd(g), hostJoinTokenCmd(g), hostDrainCmd(g, true), hostDrainCmd(g, false), hostRemoveCmd(g))
+	c.AddCommand(hostListCmd(g), hostJoinTokenCmd(g), hostDrainCmd(g, true), hostDrainCmd(g, false), hostRemoveCmd(g), hostDomainsCmd(g))
 	return c
 }
 
@@ -119,6 +119,28 @@ func hostDrainCmd(g *globals, drain bool) *cobra.Command {
 				resp, err := client.UndrainHost(ctx, &restorev1.UndrainHostRequest{Id: args[0]})
 				return resp.GetHost(), err
 			}, func(h *restorev1.Host) error { return g.show(h, hostHeader, func() [][]string { return hostRows(h) }) })
+		},
+	}
+}
+
+func hostDomainsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "domains HOST",
+		Short:   "List the domains a host's agent reports, and the guest and tenant that own each",
+		Example: "  restorectl host domains kvm-01",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.ListHostDomainsResponse, error) {
+				return restorev1.NewHostServiceClient(conn).ListHostDomains(ctx, &restorev1.ListHostDomainsRequest{Id: args[0]})
+			}, func(resp *restorev1.ListHostDomainsResponse) error {
+				return g.show(resp, []string{"NAME", "UUID", "RUNNING", "DISKS", "GUEST", "TENANT"}, func() [][]string {
+					rows := make([][]string, 0, len(resp.Domains))
+					for _, d := range resp.Domains {
+						rows = append(rows, []string{d.Name, d.Uuid, fmt.Sprint(d.Running), orDash(strings.Join(d.Disks, ",")), orDash(d.GuestId), orDash(d.Tenant)})
+					}
+					return rows
+				})
+			})
 		},
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"github.com/hashicorp/go-memdb"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/ownership"
 	"github.com/restored/restored/internal/store"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -23,7 +24,16 @@ func applyRegisterGuest(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message
 	if r.Tenant(g.Tenant) == nil {
 		return nil, notFound("tenant %q not found", g.Tenant)
 	}
-	if o := r.SameGuest(g); o != nil {
+	if ownership.FromInventory(g.Hypervisor) {
+		d, err := ownership.Find(g.HostId, r.Inventory(g.HostId), g.Name, g.Uuid)
+		if err != nil {
+			return nil, err
+		}
+		if err := ownership.MayOwn(g.Tenant, d.Uuid, r.GuestsWithUUID(d.Uuid)); err != nil {
+			return nil, err
+		}
+		g.Name, g.Uuid, g.State, g.StateReason = d.Name, d.Uuid, ownership.Verified, ""
+	} else if o := r.SameGuest(g); o != nil {
 		return nil, status.Errorf(codes.AlreadyExists, "this guest is registered already as %s", o.Id)
 	}
 	return g, txn.Insert(store.TableGuests, g)
@@ -43,5 +53,16 @@ func applyUnregisterGuest(txn *memdb.Txn, payload []byte, _ uint64) (proto.Messa
 	if a := r.ActiveSnapshot(g.Id); a != nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "guest %s has snapshot %s in state %s: release it (DELETE /v1/snapshots/%s) first", g.Id, a.Id, a.State, a.Id)
 	}
-	return g, txn.Delete(store.TableGuests, g)
+	if err := txn.Delete(store.TableGuests, g); err != nil {
+		return nil, err
+	}
+	// The guests left that named the same domain may be its owner now.
+	for _, o := range r.GuestsWithUUID(g.Uuid) {
+		for _, n := range ownership.Verify(o.HostId, r.GuestsOnHost(o.HostId), r.Inventory(o.HostId), r.GuestsWithUUID) {
+			if err := txn.Insert(store.TableGuests, n); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return g, nil
 }

@@ -117,9 +117,19 @@ func seed(h *harness) {
 	h.mustApply(raftv1.CommandType_COMMAND_TYPE_REPORT_RECOVERY_POINTS, &raftv1.ReportRecoveryPoints{HostId: "h1", RecoveryPoints: []*restorev1.RecoveryPoint{
 		{Id: "rp1", Tenant: "acme", Asset: "web", Valid: true},
 	}})
+	// h1 runs the domains web and db (guests are registered from them).
+	h.mustApply(raftv1.CommandType_COMMAND_TYPE_REPORT_INVENTORY, &raftv1.ReportInventory{HostId: "h1", Time: at(1), Domains: []*restorev1.HostDomain{
+		{Uuid: uuidWeb, Name: "web", Running: true}, {Uuid: uuidDB, Name: "db"},
+	}})
 	h.mustApply(raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE, &raftv1.CreateRestore{Restore: newRestore("r1", "req-1", restorev1.Mode_MODE_VIRTUALIZE), BodySha256: []byte("body-1")})
 	h.mustApply(raftv1.CommandType_COMMAND_TYPE_PLACE_RESTORES, &raftv1.PlaceRestores{Placements: []*raftv1.Placement{{RestoreId: "r1", HostId: "h1"}}, Time: at(3)})
 }
+
+// The UUIDs of h1's domains.
+const (
+	uuidWeb = "4c4c4544-0042-3510-8053-b4c04f4e3032"
+	uuidDB  = "4c4c4544-0042-3510-8053-b4c04f4e3033"
+)
 
 func newRestore(id, req string, mode restorev1.Mode) *restorev1.Restore {
 	return &restorev1.Restore{

@@ -7,6 +7,7 @@ import (
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/lifecycle"
+	"github.com/restored/restored/internal/ownership"
 	"github.com/restored/restored/internal/store"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -39,6 +40,9 @@ func applyCreateSnapshot(txn *memdb.Txn, payload []byte, _ uint64) (proto.Messag
 	g := r.Guest(s.GuestId)
 	if g == nil || g.Tenant != s.Tenant {
 		return nil, notFound("guest %q not found", s.GuestId)
+	}
+	if err := ownership.Snapshottable(g); err != nil {
+		return nil, err
 	}
 	if a := r.ActiveSnapshot(g.Id); a != nil {
 		return nil, SnapshotInTheWay(g.Id, a)

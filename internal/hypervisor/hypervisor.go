@@ -200,4 +200,17 @@ type Snapshotter interface {
 	// EndStale ends what an earlier run of this agent served (nothing
 	// reads it any more) and says how many it ended.
 	EndStale(ctx context.Context) (int, error)
+	// Inventory lists the host's domains that are not Restored's own
+	// restore VMs: the only source of which guests exist.
+	Inventory(ctx context.Context) ([]Domain, error)
+}
+
+// Domain is one domain of a host's inventory.
+type Domain struct {
+	UUID, Name string
+	Running    bool
+	// Disks are its disk targets (vda, …).
+	Disks []string
+	// OwnerTenant is the tenant the hoster assigned it in its XML, if any.
+	OwnerTenant string
 }

@@ -42,6 +42,10 @@ const (
 	indexAssigned = "assigned"
 	// indexHolder: recovery points by the hosts that hold them.
 	indexHolder = "holder"
+	// indexHost: the host a guest or an inventoried domain is on.
+	indexHost = "host"
+	// indexUUID: a domain's UUID (guests, inventory).
+	indexUUID = "uuid"
 )
 
 // timeIndex indexes objects by a time at, leaving out those for which it

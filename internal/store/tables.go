@@ -25,6 +25,7 @@ const (
 	TableVerificationPolicies = "verification_policies"
 	TableJoinTokens           = "join_tokens"
 	TableRevocations          = "revocations"
+	TableInventory            = "inventory"
 )
 
 // table is one table of the state store: its name, its indexes (the
@@ -49,13 +50,20 @@ var tables = []table{
 	{name: TableIdempotency, field: "idempotency_keys", indexes: idempotencyIndexes()},
 	{name: TableVerifications, field: "verifications", indexes: verificationIndexes()},
 	{name: TableVerificationPolicies, field: "verification_policies", indexes: []*memdb.IndexSchema{idIndex(), fieldIndex("tenant", "Tenant")}},
-	{name: TableGuests, field: "guests", indexes: []*memdb.IndexSchema{idIndex(), fieldIndex("tenant", "Tenant")}},
+	{name: TableGuests, field: "guests", indexes: []*memdb.IndexSchema{idIndex(), fieldIndex("tenant", "Tenant"),
+		fieldIndex(indexHost, "HostId"), fieldIndex(indexUUID, "Uuid")}},
 	{name: TableSnapshots, field: "snapshots", indexes: snapshotIndexes()},
 	{name: TableJoinTokens, field: "join_tokens", indexes: []*memdb.IndexSchema{
 		{Name: "id", Unique: true, Indexer: &nestedIDIndexer{id: func(o any) string { return o.(*raftv1.StoredJoinToken).GetToken().GetId() }}},
 	}},
 	{name: TableRevocations, field: "revocations", indexes: []*memdb.IndexSchema{
 		{Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "HostId"}},
+	}},
+	{name: TableInventory, field: "inventory", indexes: []*memdb.IndexSchema{
+		{Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
+			&memdb.StringFieldIndex{Field: "HostId"}, &memdb.StringFieldIndex{Field: "Uuid"},
+		}}},
+		fieldIndex(indexHost, "HostId"), fieldIndex(indexUUID, "Uuid"),
 	}},
 }
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -411,4 +412,35 @@ func (c *Cluster) AgentConn(ctx context.Context, p *Proc, host, dir string) (*gr
 		return nil, err
 	}
 	return grpc.NewClient(p.GRPC, grpc.WithTransportCredentials(credentials.NewTLS(id.DialConfig(p.GRPC))))
+}
+
+// AssignGuest waits until host's agent reports the domain name (rescan, if
+// set, asks it to report now; it is called every few seconds) and assigns
+// it to tenant through p, as an operator does.
+func (c *Cluster) AssignGuest(ctx context.Context, p *Proc, host, name, tenant string, rescan func()) (*restorev1.Guest, error) {
+	hosts := restorev1.NewHostServiceClient(p.Conn())
+	deadline := time.Now().Add(time.Minute)
+	for i := 0; ; i++ {
+		if rescan != nil && i%30 == 0 {
+			rescan()
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		l, err := hosts.ListHostDomains(Ctx(cctx, c.Token), &restorev1.ListHostDomainsRequest{Id: host})
+		cancel()
+		if err == nil && slices.ContainsFunc(l.Domains, func(d *restorev1.HostDomain) bool { return d.Name == name }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("host %s did not report domain %s within a minute (last: %v)", host, name, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := restorev1.NewGuestServiceClient(p.Conn()).RegisterGuest(Ctx(cctx, c.Token), &restorev1.RegisterGuestRequest{
+		Hypervisor: restorev1.Hypervisor_HYPERVISOR_KVM, HostId: host, Name: name, Tenant: tenant})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Guest, nil
 }

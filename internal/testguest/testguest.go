@@ -70,6 +70,10 @@ func Start(ctx context.Context, drv *kvm.Driver, image, parent string, dataBytes
 	if err != nil {
 		return fail(err)
 	}
+	// A protected guest is the hoster's VM, not a restore: no Restored
+	// metadata (its host reports it in its inventory), a name of its own.
+	dom.Metadata = nil
+	dom.Name = "protected-" + hex.EncodeToString(id[:])
 	g.Name = dom.Name
 	if err := drv.Start(ctx, dom); err != nil {
 		return fail(err)

@@ -57,3 +57,33 @@ func ParseMetadata(d *libvirtxml.Domain) (Metadata, bool) {
 		return m, true
 	}
 }
+
+// OwnerNamespace is the XML namespace of the element by which a hoster
+// assigns a domain to a tenant: <owner xmlns="https://restored.dev/xmlns/owner/v1" tenant="acme"/>
+// in the domain's <metadata> (virsh metadata DOMAIN https://restored.dev/xmlns/owner/v1
+// --key restored --set '<owner tenant="acme"/>').
+const OwnerNamespace = "https://restored.dev/xmlns/owner/v1"
+
+// ParseOwner reads the tenant a hoster assigned a domain to ("" if none).
+func ParseOwner(d *libvirtxml.Domain) string {
+	if d.Metadata == nil {
+		return ""
+	}
+	dec := xml.NewDecoder(strings.NewReader(d.Metadata.XML))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		se, ok := tok.(xml.StartElement)
+		if !ok || se.Name.Space != OwnerNamespace || se.Name.Local != "owner" {
+			continue
+		}
+		for _, a := range se.Attr {
+			if a.Name.Local == "tenant" {
+				return a.Value
+			}
+		}
+		return ""
+	}
+}

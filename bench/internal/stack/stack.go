@@ -98,6 +98,12 @@ func Start(ctx context.Context, dir string, rps []RecoveryPoint, agentFlags ...s
 	}
 }
 
+// AssignGuest assigns the domain name to tenant bench once the agent
+// reports it.
+func (s *Stack) AssignGuest(ctx context.Context, name string) (*restorev1.Guest, error) {
+	return s.cluster.AssignGuest(ctx, s.Server, HostID, name, "bench", func() { _ = s.agent.Process.Signal(syscall.SIGHUP) })
+}
+
 // Stop kills the agent (by PID) and stops restored.
 func (s *Stack) Stop() {
 	if s.agent != nil && s.agent.Process != nil {

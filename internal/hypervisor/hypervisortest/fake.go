@@ -31,6 +31,8 @@ type Fake struct {
 	files map[string]bool // restores with files but no VM
 	calls []string
 	snaps map[string]*hypervisor.Snapshot
+	// inventory is what Inventory lists.
+	inventory []hypervisor.Domain
 
 	// Faults. failTeardown[id] is how many coming teardowns of id fail.
 	failTeardown map[string]int
@@ -284,6 +286,20 @@ func (f *Fake) GuestExec(ctx context.Context, id, path string, _ ...string) (hyp
 // Console implements hypervisor.Observer.
 func (f *Fake) Console(context.Context, string) (hypervisor.ConsoleEndpoint, error) {
 	return hypervisor.ConsoleEndpoint{}, hypervisor.Set(0).Need(hypervisor.Console, "the fake")
+}
+
+// SetInventory sets the domains Inventory lists.
+func (f *Fake) SetInventory(ds ...hypervisor.Domain) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.inventory = ds
+}
+
+// Inventory implements hypervisor.Snapshotter.
+func (f *Fake) Inventory(context.Context) ([]hypervisor.Domain, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]hypervisor.Domain(nil), f.inventory...), nil
 }
 
 // TakeSnapshot implements hypervisor.Snapshotter.

@@ -1539,6 +1539,117 @@ func (x *ReportRestoreStatusResponse) GetRestore() *Restore {
 	return nil
 }
 
+// ReportInventoryRequest lists every domain of the host that is not one of
+// Restored's restore domains: the only source of which guests exist.
+type ReportInventoryRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Agent protocol version.
+	ProtocolVersion uint32 `protobuf:"varint,1,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
+	// Host id.
+	HostId string `protobuf:"bytes,2,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	// The full set.
+	Domains       []*HostDomain `protobuf:"bytes,3,rep,name=domains,proto3" json:"domains,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportInventoryRequest) Reset() {
+	*x = ReportInventoryRequest{}
+	mi := &file_restore_v1_agent_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportInventoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportInventoryRequest) ProtoMessage() {}
+
+func (x *ReportInventoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_agent_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportInventoryRequest.ProtoReflect.Descriptor instead.
+func (*ReportInventoryRequest) Descriptor() ([]byte, []int) {
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ReportInventoryRequest) GetProtocolVersion() uint32 {
+	if x != nil {
+		return x.ProtocolVersion
+	}
+	return 0
+}
+
+func (x *ReportInventoryRequest) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
+func (x *ReportInventoryRequest) GetDomains() []*HostDomain {
+	if x != nil {
+		return x.Domains
+	}
+	return nil
+}
+
+// ReportInventoryResponse acknowledges an inventory.
+type ReportInventoryResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whether it changed what the cluster knew (a raft entry was written).
+	Changed       bool `protobuf:"varint,1,opt,name=changed,proto3" json:"changed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportInventoryResponse) Reset() {
+	*x = ReportInventoryResponse{}
+	mi := &file_restore_v1_agent_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportInventoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportInventoryResponse) ProtoMessage() {}
+
+func (x *ReportInventoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_agent_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportInventoryResponse.ProtoReflect.Descriptor instead.
+func (*ReportInventoryResponse) Descriptor() ([]byte, []int) {
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ReportInventoryResponse) GetChanged() bool {
+	if x != nil {
+		return x.Changed
+	}
+	return false
+}
+
 // ReportRecoveryPointsRequest lists every recovery point the host holds.
 type ReportRecoveryPointsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1554,7 +1665,7 @@ type ReportRecoveryPointsRequest struct {
 
 func (x *ReportRecoveryPointsRequest) Reset() {
 	*x = ReportRecoveryPointsRequest{}
-	mi := &file_restore_v1_agent_proto_msgTypes[22]
+	mi := &file_restore_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1566,7 +1677,7 @@ func (x *ReportRecoveryPointsRequest) String() string {
 func (*ReportRecoveryPointsRequest) ProtoMessage() {}
 
 func (x *ReportRecoveryPointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[22]
+	mi := &file_restore_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1579,7 +1690,7 @@ func (x *ReportRecoveryPointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRecoveryPointsRequest.ProtoReflect.Descriptor instead.
 func (*ReportRecoveryPointsRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{22}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReportRecoveryPointsRequest) GetProtocolVersion() uint32 {
@@ -1614,7 +1725,7 @@ type ReportRecoveryPointsResponse struct {
 
 func (x *ReportRecoveryPointsResponse) Reset() {
 	*x = ReportRecoveryPointsResponse{}
-	mi := &file_restore_v1_agent_proto_msgTypes[23]
+	mi := &file_restore_v1_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1626,7 +1737,7 @@ func (x *ReportRecoveryPointsResponse) String() string {
 func (*ReportRecoveryPointsResponse) ProtoMessage() {}
 
 func (x *ReportRecoveryPointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[23]
+	mi := &file_restore_v1_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1639,7 +1750,7 @@ func (x *ReportRecoveryPointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRecoveryPointsResponse.ProtoReflect.Descriptor instead.
 func (*ReportRecoveryPointsResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{23}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReportRecoveryPointsResponse) GetAccepted() int32 {
@@ -1747,7 +1858,13 @@ const file_restore_v1_agent_proto_rawDesc = "" +
 	"\x04boot\x18\x06 \x01(\v2\x10.restore.v1.BootR\x04boot\x12<\n" +
 	"\fverification\x18\a \x01(\v2\x18.restore.v1.VerificationR\fverification\"L\n" +
 	"\x1bReportRestoreStatusResponse\x12-\n" +
-	"\arestore\x18\x01 \x01(\v2\x13.restore.v1.RestoreR\arestore\"\xa5\x01\n" +
+	"\arestore\x18\x01 \x01(\v2\x13.restore.v1.RestoreR\arestore\"\x8e\x01\n" +
+	"\x16ReportInventoryRequest\x12)\n" +
+	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x17\n" +
+	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x120\n" +
+	"\adomains\x18\x03 \x03(\v2\x16.restore.v1.HostDomainR\adomains\"3\n" +
+	"\x17ReportInventoryResponse\x12\x18\n" +
+	"\achanged\x18\x01 \x01(\bR\achanged\"\xa5\x01\n" +
 	"\x1bReportRecoveryPointsRequest\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x17\n" +
 	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x12B\n" +
@@ -1763,13 +1880,14 @@ const file_restore_v1_agent_proto_rawDesc = "" +
 	"\fDesiredState\x12\x1d\n" +
 	"\x19DESIRED_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15DESIRED_STATE_RUNNING\x10\x01\x12\x1b\n" +
-	"\x17DESIRED_STATE_DESTROYED\x10\x022\xa3\x06\n" +
+	"\x17DESIRED_STATE_DESTROYED\x10\x022\xff\x06\n" +
 	"\fAgentService\x12E\n" +
 	"\bRegister\x12\x1b.restore.v1.RegisterRequest\x1a\x1c.restore.v1.RegisterResponse\x12H\n" +
 	"\tHeartbeat\x12\x1c.restore.v1.HeartbeatRequest\x1a\x1d.restore.v1.HeartbeatResponse\x12_\n" +
 	"\x10WatchAssignments\x12#.restore.v1.WatchAssignmentsRequest\x1a$.restore.v1.WatchAssignmentsResponse0\x01\x12f\n" +
 	"\x13ReportRestoreStatus\x12&.restore.v1.ReportRestoreStatusRequest\x1a'.restore.v1.ReportRestoreStatusResponse\x12i\n" +
-	"\x14ReportRecoveryPoints\x12'.restore.v1.ReportRecoveryPointsRequest\x1a(.restore.v1.ReportRecoveryPointsResponse\x12i\n" +
+	"\x14ReportRecoveryPoints\x12'.restore.v1.ReportRecoveryPointsRequest\x1a(.restore.v1.ReportRecoveryPointsResponse\x12Z\n" +
+	"\x0fReportInventory\x12\".restore.v1.ReportInventoryRequest\x1a#.restore.v1.ReportInventoryResponse\x12i\n" +
 	"\x14ReportSnapshotStatus\x12'.restore.v1.ReportSnapshotStatusRequest\x1a(.restore.v1.ReportSnapshotStatusResponse\x12C\n" +
 	"\x06Tunnel\x12\x19.restore.v1.TunnelRequest\x1a\x1a.restore.v1.TunnelResponse(\x010\x01\x12?\n" +
 	"\x06Enroll\x12\x19.restore.v1.EnrollRequest\x1a\x1a.restore.v1.EnrollResponse\x12]\n" +
@@ -1788,7 +1906,7 @@ func file_restore_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_restore_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_restore_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_restore_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_restore_v1_agent_proto_goTypes = []any{
 	(TunnelOpenKind)(0),                  // 0: restore.v1.TunnelOpenKind
 	(DesiredState)(0),                    // 1: restore.v1.DesiredState
@@ -1814,16 +1932,19 @@ var file_restore_v1_agent_proto_goTypes = []any{
 	(*ReportSnapshotStatusResponse)(nil), // 21: restore.v1.ReportSnapshotStatusResponse
 	(*ReportRestoreStatusRequest)(nil),   // 22: restore.v1.ReportRestoreStatusRequest
 	(*ReportRestoreStatusResponse)(nil),  // 23: restore.v1.ReportRestoreStatusResponse
-	(*ReportRecoveryPointsRequest)(nil),  // 24: restore.v1.ReportRecoveryPointsRequest
-	(*ReportRecoveryPointsResponse)(nil), // 25: restore.v1.ReportRecoveryPointsResponse
-	(*Capacity)(nil),                     // 26: restore.v1.Capacity
-	(*Restore)(nil),                      // 27: restore.v1.Restore
-	(*Snapshot)(nil),                     // 28: restore.v1.Snapshot
-	(*Guest)(nil),                        // 29: restore.v1.Guest
-	(RestoreState)(0),                    // 30: restore.v1.RestoreState
-	(*Boot)(nil),                         // 31: restore.v1.Boot
-	(*Verification)(nil),                 // 32: restore.v1.Verification
-	(*RecoveryPoint)(nil),                // 33: restore.v1.RecoveryPoint
+	(*ReportInventoryRequest)(nil),       // 24: restore.v1.ReportInventoryRequest
+	(*ReportInventoryResponse)(nil),      // 25: restore.v1.ReportInventoryResponse
+	(*ReportRecoveryPointsRequest)(nil),  // 26: restore.v1.ReportRecoveryPointsRequest
+	(*ReportRecoveryPointsResponse)(nil), // 27: restore.v1.ReportRecoveryPointsResponse
+	(*Capacity)(nil),                     // 28: restore.v1.Capacity
+	(*Restore)(nil),                      // 29: restore.v1.Restore
+	(*Snapshot)(nil),                     // 30: restore.v1.Snapshot
+	(*Guest)(nil),                        // 31: restore.v1.Guest
+	(RestoreState)(0),                    // 32: restore.v1.RestoreState
+	(*Boot)(nil),                         // 33: restore.v1.Boot
+	(*Verification)(nil),                 // 34: restore.v1.Verification
+	(*HostDomain)(nil),                   // 35: restore.v1.HostDomain
+	(*RecoveryPoint)(nil),                // 36: restore.v1.RecoveryPoint
 }
 var file_restore_v1_agent_proto_depIdxs = []int32{
 	8,  // 0: restore.v1.TunnelRequest.frame:type_name -> restore.v1.TunnelFrame
@@ -1832,44 +1953,47 @@ var file_restore_v1_agent_proto_depIdxs = []int32{
 	10, // 3: restore.v1.TunnelFrame.open:type_name -> restore.v1.TunnelOpen
 	11, // 4: restore.v1.TunnelFrame.close:type_name -> restore.v1.TunnelClose
 	0,  // 5: restore.v1.TunnelOpen.kind:type_name -> restore.v1.TunnelOpenKind
-	26, // 6: restore.v1.RegisterRequest.capacity:type_name -> restore.v1.Capacity
-	27, // 7: restore.v1.Assignment.restore:type_name -> restore.v1.Restore
+	28, // 6: restore.v1.RegisterRequest.capacity:type_name -> restore.v1.Capacity
+	29, // 7: restore.v1.Assignment.restore:type_name -> restore.v1.Restore
 	1,  // 8: restore.v1.Assignment.desired:type_name -> restore.v1.DesiredState
-	28, // 9: restore.v1.SnapshotAssignment.snapshot:type_name -> restore.v1.Snapshot
-	29, // 10: restore.v1.SnapshotAssignment.guest:type_name -> restore.v1.Guest
-	28, // 11: restore.v1.SnapshotAssignment.base:type_name -> restore.v1.Snapshot
+	30, // 9: restore.v1.SnapshotAssignment.snapshot:type_name -> restore.v1.Snapshot
+	31, // 10: restore.v1.SnapshotAssignment.guest:type_name -> restore.v1.Guest
+	30, // 11: restore.v1.SnapshotAssignment.base:type_name -> restore.v1.Snapshot
 	17, // 12: restore.v1.WatchAssignmentsResponse.assignments:type_name -> restore.v1.Assignment
 	18, // 13: restore.v1.WatchAssignmentsResponse.snapshots:type_name -> restore.v1.SnapshotAssignment
-	28, // 14: restore.v1.ReportSnapshotStatusRequest.snapshot:type_name -> restore.v1.Snapshot
-	28, // 15: restore.v1.ReportSnapshotStatusResponse.snapshot:type_name -> restore.v1.Snapshot
-	30, // 16: restore.v1.ReportRestoreStatusRequest.state:type_name -> restore.v1.RestoreState
-	31, // 17: restore.v1.ReportRestoreStatusRequest.boot:type_name -> restore.v1.Boot
-	32, // 18: restore.v1.ReportRestoreStatusRequest.verification:type_name -> restore.v1.Verification
-	27, // 19: restore.v1.ReportRestoreStatusResponse.restore:type_name -> restore.v1.Restore
-	33, // 20: restore.v1.ReportRecoveryPointsRequest.recovery_points:type_name -> restore.v1.RecoveryPoint
-	12, // 21: restore.v1.AgentService.Register:input_type -> restore.v1.RegisterRequest
-	14, // 22: restore.v1.AgentService.Heartbeat:input_type -> restore.v1.HeartbeatRequest
-	16, // 23: restore.v1.AgentService.WatchAssignments:input_type -> restore.v1.WatchAssignmentsRequest
-	22, // 24: restore.v1.AgentService.ReportRestoreStatus:input_type -> restore.v1.ReportRestoreStatusRequest
-	24, // 25: restore.v1.AgentService.ReportRecoveryPoints:input_type -> restore.v1.ReportRecoveryPointsRequest
-	20, // 26: restore.v1.AgentService.ReportSnapshotStatus:input_type -> restore.v1.ReportSnapshotStatusRequest
-	6,  // 27: restore.v1.AgentService.Tunnel:input_type -> restore.v1.TunnelRequest
-	2,  // 28: restore.v1.AgentService.Enroll:input_type -> restore.v1.EnrollRequest
-	4,  // 29: restore.v1.AgentService.RenewCertificate:input_type -> restore.v1.RenewCertificateRequest
-	13, // 30: restore.v1.AgentService.Register:output_type -> restore.v1.RegisterResponse
-	15, // 31: restore.v1.AgentService.Heartbeat:output_type -> restore.v1.HeartbeatResponse
-	19, // 32: restore.v1.AgentService.WatchAssignments:output_type -> restore.v1.WatchAssignmentsResponse
-	23, // 33: restore.v1.AgentService.ReportRestoreStatus:output_type -> restore.v1.ReportRestoreStatusResponse
-	25, // 34: restore.v1.AgentService.ReportRecoveryPoints:output_type -> restore.v1.ReportRecoveryPointsResponse
-	21, // 35: restore.v1.AgentService.ReportSnapshotStatus:output_type -> restore.v1.ReportSnapshotStatusResponse
-	7,  // 36: restore.v1.AgentService.Tunnel:output_type -> restore.v1.TunnelResponse
-	3,  // 37: restore.v1.AgentService.Enroll:output_type -> restore.v1.EnrollResponse
-	5,  // 38: restore.v1.AgentService.RenewCertificate:output_type -> restore.v1.RenewCertificateResponse
-	30, // [30:39] is the sub-list for method output_type
-	21, // [21:30] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	30, // 14: restore.v1.ReportSnapshotStatusRequest.snapshot:type_name -> restore.v1.Snapshot
+	30, // 15: restore.v1.ReportSnapshotStatusResponse.snapshot:type_name -> restore.v1.Snapshot
+	32, // 16: restore.v1.ReportRestoreStatusRequest.state:type_name -> restore.v1.RestoreState
+	33, // 17: restore.v1.ReportRestoreStatusRequest.boot:type_name -> restore.v1.Boot
+	34, // 18: restore.v1.ReportRestoreStatusRequest.verification:type_name -> restore.v1.Verification
+	29, // 19: restore.v1.ReportRestoreStatusResponse.restore:type_name -> restore.v1.Restore
+	35, // 20: restore.v1.ReportInventoryRequest.domains:type_name -> restore.v1.HostDomain
+	36, // 21: restore.v1.ReportRecoveryPointsRequest.recovery_points:type_name -> restore.v1.RecoveryPoint
+	12, // 22: restore.v1.AgentService.Register:input_type -> restore.v1.RegisterRequest
+	14, // 23: restore.v1.AgentService.Heartbeat:input_type -> restore.v1.HeartbeatRequest
+	16, // 24: restore.v1.AgentService.WatchAssignments:input_type -> restore.v1.WatchAssignmentsRequest
+	22, // 25: restore.v1.AgentService.ReportRestoreStatus:input_type -> restore.v1.ReportRestoreStatusRequest
+	26, // 26: restore.v1.AgentService.ReportRecoveryPoints:input_type -> restore.v1.ReportRecoveryPointsRequest
+	24, // 27: restore.v1.AgentService.ReportInventory:input_type -> restore.v1.ReportInventoryRequest
+	20, // 28: restore.v1.AgentService.ReportSnapshotStatus:input_type -> restore.v1.ReportSnapshotStatusRequest
+	6,  // 29: restore.v1.AgentService.Tunnel:input_type -> restore.v1.TunnelRequest
+	2,  // 30: restore.v1.AgentService.Enroll:input_type -> restore.v1.EnrollRequest
+	4,  // 31: restore.v1.AgentService.RenewCertificate:input_type -> restore.v1.RenewCertificateRequest
+	13, // 32: restore.v1.AgentService.Register:output_type -> restore.v1.RegisterResponse
+	15, // 33: restore.v1.AgentService.Heartbeat:output_type -> restore.v1.HeartbeatResponse
+	19, // 34: restore.v1.AgentService.WatchAssignments:output_type -> restore.v1.WatchAssignmentsResponse
+	23, // 35: restore.v1.AgentService.ReportRestoreStatus:output_type -> restore.v1.ReportRestoreStatusResponse
+	27, // 36: restore.v1.AgentService.ReportRecoveryPoints:output_type -> restore.v1.ReportRecoveryPointsResponse
+	25, // 37: restore.v1.AgentService.ReportInventory:output_type -> restore.v1.ReportInventoryResponse
+	21, // 38: restore.v1.AgentService.ReportSnapshotStatus:output_type -> restore.v1.ReportSnapshotStatusResponse
+	7,  // 39: restore.v1.AgentService.Tunnel:output_type -> restore.v1.TunnelResponse
+	3,  // 40: restore.v1.AgentService.Enroll:output_type -> restore.v1.EnrollResponse
+	5,  // 41: restore.v1.AgentService.RenewCertificate:output_type -> restore.v1.RenewCertificateResponse
+	32, // [32:42] is the sub-list for method output_type
+	22, // [22:32] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_agent_proto_init() }
@@ -1895,7 +2019,7 @@ func file_restore_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restore_v1_agent_proto_rawDesc), len(file_restore_v1_agent_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   24,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

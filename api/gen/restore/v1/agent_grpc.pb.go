@@ -24,6 +24,7 @@ const (
 	AgentService_WatchAssignments_FullMethodName     = "/restore.v1.AgentService/WatchAssignments"
 	AgentService_ReportRestoreStatus_FullMethodName  = "/restore.v1.AgentService/ReportRestoreStatus"
 	AgentService_ReportRecoveryPoints_FullMethodName = "/restore.v1.AgentService/ReportRecoveryPoints"
+	AgentService_ReportInventory_FullMethodName      = "/restore.v1.AgentService/ReportInventory"
 	AgentService_ReportSnapshotStatus_FullMethodName = "/restore.v1.AgentService/ReportSnapshotStatus"
 	AgentService_Tunnel_FullMethodName               = "/restore.v1.AgentService/Tunnel"
 	AgentService_Enroll_FullMethodName               = "/restore.v1.AgentService/Enroll"
@@ -49,6 +50,8 @@ type AgentServiceClient interface {
 	ReportRestoreStatus(ctx context.Context, in *ReportRestoreStatusRequest, opts ...grpc.CallOption) (*ReportRestoreStatusResponse, error)
 	// ReportRecoveryPoints replaces the set of recovery points the host holds.
 	ReportRecoveryPoints(ctx context.Context, in *ReportRecoveryPointsRequest, opts ...grpc.CallOption) (*ReportRecoveryPointsResponse, error)
+	// ReportInventory reports the host's domains (the full set, every rescan).
+	ReportInventory(ctx context.Context, in *ReportInventoryRequest, opts ...grpc.CallOption) (*ReportInventoryResponse, error)
 	// ReportSnapshotStatus reports what happened to an assigned snapshot.
 	ReportSnapshotStatus(ctx context.Context, in *ReportSnapshotStatusRequest, opts ...grpc.CallOption) (*ReportSnapshotStatusResponse, error)
 	// Tunnel is the server's way to the host: the agent opens it and keeps it
@@ -133,6 +136,16 @@ func (c *agentServiceClient) ReportRecoveryPoints(ctx context.Context, in *Repor
 	return out, nil
 }
 
+func (c *agentServiceClient) ReportInventory(ctx context.Context, in *ReportInventoryRequest, opts ...grpc.CallOption) (*ReportInventoryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportInventoryResponse)
+	err := c.cc.Invoke(ctx, AgentService_ReportInventory_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *agentServiceClient) ReportSnapshotStatus(ctx context.Context, in *ReportSnapshotStatusRequest, opts ...grpc.CallOption) (*ReportSnapshotStatusResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ReportSnapshotStatusResponse)
@@ -195,6 +208,8 @@ type AgentServiceServer interface {
 	ReportRestoreStatus(context.Context, *ReportRestoreStatusRequest) (*ReportRestoreStatusResponse, error)
 	// ReportRecoveryPoints replaces the set of recovery points the host holds.
 	ReportRecoveryPoints(context.Context, *ReportRecoveryPointsRequest) (*ReportRecoveryPointsResponse, error)
+	// ReportInventory reports the host's domains (the full set, every rescan).
+	ReportInventory(context.Context, *ReportInventoryRequest) (*ReportInventoryResponse, error)
 	// ReportSnapshotStatus reports what happened to an assigned snapshot.
 	ReportSnapshotStatus(context.Context, *ReportSnapshotStatusRequest) (*ReportSnapshotStatusResponse, error)
 	// Tunnel is the server's way to the host: the agent opens it and keeps it
@@ -234,6 +249,9 @@ func (UnimplementedAgentServiceServer) ReportRestoreStatus(context.Context, *Rep
 }
 func (UnimplementedAgentServiceServer) ReportRecoveryPoints(context.Context, *ReportRecoveryPointsRequest) (*ReportRecoveryPointsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ReportRecoveryPoints not implemented")
+}
+func (UnimplementedAgentServiceServer) ReportInventory(context.Context, *ReportInventoryRequest) (*ReportInventoryResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ReportInventory not implemented")
 }
 func (UnimplementedAgentServiceServer) ReportSnapshotStatus(context.Context, *ReportSnapshotStatusRequest) (*ReportSnapshotStatusResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ReportSnapshotStatus not implemented")
@@ -351,6 +369,24 @@ func _AgentService_ReportRecoveryPoints_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AgentService_ReportInventory_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportInventoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).ReportInventory(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_ReportInventory_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).ReportInventory(ctx, req.(*ReportInventoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AgentService_ReportSnapshotStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ReportSnapshotStatusRequest)
 	if err := dec(in); err != nil {
@@ -434,6 +470,10 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReportRecoveryPoints",
 			Handler:    _AgentService_ReportRecoveryPoints_Handler,
+		},
+		{
+			MethodName: "ReportInventory",
+			Handler:    _AgentService_ReportInventory_Handler,
 		},
 		{
 			MethodName: "ReportSnapshotStatus",

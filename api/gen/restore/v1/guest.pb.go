@@ -22,6 +22,66 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// GuestState is whether a guest is the domain its host reports.
+type GuestState int32
+
+const (
+	GuestState_GUEST_STATE_UNSPECIFIED GuestState = 0
+	// Its host reports the domain, and no other tenant claims it: it may be
+	// snapshotted.
+	GuestState_GUEST_STATE_VERIFIED GuestState = 1
+	// Its host does not report the domain (gone, or the host has not
+	// reported yet): no snapshot until it does.
+	GuestState_GUEST_STATE_UNVERIFIED GuestState = 2
+	// Guests of several tenants name the same domain (registrations made
+	// before ownership was checked): none may be snapshotted until an
+	// operator unregisters the wrong ones.
+	GuestState_GUEST_STATE_CONFLICT GuestState = 3
+)
+
+// Enum value maps for GuestState.
+var (
+	GuestState_name = map[int32]string{
+		0: "GUEST_STATE_UNSPECIFIED",
+		1: "GUEST_STATE_VERIFIED",
+		2: "GUEST_STATE_UNVERIFIED",
+		3: "GUEST_STATE_CONFLICT",
+	}
+	GuestState_value = map[string]int32{
+		"GUEST_STATE_UNSPECIFIED": 0,
+		"GUEST_STATE_VERIFIED":    1,
+		"GUEST_STATE_UNVERIFIED":  2,
+		"GUEST_STATE_CONFLICT":    3,
+	}
+)
+
+func (x GuestState) Enum() *GuestState {
+	p := new(GuestState)
+	*p = x
+	return p
+}
+
+func (x GuestState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (GuestState) Descriptor() protoreflect.EnumDescriptor {
+	return file_restore_v1_guest_proto_enumTypes[0].Descriptor()
+}
+
+func (GuestState) Type() protoreflect.EnumType {
+	return &file_restore_v1_guest_proto_enumTypes[0]
+}
+
+func (x GuestState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use GuestState.Descriptor instead.
+func (GuestState) EnumDescriptor() ([]byte, []int) {
+	return file_restore_v1_guest_proto_rawDescGZIP(), []int{0}
+}
+
 // Hypervisor is where a guest runs.
 type Hypervisor int32
 
@@ -59,11 +119,11 @@ func (x Hypervisor) String() string {
 }
 
 func (Hypervisor) Descriptor() protoreflect.EnumDescriptor {
-	return file_restore_v1_guest_proto_enumTypes[0].Descriptor()
+	return file_restore_v1_guest_proto_enumTypes[1].Descriptor()
 }
 
 func (Hypervisor) Type() protoreflect.EnumType {
-	return &file_restore_v1_guest_proto_enumTypes[0]
+	return &file_restore_v1_guest_proto_enumTypes[1]
 }
 
 func (x Hypervisor) Number() protoreflect.EnumNumber {
@@ -72,7 +132,7 @@ func (x Hypervisor) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Hypervisor.Descriptor instead.
 func (Hypervisor) EnumDescriptor() ([]byte, []int) {
-	return file_restore_v1_guest_proto_rawDescGZIP(), []int{0}
+	return file_restore_v1_guest_proto_rawDescGZIP(), []int{1}
 }
 
 // Guest is a protected guest. KVM and Hyper-V guests live on a host
@@ -93,8 +153,11 @@ type Guest struct {
 	// incremental counts changes from it. Empty before the first one.
 	BaseSnapshotId   string `protobuf:"bytes,10,opt,name=base_snapshot_id,json=baseSnapshotId,proto3" json:"base_snapshot_id,omitempty"`
 	BaseCheckpointId string `protobuf:"bytes,11,opt,name=base_checkpoint_id,json=baseCheckpointId,proto3" json:"base_checkpoint_id,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Whether it is the domain its host reports, and why not.
+	State         GuestState `protobuf:"varint,12,opt,name=state,proto3,enum=restore.v1.GuestState" json:"state,omitempty"`
+	StateReason   string     `protobuf:"bytes,13,opt,name=state_reason,json=stateReason,proto3" json:"state_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Guest) Reset() {
@@ -200,6 +263,20 @@ func (x *Guest) GetBaseSnapshotId() string {
 func (x *Guest) GetBaseCheckpointId() string {
 	if x != nil {
 		return x.BaseCheckpointId
+	}
+	return ""
+}
+
+func (x *Guest) GetState() GuestState {
+	if x != nil {
+		return x.State
+	}
+	return GuestState_GUEST_STATE_UNSPECIFIED
+}
+
+func (x *Guest) GetStateReason() string {
+	if x != nil {
+		return x.StateReason
 	}
 	return ""
 }
@@ -594,7 +671,7 @@ var File_restore_v1_guest_proto protoreflect.FileDescriptor
 const file_restore_v1_guest_proto_rawDesc = "" +
 	"\n" +
 	"\x16restore/v1/guest.proto\x12\n" +
-	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xed\x02\n" +
+	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbe\x03\n" +
 	"\x05Guest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x126\n" +
@@ -610,7 +687,9 @@ const file_restore_v1_guest_proto_rawDesc = "" +
 	"createTime\x12(\n" +
 	"\x10base_snapshot_id\x18\n" +
 	" \x01(\tR\x0ebaseSnapshotId\x12,\n" +
-	"\x12base_checkpoint_id\x18\v \x01(\tR\x10baseCheckpointId\"\xd7\x01\n" +
+	"\x12base_checkpoint_id\x18\v \x01(\tR\x10baseCheckpointId\x12,\n" +
+	"\x05state\x18\f \x01(\x0e2\x16.restore.v1.GuestStateR\x05state\x12!\n" +
+	"\fstate_reason\x18\r \x01(\tR\vstateReason\"\xd7\x01\n" +
 	"\x14RegisterGuestRequest\x126\n" +
 	"\n" +
 	"hypervisor\x18\x01 \x01(\x0e2\x16.restore.v1.HypervisorR\n" +
@@ -632,7 +711,13 @@ const file_restore_v1_guest_proto_rawDesc = "" +
 	"\x06guests\x18\x01 \x03(\v2\x11.restore.v1.GuestR\x06guests\"(\n" +
 	"\x16UnregisterGuestRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x19\n" +
-	"\x17UnregisterGuestResponse*j\n" +
+	"\x17UnregisterGuestResponse*y\n" +
+	"\n" +
+	"GuestState\x12\x1b\n" +
+	"\x17GUEST_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14GUEST_STATE_VERIFIED\x10\x01\x12\x1a\n" +
+	"\x16GUEST_STATE_UNVERIFIED\x10\x02\x12\x18\n" +
+	"\x14GUEST_STATE_CONFLICT\x10\x03*j\n" +
 	"\n" +
 	"Hypervisor\x12\x1a\n" +
 	"\x16HYPERVISOR_UNSPECIFIED\x10\x00\x12\x12\n" +
@@ -658,41 +743,43 @@ func file_restore_v1_guest_proto_rawDescGZIP() []byte {
 	return file_restore_v1_guest_proto_rawDescData
 }
 
-var file_restore_v1_guest_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_restore_v1_guest_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_restore_v1_guest_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_restore_v1_guest_proto_goTypes = []any{
-	(Hypervisor)(0),                 // 0: restore.v1.Hypervisor
-	(*Guest)(nil),                   // 1: restore.v1.Guest
-	(*RegisterGuestRequest)(nil),    // 2: restore.v1.RegisterGuestRequest
-	(*RegisterGuestResponse)(nil),   // 3: restore.v1.RegisterGuestResponse
-	(*GetGuestRequest)(nil),         // 4: restore.v1.GetGuestRequest
-	(*GetGuestResponse)(nil),        // 5: restore.v1.GetGuestResponse
-	(*ListGuestsRequest)(nil),       // 6: restore.v1.ListGuestsRequest
-	(*ListGuestsResponse)(nil),      // 7: restore.v1.ListGuestsResponse
-	(*UnregisterGuestRequest)(nil),  // 8: restore.v1.UnregisterGuestRequest
-	(*UnregisterGuestResponse)(nil), // 9: restore.v1.UnregisterGuestResponse
-	(*timestamppb.Timestamp)(nil),   // 10: google.protobuf.Timestamp
+	(GuestState)(0),                 // 0: restore.v1.GuestState
+	(Hypervisor)(0),                 // 1: restore.v1.Hypervisor
+	(*Guest)(nil),                   // 2: restore.v1.Guest
+	(*RegisterGuestRequest)(nil),    // 3: restore.v1.RegisterGuestRequest
+	(*RegisterGuestResponse)(nil),   // 4: restore.v1.RegisterGuestResponse
+	(*GetGuestRequest)(nil),         // 5: restore.v1.GetGuestRequest
+	(*GetGuestResponse)(nil),        // 6: restore.v1.GetGuestResponse
+	(*ListGuestsRequest)(nil),       // 7: restore.v1.ListGuestsRequest
+	(*ListGuestsResponse)(nil),      // 8: restore.v1.ListGuestsResponse
+	(*UnregisterGuestRequest)(nil),  // 9: restore.v1.UnregisterGuestRequest
+	(*UnregisterGuestResponse)(nil), // 10: restore.v1.UnregisterGuestResponse
+	(*timestamppb.Timestamp)(nil),   // 11: google.protobuf.Timestamp
 }
 var file_restore_v1_guest_proto_depIdxs = []int32{
-	0,  // 0: restore.v1.Guest.hypervisor:type_name -> restore.v1.Hypervisor
-	10, // 1: restore.v1.Guest.create_time:type_name -> google.protobuf.Timestamp
-	0,  // 2: restore.v1.RegisterGuestRequest.hypervisor:type_name -> restore.v1.Hypervisor
-	1,  // 3: restore.v1.RegisterGuestResponse.guest:type_name -> restore.v1.Guest
-	1,  // 4: restore.v1.GetGuestResponse.guest:type_name -> restore.v1.Guest
-	1,  // 5: restore.v1.ListGuestsResponse.guests:type_name -> restore.v1.Guest
-	2,  // 6: restore.v1.GuestService.RegisterGuest:input_type -> restore.v1.RegisterGuestRequest
-	4,  // 7: restore.v1.GuestService.GetGuest:input_type -> restore.v1.GetGuestRequest
-	6,  // 8: restore.v1.GuestService.ListGuests:input_type -> restore.v1.ListGuestsRequest
-	8,  // 9: restore.v1.GuestService.UnregisterGuest:input_type -> restore.v1.UnregisterGuestRequest
-	3,  // 10: restore.v1.GuestService.RegisterGuest:output_type -> restore.v1.RegisterGuestResponse
-	5,  // 11: restore.v1.GuestService.GetGuest:output_type -> restore.v1.GetGuestResponse
-	7,  // 12: restore.v1.GuestService.ListGuests:output_type -> restore.v1.ListGuestsResponse
-	9,  // 13: restore.v1.GuestService.UnregisterGuest:output_type -> restore.v1.UnregisterGuestResponse
-	10, // [10:14] is the sub-list for method output_type
-	6,  // [6:10] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	1,  // 0: restore.v1.Guest.hypervisor:type_name -> restore.v1.Hypervisor
+	11, // 1: restore.v1.Guest.create_time:type_name -> google.protobuf.Timestamp
+	0,  // 2: restore.v1.Guest.state:type_name -> restore.v1.GuestState
+	1,  // 3: restore.v1.RegisterGuestRequest.hypervisor:type_name -> restore.v1.Hypervisor
+	2,  // 4: restore.v1.RegisterGuestResponse.guest:type_name -> restore.v1.Guest
+	2,  // 5: restore.v1.GetGuestResponse.guest:type_name -> restore.v1.Guest
+	2,  // 6: restore.v1.ListGuestsResponse.guests:type_name -> restore.v1.Guest
+	3,  // 7: restore.v1.GuestService.RegisterGuest:input_type -> restore.v1.RegisterGuestRequest
+	5,  // 8: restore.v1.GuestService.GetGuest:input_type -> restore.v1.GetGuestRequest
+	7,  // 9: restore.v1.GuestService.ListGuests:input_type -> restore.v1.ListGuestsRequest
+	9,  // 10: restore.v1.GuestService.UnregisterGuest:input_type -> restore.v1.UnregisterGuestRequest
+	4,  // 11: restore.v1.GuestService.RegisterGuest:output_type -> restore.v1.RegisterGuestResponse
+	6,  // 12: restore.v1.GuestService.GetGuest:output_type -> restore.v1.GetGuestResponse
+	8,  // 13: restore.v1.GuestService.ListGuests:output_type -> restore.v1.ListGuestsResponse
+	10, // 14: restore.v1.GuestService.UnregisterGuest:output_type -> restore.v1.UnregisterGuestResponse
+	11, // [11:15] is the sub-list for method output_type
+	7,  // [7:11] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_guest_proto_init() }
@@ -705,7 +792,7 @@ func file_restore_v1_guest_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restore_v1_guest_proto_rawDesc), len(file_restore_v1_guest_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,

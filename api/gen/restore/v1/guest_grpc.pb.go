@@ -29,17 +29,21 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// GuestService registers the running guests a tenant protects with
-// hypervisor-native snapshots (backup jobs). Only the caller's tenant's
-// guests are visible; another tenant's are NotFound.
+// GuestService holds the running guests tenants protect with
+// hypervisor-native snapshots (backup jobs). A guest is a domain its host
+// reports (its inventory) and belongs to exactly one tenant: an operator or
+// admin assigns it (or the hoster, in the domain's XML). Partner and backup
+// tokens see, snapshot and release only their own tenant's guests; another
+// tenant's are NotFound.
 type GuestServiceClient interface {
-	// RegisterGuest adds a guest to the caller's tenant.
+	// RegisterGuest assigns a domain a host reports to a tenant (operator
+	// and admin only).
 	RegisterGuest(ctx context.Context, in *RegisterGuestRequest, opts ...grpc.CallOption) (*RegisterGuestResponse, error)
 	// GetGuest returns one guest.
 	GetGuest(ctx context.Context, in *GetGuestRequest, opts ...grpc.CallOption) (*GetGuestResponse, error)
 	// ListGuests lists the caller's guests.
 	ListGuests(ctx context.Context, in *ListGuestsRequest, opts ...grpc.CallOption) (*ListGuestsResponse, error)
-	// UnregisterGuest removes a guest.
+	// UnregisterGuest removes a guest (operator and admin only).
 	UnregisterGuest(ctx context.Context, in *UnregisterGuestRequest, opts ...grpc.CallOption) (*UnregisterGuestResponse, error)
 }
 
@@ -95,17 +99,21 @@ func (c *guestServiceClient) UnregisterGuest(ctx context.Context, in *Unregister
 // All implementations must embed UnimplementedGuestServiceServer
 // for forward compatibility.
 //
-// GuestService registers the running guests a tenant protects with
-// hypervisor-native snapshots (backup jobs). Only the caller's tenant's
-// guests are visible; another tenant's are NotFound.
+// GuestService holds the running guests tenants protect with
+// hypervisor-native snapshots (backup jobs). A guest is a domain its host
+// reports (its inventory) and belongs to exactly one tenant: an operator or
+// admin assigns it (or the hoster, in the domain's XML). Partner and backup
+// tokens see, snapshot and release only their own tenant's guests; another
+// tenant's are NotFound.
 type GuestServiceServer interface {
-	// RegisterGuest adds a guest to the caller's tenant.
+	// RegisterGuest assigns a domain a host reports to a tenant (operator
+	// and admin only).
 	RegisterGuest(context.Context, *RegisterGuestRequest) (*RegisterGuestResponse, error)
 	// GetGuest returns one guest.
 	GetGuest(context.Context, *GetGuestRequest) (*GetGuestResponse, error)
 	// ListGuests lists the caller's guests.
 	ListGuests(context.Context, *ListGuestsRequest) (*ListGuestsResponse, error)
-	// UnregisterGuest removes a guest.
+	// UnregisterGuest removes a guest (operator and admin only).
 	UnregisterGuest(context.Context, *UnregisterGuestRequest) (*UnregisterGuestResponse, error)
 	mustEmbedUnimplementedGuestServiceServer()
 }

@@ -75,6 +75,217 @@ func (HostState) EnumDescriptor() ([]byte, []int) {
 	return file_restore_v1_host_proto_rawDescGZIP(), []int{0}
 }
 
+// HostDomain is one domain of a host's inventory, as its agent reports it.
+// Restored's own restore domains are never in it.
+type HostDomain struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The host that reports it.
+	HostId string `protobuf:"bytes,1,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	// The domain's UUID: what makes it the same guest (a renamed domain
+	// stays the same guest).
+	Uuid string `protobuf:"bytes,2,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	// Its libvirt name now.
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// Whether it runs.
+	Running bool `protobuf:"varint,4,opt,name=running,proto3" json:"running,omitempty"`
+	// Its disk targets (vda, …).
+	Disks []string `protobuf:"bytes,5,rep,name=disks,proto3" json:"disks,omitempty"`
+	// The tenant the hoster assigned it in the domain's own XML (the element
+	// <owner tenant="…"/> in the namespace https://restored.dev/xmlns/owner/v1),
+	// if any: the guest is registered to that tenant by itself.
+	OwnerTenant string `protobuf:"bytes,6,opt,name=owner_tenant,json=ownerTenant,proto3" json:"owner_tenant,omitempty"`
+	// The guest registered for it and its tenant (ListHostDomains only).
+	GuestId       string `protobuf:"bytes,7,opt,name=guest_id,json=guestId,proto3" json:"guest_id,omitempty"`
+	Tenant        string `protobuf:"bytes,8,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostDomain) Reset() {
+	*x = HostDomain{}
+	mi := &file_restore_v1_host_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostDomain) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostDomain) ProtoMessage() {}
+
+func (x *HostDomain) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_host_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostDomain.ProtoReflect.Descriptor instead.
+func (*HostDomain) Descriptor() ([]byte, []int) {
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *HostDomain) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
+func (x *HostDomain) GetUuid() string {
+	if x != nil {
+		return x.Uuid
+	}
+	return ""
+}
+
+func (x *HostDomain) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *HostDomain) GetRunning() bool {
+	if x != nil {
+		return x.Running
+	}
+	return false
+}
+
+func (x *HostDomain) GetDisks() []string {
+	if x != nil {
+		return x.Disks
+	}
+	return nil
+}
+
+func (x *HostDomain) GetOwnerTenant() string {
+	if x != nil {
+		return x.OwnerTenant
+	}
+	return ""
+}
+
+func (x *HostDomain) GetGuestId() string {
+	if x != nil {
+		return x.GuestId
+	}
+	return ""
+}
+
+func (x *HostDomain) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+// ListHostDomainsRequest names the host.
+type ListHostDomainsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListHostDomainsRequest) Reset() {
+	*x = ListHostDomainsRequest{}
+	mi := &file_restore_v1_host_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListHostDomainsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListHostDomainsRequest) ProtoMessage() {}
+
+func (x *ListHostDomainsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_host_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListHostDomainsRequest.ProtoReflect.Descriptor instead.
+func (*ListHostDomainsRequest) Descriptor() ([]byte, []int) {
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ListHostDomainsRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// ListHostDomainsResponse is the host's inventory.
+type ListHostDomainsResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Domains []*HostDomain          `protobuf:"bytes,1,rep,name=domains,proto3" json:"domains,omitempty"`
+	// When the host last reported it.
+	ReportTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=report_time,json=reportTime,proto3" json:"report_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListHostDomainsResponse) Reset() {
+	*x = ListHostDomainsResponse{}
+	mi := &file_restore_v1_host_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListHostDomainsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListHostDomainsResponse) ProtoMessage() {}
+
+func (x *ListHostDomainsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_host_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListHostDomainsResponse.ProtoReflect.Descriptor instead.
+func (*ListHostDomainsResponse) Descriptor() ([]byte, []int) {
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ListHostDomainsResponse) GetDomains() []*HostDomain {
+	if x != nil {
+		return x.Domains
+	}
+	return nil
+}
+
+func (x *ListHostDomainsResponse) GetReportTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReportTime
+	}
+	return nil
+}
+
 // JoinToken is a one-time token for one host's agent (never its secret).
 type JoinToken struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -93,7 +304,7 @@ type JoinToken struct {
 
 func (x *JoinToken) Reset() {
 	*x = JoinToken{}
-	mi := &file_restore_v1_host_proto_msgTypes[0]
+	mi := &file_restore_v1_host_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -105,7 +316,7 @@ func (x *JoinToken) String() string {
 func (*JoinToken) ProtoMessage() {}
 
 func (x *JoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[0]
+	mi := &file_restore_v1_host_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -118,7 +329,7 @@ func (x *JoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinToken.ProtoReflect.Descriptor instead.
 func (*JoinToken) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{0}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *JoinToken) GetId() string {
@@ -169,7 +380,7 @@ type CreateJoinTokenRequest struct {
 
 func (x *CreateJoinTokenRequest) Reset() {
 	*x = CreateJoinTokenRequest{}
-	mi := &file_restore_v1_host_proto_msgTypes[1]
+	mi := &file_restore_v1_host_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -181,7 +392,7 @@ func (x *CreateJoinTokenRequest) String() string {
 func (*CreateJoinTokenRequest) ProtoMessage() {}
 
 func (x *CreateJoinTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[1]
+	mi := &file_restore_v1_host_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -194,7 +405,7 @@ func (x *CreateJoinTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateJoinTokenRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{1}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CreateJoinTokenRequest) GetHostId() string {
@@ -225,7 +436,7 @@ type CreateJoinTokenResponse struct {
 
 func (x *CreateJoinTokenResponse) Reset() {
 	*x = CreateJoinTokenResponse{}
-	mi := &file_restore_v1_host_proto_msgTypes[2]
+	mi := &file_restore_v1_host_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -237,7 +448,7 @@ func (x *CreateJoinTokenResponse) String() string {
 func (*CreateJoinTokenResponse) ProtoMessage() {}
 
 func (x *CreateJoinTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[2]
+	mi := &file_restore_v1_host_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -250,7 +461,7 @@ func (x *CreateJoinTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateJoinTokenResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{2}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CreateJoinTokenResponse) GetToken() *JoinToken {
@@ -284,7 +495,7 @@ type RemoveHostRequest struct {
 
 func (x *RemoveHostRequest) Reset() {
 	*x = RemoveHostRequest{}
-	mi := &file_restore_v1_host_proto_msgTypes[3]
+	mi := &file_restore_v1_host_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -296,7 +507,7 @@ func (x *RemoveHostRequest) String() string {
 func (*RemoveHostRequest) ProtoMessage() {}
 
 func (x *RemoveHostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[3]
+	mi := &file_restore_v1_host_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -309,7 +520,7 @@ func (x *RemoveHostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveHostRequest.ProtoReflect.Descriptor instead.
 func (*RemoveHostRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{3}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RemoveHostRequest) GetId() string {
@@ -328,7 +539,7 @@ type RemoveHostResponse struct {
 
 func (x *RemoveHostResponse) Reset() {
 	*x = RemoveHostResponse{}
-	mi := &file_restore_v1_host_proto_msgTypes[4]
+	mi := &file_restore_v1_host_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -340,7 +551,7 @@ func (x *RemoveHostResponse) String() string {
 func (*RemoveHostResponse) ProtoMessage() {}
 
 func (x *RemoveHostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[4]
+	mi := &file_restore_v1_host_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -353,7 +564,7 @@ func (x *RemoveHostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveHostResponse.ProtoReflect.Descriptor instead.
 func (*RemoveHostResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{4}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{7}
 }
 
 // Capacity is an amount of vCPUs and memory.
@@ -369,7 +580,7 @@ type Capacity struct {
 
 func (x *Capacity) Reset() {
 	*x = Capacity{}
-	mi := &file_restore_v1_host_proto_msgTypes[5]
+	mi := &file_restore_v1_host_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -381,7 +592,7 @@ func (x *Capacity) String() string {
 func (*Capacity) ProtoMessage() {}
 
 func (x *Capacity) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[5]
+	mi := &file_restore_v1_host_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -394,7 +605,7 @@ func (x *Capacity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Capacity.ProtoReflect.Descriptor instead.
 func (*Capacity) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{5}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Capacity) GetVcpus() int32 {
@@ -438,6 +649,8 @@ type Host struct {
 	StateTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=state_time,json=stateTime,proto3" json:"state_time,omitempty"`
 	// Number of recovery points it holds.
 	RecoveryPoints int32 `protobuf:"varint,12,opt,name=recovery_points,json=recoveryPoints,proto3" json:"recovery_points,omitempty"`
+	// When its agent last reported the host's domains (a change).
+	InventoryTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=inventory_time,json=inventoryTime,proto3" json:"inventory_time,omitempty"`
 	// The server the agent registered through last: the one that holds its
 	// tunnel (consoles and screenshots reach it there from any server).
 	ServerId      string `protobuf:"bytes,13,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
@@ -447,7 +660,7 @@ type Host struct {
 
 func (x *Host) Reset() {
 	*x = Host{}
-	mi := &file_restore_v1_host_proto_msgTypes[6]
+	mi := &file_restore_v1_host_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -459,7 +672,7 @@ func (x *Host) String() string {
 func (*Host) ProtoMessage() {}
 
 func (x *Host) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[6]
+	mi := &file_restore_v1_host_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -472,7 +685,7 @@ func (x *Host) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Host.ProtoReflect.Descriptor instead.
 func (*Host) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{6}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Host) GetId() string {
@@ -559,6 +772,13 @@ func (x *Host) GetRecoveryPoints() int32 {
 	return 0
 }
 
+func (x *Host) GetInventoryTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.InventoryTime
+	}
+	return nil
+}
+
 func (x *Host) GetServerId() string {
 	if x != nil {
 		return x.ServerId
@@ -575,7 +795,7 @@ type ListHostsRequest struct {
 
 func (x *ListHostsRequest) Reset() {
 	*x = ListHostsRequest{}
-	mi := &file_restore_v1_host_proto_msgTypes[7]
+	mi := &file_restore_v1_host_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -587,7 +807,7 @@ func (x *ListHostsRequest) String() string {
 func (*ListHostsRequest) ProtoMessage() {}
 
 func (x *ListHostsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[7]
+	mi := &file_restore_v1_host_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -600,7 +820,7 @@ func (x *ListHostsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHostsRequest.ProtoReflect.Descriptor instead.
 func (*ListHostsRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{7}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{10}
 }
 
 // ListHostsResponse lists hosts.
@@ -614,7 +834,7 @@ type ListHostsResponse struct {
 
 func (x *ListHostsResponse) Reset() {
 	*x = ListHostsResponse{}
-	mi := &file_restore_v1_host_proto_msgTypes[8]
+	mi := &file_restore_v1_host_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -626,7 +846,7 @@ func (x *ListHostsResponse) String() string {
 func (*ListHostsResponse) ProtoMessage() {}
 
 func (x *ListHostsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[8]
+	mi := &file_restore_v1_host_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -639,7 +859,7 @@ func (x *ListHostsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHostsResponse.ProtoReflect.Descriptor instead.
 func (*ListHostsResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{8}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListHostsResponse) GetHosts() []*Host {
@@ -660,7 +880,7 @@ type GetHostRequest struct {
 
 func (x *GetHostRequest) Reset() {
 	*x = GetHostRequest{}
-	mi := &file_restore_v1_host_proto_msgTypes[9]
+	mi := &file_restore_v1_host_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -672,7 +892,7 @@ func (x *GetHostRequest) String() string {
 func (*GetHostRequest) ProtoMessage() {}
 
 func (x *GetHostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[9]
+	mi := &file_restore_v1_host_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -685,7 +905,7 @@ func (x *GetHostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHostRequest.ProtoReflect.Descriptor instead.
 func (*GetHostRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{9}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetHostRequest) GetId() string {
@@ -706,7 +926,7 @@ type GetHostResponse struct {
 
 func (x *GetHostResponse) Reset() {
 	*x = GetHostResponse{}
-	mi := &file_restore_v1_host_proto_msgTypes[10]
+	mi := &file_restore_v1_host_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -718,7 +938,7 @@ func (x *GetHostResponse) String() string {
 func (*GetHostResponse) ProtoMessage() {}
 
 func (x *GetHostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[10]
+	mi := &file_restore_v1_host_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -731,7 +951,7 @@ func (x *GetHostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHostResponse.ProtoReflect.Descriptor instead.
 func (*GetHostResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{10}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetHostResponse) GetHost() *Host {
@@ -752,7 +972,7 @@ type DrainHostRequest struct {
 
 func (x *DrainHostRequest) Reset() {
 	*x = DrainHostRequest{}
-	mi := &file_restore_v1_host_proto_msgTypes[11]
+	mi := &file_restore_v1_host_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -764,7 +984,7 @@ func (x *DrainHostRequest) String() string {
 func (*DrainHostRequest) ProtoMessage() {}
 
 func (x *DrainHostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[11]
+	mi := &file_restore_v1_host_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -777,7 +997,7 @@ func (x *DrainHostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainHostRequest.ProtoReflect.Descriptor instead.
 func (*DrainHostRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{11}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DrainHostRequest) GetId() string {
@@ -798,7 +1018,7 @@ type DrainHostResponse struct {
 
 func (x *DrainHostResponse) Reset() {
 	*x = DrainHostResponse{}
-	mi := &file_restore_v1_host_proto_msgTypes[12]
+	mi := &file_restore_v1_host_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -810,7 +1030,7 @@ func (x *DrainHostResponse) String() string {
 func (*DrainHostResponse) ProtoMessage() {}
 
 func (x *DrainHostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[12]
+	mi := &file_restore_v1_host_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -823,7 +1043,7 @@ func (x *DrainHostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainHostResponse.ProtoReflect.Descriptor instead.
 func (*DrainHostResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{12}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DrainHostResponse) GetHost() *Host {
@@ -844,7 +1064,7 @@ type UndrainHostRequest struct {
 
 func (x *UndrainHostRequest) Reset() {
 	*x = UndrainHostRequest{}
-	mi := &file_restore_v1_host_proto_msgTypes[13]
+	mi := &file_restore_v1_host_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -856,7 +1076,7 @@ func (x *UndrainHostRequest) String() string {
 func (*UndrainHostRequest) ProtoMessage() {}
 
 func (x *UndrainHostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[13]
+	mi := &file_restore_v1_host_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -869,7 +1089,7 @@ func (x *UndrainHostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndrainHostRequest.ProtoReflect.Descriptor instead.
 func (*UndrainHostRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{13}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UndrainHostRequest) GetId() string {
@@ -890,7 +1110,7 @@ type UndrainHostResponse struct {
 
 func (x *UndrainHostResponse) Reset() {
 	*x = UndrainHostResponse{}
-	mi := &file_restore_v1_host_proto_msgTypes[14]
+	mi := &file_restore_v1_host_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -902,7 +1122,7 @@ func (x *UndrainHostResponse) String() string {
 func (*UndrainHostResponse) ProtoMessage() {}
 
 func (x *UndrainHostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[14]
+	mi := &file_restore_v1_host_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -915,7 +1135,7 @@ func (x *UndrainHostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndrainHostResponse.ProtoReflect.Descriptor instead.
 func (*UndrainHostResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{14}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UndrainHostResponse) GetHost() *Host {
@@ -930,7 +1150,23 @@ var File_restore_v1_host_proto protoreflect.FileDescriptor
 const file_restore_v1_host_proto_rawDesc = "" +
 	"\n" +
 	"\x15restore/v1/host.proto\x12\n" +
-	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe5\x01\n" +
+	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd3\x01\n" +
+	"\n" +
+	"HostDomain\x12\x17\n" +
+	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12\x12\n" +
+	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x18\n" +
+	"\arunning\x18\x04 \x01(\bR\arunning\x12\x14\n" +
+	"\x05disks\x18\x05 \x03(\tR\x05disks\x12!\n" +
+	"\fowner_tenant\x18\x06 \x01(\tR\vownerTenant\x12\x19\n" +
+	"\bguest_id\x18\a \x01(\tR\aguestId\x12\x16\n" +
+	"\x06tenant\x18\b \x01(\tR\x06tenant\"(\n" +
+	"\x16ListHostDomainsRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x88\x01\n" +
+	"\x17ListHostDomainsResponse\x120\n" +
+	"\adomains\x18\x01 \x03(\v2\x16.restore.v1.HostDomainR\adomains\x12;\n" +
+	"\vreport_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"reportTime\"\xe5\x01\n" +
 	"\tJoinToken\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x12;\n" +
@@ -953,7 +1189,7 @@ const file_restore_v1_host_proto_rawDesc = "" +
 	"\bCapacity\x12\x14\n" +
 	"\x05vcpus\x18\x01 \x01(\x05R\x05vcpus\x12\x1d\n" +
 	"\n" +
-	"memory_mib\x18\x02 \x01(\x03R\tmemoryMib\"\x99\x04\n" +
+	"memory_mib\x18\x02 \x01(\x03R\tmemoryMib\"\xdc\x04\n" +
 	"\x04Host\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
 	"\vhypervisors\x18\x02 \x03(\tR\vhypervisors\x12 \n" +
@@ -968,7 +1204,8 @@ const file_restore_v1_host_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\fregisterTime\x129\n" +
 	"\n" +
 	"state_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tstateTime\x12'\n" +
-	"\x0frecovery_points\x18\f \x01(\x05R\x0erecoveryPoints\x12\x1b\n" +
+	"\x0frecovery_points\x18\f \x01(\x05R\x0erecoveryPoints\x12A\n" +
+	"\x0einventory_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\rinventoryTime\x12\x1b\n" +
 	"\tserver_id\x18\r \x01(\tR\bserverId\"\x12\n" +
 	"\x10ListHostsRequest\";\n" +
 	"\x11ListHostsResponse\x12&\n" +
@@ -988,7 +1225,7 @@ const file_restore_v1_host_proto_rawDesc = "" +
 	"\tHostState\x12\x1a\n" +
 	"\x16HOST_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10HOST_STATE_READY\x10\x01\x12\x13\n" +
-	"\x0fHOST_STATE_DOWN\x10\x022\xde\x03\n" +
+	"\x0fHOST_STATE_DOWN\x10\x022\xba\x04\n" +
 	"\vHostService\x12H\n" +
 	"\tListHosts\x12\x1c.restore.v1.ListHostsRequest\x1a\x1d.restore.v1.ListHostsResponse\x12B\n" +
 	"\aGetHost\x12\x1a.restore.v1.GetHostRequest\x1a\x1b.restore.v1.GetHostResponse\x12H\n" +
@@ -996,7 +1233,8 @@ const file_restore_v1_host_proto_rawDesc = "" +
 	"\vUndrainHost\x12\x1e.restore.v1.UndrainHostRequest\x1a\x1f.restore.v1.UndrainHostResponse\x12Z\n" +
 	"\x0fCreateJoinToken\x12\".restore.v1.CreateJoinTokenRequest\x1a#.restore.v1.CreateJoinTokenResponse\x12K\n" +
 	"\n" +
-	"RemoveHost\x12\x1d.restore.v1.RemoveHostRequest\x1a\x1e.restore.v1.RemoveHostResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
+	"RemoveHost\x12\x1d.restore.v1.RemoveHostRequest\x1a\x1e.restore.v1.RemoveHostResponse\x12Z\n" +
+	"\x0fListHostDomains\x12\".restore.v1.ListHostDomainsRequest\x1a#.restore.v1.ListHostDomainsResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
 
 var (
 	file_restore_v1_host_proto_rawDescOnce sync.Once
@@ -1011,57 +1249,65 @@ func file_restore_v1_host_proto_rawDescGZIP() []byte {
 }
 
 var file_restore_v1_host_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_restore_v1_host_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_restore_v1_host_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_restore_v1_host_proto_goTypes = []any{
 	(HostState)(0),                  // 0: restore.v1.HostState
-	(*JoinToken)(nil),               // 1: restore.v1.JoinToken
-	(*CreateJoinTokenRequest)(nil),  // 2: restore.v1.CreateJoinTokenRequest
-	(*CreateJoinTokenResponse)(nil), // 3: restore.v1.CreateJoinTokenResponse
-	(*RemoveHostRequest)(nil),       // 4: restore.v1.RemoveHostRequest
-	(*RemoveHostResponse)(nil),      // 5: restore.v1.RemoveHostResponse
-	(*Capacity)(nil),                // 6: restore.v1.Capacity
-	(*Host)(nil),                    // 7: restore.v1.Host
-	(*ListHostsRequest)(nil),        // 8: restore.v1.ListHostsRequest
-	(*ListHostsResponse)(nil),       // 9: restore.v1.ListHostsResponse
-	(*GetHostRequest)(nil),          // 10: restore.v1.GetHostRequest
-	(*GetHostResponse)(nil),         // 11: restore.v1.GetHostResponse
-	(*DrainHostRequest)(nil),        // 12: restore.v1.DrainHostRequest
-	(*DrainHostResponse)(nil),       // 13: restore.v1.DrainHostResponse
-	(*UndrainHostRequest)(nil),      // 14: restore.v1.UndrainHostRequest
-	(*UndrainHostResponse)(nil),     // 15: restore.v1.UndrainHostResponse
-	(*timestamppb.Timestamp)(nil),   // 16: google.protobuf.Timestamp
+	(*HostDomain)(nil),              // 1: restore.v1.HostDomain
+	(*ListHostDomainsRequest)(nil),  // 2: restore.v1.ListHostDomainsRequest
+	(*ListHostDomainsResponse)(nil), // 3: restore.v1.ListHostDomainsResponse
+	(*JoinToken)(nil),               // 4: restore.v1.JoinToken
+	(*CreateJoinTokenRequest)(nil),  // 5: restore.v1.CreateJoinTokenRequest
+	(*CreateJoinTokenResponse)(nil), // 6: restore.v1.CreateJoinTokenResponse
+	(*RemoveHostRequest)(nil),       // 7: restore.v1.RemoveHostRequest
+	(*RemoveHostResponse)(nil),      // 8: restore.v1.RemoveHostResponse
+	(*Capacity)(nil),                // 9: restore.v1.Capacity
+	(*Host)(nil),                    // 10: restore.v1.Host
+	(*ListHostsRequest)(nil),        // 11: restore.v1.ListHostsRequest
+	(*ListHostsResponse)(nil),       // 12: restore.v1.ListHostsResponse
+	(*GetHostRequest)(nil),          // 13: restore.v1.GetHostRequest
+	(*GetHostResponse)(nil),         // 14: restore.v1.GetHostResponse
+	(*DrainHostRequest)(nil),        // 15: restore.v1.DrainHostRequest
+	(*DrainHostResponse)(nil),       // 16: restore.v1.DrainHostResponse
+	(*UndrainHostRequest)(nil),      // 17: restore.v1.UndrainHostRequest
+	(*UndrainHostResponse)(nil),     // 18: restore.v1.UndrainHostResponse
+	(*timestamppb.Timestamp)(nil),   // 19: google.protobuf.Timestamp
 }
 var file_restore_v1_host_proto_depIdxs = []int32{
-	16, // 0: restore.v1.JoinToken.create_time:type_name -> google.protobuf.Timestamp
-	16, // 1: restore.v1.JoinToken.expire_time:type_name -> google.protobuf.Timestamp
-	16, // 2: restore.v1.JoinToken.use_time:type_name -> google.protobuf.Timestamp
-	1,  // 3: restore.v1.CreateJoinTokenResponse.token:type_name -> restore.v1.JoinToken
-	6,  // 4: restore.v1.Host.capacity:type_name -> restore.v1.Capacity
-	6,  // 5: restore.v1.Host.allocated:type_name -> restore.v1.Capacity
-	0,  // 6: restore.v1.Host.state:type_name -> restore.v1.HostState
-	16, // 7: restore.v1.Host.register_time:type_name -> google.protobuf.Timestamp
-	16, // 8: restore.v1.Host.state_time:type_name -> google.protobuf.Timestamp
-	7,  // 9: restore.v1.ListHostsResponse.hosts:type_name -> restore.v1.Host
-	7,  // 10: restore.v1.GetHostResponse.host:type_name -> restore.v1.Host
-	7,  // 11: restore.v1.DrainHostResponse.host:type_name -> restore.v1.Host
-	7,  // 12: restore.v1.UndrainHostResponse.host:type_name -> restore.v1.Host
-	8,  // 13: restore.v1.HostService.ListHosts:input_type -> restore.v1.ListHostsRequest
-	10, // 14: restore.v1.HostService.GetHost:input_type -> restore.v1.GetHostRequest
-	12, // 15: restore.v1.HostService.DrainHost:input_type -> restore.v1.DrainHostRequest
-	14, // 16: restore.v1.HostService.UndrainHost:input_type -> restore.v1.UndrainHostRequest
-	2,  // 17: restore.v1.HostService.CreateJoinToken:input_type -> restore.v1.CreateJoinTokenRequest
-	4,  // 18: restore.v1.HostService.RemoveHost:input_type -> restore.v1.RemoveHostRequest
-	9,  // 19: restore.v1.HostService.ListHosts:output_type -> restore.v1.ListHostsResponse
-	11, // 20: restore.v1.HostService.GetHost:output_type -> restore.v1.GetHostResponse
-	13, // 21: restore.v1.HostService.DrainHost:output_type -> restore.v1.DrainHostResponse
-	15, // 22: restore.v1.HostService.UndrainHost:output_type -> restore.v1.UndrainHostResponse
-	3,  // 23: restore.v1.HostService.CreateJoinToken:output_type -> restore.v1.CreateJoinTokenResponse
-	5,  // 24: restore.v1.HostService.RemoveHost:output_type -> restore.v1.RemoveHostResponse
-	19, // [19:25] is the sub-list for method output_type
-	13, // [13:19] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	1,  // 0: restore.v1.ListHostDomainsResponse.domains:type_name -> restore.v1.HostDomain
+	19, // 1: restore.v1.ListHostDomainsResponse.report_time:type_name -> google.protobuf.Timestamp
+	19, // 2: restore.v1.JoinToken.create_time:type_name -> google.protobuf.Timestamp
+	19, // 3: restore.v1.JoinToken.expire_time:type_name -> google.protobuf.Timestamp
+	19, // 4: restore.v1.JoinToken.use_time:type_name -> google.protobuf.Timestamp
+	4,  // 5: restore.v1.CreateJoinTokenResponse.token:type_name -> restore.v1.JoinToken
+	9,  // 6: restore.v1.Host.capacity:type_name -> restore.v1.Capacity
+	9,  // 7: restore.v1.Host.allocated:type_name -> restore.v1.Capacity
+	0,  // 8: restore.v1.Host.state:type_name -> restore.v1.HostState
+	19, // 9: restore.v1.Host.register_time:type_name -> google.protobuf.Timestamp
+	19, // 10: restore.v1.Host.state_time:type_name -> google.protobuf.Timestamp
+	19, // 11: restore.v1.Host.inventory_time:type_name -> google.protobuf.Timestamp
+	10, // 12: restore.v1.ListHostsResponse.hosts:type_name -> restore.v1.Host
+	10, // 13: restore.v1.GetHostResponse.host:type_name -> restore.v1.Host
+	10, // 14: restore.v1.DrainHostResponse.host:type_name -> restore.v1.Host
+	10, // 15: restore.v1.UndrainHostResponse.host:type_name -> restore.v1.Host
+	11, // 16: restore.v1.HostService.ListHosts:input_type -> restore.v1.ListHostsRequest
+	13, // 17: restore.v1.HostService.GetHost:input_type -> restore.v1.GetHostRequest
+	15, // 18: restore.v1.HostService.DrainHost:input_type -> restore.v1.DrainHostRequest
+	17, // 19: restore.v1.HostService.UndrainHost:input_type -> restore.v1.UndrainHostRequest
+	5,  // 20: restore.v1.HostService.CreateJoinToken:input_type -> restore.v1.CreateJoinTokenRequest
+	7,  // 21: restore.v1.HostService.RemoveHost:input_type -> restore.v1.RemoveHostRequest
+	2,  // 22: restore.v1.HostService.ListHostDomains:input_type -> restore.v1.ListHostDomainsRequest
+	12, // 23: restore.v1.HostService.ListHosts:output_type -> restore.v1.ListHostsResponse
+	14, // 24: restore.v1.HostService.GetHost:output_type -> restore.v1.GetHostResponse
+	16, // 25: restore.v1.HostService.DrainHost:output_type -> restore.v1.DrainHostResponse
+	18, // 26: restore.v1.HostService.UndrainHost:output_type -> restore.v1.UndrainHostResponse
+	6,  // 27: restore.v1.HostService.CreateJoinToken:output_type -> restore.v1.CreateJoinTokenResponse
+	8,  // 28: restore.v1.HostService.RemoveHost:output_type -> restore.v1.RemoveHostResponse
+	3,  // 29: restore.v1.HostService.ListHostDomains:output_type -> restore.v1.ListHostDomainsResponse
+	23, // [23:30] is the sub-list for method output_type
+	16, // [16:23] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_host_proto_init() }
@@ -1075,7 +1321,7 @@ func file_restore_v1_host_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restore_v1_host_proto_rawDesc), len(file_restore_v1_host_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,6 +25,7 @@ const (
 	HostService_UndrainHost_FullMethodName     = "/restore.v1.HostService/UndrainHost"
 	HostService_CreateJoinToken_FullMethodName = "/restore.v1.HostService/CreateJoinToken"
 	HostService_RemoveHost_FullMethodName      = "/restore.v1.HostService/RemoveHost"
+	HostService_ListHostDomains_FullMethodName = "/restore.v1.HostService/ListHostDomains"
 )
 
 // HostServiceClient is the client API for HostService service.
@@ -50,6 +51,10 @@ type HostServiceClient interface {
 	// RemoveHost forgets a host and revokes its agent's certificates at once:
 	// every server refuses them from then on.
 	RemoveHost(ctx context.Context, in *RemoveHostRequest, opts ...grpc.CallOption) (*RemoveHostResponse, error)
+	// ListHostDomains lists the domains a host's agent reports (its
+	// inventory), with the guest and tenant that own each: what an operator
+	// assigns to tenants (GuestService.RegisterGuest).
+	ListHostDomains(ctx context.Context, in *ListHostDomainsRequest, opts ...grpc.CallOption) (*ListHostDomainsResponse, error)
 }
 
 type hostServiceClient struct {
@@ -120,6 +125,16 @@ func (c *hostServiceClient) RemoveHost(ctx context.Context, in *RemoveHostReques
 	return out, nil
 }
 
+func (c *hostServiceClient) ListHostDomains(ctx context.Context, in *ListHostDomainsRequest, opts ...grpc.CallOption) (*ListHostDomainsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListHostDomainsResponse)
+	err := c.cc.Invoke(ctx, HostService_ListHostDomains_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HostServiceServer is the server API for HostService service.
 // All implementations must embed UnimplementedHostServiceServer
 // for forward compatibility.
@@ -143,6 +158,10 @@ type HostServiceServer interface {
 	// RemoveHost forgets a host and revokes its agent's certificates at once:
 	// every server refuses them from then on.
 	RemoveHost(context.Context, *RemoveHostRequest) (*RemoveHostResponse, error)
+	// ListHostDomains lists the domains a host's agent reports (its
+	// inventory), with the guest and tenant that own each: what an operator
+	// assigns to tenants (GuestService.RegisterGuest).
+	ListHostDomains(context.Context, *ListHostDomainsRequest) (*ListHostDomainsResponse, error)
 	mustEmbedUnimplementedHostServiceServer()
 }
 
@@ -170,6 +189,9 @@ func (UnimplementedHostServiceServer) CreateJoinToken(context.Context, *CreateJo
 }
 func (UnimplementedHostServiceServer) RemoveHost(context.Context, *RemoveHostRequest) (*RemoveHostResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RemoveHost not implemented")
+}
+func (UnimplementedHostServiceServer) ListHostDomains(context.Context, *ListHostDomainsRequest) (*ListHostDomainsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListHostDomains not implemented")
 }
 func (UnimplementedHostServiceServer) mustEmbedUnimplementedHostServiceServer() {}
 func (UnimplementedHostServiceServer) testEmbeddedByValue()                     {}
@@ -300,6 +322,24 @@ func _HostService_RemoveHost_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _HostService_ListHostDomains_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListHostDomainsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServiceServer).ListHostDomains(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HostService_ListHostDomains_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServiceServer).ListHostDomains(ctx, req.(*ListHostDomainsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // HostService_ServiceDesc is the grpc.ServiceDesc for HostService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -330,6 +370,10 @@ var HostService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemoveHost",
 			Handler:    _HostService_RemoveHost_Handler,
+		},
+		{
+			MethodName: "ListHostDomains",
+			Handler:    _HostService_ListHostDomains_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -71,6 +71,9 @@ const (
 	CommandType_COMMAND_TYPE_USE_JOIN_TOKEN CommandType = 24
 	// RemoveHost.
 	CommandType_COMMAND_TYPE_REMOVE_HOST CommandType = 25
+	// ReportInventory: a host's domains replace what it reported before;
+	// its guests are verified against them.
+	CommandType_COMMAND_TYPE_REPORT_INVENTORY CommandType = 26
 )
 
 // Enum value maps for CommandType.
@@ -102,6 +105,7 @@ var (
 		23: "COMMAND_TYPE_CREATE_JOIN_TOKEN",
 		24: "COMMAND_TYPE_USE_JOIN_TOKEN",
 		25: "COMMAND_TYPE_REMOVE_HOST",
+		26: "COMMAND_TYPE_REPORT_INVENTORY",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":                0,
@@ -130,6 +134,7 @@ var (
 		"COMMAND_TYPE_CREATE_JOIN_TOKEN":          23,
 		"COMMAND_TYPE_USE_JOIN_TOKEN":             24,
 		"COMMAND_TYPE_REMOVE_HOST":                25,
+		"COMMAND_TYPE_REPORT_INVENTORY":           26,
 	}
 )
 
@@ -1331,7 +1336,9 @@ type Snapshot struct {
 	// Agents' join tokens.
 	JoinTokens []*StoredJoinToken `protobuf:"bytes,12,rep,name=join_tokens,json=joinTokens,proto3" json:"join_tokens,omitempty"`
 	// Hosts whose agent certificates are revoked.
-	Revocations   []*Revocation `protobuf:"bytes,13,rep,name=revocations,proto3" json:"revocations,omitempty"`
+	Revocations []*Revocation `protobuf:"bytes,13,rep,name=revocations,proto3" json:"revocations,omitempty"`
+	// The domains each host reports.
+	Inventory     []*v1.HostDomain `protobuf:"bytes,14,rep,name=inventory,proto3" json:"inventory,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1453,6 +1460,13 @@ func (x *Snapshot) GetJoinTokens() []*StoredJoinToken {
 func (x *Snapshot) GetRevocations() []*Revocation {
 	if x != nil {
 		return x.Revocations
+	}
+	return nil
+}
+
+func (x *Snapshot) GetInventory() []*v1.HostDomain {
+	if x != nil {
+		return x.Inventory
 	}
 	return nil
 }
@@ -2293,6 +2307,77 @@ func (x *DeleteVerificationPolicy) GetId() string {
 	return ""
 }
 
+// ReportInventory is a host's full inventory, and the guests the hoster
+// assigned in domains' XML that are not registered yet (ids made by the
+// server that proposed the entry).
+type ReportInventory struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	HostId        string                 `protobuf:"bytes,1,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	Domains       []*v1.HostDomain       `protobuf:"bytes,2,rep,name=domains,proto3" json:"domains,omitempty"`
+	Adopt         []*v1.Guest            `protobuf:"bytes,3,rep,name=adopt,proto3" json:"adopt,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportInventory) Reset() {
+	*x = ReportInventory{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportInventory) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportInventory) ProtoMessage() {}
+
+func (x *ReportInventory) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportInventory.ProtoReflect.Descriptor instead.
+func (*ReportInventory) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ReportInventory) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
+func (x *ReportInventory) GetDomains() []*v1.HostDomain {
+	if x != nil {
+		return x.Domains
+	}
+	return nil
+}
+
+func (x *ReportInventory) GetAdopt() []*v1.Guest {
+	if x != nil {
+		return x.Adopt
+	}
+	return nil
+}
+
+func (x *ReportInventory) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
 // RegisterGuest adds a protected guest.
 type RegisterGuest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2303,7 +2388,7 @@ type RegisterGuest struct {
 
 func (x *RegisterGuest) Reset() {
 	*x = RegisterGuest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2315,7 +2400,7 @@ func (x *RegisterGuest) String() string {
 func (*RegisterGuest) ProtoMessage() {}
 
 func (x *RegisterGuest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2328,7 +2413,7 @@ func (x *RegisterGuest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterGuest.ProtoReflect.Descriptor instead.
 func (*RegisterGuest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{35}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RegisterGuest) GetGuest() *v1.Guest {
@@ -2348,7 +2433,7 @@ type UnregisterGuest struct {
 
 func (x *UnregisterGuest) Reset() {
 	*x = UnregisterGuest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2360,7 +2445,7 @@ func (x *UnregisterGuest) String() string {
 func (*UnregisterGuest) ProtoMessage() {}
 
 func (x *UnregisterGuest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2373,7 +2458,7 @@ func (x *UnregisterGuest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterGuest.ProtoReflect.Descriptor instead.
 func (*UnregisterGuest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{36}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *UnregisterGuest) GetId() string {
@@ -2393,7 +2478,7 @@ type PruneVerifications struct {
 
 func (x *PruneVerifications) Reset() {
 	*x = PruneVerifications{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2405,7 +2490,7 @@ func (x *PruneVerifications) String() string {
 func (*PruneVerifications) ProtoMessage() {}
 
 func (x *PruneVerifications) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2418,7 +2503,7 @@ func (x *PruneVerifications) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneVerifications.ProtoReflect.Descriptor instead.
 func (*PruneVerifications) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{37}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *PruneVerifications) GetIds() []string {
@@ -2440,7 +2525,7 @@ type CreateSnapshot struct {
 
 func (x *CreateSnapshot) Reset() {
 	*x = CreateSnapshot{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2452,7 +2537,7 @@ func (x *CreateSnapshot) String() string {
 func (*CreateSnapshot) ProtoMessage() {}
 
 func (x *CreateSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2465,7 +2550,7 @@ func (x *CreateSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSnapshot.ProtoReflect.Descriptor instead.
 func (*CreateSnapshot) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{38}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CreateSnapshot) GetSnapshot() *v1.Snapshot {
@@ -2494,7 +2579,7 @@ type ReportSnapshotStatus struct {
 
 func (x *ReportSnapshotStatus) Reset() {
 	*x = ReportSnapshotStatus{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2506,7 +2591,7 @@ func (x *ReportSnapshotStatus) String() string {
 func (*ReportSnapshotStatus) ProtoMessage() {}
 
 func (x *ReportSnapshotStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2519,7 +2604,7 @@ func (x *ReportSnapshotStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSnapshotStatus.ProtoReflect.Descriptor instead.
 func (*ReportSnapshotStatus) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{39}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ReportSnapshotStatus) GetHostId() string {
@@ -2560,7 +2645,7 @@ type ReleaseSnapshots struct {
 
 func (x *ReleaseSnapshots) Reset() {
 	*x = ReleaseSnapshots{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2572,7 +2657,7 @@ func (x *ReleaseSnapshots) String() string {
 func (*ReleaseSnapshots) ProtoMessage() {}
 
 func (x *ReleaseSnapshots) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2585,7 +2670,7 @@ func (x *ReleaseSnapshots) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseSnapshots.ProtoReflect.Descriptor instead.
 func (*ReleaseSnapshots) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{40}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ReleaseSnapshots) GetIds() []string {
@@ -2641,7 +2726,7 @@ type Prune struct {
 
 func (x *Prune) Reset() {
 	*x = Prune{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2653,7 +2738,7 @@ func (x *Prune) String() string {
 func (*Prune) ProtoMessage() {}
 
 func (x *Prune) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2666,7 +2751,7 @@ func (x *Prune) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Prune.ProtoReflect.Descriptor instead.
 func (*Prune) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{41}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Prune) GetRestoreIds() []string {
@@ -2806,7 +2891,7 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\x03ids\x18\x01 \x03(\tR\x03ids\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"<\n" +
 	"\x0eRegisterServer\x12*\n" +
-	"\x06server\x18\x01 \x01(\v2\x12.restore.v1.ServerR\x06server\"\xff\x05\n" +
+	"\x06server\x18\x01 \x01(\v2\x12.restore.v1.ServerR\x06server\"\xb5\x06\n" +
 	"\bSnapshot\x12,\n" +
 	"\atenants\x18\x01 \x03(\v2\x12.restore.v1.TenantR\atenants\x125\n" +
 	"\x06tokens\x18\x02 \x03(\v2\x1d.restored.raft.v1.StoredTokenR\x06tokens\x12/\n" +
@@ -2822,7 +2907,8 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\tsnapshots\x18\v \x03(\v2\x14.restore.v1.SnapshotR\tsnapshots\x12B\n" +
 	"\vjoin_tokens\x18\f \x03(\v2!.restored.raft.v1.StoredJoinTokenR\n" +
 	"joinTokens\x12>\n" +
-	"\vrevocations\x18\r \x03(\v2\x1c.restored.raft.v1.RevocationR\vrevocations\"c\n" +
+	"\vrevocations\x18\r \x03(\v2\x1c.restored.raft.v1.RevocationR\vrevocations\x124\n" +
+	"\tinventory\x18\x0e \x03(\v2\x16.restore.v1.HostDomainR\tinventory\"c\n" +
 	"\x0fStoredJoinToken\x12+\n" +
 	"\x05token\x18\x01 \x01(\v2\x15.restore.v1.JoinTokenR\x05token\x12#\n" +
 	"\rsecret_sha256\x18\x02 \x01(\fR\fsecretSha256\"J\n" +
@@ -2868,7 +2954,12 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\x15SetVerificationPolicy\x126\n" +
 	"\x06policy\x18\x01 \x01(\v2\x1e.restore.v1.VerificationPolicyR\x06policy\"*\n" +
 	"\x18DeleteVerificationPolicy\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"8\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xb5\x01\n" +
+	"\x0fReportInventory\x12\x17\n" +
+	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x120\n" +
+	"\adomains\x18\x02 \x03(\v2\x16.restore.v1.HostDomainR\adomains\x12'\n" +
+	"\x05adopt\x18\x03 \x03(\v2\x11.restore.v1.GuestR\x05adopt\x12.\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"8\n" +
 	"\rRegisterGuest\x12'\n" +
 	"\x05guest\x18\x01 \x01(\v2\x11.restore.v1.GuestR\x05guest\"!\n" +
 	"\x0fUnregisterGuest\x12\x0e\n" +
@@ -2898,7 +2989,7 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\vkeys_before\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"keysBefore\x12\x1b\n" +
 	"\ttoken_ids\x18\a \x03(\tR\btokenIds\x12?\n" +
-	"\rtokens_before\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\ftokensBefore*\x8e\a\n" +
+	"\rtokens_before\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\ftokensBefore*\xb1\a\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aCOMMAND_TYPE_CREATE_TENANT\x10\x01\x12\x1d\n" +
@@ -2926,7 +3017,8 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\x12COMMAND_TYPE_PRUNE\x10\x16\x12\"\n" +
 	"\x1eCOMMAND_TYPE_CREATE_JOIN_TOKEN\x10\x17\x12\x1f\n" +
 	"\x1bCOMMAND_TYPE_USE_JOIN_TOKEN\x10\x18\x12\x1c\n" +
-	"\x18COMMAND_TYPE_REMOVE_HOST\x10\x192\xf2\x01\n" +
+	"\x18COMMAND_TYPE_REMOVE_HOST\x10\x19\x12!\n" +
+	"\x1dCOMMAND_TYPE_REPORT_INVENTORY\x10\x1a2\xf2\x01\n" +
 	"\x0eClusterService\x12E\n" +
 	"\x04Join\x12\x1d.restored.raft.v1.JoinRequest\x1a\x1e.restored.raft.v1.JoinResponse\x12K\n" +
 	"\x06Enroll\x12\x1f.restored.raft.v1.EnrollRequest\x1a .restored.raft.v1.EnrollResponse\x12L\n" +
@@ -2945,7 +3037,7 @@ func file_restored_raft_v1_raft_proto_rawDescGZIP() []byte {
 }
 
 var file_restored_raft_v1_raft_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(CommandType)(0),                 // 0: restored.raft.v1.CommandType
 	(*Envelope)(nil),                 // 1: restored.raft.v1.Envelope
@@ -2983,98 +3075,104 @@ var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(*JoinResponse)(nil),             // 33: restored.raft.v1.JoinResponse
 	(*SetVerificationPolicy)(nil),    // 34: restored.raft.v1.SetVerificationPolicy
 	(*DeleteVerificationPolicy)(nil), // 35: restored.raft.v1.DeleteVerificationPolicy
-	(*RegisterGuest)(nil),            // 36: restored.raft.v1.RegisterGuest
-	(*UnregisterGuest)(nil),          // 37: restored.raft.v1.UnregisterGuest
-	(*PruneVerifications)(nil),       // 38: restored.raft.v1.PruneVerifications
-	(*CreateSnapshot)(nil),           // 39: restored.raft.v1.CreateSnapshot
-	(*ReportSnapshotStatus)(nil),     // 40: restored.raft.v1.ReportSnapshotStatus
-	(*ReleaseSnapshots)(nil),         // 41: restored.raft.v1.ReleaseSnapshots
-	(*Prune)(nil),                    // 42: restored.raft.v1.Prune
-	(*v1.Tenant)(nil),                // 43: restore.v1.Tenant
-	(*v1.Token)(nil),                 // 44: restore.v1.Token
-	(*timestamppb.Timestamp)(nil),    // 45: google.protobuf.Timestamp
-	(*v1.Restore)(nil),               // 46: restore.v1.Restore
-	(*v1.Host)(nil),                  // 47: restore.v1.Host
-	(v1.HostState)(0),                // 48: restore.v1.HostState
-	(*v1.RecoveryPoint)(nil),         // 49: restore.v1.RecoveryPoint
-	(v1.RestoreState)(0),             // 50: restore.v1.RestoreState
-	(*v1.Boot)(nil),                  // 51: restore.v1.Boot
-	(*v1.Verification)(nil),          // 52: restore.v1.Verification
-	(*v1.Server)(nil),                // 53: restore.v1.Server
-	(*v1.VerificationPolicy)(nil),    // 54: restore.v1.VerificationPolicy
-	(*v1.Guest)(nil),                 // 55: restore.v1.Guest
-	(*v1.Snapshot)(nil),              // 56: restore.v1.Snapshot
-	(*v1.JoinToken)(nil),             // 57: restore.v1.JoinToken
-	(*v1.TunnelOpen)(nil),            // 58: restore.v1.TunnelOpen
+	(*ReportInventory)(nil),          // 36: restored.raft.v1.ReportInventory
+	(*RegisterGuest)(nil),            // 37: restored.raft.v1.RegisterGuest
+	(*UnregisterGuest)(nil),          // 38: restored.raft.v1.UnregisterGuest
+	(*PruneVerifications)(nil),       // 39: restored.raft.v1.PruneVerifications
+	(*CreateSnapshot)(nil),           // 40: restored.raft.v1.CreateSnapshot
+	(*ReportSnapshotStatus)(nil),     // 41: restored.raft.v1.ReportSnapshotStatus
+	(*ReleaseSnapshots)(nil),         // 42: restored.raft.v1.ReleaseSnapshots
+	(*Prune)(nil),                    // 43: restored.raft.v1.Prune
+	(*v1.Tenant)(nil),                // 44: restore.v1.Tenant
+	(*v1.Token)(nil),                 // 45: restore.v1.Token
+	(*timestamppb.Timestamp)(nil),    // 46: google.protobuf.Timestamp
+	(*v1.Restore)(nil),               // 47: restore.v1.Restore
+	(*v1.Host)(nil),                  // 48: restore.v1.Host
+	(v1.HostState)(0),                // 49: restore.v1.HostState
+	(*v1.RecoveryPoint)(nil),         // 50: restore.v1.RecoveryPoint
+	(v1.RestoreState)(0),             // 51: restore.v1.RestoreState
+	(*v1.Boot)(nil),                  // 52: restore.v1.Boot
+	(*v1.Verification)(nil),          // 53: restore.v1.Verification
+	(*v1.Server)(nil),                // 54: restore.v1.Server
+	(*v1.VerificationPolicy)(nil),    // 55: restore.v1.VerificationPolicy
+	(*v1.Guest)(nil),                 // 56: restore.v1.Guest
+	(*v1.Snapshot)(nil),              // 57: restore.v1.Snapshot
+	(*v1.HostDomain)(nil),            // 58: restore.v1.HostDomain
+	(*v1.JoinToken)(nil),             // 59: restore.v1.JoinToken
+	(*v1.TunnelOpen)(nil),            // 60: restore.v1.TunnelOpen
 }
 var file_restored_raft_v1_raft_proto_depIdxs = []int32{
 	0,  // 0: restored.raft.v1.Envelope.type:type_name -> restored.raft.v1.CommandType
-	43, // 1: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
-	44, // 2: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
+	44, // 1: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
+	45, // 2: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
 	3,  // 3: restored.raft.v1.CreateToken.token:type_name -> restored.raft.v1.StoredToken
-	45, // 4: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
-	45, // 5: restored.raft.v1.IdempotencyKey.create_time:type_name -> google.protobuf.Timestamp
-	46, // 6: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
-	45, // 7: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
-	47, // 8: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
-	45, // 9: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
-	48, // 10: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
-	45, // 11: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
-	49, // 12: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
-	50, // 13: restored.raft.v1.RestoreReport.state:type_name -> restore.v1.RestoreState
-	51, // 14: restored.raft.v1.RestoreReport.boot:type_name -> restore.v1.Boot
-	52, // 15: restored.raft.v1.RestoreReport.verification:type_name -> restore.v1.Verification
+	46, // 4: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
+	46, // 5: restored.raft.v1.IdempotencyKey.create_time:type_name -> google.protobuf.Timestamp
+	47, // 6: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
+	46, // 7: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
+	48, // 8: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
+	46, // 9: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
+	49, // 10: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
+	46, // 11: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
+	50, // 12: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
+	51, // 13: restored.raft.v1.RestoreReport.state:type_name -> restore.v1.RestoreState
+	52, // 14: restored.raft.v1.RestoreReport.boot:type_name -> restore.v1.Boot
+	53, // 15: restored.raft.v1.RestoreReport.verification:type_name -> restore.v1.Verification
 	13, // 16: restored.raft.v1.ReportRestoreStatus.report:type_name -> restored.raft.v1.RestoreReport
-	45, // 17: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
+	46, // 17: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
 	15, // 18: restored.raft.v1.PlaceRestores.placements:type_name -> restored.raft.v1.Placement
 	16, // 19: restored.raft.v1.PlaceRestores.pending:type_name -> restored.raft.v1.PendingReason
-	45, // 20: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
-	45, // 21: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
-	53, // 22: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
-	43, // 23: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
+	46, // 20: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
+	46, // 21: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
+	54, // 22: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
+	44, // 23: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
 	3,  // 24: restored.raft.v1.Snapshot.tokens:type_name -> restored.raft.v1.StoredToken
-	46, // 25: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
-	47, // 26: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
-	49, // 27: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
-	53, // 28: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
+	47, // 25: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
+	48, // 26: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
+	50, // 27: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
+	54, // 28: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
 	6,  // 29: restored.raft.v1.Snapshot.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
-	52, // 30: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
-	54, // 31: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
-	55, // 32: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
-	56, // 33: restored.raft.v1.Snapshot.snapshots:type_name -> restore.v1.Snapshot
+	53, // 30: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
+	55, // 31: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
+	56, // 32: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
+	57, // 33: restored.raft.v1.Snapshot.snapshots:type_name -> restore.v1.Snapshot
 	21, // 34: restored.raft.v1.Snapshot.join_tokens:type_name -> restored.raft.v1.StoredJoinToken
 	24, // 35: restored.raft.v1.Snapshot.revocations:type_name -> restored.raft.v1.Revocation
-	57, // 36: restored.raft.v1.StoredJoinToken.token:type_name -> restore.v1.JoinToken
-	21, // 37: restored.raft.v1.CreateJoinToken.token:type_name -> restored.raft.v1.StoredJoinToken
-	45, // 38: restored.raft.v1.UseJoinToken.time:type_name -> google.protobuf.Timestamp
-	45, // 39: restored.raft.v1.Revocation.revoke_time:type_name -> google.protobuf.Timestamp
-	45, // 40: restored.raft.v1.RemoveHost.time:type_name -> google.protobuf.Timestamp
-	27, // 41: restored.raft.v1.RelayRequest.open:type_name -> restored.raft.v1.RelayOpen
-	58, // 42: restored.raft.v1.RelayOpen.open:type_name -> restore.v1.TunnelOpen
-	29, // 43: restored.raft.v1.RelayResponse.opened:type_name -> restored.raft.v1.RelayOpened
-	53, // 44: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
-	54, // 45: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
-	55, // 46: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
-	56, // 47: restored.raft.v1.CreateSnapshot.snapshot:type_name -> restore.v1.Snapshot
-	56, // 48: restored.raft.v1.ReportSnapshotStatus.snapshot:type_name -> restore.v1.Snapshot
-	45, // 49: restored.raft.v1.ReportSnapshotStatus.time:type_name -> google.protobuf.Timestamp
-	45, // 50: restored.raft.v1.ReleaseSnapshots.time:type_name -> google.protobuf.Timestamp
-	45, // 51: restored.raft.v1.Prune.restores_before:type_name -> google.protobuf.Timestamp
-	45, // 52: restored.raft.v1.Prune.snapshots_before:type_name -> google.protobuf.Timestamp
-	6,  // 53: restored.raft.v1.Prune.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
-	45, // 54: restored.raft.v1.Prune.keys_before:type_name -> google.protobuf.Timestamp
-	45, // 55: restored.raft.v1.Prune.tokens_before:type_name -> google.protobuf.Timestamp
-	32, // 56: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
-	30, // 57: restored.raft.v1.ClusterService.Enroll:input_type -> restored.raft.v1.EnrollRequest
-	26, // 58: restored.raft.v1.ClusterService.Relay:input_type -> restored.raft.v1.RelayRequest
-	33, // 59: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
-	31, // 60: restored.raft.v1.ClusterService.Enroll:output_type -> restored.raft.v1.EnrollResponse
-	28, // 61: restored.raft.v1.ClusterService.Relay:output_type -> restored.raft.v1.RelayResponse
-	59, // [59:62] is the sub-list for method output_type
-	56, // [56:59] is the sub-list for method input_type
-	56, // [56:56] is the sub-list for extension type_name
-	56, // [56:56] is the sub-list for extension extendee
-	0,  // [0:56] is the sub-list for field type_name
+	58, // 36: restored.raft.v1.Snapshot.inventory:type_name -> restore.v1.HostDomain
+	59, // 37: restored.raft.v1.StoredJoinToken.token:type_name -> restore.v1.JoinToken
+	21, // 38: restored.raft.v1.CreateJoinToken.token:type_name -> restored.raft.v1.StoredJoinToken
+	46, // 39: restored.raft.v1.UseJoinToken.time:type_name -> google.protobuf.Timestamp
+	46, // 40: restored.raft.v1.Revocation.revoke_time:type_name -> google.protobuf.Timestamp
+	46, // 41: restored.raft.v1.RemoveHost.time:type_name -> google.protobuf.Timestamp
+	27, // 42: restored.raft.v1.RelayRequest.open:type_name -> restored.raft.v1.RelayOpen
+	60, // 43: restored.raft.v1.RelayOpen.open:type_name -> restore.v1.TunnelOpen
+	29, // 44: restored.raft.v1.RelayResponse.opened:type_name -> restored.raft.v1.RelayOpened
+	54, // 45: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
+	55, // 46: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
+	58, // 47: restored.raft.v1.ReportInventory.domains:type_name -> restore.v1.HostDomain
+	56, // 48: restored.raft.v1.ReportInventory.adopt:type_name -> restore.v1.Guest
+	46, // 49: restored.raft.v1.ReportInventory.time:type_name -> google.protobuf.Timestamp
+	56, // 50: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
+	57, // 51: restored.raft.v1.CreateSnapshot.snapshot:type_name -> restore.v1.Snapshot
+	57, // 52: restored.raft.v1.ReportSnapshotStatus.snapshot:type_name -> restore.v1.Snapshot
+	46, // 53: restored.raft.v1.ReportSnapshotStatus.time:type_name -> google.protobuf.Timestamp
+	46, // 54: restored.raft.v1.ReleaseSnapshots.time:type_name -> google.protobuf.Timestamp
+	46, // 55: restored.raft.v1.Prune.restores_before:type_name -> google.protobuf.Timestamp
+	46, // 56: restored.raft.v1.Prune.snapshots_before:type_name -> google.protobuf.Timestamp
+	6,  // 57: restored.raft.v1.Prune.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
+	46, // 58: restored.raft.v1.Prune.keys_before:type_name -> google.protobuf.Timestamp
+	46, // 59: restored.raft.v1.Prune.tokens_before:type_name -> google.protobuf.Timestamp
+	32, // 60: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
+	30, // 61: restored.raft.v1.ClusterService.Enroll:input_type -> restored.raft.v1.EnrollRequest
+	26, // 62: restored.raft.v1.ClusterService.Relay:input_type -> restored.raft.v1.RelayRequest
+	33, // 63: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
+	31, // 64: restored.raft.v1.ClusterService.Enroll:output_type -> restored.raft.v1.EnrollResponse
+	28, // 65: restored.raft.v1.ClusterService.Relay:output_type -> restored.raft.v1.RelayResponse
+	63, // [63:66] is the sub-list for method output_type
+	60, // [60:63] is the sub-list for method input_type
+	60, // [60:60] is the sub-list for extension type_name
+	60, // [60:60] is the sub-list for extension extendee
+	0,  // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_restored_raft_v1_raft_proto_init() }
@@ -3096,7 +3194,7 @@ func file_restored_raft_v1_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restored_raft_v1_raft_proto_rawDesc), len(file_restored_raft_v1_raft_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   42,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

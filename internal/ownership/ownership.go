@@ -1,0 +1,129 @@
+// Package ownership owns the rule of who owns a guest: a guest is a domain
+// its host reports (the inventory its agent sends), known by its UUID (a
+// renamed domain stays the same guest), and at most one guest of one tenant
+// names a domain, cluster-wide. Restored's own restore domains are never in
+// an inventory, so they can never be registered. The API asks it before it
+// proposes a registration (a refusal writes no raft entry) and the FSM asks
+// it again when it applies one or an inventory (so racing writes cannot
+// break the rule). It must not read or write the store itself: its callers
+// hand it what it decides on.
+package ownership
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+const (
+	Verified   = restorev1.GuestState_GUEST_STATE_VERIFIED
+	Unverified = restorev1.GuestState_GUEST_STATE_UNVERIFIED
+	Conflict   = restorev1.GuestState_GUEST_STATE_CONFLICT
+)
+
+// FromInventory says whether a hypervisor's guests come from a host's
+// inventory (KVM today). Others cannot be registered until their driver
+// reports one.
+func FromInventory(h restorev1.Hypervisor) bool { return h == restorev1.Hypervisor_HYPERVISOR_KVM }
+
+// Find is the domain of inventory a registration names: by UUID when given
+// (and then the name, if given too, must be its name), else by name.
+func Find(hostID string, inventory []*restorev1.HostDomain, name, uuid string) (*restorev1.HostDomain, error) {
+	for _, d := range inventory {
+		if (uuid != "" && d.Uuid == uuid) || (uuid == "" && d.Name == name) {
+			if uuid != "" && name != "" && d.Name != name {
+				return nil, status.Errorf(codes.FailedPrecondition, "host %s's domain %s is named %q, not %q", hostID, uuid, d.Name, name)
+			}
+			return d, nil
+		}
+	}
+	what := cmp.Or(uuid, name)
+	if len(inventory) == 0 {
+		return nil, status.Errorf(codes.FailedPrecondition, "host %s has reported no domains (is its agent running and up to date?): cannot register %q", hostID, what)
+	}
+	return nil, status.Errorf(codes.FailedPrecondition, "host %s reports no domain %q (Restored's own restore domains are never guests): see restorectl host domains %s", hostID, what, hostID)
+}
+
+// MayOwn checks that tenant may own the domain with uuid, given the guests
+// that name it already.
+func MayOwn(tenant, uuid string, owners []*restorev1.Guest) error {
+	for _, g := range owners {
+		if g.Tenant == tenant {
+			return status.Errorf(codes.AlreadyExists, "domain %s is registered already as guest %s", uuid, g.Id)
+		}
+	}
+	if len(owners) > 0 {
+		return status.Errorf(codes.FailedPrecondition, "domain %s is another tenant's guest: a domain belongs to one tenant (unregister that guest first)", uuid)
+	}
+	return nil
+}
+
+// Verify is the state of each guest of a host against its inventory:
+// VERIFIED when the host reports its domain (by UUID; a guest registered
+// by name before ownership was checked gets the domain's UUID) and no other
+// guest names that domain, UNVERIFIED when the host does not report it,
+// CONFLICT when several guests name it. others gives the guests elsewhere
+// that name a UUID. It returns the guests that changed, as new messages.
+func Verify(hostID string, guests []*restorev1.Guest, inventory []*restorev1.HostDomain, others func(uuid string) []*restorev1.Guest) []*restorev1.Guest {
+	byUUID := map[string]*restorev1.HostDomain{}
+	byName := map[string]*restorev1.HostDomain{}
+	for _, d := range inventory {
+		byUUID[d.Uuid], byName[d.Name] = d, d
+	}
+	next := make([]*restorev1.Guest, 0, len(guests))
+	claims := map[string][]string{} // uuid → guest ids
+	for _, g := range guests {
+		n := proto.Clone(g).(*restorev1.Guest)
+		d := byUUID[n.Uuid]
+		if n.Uuid == "" {
+			d = byName[n.Name]
+		}
+		switch {
+		case !FromInventory(n.Hypervisor):
+		case d == nil:
+			n.State = Unverified
+			n.StateReason = fmt.Sprintf("host %s does not report this domain (removed, or not reported yet): no snapshot until it does", hostID)
+		default:
+			n.Uuid, n.Name = d.Uuid, d.Name
+			claims[n.Uuid] = append(claims[n.Uuid], n.Id)
+			n.State, n.StateReason = Verified, ""
+		}
+		next = append(next, n)
+	}
+	for _, n := range next {
+		if n.State != Verified {
+			continue
+		}
+		ids := slices.Clone(claims[n.Uuid])
+		for _, o := range others(n.Uuid) {
+			if o.HostId != hostID && !slices.Contains(ids, o.Id) {
+				ids = append(ids, o.Id)
+			}
+		}
+		if len(ids) > 1 {
+			slices.Sort(ids)
+			n.State = Conflict
+			n.StateReason = fmt.Sprintf("guests %v name the same domain %s: an operator must unregister all but its owner's", ids, n.Uuid)
+		}
+	}
+	var changed []*restorev1.Guest
+	for i, n := range next {
+		if !proto.Equal(n, guests[i]) {
+			changed = append(changed, n)
+		}
+	}
+	return changed
+}
+
+// Snapshottable refuses a snapshot of a guest that is not VERIFIED.
+func Snapshottable(g *restorev1.Guest) error {
+	if g.State == Verified || !FromInventory(g.Hypervisor) {
+		return nil
+	}
+	return status.Errorf(codes.FailedPrecondition, "guest %s is %s: %s", g.Id, g.State, g.StateReason)
+}
