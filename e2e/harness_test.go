@@ -260,6 +260,17 @@ func (e *env) agent(host string, rps ...*restorev1.RecoveryPoint) *testAgent {
 	return a
 }
 
+// offer registers the host again offering bridges (its --bridge flags).
+func (a *testAgent) offer(bridges ...*restorev1.HostBridge) {
+	a.e.t.Helper()
+	if _, err := a.client.Register(a.ctx, &restorev1.RegisterRequest{
+		ProtocolVersion: version.AgentProtocol, HostId: a.host, AgentVersion: "test", Hypervisors: []string{"kvm"}, Accelerator: "tcg",
+		AcceleratorNote: "test agent", Capacity: &restorev1.Capacity{Vcpus: 4, MemoryMib: 4096}, Bridges: bridges,
+	}); err != nil {
+		a.e.t.Fatal(err)
+	}
+}
+
 // inventory reports the host's domains (the full set), as an agent does.
 func (a *testAgent) inventory(domains ...*restorev1.HostDomain) {
 	a.e.t.Helper()

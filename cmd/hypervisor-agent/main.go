@@ -66,6 +66,13 @@ Flags:
 	fs.StringVar(&cfg.LibvirtSocket, "libvirt-socket", kvm.DefaultSocket, "libvirtd's unix socket")
 	fs.StringVar(&cfg.NBDAddr, "nbd-addr", agent.DefaultNBDAddr, "where the NBD gate listens for backup jobs (TLS with a snapshot's certificate only); 0.0.0.0:10809 for jobs on other machines, with --advertise-addr")
 	fs.StringVar(&cfg.AdvertiseAddr, "advertise-addr", "", "the host (name or address) backup jobs reach this host's NBD gate at (required when --nbd-addr binds every interface)")
+	fs.Func("bridge", "a host bridge BRIDGED restores may use: NAME=TENANT[,TENANT…] or NAME=* for every tenant (repeat the flag for several bridges; none by default)", func(s string) error {
+		b, err := agent.ParseBridge(s)
+		if err == nil {
+			cfg.Bridges = append(cfg.Bridges, b)
+		}
+		return err
+	})
 	fs.StringVar(&cfg.DomainPrefix, "domain-prefix", "restored-", "starts the libvirt names of this host's restore domains; agents that share one libvirtd each need their own")
 	fs.StringVar(&cfg.Accelerator, "accelerator", "auto", "auto (probe KVM, fall back to TCG), kvm or tcg")
 	reserveVCPUs := fs.Int("reserve-vcpus", 0, "vCPUs kept back from restores")

@@ -39,6 +39,8 @@ type Config struct {
 	// DefaultNBDAddr); AdvertiseAddr is the host they dial it at (required
 	// when NBDAddr binds every interface).
 	NBDAddr, AdvertiseAddr string
+	// Bridges are the host bridges BRIDGED restores may use, and by whom.
+	Bridges []Bridge
 	// DomainPrefix starts the names of this host's restore domains
 	// (default "restored-"); agents sharing one libvirtd each take their own.
 	DomainPrefix     string
@@ -199,8 +201,9 @@ func (a *Agent) assemble(ctx context.Context) *parts {
 		hv: hv, note: note, snapshots: snaps,
 		restores: &restores{
 			hostID: a.cfg.HostID, hv: hv, caps: caps, catalog: &a.catalog, rep: a.ctl, ev: ev, limits: defaultTimeouts, log: a.log, work: newClaims(),
-			boot:   &bootWatcher{obs: hv, caps: caps, timeout: a.cfg.BootTimeout, settle: a.cfg.ScreenSettle, marker: a.marker, signals: a.cfg.BootSignals, log: a.log},
-			verify: &verifications{obs: hv, caps: caps, ev: ev, settle: a.cfg.ScreenSettle, bootTimeout: a.cfg.BootTimeout, log: a.log},
+			bridges: hostBridges(a.cfg.Bridges),
+			boot:    &bootWatcher{obs: hv, caps: caps, timeout: a.cfg.BootTimeout, settle: a.cfg.ScreenSettle, marker: a.marker, signals: a.cfg.BootSignals, log: a.log},
+			verify:  &verifications{obs: hv, caps: caps, ev: ev, settle: a.cfg.ScreenSettle, bootTimeout: a.cfg.BootTimeout, log: a.log},
 		},
 		tunnel: &tunnel{hostID: a.cfg.HostID, ctl: a.ctl, obs: hv, caps: caps, snapshots: snaps, ev: ev, log: a.log},
 	}

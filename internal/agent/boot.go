@@ -67,9 +67,18 @@ func (p *restores) spec(r *restorev1.Restore) (hypervisor.RestoreSpec, error) {
 		ID: r.Id, Tenant: r.Tenant, ExpireAt: r.ExpireTime.AsTime(), VCPUs: int(r.Vcpus), MemoryMiB: r.MemoryMib,
 		Firmware: p.firmwareOf(r), OS: rp.Manifest.OS, Network: kinds.NetworkFromAPI(r.GetNetwork().GetKind()),
 	}
-	if spec.Network == kinds.Bridged {
+	switch spec.Network {
+	case kinds.Bridged:
+		// The control plane places BRIDGED restores only where the bridge is
+		// offered; the host checks again (its own flags are the truth).
+		if !lifecycle.BridgeOffered(&restorev1.Host{Bridges: p.bridges}, r.Network.Bridge, r.Tenant) {
+			return hypervisor.RestoreSpec{}, fmt.Errorf("bridge %q is not offered to tenant %s on host %s (hypervisor-agent --bridge)", r.Network.Bridge, r.Tenant, p.hostID)
+		}
 		spec.Bridge = r.Network.Bridge
+	case kinds.Isolated:
+		spec.Lab = lifecycle.Lab(r)
 	}
+	spec.LinkDown = r.GetNetwork().GetLinkDown()
 	for _, d := range rp.Disks {
 		spec.Disks = append(spec.Disks, hypervisor.Disk{Name: d.Name, Chain: d.Chain})
 	}

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
@@ -10,6 +11,37 @@ import (
 	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/version"
 )
+
+// linkWanted says whether a running restore's link must be brought up: it
+// booted held down (link_down_reason says why), the control plane no
+// longer holds it, and this run has not made sure yet. A restore never
+// held down is never touched.
+func (p *restores) linkWanted(r *restorev1.Restore) bool {
+	if n := r.GetNetwork(); n.GetLinkDown() || n.GetLinkDownReason() == "" {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.linkUp[r.Id]
+}
+
+// bringLinkUp brings a restore's link up (a caller confirmed its
+// production machine is gone, or it never was down).
+func (p *restores) bringLinkUp(ctx context.Context, id string) {
+	lctx, cancel := context.WithTimeout(ctx, p.limits.boot)
+	err := p.hv.LinkUp(lctx, id)
+	cancel()
+	if err != nil {
+		p.log.Warn("bringing the restore's link up failed; retrying at the next pass", "restore", id, "err", err)
+		return
+	}
+	p.mu.Lock()
+	if p.linkUp == nil {
+		p.linkUp = map[string]bool{}
+	}
+	p.linkUp[id] = true
+	p.mu.Unlock()
+}
 
 // timeouts bound each call into the hypervisor.
 type timeouts struct {
@@ -22,8 +54,9 @@ var defaultTimeouts = timeouts{list: 30 * time.Second, teardown: time.Minute, pr
 
 // restores is the part of the agent that owns the host's restores: it
 // makes the hypervisor match the restores assigned to the host (boots what
-// must run, tears down what must go, removes what nothing owns) and
-// reports every step. Its only state is the work in flight.
+// must run, brings a held-down link up when asked, tears down what must
+// go, removes what nothing owns) and reports every step. Its state is the
+// work in flight and the links it knows are up.
 type restores struct {
 	hostID  string
 	hv      hypervisor.Restorer
@@ -36,6 +69,12 @@ type restores struct {
 	limits  timeouts
 	log     *slog.Logger
 	work    *claims
+	// bridges are the host bridges this agent offers (its --bridge flags).
+	bridges []*restorev1.HostBridge
+
+	mu sync.Mutex
+	// linkUp are the restores whose link this run saw or brought up.
+	linkUp map[string]bool
 }
 
 // reconcile makes the hypervisor match the host's full desired state.
@@ -91,7 +130,10 @@ func (p *restores) reconcile(ctx context.Context, as []*restorev1.Assignment) {
 // the agent restarted meanwhile).
 func (p *restores) keepRunning(ctx context.Context, r *restorev1.Restore, vmRunning bool) {
 	if vmRunning && lifecycle.BootSettled(r.State) {
-		return // adopted: nothing to do
+		if p.linkWanted(r) {
+			p.work.goWork(ctx, r.Id, func(rctx context.Context) { p.bringLinkUp(rctx, r.Id) })
+		}
+		return // adopted: nothing else to do
 	}
 	p.work.goWork(ctx, r.Id, func(rctx context.Context) {
 		if vmRunning {

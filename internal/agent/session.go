@@ -61,7 +61,7 @@ func (a *Agent) session(ctx context.Context, p *parts, server string) (registere
 	rctx, rcancel := context.WithTimeout(ctx, registerTimeout)
 	reg, err := client.Register(rctx, &restorev1.RegisterRequest{
 		ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID, AgentVersion: version.Version, Hypervisors: []string{p.hv.Kind().String()},
-		Accelerator: p.hv.Facts().Accelerator, AcceleratorNote: p.note, Capacity: capacity,
+		Accelerator: p.hv.Facts().Accelerator, AcceleratorNote: p.note, Capacity: capacity, Bridges: hostBridges(a.cfg.Bridges),
 	})
 	rcancel()
 	if err != nil {

@@ -69,10 +69,13 @@ func (s *AgentService) Register(ctx context.Context, req *restorev1.RegisterRequ
 			return nil, err
 		}
 	}
+	if err := checkBridges(req.Bridges); err != nil {
+		return nil, err
+	}
 	host := &restorev1.Host{
 		Id: req.HostId, Hypervisors: req.Hypervisors, Accelerator: req.Accelerator,
 		AcceleratorNote: req.AcceleratorNote, Capacity: req.Capacity, AgentVersion: req.AgentVersion,
-		RegisterTime: timestamppb.New(s.Now()), ServerId: s.agentServer(ctx),
+		RegisterTime: timestamppb.New(s.Now()), ServerId: s.agentServer(ctx), Bridges: req.Bridges,
 	}
 	if _, err := s.apply(raftv1.CommandType_COMMAND_TYPE_REGISTER_HOST, &raftv1.RegisterHost{Host: host}); err != nil {
 		return nil, err

@@ -84,6 +84,7 @@ var rules = map[string]rule{
 	restorev1.RestoreService_GetRestore_FullMethodName:           {restoreUsers, anyServer, byToken},
 	restorev1.RestoreService_ListRestores_FullMethodName:         {restoreUsers, anyServer, byToken},
 	restorev1.RestoreService_DeleteRestore_FullMethodName:        {restoreUsers, onLeader, byToken},
+	restorev1.RestoreService_LinkUpRestore_FullMethodName:        {restoreUsers, onLeader, byToken},
 	restorev1.RestoreService_WatchRestores_FullMethodName:        {restoreUsers, anyServer, byToken},
 	restorev1.RestoreService_GetRestoreScreenshot_FullMethodName: {restoreUsers, anyServer, byToken},
 	restorev1.RestoreService_CreateConsole_FullMethodName:        {restoreUsers, anyServer, byToken},

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"crypto/sha256"
-	"regexp"
 	"time"
 
 	"github.com/google/uuid"
@@ -29,8 +28,6 @@ type RestoreService struct {
 	restorev1.UnimplementedRestoreServiceServer
 	*Deps
 }
-
-var bridgeName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
 
 // normalizeCreate validates a create request and fills in defaults.
 func normalizeCreate(in *restorev1.CreateRestoreRequest) (*restorev1.CreateRestoreRequest, error) {
@@ -80,14 +77,8 @@ func normalizeCreate(in *restorev1.CreateRestoreRequest) (*restorev1.CreateResto
 	if req.Network.Kind == restorev1.NetworkKind_NETWORK_KIND_UNSPECIFIED {
 		req.Network.Kind = restorev1.NetworkKind_NETWORK_KIND_NONE
 	}
-	if err := validate.Optional("network.bridge", req.Network.Bridge); err != nil {
+	if err := normalizeNetwork(req.Network); err != nil {
 		return nil, err
-	}
-	switch {
-	case req.Network.Kind == restorev1.NetworkKind_NETWORK_KIND_BRIDGED && !bridgeName.MatchString(req.Network.Bridge):
-		return nil, validate.Errorf("network.bridge must name an existing host bridge (1-15 characters A-Z a-z 0-9 _ . -) when network.kind is BRIDGED, got %q", req.Network.Bridge)
-	case req.Network.Kind != restorev1.NetworkKind_NETWORK_KIND_BRIDGED && req.Network.Bridge != "":
-		return nil, validate.Errorf("network.bridge is only allowed with network.kind BRIDGED")
 	}
 	if err := normalizeVerify(req.Mode, req.Verify); err != nil {
 		return nil, err
@@ -134,6 +125,9 @@ func (s *RestoreService) CreateRestore(ctx context.Context, in *restorev1.Create
 		TTL: time.Duration(req.TtlSeconds) * time.Second, Firmware: req.Firmware, Network: req.Network,
 		Verify: req.Verify, RequestID: req.RequestId, Now: s.Now(),
 	})
+	if err := offerNetwork(r, rp, res); err != nil {
+		return nil, err
+	}
 	if host, _ := scheduler.PlaceOne(r, res); host != "" {
 		res.HostId = host // a hint: the FSM keeps it only if the host still fits
 	}

@@ -63,6 +63,7 @@ var commands = map[raftv1.CommandType]command{
 	raftv1.CommandType_COMMAND_TYPE_USE_JOIN_TOKEN:             {apply: applyUseJoinToken},
 	raftv1.CommandType_COMMAND_TYPE_REMOVE_HOST:                {apply: applyRemoveHost},
 	raftv1.CommandType_COMMAND_TYPE_REPORT_INVENTORY:           {apply: applyReportInventory},
+	raftv1.CommandType_COMMAND_TYPE_LINK_UP_RESTORE:            {apply: applyLinkUpRestore},
 }
 
 // Halt says why the FSM stopped applying the log: an entry it may not skip

@@ -54,7 +54,7 @@ func allocate(txn *memdb.Txn, x *restorev1.Restore, sign int) error {
 // fits says whether x may be placed on host now, by the same rule as the
 // scheduler's.
 func fits(r *store.Reader, hostID string, x *restorev1.Restore) bool {
-	return lifecycle.Fit(r.Host(hostID), r.Allocated(hostID), r.RecoveryPoint(x.RecoveryPointId), x) == lifecycle.Fits
+	return lifecycle.Fit(r.Host(hostID), r.Allocated(hostID), r.RecoveryPoint(x.RecoveryPointId), x, r.LabHost(x)) == lifecycle.Fits
 }
 
 func applyCreateRestore(txn *memdb.Txn, payload []byte, index uint64) (proto.Message, error) {

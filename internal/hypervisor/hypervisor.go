@@ -42,9 +42,13 @@ type RestoreSpec struct {
 	// Disks are the recovery point's disks, each with its backing chain
 	// resolved by the repository (never written).
 	Disks []Disk
-	// Network is the VM's network; Bridge the host bridge of a BRIDGED one.
+	// Network is the VM's network; Bridge the host bridge of a BRIDGED one;
+	// Lab the isolated lab an ISOLATED one shares with other restores.
 	Network kinds.Network
 	Bridge  string
+	Lab     string
+	// LinkDown boots the NIC with its link down (until LinkUp).
+	LinkDown bool
 	// Progress, when set, hears about long steps ("copying disk0").
 	Progress func(step string)
 }
@@ -78,6 +82,8 @@ type Restorer interface {
 	// Owned lists the restores this host (this agent's host id) holds
 	// anything of; another agent's are never listed.
 	Owned(ctx context.Context) ([]Owned, error)
+	// LinkUp brings a running restore's NIC link up (idempotent).
+	LinkUp(ctx context.Context, id string) error
 }
 
 // Screen is one screenshot.

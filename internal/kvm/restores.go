@@ -51,17 +51,22 @@ func (h *Host) Prepare(ctx context.Context, spec hypervisor.RestoreSpec) error {
 	}
 	bridge := spec.Bridge
 	if spec.Network == kinds.Isolated {
-		bridge = netiso.BridgeName(spec.ID)
+		bridge = isolatedBridge(spec.ID, spec.Lab)
+		if spec.Lab != "" {
+			if err := os.WriteFile(h.labFile(spec.ID), []byte(spec.Lab), 0o644); err != nil {
+				return err
+			}
+		}
 		if err := netiso.Ensure(ctx, bridge); err != nil {
 			return fmt.Errorf("isolated network: %w", err)
 		}
-		rv.Add(func() { _ = netiso.Remove(context.WithoutCancel(ctx), bridge) })
+		rv.Add(func() { _ = h.releaseNetwork(context.WithoutCancel(ctx), spec.ID, spec.Lab) })
 	}
 	pw := make([]byte, 6)
 	_, _ = rand.Read(pw)
 	dom, err := vmspec.Build(&vmspec.Context{Host: h.facts, In: vmspec.Input{
 		RestoreID: spec.ID, Tenant: spec.Tenant, HostID: h.hostID, ExpireAt: spec.ExpireAt, VCPUs: spec.VCPUs, MemoryMiB: spec.MemoryMiB,
-		Firmware: spec.Firmware, OS: spec.OS, Disks: disks, Network: spec.Network, Bridge: bridge,
+		Firmware: spec.Firmware, OS: spec.OS, Disks: disks, Network: spec.Network, Bridge: bridge, LinkDown: spec.LinkDown,
 		SerialLog: h.serialPath(spec.ID), VNCPassword: base64.RawURLEncoding.EncodeToString(pw),
 		NVRAM: filepath.Join(dir, "nvram.fd"),
 	}})
@@ -86,8 +91,8 @@ func (h *Host) Teardown(ctx context.Context, id string) error {
 	if err := h.drv.Destroy(ctx, h.domain(id)); err != nil {
 		return err
 	}
-	// The restore's isolated bridge, if it had one: nothing else uses it.
-	if err := netiso.Remove(ctx, netiso.BridgeName(id)); err != nil {
+	// The restore's isolated bridge, or its lab's when it was the last one.
+	if err := h.releaseNetwork(ctx, id, h.labOf(id)); err != nil {
 		return err
 	}
 	return os.RemoveAll(h.restoreDir(id))

@@ -28,6 +28,7 @@ type Libvirt interface {
 	DomainFsfreeze(Dom libvirt.Domain, Mountpoints []string, Flags uint32) (int32, error)
 	DomainFsthaw(Dom libvirt.Domain, Mountpoints []string, Flags uint32) (int32, error)
 	DomainGetBlockInfo(Dom libvirt.Domain, Path string, Flags uint32) (uint64, uint64, uint64, error)
+	DomainUpdateDeviceFlags(Dom libvirt.Domain, XML string, Flags libvirt.DomainDeviceModifyFlags) error
 	Disconnect() error
 }
 

@@ -18,6 +18,11 @@ const (
 	Drained
 	NoRecoveryPoint
 	TooSmall
+	// BridgeNotOffered: a BRIDGED restore's bridge is not offered to its
+	// tenant on the host.
+	BridgeNotOffered
+	// LabElsewhere: the restore's lab runs on another host.
+	LabElsewhere
 )
 
 // Demand is the capacity a restore takes from its host.
@@ -42,10 +47,12 @@ func Allocate(allocated *restorev1.Capacity, x *restorev1.Restore, sign int) {
 
 // Fit says whether host h (nil when not registered), with allocated given
 // out already, can take restore x of recovery point rp now: READY, not
-// drained, holding rp, with the vCPUs and memory free. The scheduler and the
-// FSM both ask it, so a placement decided before raft is checked again
-// against the replicated state by the same rule.
-func Fit(h *restorev1.Host, allocated *restorev1.Capacity, rp *restorev1.RecoveryPoint, x *restorev1.Restore) Misfit {
+// drained, holding rp, offering its bridge to its tenant (BRIDGED), the
+// host its lab runs on (labHost, "" when the lab runs nowhere yet), with
+// the vCPUs and memory free. The scheduler and the FSM both ask it, so a
+// placement decided before raft is checked again against the replicated
+// state by the same rule.
+func Fit(h *restorev1.Host, allocated *restorev1.Capacity, rp *restorev1.RecoveryPoint, x *restorev1.Restore, labHost string) Misfit {
 	switch {
 	case h == nil:
 		return NotRegistered
@@ -55,6 +62,10 @@ func Fit(h *restorev1.Host, allocated *restorev1.Capacity, rp *restorev1.Recover
 		return Drained
 	case rp == nil || !slices.Contains(rp.HostIds, h.Id):
 		return NoRecoveryPoint
+	case x.GetNetwork().GetKind() == restorev1.NetworkKind_NETWORK_KIND_BRIDGED && !BridgeOffered(h, x.Network.Bridge, x.Tenant):
+		return BridgeNotOffered
+	case labHost != "" && labHost != h.Id:
+		return LabElsewhere
 	}
 	free := Free(h, allocated)
 	if free.Vcpus < x.Vcpus || free.MemoryMib < x.MemoryMib {
@@ -74,6 +85,10 @@ func (m Misfit) Describe(hostID string, h *restorev1.Host, allocated *restorev1.
 		return hostID + " (drained)"
 	case NoRecoveryPoint:
 		return hostID + " (does not hold the recovery point)"
+	case BridgeNotOffered:
+		return hostID + " (does not offer the bridge to the tenant)"
+	case LabElsewhere:
+		return hostID + " (the lab runs on another host)"
 	case TooSmall:
 		free := Free(h, allocated)
 		return fmt.Sprintf("%s has %d vCPUs and %d MiB free", hostID, free.Vcpus, free.MemoryMib)

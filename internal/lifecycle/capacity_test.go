@@ -36,7 +36,7 @@ func TestFitChecksStateDrainHoldingAndRoom(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := Fit(tt.h, tt.allocated, tt.rp, x); got != tt.want {
+			if got := Fit(tt.h, tt.allocated, tt.rp, x, ""); got != tt.want {
 				t.Errorf("Fit = %v, want %v", got, tt.want)
 			}
 		})
@@ -55,5 +55,36 @@ func TestAllocateAddsAndReturnsDemand(t *testing.T) {
 	free := Free(&restorev1.Host{Capacity: &restorev1.Capacity{Vcpus: 4, MemoryMib: 1000}}, a)
 	if free.Vcpus != 2 || free.MemoryMib != 700 {
 		t.Fatalf("free %v, want 2 vCPUs 700 MiB", free)
+	}
+}
+
+func TestFitOffersOnlyAllowedBridgesAndKeepsALabOnOneHost(t *testing.T) {
+	h := &restorev1.Host{Id: "h1", State: restorev1.HostState_HOST_STATE_READY, Capacity: &restorev1.Capacity{Vcpus: 8, MemoryMib: 8192},
+		Bridges: []*restorev1.HostBridge{{Name: "br-acme", Tenants: []string{"acme"}}, {Name: "br-all", AllTenants: true}}}
+	rp := &restorev1.RecoveryPoint{Id: "rp", HostIds: []string{"h1"}}
+	bridged := func(tenant, bridge string) *restorev1.Restore {
+		return &restorev1.Restore{Tenant: tenant, Vcpus: 1, MemoryMib: 256, Network: &restorev1.Network{Kind: restorev1.NetworkKind_NETWORK_KIND_BRIDGED, Bridge: bridge}}
+	}
+	lab := &restorev1.Restore{Tenant: "acme", Vcpus: 1, MemoryMib: 256, Network: &restorev1.Network{Kind: restorev1.NetworkKind_NETWORK_KIND_ISOLATED, Lab: "erp"}}
+	for _, tt := range []struct {
+		name    string
+		x       *restorev1.Restore
+		labHost string
+		want    Misfit
+	}{
+		{"the tenant's bridge", bridged("acme", "br-acme"), "", Fits},
+		{"a bridge for every tenant", bridged("globex", "br-all"), "", Fits},
+		{"another tenant's bridge", bridged("globex", "br-acme"), "", BridgeNotOffered},
+		{"a bridge the host does not offer", bridged("acme", "br-prod"), "", BridgeNotOffered},
+		{"a lab that runs nowhere yet", lab, "", Fits},
+		{"a lab that runs here", lab, "h1", Fits},
+		{"a lab that runs elsewhere", lab, "h2", LabElsewhere},
+	} {
+		if got := Fit(h, nil, rp, tt.x, tt.labHost); got != tt.want {
+			t.Errorf("%s: Fit = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if Lab(lab) != "acme/erp" || Lab(bridged("acme", "br-acme")) != "" {
+		t.Fatalf("labs: %q %q", Lab(lab), Lab(bridged("acme", "br-acme")))
 	}
 }

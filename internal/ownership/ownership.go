@@ -127,3 +127,22 @@ func Snapshottable(g *restorev1.Guest) error {
 	}
 	return status.Errorf(codes.FailedPrecondition, "guest %s is %s: %s", g.Id, g.State, g.StateReason)
 }
+
+// IdentityConflict says why a bridged restore of asset would meet its
+// production machine ("" when it would not): the tenant has a guest of
+// that name, or a host reports a domain of that name. A restore of a
+// production server on the production network would answer with the
+// server's own identity (MAC in its configuration, IP, hostname).
+func IdentityConflict(asset string, tenantGuests []*restorev1.Guest, domains []*restorev1.HostDomain) string {
+	for _, g := range tenantGuests {
+		if g.Name == asset {
+			return fmt.Sprintf("asset %s is a production machine the tenant protects (guest %s)", asset, g.Id)
+		}
+	}
+	for _, d := range domains {
+		if d.Name == asset {
+			return fmt.Sprintf("asset %s runs as a domain on host %s", asset, d.HostId)
+		}
+	}
+	return ""
+}

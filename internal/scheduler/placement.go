@@ -18,10 +18,21 @@ type pass struct {
 	r         *store.Reader
 	allocated map[string]*restorev1.Capacity
 	holders   map[string][]string
+	// labs are the hosts of the labs this pass placed a restore of.
+	labs map[string]string
 }
 
 func newPass(r *store.Reader) *pass {
-	return &pass{r: r, allocated: map[string]*restorev1.Capacity{}, holders: map[string][]string{}}
+	return &pass{r: r, allocated: map[string]*restorev1.Capacity{}, holders: map[string][]string{}, labs: map[string]string{}}
+}
+
+// labHost is where x's lab runs: on a host this pass placed it on, or
+// where the store has it.
+func (p *pass) labHost(x *restorev1.Restore) string {
+	if h, ok := p.labs[lifecycle.Lab(x)]; ok {
+		return h
+	}
+	return p.r.LabHost(x)
 }
 
 func (p *pass) allocation(hostID string) *restorev1.Capacity {
@@ -61,6 +72,9 @@ func Plan(r *store.Reader) *raftv1.PlaceRestores {
 			continue
 		}
 		lifecycle.Allocate(p.allocation(host), x, 1)
+		if lab := lifecycle.Lab(x); lab != "" {
+			p.labs[lab] = host
+		}
 		cmd.Placements = append(cmd.Placements, &raftv1.Placement{RestoreId: x.Id, HostId: host})
 	}
 	return cmd
@@ -83,7 +97,7 @@ func (p *pass) choose(x *restorev1.Restore) (string, string) {
 	var unusable, tooSmall []string
 	for _, id := range p.holdersOf(rp) {
 		h, a := p.r.Host(id), p.allocation(id)
-		switch m := lifecycle.Fit(h, a, rp, x); m {
+		switch m := lifecycle.Fit(h, a, rp, x, p.labHost(x)); m {
 		case lifecycle.Fits:
 			if free := lifecycle.Free(h, a).MemoryMib; best == "" || free > bestFree {
 				best, bestFree = id, free

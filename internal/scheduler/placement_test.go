@@ -140,3 +140,29 @@ func TestPlan(t *testing.T) {
 		})
 	}
 }
+
+// The restores of one lab land on one host, even placed in one pass.
+func TestALabsRestoresShareOneHost(t *testing.T) {
+	w := newWorld(t)
+	w.host("h1", 8, 8192, "rp-db", "rp-web")
+	w.host("h2", 8, 8192, "rp-db", "rp-web")
+	for _, id := range []string{"db", "web"} {
+		w.apply(raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE, &raftv1.CreateRestore{Restore: &restorev1.Restore{
+			Id: id, Tenant: "acme", RecoveryPointId: "rp-" + id, Vcpus: 1, MemoryMib: 3000, RequestId: id, Mode: restorev1.Mode_MODE_VIRTUALIZE,
+			State: restorev1.RestoreState_RESTORE_STATE_PENDING, Network: &restorev1.Network{Kind: restorev1.NetworkKind_NETWORK_KIND_ISOLATED, Lab: "erp"},
+		}})
+	}
+	cmd := Plan(w.st.Read(nil))
+	if len(cmd.Placements) != 2 || cmd.Placements[0].HostId != cmd.Placements[1].HostId {
+		t.Fatalf("placements %v: want both restores of lab erp on one host", cmd.Placements)
+	}
+	w.apply(raftv1.CommandType_COMMAND_TYPE_PLACE_RESTORES, cmd)
+	// A third restore of the lab follows, though the other host has more room.
+	w.apply(raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE, &raftv1.CreateRestore{Restore: &restorev1.Restore{
+		Id: "app", Tenant: "acme", RecoveryPointId: "rp-web", Vcpus: 1, MemoryMib: 256, RequestId: "app", Mode: restorev1.Mode_MODE_VIRTUALIZE,
+		State: restorev1.RestoreState_RESTORE_STATE_PENDING, Network: &restorev1.Network{Kind: restorev1.NetworkKind_NETWORK_KIND_ISOLATED, Lab: "erp"},
+	}})
+	if cmd2 := Plan(w.st.Read(nil)); len(cmd2.Placements) != 1 || cmd2.Placements[0].HostId != cmd.Placements[0].HostId {
+		t.Fatalf("the lab's third restore: %v, want host %s", cmd2.Placements, cmd.Placements[0].HostId)
+	}
+}

@@ -130,7 +130,7 @@ func leastBusy(r *store.Reader, rp *restorev1.RecoveryPoint, x *restorev1.Restor
 		if _, counted := running[id]; !counted {
 			running[id] = r.ActivePolicyRuns(id)
 		}
-		if running[id] >= limit || lifecycle.Fit(r.Host(id), r.Allocated(id), rp, x) != lifecycle.Fits {
+		if running[id] >= limit || lifecycle.Fit(r.Host(id), r.Allocated(id), rp, x, "") != lifecycle.Fits {
 			continue
 		}
 		if best == "" || running[id] < running[best] || (running[id] == running[best] && id < best) {

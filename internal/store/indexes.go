@@ -46,6 +46,8 @@ const (
 	indexHost = "host"
 	// indexUUID: a domain's UUID (guests, inventory).
 	indexUUID = "uuid"
+	// indexLab: the restores on their lab's host, by lab.
+	indexLab = "lab"
 )
 
 // timeIndex indexes objects by a time at, leaving out those for which it
@@ -111,6 +113,14 @@ func restoreIndexes() []*memdb.IndexSchema {
 		{Name: "state", Indexer: &memdb.IntFieldIndex{Field: "State"}},
 		{Name: indexRevision, Indexer: &memdb.UintFieldIndex{Field: "Revision"}},
 		fieldIndex(indexRecoveryPoint, "RecoveryPointId"),
+		// Restores that occupy their lab's host, by lab.
+		{Name: indexLab, AllowMissing: true, Indexer: &nestedIDIndexer{id: func(o any) string {
+			x := o.(*restorev1.Restore)
+			if !lifecycle.InLab(x) {
+				return ""
+			}
+			return lifecycle.Lab(x)
+		}}},
 		{Name: indexExpiry, AllowMissing: true, Indexer: timeIndex{at: func(o any) (time.Time, bool) {
 			x := o.(*restorev1.Restore)
 			return stamp(x.ExpireTime), x.ExpireTime != nil && !lifecycle.Terminal(x.State)

@@ -6,6 +6,7 @@ import (
 	"github.com/hashicorp/go-memdb"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/lifecycle"
 )
 
 // Reader reads one consistent view of the state. Pass a WatchSet to be told
@@ -229,4 +230,20 @@ func (r *Reader) RestoresSince(rev uint64) []*restorev1.Restore {
 		out = append(out, obj.(*restorev1.Restore))
 	}
 	return out
+}
+
+// LabHost is the host x's lab runs on (another of its restores is placed
+// there and has not ended), or "" when x is in no lab or the lab runs
+// nowhere yet.
+func (r *Reader) LabHost(x *restorev1.Restore) string {
+	lab := lifecycle.Lab(x)
+	if lab == "" {
+		return ""
+	}
+	for _, o := range r.all(TableRestores, indexLab, lab) {
+		if y := o.(*restorev1.Restore); y.Id != x.Id {
+			return y.HostId
+		}
+	}
+	return ""
 }

@@ -72,6 +72,8 @@ type Input struct {
 	// isolated (made by the agent) and bridged (existing) networks.
 	Network kinds.Network
 	Bridge  string
+	// LinkDown boots the NIC with its link down (an identity conflict).
+	LinkDown bool
 	// SerialLog is where virtlogd writes the serial console.
 	SerialLog string
 	// VNCPassword protects the console (VNC listens on a unix socket only).

@@ -20,9 +20,15 @@ func configureNetwork(c *Context, d *libvirtxml.Domain) error {
 	if c.In.Network == kinds.NoNetwork {
 		return nil
 	}
-	d.Devices.Interfaces = append(d.Devices.Interfaces, libvirtxml.DomainInterface{
+	// No MAC is given: libvirt makes one of its own for each restore, so a
+	// restore never answers with its production machine's MAC.
+	iface := libvirtxml.DomainInterface{
 		Source: &libvirtxml.DomainInterfaceSource{Bridge: &libvirtxml.DomainInterfaceSourceBridge{Bridge: c.In.Bridge}},
 		Model:  &libvirtxml.DomainInterfaceModel{Type: nicModel(c.In.OS)},
-	})
+	}
+	if c.In.LinkDown {
+		iface.Link = &libvirtxml.DomainInterfaceLink{State: "down"}
+	}
+	d.Devices.Interfaces = append(d.Devices.Interfaces, iface)
 	return nil
 }

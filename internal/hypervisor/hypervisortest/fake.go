@@ -202,6 +202,18 @@ func (f *Fake) Teardown(_ context.Context, id string) error {
 	return nil
 }
 
+// LinkUp implements hypervisor.Restorer.
+func (f *Fake) LinkUp(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("link-up %s", id)
+	if vm := f.vms[id]; vm != nil {
+		vm.Spec.LinkDown = false
+		return nil
+	}
+	return hypervisor.ErrNoVM
+}
+
 // Owned implements hypervisor.Restorer.
 func (f *Fake) Owned(ctx context.Context) ([]hypervisor.Owned, error) {
 	f.mu.Lock()

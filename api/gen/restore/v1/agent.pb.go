@@ -767,7 +767,9 @@ type RegisterRequest struct {
 	// Why that accelerator.
 	AcceleratorNote string `protobuf:"bytes,6,opt,name=accelerator_note,json=acceleratorNote,proto3" json:"accelerator_note,omitempty"`
 	// Capacity offered to restores.
-	Capacity      *Capacity `protobuf:"bytes,7,opt,name=capacity,proto3" json:"capacity,omitempty"`
+	Capacity *Capacity `protobuf:"bytes,7,opt,name=capacity,proto3" json:"capacity,omitempty"`
+	// The bridges BRIDGED restores may use, and by which tenants.
+	Bridges       []*HostBridge `protobuf:"bytes,8,rep,name=bridges,proto3" json:"bridges,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -847,6 +849,13 @@ func (x *RegisterRequest) GetAcceleratorNote() string {
 func (x *RegisterRequest) GetCapacity() *Capacity {
 	if x != nil {
 		return x.Capacity
+	}
+	return nil
+}
+
+func (x *RegisterRequest) GetBridges() []*HostBridge {
+	if x != nil {
+		return x.Bridges
 	}
 	return nil
 }
@@ -1804,7 +1813,7 @@ const file_restore_v1_agent_proto_rawDesc = "" +
 	"\x06offset\x18\x06 \x01(\x03R\x06offset\"@\n" +
 	"\vTunnelClose\x12\x14\n" +
 	"\x05error\x18\x01 \x01(\tR\x05error\x12\x1b\n" +
-	"\tnot_found\x18\x02 \x01(\bR\bnotFound\"\x9b\x02\n" +
+	"\tnot_found\x18\x02 \x01(\bR\bnotFound\"\xcd\x02\n" +
 	"\x0fRegisterRequest\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x17\n" +
 	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x12#\n" +
@@ -1812,7 +1821,8 @@ const file_restore_v1_agent_proto_rawDesc = "" +
 	"\vhypervisors\x18\x04 \x03(\tR\vhypervisors\x12 \n" +
 	"\vaccelerator\x18\x05 \x01(\tR\vaccelerator\x12)\n" +
 	"\x10accelerator_note\x18\x06 \x01(\tR\x0facceleratorNote\x120\n" +
-	"\bcapacity\x18\a \x01(\v2\x14.restore.v1.CapacityR\bcapacity\"\xdc\x01\n" +
+	"\bcapacity\x18\a \x01(\v2\x14.restore.v1.CapacityR\bcapacity\x120\n" +
+	"\abridges\x18\b \x03(\v2\x16.restore.v1.HostBridgeR\abridges\"\xdc\x01\n" +
 	"\x10RegisterResponse\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12%\n" +
 	"\x0eserver_version\x18\x02 \x01(\tR\rserverVersion\x122\n" +
@@ -1937,14 +1947,15 @@ var file_restore_v1_agent_proto_goTypes = []any{
 	(*ReportRecoveryPointsRequest)(nil),  // 26: restore.v1.ReportRecoveryPointsRequest
 	(*ReportRecoveryPointsResponse)(nil), // 27: restore.v1.ReportRecoveryPointsResponse
 	(*Capacity)(nil),                     // 28: restore.v1.Capacity
-	(*Restore)(nil),                      // 29: restore.v1.Restore
-	(*Snapshot)(nil),                     // 30: restore.v1.Snapshot
-	(*Guest)(nil),                        // 31: restore.v1.Guest
-	(RestoreState)(0),                    // 32: restore.v1.RestoreState
-	(*Boot)(nil),                         // 33: restore.v1.Boot
-	(*Verification)(nil),                 // 34: restore.v1.Verification
-	(*HostDomain)(nil),                   // 35: restore.v1.HostDomain
-	(*RecoveryPoint)(nil),                // 36: restore.v1.RecoveryPoint
+	(*HostBridge)(nil),                   // 29: restore.v1.HostBridge
+	(*Restore)(nil),                      // 30: restore.v1.Restore
+	(*Snapshot)(nil),                     // 31: restore.v1.Snapshot
+	(*Guest)(nil),                        // 32: restore.v1.Guest
+	(RestoreState)(0),                    // 33: restore.v1.RestoreState
+	(*Boot)(nil),                         // 34: restore.v1.Boot
+	(*Verification)(nil),                 // 35: restore.v1.Verification
+	(*HostDomain)(nil),                   // 36: restore.v1.HostDomain
+	(*RecoveryPoint)(nil),                // 37: restore.v1.RecoveryPoint
 }
 var file_restore_v1_agent_proto_depIdxs = []int32{
 	8,  // 0: restore.v1.TunnelRequest.frame:type_name -> restore.v1.TunnelFrame
@@ -1954,46 +1965,47 @@ var file_restore_v1_agent_proto_depIdxs = []int32{
 	11, // 4: restore.v1.TunnelFrame.close:type_name -> restore.v1.TunnelClose
 	0,  // 5: restore.v1.TunnelOpen.kind:type_name -> restore.v1.TunnelOpenKind
 	28, // 6: restore.v1.RegisterRequest.capacity:type_name -> restore.v1.Capacity
-	29, // 7: restore.v1.Assignment.restore:type_name -> restore.v1.Restore
-	1,  // 8: restore.v1.Assignment.desired:type_name -> restore.v1.DesiredState
-	30, // 9: restore.v1.SnapshotAssignment.snapshot:type_name -> restore.v1.Snapshot
-	31, // 10: restore.v1.SnapshotAssignment.guest:type_name -> restore.v1.Guest
-	30, // 11: restore.v1.SnapshotAssignment.base:type_name -> restore.v1.Snapshot
-	17, // 12: restore.v1.WatchAssignmentsResponse.assignments:type_name -> restore.v1.Assignment
-	18, // 13: restore.v1.WatchAssignmentsResponse.snapshots:type_name -> restore.v1.SnapshotAssignment
-	30, // 14: restore.v1.ReportSnapshotStatusRequest.snapshot:type_name -> restore.v1.Snapshot
-	30, // 15: restore.v1.ReportSnapshotStatusResponse.snapshot:type_name -> restore.v1.Snapshot
-	32, // 16: restore.v1.ReportRestoreStatusRequest.state:type_name -> restore.v1.RestoreState
-	33, // 17: restore.v1.ReportRestoreStatusRequest.boot:type_name -> restore.v1.Boot
-	34, // 18: restore.v1.ReportRestoreStatusRequest.verification:type_name -> restore.v1.Verification
-	29, // 19: restore.v1.ReportRestoreStatusResponse.restore:type_name -> restore.v1.Restore
-	35, // 20: restore.v1.ReportInventoryRequest.domains:type_name -> restore.v1.HostDomain
-	36, // 21: restore.v1.ReportRecoveryPointsRequest.recovery_points:type_name -> restore.v1.RecoveryPoint
-	12, // 22: restore.v1.AgentService.Register:input_type -> restore.v1.RegisterRequest
-	14, // 23: restore.v1.AgentService.Heartbeat:input_type -> restore.v1.HeartbeatRequest
-	16, // 24: restore.v1.AgentService.WatchAssignments:input_type -> restore.v1.WatchAssignmentsRequest
-	22, // 25: restore.v1.AgentService.ReportRestoreStatus:input_type -> restore.v1.ReportRestoreStatusRequest
-	26, // 26: restore.v1.AgentService.ReportRecoveryPoints:input_type -> restore.v1.ReportRecoveryPointsRequest
-	24, // 27: restore.v1.AgentService.ReportInventory:input_type -> restore.v1.ReportInventoryRequest
-	20, // 28: restore.v1.AgentService.ReportSnapshotStatus:input_type -> restore.v1.ReportSnapshotStatusRequest
-	6,  // 29: restore.v1.AgentService.Tunnel:input_type -> restore.v1.TunnelRequest
-	2,  // 30: restore.v1.AgentService.Enroll:input_type -> restore.v1.EnrollRequest
-	4,  // 31: restore.v1.AgentService.RenewCertificate:input_type -> restore.v1.RenewCertificateRequest
-	13, // 32: restore.v1.AgentService.Register:output_type -> restore.v1.RegisterResponse
-	15, // 33: restore.v1.AgentService.Heartbeat:output_type -> restore.v1.HeartbeatResponse
-	19, // 34: restore.v1.AgentService.WatchAssignments:output_type -> restore.v1.WatchAssignmentsResponse
-	23, // 35: restore.v1.AgentService.ReportRestoreStatus:output_type -> restore.v1.ReportRestoreStatusResponse
-	27, // 36: restore.v1.AgentService.ReportRecoveryPoints:output_type -> restore.v1.ReportRecoveryPointsResponse
-	25, // 37: restore.v1.AgentService.ReportInventory:output_type -> restore.v1.ReportInventoryResponse
-	21, // 38: restore.v1.AgentService.ReportSnapshotStatus:output_type -> restore.v1.ReportSnapshotStatusResponse
-	7,  // 39: restore.v1.AgentService.Tunnel:output_type -> restore.v1.TunnelResponse
-	3,  // 40: restore.v1.AgentService.Enroll:output_type -> restore.v1.EnrollResponse
-	5,  // 41: restore.v1.AgentService.RenewCertificate:output_type -> restore.v1.RenewCertificateResponse
-	32, // [32:42] is the sub-list for method output_type
-	22, // [22:32] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	29, // 7: restore.v1.RegisterRequest.bridges:type_name -> restore.v1.HostBridge
+	30, // 8: restore.v1.Assignment.restore:type_name -> restore.v1.Restore
+	1,  // 9: restore.v1.Assignment.desired:type_name -> restore.v1.DesiredState
+	31, // 10: restore.v1.SnapshotAssignment.snapshot:type_name -> restore.v1.Snapshot
+	32, // 11: restore.v1.SnapshotAssignment.guest:type_name -> restore.v1.Guest
+	31, // 12: restore.v1.SnapshotAssignment.base:type_name -> restore.v1.Snapshot
+	17, // 13: restore.v1.WatchAssignmentsResponse.assignments:type_name -> restore.v1.Assignment
+	18, // 14: restore.v1.WatchAssignmentsResponse.snapshots:type_name -> restore.v1.SnapshotAssignment
+	31, // 15: restore.v1.ReportSnapshotStatusRequest.snapshot:type_name -> restore.v1.Snapshot
+	31, // 16: restore.v1.ReportSnapshotStatusResponse.snapshot:type_name -> restore.v1.Snapshot
+	33, // 17: restore.v1.ReportRestoreStatusRequest.state:type_name -> restore.v1.RestoreState
+	34, // 18: restore.v1.ReportRestoreStatusRequest.boot:type_name -> restore.v1.Boot
+	35, // 19: restore.v1.ReportRestoreStatusRequest.verification:type_name -> restore.v1.Verification
+	30, // 20: restore.v1.ReportRestoreStatusResponse.restore:type_name -> restore.v1.Restore
+	36, // 21: restore.v1.ReportInventoryRequest.domains:type_name -> restore.v1.HostDomain
+	37, // 22: restore.v1.ReportRecoveryPointsRequest.recovery_points:type_name -> restore.v1.RecoveryPoint
+	12, // 23: restore.v1.AgentService.Register:input_type -> restore.v1.RegisterRequest
+	14, // 24: restore.v1.AgentService.Heartbeat:input_type -> restore.v1.HeartbeatRequest
+	16, // 25: restore.v1.AgentService.WatchAssignments:input_type -> restore.v1.WatchAssignmentsRequest
+	22, // 26: restore.v1.AgentService.ReportRestoreStatus:input_type -> restore.v1.ReportRestoreStatusRequest
+	26, // 27: restore.v1.AgentService.ReportRecoveryPoints:input_type -> restore.v1.ReportRecoveryPointsRequest
+	24, // 28: restore.v1.AgentService.ReportInventory:input_type -> restore.v1.ReportInventoryRequest
+	20, // 29: restore.v1.AgentService.ReportSnapshotStatus:input_type -> restore.v1.ReportSnapshotStatusRequest
+	6,  // 30: restore.v1.AgentService.Tunnel:input_type -> restore.v1.TunnelRequest
+	2,  // 31: restore.v1.AgentService.Enroll:input_type -> restore.v1.EnrollRequest
+	4,  // 32: restore.v1.AgentService.RenewCertificate:input_type -> restore.v1.RenewCertificateRequest
+	13, // 33: restore.v1.AgentService.Register:output_type -> restore.v1.RegisterResponse
+	15, // 34: restore.v1.AgentService.Heartbeat:output_type -> restore.v1.HeartbeatResponse
+	19, // 35: restore.v1.AgentService.WatchAssignments:output_type -> restore.v1.WatchAssignmentsResponse
+	23, // 36: restore.v1.AgentService.ReportRestoreStatus:output_type -> restore.v1.ReportRestoreStatusResponse
+	27, // 37: restore.v1.AgentService.ReportRecoveryPoints:output_type -> restore.v1.ReportRecoveryPointsResponse
+	25, // 38: restore.v1.AgentService.ReportInventory:output_type -> restore.v1.ReportInventoryResponse
+	21, // 39: restore.v1.AgentService.ReportSnapshotStatus:output_type -> restore.v1.ReportSnapshotStatusResponse
+	7,  // 40: restore.v1.AgentService.Tunnel:output_type -> restore.v1.TunnelResponse
+	3,  // 41: restore.v1.AgentService.Enroll:output_type -> restore.v1.EnrollResponse
+	5,  // 42: restore.v1.AgentService.RenewCertificate:output_type -> restore.v1.RenewCertificateResponse
+	33, // [33:43] is the sub-list for method output_type
+	23, // [23:33] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_agent_proto_init() }

@@ -75,6 +75,69 @@ func (HostState) EnumDescriptor() ([]byte, []int) {
 	return file_restore_v1_host_proto_rawDescGZIP(), []int{0}
 }
 
+// HostBridge is a host bridge an operator offers to restores.
+type HostBridge struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The tenants that may attach restores to it.
+	Tenants []string `protobuf:"bytes,2,rep,name=tenants,proto3" json:"tenants,omitempty"`
+	// Every tenant may.
+	AllTenants    bool `protobuf:"varint,3,opt,name=all_tenants,json=allTenants,proto3" json:"all_tenants,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostBridge) Reset() {
+	*x = HostBridge{}
+	mi := &file_restore_v1_host_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostBridge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostBridge) ProtoMessage() {}
+
+func (x *HostBridge) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_host_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostBridge.ProtoReflect.Descriptor instead.
+func (*HostBridge) Descriptor() ([]byte, []int) {
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *HostBridge) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *HostBridge) GetTenants() []string {
+	if x != nil {
+		return x.Tenants
+	}
+	return nil
+}
+
+func (x *HostBridge) GetAllTenants() bool {
+	if x != nil {
+		return x.AllTenants
+	}
+	return false
+}
+
 // HostDomain is one domain of a host's inventory, as its agent reports it.
 // Restored's own restore domains are never in it.
 type HostDomain struct {
@@ -103,7 +166,7 @@ type HostDomain struct {
 
 func (x *HostDomain) Reset() {
 	*x = HostDomain{}
-	mi := &file_restore_v1_host_proto_msgTypes[0]
+	mi := &file_restore_v1_host_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -115,7 +178,7 @@ func (x *HostDomain) String() string {
 func (*HostDomain) ProtoMessage() {}
 
 func (x *HostDomain) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[0]
+	mi := &file_restore_v1_host_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -128,7 +191,7 @@ func (x *HostDomain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostDomain.ProtoReflect.Descriptor instead.
 func (*HostDomain) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{0}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *HostDomain) GetHostId() string {
@@ -197,7 +260,7 @@ type ListHostDomainsRequest struct {
 
 func (x *ListHostDomainsRequest) Reset() {
 	*x = ListHostDomainsRequest{}
-	mi := &file_restore_v1_host_proto_msgTypes[1]
+	mi := &file_restore_v1_host_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -209,7 +272,7 @@ func (x *ListHostDomainsRequest) String() string {
 func (*ListHostDomainsRequest) ProtoMessage() {}
 
 func (x *ListHostDomainsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[1]
+	mi := &file_restore_v1_host_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -222,7 +285,7 @@ func (x *ListHostDomainsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHostDomainsRequest.ProtoReflect.Descriptor instead.
 func (*ListHostDomainsRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{1}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ListHostDomainsRequest) GetId() string {
@@ -244,7 +307,7 @@ type ListHostDomainsResponse struct {
 
 func (x *ListHostDomainsResponse) Reset() {
 	*x = ListHostDomainsResponse{}
-	mi := &file_restore_v1_host_proto_msgTypes[2]
+	mi := &file_restore_v1_host_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -256,7 +319,7 @@ func (x *ListHostDomainsResponse) String() string {
 func (*ListHostDomainsResponse) ProtoMessage() {}
 
 func (x *ListHostDomainsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[2]
+	mi := &file_restore_v1_host_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -269,7 +332,7 @@ func (x *ListHostDomainsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHostDomainsResponse.ProtoReflect.Descriptor instead.
 func (*ListHostDomainsResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{2}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ListHostDomainsResponse) GetDomains() []*HostDomain {
@@ -304,7 +367,7 @@ type JoinToken struct {
 
 func (x *JoinToken) Reset() {
 	*x = JoinToken{}
-	mi := &file_restore_v1_host_proto_msgTypes[3]
+	mi := &file_restore_v1_host_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -316,7 +379,7 @@ func (x *JoinToken) String() string {
 func (*JoinToken) ProtoMessage() {}
 
 func (x *JoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[3]
+	mi := &file_restore_v1_host_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -329,7 +392,7 @@ func (x *JoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinToken.ProtoReflect.Descriptor instead.
 func (*JoinToken) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{3}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *JoinToken) GetId() string {
@@ -380,7 +443,7 @@ type CreateJoinTokenRequest struct {
 
 func (x *CreateJoinTokenRequest) Reset() {
 	*x = CreateJoinTokenRequest{}
-	mi := &file_restore_v1_host_proto_msgTypes[4]
+	mi := &file_restore_v1_host_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -392,7 +455,7 @@ func (x *CreateJoinTokenRequest) String() string {
 func (*CreateJoinTokenRequest) ProtoMessage() {}
 
 func (x *CreateJoinTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[4]
+	mi := &file_restore_v1_host_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -405,7 +468,7 @@ func (x *CreateJoinTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateJoinTokenRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{4}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CreateJoinTokenRequest) GetHostId() string {
@@ -436,7 +499,7 @@ type CreateJoinTokenResponse struct {
 
 func (x *CreateJoinTokenResponse) Reset() {
 	*x = CreateJoinTokenResponse{}
-	mi := &file_restore_v1_host_proto_msgTypes[5]
+	mi := &file_restore_v1_host_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -448,7 +511,7 @@ func (x *CreateJoinTokenResponse) String() string {
 func (*CreateJoinTokenResponse) ProtoMessage() {}
 
 func (x *CreateJoinTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[5]
+	mi := &file_restore_v1_host_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -461,7 +524,7 @@ func (x *CreateJoinTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateJoinTokenResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{5}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CreateJoinTokenResponse) GetToken() *JoinToken {
@@ -495,7 +558,7 @@ type RemoveHostRequest struct {
 
 func (x *RemoveHostRequest) Reset() {
 	*x = RemoveHostRequest{}
-	mi := &file_restore_v1_host_proto_msgTypes[6]
+	mi := &file_restore_v1_host_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -507,7 +570,7 @@ func (x *RemoveHostRequest) String() string {
 func (*RemoveHostRequest) ProtoMessage() {}
 
 func (x *RemoveHostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[6]
+	mi := &file_restore_v1_host_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -520,7 +583,7 @@ func (x *RemoveHostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveHostRequest.ProtoReflect.Descriptor instead.
 func (*RemoveHostRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{6}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RemoveHostRequest) GetId() string {
@@ -539,7 +602,7 @@ type RemoveHostResponse struct {
 
 func (x *RemoveHostResponse) Reset() {
 	*x = RemoveHostResponse{}
-	mi := &file_restore_v1_host_proto_msgTypes[7]
+	mi := &file_restore_v1_host_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -551,7 +614,7 @@ func (x *RemoveHostResponse) String() string {
 func (*RemoveHostResponse) ProtoMessage() {}
 
 func (x *RemoveHostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[7]
+	mi := &file_restore_v1_host_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -564,7 +627,7 @@ func (x *RemoveHostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveHostResponse.ProtoReflect.Descriptor instead.
 func (*RemoveHostResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{7}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{8}
 }
 
 // Capacity is an amount of vCPUs and memory.
@@ -580,7 +643,7 @@ type Capacity struct {
 
 func (x *Capacity) Reset() {
 	*x = Capacity{}
-	mi := &file_restore_v1_host_proto_msgTypes[8]
+	mi := &file_restore_v1_host_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -592,7 +655,7 @@ func (x *Capacity) String() string {
 func (*Capacity) ProtoMessage() {}
 
 func (x *Capacity) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[8]
+	mi := &file_restore_v1_host_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -605,7 +668,7 @@ func (x *Capacity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Capacity.ProtoReflect.Descriptor instead.
 func (*Capacity) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{8}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Capacity) GetVcpus() int32 {
@@ -651,6 +714,9 @@ type Host struct {
 	RecoveryPoints int32 `protobuf:"varint,12,opt,name=recovery_points,json=recoveryPoints,proto3" json:"recovery_points,omitempty"`
 	// When its agent last reported the host's domains (a change).
 	InventoryTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=inventory_time,json=inventoryTime,proto3" json:"inventory_time,omitempty"`
+	// The host bridges BRIDGED restores may use, and by whom (the agent's
+	// --bridge flags).
+	Bridges []*HostBridge `protobuf:"bytes,15,rep,name=bridges,proto3" json:"bridges,omitempty"`
 	// The server the agent registered through last: the one that holds its
 	// tunnel (consoles and screenshots reach it there from any server).
 	ServerId      string `protobuf:"bytes,13,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
@@ -660,7 +726,7 @@ type Host struct {
 
 func (x *Host) Reset() {
 	*x = Host{}
-	mi := &file_restore_v1_host_proto_msgTypes[9]
+	mi := &file_restore_v1_host_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -672,7 +738,7 @@ func (x *Host) String() string {
 func (*Host) ProtoMessage() {}
 
 func (x *Host) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[9]
+	mi := &file_restore_v1_host_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -685,7 +751,7 @@ func (x *Host) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Host.ProtoReflect.Descriptor instead.
 func (*Host) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{9}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Host) GetId() string {
@@ -779,6 +845,13 @@ func (x *Host) GetInventoryTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Host) GetBridges() []*HostBridge {
+	if x != nil {
+		return x.Bridges
+	}
+	return nil
+}
+
 func (x *Host) GetServerId() string {
 	if x != nil {
 		return x.ServerId
@@ -795,7 +868,7 @@ type ListHostsRequest struct {
 
 func (x *ListHostsRequest) Reset() {
 	*x = ListHostsRequest{}
-	mi := &file_restore_v1_host_proto_msgTypes[10]
+	mi := &file_restore_v1_host_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -807,7 +880,7 @@ func (x *ListHostsRequest) String() string {
 func (*ListHostsRequest) ProtoMessage() {}
 
 func (x *ListHostsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[10]
+	mi := &file_restore_v1_host_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -820,7 +893,7 @@ func (x *ListHostsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHostsRequest.ProtoReflect.Descriptor instead.
 func (*ListHostsRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{10}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{11}
 }
 
 // ListHostsResponse lists hosts.
@@ -834,7 +907,7 @@ type ListHostsResponse struct {
 
 func (x *ListHostsResponse) Reset() {
 	*x = ListHostsResponse{}
-	mi := &file_restore_v1_host_proto_msgTypes[11]
+	mi := &file_restore_v1_host_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -846,7 +919,7 @@ func (x *ListHostsResponse) String() string {
 func (*ListHostsResponse) ProtoMessage() {}
 
 func (x *ListHostsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[11]
+	mi := &file_restore_v1_host_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -859,7 +932,7 @@ func (x *ListHostsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHostsResponse.ProtoReflect.Descriptor instead.
 func (*ListHostsResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{11}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListHostsResponse) GetHosts() []*Host {
@@ -880,7 +953,7 @@ type GetHostRequest struct {
 
 func (x *GetHostRequest) Reset() {
 	*x = GetHostRequest{}
-	mi := &file_restore_v1_host_proto_msgTypes[12]
+	mi := &file_restore_v1_host_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +965,7 @@ func (x *GetHostRequest) String() string {
 func (*GetHostRequest) ProtoMessage() {}
 
 func (x *GetHostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[12]
+	mi := &file_restore_v1_host_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +978,7 @@ func (x *GetHostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHostRequest.ProtoReflect.Descriptor instead.
 func (*GetHostRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{12}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetHostRequest) GetId() string {
@@ -926,7 +999,7 @@ type GetHostResponse struct {
 
 func (x *GetHostResponse) Reset() {
 	*x = GetHostResponse{}
-	mi := &file_restore_v1_host_proto_msgTypes[13]
+	mi := &file_restore_v1_host_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -938,7 +1011,7 @@ func (x *GetHostResponse) String() string {
 func (*GetHostResponse) ProtoMessage() {}
 
 func (x *GetHostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[13]
+	mi := &file_restore_v1_host_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -951,7 +1024,7 @@ func (x *GetHostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHostResponse.ProtoReflect.Descriptor instead.
 func (*GetHostResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{13}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetHostResponse) GetHost() *Host {
@@ -972,7 +1045,7 @@ type DrainHostRequest struct {
 
 func (x *DrainHostRequest) Reset() {
 	*x = DrainHostRequest{}
-	mi := &file_restore_v1_host_proto_msgTypes[14]
+	mi := &file_restore_v1_host_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -984,7 +1057,7 @@ func (x *DrainHostRequest) String() string {
 func (*DrainHostRequest) ProtoMessage() {}
 
 func (x *DrainHostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[14]
+	mi := &file_restore_v1_host_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -997,7 +1070,7 @@ func (x *DrainHostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainHostRequest.ProtoReflect.Descriptor instead.
 func (*DrainHostRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{14}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DrainHostRequest) GetId() string {
@@ -1018,7 +1091,7 @@ type DrainHostResponse struct {
 
 func (x *DrainHostResponse) Reset() {
 	*x = DrainHostResponse{}
-	mi := &file_restore_v1_host_proto_msgTypes[15]
+	mi := &file_restore_v1_host_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1030,7 +1103,7 @@ func (x *DrainHostResponse) String() string {
 func (*DrainHostResponse) ProtoMessage() {}
 
 func (x *DrainHostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[15]
+	mi := &file_restore_v1_host_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1043,7 +1116,7 @@ func (x *DrainHostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainHostResponse.ProtoReflect.Descriptor instead.
 func (*DrainHostResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{15}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DrainHostResponse) GetHost() *Host {
@@ -1064,7 +1137,7 @@ type UndrainHostRequest struct {
 
 func (x *UndrainHostRequest) Reset() {
 	*x = UndrainHostRequest{}
-	mi := &file_restore_v1_host_proto_msgTypes[16]
+	mi := &file_restore_v1_host_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1076,7 +1149,7 @@ func (x *UndrainHostRequest) String() string {
 func (*UndrainHostRequest) ProtoMessage() {}
 
 func (x *UndrainHostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[16]
+	mi := &file_restore_v1_host_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1089,7 +1162,7 @@ func (x *UndrainHostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndrainHostRequest.ProtoReflect.Descriptor instead.
 func (*UndrainHostRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{16}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UndrainHostRequest) GetId() string {
@@ -1110,7 +1183,7 @@ type UndrainHostResponse struct {
 
 func (x *UndrainHostResponse) Reset() {
 	*x = UndrainHostResponse{}
-	mi := &file_restore_v1_host_proto_msgTypes[17]
+	mi := &file_restore_v1_host_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1122,7 +1195,7 @@ func (x *UndrainHostResponse) String() string {
 func (*UndrainHostResponse) ProtoMessage() {}
 
 func (x *UndrainHostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_host_proto_msgTypes[17]
+	mi := &file_restore_v1_host_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1135,7 +1208,7 @@ func (x *UndrainHostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndrainHostResponse.ProtoReflect.Descriptor instead.
 func (*UndrainHostResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_host_proto_rawDescGZIP(), []int{17}
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UndrainHostResponse) GetHost() *Host {
@@ -1150,7 +1223,13 @@ var File_restore_v1_host_proto protoreflect.FileDescriptor
 const file_restore_v1_host_proto_rawDesc = "" +
 	"\n" +
 	"\x15restore/v1/host.proto\x12\n" +
-	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd3\x01\n" +
+	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"[\n" +
+	"\n" +
+	"HostBridge\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\atenants\x18\x02 \x03(\tR\atenants\x12\x1f\n" +
+	"\vall_tenants\x18\x03 \x01(\bR\n" +
+	"allTenants\"\xd3\x01\n" +
 	"\n" +
 	"HostDomain\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12\x12\n" +
@@ -1189,7 +1268,7 @@ const file_restore_v1_host_proto_rawDesc = "" +
 	"\bCapacity\x12\x14\n" +
 	"\x05vcpus\x18\x01 \x01(\x05R\x05vcpus\x12\x1d\n" +
 	"\n" +
-	"memory_mib\x18\x02 \x01(\x03R\tmemoryMib\"\xdc\x04\n" +
+	"memory_mib\x18\x02 \x01(\x03R\tmemoryMib\"\x8e\x05\n" +
 	"\x04Host\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
 	"\vhypervisors\x18\x02 \x03(\tR\vhypervisors\x12 \n" +
@@ -1205,7 +1284,8 @@ const file_restore_v1_host_proto_rawDesc = "" +
 	"\n" +
 	"state_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tstateTime\x12'\n" +
 	"\x0frecovery_points\x18\f \x01(\x05R\x0erecoveryPoints\x12A\n" +
-	"\x0einventory_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\rinventoryTime\x12\x1b\n" +
+	"\x0einventory_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\rinventoryTime\x120\n" +
+	"\abridges\x18\x0f \x03(\v2\x16.restore.v1.HostBridgeR\abridges\x12\x1b\n" +
 	"\tserver_id\x18\r \x01(\tR\bserverId\"\x12\n" +
 	"\x10ListHostsRequest\";\n" +
 	"\x11ListHostsResponse\x12&\n" +
@@ -1249,65 +1329,67 @@ func file_restore_v1_host_proto_rawDescGZIP() []byte {
 }
 
 var file_restore_v1_host_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_restore_v1_host_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_restore_v1_host_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_restore_v1_host_proto_goTypes = []any{
 	(HostState)(0),                  // 0: restore.v1.HostState
-	(*HostDomain)(nil),              // 1: restore.v1.HostDomain
-	(*ListHostDomainsRequest)(nil),  // 2: restore.v1.ListHostDomainsRequest
-	(*ListHostDomainsResponse)(nil), // 3: restore.v1.ListHostDomainsResponse
-	(*JoinToken)(nil),               // 4: restore.v1.JoinToken
-	(*CreateJoinTokenRequest)(nil),  // 5: restore.v1.CreateJoinTokenRequest
-	(*CreateJoinTokenResponse)(nil), // 6: restore.v1.CreateJoinTokenResponse
-	(*RemoveHostRequest)(nil),       // 7: restore.v1.RemoveHostRequest
-	(*RemoveHostResponse)(nil),      // 8: restore.v1.RemoveHostResponse
-	(*Capacity)(nil),                // 9: restore.v1.Capacity
-	(*Host)(nil),                    // 10: restore.v1.Host
-	(*ListHostsRequest)(nil),        // 11: restore.v1.ListHostsRequest
-	(*ListHostsResponse)(nil),       // 12: restore.v1.ListHostsResponse
-	(*GetHostRequest)(nil),          // 13: restore.v1.GetHostRequest
-	(*GetHostResponse)(nil),         // 14: restore.v1.GetHostResponse
-	(*DrainHostRequest)(nil),        // 15: restore.v1.DrainHostRequest
-	(*DrainHostResponse)(nil),       // 16: restore.v1.DrainHostResponse
-	(*UndrainHostRequest)(nil),      // 17: restore.v1.UndrainHostRequest
-	(*UndrainHostResponse)(nil),     // 18: restore.v1.UndrainHostResponse
-	(*timestamppb.Timestamp)(nil),   // 19: google.protobuf.Timestamp
+	(*HostBridge)(nil),              // 1: restore.v1.HostBridge
+	(*HostDomain)(nil),              // 2: restore.v1.HostDomain
+	(*ListHostDomainsRequest)(nil),  // 3: restore.v1.ListHostDomainsRequest
+	(*ListHostDomainsResponse)(nil), // 4: restore.v1.ListHostDomainsResponse
+	(*JoinToken)(nil),               // 5: restore.v1.JoinToken
+	(*CreateJoinTokenRequest)(nil),  // 6: restore.v1.CreateJoinTokenRequest
+	(*CreateJoinTokenResponse)(nil), // 7: restore.v1.CreateJoinTokenResponse
+	(*RemoveHostRequest)(nil),       // 8: restore.v1.RemoveHostRequest
+	(*RemoveHostResponse)(nil),      // 9: restore.v1.RemoveHostResponse
+	(*Capacity)(nil),                // 10: restore.v1.Capacity
+	(*Host)(nil),                    // 11: restore.v1.Host
+	(*ListHostsRequest)(nil),        // 12: restore.v1.ListHostsRequest
+	(*ListHostsResponse)(nil),       // 13: restore.v1.ListHostsResponse
+	(*GetHostRequest)(nil),          // 14: restore.v1.GetHostRequest
+	(*GetHostResponse)(nil),         // 15: restore.v1.GetHostResponse
+	(*DrainHostRequest)(nil),        // 16: restore.v1.DrainHostRequest
+	(*DrainHostResponse)(nil),       // 17: restore.v1.DrainHostResponse
+	(*UndrainHostRequest)(nil),      // 18: restore.v1.UndrainHostRequest
+	(*UndrainHostResponse)(nil),     // 19: restore.v1.UndrainHostResponse
+	(*timestamppb.Timestamp)(nil),   // 20: google.protobuf.Timestamp
 }
 var file_restore_v1_host_proto_depIdxs = []int32{
-	1,  // 0: restore.v1.ListHostDomainsResponse.domains:type_name -> restore.v1.HostDomain
-	19, // 1: restore.v1.ListHostDomainsResponse.report_time:type_name -> google.protobuf.Timestamp
-	19, // 2: restore.v1.JoinToken.create_time:type_name -> google.protobuf.Timestamp
-	19, // 3: restore.v1.JoinToken.expire_time:type_name -> google.protobuf.Timestamp
-	19, // 4: restore.v1.JoinToken.use_time:type_name -> google.protobuf.Timestamp
-	4,  // 5: restore.v1.CreateJoinTokenResponse.token:type_name -> restore.v1.JoinToken
-	9,  // 6: restore.v1.Host.capacity:type_name -> restore.v1.Capacity
-	9,  // 7: restore.v1.Host.allocated:type_name -> restore.v1.Capacity
+	2,  // 0: restore.v1.ListHostDomainsResponse.domains:type_name -> restore.v1.HostDomain
+	20, // 1: restore.v1.ListHostDomainsResponse.report_time:type_name -> google.protobuf.Timestamp
+	20, // 2: restore.v1.JoinToken.create_time:type_name -> google.protobuf.Timestamp
+	20, // 3: restore.v1.JoinToken.expire_time:type_name -> google.protobuf.Timestamp
+	20, // 4: restore.v1.JoinToken.use_time:type_name -> google.protobuf.Timestamp
+	5,  // 5: restore.v1.CreateJoinTokenResponse.token:type_name -> restore.v1.JoinToken
+	10, // 6: restore.v1.Host.capacity:type_name -> restore.v1.Capacity
+	10, // 7: restore.v1.Host.allocated:type_name -> restore.v1.Capacity
 	0,  // 8: restore.v1.Host.state:type_name -> restore.v1.HostState
-	19, // 9: restore.v1.Host.register_time:type_name -> google.protobuf.Timestamp
-	19, // 10: restore.v1.Host.state_time:type_name -> google.protobuf.Timestamp
-	19, // 11: restore.v1.Host.inventory_time:type_name -> google.protobuf.Timestamp
-	10, // 12: restore.v1.ListHostsResponse.hosts:type_name -> restore.v1.Host
-	10, // 13: restore.v1.GetHostResponse.host:type_name -> restore.v1.Host
-	10, // 14: restore.v1.DrainHostResponse.host:type_name -> restore.v1.Host
-	10, // 15: restore.v1.UndrainHostResponse.host:type_name -> restore.v1.Host
-	11, // 16: restore.v1.HostService.ListHosts:input_type -> restore.v1.ListHostsRequest
-	13, // 17: restore.v1.HostService.GetHost:input_type -> restore.v1.GetHostRequest
-	15, // 18: restore.v1.HostService.DrainHost:input_type -> restore.v1.DrainHostRequest
-	17, // 19: restore.v1.HostService.UndrainHost:input_type -> restore.v1.UndrainHostRequest
-	5,  // 20: restore.v1.HostService.CreateJoinToken:input_type -> restore.v1.CreateJoinTokenRequest
-	7,  // 21: restore.v1.HostService.RemoveHost:input_type -> restore.v1.RemoveHostRequest
-	2,  // 22: restore.v1.HostService.ListHostDomains:input_type -> restore.v1.ListHostDomainsRequest
-	12, // 23: restore.v1.HostService.ListHosts:output_type -> restore.v1.ListHostsResponse
-	14, // 24: restore.v1.HostService.GetHost:output_type -> restore.v1.GetHostResponse
-	16, // 25: restore.v1.HostService.DrainHost:output_type -> restore.v1.DrainHostResponse
-	18, // 26: restore.v1.HostService.UndrainHost:output_type -> restore.v1.UndrainHostResponse
-	6,  // 27: restore.v1.HostService.CreateJoinToken:output_type -> restore.v1.CreateJoinTokenResponse
-	8,  // 28: restore.v1.HostService.RemoveHost:output_type -> restore.v1.RemoveHostResponse
-	3,  // 29: restore.v1.HostService.ListHostDomains:output_type -> restore.v1.ListHostDomainsResponse
-	23, // [23:30] is the sub-list for method output_type
-	16, // [16:23] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	20, // 9: restore.v1.Host.register_time:type_name -> google.protobuf.Timestamp
+	20, // 10: restore.v1.Host.state_time:type_name -> google.protobuf.Timestamp
+	20, // 11: restore.v1.Host.inventory_time:type_name -> google.protobuf.Timestamp
+	1,  // 12: restore.v1.Host.bridges:type_name -> restore.v1.HostBridge
+	11, // 13: restore.v1.ListHostsResponse.hosts:type_name -> restore.v1.Host
+	11, // 14: restore.v1.GetHostResponse.host:type_name -> restore.v1.Host
+	11, // 15: restore.v1.DrainHostResponse.host:type_name -> restore.v1.Host
+	11, // 16: restore.v1.UndrainHostResponse.host:type_name -> restore.v1.Host
+	12, // 17: restore.v1.HostService.ListHosts:input_type -> restore.v1.ListHostsRequest
+	14, // 18: restore.v1.HostService.GetHost:input_type -> restore.v1.GetHostRequest
+	16, // 19: restore.v1.HostService.DrainHost:input_type -> restore.v1.DrainHostRequest
+	18, // 20: restore.v1.HostService.UndrainHost:input_type -> restore.v1.UndrainHostRequest
+	6,  // 21: restore.v1.HostService.CreateJoinToken:input_type -> restore.v1.CreateJoinTokenRequest
+	8,  // 22: restore.v1.HostService.RemoveHost:input_type -> restore.v1.RemoveHostRequest
+	3,  // 23: restore.v1.HostService.ListHostDomains:input_type -> restore.v1.ListHostDomainsRequest
+	13, // 24: restore.v1.HostService.ListHosts:output_type -> restore.v1.ListHostsResponse
+	15, // 25: restore.v1.HostService.GetHost:output_type -> restore.v1.GetHostResponse
+	17, // 26: restore.v1.HostService.DrainHost:output_type -> restore.v1.DrainHostResponse
+	19, // 27: restore.v1.HostService.UndrainHost:output_type -> restore.v1.UndrainHostResponse
+	7,  // 28: restore.v1.HostService.CreateJoinToken:output_type -> restore.v1.CreateJoinTokenResponse
+	9,  // 29: restore.v1.HostService.RemoveHost:output_type -> restore.v1.RemoveHostResponse
+	4,  // 30: restore.v1.HostService.ListHostDomains:output_type -> restore.v1.ListHostDomainsResponse
+	24, // [24:31] is the sub-list for method output_type
+	17, // [17:24] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_host_proto_init() }
@@ -1321,7 +1403,7 @@ func file_restore_v1_host_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restore_v1_host_proto_rawDesc), len(file_restore_v1_host_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -277,20 +277,124 @@ func (RestoreState) EnumDescriptor() ([]byte, []int) {
 	return file_restore_v1_restore_proto_rawDescGZIP(), []int{3}
 }
 
+// LinkUpRestoreRequest names the restore.
+type LinkUpRestoreRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkUpRestoreRequest) Reset() {
+	*x = LinkUpRestoreRequest{}
+	mi := &file_restore_v1_restore_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkUpRestoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkUpRestoreRequest) ProtoMessage() {}
+
+func (x *LinkUpRestoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_restore_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkUpRestoreRequest.ProtoReflect.Descriptor instead.
+func (*LinkUpRestoreRequest) Descriptor() ([]byte, []int) {
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *LinkUpRestoreRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// LinkUpRestoreResponse carries the restore; its host brings the link up.
+type LinkUpRestoreResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Restore       *Restore               `protobuf:"bytes,1,opt,name=restore,proto3" json:"restore,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkUpRestoreResponse) Reset() {
+	*x = LinkUpRestoreResponse{}
+	mi := &file_restore_v1_restore_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkUpRestoreResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkUpRestoreResponse) ProtoMessage() {}
+
+func (x *LinkUpRestoreResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_restore_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkUpRestoreResponse.ProtoReflect.Descriptor instead.
+func (*LinkUpRestoreResponse) Descriptor() ([]byte, []int) {
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *LinkUpRestoreResponse) GetRestore() *Restore {
+	if x != nil {
+		return x.Restore
+	}
+	return nil
+}
+
 // Network describes the restored VM's network.
 type Network struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// How the VM is connected.
 	Kind NetworkKind `protobuf:"varint,1,opt,name=kind,proto3,enum=restore.v1.NetworkKind" json:"kind,omitempty"`
-	// For NETWORK_KIND_BRIDGED: the host bridge's name.
-	Bridge        string `protobuf:"bytes,2,opt,name=bridge,proto3" json:"bridge,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// For NETWORK_KIND_BRIDGED: the host bridge's name. Only bridges an
+	// operator offers the tenant on the host (hypervisor-agent --bridge).
+	Bridge string `protobuf:"bytes,2,opt,name=bridge,proto3" json:"bridge,omitempty"`
+	// For NETWORK_KIND_BRIDGED: boot with the link up even when the asset's
+	// production machine is known (the caller made sure it is gone).
+	AllowIdentityConflict bool `protobuf:"varint,3,opt,name=allow_identity_conflict,json=allowIdentityConflict,proto3" json:"allow_identity_conflict,omitempty"`
+	// For NETWORK_KIND_ISOLATED: a lab name (a DNS label). Restores of the
+	// tenant in the same lab share one isolated network (and so one host),
+	// so an application of several machines is tested together; without it
+	// each restore has a network of its own.
+	Lab string `protobuf:"bytes,4,opt,name=lab,proto3" json:"lab,omitempty"`
+	// Set by the server: the NIC's link is down (an identity conflict)
+	// until LinkUpRestore; link_down_reason says why it booted down (and
+	// stays once the link is up).
+	LinkDown       bool   `protobuf:"varint,5,opt,name=link_down,json=linkDown,proto3" json:"link_down,omitempty"`
+	LinkDownReason string `protobuf:"bytes,6,opt,name=link_down_reason,json=linkDownReason,proto3" json:"link_down_reason,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Network) Reset() {
 	*x = Network{}
-	mi := &file_restore_v1_restore_proto_msgTypes[0]
+	mi := &file_restore_v1_restore_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -302,7 +406,7 @@ func (x *Network) String() string {
 func (*Network) ProtoMessage() {}
 
 func (x *Network) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[0]
+	mi := &file_restore_v1_restore_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -315,7 +419,7 @@ func (x *Network) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Network.ProtoReflect.Descriptor instead.
 func (*Network) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{0}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Network) GetKind() NetworkKind {
@@ -328,6 +432,34 @@ func (x *Network) GetKind() NetworkKind {
 func (x *Network) GetBridge() string {
 	if x != nil {
 		return x.Bridge
+	}
+	return ""
+}
+
+func (x *Network) GetAllowIdentityConflict() bool {
+	if x != nil {
+		return x.AllowIdentityConflict
+	}
+	return false
+}
+
+func (x *Network) GetLab() string {
+	if x != nil {
+		return x.Lab
+	}
+	return ""
+}
+
+func (x *Network) GetLinkDown() bool {
+	if x != nil {
+		return x.LinkDown
+	}
+	return false
+}
+
+func (x *Network) GetLinkDownReason() string {
+	if x != nil {
+		return x.LinkDownReason
 	}
 	return ""
 }
@@ -347,7 +479,7 @@ type Boot struct {
 
 func (x *Boot) Reset() {
 	*x = Boot{}
-	mi := &file_restore_v1_restore_proto_msgTypes[1]
+	mi := &file_restore_v1_restore_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -359,7 +491,7 @@ func (x *Boot) String() string {
 func (*Boot) ProtoMessage() {}
 
 func (x *Boot) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[1]
+	mi := &file_restore_v1_restore_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -372,7 +504,7 @@ func (x *Boot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Boot.ProtoReflect.Descriptor instead.
 func (*Boot) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{1}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Boot) GetVerified() bool {
@@ -452,7 +584,7 @@ type Restore struct {
 
 func (x *Restore) Reset() {
 	*x = Restore{}
-	mi := &file_restore_v1_restore_proto_msgTypes[2]
+	mi := &file_restore_v1_restore_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -464,7 +596,7 @@ func (x *Restore) String() string {
 func (*Restore) ProtoMessage() {}
 
 func (x *Restore) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[2]
+	mi := &file_restore_v1_restore_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -477,7 +609,7 @@ func (x *Restore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Restore.ProtoReflect.Descriptor instead.
 func (*Restore) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{2}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Restore) GetId() string {
@@ -668,7 +800,7 @@ type CreateRestoreRequest struct {
 
 func (x *CreateRestoreRequest) Reset() {
 	*x = CreateRestoreRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[3]
+	mi := &file_restore_v1_restore_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -680,7 +812,7 @@ func (x *CreateRestoreRequest) String() string {
 func (*CreateRestoreRequest) ProtoMessage() {}
 
 func (x *CreateRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[3]
+	mi := &file_restore_v1_restore_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -693,7 +825,7 @@ func (x *CreateRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRestoreRequest.ProtoReflect.Descriptor instead.
 func (*CreateRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{3}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CreateRestoreRequest) GetRecoveryPointId() string {
@@ -780,7 +912,7 @@ type AppCheck struct {
 
 func (x *AppCheck) Reset() {
 	*x = AppCheck{}
-	mi := &file_restore_v1_restore_proto_msgTypes[4]
+	mi := &file_restore_v1_restore_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -792,7 +924,7 @@ func (x *AppCheck) String() string {
 func (*AppCheck) ProtoMessage() {}
 
 func (x *AppCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[4]
+	mi := &file_restore_v1_restore_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -805,7 +937,7 @@ func (x *AppCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppCheck.ProtoReflect.Descriptor instead.
 func (*AppCheck) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{4}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AppCheck) GetName() string {
@@ -867,7 +999,7 @@ type VerifyOptions struct {
 
 func (x *VerifyOptions) Reset() {
 	*x = VerifyOptions{}
-	mi := &file_restore_v1_restore_proto_msgTypes[5]
+	mi := &file_restore_v1_restore_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -879,7 +1011,7 @@ func (x *VerifyOptions) String() string {
 func (*VerifyOptions) ProtoMessage() {}
 
 func (x *VerifyOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[5]
+	mi := &file_restore_v1_restore_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -892,7 +1024,7 @@ func (x *VerifyOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyOptions.ProtoReflect.Descriptor instead.
 func (*VerifyOptions) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{5}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *VerifyOptions) GetSerialMarker() string {
@@ -927,7 +1059,7 @@ type CreateRestoreResponse struct {
 
 func (x *CreateRestoreResponse) Reset() {
 	*x = CreateRestoreResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[6]
+	mi := &file_restore_v1_restore_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -939,7 +1071,7 @@ func (x *CreateRestoreResponse) String() string {
 func (*CreateRestoreResponse) ProtoMessage() {}
 
 func (x *CreateRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[6]
+	mi := &file_restore_v1_restore_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -952,7 +1084,7 @@ func (x *CreateRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRestoreResponse.ProtoReflect.Descriptor instead.
 func (*CreateRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{6}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateRestoreResponse) GetRestore() *Restore {
@@ -973,7 +1105,7 @@ type GetRestoreRequest struct {
 
 func (x *GetRestoreRequest) Reset() {
 	*x = GetRestoreRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[7]
+	mi := &file_restore_v1_restore_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -985,7 +1117,7 @@ func (x *GetRestoreRequest) String() string {
 func (*GetRestoreRequest) ProtoMessage() {}
 
 func (x *GetRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[7]
+	mi := &file_restore_v1_restore_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -998,7 +1130,7 @@ func (x *GetRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreRequest.ProtoReflect.Descriptor instead.
 func (*GetRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{7}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetRestoreRequest) GetId() string {
@@ -1019,7 +1151,7 @@ type GetRestoreResponse struct {
 
 func (x *GetRestoreResponse) Reset() {
 	*x = GetRestoreResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[8]
+	mi := &file_restore_v1_restore_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1031,7 +1163,7 @@ func (x *GetRestoreResponse) String() string {
 func (*GetRestoreResponse) ProtoMessage() {}
 
 func (x *GetRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[8]
+	mi := &file_restore_v1_restore_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1044,7 +1176,7 @@ func (x *GetRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreResponse.ProtoReflect.Descriptor instead.
 func (*GetRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{8}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetRestoreResponse) GetRestore() *Restore {
@@ -1073,7 +1205,7 @@ type ListRestoresRequest struct {
 
 func (x *ListRestoresRequest) Reset() {
 	*x = ListRestoresRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[9]
+	mi := &file_restore_v1_restore_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1085,7 +1217,7 @@ func (x *ListRestoresRequest) String() string {
 func (*ListRestoresRequest) ProtoMessage() {}
 
 func (x *ListRestoresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[9]
+	mi := &file_restore_v1_restore_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1098,7 +1230,7 @@ func (x *ListRestoresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRestoresRequest.ProtoReflect.Descriptor instead.
 func (*ListRestoresRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{9}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListRestoresRequest) GetState() RestoreState {
@@ -1149,7 +1281,7 @@ type ListRestoresResponse struct {
 
 func (x *ListRestoresResponse) Reset() {
 	*x = ListRestoresResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[10]
+	mi := &file_restore_v1_restore_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1161,7 +1293,7 @@ func (x *ListRestoresResponse) String() string {
 func (*ListRestoresResponse) ProtoMessage() {}
 
 func (x *ListRestoresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[10]
+	mi := &file_restore_v1_restore_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1174,7 +1306,7 @@ func (x *ListRestoresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRestoresResponse.ProtoReflect.Descriptor instead.
 func (*ListRestoresResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{10}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListRestoresResponse) GetRestores() []*Restore {
@@ -1202,7 +1334,7 @@ type DeleteRestoreRequest struct {
 
 func (x *DeleteRestoreRequest) Reset() {
 	*x = DeleteRestoreRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[11]
+	mi := &file_restore_v1_restore_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1214,7 +1346,7 @@ func (x *DeleteRestoreRequest) String() string {
 func (*DeleteRestoreRequest) ProtoMessage() {}
 
 func (x *DeleteRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[11]
+	mi := &file_restore_v1_restore_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1227,7 +1359,7 @@ func (x *DeleteRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRestoreRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{11}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DeleteRestoreRequest) GetId() string {
@@ -1248,7 +1380,7 @@ type DeleteRestoreResponse struct {
 
 func (x *DeleteRestoreResponse) Reset() {
 	*x = DeleteRestoreResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[12]
+	mi := &file_restore_v1_restore_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1260,7 +1392,7 @@ func (x *DeleteRestoreResponse) String() string {
 func (*DeleteRestoreResponse) ProtoMessage() {}
 
 func (x *DeleteRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[12]
+	mi := &file_restore_v1_restore_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1273,7 +1405,7 @@ func (x *DeleteRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRestoreResponse.ProtoReflect.Descriptor instead.
 func (*DeleteRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{12}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DeleteRestoreResponse) GetRestore() *Restore {
@@ -1298,7 +1430,7 @@ type WatchRestoresRequest struct {
 
 func (x *WatchRestoresRequest) Reset() {
 	*x = WatchRestoresRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[13]
+	mi := &file_restore_v1_restore_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1310,7 +1442,7 @@ func (x *WatchRestoresRequest) String() string {
 func (*WatchRestoresRequest) ProtoMessage() {}
 
 func (x *WatchRestoresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[13]
+	mi := &file_restore_v1_restore_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1323,7 +1455,7 @@ func (x *WatchRestoresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRestoresRequest.ProtoReflect.Descriptor instead.
 func (*WatchRestoresRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{13}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WatchRestoresRequest) GetState() RestoreState {
@@ -1358,7 +1490,7 @@ type WatchRestoresResponse struct {
 
 func (x *WatchRestoresResponse) Reset() {
 	*x = WatchRestoresResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[14]
+	mi := &file_restore_v1_restore_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1370,7 +1502,7 @@ func (x *WatchRestoresResponse) String() string {
 func (*WatchRestoresResponse) ProtoMessage() {}
 
 func (x *WatchRestoresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[14]
+	mi := &file_restore_v1_restore_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1383,7 +1515,7 @@ func (x *WatchRestoresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRestoresResponse.ProtoReflect.Descriptor instead.
 func (*WatchRestoresResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{14}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WatchRestoresResponse) GetRestore() *Restore {
@@ -1402,7 +1534,7 @@ type GetRestoreScreenshotRequest struct {
 
 func (x *GetRestoreScreenshotRequest) Reset() {
 	*x = GetRestoreScreenshotRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[15]
+	mi := &file_restore_v1_restore_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1414,7 +1546,7 @@ func (x *GetRestoreScreenshotRequest) String() string {
 func (*GetRestoreScreenshotRequest) ProtoMessage() {}
 
 func (x *GetRestoreScreenshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[15]
+	mi := &file_restore_v1_restore_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1427,7 +1559,7 @@ func (x *GetRestoreScreenshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreScreenshotRequest.ProtoReflect.Descriptor instead.
 func (*GetRestoreScreenshotRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{15}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetRestoreScreenshotRequest) GetId() string {
@@ -1448,7 +1580,7 @@ type GetRestoreScreenshotResponse struct {
 
 func (x *GetRestoreScreenshotResponse) Reset() {
 	*x = GetRestoreScreenshotResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[16]
+	mi := &file_restore_v1_restore_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1460,7 +1592,7 @@ func (x *GetRestoreScreenshotResponse) String() string {
 func (*GetRestoreScreenshotResponse) ProtoMessage() {}
 
 func (x *GetRestoreScreenshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[16]
+	mi := &file_restore_v1_restore_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1473,7 +1605,7 @@ func (x *GetRestoreScreenshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreScreenshotResponse.ProtoReflect.Descriptor instead.
 func (*GetRestoreScreenshotResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{16}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetRestoreScreenshotResponse) GetContentType() string {
@@ -1499,7 +1631,7 @@ type CreateConsoleRequest struct {
 
 func (x *CreateConsoleRequest) Reset() {
 	*x = CreateConsoleRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[17]
+	mi := &file_restore_v1_restore_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1511,7 +1643,7 @@ func (x *CreateConsoleRequest) String() string {
 func (*CreateConsoleRequest) ProtoMessage() {}
 
 func (x *CreateConsoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[17]
+	mi := &file_restore_v1_restore_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1524,7 +1656,7 @@ func (x *CreateConsoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConsoleRequest.ProtoReflect.Descriptor instead.
 func (*CreateConsoleRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{17}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CreateConsoleRequest) GetId() string {
@@ -1545,7 +1677,7 @@ type CreateConsoleResponse struct {
 
 func (x *CreateConsoleResponse) Reset() {
 	*x = CreateConsoleResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[18]
+	mi := &file_restore_v1_restore_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1557,7 +1689,7 @@ func (x *CreateConsoleResponse) String() string {
 func (*CreateConsoleResponse) ProtoMessage() {}
 
 func (x *CreateConsoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[18]
+	mi := &file_restore_v1_restore_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1570,7 +1702,7 @@ func (x *CreateConsoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConsoleResponse.ProtoReflect.Descriptor instead.
 func (*CreateConsoleResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{18}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CreateConsoleResponse) GetUrl() string {
@@ -1592,10 +1724,18 @@ var File_restore_v1_restore_proto protoreflect.FileDescriptor
 const file_restore_v1_restore_proto_rawDesc = "" +
 	"\n" +
 	"\x18restore/v1/restore.proto\x12\n" +
-	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1drestore/v1/verification.proto\"N\n" +
+	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1drestore/v1/verification.proto\"&\n" +
+	"\x14LinkUpRestoreRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"F\n" +
+	"\x15LinkUpRestoreResponse\x12-\n" +
+	"\arestore\x18\x01 \x01(\v2\x13.restore.v1.RestoreR\arestore\"\xdf\x01\n" +
 	"\aNetwork\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.restore.v1.NetworkKindR\x04kind\x12\x16\n" +
-	"\x06bridge\x18\x02 \x01(\tR\x06bridge\"c\n" +
+	"\x06bridge\x18\x02 \x01(\tR\x06bridge\x126\n" +
+	"\x17allow_identity_conflict\x18\x03 \x01(\bR\x15allowIdentityConflict\x12\x10\n" +
+	"\x03lab\x18\x04 \x01(\tR\x03lab\x12\x1b\n" +
+	"\tlink_down\x18\x05 \x01(\bR\blinkDown\x12(\n" +
+	"\x10link_down_reason\x18\x06 \x01(\tR\x0elinkDownReason\"c\n" +
 	"\x04Boot\x12\x1a\n" +
 	"\bverified\x18\x01 \x01(\bR\bverified\x12%\n" +
 	"\x0ftime_to_boot_ms\x18\x02 \x01(\x03R\ftimeToBootMs\x12\x18\n" +
@@ -1719,7 +1859,7 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x14RESTORE_STATE_FAILED\x10\b\x12\x19\n" +
 	"\x15RESTORE_STATE_EXPIRED\x10\t\x12\x16\n" +
 	"\x12RESTORE_STATE_LOST\x10\n" +
-	"2\xf5\x04\n" +
+	"2\xcb\x05\n" +
 	"\x0eRestoreService\x12T\n" +
 	"\rCreateRestore\x12 .restore.v1.CreateRestoreRequest\x1a!.restore.v1.CreateRestoreResponse\x12K\n" +
 	"\n" +
@@ -1728,7 +1868,8 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\rDeleteRestore\x12 .restore.v1.DeleteRestoreRequest\x1a!.restore.v1.DeleteRestoreResponse\x12V\n" +
 	"\rWatchRestores\x12 .restore.v1.WatchRestoresRequest\x1a!.restore.v1.WatchRestoresResponse0\x01\x12i\n" +
 	"\x14GetRestoreScreenshot\x12'.restore.v1.GetRestoreScreenshotRequest\x1a(.restore.v1.GetRestoreScreenshotResponse\x12T\n" +
-	"\rCreateConsole\x12 .restore.v1.CreateConsoleRequest\x1a!.restore.v1.CreateConsoleResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
+	"\rCreateConsole\x12 .restore.v1.CreateConsoleRequest\x1a!.restore.v1.CreateConsoleResponse\x12T\n" +
+	"\rLinkUpRestore\x12 .restore.v1.LinkUpRestoreRequest\x1a!.restore.v1.LinkUpRestoreResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
 
 var (
 	file_restore_v1_restore_proto_rawDescOnce sync.Once
@@ -1743,79 +1884,84 @@ func file_restore_v1_restore_proto_rawDescGZIP() []byte {
 }
 
 var file_restore_v1_restore_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_restore_v1_restore_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_restore_v1_restore_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_restore_v1_restore_proto_goTypes = []any{
 	(Mode)(0),                            // 0: restore.v1.Mode
 	(NetworkKind)(0),                     // 1: restore.v1.NetworkKind
 	(Firmware)(0),                        // 2: restore.v1.Firmware
 	(RestoreState)(0),                    // 3: restore.v1.RestoreState
-	(*Network)(nil),                      // 4: restore.v1.Network
-	(*Boot)(nil),                         // 5: restore.v1.Boot
-	(*Restore)(nil),                      // 6: restore.v1.Restore
-	(*CreateRestoreRequest)(nil),         // 7: restore.v1.CreateRestoreRequest
-	(*AppCheck)(nil),                     // 8: restore.v1.AppCheck
-	(*VerifyOptions)(nil),                // 9: restore.v1.VerifyOptions
-	(*CreateRestoreResponse)(nil),        // 10: restore.v1.CreateRestoreResponse
-	(*GetRestoreRequest)(nil),            // 11: restore.v1.GetRestoreRequest
-	(*GetRestoreResponse)(nil),           // 12: restore.v1.GetRestoreResponse
-	(*ListRestoresRequest)(nil),          // 13: restore.v1.ListRestoresRequest
-	(*ListRestoresResponse)(nil),         // 14: restore.v1.ListRestoresResponse
-	(*DeleteRestoreRequest)(nil),         // 15: restore.v1.DeleteRestoreRequest
-	(*DeleteRestoreResponse)(nil),        // 16: restore.v1.DeleteRestoreResponse
-	(*WatchRestoresRequest)(nil),         // 17: restore.v1.WatchRestoresRequest
-	(*WatchRestoresResponse)(nil),        // 18: restore.v1.WatchRestoresResponse
-	(*GetRestoreScreenshotRequest)(nil),  // 19: restore.v1.GetRestoreScreenshotRequest
-	(*GetRestoreScreenshotResponse)(nil), // 20: restore.v1.GetRestoreScreenshotResponse
-	(*CreateConsoleRequest)(nil),         // 21: restore.v1.CreateConsoleRequest
-	(*CreateConsoleResponse)(nil),        // 22: restore.v1.CreateConsoleResponse
-	(*timestamppb.Timestamp)(nil),        // 23: google.protobuf.Timestamp
-	(Verdict)(0),                         // 24: restore.v1.Verdict
+	(*LinkUpRestoreRequest)(nil),         // 4: restore.v1.LinkUpRestoreRequest
+	(*LinkUpRestoreResponse)(nil),        // 5: restore.v1.LinkUpRestoreResponse
+	(*Network)(nil),                      // 6: restore.v1.Network
+	(*Boot)(nil),                         // 7: restore.v1.Boot
+	(*Restore)(nil),                      // 8: restore.v1.Restore
+	(*CreateRestoreRequest)(nil),         // 9: restore.v1.CreateRestoreRequest
+	(*AppCheck)(nil),                     // 10: restore.v1.AppCheck
+	(*VerifyOptions)(nil),                // 11: restore.v1.VerifyOptions
+	(*CreateRestoreResponse)(nil),        // 12: restore.v1.CreateRestoreResponse
+	(*GetRestoreRequest)(nil),            // 13: restore.v1.GetRestoreRequest
+	(*GetRestoreResponse)(nil),           // 14: restore.v1.GetRestoreResponse
+	(*ListRestoresRequest)(nil),          // 15: restore.v1.ListRestoresRequest
+	(*ListRestoresResponse)(nil),         // 16: restore.v1.ListRestoresResponse
+	(*DeleteRestoreRequest)(nil),         // 17: restore.v1.DeleteRestoreRequest
+	(*DeleteRestoreResponse)(nil),        // 18: restore.v1.DeleteRestoreResponse
+	(*WatchRestoresRequest)(nil),         // 19: restore.v1.WatchRestoresRequest
+	(*WatchRestoresResponse)(nil),        // 20: restore.v1.WatchRestoresResponse
+	(*GetRestoreScreenshotRequest)(nil),  // 21: restore.v1.GetRestoreScreenshotRequest
+	(*GetRestoreScreenshotResponse)(nil), // 22: restore.v1.GetRestoreScreenshotResponse
+	(*CreateConsoleRequest)(nil),         // 23: restore.v1.CreateConsoleRequest
+	(*CreateConsoleResponse)(nil),        // 24: restore.v1.CreateConsoleResponse
+	(*timestamppb.Timestamp)(nil),        // 25: google.protobuf.Timestamp
+	(Verdict)(0),                         // 26: restore.v1.Verdict
 }
 var file_restore_v1_restore_proto_depIdxs = []int32{
-	1,  // 0: restore.v1.Network.kind:type_name -> restore.v1.NetworkKind
-	0,  // 1: restore.v1.Restore.mode:type_name -> restore.v1.Mode
-	4,  // 2: restore.v1.Restore.network:type_name -> restore.v1.Network
-	2,  // 3: restore.v1.Restore.firmware:type_name -> restore.v1.Firmware
-	3,  // 4: restore.v1.Restore.state:type_name -> restore.v1.RestoreState
-	23, // 5: restore.v1.Restore.create_time:type_name -> google.protobuf.Timestamp
-	23, // 6: restore.v1.Restore.update_time:type_name -> google.protobuf.Timestamp
-	23, // 7: restore.v1.Restore.expire_time:type_name -> google.protobuf.Timestamp
-	5,  // 8: restore.v1.Restore.boot:type_name -> restore.v1.Boot
-	23, // 9: restore.v1.Restore.destroy_time:type_name -> google.protobuf.Timestamp
-	9,  // 10: restore.v1.Restore.verify:type_name -> restore.v1.VerifyOptions
-	24, // 11: restore.v1.Restore.verdict:type_name -> restore.v1.Verdict
-	0,  // 12: restore.v1.CreateRestoreRequest.mode:type_name -> restore.v1.Mode
-	4,  // 13: restore.v1.CreateRestoreRequest.network:type_name -> restore.v1.Network
-	2,  // 14: restore.v1.CreateRestoreRequest.firmware:type_name -> restore.v1.Firmware
-	9,  // 15: restore.v1.CreateRestoreRequest.verify:type_name -> restore.v1.VerifyOptions
-	8,  // 16: restore.v1.VerifyOptions.app_checks:type_name -> restore.v1.AppCheck
-	6,  // 17: restore.v1.CreateRestoreResponse.restore:type_name -> restore.v1.Restore
-	6,  // 18: restore.v1.GetRestoreResponse.restore:type_name -> restore.v1.Restore
-	3,  // 19: restore.v1.ListRestoresRequest.state:type_name -> restore.v1.RestoreState
-	6,  // 20: restore.v1.ListRestoresResponse.restores:type_name -> restore.v1.Restore
-	6,  // 21: restore.v1.DeleteRestoreResponse.restore:type_name -> restore.v1.Restore
-	3,  // 22: restore.v1.WatchRestoresRequest.state:type_name -> restore.v1.RestoreState
-	6,  // 23: restore.v1.WatchRestoresResponse.restore:type_name -> restore.v1.Restore
-	23, // 24: restore.v1.CreateConsoleResponse.expire_time:type_name -> google.protobuf.Timestamp
-	7,  // 25: restore.v1.RestoreService.CreateRestore:input_type -> restore.v1.CreateRestoreRequest
-	11, // 26: restore.v1.RestoreService.GetRestore:input_type -> restore.v1.GetRestoreRequest
-	13, // 27: restore.v1.RestoreService.ListRestores:input_type -> restore.v1.ListRestoresRequest
-	15, // 28: restore.v1.RestoreService.DeleteRestore:input_type -> restore.v1.DeleteRestoreRequest
-	17, // 29: restore.v1.RestoreService.WatchRestores:input_type -> restore.v1.WatchRestoresRequest
-	19, // 30: restore.v1.RestoreService.GetRestoreScreenshot:input_type -> restore.v1.GetRestoreScreenshotRequest
-	21, // 31: restore.v1.RestoreService.CreateConsole:input_type -> restore.v1.CreateConsoleRequest
-	10, // 32: restore.v1.RestoreService.CreateRestore:output_type -> restore.v1.CreateRestoreResponse
-	12, // 33: restore.v1.RestoreService.GetRestore:output_type -> restore.v1.GetRestoreResponse
-	14, // 34: restore.v1.RestoreService.ListRestores:output_type -> restore.v1.ListRestoresResponse
-	16, // 35: restore.v1.RestoreService.DeleteRestore:output_type -> restore.v1.DeleteRestoreResponse
-	18, // 36: restore.v1.RestoreService.WatchRestores:output_type -> restore.v1.WatchRestoresResponse
-	20, // 37: restore.v1.RestoreService.GetRestoreScreenshot:output_type -> restore.v1.GetRestoreScreenshotResponse
-	22, // 38: restore.v1.RestoreService.CreateConsole:output_type -> restore.v1.CreateConsoleResponse
-	32, // [32:39] is the sub-list for method output_type
-	25, // [25:32] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	8,  // 0: restore.v1.LinkUpRestoreResponse.restore:type_name -> restore.v1.Restore
+	1,  // 1: restore.v1.Network.kind:type_name -> restore.v1.NetworkKind
+	0,  // 2: restore.v1.Restore.mode:type_name -> restore.v1.Mode
+	6,  // 3: restore.v1.Restore.network:type_name -> restore.v1.Network
+	2,  // 4: restore.v1.Restore.firmware:type_name -> restore.v1.Firmware
+	3,  // 5: restore.v1.Restore.state:type_name -> restore.v1.RestoreState
+	25, // 6: restore.v1.Restore.create_time:type_name -> google.protobuf.Timestamp
+	25, // 7: restore.v1.Restore.update_time:type_name -> google.protobuf.Timestamp
+	25, // 8: restore.v1.Restore.expire_time:type_name -> google.protobuf.Timestamp
+	7,  // 9: restore.v1.Restore.boot:type_name -> restore.v1.Boot
+	25, // 10: restore.v1.Restore.destroy_time:type_name -> google.protobuf.Timestamp
+	11, // 11: restore.v1.Restore.verify:type_name -> restore.v1.VerifyOptions
+	26, // 12: restore.v1.Restore.verdict:type_name -> restore.v1.Verdict
+	0,  // 13: restore.v1.CreateRestoreRequest.mode:type_name -> restore.v1.Mode
+	6,  // 14: restore.v1.CreateRestoreRequest.network:type_name -> restore.v1.Network
+	2,  // 15: restore.v1.CreateRestoreRequest.firmware:type_name -> restore.v1.Firmware
+	11, // 16: restore.v1.CreateRestoreRequest.verify:type_name -> restore.v1.VerifyOptions
+	10, // 17: restore.v1.VerifyOptions.app_checks:type_name -> restore.v1.AppCheck
+	8,  // 18: restore.v1.CreateRestoreResponse.restore:type_name -> restore.v1.Restore
+	8,  // 19: restore.v1.GetRestoreResponse.restore:type_name -> restore.v1.Restore
+	3,  // 20: restore.v1.ListRestoresRequest.state:type_name -> restore.v1.RestoreState
+	8,  // 21: restore.v1.ListRestoresResponse.restores:type_name -> restore.v1.Restore
+	8,  // 22: restore.v1.DeleteRestoreResponse.restore:type_name -> restore.v1.Restore
+	3,  // 23: restore.v1.WatchRestoresRequest.state:type_name -> restore.v1.RestoreState
+	8,  // 24: restore.v1.WatchRestoresResponse.restore:type_name -> restore.v1.Restore
+	25, // 25: restore.v1.CreateConsoleResponse.expire_time:type_name -> google.protobuf.Timestamp
+	9,  // 26: restore.v1.RestoreService.CreateRestore:input_type -> restore.v1.CreateRestoreRequest
+	13, // 27: restore.v1.RestoreService.GetRestore:input_type -> restore.v1.GetRestoreRequest
+	15, // 28: restore.v1.RestoreService.ListRestores:input_type -> restore.v1.ListRestoresRequest
+	17, // 29: restore.v1.RestoreService.DeleteRestore:input_type -> restore.v1.DeleteRestoreRequest
+	19, // 30: restore.v1.RestoreService.WatchRestores:input_type -> restore.v1.WatchRestoresRequest
+	21, // 31: restore.v1.RestoreService.GetRestoreScreenshot:input_type -> restore.v1.GetRestoreScreenshotRequest
+	23, // 32: restore.v1.RestoreService.CreateConsole:input_type -> restore.v1.CreateConsoleRequest
+	4,  // 33: restore.v1.RestoreService.LinkUpRestore:input_type -> restore.v1.LinkUpRestoreRequest
+	12, // 34: restore.v1.RestoreService.CreateRestore:output_type -> restore.v1.CreateRestoreResponse
+	14, // 35: restore.v1.RestoreService.GetRestore:output_type -> restore.v1.GetRestoreResponse
+	16, // 36: restore.v1.RestoreService.ListRestores:output_type -> restore.v1.ListRestoresResponse
+	18, // 37: restore.v1.RestoreService.DeleteRestore:output_type -> restore.v1.DeleteRestoreResponse
+	20, // 38: restore.v1.RestoreService.WatchRestores:output_type -> restore.v1.WatchRestoresResponse
+	22, // 39: restore.v1.RestoreService.GetRestoreScreenshot:output_type -> restore.v1.GetRestoreScreenshotResponse
+	24, // 40: restore.v1.RestoreService.CreateConsole:output_type -> restore.v1.CreateConsoleResponse
+	5,  // 41: restore.v1.RestoreService.LinkUpRestore:output_type -> restore.v1.LinkUpRestoreResponse
+	34, // [34:42] is the sub-list for method output_type
+	26, // [26:34] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_restore_proto_init() }
@@ -1830,7 +1976,7 @@ func file_restore_v1_restore_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restore_v1_restore_proto_rawDesc), len(file_restore_v1_restore_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   19,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

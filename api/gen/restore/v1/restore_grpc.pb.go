@@ -26,6 +26,7 @@ const (
 	RestoreService_WatchRestores_FullMethodName        = "/restore.v1.RestoreService/WatchRestores"
 	RestoreService_GetRestoreScreenshot_FullMethodName = "/restore.v1.RestoreService/GetRestoreScreenshot"
 	RestoreService_CreateConsole_FullMethodName        = "/restore.v1.RestoreService/CreateConsole"
+	RestoreService_LinkUpRestore_FullMethodName        = "/restore.v1.RestoreService/LinkUpRestore"
 )
 
 // RestoreServiceClient is the client API for RestoreService service.
@@ -56,6 +57,10 @@ type RestoreServiceClient interface {
 	// CreateConsole returns a single-use URL, valid for 60 s, of a page that
 	// shows the restore's screen (noVNC) and takes keyboard and mouse.
 	CreateConsole(ctx context.Context, in *CreateConsoleRequest, opts ...grpc.CallOption) (*CreateConsoleResponse, error)
+	// LinkUpRestore brings up the network link of a restore that booted
+	// with it down (an identity conflict: its production machine is known):
+	// the caller confirms the production machine is gone from that network.
+	LinkUpRestore(ctx context.Context, in *LinkUpRestoreRequest, opts ...grpc.CallOption) (*LinkUpRestoreResponse, error)
 }
 
 type restoreServiceClient struct {
@@ -145,6 +150,16 @@ func (c *restoreServiceClient) CreateConsole(ctx context.Context, in *CreateCons
 	return out, nil
 }
 
+func (c *restoreServiceClient) LinkUpRestore(ctx context.Context, in *LinkUpRestoreRequest, opts ...grpc.CallOption) (*LinkUpRestoreResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LinkUpRestoreResponse)
+	err := c.cc.Invoke(ctx, RestoreService_LinkUpRestore_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RestoreServiceServer is the server API for RestoreService service.
 // All implementations must embed UnimplementedRestoreServiceServer
 // for forward compatibility.
@@ -173,6 +188,10 @@ type RestoreServiceServer interface {
 	// CreateConsole returns a single-use URL, valid for 60 s, of a page that
 	// shows the restore's screen (noVNC) and takes keyboard and mouse.
 	CreateConsole(context.Context, *CreateConsoleRequest) (*CreateConsoleResponse, error)
+	// LinkUpRestore brings up the network link of a restore that booted
+	// with it down (an identity conflict: its production machine is known):
+	// the caller confirms the production machine is gone from that network.
+	LinkUpRestore(context.Context, *LinkUpRestoreRequest) (*LinkUpRestoreResponse, error)
 	mustEmbedUnimplementedRestoreServiceServer()
 }
 
@@ -203,6 +222,9 @@ func (UnimplementedRestoreServiceServer) GetRestoreScreenshot(context.Context, *
 }
 func (UnimplementedRestoreServiceServer) CreateConsole(context.Context, *CreateConsoleRequest) (*CreateConsoleResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method CreateConsole not implemented")
+}
+func (UnimplementedRestoreServiceServer) LinkUpRestore(context.Context, *LinkUpRestoreRequest) (*LinkUpRestoreResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method LinkUpRestore not implemented")
 }
 func (UnimplementedRestoreServiceServer) mustEmbedUnimplementedRestoreServiceServer() {}
 func (UnimplementedRestoreServiceServer) testEmbeddedByValue()                        {}
@@ -344,6 +366,24 @@ func _RestoreService_CreateConsole_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RestoreService_LinkUpRestore_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LinkUpRestoreRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RestoreServiceServer).LinkUpRestore(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RestoreService_LinkUpRestore_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RestoreServiceServer).LinkUpRestore(ctx, req.(*LinkUpRestoreRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RestoreService_ServiceDesc is the grpc.ServiceDesc for RestoreService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -374,6 +414,10 @@ var RestoreService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CreateConsole",
 			Handler:    _RestoreService_CreateConsole_Handler,
+		},
+		{
+			MethodName: "LinkUpRestore",
+			Handler:    _RestoreService_LinkUpRestore_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

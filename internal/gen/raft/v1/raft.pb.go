@@ -74,6 +74,8 @@ const (
 	// ReportInventory: a host's domains replace what it reported before;
 	// its guests are verified against them.
 	CommandType_COMMAND_TYPE_REPORT_INVENTORY CommandType = 26
+	// LinkUpRestore: the caller confirmed; the host brings the link up.
+	CommandType_COMMAND_TYPE_LINK_UP_RESTORE CommandType = 27
 )
 
 // Enum value maps for CommandType.
@@ -106,6 +108,7 @@ var (
 		24: "COMMAND_TYPE_USE_JOIN_TOKEN",
 		25: "COMMAND_TYPE_REMOVE_HOST",
 		26: "COMMAND_TYPE_REPORT_INVENTORY",
+		27: "COMMAND_TYPE_LINK_UP_RESTORE",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":                0,
@@ -135,6 +138,7 @@ var (
 		"COMMAND_TYPE_USE_JOIN_TOKEN":             24,
 		"COMMAND_TYPE_REMOVE_HOST":                25,
 		"COMMAND_TYPE_REPORT_INVENTORY":           26,
+		"COMMAND_TYPE_LINK_UP_RESTORE":            27,
 	}
 )
 
@@ -2378,6 +2382,59 @@ func (x *ReportInventory) GetTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// LinkUpRestore clears a restore's link_down.
+type LinkUpRestore struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkUpRestore) Reset() {
+	*x = LinkUpRestore{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkUpRestore) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkUpRestore) ProtoMessage() {}
+
+func (x *LinkUpRestore) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkUpRestore.ProtoReflect.Descriptor instead.
+func (*LinkUpRestore) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *LinkUpRestore) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *LinkUpRestore) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
 // RegisterGuest adds a protected guest.
 type RegisterGuest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2388,7 +2445,7 @@ type RegisterGuest struct {
 
 func (x *RegisterGuest) Reset() {
 	*x = RegisterGuest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2400,7 +2457,7 @@ func (x *RegisterGuest) String() string {
 func (*RegisterGuest) ProtoMessage() {}
 
 func (x *RegisterGuest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2413,7 +2470,7 @@ func (x *RegisterGuest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterGuest.ProtoReflect.Descriptor instead.
 func (*RegisterGuest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{36}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RegisterGuest) GetGuest() *v1.Guest {
@@ -2433,7 +2490,7 @@ type UnregisterGuest struct {
 
 func (x *UnregisterGuest) Reset() {
 	*x = UnregisterGuest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2445,7 +2502,7 @@ func (x *UnregisterGuest) String() string {
 func (*UnregisterGuest) ProtoMessage() {}
 
 func (x *UnregisterGuest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2458,7 +2515,7 @@ func (x *UnregisterGuest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterGuest.ProtoReflect.Descriptor instead.
 func (*UnregisterGuest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{37}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *UnregisterGuest) GetId() string {
@@ -2478,7 +2535,7 @@ type PruneVerifications struct {
 
 func (x *PruneVerifications) Reset() {
 	*x = PruneVerifications{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2490,7 +2547,7 @@ func (x *PruneVerifications) String() string {
 func (*PruneVerifications) ProtoMessage() {}
 
 func (x *PruneVerifications) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2503,7 +2560,7 @@ func (x *PruneVerifications) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneVerifications.ProtoReflect.Descriptor instead.
 func (*PruneVerifications) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{38}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *PruneVerifications) GetIds() []string {
@@ -2525,7 +2582,7 @@ type CreateSnapshot struct {
 
 func (x *CreateSnapshot) Reset() {
 	*x = CreateSnapshot{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2537,7 +2594,7 @@ func (x *CreateSnapshot) String() string {
 func (*CreateSnapshot) ProtoMessage() {}
 
 func (x *CreateSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2550,7 +2607,7 @@ func (x *CreateSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSnapshot.ProtoReflect.Descriptor instead.
 func (*CreateSnapshot) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{39}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *CreateSnapshot) GetSnapshot() *v1.Snapshot {
@@ -2579,7 +2636,7 @@ type ReportSnapshotStatus struct {
 
 func (x *ReportSnapshotStatus) Reset() {
 	*x = ReportSnapshotStatus{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2591,7 +2648,7 @@ func (x *ReportSnapshotStatus) String() string {
 func (*ReportSnapshotStatus) ProtoMessage() {}
 
 func (x *ReportSnapshotStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2604,7 +2661,7 @@ func (x *ReportSnapshotStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSnapshotStatus.ProtoReflect.Descriptor instead.
 func (*ReportSnapshotStatus) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{40}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ReportSnapshotStatus) GetHostId() string {
@@ -2645,7 +2702,7 @@ type ReleaseSnapshots struct {
 
 func (x *ReleaseSnapshots) Reset() {
 	*x = ReleaseSnapshots{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2657,7 +2714,7 @@ func (x *ReleaseSnapshots) String() string {
 func (*ReleaseSnapshots) ProtoMessage() {}
 
 func (x *ReleaseSnapshots) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2670,7 +2727,7 @@ func (x *ReleaseSnapshots) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseSnapshots.ProtoReflect.Descriptor instead.
 func (*ReleaseSnapshots) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{41}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ReleaseSnapshots) GetIds() []string {
@@ -2726,7 +2783,7 @@ type Prune struct {
 
 func (x *Prune) Reset() {
 	*x = Prune{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[42]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2738,7 +2795,7 @@ func (x *Prune) String() string {
 func (*Prune) ProtoMessage() {}
 
 func (x *Prune) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[42]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2751,7 +2808,7 @@ func (x *Prune) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Prune.ProtoReflect.Descriptor instead.
 func (*Prune) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{42}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Prune) GetRestoreIds() []string {
@@ -2959,7 +3016,10 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x120\n" +
 	"\adomains\x18\x02 \x03(\v2\x16.restore.v1.HostDomainR\adomains\x12'\n" +
 	"\x05adopt\x18\x03 \x03(\v2\x11.restore.v1.GuestR\x05adopt\x12.\n" +
-	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"8\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"O\n" +
+	"\rLinkUpRestore\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"8\n" +
 	"\rRegisterGuest\x12'\n" +
 	"\x05guest\x18\x01 \x01(\v2\x11.restore.v1.GuestR\x05guest\"!\n" +
 	"\x0fUnregisterGuest\x12\x0e\n" +
@@ -2989,7 +3049,7 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\vkeys_before\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"keysBefore\x12\x1b\n" +
 	"\ttoken_ids\x18\a \x03(\tR\btokenIds\x12?\n" +
-	"\rtokens_before\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\ftokensBefore*\xb1\a\n" +
+	"\rtokens_before\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\ftokensBefore*\xd3\a\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aCOMMAND_TYPE_CREATE_TENANT\x10\x01\x12\x1d\n" +
@@ -3018,7 +3078,8 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\x1eCOMMAND_TYPE_CREATE_JOIN_TOKEN\x10\x17\x12\x1f\n" +
 	"\x1bCOMMAND_TYPE_USE_JOIN_TOKEN\x10\x18\x12\x1c\n" +
 	"\x18COMMAND_TYPE_REMOVE_HOST\x10\x19\x12!\n" +
-	"\x1dCOMMAND_TYPE_REPORT_INVENTORY\x10\x1a2\xf2\x01\n" +
+	"\x1dCOMMAND_TYPE_REPORT_INVENTORY\x10\x1a\x12 \n" +
+	"\x1cCOMMAND_TYPE_LINK_UP_RESTORE\x10\x1b2\xf2\x01\n" +
 	"\x0eClusterService\x12E\n" +
 	"\x04Join\x12\x1d.restored.raft.v1.JoinRequest\x1a\x1e.restored.raft.v1.JoinResponse\x12K\n" +
 	"\x06Enroll\x12\x1f.restored.raft.v1.EnrollRequest\x1a .restored.raft.v1.EnrollResponse\x12L\n" +
@@ -3037,7 +3098,7 @@ func file_restored_raft_v1_raft_proto_rawDescGZIP() []byte {
 }
 
 var file_restored_raft_v1_raft_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(CommandType)(0),                 // 0: restored.raft.v1.CommandType
 	(*Envelope)(nil),                 // 1: restored.raft.v1.Envelope
@@ -3076,103 +3137,105 @@ var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(*SetVerificationPolicy)(nil),    // 34: restored.raft.v1.SetVerificationPolicy
 	(*DeleteVerificationPolicy)(nil), // 35: restored.raft.v1.DeleteVerificationPolicy
 	(*ReportInventory)(nil),          // 36: restored.raft.v1.ReportInventory
-	(*RegisterGuest)(nil),            // 37: restored.raft.v1.RegisterGuest
-	(*UnregisterGuest)(nil),          // 38: restored.raft.v1.UnregisterGuest
-	(*PruneVerifications)(nil),       // 39: restored.raft.v1.PruneVerifications
-	(*CreateSnapshot)(nil),           // 40: restored.raft.v1.CreateSnapshot
-	(*ReportSnapshotStatus)(nil),     // 41: restored.raft.v1.ReportSnapshotStatus
-	(*ReleaseSnapshots)(nil),         // 42: restored.raft.v1.ReleaseSnapshots
-	(*Prune)(nil),                    // 43: restored.raft.v1.Prune
-	(*v1.Tenant)(nil),                // 44: restore.v1.Tenant
-	(*v1.Token)(nil),                 // 45: restore.v1.Token
-	(*timestamppb.Timestamp)(nil),    // 46: google.protobuf.Timestamp
-	(*v1.Restore)(nil),               // 47: restore.v1.Restore
-	(*v1.Host)(nil),                  // 48: restore.v1.Host
-	(v1.HostState)(0),                // 49: restore.v1.HostState
-	(*v1.RecoveryPoint)(nil),         // 50: restore.v1.RecoveryPoint
-	(v1.RestoreState)(0),             // 51: restore.v1.RestoreState
-	(*v1.Boot)(nil),                  // 52: restore.v1.Boot
-	(*v1.Verification)(nil),          // 53: restore.v1.Verification
-	(*v1.Server)(nil),                // 54: restore.v1.Server
-	(*v1.VerificationPolicy)(nil),    // 55: restore.v1.VerificationPolicy
-	(*v1.Guest)(nil),                 // 56: restore.v1.Guest
-	(*v1.Snapshot)(nil),              // 57: restore.v1.Snapshot
-	(*v1.HostDomain)(nil),            // 58: restore.v1.HostDomain
-	(*v1.JoinToken)(nil),             // 59: restore.v1.JoinToken
-	(*v1.TunnelOpen)(nil),            // 60: restore.v1.TunnelOpen
+	(*LinkUpRestore)(nil),            // 37: restored.raft.v1.LinkUpRestore
+	(*RegisterGuest)(nil),            // 38: restored.raft.v1.RegisterGuest
+	(*UnregisterGuest)(nil),          // 39: restored.raft.v1.UnregisterGuest
+	(*PruneVerifications)(nil),       // 40: restored.raft.v1.PruneVerifications
+	(*CreateSnapshot)(nil),           // 41: restored.raft.v1.CreateSnapshot
+	(*ReportSnapshotStatus)(nil),     // 42: restored.raft.v1.ReportSnapshotStatus
+	(*ReleaseSnapshots)(nil),         // 43: restored.raft.v1.ReleaseSnapshots
+	(*Prune)(nil),                    // 44: restored.raft.v1.Prune
+	(*v1.Tenant)(nil),                // 45: restore.v1.Tenant
+	(*v1.Token)(nil),                 // 46: restore.v1.Token
+	(*timestamppb.Timestamp)(nil),    // 47: google.protobuf.Timestamp
+	(*v1.Restore)(nil),               // 48: restore.v1.Restore
+	(*v1.Host)(nil),                  // 49: restore.v1.Host
+	(v1.HostState)(0),                // 50: restore.v1.HostState
+	(*v1.RecoveryPoint)(nil),         // 51: restore.v1.RecoveryPoint
+	(v1.RestoreState)(0),             // 52: restore.v1.RestoreState
+	(*v1.Boot)(nil),                  // 53: restore.v1.Boot
+	(*v1.Verification)(nil),          // 54: restore.v1.Verification
+	(*v1.Server)(nil),                // 55: restore.v1.Server
+	(*v1.VerificationPolicy)(nil),    // 56: restore.v1.VerificationPolicy
+	(*v1.Guest)(nil),                 // 57: restore.v1.Guest
+	(*v1.Snapshot)(nil),              // 58: restore.v1.Snapshot
+	(*v1.HostDomain)(nil),            // 59: restore.v1.HostDomain
+	(*v1.JoinToken)(nil),             // 60: restore.v1.JoinToken
+	(*v1.TunnelOpen)(nil),            // 61: restore.v1.TunnelOpen
 }
 var file_restored_raft_v1_raft_proto_depIdxs = []int32{
 	0,  // 0: restored.raft.v1.Envelope.type:type_name -> restored.raft.v1.CommandType
-	44, // 1: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
-	45, // 2: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
+	45, // 1: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
+	46, // 2: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
 	3,  // 3: restored.raft.v1.CreateToken.token:type_name -> restored.raft.v1.StoredToken
-	46, // 4: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
-	46, // 5: restored.raft.v1.IdempotencyKey.create_time:type_name -> google.protobuf.Timestamp
-	47, // 6: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
-	46, // 7: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
-	48, // 8: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
-	46, // 9: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
-	49, // 10: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
-	46, // 11: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
-	50, // 12: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
-	51, // 13: restored.raft.v1.RestoreReport.state:type_name -> restore.v1.RestoreState
-	52, // 14: restored.raft.v1.RestoreReport.boot:type_name -> restore.v1.Boot
-	53, // 15: restored.raft.v1.RestoreReport.verification:type_name -> restore.v1.Verification
+	47, // 4: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
+	47, // 5: restored.raft.v1.IdempotencyKey.create_time:type_name -> google.protobuf.Timestamp
+	48, // 6: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
+	47, // 7: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
+	49, // 8: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
+	47, // 9: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
+	50, // 10: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
+	47, // 11: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
+	51, // 12: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
+	52, // 13: restored.raft.v1.RestoreReport.state:type_name -> restore.v1.RestoreState
+	53, // 14: restored.raft.v1.RestoreReport.boot:type_name -> restore.v1.Boot
+	54, // 15: restored.raft.v1.RestoreReport.verification:type_name -> restore.v1.Verification
 	13, // 16: restored.raft.v1.ReportRestoreStatus.report:type_name -> restored.raft.v1.RestoreReport
-	46, // 17: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
+	47, // 17: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
 	15, // 18: restored.raft.v1.PlaceRestores.placements:type_name -> restored.raft.v1.Placement
 	16, // 19: restored.raft.v1.PlaceRestores.pending:type_name -> restored.raft.v1.PendingReason
-	46, // 20: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
-	46, // 21: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
-	54, // 22: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
-	44, // 23: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
+	47, // 20: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
+	47, // 21: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
+	55, // 22: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
+	45, // 23: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
 	3,  // 24: restored.raft.v1.Snapshot.tokens:type_name -> restored.raft.v1.StoredToken
-	47, // 25: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
-	48, // 26: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
-	50, // 27: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
-	54, // 28: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
+	48, // 25: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
+	49, // 26: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
+	51, // 27: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
+	55, // 28: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
 	6,  // 29: restored.raft.v1.Snapshot.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
-	53, // 30: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
-	55, // 31: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
-	56, // 32: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
-	57, // 33: restored.raft.v1.Snapshot.snapshots:type_name -> restore.v1.Snapshot
+	54, // 30: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
+	56, // 31: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
+	57, // 32: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
+	58, // 33: restored.raft.v1.Snapshot.snapshots:type_name -> restore.v1.Snapshot
 	21, // 34: restored.raft.v1.Snapshot.join_tokens:type_name -> restored.raft.v1.StoredJoinToken
 	24, // 35: restored.raft.v1.Snapshot.revocations:type_name -> restored.raft.v1.Revocation
-	58, // 36: restored.raft.v1.Snapshot.inventory:type_name -> restore.v1.HostDomain
-	59, // 37: restored.raft.v1.StoredJoinToken.token:type_name -> restore.v1.JoinToken
+	59, // 36: restored.raft.v1.Snapshot.inventory:type_name -> restore.v1.HostDomain
+	60, // 37: restored.raft.v1.StoredJoinToken.token:type_name -> restore.v1.JoinToken
 	21, // 38: restored.raft.v1.CreateJoinToken.token:type_name -> restored.raft.v1.StoredJoinToken
-	46, // 39: restored.raft.v1.UseJoinToken.time:type_name -> google.protobuf.Timestamp
-	46, // 40: restored.raft.v1.Revocation.revoke_time:type_name -> google.protobuf.Timestamp
-	46, // 41: restored.raft.v1.RemoveHost.time:type_name -> google.protobuf.Timestamp
+	47, // 39: restored.raft.v1.UseJoinToken.time:type_name -> google.protobuf.Timestamp
+	47, // 40: restored.raft.v1.Revocation.revoke_time:type_name -> google.protobuf.Timestamp
+	47, // 41: restored.raft.v1.RemoveHost.time:type_name -> google.protobuf.Timestamp
 	27, // 42: restored.raft.v1.RelayRequest.open:type_name -> restored.raft.v1.RelayOpen
-	60, // 43: restored.raft.v1.RelayOpen.open:type_name -> restore.v1.TunnelOpen
+	61, // 43: restored.raft.v1.RelayOpen.open:type_name -> restore.v1.TunnelOpen
 	29, // 44: restored.raft.v1.RelayResponse.opened:type_name -> restored.raft.v1.RelayOpened
-	54, // 45: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
-	55, // 46: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
-	58, // 47: restored.raft.v1.ReportInventory.domains:type_name -> restore.v1.HostDomain
-	56, // 48: restored.raft.v1.ReportInventory.adopt:type_name -> restore.v1.Guest
-	46, // 49: restored.raft.v1.ReportInventory.time:type_name -> google.protobuf.Timestamp
-	56, // 50: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
-	57, // 51: restored.raft.v1.CreateSnapshot.snapshot:type_name -> restore.v1.Snapshot
-	57, // 52: restored.raft.v1.ReportSnapshotStatus.snapshot:type_name -> restore.v1.Snapshot
-	46, // 53: restored.raft.v1.ReportSnapshotStatus.time:type_name -> google.protobuf.Timestamp
-	46, // 54: restored.raft.v1.ReleaseSnapshots.time:type_name -> google.protobuf.Timestamp
-	46, // 55: restored.raft.v1.Prune.restores_before:type_name -> google.protobuf.Timestamp
-	46, // 56: restored.raft.v1.Prune.snapshots_before:type_name -> google.protobuf.Timestamp
-	6,  // 57: restored.raft.v1.Prune.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
-	46, // 58: restored.raft.v1.Prune.keys_before:type_name -> google.protobuf.Timestamp
-	46, // 59: restored.raft.v1.Prune.tokens_before:type_name -> google.protobuf.Timestamp
-	32, // 60: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
-	30, // 61: restored.raft.v1.ClusterService.Enroll:input_type -> restored.raft.v1.EnrollRequest
-	26, // 62: restored.raft.v1.ClusterService.Relay:input_type -> restored.raft.v1.RelayRequest
-	33, // 63: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
-	31, // 64: restored.raft.v1.ClusterService.Enroll:output_type -> restored.raft.v1.EnrollResponse
-	28, // 65: restored.raft.v1.ClusterService.Relay:output_type -> restored.raft.v1.RelayResponse
-	63, // [63:66] is the sub-list for method output_type
-	60, // [60:63] is the sub-list for method input_type
-	60, // [60:60] is the sub-list for extension type_name
-	60, // [60:60] is the sub-list for extension extendee
-	0,  // [0:60] is the sub-list for field type_name
+	55, // 45: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
+	56, // 46: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
+	59, // 47: restored.raft.v1.ReportInventory.domains:type_name -> restore.v1.HostDomain
+	57, // 48: restored.raft.v1.ReportInventory.adopt:type_name -> restore.v1.Guest
+	47, // 49: restored.raft.v1.ReportInventory.time:type_name -> google.protobuf.Timestamp
+	47, // 50: restored.raft.v1.LinkUpRestore.time:type_name -> google.protobuf.Timestamp
+	57, // 51: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
+	58, // 52: restored.raft.v1.CreateSnapshot.snapshot:type_name -> restore.v1.Snapshot
+	58, // 53: restored.raft.v1.ReportSnapshotStatus.snapshot:type_name -> restore.v1.Snapshot
+	47, // 54: restored.raft.v1.ReportSnapshotStatus.time:type_name -> google.protobuf.Timestamp
+	47, // 55: restored.raft.v1.ReleaseSnapshots.time:type_name -> google.protobuf.Timestamp
+	47, // 56: restored.raft.v1.Prune.restores_before:type_name -> google.protobuf.Timestamp
+	47, // 57: restored.raft.v1.Prune.snapshots_before:type_name -> google.protobuf.Timestamp
+	6,  // 58: restored.raft.v1.Prune.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
+	47, // 59: restored.raft.v1.Prune.keys_before:type_name -> google.protobuf.Timestamp
+	47, // 60: restored.raft.v1.Prune.tokens_before:type_name -> google.protobuf.Timestamp
+	32, // 61: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
+	30, // 62: restored.raft.v1.ClusterService.Enroll:input_type -> restored.raft.v1.EnrollRequest
+	26, // 63: restored.raft.v1.ClusterService.Relay:input_type -> restored.raft.v1.RelayRequest
+	33, // 64: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
+	31, // 65: restored.raft.v1.ClusterService.Enroll:output_type -> restored.raft.v1.EnrollResponse
+	28, // 66: restored.raft.v1.ClusterService.Relay:output_type -> restored.raft.v1.RelayResponse
+	64, // [64:67] is the sub-list for method output_type
+	61, // [61:64] is the sub-list for method input_type
+	61, // [61:61] is the sub-list for extension type_name
+	61, // [61:61] is the sub-list for extension extendee
+	0,  // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_restored_raft_v1_raft_proto_init() }
@@ -3194,7 +3257,7 @@ func file_restored_raft_v1_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restored_raft_v1_raft_proto_rawDesc), len(file_restored_raft_v1_raft_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   43,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
