@@ -45,7 +45,7 @@ func TestBadInputIsRefusedWithoutARaftEntry(t *testing.T) {
 		{"missing mode", "POST", "/v1/restores", acme, with("mode", nil), 400, "mode is required"},
 		{"unknown firmware", "POST", "/v1/restores", acme, with("firmware", "COREBOOT"), 400, "firmware"},
 		{"unknown network kind", "POST", "/v1/restores", acme, with("network", map[string]any{"kind": "WIFI"}), 400, "kind"},
-		{"bridged without a bridge", "POST", "/v1/restores", acme, with("network", map[string]any{"kind": "BRIDGED"}), 400, "network.bridge must name an existing host bridge"},
+		{"bridged without a bridge", "POST", "/v1/restores", acme, with("network", map[string]any{"kind": "BRIDGED"}), 400, "network.bridge must name a host bridge an operator offers"},
 		{"bridge name too long", "POST", "/v1/restores", acme, with("network", map[string]any{"kind": "BRIDGED", "bridge": "br-0123456789abcdef"}), 400, "network.bridge"},
 		{"missing request_id", "POST", "/v1/restores", acme, with("request_id", nil), 400, "request_id is required"},
 		{"request_id over 253 characters", "POST", "/v1/restores", acme, with("request_id", strings.Repeat("r", 254)), 400, "request_id is 254 characters long"},

@@ -11,7 +11,9 @@ import (
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/testcluster"
 	"github.com/restored/restored/internal/version"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 // Three restored processes on loopback: a write through a follower succeeds;
@@ -183,6 +185,36 @@ func TestClusterSurvivesLeaderDeathWithNothingAcknowledgedLost(t *testing.T) {
 		t.Fatalf("the rejoined server has not caught up: %v", err)
 	}
 	checkAll(leader, false) // its own local state, no forwarding
+
+	// The audit record through any server: the writes (every server holds
+	// them, from the log) and a refusal recorded by the follower that
+	// refused it.
+	procs := c.Followers(nil)
+	refuser, reader := procs[0], procs[1]
+	if _, err := restorev1.NewHostServiceClient(refuser.Conn()).ListHosts(testcluster.Ctx(ctx, tok.Secret), &restorev1.ListHostsRequest{}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("a partner lists hosts on %s: %v", refuser.ID, err)
+	}
+	evs, err := restorev1.NewAuditServiceClient(reader.Conn()).ListAuditEvents(testcluster.Ctx(ctx, c.Token), &restorev1.ListAuditEventsRequest{Method: "ListHosts", PageSize: 10})
+	if err != nil || len(evs.Events) != 1 || evs.Events[0].ServerId != refuser.ID || evs.Events[0].Code != "PermissionDenied" {
+		t.Fatalf("the refusal on %s, read through %s: %v %v", refuser.ID, reader.ID, evs, err)
+	}
+	for _, p := range c.Procs {
+		n, token := 0, ""
+		for {
+			w, err := restorev1.NewAuditServiceClient(p.Conn()).ListAuditEvents(testcluster.Ctx(ctx, c.Token),
+				&restorev1.ListAuditEventsRequest{Method: "CreateRestore", Outcome: restorev1.AuditOutcome_AUDIT_OUTCOME_ACCEPTED, PageSize: 1000, PageToken: token})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += len(w.Events)
+			if token = w.NextPageToken; token == "" {
+				break
+			}
+		}
+		if n < len(acked) {
+			t.Fatalf("server %s records %d accepted restore creates, %d were acknowledged", p.ID, n, len(acked))
+		}
+	}
 }
 
 func waitUntil(ctx context.Context, timeout time.Duration, cond func() bool) error {

@@ -87,6 +87,7 @@ Flags:
 	fs.DurationVar(&cfg.Retention.IdempotencyKeys, "idempotency-retention", keep.IdempotencyKeys, "how long a request_id answers with its first result (negative: forever)")
 	fs.DurationVar(&cfg.Retention.RevokedTokens, "revoked-token-retention", keep.RevokedTokens, "revoked tokens are removed this long after their revocation (negative: keep forever)")
 	fs.DurationVar(&cfg.Retention.Verifications, "verification-retention", keep.Verifications, "verifications that ended longer ago are removed (negative: keep forever)")
+	fs.DurationVar(&cfg.Retention.Audit, "audit-retention", keep.Audit, "audit events (writes and refusals) older than this are removed (negative: keep forever)")
 	if err := flagenv.Parse(fs, args, "RESTORED", "config"); err != nil {
 		if err == flag.ErrHelp {
 			return nil

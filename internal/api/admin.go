@@ -20,7 +20,7 @@ type AdminService struct {
 }
 
 // CreateTenant implements the RPC.
-func (s *AdminService) CreateTenant(_ context.Context, req *restorev1.CreateTenantRequest) (*restorev1.CreateTenantResponse, error) {
+func (s *AdminService) CreateTenant(ctx context.Context, req *restorev1.CreateTenantRequest) (*restorev1.CreateTenantResponse, error) {
 	if err := validate.DNSLabel("id", req.Id); err != nil {
 		return nil, err
 	}
@@ -31,7 +31,7 @@ func (s *AdminService) CreateTenant(_ context.Context, req *restorev1.CreateTena
 		return nil, status.Errorf(codes.AlreadyExists, "tenant %q already exists", req.Id)
 	}
 	t := &restorev1.Tenant{Id: req.Id, DisplayName: req.DisplayName, CreateTime: timestamppb.New(s.Now())}
-	out, err := s.apply(raftv1.CommandType_COMMAND_TYPE_CREATE_TENANT, &raftv1.CreateTenant{Tenant: t})
+	out, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_CREATE_TENANT, &raftv1.CreateTenant{Tenant: t})
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +54,7 @@ func NewToken(tenant string, role auth.Role, description string, now *timestampp
 }
 
 // CreateToken implements the RPC.
-func (s *AdminService) CreateToken(_ context.Context, req *restorev1.CreateTokenRequest) (*restorev1.CreateTokenResponse, error) {
+func (s *AdminService) CreateToken(ctx context.Context, req *restorev1.CreateTokenRequest) (*restorev1.CreateTokenResponse, error) {
 	role, ok := auth.ParseRole(req.Role)
 	if !ok {
 		return nil, validate.Errorf("role %q is not one of admin, operator, partner, backup, agent", req.Role)
@@ -74,7 +74,7 @@ func (s *AdminService) CreateToken(_ context.Context, req *restorev1.CreateToken
 		return nil, validate.Errorf("role %q is not bound to a tenant; leave tenant empty", role)
 	}
 	tok, secret := NewToken(req.Tenant, role, req.Description, timestamppb.New(s.Now()))
-	if _, err := s.apply(raftv1.CommandType_COMMAND_TYPE_CREATE_TOKEN, &raftv1.CreateToken{Token: tok}); err != nil {
+	if _, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_CREATE_TOKEN, &raftv1.CreateToken{Token: tok}); err != nil {
 		return nil, err
 	}
 	return &restorev1.CreateTokenResponse{Id: tok.Token.Id, Secret: secret, Tenant: tok.Token.Tenant, Role: tok.Token.Role}, nil
@@ -92,7 +92,7 @@ func (s *AdminService) ListTokens(_ context.Context, req *restorev1.ListTokensRe
 }
 
 // RevokeToken implements the RPC.
-func (s *AdminService) RevokeToken(_ context.Context, req *restorev1.RevokeTokenRequest) (*restorev1.RevokeTokenResponse, error) {
+func (s *AdminService) RevokeToken(ctx context.Context, req *restorev1.RevokeTokenRequest) (*restorev1.RevokeTokenResponse, error) {
 	if err := validate.Required("id", req.Id); err != nil {
 		return nil, err
 	}
@@ -103,7 +103,7 @@ func (s *AdminService) RevokeToken(_ context.Context, req *restorev1.RevokeToken
 	if cur.Token.RevokeTime != nil {
 		return &restorev1.RevokeTokenResponse{Token: cur.Token}, nil
 	}
-	out, err := s.apply(raftv1.CommandType_COMMAND_TYPE_REVOKE_TOKEN,
+	out, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_REVOKE_TOKEN,
 		&raftv1.RevokeToken{Id: req.Id, RevokeTime: timestamppb.New(s.Now())})
 	if err != nil {
 		return nil, err

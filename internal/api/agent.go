@@ -77,7 +77,7 @@ func (s *AgentService) Register(ctx context.Context, req *restorev1.RegisterRequ
 		AcceleratorNote: req.AcceleratorNote, Capacity: req.Capacity, AgentVersion: req.AgentVersion,
 		RegisterTime: timestamppb.New(s.Now()), ServerId: s.agentServer(ctx), Bridges: req.Bridges,
 	}
-	if _, err := s.apply(raftv1.CommandType_COMMAND_TYPE_REGISTER_HOST, &raftv1.RegisterHost{Host: host}); err != nil {
+	if _, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_REGISTER_HOST, &raftv1.RegisterHost{Host: host}); err != nil {
 		return nil, err
 	}
 	s.Beats.Beat(req.HostId)
@@ -125,7 +125,7 @@ func (s *AgentService) Heartbeat(ctx context.Context, req *restorev1.HeartbeatRe
 	}
 	s.Beats.Beat(req.HostId)
 	if h.State == restorev1.HostState_HOST_STATE_DOWN {
-		if _, err := s.apply(raftv1.CommandType_COMMAND_TYPE_SET_HOST_STATE, &raftv1.SetHostState{
+		if _, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_SET_HOST_STATE, &raftv1.SetHostState{
 			Id: req.HostId, State: restorev1.HostState_HOST_STATE_READY, Time: timestamppb.New(s.Now()), Reason: "heartbeat resumed",
 		}); err != nil {
 			return nil, err
@@ -204,7 +204,7 @@ func (s *AgentService) ReportRestoreStatus(ctx context.Context, req *restorev1.R
 	if _, ok := lifecycle.AgentReport(x.State, req.State); !ok {
 		return nil, fsm.ReportRefused(x, req.State)
 	}
-	out, err := s.apply(raftv1.CommandType_COMMAND_TYPE_REPORT_RESTORE_STATUS,
+	out, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_REPORT_RESTORE_STATUS,
 		&raftv1.ReportRestoreStatus{Report: &raftv1.RestoreReport{
 			HostId: req.HostId, RestoreId: req.RestoreId, State: req.State, StateReason: req.StateReason,
 			Boot: req.Boot, Verification: req.Verification,
@@ -246,7 +246,7 @@ func (s *AgentService) ReportRecoveryPoints(ctx context.Context, req *restorev1.
 		c.HostIds = nil
 		rps = append(rps, c)
 	}
-	out, err := s.apply(raftv1.CommandType_COMMAND_TYPE_REPORT_RECOVERY_POINTS,
+	out, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_REPORT_RECOVERY_POINTS,
 		&raftv1.ReportRecoveryPoints{HostId: req.HostId, RecoveryPoints: rps})
 	if err != nil {
 		return nil, err

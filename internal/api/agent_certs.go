@@ -31,7 +31,7 @@ func (d *Deps) issueAgent(csr []byte, host string) ([]byte, error) {
 
 // Enroll implements the RPC: the join token is spent through raft (two
 // agents racing with one token: one wins), then the certificate is issued.
-func (s *AgentService) Enroll(_ context.Context, req *restorev1.EnrollRequest) (*restorev1.EnrollResponse, error) {
+func (s *AgentService) Enroll(ctx context.Context, req *restorev1.EnrollRequest) (*restorev1.EnrollResponse, error) {
 	t, err := auth.FindJoinToken(s.Store.Read(nil), req.JoinToken)
 	if err != nil {
 		s.Log.Warn("agent enrollment refused: unknown join token") // never the secret
@@ -51,7 +51,7 @@ func (s *AgentService) Enroll(_ context.Context, req *restorev1.EnrollRequest) (
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.apply(raftv1.CommandType_COMMAND_TYPE_USE_JOIN_TOKEN, use); err != nil {
+	if _, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_USE_JOIN_TOKEN, use); err != nil {
 		return nil, err
 	}
 	s.Log.Info("an agent enrolled", "host", t.Token.HostId, "join_token", t.Token.Id)

@@ -64,7 +64,7 @@ func (s *AgentService) ReportSnapshotStatus(ctx context.Context, req *restorev1.
 	if x.HostId != req.HostId {
 		return nil, status.Errorf(codes.FailedPrecondition, "snapshot %s is not assigned to host %s", rep.Id, req.HostId)
 	}
-	out, err := s.apply(raftv1.CommandType_COMMAND_TYPE_REPORT_SNAPSHOT_STATUS,
+	out, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_REPORT_SNAPSHOT_STATUS,
 		&raftv1.ReportSnapshotStatus{HostId: req.HostId, Snapshot: rep, Time: timestamppb.New(s.Now())})
 	if err != nil {
 		return nil, err

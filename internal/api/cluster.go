@@ -19,7 +19,7 @@ type ClusterService struct {
 }
 
 // Join adds a server as a voter and records its gRPC address.
-func (s *ClusterService) Join(_ context.Context, req *raftv1.JoinRequest) (*raftv1.JoinResponse, error) {
+func (s *ClusterService) Join(ctx context.Context, req *raftv1.JoinRequest) (*raftv1.JoinResponse, error) {
 	srv := req.GetServer()
 	if srv == nil {
 		return nil, validate.Errorf("server is required")
@@ -33,7 +33,7 @@ func (s *ClusterService) Join(_ context.Context, req *raftv1.JoinRequest) (*raft
 		return nil, status.Errorf(codes.Unavailable, "add %s as a voter: %v", srv.Id, err)
 	}
 	reg := &restorev1.Server{Id: srv.Id, RaftAddress: srv.RaftAddress, GrpcAddress: srv.GrpcAddress}
-	if _, err := s.apply(raftv1.CommandType_COMMAND_TYPE_REGISTER_SERVER, &raftv1.RegisterServer{Server: reg}); err != nil {
+	if _, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_REGISTER_SERVER, &raftv1.RegisterServer{Server: reg}); err != nil {
 		return nil, err
 	}
 	leader, _ := s.Node.Leader()
@@ -41,7 +41,7 @@ func (s *ClusterService) Join(_ context.Context, req *raftv1.JoinRequest) (*raft
 }
 
 // Enroll issues a joining server's certificate (see the RPC's doc).
-func (s *ClusterService) Enroll(_ context.Context, req *raftv1.EnrollRequest) (*raftv1.EnrollResponse, error) {
+func (s *ClusterService) Enroll(ctx context.Context, req *raftv1.EnrollRequest) (*raftv1.EnrollResponse, error) {
 	if err := validate.DNSLabel("node_id", req.NodeId); err != nil {
 		return nil, err
 	}

@@ -1,14 +1,18 @@
 package api
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
+	"github.com/restored/restored/internal/audit"
 	"github.com/restored/restored/internal/pki"
 	"github.com/restored/restored/internal/raftnode"
 	"github.com/restored/restored/internal/store"
 	"github.com/restored/restored/internal/tunnel"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
@@ -52,8 +56,21 @@ type Deps struct {
 	// certificates (valid CertLifetime).
 	CA           *pki.CA
 	CertLifetime time.Duration
+	// Refusals records the calls this server refuses before raft (nil: not
+	// recorded, in unit tests).
+	Refusals *audit.Refusals
 }
 
-func (d *Deps) apply(t raftv1.CommandType, msg proto.Message) (proto.Message, error) {
-	return d.Node.Apply(t, msg, d.ApplyTimeout)
+// inLog marks a call whose write reached the raft log: its outcome, a
+// refusal by the state machine too, is audited from the log.
+type inLog struct{ written bool }
+
+type inLogKey struct{}
+
+func (d *Deps) apply(ctx context.Context, t raftv1.CommandType, msg proto.Message) (proto.Message, error) {
+	out, err := d.Node.ApplyAs(t, msg, d.ApplyTimeout, audit.Context(ctx, d.ServerID, d.Now()))
+	if m, ok := ctx.Value(inLogKey{}).(*inLog); ok && (err == nil || status.Code(err) != codes.Unavailable) {
+		m.written = true
+	}
+	return out, err
 }

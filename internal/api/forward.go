@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/restored/restored/internal/audit"
 	"github.com/restored/restored/internal/liveness"
 	"github.com/restored/restored/internal/mdkeys"
 	"google.golang.org/grpc"
@@ -98,8 +99,10 @@ func forwardedContext(ctx context.Context, serverID string) context.Context {
 	md, _ := metadata.FromIncomingContext(ctx)
 	md = md.Copy()
 	md.Set(mdkeys.Forwarded, serverID)
-	// Only this server says which agent it vouches for.
+	// Only this server says which agent it vouches for, and where the call
+	// came from.
 	delete(md, mdkeys.AgentHost)
+	md.Set(mdkeys.Source, audit.Source(ctx))
 	if h := vouchedHost(ctx); h != "" {
 		md.Set(mdkeys.AgentHost, h)
 	}

@@ -86,7 +86,7 @@ func (s *GuestService) RegisterGuest(ctx context.Context, req *restorev1.Registe
 	if err := ownership.MayOwn(tenant, d.Uuid, r.GuestsWithUUID(d.Uuid)); err != nil {
 		return nil, err
 	}
-	out, err := s.apply(raftv1.CommandType_COMMAND_TYPE_REGISTER_GUEST, &raftv1.RegisterGuest{Guest: g})
+	out, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_REGISTER_GUEST, &raftv1.RegisterGuest{Guest: g})
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +124,7 @@ func (s *GuestService) UnregisterGuest(ctx context.Context, req *restorev1.Unreg
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.apply(raftv1.CommandType_COMMAND_TYPE_UNREGISTER_GUEST, &raftv1.UnregisterGuest{Id: g.Id}); err != nil {
+	if _, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_UNREGISTER_GUEST, &raftv1.UnregisterGuest{Id: g.Id}); err != nil {
 		return nil, err
 	}
 	return &restorev1.UnregisterGuestResponse{}, nil

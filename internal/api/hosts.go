@@ -59,7 +59,7 @@ func (s *HostService) GetHost(_ context.Context, req *restorev1.GetHostRequest) 
 	return &restorev1.GetHostResponse{Host: h}, nil
 }
 
-func (s *HostService) setDrain(id string, drained bool) (*restorev1.Host, error) {
+func (s *HostService) setDrain(ctx context.Context, id string, drained bool) (*restorev1.Host, error) {
 	h, err := s.host(id)
 	if err != nil {
 		return nil, err
@@ -67,7 +67,7 @@ func (s *HostService) setDrain(id string, drained bool) (*restorev1.Host, error)
 	if h.Drained == drained {
 		return h, nil
 	}
-	out, err := s.apply(raftv1.CommandType_COMMAND_TYPE_SET_HOST_DRAIN,
+	out, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_SET_HOST_DRAIN,
 		&raftv1.SetHostDrain{Id: id, Drained: drained, Time: timestamppb.New(s.Now())})
 	if err != nil {
 		return nil, err
@@ -76,8 +76,8 @@ func (s *HostService) setDrain(id string, drained bool) (*restorev1.Host, error)
 }
 
 // DrainHost implements the RPC.
-func (s *HostService) DrainHost(_ context.Context, req *restorev1.DrainHostRequest) (*restorev1.DrainHostResponse, error) {
-	h, err := s.setDrain(req.Id, true)
+func (s *HostService) DrainHost(ctx context.Context, req *restorev1.DrainHostRequest) (*restorev1.DrainHostResponse, error) {
+	h, err := s.setDrain(ctx, req.Id, true)
 	if err != nil {
 		return nil, err
 	}
@@ -85,8 +85,8 @@ func (s *HostService) DrainHost(_ context.Context, req *restorev1.DrainHostReque
 }
 
 // UndrainHost implements the RPC.
-func (s *HostService) UndrainHost(_ context.Context, req *restorev1.UndrainHostRequest) (*restorev1.UndrainHostResponse, error) {
-	h, err := s.setDrain(req.Id, false)
+func (s *HostService) UndrainHost(ctx context.Context, req *restorev1.UndrainHostRequest) (*restorev1.UndrainHostResponse, error) {
+	h, err := s.setDrain(ctx, req.Id, false)
 	if err != nil {
 		return nil, err
 	}

@@ -21,7 +21,7 @@ const (
 )
 
 // CreateJoinToken implements the RPC.
-func (s *HostService) CreateJoinToken(_ context.Context, req *restorev1.CreateJoinTokenRequest) (*restorev1.CreateJoinTokenResponse, error) {
+func (s *HostService) CreateJoinToken(ctx context.Context, req *restorev1.CreateJoinTokenRequest) (*restorev1.CreateJoinTokenResponse, error) {
 	if err := validate.DNSLabel("host_id", req.HostId); err != nil {
 		return nil, err
 	}
@@ -39,7 +39,7 @@ func (s *HostService) CreateJoinToken(_ context.Context, req *restorev1.CreateJo
 	now := s.Now()
 	t := &raftv1.StoredJoinToken{Token: &restorev1.JoinToken{Id: id, HostId: req.HostId, CreateTime: timestamppb.New(now),
 		ExpireTime: timestamppb.New(now.Add(ttl))}, SecretSha256: auth.Hash(secret)}
-	if _, err := s.apply(raftv1.CommandType_COMMAND_TYPE_CREATE_JOIN_TOKEN, &raftv1.CreateJoinToken{Token: t}); err != nil {
+	if _, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_CREATE_JOIN_TOKEN, &raftv1.CreateJoinToken{Token: t}); err != nil {
 		return nil, err
 	}
 	s.Log.Info("join token made", "id", id, "host", req.HostId, "expires", t.Token.ExpireTime.AsTime()) // never the secret
@@ -47,14 +47,14 @@ func (s *HostService) CreateJoinToken(_ context.Context, req *restorev1.CreateJo
 }
 
 // RemoveHost implements the RPC.
-func (s *HostService) RemoveHost(_ context.Context, req *restorev1.RemoveHostRequest) (*restorev1.RemoveHostResponse, error) {
+func (s *HostService) RemoveHost(ctx context.Context, req *restorev1.RemoveHostRequest) (*restorev1.RemoveHostResponse, error) {
 	if _, err := s.host(req.Id); err != nil {
 		return nil, err
 	}
 	if err := fsm.HostInUse(s.Store.Read(nil), req.Id); err != nil {
 		return nil, err
 	}
-	if _, err := s.apply(raftv1.CommandType_COMMAND_TYPE_REMOVE_HOST, &raftv1.RemoveHost{Id: req.Id, Time: timestamppb.New(s.Now())}); err != nil {
+	if _, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_REMOVE_HOST, &raftv1.RemoveHost{Id: req.Id, Time: timestamppb.New(s.Now())}); err != nil {
 		return nil, err
 	}
 	s.Log.Info("host removed; its agent's certificates are revoked", "host", req.Id)

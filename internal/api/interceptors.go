@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/restored/restored/internal/audit"
 	"github.com/restored/restored/internal/auth"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -85,6 +86,7 @@ func (d *Deps) UnaryInterceptor(fwd *Forwarder) grpc.UnaryServerInterceptor {
 					return resp, ferr
 				}
 			}
+			d.refused(ctx, info.FullMethod, req, err)
 			return nil, err
 		}
 		if linearizable {
@@ -92,7 +94,23 @@ func (d *Deps) UnaryInterceptor(fwd *Forwarder) grpc.UnaryServerInterceptor {
 				return nil, err
 			}
 		}
-		return handler(auth.WithPrincipal(ctx, p), req)
+		ctx = auth.WithPrincipal(ctx, p)
+		written := &inLog{}
+		resp, err := handler(context.WithValue(audit.WithRequest(ctx, req), inLogKey{}, written), req)
+		// Writes refused before raft are this server's to record (those
+		// refused by the state machine are in the log's record already);
+		// reads are recorded only when the caller was not let in.
+		if err != nil && !written.written && leaderOnly(info.FullMethod) {
+			d.refused(ctx, info.FullMethod, req, err)
+		}
+		return resp, err
+	}
+}
+
+// refused records a refusal of this server's.
+func (d *Deps) refused(ctx context.Context, method string, req any, err error) {
+	if d.Refusals != nil && audit.Refused(err) {
+		d.Refusals.Record(audit.Refusal(ctx, d.ServerID, method, req, err, d.Now()))
 	}
 }
 
@@ -105,6 +123,7 @@ func (d *Deps) StreamInterceptor() grpc.StreamServerInterceptor {
 		}
 		p, err := d.authenticate(ss.Context(), info.FullMethod)
 		if err != nil {
+			d.refused(ss.Context(), info.FullMethod, nil, err)
 			return err
 		}
 		return handler(srv, &principalStream{ServerStream: ss, ctx: auth.WithPrincipal(ss.Context(), p)})

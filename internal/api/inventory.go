@@ -51,7 +51,7 @@ func (s *AgentService) ReportInventory(ctx context.Context, req *restorev1.Repor
 	if len(cmd.Adopt) == 0 && sameInventory(r.Inventory(req.HostId), domains) {
 		return &restorev1.ReportInventoryResponse{Changed: false}, nil
 	}
-	if _, err := s.apply(raftv1.CommandType_COMMAND_TYPE_REPORT_INVENTORY, cmd); err != nil {
+	if _, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_REPORT_INVENTORY, cmd); err != nil {
 		return nil, err
 	}
 	if len(cmd.Adopt) > 0 {

@@ -102,7 +102,7 @@ func (s *VerificationPolicyService) SetVerificationPolicy(ctx context.Context, r
 		return nil, err
 	}
 	p.Tenant, p.Id, p.UpdateTime = tenant, tenant+"/"+p.Asset, timestamppb.New(s.Now())
-	out, err := s.apply(raftv1.CommandType_COMMAND_TYPE_SET_VERIFICATION_POLICY, &raftv1.SetVerificationPolicy{Policy: p})
+	out, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_SET_VERIFICATION_POLICY, &raftv1.SetVerificationPolicy{Policy: p})
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +128,7 @@ func (s *VerificationPolicyService) DeleteVerificationPolicy(ctx context.Context
 	if r.VerificationPolicy(id) == nil {
 		return nil, status.Errorf(codes.NotFound, "no verification policy for asset %q of tenant %s", req.Asset, tenant)
 	}
-	if _, err := s.apply(raftv1.CommandType_COMMAND_TYPE_DELETE_VERIFICATION_POLICY, &raftv1.DeleteVerificationPolicy{Id: id}); err != nil {
+	if _, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_DELETE_VERIFICATION_POLICY, &raftv1.DeleteVerificationPolicy{Id: id}); err != nil {
 		return nil, err
 	}
 	return &restorev1.DeleteVerificationPolicyResponse{}, nil

@@ -74,6 +74,9 @@ var (
 	admins        = allow(auth.RoleAdmin)
 	agents        = allow(auth.RoleAgent)
 	servers       = allow(auth.RoleServer)
+	// Audit events: admins and operators see every tenant's, partners and
+	// backup jobs their own tenant's.
+	auditReaders = allow(auth.RoleAdmin, auth.RoleOperator, auth.RolePartner, auth.RoleBackup)
 )
 
 // rules holds every RPC of every service, keyed by the generated method
@@ -141,9 +144,10 @@ var rules = map[string]rule{
 	restorev1.AgentService_Enroll_FullMethodName:           {agents, onLeader, byJoinToken},
 	restorev1.AgentService_RenewCertificate_FullMethodName: {agents, anyServer, byAgentCert},
 
-	raftv1.ClusterService_Join_FullMethodName:   {admins, onLeader, byTokenAndServerCert},
-	raftv1.ClusterService_Enroll_FullMethodName: {admins, anyServer, byToken},
-	raftv1.ClusterService_Relay_FullMethodName:  {servers, anyServer, byServerCert},
+	restorev1.AuditService_ListAuditEvents_FullMethodName: {auditReaders, anyServer, byToken},
+	raftv1.ClusterService_Join_FullMethodName:             {admins, onLeader, byTokenAndServerCert},
+	raftv1.ClusterService_Enroll_FullMethodName:           {admins, anyServer, byToken},
+	raftv1.ClusterService_Relay_FullMethodName:            {servers, anyServer, byServerCert},
 }
 
 // allowed says whether role may call method.

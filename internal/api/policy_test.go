@@ -12,7 +12,7 @@ import (
 func services() []protoreflect.ServiceDescriptor {
 	var out []protoreflect.ServiceDescriptor
 	for _, fd := range []protoreflect.FileDescriptor{
-		restorev1.File_restore_v1_admin_proto, restorev1.File_restore_v1_agent_proto, restorev1.File_restore_v1_guest_proto,
+		restorev1.File_restore_v1_admin_proto, restorev1.File_restore_v1_agent_proto, restorev1.File_restore_v1_audit_proto, restorev1.File_restore_v1_guest_proto,
 		restorev1.File_restore_v1_host_proto, restorev1.File_restore_v1_recovery_point_proto, restorev1.File_restore_v1_restore_proto,
 		restorev1.File_restore_v1_snapshot_proto, restorev1.File_restore_v1_verification_proto,
 		restorev1.File_restore_v1_verification_policy_proto, raftv1.File_restored_raft_v1_raft_proto,

@@ -80,7 +80,7 @@ func (s *RestoreService) LinkUpRestore(ctx context.Context, req *restorev1.LinkU
 	if lifecycle.Terminal(x.State) {
 		return nil, status.Errorf(codes.FailedPrecondition, "restore %s is %s", x.Id, x.State)
 	}
-	out, err := s.apply(raftv1.CommandType_COMMAND_TYPE_LINK_UP_RESTORE, &raftv1.LinkUpRestore{Id: x.Id, Time: timestamppb.New(s.Now())})
+	out, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_LINK_UP_RESTORE, &raftv1.LinkUpRestore{Id: x.Id, Time: timestamppb.New(s.Now())})
 	if err != nil {
 		return nil, err
 	}

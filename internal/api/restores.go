@@ -131,7 +131,7 @@ func (s *RestoreService) CreateRestore(ctx context.Context, in *restorev1.Create
 	if host, _ := scheduler.PlaceOne(r, res); host != "" {
 		res.HostId = host // a hint: the FSM keeps it only if the host still fits
 	}
-	out, err := s.apply(raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE, &raftv1.CreateRestore{Restore: res, BodySha256: hash})
+	out, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE, &raftv1.CreateRestore{Restore: res, BodySha256: hash})
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +206,7 @@ func (s *RestoreService) DeleteRestore(ctx context.Context, req *restorev1.Delet
 	if _, ok := lifecycle.Deletion(x.State); !ok {
 		return &restorev1.DeleteRestoreResponse{Restore: x}, nil // nothing to do: no raft entry
 	}
-	out, err := s.apply(raftv1.CommandType_COMMAND_TYPE_DELETE_RESTORE,
+	out, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_DELETE_RESTORE,
 		&raftv1.DeleteRestore{Id: x.Id, Time: timestamppb.New(s.Now())})
 	if err != nil {
 		return nil, err

@@ -90,7 +90,7 @@ func (s *SnapshotService) CreateSnapshot(ctx context.Context, req *restorev1.Cre
 		LeaseSeconds: lease, CreateTime: timestamppb.New(now), RequestId: req.RequestId,
 		LeaseExpireTime: timestamppb.New(now.Add(time.Duration(lease) * time.Second)),
 	}
-	out, err := s.apply(raftv1.CommandType_COMMAND_TYPE_CREATE_SNAPSHOT, &raftv1.CreateSnapshot{Snapshot: snap, BodySha256: hash})
+	out, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_CREATE_SNAPSHOT, &raftv1.CreateSnapshot{Snapshot: snap, BodySha256: hash})
 	if err != nil {
 		return nil, err
 	}
@@ -202,7 +202,7 @@ func (s *SnapshotService) DeleteSnapshot(ctx context.Context, req *restorev1.Del
 	if req.BackupCompleted {
 		reason = "released by the backup job, which completed"
 	}
-	out, err := s.apply(raftv1.CommandType_COMMAND_TYPE_RELEASE_SNAPSHOTS, &raftv1.ReleaseSnapshots{
+	out, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_RELEASE_SNAPSHOTS, &raftv1.ReleaseSnapshots{
 		Ids: []string{x.Id}, Reason: reason, BackupCompleted: req.BackupCompleted, Time: timestamppb.New(s.Now())})
 	if err != nil {
 		return nil, err

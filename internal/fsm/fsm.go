@@ -95,12 +95,15 @@ func New(st *store.Store, log *slog.Logger) *FSM {
 }
 
 // Encode wraps a command into a raft log entry.
-func Encode(t raftv1.CommandType, msg proto.Message) ([]byte, error) {
+func Encode(t raftv1.CommandType, msg proto.Message) ([]byte, error) { return EncodeAs(t, msg, nil) }
+
+// EncodeAs is Encode with who proposes the entry, for its audit record.
+func EncodeAs(t raftv1.CommandType, msg proto.Message, ac *raftv1.AuditContext) ([]byte, error) {
 	payload, err := proto.Marshal(msg)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", t, err)
 	}
-	return proto.Marshal(&raftv1.Envelope{Type: t, Payload: payload, Skippable: commands[t].skippable})
+	return proto.Marshal(&raftv1.Envelope{Type: t, Payload: payload, Skippable: commands[t].skippable, Audit: ac})
 }
 
 // Apply implements raft.FSM.
@@ -189,9 +192,16 @@ func (f *FSM) applyIn(txn *memdb.Txn, data []byte, index uint64) (res *Result, c
 	v, err := cmd.apply(txn, env.Payload, index)
 	if err != nil {
 		if _, isStatus := status.FromError(err); isStatus {
-			return &Result{Err: err}, true // a rejection: nothing was written
+			// A rejection: nothing was written but its audit record.
+			if aerr := recordWrite(txn, index, &env, nil, err); aerr != nil {
+				return &Result{Err: aerr}, false
+			}
+			return &Result{Err: err}, true
 		}
 		f.log.Error("raft apply failed", "index", index, "type", env.Type, "err", err)
+		return &Result{Err: err}, false
+	}
+	if err := recordWrite(txn, index, &env, v, nil); err != nil {
 		return &Result{Err: err}, false
 	}
 	return &Result{Value: v}, true

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"github.com/hashicorp/go-memdb"
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/store"
@@ -60,6 +61,15 @@ func applyPrune(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error)
 			continue
 		}
 		if err := txn.Delete(store.TableTokens, t); err != nil {
+			return nil, err
+		}
+	}
+	for _, id := range cmd.AuditIds {
+		ev, _ := txn.First(store.TableAudit, "id", id)
+		if ev == nil || !notAfter(ev.(*restorev1.AuditEvent).Time, cmd.AuditBefore) {
+			continue
+		}
+		if err := txn.Delete(store.TableAudit, ev); err != nil {
 			return nil, err
 		}
 	}

@@ -74,6 +74,7 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 		restorev1.RegisterSnapshotServiceHandler,
 		restorev1.RegisterHostServiceHandler,
 		restorev1.RegisterAdminServiceHandler,
+		restorev1.RegisterAuditServiceHandler,
 	} {
 		if err := reg(ctx, mux, conn); err != nil {
 			conn.Close()

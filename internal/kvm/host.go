@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/restored/restored/internal/hypervisor"
 	"github.com/restored/restored/internal/kinds"
@@ -23,6 +24,9 @@ type Host struct {
 	workDir string
 	facts   vmspec.HostFacts
 	log     *slog.Logger
+	// labs serializes making and removing lab bridges (a lab's restores
+	// start and end concurrently).
+	labs sync.Mutex
 }
 
 var (

@@ -29,7 +29,8 @@ func (h *Host) labOf(id string) string {
 }
 
 // releaseNetwork removes a torn-down restore's isolated bridge: its own,
-// or its lab's once no other restore of the lab is left on the host.
+// or its lab's once no other restore of the lab is left on the host (its
+// work dir must be gone already; h.labs is held).
 func (h *Host) releaseNetwork(ctx context.Context, id, lab string) error {
 	if lab == "" {
 		return netiso.Remove(ctx, netiso.BridgeName(id))

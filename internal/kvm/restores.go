@@ -57,10 +57,18 @@ func (h *Host) Prepare(ctx context.Context, spec hypervisor.RestoreSpec) error {
 				return err
 			}
 		}
-		if err := netiso.Ensure(ctx, bridge); err != nil {
+		h.labs.Lock()
+		err := netiso.Ensure(ctx, bridge)
+		h.labs.Unlock()
+		if err != nil {
 			return fmt.Errorf("isolated network: %w", err)
 		}
-		rv.Add(func() { _ = h.releaseNetwork(context.WithoutCancel(ctx), spec.ID, spec.Lab) })
+		rv.Add(func() {
+			h.labs.Lock()
+			defer h.labs.Unlock()
+			_ = os.Remove(h.labFile(spec.ID))
+			_ = h.releaseNetwork(context.WithoutCancel(ctx), spec.ID, spec.Lab)
+		})
 	}
 	pw := make([]byte, 6)
 	_, _ = rand.Read(pw)
@@ -91,11 +99,15 @@ func (h *Host) Teardown(ctx context.Context, id string) error {
 	if err := h.drv.Destroy(ctx, h.domain(id)); err != nil {
 		return err
 	}
-	// The restore's isolated bridge, or its lab's when it was the last one.
-	if err := h.releaseNetwork(ctx, id, h.labOf(id)); err != nil {
+	// The restore's isolated bridge, or its lab's when it was the last one:
+	// one teardown at a time decides, after its work dir is gone.
+	h.labs.Lock()
+	defer h.labs.Unlock()
+	lab := h.labOf(id)
+	if err := os.RemoveAll(h.restoreDir(id)); err != nil {
 		return err
 	}
-	return os.RemoveAll(h.restoreDir(id))
+	return h.releaseNetwork(ctx, id, lab)
 }
 
 // Owned implements hypervisor.Restorer: this host's Restored domains (by

@@ -17,4 +17,13 @@ const (
 	// StreamOpen is the header a server stream sends once it is authorised
 	// and open: the gateway answers 200 only then.
 	StreamOpen = "x-restored-stream-open"
+	// Source carries, on a forwarded call, the address of the caller the
+	// first server served (believed only from a server's certificate).
+	Source = "x-restored-source"
+	// ForwardedFor is the HTTP client's address the gateway passes on
+	// (grpc-gateway's own key).
+	ForwardedFor = "x-forwarded-for"
+	// AuditLocal asks a server for the refusals it recorded itself only
+	// (servers ask each other when listing audit events).
+	AuditLocal = "x-restored-audit-local"
 )

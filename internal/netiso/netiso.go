@@ -41,7 +41,8 @@ func Exists(ctx context.Context, name string) bool {
 // Ensure creates the bridge (if missing) with no addresses and brings it up.
 func Ensure(ctx context.Context, name string) error {
 	if !Exists(ctx, name) {
-		if _, err := ip(ctx, "link", "add", "name", name, "type", "bridge"); err != nil {
+		// Two restores of one lab may make its bridge at once.
+		if out, err := ip(ctx, "link", "add", "name", name, "type", "bridge"); err != nil && !strings.Contains(string(out), "File exists") {
 			return err
 		}
 	}

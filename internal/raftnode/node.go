@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // Config configures a node.
@@ -183,7 +184,16 @@ func orDefault(d, def time.Duration) time.Duration {
 // Apply replicates one command and returns what the FSM produced. A status
 // error from the FSM is returned unchanged; raft failures become Unavailable.
 func (n *Node) Apply(t raftv1.CommandType, msg proto.Message, timeout time.Duration) (proto.Message, error) {
-	data, err := fsm.Encode(t, msg)
+	return n.ApplyAs(t, msg, timeout, nil)
+}
+
+// ApplyAs is Apply with who proposes the entry (nil: this server itself),
+// for the audit record every server keeps of it.
+func (n *Node) ApplyAs(t raftv1.CommandType, msg proto.Message, timeout time.Duration, ac *raftv1.AuditContext) (proto.Message, error) {
+	if ac == nil {
+		ac = &raftv1.AuditContext{Caller: "system:" + n.cfg.ID, Role: "system", ServerId: n.cfg.ID, Time: timestamppb.Now()}
+	}
+	data, err := fsm.EncodeAs(t, msg, ac)
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"time"
 
+	"github.com/restored/restored/internal/audit"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/store"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -24,6 +25,8 @@ type Retention struct {
 	// Verifications: verifications and their evidence records, after they
 	// ended.
 	Verifications time.Duration
+	// Audit: audit events (writes in the log and each server's refusals).
+	Audit time.Duration
 }
 
 // DefaultRetention is what a user would expect.
@@ -33,6 +36,7 @@ var DefaultRetention = Retention{
 	IdempotencyKeys: 24 * time.Hour,
 	RevokedTokens:   24 * time.Hour,
 	Verifications:   90 * 24 * time.Hour,
+	Audit:           audit.DefaultRetention,
 }
 
 // pruneBatch bounds what one prune command removes of each kind.
@@ -71,7 +75,14 @@ func PruneDue(r *store.Reader, now time.Time, keep Retention) *raftv1.Prune {
 			cmd.TokenIds = append(cmd.TokenIds, t.GetToken().GetId())
 		}
 	}
-	if len(cmd.RestoreIds)+len(cmd.SnapshotIds)+len(cmd.IdempotencyKeys)+len(cmd.TokenIds) == 0 {
+	if keep.Audit > 0 {
+		cut := now.Add(-keep.Audit)
+		cmd.AuditBefore = timestamppb.New(cut)
+		for _, ev := range r.AuditEventsBy(cut, pruneBatch) {
+			cmd.AuditIds = append(cmd.AuditIds, ev.Id)
+		}
+	}
+	if len(cmd.RestoreIds)+len(cmd.SnapshotIds)+len(cmd.IdempotencyKeys)+len(cmd.TokenIds)+len(cmd.AuditIds) == 0 {
 		return nil
 	}
 	return cmd

@@ -68,6 +68,7 @@ func (c *Config) defaults() {
 		{&c.Retention.IdempotencyKeys, &scheduler.DefaultRetention.IdempotencyKeys},
 		{&c.Retention.RevokedTokens, &scheduler.DefaultRetention.RevokedTokens},
 		{&c.Retention.Verifications, &scheduler.DefaultRetention.Verifications},
+		{&c.Retention.Audit, &scheduler.DefaultRetention.Audit},
 	} {
 		if *f.v == 0 {
 			*f.v = *f.def

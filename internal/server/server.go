@@ -15,6 +15,7 @@ import (
 	restoreapi "github.com/restored/restored/api"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/api"
+	"github.com/restored/restored/internal/audit"
 	"github.com/restored/restored/internal/consoleweb"
 	"github.com/restored/restored/internal/fsm"
 	"github.com/restored/restored/internal/gateway"
@@ -115,13 +116,23 @@ func Start(cfg Config) (s *Server, err error) {
 	}
 	cleanups = append(cleanups, func() { node.Close() })
 
+	keepAudit := cfg.Retention.Audit
+	if keepAudit < 0 {
+		keepAudit = 0 // forever
+	}
+	refusals, err := audit.OpenRefusals(filepath.Join(cfg.DataDir, "audit"), id, keepAudit)
+	if err != nil {
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	cleanups = append(cleanups, func() { refusals.Close() })
+
 	tracker := scheduler.NewTracker(time.Now)
 	deps := &api.Deps{
 		Store: st, Node: node, Log: log, Now: time.Now, Beats: tracker, Version: version.Version,
 		ServerID: id, ApplyTimeout: 10 * time.Second,
 		HeartbeatInterval: cfg.HeartbeatInterval, HeartbeatTTL: cfg.HeartbeatTTL,
 		Tunnels: tunnel.NewHub(), Consoles: api.NewConsoles(), HTTPAddr: cfg.advertised(httpLis.Addr()),
-		PeerCreds: peerCreds, CA: tc.ca, CertLifetime: cfg.CertLifetime,
+		PeerCreds: peerCreds, CA: tc.ca, CertLifetime: cfg.CertLifetime, Refusals: refusals,
 	}
 	// Clients of the API: with a certificate of the CA (servers, agents;
 	// a removed host's agent is refused at the handshake) or without one.
@@ -145,6 +156,7 @@ func Start(cfg Config) (s *Server, err error) {
 	restorev1.RegisterGuestServiceServer(gs, &api.GuestService{Deps: deps})
 	restorev1.RegisterSnapshotServiceServer(gs, &api.SnapshotService{Deps: deps})
 	restorev1.RegisterHostServiceServer(gs, &api.HostService{Deps: deps})
+	restorev1.RegisterAuditServiceServer(gs, &api.AuditService{Deps: deps})
 	restorev1.RegisterAdminServiceServer(gs, &api.AdminService{Deps: deps})
 	restorev1.RegisterAgentServiceServer(gs, &api.AgentService{Deps: deps})
 	raftv1.RegisterClusterServiceServer(gs, &api.ClusterService{Deps: deps})
@@ -268,6 +280,7 @@ func (s *Server) Stop() {
 		if err := s.node.Close(); err != nil {
 			s.log.Warn("raft shutdown", "err", err)
 		}
+		_ = s.deps.Refusals.Close()
 		s.log.Info("restored stopped", "id", s.id)
 	})
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/go-memdb"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
@@ -26,6 +27,7 @@ const (
 	TableJoinTokens           = "join_tokens"
 	TableRevocations          = "revocations"
 	TableInventory            = "inventory"
+	TableAudit                = "audit"
 )
 
 // table is one table of the state store: its name, its indexes (the
@@ -64,6 +66,14 @@ var tables = []table{
 			&memdb.StringFieldIndex{Field: "HostId"}, &memdb.StringFieldIndex{Field: "Uuid"},
 		}}},
 		fieldIndex(indexHost, "HostId"), fieldIndex(indexUUID, "Uuid"),
+	}},
+	{name: TableAudit, field: "audit_events", indexes: []*memdb.IndexSchema{idIndex(),
+		// Events without a time (entries proposed without an audit context)
+		// are never due.
+		{Name: indexCreated, AllowMissing: true, Indexer: timeIndex{at: func(o any) (time.Time, bool) {
+			ev := o.(*restorev1.AuditEvent)
+			return stamp(ev.Time), ev.Time != nil
+		}}},
 	}},
 }
 

@@ -181,7 +181,9 @@ type Envelope struct {
 	// only adds what an older server can do without. When false, a server
 	// that does not know the type stops applying the log (loudly) rather
 	// than diverge from the others, until it is upgraded.
-	Skippable     bool `protobuf:"varint,3,opt,name=skippable,proto3" json:"skippable,omitempty"`
+	Skippable bool `protobuf:"varint,3,opt,name=skippable,proto3" json:"skippable,omitempty"`
+	// Who proposed the entry, for the audit record every server keeps.
+	Audit         *AuditContext `protobuf:"bytes,4,opt,name=audit,proto3" json:"audit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -237,6 +239,114 @@ func (x *Envelope) GetSkippable() bool {
 	return false
 }
 
+func (x *Envelope) GetAudit() *AuditContext {
+	if x != nil {
+		return x.Audit
+	}
+	return nil
+}
+
+// AuditContext is who proposed a raft entry (never a secret).
+type AuditContext struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Caller        string                 `protobuf:"bytes,1,opt,name=caller,proto3" json:"caller,omitempty"`
+	Tenant        string                 `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Role          string                 `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
+	Method        string                 `protobuf:"bytes,4,opt,name=method,proto3" json:"method,omitempty"`
+	RequestId     string                 `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Source        string                 `protobuf:"bytes,6,opt,name=source,proto3" json:"source,omitempty"`
+	ServerId      string                 `protobuf:"bytes,7,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditContext) Reset() {
+	*x = AuditContext{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditContext) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditContext) ProtoMessage() {}
+
+func (x *AuditContext) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditContext.ProtoReflect.Descriptor instead.
+func (*AuditContext) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AuditContext) GetCaller() string {
+	if x != nil {
+		return x.Caller
+	}
+	return ""
+}
+
+func (x *AuditContext) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *AuditContext) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *AuditContext) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *AuditContext) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *AuditContext) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *AuditContext) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *AuditContext) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
 // CreateTenant adds a tenant.
 type CreateTenant struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -248,7 +358,7 @@ type CreateTenant struct {
 
 func (x *CreateTenant) Reset() {
 	*x = CreateTenant{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[1]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -260,7 +370,7 @@ func (x *CreateTenant) String() string {
 func (*CreateTenant) ProtoMessage() {}
 
 func (x *CreateTenant) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[1]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -273,7 +383,7 @@ func (x *CreateTenant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTenant.ProtoReflect.Descriptor instead.
 func (*CreateTenant) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{1}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *CreateTenant) GetTenant() *v1.Tenant {
@@ -298,7 +408,7 @@ type StoredToken struct {
 
 func (x *StoredToken) Reset() {
 	*x = StoredToken{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[2]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -310,7 +420,7 @@ func (x *StoredToken) String() string {
 func (*StoredToken) ProtoMessage() {}
 
 func (x *StoredToken) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[2]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -323,7 +433,7 @@ func (x *StoredToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredToken.ProtoReflect.Descriptor instead.
 func (*StoredToken) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{2}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *StoredToken) GetToken() *v1.Token {
@@ -358,7 +468,7 @@ type CreateToken struct {
 
 func (x *CreateToken) Reset() {
 	*x = CreateToken{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[3]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -370,7 +480,7 @@ func (x *CreateToken) String() string {
 func (*CreateToken) ProtoMessage() {}
 
 func (x *CreateToken) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[3]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -383,7 +493,7 @@ func (x *CreateToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateToken.ProtoReflect.Descriptor instead.
 func (*CreateToken) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{3}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CreateToken) GetToken() *StoredToken {
@@ -406,7 +516,7 @@ type RevokeToken struct {
 
 func (x *RevokeToken) Reset() {
 	*x = RevokeToken{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[4]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -418,7 +528,7 @@ func (x *RevokeToken) String() string {
 func (*RevokeToken) ProtoMessage() {}
 
 func (x *RevokeToken) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[4]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -431,7 +541,7 @@ func (x *RevokeToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeToken.ProtoReflect.Descriptor instead.
 func (*RevokeToken) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{4}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RevokeToken) GetId() string {
@@ -469,7 +579,7 @@ type IdempotencyKey struct {
 
 func (x *IdempotencyKey) Reset() {
 	*x = IdempotencyKey{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[5]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -481,7 +591,7 @@ func (x *IdempotencyKey) String() string {
 func (*IdempotencyKey) ProtoMessage() {}
 
 func (x *IdempotencyKey) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[5]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -494,7 +604,7 @@ func (x *IdempotencyKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdempotencyKey.ProtoReflect.Descriptor instead.
 func (*IdempotencyKey) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{5}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *IdempotencyKey) GetKind() string {
@@ -552,7 +662,7 @@ type CreateRestore struct {
 
 func (x *CreateRestore) Reset() {
 	*x = CreateRestore{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[6]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -564,7 +674,7 @@ func (x *CreateRestore) String() string {
 func (*CreateRestore) ProtoMessage() {}
 
 func (x *CreateRestore) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[6]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -577,7 +687,7 @@ func (x *CreateRestore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRestore.ProtoReflect.Descriptor instead.
 func (*CreateRestore) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{6}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CreateRestore) GetRestore() *v1.Restore {
@@ -607,7 +717,7 @@ type DeleteRestore struct {
 
 func (x *DeleteRestore) Reset() {
 	*x = DeleteRestore{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[7]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -619,7 +729,7 @@ func (x *DeleteRestore) String() string {
 func (*DeleteRestore) ProtoMessage() {}
 
 func (x *DeleteRestore) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[7]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -632,7 +742,7 @@ func (x *DeleteRestore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRestore.ProtoReflect.Descriptor instead.
 func (*DeleteRestore) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{7}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DeleteRestore) GetId() string {
@@ -660,7 +770,7 @@ type RegisterHost struct {
 
 func (x *RegisterHost) Reset() {
 	*x = RegisterHost{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[8]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -672,7 +782,7 @@ func (x *RegisterHost) String() string {
 func (*RegisterHost) ProtoMessage() {}
 
 func (x *RegisterHost) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[8]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -685,7 +795,7 @@ func (x *RegisterHost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterHost.ProtoReflect.Descriptor instead.
 func (*RegisterHost) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{8}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RegisterHost) GetHost() *v1.Host {
@@ -710,7 +820,7 @@ type SetHostDrain struct {
 
 func (x *SetHostDrain) Reset() {
 	*x = SetHostDrain{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[9]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -722,7 +832,7 @@ func (x *SetHostDrain) String() string {
 func (*SetHostDrain) ProtoMessage() {}
 
 func (x *SetHostDrain) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[9]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -735,7 +845,7 @@ func (x *SetHostDrain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetHostDrain.ProtoReflect.Descriptor instead.
 func (*SetHostDrain) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{9}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SetHostDrain) GetId() string {
@@ -776,7 +886,7 @@ type SetHostState struct {
 
 func (x *SetHostState) Reset() {
 	*x = SetHostState{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[10]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -788,7 +898,7 @@ func (x *SetHostState) String() string {
 func (*SetHostState) ProtoMessage() {}
 
 func (x *SetHostState) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[10]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -801,7 +911,7 @@ func (x *SetHostState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetHostState.ProtoReflect.Descriptor instead.
 func (*SetHostState) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{10}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SetHostState) GetId() string {
@@ -845,7 +955,7 @@ type ReportRecoveryPoints struct {
 
 func (x *ReportRecoveryPoints) Reset() {
 	*x = ReportRecoveryPoints{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[11]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -857,7 +967,7 @@ func (x *ReportRecoveryPoints) String() string {
 func (*ReportRecoveryPoints) ProtoMessage() {}
 
 func (x *ReportRecoveryPoints) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[11]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -870,7 +980,7 @@ func (x *ReportRecoveryPoints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRecoveryPoints.ProtoReflect.Descriptor instead.
 func (*ReportRecoveryPoints) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{11}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ReportRecoveryPoints) GetHostId() string {
@@ -912,7 +1022,7 @@ type RestoreReport struct {
 
 func (x *RestoreReport) Reset() {
 	*x = RestoreReport{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[12]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -924,7 +1034,7 @@ func (x *RestoreReport) String() string {
 func (*RestoreReport) ProtoMessage() {}
 
 func (x *RestoreReport) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[12]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -937,7 +1047,7 @@ func (x *RestoreReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreReport.ProtoReflect.Descriptor instead.
 func (*RestoreReport) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{12}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RestoreReport) GetHostId() string {
@@ -995,7 +1105,7 @@ type ReportRestoreStatus struct {
 
 func (x *ReportRestoreStatus) Reset() {
 	*x = ReportRestoreStatus{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[13]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1007,7 +1117,7 @@ func (x *ReportRestoreStatus) String() string {
 func (*ReportRestoreStatus) ProtoMessage() {}
 
 func (x *ReportRestoreStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[13]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1020,7 +1130,7 @@ func (x *ReportRestoreStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRestoreStatus.ProtoReflect.Descriptor instead.
 func (*ReportRestoreStatus) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{13}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ReportRestoreStatus) GetReport() *RestoreReport {
@@ -1050,7 +1160,7 @@ type Placement struct {
 
 func (x *Placement) Reset() {
 	*x = Placement{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[14]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1062,7 +1172,7 @@ func (x *Placement) String() string {
 func (*Placement) ProtoMessage() {}
 
 func (x *Placement) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[14]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1075,7 +1185,7 @@ func (x *Placement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Placement.ProtoReflect.Descriptor instead.
 func (*Placement) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{14}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Placement) GetRestoreId() string {
@@ -1105,7 +1215,7 @@ type PendingReason struct {
 
 func (x *PendingReason) Reset() {
 	*x = PendingReason{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[15]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1227,7 @@ func (x *PendingReason) String() string {
 func (*PendingReason) ProtoMessage() {}
 
 func (x *PendingReason) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[15]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1240,7 @@ func (x *PendingReason) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingReason.ProtoReflect.Descriptor instead.
 func (*PendingReason) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{15}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PendingReason) GetRestoreId() string {
@@ -1162,7 +1272,7 @@ type PlaceRestores struct {
 
 func (x *PlaceRestores) Reset() {
 	*x = PlaceRestores{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[16]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1174,7 +1284,7 @@ func (x *PlaceRestores) String() string {
 func (*PlaceRestores) ProtoMessage() {}
 
 func (x *PlaceRestores) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[16]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1187,7 +1297,7 @@ func (x *PlaceRestores) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaceRestores.ProtoReflect.Descriptor instead.
 func (*PlaceRestores) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{16}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PlaceRestores) GetPlacements() []*Placement {
@@ -1224,7 +1334,7 @@ type ExpireRestores struct {
 
 func (x *ExpireRestores) Reset() {
 	*x = ExpireRestores{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[17]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1236,7 +1346,7 @@ func (x *ExpireRestores) String() string {
 func (*ExpireRestores) ProtoMessage() {}
 
 func (x *ExpireRestores) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[17]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1249,7 +1359,7 @@ func (x *ExpireRestores) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireRestores.ProtoReflect.Descriptor instead.
 func (*ExpireRestores) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{17}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ExpireRestores) GetIds() []string {
@@ -1277,7 +1387,7 @@ type RegisterServer struct {
 
 func (x *RegisterServer) Reset() {
 	*x = RegisterServer{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[18]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1289,7 +1399,7 @@ func (x *RegisterServer) String() string {
 func (*RegisterServer) ProtoMessage() {}
 
 func (x *RegisterServer) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[18]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1302,7 +1412,7 @@ func (x *RegisterServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterServer.ProtoReflect.Descriptor instead.
 func (*RegisterServer) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{18}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RegisterServer) GetServer() *v1.Server {
@@ -1342,14 +1452,16 @@ type Snapshot struct {
 	// Hosts whose agent certificates are revoked.
 	Revocations []*Revocation `protobuf:"bytes,13,rep,name=revocations,proto3" json:"revocations,omitempty"`
 	// The domains each host reports.
-	Inventory     []*v1.HostDomain `protobuf:"bytes,14,rep,name=inventory,proto3" json:"inventory,omitempty"`
+	Inventory []*v1.HostDomain `protobuf:"bytes,14,rep,name=inventory,proto3" json:"inventory,omitempty"`
+	// The audit record of the writes in the log.
+	AuditEvents   []*v1.AuditEvent `protobuf:"bytes,15,rep,name=audit_events,json=auditEvents,proto3" json:"audit_events,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Snapshot) Reset() {
 	*x = Snapshot{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[19]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1361,7 +1473,7 @@ func (x *Snapshot) String() string {
 func (*Snapshot) ProtoMessage() {}
 
 func (x *Snapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[19]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1374,7 +1486,7 @@ func (x *Snapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
 func (*Snapshot) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{19}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Snapshot) GetTenants() []*v1.Tenant {
@@ -1475,6 +1587,13 @@ func (x *Snapshot) GetInventory() []*v1.HostDomain {
 	return nil
 }
 
+func (x *Snapshot) GetAuditEvents() []*v1.AuditEvent {
+	if x != nil {
+		return x.AuditEvents
+	}
+	return nil
+}
+
 // StoredJoinToken is a join token as the state store keeps it.
 type StoredJoinToken struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1487,7 +1606,7 @@ type StoredJoinToken struct {
 
 func (x *StoredJoinToken) Reset() {
 	*x = StoredJoinToken{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1499,7 +1618,7 @@ func (x *StoredJoinToken) String() string {
 func (*StoredJoinToken) ProtoMessage() {}
 
 func (x *StoredJoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1512,7 +1631,7 @@ func (x *StoredJoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredJoinToken.ProtoReflect.Descriptor instead.
 func (*StoredJoinToken) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{20}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StoredJoinToken) GetToken() *v1.JoinToken {
@@ -1539,7 +1658,7 @@ type CreateJoinToken struct {
 
 func (x *CreateJoinToken) Reset() {
 	*x = CreateJoinToken{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1551,7 +1670,7 @@ func (x *CreateJoinToken) String() string {
 func (*CreateJoinToken) ProtoMessage() {}
 
 func (x *CreateJoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1564,7 +1683,7 @@ func (x *CreateJoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinToken.ProtoReflect.Descriptor instead.
 func (*CreateJoinToken) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{21}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CreateJoinToken) GetToken() *StoredJoinToken {
@@ -1586,7 +1705,7 @@ type UseJoinToken struct {
 
 func (x *UseJoinToken) Reset() {
 	*x = UseJoinToken{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1598,7 +1717,7 @@ func (x *UseJoinToken) String() string {
 func (*UseJoinToken) ProtoMessage() {}
 
 func (x *UseJoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1611,7 +1730,7 @@ func (x *UseJoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UseJoinToken.ProtoReflect.Descriptor instead.
 func (*UseJoinToken) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{22}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *UseJoinToken) GetId() string {
@@ -1640,7 +1759,7 @@ type Revocation struct {
 
 func (x *Revocation) Reset() {
 	*x = Revocation{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1652,7 +1771,7 @@ func (x *Revocation) String() string {
 func (*Revocation) ProtoMessage() {}
 
 func (x *Revocation) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1665,7 +1784,7 @@ func (x *Revocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
 func (*Revocation) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{23}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Revocation) GetHostId() string {
@@ -1693,7 +1812,7 @@ type RemoveHost struct {
 
 func (x *RemoveHost) Reset() {
 	*x = RemoveHost{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1705,7 +1824,7 @@ func (x *RemoveHost) String() string {
 func (*RemoveHost) ProtoMessage() {}
 
 func (x *RemoveHost) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1718,7 +1837,7 @@ func (x *RemoveHost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveHost.ProtoReflect.Descriptor instead.
 func (*RemoveHost) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{24}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RemoveHost) GetId() string {
@@ -1749,7 +1868,7 @@ type RelayRequest struct {
 
 func (x *RelayRequest) Reset() {
 	*x = RelayRequest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1761,7 +1880,7 @@ func (x *RelayRequest) String() string {
 func (*RelayRequest) ProtoMessage() {}
 
 func (x *RelayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1774,7 +1893,7 @@ func (x *RelayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayRequest.ProtoReflect.Descriptor instead.
 func (*RelayRequest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{25}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RelayRequest) GetKind() isRelayRequest_Kind {
@@ -1831,7 +1950,7 @@ type RelayOpen struct {
 
 func (x *RelayOpen) Reset() {
 	*x = RelayOpen{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1843,7 +1962,7 @@ func (x *RelayOpen) String() string {
 func (*RelayOpen) ProtoMessage() {}
 
 func (x *RelayOpen) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1856,7 +1975,7 @@ func (x *RelayOpen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayOpen.ProtoReflect.Descriptor instead.
 func (*RelayOpen) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{26}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RelayOpen) GetHostId() string {
@@ -1887,7 +2006,7 @@ type RelayResponse struct {
 
 func (x *RelayResponse) Reset() {
 	*x = RelayResponse{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1899,7 +2018,7 @@ func (x *RelayResponse) String() string {
 func (*RelayResponse) ProtoMessage() {}
 
 func (x *RelayResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1912,7 +2031,7 @@ func (x *RelayResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayResponse.ProtoReflect.Descriptor instead.
 func (*RelayResponse) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{27}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RelayResponse) GetKind() isRelayResponse_Kind {
@@ -1969,7 +2088,7 @@ type RelayOpened struct {
 
 func (x *RelayOpened) Reset() {
 	*x = RelayOpened{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1981,7 +2100,7 @@ func (x *RelayOpened) String() string {
 func (*RelayOpened) ProtoMessage() {}
 
 func (x *RelayOpened) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1994,7 +2113,7 @@ func (x *RelayOpened) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayOpened.ProtoReflect.Descriptor instead.
 func (*RelayOpened) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{28}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RelayOpened) GetServerId() string {
@@ -2019,7 +2138,7 @@ type EnrollRequest struct {
 
 func (x *EnrollRequest) Reset() {
 	*x = EnrollRequest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2031,7 +2150,7 @@ func (x *EnrollRequest) String() string {
 func (*EnrollRequest) ProtoMessage() {}
 
 func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2044,7 +2163,7 @@ func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
 func (*EnrollRequest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{29}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *EnrollRequest) GetNodeId() string {
@@ -2080,7 +2199,7 @@ type EnrollResponse struct {
 
 func (x *EnrollResponse) Reset() {
 	*x = EnrollResponse{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2092,7 +2211,7 @@ func (x *EnrollResponse) String() string {
 func (*EnrollResponse) ProtoMessage() {}
 
 func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2105,7 +2224,7 @@ func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
 func (*EnrollResponse) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{30}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *EnrollResponse) GetCaCert() []byte {
@@ -2140,7 +2259,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2152,7 +2271,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2165,7 +2284,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{31}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *JoinRequest) GetServer() *v1.Server {
@@ -2186,7 +2305,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2198,7 +2317,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2211,7 +2330,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{32}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *JoinResponse) GetLeaderId() string {
@@ -2231,7 +2350,7 @@ type SetVerificationPolicy struct {
 
 func (x *SetVerificationPolicy) Reset() {
 	*x = SetVerificationPolicy{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[33]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2243,7 +2362,7 @@ func (x *SetVerificationPolicy) String() string {
 func (*SetVerificationPolicy) ProtoMessage() {}
 
 func (x *SetVerificationPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[33]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2256,7 +2375,7 @@ func (x *SetVerificationPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetVerificationPolicy.ProtoReflect.Descriptor instead.
 func (*SetVerificationPolicy) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{33}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SetVerificationPolicy) GetPolicy() *v1.VerificationPolicy {
@@ -2276,7 +2395,7 @@ type DeleteVerificationPolicy struct {
 
 func (x *DeleteVerificationPolicy) Reset() {
 	*x = DeleteVerificationPolicy{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[34]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2288,7 +2407,7 @@ func (x *DeleteVerificationPolicy) String() string {
 func (*DeleteVerificationPolicy) ProtoMessage() {}
 
 func (x *DeleteVerificationPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[34]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2301,7 +2420,7 @@ func (x *DeleteVerificationPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteVerificationPolicy.ProtoReflect.Descriptor instead.
 func (*DeleteVerificationPolicy) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{34}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *DeleteVerificationPolicy) GetId() string {
@@ -2326,7 +2445,7 @@ type ReportInventory struct {
 
 func (x *ReportInventory) Reset() {
 	*x = ReportInventory{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2338,7 +2457,7 @@ func (x *ReportInventory) String() string {
 func (*ReportInventory) ProtoMessage() {}
 
 func (x *ReportInventory) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2351,7 +2470,7 @@ func (x *ReportInventory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportInventory.ProtoReflect.Descriptor instead.
 func (*ReportInventory) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{35}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ReportInventory) GetHostId() string {
@@ -2393,7 +2512,7 @@ type LinkUpRestore struct {
 
 func (x *LinkUpRestore) Reset() {
 	*x = LinkUpRestore{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2405,7 +2524,7 @@ func (x *LinkUpRestore) String() string {
 func (*LinkUpRestore) ProtoMessage() {}
 
 func (x *LinkUpRestore) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2418,7 +2537,7 @@ func (x *LinkUpRestore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkUpRestore.ProtoReflect.Descriptor instead.
 func (*LinkUpRestore) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{36}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *LinkUpRestore) GetId() string {
@@ -2445,7 +2564,7 @@ type RegisterGuest struct {
 
 func (x *RegisterGuest) Reset() {
 	*x = RegisterGuest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2457,7 +2576,7 @@ func (x *RegisterGuest) String() string {
 func (*RegisterGuest) ProtoMessage() {}
 
 func (x *RegisterGuest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2470,7 +2589,7 @@ func (x *RegisterGuest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterGuest.ProtoReflect.Descriptor instead.
 func (*RegisterGuest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{37}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RegisterGuest) GetGuest() *v1.Guest {
@@ -2490,7 +2609,7 @@ type UnregisterGuest struct {
 
 func (x *UnregisterGuest) Reset() {
 	*x = UnregisterGuest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2502,7 +2621,7 @@ func (x *UnregisterGuest) String() string {
 func (*UnregisterGuest) ProtoMessage() {}
 
 func (x *UnregisterGuest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2515,7 +2634,7 @@ func (x *UnregisterGuest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterGuest.ProtoReflect.Descriptor instead.
 func (*UnregisterGuest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{38}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *UnregisterGuest) GetId() string {
@@ -2535,7 +2654,7 @@ type PruneVerifications struct {
 
 func (x *PruneVerifications) Reset() {
 	*x = PruneVerifications{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2547,7 +2666,7 @@ func (x *PruneVerifications) String() string {
 func (*PruneVerifications) ProtoMessage() {}
 
 func (x *PruneVerifications) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2560,7 +2679,7 @@ func (x *PruneVerifications) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneVerifications.ProtoReflect.Descriptor instead.
 func (*PruneVerifications) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{39}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *PruneVerifications) GetIds() []string {
@@ -2582,7 +2701,7 @@ type CreateSnapshot struct {
 
 func (x *CreateSnapshot) Reset() {
 	*x = CreateSnapshot{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2594,7 +2713,7 @@ func (x *CreateSnapshot) String() string {
 func (*CreateSnapshot) ProtoMessage() {}
 
 func (x *CreateSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2607,7 +2726,7 @@ func (x *CreateSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSnapshot.ProtoReflect.Descriptor instead.
 func (*CreateSnapshot) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{40}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *CreateSnapshot) GetSnapshot() *v1.Snapshot {
@@ -2636,7 +2755,7 @@ type ReportSnapshotStatus struct {
 
 func (x *ReportSnapshotStatus) Reset() {
 	*x = ReportSnapshotStatus{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2648,7 +2767,7 @@ func (x *ReportSnapshotStatus) String() string {
 func (*ReportSnapshotStatus) ProtoMessage() {}
 
 func (x *ReportSnapshotStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2661,7 +2780,7 @@ func (x *ReportSnapshotStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSnapshotStatus.ProtoReflect.Descriptor instead.
 func (*ReportSnapshotStatus) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{41}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ReportSnapshotStatus) GetHostId() string {
@@ -2702,7 +2821,7 @@ type ReleaseSnapshots struct {
 
 func (x *ReleaseSnapshots) Reset() {
 	*x = ReleaseSnapshots{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[42]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2714,7 +2833,7 @@ func (x *ReleaseSnapshots) String() string {
 func (*ReleaseSnapshots) ProtoMessage() {}
 
 func (x *ReleaseSnapshots) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[42]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2727,7 +2846,7 @@ func (x *ReleaseSnapshots) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseSnapshots.ProtoReflect.Descriptor instead.
 func (*ReleaseSnapshots) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{42}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ReleaseSnapshots) GetIds() []string {
@@ -2775,15 +2894,18 @@ type Prune struct {
 	IdempotencyKeys []*IdempotencyKey      `protobuf:"bytes,5,rep,name=idempotency_keys,json=idempotencyKeys,proto3" json:"idempotency_keys,omitempty"`
 	KeysBefore      *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=keys_before,json=keysBefore,proto3" json:"keys_before,omitempty"`
 	// Revoked tokens, revoked before tokens_before (never the bootstrap token).
-	TokenIds      []string               `protobuf:"bytes,7,rep,name=token_ids,json=tokenIds,proto3" json:"token_ids,omitempty"`
-	TokensBefore  *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=tokens_before,json=tokensBefore,proto3" json:"tokens_before,omitempty"`
+	TokenIds     []string               `protobuf:"bytes,7,rep,name=token_ids,json=tokenIds,proto3" json:"token_ids,omitempty"`
+	TokensBefore *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=tokens_before,json=tokensBefore,proto3" json:"tokens_before,omitempty"`
+	// Audit events recorded before audit_before.
+	AuditIds      []string               `protobuf:"bytes,9,rep,name=audit_ids,json=auditIds,proto3" json:"audit_ids,omitempty"`
+	AuditBefore   *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=audit_before,json=auditBefore,proto3" json:"audit_before,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Prune) Reset() {
 	*x = Prune{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[43]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2795,7 +2917,7 @@ func (x *Prune) String() string {
 func (*Prune) ProtoMessage() {}
 
 func (x *Prune) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[43]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2808,7 +2930,7 @@ func (x *Prune) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Prune.ProtoReflect.Descriptor instead.
 func (*Prune) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{43}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Prune) GetRestoreIds() []string {
@@ -2867,15 +2989,40 @@ func (x *Prune) GetTokensBefore() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Prune) GetAuditIds() []string {
+	if x != nil {
+		return x.AuditIds
+	}
+	return nil
+}
+
+func (x *Prune) GetAuditBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AuditBefore
+	}
+	return nil
+}
+
 var File_restored_raft_v1_raft_proto protoreflect.FileDescriptor
 
 const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\n" +
-	"\x1brestored/raft/v1/raft.proto\x12\x10restored.raft.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16restore/v1/admin.proto\x1a\x16restore/v1/agent.proto\x1a\x16restore/v1/guest.proto\x1a\x15restore/v1/host.proto\x1a\x1frestore/v1/recovery_point.proto\x1a\x18restore/v1/restore.proto\x1a\x19restore/v1/snapshot.proto\x1a\x1drestore/v1/verification.proto\x1a$restore/v1/verification_policy.proto\"u\n" +
+	"\x1brestored/raft/v1/raft.proto\x12\x10restored.raft.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16restore/v1/admin.proto\x1a\x16restore/v1/audit.proto\x1a\x16restore/v1/agent.proto\x1a\x16restore/v1/guest.proto\x1a\x15restore/v1/host.proto\x1a\x1frestore/v1/recovery_point.proto\x1a\x18restore/v1/restore.proto\x1a\x19restore/v1/snapshot.proto\x1a\x1drestore/v1/verification.proto\x1a$restore/v1/verification_policy.proto\"\xab\x01\n" +
 	"\bEnvelope\x121\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1d.restored.raft.v1.CommandTypeR\x04type\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\x12\x1c\n" +
-	"\tskippable\x18\x03 \x01(\bR\tskippable\":\n" +
+	"\tskippable\x18\x03 \x01(\bR\tskippable\x124\n" +
+	"\x05audit\x18\x04 \x01(\v2\x1e.restored.raft.v1.AuditContextR\x05audit\"\xee\x01\n" +
+	"\fAuditContext\x12\x16\n" +
+	"\x06caller\x18\x01 \x01(\tR\x06caller\x12\x16\n" +
+	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x12\n" +
+	"\x04role\x18\x03 \x01(\tR\x04role\x12\x16\n" +
+	"\x06method\x18\x04 \x01(\tR\x06method\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x05 \x01(\tR\trequestId\x12\x16\n" +
+	"\x06source\x18\x06 \x01(\tR\x06source\x12\x1b\n" +
+	"\tserver_id\x18\a \x01(\tR\bserverId\x12.\n" +
+	"\x04time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x04time\":\n" +
 	"\fCreateTenant\x12*\n" +
 	"\x06tenant\x18\x01 \x01(\v2\x12.restore.v1.TenantR\x06tenant\"y\n" +
 	"\vStoredToken\x12'\n" +
@@ -2948,7 +3095,7 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\x03ids\x18\x01 \x03(\tR\x03ids\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"<\n" +
 	"\x0eRegisterServer\x12*\n" +
-	"\x06server\x18\x01 \x01(\v2\x12.restore.v1.ServerR\x06server\"\xb5\x06\n" +
+	"\x06server\x18\x01 \x01(\v2\x12.restore.v1.ServerR\x06server\"\xf0\x06\n" +
 	"\bSnapshot\x12,\n" +
 	"\atenants\x18\x01 \x03(\v2\x12.restore.v1.TenantR\atenants\x125\n" +
 	"\x06tokens\x18\x02 \x03(\v2\x1d.restored.raft.v1.StoredTokenR\x06tokens\x12/\n" +
@@ -2965,7 +3112,8 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\vjoin_tokens\x18\f \x03(\v2!.restored.raft.v1.StoredJoinTokenR\n" +
 	"joinTokens\x12>\n" +
 	"\vrevocations\x18\r \x03(\v2\x1c.restored.raft.v1.RevocationR\vrevocations\x124\n" +
-	"\tinventory\x18\x0e \x03(\v2\x16.restore.v1.HostDomainR\tinventory\"c\n" +
+	"\tinventory\x18\x0e \x03(\v2\x16.restore.v1.HostDomainR\tinventory\x129\n" +
+	"\faudit_events\x18\x0f \x03(\v2\x16.restore.v1.AuditEventR\vauditEvents\"c\n" +
 	"\x0fStoredJoinToken\x12+\n" +
 	"\x05token\x18\x01 \x01(\v2\x15.restore.v1.JoinTokenR\x05token\x12#\n" +
 	"\rsecret_sha256\x18\x02 \x01(\fR\fsecretSha256\"J\n" +
@@ -3038,7 +3186,7 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\x03ids\x18\x01 \x03(\tR\x03ids\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12)\n" +
 	"\x10backup_completed\x18\x03 \x01(\bR\x0fbackupCompleted\x12.\n" +
-	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xbf\x03\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\x9b\x04\n" +
 	"\x05Prune\x12\x1f\n" +
 	"\vrestore_ids\x18\x01 \x03(\tR\n" +
 	"restoreIds\x12C\n" +
@@ -3049,7 +3197,10 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\vkeys_before\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"keysBefore\x12\x1b\n" +
 	"\ttoken_ids\x18\a \x03(\tR\btokenIds\x12?\n" +
-	"\rtokens_before\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\ftokensBefore*\xd3\a\n" +
+	"\rtokens_before\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\ftokensBefore\x12\x1b\n" +
+	"\taudit_ids\x18\t \x03(\tR\bauditIds\x12=\n" +
+	"\faudit_before\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\vauditBefore*\xd3\a\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aCOMMAND_TYPE_CREATE_TENANT\x10\x01\x12\x1d\n" +
@@ -3098,144 +3249,150 @@ func file_restored_raft_v1_raft_proto_rawDescGZIP() []byte {
 }
 
 var file_restored_raft_v1_raft_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(CommandType)(0),                 // 0: restored.raft.v1.CommandType
 	(*Envelope)(nil),                 // 1: restored.raft.v1.Envelope
-	(*CreateTenant)(nil),             // 2: restored.raft.v1.CreateTenant
-	(*StoredToken)(nil),              // 3: restored.raft.v1.StoredToken
-	(*CreateToken)(nil),              // 4: restored.raft.v1.CreateToken
-	(*RevokeToken)(nil),              // 5: restored.raft.v1.RevokeToken
-	(*IdempotencyKey)(nil),           // 6: restored.raft.v1.IdempotencyKey
-	(*CreateRestore)(nil),            // 7: restored.raft.v1.CreateRestore
-	(*DeleteRestore)(nil),            // 8: restored.raft.v1.DeleteRestore
-	(*RegisterHost)(nil),             // 9: restored.raft.v1.RegisterHost
-	(*SetHostDrain)(nil),             // 10: restored.raft.v1.SetHostDrain
-	(*SetHostState)(nil),             // 11: restored.raft.v1.SetHostState
-	(*ReportRecoveryPoints)(nil),     // 12: restored.raft.v1.ReportRecoveryPoints
-	(*RestoreReport)(nil),            // 13: restored.raft.v1.RestoreReport
-	(*ReportRestoreStatus)(nil),      // 14: restored.raft.v1.ReportRestoreStatus
-	(*Placement)(nil),                // 15: restored.raft.v1.Placement
-	(*PendingReason)(nil),            // 16: restored.raft.v1.PendingReason
-	(*PlaceRestores)(nil),            // 17: restored.raft.v1.PlaceRestores
-	(*ExpireRestores)(nil),           // 18: restored.raft.v1.ExpireRestores
-	(*RegisterServer)(nil),           // 19: restored.raft.v1.RegisterServer
-	(*Snapshot)(nil),                 // 20: restored.raft.v1.Snapshot
-	(*StoredJoinToken)(nil),          // 21: restored.raft.v1.StoredJoinToken
-	(*CreateJoinToken)(nil),          // 22: restored.raft.v1.CreateJoinToken
-	(*UseJoinToken)(nil),             // 23: restored.raft.v1.UseJoinToken
-	(*Revocation)(nil),               // 24: restored.raft.v1.Revocation
-	(*RemoveHost)(nil),               // 25: restored.raft.v1.RemoveHost
-	(*RelayRequest)(nil),             // 26: restored.raft.v1.RelayRequest
-	(*RelayOpen)(nil),                // 27: restored.raft.v1.RelayOpen
-	(*RelayResponse)(nil),            // 28: restored.raft.v1.RelayResponse
-	(*RelayOpened)(nil),              // 29: restored.raft.v1.RelayOpened
-	(*EnrollRequest)(nil),            // 30: restored.raft.v1.EnrollRequest
-	(*EnrollResponse)(nil),           // 31: restored.raft.v1.EnrollResponse
-	(*JoinRequest)(nil),              // 32: restored.raft.v1.JoinRequest
-	(*JoinResponse)(nil),             // 33: restored.raft.v1.JoinResponse
-	(*SetVerificationPolicy)(nil),    // 34: restored.raft.v1.SetVerificationPolicy
-	(*DeleteVerificationPolicy)(nil), // 35: restored.raft.v1.DeleteVerificationPolicy
-	(*ReportInventory)(nil),          // 36: restored.raft.v1.ReportInventory
-	(*LinkUpRestore)(nil),            // 37: restored.raft.v1.LinkUpRestore
-	(*RegisterGuest)(nil),            // 38: restored.raft.v1.RegisterGuest
-	(*UnregisterGuest)(nil),          // 39: restored.raft.v1.UnregisterGuest
-	(*PruneVerifications)(nil),       // 40: restored.raft.v1.PruneVerifications
-	(*CreateSnapshot)(nil),           // 41: restored.raft.v1.CreateSnapshot
-	(*ReportSnapshotStatus)(nil),     // 42: restored.raft.v1.ReportSnapshotStatus
-	(*ReleaseSnapshots)(nil),         // 43: restored.raft.v1.ReleaseSnapshots
-	(*Prune)(nil),                    // 44: restored.raft.v1.Prune
-	(*v1.Tenant)(nil),                // 45: restore.v1.Tenant
-	(*v1.Token)(nil),                 // 46: restore.v1.Token
-	(*timestamppb.Timestamp)(nil),    // 47: google.protobuf.Timestamp
-	(*v1.Restore)(nil),               // 48: restore.v1.Restore
-	(*v1.Host)(nil),                  // 49: restore.v1.Host
-	(v1.HostState)(0),                // 50: restore.v1.HostState
-	(*v1.RecoveryPoint)(nil),         // 51: restore.v1.RecoveryPoint
-	(v1.RestoreState)(0),             // 52: restore.v1.RestoreState
-	(*v1.Boot)(nil),                  // 53: restore.v1.Boot
-	(*v1.Verification)(nil),          // 54: restore.v1.Verification
-	(*v1.Server)(nil),                // 55: restore.v1.Server
-	(*v1.VerificationPolicy)(nil),    // 56: restore.v1.VerificationPolicy
-	(*v1.Guest)(nil),                 // 57: restore.v1.Guest
-	(*v1.Snapshot)(nil),              // 58: restore.v1.Snapshot
-	(*v1.HostDomain)(nil),            // 59: restore.v1.HostDomain
-	(*v1.JoinToken)(nil),             // 60: restore.v1.JoinToken
-	(*v1.TunnelOpen)(nil),            // 61: restore.v1.TunnelOpen
+	(*AuditContext)(nil),             // 2: restored.raft.v1.AuditContext
+	(*CreateTenant)(nil),             // 3: restored.raft.v1.CreateTenant
+	(*StoredToken)(nil),              // 4: restored.raft.v1.StoredToken
+	(*CreateToken)(nil),              // 5: restored.raft.v1.CreateToken
+	(*RevokeToken)(nil),              // 6: restored.raft.v1.RevokeToken
+	(*IdempotencyKey)(nil),           // 7: restored.raft.v1.IdempotencyKey
+	(*CreateRestore)(nil),            // 8: restored.raft.v1.CreateRestore
+	(*DeleteRestore)(nil),            // 9: restored.raft.v1.DeleteRestore
+	(*RegisterHost)(nil),             // 10: restored.raft.v1.RegisterHost
+	(*SetHostDrain)(nil),             // 11: restored.raft.v1.SetHostDrain
+	(*SetHostState)(nil),             // 12: restored.raft.v1.SetHostState
+	(*ReportRecoveryPoints)(nil),     // 13: restored.raft.v1.ReportRecoveryPoints
+	(*RestoreReport)(nil),            // 14: restored.raft.v1.RestoreReport
+	(*ReportRestoreStatus)(nil),      // 15: restored.raft.v1.ReportRestoreStatus
+	(*Placement)(nil),                // 16: restored.raft.v1.Placement
+	(*PendingReason)(nil),            // 17: restored.raft.v1.PendingReason
+	(*PlaceRestores)(nil),            // 18: restored.raft.v1.PlaceRestores
+	(*ExpireRestores)(nil),           // 19: restored.raft.v1.ExpireRestores
+	(*RegisterServer)(nil),           // 20: restored.raft.v1.RegisterServer
+	(*Snapshot)(nil),                 // 21: restored.raft.v1.Snapshot
+	(*StoredJoinToken)(nil),          // 22: restored.raft.v1.StoredJoinToken
+	(*CreateJoinToken)(nil),          // 23: restored.raft.v1.CreateJoinToken
+	(*UseJoinToken)(nil),             // 24: restored.raft.v1.UseJoinToken
+	(*Revocation)(nil),               // 25: restored.raft.v1.Revocation
+	(*RemoveHost)(nil),               // 26: restored.raft.v1.RemoveHost
+	(*RelayRequest)(nil),             // 27: restored.raft.v1.RelayRequest
+	(*RelayOpen)(nil),                // 28: restored.raft.v1.RelayOpen
+	(*RelayResponse)(nil),            // 29: restored.raft.v1.RelayResponse
+	(*RelayOpened)(nil),              // 30: restored.raft.v1.RelayOpened
+	(*EnrollRequest)(nil),            // 31: restored.raft.v1.EnrollRequest
+	(*EnrollResponse)(nil),           // 32: restored.raft.v1.EnrollResponse
+	(*JoinRequest)(nil),              // 33: restored.raft.v1.JoinRequest
+	(*JoinResponse)(nil),             // 34: restored.raft.v1.JoinResponse
+	(*SetVerificationPolicy)(nil),    // 35: restored.raft.v1.SetVerificationPolicy
+	(*DeleteVerificationPolicy)(nil), // 36: restored.raft.v1.DeleteVerificationPolicy
+	(*ReportInventory)(nil),          // 37: restored.raft.v1.ReportInventory
+	(*LinkUpRestore)(nil),            // 38: restored.raft.v1.LinkUpRestore
+	(*RegisterGuest)(nil),            // 39: restored.raft.v1.RegisterGuest
+	(*UnregisterGuest)(nil),          // 40: restored.raft.v1.UnregisterGuest
+	(*PruneVerifications)(nil),       // 41: restored.raft.v1.PruneVerifications
+	(*CreateSnapshot)(nil),           // 42: restored.raft.v1.CreateSnapshot
+	(*ReportSnapshotStatus)(nil),     // 43: restored.raft.v1.ReportSnapshotStatus
+	(*ReleaseSnapshots)(nil),         // 44: restored.raft.v1.ReleaseSnapshots
+	(*Prune)(nil),                    // 45: restored.raft.v1.Prune
+	(*timestamppb.Timestamp)(nil),    // 46: google.protobuf.Timestamp
+	(*v1.Tenant)(nil),                // 47: restore.v1.Tenant
+	(*v1.Token)(nil),                 // 48: restore.v1.Token
+	(*v1.Restore)(nil),               // 49: restore.v1.Restore
+	(*v1.Host)(nil),                  // 50: restore.v1.Host
+	(v1.HostState)(0),                // 51: restore.v1.HostState
+	(*v1.RecoveryPoint)(nil),         // 52: restore.v1.RecoveryPoint
+	(v1.RestoreState)(0),             // 53: restore.v1.RestoreState
+	(*v1.Boot)(nil),                  // 54: restore.v1.Boot
+	(*v1.Verification)(nil),          // 55: restore.v1.Verification
+	(*v1.Server)(nil),                // 56: restore.v1.Server
+	(*v1.VerificationPolicy)(nil),    // 57: restore.v1.VerificationPolicy
+	(*v1.Guest)(nil),                 // 58: restore.v1.Guest
+	(*v1.Snapshot)(nil),              // 59: restore.v1.Snapshot
+	(*v1.HostDomain)(nil),            // 60: restore.v1.HostDomain
+	(*v1.AuditEvent)(nil),            // 61: restore.v1.AuditEvent
+	(*v1.JoinToken)(nil),             // 62: restore.v1.JoinToken
+	(*v1.TunnelOpen)(nil),            // 63: restore.v1.TunnelOpen
 }
 var file_restored_raft_v1_raft_proto_depIdxs = []int32{
 	0,  // 0: restored.raft.v1.Envelope.type:type_name -> restored.raft.v1.CommandType
-	45, // 1: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
-	46, // 2: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
-	3,  // 3: restored.raft.v1.CreateToken.token:type_name -> restored.raft.v1.StoredToken
-	47, // 4: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
-	47, // 5: restored.raft.v1.IdempotencyKey.create_time:type_name -> google.protobuf.Timestamp
-	48, // 6: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
-	47, // 7: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
-	49, // 8: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
-	47, // 9: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
-	50, // 10: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
-	47, // 11: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
-	51, // 12: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
-	52, // 13: restored.raft.v1.RestoreReport.state:type_name -> restore.v1.RestoreState
-	53, // 14: restored.raft.v1.RestoreReport.boot:type_name -> restore.v1.Boot
-	54, // 15: restored.raft.v1.RestoreReport.verification:type_name -> restore.v1.Verification
-	13, // 16: restored.raft.v1.ReportRestoreStatus.report:type_name -> restored.raft.v1.RestoreReport
-	47, // 17: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
-	15, // 18: restored.raft.v1.PlaceRestores.placements:type_name -> restored.raft.v1.Placement
-	16, // 19: restored.raft.v1.PlaceRestores.pending:type_name -> restored.raft.v1.PendingReason
-	47, // 20: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
-	47, // 21: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
-	55, // 22: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
-	45, // 23: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
-	3,  // 24: restored.raft.v1.Snapshot.tokens:type_name -> restored.raft.v1.StoredToken
-	48, // 25: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
-	49, // 26: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
-	51, // 27: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
-	55, // 28: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
-	6,  // 29: restored.raft.v1.Snapshot.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
-	54, // 30: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
-	56, // 31: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
-	57, // 32: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
-	58, // 33: restored.raft.v1.Snapshot.snapshots:type_name -> restore.v1.Snapshot
-	21, // 34: restored.raft.v1.Snapshot.join_tokens:type_name -> restored.raft.v1.StoredJoinToken
-	24, // 35: restored.raft.v1.Snapshot.revocations:type_name -> restored.raft.v1.Revocation
-	59, // 36: restored.raft.v1.Snapshot.inventory:type_name -> restore.v1.HostDomain
-	60, // 37: restored.raft.v1.StoredJoinToken.token:type_name -> restore.v1.JoinToken
-	21, // 38: restored.raft.v1.CreateJoinToken.token:type_name -> restored.raft.v1.StoredJoinToken
-	47, // 39: restored.raft.v1.UseJoinToken.time:type_name -> google.protobuf.Timestamp
-	47, // 40: restored.raft.v1.Revocation.revoke_time:type_name -> google.protobuf.Timestamp
-	47, // 41: restored.raft.v1.RemoveHost.time:type_name -> google.protobuf.Timestamp
-	27, // 42: restored.raft.v1.RelayRequest.open:type_name -> restored.raft.v1.RelayOpen
-	61, // 43: restored.raft.v1.RelayOpen.open:type_name -> restore.v1.TunnelOpen
-	29, // 44: restored.raft.v1.RelayResponse.opened:type_name -> restored.raft.v1.RelayOpened
-	55, // 45: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
-	56, // 46: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
-	59, // 47: restored.raft.v1.ReportInventory.domains:type_name -> restore.v1.HostDomain
-	57, // 48: restored.raft.v1.ReportInventory.adopt:type_name -> restore.v1.Guest
-	47, // 49: restored.raft.v1.ReportInventory.time:type_name -> google.protobuf.Timestamp
-	47, // 50: restored.raft.v1.LinkUpRestore.time:type_name -> google.protobuf.Timestamp
-	57, // 51: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
-	58, // 52: restored.raft.v1.CreateSnapshot.snapshot:type_name -> restore.v1.Snapshot
-	58, // 53: restored.raft.v1.ReportSnapshotStatus.snapshot:type_name -> restore.v1.Snapshot
-	47, // 54: restored.raft.v1.ReportSnapshotStatus.time:type_name -> google.protobuf.Timestamp
-	47, // 55: restored.raft.v1.ReleaseSnapshots.time:type_name -> google.protobuf.Timestamp
-	47, // 56: restored.raft.v1.Prune.restores_before:type_name -> google.protobuf.Timestamp
-	47, // 57: restored.raft.v1.Prune.snapshots_before:type_name -> google.protobuf.Timestamp
-	6,  // 58: restored.raft.v1.Prune.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
-	47, // 59: restored.raft.v1.Prune.keys_before:type_name -> google.protobuf.Timestamp
-	47, // 60: restored.raft.v1.Prune.tokens_before:type_name -> google.protobuf.Timestamp
-	32, // 61: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
-	30, // 62: restored.raft.v1.ClusterService.Enroll:input_type -> restored.raft.v1.EnrollRequest
-	26, // 63: restored.raft.v1.ClusterService.Relay:input_type -> restored.raft.v1.RelayRequest
-	33, // 64: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
-	31, // 65: restored.raft.v1.ClusterService.Enroll:output_type -> restored.raft.v1.EnrollResponse
-	28, // 66: restored.raft.v1.ClusterService.Relay:output_type -> restored.raft.v1.RelayResponse
-	64, // [64:67] is the sub-list for method output_type
-	61, // [61:64] is the sub-list for method input_type
-	61, // [61:61] is the sub-list for extension type_name
-	61, // [61:61] is the sub-list for extension extendee
-	0,  // [0:61] is the sub-list for field type_name
+	2,  // 1: restored.raft.v1.Envelope.audit:type_name -> restored.raft.v1.AuditContext
+	46, // 2: restored.raft.v1.AuditContext.time:type_name -> google.protobuf.Timestamp
+	47, // 3: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
+	48, // 4: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
+	4,  // 5: restored.raft.v1.CreateToken.token:type_name -> restored.raft.v1.StoredToken
+	46, // 6: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
+	46, // 7: restored.raft.v1.IdempotencyKey.create_time:type_name -> google.protobuf.Timestamp
+	49, // 8: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
+	46, // 9: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
+	50, // 10: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
+	46, // 11: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
+	51, // 12: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
+	46, // 13: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
+	52, // 14: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
+	53, // 15: restored.raft.v1.RestoreReport.state:type_name -> restore.v1.RestoreState
+	54, // 16: restored.raft.v1.RestoreReport.boot:type_name -> restore.v1.Boot
+	55, // 17: restored.raft.v1.RestoreReport.verification:type_name -> restore.v1.Verification
+	14, // 18: restored.raft.v1.ReportRestoreStatus.report:type_name -> restored.raft.v1.RestoreReport
+	46, // 19: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
+	16, // 20: restored.raft.v1.PlaceRestores.placements:type_name -> restored.raft.v1.Placement
+	17, // 21: restored.raft.v1.PlaceRestores.pending:type_name -> restored.raft.v1.PendingReason
+	46, // 22: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
+	46, // 23: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
+	56, // 24: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
+	47, // 25: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
+	4,  // 26: restored.raft.v1.Snapshot.tokens:type_name -> restored.raft.v1.StoredToken
+	49, // 27: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
+	50, // 28: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
+	52, // 29: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
+	56, // 30: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
+	7,  // 31: restored.raft.v1.Snapshot.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
+	55, // 32: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
+	57, // 33: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
+	58, // 34: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
+	59, // 35: restored.raft.v1.Snapshot.snapshots:type_name -> restore.v1.Snapshot
+	22, // 36: restored.raft.v1.Snapshot.join_tokens:type_name -> restored.raft.v1.StoredJoinToken
+	25, // 37: restored.raft.v1.Snapshot.revocations:type_name -> restored.raft.v1.Revocation
+	60, // 38: restored.raft.v1.Snapshot.inventory:type_name -> restore.v1.HostDomain
+	61, // 39: restored.raft.v1.Snapshot.audit_events:type_name -> restore.v1.AuditEvent
+	62, // 40: restored.raft.v1.StoredJoinToken.token:type_name -> restore.v1.JoinToken
+	22, // 41: restored.raft.v1.CreateJoinToken.token:type_name -> restored.raft.v1.StoredJoinToken
+	46, // 42: restored.raft.v1.UseJoinToken.time:type_name -> google.protobuf.Timestamp
+	46, // 43: restored.raft.v1.Revocation.revoke_time:type_name -> google.protobuf.Timestamp
+	46, // 44: restored.raft.v1.RemoveHost.time:type_name -> google.protobuf.Timestamp
+	28, // 45: restored.raft.v1.RelayRequest.open:type_name -> restored.raft.v1.RelayOpen
+	63, // 46: restored.raft.v1.RelayOpen.open:type_name -> restore.v1.TunnelOpen
+	30, // 47: restored.raft.v1.RelayResponse.opened:type_name -> restored.raft.v1.RelayOpened
+	56, // 48: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
+	57, // 49: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
+	60, // 50: restored.raft.v1.ReportInventory.domains:type_name -> restore.v1.HostDomain
+	58, // 51: restored.raft.v1.ReportInventory.adopt:type_name -> restore.v1.Guest
+	46, // 52: restored.raft.v1.ReportInventory.time:type_name -> google.protobuf.Timestamp
+	46, // 53: restored.raft.v1.LinkUpRestore.time:type_name -> google.protobuf.Timestamp
+	58, // 54: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
+	59, // 55: restored.raft.v1.CreateSnapshot.snapshot:type_name -> restore.v1.Snapshot
+	59, // 56: restored.raft.v1.ReportSnapshotStatus.snapshot:type_name -> restore.v1.Snapshot
+	46, // 57: restored.raft.v1.ReportSnapshotStatus.time:type_name -> google.protobuf.Timestamp
+	46, // 58: restored.raft.v1.ReleaseSnapshots.time:type_name -> google.protobuf.Timestamp
+	46, // 59: restored.raft.v1.Prune.restores_before:type_name -> google.protobuf.Timestamp
+	46, // 60: restored.raft.v1.Prune.snapshots_before:type_name -> google.protobuf.Timestamp
+	7,  // 61: restored.raft.v1.Prune.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
+	46, // 62: restored.raft.v1.Prune.keys_before:type_name -> google.protobuf.Timestamp
+	46, // 63: restored.raft.v1.Prune.tokens_before:type_name -> google.protobuf.Timestamp
+	46, // 64: restored.raft.v1.Prune.audit_before:type_name -> google.protobuf.Timestamp
+	33, // 65: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
+	31, // 66: restored.raft.v1.ClusterService.Enroll:input_type -> restored.raft.v1.EnrollRequest
+	27, // 67: restored.raft.v1.ClusterService.Relay:input_type -> restored.raft.v1.RelayRequest
+	34, // 68: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
+	32, // 69: restored.raft.v1.ClusterService.Enroll:output_type -> restored.raft.v1.EnrollResponse
+	29, // 70: restored.raft.v1.ClusterService.Relay:output_type -> restored.raft.v1.RelayResponse
+	68, // [68:71] is the sub-list for method output_type
+	65, // [65:68] is the sub-list for method input_type
+	65, // [65:65] is the sub-list for extension type_name
+	65, // [65:65] is the sub-list for extension extendee
+	0,  // [0:65] is the sub-list for field type_name
 }
 
 func init() { file_restored_raft_v1_raft_proto_init() }
@@ -3243,11 +3400,11 @@ func file_restored_raft_v1_raft_proto_init() {
 	if File_restored_raft_v1_raft_proto != nil {
 		return
 	}
-	file_restored_raft_v1_raft_proto_msgTypes[25].OneofWrappers = []any{
+	file_restored_raft_v1_raft_proto_msgTypes[26].OneofWrappers = []any{
 		(*RelayRequest_Open)(nil),
 		(*RelayRequest_Data)(nil),
 	}
-	file_restored_raft_v1_raft_proto_msgTypes[27].OneofWrappers = []any{
+	file_restored_raft_v1_raft_proto_msgTypes[28].OneofWrappers = []any{
 		(*RelayResponse_Opened)(nil),
 		(*RelayResponse_Data)(nil),
 	}
@@ -3257,7 +3414,7 @@ func file_restored_raft_v1_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restored_raft_v1_raft_proto_rawDesc), len(file_restored_raft_v1_raft_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   44,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
