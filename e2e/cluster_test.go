@@ -28,7 +28,7 @@ func TestClusterSurvivesLeaderDeathWithNothingAcknowledgedLost(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c, err := testcluster.Start(ctx, testcluster.Options{Binary: bin, Dir: dir, N: 3, Args: []string{"--scheduler-interval", "200ms"}})
+	c, err := testcluster.Start(ctx, testcluster.Options{Binary: bin, Dir: dir, N: 3, Args: []string{"--scheduler-interval", "200ms", "--token-use-interval", "300ms"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,9 +194,17 @@ func TestClusterSurvivesLeaderDeathWithNothingAcknowledgedLost(t *testing.T) {
 	if _, err := restorev1.NewHostServiceClient(refuser.Conn()).ListHosts(testcluster.Ctx(ctx, tok.Secret), &restorev1.ListHostsRequest{}); status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("a partner lists hosts on %s: %v", refuser.ID, err)
 	}
-	evs, err := restorev1.NewAuditServiceClient(reader.Conn()).ListAuditEvents(testcluster.Ctx(ctx, c.Token), &restorev1.ListAuditEventsRequest{Method: "ListHosts", PageSize: 10})
-	if err != nil || len(evs.Events) != 1 || evs.Events[0].ServerId != refuser.ID || evs.Events[0].Code != "PermissionDenied" {
-		t.Fatalf("the refusal on %s, read through %s: %v %v", refuser.ID, reader.ID, evs, err)
+	// (A listing that could not reach a server says so; the refuser may
+	// have restarted a moment ago.)
+	var evs *restorev1.ListAuditEventsResponse
+	if err := waitUntil(ctx, 15*time.Second, func() bool {
+		evs, err = restorev1.NewAuditServiceClient(reader.Conn()).ListAuditEvents(testcluster.Ctx(ctx, c.Token), &restorev1.ListAuditEventsRequest{Method: "ListHosts", PageSize: 10})
+		return err == nil && len(evs.MissingServers) == 0
+	}); err != nil {
+		t.Fatalf("the listing through %s never reached every server: %v %v", reader.ID, evs, err)
+	}
+	if len(evs.Events) != 1 || evs.Events[0].ServerId != refuser.ID || evs.Events[0].Code != "PermissionDenied" {
+		t.Fatalf("the refusal on %s, read through %s: %v", refuser.ID, reader.ID, evs)
 	}
 	for _, p := range c.Procs {
 		n, token := 0, ""
@@ -214,6 +222,34 @@ func TestClusterSurvivesLeaderDeathWithNothingAcknowledgedLost(t *testing.T) {
 		if n < len(acked) {
 			t.Fatalf("server %s records %d accepted restore creates, %d were acknowledged", p.ID, n, len(acked))
 		}
+	}
+
+	// A token used only on a follower shows its last use on every server:
+	// the follower hands its batch to the leader (ClusterService.ReportTokenUse).
+	fresh, err := admin(leader).CreateToken(testcluster.Ctx(ctx, c.Token), &restorev1.CreateTokenRequest{Tenant: "acme", Role: "backup"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	usedAt := time.Now()
+	if err := waitUntil(ctx, 10*time.Second, func() bool {
+		_, err := restorev1.NewRecoveryPointServiceClient(reader.Conn()).ListRecoveryPoints(testcluster.Ctx(ctx, fresh.Secret), &restorev1.ListRecoveryPointsRequest{})
+		return err == nil
+	}); err != nil {
+		t.Fatalf("the new token on %s: %v", reader.ID, err)
+	}
+	if err := waitUntil(ctx, 10*time.Second, func() bool {
+		l, err := admin(refuser).ListTokens(testcluster.Ctx(ctx, c.Token), &restorev1.ListTokensRequest{Tenant: "acme"})
+		if err != nil {
+			return false
+		}
+		for _, tk := range l.Tokens {
+			if tk.Id == fresh.Id && tk.LastUsedTime != nil && !tk.LastUsedTime.AsTime().Before(usedAt.Add(-time.Second)) {
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		t.Fatalf("the last use on %s never reached %s: %v", reader.ID, refuser.ID, err)
 	}
 }
 

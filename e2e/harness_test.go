@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -65,6 +66,9 @@ func grpcConn(t *testing.T, caFile, addr string) *grpc.ClientConn {
 
 type serverOpts struct {
 	heartbeatTTL time.Duration
+	// tokenUseInterval: how often token uses are written (default an
+	// hour: no test's commit-index check meets a batch by chance).
+	tokenUseInterval time.Duration
 	// log receives the server's log (default: discarded, or stderr with
 	// E2E_VERBOSE).
 	log io.Writer
@@ -87,7 +91,8 @@ func startServer(t *testing.T, opts ...serverOpts) *env {
 	srv, err := server.Start(server.Config{
 		DataDir: dir, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", NodeID: "s1",
 		HeartbeatTTL: o.heartbeatTTL, HeartbeatInterval: 100 * time.Millisecond, SchedulerInterval: 100 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(logOut, nil)),
+		TokenUseInterval: cmp.Or(o.tokenUseInterval, time.Hour),
+		Logger:           slog.New(slog.NewTextHandler(logOut, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -81,11 +81,12 @@ Flags:
 	fs.StringVar(&cfg.NodeID, "node-id", "", "raft server id (default: <hostname>-<raft port>, kept in <data-dir>/node-id)")
 	fs.DurationVar(&cfg.HeartbeatTTL, "heartbeat-ttl", 10*time.Second, "a host whose agent is silent this long becomes DOWN")
 	fs.DurationVar(&cfg.SchedulerInterval, "scheduler-interval", time.Second, "longest time between scheduler passes")
+	fs.DurationVar(&cfg.TokenUseInterval, "token-use-interval", time.Minute, "how often tokens' last-used times are written (one raft entry per interval)")
 	keep := scheduler.DefaultRetention
 	fs.DurationVar(&cfg.Retention.Restores, "restore-retention", keep.Restores, "ended restores (nothing left on a host) that last changed longer ago are removed; their verifications stay (negative: keep forever)")
 	fs.DurationVar(&cfg.Retention.Snapshots, "snapshot-retention", keep.Snapshots, "released or failed snapshots released longer ago are removed, except a guest's base (negative: keep forever)")
 	fs.DurationVar(&cfg.Retention.IdempotencyKeys, "idempotency-retention", keep.IdempotencyKeys, "how long a request_id answers with its first result (negative: forever)")
-	fs.DurationVar(&cfg.Retention.RevokedTokens, "revoked-token-retention", keep.RevokedTokens, "revoked tokens are removed this long after their revocation (negative: keep forever)")
+	fs.DurationVar(&cfg.Retention.RevokedTokens, "revoked-token-retention", keep.RevokedTokens, "revoked and expired tokens are removed this long after they stopped working (negative: keep forever)")
 	fs.DurationVar(&cfg.Retention.Verifications, "verification-retention", keep.Verifications, "verifications that ended longer ago are removed (negative: keep forever)")
 	fs.DurationVar(&cfg.Retention.Audit, "audit-retention", keep.Audit, "audit events (writes and refusals) older than this are removed (negative: keep forever)")
 	if err := flagenv.Parse(fs, args, "RESTORED", "config"); err != nil {

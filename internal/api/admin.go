@@ -5,7 +5,6 @@ import (
 
 	"github.com/hashicorp/raft"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
-	"github.com/restored/restored/internal/auth"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/validate"
 	"google.golang.org/grpc/codes"
@@ -41,74 +40,6 @@ func (s *AdminService) CreateTenant(ctx context.Context, req *restorev1.CreateTe
 // ListTenants implements the RPC.
 func (s *AdminService) ListTenants(context.Context, *restorev1.ListTenantsRequest) (*restorev1.ListTenantsResponse, error) {
 	return &restorev1.ListTenantsResponse{Tenants: s.Store.Read(nil).Tenants()}, nil
-}
-
-// NewToken builds a token with a fresh id and secret.
-func NewToken(tenant string, role auth.Role, description string, now *timestamppb.Timestamp) (*raftv1.StoredToken, string) {
-	id := auth.NewTokenID()
-	secret := auth.NewSecret(id)
-	return &raftv1.StoredToken{
-		Token:        &restorev1.Token{Id: id, Tenant: tenant, Role: string(role), CreateTime: now, Description: description},
-		SecretSha256: auth.Hash(secret),
-	}, secret
-}
-
-// CreateToken implements the RPC.
-func (s *AdminService) CreateToken(ctx context.Context, req *restorev1.CreateTokenRequest) (*restorev1.CreateTokenResponse, error) {
-	role, ok := auth.ParseRole(req.Role)
-	if !ok {
-		return nil, validate.Errorf("role %q is not one of admin, operator, partner, backup, agent", req.Role)
-	}
-	if err := validate.Optional("description", req.Description); err != nil {
-		return nil, err
-	}
-	switch {
-	case role.TenantScoped():
-		if err := validate.DNSLabel("tenant", req.Tenant); err != nil {
-			return nil, err
-		}
-		if s.Store.Read(nil).Tenant(req.Tenant) == nil {
-			return nil, status.Errorf(codes.NotFound, "tenant %q not found; create it first (POST /v1/tenants)", req.Tenant)
-		}
-	case req.Tenant != "":
-		return nil, validate.Errorf("role %q is not bound to a tenant; leave tenant empty", role)
-	}
-	tok, secret := NewToken(req.Tenant, role, req.Description, timestamppb.New(s.Now()))
-	if _, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_CREATE_TOKEN, &raftv1.CreateToken{Token: tok}); err != nil {
-		return nil, err
-	}
-	return &restorev1.CreateTokenResponse{Id: tok.Token.Id, Secret: secret, Tenant: tok.Token.Tenant, Role: tok.Token.Role}, nil
-}
-
-// ListTokens implements the RPC.
-func (s *AdminService) ListTokens(_ context.Context, req *restorev1.ListTokensRequest) (*restorev1.ListTokensResponse, error) {
-	out := &restorev1.ListTokensResponse{}
-	for _, t := range s.Store.Read(nil).Tokens() {
-		if req.Tenant == "" || t.Token.Tenant == req.Tenant {
-			out.Tokens = append(out.Tokens, t.Token)
-		}
-	}
-	return out, nil
-}
-
-// RevokeToken implements the RPC.
-func (s *AdminService) RevokeToken(ctx context.Context, req *restorev1.RevokeTokenRequest) (*restorev1.RevokeTokenResponse, error) {
-	if err := validate.Required("id", req.Id); err != nil {
-		return nil, err
-	}
-	cur := s.Store.Read(nil).Token(req.Id)
-	if cur == nil {
-		return nil, status.Errorf(codes.NotFound, "token %q not found", req.Id)
-	}
-	if cur.Token.RevokeTime != nil {
-		return &restorev1.RevokeTokenResponse{Token: cur.Token}, nil
-	}
-	out, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_REVOKE_TOKEN,
-		&raftv1.RevokeToken{Id: req.Id, RevokeTime: timestamppb.New(s.Now())})
-	if err != nil {
-		return nil, err
-	}
-	return &restorev1.RevokeTokenResponse{Token: out.(*raftv1.StoredToken).Token}, nil
 }
 
 // GetCluster implements the RPC.

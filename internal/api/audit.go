@@ -13,6 +13,7 @@ import (
 	"github.com/restored/restored/internal/auth"
 	"github.com/restored/restored/internal/mdkeys"
 	"github.com/restored/restored/internal/validate"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -119,7 +120,8 @@ func (s *AuditService) ListAuditEvents(ctx context.Context, req *restorev1.ListA
 	}
 	events := s.Store.Read(nil).AuditEventsFrom(from, match, size+1)
 	events = append(events, s.localRefusals(f, c, size+1)...)
-	events = append(events, s.peerRefusals(ctx, req, size+1)...)
+	peers, missing := s.peerRefusals(ctx, req, size+1)
+	events = append(events, peers...)
 	slices.SortFunc(events, func(a, b *restorev1.AuditEvent) int {
 		if audit.Before(a, b) {
 			return -1
@@ -129,7 +131,7 @@ func (s *AuditService) ListAuditEvents(ctx context.Context, req *restorev1.ListA
 		}
 		return 0
 	})
-	out := &restorev1.ListAuditEventsResponse{}
+	out := &restorev1.ListAuditEventsResponse{MissingServers: missing}
 	for _, ev := range events {
 		if len(out.Events) == size {
 			last := out.Events[size-1]
@@ -157,30 +159,34 @@ func (s *AuditService) localRefusals(f audit.Filter, c cursor, limit int) []*res
 	return out
 }
 
-// peerRefusals asks every other server for the refusals it recorded.
-func (s *AuditService) peerRefusals(ctx context.Context, req *restorev1.ListAuditEventsRequest, limit int) []*restorev1.AuditEvent {
+// peerRefusals asks every other server for the refusals it recorded, and
+// names those it could not reach.
+func (s *AuditService) peerRefusals(ctx context.Context, req *restorev1.ListAuditEventsRequest, limit int) (out []*restorev1.AuditEvent, missing []string) {
 	if s.Peers == nil || wasForwarded(ctx) {
-		return nil
+		return nil, nil
 	}
 	ask := proto.Clone(req).(*restorev1.ListAuditEventsRequest)
 	ask.PageSize = int32(min(limit, 1000))
-	var out []*restorev1.AuditEvent
 	for _, srv := range s.Store.Read(nil).Servers() {
 		if srv.Id == s.ServerID || srv.GrpcAddress == "" {
 			continue
 		}
 		conn, err := s.Peers.conn(srv.GrpcAddress)
-		if err != nil {
-			continue
+		if err == nil {
+			// A peer that was down a moment ago: reconnect now rather than
+			// after the backoff, and wait for it briefly.
+			conn.ResetConnectBackoff()
+			pctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(forwardedContext(ctx, s.ServerID), mdkeys.AuditLocal, "1"), 5*time.Second)
+			var resp *restorev1.ListAuditEventsResponse
+			resp, err = restorev1.NewAuditServiceClient(conn).ListAuditEvents(pctx, ask, grpc.WaitForReady(true))
+			cancel()
+			if err == nil {
+				out = append(out, resp.Events...)
+				continue
+			}
 		}
-		pctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(forwardedContext(ctx, s.ServerID), mdkeys.AuditLocal, "1"), 5*time.Second)
-		resp, err := restorev1.NewAuditServiceClient(conn).ListAuditEvents(pctx, ask)
-		cancel()
-		if err != nil {
-			s.Log.Warn("a server's refusals are missing from the audit listing", "server", srv.Id, "err", err)
-			continue
-		}
-		out = append(out, resp.Events...)
+		s.Log.Warn("a server's refusals are missing from the audit listing", "server", srv.Id, "err", err)
+		missing = append(missing, srv.Id)
 	}
-	return out
+	return out, missing
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/restored/restored/internal/audit"
+	"github.com/restored/restored/internal/auth"
 	"github.com/restored/restored/internal/pki"
 	"github.com/restored/restored/internal/raftnode"
 	"github.com/restored/restored/internal/store"
@@ -59,6 +60,19 @@ type Deps struct {
 	// Refusals records the calls this server refuses before raft (nil: not
 	// recorded, in unit tests).
 	Refusals *audit.Refusals
+	// Uses collects the tokens this server authenticated, written to raft
+	// in batches (FlushTokenUses; nil: not recorded).
+	Uses *auth.Uses
+}
+
+// bearer authenticates a bearer secret now and notes the token's use.
+func (d *Deps) bearer(secret string) (*auth.Principal, error) {
+	now := d.Now()
+	p, err := auth.Authenticate(d.Store.Read(nil), secret, now)
+	if err == nil {
+		d.Uses.Note(p.TokenID, now)
+	}
+	return p, err
 }
 
 // inLog marks a call whose write reached the raft log: its outcome, a

@@ -45,7 +45,7 @@ func (d *Deps) authenticate(ctx context.Context, method string) (*auth.Principal
 	if secret == "" {
 		return nil, auth.ErrUnauthenticated
 	}
-	p, err := auth.Authenticate(d.Store.Read(nil), secret)
+	p, err := d.bearer(secret)
 	if err != nil {
 		return nil, err
 	}

@@ -77,6 +77,8 @@ var (
 	// Audit events: admins and operators see every tenant's, partners and
 	// backup jobs their own tenant's.
 	auditReaders = allow(auth.RoleAdmin, auth.RoleOperator, auth.RolePartner, auth.RoleBackup)
+	// Every bearer token may rotate itself (admins any token).
+	tokenHolders = allow(auth.RoleAdmin, auth.RoleOperator, auth.RolePartner, auth.RoleBackup, auth.RoleAgent)
 )
 
 // rules holds every RPC of every service, keyed by the generated method
@@ -130,6 +132,7 @@ var rules = map[string]rule{
 	restorev1.AdminService_CreateToken_FullMethodName:  {admins, onLeader, byToken},
 	restorev1.AdminService_ListTokens_FullMethodName:   {admins, anyServer, byToken},
 	restorev1.AdminService_RevokeToken_FullMethodName:  {admins, onLeader, byToken},
+	restorev1.AdminService_RotateToken_FullMethodName:  {tokenHolders, onLeader, byToken},
 	restorev1.AdminService_GetCluster_FullMethodName:   {admins, anyServer, byToken},
 
 	restorev1.AgentService_Register_FullMethodName:             {agents, onLeader, byAgentCert},
@@ -148,6 +151,7 @@ var rules = map[string]rule{
 	raftv1.ClusterService_Join_FullMethodName:             {admins, onLeader, byTokenAndServerCert},
 	raftv1.ClusterService_Enroll_FullMethodName:           {admins, anyServer, byToken},
 	raftv1.ClusterService_Relay_FullMethodName:            {servers, anyServer, byServerCert},
+	raftv1.ClusterService_ReportTokenUse_FullMethodName:   {servers, onLeader, byServerCert},
 }
 
 // allowed says whether role may call method.
@@ -164,7 +168,7 @@ var metricsReaders = allow(auth.RoleAdmin, auth.RoleOperator)
 // an operator's: 401 without a valid token, 403 for any other role.
 func (d *Deps) MetricsHandler(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := auth.Authenticate(d.Store.Read(nil), auth.BearerFrom(r.Header.Get("Authorization")))
+		p, err := d.bearer(auth.BearerFrom(r.Header.Get("Authorization")))
 		switch {
 		case err != nil:
 			w.Header().Set("WWW-Authenticate", `Bearer realm="restored"`)

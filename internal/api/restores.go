@@ -216,7 +216,7 @@ func (s *RestoreService) DeleteRestore(ctx context.Context, req *restorev1.Delet
 
 // WatchRestores implements the RPC: every matching restore, then each one
 // again whenever it changes. It ends with Unauthenticated as soon as the
-// caller's token is revoked.
+// caller's token is revoked or expires.
 func (s *RestoreService) WatchRestores(req *restorev1.WatchRestoresRequest, stream restorev1.RestoreService_WatchRestoresServer) error {
 	ctx := stream.Context()
 	p := principal(ctx)
@@ -235,7 +235,8 @@ func (s *RestoreService) WatchRestores(req *restorev1.WatchRestoresRequest, stre
 		ws := memdb.NewWatchSet()
 		s.Store.WatchTables(ws, store.TableRestores, store.TableTokens)
 		r := s.Store.Read(nil)
-		if t := r.Token(p.TokenID); t == nil || t.Token.RevokeTime != nil {
+		t := r.Token(p.TokenID)
+		if !store.TokenUsable(t, s.Now()) {
 			return auth.ErrUnauthenticated
 		}
 		for _, x := range r.RestoresSince(seen) {
@@ -247,8 +248,23 @@ func (s *RestoreService) WatchRestores(req *restorev1.WatchRestoresRequest, stre
 				return err
 			}
 		}
-		if err := ws.WatchCtx(ctx); err != nil {
-			return status.FromContextError(ctx.Err()).Err()
+		if err := watchUntil(ctx, ws, store.TokenEnd(t)); err != nil {
+			return err
 		}
 	}
+}
+
+// watchUntil waits for ws to fire, ctx to end, or the token's end (zero:
+// none) to come, so a stream does not outlive its token.
+func watchUntil(ctx context.Context, ws memdb.WatchSet, end time.Time) error {
+	wctx := ctx
+	if !end.IsZero() {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithDeadline(ctx, end)
+		defer cancel()
+	}
+	if err := ws.WatchCtx(wctx); err != nil && ctx.Err() != nil {
+		return status.FromContextError(ctx.Err()).Err()
+	}
+	return nil
 }

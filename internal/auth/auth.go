@@ -112,17 +112,24 @@ func tokenIDOf(secret string) (string, bool) {
 var ErrUnauthenticated = status.Error(codes.Unauthenticated,
 	"missing or invalid bearer token: send \"Authorization: Bearer <token secret>\" with a token that has not been revoked")
 
-// Authenticate checks a presented secret against the current state.
-func Authenticate(r *store.Reader, secret string) (*Principal, error) {
+// Authenticate checks a presented secret against the current state at now:
+// the token must exist, match, and be neither revoked nor expired
+// (store.TokenEnd).
+func Authenticate(r *store.Reader, secret string, now time.Time) (*Principal, error) {
 	id, ok := tokenIDOf(secret)
 	if !ok {
 		return nil, ErrUnauthenticated
 	}
 	t := r.Token(id)
-	if t == nil || t.Token.RevokeTime != nil {
+	if t == nil || subtle.ConstantTimeCompare(t.SecretSha256, Hash(secret)) != 1 {
 		return nil, ErrUnauthenticated
 	}
-	if subtle.ConstantTimeCompare(t.SecretSha256, Hash(secret)) != 1 {
+	if !store.TokenUsable(t, now) {
+		if t.Token.RevokeTime == nil {
+			// Only the holder of the secret learns this.
+			return nil, status.Errorf(codes.Unauthenticated, "token %s expired at %s: ask an admin for a new one (rotate tokens before they expire: POST /v1/tokens/self:rotate)",
+				id, t.Token.ExpireTime.AsTime().UTC().Format(time.RFC3339))
+		}
 		return nil, ErrUnauthenticated
 	}
 	return &Principal{TokenID: id, Tenant: t.Token.Tenant, Role: Role(t.Token.Role)}, nil

@@ -17,8 +17,10 @@ import (
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/kinds"
 	"github.com/restored/restored/internal/lifecycle"
+	"github.com/restored/restored/internal/mdkeys"
 	"github.com/restored/restored/internal/nbd"
 	"github.com/restored/restored/internal/storage"
+	"google.golang.org/grpc/metadata"
 )
 
 // Config is one backup run.
@@ -230,6 +232,9 @@ func chainDepth(repo *storage.Repository, rp *storage.RecoveryPoint) int {
 // moves to after from on w (nil: quietly). A snapshot that ends (RELEASED or
 // FAILED) in another state is an error that gives its reason.
 func Wait(ctx context.Context, c restorev1.SnapshotServiceClient, id string, from, want restorev1.SnapshotState, w io.Writer) (*restorev1.Snapshot, error) {
+	// Read through the leader: the server this job reaches may not have
+	// applied the snapshot it just created (read-your-writes).
+	ctx = metadata.AppendToOutgoingContext(ctx, mdkeys.Consistency, "linearizable")
 	last := from
 	for {
 		got, err := c.GetSnapshot(ctx, &restorev1.GetSnapshotRequest{Id: id})

@@ -27,7 +27,10 @@ func commandMessage(t raftv1.CommandType) proto.Message {
 }
 
 // recordWrite keeps the audit event of an applied (or refused) entry.
-func recordWrite(txn *memdb.Txn, index uint64, env *raftv1.Envelope, result proto.Message, err error) error {
+func recordWrite(txn *memdb.Txn, index uint64, env *raftv1.Envelope, c command, result proto.Message, err error) error {
+	if c.unaudited {
+		return nil
+	}
 	cmd := commandMessage(env.Type)
 	if cmd != nil && proto.Unmarshal(env.Payload, cmd) != nil {
 		cmd = nil

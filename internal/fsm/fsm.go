@@ -32,6 +32,9 @@ type command struct {
 	// older server can do without, at the price of reads that differ while
 	// the cluster is upgraded, may say so.
 	skippable bool
+	// unaudited: the entry is bookkeeping no one asked for (last-used
+	// times), kept out of the audit log.
+	unaudited bool
 }
 
 // commands maps each command type to how it is applied. Numbers are never
@@ -64,6 +67,8 @@ var commands = map[raftv1.CommandType]command{
 	raftv1.CommandType_COMMAND_TYPE_REMOVE_HOST:                {apply: applyRemoveHost},
 	raftv1.CommandType_COMMAND_TYPE_REPORT_INVENTORY:           {apply: applyReportInventory},
 	raftv1.CommandType_COMMAND_TYPE_LINK_UP_RESTORE:            {apply: applyLinkUpRestore},
+	raftv1.CommandType_COMMAND_TYPE_ROTATE_TOKEN:               {apply: applyRotateToken},
+	raftv1.CommandType_COMMAND_TYPE_TOUCH_TOKENS:               {apply: applyTouchTokens, skippable: true, unaudited: true},
 }
 
 // Halt says why the FSM stopped applying the log: an entry it may not skip
@@ -193,7 +198,7 @@ func (f *FSM) applyIn(txn *memdb.Txn, data []byte, index uint64) (res *Result, c
 	if err != nil {
 		if _, isStatus := status.FromError(err); isStatus {
 			// A rejection: nothing was written but its audit record.
-			if aerr := recordWrite(txn, index, &env, nil, err); aerr != nil {
+			if aerr := recordWrite(txn, index, &env, cmd, nil, err); aerr != nil {
 				return &Result{Err: aerr}, false
 			}
 			return &Result{Err: err}, true
@@ -201,7 +206,7 @@ func (f *FSM) applyIn(txn *memdb.Txn, data []byte, index uint64) (res *Result, c
 		f.log.Error("raft apply failed", "index", index, "type", env.Type, "err", err)
 		return &Result{Err: err}, false
 	}
-	if err := recordWrite(txn, index, &env, v, nil); err != nil {
+	if err := recordWrite(txn, index, &env, cmd, v, nil); err != nil {
 		return &Result{Err: err}, false
 	}
 	return &Result{Value: v}, true

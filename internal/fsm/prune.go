@@ -57,7 +57,8 @@ func applyPrune(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error)
 	}
 	for _, id := range cmd.TokenIds {
 		t := r.Token(id)
-		if t == nil || t.Bootstrap || !notAfter(t.GetToken().GetRevokeTime(), cmd.TokensBefore) {
+		end := store.TokenEnd(t)
+		if t == nil || t.Bootstrap || end.IsZero() || !notAfter(timestamppb.New(end), cmd.TokensBefore) {
 			continue
 		}
 		if err := txn.Delete(store.TableTokens, t); err != nil {

@@ -19,8 +19,8 @@ type Retention struct {
 	Snapshots time.Duration
 	// IdempotencyKeys: how long a request_id answers with its first result.
 	IdempotencyKeys time.Duration
-	// RevokedTokens: revoked tokens, after their revocation (their last
-	// possible use).
+	// RevokedTokens: revoked and expired tokens, after they stopped
+	// working (store.TokenEnd: their last possible use).
 	RevokedTokens time.Duration
 	// Verifications: verifications and their evidence records, after they
 	// ended.
@@ -71,7 +71,7 @@ func PruneDue(r *store.Reader, now time.Time, keep Retention) *raftv1.Prune {
 	if keep.RevokedTokens > 0 {
 		cut := now.Add(-keep.RevokedTokens)
 		cmd.TokensBefore = timestamppb.New(cut)
-		for _, t := range r.TokensRevokedBy(cut, pruneBatch) {
+		for _, t := range r.TokensEndedBy(cut, pruneBatch) {
 			cmd.TokenIds = append(cmd.TokenIds, t.GetToken().GetId())
 		}
 	}

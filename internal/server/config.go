@@ -50,6 +50,10 @@ type Config struct {
 	RaftHeartbeatTimeout time.Duration
 	RaftElectionTimeout  time.Duration
 	RaftLeaderLease      time.Duration
+	// TokenUseInterval is how often this server writes the last-used times
+	// of the tokens it authenticated (one raft entry per interval at most;
+	// default one minute).
+	TokenUseInterval time.Duration
 	// SnapshotThreshold is the number of raft entries between snapshots.
 	SnapshotThreshold uint64
 	// Retention says how long what has ended is kept before the leader
@@ -88,6 +92,9 @@ func (c *Config) defaults() {
 	}
 	if c.SchedulerInterval == 0 {
 		c.SchedulerInterval = time.Second
+	}
+	if c.TokenUseInterval <= 0 {
+		c.TokenUseInterval = time.Minute
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

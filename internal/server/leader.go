@@ -93,7 +93,7 @@ func (s *Server) ensureBootstrapToken() error {
 		}
 	}
 	path := s.BootstrapTokenPath()
-	tok, secret := api.NewToken("", auth.RoleAdmin, "bootstrap admin token", timestamppb.Now())
+	tok, secret := api.NewToken(api.TokenOptions{Role: auth.RoleAdmin, Description: "bootstrap admin token"}, time.Now())
 	tok.Bootstrap = true
 	// Write the secret first (so it is never lost), but let the file appear
 	// under its name only once the token works.
@@ -150,7 +150,7 @@ func (s *Server) join(ctx context.Context) {
 // MintToken creates a token directly through raft (this server must lead).
 // restored --dev uses it to give its embedded agent a token.
 func (s *Server) MintToken(role auth.Role, description string) (string, error) {
-	tok, secret := api.NewToken("", role, description, timestamppb.Now())
+	tok, secret := api.NewToken(api.TokenOptions{Role: role, Description: description}, time.Now())
 	if _, err := s.node.Apply(raftv1.CommandType_COMMAND_TYPE_CREATE_TOKEN, &raftv1.CreateToken{Token: tok}, 10*time.Second); err != nil {
 		return "", err
 	}

@@ -16,6 +16,7 @@ import (
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/api"
 	"github.com/restored/restored/internal/audit"
+	"github.com/restored/restored/internal/auth"
 	"github.com/restored/restored/internal/consoleweb"
 	"github.com/restored/restored/internal/fsm"
 	"github.com/restored/restored/internal/gateway"
@@ -133,6 +134,7 @@ func Start(cfg Config) (s *Server, err error) {
 		HeartbeatInterval: cfg.HeartbeatInterval, HeartbeatTTL: cfg.HeartbeatTTL,
 		Tunnels: tunnel.NewHub(), Consoles: api.NewConsoles(), HTTPAddr: cfg.advertised(httpLis.Addr()),
 		PeerCreds: peerCreds, CA: tc.ca, CertLifetime: cfg.CertLifetime, Refusals: refusals,
+		Uses: auth.NewUses(),
 	}
 	// Clients of the API: with a certificate of the CA (servers, agents;
 	// a removed host's agent is refused at the handshake) or without one.
@@ -180,10 +182,14 @@ func Start(cfg Config) (s *Server, err error) {
 	s.gateway = gw
 	s.http = &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, TLSConfig: pki.ServerConfig(tc.keeper, tc.pool, clients)}
 
-	s.wg.Add(4)
+	s.wg.Add(5)
 	go func() {
 		defer s.wg.Done()
 		tc.renewals(ctx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.tokenUses(ctx)
 	}()
 	go func() {
 		defer s.wg.Done()
@@ -211,6 +217,24 @@ func Start(cfg Config) (s *Server, err error) {
 	log.Info("restored started", "version", version.Version, "id", id, "grpc", grpcLis.Addr().String(),
 		"http", httpLis.Addr().String(), "raft", node.Addr(), "data_dir", cfg.DataDir)
 	return s, nil
+}
+
+// tokenUses writes the last-used times of the tokens this server
+// authenticated, once per TokenUseInterval (a server stopping loses at
+// most one interval's: last-used times are "to within a minute").
+func (s *Server) tokenUses(ctx context.Context) {
+	t := time.NewTicker(s.cfg.TokenUseInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.deps.FlushTokenUses(ctx); err != nil {
+				s.log.Debug("token last-used times wait for the next flush", "err", err)
+			}
+		}
+	}
 }
 
 // ID is this server's raft id.

@@ -62,10 +62,10 @@ func (r *Reader) IdempotencyKeysCreatedBy(t time.Time, limit int) []*raftv1.Idem
 	return as[*raftv1.IdempotencyKey](r.upTo(TableIdempotency, indexCreated, t, limit))
 }
 
-// TokensRevokedBy returns tokens revoked at or before t, never the
-// bootstrap token (at most limit).
-func (r *Reader) TokensRevokedBy(t time.Time, limit int) []*raftv1.StoredToken {
-	return as[*raftv1.StoredToken](r.upTo(TableTokens, indexRevoked, t, limit))
+// TokensEndedBy returns tokens revoked or expired at or before t, never
+// the bootstrap token (at most limit).
+func (r *Reader) TokensEndedBy(t time.Time, limit int) []*raftv1.StoredToken {
+	return as[*raftv1.StoredToken](r.upTo(TableTokens, indexEnded, t, limit))
 }
 
 func as[T any](objs []any) []T {

@@ -18,14 +18,13 @@ const (
 	indexExpiry = "expiry"
 	// indexEnded: restores that ended and hold nothing on a host, by
 	// update_time; snapshots released or failed, by release_time;
-	// verifications by end_time.
+	// verifications by end_time; tokens that stopped working (revoked or
+	// expired; never the bootstrap token) by TokenEnd.
 	indexEnded = "ended"
 	// indexLease: snapshots a lease can still release, by lease_expire_time.
 	indexLease = "lease"
 	// indexCreated: idempotency keys by create_time.
 	indexCreated = "created"
-	// indexRevoked: revoked tokens (never the bootstrap token) by revoke_time.
-	indexRevoked = "revoked"
 	// indexRevision: restores by revision, for watchers.
 	indexRevision = "revision"
 	// indexPolicyRuns: VERIFY restores a policy started, by policy, asset
@@ -190,9 +189,10 @@ func recoveryPointIndexes() []*memdb.IndexSchema {
 func tokenIndexes() []*memdb.IndexSchema {
 	return []*memdb.IndexSchema{
 		{Name: "id", Unique: true, Indexer: &tokenIDIndexer{}},
-		{Name: indexRevoked, AllowMissing: true, Indexer: timeIndex{at: func(o any) (time.Time, bool) {
+		{Name: indexEnded, AllowMissing: true, Indexer: timeIndex{at: func(o any) (time.Time, bool) {
 			t := o.(*raftv1.StoredToken)
-			return stamp(t.GetToken().GetRevokeTime()), t.GetToken().GetRevokeTime() != nil && !t.Bootstrap
+			end := TokenEnd(t)
+			return end, !end.IsZero() && !t.Bootstrap
 		}}},
 	}
 }

@@ -100,7 +100,16 @@ type Token struct {
 	// Set once revoked.
 	RevokeTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
 	// Free text.
-	Description   string `protobuf:"bytes,6,opt,name=description,proto3" json:"description,omitempty"`
+	Description string `protobuf:"bytes,6,opt,name=description,proto3" json:"description,omitempty"`
+	// When it stops working; unset: never (until revoked).
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// When it was last used to authenticate, to within a minute or so:
+	// servers record uses in memory and write them in batches.
+	LastUsedTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_used_time,json=lastUsedTime,proto3" json:"last_used_time,omitempty"`
+	// The token this one replaced (RotateToken).
+	RotatedFrom string `protobuf:"bytes,9,opt,name=rotated_from,json=rotatedFrom,proto3" json:"rotated_from,omitempty"`
+	// The token that replaced this one; it works until expire_time.
+	ReplacedBy    string `protobuf:"bytes,10,opt,name=replaced_by,json=replacedBy,proto3" json:"replaced_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -173,6 +182,34 @@ func (x *Token) GetRevokeTime() *timestamppb.Timestamp {
 func (x *Token) GetDescription() string {
 	if x != nil {
 		return x.Description
+	}
+	return ""
+}
+
+func (x *Token) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *Token) GetLastUsedTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUsedTime
+	}
+	return nil
+}
+
+func (x *Token) GetRotatedFrom() string {
+	if x != nil {
+		return x.RotatedFrom
+	}
+	return ""
+}
+
+func (x *Token) GetReplacedBy() string {
+	if x != nil {
+		return x.ReplacedBy
 	}
 	return ""
 }
@@ -369,7 +406,10 @@ type CreateTokenRequest struct {
 	// "admin", "operator", "partner", "backup" or "agent".
 	Role string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
 	// Free text.
-	Description   string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	// Seconds until the token expires (at most 10 years); 0: it never
+	// expires (until revoked).
+	TtlSeconds    int64 `protobuf:"varint,4,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -425,6 +465,13 @@ func (x *CreateTokenRequest) GetDescription() string {
 	return ""
 }
 
+func (x *CreateTokenRequest) GetTtlSeconds() int64 {
+	if x != nil {
+		return x.TtlSeconds
+	}
+	return 0
+}
+
 // CreateTokenResponse returns the secret, once.
 type CreateTokenResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -435,7 +482,9 @@ type CreateTokenResponse struct {
 	// Tenant.
 	Tenant string `protobuf:"bytes,3,opt,name=tenant,proto3" json:"tenant,omitempty"`
 	// Role.
-	Role          string `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
+	Role string `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
+	// When it expires; unset: never.
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -496,6 +545,13 @@ func (x *CreateTokenResponse) GetRole() string {
 		return x.Role
 	}
 	return ""
+}
+
+func (x *CreateTokenResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
 }
 
 // ListTokensRequest filters tokens.
@@ -682,6 +738,118 @@ func (x *RevokeTokenResponse) GetToken() *Token {
 	return nil
 }
 
+// RotateTokenRequest names the token to replace.
+type RotateTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Token id; empty or "self": the token the call is made with.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// How long the old token keeps working (default 3600, at most 2592000
+	// = 30 days; never longer than it would have lived anyway).
+	GraceSeconds  int64 `protobuf:"varint,2,opt,name=grace_seconds,json=graceSeconds,proto3" json:"grace_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateTokenRequest) Reset() {
+	*x = RotateTokenRequest{}
+	mi := &file_restore_v1_admin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateTokenRequest) ProtoMessage() {}
+
+func (x *RotateTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_admin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateTokenRequest.ProtoReflect.Descriptor instead.
+func (*RotateTokenRequest) Descriptor() ([]byte, []int) {
+	return file_restore_v1_admin_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RotateTokenRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RotateTokenRequest) GetGraceSeconds() int64 {
+	if x != nil {
+		return x.GraceSeconds
+	}
+	return 0
+}
+
+// RotateTokenResponse returns the new token's secret, once, and the old
+// token as it now is.
+type RotateTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new token (its id, secret, tenant, role, expiry).
+	Token *CreateTokenResponse `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// The old token: replaced_by set, expire_time at the end of the grace.
+	Old           *Token `protobuf:"bytes,2,opt,name=old,proto3" json:"old,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateTokenResponse) Reset() {
+	*x = RotateTokenResponse{}
+	mi := &file_restore_v1_admin_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateTokenResponse) ProtoMessage() {}
+
+func (x *RotateTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_admin_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateTokenResponse.ProtoReflect.Descriptor instead.
+func (*RotateTokenResponse) Descriptor() ([]byte, []int) {
+	return file_restore_v1_admin_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RotateTokenResponse) GetToken() *CreateTokenResponse {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+func (x *RotateTokenResponse) GetOld() *Token {
+	if x != nil {
+		return x.Old
+	}
+	return nil
+}
+
 // GetClusterRequest has no fields.
 type GetClusterRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -691,7 +859,7 @@ type GetClusterRequest struct {
 
 func (x *GetClusterRequest) Reset() {
 	*x = GetClusterRequest{}
-	mi := &file_restore_v1_admin_proto_msgTypes[12]
+	mi := &file_restore_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -703,7 +871,7 @@ func (x *GetClusterRequest) String() string {
 func (*GetClusterRequest) ProtoMessage() {}
 
 func (x *GetClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_admin_proto_msgTypes[12]
+	mi := &file_restore_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -716,7 +884,7 @@ func (x *GetClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterRequest.ProtoReflect.Descriptor instead.
 func (*GetClusterRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_restore_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 // Server is one raft server.
@@ -738,7 +906,7 @@ type Server struct {
 
 func (x *Server) Reset() {
 	*x = Server{}
-	mi := &file_restore_v1_admin_proto_msgTypes[13]
+	mi := &file_restore_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -750,7 +918,7 @@ func (x *Server) String() string {
 func (*Server) ProtoMessage() {}
 
 func (x *Server) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_admin_proto_msgTypes[13]
+	mi := &file_restore_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -763,7 +931,7 @@ func (x *Server) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Server.ProtoReflect.Descriptor instead.
 func (*Server) Descriptor() ([]byte, []int) {
-	return file_restore_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_restore_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Server) GetId() string {
@@ -825,7 +993,7 @@ type GetClusterResponse struct {
 
 func (x *GetClusterResponse) Reset() {
 	*x = GetClusterResponse{}
-	mi := &file_restore_v1_admin_proto_msgTypes[14]
+	mi := &file_restore_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -837,7 +1005,7 @@ func (x *GetClusterResponse) String() string {
 func (*GetClusterResponse) ProtoMessage() {}
 
 func (x *GetClusterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_admin_proto_msgTypes[14]
+	mi := &file_restore_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -850,7 +1018,7 @@ func (x *GetClusterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterResponse.ProtoReflect.Descriptor instead.
 func (*GetClusterResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_restore_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetClusterResponse) GetServers() []*Server {
@@ -912,7 +1080,7 @@ const file_restore_v1_admin_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12;\n" +
 	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xdf\x01\n" +
+	"createTime\"\xa2\x03\n" +
 	"\x05Token\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x12\n" +
@@ -921,7 +1089,14 @@ const file_restore_v1_admin_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vrevoke_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"revokeTime\x12 \n" +
-	"\vdescription\x18\x06 \x01(\tR\vdescription\"H\n" +
+	"\vdescription\x18\x06 \x01(\tR\vdescription\x12;\n" +
+	"\vexpire_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12@\n" +
+	"\x0elast_used_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\flastUsedTime\x12!\n" +
+	"\frotated_from\x18\t \x01(\tR\vrotatedFrom\x12\x1f\n" +
+	"\vreplaced_by\x18\n" +
+	" \x01(\tR\n" +
+	"replacedBy\"H\n" +
 	"\x13CreateTenantRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\"B\n" +
@@ -929,16 +1104,20 @@ const file_restore_v1_admin_proto_rawDesc = "" +
 	"\x06tenant\x18\x01 \x01(\v2\x12.restore.v1.TenantR\x06tenant\"\x14\n" +
 	"\x12ListTenantsRequest\"C\n" +
 	"\x13ListTenantsResponse\x12,\n" +
-	"\atenants\x18\x01 \x03(\v2\x12.restore.v1.TenantR\atenants\"b\n" +
+	"\atenants\x18\x01 \x03(\v2\x12.restore.v1.TenantR\atenants\"\x83\x01\n" +
 	"\x12CreateTokenRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12 \n" +
-	"\vdescription\x18\x03 \x01(\tR\vdescription\"i\n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\x12\x1f\n" +
+	"\vttl_seconds\x18\x04 \x01(\x03R\n" +
+	"ttlSeconds\"\xa6\x01\n" +
 	"\x13CreateTokenResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\x12\x16\n" +
 	"\x06tenant\x18\x03 \x01(\tR\x06tenant\x12\x12\n" +
-	"\x04role\x18\x04 \x01(\tR\x04role\"+\n" +
+	"\x04role\x18\x04 \x01(\tR\x04role\x12;\n" +
+	"\vexpire_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"+\n" +
 	"\x11ListTokensRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\"?\n" +
 	"\x12ListTokensResponse\x12)\n" +
@@ -946,7 +1125,13 @@ const file_restore_v1_admin_proto_rawDesc = "" +
 	"\x12RevokeTokenRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\">\n" +
 	"\x13RevokeTokenResponse\x12'\n" +
-	"\x05token\x18\x01 \x01(\v2\x11.restore.v1.TokenR\x05token\"\x13\n" +
+	"\x05token\x18\x01 \x01(\v2\x11.restore.v1.TokenR\x05token\"I\n" +
+	"\x12RotateTokenRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
+	"\rgrace_seconds\x18\x02 \x01(\x03R\fgraceSeconds\"q\n" +
+	"\x13RotateTokenResponse\x125\n" +
+	"\x05token\x18\x01 \x01(\v2\x1f.restore.v1.CreateTokenResponseR\x05token\x12#\n" +
+	"\x03old\x18\x02 \x01(\v2\x11.restore.v1.TokenR\x03old\"\x13\n" +
 	"\x11GetClusterRequest\"\x92\x01\n" +
 	"\x06Server\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
@@ -962,14 +1147,15 @@ const file_restore_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"last_index\x18\x05 \x01(\x04R\tlastIndex\x12\x1b\n" +
 	"\tserver_id\x18\x06 \x01(\tR\bserverId\x12%\n" +
-	"\x0eca_fingerprint\x18\a \x01(\tR\rcaFingerprint2\xeb\x03\n" +
+	"\x0eca_fingerprint\x18\a \x01(\tR\rcaFingerprint2\xbb\x04\n" +
 	"\fAdminService\x12Q\n" +
 	"\fCreateTenant\x12\x1f.restore.v1.CreateTenantRequest\x1a .restore.v1.CreateTenantResponse\x12N\n" +
 	"\vListTenants\x12\x1e.restore.v1.ListTenantsRequest\x1a\x1f.restore.v1.ListTenantsResponse\x12N\n" +
 	"\vCreateToken\x12\x1e.restore.v1.CreateTokenRequest\x1a\x1f.restore.v1.CreateTokenResponse\x12K\n" +
 	"\n" +
 	"ListTokens\x12\x1d.restore.v1.ListTokensRequest\x1a\x1e.restore.v1.ListTokensResponse\x12N\n" +
-	"\vRevokeToken\x12\x1e.restore.v1.RevokeTokenRequest\x1a\x1f.restore.v1.RevokeTokenResponse\x12K\n" +
+	"\vRevokeToken\x12\x1e.restore.v1.RevokeTokenRequest\x1a\x1f.restore.v1.RevokeTokenResponse\x12N\n" +
+	"\vRotateToken\x12\x1e.restore.v1.RotateTokenRequest\x1a\x1f.restore.v1.RotateTokenResponse\x12K\n" +
 	"\n" +
 	"GetCluster\x12\x1d.restore.v1.GetClusterRequest\x1a\x1e.restore.v1.GetClusterResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
 
@@ -985,7 +1171,7 @@ func file_restore_v1_admin_proto_rawDescGZIP() []byte {
 	return file_restore_v1_admin_proto_rawDescData
 }
 
-var file_restore_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_restore_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_restore_v1_admin_proto_goTypes = []any{
 	(*Tenant)(nil),                // 0: restore.v1.Tenant
 	(*Token)(nil),                 // 1: restore.v1.Token
@@ -999,37 +1185,46 @@ var file_restore_v1_admin_proto_goTypes = []any{
 	(*ListTokensResponse)(nil),    // 9: restore.v1.ListTokensResponse
 	(*RevokeTokenRequest)(nil),    // 10: restore.v1.RevokeTokenRequest
 	(*RevokeTokenResponse)(nil),   // 11: restore.v1.RevokeTokenResponse
-	(*GetClusterRequest)(nil),     // 12: restore.v1.GetClusterRequest
-	(*Server)(nil),                // 13: restore.v1.Server
-	(*GetClusterResponse)(nil),    // 14: restore.v1.GetClusterResponse
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*RotateTokenRequest)(nil),    // 12: restore.v1.RotateTokenRequest
+	(*RotateTokenResponse)(nil),   // 13: restore.v1.RotateTokenResponse
+	(*GetClusterRequest)(nil),     // 14: restore.v1.GetClusterRequest
+	(*Server)(nil),                // 15: restore.v1.Server
+	(*GetClusterResponse)(nil),    // 16: restore.v1.GetClusterResponse
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
 }
 var file_restore_v1_admin_proto_depIdxs = []int32{
-	15, // 0: restore.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
-	15, // 1: restore.v1.Token.create_time:type_name -> google.protobuf.Timestamp
-	15, // 2: restore.v1.Token.revoke_time:type_name -> google.protobuf.Timestamp
-	0,  // 3: restore.v1.CreateTenantResponse.tenant:type_name -> restore.v1.Tenant
-	0,  // 4: restore.v1.ListTenantsResponse.tenants:type_name -> restore.v1.Tenant
-	1,  // 5: restore.v1.ListTokensResponse.tokens:type_name -> restore.v1.Token
-	1,  // 6: restore.v1.RevokeTokenResponse.token:type_name -> restore.v1.Token
-	13, // 7: restore.v1.GetClusterResponse.servers:type_name -> restore.v1.Server
-	2,  // 8: restore.v1.AdminService.CreateTenant:input_type -> restore.v1.CreateTenantRequest
-	4,  // 9: restore.v1.AdminService.ListTenants:input_type -> restore.v1.ListTenantsRequest
-	6,  // 10: restore.v1.AdminService.CreateToken:input_type -> restore.v1.CreateTokenRequest
-	8,  // 11: restore.v1.AdminService.ListTokens:input_type -> restore.v1.ListTokensRequest
-	10, // 12: restore.v1.AdminService.RevokeToken:input_type -> restore.v1.RevokeTokenRequest
-	12, // 13: restore.v1.AdminService.GetCluster:input_type -> restore.v1.GetClusterRequest
-	3,  // 14: restore.v1.AdminService.CreateTenant:output_type -> restore.v1.CreateTenantResponse
-	5,  // 15: restore.v1.AdminService.ListTenants:output_type -> restore.v1.ListTenantsResponse
-	7,  // 16: restore.v1.AdminService.CreateToken:output_type -> restore.v1.CreateTokenResponse
-	9,  // 17: restore.v1.AdminService.ListTokens:output_type -> restore.v1.ListTokensResponse
-	11, // 18: restore.v1.AdminService.RevokeToken:output_type -> restore.v1.RevokeTokenResponse
-	14, // 19: restore.v1.AdminService.GetCluster:output_type -> restore.v1.GetClusterResponse
-	14, // [14:20] is the sub-list for method output_type
-	8,  // [8:14] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	17, // 0: restore.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
+	17, // 1: restore.v1.Token.create_time:type_name -> google.protobuf.Timestamp
+	17, // 2: restore.v1.Token.revoke_time:type_name -> google.protobuf.Timestamp
+	17, // 3: restore.v1.Token.expire_time:type_name -> google.protobuf.Timestamp
+	17, // 4: restore.v1.Token.last_used_time:type_name -> google.protobuf.Timestamp
+	0,  // 5: restore.v1.CreateTenantResponse.tenant:type_name -> restore.v1.Tenant
+	0,  // 6: restore.v1.ListTenantsResponse.tenants:type_name -> restore.v1.Tenant
+	17, // 7: restore.v1.CreateTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	1,  // 8: restore.v1.ListTokensResponse.tokens:type_name -> restore.v1.Token
+	1,  // 9: restore.v1.RevokeTokenResponse.token:type_name -> restore.v1.Token
+	7,  // 10: restore.v1.RotateTokenResponse.token:type_name -> restore.v1.CreateTokenResponse
+	1,  // 11: restore.v1.RotateTokenResponse.old:type_name -> restore.v1.Token
+	15, // 12: restore.v1.GetClusterResponse.servers:type_name -> restore.v1.Server
+	2,  // 13: restore.v1.AdminService.CreateTenant:input_type -> restore.v1.CreateTenantRequest
+	4,  // 14: restore.v1.AdminService.ListTenants:input_type -> restore.v1.ListTenantsRequest
+	6,  // 15: restore.v1.AdminService.CreateToken:input_type -> restore.v1.CreateTokenRequest
+	8,  // 16: restore.v1.AdminService.ListTokens:input_type -> restore.v1.ListTokensRequest
+	10, // 17: restore.v1.AdminService.RevokeToken:input_type -> restore.v1.RevokeTokenRequest
+	12, // 18: restore.v1.AdminService.RotateToken:input_type -> restore.v1.RotateTokenRequest
+	14, // 19: restore.v1.AdminService.GetCluster:input_type -> restore.v1.GetClusterRequest
+	3,  // 20: restore.v1.AdminService.CreateTenant:output_type -> restore.v1.CreateTenantResponse
+	5,  // 21: restore.v1.AdminService.ListTenants:output_type -> restore.v1.ListTenantsResponse
+	7,  // 22: restore.v1.AdminService.CreateToken:output_type -> restore.v1.CreateTokenResponse
+	9,  // 23: restore.v1.AdminService.ListTokens:output_type -> restore.v1.ListTokensResponse
+	11, // 24: restore.v1.AdminService.RevokeToken:output_type -> restore.v1.RevokeTokenResponse
+	13, // 25: restore.v1.AdminService.RotateToken:output_type -> restore.v1.RotateTokenResponse
+	16, // 26: restore.v1.AdminService.GetCluster:output_type -> restore.v1.GetClusterResponse
+	20, // [20:27] is the sub-list for method output_type
+	13, // [13:20] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_admin_proto_init() }
@@ -1043,7 +1238,7 @@ func file_restore_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restore_v1_admin_proto_rawDesc), len(file_restore_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

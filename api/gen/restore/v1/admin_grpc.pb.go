@@ -24,6 +24,7 @@ const (
 	AdminService_CreateToken_FullMethodName  = "/restore.v1.AdminService/CreateToken"
 	AdminService_ListTokens_FullMethodName   = "/restore.v1.AdminService/ListTokens"
 	AdminService_RevokeToken_FullMethodName  = "/restore.v1.AdminService/RevokeToken"
+	AdminService_RotateToken_FullMethodName  = "/restore.v1.AdminService/RotateToken"
 	AdminService_GetCluster_FullMethodName   = "/restore.v1.AdminService/GetCluster"
 )
 
@@ -34,7 +35,7 @@ const (
 // AdminService manages tenants, tokens and shows the cluster (role admin).
 //
 // REST: POST /v1/tenants, GET /v1/tenants, POST /v1/tokens, GET /v1/tokens,
-// DELETE /v1/tokens/{id}, GET /v1/cluster.
+// DELETE /v1/tokens/{id}, POST /v1/tokens/{id}:rotate, GET /v1/cluster.
 type AdminServiceClient interface {
 	// CreateTenant adds a tenant (id: a lowercase DNS label).
 	CreateTenant(ctx context.Context, in *CreateTenantRequest, opts ...grpc.CallOption) (*CreateTenantResponse, error)
@@ -46,6 +47,11 @@ type AdminServiceClient interface {
 	ListTokens(ctx context.Context, in *ListTokensRequest, opts ...grpc.CallOption) (*ListTokensResponse, error)
 	// RevokeToken revokes a token at once, including on open streams.
 	RevokeToken(ctx context.Context, in *RevokeTokenRequest, opts ...grpc.CallOption) (*RevokeTokenResponse, error)
+	// RotateToken mints a token that replaces another (same tenant, role,
+	// description and lifetime) and lets the old one live on for a grace
+	// period, so a client can switch without downtime. Admins rotate any
+	// token; every other role only the token it calls with.
+	RotateToken(ctx context.Context, in *RotateTokenRequest, opts ...grpc.CallOption) (*RotateTokenResponse, error)
 	// GetCluster shows the raft servers, the leader and the commit index.
 	GetCluster(ctx context.Context, in *GetClusterRequest, opts ...grpc.CallOption) (*GetClusterResponse, error)
 }
@@ -108,6 +114,16 @@ func (c *adminServiceClient) RevokeToken(ctx context.Context, in *RevokeTokenReq
 	return out, nil
 }
 
+func (c *adminServiceClient) RotateToken(ctx context.Context, in *RotateTokenRequest, opts ...grpc.CallOption) (*RotateTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateTokenResponse)
+	err := c.cc.Invoke(ctx, AdminService_RotateToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) GetCluster(ctx context.Context, in *GetClusterRequest, opts ...grpc.CallOption) (*GetClusterResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetClusterResponse)
@@ -125,7 +141,7 @@ func (c *adminServiceClient) GetCluster(ctx context.Context, in *GetClusterReque
 // AdminService manages tenants, tokens and shows the cluster (role admin).
 //
 // REST: POST /v1/tenants, GET /v1/tenants, POST /v1/tokens, GET /v1/tokens,
-// DELETE /v1/tokens/{id}, GET /v1/cluster.
+// DELETE /v1/tokens/{id}, POST /v1/tokens/{id}:rotate, GET /v1/cluster.
 type AdminServiceServer interface {
 	// CreateTenant adds a tenant (id: a lowercase DNS label).
 	CreateTenant(context.Context, *CreateTenantRequest) (*CreateTenantResponse, error)
@@ -137,6 +153,11 @@ type AdminServiceServer interface {
 	ListTokens(context.Context, *ListTokensRequest) (*ListTokensResponse, error)
 	// RevokeToken revokes a token at once, including on open streams.
 	RevokeToken(context.Context, *RevokeTokenRequest) (*RevokeTokenResponse, error)
+	// RotateToken mints a token that replaces another (same tenant, role,
+	// description and lifetime) and lets the old one live on for a grace
+	// period, so a client can switch without downtime. Admins rotate any
+	// token; every other role only the token it calls with.
+	RotateToken(context.Context, *RotateTokenRequest) (*RotateTokenResponse, error)
 	// GetCluster shows the raft servers, the leader and the commit index.
 	GetCluster(context.Context, *GetClusterRequest) (*GetClusterResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
@@ -163,6 +184,9 @@ func (UnimplementedAdminServiceServer) ListTokens(context.Context, *ListTokensRe
 }
 func (UnimplementedAdminServiceServer) RevokeToken(context.Context, *RevokeTokenRequest) (*RevokeTokenResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RevokeToken not implemented")
+}
+func (UnimplementedAdminServiceServer) RotateToken(context.Context, *RotateTokenRequest) (*RotateTokenResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RotateToken not implemented")
 }
 func (UnimplementedAdminServiceServer) GetCluster(context.Context, *GetClusterRequest) (*GetClusterResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetCluster not implemented")
@@ -278,6 +302,24 @@ func _AdminService_RevokeToken_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_RotateToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RotateToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RotateToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RotateToken(ctx, req.(*RotateTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_GetCluster_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetClusterRequest)
 	if err := dec(in); err != nil {
@@ -322,6 +364,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeToken",
 			Handler:    _AdminService_RevokeToken_Handler,
+		},
+		{
+			MethodName: "RotateToken",
+			Handler:    _AdminService_RotateToken_Handler,
 		},
 		{
 			MethodName: "GetCluster",

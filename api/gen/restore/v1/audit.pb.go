@@ -347,8 +347,11 @@ type ListAuditEventsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Events        []*AuditEvent          `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
 	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Servers that could not be reached: the refusals they recorded are not
+	// in this page (accepted writes always are). Ask again when they are back.
+	MissingServers []string `protobuf:"bytes,3,rep,name=missing_servers,json=missingServers,proto3" json:"missing_servers,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ListAuditEventsResponse) Reset() {
@@ -395,6 +398,13 @@ func (x *ListAuditEventsResponse) GetNextPageToken() string {
 	return ""
 }
 
+func (x *ListAuditEventsResponse) GetMissingServers() []string {
+	if x != nil {
+		return x.MissingServers
+	}
+	return nil
+}
+
 var File_restore_v1_audit_proto protoreflect.FileDescriptor
 
 const file_restore_v1_audit_proto_rawDesc = "" +
@@ -429,10 +439,11 @@ const file_restore_v1_audit_proto_rawDesc = "" +
 	"\x06target\x18\x06 \x01(\tR\x06target\x12\x1b\n" +
 	"\tpage_size\x18\a \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\b \x01(\tR\tpageToken\"q\n" +
+	"page_token\x18\b \x01(\tR\tpageToken\"\x9a\x01\n" +
 	"\x17ListAuditEventsResponse\x12.\n" +
 	"\x06events\x18\x01 \x03(\v2\x16.restore.v1.AuditEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*d\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12'\n" +
+	"\x0fmissing_servers\x18\x03 \x03(\tR\x0emissingServers*d\n" +
 	"\fAuditOutcome\x12\x1d\n" +
 	"\x19AUDIT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16AUDIT_OUTCOME_ACCEPTED\x10\x01\x12\x19\n" +

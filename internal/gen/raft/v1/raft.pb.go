@@ -76,6 +76,12 @@ const (
 	CommandType_COMMAND_TYPE_REPORT_INVENTORY CommandType = 26
 	// LinkUpRestore: the caller confirmed; the host brings the link up.
 	CommandType_COMMAND_TYPE_LINK_UP_RESTORE CommandType = 27
+	// RotateToken: a new token replaces an old one, which expires after a
+	// grace period.
+	CommandType_COMMAND_TYPE_ROTATE_TOKEN CommandType = 28
+	// TouchTokens: the last-used times servers saw, in a batch (skippable,
+	// not audited).
+	CommandType_COMMAND_TYPE_TOUCH_TOKENS CommandType = 29
 )
 
 // Enum value maps for CommandType.
@@ -109,6 +115,8 @@ var (
 		25: "COMMAND_TYPE_REMOVE_HOST",
 		26: "COMMAND_TYPE_REPORT_INVENTORY",
 		27: "COMMAND_TYPE_LINK_UP_RESTORE",
+		28: "COMMAND_TYPE_ROTATE_TOKEN",
+		29: "COMMAND_TYPE_TOUCH_TOKENS",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":                0,
@@ -139,6 +147,8 @@ var (
 		"COMMAND_TYPE_REMOVE_HOST":                25,
 		"COMMAND_TYPE_REPORT_INVENTORY":           26,
 		"COMMAND_TYPE_LINK_UP_RESTORE":            27,
+		"COMMAND_TYPE_ROTATE_TOKEN":               28,
+		"COMMAND_TYPE_TOUCH_TOKENS":               29,
 	}
 )
 
@@ -558,6 +568,251 @@ func (x *RevokeToken) GetRevokeTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// RotateToken adds a token that replaces another.
+type RotateToken struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new token, with rotated_from set.
+	Token *StoredToken `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// The old token's id.
+	OldId string `protobuf:"bytes,2,opt,name=old_id,json=oldId,proto3" json:"old_id,omitempty"`
+	// When the old token stops working.
+	OldExpireTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=old_expire_time,json=oldExpireTime,proto3" json:"old_expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateToken) Reset() {
+	*x = RotateToken{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateToken) ProtoMessage() {}
+
+func (x *RotateToken) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateToken.ProtoReflect.Descriptor instead.
+func (*RotateToken) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RotateToken) GetToken() *StoredToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+func (x *RotateToken) GetOldId() string {
+	if x != nil {
+		return x.OldId
+	}
+	return ""
+}
+
+func (x *RotateToken) GetOldExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OldExpireTime
+	}
+	return nil
+}
+
+// TouchTokens records when tokens were last used.
+type TouchTokens struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Each token's newest use a server saw.
+	Uses          []*TokenUse `protobuf:"bytes,1,rep,name=uses,proto3" json:"uses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TouchTokens) Reset() {
+	*x = TouchTokens{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TouchTokens) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TouchTokens) ProtoMessage() {}
+
+func (x *TouchTokens) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TouchTokens.ProtoReflect.Descriptor instead.
+func (*TouchTokens) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *TouchTokens) GetUses() []*TokenUse {
+	if x != nil {
+		return x.Uses
+	}
+	return nil
+}
+
+// TokenUse is one token's last use.
+type TokenUse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenUse) Reset() {
+	*x = TokenUse{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenUse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenUse) ProtoMessage() {}
+
+func (x *TokenUse) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenUse.ProtoReflect.Descriptor instead.
+func (*TokenUse) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *TokenUse) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *TokenUse) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+// ReportTokenUseRequest carries a server's token uses to the leader.
+type ReportTokenUseRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Uses          *TouchTokens           `protobuf:"bytes,1,opt,name=uses,proto3" json:"uses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportTokenUseRequest) Reset() {
+	*x = ReportTokenUseRequest{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportTokenUseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportTokenUseRequest) ProtoMessage() {}
+
+func (x *ReportTokenUseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportTokenUseRequest.ProtoReflect.Descriptor instead.
+func (*ReportTokenUseRequest) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ReportTokenUseRequest) GetUses() *TouchTokens {
+	if x != nil {
+		return x.Uses
+	}
+	return nil
+}
+
+// ReportTokenUseResponse is empty.
+type ReportTokenUseResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportTokenUseResponse) Reset() {
+	*x = ReportTokenUseResponse{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportTokenUseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportTokenUseResponse) ProtoMessage() {}
+
+func (x *ReportTokenUseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportTokenUseResponse.ProtoReflect.Descriptor instead.
+func (*ReportTokenUseResponse) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{10}
+}
+
 // IdempotencyKey is the stored result of a create with a request_id.
 type IdempotencyKey struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -579,7 +834,7 @@ type IdempotencyKey struct {
 
 func (x *IdempotencyKey) Reset() {
 	*x = IdempotencyKey{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[6]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -591,7 +846,7 @@ func (x *IdempotencyKey) String() string {
 func (*IdempotencyKey) ProtoMessage() {}
 
 func (x *IdempotencyKey) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[6]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -604,7 +859,7 @@ func (x *IdempotencyKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdempotencyKey.ProtoReflect.Descriptor instead.
 func (*IdempotencyKey) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{6}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *IdempotencyKey) GetKind() string {
@@ -662,7 +917,7 @@ type CreateRestore struct {
 
 func (x *CreateRestore) Reset() {
 	*x = CreateRestore{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[7]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -674,7 +929,7 @@ func (x *CreateRestore) String() string {
 func (*CreateRestore) ProtoMessage() {}
 
 func (x *CreateRestore) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[7]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -687,7 +942,7 @@ func (x *CreateRestore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRestore.ProtoReflect.Descriptor instead.
 func (*CreateRestore) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{7}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateRestore) GetRestore() *v1.Restore {
@@ -717,7 +972,7 @@ type DeleteRestore struct {
 
 func (x *DeleteRestore) Reset() {
 	*x = DeleteRestore{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[8]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -729,7 +984,7 @@ func (x *DeleteRestore) String() string {
 func (*DeleteRestore) ProtoMessage() {}
 
 func (x *DeleteRestore) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[8]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -742,7 +997,7 @@ func (x *DeleteRestore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRestore.ProtoReflect.Descriptor instead.
 func (*DeleteRestore) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{8}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DeleteRestore) GetId() string {
@@ -770,7 +1025,7 @@ type RegisterHost struct {
 
 func (x *RegisterHost) Reset() {
 	*x = RegisterHost{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[9]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -782,7 +1037,7 @@ func (x *RegisterHost) String() string {
 func (*RegisterHost) ProtoMessage() {}
 
 func (x *RegisterHost) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[9]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -795,7 +1050,7 @@ func (x *RegisterHost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterHost.ProtoReflect.Descriptor instead.
 func (*RegisterHost) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{9}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RegisterHost) GetHost() *v1.Host {
@@ -820,7 +1075,7 @@ type SetHostDrain struct {
 
 func (x *SetHostDrain) Reset() {
 	*x = SetHostDrain{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[10]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -832,7 +1087,7 @@ func (x *SetHostDrain) String() string {
 func (*SetHostDrain) ProtoMessage() {}
 
 func (x *SetHostDrain) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[10]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -845,7 +1100,7 @@ func (x *SetHostDrain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetHostDrain.ProtoReflect.Descriptor instead.
 func (*SetHostDrain) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{10}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SetHostDrain) GetId() string {
@@ -886,7 +1141,7 @@ type SetHostState struct {
 
 func (x *SetHostState) Reset() {
 	*x = SetHostState{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[11]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -898,7 +1153,7 @@ func (x *SetHostState) String() string {
 func (*SetHostState) ProtoMessage() {}
 
 func (x *SetHostState) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[11]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -911,7 +1166,7 @@ func (x *SetHostState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetHostState.ProtoReflect.Descriptor instead.
 func (*SetHostState) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{11}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SetHostState) GetId() string {
@@ -955,7 +1210,7 @@ type ReportRecoveryPoints struct {
 
 func (x *ReportRecoveryPoints) Reset() {
 	*x = ReportRecoveryPoints{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[12]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -967,7 +1222,7 @@ func (x *ReportRecoveryPoints) String() string {
 func (*ReportRecoveryPoints) ProtoMessage() {}
 
 func (x *ReportRecoveryPoints) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[12]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -980,7 +1235,7 @@ func (x *ReportRecoveryPoints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRecoveryPoints.ProtoReflect.Descriptor instead.
 func (*ReportRecoveryPoints) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{12}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReportRecoveryPoints) GetHostId() string {
@@ -1022,7 +1277,7 @@ type RestoreReport struct {
 
 func (x *RestoreReport) Reset() {
 	*x = RestoreReport{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[13]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1034,7 +1289,7 @@ func (x *RestoreReport) String() string {
 func (*RestoreReport) ProtoMessage() {}
 
 func (x *RestoreReport) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[13]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1047,7 +1302,7 @@ func (x *RestoreReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreReport.ProtoReflect.Descriptor instead.
 func (*RestoreReport) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{13}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RestoreReport) GetHostId() string {
@@ -1105,7 +1360,7 @@ type ReportRestoreStatus struct {
 
 func (x *ReportRestoreStatus) Reset() {
 	*x = ReportRestoreStatus{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[14]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1372,7 @@ func (x *ReportRestoreStatus) String() string {
 func (*ReportRestoreStatus) ProtoMessage() {}
 
 func (x *ReportRestoreStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[14]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1385,7 @@ func (x *ReportRestoreStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRestoreStatus.ProtoReflect.Descriptor instead.
 func (*ReportRestoreStatus) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{14}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReportRestoreStatus) GetReport() *RestoreReport {
@@ -1160,7 +1415,7 @@ type Placement struct {
 
 func (x *Placement) Reset() {
 	*x = Placement{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[15]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1172,7 +1427,7 @@ func (x *Placement) String() string {
 func (*Placement) ProtoMessage() {}
 
 func (x *Placement) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[15]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1185,7 +1440,7 @@ func (x *Placement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Placement.ProtoReflect.Descriptor instead.
 func (*Placement) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{15}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Placement) GetRestoreId() string {
@@ -1215,7 +1470,7 @@ type PendingReason struct {
 
 func (x *PendingReason) Reset() {
 	*x = PendingReason{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[16]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1227,7 +1482,7 @@ func (x *PendingReason) String() string {
 func (*PendingReason) ProtoMessage() {}
 
 func (x *PendingReason) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[16]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1240,7 +1495,7 @@ func (x *PendingReason) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingReason.ProtoReflect.Descriptor instead.
 func (*PendingReason) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{16}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PendingReason) GetRestoreId() string {
@@ -1272,7 +1527,7 @@ type PlaceRestores struct {
 
 func (x *PlaceRestores) Reset() {
 	*x = PlaceRestores{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[17]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1284,7 +1539,7 @@ func (x *PlaceRestores) String() string {
 func (*PlaceRestores) ProtoMessage() {}
 
 func (x *PlaceRestores) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[17]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1297,7 +1552,7 @@ func (x *PlaceRestores) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaceRestores.ProtoReflect.Descriptor instead.
 func (*PlaceRestores) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{17}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PlaceRestores) GetPlacements() []*Placement {
@@ -1334,7 +1589,7 @@ type ExpireRestores struct {
 
 func (x *ExpireRestores) Reset() {
 	*x = ExpireRestores{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[18]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1346,7 +1601,7 @@ func (x *ExpireRestores) String() string {
 func (*ExpireRestores) ProtoMessage() {}
 
 func (x *ExpireRestores) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[18]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1359,7 +1614,7 @@ func (x *ExpireRestores) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireRestores.ProtoReflect.Descriptor instead.
 func (*ExpireRestores) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{18}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ExpireRestores) GetIds() []string {
@@ -1387,7 +1642,7 @@ type RegisterServer struct {
 
 func (x *RegisterServer) Reset() {
 	*x = RegisterServer{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[19]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1399,7 +1654,7 @@ func (x *RegisterServer) String() string {
 func (*RegisterServer) ProtoMessage() {}
 
 func (x *RegisterServer) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[19]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1412,7 +1667,7 @@ func (x *RegisterServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterServer.ProtoReflect.Descriptor instead.
 func (*RegisterServer) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{19}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RegisterServer) GetServer() *v1.Server {
@@ -1461,7 +1716,7 @@ type Snapshot struct {
 
 func (x *Snapshot) Reset() {
 	*x = Snapshot{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1473,7 +1728,7 @@ func (x *Snapshot) String() string {
 func (*Snapshot) ProtoMessage() {}
 
 func (x *Snapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1486,7 +1741,7 @@ func (x *Snapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
 func (*Snapshot) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{20}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Snapshot) GetTenants() []*v1.Tenant {
@@ -1606,7 +1861,7 @@ type StoredJoinToken struct {
 
 func (x *StoredJoinToken) Reset() {
 	*x = StoredJoinToken{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1618,7 +1873,7 @@ func (x *StoredJoinToken) String() string {
 func (*StoredJoinToken) ProtoMessage() {}
 
 func (x *StoredJoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1631,7 +1886,7 @@ func (x *StoredJoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredJoinToken.ProtoReflect.Descriptor instead.
 func (*StoredJoinToken) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{21}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *StoredJoinToken) GetToken() *v1.JoinToken {
@@ -1658,7 +1913,7 @@ type CreateJoinToken struct {
 
 func (x *CreateJoinToken) Reset() {
 	*x = CreateJoinToken{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1670,7 +1925,7 @@ func (x *CreateJoinToken) String() string {
 func (*CreateJoinToken) ProtoMessage() {}
 
 func (x *CreateJoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1683,7 +1938,7 @@ func (x *CreateJoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinToken.ProtoReflect.Descriptor instead.
 func (*CreateJoinToken) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{22}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateJoinToken) GetToken() *StoredJoinToken {
@@ -1705,7 +1960,7 @@ type UseJoinToken struct {
 
 func (x *UseJoinToken) Reset() {
 	*x = UseJoinToken{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1717,7 +1972,7 @@ func (x *UseJoinToken) String() string {
 func (*UseJoinToken) ProtoMessage() {}
 
 func (x *UseJoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1730,7 +1985,7 @@ func (x *UseJoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UseJoinToken.ProtoReflect.Descriptor instead.
 func (*UseJoinToken) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{23}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *UseJoinToken) GetId() string {
@@ -1759,7 +2014,7 @@ type Revocation struct {
 
 func (x *Revocation) Reset() {
 	*x = Revocation{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1771,7 +2026,7 @@ func (x *Revocation) String() string {
 func (*Revocation) ProtoMessage() {}
 
 func (x *Revocation) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1784,7 +2039,7 @@ func (x *Revocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
 func (*Revocation) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{24}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Revocation) GetHostId() string {
@@ -1812,7 +2067,7 @@ type RemoveHost struct {
 
 func (x *RemoveHost) Reset() {
 	*x = RemoveHost{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1824,7 +2079,7 @@ func (x *RemoveHost) String() string {
 func (*RemoveHost) ProtoMessage() {}
 
 func (x *RemoveHost) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1837,7 +2092,7 @@ func (x *RemoveHost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveHost.ProtoReflect.Descriptor instead.
 func (*RemoveHost) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{25}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RemoveHost) GetId() string {
@@ -1868,7 +2123,7 @@ type RelayRequest struct {
 
 func (x *RelayRequest) Reset() {
 	*x = RelayRequest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1880,7 +2135,7 @@ func (x *RelayRequest) String() string {
 func (*RelayRequest) ProtoMessage() {}
 
 func (x *RelayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1893,7 +2148,7 @@ func (x *RelayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayRequest.ProtoReflect.Descriptor instead.
 func (*RelayRequest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{26}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RelayRequest) GetKind() isRelayRequest_Kind {
@@ -1950,7 +2205,7 @@ type RelayOpen struct {
 
 func (x *RelayOpen) Reset() {
 	*x = RelayOpen{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1962,7 +2217,7 @@ func (x *RelayOpen) String() string {
 func (*RelayOpen) ProtoMessage() {}
 
 func (x *RelayOpen) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1975,7 +2230,7 @@ func (x *RelayOpen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayOpen.ProtoReflect.Descriptor instead.
 func (*RelayOpen) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{27}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RelayOpen) GetHostId() string {
@@ -2006,7 +2261,7 @@ type RelayResponse struct {
 
 func (x *RelayResponse) Reset() {
 	*x = RelayResponse{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2018,7 +2273,7 @@ func (x *RelayResponse) String() string {
 func (*RelayResponse) ProtoMessage() {}
 
 func (x *RelayResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2031,7 +2286,7 @@ func (x *RelayResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayResponse.ProtoReflect.Descriptor instead.
 func (*RelayResponse) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{28}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RelayResponse) GetKind() isRelayResponse_Kind {
@@ -2088,7 +2343,7 @@ type RelayOpened struct {
 
 func (x *RelayOpened) Reset() {
 	*x = RelayOpened{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2100,7 +2355,7 @@ func (x *RelayOpened) String() string {
 func (*RelayOpened) ProtoMessage() {}
 
 func (x *RelayOpened) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2113,7 +2368,7 @@ func (x *RelayOpened) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayOpened.ProtoReflect.Descriptor instead.
 func (*RelayOpened) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{29}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RelayOpened) GetServerId() string {
@@ -2138,7 +2393,7 @@ type EnrollRequest struct {
 
 func (x *EnrollRequest) Reset() {
 	*x = EnrollRequest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2150,7 +2405,7 @@ func (x *EnrollRequest) String() string {
 func (*EnrollRequest) ProtoMessage() {}
 
 func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2163,7 +2418,7 @@ func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
 func (*EnrollRequest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{30}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *EnrollRequest) GetNodeId() string {
@@ -2199,7 +2454,7 @@ type EnrollResponse struct {
 
 func (x *EnrollResponse) Reset() {
 	*x = EnrollResponse{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2211,7 +2466,7 @@ func (x *EnrollResponse) String() string {
 func (*EnrollResponse) ProtoMessage() {}
 
 func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2224,7 +2479,7 @@ func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
 func (*EnrollResponse) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{31}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *EnrollResponse) GetCaCert() []byte {
@@ -2259,7 +2514,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2271,7 +2526,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2284,7 +2539,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{32}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *JoinRequest) GetServer() *v1.Server {
@@ -2305,7 +2560,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[33]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2317,7 +2572,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[33]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2330,7 +2585,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{33}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *JoinResponse) GetLeaderId() string {
@@ -2350,7 +2605,7 @@ type SetVerificationPolicy struct {
 
 func (x *SetVerificationPolicy) Reset() {
 	*x = SetVerificationPolicy{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[34]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2362,7 +2617,7 @@ func (x *SetVerificationPolicy) String() string {
 func (*SetVerificationPolicy) ProtoMessage() {}
 
 func (x *SetVerificationPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[34]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2375,7 +2630,7 @@ func (x *SetVerificationPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetVerificationPolicy.ProtoReflect.Descriptor instead.
 func (*SetVerificationPolicy) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{34}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SetVerificationPolicy) GetPolicy() *v1.VerificationPolicy {
@@ -2395,7 +2650,7 @@ type DeleteVerificationPolicy struct {
 
 func (x *DeleteVerificationPolicy) Reset() {
 	*x = DeleteVerificationPolicy{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2407,7 +2662,7 @@ func (x *DeleteVerificationPolicy) String() string {
 func (*DeleteVerificationPolicy) ProtoMessage() {}
 
 func (x *DeleteVerificationPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2420,7 +2675,7 @@ func (x *DeleteVerificationPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteVerificationPolicy.ProtoReflect.Descriptor instead.
 func (*DeleteVerificationPolicy) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{35}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *DeleteVerificationPolicy) GetId() string {
@@ -2445,7 +2700,7 @@ type ReportInventory struct {
 
 func (x *ReportInventory) Reset() {
 	*x = ReportInventory{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2457,7 +2712,7 @@ func (x *ReportInventory) String() string {
 func (*ReportInventory) ProtoMessage() {}
 
 func (x *ReportInventory) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2470,7 +2725,7 @@ func (x *ReportInventory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportInventory.ProtoReflect.Descriptor instead.
 func (*ReportInventory) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{36}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ReportInventory) GetHostId() string {
@@ -2512,7 +2767,7 @@ type LinkUpRestore struct {
 
 func (x *LinkUpRestore) Reset() {
 	*x = LinkUpRestore{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2524,7 +2779,7 @@ func (x *LinkUpRestore) String() string {
 func (*LinkUpRestore) ProtoMessage() {}
 
 func (x *LinkUpRestore) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2537,7 +2792,7 @@ func (x *LinkUpRestore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkUpRestore.ProtoReflect.Descriptor instead.
 func (*LinkUpRestore) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{37}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *LinkUpRestore) GetId() string {
@@ -2564,7 +2819,7 @@ type RegisterGuest struct {
 
 func (x *RegisterGuest) Reset() {
 	*x = RegisterGuest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2576,7 +2831,7 @@ func (x *RegisterGuest) String() string {
 func (*RegisterGuest) ProtoMessage() {}
 
 func (x *RegisterGuest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2589,7 +2844,7 @@ func (x *RegisterGuest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterGuest.ProtoReflect.Descriptor instead.
 func (*RegisterGuest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{38}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RegisterGuest) GetGuest() *v1.Guest {
@@ -2609,7 +2864,7 @@ type UnregisterGuest struct {
 
 func (x *UnregisterGuest) Reset() {
 	*x = UnregisterGuest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2621,7 +2876,7 @@ func (x *UnregisterGuest) String() string {
 func (*UnregisterGuest) ProtoMessage() {}
 
 func (x *UnregisterGuest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2634,7 +2889,7 @@ func (x *UnregisterGuest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterGuest.ProtoReflect.Descriptor instead.
 func (*UnregisterGuest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{39}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *UnregisterGuest) GetId() string {
@@ -2654,7 +2909,7 @@ type PruneVerifications struct {
 
 func (x *PruneVerifications) Reset() {
 	*x = PruneVerifications{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2666,7 +2921,7 @@ func (x *PruneVerifications) String() string {
 func (*PruneVerifications) ProtoMessage() {}
 
 func (x *PruneVerifications) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2679,7 +2934,7 @@ func (x *PruneVerifications) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneVerifications.ProtoReflect.Descriptor instead.
 func (*PruneVerifications) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{40}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *PruneVerifications) GetIds() []string {
@@ -2701,7 +2956,7 @@ type CreateSnapshot struct {
 
 func (x *CreateSnapshot) Reset() {
 	*x = CreateSnapshot{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2713,7 +2968,7 @@ func (x *CreateSnapshot) String() string {
 func (*CreateSnapshot) ProtoMessage() {}
 
 func (x *CreateSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2726,7 +2981,7 @@ func (x *CreateSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSnapshot.ProtoReflect.Descriptor instead.
 func (*CreateSnapshot) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{41}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *CreateSnapshot) GetSnapshot() *v1.Snapshot {
@@ -2755,7 +3010,7 @@ type ReportSnapshotStatus struct {
 
 func (x *ReportSnapshotStatus) Reset() {
 	*x = ReportSnapshotStatus{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[42]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2767,7 +3022,7 @@ func (x *ReportSnapshotStatus) String() string {
 func (*ReportSnapshotStatus) ProtoMessage() {}
 
 func (x *ReportSnapshotStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[42]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2780,7 +3035,7 @@ func (x *ReportSnapshotStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSnapshotStatus.ProtoReflect.Descriptor instead.
 func (*ReportSnapshotStatus) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{42}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ReportSnapshotStatus) GetHostId() string {
@@ -2821,7 +3076,7 @@ type ReleaseSnapshots struct {
 
 func (x *ReleaseSnapshots) Reset() {
 	*x = ReleaseSnapshots{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[43]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2833,7 +3088,7 @@ func (x *ReleaseSnapshots) String() string {
 func (*ReleaseSnapshots) ProtoMessage() {}
 
 func (x *ReleaseSnapshots) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[43]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2846,7 +3101,7 @@ func (x *ReleaseSnapshots) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseSnapshots.ProtoReflect.Descriptor instead.
 func (*ReleaseSnapshots) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{43}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ReleaseSnapshots) GetIds() []string {
@@ -2905,7 +3160,7 @@ type Prune struct {
 
 func (x *Prune) Reset() {
 	*x = Prune{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[44]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2917,7 +3172,7 @@ func (x *Prune) String() string {
 func (*Prune) ProtoMessage() {}
 
 func (x *Prune) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[44]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2930,7 +3185,7 @@ func (x *Prune) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Prune.ProtoReflect.Descriptor instead.
 func (*Prune) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{44}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *Prune) GetRestoreIds() []string {
@@ -3034,7 +3289,19 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\vRevokeToken\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12;\n" +
 	"\vrevoke_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"revokeTime\"\xd6\x01\n" +
+	"revokeTime\"\x9d\x01\n" +
+	"\vRotateToken\x123\n" +
+	"\x05token\x18\x01 \x01(\v2\x1d.restored.raft.v1.StoredTokenR\x05token\x12\x15\n" +
+	"\x06old_id\x18\x02 \x01(\tR\x05oldId\x12B\n" +
+	"\x0fold_expire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\roldExpireTime\"=\n" +
+	"\vTouchTokens\x12.\n" +
+	"\x04uses\x18\x01 \x03(\v2\x1a.restored.raft.v1.TokenUseR\x04uses\"J\n" +
+	"\bTokenUse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"J\n" +
+	"\x15ReportTokenUseRequest\x121\n" +
+	"\x04uses\x18\x01 \x01(\v2\x1d.restored.raft.v1.TouchTokensR\x04uses\"\x18\n" +
+	"\x16ReportTokenUseResponse\"\xd6\x01\n" +
 	"\x0eIdempotencyKey\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x1d\n" +
@@ -3200,7 +3467,7 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\rtokens_before\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\ftokensBefore\x12\x1b\n" +
 	"\taudit_ids\x18\t \x03(\tR\bauditIds\x12=\n" +
 	"\faudit_before\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\vauditBefore*\xd3\a\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\vauditBefore*\x91\b\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aCOMMAND_TYPE_CREATE_TENANT\x10\x01\x12\x1d\n" +
@@ -3230,11 +3497,14 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\x1bCOMMAND_TYPE_USE_JOIN_TOKEN\x10\x18\x12\x1c\n" +
 	"\x18COMMAND_TYPE_REMOVE_HOST\x10\x19\x12!\n" +
 	"\x1dCOMMAND_TYPE_REPORT_INVENTORY\x10\x1a\x12 \n" +
-	"\x1cCOMMAND_TYPE_LINK_UP_RESTORE\x10\x1b2\xf2\x01\n" +
+	"\x1cCOMMAND_TYPE_LINK_UP_RESTORE\x10\x1b\x12\x1d\n" +
+	"\x19COMMAND_TYPE_ROTATE_TOKEN\x10\x1c\x12\x1d\n" +
+	"\x19COMMAND_TYPE_TOUCH_TOKENS\x10\x1d2\xd7\x02\n" +
 	"\x0eClusterService\x12E\n" +
 	"\x04Join\x12\x1d.restored.raft.v1.JoinRequest\x1a\x1e.restored.raft.v1.JoinResponse\x12K\n" +
 	"\x06Enroll\x12\x1f.restored.raft.v1.EnrollRequest\x1a .restored.raft.v1.EnrollResponse\x12L\n" +
-	"\x05Relay\x12\x1e.restored.raft.v1.RelayRequest\x1a\x1f.restored.raft.v1.RelayResponse(\x010\x01B:Z8github.com/restored/restored/internal/gen/raft/v1;raftv1b\x06proto3"
+	"\x05Relay\x12\x1e.restored.raft.v1.RelayRequest\x1a\x1f.restored.raft.v1.RelayResponse(\x010\x01\x12c\n" +
+	"\x0eReportTokenUse\x12'.restored.raft.v1.ReportTokenUseRequest\x1a(.restored.raft.v1.ReportTokenUseResponseB:Z8github.com/restored/restored/internal/gen/raft/v1;raftv1b\x06proto3"
 
 var (
 	file_restored_raft_v1_raft_proto_rawDescOnce sync.Once
@@ -3249,7 +3519,7 @@ func file_restored_raft_v1_raft_proto_rawDescGZIP() []byte {
 }
 
 var file_restored_raft_v1_raft_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(CommandType)(0),                 // 0: restored.raft.v1.CommandType
 	(*Envelope)(nil),                 // 1: restored.raft.v1.Envelope
@@ -3258,141 +3528,153 @@ var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(*StoredToken)(nil),              // 4: restored.raft.v1.StoredToken
 	(*CreateToken)(nil),              // 5: restored.raft.v1.CreateToken
 	(*RevokeToken)(nil),              // 6: restored.raft.v1.RevokeToken
-	(*IdempotencyKey)(nil),           // 7: restored.raft.v1.IdempotencyKey
-	(*CreateRestore)(nil),            // 8: restored.raft.v1.CreateRestore
-	(*DeleteRestore)(nil),            // 9: restored.raft.v1.DeleteRestore
-	(*RegisterHost)(nil),             // 10: restored.raft.v1.RegisterHost
-	(*SetHostDrain)(nil),             // 11: restored.raft.v1.SetHostDrain
-	(*SetHostState)(nil),             // 12: restored.raft.v1.SetHostState
-	(*ReportRecoveryPoints)(nil),     // 13: restored.raft.v1.ReportRecoveryPoints
-	(*RestoreReport)(nil),            // 14: restored.raft.v1.RestoreReport
-	(*ReportRestoreStatus)(nil),      // 15: restored.raft.v1.ReportRestoreStatus
-	(*Placement)(nil),                // 16: restored.raft.v1.Placement
-	(*PendingReason)(nil),            // 17: restored.raft.v1.PendingReason
-	(*PlaceRestores)(nil),            // 18: restored.raft.v1.PlaceRestores
-	(*ExpireRestores)(nil),           // 19: restored.raft.v1.ExpireRestores
-	(*RegisterServer)(nil),           // 20: restored.raft.v1.RegisterServer
-	(*Snapshot)(nil),                 // 21: restored.raft.v1.Snapshot
-	(*StoredJoinToken)(nil),          // 22: restored.raft.v1.StoredJoinToken
-	(*CreateJoinToken)(nil),          // 23: restored.raft.v1.CreateJoinToken
-	(*UseJoinToken)(nil),             // 24: restored.raft.v1.UseJoinToken
-	(*Revocation)(nil),               // 25: restored.raft.v1.Revocation
-	(*RemoveHost)(nil),               // 26: restored.raft.v1.RemoveHost
-	(*RelayRequest)(nil),             // 27: restored.raft.v1.RelayRequest
-	(*RelayOpen)(nil),                // 28: restored.raft.v1.RelayOpen
-	(*RelayResponse)(nil),            // 29: restored.raft.v1.RelayResponse
-	(*RelayOpened)(nil),              // 30: restored.raft.v1.RelayOpened
-	(*EnrollRequest)(nil),            // 31: restored.raft.v1.EnrollRequest
-	(*EnrollResponse)(nil),           // 32: restored.raft.v1.EnrollResponse
-	(*JoinRequest)(nil),              // 33: restored.raft.v1.JoinRequest
-	(*JoinResponse)(nil),             // 34: restored.raft.v1.JoinResponse
-	(*SetVerificationPolicy)(nil),    // 35: restored.raft.v1.SetVerificationPolicy
-	(*DeleteVerificationPolicy)(nil), // 36: restored.raft.v1.DeleteVerificationPolicy
-	(*ReportInventory)(nil),          // 37: restored.raft.v1.ReportInventory
-	(*LinkUpRestore)(nil),            // 38: restored.raft.v1.LinkUpRestore
-	(*RegisterGuest)(nil),            // 39: restored.raft.v1.RegisterGuest
-	(*UnregisterGuest)(nil),          // 40: restored.raft.v1.UnregisterGuest
-	(*PruneVerifications)(nil),       // 41: restored.raft.v1.PruneVerifications
-	(*CreateSnapshot)(nil),           // 42: restored.raft.v1.CreateSnapshot
-	(*ReportSnapshotStatus)(nil),     // 43: restored.raft.v1.ReportSnapshotStatus
-	(*ReleaseSnapshots)(nil),         // 44: restored.raft.v1.ReleaseSnapshots
-	(*Prune)(nil),                    // 45: restored.raft.v1.Prune
-	(*timestamppb.Timestamp)(nil),    // 46: google.protobuf.Timestamp
-	(*v1.Tenant)(nil),                // 47: restore.v1.Tenant
-	(*v1.Token)(nil),                 // 48: restore.v1.Token
-	(*v1.Restore)(nil),               // 49: restore.v1.Restore
-	(*v1.Host)(nil),                  // 50: restore.v1.Host
-	(v1.HostState)(0),                // 51: restore.v1.HostState
-	(*v1.RecoveryPoint)(nil),         // 52: restore.v1.RecoveryPoint
-	(v1.RestoreState)(0),             // 53: restore.v1.RestoreState
-	(*v1.Boot)(nil),                  // 54: restore.v1.Boot
-	(*v1.Verification)(nil),          // 55: restore.v1.Verification
-	(*v1.Server)(nil),                // 56: restore.v1.Server
-	(*v1.VerificationPolicy)(nil),    // 57: restore.v1.VerificationPolicy
-	(*v1.Guest)(nil),                 // 58: restore.v1.Guest
-	(*v1.Snapshot)(nil),              // 59: restore.v1.Snapshot
-	(*v1.HostDomain)(nil),            // 60: restore.v1.HostDomain
-	(*v1.AuditEvent)(nil),            // 61: restore.v1.AuditEvent
-	(*v1.JoinToken)(nil),             // 62: restore.v1.JoinToken
-	(*v1.TunnelOpen)(nil),            // 63: restore.v1.TunnelOpen
+	(*RotateToken)(nil),              // 7: restored.raft.v1.RotateToken
+	(*TouchTokens)(nil),              // 8: restored.raft.v1.TouchTokens
+	(*TokenUse)(nil),                 // 9: restored.raft.v1.TokenUse
+	(*ReportTokenUseRequest)(nil),    // 10: restored.raft.v1.ReportTokenUseRequest
+	(*ReportTokenUseResponse)(nil),   // 11: restored.raft.v1.ReportTokenUseResponse
+	(*IdempotencyKey)(nil),           // 12: restored.raft.v1.IdempotencyKey
+	(*CreateRestore)(nil),            // 13: restored.raft.v1.CreateRestore
+	(*DeleteRestore)(nil),            // 14: restored.raft.v1.DeleteRestore
+	(*RegisterHost)(nil),             // 15: restored.raft.v1.RegisterHost
+	(*SetHostDrain)(nil),             // 16: restored.raft.v1.SetHostDrain
+	(*SetHostState)(nil),             // 17: restored.raft.v1.SetHostState
+	(*ReportRecoveryPoints)(nil),     // 18: restored.raft.v1.ReportRecoveryPoints
+	(*RestoreReport)(nil),            // 19: restored.raft.v1.RestoreReport
+	(*ReportRestoreStatus)(nil),      // 20: restored.raft.v1.ReportRestoreStatus
+	(*Placement)(nil),                // 21: restored.raft.v1.Placement
+	(*PendingReason)(nil),            // 22: restored.raft.v1.PendingReason
+	(*PlaceRestores)(nil),            // 23: restored.raft.v1.PlaceRestores
+	(*ExpireRestores)(nil),           // 24: restored.raft.v1.ExpireRestores
+	(*RegisterServer)(nil),           // 25: restored.raft.v1.RegisterServer
+	(*Snapshot)(nil),                 // 26: restored.raft.v1.Snapshot
+	(*StoredJoinToken)(nil),          // 27: restored.raft.v1.StoredJoinToken
+	(*CreateJoinToken)(nil),          // 28: restored.raft.v1.CreateJoinToken
+	(*UseJoinToken)(nil),             // 29: restored.raft.v1.UseJoinToken
+	(*Revocation)(nil),               // 30: restored.raft.v1.Revocation
+	(*RemoveHost)(nil),               // 31: restored.raft.v1.RemoveHost
+	(*RelayRequest)(nil),             // 32: restored.raft.v1.RelayRequest
+	(*RelayOpen)(nil),                // 33: restored.raft.v1.RelayOpen
+	(*RelayResponse)(nil),            // 34: restored.raft.v1.RelayResponse
+	(*RelayOpened)(nil),              // 35: restored.raft.v1.RelayOpened
+	(*EnrollRequest)(nil),            // 36: restored.raft.v1.EnrollRequest
+	(*EnrollResponse)(nil),           // 37: restored.raft.v1.EnrollResponse
+	(*JoinRequest)(nil),              // 38: restored.raft.v1.JoinRequest
+	(*JoinResponse)(nil),             // 39: restored.raft.v1.JoinResponse
+	(*SetVerificationPolicy)(nil),    // 40: restored.raft.v1.SetVerificationPolicy
+	(*DeleteVerificationPolicy)(nil), // 41: restored.raft.v1.DeleteVerificationPolicy
+	(*ReportInventory)(nil),          // 42: restored.raft.v1.ReportInventory
+	(*LinkUpRestore)(nil),            // 43: restored.raft.v1.LinkUpRestore
+	(*RegisterGuest)(nil),            // 44: restored.raft.v1.RegisterGuest
+	(*UnregisterGuest)(nil),          // 45: restored.raft.v1.UnregisterGuest
+	(*PruneVerifications)(nil),       // 46: restored.raft.v1.PruneVerifications
+	(*CreateSnapshot)(nil),           // 47: restored.raft.v1.CreateSnapshot
+	(*ReportSnapshotStatus)(nil),     // 48: restored.raft.v1.ReportSnapshotStatus
+	(*ReleaseSnapshots)(nil),         // 49: restored.raft.v1.ReleaseSnapshots
+	(*Prune)(nil),                    // 50: restored.raft.v1.Prune
+	(*timestamppb.Timestamp)(nil),    // 51: google.protobuf.Timestamp
+	(*v1.Tenant)(nil),                // 52: restore.v1.Tenant
+	(*v1.Token)(nil),                 // 53: restore.v1.Token
+	(*v1.Restore)(nil),               // 54: restore.v1.Restore
+	(*v1.Host)(nil),                  // 55: restore.v1.Host
+	(v1.HostState)(0),                // 56: restore.v1.HostState
+	(*v1.RecoveryPoint)(nil),         // 57: restore.v1.RecoveryPoint
+	(v1.RestoreState)(0),             // 58: restore.v1.RestoreState
+	(*v1.Boot)(nil),                  // 59: restore.v1.Boot
+	(*v1.Verification)(nil),          // 60: restore.v1.Verification
+	(*v1.Server)(nil),                // 61: restore.v1.Server
+	(*v1.VerificationPolicy)(nil),    // 62: restore.v1.VerificationPolicy
+	(*v1.Guest)(nil),                 // 63: restore.v1.Guest
+	(*v1.Snapshot)(nil),              // 64: restore.v1.Snapshot
+	(*v1.HostDomain)(nil),            // 65: restore.v1.HostDomain
+	(*v1.AuditEvent)(nil),            // 66: restore.v1.AuditEvent
+	(*v1.JoinToken)(nil),             // 67: restore.v1.JoinToken
+	(*v1.TunnelOpen)(nil),            // 68: restore.v1.TunnelOpen
 }
 var file_restored_raft_v1_raft_proto_depIdxs = []int32{
 	0,  // 0: restored.raft.v1.Envelope.type:type_name -> restored.raft.v1.CommandType
 	2,  // 1: restored.raft.v1.Envelope.audit:type_name -> restored.raft.v1.AuditContext
-	46, // 2: restored.raft.v1.AuditContext.time:type_name -> google.protobuf.Timestamp
-	47, // 3: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
-	48, // 4: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
+	51, // 2: restored.raft.v1.AuditContext.time:type_name -> google.protobuf.Timestamp
+	52, // 3: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
+	53, // 4: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
 	4,  // 5: restored.raft.v1.CreateToken.token:type_name -> restored.raft.v1.StoredToken
-	46, // 6: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
-	46, // 7: restored.raft.v1.IdempotencyKey.create_time:type_name -> google.protobuf.Timestamp
-	49, // 8: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
-	46, // 9: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
-	50, // 10: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
-	46, // 11: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
-	51, // 12: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
-	46, // 13: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
-	52, // 14: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
-	53, // 15: restored.raft.v1.RestoreReport.state:type_name -> restore.v1.RestoreState
-	54, // 16: restored.raft.v1.RestoreReport.boot:type_name -> restore.v1.Boot
-	55, // 17: restored.raft.v1.RestoreReport.verification:type_name -> restore.v1.Verification
-	14, // 18: restored.raft.v1.ReportRestoreStatus.report:type_name -> restored.raft.v1.RestoreReport
-	46, // 19: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
-	16, // 20: restored.raft.v1.PlaceRestores.placements:type_name -> restored.raft.v1.Placement
-	17, // 21: restored.raft.v1.PlaceRestores.pending:type_name -> restored.raft.v1.PendingReason
-	46, // 22: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
-	46, // 23: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
-	56, // 24: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
-	47, // 25: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
-	4,  // 26: restored.raft.v1.Snapshot.tokens:type_name -> restored.raft.v1.StoredToken
-	49, // 27: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
-	50, // 28: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
-	52, // 29: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
-	56, // 30: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
-	7,  // 31: restored.raft.v1.Snapshot.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
-	55, // 32: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
-	57, // 33: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
-	58, // 34: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
-	59, // 35: restored.raft.v1.Snapshot.snapshots:type_name -> restore.v1.Snapshot
-	22, // 36: restored.raft.v1.Snapshot.join_tokens:type_name -> restored.raft.v1.StoredJoinToken
-	25, // 37: restored.raft.v1.Snapshot.revocations:type_name -> restored.raft.v1.Revocation
-	60, // 38: restored.raft.v1.Snapshot.inventory:type_name -> restore.v1.HostDomain
-	61, // 39: restored.raft.v1.Snapshot.audit_events:type_name -> restore.v1.AuditEvent
-	62, // 40: restored.raft.v1.StoredJoinToken.token:type_name -> restore.v1.JoinToken
-	22, // 41: restored.raft.v1.CreateJoinToken.token:type_name -> restored.raft.v1.StoredJoinToken
-	46, // 42: restored.raft.v1.UseJoinToken.time:type_name -> google.protobuf.Timestamp
-	46, // 43: restored.raft.v1.Revocation.revoke_time:type_name -> google.protobuf.Timestamp
-	46, // 44: restored.raft.v1.RemoveHost.time:type_name -> google.protobuf.Timestamp
-	28, // 45: restored.raft.v1.RelayRequest.open:type_name -> restored.raft.v1.RelayOpen
-	63, // 46: restored.raft.v1.RelayOpen.open:type_name -> restore.v1.TunnelOpen
-	30, // 47: restored.raft.v1.RelayResponse.opened:type_name -> restored.raft.v1.RelayOpened
-	56, // 48: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
-	57, // 49: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
-	60, // 50: restored.raft.v1.ReportInventory.domains:type_name -> restore.v1.HostDomain
-	58, // 51: restored.raft.v1.ReportInventory.adopt:type_name -> restore.v1.Guest
-	46, // 52: restored.raft.v1.ReportInventory.time:type_name -> google.protobuf.Timestamp
-	46, // 53: restored.raft.v1.LinkUpRestore.time:type_name -> google.protobuf.Timestamp
-	58, // 54: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
-	59, // 55: restored.raft.v1.CreateSnapshot.snapshot:type_name -> restore.v1.Snapshot
-	59, // 56: restored.raft.v1.ReportSnapshotStatus.snapshot:type_name -> restore.v1.Snapshot
-	46, // 57: restored.raft.v1.ReportSnapshotStatus.time:type_name -> google.protobuf.Timestamp
-	46, // 58: restored.raft.v1.ReleaseSnapshots.time:type_name -> google.protobuf.Timestamp
-	46, // 59: restored.raft.v1.Prune.restores_before:type_name -> google.protobuf.Timestamp
-	46, // 60: restored.raft.v1.Prune.snapshots_before:type_name -> google.protobuf.Timestamp
-	7,  // 61: restored.raft.v1.Prune.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
-	46, // 62: restored.raft.v1.Prune.keys_before:type_name -> google.protobuf.Timestamp
-	46, // 63: restored.raft.v1.Prune.tokens_before:type_name -> google.protobuf.Timestamp
-	46, // 64: restored.raft.v1.Prune.audit_before:type_name -> google.protobuf.Timestamp
-	33, // 65: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
-	31, // 66: restored.raft.v1.ClusterService.Enroll:input_type -> restored.raft.v1.EnrollRequest
-	27, // 67: restored.raft.v1.ClusterService.Relay:input_type -> restored.raft.v1.RelayRequest
-	34, // 68: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
-	32, // 69: restored.raft.v1.ClusterService.Enroll:output_type -> restored.raft.v1.EnrollResponse
-	29, // 70: restored.raft.v1.ClusterService.Relay:output_type -> restored.raft.v1.RelayResponse
-	68, // [68:71] is the sub-list for method output_type
-	65, // [65:68] is the sub-list for method input_type
-	65, // [65:65] is the sub-list for extension type_name
-	65, // [65:65] is the sub-list for extension extendee
-	0,  // [0:65] is the sub-list for field type_name
+	51, // 6: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
+	4,  // 7: restored.raft.v1.RotateToken.token:type_name -> restored.raft.v1.StoredToken
+	51, // 8: restored.raft.v1.RotateToken.old_expire_time:type_name -> google.protobuf.Timestamp
+	9,  // 9: restored.raft.v1.TouchTokens.uses:type_name -> restored.raft.v1.TokenUse
+	51, // 10: restored.raft.v1.TokenUse.time:type_name -> google.protobuf.Timestamp
+	8,  // 11: restored.raft.v1.ReportTokenUseRequest.uses:type_name -> restored.raft.v1.TouchTokens
+	51, // 12: restored.raft.v1.IdempotencyKey.create_time:type_name -> google.protobuf.Timestamp
+	54, // 13: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
+	51, // 14: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
+	55, // 15: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
+	51, // 16: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
+	56, // 17: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
+	51, // 18: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
+	57, // 19: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
+	58, // 20: restored.raft.v1.RestoreReport.state:type_name -> restore.v1.RestoreState
+	59, // 21: restored.raft.v1.RestoreReport.boot:type_name -> restore.v1.Boot
+	60, // 22: restored.raft.v1.RestoreReport.verification:type_name -> restore.v1.Verification
+	19, // 23: restored.raft.v1.ReportRestoreStatus.report:type_name -> restored.raft.v1.RestoreReport
+	51, // 24: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
+	21, // 25: restored.raft.v1.PlaceRestores.placements:type_name -> restored.raft.v1.Placement
+	22, // 26: restored.raft.v1.PlaceRestores.pending:type_name -> restored.raft.v1.PendingReason
+	51, // 27: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
+	51, // 28: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
+	61, // 29: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
+	52, // 30: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
+	4,  // 31: restored.raft.v1.Snapshot.tokens:type_name -> restored.raft.v1.StoredToken
+	54, // 32: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
+	55, // 33: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
+	57, // 34: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
+	61, // 35: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
+	12, // 36: restored.raft.v1.Snapshot.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
+	60, // 37: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
+	62, // 38: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
+	63, // 39: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
+	64, // 40: restored.raft.v1.Snapshot.snapshots:type_name -> restore.v1.Snapshot
+	27, // 41: restored.raft.v1.Snapshot.join_tokens:type_name -> restored.raft.v1.StoredJoinToken
+	30, // 42: restored.raft.v1.Snapshot.revocations:type_name -> restored.raft.v1.Revocation
+	65, // 43: restored.raft.v1.Snapshot.inventory:type_name -> restore.v1.HostDomain
+	66, // 44: restored.raft.v1.Snapshot.audit_events:type_name -> restore.v1.AuditEvent
+	67, // 45: restored.raft.v1.StoredJoinToken.token:type_name -> restore.v1.JoinToken
+	27, // 46: restored.raft.v1.CreateJoinToken.token:type_name -> restored.raft.v1.StoredJoinToken
+	51, // 47: restored.raft.v1.UseJoinToken.time:type_name -> google.protobuf.Timestamp
+	51, // 48: restored.raft.v1.Revocation.revoke_time:type_name -> google.protobuf.Timestamp
+	51, // 49: restored.raft.v1.RemoveHost.time:type_name -> google.protobuf.Timestamp
+	33, // 50: restored.raft.v1.RelayRequest.open:type_name -> restored.raft.v1.RelayOpen
+	68, // 51: restored.raft.v1.RelayOpen.open:type_name -> restore.v1.TunnelOpen
+	35, // 52: restored.raft.v1.RelayResponse.opened:type_name -> restored.raft.v1.RelayOpened
+	61, // 53: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
+	62, // 54: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
+	65, // 55: restored.raft.v1.ReportInventory.domains:type_name -> restore.v1.HostDomain
+	63, // 56: restored.raft.v1.ReportInventory.adopt:type_name -> restore.v1.Guest
+	51, // 57: restored.raft.v1.ReportInventory.time:type_name -> google.protobuf.Timestamp
+	51, // 58: restored.raft.v1.LinkUpRestore.time:type_name -> google.protobuf.Timestamp
+	63, // 59: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
+	64, // 60: restored.raft.v1.CreateSnapshot.snapshot:type_name -> restore.v1.Snapshot
+	64, // 61: restored.raft.v1.ReportSnapshotStatus.snapshot:type_name -> restore.v1.Snapshot
+	51, // 62: restored.raft.v1.ReportSnapshotStatus.time:type_name -> google.protobuf.Timestamp
+	51, // 63: restored.raft.v1.ReleaseSnapshots.time:type_name -> google.protobuf.Timestamp
+	51, // 64: restored.raft.v1.Prune.restores_before:type_name -> google.protobuf.Timestamp
+	51, // 65: restored.raft.v1.Prune.snapshots_before:type_name -> google.protobuf.Timestamp
+	12, // 66: restored.raft.v1.Prune.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
+	51, // 67: restored.raft.v1.Prune.keys_before:type_name -> google.protobuf.Timestamp
+	51, // 68: restored.raft.v1.Prune.tokens_before:type_name -> google.protobuf.Timestamp
+	51, // 69: restored.raft.v1.Prune.audit_before:type_name -> google.protobuf.Timestamp
+	38, // 70: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
+	36, // 71: restored.raft.v1.ClusterService.Enroll:input_type -> restored.raft.v1.EnrollRequest
+	32, // 72: restored.raft.v1.ClusterService.Relay:input_type -> restored.raft.v1.RelayRequest
+	10, // 73: restored.raft.v1.ClusterService.ReportTokenUse:input_type -> restored.raft.v1.ReportTokenUseRequest
+	39, // 74: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
+	37, // 75: restored.raft.v1.ClusterService.Enroll:output_type -> restored.raft.v1.EnrollResponse
+	34, // 76: restored.raft.v1.ClusterService.Relay:output_type -> restored.raft.v1.RelayResponse
+	11, // 77: restored.raft.v1.ClusterService.ReportTokenUse:output_type -> restored.raft.v1.ReportTokenUseResponse
+	74, // [74:78] is the sub-list for method output_type
+	70, // [70:74] is the sub-list for method input_type
+	70, // [70:70] is the sub-list for extension type_name
+	70, // [70:70] is the sub-list for extension extendee
+	0,  // [0:70] is the sub-list for field type_name
 }
 
 func init() { file_restored_raft_v1_raft_proto_init() }
@@ -3400,11 +3682,11 @@ func file_restored_raft_v1_raft_proto_init() {
 	if File_restored_raft_v1_raft_proto != nil {
 		return
 	}
-	file_restored_raft_v1_raft_proto_msgTypes[26].OneofWrappers = []any{
+	file_restored_raft_v1_raft_proto_msgTypes[31].OneofWrappers = []any{
 		(*RelayRequest_Open)(nil),
 		(*RelayRequest_Data)(nil),
 	}
-	file_restored_raft_v1_raft_proto_msgTypes[28].OneofWrappers = []any{
+	file_restored_raft_v1_raft_proto_msgTypes[33].OneofWrappers = []any{
 		(*RelayResponse_Opened)(nil),
 		(*RelayResponse_Data)(nil),
 	}
@@ -3414,7 +3696,7 @@ func file_restored_raft_v1_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restored_raft_v1_raft_proto_rawDesc), len(file_restored_raft_v1_raft_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   45,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,9 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ClusterService_Join_FullMethodName   = "/restored.raft.v1.ClusterService/Join"
-	ClusterService_Enroll_FullMethodName = "/restored.raft.v1.ClusterService/Enroll"
-	ClusterService_Relay_FullMethodName  = "/restored.raft.v1.ClusterService/Relay"
+	ClusterService_Join_FullMethodName           = "/restored.raft.v1.ClusterService/Join"
+	ClusterService_Enroll_FullMethodName         = "/restored.raft.v1.ClusterService/Enroll"
+	ClusterService_Relay_FullMethodName          = "/restored.raft.v1.ClusterService/Relay"
+	ClusterService_ReportTokenUse_FullMethodName = "/restored.raft.v1.ClusterService/ReportTokenUse"
 )
 
 // ClusterServiceClient is the client API for ClusterService service.
@@ -47,6 +48,9 @@ type ClusterServiceClient interface {
 	// the stream; the agent's error ends it with a status (NotFound when
 	// something was not found).
 	Relay(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RelayRequest, RelayResponse], error)
+	// ReportTokenUse hands the leader the token uses a server saw since it
+	// last reported (servers only), to be written in one entry.
+	ReportTokenUse(ctx context.Context, in *ReportTokenUseRequest, opts ...grpc.CallOption) (*ReportTokenUseResponse, error)
 }
 
 type clusterServiceClient struct {
@@ -90,6 +94,16 @@ func (c *clusterServiceClient) Relay(ctx context.Context, opts ...grpc.CallOptio
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ClusterService_RelayClient = grpc.BidiStreamingClient[RelayRequest, RelayResponse]
 
+func (c *clusterServiceClient) ReportTokenUse(ctx context.Context, in *ReportTokenUseRequest, opts ...grpc.CallOption) (*ReportTokenUseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportTokenUseResponse)
+	err := c.cc.Invoke(ctx, ClusterService_ReportTokenUse_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServiceServer is the server API for ClusterService service.
 // All implementations must embed UnimplementedClusterServiceServer
 // for forward compatibility.
@@ -113,6 +127,9 @@ type ClusterServiceServer interface {
 	// the stream; the agent's error ends it with a status (NotFound when
 	// something was not found).
 	Relay(grpc.BidiStreamingServer[RelayRequest, RelayResponse]) error
+	// ReportTokenUse hands the leader the token uses a server saw since it
+	// last reported (servers only), to be written in one entry.
+	ReportTokenUse(context.Context, *ReportTokenUseRequest) (*ReportTokenUseResponse, error)
 	mustEmbedUnimplementedClusterServiceServer()
 }
 
@@ -131,6 +148,9 @@ func (UnimplementedClusterServiceServer) Enroll(context.Context, *EnrollRequest)
 }
 func (UnimplementedClusterServiceServer) Relay(grpc.BidiStreamingServer[RelayRequest, RelayResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method Relay not implemented")
+}
+func (UnimplementedClusterServiceServer) ReportTokenUse(context.Context, *ReportTokenUseRequest) (*ReportTokenUseResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ReportTokenUse not implemented")
 }
 func (UnimplementedClusterServiceServer) mustEmbedUnimplementedClusterServiceServer() {}
 func (UnimplementedClusterServiceServer) testEmbeddedByValue()                        {}
@@ -196,6 +216,24 @@ func _ClusterService_Relay_Handler(srv interface{}, stream grpc.ServerStream) er
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ClusterService_RelayServer = grpc.BidiStreamingServer[RelayRequest, RelayResponse]
 
+func _ClusterService_ReportTokenUse_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportTokenUseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).ReportTokenUse(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_ReportTokenUse_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).ReportTokenUse(ctx, req.(*ReportTokenUseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ClusterService_ServiceDesc is the grpc.ServiceDesc for ClusterService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -210,6 +248,10 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Enroll",
 			Handler:    _ClusterService_Enroll_Handler,
+		},
+		{
+			MethodName: "ReportTokenUse",
+			Handler:    _ClusterService_ReportTokenUse_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
