@@ -69,6 +69,8 @@ type serverOpts struct {
 	// tokenUseInterval: how often token uses are written (default an
 	// hour: no test's commit-index check meets a batch by chance).
 	tokenUseInterval time.Duration
+	// limits replaces the server's rate limits and timeouts.
+	limits server.Limits
 	// log receives the server's log (default: discarded, or stderr with
 	// E2E_VERBOSE).
 	log io.Writer
@@ -91,8 +93,8 @@ func startServer(t *testing.T, opts ...serverOpts) *env {
 	srv, err := server.Start(server.Config{
 		DataDir: dir, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", NodeID: "s1",
 		HeartbeatTTL: o.heartbeatTTL, HeartbeatInterval: 100 * time.Millisecond, SchedulerInterval: 100 * time.Millisecond,
-		TokenUseInterval: cmp.Or(o.tokenUseInterval, time.Hour),
-		Logger:           slog.New(slog.NewTextHandler(logOut, nil)),
+		TokenUseInterval: cmp.Or(o.tokenUseInterval, time.Hour), Limits: o.limits,
+		Logger: slog.New(slog.NewTextHandler(logOut, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -102,7 +102,9 @@ func run(d time.Duration, trials int, profile string) error {
 	if err != nil {
 		return err
 	}
-	c, err := testcluster.Start(ctx, testcluster.Options{Binary: bin, Dir: dir, N: 3, Debug: profile != ""})
+	c, err := testcluster.Start(ctx, testcluster.Options{Binary: bin, Dir: dir, N: 3, Debug: profile != "",
+		// The bench measures raft, not the per-token rate limit.
+		Args: []string{"--token-rate", "-1"}})
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -81,6 +82,24 @@ Flags:
 	fs.StringVar(&cfg.NodeID, "node-id", "", "raft server id (default: <hostname>-<raft port>, kept in <data-dir>/node-id)")
 	fs.DurationVar(&cfg.HeartbeatTTL, "heartbeat-ttl", 10*time.Second, "a host whose agent is silent this long becomes DOWN")
 	fs.DurationVar(&cfg.SchedulerInterval, "scheduler-interval", time.Second, "longest time between scheduler passes")
+	lim := server.DefaultLimits
+	fs.Float64Var(&cfg.Limits.TokenRate, "token-rate", lim.TokenRate, "requests per second one bearer token may make on this server (negative: no limit)")
+	fs.IntVar(&cfg.Limits.TokenBurst, "token-burst", lim.TokenBurst, "requests one token may make at once above --token-rate")
+	fs.Float64Var(&cfg.Limits.AuthFailureRate, "auth-failure-rate", lim.AuthFailureRate, "failed authentications per second one client address may make before it is refused outright (negative: no limit)")
+	fs.IntVar(&cfg.Limits.AuthFailureBurst, "auth-failure-burst", lim.AuthFailureBurst, "failed authentications one client address may make at once")
+	fs.DurationVar(&cfg.Limits.HTTPReadHeaderTimeout, "http-read-header-timeout", lim.HTTPReadHeaderTimeout, "how long an HTTPS client may take to send its request headers")
+	fs.DurationVar(&cfg.Limits.HTTPReadTimeout, "http-read-timeout", lim.HTTPReadTimeout, "how long an HTTPS client may take to send its whole request (streams exempt)")
+	fs.DurationVar(&cfg.Limits.HTTPWriteTimeout, "http-write-timeout", lim.HTTPWriteTimeout, "how long an HTTPS response may take (streams exempt)")
+	fs.DurationVar(&cfg.Limits.HTTPIdleTimeout, "http-idle-timeout", lim.HTTPIdleTimeout, "how long an idle HTTPS keep-alive connection is kept")
+	fs.Func("grpc-max-streams", fmt.Sprintf("streams one gRPC connection may have open at once (default %d)", lim.GRPCMaxStreams), func(v string) error {
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil || n == 0 {
+			return fmt.Errorf("give a positive number, not %q", v)
+		}
+		cfg.Limits.GRPCMaxStreams = uint32(n)
+		return nil
+	})
+	fs.DurationVar(&cfg.Limits.GRPCConnectionTimeout, "grpc-connection-timeout", lim.GRPCConnectionTimeout, "how long a new gRPC connection has to finish its TLS handshake")
 	fs.DurationVar(&cfg.TokenUseInterval, "token-use-interval", time.Minute, "how often tokens' last-used times are written (one raft entry per interval)")
 	keep := scheduler.DefaultRetention
 	fs.DurationVar(&cfg.Retention.Restores, "restore-retention", keep.Restores, "ended restores (nothing left on a host) that last changed longer ago are removed; their verifications stay (negative: keep forever)")

@@ -37,9 +37,55 @@ func (s *AdminService) CreateTenant(ctx context.Context, req *restorev1.CreateTe
 	return &restorev1.CreateTenantResponse{Tenant: out.(*restorev1.Tenant)}, nil
 }
 
-// ListTenants implements the RPC.
+// ListTenants implements the RPC: every tenant with its quota and usage.
 func (s *AdminService) ListTenants(context.Context, *restorev1.ListTenantsRequest) (*restorev1.ListTenantsResponse, error) {
-	return &restorev1.ListTenantsResponse{Tenants: s.Store.Read(nil).Tenants()}, nil
+	r := s.Store.Read(nil)
+	out := &restorev1.ListTenantsResponse{}
+	for _, t := range r.Tenants() {
+		out.Tenants = append(out.Tenants, r.TenantWithUsage(t))
+	}
+	return out, nil
+}
+
+// GetTenant implements the RPC: a tenant token sees only its own tenant
+// (another is NotFound, like a tenant that does not exist).
+func (s *AdminService) GetTenant(ctx context.Context, req *restorev1.GetTenantRequest) (*restorev1.GetTenantResponse, error) {
+	if err := validate.Required("id", req.Id); err != nil {
+		return nil, err
+	}
+	r := s.Store.Read(nil)
+	t := r.Tenant(req.Id)
+	if t == nil || !principal(ctx).Sees(t.Id) {
+		return nil, status.Errorf(codes.NotFound, "tenant %q not found", req.Id)
+	}
+	return &restorev1.GetTenantResponse{Tenant: r.TenantWithUsage(t)}, nil
+}
+
+// SetTenantQuota implements the RPC.
+func (s *AdminService) SetTenantQuota(ctx context.Context, req *restorev1.SetTenantQuotaRequest) (*restorev1.SetTenantQuotaResponse, error) {
+	if err := validate.Required("id", req.Id); err != nil {
+		return nil, err
+	}
+	q := req.Quota
+	if q == nil {
+		return nil, validate.Errorf("quota is required (send {} to lift every limit)")
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"quota.max_restores", int64(q.MaxRestores)}, {"quota.max_vcpus", int64(q.MaxVcpus)}, {"quota.max_memory_mib", q.MaxMemoryMib}, {"quota.max_snapshots", int64(q.MaxSnapshots)}} {
+		if f.v < 0 {
+			return nil, validate.Errorf("%s must be 0 (no limit) or positive, got %d", f.name, f.v)
+		}
+	}
+	if s.Store.Read(nil).Tenant(req.Id) == nil {
+		return nil, status.Errorf(codes.NotFound, "tenant %q not found", req.Id)
+	}
+	out, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_SET_TENANT_QUOTA, &raftv1.SetTenantQuota{TenantId: req.Id, Quota: q})
+	if err != nil {
+		return nil, err
+	}
+	return &restorev1.SetTenantQuotaResponse{Tenant: s.Store.Read(nil).TenantWithUsage(out.(*restorev1.Tenant))}, nil
 }
 
 // GetCluster implements the RPC.

@@ -63,6 +63,8 @@ type Deps struct {
 	// Uses collects the tokens this server authenticated, written to raft
 	// in batches (FlushTokenUses; nil: not recorded).
 	Uses *auth.Uses
+	// Limits are the rate limits per caller.
+	Limits RateLimits
 }
 
 // bearer authenticates a bearer secret now and notes the token's use.

@@ -79,6 +79,11 @@ func (d *Deps) UnaryInterceptor(fwd *Forwarder) grpc.UnaryServerInterceptor {
 		}
 		p, err := d.authenticate(ctx, info.FullMethod)
 		if err != nil {
+			// A client that keeps failing is refused here, neither
+			// forwarded nor recorded each time.
+			if lerr, flood := d.authFailure(ctx, err); flood {
+				return nil, lerr
+			}
 			// A token minted a moment ago may not have reached this follower
 			// yet: let the leader decide.
 			if status.Code(err) == codes.Unauthenticated && !d.Node.IsLeader() && !wasForwarded(ctx) {
@@ -87,6 +92,12 @@ func (d *Deps) UnaryInterceptor(fwd *Forwarder) grpc.UnaryServerInterceptor {
 				}
 			}
 			d.refused(ctx, info.FullMethod, req, err)
+			return nil, err
+		}
+		if err := d.overTokenLimit(ctx, p); err != nil {
+			if d.recordable(err, p.TokenID) {
+				d.refused(auth.WithPrincipal(ctx, p), info.FullMethod, req, err)
+			}
 			return nil, err
 		}
 		if linearizable {
@@ -123,7 +134,16 @@ func (d *Deps) StreamInterceptor() grpc.StreamServerInterceptor {
 		}
 		p, err := d.authenticate(ss.Context(), info.FullMethod)
 		if err != nil {
-			d.refused(ss.Context(), info.FullMethod, nil, err)
+			err, flood := d.authFailure(ss.Context(), err)
+			if !flood {
+				d.refused(ss.Context(), info.FullMethod, nil, err)
+			}
+			return err
+		}
+		if err := d.overTokenLimit(ss.Context(), p); err != nil {
+			if d.recordable(err, p.TokenID) {
+				d.refused(auth.WithPrincipal(ss.Context(), p), info.FullMethod, nil, err)
+			}
 			return err
 		}
 		return handler(srv, &principalStream{ServerStream: ss, ctx: auth.WithPrincipal(ss.Context(), p)})

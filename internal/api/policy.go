@@ -77,6 +77,9 @@ var (
 	// Audit events: admins and operators see every tenant's, partners and
 	// backup jobs their own tenant's.
 	auditReaders = allow(auth.RoleAdmin, auth.RoleOperator, auth.RolePartner, auth.RoleBackup)
+	// A tenant's quota and usage: admins and operators every tenant's,
+	// partners and backup jobs their own.
+	tenantReaders = allow(auth.RoleAdmin, auth.RoleOperator, auth.RolePartner, auth.RoleBackup)
 	// Every bearer token may rotate itself (admins any token).
 	tokenHolders = allow(auth.RoleAdmin, auth.RoleOperator, auth.RolePartner, auth.RoleBackup, auth.RoleAgent)
 )
@@ -127,13 +130,15 @@ var rules = map[string]rule{
 	restorev1.HostService_RemoveHost_FullMethodName:      {hostUsers, onLeader, byToken},
 	restorev1.HostService_ListHostDomains_FullMethodName: {hostUsers, anyServer, byToken},
 
-	restorev1.AdminService_CreateTenant_FullMethodName: {admins, onLeader, byToken},
-	restorev1.AdminService_ListTenants_FullMethodName:  {admins, anyServer, byToken},
-	restorev1.AdminService_CreateToken_FullMethodName:  {admins, onLeader, byToken},
-	restorev1.AdminService_ListTokens_FullMethodName:   {admins, anyServer, byToken},
-	restorev1.AdminService_RevokeToken_FullMethodName:  {admins, onLeader, byToken},
-	restorev1.AdminService_RotateToken_FullMethodName:  {tokenHolders, onLeader, byToken},
-	restorev1.AdminService_GetCluster_FullMethodName:   {admins, anyServer, byToken},
+	restorev1.AdminService_CreateTenant_FullMethodName:   {admins, onLeader, byToken},
+	restorev1.AdminService_ListTenants_FullMethodName:    {admins, anyServer, byToken},
+	restorev1.AdminService_GetTenant_FullMethodName:      {tenantReaders, anyServer, byToken},
+	restorev1.AdminService_SetTenantQuota_FullMethodName: {admins, onLeader, byToken},
+	restorev1.AdminService_CreateToken_FullMethodName:    {admins, onLeader, byToken},
+	restorev1.AdminService_ListTokens_FullMethodName:     {admins, anyServer, byToken},
+	restorev1.AdminService_RevokeToken_FullMethodName:    {admins, onLeader, byToken},
+	restorev1.AdminService_RotateToken_FullMethodName:    {tokenHolders, onLeader, byToken},
+	restorev1.AdminService_GetCluster_FullMethodName:     {admins, anyServer, byToken},
 
 	restorev1.AgentService_Register_FullMethodName:             {agents, onLeader, byAgentCert},
 	restorev1.AgentService_Heartbeat_FullMethodName:            {agents, onLeader, byAgentCert},

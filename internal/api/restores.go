@@ -128,6 +128,11 @@ func (s *RestoreService) CreateRestore(ctx context.Context, in *restorev1.Create
 	if err := offerNetwork(r, rp, res); err != nil {
 		return nil, err
 	}
+	if t := r.Tenant(res.Tenant); t != nil {
+		if err := lifecycle.QuotaAllowsRestore(res.Tenant, t.Quota, r.TenantUsage(res.Tenant), res); err != nil {
+			return nil, err // refused before raft; the FSM checks again
+		}
+	}
 	if host, _ := scheduler.PlaceOne(r, res); host != "" {
 		res.HostId = host // a hint: the FSM keeps it only if the host still fits
 	}

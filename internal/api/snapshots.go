@@ -80,6 +80,11 @@ func (s *SnapshotService) CreateSnapshot(ctx context.Context, req *restorev1.Cre
 	if a := r.ActiveSnapshot(g.Id); a != nil {
 		return nil, fsm.SnapshotInTheWay(g.Id, a)
 	}
+	if t := r.Tenant(g.Tenant); t != nil {
+		if err := lifecycle.QuotaAllowsSnapshot(g.Tenant, t.Quota, r.TenantUsage(g.Tenant)); err != nil {
+			return nil, err
+		}
+	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "snapshot id: %v", err)

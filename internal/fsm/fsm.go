@@ -69,6 +69,7 @@ var commands = map[raftv1.CommandType]command{
 	raftv1.CommandType_COMMAND_TYPE_LINK_UP_RESTORE:            {apply: applyLinkUpRestore},
 	raftv1.CommandType_COMMAND_TYPE_ROTATE_TOKEN:               {apply: applyRotateToken},
 	raftv1.CommandType_COMMAND_TYPE_TOUCH_TOKENS:               {apply: applyTouchTokens, skippable: true, unaudited: true},
+	raftv1.CommandType_COMMAND_TYPE_SET_TENANT_QUOTA:           {apply: applySetTenantQuota},
 }
 
 // Halt says why the FSM stopped applying the log: an entry it may not skip

@@ -78,6 +78,13 @@ func applyCreateRestore(txn *memdb.Txn, payload []byte, index uint64) (proto.Mes
 	if r.Restore(res.Id) != nil {
 		return nil, status.Errorf(codes.AlreadyExists, "restore %q already exists", res.Id)
 	}
+	// The quota, again: two creates racing past the API's check meet here
+	// one after the other.
+	if t := r.Tenant(res.Tenant); t != nil {
+		if err := lifecycle.QuotaAllowsRestore(res.Tenant, t.Quota, r.TenantUsage(res.Tenant), res); err != nil {
+			return nil, err
+		}
+	}
 	// The leader may have chosen a host already; take it only if it still
 	// fits in the replicated state, else leave the restore to the scheduler.
 	if res.HostId != "" {

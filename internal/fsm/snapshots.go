@@ -47,6 +47,11 @@ func applyCreateSnapshot(txn *memdb.Txn, payload []byte, _ uint64) (proto.Messag
 	if a := r.ActiveSnapshot(g.Id); a != nil {
 		return nil, SnapshotInTheWay(g.Id, a)
 	}
+	if t := r.Tenant(s.Tenant); t != nil {
+		if err := lifecycle.QuotaAllowsSnapshot(s.Tenant, t.Quota, r.TenantUsage(s.Tenant)); err != nil {
+			return nil, err
+		}
+	}
 	s.HostId = g.HostId
 	s.State = restorev1.SnapshotState_SNAPSHOT_STATE_REQUESTED
 	s.StateReason = "waiting for host " + g.HostId

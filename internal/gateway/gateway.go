@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
@@ -58,6 +59,12 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 		runtime.WithMetadata(func(_ context.Context, r *http.Request) metadata.MD {
 			return metadata.Pairs(mdkeys.HTTPHost, r.Host)
 		}),
+		runtime.WithOutgoingHeaderMatcher(func(key string) (string, bool) {
+			if key == "retry-after" { // a rate limit's wait, with its 429
+				return "Retry-After", true
+			}
+			return runtime.MetadataHeaderPrefix + key, true
+		}),
 		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
 			if strings.EqualFold(key, mdkeys.Consistency) {
 				return mdkeys.Consistency, true
@@ -105,7 +112,27 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 		o.Routes(top)
 	}
 	top.Handle("/v1/", limitBody(mux))
-	return &Handler{Handler: top, conn: conn}, nil
+	return &Handler{Handler: longLived(top), conn: conn}, nil
+}
+
+// LongLived says whether a request is a stream that may outlive the
+// server's read and write timeouts: a restore watch, a console's websocket.
+func LongLived(r *http.Request) bool {
+	return strings.HasSuffix(r.URL.Path, ":watch") || (strings.HasPrefix(r.URL.Path, "/console/") && strings.HasSuffix(r.URL.Path, "/ws"))
+}
+
+// longLived lifts the connection's deadlines for streams (everything else
+// keeps the server's ReadTimeout and WriteTimeout, so a slow client
+// cannot hold a connection open).
+func longLived(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if LongLived(r) {
+			rc := http.NewResponseController(w)
+			_ = rc.SetReadDeadline(time.Time{})
+			_ = rc.SetWriteDeadline(time.Time{})
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // openStream runs with a nil message when a server stream starts: when the

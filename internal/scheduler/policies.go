@@ -73,7 +73,8 @@ func PolicyRuns(r *store.Reader, now time.Time) []*restorev1.Restore {
 		}
 		return keys[i] < keys[j]
 	})
-	running := map[string]int{} // host → active policy runs, counted once
+	running := map[string]int{}                 // host → active policy runs, counted once
+	used := map[string]*restorev1.TenantUsage{} // tenant → its usage with this pass's runs
 	var out []*restorev1.Restore
 	for _, k := range keys {
 		rp, p := newest[k], policyOf[k]
@@ -92,12 +93,21 @@ func PolicyRuns(r *store.Reader, now time.Time) []*restorev1.Restore {
 			RequestID: PolicyRequestPrefix + rp.Id, Verify: p.Verify, PolicyID: p.Id,
 			Reason: "started by verification policy " + p.Id, Now: now,
 		})
+		u := used[rp.Tenant]
+		if u == nil {
+			u = r.TenantUsage(rp.Tenant)
+			used[rp.Tenant] = u
+		}
+		if t := r.Tenant(rp.Tenant); t != nil && lifecycle.QuotaAllowsRestore(rp.Tenant, t.Quota, u, x) != nil {
+			continue // the tenant's quota is full: a later pass
+		}
 		host := leastBusy(r, rp, x, running, limit)
 		if host == "" {
 			continue // every holder is at its limit or full: next pass
 		}
 		x.HostId = host
 		running[host]++
+		lifecycle.AddToUsage(u, x)
 		out = append(out, x)
 	}
 	return out

@@ -54,6 +54,8 @@ type Config struct {
 	// of the tokens it authenticated (one raft entry per interval at most;
 	// default one minute).
 	TokenUseInterval time.Duration
+	// Limits bound what one caller or connection may take.
+	Limits Limits
 	// SnapshotThreshold is the number of raft entries between snapshots.
 	SnapshotThreshold uint64
 	// Retention says how long what has ended is kept before the leader
@@ -65,7 +67,65 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Limits are the API's limits per caller and per connection. Zero fields
+// take DefaultLimits; a negative rate turns that limit off.
+type Limits struct {
+	// TokenRate and TokenBurst: requests (and stream opens) per second one
+	// bearer token may make on this server.
+	TokenRate  float64
+	TokenBurst int
+	// AuthFailureRate and AuthFailureBurst: failed authentications per
+	// second one client address may make before it is refused outright.
+	AuthFailureRate  float64
+	AuthFailureBurst int
+	// HTTP: how long a client may take to send its headers and its
+	// request, how long a response may take, how long an idle keep-alive
+	// connection is kept. Streams (watch, console) are exempt from the
+	// read and write timeouts.
+	HTTPReadHeaderTimeout, HTTPReadTimeout, HTTPWriteTimeout, HTTPIdleTimeout time.Duration
+	// GRPCMaxStreams is how many streams one gRPC connection may have open
+	// at once; GRPCConnectionTimeout how long a new connection has to
+	// finish its TLS handshake.
+	GRPCMaxStreams        uint32
+	GRPCConnectionTimeout time.Duration
+}
+
+// DefaultLimits are generous for a partner portal that sends every user's
+// calls with one token, and stop one caller from taking a server.
+var DefaultLimits = Limits{
+	TokenRate: 500, TokenBurst: 1000, AuthFailureRate: 2, AuthFailureBurst: 20,
+	HTTPReadHeaderTimeout: 10 * time.Second, HTTPReadTimeout: time.Minute, HTTPWriteTimeout: 2 * time.Minute, HTTPIdleTimeout: 2 * time.Minute,
+	GRPCMaxStreams: 1000, GRPCConnectionTimeout: 10 * time.Second,
+}
+
+func (l *Limits) defaults() {
+	d := DefaultLimits
+	for _, f := range []struct{ v, def *float64 }{{&l.TokenRate, &d.TokenRate}, {&l.AuthFailureRate, &d.AuthFailureRate}} {
+		if *f.v == 0 {
+			*f.v = *f.def
+		}
+	}
+	for _, f := range []struct{ v, def *int }{{&l.TokenBurst, &d.TokenBurst}, {&l.AuthFailureBurst, &d.AuthFailureBurst}} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	for _, f := range []struct{ v, def *time.Duration }{
+		{&l.HTTPReadHeaderTimeout, &d.HTTPReadHeaderTimeout}, {&l.HTTPReadTimeout, &d.HTTPReadTimeout},
+		{&l.HTTPWriteTimeout, &d.HTTPWriteTimeout}, {&l.HTTPIdleTimeout, &d.HTTPIdleTimeout},
+		{&l.GRPCConnectionTimeout, &d.GRPCConnectionTimeout},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	if l.GRPCMaxStreams == 0 {
+		l.GRPCMaxStreams = d.GRPCMaxStreams
+	}
+}
+
 func (c *Config) defaults() {
+	c.Limits.defaults()
 	for _, f := range []struct{ v, def *time.Duration }{
 		{&c.Retention.Restores, &scheduler.DefaultRetention.Restores},
 		{&c.Retention.Snapshots, &scheduler.DefaultRetention.Snapshots},

@@ -25,6 +25,7 @@ import (
 	"github.com/restored/restored/internal/metrics"
 	"github.com/restored/restored/internal/pki"
 	"github.com/restored/restored/internal/raftnode"
+	"github.com/restored/restored/internal/ratelimit"
 	"github.com/restored/restored/internal/scheduler"
 	"github.com/restored/restored/internal/store"
 	"github.com/restored/restored/internal/tunnel"
@@ -135,6 +136,11 @@ func Start(cfg Config) (s *Server, err error) {
 		Tunnels: tunnel.NewHub(), Consoles: api.NewConsoles(), HTTPAddr: cfg.advertised(httpLis.Addr()),
 		PeerCreds: peerCreds, CA: tc.ca, CertLifetime: cfg.CertLifetime, Refusals: refusals,
 		Uses: auth.NewUses(),
+		Limits: api.RateLimits{
+			PerToken:     ratelimit.New(ratelimit.Limits{Rate: cfg.Limits.TokenRate, Burst: cfg.Limits.TokenBurst}, nil),
+			AuthFailures: ratelimit.New(ratelimit.Limits{Rate: cfg.Limits.AuthFailureRate, Burst: cfg.Limits.AuthFailureBurst}, nil),
+			Recorded:     ratelimit.New(ratelimit.Limits{Rate: 1, Burst: 10}, nil),
+		},
 	}
 	// Clients of the API: with a certificate of the CA (servers, agents;
 	// a removed host's agent is refused at the handshake) or without one.
@@ -148,6 +154,8 @@ func Start(cfg Config) (s *Server, err error) {
 	gs := grpc.NewServer(append(liveness.ServerOptions(),
 		grpc.Creds(credentials.NewTLS(pki.ServerConfig(tc.keeper, tc.pool, clients))),
 		grpc.MaxRecvMsgSize(gateway.MaxBodyBytes),
+		grpc.MaxConcurrentStreams(cfg.Limits.GRPCMaxStreams),
+		grpc.ConnectionTimeout(cfg.Limits.GRPCConnectionTimeout),
 		grpc.ChainUnaryInterceptor(m.UnaryInterceptor(), deps.UnaryInterceptor(fwd)),
 		grpc.ChainStreamInterceptor(m.StreamInterceptor(), deps.StreamInterceptor()),
 	)...)
@@ -180,7 +188,9 @@ func Start(cfg Config) (s *Server, err error) {
 		return nil, err
 	}
 	s.gateway = gw
-	s.http = &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, TLSConfig: pki.ServerConfig(tc.keeper, tc.pool, clients)}
+	s.http = &http.Server{Handler: gw, TLSConfig: pki.ServerConfig(tc.keeper, tc.pool, clients),
+		ReadHeaderTimeout: cfg.Limits.HTTPReadHeaderTimeout, ReadTimeout: cfg.Limits.HTTPReadTimeout,
+		WriteTimeout: cfg.Limits.HTTPWriteTimeout, IdleTimeout: cfg.Limits.HTTPIdleTimeout}
 
 	s.wg.Add(5)
 	go func() {

@@ -42,6 +42,13 @@ var (
 	safeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 )
 
+// Limits of a manifest: more disks than a domain can hold, or a disk
+// larger than any this product restores, is a hostile or broken manifest.
+const (
+	MaxDisks       = 64
+	MaxVirtualSize = 64 << 40 // 64 TiB
+)
+
 // ParseManifest decodes and checks a manifest on its own (without the files).
 func ParseManifest(data []byte) (*Manifest, error) {
 	dec := json.NewDecoder(strings.NewReader(string(data)))
@@ -72,6 +79,8 @@ func (m *Manifest) check() error {
 		return fmt.Errorf("manifest os is missing: linux, windows or other")
 	case len(m.Disks) == 0:
 		return fmt.Errorf("manifest lists no disks")
+	case len(m.Disks) > MaxDisks:
+		return fmt.Errorf("manifest lists %d disks; at most %d are allowed", len(m.Disks), MaxDisks)
 	}
 	names := map[string]bool{}
 	for i, d := range m.Disks {
@@ -82,8 +91,8 @@ func (m *Manifest) check() error {
 			return fmt.Errorf("disk name %q is listed twice", d.Name)
 		case !d.Format.Valid():
 			return fmt.Errorf("disk %s: format is missing: raw or qcow2", d.Name)
-		case d.VirtualSize <= 0:
-			return fmt.Errorf("disk %s: virtual_size must be a positive number of bytes", d.Name)
+		case d.VirtualSize <= 0 || d.VirtualSize > MaxVirtualSize:
+			return fmt.Errorf("disk %s: virtual_size must be a positive number of bytes up to 64 TiB, got %d", d.Name, d.VirtualSize)
 		case d.Backing != "" && d.Format != kinds.QCOW2:
 			return fmt.Errorf("disk %s: only a qcow2 disk can have a backing recovery point", d.Name)
 		case d.Backing != "" && !safeName.MatchString(d.Backing):

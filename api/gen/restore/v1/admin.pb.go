@@ -30,7 +30,11 @@ type Tenant struct {
 	// Name for people.
 	DisplayName string `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
 	// When it was created.
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// What it may hold at once; unset or 0 fields: no limit.
+	Quota *TenantQuota `protobuf:"bytes,4,opt,name=quota,proto3" json:"quota,omitempty"`
+	// What it holds now (filled when read, never stored).
+	Usage         *TenantUsage `protobuf:"bytes,5,opt,name=usage,proto3" json:"usage,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -82,6 +86,20 @@ func (x *Tenant) GetDisplayName() string {
 func (x *Tenant) GetCreateTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Tenant) GetQuota() *TenantQuota {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
+func (x *Tenant) GetUsage() *TenantUsage {
+	if x != nil {
+		return x.Usage
 	}
 	return nil
 }
@@ -315,6 +333,337 @@ func (x *CreateTenantResponse) GetTenant() *Tenant {
 	return nil
 }
 
+// TenantQuota limits what a tenant holds at once; 0 is no limit. Enforced
+// by the state machine, so racing creates cannot exceed it.
+type TenantQuota struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Restores not yet ended (PENDING to RUNNING, and their teardown).
+	MaxRestores int32 `protobuf:"varint,1,opt,name=max_restores,json=maxRestores,proto3" json:"max_restores,omitempty"`
+	// vCPUs of those restores, summed.
+	MaxVcpus int32 `protobuf:"varint,2,opt,name=max_vcpus,json=maxVcpus,proto3" json:"max_vcpus,omitempty"`
+	// Memory of those restores, summed.
+	MaxMemoryMib int64 `protobuf:"varint,3,opt,name=max_memory_mib,json=maxMemoryMib,proto3" json:"max_memory_mib,omitempty"`
+	// Snapshots not yet RELEASED or FAILED.
+	MaxSnapshots  int32 `protobuf:"varint,4,opt,name=max_snapshots,json=maxSnapshots,proto3" json:"max_snapshots,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TenantQuota) Reset() {
+	*x = TenantQuota{}
+	mi := &file_restore_v1_admin_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TenantQuota) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TenantQuota) ProtoMessage() {}
+
+func (x *TenantQuota) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_admin_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TenantQuota.ProtoReflect.Descriptor instead.
+func (*TenantQuota) Descriptor() ([]byte, []int) {
+	return file_restore_v1_admin_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *TenantQuota) GetMaxRestores() int32 {
+	if x != nil {
+		return x.MaxRestores
+	}
+	return 0
+}
+
+func (x *TenantQuota) GetMaxVcpus() int32 {
+	if x != nil {
+		return x.MaxVcpus
+	}
+	return 0
+}
+
+func (x *TenantQuota) GetMaxMemoryMib() int64 {
+	if x != nil {
+		return x.MaxMemoryMib
+	}
+	return 0
+}
+
+func (x *TenantQuota) GetMaxSnapshots() int32 {
+	if x != nil {
+		return x.MaxSnapshots
+	}
+	return 0
+}
+
+// TenantUsage is what a tenant's restores and snapshots hold now.
+type TenantUsage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Restores      int32                  `protobuf:"varint,1,opt,name=restores,proto3" json:"restores,omitempty"`
+	Vcpus         int32                  `protobuf:"varint,2,opt,name=vcpus,proto3" json:"vcpus,omitempty"`
+	MemoryMib     int64                  `protobuf:"varint,3,opt,name=memory_mib,json=memoryMib,proto3" json:"memory_mib,omitempty"`
+	Snapshots     int32                  `protobuf:"varint,4,opt,name=snapshots,proto3" json:"snapshots,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TenantUsage) Reset() {
+	*x = TenantUsage{}
+	mi := &file_restore_v1_admin_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TenantUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TenantUsage) ProtoMessage() {}
+
+func (x *TenantUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_admin_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TenantUsage.ProtoReflect.Descriptor instead.
+func (*TenantUsage) Descriptor() ([]byte, []int) {
+	return file_restore_v1_admin_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *TenantUsage) GetRestores() int32 {
+	if x != nil {
+		return x.Restores
+	}
+	return 0
+}
+
+func (x *TenantUsage) GetVcpus() int32 {
+	if x != nil {
+		return x.Vcpus
+	}
+	return 0
+}
+
+func (x *TenantUsage) GetMemoryMib() int64 {
+	if x != nil {
+		return x.MemoryMib
+	}
+	return 0
+}
+
+func (x *TenantUsage) GetSnapshots() int32 {
+	if x != nil {
+		return x.Snapshots
+	}
+	return 0
+}
+
+// GetTenantRequest names a tenant.
+type GetTenantRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTenantRequest) Reset() {
+	*x = GetTenantRequest{}
+	mi := &file_restore_v1_admin_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTenantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTenantRequest) ProtoMessage() {}
+
+func (x *GetTenantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_admin_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTenantRequest.ProtoReflect.Descriptor instead.
+func (*GetTenantRequest) Descriptor() ([]byte, []int) {
+	return file_restore_v1_admin_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *GetTenantRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// GetTenantResponse carries the tenant, its quota and usage.
+type GetTenantResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tenant        *Tenant                `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTenantResponse) Reset() {
+	*x = GetTenantResponse{}
+	mi := &file_restore_v1_admin_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTenantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTenantResponse) ProtoMessage() {}
+
+func (x *GetTenantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_admin_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTenantResponse.ProtoReflect.Descriptor instead.
+func (*GetTenantResponse) Descriptor() ([]byte, []int) {
+	return file_restore_v1_admin_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *GetTenantResponse) GetTenant() *Tenant {
+	if x != nil {
+		return x.Tenant
+	}
+	return nil
+}
+
+// SetTenantQuotaRequest is the body of PUT /v1/tenants/{id}/quota.
+type SetTenantQuotaRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Quota         *TenantQuota           `protobuf:"bytes,2,opt,name=quota,proto3" json:"quota,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetTenantQuotaRequest) Reset() {
+	*x = SetTenantQuotaRequest{}
+	mi := &file_restore_v1_admin_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetTenantQuotaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetTenantQuotaRequest) ProtoMessage() {}
+
+func (x *SetTenantQuotaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_admin_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetTenantQuotaRequest.ProtoReflect.Descriptor instead.
+func (*SetTenantQuotaRequest) Descriptor() ([]byte, []int) {
+	return file_restore_v1_admin_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SetTenantQuotaRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SetTenantQuotaRequest) GetQuota() *TenantQuota {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
+// SetTenantQuotaResponse carries the tenant as it now is.
+type SetTenantQuotaResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tenant        *Tenant                `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetTenantQuotaResponse) Reset() {
+	*x = SetTenantQuotaResponse{}
+	mi := &file_restore_v1_admin_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetTenantQuotaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetTenantQuotaResponse) ProtoMessage() {}
+
+func (x *SetTenantQuotaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_admin_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetTenantQuotaResponse.ProtoReflect.Descriptor instead.
+func (*SetTenantQuotaResponse) Descriptor() ([]byte, []int) {
+	return file_restore_v1_admin_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SetTenantQuotaResponse) GetTenant() *Tenant {
+	if x != nil {
+		return x.Tenant
+	}
+	return nil
+}
+
 // ListTenantsRequest has no filters.
 type ListTenantsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -324,7 +673,7 @@ type ListTenantsRequest struct {
 
 func (x *ListTenantsRequest) Reset() {
 	*x = ListTenantsRequest{}
-	mi := &file_restore_v1_admin_proto_msgTypes[4]
+	mi := &file_restore_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -336,7 +685,7 @@ func (x *ListTenantsRequest) String() string {
 func (*ListTenantsRequest) ProtoMessage() {}
 
 func (x *ListTenantsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_admin_proto_msgTypes[4]
+	mi := &file_restore_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -349,7 +698,7 @@ func (x *ListTenantsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTenantsRequest.ProtoReflect.Descriptor instead.
 func (*ListTenantsRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_restore_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 // ListTenantsResponse lists tenants.
@@ -363,7 +712,7 @@ type ListTenantsResponse struct {
 
 func (x *ListTenantsResponse) Reset() {
 	*x = ListTenantsResponse{}
-	mi := &file_restore_v1_admin_proto_msgTypes[5]
+	mi := &file_restore_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -375,7 +724,7 @@ func (x *ListTenantsResponse) String() string {
 func (*ListTenantsResponse) ProtoMessage() {}
 
 func (x *ListTenantsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_admin_proto_msgTypes[5]
+	mi := &file_restore_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -388,7 +737,7 @@ func (x *ListTenantsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTenantsResponse.ProtoReflect.Descriptor instead.
 func (*ListTenantsResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_restore_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListTenantsResponse) GetTenants() []*Tenant {
@@ -416,7 +765,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_restore_v1_admin_proto_msgTypes[6]
+	mi := &file_restore_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -428,7 +777,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_admin_proto_msgTypes[6]
+	mi := &file_restore_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -441,7 +790,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_restore_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateTokenRequest) GetTenant() string {
@@ -491,7 +840,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_restore_v1_admin_proto_msgTypes[7]
+	mi := &file_restore_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -503,7 +852,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_admin_proto_msgTypes[7]
+	mi := &file_restore_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -516,7 +865,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_restore_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateTokenResponse) GetId() string {
@@ -565,7 +914,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_restore_v1_admin_proto_msgTypes[8]
+	mi := &file_restore_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -577,7 +926,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_admin_proto_msgTypes[8]
+	mi := &file_restore_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -590,7 +939,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_restore_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListTokensRequest) GetTenant() string {
@@ -611,7 +960,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_restore_v1_admin_proto_msgTypes[9]
+	mi := &file_restore_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -623,7 +972,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_admin_proto_msgTypes[9]
+	mi := &file_restore_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -636,7 +985,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_restore_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListTokensResponse) GetTokens() []*Token {
@@ -657,7 +1006,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_restore_v1_admin_proto_msgTypes[10]
+	mi := &file_restore_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -669,7 +1018,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_admin_proto_msgTypes[10]
+	mi := &file_restore_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -682,7 +1031,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_restore_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RevokeTokenRequest) GetId() string {
@@ -703,7 +1052,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_restore_v1_admin_proto_msgTypes[11]
+	mi := &file_restore_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -715,7 +1064,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_admin_proto_msgTypes[11]
+	mi := &file_restore_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -728,7 +1077,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_restore_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RevokeTokenResponse) GetToken() *Token {
@@ -752,7 +1101,7 @@ type RotateTokenRequest struct {
 
 func (x *RotateTokenRequest) Reset() {
 	*x = RotateTokenRequest{}
-	mi := &file_restore_v1_admin_proto_msgTypes[12]
+	mi := &file_restore_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -764,7 +1113,7 @@ func (x *RotateTokenRequest) String() string {
 func (*RotateTokenRequest) ProtoMessage() {}
 
 func (x *RotateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_admin_proto_msgTypes[12]
+	mi := &file_restore_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -777,7 +1126,7 @@ func (x *RotateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateTokenRequest.ProtoReflect.Descriptor instead.
 func (*RotateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_restore_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RotateTokenRequest) GetId() string {
@@ -808,7 +1157,7 @@ type RotateTokenResponse struct {
 
 func (x *RotateTokenResponse) Reset() {
 	*x = RotateTokenResponse{}
-	mi := &file_restore_v1_admin_proto_msgTypes[13]
+	mi := &file_restore_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -820,7 +1169,7 @@ func (x *RotateTokenResponse) String() string {
 func (*RotateTokenResponse) ProtoMessage() {}
 
 func (x *RotateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_admin_proto_msgTypes[13]
+	mi := &file_restore_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -833,7 +1182,7 @@ func (x *RotateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateTokenResponse.ProtoReflect.Descriptor instead.
 func (*RotateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_restore_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RotateTokenResponse) GetToken() *CreateTokenResponse {
@@ -859,7 +1208,7 @@ type GetClusterRequest struct {
 
 func (x *GetClusterRequest) Reset() {
 	*x = GetClusterRequest{}
-	mi := &file_restore_v1_admin_proto_msgTypes[14]
+	mi := &file_restore_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -871,7 +1220,7 @@ func (x *GetClusterRequest) String() string {
 func (*GetClusterRequest) ProtoMessage() {}
 
 func (x *GetClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_admin_proto_msgTypes[14]
+	mi := &file_restore_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -884,7 +1233,7 @@ func (x *GetClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterRequest.ProtoReflect.Descriptor instead.
 func (*GetClusterRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_restore_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 // Server is one raft server.
@@ -906,7 +1255,7 @@ type Server struct {
 
 func (x *Server) Reset() {
 	*x = Server{}
-	mi := &file_restore_v1_admin_proto_msgTypes[15]
+	mi := &file_restore_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -918,7 +1267,7 @@ func (x *Server) String() string {
 func (*Server) ProtoMessage() {}
 
 func (x *Server) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_admin_proto_msgTypes[15]
+	mi := &file_restore_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -931,7 +1280,7 @@ func (x *Server) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Server.ProtoReflect.Descriptor instead.
 func (*Server) Descriptor() ([]byte, []int) {
-	return file_restore_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_restore_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Server) GetId() string {
@@ -993,7 +1342,7 @@ type GetClusterResponse struct {
 
 func (x *GetClusterResponse) Reset() {
 	*x = GetClusterResponse{}
-	mi := &file_restore_v1_admin_proto_msgTypes[16]
+	mi := &file_restore_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1005,7 +1354,7 @@ func (x *GetClusterResponse) String() string {
 func (*GetClusterResponse) ProtoMessage() {}
 
 func (x *GetClusterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_admin_proto_msgTypes[16]
+	mi := &file_restore_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1018,7 +1367,7 @@ func (x *GetClusterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterResponse.ProtoReflect.Descriptor instead.
 func (*GetClusterResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_restore_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetClusterResponse) GetServers() []*Server {
@@ -1075,12 +1424,14 @@ var File_restore_v1_admin_proto protoreflect.FileDescriptor
 const file_restore_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"\x16restore/v1/admin.proto\x12\n" +
-	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"x\n" +
+	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd6\x01\n" +
 	"\x06Tenant\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12;\n" +
 	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xa2\x03\n" +
+	"createTime\x12-\n" +
+	"\x05quota\x18\x04 \x01(\v2\x17.restore.v1.TenantQuotaR\x05quota\x12-\n" +
+	"\x05usage\x18\x05 \x01(\v2\x17.restore.v1.TenantUsageR\x05usage\"\xa2\x03\n" +
 	"\x05Token\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x12\n" +
@@ -1101,6 +1452,26 @@ const file_restore_v1_admin_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\"B\n" +
 	"\x14CreateTenantResponse\x12*\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x12.restore.v1.TenantR\x06tenant\"\x98\x01\n" +
+	"\vTenantQuota\x12!\n" +
+	"\fmax_restores\x18\x01 \x01(\x05R\vmaxRestores\x12\x1b\n" +
+	"\tmax_vcpus\x18\x02 \x01(\x05R\bmaxVcpus\x12$\n" +
+	"\x0emax_memory_mib\x18\x03 \x01(\x03R\fmaxMemoryMib\x12#\n" +
+	"\rmax_snapshots\x18\x04 \x01(\x05R\fmaxSnapshots\"|\n" +
+	"\vTenantUsage\x12\x1a\n" +
+	"\brestores\x18\x01 \x01(\x05R\brestores\x12\x14\n" +
+	"\x05vcpus\x18\x02 \x01(\x05R\x05vcpus\x12\x1d\n" +
+	"\n" +
+	"memory_mib\x18\x03 \x01(\x03R\tmemoryMib\x12\x1c\n" +
+	"\tsnapshots\x18\x04 \x01(\x05R\tsnapshots\"\"\n" +
+	"\x10GetTenantRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"?\n" +
+	"\x11GetTenantResponse\x12*\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x12.restore.v1.TenantR\x06tenant\"V\n" +
+	"\x15SetTenantQuotaRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12-\n" +
+	"\x05quota\x18\x02 \x01(\v2\x17.restore.v1.TenantQuotaR\x05quota\"D\n" +
+	"\x16SetTenantQuotaResponse\x12*\n" +
 	"\x06tenant\x18\x01 \x01(\v2\x12.restore.v1.TenantR\x06tenant\"\x14\n" +
 	"\x12ListTenantsRequest\"C\n" +
 	"\x13ListTenantsResponse\x12,\n" +
@@ -1147,7 +1518,7 @@ const file_restore_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"last_index\x18\x05 \x01(\x04R\tlastIndex\x12\x1b\n" +
 	"\tserver_id\x18\x06 \x01(\tR\bserverId\x12%\n" +
-	"\x0eca_fingerprint\x18\a \x01(\tR\rcaFingerprint2\xbb\x04\n" +
+	"\x0eca_fingerprint\x18\a \x01(\tR\rcaFingerprint2\xde\x05\n" +
 	"\fAdminService\x12Q\n" +
 	"\fCreateTenant\x12\x1f.restore.v1.CreateTenantRequest\x1a .restore.v1.CreateTenantResponse\x12N\n" +
 	"\vListTenants\x12\x1e.restore.v1.ListTenantsRequest\x1a\x1f.restore.v1.ListTenantsResponse\x12N\n" +
@@ -1157,7 +1528,9 @@ const file_restore_v1_admin_proto_rawDesc = "" +
 	"\vRevokeToken\x12\x1e.restore.v1.RevokeTokenRequest\x1a\x1f.restore.v1.RevokeTokenResponse\x12N\n" +
 	"\vRotateToken\x12\x1e.restore.v1.RotateTokenRequest\x1a\x1f.restore.v1.RotateTokenResponse\x12K\n" +
 	"\n" +
-	"GetCluster\x12\x1d.restore.v1.GetClusterRequest\x1a\x1e.restore.v1.GetClusterResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
+	"GetCluster\x12\x1d.restore.v1.GetClusterRequest\x1a\x1e.restore.v1.GetClusterResponse\x12H\n" +
+	"\tGetTenant\x12\x1c.restore.v1.GetTenantRequest\x1a\x1d.restore.v1.GetTenantResponse\x12W\n" +
+	"\x0eSetTenantQuota\x12!.restore.v1.SetTenantQuotaRequest\x1a\".restore.v1.SetTenantQuotaResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
 
 var (
 	file_restore_v1_admin_proto_rawDescOnce sync.Once
@@ -1171,60 +1544,75 @@ func file_restore_v1_admin_proto_rawDescGZIP() []byte {
 	return file_restore_v1_admin_proto_rawDescData
 }
 
-var file_restore_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_restore_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_restore_v1_admin_proto_goTypes = []any{
-	(*Tenant)(nil),                // 0: restore.v1.Tenant
-	(*Token)(nil),                 // 1: restore.v1.Token
-	(*CreateTenantRequest)(nil),   // 2: restore.v1.CreateTenantRequest
-	(*CreateTenantResponse)(nil),  // 3: restore.v1.CreateTenantResponse
-	(*ListTenantsRequest)(nil),    // 4: restore.v1.ListTenantsRequest
-	(*ListTenantsResponse)(nil),   // 5: restore.v1.ListTenantsResponse
-	(*CreateTokenRequest)(nil),    // 6: restore.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),   // 7: restore.v1.CreateTokenResponse
-	(*ListTokensRequest)(nil),     // 8: restore.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),    // 9: restore.v1.ListTokensResponse
-	(*RevokeTokenRequest)(nil),    // 10: restore.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),   // 11: restore.v1.RevokeTokenResponse
-	(*RotateTokenRequest)(nil),    // 12: restore.v1.RotateTokenRequest
-	(*RotateTokenResponse)(nil),   // 13: restore.v1.RotateTokenResponse
-	(*GetClusterRequest)(nil),     // 14: restore.v1.GetClusterRequest
-	(*Server)(nil),                // 15: restore.v1.Server
-	(*GetClusterResponse)(nil),    // 16: restore.v1.GetClusterResponse
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*Tenant)(nil),                 // 0: restore.v1.Tenant
+	(*Token)(nil),                  // 1: restore.v1.Token
+	(*CreateTenantRequest)(nil),    // 2: restore.v1.CreateTenantRequest
+	(*CreateTenantResponse)(nil),   // 3: restore.v1.CreateTenantResponse
+	(*TenantQuota)(nil),            // 4: restore.v1.TenantQuota
+	(*TenantUsage)(nil),            // 5: restore.v1.TenantUsage
+	(*GetTenantRequest)(nil),       // 6: restore.v1.GetTenantRequest
+	(*GetTenantResponse)(nil),      // 7: restore.v1.GetTenantResponse
+	(*SetTenantQuotaRequest)(nil),  // 8: restore.v1.SetTenantQuotaRequest
+	(*SetTenantQuotaResponse)(nil), // 9: restore.v1.SetTenantQuotaResponse
+	(*ListTenantsRequest)(nil),     // 10: restore.v1.ListTenantsRequest
+	(*ListTenantsResponse)(nil),    // 11: restore.v1.ListTenantsResponse
+	(*CreateTokenRequest)(nil),     // 12: restore.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),    // 13: restore.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),      // 14: restore.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),     // 15: restore.v1.ListTokensResponse
+	(*RevokeTokenRequest)(nil),     // 16: restore.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),    // 17: restore.v1.RevokeTokenResponse
+	(*RotateTokenRequest)(nil),     // 18: restore.v1.RotateTokenRequest
+	(*RotateTokenResponse)(nil),    // 19: restore.v1.RotateTokenResponse
+	(*GetClusterRequest)(nil),      // 20: restore.v1.GetClusterRequest
+	(*Server)(nil),                 // 21: restore.v1.Server
+	(*GetClusterResponse)(nil),     // 22: restore.v1.GetClusterResponse
+	(*timestamppb.Timestamp)(nil),  // 23: google.protobuf.Timestamp
 }
 var file_restore_v1_admin_proto_depIdxs = []int32{
-	17, // 0: restore.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
-	17, // 1: restore.v1.Token.create_time:type_name -> google.protobuf.Timestamp
-	17, // 2: restore.v1.Token.revoke_time:type_name -> google.protobuf.Timestamp
-	17, // 3: restore.v1.Token.expire_time:type_name -> google.protobuf.Timestamp
-	17, // 4: restore.v1.Token.last_used_time:type_name -> google.protobuf.Timestamp
-	0,  // 5: restore.v1.CreateTenantResponse.tenant:type_name -> restore.v1.Tenant
-	0,  // 6: restore.v1.ListTenantsResponse.tenants:type_name -> restore.v1.Tenant
-	17, // 7: restore.v1.CreateTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	1,  // 8: restore.v1.ListTokensResponse.tokens:type_name -> restore.v1.Token
-	1,  // 9: restore.v1.RevokeTokenResponse.token:type_name -> restore.v1.Token
-	7,  // 10: restore.v1.RotateTokenResponse.token:type_name -> restore.v1.CreateTokenResponse
-	1,  // 11: restore.v1.RotateTokenResponse.old:type_name -> restore.v1.Token
-	15, // 12: restore.v1.GetClusterResponse.servers:type_name -> restore.v1.Server
-	2,  // 13: restore.v1.AdminService.CreateTenant:input_type -> restore.v1.CreateTenantRequest
-	4,  // 14: restore.v1.AdminService.ListTenants:input_type -> restore.v1.ListTenantsRequest
-	6,  // 15: restore.v1.AdminService.CreateToken:input_type -> restore.v1.CreateTokenRequest
-	8,  // 16: restore.v1.AdminService.ListTokens:input_type -> restore.v1.ListTokensRequest
-	10, // 17: restore.v1.AdminService.RevokeToken:input_type -> restore.v1.RevokeTokenRequest
-	12, // 18: restore.v1.AdminService.RotateToken:input_type -> restore.v1.RotateTokenRequest
-	14, // 19: restore.v1.AdminService.GetCluster:input_type -> restore.v1.GetClusterRequest
-	3,  // 20: restore.v1.AdminService.CreateTenant:output_type -> restore.v1.CreateTenantResponse
-	5,  // 21: restore.v1.AdminService.ListTenants:output_type -> restore.v1.ListTenantsResponse
-	7,  // 22: restore.v1.AdminService.CreateToken:output_type -> restore.v1.CreateTokenResponse
-	9,  // 23: restore.v1.AdminService.ListTokens:output_type -> restore.v1.ListTokensResponse
-	11, // 24: restore.v1.AdminService.RevokeToken:output_type -> restore.v1.RevokeTokenResponse
-	13, // 25: restore.v1.AdminService.RotateToken:output_type -> restore.v1.RotateTokenResponse
-	16, // 26: restore.v1.AdminService.GetCluster:output_type -> restore.v1.GetClusterResponse
-	20, // [20:27] is the sub-list for method output_type
-	13, // [13:20] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	23, // 0: restore.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
+	4,  // 1: restore.v1.Tenant.quota:type_name -> restore.v1.TenantQuota
+	5,  // 2: restore.v1.Tenant.usage:type_name -> restore.v1.TenantUsage
+	23, // 3: restore.v1.Token.create_time:type_name -> google.protobuf.Timestamp
+	23, // 4: restore.v1.Token.revoke_time:type_name -> google.protobuf.Timestamp
+	23, // 5: restore.v1.Token.expire_time:type_name -> google.protobuf.Timestamp
+	23, // 6: restore.v1.Token.last_used_time:type_name -> google.protobuf.Timestamp
+	0,  // 7: restore.v1.CreateTenantResponse.tenant:type_name -> restore.v1.Tenant
+	0,  // 8: restore.v1.GetTenantResponse.tenant:type_name -> restore.v1.Tenant
+	4,  // 9: restore.v1.SetTenantQuotaRequest.quota:type_name -> restore.v1.TenantQuota
+	0,  // 10: restore.v1.SetTenantQuotaResponse.tenant:type_name -> restore.v1.Tenant
+	0,  // 11: restore.v1.ListTenantsResponse.tenants:type_name -> restore.v1.Tenant
+	23, // 12: restore.v1.CreateTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	1,  // 13: restore.v1.ListTokensResponse.tokens:type_name -> restore.v1.Token
+	1,  // 14: restore.v1.RevokeTokenResponse.token:type_name -> restore.v1.Token
+	13, // 15: restore.v1.RotateTokenResponse.token:type_name -> restore.v1.CreateTokenResponse
+	1,  // 16: restore.v1.RotateTokenResponse.old:type_name -> restore.v1.Token
+	21, // 17: restore.v1.GetClusterResponse.servers:type_name -> restore.v1.Server
+	2,  // 18: restore.v1.AdminService.CreateTenant:input_type -> restore.v1.CreateTenantRequest
+	10, // 19: restore.v1.AdminService.ListTenants:input_type -> restore.v1.ListTenantsRequest
+	12, // 20: restore.v1.AdminService.CreateToken:input_type -> restore.v1.CreateTokenRequest
+	14, // 21: restore.v1.AdminService.ListTokens:input_type -> restore.v1.ListTokensRequest
+	16, // 22: restore.v1.AdminService.RevokeToken:input_type -> restore.v1.RevokeTokenRequest
+	18, // 23: restore.v1.AdminService.RotateToken:input_type -> restore.v1.RotateTokenRequest
+	20, // 24: restore.v1.AdminService.GetCluster:input_type -> restore.v1.GetClusterRequest
+	6,  // 25: restore.v1.AdminService.GetTenant:input_type -> restore.v1.GetTenantRequest
+	8,  // 26: restore.v1.AdminService.SetTenantQuota:input_type -> restore.v1.SetTenantQuotaRequest
+	3,  // 27: restore.v1.AdminService.CreateTenant:output_type -> restore.v1.CreateTenantResponse
+	11, // 28: restore.v1.AdminService.ListTenants:output_type -> restore.v1.ListTenantsResponse
+	13, // 29: restore.v1.AdminService.CreateToken:output_type -> restore.v1.CreateTokenResponse
+	15, // 30: restore.v1.AdminService.ListTokens:output_type -> restore.v1.ListTokensResponse
+	17, // 31: restore.v1.AdminService.RevokeToken:output_type -> restore.v1.RevokeTokenResponse
+	19, // 32: restore.v1.AdminService.RotateToken:output_type -> restore.v1.RotateTokenResponse
+	22, // 33: restore.v1.AdminService.GetCluster:output_type -> restore.v1.GetClusterResponse
+	7,  // 34: restore.v1.AdminService.GetTenant:output_type -> restore.v1.GetTenantResponse
+	9,  // 35: restore.v1.AdminService.SetTenantQuota:output_type -> restore.v1.SetTenantQuotaResponse
+	27, // [27:36] is the sub-list for method output_type
+	18, // [18:27] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_admin_proto_init() }
@@ -1238,7 +1626,7 @@ func file_restore_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restore_v1_admin_proto_rawDesc), len(file_restore_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,13 +19,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdminService_CreateTenant_FullMethodName = "/restore.v1.AdminService/CreateTenant"
-	AdminService_ListTenants_FullMethodName  = "/restore.v1.AdminService/ListTenants"
-	AdminService_CreateToken_FullMethodName  = "/restore.v1.AdminService/CreateToken"
-	AdminService_ListTokens_FullMethodName   = "/restore.v1.AdminService/ListTokens"
-	AdminService_RevokeToken_FullMethodName  = "/restore.v1.AdminService/RevokeToken"
-	AdminService_RotateToken_FullMethodName  = "/restore.v1.AdminService/RotateToken"
-	AdminService_GetCluster_FullMethodName   = "/restore.v1.AdminService/GetCluster"
+	AdminService_CreateTenant_FullMethodName   = "/restore.v1.AdminService/CreateTenant"
+	AdminService_ListTenants_FullMethodName    = "/restore.v1.AdminService/ListTenants"
+	AdminService_CreateToken_FullMethodName    = "/restore.v1.AdminService/CreateToken"
+	AdminService_ListTokens_FullMethodName     = "/restore.v1.AdminService/ListTokens"
+	AdminService_RevokeToken_FullMethodName    = "/restore.v1.AdminService/RevokeToken"
+	AdminService_RotateToken_FullMethodName    = "/restore.v1.AdminService/RotateToken"
+	AdminService_GetCluster_FullMethodName     = "/restore.v1.AdminService/GetCluster"
+	AdminService_GetTenant_FullMethodName      = "/restore.v1.AdminService/GetTenant"
+	AdminService_SetTenantQuota_FullMethodName = "/restore.v1.AdminService/SetTenantQuota"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -35,7 +37,8 @@ const (
 // AdminService manages tenants, tokens and shows the cluster (role admin).
 //
 // REST: POST /v1/tenants, GET /v1/tenants, POST /v1/tokens, GET /v1/tokens,
-// DELETE /v1/tokens/{id}, POST /v1/tokens/{id}:rotate, GET /v1/cluster.
+// DELETE /v1/tokens/{id}, POST /v1/tokens/{id}:rotate, GET /v1/cluster,
+// GET /v1/tenants/{id}, PUT /v1/tenants/{id}/quota.
 type AdminServiceClient interface {
 	// CreateTenant adds a tenant (id: a lowercase DNS label).
 	CreateTenant(ctx context.Context, in *CreateTenantRequest, opts ...grpc.CallOption) (*CreateTenantResponse, error)
@@ -54,6 +57,13 @@ type AdminServiceClient interface {
 	RotateToken(ctx context.Context, in *RotateTokenRequest, opts ...grpc.CallOption) (*RotateTokenResponse, error)
 	// GetCluster shows the raft servers, the leader and the commit index.
 	GetCluster(ctx context.Context, in *GetClusterRequest, opts ...grpc.CallOption) (*GetClusterResponse, error)
+	// GetTenant shows one tenant with its quota and what it uses now
+	// (admins and operators any tenant; partners and backup jobs their own).
+	GetTenant(ctx context.Context, in *GetTenantRequest, opts ...grpc.CallOption) (*GetTenantResponse, error)
+	// SetTenantQuota replaces a tenant's quota (admin). A quota lower than
+	// what the tenant uses ends nothing: new restores and snapshots wait
+	// until usage is under it.
+	SetTenantQuota(ctx context.Context, in *SetTenantQuotaRequest, opts ...grpc.CallOption) (*SetTenantQuotaResponse, error)
 }
 
 type adminServiceClient struct {
@@ -134,6 +144,26 @@ func (c *adminServiceClient) GetCluster(ctx context.Context, in *GetClusterReque
 	return out, nil
 }
 
+func (c *adminServiceClient) GetTenant(ctx context.Context, in *GetTenantRequest, opts ...grpc.CallOption) (*GetTenantResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetTenantResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetTenant_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) SetTenantQuota(ctx context.Context, in *SetTenantQuotaRequest, opts ...grpc.CallOption) (*SetTenantQuotaResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetTenantQuotaResponse)
+	err := c.cc.Invoke(ctx, AdminService_SetTenantQuota_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -141,7 +171,8 @@ func (c *adminServiceClient) GetCluster(ctx context.Context, in *GetClusterReque
 // AdminService manages tenants, tokens and shows the cluster (role admin).
 //
 // REST: POST /v1/tenants, GET /v1/tenants, POST /v1/tokens, GET /v1/tokens,
-// DELETE /v1/tokens/{id}, POST /v1/tokens/{id}:rotate, GET /v1/cluster.
+// DELETE /v1/tokens/{id}, POST /v1/tokens/{id}:rotate, GET /v1/cluster,
+// GET /v1/tenants/{id}, PUT /v1/tenants/{id}/quota.
 type AdminServiceServer interface {
 	// CreateTenant adds a tenant (id: a lowercase DNS label).
 	CreateTenant(context.Context, *CreateTenantRequest) (*CreateTenantResponse, error)
@@ -160,6 +191,13 @@ type AdminServiceServer interface {
 	RotateToken(context.Context, *RotateTokenRequest) (*RotateTokenResponse, error)
 	// GetCluster shows the raft servers, the leader and the commit index.
 	GetCluster(context.Context, *GetClusterRequest) (*GetClusterResponse, error)
+	// GetTenant shows one tenant with its quota and what it uses now
+	// (admins and operators any tenant; partners and backup jobs their own).
+	GetTenant(context.Context, *GetTenantRequest) (*GetTenantResponse, error)
+	// SetTenantQuota replaces a tenant's quota (admin). A quota lower than
+	// what the tenant uses ends nothing: new restores and snapshots wait
+	// until usage is under it.
+	SetTenantQuota(context.Context, *SetTenantQuotaRequest) (*SetTenantQuotaResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -190,6 +228,12 @@ func (UnimplementedAdminServiceServer) RotateToken(context.Context, *RotateToken
 }
 func (UnimplementedAdminServiceServer) GetCluster(context.Context, *GetClusterRequest) (*GetClusterResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetCluster not implemented")
+}
+func (UnimplementedAdminServiceServer) GetTenant(context.Context, *GetTenantRequest) (*GetTenantResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetTenant not implemented")
+}
+func (UnimplementedAdminServiceServer) SetTenantQuota(context.Context, *SetTenantQuotaRequest) (*SetTenantQuotaResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetTenantQuota not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -338,6 +382,42 @@ func _AdminService_GetCluster_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_GetTenant_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetTenantRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetTenant(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetTenant_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetTenant(ctx, req.(*GetTenantRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_SetTenantQuota_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetTenantQuotaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).SetTenantQuota(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_SetTenantQuota_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).SetTenantQuota(ctx, req.(*SetTenantQuotaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -372,6 +452,14 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetCluster",
 			Handler:    _AdminService_GetCluster_Handler,
+		},
+		{
+			MethodName: "GetTenant",
+			Handler:    _AdminService_GetTenant_Handler,
+		},
+		{
+			MethodName: "SetTenantQuota",
+			Handler:    _AdminService_SetTenantQuota_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

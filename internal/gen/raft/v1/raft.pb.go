@@ -82,6 +82,8 @@ const (
 	// TouchTokens: the last-used times servers saw, in a batch (skippable,
 	// not audited).
 	CommandType_COMMAND_TYPE_TOUCH_TOKENS CommandType = 29
+	// SetTenantQuota: a tenant's quota replaced.
+	CommandType_COMMAND_TYPE_SET_TENANT_QUOTA CommandType = 30
 )
 
 // Enum value maps for CommandType.
@@ -117,6 +119,7 @@ var (
 		27: "COMMAND_TYPE_LINK_UP_RESTORE",
 		28: "COMMAND_TYPE_ROTATE_TOKEN",
 		29: "COMMAND_TYPE_TOUCH_TOKENS",
+		30: "COMMAND_TYPE_SET_TENANT_QUOTA",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":                0,
@@ -149,6 +152,7 @@ var (
 		"COMMAND_TYPE_LINK_UP_RESTORE":            27,
 		"COMMAND_TYPE_ROTATE_TOKEN":               28,
 		"COMMAND_TYPE_TOUCH_TOKENS":               29,
+		"COMMAND_TYPE_SET_TENANT_QUOTA":           30,
 	}
 )
 
@@ -568,6 +572,59 @@ func (x *RevokeToken) GetRevokeTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// SetTenantQuota replaces a tenant's quota.
+type SetTenantQuota struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Quota         *v1.TenantQuota        `protobuf:"bytes,2,opt,name=quota,proto3" json:"quota,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetTenantQuota) Reset() {
+	*x = SetTenantQuota{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetTenantQuota) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetTenantQuota) ProtoMessage() {}
+
+func (x *SetTenantQuota) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetTenantQuota.ProtoReflect.Descriptor instead.
+func (*SetTenantQuota) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SetTenantQuota) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *SetTenantQuota) GetQuota() *v1.TenantQuota {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
 // RotateToken adds a token that replaces another.
 type RotateToken struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -583,7 +640,7 @@ type RotateToken struct {
 
 func (x *RotateToken) Reset() {
 	*x = RotateToken{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[6]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -595,7 +652,7 @@ func (x *RotateToken) String() string {
 func (*RotateToken) ProtoMessage() {}
 
 func (x *RotateToken) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[6]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -608,7 +665,7 @@ func (x *RotateToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateToken.ProtoReflect.Descriptor instead.
 func (*RotateToken) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{6}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RotateToken) GetToken() *StoredToken {
@@ -643,7 +700,7 @@ type TouchTokens struct {
 
 func (x *TouchTokens) Reset() {
 	*x = TouchTokens{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[7]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -655,7 +712,7 @@ func (x *TouchTokens) String() string {
 func (*TouchTokens) ProtoMessage() {}
 
 func (x *TouchTokens) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[7]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -668,7 +725,7 @@ func (x *TouchTokens) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TouchTokens.ProtoReflect.Descriptor instead.
 func (*TouchTokens) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{7}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TouchTokens) GetUses() []*TokenUse {
@@ -689,7 +746,7 @@ type TokenUse struct {
 
 func (x *TokenUse) Reset() {
 	*x = TokenUse{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[8]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -701,7 +758,7 @@ func (x *TokenUse) String() string {
 func (*TokenUse) ProtoMessage() {}
 
 func (x *TokenUse) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[8]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -714,7 +771,7 @@ func (x *TokenUse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenUse.ProtoReflect.Descriptor instead.
 func (*TokenUse) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{8}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TokenUse) GetId() string {
@@ -741,7 +798,7 @@ type ReportTokenUseRequest struct {
 
 func (x *ReportTokenUseRequest) Reset() {
 	*x = ReportTokenUseRequest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[9]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -753,7 +810,7 @@ func (x *ReportTokenUseRequest) String() string {
 func (*ReportTokenUseRequest) ProtoMessage() {}
 
 func (x *ReportTokenUseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[9]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -766,7 +823,7 @@ func (x *ReportTokenUseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportTokenUseRequest.ProtoReflect.Descriptor instead.
 func (*ReportTokenUseRequest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{9}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReportTokenUseRequest) GetUses() *TouchTokens {
@@ -785,7 +842,7 @@ type ReportTokenUseResponse struct {
 
 func (x *ReportTokenUseResponse) Reset() {
 	*x = ReportTokenUseResponse{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[10]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -797,7 +854,7 @@ func (x *ReportTokenUseResponse) String() string {
 func (*ReportTokenUseResponse) ProtoMessage() {}
 
 func (x *ReportTokenUseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[10]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -810,7 +867,7 @@ func (x *ReportTokenUseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportTokenUseResponse.ProtoReflect.Descriptor instead.
 func (*ReportTokenUseResponse) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{10}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{11}
 }
 
 // IdempotencyKey is the stored result of a create with a request_id.
@@ -834,7 +891,7 @@ type IdempotencyKey struct {
 
 func (x *IdempotencyKey) Reset() {
 	*x = IdempotencyKey{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[11]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -846,7 +903,7 @@ func (x *IdempotencyKey) String() string {
 func (*IdempotencyKey) ProtoMessage() {}
 
 func (x *IdempotencyKey) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[11]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -859,7 +916,7 @@ func (x *IdempotencyKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdempotencyKey.ProtoReflect.Descriptor instead.
 func (*IdempotencyKey) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{11}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *IdempotencyKey) GetKind() string {
@@ -917,7 +974,7 @@ type CreateRestore struct {
 
 func (x *CreateRestore) Reset() {
 	*x = CreateRestore{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[12]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -929,7 +986,7 @@ func (x *CreateRestore) String() string {
 func (*CreateRestore) ProtoMessage() {}
 
 func (x *CreateRestore) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[12]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -942,7 +999,7 @@ func (x *CreateRestore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRestore.ProtoReflect.Descriptor instead.
 func (*CreateRestore) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{12}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateRestore) GetRestore() *v1.Restore {
@@ -972,7 +1029,7 @@ type DeleteRestore struct {
 
 func (x *DeleteRestore) Reset() {
 	*x = DeleteRestore{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[13]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -984,7 +1041,7 @@ func (x *DeleteRestore) String() string {
 func (*DeleteRestore) ProtoMessage() {}
 
 func (x *DeleteRestore) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[13]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -997,7 +1054,7 @@ func (x *DeleteRestore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRestore.ProtoReflect.Descriptor instead.
 func (*DeleteRestore) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{13}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DeleteRestore) GetId() string {
@@ -1025,7 +1082,7 @@ type RegisterHost struct {
 
 func (x *RegisterHost) Reset() {
 	*x = RegisterHost{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[14]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1037,7 +1094,7 @@ func (x *RegisterHost) String() string {
 func (*RegisterHost) ProtoMessage() {}
 
 func (x *RegisterHost) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[14]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1050,7 +1107,7 @@ func (x *RegisterHost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterHost.ProtoReflect.Descriptor instead.
 func (*RegisterHost) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{14}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RegisterHost) GetHost() *v1.Host {
@@ -1075,7 +1132,7 @@ type SetHostDrain struct {
 
 func (x *SetHostDrain) Reset() {
 	*x = SetHostDrain{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[15]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1087,7 +1144,7 @@ func (x *SetHostDrain) String() string {
 func (*SetHostDrain) ProtoMessage() {}
 
 func (x *SetHostDrain) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[15]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1100,7 +1157,7 @@ func (x *SetHostDrain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetHostDrain.ProtoReflect.Descriptor instead.
 func (*SetHostDrain) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{15}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SetHostDrain) GetId() string {
@@ -1141,7 +1198,7 @@ type SetHostState struct {
 
 func (x *SetHostState) Reset() {
 	*x = SetHostState{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[16]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1153,7 +1210,7 @@ func (x *SetHostState) String() string {
 func (*SetHostState) ProtoMessage() {}
 
 func (x *SetHostState) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[16]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1166,7 +1223,7 @@ func (x *SetHostState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetHostState.ProtoReflect.Descriptor instead.
 func (*SetHostState) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{16}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SetHostState) GetId() string {
@@ -1210,7 +1267,7 @@ type ReportRecoveryPoints struct {
 
 func (x *ReportRecoveryPoints) Reset() {
 	*x = ReportRecoveryPoints{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[17]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1222,7 +1279,7 @@ func (x *ReportRecoveryPoints) String() string {
 func (*ReportRecoveryPoints) ProtoMessage() {}
 
 func (x *ReportRecoveryPoints) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[17]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1235,7 +1292,7 @@ func (x *ReportRecoveryPoints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRecoveryPoints.ProtoReflect.Descriptor instead.
 func (*ReportRecoveryPoints) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{17}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReportRecoveryPoints) GetHostId() string {
@@ -1277,7 +1334,7 @@ type RestoreReport struct {
 
 func (x *RestoreReport) Reset() {
 	*x = RestoreReport{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[18]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1289,7 +1346,7 @@ func (x *RestoreReport) String() string {
 func (*RestoreReport) ProtoMessage() {}
 
 func (x *RestoreReport) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[18]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1302,7 +1359,7 @@ func (x *RestoreReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreReport.ProtoReflect.Descriptor instead.
 func (*RestoreReport) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{18}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RestoreReport) GetHostId() string {
@@ -1360,7 +1417,7 @@ type ReportRestoreStatus struct {
 
 func (x *ReportRestoreStatus) Reset() {
 	*x = ReportRestoreStatus{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[19]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1372,7 +1429,7 @@ func (x *ReportRestoreStatus) String() string {
 func (*ReportRestoreStatus) ProtoMessage() {}
 
 func (x *ReportRestoreStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[19]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1385,7 +1442,7 @@ func (x *ReportRestoreStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRestoreStatus.ProtoReflect.Descriptor instead.
 func (*ReportRestoreStatus) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{19}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ReportRestoreStatus) GetReport() *RestoreReport {
@@ -1415,7 +1472,7 @@ type Placement struct {
 
 func (x *Placement) Reset() {
 	*x = Placement{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1427,7 +1484,7 @@ func (x *Placement) String() string {
 func (*Placement) ProtoMessage() {}
 
 func (x *Placement) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1440,7 +1497,7 @@ func (x *Placement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Placement.ProtoReflect.Descriptor instead.
 func (*Placement) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{20}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Placement) GetRestoreId() string {
@@ -1470,7 +1527,7 @@ type PendingReason struct {
 
 func (x *PendingReason) Reset() {
 	*x = PendingReason{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1482,7 +1539,7 @@ func (x *PendingReason) String() string {
 func (*PendingReason) ProtoMessage() {}
 
 func (x *PendingReason) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1495,7 +1552,7 @@ func (x *PendingReason) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingReason.ProtoReflect.Descriptor instead.
 func (*PendingReason) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{21}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PendingReason) GetRestoreId() string {
@@ -1527,7 +1584,7 @@ type PlaceRestores struct {
 
 func (x *PlaceRestores) Reset() {
 	*x = PlaceRestores{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1539,7 +1596,7 @@ func (x *PlaceRestores) String() string {
 func (*PlaceRestores) ProtoMessage() {}
 
 func (x *PlaceRestores) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1552,7 +1609,7 @@ func (x *PlaceRestores) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaceRestores.ProtoReflect.Descriptor instead.
 func (*PlaceRestores) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{22}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PlaceRestores) GetPlacements() []*Placement {
@@ -1589,7 +1646,7 @@ type ExpireRestores struct {
 
 func (x *ExpireRestores) Reset() {
 	*x = ExpireRestores{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1601,7 +1658,7 @@ func (x *ExpireRestores) String() string {
 func (*ExpireRestores) ProtoMessage() {}
 
 func (x *ExpireRestores) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1614,7 +1671,7 @@ func (x *ExpireRestores) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireRestores.ProtoReflect.Descriptor instead.
 func (*ExpireRestores) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{23}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ExpireRestores) GetIds() []string {
@@ -1642,7 +1699,7 @@ type RegisterServer struct {
 
 func (x *RegisterServer) Reset() {
 	*x = RegisterServer{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1654,7 +1711,7 @@ func (x *RegisterServer) String() string {
 func (*RegisterServer) ProtoMessage() {}
 
 func (x *RegisterServer) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1667,7 +1724,7 @@ func (x *RegisterServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterServer.ProtoReflect.Descriptor instead.
 func (*RegisterServer) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{24}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RegisterServer) GetServer() *v1.Server {
@@ -1716,7 +1773,7 @@ type Snapshot struct {
 
 func (x *Snapshot) Reset() {
 	*x = Snapshot{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1728,7 +1785,7 @@ func (x *Snapshot) String() string {
 func (*Snapshot) ProtoMessage() {}
 
 func (x *Snapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1741,7 +1798,7 @@ func (x *Snapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
 func (*Snapshot) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{25}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Snapshot) GetTenants() []*v1.Tenant {
@@ -1861,7 +1918,7 @@ type StoredJoinToken struct {
 
 func (x *StoredJoinToken) Reset() {
 	*x = StoredJoinToken{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1873,7 +1930,7 @@ func (x *StoredJoinToken) String() string {
 func (*StoredJoinToken) ProtoMessage() {}
 
 func (x *StoredJoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1886,7 +1943,7 @@ func (x *StoredJoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredJoinToken.ProtoReflect.Descriptor instead.
 func (*StoredJoinToken) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{26}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StoredJoinToken) GetToken() *v1.JoinToken {
@@ -1913,7 +1970,7 @@ type CreateJoinToken struct {
 
 func (x *CreateJoinToken) Reset() {
 	*x = CreateJoinToken{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1925,7 +1982,7 @@ func (x *CreateJoinToken) String() string {
 func (*CreateJoinToken) ProtoMessage() {}
 
 func (x *CreateJoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1938,7 +1995,7 @@ func (x *CreateJoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinToken.ProtoReflect.Descriptor instead.
 func (*CreateJoinToken) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{27}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreateJoinToken) GetToken() *StoredJoinToken {
@@ -1960,7 +2017,7 @@ type UseJoinToken struct {
 
 func (x *UseJoinToken) Reset() {
 	*x = UseJoinToken{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1972,7 +2029,7 @@ func (x *UseJoinToken) String() string {
 func (*UseJoinToken) ProtoMessage() {}
 
 func (x *UseJoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1985,7 +2042,7 @@ func (x *UseJoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UseJoinToken.ProtoReflect.Descriptor instead.
 func (*UseJoinToken) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{28}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *UseJoinToken) GetId() string {
@@ -2014,7 +2071,7 @@ type Revocation struct {
 
 func (x *Revocation) Reset() {
 	*x = Revocation{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2026,7 +2083,7 @@ func (x *Revocation) String() string {
 func (*Revocation) ProtoMessage() {}
 
 func (x *Revocation) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2039,7 +2096,7 @@ func (x *Revocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
 func (*Revocation) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{29}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Revocation) GetHostId() string {
@@ -2067,7 +2124,7 @@ type RemoveHost struct {
 
 func (x *RemoveHost) Reset() {
 	*x = RemoveHost{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2079,7 +2136,7 @@ func (x *RemoveHost) String() string {
 func (*RemoveHost) ProtoMessage() {}
 
 func (x *RemoveHost) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2092,7 +2149,7 @@ func (x *RemoveHost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveHost.ProtoReflect.Descriptor instead.
 func (*RemoveHost) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{30}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RemoveHost) GetId() string {
@@ -2123,7 +2180,7 @@ type RelayRequest struct {
 
 func (x *RelayRequest) Reset() {
 	*x = RelayRequest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2135,7 +2192,7 @@ func (x *RelayRequest) String() string {
 func (*RelayRequest) ProtoMessage() {}
 
 func (x *RelayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2148,7 +2205,7 @@ func (x *RelayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayRequest.ProtoReflect.Descriptor instead.
 func (*RelayRequest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{31}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RelayRequest) GetKind() isRelayRequest_Kind {
@@ -2205,7 +2262,7 @@ type RelayOpen struct {
 
 func (x *RelayOpen) Reset() {
 	*x = RelayOpen{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2217,7 +2274,7 @@ func (x *RelayOpen) String() string {
 func (*RelayOpen) ProtoMessage() {}
 
 func (x *RelayOpen) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2230,7 +2287,7 @@ func (x *RelayOpen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayOpen.ProtoReflect.Descriptor instead.
 func (*RelayOpen) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{32}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RelayOpen) GetHostId() string {
@@ -2261,7 +2318,7 @@ type RelayResponse struct {
 
 func (x *RelayResponse) Reset() {
 	*x = RelayResponse{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[33]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2273,7 +2330,7 @@ func (x *RelayResponse) String() string {
 func (*RelayResponse) ProtoMessage() {}
 
 func (x *RelayResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[33]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2286,7 +2343,7 @@ func (x *RelayResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayResponse.ProtoReflect.Descriptor instead.
 func (*RelayResponse) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{33}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RelayResponse) GetKind() isRelayResponse_Kind {
@@ -2343,7 +2400,7 @@ type RelayOpened struct {
 
 func (x *RelayOpened) Reset() {
 	*x = RelayOpened{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[34]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2355,7 +2412,7 @@ func (x *RelayOpened) String() string {
 func (*RelayOpened) ProtoMessage() {}
 
 func (x *RelayOpened) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[34]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2368,7 +2425,7 @@ func (x *RelayOpened) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayOpened.ProtoReflect.Descriptor instead.
 func (*RelayOpened) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{34}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RelayOpened) GetServerId() string {
@@ -2393,7 +2450,7 @@ type EnrollRequest struct {
 
 func (x *EnrollRequest) Reset() {
 	*x = EnrollRequest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2405,7 +2462,7 @@ func (x *EnrollRequest) String() string {
 func (*EnrollRequest) ProtoMessage() {}
 
 func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2418,7 +2475,7 @@ func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
 func (*EnrollRequest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{35}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *EnrollRequest) GetNodeId() string {
@@ -2454,7 +2511,7 @@ type EnrollResponse struct {
 
 func (x *EnrollResponse) Reset() {
 	*x = EnrollResponse{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2466,7 +2523,7 @@ func (x *EnrollResponse) String() string {
 func (*EnrollResponse) ProtoMessage() {}
 
 func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2479,7 +2536,7 @@ func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
 func (*EnrollResponse) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{36}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *EnrollResponse) GetCaCert() []byte {
@@ -2514,7 +2571,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2526,7 +2583,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2539,7 +2596,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{37}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *JoinRequest) GetServer() *v1.Server {
@@ -2560,7 +2617,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2572,7 +2629,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2585,7 +2642,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{38}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *JoinResponse) GetLeaderId() string {
@@ -2605,7 +2662,7 @@ type SetVerificationPolicy struct {
 
 func (x *SetVerificationPolicy) Reset() {
 	*x = SetVerificationPolicy{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2617,7 +2674,7 @@ func (x *SetVerificationPolicy) String() string {
 func (*SetVerificationPolicy) ProtoMessage() {}
 
 func (x *SetVerificationPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2630,7 +2687,7 @@ func (x *SetVerificationPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetVerificationPolicy.ProtoReflect.Descriptor instead.
 func (*SetVerificationPolicy) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{39}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SetVerificationPolicy) GetPolicy() *v1.VerificationPolicy {
@@ -2650,7 +2707,7 @@ type DeleteVerificationPolicy struct {
 
 func (x *DeleteVerificationPolicy) Reset() {
 	*x = DeleteVerificationPolicy{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2662,7 +2719,7 @@ func (x *DeleteVerificationPolicy) String() string {
 func (*DeleteVerificationPolicy) ProtoMessage() {}
 
 func (x *DeleteVerificationPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2675,7 +2732,7 @@ func (x *DeleteVerificationPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteVerificationPolicy.ProtoReflect.Descriptor instead.
 func (*DeleteVerificationPolicy) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{40}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *DeleteVerificationPolicy) GetId() string {
@@ -2700,7 +2757,7 @@ type ReportInventory struct {
 
 func (x *ReportInventory) Reset() {
 	*x = ReportInventory{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2712,7 +2769,7 @@ func (x *ReportInventory) String() string {
 func (*ReportInventory) ProtoMessage() {}
 
 func (x *ReportInventory) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2725,7 +2782,7 @@ func (x *ReportInventory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportInventory.ProtoReflect.Descriptor instead.
 func (*ReportInventory) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{41}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ReportInventory) GetHostId() string {
@@ -2767,7 +2824,7 @@ type LinkUpRestore struct {
 
 func (x *LinkUpRestore) Reset() {
 	*x = LinkUpRestore{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[42]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2779,7 +2836,7 @@ func (x *LinkUpRestore) String() string {
 func (*LinkUpRestore) ProtoMessage() {}
 
 func (x *LinkUpRestore) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[42]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2792,7 +2849,7 @@ func (x *LinkUpRestore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkUpRestore.ProtoReflect.Descriptor instead.
 func (*LinkUpRestore) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{42}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *LinkUpRestore) GetId() string {
@@ -2819,7 +2876,7 @@ type RegisterGuest struct {
 
 func (x *RegisterGuest) Reset() {
 	*x = RegisterGuest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[43]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2831,7 +2888,7 @@ func (x *RegisterGuest) String() string {
 func (*RegisterGuest) ProtoMessage() {}
 
 func (x *RegisterGuest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[43]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2844,7 +2901,7 @@ func (x *RegisterGuest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterGuest.ProtoReflect.Descriptor instead.
 func (*RegisterGuest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{43}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RegisterGuest) GetGuest() *v1.Guest {
@@ -2864,7 +2921,7 @@ type UnregisterGuest struct {
 
 func (x *UnregisterGuest) Reset() {
 	*x = UnregisterGuest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[44]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2876,7 +2933,7 @@ func (x *UnregisterGuest) String() string {
 func (*UnregisterGuest) ProtoMessage() {}
 
 func (x *UnregisterGuest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[44]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2889,7 +2946,7 @@ func (x *UnregisterGuest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterGuest.ProtoReflect.Descriptor instead.
 func (*UnregisterGuest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{44}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *UnregisterGuest) GetId() string {
@@ -2909,7 +2966,7 @@ type PruneVerifications struct {
 
 func (x *PruneVerifications) Reset() {
 	*x = PruneVerifications{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[45]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2921,7 +2978,7 @@ func (x *PruneVerifications) String() string {
 func (*PruneVerifications) ProtoMessage() {}
 
 func (x *PruneVerifications) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[45]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2934,7 +2991,7 @@ func (x *PruneVerifications) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneVerifications.ProtoReflect.Descriptor instead.
 func (*PruneVerifications) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{45}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *PruneVerifications) GetIds() []string {
@@ -2956,7 +3013,7 @@ type CreateSnapshot struct {
 
 func (x *CreateSnapshot) Reset() {
 	*x = CreateSnapshot{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[46]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2968,7 +3025,7 @@ func (x *CreateSnapshot) String() string {
 func (*CreateSnapshot) ProtoMessage() {}
 
 func (x *CreateSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[46]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2981,7 +3038,7 @@ func (x *CreateSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSnapshot.ProtoReflect.Descriptor instead.
 func (*CreateSnapshot) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{46}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CreateSnapshot) GetSnapshot() *v1.Snapshot {
@@ -3010,7 +3067,7 @@ type ReportSnapshotStatus struct {
 
 func (x *ReportSnapshotStatus) Reset() {
 	*x = ReportSnapshotStatus{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[47]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3022,7 +3079,7 @@ func (x *ReportSnapshotStatus) String() string {
 func (*ReportSnapshotStatus) ProtoMessage() {}
 
 func (x *ReportSnapshotStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[47]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3035,7 +3092,7 @@ func (x *ReportSnapshotStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSnapshotStatus.ProtoReflect.Descriptor instead.
 func (*ReportSnapshotStatus) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{47}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ReportSnapshotStatus) GetHostId() string {
@@ -3076,7 +3133,7 @@ type ReleaseSnapshots struct {
 
 func (x *ReleaseSnapshots) Reset() {
 	*x = ReleaseSnapshots{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[48]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3088,7 +3145,7 @@ func (x *ReleaseSnapshots) String() string {
 func (*ReleaseSnapshots) ProtoMessage() {}
 
 func (x *ReleaseSnapshots) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[48]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3101,7 +3158,7 @@ func (x *ReleaseSnapshots) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseSnapshots.ProtoReflect.Descriptor instead.
 func (*ReleaseSnapshots) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{48}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ReleaseSnapshots) GetIds() []string {
@@ -3160,7 +3217,7 @@ type Prune struct {
 
 func (x *Prune) Reset() {
 	*x = Prune{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[49]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3172,7 +3229,7 @@ func (x *Prune) String() string {
 func (*Prune) ProtoMessage() {}
 
 func (x *Prune) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[49]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3185,7 +3242,7 @@ func (x *Prune) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Prune.ProtoReflect.Descriptor instead.
 func (*Prune) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{49}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *Prune) GetRestoreIds() []string {
@@ -3289,7 +3346,10 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\vRevokeToken\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12;\n" +
 	"\vrevoke_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"revokeTime\"\x9d\x01\n" +
+	"revokeTime\"\\\n" +
+	"\x0eSetTenantQuota\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12-\n" +
+	"\x05quota\x18\x02 \x01(\v2\x17.restore.v1.TenantQuotaR\x05quota\"\x9d\x01\n" +
 	"\vRotateToken\x123\n" +
 	"\x05token\x18\x01 \x01(\v2\x1d.restored.raft.v1.StoredTokenR\x05token\x12\x15\n" +
 	"\x06old_id\x18\x02 \x01(\tR\x05oldId\x12B\n" +
@@ -3467,7 +3527,7 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\rtokens_before\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\ftokensBefore\x12\x1b\n" +
 	"\taudit_ids\x18\t \x03(\tR\bauditIds\x12=\n" +
 	"\faudit_before\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\vauditBefore*\x91\b\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\vauditBefore*\xb4\b\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aCOMMAND_TYPE_CREATE_TENANT\x10\x01\x12\x1d\n" +
@@ -3499,7 +3559,8 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\x1dCOMMAND_TYPE_REPORT_INVENTORY\x10\x1a\x12 \n" +
 	"\x1cCOMMAND_TYPE_LINK_UP_RESTORE\x10\x1b\x12\x1d\n" +
 	"\x19COMMAND_TYPE_ROTATE_TOKEN\x10\x1c\x12\x1d\n" +
-	"\x19COMMAND_TYPE_TOUCH_TOKENS\x10\x1d2\xd7\x02\n" +
+	"\x19COMMAND_TYPE_TOUCH_TOKENS\x10\x1d\x12!\n" +
+	"\x1dCOMMAND_TYPE_SET_TENANT_QUOTA\x10\x1e2\xd7\x02\n" +
 	"\x0eClusterService\x12E\n" +
 	"\x04Join\x12\x1d.restored.raft.v1.JoinRequest\x1a\x1e.restored.raft.v1.JoinResponse\x12K\n" +
 	"\x06Enroll\x12\x1f.restored.raft.v1.EnrollRequest\x1a .restored.raft.v1.EnrollResponse\x12L\n" +
@@ -3519,7 +3580,7 @@ func file_restored_raft_v1_raft_proto_rawDescGZIP() []byte {
 }
 
 var file_restored_raft_v1_raft_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(CommandType)(0),                 // 0: restored.raft.v1.CommandType
 	(*Envelope)(nil),                 // 1: restored.raft.v1.Envelope
@@ -3528,153 +3589,156 @@ var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(*StoredToken)(nil),              // 4: restored.raft.v1.StoredToken
 	(*CreateToken)(nil),              // 5: restored.raft.v1.CreateToken
 	(*RevokeToken)(nil),              // 6: restored.raft.v1.RevokeToken
-	(*RotateToken)(nil),              // 7: restored.raft.v1.RotateToken
-	(*TouchTokens)(nil),              // 8: restored.raft.v1.TouchTokens
-	(*TokenUse)(nil),                 // 9: restored.raft.v1.TokenUse
-	(*ReportTokenUseRequest)(nil),    // 10: restored.raft.v1.ReportTokenUseRequest
-	(*ReportTokenUseResponse)(nil),   // 11: restored.raft.v1.ReportTokenUseResponse
-	(*IdempotencyKey)(nil),           // 12: restored.raft.v1.IdempotencyKey
-	(*CreateRestore)(nil),            // 13: restored.raft.v1.CreateRestore
-	(*DeleteRestore)(nil),            // 14: restored.raft.v1.DeleteRestore
-	(*RegisterHost)(nil),             // 15: restored.raft.v1.RegisterHost
-	(*SetHostDrain)(nil),             // 16: restored.raft.v1.SetHostDrain
-	(*SetHostState)(nil),             // 17: restored.raft.v1.SetHostState
-	(*ReportRecoveryPoints)(nil),     // 18: restored.raft.v1.ReportRecoveryPoints
-	(*RestoreReport)(nil),            // 19: restored.raft.v1.RestoreReport
-	(*ReportRestoreStatus)(nil),      // 20: restored.raft.v1.ReportRestoreStatus
-	(*Placement)(nil),                // 21: restored.raft.v1.Placement
-	(*PendingReason)(nil),            // 22: restored.raft.v1.PendingReason
-	(*PlaceRestores)(nil),            // 23: restored.raft.v1.PlaceRestores
-	(*ExpireRestores)(nil),           // 24: restored.raft.v1.ExpireRestores
-	(*RegisterServer)(nil),           // 25: restored.raft.v1.RegisterServer
-	(*Snapshot)(nil),                 // 26: restored.raft.v1.Snapshot
-	(*StoredJoinToken)(nil),          // 27: restored.raft.v1.StoredJoinToken
-	(*CreateJoinToken)(nil),          // 28: restored.raft.v1.CreateJoinToken
-	(*UseJoinToken)(nil),             // 29: restored.raft.v1.UseJoinToken
-	(*Revocation)(nil),               // 30: restored.raft.v1.Revocation
-	(*RemoveHost)(nil),               // 31: restored.raft.v1.RemoveHost
-	(*RelayRequest)(nil),             // 32: restored.raft.v1.RelayRequest
-	(*RelayOpen)(nil),                // 33: restored.raft.v1.RelayOpen
-	(*RelayResponse)(nil),            // 34: restored.raft.v1.RelayResponse
-	(*RelayOpened)(nil),              // 35: restored.raft.v1.RelayOpened
-	(*EnrollRequest)(nil),            // 36: restored.raft.v1.EnrollRequest
-	(*EnrollResponse)(nil),           // 37: restored.raft.v1.EnrollResponse
-	(*JoinRequest)(nil),              // 38: restored.raft.v1.JoinRequest
-	(*JoinResponse)(nil),             // 39: restored.raft.v1.JoinResponse
-	(*SetVerificationPolicy)(nil),    // 40: restored.raft.v1.SetVerificationPolicy
-	(*DeleteVerificationPolicy)(nil), // 41: restored.raft.v1.DeleteVerificationPolicy
-	(*ReportInventory)(nil),          // 42: restored.raft.v1.ReportInventory
-	(*LinkUpRestore)(nil),            // 43: restored.raft.v1.LinkUpRestore
-	(*RegisterGuest)(nil),            // 44: restored.raft.v1.RegisterGuest
-	(*UnregisterGuest)(nil),          // 45: restored.raft.v1.UnregisterGuest
-	(*PruneVerifications)(nil),       // 46: restored.raft.v1.PruneVerifications
-	(*CreateSnapshot)(nil),           // 47: restored.raft.v1.CreateSnapshot
-	(*ReportSnapshotStatus)(nil),     // 48: restored.raft.v1.ReportSnapshotStatus
-	(*ReleaseSnapshots)(nil),         // 49: restored.raft.v1.ReleaseSnapshots
-	(*Prune)(nil),                    // 50: restored.raft.v1.Prune
-	(*timestamppb.Timestamp)(nil),    // 51: google.protobuf.Timestamp
-	(*v1.Tenant)(nil),                // 52: restore.v1.Tenant
-	(*v1.Token)(nil),                 // 53: restore.v1.Token
-	(*v1.Restore)(nil),               // 54: restore.v1.Restore
-	(*v1.Host)(nil),                  // 55: restore.v1.Host
-	(v1.HostState)(0),                // 56: restore.v1.HostState
-	(*v1.RecoveryPoint)(nil),         // 57: restore.v1.RecoveryPoint
-	(v1.RestoreState)(0),             // 58: restore.v1.RestoreState
-	(*v1.Boot)(nil),                  // 59: restore.v1.Boot
-	(*v1.Verification)(nil),          // 60: restore.v1.Verification
-	(*v1.Server)(nil),                // 61: restore.v1.Server
-	(*v1.VerificationPolicy)(nil),    // 62: restore.v1.VerificationPolicy
-	(*v1.Guest)(nil),                 // 63: restore.v1.Guest
-	(*v1.Snapshot)(nil),              // 64: restore.v1.Snapshot
-	(*v1.HostDomain)(nil),            // 65: restore.v1.HostDomain
-	(*v1.AuditEvent)(nil),            // 66: restore.v1.AuditEvent
-	(*v1.JoinToken)(nil),             // 67: restore.v1.JoinToken
-	(*v1.TunnelOpen)(nil),            // 68: restore.v1.TunnelOpen
+	(*SetTenantQuota)(nil),           // 7: restored.raft.v1.SetTenantQuota
+	(*RotateToken)(nil),              // 8: restored.raft.v1.RotateToken
+	(*TouchTokens)(nil),              // 9: restored.raft.v1.TouchTokens
+	(*TokenUse)(nil),                 // 10: restored.raft.v1.TokenUse
+	(*ReportTokenUseRequest)(nil),    // 11: restored.raft.v1.ReportTokenUseRequest
+	(*ReportTokenUseResponse)(nil),   // 12: restored.raft.v1.ReportTokenUseResponse
+	(*IdempotencyKey)(nil),           // 13: restored.raft.v1.IdempotencyKey
+	(*CreateRestore)(nil),            // 14: restored.raft.v1.CreateRestore
+	(*DeleteRestore)(nil),            // 15: restored.raft.v1.DeleteRestore
+	(*RegisterHost)(nil),             // 16: restored.raft.v1.RegisterHost
+	(*SetHostDrain)(nil),             // 17: restored.raft.v1.SetHostDrain
+	(*SetHostState)(nil),             // 18: restored.raft.v1.SetHostState
+	(*ReportRecoveryPoints)(nil),     // 19: restored.raft.v1.ReportRecoveryPoints
+	(*RestoreReport)(nil),            // 20: restored.raft.v1.RestoreReport
+	(*ReportRestoreStatus)(nil),      // 21: restored.raft.v1.ReportRestoreStatus
+	(*Placement)(nil),                // 22: restored.raft.v1.Placement
+	(*PendingReason)(nil),            // 23: restored.raft.v1.PendingReason
+	(*PlaceRestores)(nil),            // 24: restored.raft.v1.PlaceRestores
+	(*ExpireRestores)(nil),           // 25: restored.raft.v1.ExpireRestores
+	(*RegisterServer)(nil),           // 26: restored.raft.v1.RegisterServer
+	(*Snapshot)(nil),                 // 27: restored.raft.v1.Snapshot
+	(*StoredJoinToken)(nil),          // 28: restored.raft.v1.StoredJoinToken
+	(*CreateJoinToken)(nil),          // 29: restored.raft.v1.CreateJoinToken
+	(*UseJoinToken)(nil),             // 30: restored.raft.v1.UseJoinToken
+	(*Revocation)(nil),               // 31: restored.raft.v1.Revocation
+	(*RemoveHost)(nil),               // 32: restored.raft.v1.RemoveHost
+	(*RelayRequest)(nil),             // 33: restored.raft.v1.RelayRequest
+	(*RelayOpen)(nil),                // 34: restored.raft.v1.RelayOpen
+	(*RelayResponse)(nil),            // 35: restored.raft.v1.RelayResponse
+	(*RelayOpened)(nil),              // 36: restored.raft.v1.RelayOpened
+	(*EnrollRequest)(nil),            // 37: restored.raft.v1.EnrollRequest
+	(*EnrollResponse)(nil),           // 38: restored.raft.v1.EnrollResponse
+	(*JoinRequest)(nil),              // 39: restored.raft.v1.JoinRequest
+	(*JoinResponse)(nil),             // 40: restored.raft.v1.JoinResponse
+	(*SetVerificationPolicy)(nil),    // 41: restored.raft.v1.SetVerificationPolicy
+	(*DeleteVerificationPolicy)(nil), // 42: restored.raft.v1.DeleteVerificationPolicy
+	(*ReportInventory)(nil),          // 43: restored.raft.v1.ReportInventory
+	(*LinkUpRestore)(nil),            // 44: restored.raft.v1.LinkUpRestore
+	(*RegisterGuest)(nil),            // 45: restored.raft.v1.RegisterGuest
+	(*UnregisterGuest)(nil),          // 46: restored.raft.v1.UnregisterGuest
+	(*PruneVerifications)(nil),       // 47: restored.raft.v1.PruneVerifications
+	(*CreateSnapshot)(nil),           // 48: restored.raft.v1.CreateSnapshot
+	(*ReportSnapshotStatus)(nil),     // 49: restored.raft.v1.ReportSnapshotStatus
+	(*ReleaseSnapshots)(nil),         // 50: restored.raft.v1.ReleaseSnapshots
+	(*Prune)(nil),                    // 51: restored.raft.v1.Prune
+	(*timestamppb.Timestamp)(nil),    // 52: google.protobuf.Timestamp
+	(*v1.Tenant)(nil),                // 53: restore.v1.Tenant
+	(*v1.Token)(nil),                 // 54: restore.v1.Token
+	(*v1.TenantQuota)(nil),           // 55: restore.v1.TenantQuota
+	(*v1.Restore)(nil),               // 56: restore.v1.Restore
+	(*v1.Host)(nil),                  // 57: restore.v1.Host
+	(v1.HostState)(0),                // 58: restore.v1.HostState
+	(*v1.RecoveryPoint)(nil),         // 59: restore.v1.RecoveryPoint
+	(v1.RestoreState)(0),             // 60: restore.v1.RestoreState
+	(*v1.Boot)(nil),                  // 61: restore.v1.Boot
+	(*v1.Verification)(nil),          // 62: restore.v1.Verification
+	(*v1.Server)(nil),                // 63: restore.v1.Server
+	(*v1.VerificationPolicy)(nil),    // 64: restore.v1.VerificationPolicy
+	(*v1.Guest)(nil),                 // 65: restore.v1.Guest
+	(*v1.Snapshot)(nil),              // 66: restore.v1.Snapshot
+	(*v1.HostDomain)(nil),            // 67: restore.v1.HostDomain
+	(*v1.AuditEvent)(nil),            // 68: restore.v1.AuditEvent
+	(*v1.JoinToken)(nil),             // 69: restore.v1.JoinToken
+	(*v1.TunnelOpen)(nil),            // 70: restore.v1.TunnelOpen
 }
 var file_restored_raft_v1_raft_proto_depIdxs = []int32{
 	0,  // 0: restored.raft.v1.Envelope.type:type_name -> restored.raft.v1.CommandType
 	2,  // 1: restored.raft.v1.Envelope.audit:type_name -> restored.raft.v1.AuditContext
-	51, // 2: restored.raft.v1.AuditContext.time:type_name -> google.protobuf.Timestamp
-	52, // 3: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
-	53, // 4: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
+	52, // 2: restored.raft.v1.AuditContext.time:type_name -> google.protobuf.Timestamp
+	53, // 3: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
+	54, // 4: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
 	4,  // 5: restored.raft.v1.CreateToken.token:type_name -> restored.raft.v1.StoredToken
-	51, // 6: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
-	4,  // 7: restored.raft.v1.RotateToken.token:type_name -> restored.raft.v1.StoredToken
-	51, // 8: restored.raft.v1.RotateToken.old_expire_time:type_name -> google.protobuf.Timestamp
-	9,  // 9: restored.raft.v1.TouchTokens.uses:type_name -> restored.raft.v1.TokenUse
-	51, // 10: restored.raft.v1.TokenUse.time:type_name -> google.protobuf.Timestamp
-	8,  // 11: restored.raft.v1.ReportTokenUseRequest.uses:type_name -> restored.raft.v1.TouchTokens
-	51, // 12: restored.raft.v1.IdempotencyKey.create_time:type_name -> google.protobuf.Timestamp
-	54, // 13: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
-	51, // 14: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
-	55, // 15: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
-	51, // 16: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
-	56, // 17: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
-	51, // 18: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
-	57, // 19: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
-	58, // 20: restored.raft.v1.RestoreReport.state:type_name -> restore.v1.RestoreState
-	59, // 21: restored.raft.v1.RestoreReport.boot:type_name -> restore.v1.Boot
-	60, // 22: restored.raft.v1.RestoreReport.verification:type_name -> restore.v1.Verification
-	19, // 23: restored.raft.v1.ReportRestoreStatus.report:type_name -> restored.raft.v1.RestoreReport
-	51, // 24: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
-	21, // 25: restored.raft.v1.PlaceRestores.placements:type_name -> restored.raft.v1.Placement
-	22, // 26: restored.raft.v1.PlaceRestores.pending:type_name -> restored.raft.v1.PendingReason
-	51, // 27: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
-	51, // 28: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
-	61, // 29: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
-	52, // 30: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
-	4,  // 31: restored.raft.v1.Snapshot.tokens:type_name -> restored.raft.v1.StoredToken
-	54, // 32: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
-	55, // 33: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
-	57, // 34: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
-	61, // 35: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
-	12, // 36: restored.raft.v1.Snapshot.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
-	60, // 37: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
-	62, // 38: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
-	63, // 39: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
-	64, // 40: restored.raft.v1.Snapshot.snapshots:type_name -> restore.v1.Snapshot
-	27, // 41: restored.raft.v1.Snapshot.join_tokens:type_name -> restored.raft.v1.StoredJoinToken
-	30, // 42: restored.raft.v1.Snapshot.revocations:type_name -> restored.raft.v1.Revocation
-	65, // 43: restored.raft.v1.Snapshot.inventory:type_name -> restore.v1.HostDomain
-	66, // 44: restored.raft.v1.Snapshot.audit_events:type_name -> restore.v1.AuditEvent
-	67, // 45: restored.raft.v1.StoredJoinToken.token:type_name -> restore.v1.JoinToken
-	27, // 46: restored.raft.v1.CreateJoinToken.token:type_name -> restored.raft.v1.StoredJoinToken
-	51, // 47: restored.raft.v1.UseJoinToken.time:type_name -> google.protobuf.Timestamp
-	51, // 48: restored.raft.v1.Revocation.revoke_time:type_name -> google.protobuf.Timestamp
-	51, // 49: restored.raft.v1.RemoveHost.time:type_name -> google.protobuf.Timestamp
-	33, // 50: restored.raft.v1.RelayRequest.open:type_name -> restored.raft.v1.RelayOpen
-	68, // 51: restored.raft.v1.RelayOpen.open:type_name -> restore.v1.TunnelOpen
-	35, // 52: restored.raft.v1.RelayResponse.opened:type_name -> restored.raft.v1.RelayOpened
-	61, // 53: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
-	62, // 54: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
-	65, // 55: restored.raft.v1.ReportInventory.domains:type_name -> restore.v1.HostDomain
-	63, // 56: restored.raft.v1.ReportInventory.adopt:type_name -> restore.v1.Guest
-	51, // 57: restored.raft.v1.ReportInventory.time:type_name -> google.protobuf.Timestamp
-	51, // 58: restored.raft.v1.LinkUpRestore.time:type_name -> google.protobuf.Timestamp
-	63, // 59: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
-	64, // 60: restored.raft.v1.CreateSnapshot.snapshot:type_name -> restore.v1.Snapshot
-	64, // 61: restored.raft.v1.ReportSnapshotStatus.snapshot:type_name -> restore.v1.Snapshot
-	51, // 62: restored.raft.v1.ReportSnapshotStatus.time:type_name -> google.protobuf.Timestamp
-	51, // 63: restored.raft.v1.ReleaseSnapshots.time:type_name -> google.protobuf.Timestamp
-	51, // 64: restored.raft.v1.Prune.restores_before:type_name -> google.protobuf.Timestamp
-	51, // 65: restored.raft.v1.Prune.snapshots_before:type_name -> google.protobuf.Timestamp
-	12, // 66: restored.raft.v1.Prune.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
-	51, // 67: restored.raft.v1.Prune.keys_before:type_name -> google.protobuf.Timestamp
-	51, // 68: restored.raft.v1.Prune.tokens_before:type_name -> google.protobuf.Timestamp
-	51, // 69: restored.raft.v1.Prune.audit_before:type_name -> google.protobuf.Timestamp
-	38, // 70: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
-	36, // 71: restored.raft.v1.ClusterService.Enroll:input_type -> restored.raft.v1.EnrollRequest
-	32, // 72: restored.raft.v1.ClusterService.Relay:input_type -> restored.raft.v1.RelayRequest
-	10, // 73: restored.raft.v1.ClusterService.ReportTokenUse:input_type -> restored.raft.v1.ReportTokenUseRequest
-	39, // 74: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
-	37, // 75: restored.raft.v1.ClusterService.Enroll:output_type -> restored.raft.v1.EnrollResponse
-	34, // 76: restored.raft.v1.ClusterService.Relay:output_type -> restored.raft.v1.RelayResponse
-	11, // 77: restored.raft.v1.ClusterService.ReportTokenUse:output_type -> restored.raft.v1.ReportTokenUseResponse
-	74, // [74:78] is the sub-list for method output_type
-	70, // [70:74] is the sub-list for method input_type
-	70, // [70:70] is the sub-list for extension type_name
-	70, // [70:70] is the sub-list for extension extendee
-	0,  // [0:70] is the sub-list for field type_name
+	52, // 6: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
+	55, // 7: restored.raft.v1.SetTenantQuota.quota:type_name -> restore.v1.TenantQuota
+	4,  // 8: restored.raft.v1.RotateToken.token:type_name -> restored.raft.v1.StoredToken
+	52, // 9: restored.raft.v1.RotateToken.old_expire_time:type_name -> google.protobuf.Timestamp
+	10, // 10: restored.raft.v1.TouchTokens.uses:type_name -> restored.raft.v1.TokenUse
+	52, // 11: restored.raft.v1.TokenUse.time:type_name -> google.protobuf.Timestamp
+	9,  // 12: restored.raft.v1.ReportTokenUseRequest.uses:type_name -> restored.raft.v1.TouchTokens
+	52, // 13: restored.raft.v1.IdempotencyKey.create_time:type_name -> google.protobuf.Timestamp
+	56, // 14: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
+	52, // 15: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
+	57, // 16: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
+	52, // 17: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
+	58, // 18: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
+	52, // 19: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
+	59, // 20: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
+	60, // 21: restored.raft.v1.RestoreReport.state:type_name -> restore.v1.RestoreState
+	61, // 22: restored.raft.v1.RestoreReport.boot:type_name -> restore.v1.Boot
+	62, // 23: restored.raft.v1.RestoreReport.verification:type_name -> restore.v1.Verification
+	20, // 24: restored.raft.v1.ReportRestoreStatus.report:type_name -> restored.raft.v1.RestoreReport
+	52, // 25: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
+	22, // 26: restored.raft.v1.PlaceRestores.placements:type_name -> restored.raft.v1.Placement
+	23, // 27: restored.raft.v1.PlaceRestores.pending:type_name -> restored.raft.v1.PendingReason
+	52, // 28: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
+	52, // 29: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
+	63, // 30: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
+	53, // 31: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
+	4,  // 32: restored.raft.v1.Snapshot.tokens:type_name -> restored.raft.v1.StoredToken
+	56, // 33: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
+	57, // 34: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
+	59, // 35: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
+	63, // 36: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
+	13, // 37: restored.raft.v1.Snapshot.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
+	62, // 38: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
+	64, // 39: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
+	65, // 40: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
+	66, // 41: restored.raft.v1.Snapshot.snapshots:type_name -> restore.v1.Snapshot
+	28, // 42: restored.raft.v1.Snapshot.join_tokens:type_name -> restored.raft.v1.StoredJoinToken
+	31, // 43: restored.raft.v1.Snapshot.revocations:type_name -> restored.raft.v1.Revocation
+	67, // 44: restored.raft.v1.Snapshot.inventory:type_name -> restore.v1.HostDomain
+	68, // 45: restored.raft.v1.Snapshot.audit_events:type_name -> restore.v1.AuditEvent
+	69, // 46: restored.raft.v1.StoredJoinToken.token:type_name -> restore.v1.JoinToken
+	28, // 47: restored.raft.v1.CreateJoinToken.token:type_name -> restored.raft.v1.StoredJoinToken
+	52, // 48: restored.raft.v1.UseJoinToken.time:type_name -> google.protobuf.Timestamp
+	52, // 49: restored.raft.v1.Revocation.revoke_time:type_name -> google.protobuf.Timestamp
+	52, // 50: restored.raft.v1.RemoveHost.time:type_name -> google.protobuf.Timestamp
+	34, // 51: restored.raft.v1.RelayRequest.open:type_name -> restored.raft.v1.RelayOpen
+	70, // 52: restored.raft.v1.RelayOpen.open:type_name -> restore.v1.TunnelOpen
+	36, // 53: restored.raft.v1.RelayResponse.opened:type_name -> restored.raft.v1.RelayOpened
+	63, // 54: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
+	64, // 55: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
+	67, // 56: restored.raft.v1.ReportInventory.domains:type_name -> restore.v1.HostDomain
+	65, // 57: restored.raft.v1.ReportInventory.adopt:type_name -> restore.v1.Guest
+	52, // 58: restored.raft.v1.ReportInventory.time:type_name -> google.protobuf.Timestamp
+	52, // 59: restored.raft.v1.LinkUpRestore.time:type_name -> google.protobuf.Timestamp
+	65, // 60: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
+	66, // 61: restored.raft.v1.CreateSnapshot.snapshot:type_name -> restore.v1.Snapshot
+	66, // 62: restored.raft.v1.ReportSnapshotStatus.snapshot:type_name -> restore.v1.Snapshot
+	52, // 63: restored.raft.v1.ReportSnapshotStatus.time:type_name -> google.protobuf.Timestamp
+	52, // 64: restored.raft.v1.ReleaseSnapshots.time:type_name -> google.protobuf.Timestamp
+	52, // 65: restored.raft.v1.Prune.restores_before:type_name -> google.protobuf.Timestamp
+	52, // 66: restored.raft.v1.Prune.snapshots_before:type_name -> google.protobuf.Timestamp
+	13, // 67: restored.raft.v1.Prune.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
+	52, // 68: restored.raft.v1.Prune.keys_before:type_name -> google.protobuf.Timestamp
+	52, // 69: restored.raft.v1.Prune.tokens_before:type_name -> google.protobuf.Timestamp
+	52, // 70: restored.raft.v1.Prune.audit_before:type_name -> google.protobuf.Timestamp
+	39, // 71: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
+	37, // 72: restored.raft.v1.ClusterService.Enroll:input_type -> restored.raft.v1.EnrollRequest
+	33, // 73: restored.raft.v1.ClusterService.Relay:input_type -> restored.raft.v1.RelayRequest
+	11, // 74: restored.raft.v1.ClusterService.ReportTokenUse:input_type -> restored.raft.v1.ReportTokenUseRequest
+	40, // 75: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
+	38, // 76: restored.raft.v1.ClusterService.Enroll:output_type -> restored.raft.v1.EnrollResponse
+	35, // 77: restored.raft.v1.ClusterService.Relay:output_type -> restored.raft.v1.RelayResponse
+	12, // 78: restored.raft.v1.ClusterService.ReportTokenUse:output_type -> restored.raft.v1.ReportTokenUseResponse
+	75, // [75:79] is the sub-list for method output_type
+	71, // [71:75] is the sub-list for method input_type
+	71, // [71:71] is the sub-list for extension type_name
+	71, // [71:71] is the sub-list for extension extendee
+	0,  // [0:71] is the sub-list for field type_name
 }
 
 func init() { file_restored_raft_v1_raft_proto_init() }
@@ -3682,11 +3746,11 @@ func file_restored_raft_v1_raft_proto_init() {
 	if File_restored_raft_v1_raft_proto != nil {
 		return
 	}
-	file_restored_raft_v1_raft_proto_msgTypes[31].OneofWrappers = []any{
+	file_restored_raft_v1_raft_proto_msgTypes[32].OneofWrappers = []any{
 		(*RelayRequest_Open)(nil),
 		(*RelayRequest_Data)(nil),
 	}
-	file_restored_raft_v1_raft_proto_msgTypes[33].OneofWrappers = []any{
+	file_restored_raft_v1_raft_proto_msgTypes[34].OneofWrappers = []any{
 		(*RelayResponse_Opened)(nil),
 		(*RelayResponse_Data)(nil),
 	}
@@ -3696,7 +3760,7 @@ func file_restored_raft_v1_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restored_raft_v1_raft_proto_rawDesc), len(file_restored_raft_v1_raft_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   50,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
