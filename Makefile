@@ -20,7 +20,7 @@ TOOLS := .tools/bin
 
 GENERATED := api/gen internal/gen api/openapi
 
-.PHONY: all deps libvirt test-image build web openapi-client tools generate check-generated check-proto-compat proto-baseline lint test demo bench-raft bench-agents bench-restore bench-verify bench-snapshot clean
+.PHONY: all deps libvirt test-image build web openapi-client tools generate check-generated check-proto-compat proto-baseline lint test fuzz demo bench-raft bench-agents bench-restore bench-verify bench-snapshot clean
 
 all: build
 
@@ -110,6 +110,11 @@ lint: tools
 test: deps check-generated lint build openapi-client
 	./scripts/start-libvirt.sh
 	go test -count=1 -timeout 30m ./...
+	./scripts/fuzz.sh 10s
+
+# Every fuzz target for FUZZTIME each (default 2m), with the inputs tried.
+fuzz:
+	./scripts/fuzz.sh $(or $(FUZZTIME),2m)
 
 demo: deps build
 	./scripts/demo.sh

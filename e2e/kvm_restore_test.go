@@ -43,6 +43,7 @@ func TestRestoreBootsARecoveryPointUnderLibvirtEndToEnd(t *testing.T) {
 		if code, _, _ := s.image("/v1/restores/"+id+"/screenshot", s.globex); code != 404 {
 			t.Fatalf("globex got acme's screen: HTTP %d", code)
 		}
+		uid, gid := checkConfined(t, s, id)
 		if after := fileFacts(t, s.disk); after != before {
 			t.Fatalf("the recovery point changed:\n before %s\n after  %s", before, after)
 		}
@@ -51,6 +52,9 @@ func TestRestoreBootsARecoveryPointUnderLibvirtEndToEnd(t *testing.T) {
 		}
 		s.waitState(id, "RESTORE_STATE_DESTROYED", 2*time.Minute, nil)
 		s.assertGone(id)
+		if opensAs(uid, gid, s.disk) {
+			t.Fatal("the restore's uid still reads its recovery point after the teardown")
+		}
 	})
 
 	t.Run("UEFI boots the same image through OVMF, and teardown removes its NVRAM", func(t *testing.T) {

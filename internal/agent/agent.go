@@ -12,6 +12,7 @@ import (
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/agentid"
+	"github.com/restored/restored/internal/confine"
 	"github.com/restored/restored/internal/hypervisor"
 	"github.com/restored/restored/internal/kvm"
 	"github.com/restored/restored/internal/pki"
@@ -167,6 +168,23 @@ func New(cfg Config) (*Agent, error) {
 	if err := os.Chmod(cfg.WorkDir, 0o755); err != nil {
 		return nil, fmt.Errorf("work dir %s: %w", cfg.WorkDir, err)
 	}
+	// Restores' QEMUs (group kvm) pass toward the repository even through
+	// directories others may not; they read only what they are granted.
+	gid, err := confine.KVMGroup()
+	if err != nil {
+		return nil, err
+	}
+	changed, err := confine.ReachRoot(cfg.Repository, gid)
+	if err != nil {
+		return nil, fmt.Errorf("repository %s: let QEMU reach it: %w", cfg.Repository, err)
+	}
+	more, err := confine.ReachLibvirt(gid)
+	if err != nil {
+		return nil, fmt.Errorf("let QEMU reach libvirt's per-domain directories: %w", err)
+	}
+	if changed = append(changed, more...); len(changed) > 0 {
+		cfg.Log.Info("QEMU (group kvm) may pass these directories (ACL, traverse only)", "dirs", changed)
+	}
 	return &Agent{
 		cfg: cfg, log: cfg.Log, marker: marker,
 		drv:     kvm.NewLocal(cfg.LibvirtSocket, cfg.Log),
@@ -190,7 +208,7 @@ type parts struct {
 func (a *Agent) assemble(ctx context.Context) *parts {
 	accel, note := Accelerator(ctx, a.cfg.Emulator, a.cfg.WorkDir, a.cfg.Accelerator)
 	a.log.Info("accelerator chosen", "accelerator", accel, "why", note)
-	hv := kvm.NewHost(a.drv, kvm.HostConfig{HostID: a.cfg.HostID, WorkDir: a.cfg.WorkDir, Log: a.log, Facts: vmspec.HostFacts{
+	hv := kvm.NewHost(a.drv, kvm.HostConfig{HostID: a.cfg.HostID, WorkDir: a.cfg.WorkDir, Repository: a.cfg.Repository, Log: a.log, Facts: vmspec.HostFacts{
 		Accelerator: accel, Emulator: a.cfg.Emulator,
 		OVMFCode: "/usr/share/OVMF/OVMF_CODE_4M.fd", OVMFVars: "/usr/share/OVMF/OVMF_VARS_4M.fd", DomainPrefix: a.cfg.DomainPrefix,
 	}})
@@ -301,6 +319,11 @@ func (a *Agent) rescans(ctx context.Context, client restorev1.AgentServiceClient
 }
 
 func (a *Agent) scanAndReport(ctx context.Context, client restorev1.AgentServiceClient) error {
+	// Whatever umask wrote them, recovery points are readable by no one
+	// but root and the restores granted them (confine).
+	if err := confine.Tighten(a.cfg.Repository); err != nil {
+		a.log.Warn("repository permissions", "err", err)
+	}
 	found, skipped, err := a.repo.Scan()
 	if err != nil {
 		return err

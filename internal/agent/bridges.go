@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/kinds"
 )
 
 // Bridge is a host bridge the operator offers to BRIDGED restores, and to
@@ -17,15 +18,12 @@ type Bridge struct {
 	All bool
 }
 
-var (
-	ifaceName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
-	dnsLabel  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-)
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // ParseBridge reads --bridge NAME=TENANT[,TENANT…] or NAME=* (every tenant).
 func ParseBridge(s string) (Bridge, error) {
 	name, tenants, ok := strings.Cut(s, "=")
-	if !ok || !ifaceName.MatchString(name) || tenants == "" {
+	if !ok || !kinds.ValidBridgeName(name) || tenants == "" {
 		return Bridge{}, fmt.Errorf("--bridge %q: want NAME=TENANT[,TENANT…] or NAME=* (NAME a host bridge)", s)
 	}
 	b := Bridge{Name: name}

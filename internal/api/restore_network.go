@@ -3,10 +3,10 @@ package api
 import (
 	"context"
 	"fmt"
-	"regexp"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/kinds"
 	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/ownership"
 	"github.com/restored/restored/internal/store"
@@ -15,9 +15,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
-
-// bridgeName is a Linux interface name.
-var bridgeName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
 
 // normalizeNetwork checks a restore's network request; what the server
 // sets (link_down) is never taken from the caller.
@@ -28,7 +25,7 @@ func normalizeNetwork(n *restorev1.Network) error {
 	}
 	bridged := n.Kind == restorev1.NetworkKind_NETWORK_KIND_BRIDGED
 	switch {
-	case bridged && !bridgeName.MatchString(n.Bridge):
+	case bridged && !kinds.ValidBridgeName(n.Bridge):
 		return validate.Errorf("network.bridge must name a host bridge an operator offers (1-15 characters A-Z a-z 0-9 _ . -) when network.kind is BRIDGED, got %q", n.Bridge)
 	case !bridged && n.Bridge != "":
 		return validate.Errorf("network.bridge is only allowed with network.kind BRIDGED")
@@ -98,7 +95,7 @@ func checkBridges(bs []*restorev1.HostBridge) error {
 	}
 	seen := map[string]bool{}
 	for i, b := range bs {
-		if !bridgeName.MatchString(b.Name) {
+		if !kinds.ValidBridgeName(b.Name) {
 			return validate.Errorf("bridges[%d].name %q is not an interface name", i, b.Name)
 		}
 		if seen[b.Name] {

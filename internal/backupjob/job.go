@@ -70,6 +70,10 @@ type Summary struct {
 // and nothing is left in the repository.
 func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	start := time.Now()
+	// Every call reads through the leader: the server this job reaches may
+	// not have applied what the job just did (a snapshot it created, its
+	// READY), and a job must read its own writes.
+	ctx = linearizable(ctx)
 	cfg.Firmware = cmp.Or(cfg.Firmware, kinds.BIOS)
 	cfg.OS = cmp.Or(cfg.OS, kinds.Linux)
 	g, err := cfg.Guests.GetGuest(ctx, &restorev1.GetGuestRequest{Id: cfg.GuestID})
@@ -232,9 +236,7 @@ func chainDepth(repo *storage.Repository, rp *storage.RecoveryPoint) int {
 // moves to after from on w (nil: quietly). A snapshot that ends (RELEASED or
 // FAILED) in another state is an error that gives its reason.
 func Wait(ctx context.Context, c restorev1.SnapshotServiceClient, id string, from, want restorev1.SnapshotState, w io.Writer) (*restorev1.Snapshot, error) {
-	// Read through the leader: the server this job reaches may not have
-	// applied the snapshot it just created (read-your-writes).
-	ctx = metadata.AppendToOutgoingContext(ctx, mdkeys.Consistency, "linearizable")
+	ctx = linearizable(ctx)
 	last := from
 	for {
 		got, err := c.GetSnapshot(ctx, &restorev1.GetSnapshotRequest{Id: id})
@@ -258,6 +260,14 @@ func Wait(ctx context.Context, c restorev1.SnapshotServiceClient, id string, fro
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// linearizable marks ctx's calls to be read through the leader (once).
+func linearizable(ctx context.Context) context.Context {
+	if md, ok := metadata.FromOutgoingContext(ctx); ok && len(md.Get(mdkeys.Consistency)) > 0 {
+		return ctx
+	}
+	return metadata.AppendToOutgoingContext(ctx, mdkeys.Consistency, "linearizable")
 }
 
 func stateName(s restorev1.SnapshotState) string {

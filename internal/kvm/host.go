@@ -27,6 +27,12 @@ type Host struct {
 	// labs serializes making and removing lab bridges (a lab's restores
 	// start and end concurrently).
 	labs sync.Mutex
+	// repository is the recovery points' root: restores are granted read
+	// access to their chain below it (confine); empty: QEMU runs as
+	// libvirt's default user (unit tests of other parts).
+	repository string
+	// preparing holds the uids of restores being prepared, not running yet.
+	preparing sync.Map // restore id → uint32
 }
 
 var (
@@ -42,13 +48,15 @@ type HostConfig struct {
 	// checkpoints it made.
 	HostID  string
 	WorkDir string
-	Facts   vmspec.HostFacts
-	Log     *slog.Logger
+	// Repository is the recovery points' root (see Host.repository).
+	Repository string
+	Facts      vmspec.HostFacts
+	Log        *slog.Logger
 }
 
 // NewHost returns the KVM host on drv.
 func NewHost(drv *Driver, cfg HostConfig) *Host {
-	return &Host{drv: drv, hostID: cfg.HostID, workDir: cfg.WorkDir, facts: cfg.Facts, log: cfg.Log}
+	return &Host{drv: drv, hostID: cfg.HostID, workDir: cfg.WorkDir, repository: cfg.Repository, facts: cfg.Facts, log: cfg.Log}
 }
 
 // Kind implements hypervisor.Driver.
@@ -79,6 +87,8 @@ func (h *Host) restoreDir(id string) string {
 }
 
 // serialPath is the restore's serial console log (written by virtlogd).
+func (h *Host) confinePath(id string) string { return filepath.Join(h.restoreDir(id), "confine.json") }
+
 func (h *Host) serialPath(id string) string { return filepath.Join(h.restoreDir(id), "serial.log") }
 
 // Facts are the host facts domains are built for.

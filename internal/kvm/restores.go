@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/restored/restored/internal/confine"
 	"github.com/restored/restored/internal/hypervisor"
 	"github.com/restored/restored/internal/kinds"
 	"github.com/restored/restored/internal/netiso"
@@ -70,13 +71,17 @@ func (h *Host) Prepare(ctx context.Context, spec hypervisor.RestoreSpec) error {
 			_ = h.releaseNetwork(context.WithoutCancel(ctx), spec.ID, spec.Lab)
 		})
 	}
+	label, err := h.confine(spec, rv)
+	if err != nil {
+		return err
+	}
 	pw := make([]byte, 6)
 	_, _ = rand.Read(pw)
 	dom, err := vmspec.Build(&vmspec.Context{Host: h.facts, In: vmspec.Input{
 		RestoreID: spec.ID, Tenant: spec.Tenant, HostID: h.hostID, ExpireAt: spec.ExpireAt, VCPUs: spec.VCPUs, MemoryMiB: spec.MemoryMiB,
 		Firmware: spec.Firmware, OS: spec.OS, Disks: disks, Network: spec.Network, Bridge: bridge, LinkDown: spec.LinkDown,
 		SerialLog: h.serialPath(spec.ID), VNCPassword: base64.RawURLEncoding.EncodeToString(pw),
-		NVRAM: filepath.Join(dir, "nvram.fd"),
+		NVRAM: filepath.Join(dir, "nvram.fd"), DACLabel: label,
 	}})
 	if err != nil {
 		return err
@@ -101,6 +106,9 @@ func (h *Host) Teardown(ctx context.Context, id string) error {
 	}
 	// The restore's isolated bridge, or its lab's when it was the last one:
 	// one teardown at a time decides, after its work dir is gone.
+	if err := h.unconfine(id); err != nil {
+		return err
+	}
 	h.labs.Lock()
 	defer h.labs.Unlock()
 	lab := h.labOf(id)
@@ -137,4 +145,52 @@ func (h *Host) Owned(ctx context.Context) ([]hypervisor.Owned, error) {
 		}
 	}
 	return out, nil
+}
+
+// confine gives the restore a uid of its own, granted read access to its
+// recovery point's chain and nothing else, kept in its work dir for the
+// teardown; it returns the domain's DAC label.
+func (h *Host) confine(spec hypervisor.RestoreSpec, rv *revert.Reverter) (string, error) {
+	if h.repository == "" {
+		return "", nil
+	}
+	gid, err := confine.KVMGroup()
+	if err != nil {
+		return "", err
+	}
+	taken := map[uint32]bool{}
+	h.preparing.Range(func(_, v any) bool { taken[v.(uint32)] = true; return true })
+	id := confine.Choose(spec.ID, gid, taken)
+	h.preparing.Store(spec.ID, id.UID)
+	defer h.preparing.Delete(spec.ID)
+	var files []string
+	for _, d := range spec.Disks {
+		for _, c := range d.Chain {
+			files = append(files, c.Path)
+		}
+	}
+	// What was granted is saved even when a grant failed half-way, so the
+	// teardown takes it back.
+	grantErr := confine.Grant(&id, h.repository, files)
+	if err := confine.Save(h.confinePath(spec.ID), id); err != nil {
+		_ = confine.Revoke(id)
+		return "", err
+	}
+	rv.Add(func() { _ = confine.Revoke(id) })
+	if grantErr != nil {
+		return "", fmt.Errorf("give the restore its recovery point: %w", grantErr)
+	}
+	return id.Label(), nil
+}
+
+// unconfine takes back what the restore's uid was granted.
+func (h *Host) unconfine(id string) error {
+	ident, ok, err := confine.Load(h.confinePath(id))
+	if err != nil || !ok {
+		return err
+	}
+	if err := confine.Revoke(ident); err != nil {
+		return fmt.Errorf("take back the restore's recovery point: %w", err)
+	}
+	return nil
 }

@@ -20,6 +20,9 @@ type qcow2Spec struct {
 	backingFormat string
 	dataFile      string
 	incompat      uint64
+	// set overwrites header fields: offset → a big-endian value of the
+	// field's width (4 or 8 bytes).
+	set map[int]uint64
 }
 
 func writeQCOW2(t *testing.T, path string, s qcow2Spec) {
@@ -40,6 +43,14 @@ func qcow2Bytes(s qcow2Spec) []byte {
 	be.PutUint64(buf[72:], s.incompat)
 	be.PutUint32(buf[96:], 4)    // refcount order
 	be.PutUint32(buf[100:], 104) // header length
+	for off, v := range s.set {
+		switch off {
+		case 8, 24, 40, 48, 72, 80, 88:
+			be.PutUint64(buf[off:], v)
+		default:
+			be.PutUint32(buf[off:], uint32(v))
+		}
+	}
 	ext := func(typ uint32, data string) {
 		h := make([]byte, 8)
 		be.PutUint32(h[0:], typ)

@@ -30,6 +30,14 @@ const (
 	incompatDataFile       = 1 << 2
 	maxBackingFileNameSize = 1023 // qemu's own limit
 	maxHeaderBytes         = 64 << 10
+	// qemu's own limits (block/qcow2.h), checked before qemu sees the file.
+	minClusterBits    = 9
+	maxClusterBits    = 21
+	maxL1Bytes        = 32 << 20
+	maxRefTableBytes  = 8 << 20
+	maxSnapshots      = 65536
+	maxRefcountOrder  = 6
+	knownIncompatBits = 0x1f // dirty, corrupt, data file, compression type, extended L2
 )
 
 // ReadQCOW2Header parses the header at the start of r. It reads at most the
@@ -59,12 +67,21 @@ func ReadQCOW2Header(r io.ReaderAt) (*QCOW2Header, error) {
 		return nil, fmt.Errorf("qcow2 virtual size %d is absurd", size)
 	}
 	h.Size = int64(size)
+	if err := checkQCOW2Tables(buf); err != nil {
+		return nil, err
+	}
 	headerLen := uint32(72)
 	if h.Version == 3 {
 		if len(buf) < 104 {
 			return nil, fmt.Errorf("qcow2 v3 header is truncated")
 		}
 		h.IncompatibleFeatures = be.Uint64(buf[72:80])
+		if unknown := h.IncompatibleFeatures &^ knownIncompatBits; unknown != 0 {
+			return nil, fmt.Errorf("qcow2 image needs features this product does not know (incompatible bits %#x)", unknown)
+		}
+		if order := be.Uint32(buf[96:100]); order > maxRefcountOrder {
+			return nil, fmt.Errorf("qcow2 refcount order %d is invalid (at most %d)", order, maxRefcountOrder)
+		}
 		headerLen = be.Uint32(buf[100:104])
 		if headerLen < 104 || int(headerLen) > len(buf) {
 			return nil, fmt.Errorf("qcow2 header length %d is invalid", headerLen)
@@ -89,6 +106,40 @@ func ReadQCOW2Header(r io.ReaderAt) (*QCOW2Header, error) {
 		return nil, fmt.Errorf("qcow2 image uses an external data file without naming it")
 	}
 	return h, nil
+}
+
+// checkQCOW2Tables refuses what qemu would refuse or choke on, before it
+// opens the file: a cluster size out of range, encryption, an L1 or refcount
+// table too large or not cluster-aligned (a table that "overflows" the
+// image), too many internal snapshots.
+func checkQCOW2Tables(buf []byte) error {
+	be := binary.BigEndian
+	bits := be.Uint32(buf[20:24])
+	if bits < minClusterBits || bits > maxClusterBits {
+		return fmt.Errorf("qcow2 cluster bits %d out of %d..%d", bits, minClusterBits, maxClusterBits)
+	}
+	cluster := uint64(1) << bits
+	if crypt := be.Uint32(buf[32:36]); crypt != 0 {
+		return fmt.Errorf("qcow2 image is encrypted (method %d): recovery points are stored unencrypted", crypt)
+	}
+	l1Size, l1Off := uint64(be.Uint32(buf[36:40])), be.Uint64(buf[40:48])
+	if l1Size*8 > maxL1Bytes {
+		return fmt.Errorf("qcow2 L1 table of %d entries is larger than 32 MiB", l1Size)
+	}
+	if l1Size > 0 && l1Off%cluster != 0 {
+		return fmt.Errorf("qcow2 L1 table offset %d is not cluster-aligned", l1Off)
+	}
+	refOff, refClusters := be.Uint64(buf[48:56]), uint64(be.Uint32(buf[56:60]))
+	if refClusters*cluster > maxRefTableBytes {
+		return fmt.Errorf("qcow2 refcount table of %d clusters is larger than 8 MiB", refClusters)
+	}
+	if refOff%cluster != 0 || refOff > 1<<62 {
+		return fmt.Errorf("qcow2 refcount table offset %d is invalid", refOff)
+	}
+	if n := be.Uint32(buf[60:64]); n > maxSnapshots {
+		return fmt.Errorf("qcow2 image has %d internal snapshots (at most %d)", n, maxSnapshots)
+	}
+	return nil
 }
 
 func (h *QCOW2Header) readExtensions(buf []byte, off int) error {

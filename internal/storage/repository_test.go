@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -153,6 +154,60 @@ func TestHostileRecoveryPointsAreInvalidWithAReason(t *testing.T) {
 			}
 		}, `unknown field "evil"`},
 		{"no manifest", func(r *repo) { r.dir("acme", "a", "rp") }, "manifest.json"},
+		// The hostile corpus of issue 11 (Nova's format_inspector cases and ours).
+		{"a VMDK whose flat extent points outside the recovery point, declared vmdk", func(r *repo) {
+			if err := os.WriteFile(filepath.Join(r.dir("acme", "a", "rp"), "d.vmdk"), []byte("# Disk DescriptorFile\nversion=1\nRW 2048 FLAT \"/etc/shadow\" 0\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			r.manifestEdited("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.vmdk", Format: kinds.Raw, VirtualSize: gib}}}, `"format":"raw"`, `"format":"vmdk"`)
+		}, "format"},
+		{"a 2^63 virtual size", func(r *repo) {
+			writeQCOW2(t, filepath.Join(r.dir("acme", "a", "rp"), "d.qcow2"), qcow2Spec{size: 1<<63 - 1})
+			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.qcow2", Format: kinds.QCOW2, VirtualSize: 1<<63 - 1}}})
+		}, "up to 64 TiB"},
+		{"a qcow2 header claiming 2^63 bytes under a sane manifest", func(r *repo) {
+			writeQCOW2(t, filepath.Join(r.dir("acme", "a", "rp"), "d.qcow2"), qcow2Spec{size: 1<<63 - 1})
+			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.qcow2", Format: kinds.QCOW2, VirtualSize: gib}}})
+		}, "absurd"},
+		{"a qcow2 refcount table overflowing (2^32-1 clusters)", func(r *repo) {
+			writeQCOW2(t, filepath.Join(r.dir("acme", "a", "rp"), "d.qcow2"), qcow2Spec{size: gib, set: map[int]uint64{48: 1 << 16, 56: 0xffffffff}})
+			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.qcow2", Format: kinds.QCOW2, VirtualSize: gib}}})
+		}, "refcount table"},
+		{"a qcow2 refcount table at an unaligned offset", func(r *repo) {
+			writeQCOW2(t, filepath.Join(r.dir("acme", "a", "rp"), "d.qcow2"), qcow2Spec{size: gib, set: map[int]uint64{48: 12345, 56: 1}})
+			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.qcow2", Format: kinds.QCOW2, VirtualSize: gib}}})
+		}, "refcount table offset"},
+		{"a qcow2 L1 table of 2^32-1 entries", func(r *repo) {
+			writeQCOW2(t, filepath.Join(r.dir("acme", "a", "rp"), "d.qcow2"), qcow2Spec{size: gib, set: map[int]uint64{36: 0xffffffff, 40: 1 << 16}})
+			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.qcow2", Format: kinds.QCOW2, VirtualSize: gib}}})
+		}, "L1 table"},
+		{"an encrypted (LUKS) qcow2", func(r *repo) {
+			writeQCOW2(t, filepath.Join(r.dir("acme", "a", "rp"), "d.qcow2"), qcow2Spec{size: gib, set: map[int]uint64{32: 2}})
+			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.qcow2", Format: kinds.QCOW2, VirtualSize: gib}}})
+		}, "encrypted"},
+		{"a qcow2 with 4 GiB clusters", func(r *repo) {
+			writeQCOW2(t, filepath.Join(r.dir("acme", "a", "rp"), "d.qcow2"), qcow2Spec{size: gib, set: map[int]uint64{20: 32}})
+			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.qcow2", Format: kinds.QCOW2, VirtualSize: gib}}})
+		}, "cluster bits"},
+		{"a qcow2 needing features nobody knows", func(r *repo) {
+			writeQCOW2(t, filepath.Join(r.dir("acme", "a", "rp"), "d.qcow2"), qcow2Spec{size: gib, incompat: 1 << 40})
+			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.qcow2", Format: kinds.QCOW2, VirtualSize: gib}}})
+		}, "features"},
+		{"a qcow2 with a million internal snapshots", func(r *repo) {
+			writeQCOW2(t, filepath.Join(r.dir("acme", "a", "rp"), "d.qcow2"), qcow2Spec{size: gib, set: map[int]uint64{60: 1 << 20}})
+			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.qcow2", Format: kinds.QCOW2, VirtualSize: gib}}})
+		}, "internal snapshots"},
+		{"a manifest of 10 MiB", func(r *repo) {
+			r.raw("acme", "a", "rp", "d.raw", gib)
+			r.manifestEdited("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.raw", Format: kinds.Raw, VirtualSize: gib}}}, `"os":"linux"`, `"os":"linux","pad":"`+strings.Repeat("x", 10<<20)+`"`)
+		}, "larger than 1 MiB"},
+		{"a manifest with 10,000 disks", func(r *repo) {
+			disks := make([]Disk, 10000)
+			for i := range disks {
+				disks[i] = Disk{Name: fmt.Sprintf("d%d", i), File: fmt.Sprintf("d%d.raw", i), Format: kinds.Raw, VirtualSize: gib}
+			}
+			r.manifest("acme", "a", "rp", Manifest{Disks: disks})
+		}, "at most 64"},
 		{"bad firmware", func(r *repo) {
 			r.raw("acme", "a", "rp", "disk0.raw", gib)
 			r.manifestEdited("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "disk0", File: "disk0.raw", Format: kinds.Raw, VirtualSize: gib}}}, `"firmware":"bios"`, `"firmware":"coreboot"`)
@@ -273,5 +328,34 @@ func TestScanResolvesTheWholeBackingChain(t *testing.T) {
 	}
 	if _, ok := ix.Lookup("nope"); ok || len(ix.All()) != 3 {
 		t.Fatalf("index: %d recovery points", len(ix.All()))
+	}
+}
+
+// Some hostile shapes are not refused but handled: a raw disk is never
+// probed, so a LUKS header (or a qcow2 one) at its start is the guest's
+// data, read as raw bytes (a guest may encrypt its own disk).
+func TestARawDiskIsNeverProbedWhateverItStartsWith(t *testing.T) {
+	for name, head := range map[string][]byte{
+		"LUKS":                     append([]byte("LUKS\xba\xbe\x00\x02"), make([]byte, 4088)...),
+		"qcow2 naming /etc/shadow": qcow2Bytes(qcow2Spec{size: gib, backing: "/etc/shadow"}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := newRepo(t)
+			path := filepath.Join(r.dir("acme", "a", "rp"), "d.raw")
+			if err := os.WriteFile(path, head, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(path, gib); err != nil {
+				t.Fatal(err)
+			}
+			r.manifest("acme", "a", "rp", Manifest{Disks: []Disk{{Name: "d", File: "d.raw", Format: kinds.Raw, VirtualSize: gib}}})
+			rps, _, err := (&Repository{Root: r.root}).Scan()
+			if err != nil || len(rps) != 1 || !rps[0].Valid {
+				t.Fatalf("%v %+v", err, rps)
+			}
+			if d := rps[0].Disks[0]; d.Format != kinds.Raw || d.BackingPath != "" {
+				t.Fatalf("a raw disk was read as something else: %+v", d)
+			}
+		})
 	}
 }

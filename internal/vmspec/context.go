@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/restored/restored/internal/kinds"
 	"github.com/restored/restored/internal/storage"
@@ -80,6 +82,9 @@ type Input struct {
 	VNCPassword string
 	// NVRAM is the per-domain UEFI variable store (uefi only).
 	NVRAM string
+	// DACLabel is the "+uid:+gid" QEMU runs as (confine.Identity): a
+	// static DAC label; empty leaves libvirt's default user.
+	DACLabel string
 }
 
 // Context is what every configurator sees.
@@ -109,13 +114,34 @@ var Pipeline = []Configurator{
 // does not boot in less.
 const MinMemoryMiB = 96
 
-var restoreID = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+var (
+	restoreID  = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+	dacLabel   = regexp.MustCompile(`^\+[1-9][0-9]{0,9}:\+[0-9]{1,10}$`)
+	tenantName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+)
+
+// plainPath is a path the domain XML carries as it is: absolute, valid
+// UTF-8, no control characters (XML would change or refuse them, and QEMU
+// would open another file).
+func plainPath(p string) bool {
+	if !filepath.IsAbs(p) || !utf8.ValidString(p) {
+		return false
+	}
+	for _, r := range p {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
 
 // Validate checks the input before any configurator runs.
 func (in *Input) Validate() error {
 	switch {
 	case !restoreID.MatchString(in.RestoreID):
 		return fmt.Errorf("restore id %q cannot name a domain", in.RestoreID)
+	case in.Tenant != "" && !tenantName.MatchString(in.Tenant):
+		return fmt.Errorf("tenant %q is not a lowercase DNS label", in.Tenant)
 	case in.VCPUs < 1 || in.VCPUs > 64:
 		return fmt.Errorf("vcpus %d out of 1..64", in.VCPUs)
 	case in.MemoryMiB < MinMemoryMiB:
@@ -128,19 +154,21 @@ func (in *Input) Validate() error {
 		return fmt.Errorf("a domain needs at least one disk")
 	case len(in.Disks) > 26:
 		return fmt.Errorf("%d disks is more than 26", len(in.Disks))
-	case in.Firmware == kinds.UEFI && !filepath.IsAbs(in.NVRAM):
+	case in.Firmware == kinds.UEFI && !plainPath(in.NVRAM):
 		return fmt.Errorf("uefi needs an absolute NVRAM path")
-	case !filepath.IsAbs(in.SerialLog):
+	case !plainPath(in.SerialLog):
 		return fmt.Errorf("serial log path %q must be absolute", in.SerialLog)
 	case in.VNCPassword == "":
 		return fmt.Errorf("a VNC password is required")
+	case in.DACLabel != "" && !dacLabel.MatchString(in.DACLabel):
+		return fmt.Errorf("DAC label %q is not +uid:+gid", in.DACLabel)
 	}
 	for _, d := range in.Disks {
-		if !filepath.IsAbs(d.Overlay) || len(d.Chain) == 0 {
+		if !plainPath(d.Overlay) || len(d.Chain) == 0 {
 			return fmt.Errorf("disk %s needs an absolute overlay path and a backing chain", d.Name)
 		}
 		for _, c := range d.Chain {
-			if !filepath.IsAbs(c.Path) || !c.Format.Valid() {
+			if !plainPath(c.Path) || !c.Format.Valid() {
 				return fmt.Errorf("disk %s: chain element %q (%s) must be an absolute raw or qcow2 path", d.Name, c.Path, c.Format)
 			}
 		}
@@ -148,8 +176,8 @@ func (in *Input) Validate() error {
 	switch in.Network {
 	case kinds.NoNetwork:
 	case kinds.Isolated, kinds.Bridged:
-		if in.Bridge == "" {
-			return fmt.Errorf("network %s needs a bridge name", in.Network)
+		if !kinds.ValidBridgeName(in.Bridge) {
+			return fmt.Errorf("network %s needs a bridge name of 1-15 letters, digits, '_', '.' or '-', not %q", in.Network, in.Bridge)
 		}
 	default:
 		return fmt.Errorf("network %s must be none, isolated or bridged", in.Network)

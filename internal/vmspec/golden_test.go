@@ -21,7 +21,7 @@ func TestGoldenDomains(t *testing.T) {
 	uefiWindows.Network, uefiWindows.Bridge = kinds.Bridged, "br0"
 	uefiWindows.VCPUs, uefiWindows.MemoryMiB = 2, 4096
 	incremental := linuxInput()
-	incremental.Network, incremental.Bridge = kinds.Isolated, "rst-iso-019a6c2e"
+	incremental.Network, incremental.Bridge = kinds.Isolated, "rsti019a6c2e7f3"
 	incremental.Disks[0].Chain = []ChainElement{{Path: "/srv/repo/acme/web-01/rp-2/disk0.qcow2", Format: kinds.QCOW2}, {Path: "/srv/repo/acme/web-01/rp-1/disk0.raw", Format: kinds.Raw}}
 	kvm := tcgHost()
 	kvm.Accelerator = "kvm"

@@ -53,3 +53,23 @@ func TestValidateRefusesBadInput(t *testing.T) {
 		})
 	}
 }
+
+// A restore's QEMU runs as the uid confine chose: a static DAC label, and
+// only a well-formed one.
+func TestTheDomainRunsAsTheRestoresOwnUID(t *testing.T) {
+	in := linuxInput()
+	in.DACLabel = "+2000000042:+107"
+	d, err := Build(&Context{In: in, Host: tcgHost()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.SecLabel) != 1 || d.SecLabel[0].Type != "static" || d.SecLabel[0].Model != "dac" || d.SecLabel[0].Label != in.DACLabel || d.SecLabel[0].Relabel != "yes" {
+		t.Fatalf("seclabel %+v", d.SecLabel)
+	}
+	for _, bad := range []string{"+0:+0", "root:root", "+1:+2</label>", "+2000000042"} {
+		in.DACLabel = bad
+		if _, err := Build(&Context{In: in, Host: tcgHost()}); err == nil {
+			t.Errorf("label %q accepted", bad)
+		}
+	}
+}

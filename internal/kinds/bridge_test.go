@@ -1,0 +1,14 @@
+package kinds
+
+import "testing"
+
+func TestBridgeNamesAreLinuxInterfaceNamesAsTheXMLCarriesThem(t *testing.T) {
+	for name, ok := range map[string]bool{
+		"br0": true, "rsti019a6c2e7f3": true, "br-prod.10": true, "a_b": true,
+		"": false, "br-0123456789abc": false, "br 0": false, "br/0": false, "\xce": false, "br0\n": false, "br:0": false,
+	} {
+		if got := ValidBridgeName(name); got != ok {
+			t.Errorf("%q: %v, want %v", name, got, ok)
+		}
+	}
+}
