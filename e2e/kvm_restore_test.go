@@ -189,7 +189,63 @@ func TestRestoreBootsARecoveryPointUnderLibvirtEndToEnd(t *testing.T) {
 		s.assertGone(id)
 	})
 
+	t.Run("a repository of 100,000 recovery points is reported in parts, and the agent keeps serving", func(t *testing.T) {
+		s.killAgent()
+		s.startAgent() // all boot signals again
+		const n = 100_000
+		start := time.Now()
+		bulkRecoveryPoints(t, s.repo, n)
+		t.Logf("wrote %d recovery points in %s", n, time.Since(start).Round(time.Millisecond))
+		start = time.Now()
+		_ = s.agent.Process.Signal(syscall.SIGHUP)
+		eventually(t, 3*time.Minute, "the host to hold every recovery point", func() bool {
+			_, host := s.rest("GET", "/v1/hosts/"+s.host, s.admin, nil)
+			got, _ := host["recovery_points"].(float64)
+			return got >= n+1 && host["state"] == "HOST_STATE_READY"
+		})
+		t.Logf("scanned and reported %d recovery points in %s", n+1, time.Since(start).Round(time.Millisecond))
+		// Still serving: a restore boots, and the listing pages.
+		id := s.create(map[string]any{"recovery_point_id": "rp-1", "mode": "VIRTUALIZE", "memory_mib": 128, "request_id": "bulk-1"})
+		s.waitState(id, "RESTORE_STATE_RUNNING", 4*time.Minute, verified)
+		if code, page := s.rest("GET", "/v1/recovery-points?page_size=1000", s.acme, nil); code != 200 || len(page["recovery_points"].([]any)) != 1000 || page["next_page_token"] == "" {
+			t.Fatalf("a page of recovery points: HTTP %d", code)
+		}
+		s.rest("DELETE", "/v1/restores/"+id, s.acme, nil)
+		s.waitState(id, "RESTORE_STATE_DESTROYED", 2*time.Minute, nil)
+		// Gone from the disk, gone from the host at the next scan.
+		if err := os.RemoveAll(filepath.Join(s.repo, "acme", "bulk")); err != nil {
+			t.Fatal(err)
+		}
+		_ = s.agent.Process.Signal(syscall.SIGHUP)
+		eventually(t, time.Minute, "the bulk recovery points withdrawn", func() bool {
+			_, host := s.rest("GET", "/v1/hosts/"+s.host, s.admin, nil)
+			got, _ := host["recovery_points"].(float64)
+			return got < n
+		})
+	})
+
 	if after := fileFacts(t, s.disk); after != before {
 		t.Fatalf("the recovery point changed over the whole run:\n before %s\n after  %s", before, after)
+	}
+}
+
+// bulkRecoveryPoints writes n small valid recovery points of acme's asset
+// "bulk" (a 512-byte raw disk each).
+func bulkRecoveryPoints(t *testing.T, repo string, n int) {
+	t.Helper()
+	disk := make([]byte, 512)
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("rp-bulk-%06d", i)
+		dir := filepath.Join(repo, "acme", "bulk", id)
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			t.Fatal(err)
+		}
+		m := fmt.Sprintf(`{"id":%q,"tenant":"acme","asset":"bulk","created_at":"2026-11-25T22:00:00Z","firmware":"bios","os":"linux","disks":[{"name":"d","file":"d.raw","format":"raw","virtual_size":512}]}`, id)
+		if err := os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(m), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "d.raw"), disk, 0o640); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/restored/restored/internal/kvm"
 	"github.com/restored/restored/internal/pki"
 	"github.com/restored/restored/internal/storage"
-	"github.com/restored/restored/internal/version"
 	"github.com/restored/restored/internal/vmspec"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -339,12 +338,7 @@ func (a *Agent) scanAndReport(ctx context.Context, client restorev1.AgentService
 		}
 	}
 	a.catalog.replace(storage.NewIndex(found))
-	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	_, err = client.ReportRecoveryPoints(rctx, &restorev1.ReportRecoveryPointsRequest{
-		ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID, RecoveryPoints: report,
-	})
-	return err
+	return reportInParts(ctx, client, a.cfg.HostID, report)
 }
 
 // toProto is a recovery point as the control plane hears of it.

@@ -246,8 +246,14 @@ func (s *AgentService) ReportRecoveryPoints(ctx context.Context, req *restorev1.
 		c.HostIds = nil
 		rps = append(rps, c)
 	}
+	if err := validate.Optional("scan_id", req.ScanId); err != nil {
+		return nil, err
+	}
+	if req.More && req.ScanId == "" {
+		return nil, validate.Errorf("more needs a scan_id naming the scan its parts belong to")
+	}
 	out, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_REPORT_RECOVERY_POINTS,
-		&raftv1.ReportRecoveryPoints{HostId: req.HostId, RecoveryPoints: rps})
+		&raftv1.ReportRecoveryPoints{HostId: req.HostId, RecoveryPoints: rps, ScanId: req.ScanId, More: req.More})
 	if err != nil {
 		return nil, err
 	}

@@ -58,7 +58,8 @@ func decodePageToken(tok string) (string, error) {
 		return "", nil
 	}
 	b, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil || len(b) == 0 || len(b) > validate.MaxNameLen {
+	// A token this server made holds an id: printable text, never bytes.
+	if err != nil || len(b) == 0 || len(b) > validate.MaxNameLen || validate.Optional("page_token", string(b)) != nil {
 		return "", validate.Errorf("page_token is not one this server handed out; pass next_page_token from the previous page")
 	}
 	return string(b), nil

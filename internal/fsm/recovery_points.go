@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/hashicorp/go-memdb"
@@ -14,13 +15,17 @@ import (
 // holds. A recovery point id already owned by another tenant or asset is
 // ignored: the first report wins, so one host cannot take over another
 // tenant's recovery point by reusing its id.
-func applyReportRecoveryPoints(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
+func applyReportRecoveryPoints(txn *memdb.Txn, payload []byte, index uint64) (proto.Message, error) {
 	var cmd raftv1.ReportRecoveryPoints
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err
 	}
+	scan, more := cmd.ScanId, cmd.More
+	if scan == "" {
+		// The whole set in one entry: a scan of its own.
+		scan, more = fmt.Sprintf("entry-%d", index), false
+	}
 	r := store.ReaderFor(txn)
-	reported := make(map[string]bool, len(cmd.RecoveryPoints))
 	accepted := int32(0)
 	for _, rp := range cmd.RecoveryPoints {
 		cur := r.RecoveryPoint(rp.Id)
@@ -39,15 +44,27 @@ func applyReportRecoveryPoints(txn *memdb.Txn, payload []byte, _ uint64) (proto.
 		if err := txn.Insert(store.TableRecoveryPoints, next); err != nil {
 			return nil, err
 		}
-		reported[rp.Id] = true
+		if err := txn.Insert(store.TableScanMarks, &raftv1.ScanMark{HostId: cmd.HostId, RecoveryPointId: rp.Id, ScanId: scan}); err != nil {
+			return nil, err
+		}
 		accepted++
 	}
-	if err := withdraw(txn, r, cmd.HostId, reported); err != nil {
+	if more {
+		return &restorev1.ReportRecoveryPointsResponse{Accepted: accepted}, nil
+	}
+	// The scan is complete: what no part of it listed is gone from the host.
+	keep := map[string]bool{}
+	for _, cur := range r.RecoveryPointsHeldBy(cmd.HostId) {
+		if m := r.ScanMark(cmd.HostId, cur.Id); m != nil && m.ScanId == scan {
+			keep[cur.Id] = true
+		}
+	}
+	if err := withdraw(txn, r, cmd.HostId, keep); err != nil {
 		return nil, err
 	}
 	if h := r.Host(cmd.HostId); h != nil {
 		next := clone(h)
-		next.RecoveryPoints = accepted
+		next.RecoveryPoints = int32(len(keep))
 		if err := txn.Insert(store.TableHosts, next); err != nil {
 			return nil, err
 		}
@@ -61,6 +78,11 @@ func withdraw(txn *memdb.Txn, r *store.Reader, hostID string, keep map[string]bo
 	for _, cur := range r.RecoveryPointsHeldBy(hostID) {
 		if keep[cur.Id] {
 			continue
+		}
+		if m := r.ScanMark(hostID, cur.Id); m != nil {
+			if err := txn.Delete(store.TableScanMarks, m); err != nil {
+				return err
+			}
 		}
 		next := clone(cur)
 		next.HostIds = slices.DeleteFunc(next.HostIds, func(h string) bool { return h == hostID })

@@ -144,6 +144,10 @@ func (c *Conn) setMetaContexts(opts Options) error {
 	return nil
 }
 
+// maxExportSize is more than any disk Restored reads (qemu's own limit is
+// 2^63 - 512; recovery points stop at 64 TiB).
+const maxExportSize = 1 << 62
+
 func (c *Conn) optGo(export string) error {
 	payload := appendString32(nil, export)
 	payload = binary.BigEndian.AppendUint16(payload, 0) // no extra info requests
@@ -155,7 +159,13 @@ func (c *Conn) optGo(export string) error {
 		if len(data) < 12 {
 			return errors.New("nbd: short NBD_INFO_EXPORT")
 		}
-		c.size = int64(binary.BigEndian.Uint64(data[2:]))
+		size := binary.BigEndian.Uint64(data[2:])
+		if size > maxExportSize {
+			// A size no image has (found by FuzzClientReplies: it read as
+			// negative, and every offset check after it would be wrong).
+			return fmt.Errorf("nbd: the server says the export has %d bytes", size)
+		}
+		c.size = int64(size)
 		c.readOnly = binary.BigEndian.Uint16(data[10:])&transmitReadOnly != 0
 		gotExport = true
 		return nil

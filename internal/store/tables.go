@@ -28,6 +28,7 @@ const (
 	TableRevocations          = "revocations"
 	TableInventory            = "inventory"
 	TableAudit                = "audit"
+	TableScanMarks            = "scan_marks"
 )
 
 // table is one table of the state store: its name, its indexes (the
@@ -66,6 +67,11 @@ var tables = []table{
 			&memdb.StringFieldIndex{Field: "HostId"}, &memdb.StringFieldIndex{Field: "Uuid"},
 		}}},
 		fieldIndex(indexHost, "HostId"), fieldIndex(indexUUID, "Uuid"),
+	}},
+	{name: TableScanMarks, field: "scan_marks", indexes: []*memdb.IndexSchema{
+		{Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
+			&memdb.StringFieldIndex{Field: "HostId"}, &memdb.StringFieldIndex{Field: "RecoveryPointId"},
+		}}},
 	}},
 	{name: TableAudit, field: "audit_events", indexes: []*memdb.IndexSchema{idIndex(),
 		// Events without a time (entries proposed without an audit context)

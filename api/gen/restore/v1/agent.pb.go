@@ -1666,10 +1666,17 @@ type ReportRecoveryPointsRequest struct {
 	ProtocolVersion uint32 `protobuf:"varint,1,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
 	// Host id.
 	HostId string `protobuf:"bytes,2,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
-	// The full set (valid and invalid).
+	// The full set (valid and invalid), or one part of it (see more).
 	RecoveryPoints []*RecoveryPoint `protobuf:"bytes,3,rep,name=recovery_points,json=recoveryPoints,proto3" json:"recovery_points,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// One scan of the repository, sent in parts (at most 1,000 recovery
+	// points each, so 100,000 fit): every part of a scan names it, all but
+	// the last say more. The last one ends the scan: recovery points no
+	// part of it listed are withdrawn from this host. Empty: this request
+	// is the whole set.
+	ScanId        string `protobuf:"bytes,4,opt,name=scan_id,json=scanId,proto3" json:"scan_id,omitempty"`
+	More          bool   `protobuf:"varint,5,opt,name=more,proto3" json:"more,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReportRecoveryPointsRequest) Reset() {
@@ -1721,6 +1728,20 @@ func (x *ReportRecoveryPointsRequest) GetRecoveryPoints() []*RecoveryPoint {
 		return x.RecoveryPoints
 	}
 	return nil
+}
+
+func (x *ReportRecoveryPointsRequest) GetScanId() string {
+	if x != nil {
+		return x.ScanId
+	}
+	return ""
+}
+
+func (x *ReportRecoveryPointsRequest) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
 }
 
 // ReportRecoveryPointsResponse acknowledges a report.
@@ -1874,11 +1895,13 @@ const file_restore_v1_agent_proto_rawDesc = "" +
 	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x120\n" +
 	"\adomains\x18\x03 \x03(\v2\x16.restore.v1.HostDomainR\adomains\"3\n" +
 	"\x17ReportInventoryResponse\x12\x18\n" +
-	"\achanged\x18\x01 \x01(\bR\achanged\"\xa5\x01\n" +
+	"\achanged\x18\x01 \x01(\bR\achanged\"\xd2\x01\n" +
 	"\x1bReportRecoveryPointsRequest\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x17\n" +
 	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x12B\n" +
-	"\x0frecovery_points\x18\x03 \x03(\v2\x19.restore.v1.RecoveryPointR\x0erecoveryPoints\":\n" +
+	"\x0frecovery_points\x18\x03 \x03(\v2\x19.restore.v1.RecoveryPointR\x0erecoveryPoints\x12\x17\n" +
+	"\ascan_id\x18\x04 \x01(\tR\x06scanId\x12\x12\n" +
+	"\x04more\x18\x05 \x01(\bR\x04more\":\n" +
 	"\x1cReportRecoveryPointsResponse\x12\x1a\n" +
 	"\baccepted\x18\x01 \x01(\x05R\baccepted*\xae\x01\n" +
 	"\x0eTunnelOpenKind\x12 \n" +

@@ -1259,8 +1259,10 @@ type ReportRecoveryPoints struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Host id.
 	HostId string `protobuf:"bytes,1,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
-	// The full set.
+	// The full set, or one part of scan scan_id (more: parts follow).
 	RecoveryPoints []*v1.RecoveryPoint `protobuf:"bytes,2,rep,name=recovery_points,json=recoveryPoints,proto3" json:"recovery_points,omitempty"`
+	ScanId         string              `protobuf:"bytes,3,opt,name=scan_id,json=scanId,proto3" json:"scan_id,omitempty"`
+	More           bool                `protobuf:"varint,4,opt,name=more,proto3" json:"more,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -1309,6 +1311,82 @@ func (x *ReportRecoveryPoints) GetRecoveryPoints() []*v1.RecoveryPoint {
 	return nil
 }
 
+func (x *ReportRecoveryPoints) GetScanId() string {
+	if x != nil {
+		return x.ScanId
+	}
+	return ""
+}
+
+func (x *ReportRecoveryPoints) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
+// ScanMark says which scan of a host last listed a recovery point: the
+// last part of a scan withdraws what no part of it listed.
+type ScanMark struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	HostId          string                 `protobuf:"bytes,1,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	RecoveryPointId string                 `protobuf:"bytes,2,opt,name=recovery_point_id,json=recoveryPointId,proto3" json:"recovery_point_id,omitempty"`
+	ScanId          string                 `protobuf:"bytes,3,opt,name=scan_id,json=scanId,proto3" json:"scan_id,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ScanMark) Reset() {
+	*x = ScanMark{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScanMark) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScanMark) ProtoMessage() {}
+
+func (x *ScanMark) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScanMark.ProtoReflect.Descriptor instead.
+func (*ScanMark) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ScanMark) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
+func (x *ScanMark) GetRecoveryPointId() string {
+	if x != nil {
+		return x.RecoveryPointId
+	}
+	return ""
+}
+
+func (x *ScanMark) GetScanId() string {
+	if x != nil {
+		return x.ScanId
+	}
+	return ""
+}
+
 // RestoreReport is an agent's report on one restore as the log keeps it:
 // the raft log never embeds a public API request, so the API may change
 // without changing the log. Its field numbers and types are those of
@@ -1334,7 +1412,7 @@ type RestoreReport struct {
 
 func (x *RestoreReport) Reset() {
 	*x = RestoreReport{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[19]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1346,7 +1424,7 @@ func (x *RestoreReport) String() string {
 func (*RestoreReport) ProtoMessage() {}
 
 func (x *RestoreReport) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[19]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1359,7 +1437,7 @@ func (x *RestoreReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreReport.ProtoReflect.Descriptor instead.
 func (*RestoreReport) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{19}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RestoreReport) GetHostId() string {
@@ -1417,7 +1495,7 @@ type ReportRestoreStatus struct {
 
 func (x *ReportRestoreStatus) Reset() {
 	*x = ReportRestoreStatus{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1429,7 +1507,7 @@ func (x *ReportRestoreStatus) String() string {
 func (*ReportRestoreStatus) ProtoMessage() {}
 
 func (x *ReportRestoreStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1442,7 +1520,7 @@ func (x *ReportRestoreStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRestoreStatus.ProtoReflect.Descriptor instead.
 func (*ReportRestoreStatus) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{20}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReportRestoreStatus) GetReport() *RestoreReport {
@@ -1472,7 +1550,7 @@ type Placement struct {
 
 func (x *Placement) Reset() {
 	*x = Placement{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1484,7 +1562,7 @@ func (x *Placement) String() string {
 func (*Placement) ProtoMessage() {}
 
 func (x *Placement) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1497,7 +1575,7 @@ func (x *Placement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Placement.ProtoReflect.Descriptor instead.
 func (*Placement) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{21}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Placement) GetRestoreId() string {
@@ -1527,7 +1605,7 @@ type PendingReason struct {
 
 func (x *PendingReason) Reset() {
 	*x = PendingReason{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1539,7 +1617,7 @@ func (x *PendingReason) String() string {
 func (*PendingReason) ProtoMessage() {}
 
 func (x *PendingReason) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1552,7 +1630,7 @@ func (x *PendingReason) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingReason.ProtoReflect.Descriptor instead.
 func (*PendingReason) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{22}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PendingReason) GetRestoreId() string {
@@ -1584,7 +1662,7 @@ type PlaceRestores struct {
 
 func (x *PlaceRestores) Reset() {
 	*x = PlaceRestores{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1596,7 +1674,7 @@ func (x *PlaceRestores) String() string {
 func (*PlaceRestores) ProtoMessage() {}
 
 func (x *PlaceRestores) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1609,7 +1687,7 @@ func (x *PlaceRestores) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaceRestores.ProtoReflect.Descriptor instead.
 func (*PlaceRestores) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{23}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PlaceRestores) GetPlacements() []*Placement {
@@ -1646,7 +1724,7 @@ type ExpireRestores struct {
 
 func (x *ExpireRestores) Reset() {
 	*x = ExpireRestores{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1658,7 +1736,7 @@ func (x *ExpireRestores) String() string {
 func (*ExpireRestores) ProtoMessage() {}
 
 func (x *ExpireRestores) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1671,7 +1749,7 @@ func (x *ExpireRestores) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireRestores.ProtoReflect.Descriptor instead.
 func (*ExpireRestores) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{24}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ExpireRestores) GetIds() []string {
@@ -1699,7 +1777,7 @@ type RegisterServer struct {
 
 func (x *RegisterServer) Reset() {
 	*x = RegisterServer{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1711,7 +1789,7 @@ func (x *RegisterServer) String() string {
 func (*RegisterServer) ProtoMessage() {}
 
 func (x *RegisterServer) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1724,7 +1802,7 @@ func (x *RegisterServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterServer.ProtoReflect.Descriptor instead.
 func (*RegisterServer) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{25}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RegisterServer) GetServer() *v1.Server {
@@ -1766,14 +1844,16 @@ type Snapshot struct {
 	// The domains each host reports.
 	Inventory []*v1.HostDomain `protobuf:"bytes,14,rep,name=inventory,proto3" json:"inventory,omitempty"`
 	// The audit record of the writes in the log.
-	AuditEvents   []*v1.AuditEvent `protobuf:"bytes,15,rep,name=audit_events,json=auditEvents,proto3" json:"audit_events,omitempty"`
+	AuditEvents []*v1.AuditEvent `protobuf:"bytes,15,rep,name=audit_events,json=auditEvents,proto3" json:"audit_events,omitempty"`
+	// Which scan of each host last listed each recovery point.
+	ScanMarks     []*ScanMark `protobuf:"bytes,16,rep,name=scan_marks,json=scanMarks,proto3" json:"scan_marks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Snapshot) Reset() {
 	*x = Snapshot{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1785,7 +1865,7 @@ func (x *Snapshot) String() string {
 func (*Snapshot) ProtoMessage() {}
 
 func (x *Snapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1798,7 +1878,7 @@ func (x *Snapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
 func (*Snapshot) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{26}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Snapshot) GetTenants() []*v1.Tenant {
@@ -1906,6 +1986,13 @@ func (x *Snapshot) GetAuditEvents() []*v1.AuditEvent {
 	return nil
 }
 
+func (x *Snapshot) GetScanMarks() []*ScanMark {
+	if x != nil {
+		return x.ScanMarks
+	}
+	return nil
+}
+
 // StoredJoinToken is a join token as the state store keeps it.
 type StoredJoinToken struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1918,7 +2005,7 @@ type StoredJoinToken struct {
 
 func (x *StoredJoinToken) Reset() {
 	*x = StoredJoinToken{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1930,7 +2017,7 @@ func (x *StoredJoinToken) String() string {
 func (*StoredJoinToken) ProtoMessage() {}
 
 func (x *StoredJoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1943,7 +2030,7 @@ func (x *StoredJoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredJoinToken.ProtoReflect.Descriptor instead.
 func (*StoredJoinToken) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{27}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *StoredJoinToken) GetToken() *v1.JoinToken {
@@ -1970,7 +2057,7 @@ type CreateJoinToken struct {
 
 func (x *CreateJoinToken) Reset() {
 	*x = CreateJoinToken{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1982,7 +2069,7 @@ func (x *CreateJoinToken) String() string {
 func (*CreateJoinToken) ProtoMessage() {}
 
 func (x *CreateJoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1995,7 +2082,7 @@ func (x *CreateJoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinToken.ProtoReflect.Descriptor instead.
 func (*CreateJoinToken) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{28}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CreateJoinToken) GetToken() *StoredJoinToken {
@@ -2017,7 +2104,7 @@ type UseJoinToken struct {
 
 func (x *UseJoinToken) Reset() {
 	*x = UseJoinToken{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2029,7 +2116,7 @@ func (x *UseJoinToken) String() string {
 func (*UseJoinToken) ProtoMessage() {}
 
 func (x *UseJoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2042,7 +2129,7 @@ func (x *UseJoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UseJoinToken.ProtoReflect.Descriptor instead.
 func (*UseJoinToken) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{29}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *UseJoinToken) GetId() string {
@@ -2071,7 +2158,7 @@ type Revocation struct {
 
 func (x *Revocation) Reset() {
 	*x = Revocation{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2083,7 +2170,7 @@ func (x *Revocation) String() string {
 func (*Revocation) ProtoMessage() {}
 
 func (x *Revocation) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2096,7 +2183,7 @@ func (x *Revocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
 func (*Revocation) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{30}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Revocation) GetHostId() string {
@@ -2124,7 +2211,7 @@ type RemoveHost struct {
 
 func (x *RemoveHost) Reset() {
 	*x = RemoveHost{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2136,7 +2223,7 @@ func (x *RemoveHost) String() string {
 func (*RemoveHost) ProtoMessage() {}
 
 func (x *RemoveHost) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2149,7 +2236,7 @@ func (x *RemoveHost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveHost.ProtoReflect.Descriptor instead.
 func (*RemoveHost) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{31}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RemoveHost) GetId() string {
@@ -2180,7 +2267,7 @@ type RelayRequest struct {
 
 func (x *RelayRequest) Reset() {
 	*x = RelayRequest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2192,7 +2279,7 @@ func (x *RelayRequest) String() string {
 func (*RelayRequest) ProtoMessage() {}
 
 func (x *RelayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2205,7 +2292,7 @@ func (x *RelayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayRequest.ProtoReflect.Descriptor instead.
 func (*RelayRequest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{32}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RelayRequest) GetKind() isRelayRequest_Kind {
@@ -2262,7 +2349,7 @@ type RelayOpen struct {
 
 func (x *RelayOpen) Reset() {
 	*x = RelayOpen{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[33]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2274,7 +2361,7 @@ func (x *RelayOpen) String() string {
 func (*RelayOpen) ProtoMessage() {}
 
 func (x *RelayOpen) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[33]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2287,7 +2374,7 @@ func (x *RelayOpen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayOpen.ProtoReflect.Descriptor instead.
 func (*RelayOpen) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{33}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RelayOpen) GetHostId() string {
@@ -2318,7 +2405,7 @@ type RelayResponse struct {
 
 func (x *RelayResponse) Reset() {
 	*x = RelayResponse{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[34]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2330,7 +2417,7 @@ func (x *RelayResponse) String() string {
 func (*RelayResponse) ProtoMessage() {}
 
 func (x *RelayResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[34]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2343,7 +2430,7 @@ func (x *RelayResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayResponse.ProtoReflect.Descriptor instead.
 func (*RelayResponse) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{34}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RelayResponse) GetKind() isRelayResponse_Kind {
@@ -2400,7 +2487,7 @@ type RelayOpened struct {
 
 func (x *RelayOpened) Reset() {
 	*x = RelayOpened{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2412,7 +2499,7 @@ func (x *RelayOpened) String() string {
 func (*RelayOpened) ProtoMessage() {}
 
 func (x *RelayOpened) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2425,7 +2512,7 @@ func (x *RelayOpened) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayOpened.ProtoReflect.Descriptor instead.
 func (*RelayOpened) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{35}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RelayOpened) GetServerId() string {
@@ -2450,7 +2537,7 @@ type EnrollRequest struct {
 
 func (x *EnrollRequest) Reset() {
 	*x = EnrollRequest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2462,7 +2549,7 @@ func (x *EnrollRequest) String() string {
 func (*EnrollRequest) ProtoMessage() {}
 
 func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2475,7 +2562,7 @@ func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
 func (*EnrollRequest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{36}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *EnrollRequest) GetNodeId() string {
@@ -2511,7 +2598,7 @@ type EnrollResponse struct {
 
 func (x *EnrollResponse) Reset() {
 	*x = EnrollResponse{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2523,7 +2610,7 @@ func (x *EnrollResponse) String() string {
 func (*EnrollResponse) ProtoMessage() {}
 
 func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2536,7 +2623,7 @@ func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
 func (*EnrollResponse) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{37}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *EnrollResponse) GetCaCert() []byte {
@@ -2571,7 +2658,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2583,7 +2670,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2596,7 +2683,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{38}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *JoinRequest) GetServer() *v1.Server {
@@ -2617,7 +2704,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2629,7 +2716,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2642,7 +2729,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{39}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *JoinResponse) GetLeaderId() string {
@@ -2662,7 +2749,7 @@ type SetVerificationPolicy struct {
 
 func (x *SetVerificationPolicy) Reset() {
 	*x = SetVerificationPolicy{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2674,7 +2761,7 @@ func (x *SetVerificationPolicy) String() string {
 func (*SetVerificationPolicy) ProtoMessage() {}
 
 func (x *SetVerificationPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2687,7 +2774,7 @@ func (x *SetVerificationPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetVerificationPolicy.ProtoReflect.Descriptor instead.
 func (*SetVerificationPolicy) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{40}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SetVerificationPolicy) GetPolicy() *v1.VerificationPolicy {
@@ -2707,7 +2794,7 @@ type DeleteVerificationPolicy struct {
 
 func (x *DeleteVerificationPolicy) Reset() {
 	*x = DeleteVerificationPolicy{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2719,7 +2806,7 @@ func (x *DeleteVerificationPolicy) String() string {
 func (*DeleteVerificationPolicy) ProtoMessage() {}
 
 func (x *DeleteVerificationPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2732,7 +2819,7 @@ func (x *DeleteVerificationPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteVerificationPolicy.ProtoReflect.Descriptor instead.
 func (*DeleteVerificationPolicy) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{41}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *DeleteVerificationPolicy) GetId() string {
@@ -2757,7 +2844,7 @@ type ReportInventory struct {
 
 func (x *ReportInventory) Reset() {
 	*x = ReportInventory{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[42]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2769,7 +2856,7 @@ func (x *ReportInventory) String() string {
 func (*ReportInventory) ProtoMessage() {}
 
 func (x *ReportInventory) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[42]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2782,7 +2869,7 @@ func (x *ReportInventory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportInventory.ProtoReflect.Descriptor instead.
 func (*ReportInventory) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{42}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ReportInventory) GetHostId() string {
@@ -2824,7 +2911,7 @@ type LinkUpRestore struct {
 
 func (x *LinkUpRestore) Reset() {
 	*x = LinkUpRestore{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[43]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2836,7 +2923,7 @@ func (x *LinkUpRestore) String() string {
 func (*LinkUpRestore) ProtoMessage() {}
 
 func (x *LinkUpRestore) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[43]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2849,7 +2936,7 @@ func (x *LinkUpRestore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkUpRestore.ProtoReflect.Descriptor instead.
 func (*LinkUpRestore) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{43}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *LinkUpRestore) GetId() string {
@@ -2876,7 +2963,7 @@ type RegisterGuest struct {
 
 func (x *RegisterGuest) Reset() {
 	*x = RegisterGuest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[44]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2888,7 +2975,7 @@ func (x *RegisterGuest) String() string {
 func (*RegisterGuest) ProtoMessage() {}
 
 func (x *RegisterGuest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[44]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2901,7 +2988,7 @@ func (x *RegisterGuest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterGuest.ProtoReflect.Descriptor instead.
 func (*RegisterGuest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{44}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *RegisterGuest) GetGuest() *v1.Guest {
@@ -2921,7 +3008,7 @@ type UnregisterGuest struct {
 
 func (x *UnregisterGuest) Reset() {
 	*x = UnregisterGuest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[45]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2933,7 +3020,7 @@ func (x *UnregisterGuest) String() string {
 func (*UnregisterGuest) ProtoMessage() {}
 
 func (x *UnregisterGuest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[45]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2946,7 +3033,7 @@ func (x *UnregisterGuest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterGuest.ProtoReflect.Descriptor instead.
 func (*UnregisterGuest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{45}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *UnregisterGuest) GetId() string {
@@ -2966,7 +3053,7 @@ type PruneVerifications struct {
 
 func (x *PruneVerifications) Reset() {
 	*x = PruneVerifications{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[46]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2978,7 +3065,7 @@ func (x *PruneVerifications) String() string {
 func (*PruneVerifications) ProtoMessage() {}
 
 func (x *PruneVerifications) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[46]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2991,7 +3078,7 @@ func (x *PruneVerifications) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneVerifications.ProtoReflect.Descriptor instead.
 func (*PruneVerifications) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{46}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *PruneVerifications) GetIds() []string {
@@ -3013,7 +3100,7 @@ type CreateSnapshot struct {
 
 func (x *CreateSnapshot) Reset() {
 	*x = CreateSnapshot{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[47]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3025,7 +3112,7 @@ func (x *CreateSnapshot) String() string {
 func (*CreateSnapshot) ProtoMessage() {}
 
 func (x *CreateSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[47]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3038,7 +3125,7 @@ func (x *CreateSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSnapshot.ProtoReflect.Descriptor instead.
 func (*CreateSnapshot) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{47}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CreateSnapshot) GetSnapshot() *v1.Snapshot {
@@ -3067,7 +3154,7 @@ type ReportSnapshotStatus struct {
 
 func (x *ReportSnapshotStatus) Reset() {
 	*x = ReportSnapshotStatus{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[48]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3079,7 +3166,7 @@ func (x *ReportSnapshotStatus) String() string {
 func (*ReportSnapshotStatus) ProtoMessage() {}
 
 func (x *ReportSnapshotStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[48]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3092,7 +3179,7 @@ func (x *ReportSnapshotStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSnapshotStatus.ProtoReflect.Descriptor instead.
 func (*ReportSnapshotStatus) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{48}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ReportSnapshotStatus) GetHostId() string {
@@ -3133,7 +3220,7 @@ type ReleaseSnapshots struct {
 
 func (x *ReleaseSnapshots) Reset() {
 	*x = ReleaseSnapshots{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[49]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3145,7 +3232,7 @@ func (x *ReleaseSnapshots) String() string {
 func (*ReleaseSnapshots) ProtoMessage() {}
 
 func (x *ReleaseSnapshots) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[49]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3158,7 +3245,7 @@ func (x *ReleaseSnapshots) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseSnapshots.ProtoReflect.Descriptor instead.
 func (*ReleaseSnapshots) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{49}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ReleaseSnapshots) GetIds() []string {
@@ -3217,7 +3304,7 @@ type Prune struct {
 
 func (x *Prune) Reset() {
 	*x = Prune{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[50]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3229,7 +3316,7 @@ func (x *Prune) String() string {
 func (*Prune) ProtoMessage() {}
 
 func (x *Prune) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[50]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3242,7 +3329,7 @@ func (x *Prune) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Prune.ProtoReflect.Descriptor instead.
 func (*Prune) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{50}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *Prune) GetRestoreIds() []string {
@@ -3389,10 +3476,16 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12+\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x15.restore.v1.HostStateR\x05state\x12.\n" +
 	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"s\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xa0\x01\n" +
 	"\x14ReportRecoveryPoints\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12B\n" +
-	"\x0frecovery_points\x18\x02 \x03(\v2\x19.restore.v1.RecoveryPointR\x0erecoveryPoints\"\x96\x02\n" +
+	"\x0frecovery_points\x18\x02 \x03(\v2\x19.restore.v1.RecoveryPointR\x0erecoveryPoints\x12\x17\n" +
+	"\ascan_id\x18\x03 \x01(\tR\x06scanId\x12\x12\n" +
+	"\x04more\x18\x04 \x01(\bR\x04more\"h\n" +
+	"\bScanMark\x12\x17\n" +
+	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12*\n" +
+	"\x11recovery_point_id\x18\x02 \x01(\tR\x0frecoveryPointId\x12\x17\n" +
+	"\ascan_id\x18\x03 \x01(\tR\x06scanId\"\x96\x02\n" +
 	"\rRestoreReport\x12\x17\n" +
 	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x12\x1d\n" +
 	"\n" +
@@ -3422,7 +3515,7 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\x03ids\x18\x01 \x03(\tR\x03ids\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"<\n" +
 	"\x0eRegisterServer\x12*\n" +
-	"\x06server\x18\x01 \x01(\v2\x12.restore.v1.ServerR\x06server\"\xf0\x06\n" +
+	"\x06server\x18\x01 \x01(\v2\x12.restore.v1.ServerR\x06server\"\xab\a\n" +
 	"\bSnapshot\x12,\n" +
 	"\atenants\x18\x01 \x03(\v2\x12.restore.v1.TenantR\atenants\x125\n" +
 	"\x06tokens\x18\x02 \x03(\v2\x1d.restored.raft.v1.StoredTokenR\x06tokens\x12/\n" +
@@ -3440,7 +3533,9 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"joinTokens\x12>\n" +
 	"\vrevocations\x18\r \x03(\v2\x1c.restored.raft.v1.RevocationR\vrevocations\x124\n" +
 	"\tinventory\x18\x0e \x03(\v2\x16.restore.v1.HostDomainR\tinventory\x129\n" +
-	"\faudit_events\x18\x0f \x03(\v2\x16.restore.v1.AuditEventR\vauditEvents\"c\n" +
+	"\faudit_events\x18\x0f \x03(\v2\x16.restore.v1.AuditEventR\vauditEvents\x129\n" +
+	"\n" +
+	"scan_marks\x18\x10 \x03(\v2\x1a.restored.raft.v1.ScanMarkR\tscanMarks\"c\n" +
 	"\x0fStoredJoinToken\x12+\n" +
 	"\x05token\x18\x01 \x01(\v2\x15.restore.v1.JoinTokenR\x05token\x12#\n" +
 	"\rsecret_sha256\x18\x02 \x01(\fR\fsecretSha256\"J\n" +
@@ -3580,7 +3675,7 @@ func file_restored_raft_v1_raft_proto_rawDescGZIP() []byte {
 }
 
 var file_restored_raft_v1_raft_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(CommandType)(0),                 // 0: restored.raft.v1.CommandType
 	(*Envelope)(nil),                 // 1: restored.raft.v1.Envelope
@@ -3602,143 +3697,145 @@ var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(*SetHostDrain)(nil),             // 17: restored.raft.v1.SetHostDrain
 	(*SetHostState)(nil),             // 18: restored.raft.v1.SetHostState
 	(*ReportRecoveryPoints)(nil),     // 19: restored.raft.v1.ReportRecoveryPoints
-	(*RestoreReport)(nil),            // 20: restored.raft.v1.RestoreReport
-	(*ReportRestoreStatus)(nil),      // 21: restored.raft.v1.ReportRestoreStatus
-	(*Placement)(nil),                // 22: restored.raft.v1.Placement
-	(*PendingReason)(nil),            // 23: restored.raft.v1.PendingReason
-	(*PlaceRestores)(nil),            // 24: restored.raft.v1.PlaceRestores
-	(*ExpireRestores)(nil),           // 25: restored.raft.v1.ExpireRestores
-	(*RegisterServer)(nil),           // 26: restored.raft.v1.RegisterServer
-	(*Snapshot)(nil),                 // 27: restored.raft.v1.Snapshot
-	(*StoredJoinToken)(nil),          // 28: restored.raft.v1.StoredJoinToken
-	(*CreateJoinToken)(nil),          // 29: restored.raft.v1.CreateJoinToken
-	(*UseJoinToken)(nil),             // 30: restored.raft.v1.UseJoinToken
-	(*Revocation)(nil),               // 31: restored.raft.v1.Revocation
-	(*RemoveHost)(nil),               // 32: restored.raft.v1.RemoveHost
-	(*RelayRequest)(nil),             // 33: restored.raft.v1.RelayRequest
-	(*RelayOpen)(nil),                // 34: restored.raft.v1.RelayOpen
-	(*RelayResponse)(nil),            // 35: restored.raft.v1.RelayResponse
-	(*RelayOpened)(nil),              // 36: restored.raft.v1.RelayOpened
-	(*EnrollRequest)(nil),            // 37: restored.raft.v1.EnrollRequest
-	(*EnrollResponse)(nil),           // 38: restored.raft.v1.EnrollResponse
-	(*JoinRequest)(nil),              // 39: restored.raft.v1.JoinRequest
-	(*JoinResponse)(nil),             // 40: restored.raft.v1.JoinResponse
-	(*SetVerificationPolicy)(nil),    // 41: restored.raft.v1.SetVerificationPolicy
-	(*DeleteVerificationPolicy)(nil), // 42: restored.raft.v1.DeleteVerificationPolicy
-	(*ReportInventory)(nil),          // 43: restored.raft.v1.ReportInventory
-	(*LinkUpRestore)(nil),            // 44: restored.raft.v1.LinkUpRestore
-	(*RegisterGuest)(nil),            // 45: restored.raft.v1.RegisterGuest
-	(*UnregisterGuest)(nil),          // 46: restored.raft.v1.UnregisterGuest
-	(*PruneVerifications)(nil),       // 47: restored.raft.v1.PruneVerifications
-	(*CreateSnapshot)(nil),           // 48: restored.raft.v1.CreateSnapshot
-	(*ReportSnapshotStatus)(nil),     // 49: restored.raft.v1.ReportSnapshotStatus
-	(*ReleaseSnapshots)(nil),         // 50: restored.raft.v1.ReleaseSnapshots
-	(*Prune)(nil),                    // 51: restored.raft.v1.Prune
-	(*timestamppb.Timestamp)(nil),    // 52: google.protobuf.Timestamp
-	(*v1.Tenant)(nil),                // 53: restore.v1.Tenant
-	(*v1.Token)(nil),                 // 54: restore.v1.Token
-	(*v1.TenantQuota)(nil),           // 55: restore.v1.TenantQuota
-	(*v1.Restore)(nil),               // 56: restore.v1.Restore
-	(*v1.Host)(nil),                  // 57: restore.v1.Host
-	(v1.HostState)(0),                // 58: restore.v1.HostState
-	(*v1.RecoveryPoint)(nil),         // 59: restore.v1.RecoveryPoint
-	(v1.RestoreState)(0),             // 60: restore.v1.RestoreState
-	(*v1.Boot)(nil),                  // 61: restore.v1.Boot
-	(*v1.Verification)(nil),          // 62: restore.v1.Verification
-	(*v1.Server)(nil),                // 63: restore.v1.Server
-	(*v1.VerificationPolicy)(nil),    // 64: restore.v1.VerificationPolicy
-	(*v1.Guest)(nil),                 // 65: restore.v1.Guest
-	(*v1.Snapshot)(nil),              // 66: restore.v1.Snapshot
-	(*v1.HostDomain)(nil),            // 67: restore.v1.HostDomain
-	(*v1.AuditEvent)(nil),            // 68: restore.v1.AuditEvent
-	(*v1.JoinToken)(nil),             // 69: restore.v1.JoinToken
-	(*v1.TunnelOpen)(nil),            // 70: restore.v1.TunnelOpen
+	(*ScanMark)(nil),                 // 20: restored.raft.v1.ScanMark
+	(*RestoreReport)(nil),            // 21: restored.raft.v1.RestoreReport
+	(*ReportRestoreStatus)(nil),      // 22: restored.raft.v1.ReportRestoreStatus
+	(*Placement)(nil),                // 23: restored.raft.v1.Placement
+	(*PendingReason)(nil),            // 24: restored.raft.v1.PendingReason
+	(*PlaceRestores)(nil),            // 25: restored.raft.v1.PlaceRestores
+	(*ExpireRestores)(nil),           // 26: restored.raft.v1.ExpireRestores
+	(*RegisterServer)(nil),           // 27: restored.raft.v1.RegisterServer
+	(*Snapshot)(nil),                 // 28: restored.raft.v1.Snapshot
+	(*StoredJoinToken)(nil),          // 29: restored.raft.v1.StoredJoinToken
+	(*CreateJoinToken)(nil),          // 30: restored.raft.v1.CreateJoinToken
+	(*UseJoinToken)(nil),             // 31: restored.raft.v1.UseJoinToken
+	(*Revocation)(nil),               // 32: restored.raft.v1.Revocation
+	(*RemoveHost)(nil),               // 33: restored.raft.v1.RemoveHost
+	(*RelayRequest)(nil),             // 34: restored.raft.v1.RelayRequest
+	(*RelayOpen)(nil),                // 35: restored.raft.v1.RelayOpen
+	(*RelayResponse)(nil),            // 36: restored.raft.v1.RelayResponse
+	(*RelayOpened)(nil),              // 37: restored.raft.v1.RelayOpened
+	(*EnrollRequest)(nil),            // 38: restored.raft.v1.EnrollRequest
+	(*EnrollResponse)(nil),           // 39: restored.raft.v1.EnrollResponse
+	(*JoinRequest)(nil),              // 40: restored.raft.v1.JoinRequest
+	(*JoinResponse)(nil),             // 41: restored.raft.v1.JoinResponse
+	(*SetVerificationPolicy)(nil),    // 42: restored.raft.v1.SetVerificationPolicy
+	(*DeleteVerificationPolicy)(nil), // 43: restored.raft.v1.DeleteVerificationPolicy
+	(*ReportInventory)(nil),          // 44: restored.raft.v1.ReportInventory
+	(*LinkUpRestore)(nil),            // 45: restored.raft.v1.LinkUpRestore
+	(*RegisterGuest)(nil),            // 46: restored.raft.v1.RegisterGuest
+	(*UnregisterGuest)(nil),          // 47: restored.raft.v1.UnregisterGuest
+	(*PruneVerifications)(nil),       // 48: restored.raft.v1.PruneVerifications
+	(*CreateSnapshot)(nil),           // 49: restored.raft.v1.CreateSnapshot
+	(*ReportSnapshotStatus)(nil),     // 50: restored.raft.v1.ReportSnapshotStatus
+	(*ReleaseSnapshots)(nil),         // 51: restored.raft.v1.ReleaseSnapshots
+	(*Prune)(nil),                    // 52: restored.raft.v1.Prune
+	(*timestamppb.Timestamp)(nil),    // 53: google.protobuf.Timestamp
+	(*v1.Tenant)(nil),                // 54: restore.v1.Tenant
+	(*v1.Token)(nil),                 // 55: restore.v1.Token
+	(*v1.TenantQuota)(nil),           // 56: restore.v1.TenantQuota
+	(*v1.Restore)(nil),               // 57: restore.v1.Restore
+	(*v1.Host)(nil),                  // 58: restore.v1.Host
+	(v1.HostState)(0),                // 59: restore.v1.HostState
+	(*v1.RecoveryPoint)(nil),         // 60: restore.v1.RecoveryPoint
+	(v1.RestoreState)(0),             // 61: restore.v1.RestoreState
+	(*v1.Boot)(nil),                  // 62: restore.v1.Boot
+	(*v1.Verification)(nil),          // 63: restore.v1.Verification
+	(*v1.Server)(nil),                // 64: restore.v1.Server
+	(*v1.VerificationPolicy)(nil),    // 65: restore.v1.VerificationPolicy
+	(*v1.Guest)(nil),                 // 66: restore.v1.Guest
+	(*v1.Snapshot)(nil),              // 67: restore.v1.Snapshot
+	(*v1.HostDomain)(nil),            // 68: restore.v1.HostDomain
+	(*v1.AuditEvent)(nil),            // 69: restore.v1.AuditEvent
+	(*v1.JoinToken)(nil),             // 70: restore.v1.JoinToken
+	(*v1.TunnelOpen)(nil),            // 71: restore.v1.TunnelOpen
 }
 var file_restored_raft_v1_raft_proto_depIdxs = []int32{
 	0,  // 0: restored.raft.v1.Envelope.type:type_name -> restored.raft.v1.CommandType
 	2,  // 1: restored.raft.v1.Envelope.audit:type_name -> restored.raft.v1.AuditContext
-	52, // 2: restored.raft.v1.AuditContext.time:type_name -> google.protobuf.Timestamp
-	53, // 3: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
-	54, // 4: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
+	53, // 2: restored.raft.v1.AuditContext.time:type_name -> google.protobuf.Timestamp
+	54, // 3: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
+	55, // 4: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
 	4,  // 5: restored.raft.v1.CreateToken.token:type_name -> restored.raft.v1.StoredToken
-	52, // 6: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
-	55, // 7: restored.raft.v1.SetTenantQuota.quota:type_name -> restore.v1.TenantQuota
+	53, // 6: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
+	56, // 7: restored.raft.v1.SetTenantQuota.quota:type_name -> restore.v1.TenantQuota
 	4,  // 8: restored.raft.v1.RotateToken.token:type_name -> restored.raft.v1.StoredToken
-	52, // 9: restored.raft.v1.RotateToken.old_expire_time:type_name -> google.protobuf.Timestamp
+	53, // 9: restored.raft.v1.RotateToken.old_expire_time:type_name -> google.protobuf.Timestamp
 	10, // 10: restored.raft.v1.TouchTokens.uses:type_name -> restored.raft.v1.TokenUse
-	52, // 11: restored.raft.v1.TokenUse.time:type_name -> google.protobuf.Timestamp
+	53, // 11: restored.raft.v1.TokenUse.time:type_name -> google.protobuf.Timestamp
 	9,  // 12: restored.raft.v1.ReportTokenUseRequest.uses:type_name -> restored.raft.v1.TouchTokens
-	52, // 13: restored.raft.v1.IdempotencyKey.create_time:type_name -> google.protobuf.Timestamp
-	56, // 14: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
-	52, // 15: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
-	57, // 16: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
-	52, // 17: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
-	58, // 18: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
-	52, // 19: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
-	59, // 20: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
-	60, // 21: restored.raft.v1.RestoreReport.state:type_name -> restore.v1.RestoreState
-	61, // 22: restored.raft.v1.RestoreReport.boot:type_name -> restore.v1.Boot
-	62, // 23: restored.raft.v1.RestoreReport.verification:type_name -> restore.v1.Verification
-	20, // 24: restored.raft.v1.ReportRestoreStatus.report:type_name -> restored.raft.v1.RestoreReport
-	52, // 25: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
-	22, // 26: restored.raft.v1.PlaceRestores.placements:type_name -> restored.raft.v1.Placement
-	23, // 27: restored.raft.v1.PlaceRestores.pending:type_name -> restored.raft.v1.PendingReason
-	52, // 28: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
-	52, // 29: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
-	63, // 30: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
-	53, // 31: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
+	53, // 13: restored.raft.v1.IdempotencyKey.create_time:type_name -> google.protobuf.Timestamp
+	57, // 14: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
+	53, // 15: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
+	58, // 16: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
+	53, // 17: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
+	59, // 18: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
+	53, // 19: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
+	60, // 20: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
+	61, // 21: restored.raft.v1.RestoreReport.state:type_name -> restore.v1.RestoreState
+	62, // 22: restored.raft.v1.RestoreReport.boot:type_name -> restore.v1.Boot
+	63, // 23: restored.raft.v1.RestoreReport.verification:type_name -> restore.v1.Verification
+	21, // 24: restored.raft.v1.ReportRestoreStatus.report:type_name -> restored.raft.v1.RestoreReport
+	53, // 25: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
+	23, // 26: restored.raft.v1.PlaceRestores.placements:type_name -> restored.raft.v1.Placement
+	24, // 27: restored.raft.v1.PlaceRestores.pending:type_name -> restored.raft.v1.PendingReason
+	53, // 28: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
+	53, // 29: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
+	64, // 30: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
+	54, // 31: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
 	4,  // 32: restored.raft.v1.Snapshot.tokens:type_name -> restored.raft.v1.StoredToken
-	56, // 33: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
-	57, // 34: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
-	59, // 35: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
-	63, // 36: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
+	57, // 33: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
+	58, // 34: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
+	60, // 35: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
+	64, // 36: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
 	13, // 37: restored.raft.v1.Snapshot.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
-	62, // 38: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
-	64, // 39: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
-	65, // 40: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
-	66, // 41: restored.raft.v1.Snapshot.snapshots:type_name -> restore.v1.Snapshot
-	28, // 42: restored.raft.v1.Snapshot.join_tokens:type_name -> restored.raft.v1.StoredJoinToken
-	31, // 43: restored.raft.v1.Snapshot.revocations:type_name -> restored.raft.v1.Revocation
-	67, // 44: restored.raft.v1.Snapshot.inventory:type_name -> restore.v1.HostDomain
-	68, // 45: restored.raft.v1.Snapshot.audit_events:type_name -> restore.v1.AuditEvent
-	69, // 46: restored.raft.v1.StoredJoinToken.token:type_name -> restore.v1.JoinToken
-	28, // 47: restored.raft.v1.CreateJoinToken.token:type_name -> restored.raft.v1.StoredJoinToken
-	52, // 48: restored.raft.v1.UseJoinToken.time:type_name -> google.protobuf.Timestamp
-	52, // 49: restored.raft.v1.Revocation.revoke_time:type_name -> google.protobuf.Timestamp
-	52, // 50: restored.raft.v1.RemoveHost.time:type_name -> google.protobuf.Timestamp
-	34, // 51: restored.raft.v1.RelayRequest.open:type_name -> restored.raft.v1.RelayOpen
-	70, // 52: restored.raft.v1.RelayOpen.open:type_name -> restore.v1.TunnelOpen
-	36, // 53: restored.raft.v1.RelayResponse.opened:type_name -> restored.raft.v1.RelayOpened
-	63, // 54: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
-	64, // 55: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
-	67, // 56: restored.raft.v1.ReportInventory.domains:type_name -> restore.v1.HostDomain
-	65, // 57: restored.raft.v1.ReportInventory.adopt:type_name -> restore.v1.Guest
-	52, // 58: restored.raft.v1.ReportInventory.time:type_name -> google.protobuf.Timestamp
-	52, // 59: restored.raft.v1.LinkUpRestore.time:type_name -> google.protobuf.Timestamp
-	65, // 60: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
-	66, // 61: restored.raft.v1.CreateSnapshot.snapshot:type_name -> restore.v1.Snapshot
-	66, // 62: restored.raft.v1.ReportSnapshotStatus.snapshot:type_name -> restore.v1.Snapshot
-	52, // 63: restored.raft.v1.ReportSnapshotStatus.time:type_name -> google.protobuf.Timestamp
-	52, // 64: restored.raft.v1.ReleaseSnapshots.time:type_name -> google.protobuf.Timestamp
-	52, // 65: restored.raft.v1.Prune.restores_before:type_name -> google.protobuf.Timestamp
-	52, // 66: restored.raft.v1.Prune.snapshots_before:type_name -> google.protobuf.Timestamp
-	13, // 67: restored.raft.v1.Prune.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
-	52, // 68: restored.raft.v1.Prune.keys_before:type_name -> google.protobuf.Timestamp
-	52, // 69: restored.raft.v1.Prune.tokens_before:type_name -> google.protobuf.Timestamp
-	52, // 70: restored.raft.v1.Prune.audit_before:type_name -> google.protobuf.Timestamp
-	39, // 71: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
-	37, // 72: restored.raft.v1.ClusterService.Enroll:input_type -> restored.raft.v1.EnrollRequest
-	33, // 73: restored.raft.v1.ClusterService.Relay:input_type -> restored.raft.v1.RelayRequest
-	11, // 74: restored.raft.v1.ClusterService.ReportTokenUse:input_type -> restored.raft.v1.ReportTokenUseRequest
-	40, // 75: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
-	38, // 76: restored.raft.v1.ClusterService.Enroll:output_type -> restored.raft.v1.EnrollResponse
-	35, // 77: restored.raft.v1.ClusterService.Relay:output_type -> restored.raft.v1.RelayResponse
-	12, // 78: restored.raft.v1.ClusterService.ReportTokenUse:output_type -> restored.raft.v1.ReportTokenUseResponse
-	75, // [75:79] is the sub-list for method output_type
-	71, // [71:75] is the sub-list for method input_type
-	71, // [71:71] is the sub-list for extension type_name
-	71, // [71:71] is the sub-list for extension extendee
-	0,  // [0:71] is the sub-list for field type_name
+	63, // 38: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
+	65, // 39: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
+	66, // 40: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
+	67, // 41: restored.raft.v1.Snapshot.snapshots:type_name -> restore.v1.Snapshot
+	29, // 42: restored.raft.v1.Snapshot.join_tokens:type_name -> restored.raft.v1.StoredJoinToken
+	32, // 43: restored.raft.v1.Snapshot.revocations:type_name -> restored.raft.v1.Revocation
+	68, // 44: restored.raft.v1.Snapshot.inventory:type_name -> restore.v1.HostDomain
+	69, // 45: restored.raft.v1.Snapshot.audit_events:type_name -> restore.v1.AuditEvent
+	20, // 46: restored.raft.v1.Snapshot.scan_marks:type_name -> restored.raft.v1.ScanMark
+	70, // 47: restored.raft.v1.StoredJoinToken.token:type_name -> restore.v1.JoinToken
+	29, // 48: restored.raft.v1.CreateJoinToken.token:type_name -> restored.raft.v1.StoredJoinToken
+	53, // 49: restored.raft.v1.UseJoinToken.time:type_name -> google.protobuf.Timestamp
+	53, // 50: restored.raft.v1.Revocation.revoke_time:type_name -> google.protobuf.Timestamp
+	53, // 51: restored.raft.v1.RemoveHost.time:type_name -> google.protobuf.Timestamp
+	35, // 52: restored.raft.v1.RelayRequest.open:type_name -> restored.raft.v1.RelayOpen
+	71, // 53: restored.raft.v1.RelayOpen.open:type_name -> restore.v1.TunnelOpen
+	37, // 54: restored.raft.v1.RelayResponse.opened:type_name -> restored.raft.v1.RelayOpened
+	64, // 55: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
+	65, // 56: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
+	68, // 57: restored.raft.v1.ReportInventory.domains:type_name -> restore.v1.HostDomain
+	66, // 58: restored.raft.v1.ReportInventory.adopt:type_name -> restore.v1.Guest
+	53, // 59: restored.raft.v1.ReportInventory.time:type_name -> google.protobuf.Timestamp
+	53, // 60: restored.raft.v1.LinkUpRestore.time:type_name -> google.protobuf.Timestamp
+	66, // 61: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
+	67, // 62: restored.raft.v1.CreateSnapshot.snapshot:type_name -> restore.v1.Snapshot
+	67, // 63: restored.raft.v1.ReportSnapshotStatus.snapshot:type_name -> restore.v1.Snapshot
+	53, // 64: restored.raft.v1.ReportSnapshotStatus.time:type_name -> google.protobuf.Timestamp
+	53, // 65: restored.raft.v1.ReleaseSnapshots.time:type_name -> google.protobuf.Timestamp
+	53, // 66: restored.raft.v1.Prune.restores_before:type_name -> google.protobuf.Timestamp
+	53, // 67: restored.raft.v1.Prune.snapshots_before:type_name -> google.protobuf.Timestamp
+	13, // 68: restored.raft.v1.Prune.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
+	53, // 69: restored.raft.v1.Prune.keys_before:type_name -> google.protobuf.Timestamp
+	53, // 70: restored.raft.v1.Prune.tokens_before:type_name -> google.protobuf.Timestamp
+	53, // 71: restored.raft.v1.Prune.audit_before:type_name -> google.protobuf.Timestamp
+	40, // 72: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
+	38, // 73: restored.raft.v1.ClusterService.Enroll:input_type -> restored.raft.v1.EnrollRequest
+	34, // 74: restored.raft.v1.ClusterService.Relay:input_type -> restored.raft.v1.RelayRequest
+	11, // 75: restored.raft.v1.ClusterService.ReportTokenUse:input_type -> restored.raft.v1.ReportTokenUseRequest
+	41, // 76: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
+	39, // 77: restored.raft.v1.ClusterService.Enroll:output_type -> restored.raft.v1.EnrollResponse
+	36, // 78: restored.raft.v1.ClusterService.Relay:output_type -> restored.raft.v1.RelayResponse
+	12, // 79: restored.raft.v1.ClusterService.ReportTokenUse:output_type -> restored.raft.v1.ReportTokenUseResponse
+	76, // [76:80] is the sub-list for method output_type
+	72, // [72:76] is the sub-list for method input_type
+	72, // [72:72] is the sub-list for extension type_name
+	72, // [72:72] is the sub-list for extension extendee
+	0,  // [0:72] is the sub-list for field type_name
 }
 
 func init() { file_restored_raft_v1_raft_proto_init() }
@@ -3746,11 +3843,11 @@ func file_restored_raft_v1_raft_proto_init() {
 	if File_restored_raft_v1_raft_proto != nil {
 		return
 	}
-	file_restored_raft_v1_raft_proto_msgTypes[32].OneofWrappers = []any{
+	file_restored_raft_v1_raft_proto_msgTypes[33].OneofWrappers = []any{
 		(*RelayRequest_Open)(nil),
 		(*RelayRequest_Data)(nil),
 	}
-	file_restored_raft_v1_raft_proto_msgTypes[34].OneofWrappers = []any{
+	file_restored_raft_v1_raft_proto_msgTypes[35].OneofWrappers = []any{
 		(*RelayResponse_Opened)(nil),
 		(*RelayResponse_Data)(nil),
 	}
@@ -3760,7 +3857,7 @@ func file_restored_raft_v1_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restored_raft_v1_raft_proto_rawDesc), len(file_restored_raft_v1_raft_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   51,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
