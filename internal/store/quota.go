@@ -3,6 +3,7 @@ package store
 import (
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/lifecycle"
+	"google.golang.org/protobuf/proto"
 )
 
 // TenantUsage is what a tenant's restores and snapshots hold now, read
@@ -19,7 +20,7 @@ func (r *Reader) TenantUsage(tenant string) *restorev1.TenantUsage {
 
 // TenantWithUsage is a copy of tenant t with its usage filled in.
 func (r *Reader) TenantWithUsage(t *restorev1.Tenant) *restorev1.Tenant {
-	out := &restorev1.Tenant{Id: t.Id, DisplayName: t.DisplayName, CreateTime: t.CreateTime, Quota: t.Quota}
+	out := proto.Clone(t).(*restorev1.Tenant)
 	out.Usage = r.TenantUsage(t.Id)
 	return out
 }
