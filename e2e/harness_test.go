@@ -278,6 +278,18 @@ func (a *testAgent) offer(bridges ...*restorev1.HostBridge) {
 	}
 }
 
+// declare registers the host again with only these capabilities (a
+// hypervisor that cannot do everything KVM does).
+func (a *testAgent) declare(caps ...restorev1.HostCapability) {
+	a.e.t.Helper()
+	if _, err := a.client.Register(a.ctx, &restorev1.RegisterRequest{
+		ProtocolVersion: version.AgentProtocol, HostId: a.host, AgentVersion: "test", Hypervisors: []string{"vmware"}, Accelerator: "tcg",
+		AcceleratorNote: "test agent", Capacity: &restorev1.Capacity{Vcpus: 4, MemoryMib: 4096}, Capabilities: caps,
+	}); err != nil {
+		a.e.t.Fatal(err)
+	}
+}
+
 // inventory reports the host's domains (the full set), as an agent does.
 func (a *testAgent) inventory(domains ...*restorev1.HostDomain) {
 	a.e.t.Helper()

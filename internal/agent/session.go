@@ -62,6 +62,7 @@ func (a *Agent) session(ctx context.Context, p *parts, server string) (registere
 	reg, err := client.Register(rctx, &restorev1.RegisterRequest{
 		ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID, AgentVersion: version.Version, Hypervisors: []string{p.hv.Kind().String()},
 		Accelerator: p.hv.Facts().Accelerator, AcceleratorNote: p.note, Capacity: capacity, Bridges: hostBridges(a.cfg.Bridges),
+		Capabilities: p.hv.Capabilities().Wire(),
 	})
 	rcancel()
 	if err != nil {

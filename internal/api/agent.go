@@ -8,6 +8,7 @@ import (
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/fsm"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/hypervisor"
 	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/pki"
 	"github.com/restored/restored/internal/store"
@@ -76,6 +77,7 @@ func (s *AgentService) Register(ctx context.Context, req *restorev1.RegisterRequ
 		Id: req.HostId, Hypervisors: req.Hypervisors, Accelerator: req.Accelerator,
 		AcceleratorNote: req.AcceleratorNote, Capacity: req.Capacity, AgentVersion: req.AgentVersion,
 		RegisterTime: timestamppb.New(s.Now()), ServerId: s.agentServer(ctx), Bridges: req.Bridges,
+		Capabilities: reportedCapabilities(req.Capabilities),
 	}
 	if _, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_REGISTER_HOST, &raftv1.RegisterHost{Host: host}); err != nil {
 		return nil, err
@@ -258,6 +260,16 @@ func (s *AgentService) ReportRecoveryPoints(ctx context.Context, req *restorev1.
 		return nil, err
 	}
 	return out.(*restorev1.ReportRecoveryPointsResponse), nil
+}
+
+// reportedCapabilities are the ones this server knows, in order; an agent
+// that reports none is from before capabilities were reported: a KVM agent
+// with all of KVM's.
+func reportedCapabilities(ws []restorev1.HostCapability) []restorev1.HostCapability {
+	if len(ws) == 0 {
+		return hypervisor.KVMSet.Wire()
+	}
+	return hypervisor.FromWire(ws).Wire()
 }
 
 // Tunnel implements the RPC: the host's agent keeps it open and this server

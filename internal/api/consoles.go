@@ -10,6 +10,7 @@ import (
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/hypervisor"
 	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/mdkeys"
 	"google.golang.org/grpc/codes"
@@ -85,6 +86,9 @@ func (s *RestoreService) CreateConsole(ctx context.Context, req *restorev1.Creat
 	}
 	if !lifecycle.HasScreen(x.State) {
 		return nil, status.Errorf(codes.FailedPrecondition, "restore %s is %s: only a BOOTING or RUNNING restore has a console", x.Id, x.State)
+	}
+	if err := needs(s.Store.Read(nil), x.HostId, hypervisor.Console, "serve a console"); err != nil {
+		return nil, err
 	}
 	now := s.Now()
 	expire := now.Add(ConsoleTTL)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/hypervisor"
 	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/tunnel"
 	"github.com/restored/restored/internal/validate"
@@ -26,6 +27,9 @@ func (s *RestoreService) GetRestoreScreenshot(ctx context.Context, req *restorev
 	}
 	if !lifecycle.HasScreen(x.State) {
 		return nil, status.Errorf(codes.FailedPrecondition, "restore %s is %s: only a BOOTING or RUNNING restore has a screen", x.Id, x.State)
+	}
+	if err := needs(s.Store.Read(nil), x.HostId, hypervisor.Screenshots, "take screenshots"); err != nil {
+		return nil, err
 	}
 	data, err := s.fetch(ctx, x.HostId, &restorev1.TunnelOpen{Kind: restorev1.TunnelOpenKind_TUNNEL_OPEN_KIND_SCREENSHOT, RestoreId: x.Id})
 	if err != nil {

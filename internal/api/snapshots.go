@@ -10,6 +10,7 @@ import (
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/fsm"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/hypervisor"
 	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/ownership"
 	"github.com/restored/restored/internal/store"
@@ -60,6 +61,9 @@ func (s *SnapshotService) CreateSnapshot(ctx context.Context, req *restorev1.Cre
 	}
 	if h := r.Host(g.HostId); h == nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "guest %s lives on host %s, which has never registered", g.Id, g.HostId)
+	}
+	if err := needs(r, g.HostId, hypervisor.Snapshots, "take snapshots for backup jobs"); err != nil {
+		return nil, err
 	}
 	if err := ownership.Snapshottable(g); err != nil {
 		return nil, err

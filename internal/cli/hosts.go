@@ -7,6 +7,7 @@ import (
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/hypervisor"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 )
@@ -70,15 +71,16 @@ func hostRemoveCmd(g *globals) *cobra.Command {
 	}
 }
 
-var hostHeader = []string{"ID", "STATE", "DRAINED", "ACCEL", "VCPUS USED/TOTAL", "MEMORY MIB USED/TOTAL", "RECOVERY POINTS", "AGENT", "SERVER"}
+var hostHeader = []string{"ID", "STATE", "DRAINED", "HYPERVISOR", "ACCEL", "VCPUS USED/TOTAL", "MEMORY MIB USED/TOTAL", "RECOVERY POINTS", "CAPABILITIES", "AGENT", "SERVER"}
 
 func hostRows(hs ...*restorev1.Host) [][]string {
 	rows := make([][]string, 0, len(hs))
 	for _, h := range hs {
-		rows = append(rows, []string{h.Id, strings.TrimPrefix(h.State.String(), "HOST_STATE_"), fmt.Sprint(h.Drained), orDash(h.Accelerator),
+		rows = append(rows, []string{h.Id, strings.TrimPrefix(h.State.String(), "HOST_STATE_"), fmt.Sprint(h.Drained),
+			orDash(strings.Join(h.Hypervisors, ",")), orDash(h.Accelerator),
 			fmt.Sprintf("%d/%d", h.GetAllocated().GetVcpus(), h.GetCapacity().GetVcpus()),
 			fmt.Sprintf("%d/%d", h.GetAllocated().GetMemoryMib(), h.GetCapacity().GetMemoryMib()),
-			fmt.Sprint(h.RecoveryPoints), orDash(h.AgentVersion), orDash(h.ServerId)})
+			fmt.Sprint(h.RecoveryPoints), hypervisor.OfHost(h).String(), orDash(h.AgentVersion), orDash(h.ServerId)})
 	}
 	return rows
 }

@@ -4,6 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Capability is one thing a driver may support.
@@ -31,12 +35,63 @@ const (
 	ChangedBlocks
 )
 
+// capabilityNames is the one table of capabilities: name and wire value.
 var capabilityNames = []struct {
 	c    Capability
 	name string
+	wire restorev1.HostCapability
 }{
-	{Restores, "restores"}, {InstantRestores, "instant-restores"}, {Screenshots, "screenshots"}, {Console, "console"},
-	{GuestAgent, "guest-agent"}, {Snapshots, "snapshots"}, {Quiesce, "quiesce"}, {ChangedBlocks, "changed-blocks"},
+	{Restores, "restores", restorev1.HostCapability_HOST_CAPABILITY_RESTORES},
+	{InstantRestores, "instant-restores", restorev1.HostCapability_HOST_CAPABILITY_INSTANT_RESTORES},
+	{Screenshots, "screenshots", restorev1.HostCapability_HOST_CAPABILITY_SCREENSHOTS},
+	{Console, "console", restorev1.HostCapability_HOST_CAPABILITY_CONSOLE},
+	{GuestAgent, "guest-agent", restorev1.HostCapability_HOST_CAPABILITY_GUEST_AGENT},
+	{Snapshots, "snapshots", restorev1.HostCapability_HOST_CAPABILITY_SNAPSHOTS},
+	{Quiesce, "quiesce", restorev1.HostCapability_HOST_CAPABILITY_QUIESCE},
+	{ChangedBlocks, "changed-blocks", restorev1.HostCapability_HOST_CAPABILITY_CHANGED_BLOCKS},
+}
+
+// KVMSet is everything the KVM driver does; a host whose agent reported
+// no capabilities (one from before they were reported) is taken to have it.
+const KVMSet = Set(Restores | InstantRestores | Screenshots | Console | GuestAgent | Snapshots | Quiesce | ChangedBlocks)
+
+// Wire is the set as the API carries it.
+func (s Set) Wire() []restorev1.HostCapability {
+	var out []restorev1.HostCapability
+	for _, n := range capabilityNames {
+		if s.Has(n.c) {
+			out = append(out, n.wire)
+		}
+	}
+	return out
+}
+
+// FromWire reads a set from the API (unknown values are ignored: a newer
+// agent's capability this server does not know is one it never asks for).
+func FromWire(ws []restorev1.HostCapability) Set {
+	var s Set
+	for _, w := range ws {
+		for _, n := range capabilityNames {
+			if n.wire == w {
+				s |= Set(n.c)
+			}
+		}
+	}
+	return s
+}
+
+// OfHost is what a host can do, from its record.
+func OfHost(h *restorev1.Host) Set {
+	if len(h.GetCapabilities()) == 0 {
+		return KVMSet
+	}
+	return FromWire(h.GetCapabilities())
+}
+
+// Missing is the refusal of a request a host cannot serve: it names the
+// capability and the host.
+func Missing(host string, c Capability, what string) error {
+	return status.Errorf(codes.FailedPrecondition, "host %s cannot %s: its hypervisor lacks the %s capability", host, what, Set(c))
 }
 
 // Set is the set of capabilities a driver has.

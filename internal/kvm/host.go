@@ -63,10 +63,7 @@ func NewHost(drv *Driver, cfg HostConfig) *Host {
 func (h *Host) Kind() kinds.Hypervisor { return kinds.KVM }
 
 // Capabilities implements hypervisor.Driver: KVM does everything.
-func (h *Host) Capabilities() hypervisor.Set {
-	return hypervisor.Set(hypervisor.Restores | hypervisor.InstantRestores | hypervisor.Screenshots | hypervisor.Console |
-		hypervisor.GuestAgent | hypervisor.Snapshots | hypervisor.Quiesce | hypervisor.ChangedBlocks)
-}
+func (h *Host) Capabilities() hypervisor.Set { return hypervisor.KVMSet }
 
 // Size implements hypervisor.Driver.
 func (h *Host) Size(ctx context.Context) (hypervisor.Size, error) {

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/hypervisor"
 )
 
 // Misfit says why a host cannot take a restore now.
@@ -23,6 +24,8 @@ const (
 	BridgeNotOffered
 	// LabElsewhere: the restore's lab runs on another host.
 	LabElsewhere
+	// CannotRestore: the host's hypervisor lacks the restores capability.
+	CannotRestore
 )
 
 // Demand is the capacity a restore takes from its host.
@@ -60,6 +63,8 @@ func Fit(h *restorev1.Host, allocated *restorev1.Capacity, rp *restorev1.Recover
 		return HostDownNow
 	case h.Drained:
 		return Drained
+	case !hypervisor.OfHost(h).Has(hypervisor.Restores):
+		return CannotRestore
 	case rp == nil || !slices.Contains(rp.HostIds, h.Id):
 		return NoRecoveryPoint
 	case x.GetNetwork().GetKind() == restorev1.NetworkKind_NETWORK_KIND_BRIDGED && !BridgeOffered(h, x.Network.Bridge, x.Tenant):
@@ -89,6 +94,8 @@ func (m Misfit) Describe(hostID string, h *restorev1.Host, allocated *restorev1.
 		return hostID + " (does not offer the bridge to the tenant)"
 	case LabElsewhere:
 		return hostID + " (the lab runs on another host)"
+	case CannotRestore:
+		return hostID + " (its hypervisor lacks the restores capability)"
 	case TooSmall:
 		free := Free(h, allocated)
 		return fmt.Sprintf("%s has %d vCPUs and %d MiB free", hostID, free.Vcpus, free.MemoryMib)

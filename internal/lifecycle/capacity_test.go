@@ -14,6 +14,8 @@ func TestFitChecksStateDrainHoldingAndRoom(t *testing.T) {
 	down.State = restorev1.HostState_HOST_STATE_DOWN
 	drained := ready("h1", 4, 1024)
 	drained.Drained = true
+	snapshotsOnly := ready("h1", 4, 1024)
+	snapshotsOnly.Capabilities = []restorev1.HostCapability{restorev1.HostCapability_HOST_CAPABILITY_SNAPSHOTS}
 	rp := &restorev1.RecoveryPoint{Id: "rp", HostIds: []string{"h1"}}
 	x := &restorev1.Restore{Vcpus: 2, MemoryMib: 512}
 	tests := []struct {
@@ -33,6 +35,7 @@ func TestFitChecksStateDrainHoldingAndRoom(t *testing.T) {
 		{"vCPUs taken", ready("h1", 4, 1024), &restorev1.Capacity{Vcpus: 3}, rp, TooSmall},
 		{"memory taken", ready("h1", 4, 1024), &restorev1.Capacity{MemoryMib: 513}, rp, TooSmall},
 		{"nil allocation is none", ready("h1", 2, 512), nil, rp, Fits},
+		{"its hypervisor cannot boot restores", snapshotsOnly, nil, rp, CannotRestore},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

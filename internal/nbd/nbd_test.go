@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -41,13 +41,16 @@ func serve(t *testing.T, image string, args ...string) string {
 		t.Fatalf("qemu-nbd: %v", err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	for i := 0; i < 200; i++ {
-		if _, err := os.Stat(sock); err == nil {
+	// The socket exists from bind(); it answers only after listen(): wait
+	// for a connection to be accepted (CI once dialled in between).
+	for i := 0; i < 500; i++ {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
 			return sock
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("qemu-nbd did not create %s: %s", sock, stderr.String())
+	t.Fatalf("qemu-nbd did not listen on %s: %s", sock, stderr.String())
 	return ""
 }
 

@@ -769,7 +769,9 @@ type RegisterRequest struct {
 	// Capacity offered to restores.
 	Capacity *Capacity `protobuf:"bytes,7,opt,name=capacity,proto3" json:"capacity,omitempty"`
 	// The bridges BRIDGED restores may use, and by which tenants.
-	Bridges       []*HostBridge `protobuf:"bytes,8,rep,name=bridges,proto3" json:"bridges,omitempty"`
+	Bridges []*HostBridge `protobuf:"bytes,8,rep,name=bridges,proto3" json:"bridges,omitempty"`
+	// What the host's hypervisor driver can do.
+	Capabilities  []HostCapability `protobuf:"varint,9,rep,packed,name=capabilities,proto3,enum=restore.v1.HostCapability" json:"capabilities,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -856,6 +858,13 @@ func (x *RegisterRequest) GetCapacity() *Capacity {
 func (x *RegisterRequest) GetBridges() []*HostBridge {
 	if x != nil {
 		return x.Bridges
+	}
+	return nil
+}
+
+func (x *RegisterRequest) GetCapabilities() []HostCapability {
+	if x != nil {
+		return x.Capabilities
 	}
 	return nil
 }
@@ -1834,7 +1843,7 @@ const file_restore_v1_agent_proto_rawDesc = "" +
 	"\x06offset\x18\x06 \x01(\x03R\x06offset\"@\n" +
 	"\vTunnelClose\x12\x14\n" +
 	"\x05error\x18\x01 \x01(\tR\x05error\x12\x1b\n" +
-	"\tnot_found\x18\x02 \x01(\bR\bnotFound\"\xcd\x02\n" +
+	"\tnot_found\x18\x02 \x01(\bR\bnotFound\"\x8d\x03\n" +
 	"\x0fRegisterRequest\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x17\n" +
 	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x12#\n" +
@@ -1843,7 +1852,8 @@ const file_restore_v1_agent_proto_rawDesc = "" +
 	"\vaccelerator\x18\x05 \x01(\tR\vaccelerator\x12)\n" +
 	"\x10accelerator_note\x18\x06 \x01(\tR\x0facceleratorNote\x120\n" +
 	"\bcapacity\x18\a \x01(\v2\x14.restore.v1.CapacityR\bcapacity\x120\n" +
-	"\abridges\x18\b \x03(\v2\x16.restore.v1.HostBridgeR\abridges\"\xdc\x01\n" +
+	"\abridges\x18\b \x03(\v2\x16.restore.v1.HostBridgeR\abridges\x12>\n" +
+	"\fcapabilities\x18\t \x03(\x0e2\x1a.restore.v1.HostCapabilityR\fcapabilities\"\xdc\x01\n" +
 	"\x10RegisterResponse\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12%\n" +
 	"\x0eserver_version\x18\x02 \x01(\tR\rserverVersion\x122\n" +
@@ -1971,14 +1981,15 @@ var file_restore_v1_agent_proto_goTypes = []any{
 	(*ReportRecoveryPointsResponse)(nil), // 27: restore.v1.ReportRecoveryPointsResponse
 	(*Capacity)(nil),                     // 28: restore.v1.Capacity
 	(*HostBridge)(nil),                   // 29: restore.v1.HostBridge
-	(*Restore)(nil),                      // 30: restore.v1.Restore
-	(*Snapshot)(nil),                     // 31: restore.v1.Snapshot
-	(*Guest)(nil),                        // 32: restore.v1.Guest
-	(RestoreState)(0),                    // 33: restore.v1.RestoreState
-	(*Boot)(nil),                         // 34: restore.v1.Boot
-	(*Verification)(nil),                 // 35: restore.v1.Verification
-	(*HostDomain)(nil),                   // 36: restore.v1.HostDomain
-	(*RecoveryPoint)(nil),                // 37: restore.v1.RecoveryPoint
+	(HostCapability)(0),                  // 30: restore.v1.HostCapability
+	(*Restore)(nil),                      // 31: restore.v1.Restore
+	(*Snapshot)(nil),                     // 32: restore.v1.Snapshot
+	(*Guest)(nil),                        // 33: restore.v1.Guest
+	(RestoreState)(0),                    // 34: restore.v1.RestoreState
+	(*Boot)(nil),                         // 35: restore.v1.Boot
+	(*Verification)(nil),                 // 36: restore.v1.Verification
+	(*HostDomain)(nil),                   // 37: restore.v1.HostDomain
+	(*RecoveryPoint)(nil),                // 38: restore.v1.RecoveryPoint
 }
 var file_restore_v1_agent_proto_depIdxs = []int32{
 	8,  // 0: restore.v1.TunnelRequest.frame:type_name -> restore.v1.TunnelFrame
@@ -1989,46 +2000,47 @@ var file_restore_v1_agent_proto_depIdxs = []int32{
 	0,  // 5: restore.v1.TunnelOpen.kind:type_name -> restore.v1.TunnelOpenKind
 	28, // 6: restore.v1.RegisterRequest.capacity:type_name -> restore.v1.Capacity
 	29, // 7: restore.v1.RegisterRequest.bridges:type_name -> restore.v1.HostBridge
-	30, // 8: restore.v1.Assignment.restore:type_name -> restore.v1.Restore
-	1,  // 9: restore.v1.Assignment.desired:type_name -> restore.v1.DesiredState
-	31, // 10: restore.v1.SnapshotAssignment.snapshot:type_name -> restore.v1.Snapshot
-	32, // 11: restore.v1.SnapshotAssignment.guest:type_name -> restore.v1.Guest
-	31, // 12: restore.v1.SnapshotAssignment.base:type_name -> restore.v1.Snapshot
-	17, // 13: restore.v1.WatchAssignmentsResponse.assignments:type_name -> restore.v1.Assignment
-	18, // 14: restore.v1.WatchAssignmentsResponse.snapshots:type_name -> restore.v1.SnapshotAssignment
-	31, // 15: restore.v1.ReportSnapshotStatusRequest.snapshot:type_name -> restore.v1.Snapshot
-	31, // 16: restore.v1.ReportSnapshotStatusResponse.snapshot:type_name -> restore.v1.Snapshot
-	33, // 17: restore.v1.ReportRestoreStatusRequest.state:type_name -> restore.v1.RestoreState
-	34, // 18: restore.v1.ReportRestoreStatusRequest.boot:type_name -> restore.v1.Boot
-	35, // 19: restore.v1.ReportRestoreStatusRequest.verification:type_name -> restore.v1.Verification
-	30, // 20: restore.v1.ReportRestoreStatusResponse.restore:type_name -> restore.v1.Restore
-	36, // 21: restore.v1.ReportInventoryRequest.domains:type_name -> restore.v1.HostDomain
-	37, // 22: restore.v1.ReportRecoveryPointsRequest.recovery_points:type_name -> restore.v1.RecoveryPoint
-	12, // 23: restore.v1.AgentService.Register:input_type -> restore.v1.RegisterRequest
-	14, // 24: restore.v1.AgentService.Heartbeat:input_type -> restore.v1.HeartbeatRequest
-	16, // 25: restore.v1.AgentService.WatchAssignments:input_type -> restore.v1.WatchAssignmentsRequest
-	22, // 26: restore.v1.AgentService.ReportRestoreStatus:input_type -> restore.v1.ReportRestoreStatusRequest
-	26, // 27: restore.v1.AgentService.ReportRecoveryPoints:input_type -> restore.v1.ReportRecoveryPointsRequest
-	24, // 28: restore.v1.AgentService.ReportInventory:input_type -> restore.v1.ReportInventoryRequest
-	20, // 29: restore.v1.AgentService.ReportSnapshotStatus:input_type -> restore.v1.ReportSnapshotStatusRequest
-	6,  // 30: restore.v1.AgentService.Tunnel:input_type -> restore.v1.TunnelRequest
-	2,  // 31: restore.v1.AgentService.Enroll:input_type -> restore.v1.EnrollRequest
-	4,  // 32: restore.v1.AgentService.RenewCertificate:input_type -> restore.v1.RenewCertificateRequest
-	13, // 33: restore.v1.AgentService.Register:output_type -> restore.v1.RegisterResponse
-	15, // 34: restore.v1.AgentService.Heartbeat:output_type -> restore.v1.HeartbeatResponse
-	19, // 35: restore.v1.AgentService.WatchAssignments:output_type -> restore.v1.WatchAssignmentsResponse
-	23, // 36: restore.v1.AgentService.ReportRestoreStatus:output_type -> restore.v1.ReportRestoreStatusResponse
-	27, // 37: restore.v1.AgentService.ReportRecoveryPoints:output_type -> restore.v1.ReportRecoveryPointsResponse
-	25, // 38: restore.v1.AgentService.ReportInventory:output_type -> restore.v1.ReportInventoryResponse
-	21, // 39: restore.v1.AgentService.ReportSnapshotStatus:output_type -> restore.v1.ReportSnapshotStatusResponse
-	7,  // 40: restore.v1.AgentService.Tunnel:output_type -> restore.v1.TunnelResponse
-	3,  // 41: restore.v1.AgentService.Enroll:output_type -> restore.v1.EnrollResponse
-	5,  // 42: restore.v1.AgentService.RenewCertificate:output_type -> restore.v1.RenewCertificateResponse
-	33, // [33:43] is the sub-list for method output_type
-	23, // [23:33] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	30, // 8: restore.v1.RegisterRequest.capabilities:type_name -> restore.v1.HostCapability
+	31, // 9: restore.v1.Assignment.restore:type_name -> restore.v1.Restore
+	1,  // 10: restore.v1.Assignment.desired:type_name -> restore.v1.DesiredState
+	32, // 11: restore.v1.SnapshotAssignment.snapshot:type_name -> restore.v1.Snapshot
+	33, // 12: restore.v1.SnapshotAssignment.guest:type_name -> restore.v1.Guest
+	32, // 13: restore.v1.SnapshotAssignment.base:type_name -> restore.v1.Snapshot
+	17, // 14: restore.v1.WatchAssignmentsResponse.assignments:type_name -> restore.v1.Assignment
+	18, // 15: restore.v1.WatchAssignmentsResponse.snapshots:type_name -> restore.v1.SnapshotAssignment
+	32, // 16: restore.v1.ReportSnapshotStatusRequest.snapshot:type_name -> restore.v1.Snapshot
+	32, // 17: restore.v1.ReportSnapshotStatusResponse.snapshot:type_name -> restore.v1.Snapshot
+	34, // 18: restore.v1.ReportRestoreStatusRequest.state:type_name -> restore.v1.RestoreState
+	35, // 19: restore.v1.ReportRestoreStatusRequest.boot:type_name -> restore.v1.Boot
+	36, // 20: restore.v1.ReportRestoreStatusRequest.verification:type_name -> restore.v1.Verification
+	31, // 21: restore.v1.ReportRestoreStatusResponse.restore:type_name -> restore.v1.Restore
+	37, // 22: restore.v1.ReportInventoryRequest.domains:type_name -> restore.v1.HostDomain
+	38, // 23: restore.v1.ReportRecoveryPointsRequest.recovery_points:type_name -> restore.v1.RecoveryPoint
+	12, // 24: restore.v1.AgentService.Register:input_type -> restore.v1.RegisterRequest
+	14, // 25: restore.v1.AgentService.Heartbeat:input_type -> restore.v1.HeartbeatRequest
+	16, // 26: restore.v1.AgentService.WatchAssignments:input_type -> restore.v1.WatchAssignmentsRequest
+	22, // 27: restore.v1.AgentService.ReportRestoreStatus:input_type -> restore.v1.ReportRestoreStatusRequest
+	26, // 28: restore.v1.AgentService.ReportRecoveryPoints:input_type -> restore.v1.ReportRecoveryPointsRequest
+	24, // 29: restore.v1.AgentService.ReportInventory:input_type -> restore.v1.ReportInventoryRequest
+	20, // 30: restore.v1.AgentService.ReportSnapshotStatus:input_type -> restore.v1.ReportSnapshotStatusRequest
+	6,  // 31: restore.v1.AgentService.Tunnel:input_type -> restore.v1.TunnelRequest
+	2,  // 32: restore.v1.AgentService.Enroll:input_type -> restore.v1.EnrollRequest
+	4,  // 33: restore.v1.AgentService.RenewCertificate:input_type -> restore.v1.RenewCertificateRequest
+	13, // 34: restore.v1.AgentService.Register:output_type -> restore.v1.RegisterResponse
+	15, // 35: restore.v1.AgentService.Heartbeat:output_type -> restore.v1.HeartbeatResponse
+	19, // 36: restore.v1.AgentService.WatchAssignments:output_type -> restore.v1.WatchAssignmentsResponse
+	23, // 37: restore.v1.AgentService.ReportRestoreStatus:output_type -> restore.v1.ReportRestoreStatusResponse
+	27, // 38: restore.v1.AgentService.ReportRecoveryPoints:output_type -> restore.v1.ReportRecoveryPointsResponse
+	25, // 39: restore.v1.AgentService.ReportInventory:output_type -> restore.v1.ReportInventoryResponse
+	21, // 40: restore.v1.AgentService.ReportSnapshotStatus:output_type -> restore.v1.ReportSnapshotStatusResponse
+	7,  // 41: restore.v1.AgentService.Tunnel:output_type -> restore.v1.TunnelResponse
+	3,  // 42: restore.v1.AgentService.Enroll:output_type -> restore.v1.EnrollResponse
+	5,  // 43: restore.v1.AgentService.RenewCertificate:output_type -> restore.v1.RenewCertificateResponse
+	34, // [34:44] is the sub-list for method output_type
+	24, // [24:34] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_agent_proto_init() }

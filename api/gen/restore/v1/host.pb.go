@@ -75,6 +75,83 @@ func (HostState) EnumDescriptor() ([]byte, []int) {
 	return file_restore_v1_host_proto_rawDescGZIP(), []int{0}
 }
 
+// HostCapability is one thing a host's hypervisor driver can do. A request
+// that needs one its host lacks is refused before raft, naming it.
+type HostCapability int32
+
+const (
+	HostCapability_HOST_CAPABILITY_UNSPECIFIED HostCapability = 0
+	// Boots recovery points as temporary VMs.
+	HostCapability_HOST_CAPABILITY_RESTORES HostCapability = 1
+	// Boots them from the backup itself through copy-on-write overlays.
+	HostCapability_HOST_CAPABILITY_INSTANT_RESTORES HostCapability = 2
+	// The VM's screen as a picture.
+	HostCapability_HOST_CAPABILITY_SCREENSHOTS HostCapability = 3
+	// An interactive console in the browser.
+	HostCapability_HOST_CAPABILITY_CONSOLE HostCapability = 4
+	// Talks to an agent in the guest (verification facts and checks).
+	HostCapability_HOST_CAPABILITY_GUEST_AGENT HostCapability = 5
+	// Snapshots of running guests for backup jobs.
+	HostCapability_HOST_CAPABILITY_SNAPSHOTS HostCapability = 6
+	// Freezes a guest's file systems for a snapshot.
+	HostCapability_HOST_CAPABILITY_QUIESCE HostCapability = 7
+	// The blocks changed since the last snapshot (incrementals).
+	HostCapability_HOST_CAPABILITY_CHANGED_BLOCKS HostCapability = 8
+)
+
+// Enum value maps for HostCapability.
+var (
+	HostCapability_name = map[int32]string{
+		0: "HOST_CAPABILITY_UNSPECIFIED",
+		1: "HOST_CAPABILITY_RESTORES",
+		2: "HOST_CAPABILITY_INSTANT_RESTORES",
+		3: "HOST_CAPABILITY_SCREENSHOTS",
+		4: "HOST_CAPABILITY_CONSOLE",
+		5: "HOST_CAPABILITY_GUEST_AGENT",
+		6: "HOST_CAPABILITY_SNAPSHOTS",
+		7: "HOST_CAPABILITY_QUIESCE",
+		8: "HOST_CAPABILITY_CHANGED_BLOCKS",
+	}
+	HostCapability_value = map[string]int32{
+		"HOST_CAPABILITY_UNSPECIFIED":      0,
+		"HOST_CAPABILITY_RESTORES":         1,
+		"HOST_CAPABILITY_INSTANT_RESTORES": 2,
+		"HOST_CAPABILITY_SCREENSHOTS":      3,
+		"HOST_CAPABILITY_CONSOLE":          4,
+		"HOST_CAPABILITY_GUEST_AGENT":      5,
+		"HOST_CAPABILITY_SNAPSHOTS":        6,
+		"HOST_CAPABILITY_QUIESCE":          7,
+		"HOST_CAPABILITY_CHANGED_BLOCKS":   8,
+	}
+)
+
+func (x HostCapability) Enum() *HostCapability {
+	p := new(HostCapability)
+	*p = x
+	return p
+}
+
+func (x HostCapability) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (HostCapability) Descriptor() protoreflect.EnumDescriptor {
+	return file_restore_v1_host_proto_enumTypes[1].Descriptor()
+}
+
+func (HostCapability) Type() protoreflect.EnumType {
+	return &file_restore_v1_host_proto_enumTypes[1]
+}
+
+func (x HostCapability) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use HostCapability.Descriptor instead.
+func (HostCapability) EnumDescriptor() ([]byte, []int) {
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{1}
+}
+
 // HostBridge is a host bridge an operator offers to restores.
 type HostBridge struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -719,7 +796,10 @@ type Host struct {
 	Bridges []*HostBridge `protobuf:"bytes,15,rep,name=bridges,proto3" json:"bridges,omitempty"`
 	// The server the agent registered through last: the one that holds its
 	// tunnel (consoles and screenshots reach it there from any server).
-	ServerId      string `protobuf:"bytes,13,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	ServerId string `protobuf:"bytes,13,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	// What its hypervisor driver can do (reported at registration; an agent
+	// from before capabilities were reported is a KVM host with all of them).
+	Capabilities  []HostCapability `protobuf:"varint,16,rep,packed,name=capabilities,proto3,enum=restore.v1.HostCapability" json:"capabilities,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -857,6 +937,13 @@ func (x *Host) GetServerId() string {
 		return x.ServerId
 	}
 	return ""
+}
+
+func (x *Host) GetCapabilities() []HostCapability {
+	if x != nil {
+		return x.Capabilities
+	}
+	return nil
 }
 
 // ListHostsRequest has no filters yet.
@@ -1268,7 +1355,7 @@ const file_restore_v1_host_proto_rawDesc = "" +
 	"\bCapacity\x12\x14\n" +
 	"\x05vcpus\x18\x01 \x01(\x05R\x05vcpus\x12\x1d\n" +
 	"\n" +
-	"memory_mib\x18\x02 \x01(\x03R\tmemoryMib\"\x8e\x05\n" +
+	"memory_mib\x18\x02 \x01(\x03R\tmemoryMib\"\xce\x05\n" +
 	"\x04Host\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
 	"\vhypervisors\x18\x02 \x03(\tR\vhypervisors\x12 \n" +
@@ -1286,7 +1373,8 @@ const file_restore_v1_host_proto_rawDesc = "" +
 	"\x0frecovery_points\x18\f \x01(\x05R\x0erecoveryPoints\x12A\n" +
 	"\x0einventory_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\rinventoryTime\x120\n" +
 	"\abridges\x18\x0f \x03(\v2\x16.restore.v1.HostBridgeR\abridges\x12\x1b\n" +
-	"\tserver_id\x18\r \x01(\tR\bserverId\"\x12\n" +
+	"\tserver_id\x18\r \x01(\tR\bserverId\x12>\n" +
+	"\fcapabilities\x18\x10 \x03(\x0e2\x1a.restore.v1.HostCapabilityR\fcapabilities\"\x12\n" +
 	"\x10ListHostsRequest\";\n" +
 	"\x11ListHostsResponse\x12&\n" +
 	"\x05hosts\x18\x01 \x03(\v2\x10.restore.v1.HostR\x05hosts\" \n" +
@@ -1305,7 +1393,17 @@ const file_restore_v1_host_proto_rawDesc = "" +
 	"\tHostState\x12\x1a\n" +
 	"\x16HOST_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10HOST_STATE_READY\x10\x01\x12\x13\n" +
-	"\x0fHOST_STATE_DOWN\x10\x022\xba\x04\n" +
+	"\x0fHOST_STATE_DOWN\x10\x02*\xb4\x02\n" +
+	"\x0eHostCapability\x12\x1f\n" +
+	"\x1bHOST_CAPABILITY_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18HOST_CAPABILITY_RESTORES\x10\x01\x12$\n" +
+	" HOST_CAPABILITY_INSTANT_RESTORES\x10\x02\x12\x1f\n" +
+	"\x1bHOST_CAPABILITY_SCREENSHOTS\x10\x03\x12\x1b\n" +
+	"\x17HOST_CAPABILITY_CONSOLE\x10\x04\x12\x1f\n" +
+	"\x1bHOST_CAPABILITY_GUEST_AGENT\x10\x05\x12\x1d\n" +
+	"\x19HOST_CAPABILITY_SNAPSHOTS\x10\x06\x12\x1b\n" +
+	"\x17HOST_CAPABILITY_QUIESCE\x10\a\x12\"\n" +
+	"\x1eHOST_CAPABILITY_CHANGED_BLOCKS\x10\b2\xba\x04\n" +
 	"\vHostService\x12H\n" +
 	"\tListHosts\x12\x1c.restore.v1.ListHostsRequest\x1a\x1d.restore.v1.ListHostsResponse\x12B\n" +
 	"\aGetHost\x12\x1a.restore.v1.GetHostRequest\x1a\x1b.restore.v1.GetHostResponse\x12H\n" +
@@ -1328,68 +1426,70 @@ func file_restore_v1_host_proto_rawDescGZIP() []byte {
 	return file_restore_v1_host_proto_rawDescData
 }
 
-var file_restore_v1_host_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_restore_v1_host_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_restore_v1_host_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_restore_v1_host_proto_goTypes = []any{
 	(HostState)(0),                  // 0: restore.v1.HostState
-	(*HostBridge)(nil),              // 1: restore.v1.HostBridge
-	(*HostDomain)(nil),              // 2: restore.v1.HostDomain
-	(*ListHostDomainsRequest)(nil),  // 3: restore.v1.ListHostDomainsRequest
-	(*ListHostDomainsResponse)(nil), // 4: restore.v1.ListHostDomainsResponse
-	(*JoinToken)(nil),               // 5: restore.v1.JoinToken
-	(*CreateJoinTokenRequest)(nil),  // 6: restore.v1.CreateJoinTokenRequest
-	(*CreateJoinTokenResponse)(nil), // 7: restore.v1.CreateJoinTokenResponse
-	(*RemoveHostRequest)(nil),       // 8: restore.v1.RemoveHostRequest
-	(*RemoveHostResponse)(nil),      // 9: restore.v1.RemoveHostResponse
-	(*Capacity)(nil),                // 10: restore.v1.Capacity
-	(*Host)(nil),                    // 11: restore.v1.Host
-	(*ListHostsRequest)(nil),        // 12: restore.v1.ListHostsRequest
-	(*ListHostsResponse)(nil),       // 13: restore.v1.ListHostsResponse
-	(*GetHostRequest)(nil),          // 14: restore.v1.GetHostRequest
-	(*GetHostResponse)(nil),         // 15: restore.v1.GetHostResponse
-	(*DrainHostRequest)(nil),        // 16: restore.v1.DrainHostRequest
-	(*DrainHostResponse)(nil),       // 17: restore.v1.DrainHostResponse
-	(*UndrainHostRequest)(nil),      // 18: restore.v1.UndrainHostRequest
-	(*UndrainHostResponse)(nil),     // 19: restore.v1.UndrainHostResponse
-	(*timestamppb.Timestamp)(nil),   // 20: google.protobuf.Timestamp
+	(HostCapability)(0),             // 1: restore.v1.HostCapability
+	(*HostBridge)(nil),              // 2: restore.v1.HostBridge
+	(*HostDomain)(nil),              // 3: restore.v1.HostDomain
+	(*ListHostDomainsRequest)(nil),  // 4: restore.v1.ListHostDomainsRequest
+	(*ListHostDomainsResponse)(nil), // 5: restore.v1.ListHostDomainsResponse
+	(*JoinToken)(nil),               // 6: restore.v1.JoinToken
+	(*CreateJoinTokenRequest)(nil),  // 7: restore.v1.CreateJoinTokenRequest
+	(*CreateJoinTokenResponse)(nil), // 8: restore.v1.CreateJoinTokenResponse
+	(*RemoveHostRequest)(nil),       // 9: restore.v1.RemoveHostRequest
+	(*RemoveHostResponse)(nil),      // 10: restore.v1.RemoveHostResponse
+	(*Capacity)(nil),                // 11: restore.v1.Capacity
+	(*Host)(nil),                    // 12: restore.v1.Host
+	(*ListHostsRequest)(nil),        // 13: restore.v1.ListHostsRequest
+	(*ListHostsResponse)(nil),       // 14: restore.v1.ListHostsResponse
+	(*GetHostRequest)(nil),          // 15: restore.v1.GetHostRequest
+	(*GetHostResponse)(nil),         // 16: restore.v1.GetHostResponse
+	(*DrainHostRequest)(nil),        // 17: restore.v1.DrainHostRequest
+	(*DrainHostResponse)(nil),       // 18: restore.v1.DrainHostResponse
+	(*UndrainHostRequest)(nil),      // 19: restore.v1.UndrainHostRequest
+	(*UndrainHostResponse)(nil),     // 20: restore.v1.UndrainHostResponse
+	(*timestamppb.Timestamp)(nil),   // 21: google.protobuf.Timestamp
 }
 var file_restore_v1_host_proto_depIdxs = []int32{
-	2,  // 0: restore.v1.ListHostDomainsResponse.domains:type_name -> restore.v1.HostDomain
-	20, // 1: restore.v1.ListHostDomainsResponse.report_time:type_name -> google.protobuf.Timestamp
-	20, // 2: restore.v1.JoinToken.create_time:type_name -> google.protobuf.Timestamp
-	20, // 3: restore.v1.JoinToken.expire_time:type_name -> google.protobuf.Timestamp
-	20, // 4: restore.v1.JoinToken.use_time:type_name -> google.protobuf.Timestamp
-	5,  // 5: restore.v1.CreateJoinTokenResponse.token:type_name -> restore.v1.JoinToken
-	10, // 6: restore.v1.Host.capacity:type_name -> restore.v1.Capacity
-	10, // 7: restore.v1.Host.allocated:type_name -> restore.v1.Capacity
+	3,  // 0: restore.v1.ListHostDomainsResponse.domains:type_name -> restore.v1.HostDomain
+	21, // 1: restore.v1.ListHostDomainsResponse.report_time:type_name -> google.protobuf.Timestamp
+	21, // 2: restore.v1.JoinToken.create_time:type_name -> google.protobuf.Timestamp
+	21, // 3: restore.v1.JoinToken.expire_time:type_name -> google.protobuf.Timestamp
+	21, // 4: restore.v1.JoinToken.use_time:type_name -> google.protobuf.Timestamp
+	6,  // 5: restore.v1.CreateJoinTokenResponse.token:type_name -> restore.v1.JoinToken
+	11, // 6: restore.v1.Host.capacity:type_name -> restore.v1.Capacity
+	11, // 7: restore.v1.Host.allocated:type_name -> restore.v1.Capacity
 	0,  // 8: restore.v1.Host.state:type_name -> restore.v1.HostState
-	20, // 9: restore.v1.Host.register_time:type_name -> google.protobuf.Timestamp
-	20, // 10: restore.v1.Host.state_time:type_name -> google.protobuf.Timestamp
-	20, // 11: restore.v1.Host.inventory_time:type_name -> google.protobuf.Timestamp
-	1,  // 12: restore.v1.Host.bridges:type_name -> restore.v1.HostBridge
-	11, // 13: restore.v1.ListHostsResponse.hosts:type_name -> restore.v1.Host
-	11, // 14: restore.v1.GetHostResponse.host:type_name -> restore.v1.Host
-	11, // 15: restore.v1.DrainHostResponse.host:type_name -> restore.v1.Host
-	11, // 16: restore.v1.UndrainHostResponse.host:type_name -> restore.v1.Host
-	12, // 17: restore.v1.HostService.ListHosts:input_type -> restore.v1.ListHostsRequest
-	14, // 18: restore.v1.HostService.GetHost:input_type -> restore.v1.GetHostRequest
-	16, // 19: restore.v1.HostService.DrainHost:input_type -> restore.v1.DrainHostRequest
-	18, // 20: restore.v1.HostService.UndrainHost:input_type -> restore.v1.UndrainHostRequest
-	6,  // 21: restore.v1.HostService.CreateJoinToken:input_type -> restore.v1.CreateJoinTokenRequest
-	8,  // 22: restore.v1.HostService.RemoveHost:input_type -> restore.v1.RemoveHostRequest
-	3,  // 23: restore.v1.HostService.ListHostDomains:input_type -> restore.v1.ListHostDomainsRequest
-	13, // 24: restore.v1.HostService.ListHosts:output_type -> restore.v1.ListHostsResponse
-	15, // 25: restore.v1.HostService.GetHost:output_type -> restore.v1.GetHostResponse
-	17, // 26: restore.v1.HostService.DrainHost:output_type -> restore.v1.DrainHostResponse
-	19, // 27: restore.v1.HostService.UndrainHost:output_type -> restore.v1.UndrainHostResponse
-	7,  // 28: restore.v1.HostService.CreateJoinToken:output_type -> restore.v1.CreateJoinTokenResponse
-	9,  // 29: restore.v1.HostService.RemoveHost:output_type -> restore.v1.RemoveHostResponse
-	4,  // 30: restore.v1.HostService.ListHostDomains:output_type -> restore.v1.ListHostDomainsResponse
-	24, // [24:31] is the sub-list for method output_type
-	17, // [17:24] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	21, // 9: restore.v1.Host.register_time:type_name -> google.protobuf.Timestamp
+	21, // 10: restore.v1.Host.state_time:type_name -> google.protobuf.Timestamp
+	21, // 11: restore.v1.Host.inventory_time:type_name -> google.protobuf.Timestamp
+	2,  // 12: restore.v1.Host.bridges:type_name -> restore.v1.HostBridge
+	1,  // 13: restore.v1.Host.capabilities:type_name -> restore.v1.HostCapability
+	12, // 14: restore.v1.ListHostsResponse.hosts:type_name -> restore.v1.Host
+	12, // 15: restore.v1.GetHostResponse.host:type_name -> restore.v1.Host
+	12, // 16: restore.v1.DrainHostResponse.host:type_name -> restore.v1.Host
+	12, // 17: restore.v1.UndrainHostResponse.host:type_name -> restore.v1.Host
+	13, // 18: restore.v1.HostService.ListHosts:input_type -> restore.v1.ListHostsRequest
+	15, // 19: restore.v1.HostService.GetHost:input_type -> restore.v1.GetHostRequest
+	17, // 20: restore.v1.HostService.DrainHost:input_type -> restore.v1.DrainHostRequest
+	19, // 21: restore.v1.HostService.UndrainHost:input_type -> restore.v1.UndrainHostRequest
+	7,  // 22: restore.v1.HostService.CreateJoinToken:input_type -> restore.v1.CreateJoinTokenRequest
+	9,  // 23: restore.v1.HostService.RemoveHost:input_type -> restore.v1.RemoveHostRequest
+	4,  // 24: restore.v1.HostService.ListHostDomains:input_type -> restore.v1.ListHostDomainsRequest
+	14, // 25: restore.v1.HostService.ListHosts:output_type -> restore.v1.ListHostsResponse
+	16, // 26: restore.v1.HostService.GetHost:output_type -> restore.v1.GetHostResponse
+	18, // 27: restore.v1.HostService.DrainHost:output_type -> restore.v1.DrainHostResponse
+	20, // 28: restore.v1.HostService.UndrainHost:output_type -> restore.v1.UndrainHostResponse
+	8,  // 29: restore.v1.HostService.CreateJoinToken:output_type -> restore.v1.CreateJoinTokenResponse
+	10, // 30: restore.v1.HostService.RemoveHost:output_type -> restore.v1.RemoveHostResponse
+	5,  // 31: restore.v1.HostService.ListHostDomains:output_type -> restore.v1.ListHostDomainsResponse
+	25, // [25:32] is the sub-list for method output_type
+	18, // [18:25] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_host_proto_init() }
@@ -1402,7 +1502,7 @@ func file_restore_v1_host_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restore_v1_host_proto_rawDesc), len(file_restore_v1_host_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
