@@ -2,7 +2,6 @@ package agent
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
@@ -18,8 +17,6 @@ type Bridge struct {
 	All bool
 }
 
-var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-
 // ParseBridge reads --bridge NAME=TENANT[,TENANT…] or NAME=* (every tenant).
 func ParseBridge(s string) (Bridge, error) {
 	name, tenants, ok := strings.Cut(s, "=")
@@ -32,7 +29,7 @@ func ParseBridge(s string) (Bridge, error) {
 		return b, nil
 	}
 	for _, t := range strings.Split(tenants, ",") {
-		if !dnsLabel.MatchString(t) {
+		if !kinds.IsDNSLabel(t) {
 			return Bridge{}, fmt.Errorf("--bridge %q: %q is not a tenant id", s, t)
 		}
 		b.Tenants = append(b.Tenants, t)

@@ -12,3 +12,16 @@ func TestBridgeNamesAreLinuxInterfaceNamesAsTheXMLCarriesThem(t *testing.T) {
 		}
 	}
 }
+
+func TestDNSLabelsAreWhatTenantAndHostIdsAre(t *testing.T) {
+	for s, ok := range map[string]bool{
+		"acme": true, "kvm-01": true, "a": true, "0": true,
+		"": false, "-acme": false, "acme-": false, "Acme": false, "ac_me": false, "a.b": false,
+		"a23456789012345678901234567890123456789012345678901234567890123":  true,
+		"a234567890123456789012345678901234567890123456789012345678901234": false,
+	} {
+		if got := IsDNSLabel(s); got != ok {
+			t.Errorf("%q: %v, want %v", s, got, ok)
+		}
+	}
+}

@@ -36,11 +36,8 @@ type Disk struct {
 	Backing string `json:"backing,omitempty"`
 }
 
-var (
-	dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	// ids, assets and disk names: a conservative file-name alphabet.
-	safeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-)
+// ids, assets and disk names: a conservative file-name alphabet.
+var safeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 // Limits of a manifest: more disks than a domain can hold, or a disk
 // larger than any this product restores, is a hostile or broken manifest.
@@ -67,7 +64,7 @@ func (m *Manifest) check() error {
 	switch {
 	case !safeName.MatchString(m.ID):
 		return fmt.Errorf("manifest id %q: use 1-128 characters A-Z a-z 0-9 . _ -, starting with a letter or digit", m.ID)
-	case !dnsLabel.MatchString(m.Tenant):
+	case !kinds.IsDNSLabel(m.Tenant):
 		return fmt.Errorf("manifest tenant %q is not a lowercase DNS label", m.Tenant)
 	case !safeName.MatchString(m.Asset):
 		return fmt.Errorf("manifest asset %q: use 1-128 characters A-Z a-z 0-9 . _ -", m.Asset)

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/restored/restored/internal/kinds"
 )
 
 // Whatever the bytes, the manifest parser returns an error or a manifest
@@ -24,7 +26,7 @@ func FuzzParseManifest(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !safeName.MatchString(m.ID) || !dnsLabel.MatchString(m.Tenant) || !safeName.MatchString(m.Asset) {
+		if !safeName.MatchString(m.ID) || !kinds.IsDNSLabel(m.Tenant) || !safeName.MatchString(m.Asset) {
 			t.Fatalf("accepted names %q %q %q", m.ID, m.Tenant, m.Asset)
 		}
 		if len(m.Disks) == 0 || len(m.Disks) > MaxDisks {

@@ -91,7 +91,7 @@ func (r *Repository) Scan() ([]RecoveryPoint, []Skipped, error) {
 		if !t.IsDir() || hidden(t.Name()) {
 			continue
 		}
-		if !dnsLabel.MatchString(t.Name()) {
+		if !kinds.IsDNSLabel(t.Name()) {
 			skipped = append(skipped, Skipped{tdir, "tenant directory name is not a lowercase DNS label"})
 			continue
 		}

@@ -4,9 +4,9 @@
 package validate
 
 import (
-	"regexp"
 	"unicode"
 
+	"github.com/restored/restored/internal/kinds"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -29,11 +29,9 @@ func Errorf(format string, args ...any) error {
 	return status.Errorf(codes.InvalidArgument, format, args...)
 }
 
-var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-
 // DNSLabel checks a tenant or host id: a lowercase DNS label.
 func DNSLabel(field, v string) error {
-	if !dnsLabel.MatchString(v) {
+	if !kinds.IsDNSLabel(v) {
 		return Errorf("%s %q must be a lowercase DNS label: 1-63 characters a-z, 0-9 and '-', not starting or ending with '-'", field, v)
 	}
 	return nil

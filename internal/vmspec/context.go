@@ -115,9 +115,8 @@ var Pipeline = []Configurator{
 const MinMemoryMiB = 96
 
 var (
-	restoreID  = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
-	dacLabel   = regexp.MustCompile(`^\+[1-9][0-9]{0,9}:\+[0-9]{1,10}$`)
-	tenantName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	restoreID = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+	dacLabel  = regexp.MustCompile(`^\+[1-9][0-9]{0,9}:\+[0-9]{1,10}$`)
 )
 
 // plainPath is a path the domain XML carries as it is: absolute, valid
@@ -140,7 +139,7 @@ func (in *Input) Validate() error {
 	switch {
 	case !restoreID.MatchString(in.RestoreID):
 		return fmt.Errorf("restore id %q cannot name a domain", in.RestoreID)
-	case in.Tenant != "" && !tenantName.MatchString(in.Tenant):
+	case in.Tenant != "" && !kinds.IsDNSLabel(in.Tenant):
 		return fmt.Errorf("tenant %q is not a lowercase DNS label", in.Tenant)
 	case in.VCPUs < 1 || in.VCPUs > 64:
 		return fmt.Errorf("vcpus %d out of 1..64", in.VCPUs)
