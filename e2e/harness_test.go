@@ -241,12 +241,7 @@ func (e *env) agent(host string, rps ...*restorev1.RecoveryPoint) *testAgent {
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &testAgent{e: e, host: host, client: restorev1.NewAgentServiceClient(e.agentConn(host)), ctx: ctx, stop: cancel}
 	e.t.Cleanup(cancel)
-	if _, err := a.client.Register(ctx, &restorev1.RegisterRequest{
-		ProtocolVersion: version.AgentProtocol, HostId: host, AgentVersion: "test", Hypervisors: []string{"kvm"}, Accelerator: "tcg",
-		AcceleratorNote: "test agent", Capacity: &restorev1.Capacity{Vcpus: 4, MemoryMib: 4096},
-	}); err != nil {
-		e.t.Fatal(err)
-	}
+	a.register(func(*restorev1.RegisterRequest) {})
 	if _, err := a.client.ReportRecoveryPoints(ctx, &restorev1.ReportRecoveryPointsRequest{ProtocolVersion: version.AgentProtocol, HostId: host, RecoveryPoints: rps}); err != nil {
 		e.t.Fatal(err)
 	}
@@ -267,27 +262,31 @@ func (e *env) agent(host string, rps ...*restorev1.RecoveryPoint) *testAgent {
 	return a
 }
 
+// register (re)registers the host as a 4-vCPU, 4 GiB KVM test host, with
+// what change sets on top.
+func (a *testAgent) register(change func(*restorev1.RegisterRequest)) {
+	a.e.t.Helper()
+	req := &restorev1.RegisterRequest{
+		ProtocolVersion: version.AgentProtocol, HostId: a.host, AgentVersion: "test", Hypervisors: []string{"kvm"}, Accelerator: "tcg",
+		AcceleratorNote: "test agent", Capacity: &restorev1.Capacity{Vcpus: 4, MemoryMib: 4096},
+	}
+	change(req)
+	if _, err := a.client.Register(a.ctx, req); err != nil {
+		a.e.t.Fatal(err)
+	}
+}
+
 // offer registers the host again offering bridges (its --bridge flags).
 func (a *testAgent) offer(bridges ...*restorev1.HostBridge) {
 	a.e.t.Helper()
-	if _, err := a.client.Register(a.ctx, &restorev1.RegisterRequest{
-		ProtocolVersion: version.AgentProtocol, HostId: a.host, AgentVersion: "test", Hypervisors: []string{"kvm"}, Accelerator: "tcg",
-		AcceleratorNote: "test agent", Capacity: &restorev1.Capacity{Vcpus: 4, MemoryMib: 4096}, Bridges: bridges,
-	}); err != nil {
-		a.e.t.Fatal(err)
-	}
+	a.register(func(r *restorev1.RegisterRequest) { r.Bridges = bridges })
 }
 
 // declare registers the host again with only these capabilities (a
 // hypervisor that cannot do everything KVM does).
 func (a *testAgent) declare(caps ...restorev1.HostCapability) {
 	a.e.t.Helper()
-	if _, err := a.client.Register(a.ctx, &restorev1.RegisterRequest{
-		ProtocolVersion: version.AgentProtocol, HostId: a.host, AgentVersion: "test", Hypervisors: []string{"vmware"}, Accelerator: "tcg",
-		AcceleratorNote: "test agent", Capacity: &restorev1.Capacity{Vcpus: 4, MemoryMib: 4096}, Capabilities: caps,
-	}); err != nil {
-		a.e.t.Fatal(err)
-	}
+	a.register(func(r *restorev1.RegisterRequest) { r.Hypervisors, r.Capabilities = []string{"vmware"}, caps })
 }
 
 // inventory reports the host's domains (the full set), as an agent does.

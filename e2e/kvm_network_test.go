@@ -15,9 +15,8 @@ import (
 	"libvirt.org/go/libvirtxml"
 )
 
-// linkState is the link state of a restore domain's NIC ("up" when libvirt
-// names none).
-func (s *kvmStack) linkState(id string) string {
+// nic is a restore domain's NIC as libvirt has it.
+func (s *kvmStack) nic(id string) libvirtxml.DomainInterface {
 	s.t.Helper()
 	out, err := exec.Command("virsh", "-c", "qemu:///system", "dumpxml", vmspec.DomainName(id)).Output()
 	if err != nil {
@@ -27,24 +26,19 @@ func (s *kvmStack) linkState(id string) string {
 	if err := d.Unmarshal(string(out)); err != nil || d.Devices == nil || len(d.Devices.Interfaces) == 0 {
 		s.t.Fatalf("domain %s has no NIC: %v", id, err)
 	}
-	if l := d.Devices.Interfaces[0].Link; l != nil && l.State != "" {
+	return d.Devices.Interfaces[0]
+}
+
+// linkState is the link state of a restore domain's NIC ("up" when libvirt
+// names none).
+func (s *kvmStack) linkState(id string) string {
+	if l := s.nic(id).Link; l != nil && l.State != "" {
 		return l.State
 	}
 	return "up"
 }
 
-func (s *kvmStack) bridgeOf(id string) string {
-	s.t.Helper()
-	out, err := exec.Command("virsh", "-c", "qemu:///system", "dumpxml", vmspec.DomainName(id)).Output()
-	if err != nil {
-		s.t.Fatalf("virsh dumpxml: %v", err)
-	}
-	var d libvirtxml.Domain
-	if err := d.Unmarshal(string(out)); err != nil || d.Devices == nil || len(d.Devices.Interfaces) == 0 {
-		s.t.Fatalf("domain %s has no NIC: %v", id, err)
-	}
-	return d.Devices.Interfaces[0].Source.Bridge.Bridge
-}
+func (s *kvmStack) bridgeOf(id string) string { return s.nic(id).Source.Bridge.Bridge }
 
 // Networks on real libvirt: a lab's restores share one isolated bridge,
 // removed with the last of them; a bridged restore of a machine that runs

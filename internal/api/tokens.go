@@ -187,36 +187,22 @@ func (d *Deps) FlushTokenUses(ctx context.Context) error {
 	}
 	cmd := &raftv1.TouchTokens{}
 	for id, t := range taken {
-		cmd.Uses = append(cmd.Uses, &raftv1.TokenUse{Id: id, Time: timestamppb.New(t)})
 		if len(cmd.Uses) == maxTouchPerCall {
-			break // the rest waits for the next flush
+			d.Uses.Note(id, t) // waits for the next flush
+			continue
 		}
+		cmd.Uses = append(cmd.Uses, &raftv1.TokenUse{Id: id, Time: timestamppb.New(t)})
 	}
-	var err error
-	if d.Node.IsLeader() {
-		_, err = d.Node.Apply(raftv1.CommandType_COMMAND_TYPE_TOUCH_TOKENS, cmd, d.ApplyTimeout)
-	} else if d.Peers == nil {
-		err = status.Error(codes.Unavailable, "no way to reach the leader")
-	} else {
+	err := errRunLocally
+	if d.Peers != nil && !d.Node.IsLeader() {
 		_, err = d.Peers.forward(ctx, raftv1.ClusterService_ReportTokenUse_FullMethodName, &raftv1.ReportTokenUseRequest{Uses: cmd})
-		if err == errRunLocally {
-			_, err = d.Node.Apply(raftv1.CommandType_COMMAND_TYPE_TOUCH_TOKENS, cmd, d.ApplyTimeout)
-		}
+	}
+	if err == errRunLocally {
+		_, err = d.Node.Apply(raftv1.CommandType_COMMAND_TYPE_TOUCH_TOKENS, cmd, d.ApplyTimeout)
 	}
 	if err != nil {
 		d.Uses.Restore(taken)
 		return fmt.Errorf("write token last-used times: %w", err)
-	}
-	if len(cmd.Uses) < len(taken) {
-		sent := map[string]bool{}
-		for _, u := range cmd.Uses {
-			sent[u.Id] = true
-		}
-		for id, t := range taken {
-			if !sent[id] {
-				d.Uses.Note(id, t)
-			}
-		}
 	}
 	return nil
 }

@@ -233,8 +233,15 @@ type Domain struct {
 	Spec *libvirtxml.Domain
 }
 
-// List returns every domain that carries Restored's metadata.
-func (d *Driver) List(ctx context.Context) ([]Domain, error) {
+// listed is one domain with its definition, as libvirt has it now.
+type listed struct {
+	dom  libvirt.Domain
+	spec *libvirtxml.Domain
+}
+
+// allDomains reads every domain's definition (one that vanishes meanwhile
+// is left out). List and Inventory both start here.
+func (d *Driver) allDomains(ctx context.Context) ([]listed, error) {
 	doms, err := call(ctx, d, "list domains", func(l Libvirt) ([]libvirt.Domain, error) {
 		ds, _, err := l.ConnectListAllDomains(1, libvirt.ConnectListDomainsActive|libvirt.ConnectListDomainsInactive)
 		return ds, err
@@ -242,7 +249,7 @@ func (d *Driver) List(ctx context.Context) ([]Domain, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list domains: %w", err)
 	}
-	var out []Domain
+	out := make([]listed, 0, len(doms))
 	for _, dom := range doms {
 		xml, err := call(ctx, d, "read "+dom.Name, func(l Libvirt) (string, error) {
 			return l.DomainGetXMLDesc(dom, 0)
@@ -257,18 +264,43 @@ func (d *Driver) List(ctx context.Context) ([]Domain, error) {
 		if err := spec.Unmarshal(xml); err != nil {
 			return nil, fmt.Errorf("parse domain %s: %w", dom.Name, err)
 		}
-		meta, ok := vmspec.ParseMetadata(spec)
+		out = append(out, listed{dom: dom, spec: spec})
+	}
+	return out, nil
+}
+
+// running says whether dom runs; gone when it vanished meanwhile.
+func (d *Driver) running(ctx context.Context, dom libvirt.Domain) (running, gone bool, err error) {
+	state, err := call(ctx, d, "state of "+dom.Name, func(l Libvirt) (int32, error) {
+		s, _, err := l.DomainGetState(dom, 0)
+		return s, err
+	})
+	if isCode(err, libvirt.ErrNoDomain) {
+		return false, true, nil
+	}
+	if err != nil {
+		return false, false, fmt.Errorf("state of domain %s: %w", dom.Name, err)
+	}
+	return libvirt.DomainState(state) == libvirt.DomainRunning, false, nil
+}
+
+// List returns every domain that carries Restored's metadata.
+func (d *Driver) List(ctx context.Context) ([]Domain, error) {
+	all, err := d.allDomains(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []Domain
+	for _, x := range all {
+		meta, ok := vmspec.ParseMetadata(x.spec)
 		if !ok {
 			continue // not ours: never touched
 		}
-		state, err := call(ctx, d, "state of "+dom.Name, func(l Libvirt) (int32, error) {
-			s, _, err := l.DomainGetState(dom, 0)
-			return s, err
-		})
-		if err != nil && !isCode(err, libvirt.ErrNoDomain) {
-			return nil, fmt.Errorf("state of domain %s: %w", dom.Name, err)
+		running, _, err := d.running(ctx, x.dom) // one gone meanwhile is listed, stopped
+		if err != nil {
+			return nil, err
 		}
-		out = append(out, Domain{Name: dom.Name, Meta: meta, Running: libvirt.DomainState(state) == libvirt.DomainRunning, Spec: spec})
+		out = append(out, Domain{Name: x.dom.Name, Meta: meta, Running: running, Spec: x.spec})
 	}
 	return out, nil
 }

@@ -8,11 +8,7 @@ import (
 
 // Inventory returns the domains a host reports, by UUID.
 func (r *Reader) Inventory(hostID string) []*restorev1.HostDomain {
-	objs := r.all(TableInventory, indexHost, hostID)
-	out := make([]*restorev1.HostDomain, 0, len(objs))
-	for _, o := range objs {
-		out = append(out, o.(*restorev1.HostDomain))
-	}
+	out := as[*restorev1.HostDomain](r.all(TableInventory, indexHost, hostID))
 	sort.Slice(out, func(i, j int) bool { return out[i].Uuid < out[j].Uuid })
 	return out
 }
@@ -25,11 +21,7 @@ func (r *Reader) InventoryDomain(hostID, uuid string) *restorev1.HostDomain {
 
 // GuestsOnHost returns the guests registered on a host.
 func (r *Reader) GuestsOnHost(hostID string) []*restorev1.Guest {
-	objs := r.all(TableGuests, indexHost, hostID)
-	out := make([]*restorev1.Guest, 0, len(objs))
-	for _, o := range objs {
-		out = append(out, o.(*restorev1.Guest))
-	}
+	out := as[*restorev1.Guest](r.all(TableGuests, indexHost, hostID))
 	sort.Slice(out, func(i, j int) bool { return out[i].Id < out[j].Id })
 	return out
 }
@@ -40,11 +32,7 @@ func (r *Reader) GuestsWithUUID(uuid string) []*restorev1.Guest {
 	if uuid == "" {
 		return nil
 	}
-	objs := r.all(TableGuests, indexUUID, uuid)
-	out := make([]*restorev1.Guest, 0, len(objs))
-	for _, o := range objs {
-		out = append(out, o.(*restorev1.Guest))
-	}
+	out := as[*restorev1.Guest](r.all(TableGuests, indexUUID, uuid))
 	sort.Slice(out, func(i, j int) bool { return out[i].Id < out[j].Id })
 	return out
 }
