@@ -124,6 +124,8 @@ type Agent struct {
 	repo   *storage.Repository
 	marker *regexp.Regexp
 	rescan chan struct{}
+	// qemuGroup is the gid every restore's QEMU runs with (kvm).
+	qemuGroup uint32
 
 	catalog catalog
 	ctl     *control
@@ -185,7 +187,7 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Log.Info("QEMU (group kvm) may pass these directories (ACL, traverse only)", "dirs", changed)
 	}
 	return &Agent{
-		cfg: cfg, log: cfg.Log, marker: marker,
+		cfg: cfg, log: cfg.Log, marker: marker, qemuGroup: gid,
 		drv:     kvm.NewLocal(cfg.LibvirtSocket, cfg.Log),
 		repo:    &storage.Repository{Root: cfg.Repository},
 		rescan:  make(chan struct{}, 1),
@@ -207,7 +209,7 @@ type parts struct {
 func (a *Agent) assemble(ctx context.Context) *parts {
 	accel, note := Accelerator(ctx, a.cfg.Emulator, a.cfg.WorkDir, a.cfg.Accelerator)
 	a.log.Info("accelerator chosen", "accelerator", accel, "why", note)
-	hv := kvm.NewHost(a.drv, kvm.HostConfig{HostID: a.cfg.HostID, WorkDir: a.cfg.WorkDir, Repository: a.cfg.Repository, Log: a.log, Facts: vmspec.HostFacts{
+	hv := kvm.NewHost(a.drv, kvm.HostConfig{HostID: a.cfg.HostID, WorkDir: a.cfg.WorkDir, Repository: a.cfg.Repository, QEMUGroup: a.qemuGroup, Log: a.log, Facts: vmspec.HostFacts{
 		Accelerator: accel, Emulator: a.cfg.Emulator,
 		OVMFCode: "/usr/share/OVMF/OVMF_CODE_4M.fd", OVMFVars: "/usr/share/OVMF/OVMF_VARS_4M.fd", DomainPrefix: a.cfg.DomainPrefix,
 	}})

@@ -31,6 +31,8 @@ type Host struct {
 	// access to their chain below it (confine); empty: QEMU runs as
 	// libvirt's default user (unit tests of other parts).
 	repository string
+	// qemuGroup is the gid restores' QEMUs run with (confine.KVMGroup).
+	qemuGroup uint32
 	// preparing holds the uids of restores being prepared, not running yet.
 	preparing sync.Map // restore id → uint32
 }
@@ -48,15 +50,17 @@ type HostConfig struct {
 	// checkpoints it made.
 	HostID  string
 	WorkDir string
-	// Repository is the recovery points' root (see Host.repository).
+	// Repository is the recovery points' root (see Host.repository), and
+	// QEMUGroup the gid restores' QEMUs run with (confine.KVMGroup).
 	Repository string
+	QEMUGroup  uint32
 	Facts      vmspec.HostFacts
 	Log        *slog.Logger
 }
 
 // NewHost returns the KVM host on drv.
 func NewHost(drv *Driver, cfg HostConfig) *Host {
-	return &Host{drv: drv, hostID: cfg.HostID, workDir: cfg.WorkDir, repository: cfg.Repository, facts: cfg.Facts, log: cfg.Log}
+	return &Host{drv: drv, hostID: cfg.HostID, workDir: cfg.WorkDir, repository: cfg.Repository, qemuGroup: cfg.QEMUGroup, facts: cfg.Facts, log: cfg.Log}
 }
 
 // Kind implements hypervisor.Driver.

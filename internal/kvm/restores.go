@@ -154,13 +154,9 @@ func (h *Host) confine(spec hypervisor.RestoreSpec, rv *revert.Reverter) (string
 	if h.repository == "" {
 		return "", nil
 	}
-	gid, err := confine.KVMGroup()
-	if err != nil {
-		return "", err
-	}
 	taken := map[uint32]bool{}
 	h.preparing.Range(func(_, v any) bool { taken[v.(uint32)] = true; return true })
-	id := confine.Choose(spec.ID, gid, taken)
+	id := confine.Choose(spec.ID, h.qemuGroup, taken)
 	h.preparing.Store(spec.ID, id.UID)
 	defer h.preparing.Delete(spec.ID)
 	var files []string
