@@ -56,7 +56,10 @@ func TestGuestsAreDomainsTheirHostReportsWithOneOwner(t *testing.T) {
 		{"a domain no host reports", operator, map[string]any{"hypervisor": "KVM", "host_id": "kvm-01", "name": "mail-01", "tenant": "acme"}, 400, "reports no domain"},
 		{"a host never seen", operator, map[string]any{"hypervisor": "KVM", "host_id": "kvm-99", "name": "web-01", "tenant": "acme"}, 400, "not registered"},
 		{"a UUID under another name", operator, map[string]any{"hypervisor": "KVM", "host_id": "kvm-01", "uuid": uuidDB, "name": "web-01", "tenant": "acme"}, 400, "is named"},
-		{"VMware (no inventory yet)", operator, map[string]any{"hypervisor": "VMWARE", "vcenter": "vc.example.test", "moref": "vm-42", "tenant": "acme"}, 400, "driver reports an inventory"},
+		{"a VMware guest on a KVM host", operator, map[string]any{"hypervisor": "VMWARE", "host_id": "kvm-01", "moref": "vm-42", "tenant": "acme"}, 400, "host kvm-01 runs kvm, not vmware"},
+		{"Hyper-V (no inventory yet)", operator, map[string]any{"hypervisor": "HYPERV", "host_id": "kvm-01", "name": "x", "tenant": "acme"}, 400, "driver reports an inventory"},
+		{"VMware without a host", operator, map[string]any{"hypervisor": "VMWARE", "moref": "vm-42", "tenant": "acme"}, 400, "needs host_id"},
+		{"VMware without a uuid, moref or name", operator, map[string]any{"hypervisor": "VMWARE", "host_id": "kvm-01", "tenant": "acme"}, 400, "needs uuid"},
 		{"the same guest twice", operator, map[string]any{"hypervisor": "KVM", "host_id": "kvm-01", "name": "web-01", "tenant": "acme"}, 409, "registered already as guest " + id},
 		{"no tenant", operator, map[string]any{"hypervisor": "KVM", "host_id": "kvm-01", "name": "db-01"}, 400, "tenant is required"},
 		{"no hypervisor", operator, map[string]any{"host_id": "kvm-01", "name": "x", "tenant": "acme"}, 400, "hypervisor is required"},
@@ -64,7 +67,7 @@ func TestGuestsAreDomainsTheirHostReportsWithOneOwner(t *testing.T) {
 		{"KVM without a host", operator, map[string]any{"hypervisor": "KVM", "name": "x", "tenant": "acme"}, 400, "needs host_id"},
 		{"KVM without a name or uuid", operator, map[string]any{"hypervisor": "KVM", "host_id": "kvm-01", "tenant": "acme"}, 400, "needs name or uuid"},
 		{"KVM with a moref", operator, map[string]any{"hypervisor": "KVM", "host_id": "kvm-01", "name": "x", "moref": "vm-1", "tenant": "acme"}, 400, "for VMWARE guests"},
-		{"VMware with a bad moref", operator, map[string]any{"hypervisor": "VMWARE", "vcenter": "vc", "moref": "VM 1", "tenant": "acme"}, 400, "managed object id"},
+		{"VMware with a bad moref", operator, map[string]any{"hypervisor": "VMWARE", "host_id": "kvm-01", "moref": "VM 1", "tenant": "acme"}, 400, "managed object id"},
 		{"a bad uuid", operator, map[string]any{"hypervisor": "KVM", "host_id": "kvm-01", "uuid": "nope", "tenant": "acme"}, 400, "must be a UUID"},
 	} {
 		code, body := e.rest("POST", "/v1/guests", tc.token, tc.body)

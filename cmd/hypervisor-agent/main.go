@@ -1,7 +1,9 @@
 // Command hypervisor-agent is Restored's per-host agent: it registers the
 // host with restored, reports the recovery points of its repository, and
 // boots, verifies and tears down the restores assigned to it, through
-// libvirtd.
+// libvirtd; and it takes the snapshots backup jobs ask for. With
+// --hypervisor vmware the host is a vCenter cluster instead, reached
+// through the vSphere API.
 //
 // Every flag can also be set as RESTORED_AGENT_<FLAG> in the environment or
 // in a JSON --config file.
@@ -19,6 +21,7 @@ import (
 
 	"github.com/restored/restored/internal/agent"
 	"github.com/restored/restored/internal/flagenv"
+	"github.com/restored/restored/internal/kinds"
 	"github.com/restored/restored/internal/kvm"
 	"github.com/restored/restored/internal/version"
 )
@@ -36,13 +39,18 @@ func run(args []string) error {
 		fmt.Fprintf(fs.Output(), `hypervisor-agent: boots Restored's recovery points as VMs on this host.
 
 Usage:
-  hypervisor-agent --server ADDR --host-id ID --token AGENT_TOKEN --repository DIR --work-dir DIR
+  hypervisor-agent --server ADDR --host-id ID --join-token TOKEN --ca-fingerprint FP --repository DIR --work-dir DIR
+  hypervisor-agent --hypervisor vmware --vcenter URL --credentials FILE [--cluster NAME] --server ADDR --host-id ID ...
 
-Example:
-  hypervisor-agent --server 127.0.0.1:7443 --host-id kvm-01 --token "$AGENT_TOKEN" \
+Examples:
+  hypervisor-agent --server 127.0.0.1:7443 --host-id kvm-01 --join-token "$JOIN" --ca-fingerprint "$FP" \
                    --repository /srv/restored/repository --work-dir /var/lib/restored-agent
+  hypervisor-agent --hypervisor vmware --vcenter https://vc.example.com/sdk --credentials /etc/restored/vc.json \
+                   --datacenter DC1 --cluster Prod --server 127.0.0.1:7443 --host-id vc-prod --join-token "$JOIN" \
+                   --ca-fingerprint "$FP" --work-dir /var/lib/restored-agent-vc-prod
 
-An agent token comes from: restorectl token create --role agent
+A join token comes from: restorectl host join-token HOST_ID (the agent enrolls once, then keeps its certificate).
+A VMware host is one vCenter cluster: run one agent per cluster, each with its own --host-id and --work-dir.
 Every flag may also be given as RESTORED_AGENT_<FLAG> in the environment or in a JSON --config file.
 
 Flags:
@@ -61,7 +69,16 @@ Flags:
 	fs.StringVar(&cfg.CAFingerprint, "ca-fingerprint", "", "with --join-token: the cluster CA's fingerprint (sha256:…, printed with the join token); a server with another CA is refused")
 	fs.StringVar(&cfg.CACert, "ca-cert", "", "with --join-token, instead of --ca-fingerprint: the cluster CA's certificate file")
 	retired := fs.String("token", "", "retired: agents prove who they are with their certificate (enroll with --join-token)")
-	fs.StringVar(&cfg.Repository, "repository", "", "repository of recovery points: <root>/<tenant>/<asset>/<id>/manifest.json (required)")
+	fs.StringVar(&cfg.Repository, "repository", "", "repository of recovery points: <root>/<tenant>/<asset>/<id>/manifest.json (required for kvm)")
+	fs.TextVar(&cfg.Hypervisor, "hypervisor", kinds.KVM, "what this host is: kvm (the local libvirtd) or vmware (a vCenter cluster)")
+	fs.StringVar(&cfg.VMware.URL, "vcenter", "", "vmware: the vCenter's SDK URL, https://VCENTER/sdk")
+	fs.StringVar(&cfg.VMware.Credentials, "credentials", "", `vmware: a JSON file {"username": …, "password": …} to log in with (keep it mode 0600)`)
+	fs.StringVar(&cfg.VMware.CACert, "vcenter-ca", "", "vmware: PEM file of the CA(s) the vCenter's certificate chains to (default: the system's)")
+	fs.BoolVar(&cfg.VMware.Insecure, "vcenter-insecure", false, "vmware: do not verify the vCenter's certificate (labs only)")
+	fs.StringVar(&cfg.VMware.Datacenter, "datacenter", "", "vmware: the datacenter (default: the vCenter's only one)")
+	fs.StringVar(&cfg.VMware.Cluster, "cluster", "", "vmware: the cluster this host is (default: the datacenter's only one)")
+	fs.StringVar(&cfg.VMware.ResourcePool, "resource-pool", "", "vmware: a resource pool instead of --cluster (the host is the pool's cluster)")
+	fs.StringVar(&cfg.VMware.Datastore, "datastore", "", "vmware: the datastore restores' files go to (checked at start)")
 	fs.StringVar(&cfg.WorkDir, "work-dir", "/var/lib/restored-agent", "overlays, consoles and logs")
 	fs.StringVar(&cfg.LibvirtSocket, "libvirt-socket", kvm.DefaultSocket, "libvirtd's unix socket")
 	fs.StringVar(&cfg.NBDAddr, "nbd-addr", agent.DefaultNBDAddr, "where the NBD gate listens for backup jobs (TLS with a snapshot's certificate only); 0.0.0.0:10809 for jobs on other machines, with --advertise-addr")

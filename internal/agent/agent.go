@@ -14,10 +14,12 @@ import (
 	"github.com/restored/restored/internal/agentid"
 	"github.com/restored/restored/internal/confine"
 	"github.com/restored/restored/internal/hypervisor"
+	"github.com/restored/restored/internal/kinds"
 	"github.com/restored/restored/internal/kvm"
 	"github.com/restored/restored/internal/pki"
 	"github.com/restored/restored/internal/storage"
 	"github.com/restored/restored/internal/vmspec"
+	"github.com/restored/restored/internal/vmware"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -33,8 +35,13 @@ type Config struct {
 	CAFingerprint, CACert string
 	Repository            string
 	WorkDir               string
-	LibvirtSocket         string
-	Accelerator           string // auto, kvm or tcg
+	// Hypervisor is what the host is: KVM (the local libvirtd, the
+	// default) or VMware (a vCenter cluster, VMware).
+	Hypervisor kinds.Hypervisor
+	// VMware is the vCenter cluster of a VMware host.
+	VMware        vmware.Config
+	LibvirtSocket string
+	Accelerator   string // auto, kvm or tcg
 	// NBDAddr is where the NBD gate listens for backup jobs (TLS; default
 	// DefaultNBDAddr); AdvertiseAddr is the host they dial it at (required
 	// when NBDAddr binds every interface).
@@ -105,6 +112,9 @@ func (c *Config) defaults() {
 	if c.Accelerator == "" {
 		c.Accelerator = "auto"
 	}
+	if c.Hypervisor == 0 {
+		c.Hypervisor = kinds.KVM
+	}
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
@@ -118,8 +128,9 @@ var domainPrefixPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
 // serves for backup jobs) and the tunnel; the catalog of recovery points
 // and the control plane's client are swapped atomically.
 type Agent struct {
-	cfg    Config
-	log    *slog.Logger
+	cfg Config
+	log *slog.Logger
+	// drv is the local libvirtd (KVM hosts only).
 	drv    *kvm.Driver
 	repo   *storage.Repository
 	marker *regexp.Regexp
@@ -137,8 +148,23 @@ type Agent struct {
 // New checks the configuration and prepares the agent.
 func New(cfg Config) (*Agent, error) {
 	cfg.defaults()
-	if cfg.HostID == "" || len(cfg.Servers) == 0 || cfg.Repository == "" || cfg.WorkDir == "" {
-		return nil, fmt.Errorf("--host-id, --server, --repository and --work-dir are required")
+	if cfg.HostID == "" || len(cfg.Servers) == 0 || cfg.WorkDir == "" {
+		return nil, fmt.Errorf("--host-id, --server and --work-dir are required")
+	}
+	switch cfg.Hypervisor {
+	case kinds.KVM:
+		if cfg.Repository == "" {
+			return nil, fmt.Errorf("--repository is required: a KVM host boots the recovery points it holds")
+		}
+	case kinds.VMware:
+		if cfg.VMware.URL == "" || cfg.VMware.Credentials == "" {
+			return nil, fmt.Errorf("--hypervisor vmware needs --vcenter (https://VCENTER/sdk) and --credentials (a JSON file with username and password)")
+		}
+		if _, _, err := vmware.ReadCredentials(cfg.VMware.Credentials); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("--hypervisor %s: this agent drives kvm or vmware", cfg.Hypervisor)
 	}
 	if cfg.CACert != "" {
 		if _, err := pki.LoadCA(cfg.CACert, ""); err != nil {
@@ -165,6 +191,18 @@ func New(cfg Config) (*Agent, error) {
 			return nil, fmt.Errorf("work dir %s: %w", cfg.WorkDir, err)
 		}
 	}
+	a := &Agent{
+		cfg: cfg, log: cfg.Log, marker: marker,
+		rescan:  make(chan struct{}, 1),
+		ctl:     &control{log: cfg.Log},
+		servers: newServers(cfg.HostID, cfg.WorkDir, cfg.Servers, cfg.Log),
+	}
+	if cfg.Repository != "" {
+		a.repo = &storage.Repository{Root: cfg.Repository}
+	}
+	if cfg.Hypervisor != kinds.KVM {
+		return a, nil
+	}
 	// QEMU runs as libvirt-qemu and must reach overlays in the work dir.
 	if err := os.Chmod(cfg.WorkDir, 0o755); err != nil {
 		return nil, fmt.Errorf("work dir %s: %w", cfg.WorkDir, err)
@@ -186,38 +224,57 @@ func New(cfg Config) (*Agent, error) {
 	if changed = append(changed, more...); len(changed) > 0 {
 		cfg.Log.Info("QEMU (group kvm) may pass these directories (ACL, traverse only)", "dirs", changed)
 	}
-	return &Agent{
-		cfg: cfg, log: cfg.Log, marker: marker, qemuGroup: gid,
-		drv:     kvm.NewLocal(cfg.LibvirtSocket, cfg.Log),
-		repo:    &storage.Repository{Root: cfg.Repository},
-		rescan:  make(chan struct{}, 1),
-		ctl:     &control{log: cfg.Log},
-		servers: newServers(cfg.HostID, cfg.WorkDir, cfg.Servers, cfg.Log),
-	}, nil
+	a.qemuGroup = gid
+	a.drv = kvm.NewLocal(cfg.LibvirtSocket, cfg.Log)
+	return a, nil
+}
+
+// host is a hypervisor as the agent drives it: the whole driver boundary.
+type host interface {
+	hypervisor.Driver
+	hypervisor.Restorer
+	hypervisor.Observer
+	hypervisor.Snapshotter
 }
 
 // parts are the agent's parts for one run, on one hypervisor.
 type parts struct {
-	hv        *kvm.Host
-	note      string
-	restores  *restores
-	snapshots *snapshots
-	tunnel    *tunnel
+	hv host
+	// accelerator is what runs the host's VMs (kvm, tcg, vsphere), note
+	// why it was chosen.
+	accelerator, note string
+	restores          *restores
+	snapshots         *snapshots
+	tunnel            *tunnel
 }
 
-// assemble probes the accelerator and builds the parts on the KVM host.
-func (a *Agent) assemble(ctx context.Context) *parts {
+// openHost reaches the hypervisor: the local libvirtd (probing the
+// accelerator) or the vCenter cluster.
+func (a *Agent) openHost(ctx context.Context) (host, string, string, error) {
+	if a.cfg.Hypervisor == kinds.VMware {
+		vc := a.cfg.VMware
+		vc.HostID, vc.WorkDir, vc.Log = a.cfg.HostID, a.cfg.WorkDir, a.log
+		h, err := vmware.Open(ctx, vc)
+		if err != nil {
+			return nil, "", "", err
+		}
+		return h, h.Accelerator(), "the vCenter cluster runs the VMs", nil
+	}
 	accel, note := Accelerator(ctx, a.cfg.Emulator, a.cfg.WorkDir, a.cfg.Accelerator)
 	a.log.Info("accelerator chosen", "accelerator", accel, "why", note)
-	hv := kvm.NewHost(a.drv, kvm.HostConfig{HostID: a.cfg.HostID, WorkDir: a.cfg.WorkDir, Repository: a.cfg.Repository, QEMUGroup: a.qemuGroup, Log: a.log, Facts: vmspec.HostFacts{
+	return kvm.NewHost(a.drv, kvm.HostConfig{HostID: a.cfg.HostID, WorkDir: a.cfg.WorkDir, Repository: a.cfg.Repository, QEMUGroup: a.qemuGroup, Log: a.log, Facts: vmspec.HostFacts{
 		Accelerator: accel, Emulator: a.cfg.Emulator,
 		OVMFCode: "/usr/share/OVMF/OVMF_CODE_4M.fd", OVMFVars: "/usr/share/OVMF/OVMF_VARS_4M.fd", DomainPrefix: a.cfg.DomainPrefix,
-	}})
+	}}), accel, note, nil
+}
+
+// assemble builds the parts on the host.
+func (a *Agent) assemble(hv host, accel, note string) *parts {
 	caps := hv.Capabilities()
 	ev := &evidence{root: filepath.Join(a.cfg.WorkDir, "evidence"), retention: a.cfg.EvidenceRetention, hostID: a.cfg.HostID, obs: hv, log: a.log}
 	snaps := newSnapshots(a.cfg.HostID, hv, caps, a.ctl, a.log)
 	return &parts{
-		hv: hv, note: note, snapshots: snaps,
+		hv: hv, accelerator: accel, note: note, snapshots: snaps,
 		restores: &restores{
 			hostID: a.cfg.HostID, hv: hv, caps: caps, catalog: &a.catalog, rep: a.ctl, ev: ev, limits: defaultTimeouts, log: a.log, work: newClaims(),
 			bridges: hostBridges(a.cfg.Bridges),
@@ -233,13 +290,22 @@ func (a *Agent) assemble(ctx context.Context) *parts {
 // uses dies or stops answering, and goes back to the one it prefers when
 // that one serves again.
 func (a *Agent) Run(ctx context.Context) error {
-	defer a.drv.Close()
 	id, err := a.identity(ctx)
 	if err != nil {
 		return err
 	}
 	a.id = id
-	p := a.assemble(ctx)
+	octx, ocancel := context.WithTimeout(ctx, time.Minute)
+	hv, accel, note, err := a.openHost(octx)
+	ocancel()
+	if err != nil {
+		if a.drv != nil {
+			a.drv.Close()
+		}
+		return err
+	}
+	defer hv.Close()
+	p := a.assemble(hv, accel, note)
 	ex, err := a.openExports(p.snapshots)
 	if err != nil {
 		return err
@@ -320,6 +386,9 @@ func (a *Agent) rescans(ctx context.Context, client restorev1.AgentServiceClient
 }
 
 func (a *Agent) scanAndReport(ctx context.Context, client restorev1.AgentServiceClient) error {
+	if a.repo == nil { // a host without a repository holds no recovery points
+		return reportInParts(ctx, client, a.cfg.HostID, nil)
+	}
 	// Whatever umask wrote them, recovery points are readable by no one
 	// but root and the restores granted them (confine).
 	if err := confine.Tighten(a.cfg.Repository); err != nil {

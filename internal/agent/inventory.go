@@ -20,7 +20,7 @@ func (a *Agent) reportInventory(ctx context.Context, client restorev1.AgentServi
 	}
 	req := &restorev1.ReportInventoryRequest{ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID}
 	for _, d := range ds {
-		req.Domains = append(req.Domains, &restorev1.HostDomain{Uuid: d.UUID, Name: d.Name, Running: d.Running, Disks: d.Disks, OwnerTenant: d.OwnerTenant})
+		req.Domains = append(req.Domains, &restorev1.HostDomain{Uuid: d.UUID, Name: d.Name, Moref: d.Moref, Running: d.Running, Disks: d.Disks, OwnerTenant: d.OwnerTenant})
 	}
 	resp, err := client.ReportInventory(ictx, req)
 	if err == nil && resp.Changed {

@@ -55,13 +55,13 @@ func (a *Agent) session(ctx context.Context, p *parts, server string) (registere
 	size, err := p.hv.Size(nctx)
 	ncancel()
 	if err != nil {
-		return false, fmt.Errorf("libvirt node info: %w", err)
+		return false, fmt.Errorf("the host's size: %w", err)
 	}
 	capacity := &restorev1.Capacity{Vcpus: size.CPUs - a.cfg.ReserveVCPUs, MemoryMib: size.MemoryMiB - a.cfg.ReserveMemoryMiB}
 	rctx, rcancel := context.WithTimeout(ctx, registerTimeout)
 	reg, err := client.Register(rctx, &restorev1.RegisterRequest{
 		ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID, AgentVersion: version.Version, Hypervisors: []string{p.hv.Kind().String()},
-		Accelerator: p.hv.Facts().Accelerator, AcceleratorNote: p.note, Capacity: capacity, Bridges: hostBridges(a.cfg.Bridges),
+		Accelerator: p.accelerator, AcceleratorNote: p.note, Capacity: capacity, Bridges: hostBridges(a.cfg.Bridges),
 		Capabilities: p.hv.Capabilities().Wire(),
 	})
 	rcancel()

@@ -92,11 +92,11 @@ func guestName(g *restorev1.Guest) string { return cmp.Or(g.Name, g.Uuid) }
 func (p *snapshots) take(ctx context.Context, as *restorev1.SnapshotAssignment) {
 	s := as.Snapshot
 	p.report(ctx, &restorev1.Snapshot{Id: s.Id, State: lifecycle.SnapPreparing, StateReason: "checking the chain and starting the export"})
-	spec := hypervisor.SnapshotSpec{ID: s.Id, Guest: guestName(as.Guest), Quiesce: s.Quiesce, Incremental: s.Incremental}
+	spec := hypervisor.SnapshotSpec{ID: s.Id, Guest: guestName(as.Guest), GuestUUID: as.Guest.Uuid, Quiesce: s.Quiesce, Incremental: s.Incremental}
 	if b := as.Base; b != nil && b.CheckpointId != "" {
-		spec.Base = &hypervisor.SnapshotBase{Checkpoint: b.CheckpointId, Sources: map[string]string{}}
+		spec.Base = &hypervisor.SnapshotBase{Checkpoint: b.CheckpointId, Sources: map[string]string{}, Sizes: map[string]int64{}, ChangeIDs: map[string]string{}}
 		for _, d := range b.Disks {
-			spec.Base.Sources[d.Name] = d.Source
+			spec.Base.Sources[d.Name], spec.Base.Sizes[d.Name], spec.Base.ChangeIDs[d.Name] = d.Source, d.Size, d.ChangeId
 		}
 	}
 	err := p.caps.Need(hypervisor.Snapshots, "this host")
@@ -156,7 +156,7 @@ func (p *snapshots) readySnapshot(b *hypervisor.Snapshot) *restorev1.Snapshot {
 			out.NbdCaCert = p.gateCA
 		}
 		out.Disks = append(out.Disks, &restorev1.SnapshotDisk{
-			Name: d.Name, Size: d.Size, NbdUri: uri, ExportName: d.Export, DirtyBitmapContext: d.Bitmap, Source: d.Source,
+			Name: d.Name, Size: d.Size, NbdUri: uri, ExportName: d.Export, DirtyBitmapContext: d.Bitmap, Source: d.Source, ChangeId: d.ChangeID,
 		})
 	}
 	return out
@@ -168,7 +168,7 @@ func (p *snapshots) release(ctx context.Context, as *restorev1.SnapshotAssignmen
 	s := as.Snapshot
 	rctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	spec := hypervisor.ReleaseSpec{ID: s.Id, Guest: guestName(as.Guest), Completed: s.BackupCompleted}
+	spec := hypervisor.ReleaseSpec{ID: s.Id, Guest: guestName(as.Guest), GuestUUID: as.Guest.Uuid, Completed: s.BackupCompleted}
 	if err := p.hv.ReleaseSnapshot(rctx, spec); err != nil {
 		p.log.Error("snapshot release failed; it will be retried", "snapshot", s.Id, "err", err)
 		return
@@ -187,7 +187,7 @@ func (p *snapshots) lose(ctx context.Context, as *restorev1.SnapshotAssignment) 
 	s := as.Snapshot
 	rctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := p.hv.ReleaseSnapshot(rctx, hypervisor.ReleaseSpec{ID: s.Id, Guest: guestName(as.Guest)}); err != nil {
+	if err := p.hv.ReleaseSnapshot(rctx, hypervisor.ReleaseSpec{ID: s.Id, Guest: guestName(as.Guest), GuestUUID: as.Guest.Uuid}); err != nil {
 		p.log.Error("cleaning a lost snapshot failed; it will be retried", "snapshot", s.Id, "err", err)
 		return
 	}

@@ -7,6 +7,8 @@ import (
 	"github.com/google/uuid"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/hypervisor"
+	"github.com/restored/restored/internal/kinds"
 	"github.com/restored/restored/internal/ownership"
 	"github.com/restored/restored/internal/validate"
 	"google.golang.org/grpc/codes"
@@ -41,27 +43,17 @@ func (s *GuestService) RegisterGuest(ctx context.Context, req *restorev1.Registe
 			return nil, validate.Errorf("uuid must be a UUID (like 4c4c4544-0042-3510-8053-b4c04f4e3032), got %q", req.Uuid)
 		}
 	}
-	switch req.Hypervisor {
-	case restorev1.Hypervisor_HYPERVISOR_VMWARE:
-		switch {
-		case req.Vcenter == "":
-			return nil, validate.Errorf("a VMWARE guest needs vcenter (the vCenter or ESXi host it lives in)")
-		case req.Moref == "" && req.Uuid == "":
-			return nil, validate.Errorf("a VMWARE guest needs moref (its managed object id, like vm-42) or uuid")
-		case req.Moref != "" && !morefPattern.MatchString(req.Moref):
-			return nil, validate.Errorf("moref must be a managed object id like vm-42, got %q", req.Moref)
-		case req.HostId != "":
-			return nil, validate.Errorf("host_id is for KVM and HYPERV guests; a VMWARE guest is found through vcenter")
-		}
-	default: // KVM, HYPERV
-		switch {
-		case req.HostId == "":
-			return nil, validate.Errorf("a %s guest needs host_id (the host it runs on)", req.Hypervisor)
-		case req.Name == "" && req.Uuid == "":
-			return nil, validate.Errorf("a %s guest needs name or uuid", req.Hypervisor)
-		case req.Vcenter != "" || req.Moref != "":
-			return nil, validate.Errorf("vcenter and moref are for VMWARE guests")
-		}
+	switch {
+	case req.HostId == "":
+		return nil, validate.Errorf("a %s guest needs host_id (the host it runs on: for VMware, the Restored host of its vCenter cluster)", req.Hypervisor)
+	case req.Moref != "" && !morefPattern.MatchString(req.Moref):
+		return nil, validate.Errorf("moref must be a managed object id like vm-42, got %q", req.Moref)
+	case req.Hypervisor != restorev1.Hypervisor_HYPERVISOR_VMWARE && (req.Vcenter != "" || req.Moref != ""):
+		return nil, validate.Errorf("vcenter and moref are for VMWARE guests")
+	case req.Hypervisor == restorev1.Hypervisor_HYPERVISOR_VMWARE && req.Name == "" && req.Uuid == "" && req.Moref == "":
+		return nil, validate.Errorf("a VMWARE guest needs uuid (its instance UUID), moref (like vm-42) or name")
+	case req.Hypervisor != restorev1.Hypervisor_HYPERVISOR_VMWARE && req.Name == "" && req.Uuid == "":
+		return nil, validate.Errorf("a %s guest needs name or uuid", req.Hypervisor)
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
@@ -76,10 +68,15 @@ func (s *GuestService) RegisterGuest(ctx context.Context, req *restorev1.Registe
 	if !ownership.FromInventory(req.Hypervisor) {
 		return nil, status.Errorf(codes.FailedPrecondition, "%s guests are registered once their driver reports an inventory of what exists; none does yet", req.Hypervisor)
 	}
-	if r.Host(req.HostId) == nil {
+	h := r.Host(req.HostId)
+	if h == nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "host %q is not registered: its agent must report its domains first", req.HostId)
 	}
-	d, err := ownership.Find(req.HostId, r.Inventory(req.HostId), req.Name, req.Uuid)
+	if hv := hypervisor.KindOfHost(h); hv.API() != req.Hypervisor {
+		want, _ := kinds.HypervisorFromAPI(req.Hypervisor)
+		return nil, status.Errorf(codes.FailedPrecondition, "host %s runs %s, not %s: register the guest on the host of its hypervisor", req.HostId, hv, want)
+	}
+	d, err := ownership.Find(req.HostId, r.Inventory(req.HostId), ownership.Key{Name: req.Name, UUID: req.Uuid, Moref: req.Moref})
 	if err != nil {
 		return nil, err
 	}

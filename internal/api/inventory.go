@@ -86,6 +86,9 @@ func checkInventory(in []*restorev1.HostDomain) ([]*restorev1.HostDomain, error)
 				return nil, err
 			}
 		}
+		if d.Moref != "" && !morefPattern.MatchString(d.Moref) {
+			return nil, validate.Errorf("%s must be a managed object id like vm-42, got %q", field("moref"), d.Moref)
+		}
 		if len(d.Disks) > maxDomainDisks {
 			return nil, validate.Errorf("%s lists %d disks (at most %d)", field("disks"), len(d.Disks), maxDomainDisks)
 		}
@@ -94,7 +97,7 @@ func checkInventory(in []*restorev1.HostDomain) ([]*restorev1.HostDomain, error)
 				return nil, err
 			}
 		}
-		out = append(out, &restorev1.HostDomain{Uuid: u.String(), Name: d.Name, Running: d.Running, Disks: d.Disks, OwnerTenant: d.OwnerTenant})
+		out = append(out, &restorev1.HostDomain{Uuid: u.String(), Name: d.Name, Moref: d.Moref, Running: d.Running, Disks: d.Disks, OwnerTenant: d.OwnerTenant})
 	}
 	slices.SortFunc(out, func(a, b *restorev1.HostDomain) int { return strings.Compare(a.Uuid, b.Uuid) })
 	return out, nil

@@ -55,10 +55,6 @@ func (s *SnapshotService) CreateSnapshot(ctx context.Context, req *restorev1.Cre
 	if g == nil || !p.Sees(g.Tenant) {
 		return nil, status.Errorf(codes.NotFound, "guest %q not found", req.GuestId)
 	}
-	if g.Hypervisor != restorev1.Hypervisor_HYPERVISOR_KVM {
-		return nil, status.Errorf(codes.FailedPrecondition,
-			"snapshots through the control plane are taken by KVM host agents; guest %s is %s (see docs/backup.md for the VMware driver)", g.Id, g.Hypervisor)
-	}
 	if h := r.Host(g.HostId); h == nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "guest %s lives on host %s, which has never registered", g.Id, g.HostId)
 	}

@@ -25,14 +25,14 @@ func applyRegisterGuest(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message
 		return nil, notFound("tenant %q not found", g.Tenant)
 	}
 	if ownership.FromInventory(g.Hypervisor) {
-		d, err := ownership.Find(g.HostId, r.Inventory(g.HostId), g.Name, g.Uuid)
+		d, err := ownership.Find(g.HostId, r.Inventory(g.HostId), ownership.Key{Name: g.Name, UUID: g.Uuid, Moref: g.Moref})
 		if err != nil {
 			return nil, err
 		}
 		if err := ownership.MayOwn(g.Tenant, d.Uuid, r.GuestsWithUUID(d.Uuid)); err != nil {
 			return nil, err
 		}
-		g.Name, g.Uuid, g.State, g.StateReason = d.Name, d.Uuid, ownership.Verified, ""
+		g.Name, g.Uuid, g.Moref, g.State, g.StateReason = d.Name, d.Uuid, d.Moref, ownership.Verified, ""
 	} else if o := r.SameGuest(g); o != nil {
 		return nil, status.Errorf(codes.AlreadyExists, "this guest is registered already as %s", o.Id)
 	}

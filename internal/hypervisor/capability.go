@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/kinds"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -86,6 +87,17 @@ func OfHost(h *restorev1.Host) Set {
 		return KVMSet
 	}
 	return FromWire(h.GetCapabilities())
+}
+
+// KindOfHost is the hypervisor a host's agent drives (a host that reported
+// none is a KVM host, like one that reported no capabilities).
+func KindOfHost(h *restorev1.Host) kinds.Hypervisor {
+	for _, name := range h.GetHypervisors() {
+		if k, err := kinds.ParseHypervisor(name); err == nil {
+			return k
+		}
+	}
+	return kinds.KVM
 }
 
 // Missing is the refusal of a request a host cannot serve: it names the

@@ -131,10 +131,12 @@ type ConsoleEndpoint struct {
 type SnapshotSpec struct {
 	// ID is the snapshot's id: the driver names its checkpoint after it.
 	ID string
-	// Guest is how the hypervisor knows the guest: its name or UUID.
-	Guest       string
-	Quiesce     bool
-	Incremental bool
+	// Guest is how the hypervisor knows the guest: its name or UUID;
+	// GuestUUID its UUID when the control plane knows it (VMware: the
+	// instance UUID), which a driver whose names are not unique prefers.
+	Guest, GuestUUID string
+	Quiesce          bool
+	Incremental      bool
 	// Base is the guest's last completed backup, nil before the first.
 	Base *SnapshotBase
 }
@@ -143,7 +145,11 @@ type SnapshotSpec struct {
 // backup: its checkpoint and each disk's source.
 type SnapshotBase struct {
 	Checkpoint string
-	Sources    map[string]string
+	// Sources, Sizes and ChangeIDs are each disk's source, size and change
+	// id (VMware CBT) at that backup, by disk name.
+	Sources   map[string]string
+	Sizes     map[string]int64
+	ChangeIDs map[string]string
 }
 
 // Snapshot is a snapshot being served: what was obtained (and why it
@@ -170,6 +176,9 @@ type SnapshotDisk struct {
 	URI, Export string
 	// Bitmap is the metadata context that holds an incremental's changes.
 	Bitmap string
+	// ChangeID is the hypervisor's change id of the disk at this snapshot
+	// (VMware CBT), the next incremental's base.
+	ChangeID string
 }
 
 // Extents is a page of a snapshot disk's extents to read.
@@ -185,7 +194,7 @@ type Extent struct{ Offset, Length int64 }
 
 // ReleaseSpec says which snapshot to release and how its backup ended.
 type ReleaseSpec struct {
-	ID, Guest string
+	ID, Guest, GuestUUID string
 	// Completed: the backup job read everything, so the snapshot's
 	// checkpoint is the next incremental's base (older ones go).
 	Completed bool
@@ -214,7 +223,9 @@ type Snapshotter interface {
 // Domain is one domain of a host's inventory.
 type Domain struct {
 	UUID, Name string
-	Running    bool
+	// Moref is a VMware VM's managed object id (vm-42).
+	Moref   string
+	Running bool
 	// Disks are its disk targets (vda, …).
 	Disks []string
 	// OwnerTenant is the tenant the hoster assigned it in its XML, if any.

@@ -27,22 +27,44 @@ const (
 )
 
 // FromInventory says whether a hypervisor's guests come from a host's
-// inventory (KVM today). Others cannot be registered until their driver
-// reports one.
-func FromInventory(h restorev1.Hypervisor) bool { return h == restorev1.Hypervisor_HYPERVISOR_KVM }
+// inventory (KVM: the libvirt domains; VMware: the cluster's VMs by
+// instance UUID). Others cannot be registered until their driver reports
+// one.
+func FromInventory(h restorev1.Hypervisor) bool {
+	return h == restorev1.Hypervisor_HYPERVISOR_KVM || h == restorev1.Hypervisor_HYPERVISOR_VMWARE
+}
 
-// Find is the domain of inventory a registration names: by UUID when given
-// (and then the name, if given too, must be its name), else by name.
-func Find(hostID string, inventory []*restorev1.HostDomain, name, uuid string) (*restorev1.HostDomain, error) {
-	for _, d := range inventory {
-		if (uuid != "" && d.Uuid == uuid) || (uuid == "" && d.Name == name) {
-			if uuid != "" && name != "" && d.Name != name {
-				return nil, status.Errorf(codes.FailedPrecondition, "host %s's domain %s is named %q, not %q", hostID, uuid, d.Name, name)
-			}
-			return d, nil
-		}
+// Key is how a registration names a domain: its UUID, its VMware moref,
+// or its name (UUID first; a name or moref given with it must be its own).
+type Key struct{ Name, UUID, Moref string }
+
+func (k Key) String() string { return cmp.Or(k.UUID, k.Moref, k.Name) }
+
+func (k Key) names(d *restorev1.HostDomain) bool {
+	switch {
+	case k.UUID != "":
+		return d.Uuid == k.UUID
+	case k.Moref != "":
+		return d.Moref == k.Moref
 	}
-	what := cmp.Or(uuid, name)
+	return d.Name == k.Name
+}
+
+// Find is the domain of inventory a registration names.
+func Find(hostID string, inventory []*restorev1.HostDomain, k Key) (*restorev1.HostDomain, error) {
+	for _, d := range inventory {
+		if !k.names(d) {
+			continue
+		}
+		if k.Name != "" && d.Name != k.Name {
+			return nil, status.Errorf(codes.FailedPrecondition, "host %s's domain %s is named %q, not %q", hostID, k, d.Name, k.Name)
+		}
+		if k.Moref != "" && d.Moref != k.Moref {
+			return nil, status.Errorf(codes.FailedPrecondition, "host %s's domain %s is %s, not %s", hostID, k, cmp.Or(d.Moref, "no VMware VM"), k.Moref)
+		}
+		return d, nil
+	}
+	what := k.String()
 	if len(inventory) == 0 {
 		return nil, status.Errorf(codes.FailedPrecondition, "host %s has reported no domains (is its agent running and up to date?): cannot register %q", hostID, what)
 	}

@@ -16,7 +16,7 @@ const (
 
 var inventory = []*restorev1.HostDomain{
 	{HostId: "kvm-01", Uuid: uWeb, Name: "web-01", Running: true},
-	{HostId: "kvm-01", Uuid: uDB, Name: "db-01"},
+	{HostId: "kvm-01", Uuid: uDB, Name: "db-01", Moref: "vm-42"},
 }
 
 func kvm(id, tenant, name, uuid string) *restorev1.Guest {
@@ -25,19 +25,23 @@ func kvm(id, tenant, name, uuid string) *restorev1.Guest {
 
 func TestARegistrationNamesADomainTheHostReports(t *testing.T) {
 	for _, tc := range []struct {
-		name, byName, byUUID string
-		want                 string // the domain's UUID, or what the refusal says
-		inv                  []*restorev1.HostDomain
+		name, byName, byUUID, byMoref string
+		want                          string // the domain's UUID, or what the refusal says
+		inv                           []*restorev1.HostDomain
 	}{
-		{"by name", "web-01", "", uWeb, inventory},
-		{"by UUID", "", uDB, uDB, inventory},
-		{"by both", "db-01", uDB, uDB, inventory},
-		{"a name the host does not report", "mail-01", "", "reports no domain", inventory},
-		{"a restore domain (never in an inventory)", "restored-01a2…", "", "never guests", inventory},
-		{"a UUID with another name", "web-01", uDB, "is named", inventory},
-		{"a host that reported nothing", "web-01", "", "has reported no domains", nil},
+		{"by name", "web-01", "", "", uWeb, inventory},
+		{"by UUID", "", uDB, "", uDB, inventory},
+		{"by both", "db-01", uDB, "", uDB, inventory},
+		{"by VMware moref", "", "", "vm-42", uDB, inventory},
+		{"by UUID and its moref", "", uDB, "vm-42", uDB, inventory},
+		{"a name the host does not report", "mail-01", "", "", "reports no domain", inventory},
+		{"a moref the host does not report", "", "", "vm-7", "reports no domain", inventory},
+		{"a UUID with another moref", "", uWeb, "vm-42", "not vm-42", inventory},
+		{"a restore domain (never in an inventory)", "restored-01a2…", "", "", "never guests", inventory},
+		{"a UUID with another name", "web-01", uDB, "", "is named", inventory},
+		{"a host that reported nothing", "web-01", "", "", "has reported no domains", nil},
 	} {
-		d, err := Find("kvm-01", tc.inv, tc.byName, tc.byUUID)
+		d, err := Find("kvm-01", tc.inv, Key{Name: tc.byName, UUID: tc.byUUID, Moref: tc.byMoref})
 		switch {
 		case strings.HasPrefix(tc.want, "4c4c"):
 			if err != nil || d.Uuid != tc.want {

@@ -5,11 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"time"
 
 	"github.com/vmware/govmomi"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/property"
+	"github.com/vmware/govmomi/session"
+	"github.com/vmware/govmomi/session/keepalive"
+	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
 )
 
@@ -18,16 +23,51 @@ type Driver struct {
 	c *govmomi.Client
 }
 
-// Connect logs in to the SDK URL (https://host/sdk) with the user and
-// password in the URL. insecure skips TLS verification (vcsim, labs).
-func Connect(ctx context.Context, sdk string, insecure bool) (*Driver, error) {
-	u, err := url.Parse(sdk)
-	if err != nil {
-		return nil, fmt.Errorf("vcenter URL %q: %w", sdk, err)
+// Login says how to reach and log in to a vCenter.
+type Login struct {
+	// URL is the SDK URL (https://vcenter.example.com/sdk); a user and
+	// password in it are used when User is empty.
+	URL string
+	// User and Password log in.
+	User, Password string
+	// CACert is a PEM file of the CAs the vCenter's certificate must chain
+	// to (empty: the system's); Insecure skips verification (labs only).
+	CACert   string
+	Insecure bool
+}
+
+// Connect logs in to the vCenter and keeps the session alive.
+func Connect(ctx context.Context, l Login) (*Driver, error) {
+	u, err := url.Parse(l.URL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("vcenter URL %q: want https://HOST/sdk", l.URL)
 	}
-	c, err := govmomi.NewClient(ctx, u, insecure)
+	if u.Path == "" || u.Path == "/" {
+		u.Path = "/sdk"
+	}
+	user := u.User
+	u.User = nil
+	if l.User != "" {
+		user = url.UserPassword(l.User, l.Password)
+	}
+	if user == nil {
+		return nil, fmt.Errorf("vcenter %s: no user to log in as (give a credentials file)", u.Host)
+	}
+	sc := soap.NewClient(u, l.Insecure)
+	if l.CACert != "" {
+		if err := sc.SetRootCAs(l.CACert); err != nil {
+			return nil, fmt.Errorf("vcenter CA %s: %w", l.CACert, err)
+		}
+	}
+	vc, err := vim25.NewClient(ctx, sc)
 	if err != nil {
-		return nil, fmt.Errorf("log in to %s: %w", u.Host, err)
+		return nil, fmt.Errorf("connect to %s: %w", u.Host, err)
+	}
+	c := &govmomi.Client{Client: vc, SessionManager: session.NewManager(vc)}
+	// An idle session ends after 30 minutes: touch it every 5.
+	vc.RoundTripper = keepalive.NewHandlerSOAP(vc.RoundTripper, 5*time.Minute, nil)
+	if err := c.Login(ctx, user); err != nil {
+		return nil, fmt.Errorf("log in to %s as %s: %w", u.Host, user.Username(), err)
 	}
 	return &Driver{c: c}, nil
 }
@@ -60,9 +100,14 @@ func (d *Driver) vm(ctx context.Context, moref string) (*object.VirtualMachine, 
 
 // Disk is one virtual disk of a VM or snapshot.
 type Disk struct {
-	Key      int32
+	Key int32
+	// Name is Restored's name for it: its controller and unit (scsi0-1).
+	Name     string
 	Label    string
 	Capacity int64
+	// File is its backing file as a datastore path ("[ds] vm/vm.vmdk");
+	// Parent the file it is a delta on, if any.
+	File, Parent string
 	// ChangeID is the disk's change id at that moment (CBT): the next
 	// incremental asks what changed since it.
 	ChangeID string
@@ -98,24 +143,72 @@ func (d *Driver) ChangeTracking(ctx context.Context, moref string) (bool, error)
 	return props.Config != nil && props.Config.ChangeTrackingEnabled != nil && *props.Config.ChangeTrackingEnabled, nil
 }
 
+// controllerName is a disk controller's kind and bus (scsi0), by its key.
+func controllerNames(devices []types.BaseVirtualDevice) map[int32]string {
+	out := map[int32]string{}
+	for _, dev := range devices {
+		var kind string
+		switch dev.(type) {
+		case types.BaseVirtualSCSIController:
+			kind = "scsi"
+		case *types.VirtualAHCIController, *types.VirtualSATAController:
+			kind = "sata"
+		case *types.VirtualIDEController:
+			kind = "ide"
+		case *types.VirtualNVMEController:
+			kind = "nvme"
+		default:
+			continue
+		}
+		if c, ok := dev.(types.BaseVirtualController); ok {
+			vc := c.GetVirtualController()
+			out[vc.Key] = fmt.Sprintf("%s%d", kind, vc.BusNumber)
+		}
+	}
+	return out
+}
+
 func disksOf(devices []types.BaseVirtualDevice) []Disk {
+	controllers := controllerNames(devices)
 	var out []Disk
 	for _, dev := range devices {
 		vd, ok := dev.(*types.VirtualDisk)
 		if !ok {
 			continue
 		}
-		disk := Disk{Key: vd.Key, Capacity: vd.CapacityInBytes}
+		disk := Disk{Key: vd.Key, Capacity: vd.CapacityInBytes, Name: fmt.Sprintf("disk%d", vd.Key)}
+		if c, ok := controllers[vd.ControllerKey]; ok && vd.UnitNumber != nil {
+			disk.Name = fmt.Sprintf("%s-%d", c, *vd.UnitNumber)
+		}
+		if disk.Capacity == 0 {
+			disk.Capacity = vd.CapacityInKB * 1024
+		}
 		if info := vd.DeviceInfo.GetDescription(); info != nil {
 			disk.Label = info.Label
 		}
+		parent := func(p interface {
+			GetVirtualDeviceFileBackingInfo() *types.VirtualDeviceFileBackingInfo
+		}) { if p != nil {
+			disk.Parent = p.GetVirtualDeviceFileBackingInfo().FileName
+		} }
 		switch b := vd.Backing.(type) {
 		case *types.VirtualDiskFlatVer2BackingInfo:
-			disk.ChangeID = b.ChangeId
+			disk.File, disk.ChangeID = b.FileName, b.ChangeId
+			if b.Parent != nil {
+				parent(b.Parent)
+			}
 		case *types.VirtualDiskSparseVer2BackingInfo:
-			disk.ChangeID = b.ChangeId
+			disk.File, disk.ChangeID = b.FileName, b.ChangeId
+			if b.Parent != nil {
+				parent(b.Parent)
+			}
+		case *types.VirtualDiskSeSparseBackingInfo:
+			disk.File, disk.ChangeID = b.FileName, b.ChangeId
+			if b.Parent != nil {
+				parent(b.Parent)
+			}
 		case *types.VirtualDiskRawDiskMappingVer1BackingInfo:
-			disk.ChangeID = b.ChangeId
+			disk.File, disk.ChangeID = b.FileName, b.ChangeId
 		}
 		out = append(out, disk)
 	}

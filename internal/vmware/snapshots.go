@@ -14,6 +14,8 @@ import (
 type Snapshot struct {
 	Moref string
 	Name  string
+	// Description is the snapshot's description (Restored's say whose).
+	Description string
 	// Quiesced is what vSphere recorded, not what was asked.
 	Quiesced bool
 	// QuiesceReason says why a quiesce that was asked is not there.
@@ -25,13 +27,13 @@ type Snapshot struct {
 // CreateSnapshot takes a disk-only snapshot. With quiesce, vSphere asks
 // VMware Tools to quiesce the guest; when that fails, the snapshot is taken
 // crash-consistent and QuiesceReason carries vSphere's error.
-func (d *Driver) CreateSnapshot(ctx context.Context, moref, name string, quiesce bool) (*Snapshot, error) {
+func (d *Driver) CreateSnapshot(ctx context.Context, moref, name, description string, quiesce bool) (*Snapshot, error) {
 	vm, _, err := d.vm(ctx, moref)
 	if err != nil {
 		return nil, err
 	}
 	take := func(q bool) (types.ManagedObjectReference, error) {
-		task, err := vm.CreateSnapshot(ctx, name, "Restored backup snapshot", false, q)
+		task, err := vm.CreateSnapshot(ctx, name, description, false, q)
 		if err != nil {
 			return types.ManagedObjectReference{}, err
 		}
@@ -78,7 +80,7 @@ func (d *Driver) Snapshots(ctx context.Context, moref string) ([]Snapshot, error
 	var walk func(ts []types.VirtualMachineSnapshotTree)
 	walk = func(ts []types.VirtualMachineSnapshotTree) {
 		for _, t := range ts {
-			out = append(out, Snapshot{Moref: t.Snapshot.Value, Name: t.Name, Quiesced: t.Quiesced})
+			out = append(out, Snapshot{Moref: t.Snapshot.Value, Name: t.Name, Description: t.Description, Quiesced: t.Quiesced})
 			walk(t.ChildSnapshotList)
 		}
 	}

@@ -1,14 +1,12 @@
 package vmware
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -16,48 +14,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/restored/restored/internal/testvcsim"
 	"github.com/vmware/govmomi/find"
 )
-
-// startVCSim runs govmomi's vCenter simulator (built by `make tools`) on
-// loopback and returns its SDK URL.
-func startVCSim(t *testing.T) string {
-	t.Helper()
-	bin, _ := filepath.Abs("../../.tools/bin/vcsim")
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("vcsim is not built: run `make tools` (it installs github.com/vmware/govmomi/vcsim@v0.46.3): %v", err)
-	}
-	cmd := exec.Command(bin, "-l", "127.0.0.1:0")
-	out, _ := cmd.StdoutPipe()
-	cmd.Stderr = io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	found := make(chan string, 1)
-	go func() {
-		re := regexp.MustCompile(`GOVC_URL=(\S+)`)
-		s := bufio.NewScanner(out)
-		for s.Scan() {
-			if m := re.FindStringSubmatch(s.Text()); m != nil {
-				found <- m[1]
-			}
-		}
-	}()
-	select {
-	case u := <-found:
-		return u
-	case <-time.After(30 * time.Second):
-		t.Fatal("vcsim printed no GOVC_URL within 30s")
-		return ""
-	}
-}
 
 func connect(t *testing.T) (*Driver, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	d, err := Connect(ctx, startVCSim(t), true)
+	sim := testvcsim.Start(t, "../..")
+	d, err := Connect(ctx, Login{URL: sim.URL.String(), CACert: sim.CAFile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +51,7 @@ func TestSnapshotsOnVCSim(t *testing.T) {
 	if on, err := d.ChangeTracking(ctx, vm); err != nil || !on {
 		t.Fatalf("change tracking: %v %v", on, err)
 	}
-	s1, err := d.CreateSnapshot(ctx, vm, "restored-s1", true)
+	s1, err := d.CreateSnapshot(ctx, vm, "restored-s1", "test", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +59,7 @@ func TestSnapshotsOnVCSim(t *testing.T) {
 		t.Fatalf("quiesced snapshot: %+v", s1)
 	}
 	t.Logf("snapshot %s: quiesced=%v disks=%+v", s1.Moref, s1.Quiesced, s1.Disks)
-	s2, err := d.CreateSnapshot(ctx, vm, "restored-s2", false)
+	s2, err := d.CreateSnapshot(ctx, vm, "restored-s2", "test", false)
 	if err != nil || s2.Quiesced {
 		t.Fatalf("crash-consistent snapshot: %+v %v", s2, err)
 	}
@@ -113,7 +79,7 @@ func TestSnapshotsOnVCSim(t *testing.T) {
 	if err := d.RemoveSnapshot(ctx, vm, s2.Moref); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.CreateSnapshot(ctx, "vm-99999", "x", false); !errors.Is(err, ErrNotFound) {
+	if _, err := d.CreateSnapshot(ctx, "vm-99999", "x", "test", false); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("an unknown VM: %v, want ErrNotFound", err)
 	}
 }
@@ -154,7 +120,7 @@ func TestChangedAreasFollowVSpheresPages(t *testing.T) {
 	d, vm := connect(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	snap, err := d.CreateSnapshot(ctx, vm, "restored-cbt", false)
+	snap, err := d.CreateSnapshot(ctx, vm, "restored-cbt", "test", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,5 +154,63 @@ func TestChangedAreasFollowVSpheresPages(t *testing.T) {
 	}
 	if _, err := d.ChangedAreas(ctx, vm, snap.Moref, disk, ""); err == nil {
 		t.Fatal("a query without a change id was sent")
+	}
+}
+
+// A vCenter is reached only with its certificate trusted and a valid
+// login; each refusal says which.
+func TestConnectRefusesAnUntrustedVCenterAndABadLogin(t *testing.T) {
+	sim := testvcsim.Start(t, "../..")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	u := *sim.URL
+	u.User = nil
+	user := sim.URL.User.Username()
+	pass, _ := sim.URL.User.Password()
+	for _, tc := range []struct {
+		name string
+		l    Login
+		want string
+	}{
+		{"the system's CAs do not know vcsim's", Login{URL: u.String(), User: user, Password: pass}, "certificate"},
+		{"a wrong password", Login{URL: u.String(), User: user, Password: "nope", CACert: sim.CAFile}, "log in to"},
+		{"no user", Login{URL: u.String(), CACert: sim.CAFile}, "no user to log in as"},
+		{"not a URL of a vCenter", Login{URL: "vc.example.com", User: user}, "want https://HOST/sdk"},
+		{"a CA file that is not there", Login{URL: u.String(), User: user, CACert: "/nonexistent.pem"}, "vcenter CA"},
+	} {
+		d, err := Connect(ctx, tc.l)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+		if d != nil {
+			_ = d.Logout(ctx)
+		}
+	}
+	d, err := Connect(ctx, Login{URL: u.String(), User: user, Password: pass, CACert: sim.CAFile})
+	if err != nil {
+		t.Fatalf("the right login: %v", err)
+	}
+	_ = d.Logout(ctx)
+}
+
+func TestCredentialsFilesAreJSONWithAUser(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ name, body, want string }{
+		{"good", `{"username":"backup@vsphere.local","password":"s3cret"}`, ""},
+		{"no user", `{"password":"x"}`, "no username"},
+		{"not JSON", `user:pass`, "want {"},
+	} {
+		p := filepath.Join(dir, tc.name)
+		_ = os.WriteFile(p, []byte(tc.body), 0o600)
+		u, pw, err := ReadCredentials(p)
+		switch {
+		case tc.want == "" && (err != nil || u != "backup@vsphere.local" || pw != "s3cret"):
+			t.Errorf("%s: %q %q %v", tc.name, u, pw, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	if _, _, err := ReadCredentials(filepath.Join(dir, "missing")); err == nil {
+		t.Error("a missing file")
 	}
 }

@@ -235,8 +235,11 @@ type HostDomain struct {
 	// if any: the guest is registered to that tenant by itself.
 	OwnerTenant string `protobuf:"bytes,6,opt,name=owner_tenant,json=ownerTenant,proto3" json:"owner_tenant,omitempty"`
 	// The guest registered for it and its tenant (ListHostDomains only).
-	GuestId       string `protobuf:"bytes,7,opt,name=guest_id,json=guestId,proto3" json:"guest_id,omitempty"`
-	Tenant        string `protobuf:"bytes,8,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	GuestId string `protobuf:"bytes,7,opt,name=guest_id,json=guestId,proto3" json:"guest_id,omitempty"`
+	Tenant  string `protobuf:"bytes,8,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// A VMware VM's managed object id (vm-42), beside its instance UUID
+	// (uuid); empty for KVM.
+	Moref         string `protobuf:"bytes,9,opt,name=moref,proto3" json:"moref,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -323,6 +326,13 @@ func (x *HostDomain) GetGuestId() string {
 func (x *HostDomain) GetTenant() string {
 	if x != nil {
 		return x.Tenant
+	}
+	return ""
+}
+
+func (x *HostDomain) GetMoref() string {
+	if x != nil {
+		return x.Moref
 	}
 	return ""
 }
@@ -1316,7 +1326,7 @@ const file_restore_v1_host_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\atenants\x18\x02 \x03(\tR\atenants\x12\x1f\n" +
 	"\vall_tenants\x18\x03 \x01(\bR\n" +
-	"allTenants\"\xd3\x01\n" +
+	"allTenants\"\xe9\x01\n" +
 	"\n" +
 	"HostDomain\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12\x12\n" +
@@ -1326,7 +1336,8 @@ const file_restore_v1_host_proto_rawDesc = "" +
 	"\x05disks\x18\x05 \x03(\tR\x05disks\x12!\n" +
 	"\fowner_tenant\x18\x06 \x01(\tR\vownerTenant\x12\x19\n" +
 	"\bguest_id\x18\a \x01(\tR\aguestId\x12\x16\n" +
-	"\x06tenant\x18\b \x01(\tR\x06tenant\"(\n" +
+	"\x06tenant\x18\b \x01(\tR\x06tenant\x12\x14\n" +
+	"\x05moref\x18\t \x01(\tR\x05moref\"(\n" +
 	"\x16ListHostDomainsRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x88\x01\n" +
 	"\x17ListHostDomainsResponse\x120\n" +

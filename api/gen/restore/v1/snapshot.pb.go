@@ -331,7 +331,12 @@ type SnapshotDisk struct {
 	DirtyBitmapContext string `protobuf:"bytes,5,opt,name=dirty_bitmap_context,json=dirtyBitmapContext,proto3" json:"dirty_bitmap_context,omitempty"`
 	// The disk's source on the host when the snapshot was taken (the chain
 	// check compares it).
-	Source        string `protobuf:"bytes,6,opt,name=source,proto3" json:"source,omitempty"`
+	Source string `protobuf:"bytes,6,opt,name=source,proto3" json:"source,omitempty"`
+	// The hypervisor's change id of the disk at this snapshot, what the next
+	// incremental asks the changes since (VMware CBT, e.g.
+	// "52 de c0 d9 b9 43 9d 10-61 d5 4c 1b e9 7b 65 63/12"); empty on KVM,
+	// whose checkpoints carry the chain.
+	ChangeId      string `protobuf:"bytes,7,opt,name=change_id,json=changeId,proto3" json:"change_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -404,6 +409,13 @@ func (x *SnapshotDisk) GetDirtyBitmapContext() string {
 func (x *SnapshotDisk) GetSource() string {
 	if x != nil {
 		return x.Source
+	}
+	return ""
+}
+
+func (x *SnapshotDisk) GetChangeId() string {
+	if x != nil {
+		return x.ChangeId
 	}
 	return ""
 }
@@ -1259,7 +1271,7 @@ const file_restore_v1_snapshot_proto_rawDesc = "" +
 	"\x04cert\x18\x02 \x01(\tR\x04cert\x12\x10\n" +
 	"\x03key\x18\x03 \x01(\tR\x03key\x12;\n" +
 	"\vexpire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"\xba\x01\n" +
+	"expireTime\"\xd7\x01\n" +
 	"\fSnapshotDisk\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x17\n" +
@@ -1267,7 +1279,8 @@ const file_restore_v1_snapshot_proto_rawDesc = "" +
 	"\vexport_name\x18\x04 \x01(\tR\n" +
 	"exportName\x120\n" +
 	"\x14dirty_bitmap_context\x18\x05 \x01(\tR\x12dirtyBitmapContext\x12\x16\n" +
-	"\x06source\x18\x06 \x01(\tR\x06source\"\x8a\b\n" +
+	"\x06source\x18\x06 \x01(\tR\x06source\x12\x1b\n" +
+	"\tchange_id\x18\a \x01(\tR\bchangeId\"\x8a\b\n" +
 	"\bSnapshot\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x19\n" +
