@@ -43,10 +43,11 @@ func guestRegisterCmd(g *globals) *cobra.Command {
 		hypervisor kinds.Hypervisor
 	)
 	c := &cobra.Command{
-		Use:     "register",
-		Short:   "Assign a domain its host reports (restorectl host domains) to a tenant (operator and admin; a domain has one owner)",
-		Example: "  restorectl guest register --host kvm-01 --name web-01 --tenant acme",
-		Args:    cobra.NoArgs,
+		Use:   "register",
+		Short: "Assign a domain its host reports (restorectl host domains) to a tenant (operator and admin; a domain has one owner)",
+		Example: "  restorectl guest register --host kvm-01 --name web-01 --tenant acme\n" +
+			"  restorectl guest register --hypervisor vmware --host vc-prod --uuid 5029c5b4-… --tenant acme   # a VM of the cluster vc-prod is",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			req.Hypervisor = hypervisor.API()
 			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.RegisterGuestResponse, error) {
@@ -57,10 +58,10 @@ func guestRegisterCmd(g *globals) *cobra.Command {
 		},
 	}
 	c.Flags().TextVar(&hypervisor, "hypervisor", kinds.KVM, "kvm, vmware or hyperv")
-	c.Flags().StringVar(&req.HostId, "host", "", "the host a KVM or Hyper-V guest runs on")
+	c.Flags().StringVar(&req.HostId, "host", "", "the host the guest runs on (VMware: the Restored host of its vCenter cluster)")
 	c.Flags().StringVar(&req.Name, "name", "", "the guest's name on its host")
-	c.Flags().StringVar(&req.Uuid, "uuid", "", "the guest's UUID")
-	c.Flags().StringVar(&req.Vcenter, "vcenter", "", "the vCenter (or ESXi host) of a VMware guest")
+	c.Flags().StringVar(&req.Uuid, "uuid", "", "the guest's UUID (VMware: its instance UUID)")
+	c.Flags().StringVar(&req.Vcenter, "vcenter", "", "the vCenter of a VMware guest, kept with it for people (the host says which vCenter it is)")
 	c.Flags().StringVar(&req.Moref, "moref", "", "a VMware guest's managed object id (vm-42)")
 	c.Flags().StringVar(&req.Tenant, "tenant", "", "the tenant (operator and admin tokens)")
 	return c

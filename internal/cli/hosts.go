@@ -135,10 +135,10 @@ func hostDomainsCmd(g *globals) *cobra.Command {
 			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.ListHostDomainsResponse, error) {
 				return restorev1.NewHostServiceClient(conn).ListHostDomains(ctx, &restorev1.ListHostDomainsRequest{Id: args[0]})
 			}, func(resp *restorev1.ListHostDomainsResponse) error {
-				return g.show(resp, []string{"NAME", "UUID", "RUNNING", "DISKS", "GUEST", "TENANT"}, func() [][]string {
+				return g.show(resp, []string{"NAME", "UUID", "MOREF", "RUNNING", "DISKS", "GUEST", "TENANT"}, func() [][]string {
 					rows := make([][]string, 0, len(resp.Domains))
 					for _, d := range resp.Domains {
-						rows = append(rows, []string{d.Name, d.Uuid, fmt.Sprint(d.Running), orDash(strings.Join(d.Disks, ",")), orDash(d.GuestId), orDash(d.Tenant)})
+						rows = append(rows, []string{d.Name, d.Uuid, orDash(d.Moref), fmt.Sprint(d.Running), orDash(strings.Join(d.Disks, ",")), orDash(d.GuestId), orDash(d.Tenant)})
 					}
 					return rows
 				})

@@ -1,4 +1,7 @@
-// Package nbd is a small client for the Network Block Device protocol
+// Package nbd is Restored's Network Block Device code: the TLS Gate in front
+// of a host's snapshot exports, a read-only Server of any reader (a VMware
+// snapshot's disks, read from the datastore), and a small client for the
+// protocol
 // (https://github.com/NetworkBlockDevice/nbd/blob/master/doc/proto.md), the
 // way backup jobs read a snapshot's disks: fixed newstyle handshake,
 // structured replies, metadata contexts (base:allocation and QEMU's

@@ -1,11 +1,16 @@
-// Package vmware is the VMware driver for backup jobs, on govmomi: it turns
-// on Changed Block Tracking, takes, lists and removes snapshots (quiesced
-// when asked, reporting what vSphere says it got), and asks vSphere which
-// areas of a disk changed since a change id (QueryChangedDiskAreas).
+// Package vmware is the VMware driver, on govmomi. Driver is the vSphere
+// API as Restored uses it: login with a pinned CA, Changed Block Tracking,
+// snapshots (quiesced when asked, reporting what vSphere says it got),
+// QueryChangedDiskAreas since a change id, and reads of datastore files
+// through the vCenter's file service (ranged GETs, no proprietary library).
+// Host is a vCenter cluster as the agent's hypervisor (the
+// hypervisor.Driver, Snapshotter, Restorer and Observer boundary): its
+// capacity and VMs, and snapshots for backup jobs whose disks it serves as
+// NBD (internal/nbd.Server) behind the agent's gate.
 //
-// Reading the data (VDDK or NFC) is not part of it: see docs/backup.md for
-// what a production deployment needs. Tests run against govmomi's vcsim;
+// Tests run against govmomi's vcsim as a process (internal/testvcsim);
 // vcsim does not implement QueryChangedDiskAreas, so that call is tested
-// with a response in vSphere's wire format served by a client-side round
-// tripper (testdata/), and says so.
+// with responses in vSphere's wire format (testdata/, and the proxy of
+// testvcsim), and says so. docs/vmware.md has what is proven and what a
+// first real run must check.
 package vmware

@@ -188,9 +188,11 @@ func disksOf(devices []types.BaseVirtualDevice) []Disk {
 		}
 		parent := func(p interface {
 			GetVirtualDeviceFileBackingInfo() *types.VirtualDeviceFileBackingInfo
-		}) { if p != nil {
-			disk.Parent = p.GetVirtualDeviceFileBackingInfo().FileName
-		} }
+		}) {
+			if p != nil {
+				disk.Parent = p.GetVirtualDeviceFileBackingInfo().FileName
+			}
+		}
 		switch b := vd.Backing.(type) {
 		case *types.VirtualDiskFlatVer2BackingInfo:
 			disk.File, disk.ChangeID = b.FileName, b.ChangeId

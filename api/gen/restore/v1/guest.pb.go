@@ -135,9 +135,10 @@ func (Hypervisor) EnumDescriptor() ([]byte, []int) {
 	return file_restore_v1_guest_proto_rawDescGZIP(), []int{1}
 }
 
-// Guest is a protected guest. KVM and Hyper-V guests live on a host
-// (host_id) and are named by name or uuid; VMware guests live in a vCenter
-// and are named by their managed object id (moref).
+// Guest is a protected guest: a domain its host (host_id) reports, named by
+// name or uuid. A VMware guest is a VM of the vCenter cluster its host is,
+// named by its instance UUID (uuid), managed object id (moref) or name;
+// vcenter is kept for people.
 type Guest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
