@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -75,18 +73,11 @@ func (s *kvmStack) readPattern(domain string, seek, count int) string {
 // JSON summary.
 func (s *kvmStack) backupRun(ctl, token, guestID string, args ...string) backupjob.Summary {
 	s.t.Helper()
-	cmd := exec.Command(ctl, append([]string{"--addr", s.srv.GRPC, "--ca-cert", s.ca, "--token", token, "--output", "json",
-		"backup", "run", "--guest", guestID, "--repository", s.repo}, args...)...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		s.t.Fatalf("restorectl backup run %v: %v\n%s%s", args, err, out.String(), errOut.String())
+	sum, printed, err := s.cluster.BackupRun(ctl, s.srv, token, guestID, s.repo, args...)
+	if err != nil {
+		s.t.Fatal(err)
 	}
-	var sum backupjob.Summary
-	if err := json.Unmarshal(out.Bytes(), &sum); err != nil {
-		s.t.Fatalf("summary: %v\n%s", err, out.String())
-	}
-	s.t.Logf("backup run %v:\n%s%s", args, errOut.String(), out.String())
+	s.t.Logf("backup run %v:\n%s", args, printed)
 	return sum
 }
 

@@ -346,18 +346,11 @@ func (s *stack) ctlRun(token string, args ...string) (string, error) {
 // backupRun runs restorectl backup run and returns its JSON summary.
 func (s *stack) backupRun(token, guestID string, args ...string) backupjob.Summary {
 	s.t.Helper()
-	cmd := exec.Command(s.ctl, append([]string{"--addr", s.srv.GRPC, "--ca-cert", s.c.CACert, "--token", token, "--output", "json",
-		"backup", "run", "--guest", guestID, "--repository", s.repo}, args...)...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		s.t.Fatalf("restorectl backup run %v: %v\n%s%s", args, err, out.String(), errOut.String())
+	sum, printed, err := s.c.BackupRun(s.ctl, s.srv, token, guestID, s.repo, args...)
+	if err != nil {
+		s.t.Fatal(err)
 	}
-	var sum backupjob.Summary
-	if err := json.Unmarshal(out.Bytes(), &sum); err != nil {
-		s.t.Fatalf("summary: %v\n%s", err, out.String())
-	}
-	s.t.Logf("restorectl backup run %v:\n%s%s", args, errOut.String(), out.String())
+	s.t.Logf("restorectl backup run %v:\n%s", args, printed)
 	return sum
 }
 

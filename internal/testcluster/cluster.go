@@ -5,7 +5,9 @@
 package testcluster
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -21,6 +23,7 @@ import (
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/agentid"
+	"github.com/restored/restored/internal/backupjob"
 	"github.com/restored/restored/internal/pki"
 	"github.com/restored/restored/internal/testnet"
 	"google.golang.org/grpc"
@@ -443,4 +446,22 @@ func (c *Cluster) AssignGuest(ctx context.Context, p *Proc, host, name, tenant s
 		return nil, err
 	}
 	return resp.Guest, nil
+}
+
+// BackupRun runs `restorectl backup run` (the binary ctl) against p with
+// token for guestID into repo, and returns its JSON summary and what it
+// printed on stderr (its progress).
+func (c *Cluster) BackupRun(ctl string, p *Proc, token, guestID, repo string, args ...string) (backupjob.Summary, string, error) {
+	cmd := exec.Command(ctl, append([]string{"--addr", p.GRPC, "--ca-cert", c.CACert, "--token", token, "--output", "json",
+		"backup", "run", "--guest", guestID, "--repository", repo}, args...)...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	var sum backupjob.Summary
+	if err := cmd.Run(); err != nil {
+		return sum, errOut.String(), fmt.Errorf("restorectl backup run %v: %w\n%s%s", args, err, out.String(), errOut.String())
+	}
+	if err := json.Unmarshal(out.Bytes(), &sum); err != nil {
+		return sum, errOut.String(), fmt.Errorf("the summary of restorectl backup run: %w\n%s", err, out.String())
+	}
+	return sum, errOut.String() + out.String(), nil
 }

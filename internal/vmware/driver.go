@@ -186,28 +186,21 @@ func disksOf(devices []types.BaseVirtualDevice) []Disk {
 		if info := vd.DeviceInfo.GetDescription(); info != nil {
 			disk.Label = info.Label
 		}
-		parent := func(p interface {
-			GetVirtualDeviceFileBackingInfo() *types.VirtualDeviceFileBackingInfo
-		}) {
-			if p != nil {
-				disk.Parent = p.GetVirtualDeviceFileBackingInfo().FileName
-			}
-		}
 		switch b := vd.Backing.(type) {
 		case *types.VirtualDiskFlatVer2BackingInfo:
 			disk.File, disk.ChangeID = b.FileName, b.ChangeId
 			if b.Parent != nil {
-				parent(b.Parent)
+				disk.Parent = b.Parent.FileName
 			}
 		case *types.VirtualDiskSparseVer2BackingInfo:
 			disk.File, disk.ChangeID = b.FileName, b.ChangeId
 			if b.Parent != nil {
-				parent(b.Parent)
+				disk.Parent = b.Parent.FileName
 			}
 		case *types.VirtualDiskSeSparseBackingInfo:
 			disk.File, disk.ChangeID = b.FileName, b.ChangeId
 			if b.Parent != nil {
-				parent(b.Parent)
+				disk.Parent = b.Parent.FileName
 			}
 		case *types.VirtualDiskRawDiskMappingVer1BackingInfo:
 			disk.File, disk.ChangeID = b.FileName, b.ChangeId
