@@ -95,7 +95,7 @@ Flags:
 	reserveVCPUs := fs.Int("reserve-vcpus", 0, "vCPUs kept back from restores")
 	fs.Int64Var(&cfg.ReserveMemoryMiB, "reserve-memory-mib", 1024, "memory (MiB) kept back from restores")
 	fs.DurationVar(&cfg.BootTimeout, "boot-timeout", 3*time.Minute, "how long to wait for a boot signal")
-	signals := fs.String("boot-signals", "serial,guest-agent,screen", "the signals that may prove a boot, comma-separated: serial, guest-agent, screen")
+	signals := fs.String("boot-signals", "serial,guest-agent,screen,hypervisor", "the signals that may prove a boot, comma-separated: serial, guest-agent, screen, hypervisor (VMware: the VM runs and VMware Tools answer, or it runs without tools)")
 	fs.DurationVar(&cfg.ScreenSettle, "screen-settle", 20*time.Second, "how long the screen must stay put, in the guest's own display mode, for the screen boot signal")
 	fs.DurationVar(&cfg.EvidenceRetention, "evidence-retention", 7*24*time.Hour, "how long a failed boot's evidence (last screenshot, serial console) is kept in <work-dir>/evidence")
 	fs.DurationVar(&cfg.PreferredEvery, "preferred-interval", 30*time.Second, "after a failover, how often the agent asks whether the server this host prefers serves again (and moves back when it does)")

@@ -185,7 +185,14 @@ func TestVMwareGuestsAreBackedUpThroughTheSameJob(t *testing.T) {
 		t.Fatalf("vSphere snapshots after the agent restarted: %v", names)
 	}
 
-	// 6. Another tenant: no such guest.
+	// 6. The INCREMENTAL (a qcow2 on the FULL) restored onto VMware.
+	partner, err := s.c.MintToken(ctx, s.srv, "acme", "partner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.restoreOntoVMware(t, partner, inc)
+
+	// 7. Another tenant: no such guest.
 	if out, err := s.ctlRun(globex, "backup", "run", "--guest", g.Id, "--repository", t.TempDir()); err == nil || !strings.Contains(out, "not found") {
 		t.Fatalf("globex backed up acme's VMware guest: %v\n%s", err, out)
 	}

@@ -135,7 +135,7 @@ func startStack(t *testing.T) *stack {
 	vcenter := *s.proxy.URL
 	vcenter.User = nil
 	args := []string{"--hypervisor", "vmware", "--vcenter", vcenter.String(), "--credentials", creds, "--vcenter-ca", s.sim.CAFile,
-		"--datacenter", "DC0", "--cluster", "DC0_C0", "--datastore", "LocalDS_0",
+		"--datacenter", "DC0", "--cluster", "DC0_C0", "--datastore", "LocalDS_0", "--repository", s.repo,
 		"--server", s.srv.GRPC, "--ca-fingerprint", pin, "--host-id", s.host, "--join-token", join,
 		"--work-dir", shortDir(t), "--nbd-addr", "127.0.0.1:0", "--rescan-interval", "2s", "--reserve-memory-mib", "0"}
 	s.agentArgs = append([]string{agentBin}, args...)
@@ -359,21 +359,30 @@ func (s *stack) domain(name string) *restorev1.HostDomain {
 	s.t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		l, err := restorev1.NewHostServiceClient(s.srv.Conn()).ListHostDomains(testcluster.Ctx(ctx, s.c.Token), &restorev1.ListHostDomainsRequest{Id: s.host})
-		cancel()
-		if err == nil {
-			for _, d := range l.Domains {
-				if d.Name == name {
-					return d
-				}
-			}
+		if d := s.domainIfAny(name); d != nil {
+			return d
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("host %s did not report VM %s within a minute (last: %v)", s.host, name, err)
+			s.t.Fatalf("host %s did not report VM %s within a minute", s.host, name)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// domainIfAny is the host's reported domain of that name, or nil.
+func (s *stack) domainIfAny(name string) *restorev1.HostDomain {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	l, err := restorev1.NewHostServiceClient(s.srv.Conn()).ListHostDomains(testcluster.Ctx(ctx, s.c.Token), &restorev1.ListHostDomainsRequest{Id: s.host})
+	if err != nil {
+		return nil
+	}
+	for _, d := range l.Domains {
+		if d.Name == name {
+			return d
+		}
+	}
+	return nil
 }
 
 // qemuImgCompare says whether two images hold the same data.

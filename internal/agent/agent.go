@@ -107,7 +107,7 @@ func (c *Config) defaults() {
 		c.Marker = `login:`
 	}
 	if len(c.BootSignals) == 0 {
-		c.BootSignals = []string{signalSerial, signalGuestAgent, signalScreen}
+		c.BootSignals = []string{signalSerial, signalGuestAgent, signalScreen, signalHypervisor}
 	}
 	if c.Accelerator == "" {
 		c.Accelerator = "auto"
@@ -182,8 +182,8 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("--boot-marker: %w", err)
 	}
 	for _, sig := range cfg.BootSignals {
-		if sig != signalSerial && sig != signalGuestAgent && sig != signalScreen {
-			return nil, fmt.Errorf("--boot-signals: unknown signal %q (want serial, guest-agent or screen)", sig)
+		if sig != signalSerial && sig != signalGuestAgent && sig != signalScreen && sig != signalHypervisor {
+			return nil, fmt.Errorf("--boot-signals: unknown signal %q (want serial, guest-agent, screen or hypervisor)", sig)
 		}
 	}
 	for _, dir := range []string{"restores", "snapshots"} {
@@ -273,10 +273,14 @@ func (a *Agent) assemble(hv host, accel, note string) *parts {
 	caps := hv.Capabilities()
 	ev := &evidence{root: filepath.Join(a.cfg.WorkDir, "evidence"), retention: a.cfg.EvidenceRetention, hostID: a.cfg.HostID, obs: hv, log: a.log}
 	snaps := newSnapshots(a.cfg.HostID, hv, caps, a.ctl, a.log)
+	limits := defaultTimeouts
+	if hv.Kind() == kinds.VMware {
+		limits.prepare = uploadLimit // the disks go over the network to the datastore
+	}
 	return &parts{
 		hv: hv, accelerator: accel, note: note, snapshots: snaps,
 		restores: &restores{
-			hostID: a.cfg.HostID, hv: hv, caps: caps, catalog: &a.catalog, rep: a.ctl, ev: ev, limits: defaultTimeouts, log: a.log, work: newClaims(),
+			hostID: a.cfg.HostID, hv: hv, caps: caps, catalog: &a.catalog, rep: a.ctl, ev: ev, limits: limits, log: a.log, work: newClaims(),
 			bridges: hostBridges(a.cfg.Bridges),
 			boot:    &bootWatcher{obs: hv, caps: caps, timeout: a.cfg.BootTimeout, settle: a.cfg.ScreenSettle, marker: a.marker, signals: a.cfg.BootSignals, log: a.log},
 			verify:  &verifications{obs: hv, caps: caps, ev: ev, settle: a.cfg.ScreenSettle, bootTimeout: a.cfg.BootTimeout, log: a.log},

@@ -38,6 +38,8 @@ func (p *restores) prepareAndBoot(ctx context.Context, r *restorev1.Restore) err
 	if err != nil {
 		return err
 	}
+	g := p.progressOf(r.Id)
+	spec.Progress = func(pr hypervisor.Progress) { g.Progress(ctx, pr) }
 	pctx, cancel := context.WithTimeout(ctx, p.limits.prepare)
 	defer cancel()
 	if err := p.hv.Prepare(pctx, spec); err != nil {

@@ -52,6 +52,10 @@ type timeouts struct {
 
 var defaultTimeouts = timeouts{list: 30 * time.Second, teardown: time.Minute, prepare: 2 * time.Minute, boot: 2 * time.Minute}
 
+// uploadLimit bounds preparing a restore whose disks are uploaded to a
+// remote hypervisor (VMware): hours for large disks, with progress.
+const uploadLimit = 24 * time.Hour
+
 // restores is the part of the agent that owns the host's restores: it
 // makes the hypervisor match the restores assigned to the host (boots what
 // must run, brings a held-down link up when asked, tears down what must

@@ -18,6 +18,10 @@ const (
 	signalSerial     = "serial"
 	signalGuestAgent = "guest-agent"
 	signalScreen     = "screen"
+	// signalHypervisor: the hypervisor says the VM runs and its guest tools
+	// answer (VMware Tools), or runs without tools (power state only). A
+	// host whose driver reports no VM state (KVM) never gives it.
+	signalHypervisor = "hypervisor"
 )
 
 // screenEvery is the screenshot cadence while waiting for a boot signal (a
@@ -92,6 +96,11 @@ func (b *bootWatcher) watch(ctx context.Context, id string, firmware kinds.Firmw
 			}
 			cancel()
 		}
+		if b.signal(signalHypervisor) {
+			if got := b.vmState(ctx, id); got != "" {
+				w.boot.Signals = append(w.boot.Signals, got)
+			}
+		}
 		// Screenshots are taken even when the screen does not count: the
 		// last one is a failed boot's evidence.
 		if b.caps.Has(hypervisor.Screenshots) && time.Now().After(nextShot) {
@@ -122,6 +131,28 @@ func (b *bootWatcher) watch(ctx context.Context, id string, firmware kinds.Firmw
 
 // look takes one screenshot into w; stop says the screen shows a boot
 // that cannot succeed.
+// vmState is the hypervisor's boot signal, if it gives one now:
+// "vm-tools" when the VM runs with its guest tools answering,
+// "vm-powered-on" when it runs and has no tools to ask.
+func (b *bootWatcher) vmState(ctx context.Context, id string) string {
+	vs, ok := b.obs.(hypervisor.VMStater)
+	if !ok {
+		return ""
+	}
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	st, err := vs.VMState(sctx, id)
+	cancel()
+	switch {
+	case err != nil || !st.Running:
+		return ""
+	case st.Tools == hypervisor.ToolsRunning:
+		return "vm-tools"
+	case st.Tools == hypervisor.ToolsAbsent || st.Tools == hypervisor.ToolsUnknown:
+		return "vm-powered-on"
+	}
+	return "" // tools installed, not running yet: still booting
+}
+
 func (b *bootWatcher) look(ctx context.Context, id string, w *bootWatch) (stop bool) {
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	s, err := b.obs.Screenshot(sctx, id)

@@ -196,6 +196,16 @@ func (s *AgentService) ReportRestoreStatus(ctx context.Context, req *restorev1.R
 	if !lifecycle.AgentMayReport(req.State) {
 		return nil, validate.Errorf("an agent may report PREPARING, BOOTING, RUNNING, FAILED or DESTROYED, not %s", req.State)
 	}
+	if p := req.Progress; p != nil {
+		switch {
+		case req.State != lifecycle.Preparing:
+			return nil, validate.Errorf("progress goes with a PREPARING report, not %s", req.State)
+		case p.DoneBytes < 0 || p.TotalBytes < 0 || p.BytesPerSecond < 0 || p.EtaSeconds < 0 || p.DoneBytes > p.TotalBytes:
+			return nil, validate.Errorf("progress: %d of %d bytes at %d B/s, %d s left is not a progress", p.DoneBytes, p.TotalBytes, p.BytesPerSecond, p.EtaSeconds)
+		case len(p.Step) > 200:
+			return nil, validate.Errorf("progress.step has %d bytes (at most 200)", len(p.Step))
+		}
+	}
 	x := s.Store.Read(nil).Restore(req.RestoreId)
 	if x == nil {
 		return nil, status.Errorf(codes.NotFound, "restore %q not found", req.RestoreId)
@@ -209,7 +219,7 @@ func (s *AgentService) ReportRestoreStatus(ctx context.Context, req *restorev1.R
 	out, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_REPORT_RESTORE_STATUS,
 		&raftv1.ReportRestoreStatus{Report: &raftv1.RestoreReport{
 			HostId: req.HostId, RestoreId: req.RestoreId, State: req.State, StateReason: req.StateReason,
-			Boot: req.Boot, Verification: req.Verification,
+			Boot: req.Boot, Verification: req.Verification, Progress: req.Progress,
 		}, Time: timestamppb.New(s.Now())})
 	if err != nil {
 		return nil, err

@@ -188,6 +188,10 @@ func applyReportRestoreStatus(txn *memdb.Txn, payload []byte, index uint64) (pro
 	if !t.Keep {
 		next.State = t.After()
 		next.StateReason = rep.StateReason
+		next.Progress = nil
+		if next.State == lifecycle.Preparing {
+			next.Progress = clone(rep.Progress)
+		}
 	}
 	return next, putRestore(txn, next, index, cmd.Time)
 }

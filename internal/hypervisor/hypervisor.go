@@ -49,8 +49,16 @@ type RestoreSpec struct {
 	Lab     string
 	// LinkDown boots the NIC with its link down (until LinkUp).
 	LinkDown bool
-	// Progress, when set, hears about long steps ("copying disk0").
-	Progress func(step string)
+	// Progress, when set, hears about long steps ("uploading disk0"), with
+	// the bytes done of the total when they are counted.
+	Progress func(Progress)
+}
+
+// Progress is how far a long step is.
+type Progress struct {
+	Step string
+	// Done and Total count bytes (0 of 0: not counted).
+	Done, Total int64
 }
 
 // Disk is one disk of a restore.
@@ -120,6 +128,31 @@ type Observer interface {
 	// host reaches) and its password (Console).
 	Console(ctx context.Context, id string) (ConsoleEndpoint, error)
 }
+
+// VMStater is a driver that says what the hypervisor knows of a restore's
+// VM: whether it runs and whether its guest tools answer (VMware: power
+// state and VMware Tools). A host with no screen or guest agent to watch
+// proves a boot with it.
+type VMStater interface {
+	VMState(ctx context.Context, id string) (VMState, error)
+}
+
+// VMState is a restore VM as its hypervisor reports it.
+type VMState struct {
+	Running bool
+	Tools   Tools
+}
+
+// Tools is the state of a VM's guest tools.
+type Tools uint8
+
+// The guest tools' states.
+const (
+	ToolsUnknown Tools = iota
+	ToolsAbsent
+	ToolsNotRunning
+	ToolsRunning
+)
 
 // ConsoleEndpoint is where a VM's VNC console listens: Network "unix" (a
 // socket libvirt made for the domain) or "tcp" (a loopback address).

@@ -15,6 +15,12 @@ var osNames = names[OSFamily]{kind: "os", names: []string{"", "linux", "windows"
 
 func (o OSFamily) String() string { return osNames.name(o) }
 
+// Paravirtual says whether the family boots with paravirtual devices
+// (virtio on KVM, pvscsi and vmxnet3 on VMware): Linux has the drivers in
+// its kernel; Windows and unknown systems get emulated devices their
+// installers know. Every hypervisor's device choice asks it.
+func (o OSFamily) Paravirtual() bool { return o == Linux }
+
 // Valid says whether o is one of the families.
 func (o OSFamily) Valid() bool { return osNames.valid(o) }
 

@@ -42,7 +42,7 @@ func (h *Host) Prepare(ctx context.Context, spec hypervisor.RestoreSpec) error {
 			return fmt.Errorf("disk %s has no backing chain", d.Name)
 		}
 		if spec.Progress != nil {
-			spec.Progress("making the overlay of disk " + d.Name)
+			spec.Progress(hypervisor.Progress{Step: "making the overlay of disk " + d.Name})
 		}
 		overlay := filepath.Join(dir, d.Name+".qcow2")
 		if err := storage.CreateOverlay(ctx, overlay, d.Chain[0].Path, d.Chain[0].Format); err != nil {

@@ -8,7 +8,7 @@ import (
 // diskBus is virtio for Linux guests (they have the drivers), SATA for
 // Windows and unknown guests (they boot without extra drivers).
 func diskBus(os kinds.OSFamily) (bus, prefix string) {
-	if os == kinds.Linux {
+	if os.Paravirtual() {
 		return "virtio", "vd"
 	}
 	return "sata", "sd"

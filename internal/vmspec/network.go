@@ -7,7 +7,7 @@ import (
 
 // nicModel matches the disk bus: virtio for Linux, e1000 otherwise.
 func nicModel(os kinds.OSFamily) string {
-	if os == kinds.Linux {
+	if os.Paravirtual() {
 		return "virtio"
 	}
 	return "e1000"

@@ -13,6 +13,7 @@ import (
 	"github.com/restored/restored/internal/hypervisor"
 	"github.com/restored/restored/internal/kinds"
 	"github.com/vmware/govmomi/find"
+	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/property"
 	"github.com/vmware/govmomi/view"
 	"github.com/vmware/govmomi/vim25/mo"
@@ -37,17 +38,23 @@ type Config struct {
 	Log     *slog.Logger
 }
 
-// Capabilities is what the VMware driver does today: snapshots for backup
-// jobs, quiesced through VMware Tools, with changed blocks (CBT).
+// Capabilities is what the VMware driver does: snapshots for backup jobs,
+// quiesced through VMware Tools, with changed blocks (CBT); and restores
+// when the host has a datastore for them.
 const Capabilities = hypervisor.Set(hypervisor.Snapshots | hypervisor.Quiesce | hypervisor.ChangedBlocks)
 
 // Host is a vCenter cluster as the agent's hypervisor.
 type Host struct {
 	cfg     Config
 	d       *Driver
+	dc      *object.Datacenter
 	dcPath  string
 	cluster types.ManagedObjectReference
-	log     *slog.Logger
+	// pool and folder are where restore VMs go, datastore their files.
+	pool      *object.ResourcePool
+	folder    *object.Folder
+	datastore types.ManagedObjectReference
+	log       *slog.Logger
 
 	mu      sync.Mutex
 	serving map[string]*served
@@ -111,7 +118,7 @@ func (h *Host) find(ctx context.Context) error {
 		return fmt.Errorf("--datacenter %q: %w", h.cfg.Datacenter, err)
 	}
 	f.SetDatacenter(dc)
-	h.dcPath = strings.TrimPrefix(dc.InventoryPath, "/")
+	h.dc, h.dcPath = dc, strings.TrimPrefix(dc.InventoryPath, "/")
 	switch {
 	case h.cfg.ResourcePool != "":
 		rp, err := f.ResourcePool(ctx, h.cfg.ResourcePool)
@@ -122,18 +129,28 @@ func (h *Host) find(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("--resource-pool %q: its cluster: %w", h.cfg.ResourcePool, err)
 		}
-		h.cluster = owner.Reference()
+		h.cluster, h.pool = owner.Reference(), rp
 	default:
 		cr, err := f.ComputeResourceOrDefault(ctx, h.cfg.Cluster)
 		if err != nil {
 			return fmt.Errorf("--cluster %q: %w (name one of the datacenter's clusters)", h.cfg.Cluster, err)
 		}
 		h.cluster = cr.Reference()
+		if h.pool, err = cr.ResourcePool(ctx); err != nil {
+			return fmt.Errorf("the cluster's resource pool: %w", err)
+		}
 	}
+	folders, err := dc.Folders(ctx)
+	if err != nil {
+		return fmt.Errorf("the datacenter's folders: %w", err)
+	}
+	h.folder = folders.VmFolder
 	if h.cfg.Datastore != "" {
-		if _, err := f.Datastore(ctx, h.cfg.Datastore); err != nil {
+		ds, err := f.Datastore(ctx, h.cfg.Datastore)
+		if err != nil {
 			return fmt.Errorf("--datastore %q: %w", h.cfg.Datastore, err)
 		}
+		h.datastore = ds.Reference()
 	}
 	h.log.Info("vCenter cluster found", "datacenter", dc.InventoryPath, "compute_resource", h.cluster.Value)
 	return nil
@@ -143,7 +160,12 @@ func (h *Host) find(ctx context.Context) error {
 func (h *Host) Kind() kinds.Hypervisor { return kinds.VMware }
 
 // Capabilities implements hypervisor.Driver.
-func (h *Host) Capabilities() hypervisor.Set { return Capabilities }
+func (h *Host) Capabilities() hypervisor.Set {
+	if h.cfg.Datastore != "" {
+		return Capabilities | hypervisor.Set(hypervisor.Restores)
+	}
+	return Capabilities
+}
 
 // Accelerator is what the host reports as its accelerator.
 func (h *Host) Accelerator() string { return "vsphere" }
@@ -173,9 +195,9 @@ func (h *Host) Close() {
 }
 
 // vmProps are the VM properties the host reads.
-var vmProps = []string{"name", "config.instanceUuid", "config.template", "config.hardware.device", "runtime.powerState", "runtime.host", "snapshot"}
+var vmProps = []string{"name", "config.instanceUuid", "config.template", "config.annotation", "config.hardware.device", "runtime.powerState", "runtime.host", "snapshot"}
 
-// vms lists the cluster's VMs (templates excluded).
+// vms lists the cluster's VMs (templates excluded), restore VMs included.
 func (h *Host) vms(ctx context.Context) ([]mo.VirtualMachine, error) {
 	c := h.d.c.Client
 	var cr mo.ComputeResource
@@ -214,6 +236,9 @@ func (h *Host) Inventory(ctx context.Context) ([]hypervisor.Domain, error) {
 	}
 	out := make([]hypervisor.Domain, 0, len(vms))
 	for _, vm := range vms {
+		if _, ours := h.ours(vm.Config.Annotation); ours {
+			continue // a restore VM is never a guest
+		}
 		d := hypervisor.Domain{UUID: vm.Config.InstanceUuid, Name: vm.Name, Moref: vm.Self.Value,
 			Running: vm.Runtime.PowerState == types.VirtualMachinePowerStatePoweredOn}
 		for _, disk := range disksOf(vm.Config.Hardware.Device) {
@@ -256,29 +281,9 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-// The restore half of the driver boundary: not on VMware yet (the
-// capability is not declared, so the control plane sends none).
-
-// Prepare implements hypervisor.Restorer.
-func (h *Host) Prepare(context.Context, hypervisor.RestoreSpec) error {
-	return hypervisor.Set(Capabilities).Need(hypervisor.Restores, "the VMware driver")
-}
-
-// Boot implements hypervisor.Restorer.
-func (h *Host) Boot(context.Context, string) error {
-	return hypervisor.Set(Capabilities).Need(hypervisor.Restores, "the VMware driver")
-}
-
-// Teardown implements hypervisor.Restorer: there is never anything of a
-// restore to remove.
-func (h *Host) Teardown(context.Context, string) error { return nil }
-
-// Owned implements hypervisor.Restorer: no restore VMs.
-func (h *Host) Owned(context.Context) ([]hypervisor.Owned, error) { return nil, nil }
-
-// LinkUp implements hypervisor.Restorer.
+// LinkUp implements hypervisor.Restorer: VMware restores have no NIC yet.
 func (h *Host) LinkUp(context.Context, string) error {
-	return hypervisor.Set(Capabilities).Need(hypervisor.Restores, "the VMware driver")
+	return fmt.Errorf("a VMware restore has no network to bring up: %w", hypervisor.ErrUnsupported)
 }
 
 var errNoObserve = fmt.Errorf("watching restore VMs: the VMware driver %w", hypervisor.ErrUnsupported)

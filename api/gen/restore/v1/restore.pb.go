@@ -577,7 +577,10 @@ type Restore struct {
 	// Verification with the same id.
 	Verdict Verdict `protobuf:"varint,22,opt,name=verdict,proto3,enum=restore.v1.Verdict" json:"verdict,omitempty"`
 	// policy_id names the verification policy that started this VERIFY run.
-	PolicyId      string `protobuf:"bytes,23,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
+	PolicyId string `protobuf:"bytes,23,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
+	// How far the current long step is (uploading a disk onto VMware), while
+	// PREPARING; empty otherwise.
+	Progress      *Progress `protobuf:"bytes,24,opt,name=progress,proto3" json:"progress,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -773,6 +776,93 @@ func (x *Restore) GetPolicyId() string {
 	return ""
 }
 
+func (x *Restore) GetProgress() *Progress {
+	if x != nil {
+		return x.Progress
+	}
+	return nil
+}
+
+// Progress is how far a long step is.
+type Progress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The step, for a person ("uploading disk disk0 to ds-restore").
+	Step string `protobuf:"bytes,1,opt,name=step,proto3" json:"step,omitempty"`
+	// Bytes done of the total (0 of 0: not counted).
+	DoneBytes  int64 `protobuf:"varint,2,opt,name=done_bytes,json=doneBytes,proto3" json:"done_bytes,omitempty"`
+	TotalBytes int64 `protobuf:"varint,3,opt,name=total_bytes,json=totalBytes,proto3" json:"total_bytes,omitempty"`
+	// The rate over the step so far, and the time left at that rate.
+	BytesPerSecond int64 `protobuf:"varint,4,opt,name=bytes_per_second,json=bytesPerSecond,proto3" json:"bytes_per_second,omitempty"`
+	EtaSeconds     int64 `protobuf:"varint,5,opt,name=eta_seconds,json=etaSeconds,proto3" json:"eta_seconds,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Progress) Reset() {
+	*x = Progress{}
+	mi := &file_restore_v1_restore_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Progress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Progress) ProtoMessage() {}
+
+func (x *Progress) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_restore_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Progress.ProtoReflect.Descriptor instead.
+func (*Progress) Descriptor() ([]byte, []int) {
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Progress) GetStep() string {
+	if x != nil {
+		return x.Step
+	}
+	return ""
+}
+
+func (x *Progress) GetDoneBytes() int64 {
+	if x != nil {
+		return x.DoneBytes
+	}
+	return 0
+}
+
+func (x *Progress) GetTotalBytes() int64 {
+	if x != nil {
+		return x.TotalBytes
+	}
+	return 0
+}
+
+func (x *Progress) GetBytesPerSecond() int64 {
+	if x != nil {
+		return x.BytesPerSecond
+	}
+	return 0
+}
+
+func (x *Progress) GetEtaSeconds() int64 {
+	if x != nil {
+		return x.EtaSeconds
+	}
+	return 0
+}
+
 // CreateRestoreRequest is the body of POST /v1/restores.
 type CreateRestoreRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -800,7 +890,7 @@ type CreateRestoreRequest struct {
 
 func (x *CreateRestoreRequest) Reset() {
 	*x = CreateRestoreRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[5]
+	mi := &file_restore_v1_restore_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -812,7 +902,7 @@ func (x *CreateRestoreRequest) String() string {
 func (*CreateRestoreRequest) ProtoMessage() {}
 
 func (x *CreateRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[5]
+	mi := &file_restore_v1_restore_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -825,7 +915,7 @@ func (x *CreateRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRestoreRequest.ProtoReflect.Descriptor instead.
 func (*CreateRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{5}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CreateRestoreRequest) GetRecoveryPointId() string {
@@ -912,7 +1002,7 @@ type AppCheck struct {
 
 func (x *AppCheck) Reset() {
 	*x = AppCheck{}
-	mi := &file_restore_v1_restore_proto_msgTypes[6]
+	mi := &file_restore_v1_restore_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -924,7 +1014,7 @@ func (x *AppCheck) String() string {
 func (*AppCheck) ProtoMessage() {}
 
 func (x *AppCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[6]
+	mi := &file_restore_v1_restore_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -937,7 +1027,7 @@ func (x *AppCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppCheck.ProtoReflect.Descriptor instead.
 func (*AppCheck) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{6}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AppCheck) GetName() string {
@@ -999,7 +1089,7 @@ type VerifyOptions struct {
 
 func (x *VerifyOptions) Reset() {
 	*x = VerifyOptions{}
-	mi := &file_restore_v1_restore_proto_msgTypes[7]
+	mi := &file_restore_v1_restore_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1011,7 +1101,7 @@ func (x *VerifyOptions) String() string {
 func (*VerifyOptions) ProtoMessage() {}
 
 func (x *VerifyOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[7]
+	mi := &file_restore_v1_restore_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1024,7 +1114,7 @@ func (x *VerifyOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyOptions.ProtoReflect.Descriptor instead.
 func (*VerifyOptions) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{7}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *VerifyOptions) GetSerialMarker() string {
@@ -1059,7 +1149,7 @@ type CreateRestoreResponse struct {
 
 func (x *CreateRestoreResponse) Reset() {
 	*x = CreateRestoreResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[8]
+	mi := &file_restore_v1_restore_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1071,7 +1161,7 @@ func (x *CreateRestoreResponse) String() string {
 func (*CreateRestoreResponse) ProtoMessage() {}
 
 func (x *CreateRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[8]
+	mi := &file_restore_v1_restore_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1084,7 +1174,7 @@ func (x *CreateRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRestoreResponse.ProtoReflect.Descriptor instead.
 func (*CreateRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{8}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateRestoreResponse) GetRestore() *Restore {
@@ -1105,7 +1195,7 @@ type GetRestoreRequest struct {
 
 func (x *GetRestoreRequest) Reset() {
 	*x = GetRestoreRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[9]
+	mi := &file_restore_v1_restore_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1207,7 @@ func (x *GetRestoreRequest) String() string {
 func (*GetRestoreRequest) ProtoMessage() {}
 
 func (x *GetRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[9]
+	mi := &file_restore_v1_restore_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1220,7 @@ func (x *GetRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreRequest.ProtoReflect.Descriptor instead.
 func (*GetRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{9}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetRestoreRequest) GetId() string {
@@ -1151,7 +1241,7 @@ type GetRestoreResponse struct {
 
 func (x *GetRestoreResponse) Reset() {
 	*x = GetRestoreResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[10]
+	mi := &file_restore_v1_restore_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1163,7 +1253,7 @@ func (x *GetRestoreResponse) String() string {
 func (*GetRestoreResponse) ProtoMessage() {}
 
 func (x *GetRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[10]
+	mi := &file_restore_v1_restore_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1176,7 +1266,7 @@ func (x *GetRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreResponse.ProtoReflect.Descriptor instead.
 func (*GetRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{10}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetRestoreResponse) GetRestore() *Restore {
@@ -1205,7 +1295,7 @@ type ListRestoresRequest struct {
 
 func (x *ListRestoresRequest) Reset() {
 	*x = ListRestoresRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[11]
+	mi := &file_restore_v1_restore_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1217,7 +1307,7 @@ func (x *ListRestoresRequest) String() string {
 func (*ListRestoresRequest) ProtoMessage() {}
 
 func (x *ListRestoresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[11]
+	mi := &file_restore_v1_restore_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1230,7 +1320,7 @@ func (x *ListRestoresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRestoresRequest.ProtoReflect.Descriptor instead.
 func (*ListRestoresRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{11}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListRestoresRequest) GetState() RestoreState {
@@ -1281,7 +1371,7 @@ type ListRestoresResponse struct {
 
 func (x *ListRestoresResponse) Reset() {
 	*x = ListRestoresResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[12]
+	mi := &file_restore_v1_restore_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1293,7 +1383,7 @@ func (x *ListRestoresResponse) String() string {
 func (*ListRestoresResponse) ProtoMessage() {}
 
 func (x *ListRestoresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[12]
+	mi := &file_restore_v1_restore_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1306,7 +1396,7 @@ func (x *ListRestoresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRestoresResponse.ProtoReflect.Descriptor instead.
 func (*ListRestoresResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{12}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListRestoresResponse) GetRestores() []*Restore {
@@ -1334,7 +1424,7 @@ type DeleteRestoreRequest struct {
 
 func (x *DeleteRestoreRequest) Reset() {
 	*x = DeleteRestoreRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[13]
+	mi := &file_restore_v1_restore_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1346,7 +1436,7 @@ func (x *DeleteRestoreRequest) String() string {
 func (*DeleteRestoreRequest) ProtoMessage() {}
 
 func (x *DeleteRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[13]
+	mi := &file_restore_v1_restore_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1359,7 +1449,7 @@ func (x *DeleteRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRestoreRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{13}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DeleteRestoreRequest) GetId() string {
@@ -1380,7 +1470,7 @@ type DeleteRestoreResponse struct {
 
 func (x *DeleteRestoreResponse) Reset() {
 	*x = DeleteRestoreResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[14]
+	mi := &file_restore_v1_restore_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1392,7 +1482,7 @@ func (x *DeleteRestoreResponse) String() string {
 func (*DeleteRestoreResponse) ProtoMessage() {}
 
 func (x *DeleteRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[14]
+	mi := &file_restore_v1_restore_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1405,7 +1495,7 @@ func (x *DeleteRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRestoreResponse.ProtoReflect.Descriptor instead.
 func (*DeleteRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{14}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeleteRestoreResponse) GetRestore() *Restore {
@@ -1430,7 +1520,7 @@ type WatchRestoresRequest struct {
 
 func (x *WatchRestoresRequest) Reset() {
 	*x = WatchRestoresRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[15]
+	mi := &file_restore_v1_restore_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1442,7 +1532,7 @@ func (x *WatchRestoresRequest) String() string {
 func (*WatchRestoresRequest) ProtoMessage() {}
 
 func (x *WatchRestoresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[15]
+	mi := &file_restore_v1_restore_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1455,7 +1545,7 @@ func (x *WatchRestoresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRestoresRequest.ProtoReflect.Descriptor instead.
 func (*WatchRestoresRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{15}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WatchRestoresRequest) GetState() RestoreState {
@@ -1490,7 +1580,7 @@ type WatchRestoresResponse struct {
 
 func (x *WatchRestoresResponse) Reset() {
 	*x = WatchRestoresResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[16]
+	mi := &file_restore_v1_restore_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1502,7 +1592,7 @@ func (x *WatchRestoresResponse) String() string {
 func (*WatchRestoresResponse) ProtoMessage() {}
 
 func (x *WatchRestoresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[16]
+	mi := &file_restore_v1_restore_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1515,7 +1605,7 @@ func (x *WatchRestoresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRestoresResponse.ProtoReflect.Descriptor instead.
 func (*WatchRestoresResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{16}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WatchRestoresResponse) GetRestore() *Restore {
@@ -1534,7 +1624,7 @@ type GetRestoreScreenshotRequest struct {
 
 func (x *GetRestoreScreenshotRequest) Reset() {
 	*x = GetRestoreScreenshotRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[17]
+	mi := &file_restore_v1_restore_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1546,7 +1636,7 @@ func (x *GetRestoreScreenshotRequest) String() string {
 func (*GetRestoreScreenshotRequest) ProtoMessage() {}
 
 func (x *GetRestoreScreenshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[17]
+	mi := &file_restore_v1_restore_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1559,7 +1649,7 @@ func (x *GetRestoreScreenshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreScreenshotRequest.ProtoReflect.Descriptor instead.
 func (*GetRestoreScreenshotRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{17}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetRestoreScreenshotRequest) GetId() string {
@@ -1580,7 +1670,7 @@ type GetRestoreScreenshotResponse struct {
 
 func (x *GetRestoreScreenshotResponse) Reset() {
 	*x = GetRestoreScreenshotResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[18]
+	mi := &file_restore_v1_restore_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1592,7 +1682,7 @@ func (x *GetRestoreScreenshotResponse) String() string {
 func (*GetRestoreScreenshotResponse) ProtoMessage() {}
 
 func (x *GetRestoreScreenshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[18]
+	mi := &file_restore_v1_restore_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1605,7 +1695,7 @@ func (x *GetRestoreScreenshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreScreenshotResponse.ProtoReflect.Descriptor instead.
 func (*GetRestoreScreenshotResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{18}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetRestoreScreenshotResponse) GetContentType() string {
@@ -1631,7 +1721,7 @@ type CreateConsoleRequest struct {
 
 func (x *CreateConsoleRequest) Reset() {
 	*x = CreateConsoleRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[19]
+	mi := &file_restore_v1_restore_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1643,7 +1733,7 @@ func (x *CreateConsoleRequest) String() string {
 func (*CreateConsoleRequest) ProtoMessage() {}
 
 func (x *CreateConsoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[19]
+	mi := &file_restore_v1_restore_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1656,7 +1746,7 @@ func (x *CreateConsoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConsoleRequest.ProtoReflect.Descriptor instead.
 func (*CreateConsoleRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{19}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CreateConsoleRequest) GetId() string {
@@ -1677,7 +1767,7 @@ type CreateConsoleResponse struct {
 
 func (x *CreateConsoleResponse) Reset() {
 	*x = CreateConsoleResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[20]
+	mi := &file_restore_v1_restore_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1689,7 +1779,7 @@ func (x *CreateConsoleResponse) String() string {
 func (*CreateConsoleResponse) ProtoMessage() {}
 
 func (x *CreateConsoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[20]
+	mi := &file_restore_v1_restore_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1702,7 +1792,7 @@ func (x *CreateConsoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConsoleResponse.ProtoReflect.Descriptor instead.
 func (*CreateConsoleResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{20}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CreateConsoleResponse) GetUrl() string {
@@ -1739,7 +1829,7 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x04Boot\x12\x1a\n" +
 	"\bverified\x18\x01 \x01(\bR\bverified\x12%\n" +
 	"\x0ftime_to_boot_ms\x18\x02 \x01(\x03R\ftimeToBootMs\x12\x18\n" +
-	"\asignals\x18\x03 \x03(\tR\asignals\"\x92\a\n" +
+	"\asignals\x18\x03 \x03(\tR\asignals\"\xc4\a\n" +
 	"\aRestore\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12*\n" +
@@ -1770,7 +1860,17 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\fdestroy_time\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\vdestroyTime\x121\n" +
 	"\x06verify\x18\x15 \x01(\v2\x19.restore.v1.VerifyOptionsR\x06verify\x12-\n" +
 	"\averdict\x18\x16 \x01(\x0e2\x13.restore.v1.VerdictR\averdict\x12\x1b\n" +
-	"\tpolicy_id\x18\x17 \x01(\tR\bpolicyId\"\xf1\x02\n" +
+	"\tpolicy_id\x18\x17 \x01(\tR\bpolicyId\x120\n" +
+	"\bprogress\x18\x18 \x01(\v2\x14.restore.v1.ProgressR\bprogress\"\xa9\x01\n" +
+	"\bProgress\x12\x12\n" +
+	"\x04step\x18\x01 \x01(\tR\x04step\x12\x1d\n" +
+	"\n" +
+	"done_bytes\x18\x02 \x01(\x03R\tdoneBytes\x12\x1f\n" +
+	"\vtotal_bytes\x18\x03 \x01(\x03R\n" +
+	"totalBytes\x12(\n" +
+	"\x10bytes_per_second\x18\x04 \x01(\x03R\x0ebytesPerSecond\x12\x1f\n" +
+	"\veta_seconds\x18\x05 \x01(\x03R\n" +
+	"etaSeconds\"\xf1\x02\n" +
 	"\x14CreateRestoreRequest\x12*\n" +
 	"\x11recovery_point_id\x18\x01 \x01(\tR\x0frecoveryPointId\x12$\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x10.restore.v1.ModeR\x04mode\x12\x14\n" +
@@ -1884,7 +1984,7 @@ func file_restore_v1_restore_proto_rawDescGZIP() []byte {
 }
 
 var file_restore_v1_restore_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_restore_v1_restore_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_restore_v1_restore_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_restore_v1_restore_proto_goTypes = []any{
 	(Mode)(0),                            // 0: restore.v1.Mode
 	(NetworkKind)(0),                     // 1: restore.v1.NetworkKind
@@ -1895,24 +1995,25 @@ var file_restore_v1_restore_proto_goTypes = []any{
 	(*Network)(nil),                      // 6: restore.v1.Network
 	(*Boot)(nil),                         // 7: restore.v1.Boot
 	(*Restore)(nil),                      // 8: restore.v1.Restore
-	(*CreateRestoreRequest)(nil),         // 9: restore.v1.CreateRestoreRequest
-	(*AppCheck)(nil),                     // 10: restore.v1.AppCheck
-	(*VerifyOptions)(nil),                // 11: restore.v1.VerifyOptions
-	(*CreateRestoreResponse)(nil),        // 12: restore.v1.CreateRestoreResponse
-	(*GetRestoreRequest)(nil),            // 13: restore.v1.GetRestoreRequest
-	(*GetRestoreResponse)(nil),           // 14: restore.v1.GetRestoreResponse
-	(*ListRestoresRequest)(nil),          // 15: restore.v1.ListRestoresRequest
-	(*ListRestoresResponse)(nil),         // 16: restore.v1.ListRestoresResponse
-	(*DeleteRestoreRequest)(nil),         // 17: restore.v1.DeleteRestoreRequest
-	(*DeleteRestoreResponse)(nil),        // 18: restore.v1.DeleteRestoreResponse
-	(*WatchRestoresRequest)(nil),         // 19: restore.v1.WatchRestoresRequest
-	(*WatchRestoresResponse)(nil),        // 20: restore.v1.WatchRestoresResponse
-	(*GetRestoreScreenshotRequest)(nil),  // 21: restore.v1.GetRestoreScreenshotRequest
-	(*GetRestoreScreenshotResponse)(nil), // 22: restore.v1.GetRestoreScreenshotResponse
-	(*CreateConsoleRequest)(nil),         // 23: restore.v1.CreateConsoleRequest
-	(*CreateConsoleResponse)(nil),        // 24: restore.v1.CreateConsoleResponse
-	(*timestamppb.Timestamp)(nil),        // 25: google.protobuf.Timestamp
-	(Verdict)(0),                         // 26: restore.v1.Verdict
+	(*Progress)(nil),                     // 9: restore.v1.Progress
+	(*CreateRestoreRequest)(nil),         // 10: restore.v1.CreateRestoreRequest
+	(*AppCheck)(nil),                     // 11: restore.v1.AppCheck
+	(*VerifyOptions)(nil),                // 12: restore.v1.VerifyOptions
+	(*CreateRestoreResponse)(nil),        // 13: restore.v1.CreateRestoreResponse
+	(*GetRestoreRequest)(nil),            // 14: restore.v1.GetRestoreRequest
+	(*GetRestoreResponse)(nil),           // 15: restore.v1.GetRestoreResponse
+	(*ListRestoresRequest)(nil),          // 16: restore.v1.ListRestoresRequest
+	(*ListRestoresResponse)(nil),         // 17: restore.v1.ListRestoresResponse
+	(*DeleteRestoreRequest)(nil),         // 18: restore.v1.DeleteRestoreRequest
+	(*DeleteRestoreResponse)(nil),        // 19: restore.v1.DeleteRestoreResponse
+	(*WatchRestoresRequest)(nil),         // 20: restore.v1.WatchRestoresRequest
+	(*WatchRestoresResponse)(nil),        // 21: restore.v1.WatchRestoresResponse
+	(*GetRestoreScreenshotRequest)(nil),  // 22: restore.v1.GetRestoreScreenshotRequest
+	(*GetRestoreScreenshotResponse)(nil), // 23: restore.v1.GetRestoreScreenshotResponse
+	(*CreateConsoleRequest)(nil),         // 24: restore.v1.CreateConsoleRequest
+	(*CreateConsoleResponse)(nil),        // 25: restore.v1.CreateConsoleResponse
+	(*timestamppb.Timestamp)(nil),        // 26: google.protobuf.Timestamp
+	(Verdict)(0),                         // 27: restore.v1.Verdict
 }
 var file_restore_v1_restore_proto_depIdxs = []int32{
 	8,  // 0: restore.v1.LinkUpRestoreResponse.restore:type_name -> restore.v1.Restore
@@ -1921,47 +2022,48 @@ var file_restore_v1_restore_proto_depIdxs = []int32{
 	6,  // 3: restore.v1.Restore.network:type_name -> restore.v1.Network
 	2,  // 4: restore.v1.Restore.firmware:type_name -> restore.v1.Firmware
 	3,  // 5: restore.v1.Restore.state:type_name -> restore.v1.RestoreState
-	25, // 6: restore.v1.Restore.create_time:type_name -> google.protobuf.Timestamp
-	25, // 7: restore.v1.Restore.update_time:type_name -> google.protobuf.Timestamp
-	25, // 8: restore.v1.Restore.expire_time:type_name -> google.protobuf.Timestamp
+	26, // 6: restore.v1.Restore.create_time:type_name -> google.protobuf.Timestamp
+	26, // 7: restore.v1.Restore.update_time:type_name -> google.protobuf.Timestamp
+	26, // 8: restore.v1.Restore.expire_time:type_name -> google.protobuf.Timestamp
 	7,  // 9: restore.v1.Restore.boot:type_name -> restore.v1.Boot
-	25, // 10: restore.v1.Restore.destroy_time:type_name -> google.protobuf.Timestamp
-	11, // 11: restore.v1.Restore.verify:type_name -> restore.v1.VerifyOptions
-	26, // 12: restore.v1.Restore.verdict:type_name -> restore.v1.Verdict
-	0,  // 13: restore.v1.CreateRestoreRequest.mode:type_name -> restore.v1.Mode
-	6,  // 14: restore.v1.CreateRestoreRequest.network:type_name -> restore.v1.Network
-	2,  // 15: restore.v1.CreateRestoreRequest.firmware:type_name -> restore.v1.Firmware
-	11, // 16: restore.v1.CreateRestoreRequest.verify:type_name -> restore.v1.VerifyOptions
-	10, // 17: restore.v1.VerifyOptions.app_checks:type_name -> restore.v1.AppCheck
-	8,  // 18: restore.v1.CreateRestoreResponse.restore:type_name -> restore.v1.Restore
-	8,  // 19: restore.v1.GetRestoreResponse.restore:type_name -> restore.v1.Restore
-	3,  // 20: restore.v1.ListRestoresRequest.state:type_name -> restore.v1.RestoreState
-	8,  // 21: restore.v1.ListRestoresResponse.restores:type_name -> restore.v1.Restore
-	8,  // 22: restore.v1.DeleteRestoreResponse.restore:type_name -> restore.v1.Restore
-	3,  // 23: restore.v1.WatchRestoresRequest.state:type_name -> restore.v1.RestoreState
-	8,  // 24: restore.v1.WatchRestoresResponse.restore:type_name -> restore.v1.Restore
-	25, // 25: restore.v1.CreateConsoleResponse.expire_time:type_name -> google.protobuf.Timestamp
-	9,  // 26: restore.v1.RestoreService.CreateRestore:input_type -> restore.v1.CreateRestoreRequest
-	13, // 27: restore.v1.RestoreService.GetRestore:input_type -> restore.v1.GetRestoreRequest
-	15, // 28: restore.v1.RestoreService.ListRestores:input_type -> restore.v1.ListRestoresRequest
-	17, // 29: restore.v1.RestoreService.DeleteRestore:input_type -> restore.v1.DeleteRestoreRequest
-	19, // 30: restore.v1.RestoreService.WatchRestores:input_type -> restore.v1.WatchRestoresRequest
-	21, // 31: restore.v1.RestoreService.GetRestoreScreenshot:input_type -> restore.v1.GetRestoreScreenshotRequest
-	23, // 32: restore.v1.RestoreService.CreateConsole:input_type -> restore.v1.CreateConsoleRequest
-	4,  // 33: restore.v1.RestoreService.LinkUpRestore:input_type -> restore.v1.LinkUpRestoreRequest
-	12, // 34: restore.v1.RestoreService.CreateRestore:output_type -> restore.v1.CreateRestoreResponse
-	14, // 35: restore.v1.RestoreService.GetRestore:output_type -> restore.v1.GetRestoreResponse
-	16, // 36: restore.v1.RestoreService.ListRestores:output_type -> restore.v1.ListRestoresResponse
-	18, // 37: restore.v1.RestoreService.DeleteRestore:output_type -> restore.v1.DeleteRestoreResponse
-	20, // 38: restore.v1.RestoreService.WatchRestores:output_type -> restore.v1.WatchRestoresResponse
-	22, // 39: restore.v1.RestoreService.GetRestoreScreenshot:output_type -> restore.v1.GetRestoreScreenshotResponse
-	24, // 40: restore.v1.RestoreService.CreateConsole:output_type -> restore.v1.CreateConsoleResponse
-	5,  // 41: restore.v1.RestoreService.LinkUpRestore:output_type -> restore.v1.LinkUpRestoreResponse
-	34, // [34:42] is the sub-list for method output_type
-	26, // [26:34] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	26, // 10: restore.v1.Restore.destroy_time:type_name -> google.protobuf.Timestamp
+	12, // 11: restore.v1.Restore.verify:type_name -> restore.v1.VerifyOptions
+	27, // 12: restore.v1.Restore.verdict:type_name -> restore.v1.Verdict
+	9,  // 13: restore.v1.Restore.progress:type_name -> restore.v1.Progress
+	0,  // 14: restore.v1.CreateRestoreRequest.mode:type_name -> restore.v1.Mode
+	6,  // 15: restore.v1.CreateRestoreRequest.network:type_name -> restore.v1.Network
+	2,  // 16: restore.v1.CreateRestoreRequest.firmware:type_name -> restore.v1.Firmware
+	12, // 17: restore.v1.CreateRestoreRequest.verify:type_name -> restore.v1.VerifyOptions
+	11, // 18: restore.v1.VerifyOptions.app_checks:type_name -> restore.v1.AppCheck
+	8,  // 19: restore.v1.CreateRestoreResponse.restore:type_name -> restore.v1.Restore
+	8,  // 20: restore.v1.GetRestoreResponse.restore:type_name -> restore.v1.Restore
+	3,  // 21: restore.v1.ListRestoresRequest.state:type_name -> restore.v1.RestoreState
+	8,  // 22: restore.v1.ListRestoresResponse.restores:type_name -> restore.v1.Restore
+	8,  // 23: restore.v1.DeleteRestoreResponse.restore:type_name -> restore.v1.Restore
+	3,  // 24: restore.v1.WatchRestoresRequest.state:type_name -> restore.v1.RestoreState
+	8,  // 25: restore.v1.WatchRestoresResponse.restore:type_name -> restore.v1.Restore
+	26, // 26: restore.v1.CreateConsoleResponse.expire_time:type_name -> google.protobuf.Timestamp
+	10, // 27: restore.v1.RestoreService.CreateRestore:input_type -> restore.v1.CreateRestoreRequest
+	14, // 28: restore.v1.RestoreService.GetRestore:input_type -> restore.v1.GetRestoreRequest
+	16, // 29: restore.v1.RestoreService.ListRestores:input_type -> restore.v1.ListRestoresRequest
+	18, // 30: restore.v1.RestoreService.DeleteRestore:input_type -> restore.v1.DeleteRestoreRequest
+	20, // 31: restore.v1.RestoreService.WatchRestores:input_type -> restore.v1.WatchRestoresRequest
+	22, // 32: restore.v1.RestoreService.GetRestoreScreenshot:input_type -> restore.v1.GetRestoreScreenshotRequest
+	24, // 33: restore.v1.RestoreService.CreateConsole:input_type -> restore.v1.CreateConsoleRequest
+	4,  // 34: restore.v1.RestoreService.LinkUpRestore:input_type -> restore.v1.LinkUpRestoreRequest
+	13, // 35: restore.v1.RestoreService.CreateRestore:output_type -> restore.v1.CreateRestoreResponse
+	15, // 36: restore.v1.RestoreService.GetRestore:output_type -> restore.v1.GetRestoreResponse
+	17, // 37: restore.v1.RestoreService.ListRestores:output_type -> restore.v1.ListRestoresResponse
+	19, // 38: restore.v1.RestoreService.DeleteRestore:output_type -> restore.v1.DeleteRestoreResponse
+	21, // 39: restore.v1.RestoreService.WatchRestores:output_type -> restore.v1.WatchRestoresResponse
+	23, // 40: restore.v1.RestoreService.GetRestoreScreenshot:output_type -> restore.v1.GetRestoreScreenshotResponse
+	25, // 41: restore.v1.RestoreService.CreateConsole:output_type -> restore.v1.CreateConsoleResponse
+	5,  // 42: restore.v1.RestoreService.LinkUpRestore:output_type -> restore.v1.LinkUpRestoreResponse
+	35, // [35:43] is the sub-list for method output_type
+	27, // [27:35] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_restore_proto_init() }
@@ -1976,7 +2078,7 @@ func file_restore_v1_restore_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restore_v1_restore_proto_rawDesc), len(file_restore_v1_restore_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
