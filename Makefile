@@ -20,7 +20,7 @@ TOOLS := .tools/bin
 
 GENERATED := api/gen internal/gen api/openapi
 
-.PHONY: all deps libvirt test-image build web openapi-client tools generate check-generated check-proto-compat proto-baseline lint test fuzz demo bench-raft bench-agents bench-restore bench-verify bench-snapshot clean
+.PHONY: build-windows all deps libvirt test-image build web openapi-client tools generate check-generated check-proto-compat proto-baseline lint test fuzz demo bench-raft bench-agents bench-restore bench-verify bench-snapshot clean
 
 all: build
 
@@ -55,6 +55,13 @@ $(OPENAPI_CLIENT): e2e/openapi-client/package.json e2e/openapi-client/package-lo
 build: web
 	@mkdir -p bin
 	go build -o bin/ ./cmd/restored ./cmd/hypervisor-agent ./cmd/restorectl
+
+# The Hyper-V agent runs on the Windows host (docs/hyperv.md): the agent and
+# the CLI must build for Windows, and the packages it runs must vet there.
+build-windows:
+	@mkdir -p bin/windows
+	GOOS=windows GOARCH=amd64 go build -o bin/windows/ ./cmd/hypervisor-agent ./cmd/restorectl
+	GOOS=windows GOARCH=amd64 go vet ./internal/agent/ ./internal/vhdx/ ./internal/nbd/ ./internal/hypervisor/
 
 $(TOOLS)/buf:
 	GOBIN=$(CURDIR)/$(TOOLS) go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
@@ -107,7 +114,7 @@ lint: tools
 	staticcheck ./...
 
 # The whole test suite: generated code, lint, unit, API, cluster and e2e tests.
-test: deps check-generated lint build openapi-client
+test: deps check-generated lint build build-windows openapi-client
 	./scripts/start-libvirt.sh
 	go test -count=1 -timeout 30m ./...
 	./scripts/fuzz.sh 10s

@@ -38,7 +38,7 @@ func TestRequestsAHostCannotServeAreRefusedNamingTheCapability(t *testing.T) {
 	id := e.createRestore(acme, "rp-t", "tiny-1")
 	tiny.waitFor("the restore on tiny", func(as []*restorev1.Assignment) bool { return len(as) == 1 })
 	tiny.report(id, restorev1.RestoreState_RESTORE_STATE_BOOTING, nil)
-	code, guest := e.rest("POST", "/v1/guests", operator, map[string]any{"hypervisor": "KVM", "host_id": "tiny", "name": "app-01", "tenant": "acme"})
+	code, guest := e.rest("POST", "/v1/guests", operator, map[string]any{"hypervisor": "VMWARE", "host_id": "tiny", "name": "app-01", "tenant": "acme"})
 	if code != 200 {
 		t.Fatalf("register app-01: HTTP %d %v", code, guest)
 	}

@@ -282,8 +282,8 @@ func (a *testAgent) offer(bridges ...*restorev1.HostBridge) {
 	a.register(func(r *restorev1.RegisterRequest) { r.Bridges = bridges })
 }
 
-// declare registers the host again with only these capabilities (a
-// hypervisor that cannot do everything KVM does).
+// declare registers the host again as a VMware host with only these
+// capabilities (a hypervisor that cannot do everything KVM does).
 func (a *testAgent) declare(caps ...restorev1.HostCapability) {
 	a.e.t.Helper()
 	a.register(func(r *restorev1.RegisterRequest) { r.Hypervisors, r.Capabilities = []string{"vmware"}, caps })

@@ -1,3 +1,5 @@
+//go:build linux
+
 package confine
 
 import (
@@ -9,31 +11,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// The POSIX ACL extended attribute (linux/posix_acl_xattr.h): a version,
-// then entries of tag, permissions and id, little-endian, sorted by tag
-// then id.
-const (
-	aclXattr   = "system.posix_acl_access"
-	aclVersion = 2
-
-	tagUserObj  = 0x01
-	tagUser     = 0x02
-	tagGroupObj = 0x04
-	tagGroup    = 0x08
-	tagMask     = 0x10
-	tagOther    = 0x20
-
-	noID = 0xffffffff
-
-	permRead    = 4
-	permExecute = 1
-)
-
-type aclEntry struct {
-	tag, perm uint16
-	id        uint32
-}
 
 // readACL returns a file's access ACL: its xattr, or the three entries its
 // mode bits are when it has none.
