@@ -61,7 +61,7 @@ build: web
 build-windows:
 	@mkdir -p bin/windows
 	GOOS=windows GOARCH=amd64 go build -o bin/windows/ ./cmd/hypervisor-agent ./cmd/restorectl
-	GOOS=windows GOARCH=amd64 go vet ./internal/agent/ ./internal/vhdx/ ./internal/nbd/ ./internal/hypervisor/
+	GOOS=windows GOARCH=amd64 go vet ./internal/agent/ ./internal/hyperv/ ./internal/vhdx/ ./internal/nbd/ ./internal/hypervisor/
 
 $(TOOLS)/buf:
 	GOBIN=$(CURDIR)/$(TOOLS) go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)

@@ -57,7 +57,7 @@ func TestGuestsAreDomainsTheirHostReportsWithOneOwner(t *testing.T) {
 		{"a host never seen", operator, map[string]any{"hypervisor": "KVM", "host_id": "kvm-99", "name": "web-01", "tenant": "acme"}, 400, "not registered"},
 		{"a UUID under another name", operator, map[string]any{"hypervisor": "KVM", "host_id": "kvm-01", "uuid": uuidDB, "name": "web-01", "tenant": "acme"}, 400, "is named"},
 		{"a VMware guest on a KVM host", operator, map[string]any{"hypervisor": "VMWARE", "host_id": "kvm-01", "moref": "vm-42", "tenant": "acme"}, 400, "host kvm-01 runs kvm, not vmware"},
-		{"Hyper-V (no inventory yet)", operator, map[string]any{"hypervisor": "HYPERV", "host_id": "kvm-01", "name": "x", "tenant": "acme"}, 400, "driver reports an inventory"},
+		{"a Hyper-V guest on a KVM host", operator, map[string]any{"hypervisor": "HYPERV", "host_id": "kvm-01", "name": "x", "tenant": "acme"}, 400, "host kvm-01 runs kvm, not hyperv"},
 		{"VMware without a host", operator, map[string]any{"hypervisor": "VMWARE", "moref": "vm-42", "tenant": "acme"}, 400, "needs host_id"},
 		{"VMware without a uuid, moref or name", operator, map[string]any{"hypervisor": "VMWARE", "host_id": "kvm-01", "tenant": "acme"}, 400, "needs uuid"},
 		{"the same guest twice", operator, map[string]any{"hypervisor": "KVM", "host_id": "kvm-01", "name": "web-01", "tenant": "acme"}, 409, "registered already as guest " + id},

@@ -21,6 +21,7 @@ import (
 
 	"github.com/restored/restored/internal/agent"
 	"github.com/restored/restored/internal/flagenv"
+	"github.com/restored/restored/internal/hyperv"
 	"github.com/restored/restored/internal/kinds"
 	"github.com/restored/restored/internal/kvm"
 	"github.com/restored/restored/internal/version"
@@ -51,6 +52,7 @@ Examples:
 
 A join token comes from: restorectl host join-token HOST_ID (the agent enrolls once, then keeps its certificate).
 A VMware host is one vCenter cluster: run one agent per cluster, each with its own --host-id and --work-dir.
+A Hyper-V host runs its own agent (built for Windows): hypervisor-agent.exe --hypervisor hyperv ... (docs/hyperv.md).
 Every flag may also be given as RESTORED_AGENT_<FLAG> in the environment or in a JSON --config file.
 
 Flags:
@@ -70,7 +72,10 @@ Flags:
 	fs.StringVar(&cfg.CACert, "ca-cert", "", "with --join-token, instead of --ca-fingerprint: the cluster CA's certificate file")
 	retired := fs.String("token", "", "retired: agents prove who they are with their certificate (enroll with --join-token)")
 	fs.StringVar(&cfg.Repository, "repository", "", "repository of recovery points: <root>/<tenant>/<asset>/<id>/manifest.json (required for kvm)")
-	fs.TextVar(&cfg.Hypervisor, "hypervisor", kinds.KVM, "what this host is: kvm (the local libvirtd) or vmware (a vCenter cluster)")
+	fs.TextVar(&cfg.Hypervisor, "hypervisor", kinds.KVM, "what this host is: kvm (the local libvirtd), vmware (a vCenter cluster) or hyperv (the Windows host the agent runs on)")
+	powershell := fs.String("powershell", "powershell.exe", "hyperv: the PowerShell executable (Windows PowerShell 5.1 with the Hyper-V module, or pwsh)")
+	fs.StringVar(&cfg.HyperV.VMDir, "vm-dir", "", "hyperv: where restores' VMs and disks go (default <work-dir>\\vms)")
+	fs.StringVar(&cfg.HyperV.QEMUImg, "qemu-img", "qemu-img", "hyperv: qemu-img, which converts recovery points to VHDX")
 	fs.StringVar(&cfg.VMware.URL, "vcenter", "", "vmware: the vCenter's SDK URL, https://VCENTER/sdk")
 	fs.StringVar(&cfg.VMware.Credentials, "credentials", "", `vmware: a JSON file {"username": …, "password": …} to log in with (keep it mode 0600)`)
 	fs.StringVar(&cfg.VMware.CACert, "vcenter-ca", "", "vmware: PEM file of the CA(s) the vCenter's certificate chains to (default: the system's)")
@@ -112,6 +117,7 @@ Flags:
 		return nil
 	}
 	cfg.ReserveVCPUs = int32(*reserveVCPUs)
+	cfg.HyperV.Runner = hyperv.PowerShell{Path: *powershell}
 	cfg.BootSignals = strings.Split(*signals, ",")
 	for _, s := range strings.Split(*servers, ",") {
 		if s = strings.TrimSpace(s); s != "" {

@@ -13,6 +13,7 @@ import (
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/agentid"
 	"github.com/restored/restored/internal/confine"
+	"github.com/restored/restored/internal/hyperv"
 	"github.com/restored/restored/internal/hypervisor"
 	"github.com/restored/restored/internal/kinds"
 	"github.com/restored/restored/internal/kvm"
@@ -36,10 +37,13 @@ type Config struct {
 	Repository            string
 	WorkDir               string
 	// Hypervisor is what the host is: KVM (the local libvirtd, the
-	// default) or VMware (a vCenter cluster, VMware).
+	// default), VMware (a vCenter cluster, VMware) or Hyper-V (the Windows
+	// host the agent runs on, HyperV).
 	Hypervisor kinds.Hypervisor
 	// VMware is the vCenter cluster of a VMware host.
-	VMware        vmware.Config
+	VMware vmware.Config
+	// HyperV is the Hyper-V host the agent runs on (Windows).
+	HyperV        hyperv.Config
 	LibvirtSocket string
 	Accelerator   string // auto, kvm or tcg
 	// NBDAddr is where the NBD gate listens for backup jobs (TLS; default
@@ -163,8 +167,10 @@ func New(cfg Config) (*Agent, error) {
 		if _, _, err := vmware.ReadCredentials(cfg.VMware.Credentials); err != nil {
 			return nil, err
 		}
+	case kinds.HyperV:
+		// The agent runs on the Hyper-V host; Open checks PowerShell answers.
 	default:
-		return nil, fmt.Errorf("--hypervisor %s: this agent drives kvm or vmware", cfg.Hypervisor)
+		return nil, fmt.Errorf("--hypervisor %s: this agent drives kvm, vmware or hyperv", cfg.Hypervisor)
 	}
 	if cfg.CACert != "" {
 		if _, err := pki.LoadCA(cfg.CACert, ""); err != nil {
@@ -251,6 +257,15 @@ type parts struct {
 // openHost reaches the hypervisor: the local libvirtd (probing the
 // accelerator) or the vCenter cluster.
 func (a *Agent) openHost(ctx context.Context) (host, string, string, error) {
+	if a.cfg.Hypervisor == kinds.HyperV {
+		hc := a.cfg.HyperV
+		hc.HostID, hc.WorkDir, hc.Log = a.cfg.HostID, a.cfg.WorkDir, a.log
+		h, err := hyperv.Open(ctx, hc)
+		if err != nil {
+			return nil, "", "", err
+		}
+		return h, h.Accelerator(), "Hyper-V runs the VMs", nil
+	}
 	if a.cfg.Hypervisor == kinds.VMware {
 		vc := a.cfg.VMware
 		vc.HostID, vc.WorkDir, vc.Log = a.cfg.HostID, a.cfg.WorkDir, a.log
@@ -274,8 +289,8 @@ func (a *Agent) assemble(hv host, accel, note string) *parts {
 	ev := &evidence{root: filepath.Join(a.cfg.WorkDir, "evidence"), retention: a.cfg.EvidenceRetention, hostID: a.cfg.HostID, obs: hv, log: a.log}
 	snaps := newSnapshots(a.cfg.HostID, hv, caps, a.ctl, a.log)
 	limits := defaultTimeouts
-	if hv.Kind() == kinds.VMware {
-		limits.prepare = uploadLimit // the disks go over the network to the datastore
+	if hv.Kind() != kinds.KVM {
+		limits.prepare = uploadLimit // whole disks are converted (Hyper-V) or uploaded (VMware)
 	}
 	return &parts{
 		hv: hv, accelerator: accel, note: note, snapshots: snaps,

@@ -225,6 +225,28 @@ type Extents struct {
 // Extent is a byte range.
 type Extent struct{ Offset, Length int64 }
 
+// Page is the page of up to limit extents from offset on of a disk of
+// size bytes whose extents (sorted, not overlapping) a driver listed when
+// it took the snapshot; one that holds offset starts there.
+func Page(all []Extent, size, offset int64, limit int) Extents {
+	out := Extents{DiskSize: size, Next: -1}
+	for _, e := range all {
+		if e.Offset+e.Length <= offset {
+			continue
+		}
+		if e.Offset < offset {
+			e.Length -= offset - e.Offset
+			e.Offset = offset
+		}
+		if len(out.Extents) == limit {
+			out.Next = e.Offset
+			break
+		}
+		out.Extents = append(out.Extents, e)
+	}
+	return out
+}
+
 // ReleaseSpec says which snapshot to release and how its backup ended.
 type ReleaseSpec struct {
 	ID, Guest, GuestUUID string

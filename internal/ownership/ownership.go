@@ -27,11 +27,14 @@ const (
 )
 
 // FromInventory says whether a hypervisor's guests come from a host's
-// inventory (KVM: the libvirt domains; VMware: the cluster's VMs by
-// instance UUID). Others cannot be registered until their driver reports
-// one.
+// inventory: every driver reports one (KVM: the libvirt domains; VMware:
+// the cluster's VMs by instance UUID; Hyper-V: the host's VMs by VM id).
 func FromInventory(h restorev1.Hypervisor) bool {
-	return h == restorev1.Hypervisor_HYPERVISOR_KVM || h == restorev1.Hypervisor_HYPERVISOR_VMWARE
+	switch h {
+	case restorev1.Hypervisor_HYPERVISOR_KVM, restorev1.Hypervisor_HYPERVISOR_VMWARE, restorev1.Hypervisor_HYPERVISOR_HYPERV:
+		return true
+	}
+	return false
 }
 
 // Key is how a registration names a domain: its UUID, its VMware moref,

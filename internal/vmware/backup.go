@@ -216,22 +216,7 @@ func (h *Host) ChangedExtents(_ context.Context, s *hypervisor.Snapshot, disk st
 	if !ok {
 		return hypervisor.Extents{}, fmt.Errorf("snapshot %s has no disk %q", s.ID, disk)
 	}
-	out := hypervisor.Extents{DiskSize: sv.sizes[disk], Next: -1}
-	for _, e := range all {
-		if e.Offset+e.Length <= offset {
-			continue
-		}
-		if e.Offset < offset {
-			e.Length -= offset - e.Offset
-			e.Offset = offset
-		}
-		if len(out.Extents) == limit {
-			out.Next = e.Offset
-			break
-		}
-		out.Extents = append(out.Extents, e)
-	}
-	return out, nil
+	return hypervisor.Page(all, sv.sizes[disk], offset, limit), nil
 }
 
 // ReleaseSnapshot implements hypervisor.Snapshotter: it stops serving and

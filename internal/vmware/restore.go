@@ -2,7 +2,6 @@ package vmware
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -82,29 +81,6 @@ func (h *Host) Prepare(ctx context.Context, spec hypervisor.RestoreSpec) error {
 
 func (h *Host) workDir(id string) string { return filepath.Join(h.cfg.WorkDir, "restores", id) }
 
-// chainJSON is a disk's chain as a QEMU block-driver tree, every layer's
-// format and backing named, so qemu-img probes nothing in the backup.
-func chainJSON(chain []storage.Layer) (string, error) {
-	if len(chain) == 0 {
-		return "", errors.New("a disk without layers")
-	}
-	var node map[string]any
-	for i := len(chain) - 1; i >= 0; i-- {
-		l := chain[i]
-		n := map[string]any{"driver": l.Format.String(), "file": map[string]any{"driver": "file", "filename": l.Path}}
-		if l.Format == kinds.QCOW2 {
-			if node != nil {
-				n["backing"] = node
-			} else {
-				n["backing"] = nil
-			}
-		}
-		node = n
-	}
-	b, err := json.Marshal(node)
-	return "json:" + string(b), err
-}
-
 // uploaded is a disk on the datastore: its descriptor and size.
 type uploaded struct {
 	file string
@@ -124,7 +100,7 @@ func (h *Host) uploadDisk(ctx context.Context, spec hypervisor.RestoreSpec, d hy
 		return uploaded{}, err
 	}
 	raw := filepath.Join(dir, d.Name+".raw")
-	src, err := chainJSON(d.Chain)
+	src, err := storage.QEMUChain(d.Chain)
 	if err != nil {
 		return uploaded{}, err
 	}
