@@ -2,42 +2,25 @@ package hyperv
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/restored/restored/internal/exportset"
 	"github.com/restored/restored/internal/hypervisor"
-	"github.com/restored/restored/internal/nbd"
 	"github.com/restored/restored/internal/vhdx"
 )
 
-// served is a snapshot this run serves: its checkpoint, the VHDX files its
-// disks are read from, and each disk's extents.
+// served is a snapshot this run serves: its checkpoint and its exports
+// (the VHDX files its disks are read from).
 type served struct {
 	vm, checkpoint string
-	listener       net.Listener
-	server         *nbd.Server
-	files          []*os.File
 	// names are the disks in the checkpoint's order.
-	names   []string
-	sizes   map[string]int64
-	extents map[string][]hypervisor.Extent
-}
-
-func (s *served) stop() {
-	if s.listener != nil {
-		s.listener.Close()
-	}
-	s.server.Close()
-	for _, f := range s.files {
-		f.Close()
-	}
+	names []string
+	*exportset.Set
 }
 
 func checkpointName(id string) string { return "restored-" + id }
@@ -75,11 +58,11 @@ func (h *Host) TakeSnapshot(ctx context.Context, spec hypervisor.SnapshotSpec) (
 	if err := call(ctx, h.r, "checkpoint", cmdCheckpoint, map[string]any{"VMId": vm.VMId, "Name": checkpointName(spec.ID), "Quiesce": spec.Quiesce}, &cp); err != nil {
 		return nil, err
 	}
-	s := &served{vm: vm.VMId, checkpoint: cp.ID, sizes: map[string]int64{}, server: &nbd.Server{Exports: map[string]nbd.Export{}, Log: h.log}}
+	s := &served{vm: vm.VMId, checkpoint: cp.ID, Set: exportset.New(h.socket(spec.ID), h.log)}
 	ok := false
 	defer func() {
 		if !ok {
-			s.stop()
+			s.Stop()
 			_ = call(context.WithoutCancel(ctx), h.r, "remove-checkpoint", cmdRemoveCheckpoint, map[string]any{"ID": cp.ID}, nil)
 		}
 	}()
@@ -91,43 +74,36 @@ func (h *Host) TakeSnapshot(ctx context.Context, spec hypervisor.SnapshotSpec) (
 		out.ConsistencyReason = "Hyper-V could not take a production checkpoint: " + cmpOr(cp.Reason, "no reason given")
 	}
 	images := map[string]*vhdx.Image{}
-	sock := h.socket(spec.ID)
 	for _, d := range cp.Disks {
 		name := diskName(d)
 		im, f, err := openVHDX(d.Path)
 		if err != nil {
 			return nil, fmt.Errorf("disk %s (%s): %w", name, d.Path, err)
 		}
-		s.files = append(s.files, f)
+		read := func(_ context.Context, p []byte, off int64) error { _, err := im.ReadAt(p, off); return err }
+		sd, err := s.Add(name, d.Path, im.Size(), read, f)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
 		if im.Size() != d.Size {
 			return nil, fmt.Errorf("disk %s: the file holds %d bytes, Hyper-V says %d", name, im.Size(), d.Size)
 		}
 		images[name] = im
-		export, err := exportName()
-		if err != nil {
-			return nil, err
-		}
-		s.server.Exports[export] = nbd.Export{Size: im.Size(), ReadAt: func(_ context.Context, p []byte, off int64) error {
-			_, err := im.ReadAt(p, off)
-			return err
-		}}
-		s.sizes[name] = im.Size()
 		s.names = append(s.names, name)
-		out.Disks = append(out.Disks, hypervisor.SnapshotDisk{Name: name, Source: d.Path, Size: im.Size(), Export: export,
-			URI: nbd.Target{Network: "unix", Address: sock, Export: export}.String()})
+		out.Disks = append(out.Disks, sd)
 	}
-	out.Incremental, out.KindReason, s.extents = h.changes(ctx, vm, cp, spec, images)
+	var extents map[string][]hypervisor.Extent
+	out.Incremental, out.KindReason, extents = h.changes(ctx, vm, cp, spec, images)
+	for name, e := range extents {
+		s.SetExtents(name, e)
+	}
 	if out.Incremental {
 		out.BaseCheckpoint = spec.Base.Checkpoint
 	}
-	if err := os.MkdirAll(filepath.Dir(sock), 0o700); err != nil {
+	if err := s.Serve(); err != nil {
 		return nil, err
 	}
-	_ = os.Remove(sock)
-	if s.listener, err = net.Listen("unix", sock); err != nil {
-		return nil, fmt.Errorf("the snapshot's NBD socket: %w", err)
-	}
-	go func() { _ = s.server.Serve(s.listener) }()
 	h.mu.Lock()
 	h.serving[spec.ID] = s
 	h.mu.Unlock()
@@ -149,14 +125,6 @@ func openVHDX(path string) (*vhdx.Image, *os.File, error) {
 	}
 	f.Close()
 	return nil, nil, err
-}
-
-func exportName() (string, error) {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(b), nil
 }
 
 // changes decides FULL or INCREMENTAL and lists each disk's extents: the
@@ -250,11 +218,7 @@ func (h *Host) ChangedExtents(_ context.Context, s *hypervisor.Snapshot, disk st
 	if sv == nil {
 		return hypervisor.Extents{}, fmt.Errorf("snapshot %s is not served", s.ID)
 	}
-	all, ok := sv.extents[disk]
-	if _, known := sv.sizes[disk]; !known && !ok {
-		return hypervisor.Extents{}, fmt.Errorf("snapshot %s has no disk %q", s.ID, disk)
-	}
-	return hypervisor.Page(all, sv.sizes[disk], offset, limit), nil
+	return sv.Page(s.ID, disk, offset, limit)
 }
 
 // ReleaseSnapshot implements hypervisor.Snapshotter: after a completed
@@ -266,9 +230,8 @@ func (h *Host) ReleaseSnapshot(ctx context.Context, spec hypervisor.ReleaseSpec)
 	delete(h.serving, spec.ID)
 	h.mu.Unlock()
 	if sv != nil {
-		sv.stop()
+		sv.Stop()
 	}
-	_ = os.Remove(h.socket(spec.ID))
 	id := ""
 	if sv != nil {
 		id = sv.checkpoint

@@ -2,7 +2,6 @@ package hyperv
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -38,6 +37,8 @@ type Host struct {
 	r   Runner
 	log *slog.Logger
 
+	hypervisor.NoObserver
+
 	mu      sync.Mutex
 	serving map[string]*served
 }
@@ -56,7 +57,7 @@ func Open(ctx context.Context, cfg Config) (*Host, error) {
 	if cfg.QEMUImg == "" {
 		cfg.QEMUImg = "qemu-img"
 	}
-	h := &Host{cfg: cfg, r: cfg.Runner, log: cfg.Log, serving: map[string]*served{}}
+	h := &Host{cfg: cfg, r: cfg.Runner, log: cfg.Log, serving: map[string]*served{}, NoObserver: hypervisor.NoObserver{Driver: "Hyper-V"}}
 	if _, err := h.Size(ctx); err != nil {
 		return nil, fmt.Errorf("the Hyper-V host does not answer (is the Hyper-V PowerShell module installed, and the agent an administrator?): %w", err)
 	}
@@ -87,7 +88,7 @@ func (h *Host) Close() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for id, s := range h.serving {
-		s.stop()
+		s.Stop()
 		delete(h.serving, id)
 	}
 }
@@ -161,37 +162,6 @@ func cmpOr(a, b string) string {
 		return a
 	}
 	return b
-}
-
-var errNoObserve = fmt.Errorf("watching restore VMs: the Hyper-V driver %w", hypervisor.ErrUnsupported)
-
-// Screenshot implements hypervisor.Observer.
-func (h *Host) Screenshot(context.Context, string) (hypervisor.Screen, error) {
-	return hypervisor.Screen{}, errNoObserve
-}
-
-// TextScreen implements hypervisor.Observer.
-func (h *Host) TextScreen(context.Context, string) ([]string, error) { return nil, errNoObserve }
-
-// Serial implements hypervisor.Observer.
-func (h *Host) Serial(context.Context, string) ([]byte, error) { return nil, errNoObserve }
-
-// GuestPing implements hypervisor.Observer.
-func (h *Host) GuestPing(context.Context, string) error { return errNoObserve }
-
-// GuestCommand implements hypervisor.Observer.
-func (h *Host) GuestCommand(context.Context, string, string, any) (json.RawMessage, error) {
-	return nil, errNoObserve
-}
-
-// GuestExec implements hypervisor.Observer.
-func (h *Host) GuestExec(context.Context, string, string, ...string) (hypervisor.ExecResult, error) {
-	return hypervisor.ExecResult{}, errNoObserve
-}
-
-// Console implements hypervisor.Observer.
-func (h *Host) Console(context.Context, string) (hypervisor.ConsoleEndpoint, error) {
-	return hypervisor.ConsoleEndpoint{}, errNoObserve
 }
 
 // LinkUp implements hypervisor.Restorer: Hyper-V restores have no NIC yet.

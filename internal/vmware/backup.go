@@ -2,33 +2,21 @@ package vmware
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
-	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/restored/restored/internal/exportset"
 	"github.com/restored/restored/internal/hypervisor"
-	"github.com/restored/restored/internal/nbd"
 	"github.com/restored/restored/internal/revert"
 )
 
-// served is a snapshot this run serves: its vSphere snapshot, the NBD
-// server of its disks and each disk's extents to read.
+// served is a snapshot this run serves: its vSphere snapshot and its
+// exports.
 type served struct {
 	vm, snapshot string
-	listener     net.Listener
-	server       *nbd.Server
-	sizes        map[string]int64
-	extents      map[string][]hypervisor.Extent
-}
-
-func (s *served) stop() {
-	s.listener.Close()
-	s.server.Close()
+	*exportset.Set
 }
 
 // snapshotName is the vSphere snapshot of a Restored snapshot id.
@@ -78,53 +66,33 @@ func (h *Host) TakeSnapshot(ctx context.Context, spec hypervisor.SnapshotSpec) (
 		return nil, fmt.Errorf("guest %s has no virtual disks to back up", vm.Name)
 	}
 	incremental, reason, extents := h.changes(ctx, moref, snap, spec, turnedOn)
-	s := &served{vm: moref, snapshot: snap.Moref, sizes: map[string]int64{}, extents: extents, server: &nbd.Server{Exports: map[string]nbd.Export{}, Log: h.log}}
+	s := &served{vm: moref, snapshot: snap.Moref, Set: exportset.New(h.socket(spec.ID), h.log)}
 	out := &hypervisor.Snapshot{ID: spec.ID, Quiesced: snap.Quiesced, ConsistencyReason: snap.QuiesceReason,
 		Incremental: incremental, KindReason: reason, Checkpoint: snapshotName(spec.ID)}
 	if incremental {
 		out.BaseCheckpoint = spec.Base.Checkpoint
 	}
-	sock := h.socket(spec.ID)
 	for _, disk := range snap.Disks {
 		f, err := h.d.OpenDisk(ctx, h.dcPath, disk)
 		if err != nil {
 			return nil, err
 		}
-		export, err := exportName()
+		d, err := s.Add(disk.Name, disk.File, disk.Capacity, f.ReadAt, nil)
 		if err != nil {
 			return nil, err
 		}
-		s.server.Exports[export] = nbd.Export{Size: disk.Capacity, ReadAt: f.ReadAt}
-		s.sizes[disk.Name] = disk.Capacity
-		out.Disks = append(out.Disks, hypervisor.SnapshotDisk{
-			Name: disk.Name, Source: disk.File, Size: disk.Capacity, Export: export, ChangeID: disk.ChangeID,
-			URI: nbd.Target{Network: "unix", Address: sock, Export: export}.String(),
-		})
+		d.ChangeID = disk.ChangeID
+		s.SetExtents(disk.Name, extents[disk.Name])
+		out.Disks = append(out.Disks, d)
 	}
-	if err := os.MkdirAll(filepath.Dir(sock), 0o700); err != nil {
+	if err := s.Serve(); err != nil {
 		return nil, err
 	}
-	_ = os.Remove(sock)
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		return nil, fmt.Errorf("the snapshot's NBD socket: %w", err)
-	}
-	s.listener = l
-	go func() { _ = s.server.Serve(l) }()
 	h.mu.Lock()
 	h.serving[spec.ID] = s
 	h.mu.Unlock()
 	rv.Success()
 	return out, nil
-}
-
-// exportName is a random export name (the export's secret).
-func exportName() (string, error) {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(b), nil
 }
 
 // changeIDEpoch is the part of a change id that changes when change
@@ -212,11 +180,7 @@ func (h *Host) ChangedExtents(_ context.Context, s *hypervisor.Snapshot, disk st
 	if sv == nil {
 		return hypervisor.Extents{}, fmt.Errorf("snapshot %s is not served", s.ID)
 	}
-	all, ok := sv.extents[disk]
-	if !ok {
-		return hypervisor.Extents{}, fmt.Errorf("snapshot %s has no disk %q", s.ID, disk)
-	}
-	return hypervisor.Page(all, sv.sizes[disk], offset, limit), nil
+	return sv.Page(s.ID, disk, offset, limit)
 }
 
 // ReleaseSnapshot implements hypervisor.Snapshotter: it stops serving and
@@ -229,9 +193,8 @@ func (h *Host) ReleaseSnapshot(ctx context.Context, spec hypervisor.ReleaseSpec)
 	delete(h.serving, spec.ID)
 	h.mu.Unlock()
 	if sv != nil {
-		sv.stop()
+		sv.Stop()
 	}
-	_ = os.Remove(h.socket(spec.ID))
 	vm, err := h.vm(ctx, spec.Guest, spec.GuestUUID)
 	if errors.Is(err, ErrNotFound) {
 		h.log.Info("the guest's VM is gone: no snapshot to remove", "guest", spec.Guest, "snapshot", spec.ID)

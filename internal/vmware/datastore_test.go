@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/restored/restored/internal/exportset"
 	"github.com/restored/restored/internal/hypervisor"
 )
 
@@ -63,8 +64,12 @@ func TestAChangeIDsEpochIsWhatAResetChanges(t *testing.T) {
 // The extents a snapshot listed are paged from any offset, with adjacent
 // areas merged.
 func TestExtentsArePagedFromAnyOffset(t *testing.T) {
-	h := &Host{serving: map[string]*served{"s1": {sizes: map[string]int64{"scsi0-0": 100},
-		extents: map[string][]hypervisor.Extent{"scsi0-0": toExtents([]Extent{{0, 10}, {10, 5}, {40, 10}, {80, 20}})}}}}
+	set := exportset.New("unused.sock", nil)
+	if _, err := set.Add("scsi0-0", "[ds] vm/vm.vmdk", 100, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	set.SetExtents("scsi0-0", toExtents([]Extent{{0, 10}, {10, 5}, {40, 10}, {80, 20}}))
+	h := &Host{serving: map[string]*served{"s1": {Set: set}}}
 	snap := &hypervisor.Snapshot{ID: "s1"}
 	p, err := h.ChangedExtents(t.Context(), snap, "scsi0-0", 0, 2)
 	if err != nil || len(p.Extents) != 2 || p.Extents[0] != (hypervisor.Extent{Offset: 0, Length: 15}) || p.Next != 80 || p.DiskSize != 100 {

@@ -56,6 +56,8 @@ type Host struct {
 	datastore types.ManagedObjectReference
 	log       *slog.Logger
 
+	hypervisor.NoObserver
+
 	mu      sync.Mutex
 	serving map[string]*served
 }
@@ -102,7 +104,7 @@ func Open(ctx context.Context, cfg Config) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Host{cfg: cfg, d: d, log: cfg.Log, serving: map[string]*served{}}
+	h := &Host{cfg: cfg, d: d, log: cfg.Log, serving: map[string]*served{}, NoObserver: hypervisor.NoObserver{Driver: "VMware"}}
 	if err := h.find(ctx); err != nil {
 		_ = d.Logout(context.WithoutCancel(ctx))
 		return nil, err
@@ -187,7 +189,7 @@ func (h *Host) Size(ctx context.Context) (hypervisor.Size, error) {
 func (h *Host) Close() {
 	h.mu.Lock()
 	for id, s := range h.serving {
-		s.stop()
+		s.Stop()
 		delete(h.serving, id)
 	}
 	h.mu.Unlock()
@@ -284,37 +286,6 @@ func cmpOr(a, b string) string {
 // LinkUp implements hypervisor.Restorer: VMware restores have no NIC yet.
 func (h *Host) LinkUp(context.Context, string) error {
 	return fmt.Errorf("a VMware restore has no network to bring up: %w", hypervisor.ErrUnsupported)
-}
-
-var errNoObserve = fmt.Errorf("watching restore VMs: the VMware driver %w", hypervisor.ErrUnsupported)
-
-// Screenshot implements hypervisor.Observer.
-func (h *Host) Screenshot(context.Context, string) (hypervisor.Screen, error) {
-	return hypervisor.Screen{}, errNoObserve
-}
-
-// TextScreen implements hypervisor.Observer.
-func (h *Host) TextScreen(context.Context, string) ([]string, error) { return nil, errNoObserve }
-
-// Serial implements hypervisor.Observer.
-func (h *Host) Serial(context.Context, string) ([]byte, error) { return nil, errNoObserve }
-
-// GuestPing implements hypervisor.Observer.
-func (h *Host) GuestPing(context.Context, string) error { return errNoObserve }
-
-// GuestCommand implements hypervisor.Observer.
-func (h *Host) GuestCommand(context.Context, string, string, any) (json.RawMessage, error) {
-	return nil, errNoObserve
-}
-
-// GuestExec implements hypervisor.Observer.
-func (h *Host) GuestExec(context.Context, string, string, ...string) (hypervisor.ExecResult, error) {
-	return hypervisor.ExecResult{}, errNoObserve
-}
-
-// Console implements hypervisor.Observer.
-func (h *Host) Console(context.Context, string) (hypervisor.ConsoleEndpoint, error) {
-	return hypervisor.ConsoleEndpoint{}, errNoObserve
 }
 
 var _ interface {
