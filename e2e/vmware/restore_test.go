@@ -55,8 +55,11 @@ func (s *stack) restoreOntoVMware(t *testing.T, partner string, rp backupjob.Sum
 			mu.Unlock()
 		}
 	}()
+	// Bridged to the portgroup the host offers acme; the guest app-01 is
+	// acme's, so the restore boots with its link down (the identity guard).
 	created, err := restores.CreateRestore(pctx, &restorev1.CreateRestoreRequest{RecoveryPointId: rp.RecoveryPointID,
-		Mode: restorev1.Mode_MODE_VIRTUALIZE, Vcpus: 2, MemoryMib: 512, RequestId: "vmw-1"})
+		Mode: restorev1.Mode_MODE_VIRTUALIZE, Vcpus: 2, MemoryMib: 512, RequestId: "vmw-1",
+		Network: &restorev1.Network{Kind: restorev1.NetworkKind_NETWORK_KIND_BRIDGED, Bridge: "DC0_DVPG0"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,9 +101,14 @@ func (s *stack) restoreOntoVMware(t *testing.T, partner string, rp backupjob.Sum
 		props.Runtime.PowerState != types.VirtualMachinePowerStatePoweredOn {
 		t.Fatalf("the restore VM: cpus %d memory %d firmware %s guest %s power %s", c.Hardware.NumCPU, c.Hardware.MemoryMB, c.Firmware, c.GuestId, props.Runtime.PowerState)
 	}
-	var disks, pvscsi int
+	var disks, pvscsi, nics int
 	for _, dev := range c.Hardware.Device {
 		switch d := dev.(type) {
+		case *types.VirtualVmxnet3:
+			nics++
+			if cn := d.Connectable; cn == nil || cn.Connected || cn.StartConnected {
+				t.Fatalf("the NIC of a restore held down is connected: %+v", cn)
+			}
 		case *types.ParaVirtualSCSIController:
 			pvscsi++
 		case *types.VirtualDisk:
@@ -110,9 +118,28 @@ func (s *stack) restoreOntoVMware(t *testing.T, partner string, rp backupjob.Sum
 			}
 		}
 	}
-	if disks != 1 || pvscsi != 1 {
-		t.Fatalf("the restore VM has %d disks and %d paravirtual SCSI controllers, want 1 and 1 (a Linux recovery point)", disks, pvscsi)
+	if disks != 1 || pvscsi != 1 || nics != 1 {
+		t.Fatalf("the restore VM has %d disks, %d paravirtual SCSI controllers and %d vmxnet3 NICs, want 1 of each (a Linux recovery point)", disks, pvscsi, nics)
 	}
+	if !strings.Contains(running.Network.GetLinkDownReason(), "link-up") {
+		t.Fatalf("the restore's link_down_reason: %q", running.Network.GetLinkDownReason())
+	}
+	// Link up: the NIC connects.
+	if _, err := restores.LinkUpRestore(pctx, &restorev1.LinkUpRestoreRequest{Id: id}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "the restore VM's NIC connected", func() bool {
+		var p mo.VirtualMachine
+		if err := vm.Properties(ctx, vm.Reference(), []string{"config.hardware.device"}, &p); err != nil {
+			return false
+		}
+		for _, dev := range p.Config.Hardware.Device {
+			if n, ok := dev.(*types.VirtualVmxnet3); ok {
+				return n.Connectable != nil && n.Connectable.Connected && n.Connectable.StartConnected
+			}
+		}
+		return false
+	})
 	uploaded := filepath.Join(t.TempDir(), "uploaded.raw")
 	if err := s.ds.DownloadFile(ctx, "restored-"+id+"/scsi0-0-flat.vmdk", uploaded, &soap.DefaultDownload); err != nil {
 		t.Fatal(err)

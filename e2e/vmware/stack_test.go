@@ -136,6 +136,7 @@ func startStack(t *testing.T) *stack {
 	vcenter.User = nil
 	args := []string{"--hypervisor", "vmware", "--vcenter", vcenter.String(), "--credentials", creds, "--vcenter-ca", s.sim.CAFile,
 		"--datacenter", "DC0", "--cluster", "DC0_C0", "--datastore", "LocalDS_0", "--repository", s.repo,
+		"--bridge", "DC0_DVPG0=acme",
 		"--server", s.srv.GRPC, "--ca-fingerprint", pin, "--host-id", s.host, "--join-token", join,
 		"--work-dir", shortDir(t), "--nbd-addr", "127.0.0.1:0", "--rescan-interval", "2s", "--reserve-memory-mib", "0"}
 	s.agentArgs = append([]string{agentBin}, args...)

@@ -283,11 +283,6 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-// LinkUp implements hypervisor.Restorer: VMware restores have no NIC yet.
-func (h *Host) LinkUp(context.Context, string) error {
-	return fmt.Errorf("a VMware restore has no network to bring up: %w", hypervisor.ErrUnsupported)
-}
-
 var _ interface {
 	hypervisor.Driver
 	hypervisor.Restorer

@@ -15,6 +15,7 @@ import (
 	"github.com/restored/restored/internal/kinds"
 	"github.com/restored/restored/internal/revert"
 	"github.com/restored/restored/internal/storage"
+	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/soap"
@@ -51,8 +52,8 @@ func (h *Host) Prepare(ctx context.Context, spec hypervisor.RestoreSpec) error {
 	if err := h.Capabilities().Need(hypervisor.Restores, "this VMware host (give the agent --datastore)"); err != nil {
 		return err
 	}
-	if spec.Network != kinds.NoNetwork && spec.Network != 0 {
-		return fmt.Errorf("a restore onto VMware has no network yet: ask for network NONE (it was %s)", spec.Network)
+	if spec.Network == kinds.Isolated {
+		return fmt.Errorf("a restore onto VMware cannot be ISOLATED yet (it needs a portgroup of its own): ask for NONE, or BRIDGED to a portgroup the host offers (--bridge)")
 	}
 	if err := h.Teardown(ctx, spec.ID); err != nil { // what an interrupted attempt left
 		return err
@@ -230,6 +231,13 @@ func (h *Host) createVM(ctx context.Context, spec hypervisor.RestoreSpec, disks 
 		disk.CapacityInBytes, disk.CapacityInKB = u.size, u.size/1024
 		devices = append(devices, disk)
 	}
+	if spec.Network == kinds.Bridged {
+		nic, err := h.nic(ctx, spec)
+		if err != nil {
+			return err
+		}
+		devices = append(devices, nic)
+	}
 	firmware := string(types.GuestOsDescriptorFirmwareTypeBios)
 	if spec.Firmware == kinds.UEFI {
 		firmware = string(types.GuestOsDescriptorFirmwareTypeEfi)
@@ -253,6 +261,65 @@ func (h *Host) createVM(ctx context.Context, spec hypervisor.RestoreSpec, disks 
 	}
 	if _, err := task.WaitForResult(ctx); err != nil {
 		return fmt.Errorf("create the VM: %w", err)
+	}
+	return nil
+}
+
+// nicKind is the network card the OS boots with: vmxnet3 when it has the
+// driver, e1000e (which Windows and most installers know) otherwise.
+func nicKind(os kinds.OSFamily) string {
+	if os.Paravirtual() {
+		return "vmxnet3"
+	}
+	return "e1000e"
+}
+
+// nic is a BRIDGED restore's network card on the portgroup spec.Bridge
+// (what the host offers its tenant with --bridge), connected at power on
+// unless the restore boots with its link down (the identity guard).
+func (h *Host) nic(ctx context.Context, spec hypervisor.RestoreSpec) (types.BaseVirtualDevice, error) {
+	f := find.NewFinder(h.d.c.Client)
+	f.SetDatacenter(h.dc)
+	net, err := f.Network(ctx, spec.Bridge)
+	if err != nil {
+		return nil, fmt.Errorf("portgroup %q: %w", spec.Bridge, err)
+	}
+	backing, err := net.EthernetCardBackingInfo(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("portgroup %q: %w", spec.Bridge, err)
+	}
+	card, err := object.EthernetCardTypes().CreateEthernetCard(nicKind(spec.OS), backing)
+	if err != nil {
+		return nil, err
+	}
+	card.GetVirtualDevice().Connectable = &types.VirtualDeviceConnectInfo{StartConnected: !spec.LinkDown, Connected: !spec.LinkDown, AllowGuestControl: true}
+	return card, nil
+}
+
+// LinkUp implements hypervisor.Restorer: the restore VM's network cards
+// connected (and connected at the next power on). Already up is not an
+// error.
+func (h *Host) LinkUp(ctx context.Context, id string) error {
+	vm, _, err := h.restoreVM(ctx, id)
+	if err != nil {
+		return err
+	}
+	if vm == nil {
+		return fmt.Errorf("restore %s has no VM", id)
+	}
+	devices, err := vm.Device(ctx)
+	if err != nil {
+		return err
+	}
+	for _, nic := range devices.SelectByType((*types.VirtualEthernetCard)(nil)) {
+		c := nic.GetVirtualDevice()
+		if c.Connectable != nil && c.Connectable.Connected && c.Connectable.StartConnected {
+			continue
+		}
+		c.Connectable = &types.VirtualDeviceConnectInfo{StartConnected: true, Connected: true, AllowGuestControl: true}
+		if err := vm.EditDevice(ctx, nic); err != nil {
+			return fmt.Errorf("connect the network card of restore %s: %w", id, err)
+		}
 	}
 	return nil
 }

@@ -16,15 +16,15 @@ func TestTheUploadedDescriptorIsAFlatDisk(t *testing.T) {
 
 func TestDevicesFollowTheRecoveryPointsOS(t *testing.T) {
 	for _, tc := range []struct {
-		os               kinds.OSFamily
-		controller, gues string
+		os                    kinds.OSFamily
+		controller, nic, gues string
 	}{
-		{kinds.Linux, "pvscsi", "otherLinux64Guest"},
-		{kinds.Windows, "lsilogic-sas", "windows9Server64Guest"},
-		{kinds.OtherOS, "lsilogic-sas", "otherGuest64"},
+		{kinds.Linux, "pvscsi", "vmxnet3", "otherLinux64Guest"},
+		{kinds.Windows, "lsilogic-sas", "e1000e", "windows9Server64Guest"},
+		{kinds.OtherOS, "lsilogic-sas", "e1000e", "otherGuest64"},
 	} {
-		if c, g := controllerKind(tc.os), guestID(tc.os); c != tc.controller || g != tc.gues {
-			t.Errorf("%s: %s %s, want %s %s", tc.os, c, g, tc.controller, tc.gues)
+		if c, n, g := controllerKind(tc.os), nicKind(tc.os), guestID(tc.os); c != tc.controller || n != tc.nic || g != tc.gues {
+			t.Errorf("%s: %s %s %s, want %s %s %s", tc.os, c, n, g, tc.controller, tc.nic, tc.gues)
 		}
 	}
 }
