@@ -192,7 +192,18 @@ func TestVMwareGuestsAreBackedUpThroughTheSameJob(t *testing.T) {
 	}
 	s.restoreOntoVMware(t, partner, inc)
 
-	// 7. Another tenant: no such guest.
+	// 7. The disk grows: a FULL, saying so.
+	grown := make([]byte, diskSize+16*mib)
+	copy(grown, data)
+	s.editDisk(vm, epoch2+"/6", int64(len(grown)))
+	s.writeDisk("app-01", grown)
+	resized := s.backupRun(acme, g.Id, "--incremental")
+	if resized.Kind != "FULL" || !strings.Contains(resized.KindReason, "was resized from 67108864 to 83886080 bytes") {
+		t.Fatalf("after a resize: %+v", resized)
+	}
+	qemuImgCompare(t, filepath.Join(resized.Dir, "scsi0-0.qcow2"), s.heldDisk("app-01"))
+
+	// 8. Another tenant: no such guest.
 	if out, err := s.ctlRun(globex, "backup", "run", "--guest", g.Id, "--repository", t.TempDir()); err == nil || !strings.Contains(out, "not found") {
 		t.Fatalf("globex backed up acme's VMware guest: %v\n%s", err, out)
 	}

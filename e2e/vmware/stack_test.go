@@ -292,7 +292,10 @@ func (s *stack) heldDisk(name string) string {
 // disk (vcsim keeps what it is given; it does not track changes itself).
 // vcsim empties the disk's descriptor when a disk is edited: write the
 // disk after.
-func (s *stack) setChangeID(vm *object.VirtualMachine, id string) {
+func (s *stack) setChangeID(vm *object.VirtualMachine, id string) { s.editDisk(vm, id, 0) }
+
+// editDisk sets the disk's change id and, when size > 0, grows it.
+func (s *stack) editDisk(vm *object.VirtualMachine, id string, size int64) {
 	s.t.Helper()
 	ctx, cancel := s.ctx()
 	defer cancel()
@@ -302,13 +305,16 @@ func (s *stack) setChangeID(vm *object.VirtualMachine, id string) {
 	}
 	disk := devices.SelectByType((*types.VirtualDisk)(nil))[0].(*types.VirtualDisk)
 	disk.Backing.(*types.VirtualDiskFlatVer2BackingInfo).ChangeId = id
+	if size > 0 {
+		disk.CapacityInBytes, disk.CapacityInKB = size, size/1024
+	}
 	if err := vm.EditDevice(ctx, disk); err != nil {
 		s.t.Fatal(err)
 	}
 	devices, _ = vm.Device(ctx)
-	got := devices.SelectByType((*types.VirtualDisk)(nil))[0].(*types.VirtualDisk).Backing.(*types.VirtualDiskFlatVer2BackingInfo).ChangeId
-	if got != id {
-		s.t.Fatalf("vcsim kept change id %q, not %q", got, id)
+	got := devices.SelectByType((*types.VirtualDisk)(nil))[0].(*types.VirtualDisk)
+	if got.Backing.(*types.VirtualDiskFlatVer2BackingInfo).ChangeId != id || (size > 0 && got.CapacityInBytes != size) {
+		s.t.Fatalf("vcsim kept change id %q and %d bytes, not %q and %d", got.Backing.(*types.VirtualDiskFlatVer2BackingInfo).ChangeId, got.CapacityInBytes, id, size)
 	}
 }
 
