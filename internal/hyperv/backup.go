@@ -1,6 +1,7 @@
 package hyperv
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -71,7 +72,7 @@ func (h *Host) TakeSnapshot(ctx context.Context, spec hypervisor.SnapshotSpec) (
 	}
 	out := &hypervisor.Snapshot{ID: spec.ID, Quiesced: cp.Consistent, Checkpoint: checkpointName(spec.ID)}
 	if spec.Quiesce && !cp.Consistent {
-		out.ConsistencyReason = "Hyper-V could not take a production checkpoint: " + cmpOr(cp.Reason, "no reason given")
+		out.ConsistencyReason = "Hyper-V could not take a production checkpoint: " + cmp.Or(cp.Reason, "no reason given")
 	}
 	images := map[string]*vhdx.Image{}
 	for _, d := range cp.Disks {

@@ -1,6 +1,7 @@
 package hyperv
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -150,18 +151,11 @@ func (h *Host) vm(ctx context.Context, guest, uuid string) (vmInfo, error) {
 	}
 	switch len(found) {
 	case 0:
-		return vmInfo{}, fmt.Errorf("guest %s: %w", cmpOr(uuid, guest), ErrNotFound)
+		return vmInfo{}, fmt.Errorf("guest %s: %w", cmp.Or(uuid, guest), ErrNotFound)
 	case 1:
 		return found[0], nil
 	}
 	return vmInfo{}, fmt.Errorf("guest %s: %d VMs have that name: register the guest by VM id", guest, len(found))
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // LinkUp implements hypervisor.Restorer: Hyper-V restores have no NIC yet.

@@ -1,6 +1,7 @@
 package vmware
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -269,18 +270,11 @@ func (h *Host) vm(ctx context.Context, guest, uuid string) (mo.VirtualMachine, e
 	}
 	switch len(found) {
 	case 0:
-		return mo.VirtualMachine{}, fmt.Errorf("guest %s: %w (cluster %s)", cmpOr(uuid, guest), ErrNotFound, h.cluster.Value)
+		return mo.VirtualMachine{}, fmt.Errorf("guest %s: %w (cluster %s)", cmp.Or(uuid, guest), ErrNotFound, h.cluster.Value)
 	case 1:
 		return found[0], nil
 	}
 	return mo.VirtualMachine{}, fmt.Errorf("guest %s: %d VMs of the cluster have that name: register the guest by instance UUID", guest, len(found))
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 var _ interface {
