@@ -325,12 +325,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	defer hv.Close()
 	p := a.assemble(hv, accel, note)
-	ex, err := a.openExports(p.snapshots)
+	ex, err := a.openExports(p.snapshots, p.restores)
 	if err != nil {
 		return err
 	}
 	defer ex.close()
 	p.snapshots.public, p.snapshots.gateCA = ex.uri, ex.caPEM
+	p.restores.public, p.restores.gateCA = ex.uri, ex.caPEM
 	// The backup jobs an earlier run served have no reader any more.
 	ectx, ecancel := context.WithTimeout(ctx, time.Minute)
 	if n, err := p.hv.EndStale(ectx); err != nil {

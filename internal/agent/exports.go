@@ -40,6 +40,7 @@ type exports struct {
 	gate      *nbd.Gate
 	listener  net.Listener
 	snapshots *snapshots
+	restores  *restores
 	stop      chan struct{}
 }
 
@@ -106,7 +107,7 @@ func checkNBDAddr(listen, advertise string) error {
 }
 
 // openExports listens for backup jobs with the agent's certificate.
-func (a *Agent) openExports(snaps *snapshots) (*exports, error) {
+func (a *Agent) openExports(snaps *snapshots, rs *restores) (*exports, error) {
 	l, err := net.Listen("tcp", a.cfg.NBDAddr)
 	if err != nil {
 		return nil, fmt.Errorf("NBD gate on %s: %w", a.cfg.NBDAddr, err)
@@ -134,10 +135,11 @@ func (a *Agent) openExports(snaps *snapshots) (*exports, error) {
 		return fail(err)
 	}
 	e := &exports{hostID: a.cfg.HostID, advertised: net.JoinHostPort(host, port), caPEM: string(pki.EncodeCert(ca.Cert)),
-		listener: l, snapshots: snaps, stop: make(chan struct{})}
-	// Clients: a snapshot's certificate of the cluster CA, nothing else.
+		listener: l, snapshots: snaps, restores: rs, stop: make(chan struct{})}
+	// Clients: a snapshot's or an export's certificate of the cluster CA,
+	// nothing else.
 	e.gate = &nbd.Gate{
-		TLS:     pki.ServerConfig(keeper, a.id.CA.Pool(), pki.Peer{Roles: []pki.Role{pki.RoleSnapshot}}),
+		TLS:     pki.ServerConfig(keeper, a.id.CA.Pool(), pki.Peer{Roles: []pki.Role{pki.RoleSnapshot, pki.RoleExport}}),
 		Backend: e.backend,
 		Log:     a.log,
 	}
@@ -181,14 +183,27 @@ func (e *exports) backend(st tls.ConnectionState) (string, string, error) {
 		return "", "", fmt.Errorf("no client certificate")
 	}
 	id, err := pki.IdentityOf(st.PeerCertificates[0])
-	if err != nil || id.Role != pki.RoleSnapshot {
-		return "", "", fmt.Errorf("the certificate is not a snapshot's")
+	if err != nil {
+		return "", "", fmt.Errorf("the certificate is not a snapshot's or an export's")
 	}
-	sock, ok := e.snapshots.socketOf(id.Name)
-	if !ok {
-		return "", "", fmt.Errorf("snapshot %s is not served by host %s (released, or not READY)", id.Name, e.hostID)
+	switch id.Role {
+	case pki.RoleSnapshot:
+		sock, ok := e.snapshots.socketOf(id.Name)
+		if !ok {
+			return "", "", fmt.Errorf("snapshot %s is not served by host %s (released, or not READY)", id.Name, e.hostID)
+		}
+		return "unix", sock, nil
+	case pki.RoleExport:
+		if e.restores == nil {
+			break
+		}
+		sock, ok := e.restores.exportSocket(id.Name)
+		if !ok {
+			return "", "", fmt.Errorf("export %s is not served by host %s (deleted, or not RUNNING)", id.Name, e.hostID)
+		}
+		return "unix", sock, nil
 	}
-	return "unix", sock, nil
+	return "", "", fmt.Errorf("the certificate is not a snapshot's or an export's")
 }
 
 // uri is an export as backup jobs reach it through the gate.

@@ -75,6 +75,10 @@ type restores struct {
 	work    *claims
 	// bridges are the host bridges this agent offers (its --bridge flags).
 	bridges []*restorev1.HostBridge
+	// public is an export's URI as its reader reaches it (the NBD gate),
+	// gateCA the CA its certificate chains to (nil: the driver's own URI).
+	public func(export string) string
+	gateCA string
 
 	mu sync.Mutex
 	// linkUp are the restores whose link this run saw or brought up.

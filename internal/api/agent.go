@@ -206,9 +206,25 @@ func (s *AgentService) ReportRestoreStatus(ctx context.Context, req *restorev1.R
 			return nil, validate.Errorf("progress.step has %d bytes (at most 200)", len(p.Step))
 		}
 	}
+	if e := req.Export; e != nil {
+		if req.State != lifecycle.Running {
+			return nil, validate.Errorf("an export goes with a RUNNING report, not %s", req.State)
+		}
+		if e.NbdCaCert != "" {
+			if c, err := pki.ParseCert([]byte(e.NbdCaCert)); err != nil || !c.IsCA {
+				return nil, validate.Errorf("export.nbd_ca_cert is not a CA certificate (PEM): %v", err)
+			}
+		}
+		if len(e.Disks) > maxDomainDisks {
+			return nil, validate.Errorf("export lists %d disks (at most %d)", len(e.Disks), maxDomainDisks)
+		}
+	}
 	x := s.Store.Read(nil).Restore(req.RestoreId)
 	if x == nil {
 		return nil, status.Errorf(codes.NotFound, "restore %q not found", req.RestoreId)
+	}
+	if x.Mode != restorev1.Mode_MODE_EXPORT && req.Export != nil {
+		return nil, validate.Errorf("restore %s is %s, not an EXPORT", x.Id, x.Mode)
 	}
 	if x.HostId != req.HostId {
 		return nil, status.Errorf(codes.FailedPrecondition, "restore %s is not assigned to host %s", req.RestoreId, req.HostId)
@@ -219,7 +235,7 @@ func (s *AgentService) ReportRestoreStatus(ctx context.Context, req *restorev1.R
 	out, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_REPORT_RESTORE_STATUS,
 		&raftv1.ReportRestoreStatus{Report: &raftv1.RestoreReport{
 			HostId: req.HostId, RestoreId: req.RestoreId, State: req.State, StateReason: req.StateReason,
-			Boot: req.Boot, Verification: req.Verification, Progress: req.Progress,
+			Boot: req.Boot, Verification: req.Verification, Progress: req.Progress, Export: req.Export,
 		}, Time: timestamppb.New(s.Now())})
 	if err != nil {
 		return nil, err

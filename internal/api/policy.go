@@ -88,14 +88,15 @@ var (
 // names. A method missing here is refused for everyone (deny by default);
 // a test checks that every RPC has exactly one rule.
 var rules = map[string]rule{
-	restorev1.RestoreService_CreateRestore_FullMethodName:        {restoreUsers, onLeader, byToken},
-	restorev1.RestoreService_GetRestore_FullMethodName:           {restoreUsers, anyServer, byToken},
-	restorev1.RestoreService_ListRestores_FullMethodName:         {restoreUsers, anyServer, byToken},
-	restorev1.RestoreService_DeleteRestore_FullMethodName:        {restoreUsers, onLeader, byToken},
-	restorev1.RestoreService_LinkUpRestore_FullMethodName:        {restoreUsers, onLeader, byToken},
-	restorev1.RestoreService_WatchRestores_FullMethodName:        {restoreUsers, anyServer, byToken},
-	restorev1.RestoreService_GetRestoreScreenshot_FullMethodName: {restoreUsers, anyServer, byToken},
-	restorev1.RestoreService_CreateConsole_FullMethodName:        {restoreUsers, anyServer, byToken},
+	restorev1.RestoreService_CreateRestore_FullMethodName:           {restoreUsers, onLeader, byToken},
+	restorev1.RestoreService_GetRestore_FullMethodName:              {restoreUsers, anyServer, byToken},
+	restorev1.RestoreService_ListRestores_FullMethodName:            {restoreUsers, anyServer, byToken},
+	restorev1.RestoreService_DeleteRestore_FullMethodName:           {restoreUsers, onLeader, byToken},
+	restorev1.RestoreService_LinkUpRestore_FullMethodName:           {restoreUsers, onLeader, byToken},
+	restorev1.RestoreService_WatchRestores_FullMethodName:           {restoreUsers, anyServer, byToken},
+	restorev1.RestoreService_GetRestoreScreenshot_FullMethodName:    {restoreUsers, anyServer, byToken},
+	restorev1.RestoreService_CreateConsole_FullMethodName:           {restoreUsers, anyServer, byToken},
+	restorev1.RestoreService_IssueRestoreCredentials_FullMethodName: {restoreUsers, anyServer, byToken},
 
 	restorev1.RecoveryPointService_ListRecoveryPoints_FullMethodName: {rpReaders, anyServer, byToken},
 	restorev1.RecoveryPointService_GetRecoveryPoint_FullMethodName:   {rpReaders, anyServer, byToken},

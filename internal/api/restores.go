@@ -84,6 +84,14 @@ func normalizeCreate(in *restorev1.CreateRestoreRequest) (*restorev1.CreateResto
 	if err := normalizeVerify(req.Mode, req.Verify); err != nil {
 		return nil, err
 	}
+	switch {
+	case req.Export != nil && req.Mode != restorev1.Mode_MODE_EXPORT:
+		return nil, validate.Errorf("export options are for EXPORT restores, not %s", req.Mode)
+	case req.Mode == restorev1.Mode_MODE_EXPORT && req.Network.Kind != restorev1.NetworkKind_NETWORK_KIND_NONE:
+		return nil, validate.Errorf("an EXPORT restore has no VM and so no network: leave network out (it was %s)", req.Network.Kind)
+	case req.Mode == restorev1.Mode_MODE_EXPORT && req.Export == nil:
+		req.Export = &restorev1.ExportOptions{}
+	}
 	return req, nil
 }
 
@@ -127,7 +135,7 @@ func (s *RestoreService) CreateRestore(ctx context.Context, in *restorev1.Create
 	res := lifecycle.NewRestore(lifecycle.NewRestoreSpec{
 		ID: id.String(), RecoveryPoint: rp, Mode: req.Mode, VCPUs: req.Vcpus, MemoryMiB: req.MemoryMib,
 		TTL: time.Duration(req.TtlSeconds) * time.Second, Firmware: req.Firmware, Network: req.Network,
-		Verify: req.Verify, RequestID: req.RequestId, Now: s.Now(),
+		Verify: req.Verify, Export: req.Export, RequestID: req.RequestId, Now: s.Now(),
 	})
 	if err := offerNetwork(r, rp, res); err != nil {
 		return nil, err

@@ -33,6 +33,12 @@ func TestCreateRequestsAreValidatedWithActionableMessages(t *testing.T) {
 		}, "network.bridge must name"},
 		{"a bridge without bridging", func(r *restorev1.CreateRestoreRequest) { r.Network = &restorev1.Network{Bridge: "br0"} }, "only allowed with network.kind BRIDGED"},
 		{"verify options on a VIRTUALIZE", func(r *restorev1.CreateRestoreRequest) { r.Verify = &restorev1.VerifyOptions{} }, "only allowed with mode VERIFY"},
+		{"export options on a VIRTUALIZE", func(r *restorev1.CreateRestoreRequest) { r.Export = &restorev1.ExportOptions{ReadWrite: true} }, "export options are for EXPORT restores"},
+		{"an export with a network", func(r *restorev1.CreateRestoreRequest) {
+			r.Mode = restorev1.Mode_MODE_EXPORT
+			r.Network = &restorev1.Network{Kind: restorev1.NetworkKind_NETWORK_KIND_ISOLATED}
+		}, "an EXPORT restore has no VM and so no network"},
+		{"an export", func(r *restorev1.CreateRestoreRequest) { r.Mode = restorev1.Mode_MODE_EXPORT }, ""},
 		{"a control character", func(r *restorev1.CreateRestoreRequest) { r.RequestId = "a\x00b" }, "control or invalid character"},
 		{"a name too long", func(r *restorev1.CreateRestoreRequest) { r.RecoveryPointId = strings.Repeat("x", 254) }, "at most 253"},
 	}

@@ -12,9 +12,48 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// maxSnapshotCredential bounds a snapshot credential's life, whatever the
-// lease (which is at most 24 h anyway).
-const maxSnapshotCredential = 24 * time.Hour
+// maxReaderCredential bounds a snapshot's or an export's credential's
+// life, whatever its lease or TTL.
+const maxReaderCredential = 24 * time.Hour
+
+// readerCredential is a client certificate for one snapshot's or export's
+// NBD endpoints on its host's gate (identity role and the object's id),
+// valid until until (at most a day): what the gate serves it, and nothing
+// else.
+type readerCredential struct {
+	CACert, Cert, Key string
+	Expire            time.Time
+}
+
+func (d *Deps) issueReader(role pki.Role, what, id, tenant, gateCA string, until time.Time) (readerCredential, error) {
+	if gateCA == "" {
+		return readerCredential{}, status.Errorf(codes.FailedPrecondition, "%s %s's host did not report its NBD gate (an agent older than this server?)", what, id)
+	}
+	if d.CA == nil || !d.CA.CanIssue() {
+		return readerCredential{}, status.Error(codes.FailedPrecondition, "this server cannot issue certificates (it has the cluster CA without its key)")
+	}
+	now := d.Now()
+	lifetime := min(until.Sub(now), maxReaderCredential)
+	if lifetime <= 0 {
+		return readerCredential{}, status.Errorf(codes.FailedPrecondition, "%s %s's lease ran out", what, id)
+	}
+	key, err := pki.NewKey()
+	if err != nil {
+		return readerCredential{}, status.Errorf(codes.Internal, "key: %v", err)
+	}
+	cert, err := d.CA.Issue(pki.Request{Identity: pki.Identity{Role: role, Name: id}, Public: key.Public(), Lifetime: lifetime, Now: now})
+	if err != nil {
+		return readerCredential{}, status.Errorf(codes.Internal, "certificate: %v", err)
+	}
+	keyPEM, err := pki.EncodeKey(key)
+	if err != nil {
+		return readerCredential{}, status.Errorf(codes.Internal, "key: %v", err)
+	}
+	d.Log.Info("issued NBD credentials", "for", what, "id", id, "tenant", tenant, "expires", cert.NotAfter.UTC().Format(time.RFC3339)) // never the key
+	// The gate's CA, then the cluster CA that issued the client certificate
+	// (QEMU checks its own certificate against the file).
+	return readerCredential{CACert: gateCA + string(pki.EncodeCert(d.CA.Cert)), Cert: string(pki.EncodeCert(cert)), Key: string(keyPEM), Expire: cert.NotAfter}, nil
+}
 
 // IssueSnapshotCredentials implements the RPC: a client certificate whose
 // identity is the snapshot (the host's NBD gate serves that snapshot's
@@ -27,34 +66,29 @@ func (s *SnapshotService) IssueSnapshotCredentials(ctx context.Context, req *res
 	if !lifecycle.Readable(x) {
 		return nil, status.Errorf(codes.FailedPrecondition, "snapshot %s is %s: credentials are issued only while it is READY and not released", x.Id, x.State)
 	}
-	if x.NbdCaCert == "" {
-		return nil, status.Errorf(codes.FailedPrecondition, "snapshot %s's host %s did not report its NBD gate (an agent older than this server?)", x.Id, x.HostId)
-	}
-	if s.CA == nil || !s.CA.CanIssue() {
-		return nil, status.Error(codes.FailedPrecondition, "this server cannot issue certificates (it has the cluster CA without its key)")
-	}
-	now := s.Now()
-	lifetime := min(x.GetLeaseExpireTime().AsTime().Sub(now), maxSnapshotCredential)
-	if lifetime <= 0 {
-		return nil, status.Errorf(codes.FailedPrecondition, "snapshot %s's lease ran out", x.Id)
-	}
-	key, err := pki.NewKey()
+	c, err := s.issueReader(pki.RoleSnapshot, "snapshot", x.Id, x.Tenant, x.NbdCaCert, x.GetLeaseExpireTime().AsTime())
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "key: %v", err)
+		return nil, err
 	}
-	cert, err := s.CA.Issue(pki.Request{Identity: pki.Identity{Role: pki.RoleSnapshot, Name: x.Id}, Public: key.Public(), Lifetime: lifetime, Now: now})
+	return &restorev1.IssueSnapshotCredentialsResponse{CaCert: c.CACert, Cert: c.Cert, Key: c.Key, ExpireTime: timestamppb.New(c.Expire)}, nil
+}
+
+// IssueRestoreCredentials implements the RPC: a client certificate whose
+// identity is the EXPORT restore, valid until its TTL ends.
+func (s *RestoreService) IssueRestoreCredentials(ctx context.Context, req *restorev1.IssueRestoreCredentialsRequest) (*restorev1.IssueRestoreCredentialsResponse, error) {
+	x, err := visibleRestore(s.Store.Read(nil), principal(ctx), req.Id)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "certificate: %v", err)
+		return nil, err
 	}
-	keyPEM, err := pki.EncodeKey(key)
+	switch {
+	case x.Mode != restorev1.Mode_MODE_EXPORT:
+		return nil, status.Errorf(codes.FailedPrecondition, "restore %s is %s: credentials are for EXPORT restores", x.Id, x.Mode)
+	case x.State != lifecycle.Running || x.Export == nil:
+		return nil, status.Errorf(codes.FailedPrecondition, "restore %s is %s: credentials are issued once its export is RUNNING", x.Id, x.State)
+	}
+	c, err := s.issueReader(pki.RoleExport, "export", x.Id, x.Tenant, x.Export.NbdCaCert, x.GetExpireTime().AsTime())
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "key: %v", err)
+		return nil, err
 	}
-	s.Log.Info("issued snapshot credentials", "snapshot", x.Id, "tenant", x.Tenant, "expires", cert.NotAfter.UTC().Format(time.RFC3339)) // never the key
-	return &restorev1.IssueSnapshotCredentialsResponse{
-		// The gate's CA, then the cluster CA that issued the client
-		// certificate (QEMU checks its own certificate against the file).
-		CaCert: x.NbdCaCert + string(pki.EncodeCert(s.CA.Cert)), Cert: string(pki.EncodeCert(cert)), Key: string(keyPEM),
-		ExpireTime: timestamppb.New(cert.NotAfter),
-	}, nil
+	return &restorev1.IssueRestoreCredentialsResponse{CaCert: c.CACert, Cert: c.Cert, Key: c.Key, ExpireTime: timestamppb.New(c.Expire)}, nil
 }

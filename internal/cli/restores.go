@@ -22,7 +22,7 @@ func restoreCmd(g *globals) *cobra.Command {
 		Short:   "Create, inspect, list, delete and watch restores (recovery points booted as VMs)",
 		Example: "  restorectl restore create --recovery-point rp-2026-11-25 --mode virtualize --memory-mib 512\n  restorectl restore list --state running",
 	}
-	c.AddCommand(restoreCreateCmd(g), restoreGetCmd(g), restoreListCmd(g), restoreDeleteCmd(g), restoreWatchCmd(g), restoreConsoleCmd(g))
+	c.AddCommand(restoreCreateCmd(g), restoreGetCmd(g), restoreListCmd(g), restoreDeleteCmd(g), restoreWatchCmd(g), restoreConsoleCmd(g), restoreCredentialsCmd(g))
 	return c
 }
 
@@ -44,14 +44,16 @@ func restoreCreateCmd(g *globals) *cobra.Command {
 		req                       restorev1.CreateRestoreRequest
 		mode, network, bridge, fw string
 		ttl                       time.Duration
+		readWrite                 bool
 	)
 	c := &cobra.Command{
 		Use:   "create --recovery-point ID [flags]",
-		Short: "Boot a recovery point as a VM (VIRTUALIZE keeps it; VERIFY proves it boots and destroys it)",
+		Short: "Boot a recovery point as a VM (VIRTUALIZE keeps it; VERIFY proves it boots and destroys it) or serve its disks over NBD (EXPORT)",
 		Long: `Create a restore. The request is idempotent: the same --request-id with the
 same flags returns the first restore; with other flags it is refused.`,
 		Example: `  restorectl restore create --recovery-point rp-42 --mode virtualize --vcpus 2 --memory-mib 1024 --ttl 2h
-  restorectl restore create --recovery-point rp-42 --mode verify --request-id nightly-rp-42`,
+  restorectl restore create --recovery-point rp-42 --mode verify --request-id nightly-rp-42
+  restorectl restore create --recovery-point rp-42 --mode export --read-write   # then: restorectl restore credentials ID --dir ./tls`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			m, err := parseEnum("mode", restorev1.Mode(0).Descriptor(), "MODE_", mode)
@@ -70,6 +72,11 @@ same flags returns the first restore; with other flags it is refused.`,
 			}
 			req.Firmware = restorev1.Firmware(f)
 			req.TtlSeconds = int64(ttl / time.Second)
+			if req.Mode == restorev1.Mode_MODE_EXPORT {
+				req.Export = &restorev1.ExportOptions{ReadWrite: readWrite}
+			} else if readWrite {
+				return fmt.Errorf("--read-write is for --mode export")
+			}
 			if req.RequestId == "" {
 				req.RequestId = uuid.NewString()
 			}
@@ -82,7 +89,8 @@ same flags returns the first restore; with other flags it is refused.`,
 	}
 	fl := c.Flags()
 	fl.StringVar(&req.RecoveryPointId, "recovery-point", "", "recovery point id (required)")
-	fl.StringVar(&mode, "mode", "virtualize", "virtualize or verify")
+	fl.StringVar(&mode, "mode", "virtualize", "virtualize, verify or export")
+	fl.BoolVar(&readWrite, "read-write", false, "export: writes through the export land in its overlay (never in the recovery point)")
 	fl.Int32Var(&req.Vcpus, "vcpus", 1, "virtual CPUs (1-64)")
 	fl.Int64Var(&req.MemoryMib, "memory-mib", 256, "memory in MiB (96-1048576)")
 	fl.DurationVar(&ttl, "ttl", 0, "lease (default 4h for virtualize, 1h for verify; at most 720h)")

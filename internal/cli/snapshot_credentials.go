@@ -62,3 +62,34 @@ func WriteSnapshotCredentials(dir string, cr *restorev1.IssueSnapshotCredentials
 	}
 	return nil
 }
+
+func restoreCredentialsCmd(g *globals) *cobra.Command {
+	var dir string
+	c := &cobra.Command{
+		Use:   "credentials ID --dir DIR",
+		Short: "Write a RUNNING export's client certificate (ca-cert.pem, client-cert.pem, client-key.pem) for qemu-img, nbdinfo or the partner's hypervisor",
+		Example: "  restorectl restore credentials 0192f0d2-... --dir ./export-tls\n" +
+			"  qemu-img info --image-opts driver=nbd,server.type=inet,server.host=198.51.100.7,server.port=10809,export=EXPORT,tls-creds=tls0 --object tls-creds-x509,id=tls0,dir=./export-tls,endpoint=client",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if dir == "" {
+				return fmt.Errorf("--dir is required: the directory to write the certificate and key into (made 0700)")
+			}
+			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.IssueRestoreCredentialsResponse, error) {
+				return restorev1.NewRestoreServiceClient(conn).IssueRestoreCredentials(ctx, &restorev1.IssueRestoreCredentialsRequest{Id: args[0]})
+			}, func(resp *restorev1.IssueRestoreCredentialsResponse) error {
+				if err := WriteSnapshotCredentials(dir, &restorev1.IssueSnapshotCredentialsResponse{CaCert: resp.CaCert, Cert: resp.Cert, Key: resp.Key, ExpireTime: resp.ExpireTime}); err != nil {
+					return err
+				}
+				if g.output == "json" {
+					return g.printJSON(resp)
+				}
+				fmt.Fprintf(g.out, "wrote %s (the host's NBD gate CA), %s and %s (0600) in %s; valid until %s\n",
+					credCA, credCert, credKey, dir, when(resp.ExpireTime))
+				return nil
+			})
+		},
+	}
+	c.Flags().StringVar(&dir, "dir", "", "directory to write the credentials into (required)")
+	return c
+}

@@ -192,6 +192,12 @@ func applyReportRestoreStatus(txn *memdb.Txn, payload []byte, index uint64) (pro
 		if next.State == lifecycle.Preparing {
 			next.Progress = clone(rep.Progress)
 		}
+		if next.State == lifecycle.Running && rep.Export != nil {
+			next.Export = clone(rep.Export)
+		}
+		if lifecycle.Terminal(next.State) {
+			next.Export = nil // nothing serves it any more
+		}
 	}
 	return next, putRestore(txn, next, index, cmd.Time)
 }

@@ -256,3 +256,31 @@ func TestPlacementsAreCheckedAgainstCapacityInTheFSM(t *testing.T) {
 	}
 	h.checkAllocation()
 }
+
+// Progress is kept while PREPARING and gone after; an export is kept while
+// RUNNING and gone once the restore ends.
+func TestProgressAndExportLiveAsLongAsTheirState(t *testing.T) {
+	h := newHarness(t)
+	seed(h)
+	r := func() *restorev1.Restore { return h.st.Read(nil).Restore("r1") }
+	report := func(rep *raftv1.RestoreReport) {
+		t.Helper()
+		rep.HostId, rep.RestoreId = "h1", "r1"
+		if res := h.apply(raftv1.CommandType_COMMAND_TYPE_REPORT_RESTORE_STATUS, &raftv1.ReportRestoreStatus{Report: rep, Time: at(10)}); res.Err != nil {
+			t.Fatal(res.Err)
+		}
+	}
+	report(&raftv1.RestoreReport{State: restorev1.RestoreState_RESTORE_STATE_PREPARING, Progress: &restorev1.Progress{Step: "uploading", DoneBytes: 1, TotalBytes: 2}})
+	if r().GetProgress().GetDoneBytes() != 1 {
+		t.Fatalf("progress while PREPARING: %v", r().Progress)
+	}
+	exp := &restorev1.RestoreExport{Disks: []*restorev1.ExportDisk{{Name: "disk0", NbdUri: "nbds://127.0.0.1:10809/x"}}}
+	report(&raftv1.RestoreReport{State: restorev1.RestoreState_RESTORE_STATE_RUNNING, Export: exp})
+	if r().Progress != nil || len(r().GetExport().GetDisks()) != 1 {
+		t.Fatalf("RUNNING: progress %v export %v", r().Progress, r().Export)
+	}
+	report(&raftv1.RestoreReport{State: restorev1.RestoreState_RESTORE_STATE_FAILED, StateReason: "the daemon died"})
+	if r().Export != nil {
+		t.Fatalf("a FAILED restore still lists its export: %v", r().Export)
+	}
+}

@@ -129,6 +129,18 @@ type Observer interface {
 	Console(ctx context.Context, id string) (ConsoleEndpoint, error)
 }
 
+// Exporter is a driver that serves a restore's disks to a machine outside
+// Restored (EXPORT restores, no VM): through copy-on-write overlays, so the
+// recovery point is never written, on a unix socket only this host
+// reaches (the agent's NBD gate serves it over TLS). Teardown ends it.
+type Exporter interface {
+	// Export makes the overlays and serves them; it unwinds what it made
+	// when it fails.
+	Export(ctx context.Context, spec RestoreSpec, readWrite bool) ([]SnapshotDisk, error)
+	// ExportSocket is where a restore's exports are served, while they are.
+	ExportSocket(id string) (string, bool)
+}
+
 // VMStater is a driver that says what the hypervisor knows of a restore's
 // VM: whether it runs and whether its guest tools answer (VMware: power
 // state and VMware Tools). A host with no screen or guest agent to watch

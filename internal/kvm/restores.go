@@ -104,6 +104,9 @@ func (h *Host) Teardown(ctx context.Context, id string) error {
 	if err := h.drv.Destroy(ctx, h.domain(id)); err != nil {
 		return err
 	}
+	if err := h.stopExport(id); err != nil {
+		return err
+	}
 	// The restore's isolated bridge, or its lab's when it was the last one:
 	// one teardown at a time decides, after its work dir is gone.
 	if err := h.unconfine(id); err != nil {
@@ -141,7 +144,9 @@ func (h *Host) Owned(ctx context.Context) ([]hypervisor.Owned, error) {
 	}
 	for _, e := range entries {
 		if e.IsDir() && !seen[e.Name()] {
-			out = append(out, hypervisor.Owned{ID: e.Name()})
+			// An EXPORT restore has no domain: it runs while its daemon serves.
+			_, serving := h.ExportSocket(e.Name())
+			out = append(out, hypervisor.Owned{ID: e.Name(), Running: serving})
 		}
 	}
 	return out, nil

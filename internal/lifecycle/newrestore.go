@@ -39,6 +39,8 @@ type NewRestoreSpec struct {
 	Firmware      restorev1.Firmware
 	Network       *restorev1.Network
 	Verify        *restorev1.VerifyOptions
+	// Export is an EXPORT restore's options.
+	Export *restorev1.ExportOptions
 	// RequestID is the client's idempotency key.
 	RequestID string
 	// PolicyID names the verification policy that starts it.
@@ -76,6 +78,7 @@ func NewRestore(spec NewRestoreSpec) *restorev1.Restore {
 		TtlSeconds:      int64(ttl / time.Second),
 		RequestId:       spec.RequestID,
 		Verify:          spec.Verify,
+		ExportOptions:   spec.Export,
 		PolicyId:        spec.PolicyID,
 		State:           Pending,
 		StateReason:     cmp.Or(spec.Reason, "waiting for the scheduler to pick a host"),

@@ -102,7 +102,7 @@ type Request struct {
 // serve, and call each other); agents client auth, and server auth for the
 // exports they serve.
 func (ca *CA) Issue(req Request) (*x509.Certificate, error) {
-	if req.Identity.Name == "" || (req.Identity.Role != RoleServer && req.Identity.Role != RoleAgent && req.Identity.Role != RoleSnapshot) {
+	if req.Identity.Name == "" || (req.Identity.Role != RoleServer && req.Identity.Role != RoleAgent && !req.Identity.Role.reader()) {
 		return nil, errors.New("issue: an identity (server, agent or snapshot, with a name) is required")
 	}
 	sn, err := serial()
@@ -136,7 +136,7 @@ func (ca *CA) Issue(req Request) (*x509.Certificate, error) {
 
 // usages: servers and agents serve and call; a snapshot's holder only calls.
 func usages(r Role) []x509.ExtKeyUsage {
-	if r == RoleSnapshot {
+	if r.reader() {
 		return []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	}
 	return []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}

@@ -20,7 +20,14 @@ const (
 	// host's NBD gate, and nothing else (every API port asks it for a
 	// token; raft and server-only RPCs refuse it).
 	RoleSnapshot Role = "snapshot"
+	// RoleExport: a machine outside Restored reading (or writing) one
+	// EXPORT restore's disks through its host's NBD gate, and nothing else.
+	RoleExport Role = "export"
 )
+
+// readers are the roles of certificates that reach one NBD gate's
+// exports and no API: a snapshot's backup job, an export's reader.
+func (r Role) reader() bool { return r == RoleSnapshot || r == RoleExport }
 
 // Identity is who a certificate says its holder is.
 type Identity struct {
@@ -45,7 +52,7 @@ func IdentityOf(cert *x509.Certificate) (Identity, error) {
 			continue
 		}
 		id := Identity{Role: Role(u.Host), Name: strings.TrimPrefix(u.Path, "/")}
-		if (id.Role == RoleServer || id.Role == RoleAgent || id.Role == RoleSnapshot) && id.Name != "" && !strings.Contains(id.Name, "/") {
+		if (id.Role == RoleServer || id.Role == RoleAgent || id.Role.reader()) && id.Name != "" && !strings.Contains(id.Name, "/") {
 			return id, nil
 		}
 	}

@@ -12,8 +12,19 @@ import (
 // probes nothing in the backup (a base qcow2 gets backing null: its header
 // may name a file, which is never opened).
 func QEMUChain(chain []Layer) (string, error) {
+	node, err := QEMUChainTree(chain)
+	if err != nil {
+		return "", err
+	}
+	b, err := json.Marshal(node)
+	return "json:" + string(b), err
+}
+
+// QEMUChainTree is the same tree as a value, to nest under another node
+// (an overlay's backing).
+func QEMUChainTree(chain []Layer) (map[string]any, error) {
 	if len(chain) == 0 {
-		return "", errors.New("a disk without layers")
+		return nil, errors.New("a disk without layers")
 	}
 	var node map[string]any
 	for i := len(chain) - 1; i >= 0; i-- {
@@ -28,6 +39,5 @@ func QEMUChain(chain []Layer) (string, error) {
 		}
 		node = n
 	}
-	b, err := json.Marshal(node)
-	return "json:" + string(b), err
+	return node, nil
 }

@@ -1429,7 +1429,9 @@ type ReportRestoreStatusRequest struct {
 	// with its final state.
 	Verification *Verification `protobuf:"bytes,7,opt,name=verification,proto3" json:"verification,omitempty"`
 	// How far a long step is, with a PREPARING report.
-	Progress      *Progress `protobuf:"bytes,8,opt,name=progress,proto3" json:"progress,omitempty"`
+	Progress *Progress `protobuf:"bytes,8,opt,name=progress,proto3" json:"progress,omitempty"`
+	// Where an EXPORT restore's disks are read, with its RUNNING report.
+	Export        *RestoreExport `protobuf:"bytes,9,opt,name=export,proto3" json:"export,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1516,6 +1518,13 @@ func (x *ReportRestoreStatusRequest) GetVerification() *Verification {
 func (x *ReportRestoreStatusRequest) GetProgress() *Progress {
 	if x != nil {
 		return x.Progress
+	}
+	return nil
+}
+
+func (x *ReportRestoreStatusRequest) GetExport() *RestoreExport {
+	if x != nil {
+		return x.Export
 	}
 	return nil
 }
@@ -1897,7 +1906,7 @@ const file_restore_v1_agent_proto_rawDesc = "" +
 	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x120\n" +
 	"\bsnapshot\x18\x03 \x01(\v2\x14.restore.v1.SnapshotR\bsnapshot\"P\n" +
 	"\x1cReportSnapshotStatusResponse\x120\n" +
-	"\bsnapshot\x18\x01 \x01(\v2\x14.restore.v1.SnapshotR\bsnapshot\"\xe8\x02\n" +
+	"\bsnapshot\x18\x01 \x01(\v2\x14.restore.v1.SnapshotR\bsnapshot\"\x9b\x03\n" +
 	"\x1aReportRestoreStatusRequest\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x17\n" +
 	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x12\x1d\n" +
@@ -1907,7 +1916,8 @@ const file_restore_v1_agent_proto_rawDesc = "" +
 	"\fstate_reason\x18\x05 \x01(\tR\vstateReason\x12$\n" +
 	"\x04boot\x18\x06 \x01(\v2\x10.restore.v1.BootR\x04boot\x12<\n" +
 	"\fverification\x18\a \x01(\v2\x18.restore.v1.VerificationR\fverification\x120\n" +
-	"\bprogress\x18\b \x01(\v2\x14.restore.v1.ProgressR\bprogress\"L\n" +
+	"\bprogress\x18\b \x01(\v2\x14.restore.v1.ProgressR\bprogress\x121\n" +
+	"\x06export\x18\t \x01(\v2\x19.restore.v1.RestoreExportR\x06export\"L\n" +
 	"\x1bReportRestoreStatusResponse\x12-\n" +
 	"\arestore\x18\x01 \x01(\v2\x13.restore.v1.RestoreR\arestore\"\x8e\x01\n" +
 	"\x16ReportInventoryRequest\x12)\n" +
@@ -1999,8 +2009,9 @@ var file_restore_v1_agent_proto_goTypes = []any{
 	(*Boot)(nil),                         // 35: restore.v1.Boot
 	(*Verification)(nil),                 // 36: restore.v1.Verification
 	(*Progress)(nil),                     // 37: restore.v1.Progress
-	(*HostDomain)(nil),                   // 38: restore.v1.HostDomain
-	(*RecoveryPoint)(nil),                // 39: restore.v1.RecoveryPoint
+	(*RestoreExport)(nil),                // 38: restore.v1.RestoreExport
+	(*HostDomain)(nil),                   // 39: restore.v1.HostDomain
+	(*RecoveryPoint)(nil),                // 40: restore.v1.RecoveryPoint
 }
 var file_restore_v1_agent_proto_depIdxs = []int32{
 	8,  // 0: restore.v1.TunnelRequest.frame:type_name -> restore.v1.TunnelFrame
@@ -2025,34 +2036,35 @@ var file_restore_v1_agent_proto_depIdxs = []int32{
 	35, // 19: restore.v1.ReportRestoreStatusRequest.boot:type_name -> restore.v1.Boot
 	36, // 20: restore.v1.ReportRestoreStatusRequest.verification:type_name -> restore.v1.Verification
 	37, // 21: restore.v1.ReportRestoreStatusRequest.progress:type_name -> restore.v1.Progress
-	31, // 22: restore.v1.ReportRestoreStatusResponse.restore:type_name -> restore.v1.Restore
-	38, // 23: restore.v1.ReportInventoryRequest.domains:type_name -> restore.v1.HostDomain
-	39, // 24: restore.v1.ReportRecoveryPointsRequest.recovery_points:type_name -> restore.v1.RecoveryPoint
-	12, // 25: restore.v1.AgentService.Register:input_type -> restore.v1.RegisterRequest
-	14, // 26: restore.v1.AgentService.Heartbeat:input_type -> restore.v1.HeartbeatRequest
-	16, // 27: restore.v1.AgentService.WatchAssignments:input_type -> restore.v1.WatchAssignmentsRequest
-	22, // 28: restore.v1.AgentService.ReportRestoreStatus:input_type -> restore.v1.ReportRestoreStatusRequest
-	26, // 29: restore.v1.AgentService.ReportRecoveryPoints:input_type -> restore.v1.ReportRecoveryPointsRequest
-	24, // 30: restore.v1.AgentService.ReportInventory:input_type -> restore.v1.ReportInventoryRequest
-	20, // 31: restore.v1.AgentService.ReportSnapshotStatus:input_type -> restore.v1.ReportSnapshotStatusRequest
-	6,  // 32: restore.v1.AgentService.Tunnel:input_type -> restore.v1.TunnelRequest
-	2,  // 33: restore.v1.AgentService.Enroll:input_type -> restore.v1.EnrollRequest
-	4,  // 34: restore.v1.AgentService.RenewCertificate:input_type -> restore.v1.RenewCertificateRequest
-	13, // 35: restore.v1.AgentService.Register:output_type -> restore.v1.RegisterResponse
-	15, // 36: restore.v1.AgentService.Heartbeat:output_type -> restore.v1.HeartbeatResponse
-	19, // 37: restore.v1.AgentService.WatchAssignments:output_type -> restore.v1.WatchAssignmentsResponse
-	23, // 38: restore.v1.AgentService.ReportRestoreStatus:output_type -> restore.v1.ReportRestoreStatusResponse
-	27, // 39: restore.v1.AgentService.ReportRecoveryPoints:output_type -> restore.v1.ReportRecoveryPointsResponse
-	25, // 40: restore.v1.AgentService.ReportInventory:output_type -> restore.v1.ReportInventoryResponse
-	21, // 41: restore.v1.AgentService.ReportSnapshotStatus:output_type -> restore.v1.ReportSnapshotStatusResponse
-	7,  // 42: restore.v1.AgentService.Tunnel:output_type -> restore.v1.TunnelResponse
-	3,  // 43: restore.v1.AgentService.Enroll:output_type -> restore.v1.EnrollResponse
-	5,  // 44: restore.v1.AgentService.RenewCertificate:output_type -> restore.v1.RenewCertificateResponse
-	35, // [35:45] is the sub-list for method output_type
-	25, // [25:35] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	38, // 22: restore.v1.ReportRestoreStatusRequest.export:type_name -> restore.v1.RestoreExport
+	31, // 23: restore.v1.ReportRestoreStatusResponse.restore:type_name -> restore.v1.Restore
+	39, // 24: restore.v1.ReportInventoryRequest.domains:type_name -> restore.v1.HostDomain
+	40, // 25: restore.v1.ReportRecoveryPointsRequest.recovery_points:type_name -> restore.v1.RecoveryPoint
+	12, // 26: restore.v1.AgentService.Register:input_type -> restore.v1.RegisterRequest
+	14, // 27: restore.v1.AgentService.Heartbeat:input_type -> restore.v1.HeartbeatRequest
+	16, // 28: restore.v1.AgentService.WatchAssignments:input_type -> restore.v1.WatchAssignmentsRequest
+	22, // 29: restore.v1.AgentService.ReportRestoreStatus:input_type -> restore.v1.ReportRestoreStatusRequest
+	26, // 30: restore.v1.AgentService.ReportRecoveryPoints:input_type -> restore.v1.ReportRecoveryPointsRequest
+	24, // 31: restore.v1.AgentService.ReportInventory:input_type -> restore.v1.ReportInventoryRequest
+	20, // 32: restore.v1.AgentService.ReportSnapshotStatus:input_type -> restore.v1.ReportSnapshotStatusRequest
+	6,  // 33: restore.v1.AgentService.Tunnel:input_type -> restore.v1.TunnelRequest
+	2,  // 34: restore.v1.AgentService.Enroll:input_type -> restore.v1.EnrollRequest
+	4,  // 35: restore.v1.AgentService.RenewCertificate:input_type -> restore.v1.RenewCertificateRequest
+	13, // 36: restore.v1.AgentService.Register:output_type -> restore.v1.RegisterResponse
+	15, // 37: restore.v1.AgentService.Heartbeat:output_type -> restore.v1.HeartbeatResponse
+	19, // 38: restore.v1.AgentService.WatchAssignments:output_type -> restore.v1.WatchAssignmentsResponse
+	23, // 39: restore.v1.AgentService.ReportRestoreStatus:output_type -> restore.v1.ReportRestoreStatusResponse
+	27, // 40: restore.v1.AgentService.ReportRecoveryPoints:output_type -> restore.v1.ReportRecoveryPointsResponse
+	25, // 41: restore.v1.AgentService.ReportInventory:output_type -> restore.v1.ReportInventoryResponse
+	21, // 42: restore.v1.AgentService.ReportSnapshotStatus:output_type -> restore.v1.ReportSnapshotStatusResponse
+	7,  // 43: restore.v1.AgentService.Tunnel:output_type -> restore.v1.TunnelResponse
+	3,  // 44: restore.v1.AgentService.Enroll:output_type -> restore.v1.EnrollResponse
+	5,  // 45: restore.v1.AgentService.RenewCertificate:output_type -> restore.v1.RenewCertificateResponse
+	36, // [36:46] is the sub-list for method output_type
+	26, // [26:36] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_agent_proto_init() }

@@ -33,6 +33,11 @@ const (
 	Mode_MODE_VIRTUALIZE Mode = 1
 	// Boot, gather evidence, record a verdict, destroy the VM.
 	Mode_MODE_VERIFY Mode = 2
+	// No VM: serve the recovery point's disks over NBD with TLS, through a
+	// copy-on-write overlay (the recovery point is never written), to a
+	// machine outside Restored (the partner's own hypervisor), until it is
+	// deleted or its TTL ends.
+	Mode_MODE_EXPORT Mode = 3
 )
 
 // Enum value maps for Mode.
@@ -41,11 +46,13 @@ var (
 		0: "MODE_UNSPECIFIED",
 		1: "MODE_VIRTUALIZE",
 		2: "MODE_VERIFY",
+		3: "MODE_EXPORT",
 	}
 	Mode_value = map[string]int32{
 		"MODE_UNSPECIFIED": 0,
 		"MODE_VIRTUALIZE":  1,
 		"MODE_VERIFY":      2,
+		"MODE_EXPORT":      3,
 	}
 )
 
@@ -277,6 +284,304 @@ func (RestoreState) EnumDescriptor() ([]byte, []int) {
 	return file_restore_v1_restore_proto_rawDescGZIP(), []int{3}
 }
 
+// IssueRestoreCredentialsRequest names the EXPORT restore.
+type IssueRestoreCredentialsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueRestoreCredentialsRequest) Reset() {
+	*x = IssueRestoreCredentialsRequest{}
+	mi := &file_restore_v1_restore_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueRestoreCredentialsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueRestoreCredentialsRequest) ProtoMessage() {}
+
+func (x *IssueRestoreCredentialsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_restore_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueRestoreCredentialsRequest.ProtoReflect.Descriptor instead.
+func (*IssueRestoreCredentialsRequest) Descriptor() ([]byte, []int) {
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *IssueRestoreCredentialsRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// IssueRestoreCredentialsResponse is a client certificate for one export's
+// NBD endpoints (PEM), like a snapshot's.
+type IssueRestoreCredentialsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The CA the host's NBD gate's certificate chains to, then the cluster
+	// CA that issued cert.
+	CaCert        string                 `protobuf:"bytes,1,opt,name=ca_cert,json=caCert,proto3" json:"ca_cert,omitempty"`
+	Cert          string                 `protobuf:"bytes,2,opt,name=cert,proto3" json:"cert,omitempty"`
+	Key           string                 `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueRestoreCredentialsResponse) Reset() {
+	*x = IssueRestoreCredentialsResponse{}
+	mi := &file_restore_v1_restore_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueRestoreCredentialsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueRestoreCredentialsResponse) ProtoMessage() {}
+
+func (x *IssueRestoreCredentialsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_restore_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueRestoreCredentialsResponse.ProtoReflect.Descriptor instead.
+func (*IssueRestoreCredentialsResponse) Descriptor() ([]byte, []int) {
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *IssueRestoreCredentialsResponse) GetCaCert() string {
+	if x != nil {
+		return x.CaCert
+	}
+	return ""
+}
+
+func (x *IssueRestoreCredentialsResponse) GetCert() string {
+	if x != nil {
+		return x.Cert
+	}
+	return ""
+}
+
+func (x *IssueRestoreCredentialsResponse) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *IssueRestoreCredentialsResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+// ExportOptions are an EXPORT restore's.
+type ExportOptions struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Writes through the export land in the overlay (never in the recovery
+	// point); false: the export is read-only.
+	ReadWrite     bool `protobuf:"varint,1,opt,name=read_write,json=readWrite,proto3" json:"read_write,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportOptions) Reset() {
+	*x = ExportOptions{}
+	mi := &file_restore_v1_restore_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportOptions) ProtoMessage() {}
+
+func (x *ExportOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_restore_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportOptions.ProtoReflect.Descriptor instead.
+func (*ExportOptions) Descriptor() ([]byte, []int) {
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ExportOptions) GetReadWrite() bool {
+	if x != nil {
+		return x.ReadWrite
+	}
+	return false
+}
+
+// RestoreExport is where an EXPORT restore's disks are read, once RUNNING.
+type RestoreExport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Disks []*ExportDisk          `protobuf:"bytes,1,rep,name=disks,proto3" json:"disks,omitempty"`
+	// The CA of the host's NBD gate (IssueRestoreCredentials includes it).
+	NbdCaCert     string `protobuf:"bytes,2,opt,name=nbd_ca_cert,json=nbdCaCert,proto3" json:"nbd_ca_cert,omitempty"`
+	ReadWrite     bool   `protobuf:"varint,3,opt,name=read_write,json=readWrite,proto3" json:"read_write,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreExport) Reset() {
+	*x = RestoreExport{}
+	mi := &file_restore_v1_restore_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreExport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreExport) ProtoMessage() {}
+
+func (x *RestoreExport) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_restore_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreExport.ProtoReflect.Descriptor instead.
+func (*RestoreExport) Descriptor() ([]byte, []int) {
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RestoreExport) GetDisks() []*ExportDisk {
+	if x != nil {
+		return x.Disks
+	}
+	return nil
+}
+
+func (x *RestoreExport) GetNbdCaCert() string {
+	if x != nil {
+		return x.NbdCaCert
+	}
+	return ""
+}
+
+func (x *RestoreExport) GetReadWrite() bool {
+	if x != nil {
+		return x.ReadWrite
+	}
+	return false
+}
+
+// ExportDisk is one exported disk.
+type ExportDisk struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Size  int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	// nbds://HOST:PORT/EXPORT on the host's NBD gate (TLS with the
+	// restore's client certificate only).
+	NbdUri string `protobuf:"bytes,3,opt,name=nbd_uri,json=nbdUri,proto3" json:"nbd_uri,omitempty"`
+	// The export name (random per export; the gate never lists names).
+	ExportName    string `protobuf:"bytes,4,opt,name=export_name,json=exportName,proto3" json:"export_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportDisk) Reset() {
+	*x = ExportDisk{}
+	mi := &file_restore_v1_restore_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportDisk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportDisk) ProtoMessage() {}
+
+func (x *ExportDisk) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_restore_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportDisk.ProtoReflect.Descriptor instead.
+func (*ExportDisk) Descriptor() ([]byte, []int) {
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ExportDisk) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ExportDisk) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *ExportDisk) GetNbdUri() string {
+	if x != nil {
+		return x.NbdUri
+	}
+	return ""
+}
+
+func (x *ExportDisk) GetExportName() string {
+	if x != nil {
+		return x.ExportName
+	}
+	return ""
+}
+
 // LinkUpRestoreRequest names the restore.
 type LinkUpRestoreRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -287,7 +592,7 @@ type LinkUpRestoreRequest struct {
 
 func (x *LinkUpRestoreRequest) Reset() {
 	*x = LinkUpRestoreRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[0]
+	mi := &file_restore_v1_restore_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -299,7 +604,7 @@ func (x *LinkUpRestoreRequest) String() string {
 func (*LinkUpRestoreRequest) ProtoMessage() {}
 
 func (x *LinkUpRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[0]
+	mi := &file_restore_v1_restore_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -312,7 +617,7 @@ func (x *LinkUpRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkUpRestoreRequest.ProtoReflect.Descriptor instead.
 func (*LinkUpRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{0}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LinkUpRestoreRequest) GetId() string {
@@ -332,7 +637,7 @@ type LinkUpRestoreResponse struct {
 
 func (x *LinkUpRestoreResponse) Reset() {
 	*x = LinkUpRestoreResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[1]
+	mi := &file_restore_v1_restore_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -344,7 +649,7 @@ func (x *LinkUpRestoreResponse) String() string {
 func (*LinkUpRestoreResponse) ProtoMessage() {}
 
 func (x *LinkUpRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[1]
+	mi := &file_restore_v1_restore_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -357,7 +662,7 @@ func (x *LinkUpRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkUpRestoreResponse.ProtoReflect.Descriptor instead.
 func (*LinkUpRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{1}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LinkUpRestoreResponse) GetRestore() *Restore {
@@ -394,7 +699,7 @@ type Network struct {
 
 func (x *Network) Reset() {
 	*x = Network{}
-	mi := &file_restore_v1_restore_proto_msgTypes[2]
+	mi := &file_restore_v1_restore_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -406,7 +711,7 @@ func (x *Network) String() string {
 func (*Network) ProtoMessage() {}
 
 func (x *Network) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[2]
+	mi := &file_restore_v1_restore_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -419,7 +724,7 @@ func (x *Network) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Network.ProtoReflect.Descriptor instead.
 func (*Network) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{2}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Network) GetKind() NetworkKind {
@@ -479,7 +784,7 @@ type Boot struct {
 
 func (x *Boot) Reset() {
 	*x = Boot{}
-	mi := &file_restore_v1_restore_proto_msgTypes[3]
+	mi := &file_restore_v1_restore_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -491,7 +796,7 @@ func (x *Boot) String() string {
 func (*Boot) ProtoMessage() {}
 
 func (x *Boot) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[3]
+	mi := &file_restore_v1_restore_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -504,7 +809,7 @@ func (x *Boot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Boot.ProtoReflect.Descriptor instead.
 func (*Boot) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{3}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Boot) GetVerified() bool {
@@ -580,14 +885,17 @@ type Restore struct {
 	PolicyId string `protobuf:"bytes,23,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
 	// How far the current long step is (uploading a disk onto VMware), while
 	// PREPARING; empty otherwise.
-	Progress      *Progress `protobuf:"bytes,24,opt,name=progress,proto3" json:"progress,omitempty"`
+	Progress *Progress `protobuf:"bytes,24,opt,name=progress,proto3" json:"progress,omitempty"`
+	// An EXPORT restore's options, and where its disks are read once RUNNING.
+	ExportOptions *ExportOptions `protobuf:"bytes,25,opt,name=export_options,json=exportOptions,proto3" json:"export_options,omitempty"`
+	Export        *RestoreExport `protobuf:"bytes,26,opt,name=export,proto3" json:"export,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Restore) Reset() {
 	*x = Restore{}
-	mi := &file_restore_v1_restore_proto_msgTypes[4]
+	mi := &file_restore_v1_restore_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -599,7 +907,7 @@ func (x *Restore) String() string {
 func (*Restore) ProtoMessage() {}
 
 func (x *Restore) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[4]
+	mi := &file_restore_v1_restore_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -612,7 +920,7 @@ func (x *Restore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Restore.ProtoReflect.Descriptor instead.
 func (*Restore) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{4}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Restore) GetId() string {
@@ -783,6 +1091,20 @@ func (x *Restore) GetProgress() *Progress {
 	return nil
 }
 
+func (x *Restore) GetExportOptions() *ExportOptions {
+	if x != nil {
+		return x.ExportOptions
+	}
+	return nil
+}
+
+func (x *Restore) GetExport() *RestoreExport {
+	if x != nil {
+		return x.Export
+	}
+	return nil
+}
+
 // Progress is how far a long step is.
 type Progress struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -800,7 +1122,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_restore_v1_restore_proto_msgTypes[5]
+	mi := &file_restore_v1_restore_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -812,7 +1134,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[5]
+	mi := &file_restore_v1_restore_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -825,7 +1147,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{5}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Progress) GetStep() string {
@@ -883,14 +1205,16 @@ type CreateRestoreRequest struct {
 	// Idempotency key (required).
 	RequestId string `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// verify adds checks to a VERIFY restore (refused for VIRTUALIZE).
-	Verify        *VerifyOptions `protobuf:"bytes,9,opt,name=verify,proto3" json:"verify,omitempty"`
+	Verify *VerifyOptions `protobuf:"bytes,9,opt,name=verify,proto3" json:"verify,omitempty"`
+	// export sets an EXPORT restore's options (refused for the others).
+	Export        *ExportOptions `protobuf:"bytes,10,opt,name=export,proto3" json:"export,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateRestoreRequest) Reset() {
 	*x = CreateRestoreRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[6]
+	mi := &file_restore_v1_restore_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -902,7 +1226,7 @@ func (x *CreateRestoreRequest) String() string {
 func (*CreateRestoreRequest) ProtoMessage() {}
 
 func (x *CreateRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[6]
+	mi := &file_restore_v1_restore_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -915,7 +1239,7 @@ func (x *CreateRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRestoreRequest.ProtoReflect.Descriptor instead.
 func (*CreateRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{6}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateRestoreRequest) GetRecoveryPointId() string {
@@ -981,6 +1305,13 @@ func (x *CreateRestoreRequest) GetVerify() *VerifyOptions {
 	return nil
 }
 
+func (x *CreateRestoreRequest) GetExport() *ExportOptions {
+	if x != nil {
+		return x.Export
+	}
+	return nil
+}
+
 // AppCheck runs a program inside the guest through the guest agent
 // (guest-exec), like SureBackup's application tests.
 type AppCheck struct {
@@ -1002,7 +1333,7 @@ type AppCheck struct {
 
 func (x *AppCheck) Reset() {
 	*x = AppCheck{}
-	mi := &file_restore_v1_restore_proto_msgTypes[7]
+	mi := &file_restore_v1_restore_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1014,7 +1345,7 @@ func (x *AppCheck) String() string {
 func (*AppCheck) ProtoMessage() {}
 
 func (x *AppCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[7]
+	mi := &file_restore_v1_restore_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1027,7 +1358,7 @@ func (x *AppCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppCheck.ProtoReflect.Descriptor instead.
 func (*AppCheck) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{7}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AppCheck) GetName() string {
@@ -1089,7 +1420,7 @@ type VerifyOptions struct {
 
 func (x *VerifyOptions) Reset() {
 	*x = VerifyOptions{}
-	mi := &file_restore_v1_restore_proto_msgTypes[8]
+	mi := &file_restore_v1_restore_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1101,7 +1432,7 @@ func (x *VerifyOptions) String() string {
 func (*VerifyOptions) ProtoMessage() {}
 
 func (x *VerifyOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[8]
+	mi := &file_restore_v1_restore_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1114,7 +1445,7 @@ func (x *VerifyOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyOptions.ProtoReflect.Descriptor instead.
 func (*VerifyOptions) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{8}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *VerifyOptions) GetSerialMarker() string {
@@ -1149,7 +1480,7 @@ type CreateRestoreResponse struct {
 
 func (x *CreateRestoreResponse) Reset() {
 	*x = CreateRestoreResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[9]
+	mi := &file_restore_v1_restore_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1161,7 +1492,7 @@ func (x *CreateRestoreResponse) String() string {
 func (*CreateRestoreResponse) ProtoMessage() {}
 
 func (x *CreateRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[9]
+	mi := &file_restore_v1_restore_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1174,7 +1505,7 @@ func (x *CreateRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRestoreResponse.ProtoReflect.Descriptor instead.
 func (*CreateRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{9}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateRestoreResponse) GetRestore() *Restore {
@@ -1195,7 +1526,7 @@ type GetRestoreRequest struct {
 
 func (x *GetRestoreRequest) Reset() {
 	*x = GetRestoreRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[10]
+	mi := &file_restore_v1_restore_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1207,7 +1538,7 @@ func (x *GetRestoreRequest) String() string {
 func (*GetRestoreRequest) ProtoMessage() {}
 
 func (x *GetRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[10]
+	mi := &file_restore_v1_restore_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1220,7 +1551,7 @@ func (x *GetRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreRequest.ProtoReflect.Descriptor instead.
 func (*GetRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{10}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetRestoreRequest) GetId() string {
@@ -1241,7 +1572,7 @@ type GetRestoreResponse struct {
 
 func (x *GetRestoreResponse) Reset() {
 	*x = GetRestoreResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[11]
+	mi := &file_restore_v1_restore_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1253,7 +1584,7 @@ func (x *GetRestoreResponse) String() string {
 func (*GetRestoreResponse) ProtoMessage() {}
 
 func (x *GetRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[11]
+	mi := &file_restore_v1_restore_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1266,7 +1597,7 @@ func (x *GetRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreResponse.ProtoReflect.Descriptor instead.
 func (*GetRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{11}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetRestoreResponse) GetRestore() *Restore {
@@ -1295,7 +1626,7 @@ type ListRestoresRequest struct {
 
 func (x *ListRestoresRequest) Reset() {
 	*x = ListRestoresRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[12]
+	mi := &file_restore_v1_restore_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1307,7 +1638,7 @@ func (x *ListRestoresRequest) String() string {
 func (*ListRestoresRequest) ProtoMessage() {}
 
 func (x *ListRestoresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[12]
+	mi := &file_restore_v1_restore_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1320,7 +1651,7 @@ func (x *ListRestoresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRestoresRequest.ProtoReflect.Descriptor instead.
 func (*ListRestoresRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{12}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListRestoresRequest) GetState() RestoreState {
@@ -1371,7 +1702,7 @@ type ListRestoresResponse struct {
 
 func (x *ListRestoresResponse) Reset() {
 	*x = ListRestoresResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[13]
+	mi := &file_restore_v1_restore_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1383,7 +1714,7 @@ func (x *ListRestoresResponse) String() string {
 func (*ListRestoresResponse) ProtoMessage() {}
 
 func (x *ListRestoresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[13]
+	mi := &file_restore_v1_restore_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1396,7 +1727,7 @@ func (x *ListRestoresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRestoresResponse.ProtoReflect.Descriptor instead.
 func (*ListRestoresResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{13}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListRestoresResponse) GetRestores() []*Restore {
@@ -1424,7 +1755,7 @@ type DeleteRestoreRequest struct {
 
 func (x *DeleteRestoreRequest) Reset() {
 	*x = DeleteRestoreRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[14]
+	mi := &file_restore_v1_restore_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1436,7 +1767,7 @@ func (x *DeleteRestoreRequest) String() string {
 func (*DeleteRestoreRequest) ProtoMessage() {}
 
 func (x *DeleteRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[14]
+	mi := &file_restore_v1_restore_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1449,7 +1780,7 @@ func (x *DeleteRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRestoreRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{14}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeleteRestoreRequest) GetId() string {
@@ -1470,7 +1801,7 @@ type DeleteRestoreResponse struct {
 
 func (x *DeleteRestoreResponse) Reset() {
 	*x = DeleteRestoreResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[15]
+	mi := &file_restore_v1_restore_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1482,7 +1813,7 @@ func (x *DeleteRestoreResponse) String() string {
 func (*DeleteRestoreResponse) ProtoMessage() {}
 
 func (x *DeleteRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[15]
+	mi := &file_restore_v1_restore_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1495,7 +1826,7 @@ func (x *DeleteRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRestoreResponse.ProtoReflect.Descriptor instead.
 func (*DeleteRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{15}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeleteRestoreResponse) GetRestore() *Restore {
@@ -1520,7 +1851,7 @@ type WatchRestoresRequest struct {
 
 func (x *WatchRestoresRequest) Reset() {
 	*x = WatchRestoresRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[16]
+	mi := &file_restore_v1_restore_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1532,7 +1863,7 @@ func (x *WatchRestoresRequest) String() string {
 func (*WatchRestoresRequest) ProtoMessage() {}
 
 func (x *WatchRestoresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[16]
+	mi := &file_restore_v1_restore_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1545,7 +1876,7 @@ func (x *WatchRestoresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRestoresRequest.ProtoReflect.Descriptor instead.
 func (*WatchRestoresRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{16}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WatchRestoresRequest) GetState() RestoreState {
@@ -1580,7 +1911,7 @@ type WatchRestoresResponse struct {
 
 func (x *WatchRestoresResponse) Reset() {
 	*x = WatchRestoresResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[17]
+	mi := &file_restore_v1_restore_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1592,7 +1923,7 @@ func (x *WatchRestoresResponse) String() string {
 func (*WatchRestoresResponse) ProtoMessage() {}
 
 func (x *WatchRestoresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[17]
+	mi := &file_restore_v1_restore_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1605,7 +1936,7 @@ func (x *WatchRestoresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRestoresResponse.ProtoReflect.Descriptor instead.
 func (*WatchRestoresResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{17}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WatchRestoresResponse) GetRestore() *Restore {
@@ -1624,7 +1955,7 @@ type GetRestoreScreenshotRequest struct {
 
 func (x *GetRestoreScreenshotRequest) Reset() {
 	*x = GetRestoreScreenshotRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[18]
+	mi := &file_restore_v1_restore_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1636,7 +1967,7 @@ func (x *GetRestoreScreenshotRequest) String() string {
 func (*GetRestoreScreenshotRequest) ProtoMessage() {}
 
 func (x *GetRestoreScreenshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[18]
+	mi := &file_restore_v1_restore_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1649,7 +1980,7 @@ func (x *GetRestoreScreenshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreScreenshotRequest.ProtoReflect.Descriptor instead.
 func (*GetRestoreScreenshotRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{18}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetRestoreScreenshotRequest) GetId() string {
@@ -1670,7 +2001,7 @@ type GetRestoreScreenshotResponse struct {
 
 func (x *GetRestoreScreenshotResponse) Reset() {
 	*x = GetRestoreScreenshotResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[19]
+	mi := &file_restore_v1_restore_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1682,7 +2013,7 @@ func (x *GetRestoreScreenshotResponse) String() string {
 func (*GetRestoreScreenshotResponse) ProtoMessage() {}
 
 func (x *GetRestoreScreenshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[19]
+	mi := &file_restore_v1_restore_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1695,7 +2026,7 @@ func (x *GetRestoreScreenshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreScreenshotResponse.ProtoReflect.Descriptor instead.
 func (*GetRestoreScreenshotResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{19}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetRestoreScreenshotResponse) GetContentType() string {
@@ -1721,7 +2052,7 @@ type CreateConsoleRequest struct {
 
 func (x *CreateConsoleRequest) Reset() {
 	*x = CreateConsoleRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[20]
+	mi := &file_restore_v1_restore_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1733,7 +2064,7 @@ func (x *CreateConsoleRequest) String() string {
 func (*CreateConsoleRequest) ProtoMessage() {}
 
 func (x *CreateConsoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[20]
+	mi := &file_restore_v1_restore_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1746,7 +2077,7 @@ func (x *CreateConsoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConsoleRequest.ProtoReflect.Descriptor instead.
 func (*CreateConsoleRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{20}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CreateConsoleRequest) GetId() string {
@@ -1767,7 +2098,7 @@ type CreateConsoleResponse struct {
 
 func (x *CreateConsoleResponse) Reset() {
 	*x = CreateConsoleResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[21]
+	mi := &file_restore_v1_restore_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1779,7 +2110,7 @@ func (x *CreateConsoleResponse) String() string {
 func (*CreateConsoleResponse) ProtoMessage() {}
 
 func (x *CreateConsoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[21]
+	mi := &file_restore_v1_restore_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1792,7 +2123,7 @@ func (x *CreateConsoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConsoleResponse.ProtoReflect.Descriptor instead.
 func (*CreateConsoleResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{21}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreateConsoleResponse) GetUrl() string {
@@ -1814,7 +2145,30 @@ var File_restore_v1_restore_proto protoreflect.FileDescriptor
 const file_restore_v1_restore_proto_rawDesc = "" +
 	"\n" +
 	"\x18restore/v1/restore.proto\x12\n" +
-	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1drestore/v1/verification.proto\"&\n" +
+	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1drestore/v1/verification.proto\"0\n" +
+	"\x1eIssueRestoreCredentialsRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x9d\x01\n" +
+	"\x1fIssueRestoreCredentialsResponse\x12\x17\n" +
+	"\aca_cert\x18\x01 \x01(\tR\x06caCert\x12\x12\n" +
+	"\x04cert\x18\x02 \x01(\tR\x04cert\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\x12;\n" +
+	"\vexpire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\".\n" +
+	"\rExportOptions\x12\x1d\n" +
+	"\n" +
+	"read_write\x18\x01 \x01(\bR\treadWrite\"|\n" +
+	"\rRestoreExport\x12,\n" +
+	"\x05disks\x18\x01 \x03(\v2\x16.restore.v1.ExportDiskR\x05disks\x12\x1e\n" +
+	"\vnbd_ca_cert\x18\x02 \x01(\tR\tnbdCaCert\x12\x1d\n" +
+	"\n" +
+	"read_write\x18\x03 \x01(\bR\treadWrite\"n\n" +
+	"\n" +
+	"ExportDisk\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x17\n" +
+	"\anbd_uri\x18\x03 \x01(\tR\x06nbdUri\x12\x1f\n" +
+	"\vexport_name\x18\x04 \x01(\tR\n" +
+	"exportName\"&\n" +
 	"\x14LinkUpRestoreRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"F\n" +
 	"\x15LinkUpRestoreResponse\x12-\n" +
@@ -1829,7 +2183,7 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x04Boot\x12\x1a\n" +
 	"\bverified\x18\x01 \x01(\bR\bverified\x12%\n" +
 	"\x0ftime_to_boot_ms\x18\x02 \x01(\x03R\ftimeToBootMs\x12\x18\n" +
-	"\asignals\x18\x03 \x03(\tR\asignals\"\xc4\a\n" +
+	"\asignals\x18\x03 \x03(\tR\asignals\"\xb9\b\n" +
 	"\aRestore\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12*\n" +
@@ -1861,7 +2215,9 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x06verify\x18\x15 \x01(\v2\x19.restore.v1.VerifyOptionsR\x06verify\x12-\n" +
 	"\averdict\x18\x16 \x01(\x0e2\x13.restore.v1.VerdictR\averdict\x12\x1b\n" +
 	"\tpolicy_id\x18\x17 \x01(\tR\bpolicyId\x120\n" +
-	"\bprogress\x18\x18 \x01(\v2\x14.restore.v1.ProgressR\bprogress\"\xa9\x01\n" +
+	"\bprogress\x18\x18 \x01(\v2\x14.restore.v1.ProgressR\bprogress\x12@\n" +
+	"\x0eexport_options\x18\x19 \x01(\v2\x19.restore.v1.ExportOptionsR\rexportOptions\x121\n" +
+	"\x06export\x18\x1a \x01(\v2\x19.restore.v1.RestoreExportR\x06export\"\xa9\x01\n" +
 	"\bProgress\x12\x12\n" +
 	"\x04step\x18\x01 \x01(\tR\x04step\x12\x1d\n" +
 	"\n" +
@@ -1870,7 +2226,7 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"totalBytes\x12(\n" +
 	"\x10bytes_per_second\x18\x04 \x01(\x03R\x0ebytesPerSecond\x12\x1f\n" +
 	"\veta_seconds\x18\x05 \x01(\x03R\n" +
-	"etaSeconds\"\xf1\x02\n" +
+	"etaSeconds\"\xa4\x03\n" +
 	"\x14CreateRestoreRequest\x12*\n" +
 	"\x11recovery_point_id\x18\x01 \x01(\tR\x0frecoveryPointId\x12$\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x10.restore.v1.ModeR\x04mode\x12\x14\n" +
@@ -1883,7 +2239,9 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"ttlSeconds\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\b \x01(\tR\trequestId\x121\n" +
-	"\x06verify\x18\t \x01(\v2\x19.restore.v1.VerifyOptionsR\x06verify\"\xc0\x01\n" +
+	"\x06verify\x18\t \x01(\v2\x19.restore.v1.VerifyOptionsR\x06verify\x121\n" +
+	"\x06export\x18\n" +
+	" \x01(\v2\x19.restore.v1.ExportOptionsR\x06export\"\xc0\x01\n" +
 	"\bAppCheck\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x12\n" +
@@ -1932,11 +2290,12 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x15CreateConsoleResponse\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12;\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime*B\n" +
+	"expireTime*S\n" +
 	"\x04Mode\x12\x14\n" +
 	"\x10MODE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fMODE_VIRTUALIZE\x10\x01\x12\x0f\n" +
-	"\vMODE_VERIFY\x10\x02*w\n" +
+	"\vMODE_VERIFY\x10\x02\x12\x0f\n" +
+	"\vMODE_EXPORT\x10\x03*w\n" +
 	"\vNetworkKind\x12\x1c\n" +
 	"\x18NETWORK_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11NETWORK_KIND_NONE\x10\x01\x12\x19\n" +
@@ -1959,7 +2318,7 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x14RESTORE_STATE_FAILED\x10\b\x12\x19\n" +
 	"\x15RESTORE_STATE_EXPIRED\x10\t\x12\x16\n" +
 	"\x12RESTORE_STATE_LOST\x10\n" +
-	"2\xcb\x05\n" +
+	"2\xbf\x06\n" +
 	"\x0eRestoreService\x12T\n" +
 	"\rCreateRestore\x12 .restore.v1.CreateRestoreRequest\x1a!.restore.v1.CreateRestoreResponse\x12K\n" +
 	"\n" +
@@ -1969,7 +2328,8 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\rWatchRestores\x12 .restore.v1.WatchRestoresRequest\x1a!.restore.v1.WatchRestoresResponse0\x01\x12i\n" +
 	"\x14GetRestoreScreenshot\x12'.restore.v1.GetRestoreScreenshotRequest\x1a(.restore.v1.GetRestoreScreenshotResponse\x12T\n" +
 	"\rCreateConsole\x12 .restore.v1.CreateConsoleRequest\x1a!.restore.v1.CreateConsoleResponse\x12T\n" +
-	"\rLinkUpRestore\x12 .restore.v1.LinkUpRestoreRequest\x1a!.restore.v1.LinkUpRestoreResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
+	"\rLinkUpRestore\x12 .restore.v1.LinkUpRestoreRequest\x1a!.restore.v1.LinkUpRestoreResponse\x12r\n" +
+	"\x17IssueRestoreCredentials\x12*.restore.v1.IssueRestoreCredentialsRequest\x1a+.restore.v1.IssueRestoreCredentialsResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
 
 var (
 	file_restore_v1_restore_proto_rawDescOnce sync.Once
@@ -1984,86 +2344,98 @@ func file_restore_v1_restore_proto_rawDescGZIP() []byte {
 }
 
 var file_restore_v1_restore_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_restore_v1_restore_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_restore_v1_restore_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_restore_v1_restore_proto_goTypes = []any{
-	(Mode)(0),                            // 0: restore.v1.Mode
-	(NetworkKind)(0),                     // 1: restore.v1.NetworkKind
-	(Firmware)(0),                        // 2: restore.v1.Firmware
-	(RestoreState)(0),                    // 3: restore.v1.RestoreState
-	(*LinkUpRestoreRequest)(nil),         // 4: restore.v1.LinkUpRestoreRequest
-	(*LinkUpRestoreResponse)(nil),        // 5: restore.v1.LinkUpRestoreResponse
-	(*Network)(nil),                      // 6: restore.v1.Network
-	(*Boot)(nil),                         // 7: restore.v1.Boot
-	(*Restore)(nil),                      // 8: restore.v1.Restore
-	(*Progress)(nil),                     // 9: restore.v1.Progress
-	(*CreateRestoreRequest)(nil),         // 10: restore.v1.CreateRestoreRequest
-	(*AppCheck)(nil),                     // 11: restore.v1.AppCheck
-	(*VerifyOptions)(nil),                // 12: restore.v1.VerifyOptions
-	(*CreateRestoreResponse)(nil),        // 13: restore.v1.CreateRestoreResponse
-	(*GetRestoreRequest)(nil),            // 14: restore.v1.GetRestoreRequest
-	(*GetRestoreResponse)(nil),           // 15: restore.v1.GetRestoreResponse
-	(*ListRestoresRequest)(nil),          // 16: restore.v1.ListRestoresRequest
-	(*ListRestoresResponse)(nil),         // 17: restore.v1.ListRestoresResponse
-	(*DeleteRestoreRequest)(nil),         // 18: restore.v1.DeleteRestoreRequest
-	(*DeleteRestoreResponse)(nil),        // 19: restore.v1.DeleteRestoreResponse
-	(*WatchRestoresRequest)(nil),         // 20: restore.v1.WatchRestoresRequest
-	(*WatchRestoresResponse)(nil),        // 21: restore.v1.WatchRestoresResponse
-	(*GetRestoreScreenshotRequest)(nil),  // 22: restore.v1.GetRestoreScreenshotRequest
-	(*GetRestoreScreenshotResponse)(nil), // 23: restore.v1.GetRestoreScreenshotResponse
-	(*CreateConsoleRequest)(nil),         // 24: restore.v1.CreateConsoleRequest
-	(*CreateConsoleResponse)(nil),        // 25: restore.v1.CreateConsoleResponse
-	(*timestamppb.Timestamp)(nil),        // 26: google.protobuf.Timestamp
-	(Verdict)(0),                         // 27: restore.v1.Verdict
+	(Mode)(0),                               // 0: restore.v1.Mode
+	(NetworkKind)(0),                        // 1: restore.v1.NetworkKind
+	(Firmware)(0),                           // 2: restore.v1.Firmware
+	(RestoreState)(0),                       // 3: restore.v1.RestoreState
+	(*IssueRestoreCredentialsRequest)(nil),  // 4: restore.v1.IssueRestoreCredentialsRequest
+	(*IssueRestoreCredentialsResponse)(nil), // 5: restore.v1.IssueRestoreCredentialsResponse
+	(*ExportOptions)(nil),                   // 6: restore.v1.ExportOptions
+	(*RestoreExport)(nil),                   // 7: restore.v1.RestoreExport
+	(*ExportDisk)(nil),                      // 8: restore.v1.ExportDisk
+	(*LinkUpRestoreRequest)(nil),            // 9: restore.v1.LinkUpRestoreRequest
+	(*LinkUpRestoreResponse)(nil),           // 10: restore.v1.LinkUpRestoreResponse
+	(*Network)(nil),                         // 11: restore.v1.Network
+	(*Boot)(nil),                            // 12: restore.v1.Boot
+	(*Restore)(nil),                         // 13: restore.v1.Restore
+	(*Progress)(nil),                        // 14: restore.v1.Progress
+	(*CreateRestoreRequest)(nil),            // 15: restore.v1.CreateRestoreRequest
+	(*AppCheck)(nil),                        // 16: restore.v1.AppCheck
+	(*VerifyOptions)(nil),                   // 17: restore.v1.VerifyOptions
+	(*CreateRestoreResponse)(nil),           // 18: restore.v1.CreateRestoreResponse
+	(*GetRestoreRequest)(nil),               // 19: restore.v1.GetRestoreRequest
+	(*GetRestoreResponse)(nil),              // 20: restore.v1.GetRestoreResponse
+	(*ListRestoresRequest)(nil),             // 21: restore.v1.ListRestoresRequest
+	(*ListRestoresResponse)(nil),            // 22: restore.v1.ListRestoresResponse
+	(*DeleteRestoreRequest)(nil),            // 23: restore.v1.DeleteRestoreRequest
+	(*DeleteRestoreResponse)(nil),           // 24: restore.v1.DeleteRestoreResponse
+	(*WatchRestoresRequest)(nil),            // 25: restore.v1.WatchRestoresRequest
+	(*WatchRestoresResponse)(nil),           // 26: restore.v1.WatchRestoresResponse
+	(*GetRestoreScreenshotRequest)(nil),     // 27: restore.v1.GetRestoreScreenshotRequest
+	(*GetRestoreScreenshotResponse)(nil),    // 28: restore.v1.GetRestoreScreenshotResponse
+	(*CreateConsoleRequest)(nil),            // 29: restore.v1.CreateConsoleRequest
+	(*CreateConsoleResponse)(nil),           // 30: restore.v1.CreateConsoleResponse
+	(*timestamppb.Timestamp)(nil),           // 31: google.protobuf.Timestamp
+	(Verdict)(0),                            // 32: restore.v1.Verdict
 }
 var file_restore_v1_restore_proto_depIdxs = []int32{
-	8,  // 0: restore.v1.LinkUpRestoreResponse.restore:type_name -> restore.v1.Restore
-	1,  // 1: restore.v1.Network.kind:type_name -> restore.v1.NetworkKind
-	0,  // 2: restore.v1.Restore.mode:type_name -> restore.v1.Mode
-	6,  // 3: restore.v1.Restore.network:type_name -> restore.v1.Network
-	2,  // 4: restore.v1.Restore.firmware:type_name -> restore.v1.Firmware
-	3,  // 5: restore.v1.Restore.state:type_name -> restore.v1.RestoreState
-	26, // 6: restore.v1.Restore.create_time:type_name -> google.protobuf.Timestamp
-	26, // 7: restore.v1.Restore.update_time:type_name -> google.protobuf.Timestamp
-	26, // 8: restore.v1.Restore.expire_time:type_name -> google.protobuf.Timestamp
-	7,  // 9: restore.v1.Restore.boot:type_name -> restore.v1.Boot
-	26, // 10: restore.v1.Restore.destroy_time:type_name -> google.protobuf.Timestamp
-	12, // 11: restore.v1.Restore.verify:type_name -> restore.v1.VerifyOptions
-	27, // 12: restore.v1.Restore.verdict:type_name -> restore.v1.Verdict
-	9,  // 13: restore.v1.Restore.progress:type_name -> restore.v1.Progress
-	0,  // 14: restore.v1.CreateRestoreRequest.mode:type_name -> restore.v1.Mode
-	6,  // 15: restore.v1.CreateRestoreRequest.network:type_name -> restore.v1.Network
-	2,  // 16: restore.v1.CreateRestoreRequest.firmware:type_name -> restore.v1.Firmware
-	12, // 17: restore.v1.CreateRestoreRequest.verify:type_name -> restore.v1.VerifyOptions
-	11, // 18: restore.v1.VerifyOptions.app_checks:type_name -> restore.v1.AppCheck
-	8,  // 19: restore.v1.CreateRestoreResponse.restore:type_name -> restore.v1.Restore
-	8,  // 20: restore.v1.GetRestoreResponse.restore:type_name -> restore.v1.Restore
-	3,  // 21: restore.v1.ListRestoresRequest.state:type_name -> restore.v1.RestoreState
-	8,  // 22: restore.v1.ListRestoresResponse.restores:type_name -> restore.v1.Restore
-	8,  // 23: restore.v1.DeleteRestoreResponse.restore:type_name -> restore.v1.Restore
-	3,  // 24: restore.v1.WatchRestoresRequest.state:type_name -> restore.v1.RestoreState
-	8,  // 25: restore.v1.WatchRestoresResponse.restore:type_name -> restore.v1.Restore
-	26, // 26: restore.v1.CreateConsoleResponse.expire_time:type_name -> google.protobuf.Timestamp
-	10, // 27: restore.v1.RestoreService.CreateRestore:input_type -> restore.v1.CreateRestoreRequest
-	14, // 28: restore.v1.RestoreService.GetRestore:input_type -> restore.v1.GetRestoreRequest
-	16, // 29: restore.v1.RestoreService.ListRestores:input_type -> restore.v1.ListRestoresRequest
-	18, // 30: restore.v1.RestoreService.DeleteRestore:input_type -> restore.v1.DeleteRestoreRequest
-	20, // 31: restore.v1.RestoreService.WatchRestores:input_type -> restore.v1.WatchRestoresRequest
-	22, // 32: restore.v1.RestoreService.GetRestoreScreenshot:input_type -> restore.v1.GetRestoreScreenshotRequest
-	24, // 33: restore.v1.RestoreService.CreateConsole:input_type -> restore.v1.CreateConsoleRequest
-	4,  // 34: restore.v1.RestoreService.LinkUpRestore:input_type -> restore.v1.LinkUpRestoreRequest
-	13, // 35: restore.v1.RestoreService.CreateRestore:output_type -> restore.v1.CreateRestoreResponse
-	15, // 36: restore.v1.RestoreService.GetRestore:output_type -> restore.v1.GetRestoreResponse
-	17, // 37: restore.v1.RestoreService.ListRestores:output_type -> restore.v1.ListRestoresResponse
-	19, // 38: restore.v1.RestoreService.DeleteRestore:output_type -> restore.v1.DeleteRestoreResponse
-	21, // 39: restore.v1.RestoreService.WatchRestores:output_type -> restore.v1.WatchRestoresResponse
-	23, // 40: restore.v1.RestoreService.GetRestoreScreenshot:output_type -> restore.v1.GetRestoreScreenshotResponse
-	25, // 41: restore.v1.RestoreService.CreateConsole:output_type -> restore.v1.CreateConsoleResponse
-	5,  // 42: restore.v1.RestoreService.LinkUpRestore:output_type -> restore.v1.LinkUpRestoreResponse
-	35, // [35:43] is the sub-list for method output_type
-	27, // [27:35] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	31, // 0: restore.v1.IssueRestoreCredentialsResponse.expire_time:type_name -> google.protobuf.Timestamp
+	8,  // 1: restore.v1.RestoreExport.disks:type_name -> restore.v1.ExportDisk
+	13, // 2: restore.v1.LinkUpRestoreResponse.restore:type_name -> restore.v1.Restore
+	1,  // 3: restore.v1.Network.kind:type_name -> restore.v1.NetworkKind
+	0,  // 4: restore.v1.Restore.mode:type_name -> restore.v1.Mode
+	11, // 5: restore.v1.Restore.network:type_name -> restore.v1.Network
+	2,  // 6: restore.v1.Restore.firmware:type_name -> restore.v1.Firmware
+	3,  // 7: restore.v1.Restore.state:type_name -> restore.v1.RestoreState
+	31, // 8: restore.v1.Restore.create_time:type_name -> google.protobuf.Timestamp
+	31, // 9: restore.v1.Restore.update_time:type_name -> google.protobuf.Timestamp
+	31, // 10: restore.v1.Restore.expire_time:type_name -> google.protobuf.Timestamp
+	12, // 11: restore.v1.Restore.boot:type_name -> restore.v1.Boot
+	31, // 12: restore.v1.Restore.destroy_time:type_name -> google.protobuf.Timestamp
+	17, // 13: restore.v1.Restore.verify:type_name -> restore.v1.VerifyOptions
+	32, // 14: restore.v1.Restore.verdict:type_name -> restore.v1.Verdict
+	14, // 15: restore.v1.Restore.progress:type_name -> restore.v1.Progress
+	6,  // 16: restore.v1.Restore.export_options:type_name -> restore.v1.ExportOptions
+	7,  // 17: restore.v1.Restore.export:type_name -> restore.v1.RestoreExport
+	0,  // 18: restore.v1.CreateRestoreRequest.mode:type_name -> restore.v1.Mode
+	11, // 19: restore.v1.CreateRestoreRequest.network:type_name -> restore.v1.Network
+	2,  // 20: restore.v1.CreateRestoreRequest.firmware:type_name -> restore.v1.Firmware
+	17, // 21: restore.v1.CreateRestoreRequest.verify:type_name -> restore.v1.VerifyOptions
+	6,  // 22: restore.v1.CreateRestoreRequest.export:type_name -> restore.v1.ExportOptions
+	16, // 23: restore.v1.VerifyOptions.app_checks:type_name -> restore.v1.AppCheck
+	13, // 24: restore.v1.CreateRestoreResponse.restore:type_name -> restore.v1.Restore
+	13, // 25: restore.v1.GetRestoreResponse.restore:type_name -> restore.v1.Restore
+	3,  // 26: restore.v1.ListRestoresRequest.state:type_name -> restore.v1.RestoreState
+	13, // 27: restore.v1.ListRestoresResponse.restores:type_name -> restore.v1.Restore
+	13, // 28: restore.v1.DeleteRestoreResponse.restore:type_name -> restore.v1.Restore
+	3,  // 29: restore.v1.WatchRestoresRequest.state:type_name -> restore.v1.RestoreState
+	13, // 30: restore.v1.WatchRestoresResponse.restore:type_name -> restore.v1.Restore
+	31, // 31: restore.v1.CreateConsoleResponse.expire_time:type_name -> google.protobuf.Timestamp
+	15, // 32: restore.v1.RestoreService.CreateRestore:input_type -> restore.v1.CreateRestoreRequest
+	19, // 33: restore.v1.RestoreService.GetRestore:input_type -> restore.v1.GetRestoreRequest
+	21, // 34: restore.v1.RestoreService.ListRestores:input_type -> restore.v1.ListRestoresRequest
+	23, // 35: restore.v1.RestoreService.DeleteRestore:input_type -> restore.v1.DeleteRestoreRequest
+	25, // 36: restore.v1.RestoreService.WatchRestores:input_type -> restore.v1.WatchRestoresRequest
+	27, // 37: restore.v1.RestoreService.GetRestoreScreenshot:input_type -> restore.v1.GetRestoreScreenshotRequest
+	29, // 38: restore.v1.RestoreService.CreateConsole:input_type -> restore.v1.CreateConsoleRequest
+	9,  // 39: restore.v1.RestoreService.LinkUpRestore:input_type -> restore.v1.LinkUpRestoreRequest
+	4,  // 40: restore.v1.RestoreService.IssueRestoreCredentials:input_type -> restore.v1.IssueRestoreCredentialsRequest
+	18, // 41: restore.v1.RestoreService.CreateRestore:output_type -> restore.v1.CreateRestoreResponse
+	20, // 42: restore.v1.RestoreService.GetRestore:output_type -> restore.v1.GetRestoreResponse
+	22, // 43: restore.v1.RestoreService.ListRestores:output_type -> restore.v1.ListRestoresResponse
+	24, // 44: restore.v1.RestoreService.DeleteRestore:output_type -> restore.v1.DeleteRestoreResponse
+	26, // 45: restore.v1.RestoreService.WatchRestores:output_type -> restore.v1.WatchRestoresResponse
+	28, // 46: restore.v1.RestoreService.GetRestoreScreenshot:output_type -> restore.v1.GetRestoreScreenshotResponse
+	30, // 47: restore.v1.RestoreService.CreateConsole:output_type -> restore.v1.CreateConsoleResponse
+	10, // 48: restore.v1.RestoreService.LinkUpRestore:output_type -> restore.v1.LinkUpRestoreResponse
+	5,  // 49: restore.v1.RestoreService.IssueRestoreCredentials:output_type -> restore.v1.IssueRestoreCredentialsResponse
+	41, // [41:50] is the sub-list for method output_type
+	32, // [32:41] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_restore_proto_init() }
@@ -2078,7 +2450,7 @@ func file_restore_v1_restore_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restore_v1_restore_proto_rawDesc), len(file_restore_v1_restore_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   22,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -293,6 +293,51 @@ func local_request_RestoreService_LinkUpRestore_0(ctx context.Context, marshaler
 	return msg, metadata, err
 }
 
+func request_RestoreService_IssueRestoreCredentials_0(ctx context.Context, marshaler runtime.Marshaler, client RestoreServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq IssueRestoreCredentialsRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "id")
+	}
+	protoReq.Id, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "id", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.IssueRestoreCredentials(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_RestoreService_IssueRestoreCredentials_0(ctx context.Context, marshaler runtime.Marshaler, server RestoreServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq IssueRestoreCredentialsRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "id")
+	}
+	protoReq.Id, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "id", err)
+	}
+	msg, err := server.IssueRestoreCredentials(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 // RegisterRestoreServiceHandlerServer registers the http handlers for service RestoreService to "mux".
 // UnaryRPC     :call RestoreServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -425,6 +470,26 @@ func RegisterRestoreServiceHandlerServer(ctx context.Context, mux *runtime.Serve
 			return
 		}
 		forward_RestoreService_LinkUpRestore_0(annotatedContext, mux, outboundMarshaler, w, req, response_RestoreService_LinkUpRestore_0{resp.(*LinkUpRestoreResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_RestoreService_IssueRestoreCredentials_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/restore.v1.RestoreService/IssueRestoreCredentials", runtime.WithHTTPPathPattern("/v1/restores/{id}/credentials"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_RestoreService_IssueRestoreCredentials_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_RestoreService_IssueRestoreCredentials_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -585,6 +650,23 @@ func RegisterRestoreServiceHandlerClient(ctx context.Context, mux *runtime.Serve
 		}
 		forward_RestoreService_LinkUpRestore_0(annotatedContext, mux, outboundMarshaler, w, req, response_RestoreService_LinkUpRestore_0{resp.(*LinkUpRestoreResponse)}, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_RestoreService_IssueRestoreCredentials_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/restore.v1.RestoreService/IssueRestoreCredentials", runtime.WithHTTPPathPattern("/v1/restores/{id}/credentials"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_RestoreService_IssueRestoreCredentials_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_RestoreService_IssueRestoreCredentials_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
@@ -625,21 +707,23 @@ func (m response_RestoreService_LinkUpRestore_0) XXX_ResponseBody() interface{} 
 }
 
 var (
-	pattern_RestoreService_CreateRestore_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "restores"}, ""))
-	pattern_RestoreService_GetRestore_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "restores", "id"}, ""))
-	pattern_RestoreService_ListRestores_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "restores"}, ""))
-	pattern_RestoreService_DeleteRestore_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "restores", "id"}, ""))
-	pattern_RestoreService_WatchRestores_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "restores"}, "watch"))
-	pattern_RestoreService_CreateConsole_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "restores", "id", "console"}, ""))
-	pattern_RestoreService_LinkUpRestore_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "restores", "id"}, "link-up"))
+	pattern_RestoreService_CreateRestore_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "restores"}, ""))
+	pattern_RestoreService_GetRestore_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "restores", "id"}, ""))
+	pattern_RestoreService_ListRestores_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "restores"}, ""))
+	pattern_RestoreService_DeleteRestore_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "restores", "id"}, ""))
+	pattern_RestoreService_WatchRestores_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "restores"}, "watch"))
+	pattern_RestoreService_CreateConsole_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "restores", "id", "console"}, ""))
+	pattern_RestoreService_LinkUpRestore_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "restores", "id"}, "link-up"))
+	pattern_RestoreService_IssueRestoreCredentials_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "restores", "id", "credentials"}, ""))
 )
 
 var (
-	forward_RestoreService_CreateRestore_0 = runtime.ForwardResponseMessage
-	forward_RestoreService_GetRestore_0    = runtime.ForwardResponseMessage
-	forward_RestoreService_ListRestores_0  = runtime.ForwardResponseMessage
-	forward_RestoreService_DeleteRestore_0 = runtime.ForwardResponseMessage
-	forward_RestoreService_WatchRestores_0 = runtime.ForwardResponseStream
-	forward_RestoreService_CreateConsole_0 = runtime.ForwardResponseMessage
-	forward_RestoreService_LinkUpRestore_0 = runtime.ForwardResponseMessage
+	forward_RestoreService_CreateRestore_0           = runtime.ForwardResponseMessage
+	forward_RestoreService_GetRestore_0              = runtime.ForwardResponseMessage
+	forward_RestoreService_ListRestores_0            = runtime.ForwardResponseMessage
+	forward_RestoreService_DeleteRestore_0           = runtime.ForwardResponseMessage
+	forward_RestoreService_WatchRestores_0           = runtime.ForwardResponseStream
+	forward_RestoreService_CreateConsole_0           = runtime.ForwardResponseMessage
+	forward_RestoreService_LinkUpRestore_0           = runtime.ForwardResponseMessage
+	forward_RestoreService_IssueRestoreCredentials_0 = runtime.ForwardResponseMessage
 )

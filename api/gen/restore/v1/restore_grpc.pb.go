@@ -19,14 +19,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	RestoreService_CreateRestore_FullMethodName        = "/restore.v1.RestoreService/CreateRestore"
-	RestoreService_GetRestore_FullMethodName           = "/restore.v1.RestoreService/GetRestore"
-	RestoreService_ListRestores_FullMethodName         = "/restore.v1.RestoreService/ListRestores"
-	RestoreService_DeleteRestore_FullMethodName        = "/restore.v1.RestoreService/DeleteRestore"
-	RestoreService_WatchRestores_FullMethodName        = "/restore.v1.RestoreService/WatchRestores"
-	RestoreService_GetRestoreScreenshot_FullMethodName = "/restore.v1.RestoreService/GetRestoreScreenshot"
-	RestoreService_CreateConsole_FullMethodName        = "/restore.v1.RestoreService/CreateConsole"
-	RestoreService_LinkUpRestore_FullMethodName        = "/restore.v1.RestoreService/LinkUpRestore"
+	RestoreService_CreateRestore_FullMethodName           = "/restore.v1.RestoreService/CreateRestore"
+	RestoreService_GetRestore_FullMethodName              = "/restore.v1.RestoreService/GetRestore"
+	RestoreService_ListRestores_FullMethodName            = "/restore.v1.RestoreService/ListRestores"
+	RestoreService_DeleteRestore_FullMethodName           = "/restore.v1.RestoreService/DeleteRestore"
+	RestoreService_WatchRestores_FullMethodName           = "/restore.v1.RestoreService/WatchRestores"
+	RestoreService_GetRestoreScreenshot_FullMethodName    = "/restore.v1.RestoreService/GetRestoreScreenshot"
+	RestoreService_CreateConsole_FullMethodName           = "/restore.v1.RestoreService/CreateConsole"
+	RestoreService_LinkUpRestore_FullMethodName           = "/restore.v1.RestoreService/LinkUpRestore"
+	RestoreService_IssueRestoreCredentials_FullMethodName = "/restore.v1.RestoreService/IssueRestoreCredentials"
 )
 
 // RestoreServiceClient is the client API for RestoreService service.
@@ -61,6 +62,11 @@ type RestoreServiceClient interface {
 	// with it down (an identity conflict: its production machine is known):
 	// the caller confirms the production machine is gone from that network.
 	LinkUpRestore(ctx context.Context, in *LinkUpRestoreRequest, opts ...grpc.CallOption) (*LinkUpRestoreResponse, error)
+	// IssueRestoreCredentials gives the machine that reads an EXPORT
+	// restore what it needs: a client certificate for this export only
+	// (until the restore's TTL, at most a day), its key, and the CAs. Each
+	// call issues a new one; none is stored.
+	IssueRestoreCredentials(ctx context.Context, in *IssueRestoreCredentialsRequest, opts ...grpc.CallOption) (*IssueRestoreCredentialsResponse, error)
 }
 
 type restoreServiceClient struct {
@@ -160,6 +166,16 @@ func (c *restoreServiceClient) LinkUpRestore(ctx context.Context, in *LinkUpRest
 	return out, nil
 }
 
+func (c *restoreServiceClient) IssueRestoreCredentials(ctx context.Context, in *IssueRestoreCredentialsRequest, opts ...grpc.CallOption) (*IssueRestoreCredentialsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IssueRestoreCredentialsResponse)
+	err := c.cc.Invoke(ctx, RestoreService_IssueRestoreCredentials_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RestoreServiceServer is the server API for RestoreService service.
 // All implementations must embed UnimplementedRestoreServiceServer
 // for forward compatibility.
@@ -192,6 +208,11 @@ type RestoreServiceServer interface {
 	// with it down (an identity conflict: its production machine is known):
 	// the caller confirms the production machine is gone from that network.
 	LinkUpRestore(context.Context, *LinkUpRestoreRequest) (*LinkUpRestoreResponse, error)
+	// IssueRestoreCredentials gives the machine that reads an EXPORT
+	// restore what it needs: a client certificate for this export only
+	// (until the restore's TTL, at most a day), its key, and the CAs. Each
+	// call issues a new one; none is stored.
+	IssueRestoreCredentials(context.Context, *IssueRestoreCredentialsRequest) (*IssueRestoreCredentialsResponse, error)
 	mustEmbedUnimplementedRestoreServiceServer()
 }
 
@@ -225,6 +246,9 @@ func (UnimplementedRestoreServiceServer) CreateConsole(context.Context, *CreateC
 }
 func (UnimplementedRestoreServiceServer) LinkUpRestore(context.Context, *LinkUpRestoreRequest) (*LinkUpRestoreResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method LinkUpRestore not implemented")
+}
+func (UnimplementedRestoreServiceServer) IssueRestoreCredentials(context.Context, *IssueRestoreCredentialsRequest) (*IssueRestoreCredentialsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method IssueRestoreCredentials not implemented")
 }
 func (UnimplementedRestoreServiceServer) mustEmbedUnimplementedRestoreServiceServer() {}
 func (UnimplementedRestoreServiceServer) testEmbeddedByValue()                        {}
@@ -384,6 +408,24 @@ func _RestoreService_LinkUpRestore_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RestoreService_IssueRestoreCredentials_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(IssueRestoreCredentialsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RestoreServiceServer).IssueRestoreCredentials(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RestoreService_IssueRestoreCredentials_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RestoreServiceServer).IssueRestoreCredentials(ctx, req.(*IssueRestoreCredentialsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RestoreService_ServiceDesc is the grpc.ServiceDesc for RestoreService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -418,6 +460,10 @@ var RestoreService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "LinkUpRestore",
 			Handler:    _RestoreService_LinkUpRestore_Handler,
+		},
+		{
+			MethodName: "IssueRestoreCredentials",
+			Handler:    _RestoreService_IssueRestoreCredentials_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
