@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -48,6 +50,15 @@ func (s *kvmStack) startExport(requestID string, readWrite bool) map[string]any 
 		s.t.Fatalf("create an export: HTTP %d %v", code, body)
 	}
 	id := body["id"].(string)
+	// Whatever happens, no daemon of this test outlives it (by its PID).
+	pidFile := filepath.Join(s.work, "restores", id, "export.pid")
+	s.t.Cleanup(func() {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
 	var r map[string]any
 	eventually(s.t, 2*time.Minute, "export "+id+" RUNNING", func() bool {
 		_, r = s.rest("GET", "/v1/restores/"+id, s.acme, nil)
