@@ -17,8 +17,8 @@ import (
 func (p *restores) startExport(ctx context.Context, r *restorev1.Restore) {
 	p.report(ctx, r.Id, lifecycle.Preparing, "making the overlays of the export", nil)
 	ex, ok := p.hv.(hypervisor.Exporter)
-	if !ok {
-		p.report(ctx, r.Id, lifecycle.Failed, fmt.Sprintf("host %s cannot export disks: its hypervisor serves no NBD exports", p.hostID), nil)
+	if err := p.caps.Need(hypervisor.Exports, "this host"); err != nil || !ok {
+		p.report(ctx, r.Id, lifecycle.Failed, fmt.Sprintf("host %s cannot export disks: its hypervisor lacks the exports capability", p.hostID), nil)
 		return
 	}
 	spec, err := p.spec(r)

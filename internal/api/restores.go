@@ -11,7 +11,6 @@ import (
 	"github.com/restored/restored/internal/auth"
 	"github.com/restored/restored/internal/fsm"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
-	"github.com/restored/restored/internal/hypervisor"
 	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/mdkeys"
 	"github.com/restored/restored/internal/scheduler"
@@ -116,8 +115,12 @@ func (s *RestoreService) CreateRestore(ctx context.Context, in *restorev1.Create
 	if !rp.Valid {
 		return nil, status.Errorf(codes.FailedPrecondition, "recovery point %q is invalid and cannot be booted: %s", rp.Id, rp.InvalidReason)
 	}
-	if err := anyCan(r, rp.HostIds, hypervisor.Restores, "boot restores"); err != nil {
-		return nil, err // no host holding it can boot it
+	what := "boot restores"
+	if req.Mode == restorev1.Mode_MODE_EXPORT {
+		what = "serve exports"
+	}
+	if err := anyCan(r, rp.HostIds, lifecycle.RestoreNeeds(req.Mode), what); err != nil {
+		return nil, err // no host holding it can serve it
 	}
 	hash := bodyHash(req)
 	if k := r.IdempotencyKey(fsm.IdempotencyKindRestore, rp.Tenant, req.RequestId); k != nil {

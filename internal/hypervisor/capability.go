@@ -34,6 +34,8 @@ const (
 	Quiesce
 	// ChangedBlocks: gives the blocks changed since the last snapshot.
 	ChangedBlocks
+	// Exports: serves recovery points' disks over NBD (EXPORT restores).
+	Exports
 )
 
 // capabilityNames is the one table of capabilities: name and wire value.
@@ -50,11 +52,12 @@ var capabilityNames = []struct {
 	{Snapshots, "snapshots", restorev1.HostCapability_HOST_CAPABILITY_SNAPSHOTS},
 	{Quiesce, "quiesce", restorev1.HostCapability_HOST_CAPABILITY_QUIESCE},
 	{ChangedBlocks, "changed-blocks", restorev1.HostCapability_HOST_CAPABILITY_CHANGED_BLOCKS},
+	{Exports, "exports", restorev1.HostCapability_HOST_CAPABILITY_EXPORTS},
 }
 
 // KVMSet is everything the KVM driver does; a host whose agent reported
 // no capabilities (one from before they were reported) is taken to have it.
-const KVMSet = Set(Restores | InstantRestores | Screenshots | Console | GuestAgent | Snapshots | Quiesce | ChangedBlocks)
+const KVMSet = Set(Restores | InstantRestores | Screenshots | Console | GuestAgent | Snapshots | Quiesce | ChangedBlocks | Exports)
 
 // Wire is the set as the API carries it.
 func (s Set) Wire() []restorev1.HostCapability {

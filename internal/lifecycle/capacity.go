@@ -24,7 +24,8 @@ const (
 	BridgeNotOffered
 	// LabElsewhere: the restore's lab runs on another host.
 	LabElsewhere
-	// CannotRestore: the host's hypervisor lacks the restores capability.
+	// CannotRestore: the host's hypervisor lacks the capability the
+	// restore needs (RestoreNeeds: restores, or exports for an EXPORT).
 	CannotRestore
 )
 
@@ -63,7 +64,7 @@ func Fit(h *restorev1.Host, allocated *restorev1.Capacity, rp *restorev1.Recover
 		return HostDownNow
 	case h.Drained:
 		return Drained
-	case !hypervisor.OfHost(h).Has(hypervisor.Restores):
+	case !hypervisor.OfHost(h).Has(RestoreNeeds(x.GetMode())):
 		return CannotRestore
 	case rp == nil || !slices.Contains(rp.HostIds, h.Id):
 		return NoRecoveryPoint
@@ -77,6 +78,15 @@ func Fit(h *restorev1.Host, allocated *restorev1.Capacity, rp *restorev1.Recover
 		return TooSmall
 	}
 	return Fits
+}
+
+// RestoreNeeds is the capability a restore of mode needs of its host:
+// exports for an EXPORT (no VM), restores for the others.
+func RestoreNeeds(mode restorev1.Mode) hypervisor.Capability {
+	if mode == restorev1.Mode_MODE_EXPORT {
+		return hypervisor.Exports
+	}
+	return hypervisor.Restores
 }
 
 // Describe says a misfit for a person, naming the host.
@@ -95,7 +105,7 @@ func (m Misfit) Describe(hostID string, h *restorev1.Host, allocated *restorev1.
 	case LabElsewhere:
 		return hostID + " (the lab runs on another host)"
 	case CannotRestore:
-		return hostID + " (its hypervisor lacks the restores capability)"
+		return hostID + " (its hypervisor lacks the restores or exports capability)"
 	case TooSmall:
 		free := Free(h, allocated)
 		return fmt.Sprintf("%s has %d vCPUs and %d MiB free", hostID, free.Vcpus, free.MemoryMib)
