@@ -15,9 +15,6 @@ import (
 	"testing"
 	"time"
 
-	restorev1 "github.com/restored/restored/api/gen/restore/v1"
-	"github.com/restored/restored/internal/backupjob"
-	"github.com/restored/restored/internal/cli"
 	"github.com/restored/restored/internal/nbd"
 )
 
@@ -25,20 +22,7 @@ import (
 // and writes it (GnuTLS names) into a directory.
 func (s *kvmStack) exportCreds(token, id string) (*tls.Config, string) {
 	s.t.Helper()
-	code, body := s.rest("POST", "/v1/restores/"+id+"/credentials", token, map[string]any{})
-	if code != 200 {
-		s.t.Fatalf("export credentials: HTTP %d %v", code, body)
-	}
-	cr := &restorev1.IssueSnapshotCredentialsResponse{CaCert: body["ca_cert"].(string), Cert: body["cert"].(string), Key: body["key"].(string)}
-	tlsc, err := backupjob.TLSConfig(cr)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	dir := s.t.TempDir()
-	if err := cli.WriteSnapshotCredentials(dir, cr); err != nil {
-		s.t.Fatal(err)
-	}
-	return tlsc, dir
+	return s.readerCreds("/v1/restores/"+id+"/credentials", token)
 }
 
 // startExport creates an EXPORT restore of rp-1 and waits until it runs.

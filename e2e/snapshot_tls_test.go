@@ -20,9 +20,16 @@ import (
 // writes it (GnuTLS names) into a directory; it returns the client TLS too.
 func (s *kvmStack) snapshotCreds(token, id string) (*tls.Config, string) {
 	s.t.Helper()
-	code, body := s.rest("POST", "/v1/snapshots/"+id+"/credentials", token, map[string]any{})
+	return s.readerCreds("/v1/snapshots/"+id+"/credentials", token)
+}
+
+// readerCreds asks path for NBD reader credentials (a snapshot's or an
+// export's) and writes them into a directory.
+func (s *kvmStack) readerCreds(path, token string) (*tls.Config, string) {
+	s.t.Helper()
+	code, body := s.rest("POST", path, token, map[string]any{})
 	if code != 200 {
-		s.t.Fatalf("snapshot credentials: HTTP %d %v", code, body)
+		s.t.Fatalf("POST %s: HTTP %d %v", path, code, body)
 	}
 	cr := &restorev1.IssueSnapshotCredentialsResponse{CaCert: body["ca_cert"].(string), Cert: body["cert"].(string), Key: body["key"].(string)}
 	tlsc, err := backupjob.TLSConfig(cr)
