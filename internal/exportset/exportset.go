@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/restored/restored/internal/hypervisor"
 	"github.com/restored/restored/internal/nbd"
@@ -28,8 +29,10 @@ type Set struct {
 	server   *nbd.Server
 	listener net.Listener
 	closers  []io.Closer
-	sizes    map[string]int64
-	extents  map[string][]hypervisor.Extent
+	// names are the disks in the order they were added.
+	names   []string
+	sizes   map[string]int64
+	extents map[string][]hypervisor.Extent
 }
 
 // New is an empty set that will listen on socket.
@@ -49,12 +52,16 @@ func (s *Set) Add(name, source string, size int64, readAt func(ctx context.Conte
 	export := hex.EncodeToString(b)
 	s.server.Exports[export] = nbd.Export{Size: size, ReadAt: readAt}
 	s.sizes[name] = size
+	s.names = append(s.names, name)
 	if c != nil {
 		s.closers = append(s.closers, c)
 	}
 	return hypervisor.SnapshotDisk{Name: name, Source: source, Size: size, Export: export,
 		URI: nbd.Target{Network: "unix", Address: s.socket, Export: export}.String()}, nil
 }
+
+// Names are the set's disks in the order they were added.
+func (s *Set) Names() []string { return s.names }
 
 // SetExtents records a disk's extents to read.
 func (s *Set) SetExtents(name string, e []hypervisor.Extent) { s.extents[name] = e }
@@ -93,4 +100,66 @@ func (s *Set) Page(id, disk string, offset int64, limit int) (hypervisor.Extents
 		return hypervisor.Extents{}, fmt.Errorf("snapshot %s has no disk %q", id, disk)
 	}
 	return hypervisor.Page(s.extents[disk], size, offset, limit), nil
+}
+
+// Served is what a Registry holds: a driver's record of a snapshot it
+// serves, with its Set.
+type Served interface {
+	Stop()
+	Page(id, disk string, offset int64, limit int) (hypervisor.Extents, error)
+}
+
+// Registry is the snapshots a driver serves in this run, by snapshot id.
+// Its zero value is ready.
+type Registry[S Served] struct {
+	mu sync.Mutex
+	m  map[string]S
+}
+
+// Put records a snapshot being served.
+func (r *Registry[S]) Put(id string, s S) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = map[string]S{}
+	}
+	r.m[id] = s
+}
+
+// Take removes a snapshot and returns it (ok false: not served).
+func (r *Registry[S]) Take(id string) (s S, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok = r.m[id]
+	delete(r.m, id)
+	return s, ok
+}
+
+// Serves says whether the snapshot is served.
+func (r *Registry[S]) Serves(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.m[id]
+	return ok
+}
+
+// Page is a page of a served snapshot's disk's extents.
+func (r *Registry[S]) Page(id, disk string, offset int64, limit int) (hypervisor.Extents, error) {
+	r.mu.Lock()
+	s, ok := r.m[id]
+	r.mu.Unlock()
+	if !ok {
+		return hypervisor.Extents{}, fmt.Errorf("snapshot %s is not served", id)
+	}
+	return s.Page(id, disk, offset, limit)
+}
+
+// StopAll stops and forgets every snapshot.
+func (r *Registry[S]) StopAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, s := range r.m {
+		s.Stop()
+		delete(r.m, id)
+	}
 }

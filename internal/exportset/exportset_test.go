@@ -63,6 +63,20 @@ func TestASetServesEachDiskUntilStopped(t *testing.T) {
 	if _, err := s.Page("s1", "c", 0, 10); err == nil {
 		t.Fatal("a disk the set lacks")
 	}
+	if n := s.Names(); len(n) != 2 || n[0] != "a" || n[1] != "b" {
+		t.Fatalf("names %v, want the order they were added in", n)
+	}
+	var reg Registry[*Set]
+	reg.Put("s1", s)
+	if p, err := reg.Page("s1", "b", 0, 1); err != nil || p.Next != 6144 || !reg.Serves("s1") {
+		t.Fatalf("the registry's page: %+v %v", p, err)
+	}
+	if _, err := reg.Page("s2", "b", 0, 1); err == nil {
+		t.Fatal("a snapshot the registry does not serve")
+	}
+	if got, ok := reg.Take("s1"); !ok || got != s || reg.Serves("s1") {
+		t.Fatal("take")
+	}
 	s.Stop()
 	if !c.closed {
 		t.Fatal("the disks' files stay open")

@@ -19,8 +19,6 @@ import (
 // (the VHDX files its disks are read from).
 type served struct {
 	vm, checkpoint string
-	// names are the disks in the checkpoint's order.
-	names []string
 	*exportset.Set
 }
 
@@ -91,7 +89,6 @@ func (h *Host) TakeSnapshot(ctx context.Context, spec hypervisor.SnapshotSpec) (
 			return nil, fmt.Errorf("disk %s: the file holds %d bytes, Hyper-V says %d", name, im.Size(), d.Size)
 		}
 		images[name] = im
-		s.names = append(s.names, name)
 		out.Disks = append(out.Disks, sd)
 	}
 	var extents map[string][]hypervisor.Extent
@@ -105,9 +102,7 @@ func (h *Host) TakeSnapshot(ctx context.Context, spec hypervisor.SnapshotSpec) (
 	if err := s.Serve(); err != nil {
 		return nil, err
 	}
-	h.mu.Lock()
-	h.serving[spec.ID] = s
-	h.mu.Unlock()
+	h.serving.Put(spec.ID, s)
 	ok = true
 	return out, nil
 }
@@ -213,28 +208,17 @@ func (h *Host) loadReference(vmID string) (reference, error) {
 
 // ChangedExtents implements hypervisor.Snapshotter.
 func (h *Host) ChangedExtents(_ context.Context, s *hypervisor.Snapshot, disk string, offset int64, limit int) (hypervisor.Extents, error) {
-	h.mu.Lock()
-	sv := h.serving[s.ID]
-	h.mu.Unlock()
-	if sv == nil {
-		return hypervisor.Extents{}, fmt.Errorf("snapshot %s is not served", s.ID)
-	}
-	return sv.Page(s.ID, disk, offset, limit)
+	return h.serving.Page(s.ID, disk, offset, limit)
 }
 
 // ReleaseSnapshot implements hypervisor.Snapshotter: after a completed
 // backup the checkpoint becomes a reference point (its .avhdx merged, its
 // RCT ids kept for the next incremental); otherwise it is removed.
 func (h *Host) ReleaseSnapshot(ctx context.Context, spec hypervisor.ReleaseSpec) error {
-	h.mu.Lock()
-	sv := h.serving[spec.ID]
-	delete(h.serving, spec.ID)
-	h.mu.Unlock()
-	if sv != nil {
-		sv.Stop()
-	}
+	sv, served := h.serving.Take(spec.ID)
 	id := ""
-	if sv != nil {
+	if served {
+		sv.Stop()
 		id = sv.checkpoint
 	} else {
 		cps, err := h.checkpoints(ctx)
@@ -250,19 +234,19 @@ func (h *Host) ReleaseSnapshot(ctx context.Context, spec hypervisor.ReleaseSpec)
 	if id == "" {
 		return nil // nothing left
 	}
-	if !spec.Completed || sv == nil {
+	if !spec.Completed || !served {
 		return call(ctx, h.r, "remove-checkpoint", cmdRemoveCheckpoint, map[string]any{"ID": id}, nil)
 	}
 	var ref referenceInfo
 	if err := call(ctx, h.r, "reference", cmdReference, map[string]any{"ID": id}, &ref); err != nil {
 		return err
 	}
-	if len(ref.RCTIDs) != len(sv.names) {
-		return fmt.Errorf("the reference point has %d RCT ids for %d disks", len(ref.RCTIDs), len(sv.names))
+	names := sv.Names() // the checkpoint's order, which the reference point keeps
+	if len(ref.RCTIDs) != len(names) {
+		return fmt.Errorf("the reference point has %d RCT ids for %d disks", len(ref.RCTIDs), len(names))
 	}
-	// The reference point lists the disks in the checkpoint's order.
 	saved := reference{Checkpoint: checkpointName(spec.ID), RCTIDs: map[string]string{}}
-	for i, name := range sv.names {
+	for i, name := range names {
 		saved.RCTIDs[name] = ref.RCTIDs[i]
 	}
 	b, _ := json.Marshal(saved)
@@ -296,10 +280,7 @@ func (h *Host) EndStale(ctx context.Context) (int, error) {
 	n := 0
 	for _, c := range cps {
 		id := strings.TrimPrefix(c.Name, "restored-")
-		h.mu.Lock()
-		_, live := h.serving[id]
-		h.mu.Unlock()
-		if live {
+		if h.serving.Serves(id) {
 			continue
 		}
 		if err := call(ctx, h.r, "remove-checkpoint", cmdRemoveCheckpoint, map[string]any{"ID": c.ID}, nil); err != nil && !errors.Is(err, ErrNotFound) {

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 
+	"github.com/restored/restored/internal/exportset"
 	"github.com/restored/restored/internal/hypervisor"
 	"github.com/restored/restored/internal/kinds"
 )
@@ -40,8 +40,7 @@ type Host struct {
 
 	hypervisor.NoObserver
 
-	mu      sync.Mutex
-	serving map[string]*served
+	serving exportset.Registry[*served]
 }
 
 // Open checks that the host answers (Get-VMHost) and returns it.
@@ -58,7 +57,7 @@ func Open(ctx context.Context, cfg Config) (*Host, error) {
 	if cfg.QEMUImg == "" {
 		cfg.QEMUImg = "qemu-img"
 	}
-	h := &Host{cfg: cfg, r: cfg.Runner, log: cfg.Log, serving: map[string]*served{}, NoObserver: hypervisor.NoObserver{Driver: "Hyper-V"}}
+	h := &Host{cfg: cfg, r: cfg.Runner, log: cfg.Log, NoObserver: hypervisor.NoObserver{Driver: "Hyper-V"}}
 	if _, err := h.Size(ctx); err != nil {
 		return nil, fmt.Errorf("the Hyper-V host does not answer (is the Hyper-V PowerShell module installed, and the agent an administrator?): %w", err)
 	}
@@ -86,12 +85,7 @@ func (h *Host) Size(ctx context.Context) (hypervisor.Size, error) {
 
 // Close implements hypervisor.Driver.
 func (h *Host) Close() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for id, s := range h.serving {
-		s.Stop()
-		delete(h.serving, id)
-	}
+	h.serving.StopAll()
 }
 
 // restoreNote marks the restore VMs of this Restored host (in Notes).

@@ -88,9 +88,7 @@ func (h *Host) TakeSnapshot(ctx context.Context, spec hypervisor.SnapshotSpec) (
 	if err := s.Serve(); err != nil {
 		return nil, err
 	}
-	h.mu.Lock()
-	h.serving[spec.ID] = s
-	h.mu.Unlock()
+	h.serving.Put(spec.ID, s)
 	rv.Success()
 	return out, nil
 }
@@ -174,13 +172,7 @@ func toExtents(areas []Extent) []hypervisor.Extent {
 // ChangedExtents implements hypervisor.Snapshotter from the extents the
 // snapshot listed when it was taken.
 func (h *Host) ChangedExtents(_ context.Context, s *hypervisor.Snapshot, disk string, offset int64, limit int) (hypervisor.Extents, error) {
-	h.mu.Lock()
-	sv := h.serving[s.ID]
-	h.mu.Unlock()
-	if sv == nil {
-		return hypervisor.Extents{}, fmt.Errorf("snapshot %s is not served", s.ID)
-	}
-	return sv.Page(s.ID, disk, offset, limit)
+	return h.serving.Page(s.ID, disk, offset, limit)
 }
 
 // ReleaseSnapshot implements hypervisor.Snapshotter: it stops serving and
@@ -188,11 +180,7 @@ func (h *Host) ChangedExtents(_ context.Context, s *hypervisor.Snapshot, disk st
 // The change ids stay vSphere's: the next incremental asks what changed
 // since the one this snapshot recorded.
 func (h *Host) ReleaseSnapshot(ctx context.Context, spec hypervisor.ReleaseSpec) error {
-	h.mu.Lock()
-	sv := h.serving[spec.ID]
-	delete(h.serving, spec.ID)
-	h.mu.Unlock()
-	if sv != nil {
+	if sv, ok := h.serving.Take(spec.ID); ok {
 		sv.Stop()
 	}
 	vm, err := h.vm(ctx, spec.Guest, spec.GuestUUID)
@@ -241,10 +229,7 @@ func (h *Host) EndStale(ctx context.Context) (int, error) {
 		}
 		for _, s := range list {
 			id, ours := strings.CutPrefix(s.Name, "restored-")
-			h.mu.Lock()
-			_, live := h.serving[id]
-			h.mu.Unlock()
-			if !ours || live || s.Description != h.description() {
+			if !ours || h.serving.Serves(id) || s.Description != h.description() {
 				continue
 			}
 			if err := h.d.RemoveSnapshot(ctx, vm.Self.Value, s.Moref); err != nil {

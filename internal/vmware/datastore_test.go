@@ -69,7 +69,8 @@ func TestExtentsArePagedFromAnyOffset(t *testing.T) {
 		t.Fatal(err)
 	}
 	set.SetExtents("scsi0-0", toExtents([]Extent{{0, 10}, {10, 5}, {40, 10}, {80, 20}}))
-	h := &Host{serving: map[string]*served{"s1": {Set: set}}}
+	h := &Host{}
+	h.serving.Put("s1", &served{Set: set})
 	snap := &hypervisor.Snapshot{ID: "s1"}
 	p, err := h.ChangedExtents(t.Context(), snap, "scsi0-0", 0, 2)
 	if err != nil || len(p.Extents) != 2 || p.Extents[0] != (hypervisor.Extent{Offset: 0, Length: 15}) || p.Next != 80 || p.DiskSize != 100 {

@@ -9,8 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 
+	"github.com/restored/restored/internal/exportset"
 	"github.com/restored/restored/internal/hypervisor"
 	"github.com/restored/restored/internal/kinds"
 	"github.com/vmware/govmomi/find"
@@ -59,8 +59,7 @@ type Host struct {
 
 	hypervisor.NoObserver
 
-	mu      sync.Mutex
-	serving map[string]*served
+	serving exportset.Registry[*served]
 }
 
 // ReadCredentials reads a credentials file.
@@ -105,7 +104,7 @@ func Open(ctx context.Context, cfg Config) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Host{cfg: cfg, d: d, log: cfg.Log, serving: map[string]*served{}, NoObserver: hypervisor.NoObserver{Driver: "VMware"}}
+	h := &Host{cfg: cfg, d: d, log: cfg.Log, NoObserver: hypervisor.NoObserver{Driver: "VMware"}}
 	if err := h.find(ctx); err != nil {
 		_ = d.Logout(context.WithoutCancel(ctx))
 		return nil, err
@@ -188,12 +187,7 @@ func (h *Host) Size(ctx context.Context) (hypervisor.Size, error) {
 
 // Close implements hypervisor.Driver: it stops serving and logs out.
 func (h *Host) Close() {
-	h.mu.Lock()
-	for id, s := range h.serving {
-		s.Stop()
-		delete(h.serving, id)
-	}
-	h.mu.Unlock()
+	h.serving.StopAll()
 	_ = h.d.Logout(context.Background())
 }
 
