@@ -86,7 +86,7 @@ func (p *restores) spec(r *restorev1.Restore) (hypervisor.RestoreSpec, error) {
 	}
 	spec.LinkDown = r.GetNetwork().GetLinkDown()
 	for _, d := range rp.Disks {
-		spec.Disks = append(spec.Disks, hypervisor.Disk{Name: d.Name, Chain: d.Chain})
+		spec.Disks = append(spec.Disks, hypervisor.Disk{Name: d.Name, Size: d.VirtualSize, Chain: d.Chain})
 	}
 	return spec, nil
 }

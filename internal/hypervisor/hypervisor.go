@@ -63,7 +63,10 @@ type Progress struct {
 
 // Disk is one disk of a restore.
 type Disk struct {
-	Name  string
+	Name string
+	// Size is its virtual size (the manifest's, checked against the image
+	// by the repository scan).
+	Size  int64
 	Chain []storage.Layer
 }
 

@@ -75,11 +75,7 @@ func (h *Host) Export(ctx context.Context, spec hypervisor.RestoreSpec, readWrit
 		export := hex.EncodeToString(b)
 		args = append(args, "--blockdev", string(bd),
 			"--export", fmt.Sprintf("type=nbd,id=e%d,node-name=%s,name=%s,writable=%s", i, node, export, onOff(readWrite)))
-		size, err := virtualSize(ctx, overlay)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, hypervisor.SnapshotDisk{Name: d.Name, Size: size, Export: export,
+		out = append(out, hypervisor.SnapshotDisk{Name: d.Name, Size: d.Size, Export: export,
 			URI: nbd.Target{Network: "unix", Address: sock, Export: export}.String()})
 	}
 	cmd := exec.Command("qemu-storage-daemon", args...)
@@ -113,22 +109,6 @@ func onOff(b bool) string {
 		return "on"
 	}
 	return "off"
-}
-
-// virtualSize is an image's virtual size (qemu-img info, the overlay we
-// made: its backing is the validated chain).
-func virtualSize(ctx context.Context, path string) (int64, error) {
-	b, err := exec.CommandContext(ctx, "qemu-img", "info", "--output=json", "-U", path).Output()
-	if err != nil {
-		return 0, fmt.Errorf("qemu-img info %s: %w", path, err)
-	}
-	var info struct {
-		VirtualSize int64 `json:"virtual-size"`
-	}
-	if err := json.Unmarshal(b, &info); err != nil {
-		return 0, err
-	}
-	return info.VirtualSize, nil
 }
 
 // ExportSocket implements hypervisor.Exporter: a restore's socket while
