@@ -88,20 +88,6 @@ func (h *Host) Close() {
 	h.serving.StopAll()
 }
 
-// restoreNote marks the restore VMs of this Restored host (in Notes).
-func (h *Host) restoreNote(id string) string {
-	return fmt.Sprintf("Restored restore %s of host %s", id, h.cfg.HostID)
-}
-
-func (h *Host) restoreOf(notes string) (string, bool) {
-	rest, ok := strings.CutPrefix(notes, "Restored restore ")
-	if !ok {
-		return "", false
-	}
-	id, host, ok := strings.Cut(rest, " of host ")
-	return id, ok && host == h.cfg.HostID
-}
-
 // diskName is Restored's name of a disk: its controller and location
 // (scsi0-1, ide0-0).
 func diskName(d diskInfo) string {
@@ -116,7 +102,7 @@ func (h *Host) Inventory(ctx context.Context) ([]hypervisor.Domain, error) {
 	}
 	out := make([]hypervisor.Domain, 0, len(all))
 	for _, vm := range all {
-		if _, ours := h.restoreOf(vm.Notes); ours {
+		if _, ours := hypervisor.ParseRestoreNote(vm.Notes, h.cfg.HostID); ours {
 			continue // a restore VM is never a guest
 		}
 		d := hypervisor.Domain{UUID: strings.ToLower(vm.VMId), Name: vm.Name, Running: vm.State == "Running"}

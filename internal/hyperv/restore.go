@@ -68,7 +68,7 @@ func (h *Host) Prepare(ctx context.Context, spec hypervisor.RestoreSpec) error {
 		disks = append(disks, out)
 	}
 	params := map[string]any{"Name": restoreName(spec.ID), "Generation": generation(spec.Firmware), "MemoryBytes": spec.MemoryMiB << 20,
-		"CPUs": spec.VCPUs, "Notes": h.restoreNote(spec.ID), "Dir": dir, "Disks": disks}
+		"CPUs": spec.VCPUs, "Notes": hypervisor.RestoreNote(spec.ID, h.cfg.HostID), "Dir": dir, "Disks": disks}
 	if err := call(ctx, h.r, "new-vm", cmdNewVM, params, nil); err != nil {
 		return err
 	}
@@ -96,7 +96,7 @@ func (h *Host) Owned(ctx context.Context) ([]hypervisor.Owned, error) {
 	}
 	var out []hypervisor.Owned
 	for _, vm := range all {
-		if id, ours := h.restoreOf(vm.Notes); ours {
+		if id, ours := hypervisor.ParseRestoreNote(vm.Notes, h.cfg.HostID); ours {
 			out = append(out, hypervisor.Owned{ID: id, VM: true, Running: vm.State == "Running"})
 		}
 	}
@@ -111,7 +111,7 @@ func (h *Host) VMState(ctx context.Context, id string) (hypervisor.VMState, erro
 		return hypervisor.VMState{}, err
 	}
 	for _, vm := range all {
-		if got, ours := h.restoreOf(vm.Notes); ours && got == id {
+		if got, ours := hypervisor.ParseRestoreNote(vm.Notes, h.cfg.HostID); ours && got == id {
 			return hypervisor.VMState{Running: vm.State == "Running"}, nil
 		}
 	}

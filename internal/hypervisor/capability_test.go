@@ -41,3 +41,15 @@ func TestAHostWithoutReportedCapabilitiesIsAKVMHost(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A driver knows its own restore VMs by their note, and no other host's.
+func TestRestoreNotesNameTheRestoreAndTheHost(t *testing.T) {
+	if id, ok := ParseRestoreNote(RestoreNote("r1", "vc-01"), "vc-01"); !ok || id != "r1" {
+		t.Fatal("this host's note")
+	}
+	for _, note := range []string{RestoreNote("r1", "vc-02"), "", "Restored restore r1", "Restored restore  of host vc-01", "a note of the admin's"} {
+		if _, ok := ParseRestoreNote(note, "vc-01"); ok {
+			t.Errorf("%q taken for vc-01's", note)
+		}
+	}
+}

@@ -233,7 +233,7 @@ func (h *Host) Inventory(ctx context.Context) ([]hypervisor.Domain, error) {
 	}
 	out := make([]hypervisor.Domain, 0, len(vms))
 	for _, vm := range vms {
-		if _, ours := h.ours(vm.Config.Annotation); ours {
+		if _, ours := hypervisor.ParseRestoreNote(vm.Config.Annotation, h.cfg.HostID); ours {
 			continue // a restore VM is never a guest
 		}
 		d := hypervisor.Domain{UUID: vm.Config.InstanceUuid, Name: vm.Name, Moref: vm.Self.Value,

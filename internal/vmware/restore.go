@@ -32,20 +32,6 @@ import (
 // restoreName is the VM (and datastore directory) of a restore.
 func restoreName(id string) string { return "restored-" + id }
 
-// annotation marks the restore VMs of this Restored host.
-func (h *Host) annotation(id string) string {
-	return fmt.Sprintf("Restored restore %s of host %s", id, h.cfg.HostID)
-}
-
-func (h *Host) ours(note string) (string, bool) {
-	rest, ok := strings.CutPrefix(note, "Restored restore ")
-	if !ok {
-		return "", false
-	}
-	id, host, ok := strings.Cut(rest, " of host ")
-	return id, ok && host == h.cfg.HostID
-}
-
 // Prepare implements hypervisor.Restorer: the disks uploaded and the VM
 // made, not powered on. A failure removes what it made.
 func (h *Host) Prepare(ctx context.Context, spec hypervisor.RestoreSpec) error {
@@ -243,7 +229,7 @@ func (h *Host) createVM(ctx context.Context, spec hypervisor.RestoreSpec, disks 
 		firmware = string(types.GuestOsDescriptorFirmwareTypeEfi)
 	}
 	cfg := types.VirtualMachineConfigSpec{
-		Name: restoreName(spec.ID), Annotation: h.annotation(spec.ID), GuestId: guestID(spec.OS), Firmware: firmware,
+		Name: restoreName(spec.ID), Annotation: hypervisor.RestoreNote(spec.ID, h.cfg.HostID), GuestId: guestID(spec.OS), Firmware: firmware,
 		NumCPUs: int32(spec.VCPUs), MemoryMB: spec.MemoryMiB,
 		Files: &types.VirtualMachineFileInfo{VmPathName: fmt.Sprintf("[%s] %s", h.cfg.Datastore, restoreName(spec.ID))},
 	}
@@ -331,7 +317,7 @@ func (h *Host) restoreVM(ctx context.Context, id string) (*object.VirtualMachine
 		return nil, false, err
 	}
 	for _, vm := range vms {
-		if got, ours := h.ours(vm.Config.Annotation); ours && got == id {
+		if got, ours := hypervisor.ParseRestoreNote(vm.Config.Annotation, h.cfg.HostID); ours && got == id {
 			return object.NewVirtualMachine(h.d.c.Client, vm.Self), vm.Runtime.PowerState == types.VirtualMachinePowerStatePoweredOn, nil
 		}
 	}
@@ -406,7 +392,7 @@ func (h *Host) Owned(ctx context.Context) ([]hypervisor.Owned, error) {
 	}
 	var out []hypervisor.Owned
 	for _, vm := range vms {
-		if id, ours := h.ours(vm.Config.Annotation); ours {
+		if id, ours := hypervisor.ParseRestoreNote(vm.Config.Annotation, h.cfg.HostID); ours {
 			out = append(out, hypervisor.Owned{ID: id, VM: true, Running: vm.Runtime.PowerState == types.VirtualMachinePowerStatePoweredOn})
 		}
 	}

@@ -28,16 +28,3 @@ func TestDevicesFollowTheRecoveryPointsOS(t *testing.T) {
 		}
 	}
 }
-
-func TestRestoreVMsAreKnownByTheirAnnotation(t *testing.T) {
-	h := &Host{cfg: Config{HostID: "vc-01"}}
-	if id, ok := h.ours(h.annotation("r1")); !ok || id != "r1" {
-		t.Fatal("this host's annotation")
-	}
-	other := &Host{cfg: Config{HostID: "vc-02"}}
-	for _, note := range []string{other.annotation("r1"), "", "Restored restore r1", "a note of the admin's"} {
-		if _, ok := h.ours(note); ok {
-			t.Errorf("%q taken for this host's", note)
-		}
-	}
-}
