@@ -30,7 +30,7 @@ func TestRequestsAHostCannotServeAreRefusedNamingTheCapability(t *testing.T) {
 		list, _ := h["capabilities"].([]any)
 		caps[h["id"].(string)] = len(list)
 	}
-	if caps["vc-01"] != 3 || caps["tiny"] != 1 || caps["kvm-01"] != 9 {
+	if caps["vc-01"] != 3 || caps["tiny"] != 1 || caps["kvm-01"] != 10 {
 		t.Fatalf("capabilities per host: %v", caps)
 	}
 
@@ -53,6 +53,8 @@ func TestRequestsAHostCannotServeAreRefusedNamingTheCapability(t *testing.T) {
 			map[string]any{"recovery_point_id": "rp-v", "mode": "VIRTUALIZE", "memory_mib": 256, "request_id": "vc-1"}, "host vc-01 cannot boot restores: its hypervisor lacks the restores capability"},
 		{"an export of a recovery point only vc-01 holds", "POST", "/v1/restores",
 			map[string]any{"recovery_point_id": "rp-v", "mode": "EXPORT", "request_id": "vc-2"}, "host vc-01 cannot serve exports: its hypervisor lacks the exports capability"},
+		{"an image of a recovery point only vc-01 holds", "POST", "/v1/recovery-points/rp-v:export-image",
+			map[string]any{"format": "VMDK", "request_id": "vc-3"}, "host vc-01 cannot make image files: its hypervisor lacks the images capability"},
 		{"a screenshot on tiny", "GET", "/v1/restores/" + id + "/screenshot", nil, "lacks the screenshots capability"},
 		{"a console on tiny", "POST", "/v1/restores/" + id + "/console", map[string]any{}, "lacks the console capability"},
 		{"a snapshot of a guest on tiny", "POST", "/v1/snapshots", map[string]any{"guest_id": guest["id"], "lease_seconds": 600}, "lacks the snapshots capability"},

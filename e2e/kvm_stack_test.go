@@ -283,14 +283,20 @@ func (s *kvmStack) create(body map[string]any) string {
 func (s *kvmStack) waitState(id, state string, timeout time.Duration, cond func(map[string]any) bool) map[string]any {
 	s.t.Helper()
 	var got map[string]any
-	eventually(s.t, timeout, "restore "+id+" "+state, func() bool {
+	deadline := time.Now().Add(timeout)
+	for {
 		_, got = s.rest("GET", "/v1/restores/"+id, s.acme, nil)
 		if got["state"] == "RESTORE_STATE_FAILED" && state != "RESTORE_STATE_FAILED" {
 			s.t.Fatalf("restore failed: %v", got["state_reason"])
 		}
-		return got["state"] == state && (cond == nil || cond(got))
-	})
-	return got
+		if got["state"] == state && (cond == nil || cond(got)) {
+			return got
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("timed out after %s waiting for restore %s %s; it is %v: %v", timeout, id, state, got["state"], got["state_reason"])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func verified(r map[string]any) bool {

@@ -296,12 +296,20 @@ func (a *Agent) assemble(hv host, accel, note string) *parts {
 		hv: hv, accelerator: accel, note: note, snapshots: snaps,
 		restores: &restores{
 			hostID: a.cfg.HostID, hv: hv, caps: caps, catalog: &a.catalog, rep: a.ctl, ev: ev, limits: limits, log: a.log, work: newClaims(),
-			bridges: hostBridges(a.cfg.Bridges),
-			boot:    &bootWatcher{obs: hv, caps: caps, timeout: a.cfg.BootTimeout, settle: a.cfg.ScreenSettle, marker: a.marker, signals: a.cfg.BootSignals, log: a.log},
-			verify:  &verifications{obs: hv, caps: caps, ev: ev, settle: a.cfg.ScreenSettle, bootTimeout: a.cfg.BootTimeout, log: a.log},
+			bridges: hostBridges(a.cfg.Bridges), conversions: make(chan struct{}, maxConversions),
+			boot:   &bootWatcher{obs: hv, caps: caps, timeout: a.cfg.BootTimeout, settle: a.cfg.ScreenSettle, marker: a.marker, signals: a.cfg.BootSignals, log: a.log},
+			verify: &verifications{obs: hv, caps: caps, ev: ev, settle: a.cfg.ScreenSettle, bootTimeout: a.cfg.BootTimeout, log: a.log},
 		},
-		tunnel: &tunnel{hostID: a.cfg.HostID, ctl: a.ctl, obs: hv, caps: caps, snapshots: snaps, ev: ev, log: a.log},
+		tunnel: &tunnel{hostID: a.cfg.HostID, ctl: a.ctl, obs: hv, caps: caps, snapshots: snaps, ev: ev, images: imagerOf(hv), log: a.log},
 	}
+}
+
+// imagerOf is the driver's image files, when it makes any.
+func imagerOf(hv host) hypervisor.Imager {
+	if im, ok := hv.(hypervisor.Imager); ok {
+		return im
+	}
+	return nil
 }
 
 // Run works until ctx ends, reconnecting to the servers and libvirtd when

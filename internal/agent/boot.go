@@ -15,8 +15,12 @@ import (
 // verify the boot. Any failure leaves nothing behind and reports FAILED
 // with the reason.
 func (p *restores) start(ctx context.Context, r *restorev1.Restore) {
-	if r.Mode == restorev1.Mode_MODE_EXPORT {
+	switch r.Mode {
+	case restorev1.Mode_MODE_EXPORT:
 		p.startExport(ctx, r)
+		return
+	case restorev1.Mode_MODE_IMAGE:
+		p.startImage(ctx, r)
 		return
 	}
 	p.report(ctx, r.Id, lifecycle.Preparing, "making the overlay", nil)

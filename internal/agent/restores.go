@@ -79,6 +79,9 @@ type restores struct {
 	// gateCA the CA its certificate chains to (nil: the driver's own URI).
 	public func(export string) string
 	gateCA string
+	// conversions bounds the image files made at once (IMAGE restores
+	// take no VM capacity of the host: this is their bound).
+	conversions chan struct{}
 
 	mu sync.Mutex
 	// linkUp are the restores whose link this run saw or brought up.
@@ -144,6 +147,10 @@ func (p *restores) keepRunning(ctx context.Context, r *restorev1.Restore, vmRunn
 		return // adopted: nothing else to do
 	}
 	p.work.goWork(ctx, r.Id, func(rctx context.Context) {
+		if vmRunning && r.Mode == restorev1.Mode_MODE_IMAGE {
+			p.adoptImage(rctx, r)
+			return
+		}
 		if vmRunning {
 			p.log.Info("adopting a restore whose boot was not confirmed", "restore", r.Id)
 			p.finish(rctx, r, r.GetUpdateTime().AsTime(), true)

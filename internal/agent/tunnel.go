@@ -31,7 +31,9 @@ type tunnel struct {
 	caps      hypervisor.Set
 	snapshots *snapshots
 	ev        *evidence
-	log       *slog.Logger
+	// images finds IMAGE restores' files (nil: the driver makes none).
+	images hypervisor.Imager
+	log    *slog.Logger
 }
 
 // run keeps a tunnel open for the session, reopening it when it breaks.
@@ -88,6 +90,8 @@ func (t *tunnel) serveChannel(ctx context.Context, open *restorev1.TunnelOpen, c
 		t.serveEvidence(open.RestoreId, open.N, c)
 	case restorev1.TunnelOpenKind_TUNNEL_OPEN_KIND_CONSOLE:
 		t.serveConsole(ctx, open.RestoreId, c)
+	case restorev1.TunnelOpenKind_TUNNEL_OPEN_KIND_IMAGE:
+		t.serveImage(open, c)
 	default:
 		_ = c.CloseWith(fmt.Sprintf("this agent cannot open %s", open.Kind), false)
 	}

@@ -3,12 +3,14 @@ package api
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/hashicorp/go-memdb"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/fsm"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/hypervisor"
+	"github.com/restored/restored/internal/kinds"
 	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/pki"
 	"github.com/restored/restored/internal/store"
@@ -219,12 +221,18 @@ func (s *AgentService) ReportRestoreStatus(ctx context.Context, req *restorev1.R
 			return nil, validate.Errorf("export lists %d disks (at most %d)", len(e.Disks), maxDomainDisks)
 		}
 	}
+	if err := checkImage(req); err != nil {
+		return nil, err
+	}
 	x := s.Store.Read(nil).Restore(req.RestoreId)
 	if x == nil {
 		return nil, status.Errorf(codes.NotFound, "restore %q not found", req.RestoreId)
 	}
 	if x.Mode != restorev1.Mode_MODE_EXPORT && req.Export != nil {
 		return nil, validate.Errorf("restore %s is %s, not an EXPORT", x.Id, x.Mode)
+	}
+	if x.Mode != restorev1.Mode_MODE_IMAGE && req.Image != nil {
+		return nil, validate.Errorf("restore %s is %s, not an IMAGE", x.Id, x.Mode)
 	}
 	if x.HostId != req.HostId {
 		return nil, status.Errorf(codes.FailedPrecondition, "restore %s is not assigned to host %s", req.RestoreId, req.HostId)
@@ -235,7 +243,7 @@ func (s *AgentService) ReportRestoreStatus(ctx context.Context, req *restorev1.R
 	out, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_REPORT_RESTORE_STATUS,
 		&raftv1.ReportRestoreStatus{Report: &raftv1.RestoreReport{
 			HostId: req.HostId, RestoreId: req.RestoreId, State: req.State, StateReason: req.StateReason,
-			Boot: req.Boot, Verification: req.Verification, Progress: req.Progress, Export: req.Export,
+			Boot: req.Boot, Verification: req.Verification, Progress: req.Progress, Export: req.Export, Image: req.Image,
 		}, Time: timestamppb.New(s.Now())})
 	if err != nil {
 		return nil, err
@@ -330,4 +338,35 @@ func (s *AgentService) Tunnel(stream restorev1.AgentService_TunnelServer) error 
 		return nil
 	}
 	return err
+}
+
+// checkImage refuses an IMAGE restore's files that are not files: a
+// report names each disk once, with a plain file name and a size.
+func checkImage(req *restorev1.ReportRestoreStatusRequest) error {
+	im := req.Image
+	if im == nil {
+		return nil
+	}
+	if req.State != lifecycle.Running {
+		return validate.Errorf("an image goes with a RUNNING report, not %s", req.State)
+	}
+	if _, ok := kinds.ImageFormatFromAPI(im.Format); !ok {
+		return validate.Errorf("image.format %s is not an image format", im.Format)
+	}
+	if len(im.Files) == 0 || len(im.Files) > maxDomainDisks {
+		return validate.Errorf("image lists %d files (1 to %d)", len(im.Files), maxDomainDisks)
+	}
+	seen := map[string]bool{}
+	for i, f := range im.Files {
+		switch {
+		case f.Disk == "" || seen[f.Disk]:
+			return validate.Errorf("image.files[%d]: disk %q is empty or named twice", i, f.Disk)
+		case f.FileName == "" || len(f.FileName) > 255 || strings.ContainsAny(f.FileName, "/\\\"\x00\r\n") || strings.HasPrefix(f.FileName, "."):
+			return validate.Errorf("image.files[%d]: %q is not a plain file name", i, f.FileName)
+		case f.SizeBytes <= 0:
+			return validate.Errorf("image.files[%d]: size %d", i, f.SizeBytes)
+		}
+		seen[f.Disk] = true
+	}
+	return nil
 }

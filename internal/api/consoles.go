@@ -2,11 +2,7 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
-	"sync"
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
@@ -26,50 +22,28 @@ const ConsoleTTL = 60 * time.Second
 type ConsoleGrant struct {
 	RestoreID, Tenant, HostID string
 	Expire                    time.Time
-	used                      bool
 }
 
-// Consoles holds console tokens in this server's memory, by their SHA-256:
-// single use, 60 seconds. The URL points at the server that minted it.
-type Consoles struct {
-	mu     sync.Mutex
-	grants map[[32]byte]*ConsoleGrant
-}
+// Consoles holds console tokens: single use, 60 seconds. The URL points at
+// the server that minted it.
+type Consoles struct{ links links[ConsoleGrant] }
 
 // NewConsoles returns an empty token store.
-func NewConsoles() *Consoles { return &Consoles{grants: map[[32]byte]*ConsoleGrant{}} }
+func NewConsoles() *Consoles { return &Consoles{links: newLinks[ConsoleGrant]()} }
 
 // ErrConsoleToken is a console token that is unknown, used or expired.
 var ErrConsoleToken = errors.New("this console link was already used or has expired; ask for a new one")
 
 func (c *Consoles) mint(g ConsoleGrant, now time.Time) (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	tok := base64.RawURLEncoding.EncodeToString(b)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for k, v := range c.grants {
-		if now.After(v.Expire) {
-			delete(c.grants, k)
-		}
-	}
-	c.grants[sha256.Sum256([]byte(tok))] = &g
-	return tok, nil
+	return c.links.mint(g, g.Expire, now)
 }
 
 func (c *Consoles) lookup(tok string, now time.Time, use bool) (ConsoleGrant, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	g := c.grants[sha256.Sum256([]byte(tok))]
-	if g == nil || g.used || now.After(g.Expire) {
+	g, ok := c.links.lookup(tok, now, use)
+	if !ok {
 		return ConsoleGrant{}, ErrConsoleToken
 	}
-	if use {
-		g.used = true
-	}
-	return *g, nil
+	return g, nil
 }
 
 // Peek checks a token without using it (the page that will connect).
@@ -83,6 +57,9 @@ func (s *RestoreService) CreateConsole(ctx context.Context, req *restorev1.Creat
 	x, err := visibleRestore(s.Store.Read(nil), principal(ctx), req.Id)
 	if err != nil {
 		return nil, err
+	}
+	if !lifecycle.HasVM(x.Mode) {
+		return nil, status.Errorf(codes.FailedPrecondition, "restore %s is an %s restore: it has no VM and so no console", x.Id, lifecycle.ModeName(x.Mode))
 	}
 	if !lifecycle.HasScreen(x.State) {
 		return nil, status.Errorf(codes.FailedPrecondition, "restore %s is %s: only a BOOTING or RUNNING restore has a console", x.Id, x.State)

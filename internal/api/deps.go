@@ -48,6 +48,8 @@ type Deps struct {
 	Peers *Forwarder
 	// Consoles holds the console tokens this server minted.
 	Consoles *Consoles
+	// Downloads holds the download tokens this server minted.
+	Downloads *Downloads
 	// HTTPAddr is this server's HTTP address (console URLs of gRPC callers).
 	HTTPAddr string
 	// PeerCreds are this server's credentials when it calls another server

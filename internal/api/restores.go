@@ -11,6 +11,7 @@ import (
 	"github.com/restored/restored/internal/auth"
 	"github.com/restored/restored/internal/fsm"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/kinds"
 	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/mdkeys"
 	"github.com/restored/restored/internal/scheduler"
@@ -41,16 +42,7 @@ func normalizeCreate(in *restorev1.CreateRestoreRequest) (*restorev1.CreateResto
 	if err := validate.Enum("mode", req.Mode); err != nil {
 		return nil, err
 	}
-	if req.Vcpus == 0 {
-		req.Vcpus = lifecycle.DefaultVCPUs
-	}
-	if err := validate.Range("vcpus", int64(req.Vcpus), validate.MinVCPUs, validate.MaxVCPUs); err != nil {
-		return nil, err
-	}
-	if req.MemoryMib == 0 {
-		req.MemoryMib = lifecycle.DefaultMemoryMiB
-	}
-	if err := validate.Range("memory_mib", req.MemoryMib, validate.MinMemoryMiB, validate.MaxMemoryMiB); err != nil {
+	if err := normalizeSize(req); err != nil {
 		return nil, err
 	}
 	if req.TtlSeconds < 0 {
@@ -86,12 +78,39 @@ func normalizeCreate(in *restorev1.CreateRestoreRequest) (*restorev1.CreateResto
 	switch {
 	case req.Export != nil && req.Mode != restorev1.Mode_MODE_EXPORT:
 		return nil, validate.Errorf("export options are for EXPORT restores, not %s", req.Mode)
-	case req.Mode == restorev1.Mode_MODE_EXPORT && req.Network.Kind != restorev1.NetworkKind_NETWORK_KIND_NONE:
-		return nil, validate.Errorf("an EXPORT restore has no VM and so no network: leave network out (it was %s)", req.Network.Kind)
+	case req.Image != nil && req.Mode != restorev1.Mode_MODE_IMAGE:
+		return nil, validate.Errorf("image options are for IMAGE restores, not %s", req.Mode)
+	case !lifecycle.HasVM(req.Mode) && req.Network.Kind != restorev1.NetworkKind_NETWORK_KIND_NONE:
+		return nil, validate.Errorf("an %s restore has no VM and so no network: leave network out (it was %s)", lifecycle.ModeName(req.Mode), req.Network.Kind)
 	case req.Mode == restorev1.Mode_MODE_EXPORT && req.Export == nil:
 		req.Export = &restorev1.ExportOptions{}
+	case req.Mode == restorev1.Mode_MODE_IMAGE:
+		if _, ok := kinds.ImageFormatFromAPI(req.GetImage().GetFormat()); !ok {
+			return nil, validate.Errorf("an IMAGE restore needs image.format: QCOW2, VMDK or VHDX (got %s)", req.GetImage().GetFormat())
+		}
 	}
 	return req, nil
+}
+
+// normalizeSize fills in a VM's vCPUs and memory, and refuses them for a
+// restore without a VM (it takes no VM capacity of its host).
+func normalizeSize(req *restorev1.CreateRestoreRequest) error {
+	if !lifecycle.HasVM(req.Mode) {
+		if req.Vcpus != 0 || req.MemoryMib != 0 {
+			return validate.Errorf("an %s restore has no VM: leave vcpus and memory_mib out (they were %d and %d)", lifecycle.ModeName(req.Mode), req.Vcpus, req.MemoryMib)
+		}
+		return nil
+	}
+	if req.Vcpus == 0 {
+		req.Vcpus = lifecycle.DefaultVCPUs
+	}
+	if err := validate.Range("vcpus", int64(req.Vcpus), validate.MinVCPUs, validate.MaxVCPUs); err != nil {
+		return err
+	}
+	if req.MemoryMib == 0 {
+		req.MemoryMib = lifecycle.DefaultMemoryMiB
+	}
+	return validate.Range("memory_mib", req.MemoryMib, validate.MinMemoryMiB, validate.MaxMemoryMiB)
 }
 
 func bodyHash(req *restorev1.CreateRestoreRequest) []byte {
@@ -115,11 +134,7 @@ func (s *RestoreService) CreateRestore(ctx context.Context, in *restorev1.Create
 	if !rp.Valid {
 		return nil, status.Errorf(codes.FailedPrecondition, "recovery point %q is invalid and cannot be booted: %s", rp.Id, rp.InvalidReason)
 	}
-	what := "boot restores"
-	if req.Mode == restorev1.Mode_MODE_EXPORT {
-		what = "serve exports"
-	}
-	if err := anyCan(r, rp.HostIds, lifecycle.RestoreNeeds(req.Mode), what); err != nil {
+	if err := anyCan(r, rp.HostIds, lifecycle.RestoreNeeds(req.Mode), lifecycle.WhatModeDoes(req.Mode)); err != nil {
 		return nil, err // no host holding it can serve it
 	}
 	hash := bodyHash(req)
@@ -138,7 +153,7 @@ func (s *RestoreService) CreateRestore(ctx context.Context, in *restorev1.Create
 	res := lifecycle.NewRestore(lifecycle.NewRestoreSpec{
 		ID: id.String(), RecoveryPoint: rp, Mode: req.Mode, VCPUs: req.Vcpus, MemoryMiB: req.MemoryMib,
 		TTL: time.Duration(req.TtlSeconds) * time.Second, Firmware: req.Firmware, Network: req.Network,
-		Verify: req.Verify, Export: req.Export, RequestID: req.RequestId, Now: s.Now(),
+		Verify: req.Verify, Export: req.Export, Image: req.Image, RequestID: req.RequestId, Now: s.Now(),
 	})
 	if err := offerNetwork(r, rp, res); err != nil {
 		return nil, err

@@ -39,6 +39,23 @@ func TestCreateRequestsAreValidatedWithActionableMessages(t *testing.T) {
 			r.Network = &restorev1.Network{Kind: restorev1.NetworkKind_NETWORK_KIND_ISOLATED}
 		}, "an EXPORT restore has no VM and so no network"},
 		{"an export", func(r *restorev1.CreateRestoreRequest) { r.Mode = restorev1.Mode_MODE_EXPORT }, ""},
+		{"an export with vCPUs", func(r *restorev1.CreateRestoreRequest) {
+			r.Mode, r.Vcpus = restorev1.Mode_MODE_EXPORT, 1
+		}, "an EXPORT restore has no VM: leave vcpus and memory_mib out"},
+		{"an image", func(r *restorev1.CreateRestoreRequest) {
+			r.Mode, r.Image = restorev1.Mode_MODE_IMAGE, &restorev1.ImageOptions{Format: restorev1.ImageFormat_IMAGE_FORMAT_VHDX}
+		}, ""},
+		{"an image without a format", func(r *restorev1.CreateRestoreRequest) { r.Mode = restorev1.Mode_MODE_IMAGE }, "an IMAGE restore needs image.format"},
+		{"an image of an unknown format", func(r *restorev1.CreateRestoreRequest) {
+			r.Mode, r.Image = restorev1.Mode_MODE_IMAGE, &restorev1.ImageOptions{Format: 42}
+		}, "an IMAGE restore needs image.format"},
+		{"image options on an export", func(r *restorev1.CreateRestoreRequest) {
+			r.Mode, r.Image = restorev1.Mode_MODE_EXPORT, &restorev1.ImageOptions{Format: restorev1.ImageFormat_IMAGE_FORMAT_QCOW2}
+		}, "image options are for IMAGE restores"},
+		{"an image with a network", func(r *restorev1.CreateRestoreRequest) {
+			r.Mode, r.Image = restorev1.Mode_MODE_IMAGE, &restorev1.ImageOptions{Format: restorev1.ImageFormat_IMAGE_FORMAT_QCOW2}
+			r.Network = &restorev1.Network{Kind: restorev1.NetworkKind_NETWORK_KIND_ISOLATED}
+		}, "an IMAGE restore has no VM and so no network"},
 		{"a control character", func(r *restorev1.CreateRestoreRequest) { r.RequestId = "a\x00b" }, "control or invalid character"},
 		{"a name too long", func(r *restorev1.CreateRestoreRequest) { r.RecoveryPointId = strings.Repeat("x", 254) }, "at most 253"},
 	}
@@ -51,8 +68,12 @@ func TestCreateRequestsAreValidatedWithActionableMessages(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if out.Vcpus != lifecycle.DefaultVCPUs || out.MemoryMib != lifecycle.DefaultMemoryMiB ||
-					time.Duration(out.TtlSeconds)*time.Second != lifecycle.DefaultTTLVirtualize ||
+				vcpus, memory := int32(lifecycle.DefaultVCPUs), int64(lifecycle.DefaultMemoryMiB)
+				if !lifecycle.HasVM(out.Mode) {
+					vcpus, memory = 0, 0
+				}
+				if out.Vcpus != vcpus || out.MemoryMib != memory ||
+					time.Duration(out.TtlSeconds)*time.Second != lifecycle.DefaultTTL(out.Mode) ||
 					out.Firmware != restorev1.Firmware_FIRMWARE_AUTO || out.Network.GetKind() != restorev1.NetworkKind_NETWORK_KIND_NONE {
 					t.Fatalf("defaults not filled: %v", out)
 				}

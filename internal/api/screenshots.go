@@ -25,6 +25,9 @@ func (s *RestoreService) GetRestoreScreenshot(ctx context.Context, req *restorev
 	if err != nil {
 		return nil, err
 	}
+	if !lifecycle.HasVM(x.Mode) {
+		return nil, status.Errorf(codes.FailedPrecondition, "restore %s is an %s restore: it has no VM and so no screen", x.Id, lifecycle.ModeName(x.Mode))
+	}
 	if !lifecycle.HasScreen(x.State) {
 		return nil, status.Errorf(codes.FailedPrecondition, "restore %s is %s: only a BOOTING or RUNNING restore has a screen", x.Id, x.State)
 	}

@@ -89,10 +89,10 @@ same flags returns the first restore; with other flags it is refused.`,
 	}
 	fl := c.Flags()
 	fl.StringVar(&req.RecoveryPointId, "recovery-point", "", "recovery point id (required)")
-	fl.StringVar(&mode, "mode", "virtualize", "virtualize, verify or export")
+	fl.StringVar(&mode, "mode", "virtualize", "virtualize, verify or export (image files: restorectl image export)")
 	fl.BoolVar(&readWrite, "read-write", false, "export: writes through the export land in its overlay (never in the recovery point)")
-	fl.Int32Var(&req.Vcpus, "vcpus", 1, "virtual CPUs (1-64)")
-	fl.Int64Var(&req.MemoryMib, "memory-mib", 256, "memory in MiB (96-1048576)")
+	fl.Int32Var(&req.Vcpus, "vcpus", 0, "virtual CPUs (1-64; default 1; none for export)")
+	fl.Int64Var(&req.MemoryMib, "memory-mib", 0, "memory in MiB (96-1048576; default 256; none for export)")
 	fl.DurationVar(&ttl, "ttl", 0, "lease (default 4h for virtualize, 1h for verify; at most 720h)")
 	fl.StringVar(&network, "network", "none", "none, isolated or bridged")
 	fl.StringVar(&bridge, "bridge", "", "host bridge for --network bridged")

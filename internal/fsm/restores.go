@@ -195,8 +195,11 @@ func applyReportRestoreStatus(txn *memdb.Txn, payload []byte, index uint64) (pro
 		if next.State == lifecycle.Running && rep.Export != nil {
 			next.Export = clone(rep.Export)
 		}
+		if next.State == lifecycle.Running && rep.Image != nil {
+			next.Image = clone(rep.Image)
+		}
 		if lifecycle.Terminal(next.State) {
-			next.Export = nil // nothing serves it any more
+			next.Export, next.Image = nil, nil // nothing serves them any more
 		}
 	}
 	return next, putRestore(txn, next, index, cmd.Time)

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 
 	"github.com/restored/restored/internal/hypervisor"
 	"github.com/restored/restored/internal/kinds"
@@ -53,17 +51,12 @@ func (h *Host) Prepare(ctx context.Context, spec hypervisor.RestoreSpec) error {
 	}
 	var disks []string
 	for _, d := range spec.Disks {
-		src, err := storage.QEMUChain(d.Chain)
-		if err != nil {
-			return err
-		}
 		out := filepath.Join(dir, d.Name+".vhdx")
 		if spec.Progress != nil {
 			spec.Progress(hypervisor.Progress{Step: "converting disk " + d.Name + " to VHDX"})
 		}
-		cmd := exec.CommandContext(ctx, h.cfg.QEMUImg, "convert", "-q", "-O", "vhdx", "-o", "subformat=dynamic", src, out)
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("convert disk %s to VHDX: %v: %s", d.Name, err, strings.TrimSpace(string(b)))
+		if err := storage.Convert(ctx, storage.ConvertSpec{Chain: d.Chain, Out: out, Format: kinds.ImageVHDX, QemuImg: h.cfg.QEMUImg, Size: d.Size}); err != nil {
+			return fmt.Errorf("convert disk %s to VHDX: %w", d.Name, err)
 		}
 		disks = append(disks, out)
 	}

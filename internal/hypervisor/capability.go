@@ -36,6 +36,9 @@ const (
 	ChangedBlocks
 	// Exports: serves recovery points' disks over NBD (EXPORT restores).
 	Exports
+	// Images: converts recovery points to image files for download (IMAGE
+	// restores).
+	Images
 )
 
 // capabilityNames is the one table of capabilities: name and wire value.
@@ -53,11 +56,12 @@ var capabilityNames = []struct {
 	{Quiesce, "quiesce", restorev1.HostCapability_HOST_CAPABILITY_QUIESCE},
 	{ChangedBlocks, "changed-blocks", restorev1.HostCapability_HOST_CAPABILITY_CHANGED_BLOCKS},
 	{Exports, "exports", restorev1.HostCapability_HOST_CAPABILITY_EXPORTS},
+	{Images, "images", restorev1.HostCapability_HOST_CAPABILITY_IMAGES},
 }
 
 // KVMSet is everything the KVM driver does; a host whose agent reported
 // no capabilities (one from before they were reported) is taken to have it.
-const KVMSet = Set(Restores | InstantRestores | Screenshots | Console | GuestAgent | Snapshots | Quiesce | ChangedBlocks | Exports)
+const KVMSet = Set(Restores | InstantRestores | Screenshots | Console | GuestAgent | Snapshots | Quiesce | ChangedBlocks | Exports | Images)
 
 // Wire is the set as the API carries it.
 func (s Set) Wire() []restorev1.HostCapability {

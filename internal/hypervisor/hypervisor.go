@@ -144,6 +144,24 @@ type Exporter interface {
 	ExportSocket(id string) (string, bool)
 }
 
+// Imager is a driver that makes image files of recovery points (IMAGE
+// restores), kept in the restore's work dir until its teardown (which
+// Restorer.Teardown does; Owned lists a restore whose files are all made
+// as running).
+type Imager interface {
+	// Image converts every disk of spec to format; it unwinds what it
+	// made when it fails.
+	Image(ctx context.Context, spec RestoreSpec, format kinds.ImageFormat) ([]ImageFile, error)
+	// ImageFile is where a finished image file of a restore's disk is.
+	ImageFile(id, disk string) (string, bool)
+}
+
+// ImageFile is one disk's image file.
+type ImageFile struct {
+	Disk, Name, Path string
+	Size             int64
+}
+
 // VMStater is a driver that says what the hypervisor knows of a restore's
 // VM: whether it runs and whether its guest tools answer (VMware: power
 // state and VMware Tools). A host with no screen or guest agent to watch

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/hypervisor"
@@ -81,12 +82,33 @@ func Fit(h *restorev1.Host, allocated *restorev1.Capacity, rp *restorev1.Recover
 }
 
 // RestoreNeeds is the capability a restore of mode needs of its host:
-// exports for an EXPORT (no VM), restores for the others.
+// exports for an EXPORT and images for an IMAGE (no VM), restores for the
+// others.
 func RestoreNeeds(mode restorev1.Mode) hypervisor.Capability {
-	if mode == restorev1.Mode_MODE_EXPORT {
+	switch mode {
+	case restorev1.Mode_MODE_EXPORT:
 		return hypervisor.Exports
+	case restorev1.Mode_MODE_IMAGE:
+		return hypervisor.Images
 	}
 	return hypervisor.Restores
+}
+
+// WhatModeDoes is what a restore of mode does, for a refusal ("host h
+// cannot boot restores").
+func WhatModeDoes(mode restorev1.Mode) string {
+	switch mode {
+	case restorev1.Mode_MODE_EXPORT:
+		return "serve exports"
+	case restorev1.Mode_MODE_IMAGE:
+		return "make image files"
+	}
+	return "boot restores"
+}
+
+// HasVM says whether a restore of mode runs a VM (EXPORT and IMAGE do not).
+func HasVM(mode restorev1.Mode) bool {
+	return mode != restorev1.Mode_MODE_EXPORT && mode != restorev1.Mode_MODE_IMAGE
 }
 
 // Describe says a misfit for a person, naming the host.
@@ -105,10 +127,13 @@ func (m Misfit) Describe(hostID string, h *restorev1.Host, allocated *restorev1.
 	case LabElsewhere:
 		return hostID + " (the lab runs on another host)"
 	case CannotRestore:
-		return hostID + " (its hypervisor lacks the restores or exports capability)"
+		return hostID + " (its hypervisor lacks the restores, exports or images capability)"
 	case TooSmall:
 		free := Free(h, allocated)
 		return fmt.Sprintf("%s has %d vCPUs and %d MiB free", hostID, free.Vcpus, free.MemoryMib)
 	}
 	return hostID + " fits"
 }
+
+// ModeName is a mode as people read it ("IMAGE").
+func ModeName(mode restorev1.Mode) string { return strings.TrimPrefix(mode.String(), "MODE_") }

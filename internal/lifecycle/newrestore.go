@@ -15,12 +15,16 @@ const (
 	DefaultMemoryMiB     = 256
 	DefaultTTLVirtualize = 4 * time.Hour
 	DefaultTTLVerify     = time.Hour
+	DefaultTTLImage      = time.Hour
 )
 
 // DefaultTTL is the lease a restore of mode gets when none is asked for.
 func DefaultTTL(mode restorev1.Mode) time.Duration {
-	if mode == restorev1.Mode_MODE_VERIFY {
+	switch mode {
+	case restorev1.Mode_MODE_VERIFY:
 		return DefaultTTLVerify
+	case restorev1.Mode_MODE_IMAGE:
+		return DefaultTTLImage
 	}
 	return DefaultTTLVirtualize
 }
@@ -41,6 +45,8 @@ type NewRestoreSpec struct {
 	Verify        *restorev1.VerifyOptions
 	// Export is an EXPORT restore's options.
 	Export *restorev1.ExportOptions
+	// Image is an IMAGE restore's options.
+	Image *restorev1.ImageOptions
 	// RequestID is the client's idempotency key.
 	RequestID string
 	// PolicyID names the verification policy that starts it.
@@ -61,6 +67,10 @@ func NewRestore(spec NewRestoreSpec) *restorev1.Restore {
 	if network.Kind == restorev1.NetworkKind_NETWORK_KIND_UNSPECIFIED {
 		network.Kind = restorev1.NetworkKind_NETWORK_KIND_NONE
 	}
+	vcpus, memory := cmp.Or(spec.VCPUs, DefaultVCPUs), cmp.Or(spec.MemoryMiB, DefaultMemoryMiB)
+	if !HasVM(spec.Mode) {
+		vcpus, memory = 0, 0 // no VM: no VM capacity of its host
+	}
 	firmware := spec.Firmware
 	if firmware == restorev1.Firmware_FIRMWARE_UNSPECIFIED {
 		firmware = restorev1.Firmware_FIRMWARE_AUTO
@@ -71,14 +81,15 @@ func NewRestore(spec NewRestoreSpec) *restorev1.Restore {
 		RecoveryPointId: spec.RecoveryPoint.GetId(),
 		Asset:           spec.RecoveryPoint.GetAsset(),
 		Mode:            spec.Mode,
-		Vcpus:           cmp.Or(spec.VCPUs, DefaultVCPUs),
-		MemoryMib:       cmp.Or(spec.MemoryMiB, DefaultMemoryMiB),
+		Vcpus:           vcpus,
+		MemoryMib:       memory,
 		Network:         network,
 		Firmware:        firmware,
 		TtlSeconds:      int64(ttl / time.Second),
 		RequestId:       spec.RequestID,
 		Verify:          spec.Verify,
 		ExportOptions:   spec.Export,
+		ImageOptions:    spec.Image,
 		PolicyId:        spec.PolicyID,
 		State:           Pending,
 		StateReason:     cmp.Or(spec.Reason, "waiting for the scheduler to pick a host"),

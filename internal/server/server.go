@@ -18,9 +18,11 @@ import (
 	"github.com/restored/restored/internal/audit"
 	"github.com/restored/restored/internal/auth"
 	"github.com/restored/restored/internal/consoleweb"
+	"github.com/restored/restored/internal/downloadweb"
 	"github.com/restored/restored/internal/fsm"
 	"github.com/restored/restored/internal/gateway"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
+	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/liveness"
 	"github.com/restored/restored/internal/metrics"
 	"github.com/restored/restored/internal/pki"
@@ -133,7 +135,7 @@ func Start(cfg Config) (s *Server, err error) {
 		Store: st, Node: node, Log: log, Now: time.Now, Beats: tracker, Version: version.Version,
 		ServerID: id, ApplyTimeout: 10 * time.Second,
 		HeartbeatInterval: cfg.HeartbeatInterval, HeartbeatTTL: cfg.HeartbeatTTL,
-		Tunnels: tunnel.NewHub(), Consoles: api.NewConsoles(), HTTPAddr: cfg.advertised(httpLis.Addr()),
+		Tunnels: tunnel.NewHub(), Consoles: api.NewConsoles(), Downloads: api.NewDownloads(), HTTPAddr: cfg.advertised(httpLis.Addr()),
 		PeerCreds: peerCreds, CA: tc.ca, CertLifetime: cfg.CertLifetime, Refusals: refusals,
 		Uses: auth.NewUses(),
 		Limits: api.RateLimits{
@@ -181,7 +183,13 @@ func Start(cfg Config) (s *Server, err error) {
 	}
 	gw, err := gateway.New(ctx, gateway.Options{
 		GRPCAddr: grpcLis.Addr().String(), GRPCCreds: peerCreds, Ready: s.ready, Metrics: deps.MetricsHandler(m.Handler()), OpenAPI: restoreapi.OpenAPI, OpenAPI3: restoreapi.OpenAPI3,
-		Routes: (&consoleweb.Handler{Consoles: deps.Consoles, Open: deps.OpenChannel, NoVNCDir: cfg.NoVNCDir, Log: log}).Register,
+		Routes: func(mux *http.ServeMux) {
+			(&consoleweb.Handler{Consoles: deps.Consoles, Open: deps.OpenChannel, NoVNCDir: cfg.NoVNCDir, Log: log}).Register(mux)
+			(&downloadweb.Handler{Downloads: deps.Downloads, Open: deps.OpenChannel, Live: func(id string) bool {
+				x := st.Read(nil).Restore(id)
+				return x != nil && x.State == lifecycle.Running
+			}, Log: log}).Register(mux)
+		},
 	})
 	if err != nil {
 		cancel()

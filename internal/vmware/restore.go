@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -87,16 +86,9 @@ func (h *Host) uploadDisk(ctx context.Context, spec hypervisor.RestoreSpec, d hy
 		return uploaded{}, err
 	}
 	raw := filepath.Join(dir, d.Name+".raw")
-	src, err := storage.QEMUChain(d.Chain)
-	if err != nil {
-		return uploaded{}, err
-	}
 	progress(hypervisor.Progress{Step: "converting disk " + d.Name + " to a flat VMDK"})
-	// Sparse output (zeros are not written), no host cache, a low priority:
-	// the conversion must not starve the agent's host.
-	cmd := exec.CommandContext(ctx, "nice", "-n", "10", "qemu-img", "convert", "-q", "-t", "none", "-O", "raw", src, raw)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return uploaded{}, fmt.Errorf("convert disk %s: %v: %s", d.Name, err, strings.TrimSpace(string(out)))
+	if err := storage.Convert(ctx, storage.ConvertSpec{Chain: d.Chain, Out: raw, Format: kinds.ImageRaw, Size: d.Size}); err != nil {
+		return uploaded{}, fmt.Errorf("convert disk %s: %w", d.Name, err)
 	}
 	defer os.Remove(raw)
 	f, err := os.Open(raw)

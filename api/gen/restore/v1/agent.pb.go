@@ -35,6 +35,9 @@ const (
 	TunnelOpenKind_TUNNEL_OPEN_KIND_CONSOLE TunnelOpenKind = 3
 	// A page of a snapshot disk's extents (ListSnapshotExtentsResponse).
 	TunnelOpenKind_TUNNEL_OPEN_KIND_EXTENTS TunnelOpenKind = 4
+	// Bytes of an IMAGE restore's file (disk), from offset, length bytes
+	// (0: to the end).
+	TunnelOpenKind_TUNNEL_OPEN_KIND_IMAGE TunnelOpenKind = 5
 )
 
 // Enum value maps for TunnelOpenKind.
@@ -45,6 +48,7 @@ var (
 		2: "TUNNEL_OPEN_KIND_EVIDENCE",
 		3: "TUNNEL_OPEN_KIND_CONSOLE",
 		4: "TUNNEL_OPEN_KIND_EXTENTS",
+		5: "TUNNEL_OPEN_KIND_IMAGE",
 	}
 	TunnelOpenKind_value = map[string]int32{
 		"TUNNEL_OPEN_KIND_UNSPECIFIED": 0,
@@ -52,6 +56,7 @@ var (
 		"TUNNEL_OPEN_KIND_EVIDENCE":    2,
 		"TUNNEL_OPEN_KIND_CONSOLE":     3,
 		"TUNNEL_OPEN_KIND_EXTENTS":     4,
+		"TUNNEL_OPEN_KIND_IMAGE":       5,
 	}
 )
 
@@ -618,9 +623,11 @@ type TunnelOpen struct {
 	// (EXTENTS).
 	N int32 `protobuf:"varint,3,opt,name=n,proto3" json:"n,omitempty"`
 	// EXTENTS: the snapshot, its disk and the offset to start from.
-	SnapshotId    string `protobuf:"bytes,4,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
-	Disk          string `protobuf:"bytes,5,opt,name=disk,proto3" json:"disk,omitempty"`
-	Offset        int64  `protobuf:"varint,6,opt,name=offset,proto3" json:"offset,omitempty"`
+	SnapshotId string `protobuf:"bytes,4,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	Disk       string `protobuf:"bytes,5,opt,name=disk,proto3" json:"disk,omitempty"`
+	Offset     int64  `protobuf:"varint,6,opt,name=offset,proto3" json:"offset,omitempty"`
+	// IMAGE: how many bytes (0: to the end).
+	Length        int64 `protobuf:"varint,7,opt,name=length,proto3" json:"length,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -693,6 +700,13 @@ func (x *TunnelOpen) GetDisk() string {
 func (x *TunnelOpen) GetOffset() int64 {
 	if x != nil {
 		return x.Offset
+	}
+	return 0
+}
+
+func (x *TunnelOpen) GetLength() int64 {
+	if x != nil {
+		return x.Length
 	}
 	return 0
 }
@@ -1431,7 +1445,9 @@ type ReportRestoreStatusRequest struct {
 	// How far a long step is, with a PREPARING report.
 	Progress *Progress `protobuf:"bytes,8,opt,name=progress,proto3" json:"progress,omitempty"`
 	// Where an EXPORT restore's disks are read, with its RUNNING report.
-	Export        *RestoreExport `protobuf:"bytes,9,opt,name=export,proto3" json:"export,omitempty"`
+	Export *RestoreExport `protobuf:"bytes,9,opt,name=export,proto3" json:"export,omitempty"`
+	// An IMAGE restore's files, with its RUNNING report.
+	Image         *RestoreImage `protobuf:"bytes,10,opt,name=image,proto3" json:"image,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1525,6 +1541,13 @@ func (x *ReportRestoreStatusRequest) GetProgress() *Progress {
 func (x *ReportRestoreStatusRequest) GetExport() *RestoreExport {
 	if x != nil {
 		return x.Export
+	}
+	return nil
+}
+
+func (x *ReportRestoreStatusRequest) GetImage() *RestoreImage {
+	if x != nil {
+		return x.Image
 	}
 	return nil
 }
@@ -1848,7 +1871,7 @@ const file_restore_v1_agent_proto_rawDesc = "" +
 	"\x04kind\"Q\n" +
 	"\vTunnelHello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x17\n" +
-	"\ahost_id\x18\x02 \x01(\tR\x06hostId\"\xb6\x01\n" +
+	"\ahost_id\x18\x02 \x01(\tR\x06hostId\"\xce\x01\n" +
 	"\n" +
 	"TunnelOpen\x12.\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1a.restore.v1.TunnelOpenKindR\x04kind\x12\x1d\n" +
@@ -1858,7 +1881,8 @@ const file_restore_v1_agent_proto_rawDesc = "" +
 	"\vsnapshot_id\x18\x04 \x01(\tR\n" +
 	"snapshotId\x12\x12\n" +
 	"\x04disk\x18\x05 \x01(\tR\x04disk\x12\x16\n" +
-	"\x06offset\x18\x06 \x01(\x03R\x06offset\"@\n" +
+	"\x06offset\x18\x06 \x01(\x03R\x06offset\x12\x16\n" +
+	"\x06length\x18\a \x01(\x03R\x06length\"@\n" +
 	"\vTunnelClose\x12\x14\n" +
 	"\x05error\x18\x01 \x01(\tR\x05error\x12\x1b\n" +
 	"\tnot_found\x18\x02 \x01(\bR\bnotFound\"\x8d\x03\n" +
@@ -1906,7 +1930,7 @@ const file_restore_v1_agent_proto_rawDesc = "" +
 	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x120\n" +
 	"\bsnapshot\x18\x03 \x01(\v2\x14.restore.v1.SnapshotR\bsnapshot\"P\n" +
 	"\x1cReportSnapshotStatusResponse\x120\n" +
-	"\bsnapshot\x18\x01 \x01(\v2\x14.restore.v1.SnapshotR\bsnapshot\"\x9b\x03\n" +
+	"\bsnapshot\x18\x01 \x01(\v2\x14.restore.v1.SnapshotR\bsnapshot\"\xcb\x03\n" +
 	"\x1aReportRestoreStatusRequest\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x17\n" +
 	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x12\x1d\n" +
@@ -1917,7 +1941,9 @@ const file_restore_v1_agent_proto_rawDesc = "" +
 	"\x04boot\x18\x06 \x01(\v2\x10.restore.v1.BootR\x04boot\x12<\n" +
 	"\fverification\x18\a \x01(\v2\x18.restore.v1.VerificationR\fverification\x120\n" +
 	"\bprogress\x18\b \x01(\v2\x14.restore.v1.ProgressR\bprogress\x121\n" +
-	"\x06export\x18\t \x01(\v2\x19.restore.v1.RestoreExportR\x06export\"L\n" +
+	"\x06export\x18\t \x01(\v2\x19.restore.v1.RestoreExportR\x06export\x12.\n" +
+	"\x05image\x18\n" +
+	" \x01(\v2\x18.restore.v1.RestoreImageR\x05image\"L\n" +
 	"\x1bReportRestoreStatusResponse\x12-\n" +
 	"\arestore\x18\x01 \x01(\v2\x13.restore.v1.RestoreR\arestore\"\x8e\x01\n" +
 	"\x16ReportInventoryRequest\x12)\n" +
@@ -1933,13 +1959,14 @@ const file_restore_v1_agent_proto_rawDesc = "" +
 	"\ascan_id\x18\x04 \x01(\tR\x06scanId\x12\x12\n" +
 	"\x04more\x18\x05 \x01(\bR\x04more\":\n" +
 	"\x1cReportRecoveryPointsResponse\x12\x1a\n" +
-	"\baccepted\x18\x01 \x01(\x05R\baccepted*\xae\x01\n" +
+	"\baccepted\x18\x01 \x01(\x05R\baccepted*\xca\x01\n" +
 	"\x0eTunnelOpenKind\x12 \n" +
 	"\x1cTUNNEL_OPEN_KIND_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bTUNNEL_OPEN_KIND_SCREENSHOT\x10\x01\x12\x1d\n" +
 	"\x19TUNNEL_OPEN_KIND_EVIDENCE\x10\x02\x12\x1c\n" +
 	"\x18TUNNEL_OPEN_KIND_CONSOLE\x10\x03\x12\x1c\n" +
-	"\x18TUNNEL_OPEN_KIND_EXTENTS\x10\x04*e\n" +
+	"\x18TUNNEL_OPEN_KIND_EXTENTS\x10\x04\x12\x1a\n" +
+	"\x16TUNNEL_OPEN_KIND_IMAGE\x10\x05*e\n" +
 	"\fDesiredState\x12\x1d\n" +
 	"\x19DESIRED_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15DESIRED_STATE_RUNNING\x10\x01\x12\x1b\n" +
@@ -2010,8 +2037,9 @@ var file_restore_v1_agent_proto_goTypes = []any{
 	(*Verification)(nil),                 // 36: restore.v1.Verification
 	(*Progress)(nil),                     // 37: restore.v1.Progress
 	(*RestoreExport)(nil),                // 38: restore.v1.RestoreExport
-	(*HostDomain)(nil),                   // 39: restore.v1.HostDomain
-	(*RecoveryPoint)(nil),                // 40: restore.v1.RecoveryPoint
+	(*RestoreImage)(nil),                 // 39: restore.v1.RestoreImage
+	(*HostDomain)(nil),                   // 40: restore.v1.HostDomain
+	(*RecoveryPoint)(nil),                // 41: restore.v1.RecoveryPoint
 }
 var file_restore_v1_agent_proto_depIdxs = []int32{
 	8,  // 0: restore.v1.TunnelRequest.frame:type_name -> restore.v1.TunnelFrame
@@ -2037,34 +2065,35 @@ var file_restore_v1_agent_proto_depIdxs = []int32{
 	36, // 20: restore.v1.ReportRestoreStatusRequest.verification:type_name -> restore.v1.Verification
 	37, // 21: restore.v1.ReportRestoreStatusRequest.progress:type_name -> restore.v1.Progress
 	38, // 22: restore.v1.ReportRestoreStatusRequest.export:type_name -> restore.v1.RestoreExport
-	31, // 23: restore.v1.ReportRestoreStatusResponse.restore:type_name -> restore.v1.Restore
-	39, // 24: restore.v1.ReportInventoryRequest.domains:type_name -> restore.v1.HostDomain
-	40, // 25: restore.v1.ReportRecoveryPointsRequest.recovery_points:type_name -> restore.v1.RecoveryPoint
-	12, // 26: restore.v1.AgentService.Register:input_type -> restore.v1.RegisterRequest
-	14, // 27: restore.v1.AgentService.Heartbeat:input_type -> restore.v1.HeartbeatRequest
-	16, // 28: restore.v1.AgentService.WatchAssignments:input_type -> restore.v1.WatchAssignmentsRequest
-	22, // 29: restore.v1.AgentService.ReportRestoreStatus:input_type -> restore.v1.ReportRestoreStatusRequest
-	26, // 30: restore.v1.AgentService.ReportRecoveryPoints:input_type -> restore.v1.ReportRecoveryPointsRequest
-	24, // 31: restore.v1.AgentService.ReportInventory:input_type -> restore.v1.ReportInventoryRequest
-	20, // 32: restore.v1.AgentService.ReportSnapshotStatus:input_type -> restore.v1.ReportSnapshotStatusRequest
-	6,  // 33: restore.v1.AgentService.Tunnel:input_type -> restore.v1.TunnelRequest
-	2,  // 34: restore.v1.AgentService.Enroll:input_type -> restore.v1.EnrollRequest
-	4,  // 35: restore.v1.AgentService.RenewCertificate:input_type -> restore.v1.RenewCertificateRequest
-	13, // 36: restore.v1.AgentService.Register:output_type -> restore.v1.RegisterResponse
-	15, // 37: restore.v1.AgentService.Heartbeat:output_type -> restore.v1.HeartbeatResponse
-	19, // 38: restore.v1.AgentService.WatchAssignments:output_type -> restore.v1.WatchAssignmentsResponse
-	23, // 39: restore.v1.AgentService.ReportRestoreStatus:output_type -> restore.v1.ReportRestoreStatusResponse
-	27, // 40: restore.v1.AgentService.ReportRecoveryPoints:output_type -> restore.v1.ReportRecoveryPointsResponse
-	25, // 41: restore.v1.AgentService.ReportInventory:output_type -> restore.v1.ReportInventoryResponse
-	21, // 42: restore.v1.AgentService.ReportSnapshotStatus:output_type -> restore.v1.ReportSnapshotStatusResponse
-	7,  // 43: restore.v1.AgentService.Tunnel:output_type -> restore.v1.TunnelResponse
-	3,  // 44: restore.v1.AgentService.Enroll:output_type -> restore.v1.EnrollResponse
-	5,  // 45: restore.v1.AgentService.RenewCertificate:output_type -> restore.v1.RenewCertificateResponse
-	36, // [36:46] is the sub-list for method output_type
-	26, // [26:36] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	39, // 23: restore.v1.ReportRestoreStatusRequest.image:type_name -> restore.v1.RestoreImage
+	31, // 24: restore.v1.ReportRestoreStatusResponse.restore:type_name -> restore.v1.Restore
+	40, // 25: restore.v1.ReportInventoryRequest.domains:type_name -> restore.v1.HostDomain
+	41, // 26: restore.v1.ReportRecoveryPointsRequest.recovery_points:type_name -> restore.v1.RecoveryPoint
+	12, // 27: restore.v1.AgentService.Register:input_type -> restore.v1.RegisterRequest
+	14, // 28: restore.v1.AgentService.Heartbeat:input_type -> restore.v1.HeartbeatRequest
+	16, // 29: restore.v1.AgentService.WatchAssignments:input_type -> restore.v1.WatchAssignmentsRequest
+	22, // 30: restore.v1.AgentService.ReportRestoreStatus:input_type -> restore.v1.ReportRestoreStatusRequest
+	26, // 31: restore.v1.AgentService.ReportRecoveryPoints:input_type -> restore.v1.ReportRecoveryPointsRequest
+	24, // 32: restore.v1.AgentService.ReportInventory:input_type -> restore.v1.ReportInventoryRequest
+	20, // 33: restore.v1.AgentService.ReportSnapshotStatus:input_type -> restore.v1.ReportSnapshotStatusRequest
+	6,  // 34: restore.v1.AgentService.Tunnel:input_type -> restore.v1.TunnelRequest
+	2,  // 35: restore.v1.AgentService.Enroll:input_type -> restore.v1.EnrollRequest
+	4,  // 36: restore.v1.AgentService.RenewCertificate:input_type -> restore.v1.RenewCertificateRequest
+	13, // 37: restore.v1.AgentService.Register:output_type -> restore.v1.RegisterResponse
+	15, // 38: restore.v1.AgentService.Heartbeat:output_type -> restore.v1.HeartbeatResponse
+	19, // 39: restore.v1.AgentService.WatchAssignments:output_type -> restore.v1.WatchAssignmentsResponse
+	23, // 40: restore.v1.AgentService.ReportRestoreStatus:output_type -> restore.v1.ReportRestoreStatusResponse
+	27, // 41: restore.v1.AgentService.ReportRecoveryPoints:output_type -> restore.v1.ReportRecoveryPointsResponse
+	25, // 42: restore.v1.AgentService.ReportInventory:output_type -> restore.v1.ReportInventoryResponse
+	21, // 43: restore.v1.AgentService.ReportSnapshotStatus:output_type -> restore.v1.ReportSnapshotStatusResponse
+	7,  // 44: restore.v1.AgentService.Tunnel:output_type -> restore.v1.TunnelResponse
+	3,  // 45: restore.v1.AgentService.Enroll:output_type -> restore.v1.EnrollResponse
+	5,  // 46: restore.v1.AgentService.RenewCertificate:output_type -> restore.v1.RenewCertificateResponse
+	37, // [37:47] is the sub-list for method output_type
+	27, // [27:37] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_agent_proto_init() }

@@ -100,21 +100,24 @@ const (
 	// Serves recovery points' disks over NBD to machines outside Restored
 	// (EXPORT restores).
 	HostCapability_HOST_CAPABILITY_EXPORTS HostCapability = 9
+	// Converts recovery points to image files for download (IMAGE restores).
+	HostCapability_HOST_CAPABILITY_IMAGES HostCapability = 10
 )
 
 // Enum value maps for HostCapability.
 var (
 	HostCapability_name = map[int32]string{
-		0: "HOST_CAPABILITY_UNSPECIFIED",
-		1: "HOST_CAPABILITY_RESTORES",
-		2: "HOST_CAPABILITY_INSTANT_RESTORES",
-		3: "HOST_CAPABILITY_SCREENSHOTS",
-		4: "HOST_CAPABILITY_CONSOLE",
-		5: "HOST_CAPABILITY_GUEST_AGENT",
-		6: "HOST_CAPABILITY_SNAPSHOTS",
-		7: "HOST_CAPABILITY_QUIESCE",
-		8: "HOST_CAPABILITY_CHANGED_BLOCKS",
-		9: "HOST_CAPABILITY_EXPORTS",
+		0:  "HOST_CAPABILITY_UNSPECIFIED",
+		1:  "HOST_CAPABILITY_RESTORES",
+		2:  "HOST_CAPABILITY_INSTANT_RESTORES",
+		3:  "HOST_CAPABILITY_SCREENSHOTS",
+		4:  "HOST_CAPABILITY_CONSOLE",
+		5:  "HOST_CAPABILITY_GUEST_AGENT",
+		6:  "HOST_CAPABILITY_SNAPSHOTS",
+		7:  "HOST_CAPABILITY_QUIESCE",
+		8:  "HOST_CAPABILITY_CHANGED_BLOCKS",
+		9:  "HOST_CAPABILITY_EXPORTS",
+		10: "HOST_CAPABILITY_IMAGES",
 	}
 	HostCapability_value = map[string]int32{
 		"HOST_CAPABILITY_UNSPECIFIED":      0,
@@ -127,6 +130,7 @@ var (
 		"HOST_CAPABILITY_QUIESCE":          7,
 		"HOST_CAPABILITY_CHANGED_BLOCKS":   8,
 		"HOST_CAPABILITY_EXPORTS":          9,
+		"HOST_CAPABILITY_IMAGES":           10,
 	}
 )
 
@@ -1409,7 +1413,7 @@ const file_restore_v1_host_proto_rawDesc = "" +
 	"\tHostState\x12\x1a\n" +
 	"\x16HOST_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10HOST_STATE_READY\x10\x01\x12\x13\n" +
-	"\x0fHOST_STATE_DOWN\x10\x02*\xd1\x02\n" +
+	"\x0fHOST_STATE_DOWN\x10\x02*\xed\x02\n" +
 	"\x0eHostCapability\x12\x1f\n" +
 	"\x1bHOST_CAPABILITY_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18HOST_CAPABILITY_RESTORES\x10\x01\x12$\n" +
@@ -1420,7 +1424,9 @@ const file_restore_v1_host_proto_rawDesc = "" +
 	"\x19HOST_CAPABILITY_SNAPSHOTS\x10\x06\x12\x1b\n" +
 	"\x17HOST_CAPABILITY_QUIESCE\x10\a\x12\"\n" +
 	"\x1eHOST_CAPABILITY_CHANGED_BLOCKS\x10\b\x12\x1b\n" +
-	"\x17HOST_CAPABILITY_EXPORTS\x10\t2\xba\x04\n" +
+	"\x17HOST_CAPABILITY_EXPORTS\x10\t\x12\x1a\n" +
+	"\x16HOST_CAPABILITY_IMAGES\x10\n" +
+	"2\xba\x04\n" +
 	"\vHostService\x12H\n" +
 	"\tListHosts\x12\x1c.restore.v1.ListHostsRequest\x1a\x1d.restore.v1.ListHostsResponse\x12B\n" +
 	"\aGetHost\x12\x1a.restore.v1.GetHostRequest\x1a\x1b.restore.v1.GetHostResponse\x12H\n" +

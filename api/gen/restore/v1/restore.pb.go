@@ -22,6 +22,65 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// ImageFormat is the format of a downloaded image.
+// JSON accepts both "IMAGE_FORMAT_VMDK" and "VMDK".
+type ImageFormat int32
+
+const (
+	// Not set: the request is refused.
+	ImageFormat_IMAGE_FORMAT_UNSPECIFIED ImageFormat = 0
+	// qcow2 (KVM, Proxmox, OpenStack), sparse.
+	ImageFormat_IMAGE_FORMAT_QCOW2 ImageFormat = 1
+	// VMDK, streamOptimized (VMware: import with ovftool or the vSphere
+	// client), compressed.
+	ImageFormat_IMAGE_FORMAT_VMDK ImageFormat = 2
+	// VHDX, dynamic (Hyper-V).
+	ImageFormat_IMAGE_FORMAT_VHDX ImageFormat = 3
+)
+
+// Enum value maps for ImageFormat.
+var (
+	ImageFormat_name = map[int32]string{
+		0: "IMAGE_FORMAT_UNSPECIFIED",
+		1: "IMAGE_FORMAT_QCOW2",
+		2: "IMAGE_FORMAT_VMDK",
+		3: "IMAGE_FORMAT_VHDX",
+	}
+	ImageFormat_value = map[string]int32{
+		"IMAGE_FORMAT_UNSPECIFIED": 0,
+		"IMAGE_FORMAT_QCOW2":       1,
+		"IMAGE_FORMAT_VMDK":        2,
+		"IMAGE_FORMAT_VHDX":        3,
+	}
+)
+
+func (x ImageFormat) Enum() *ImageFormat {
+	p := new(ImageFormat)
+	*p = x
+	return p
+}
+
+func (x ImageFormat) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ImageFormat) Descriptor() protoreflect.EnumDescriptor {
+	return file_restore_v1_restore_proto_enumTypes[0].Descriptor()
+}
+
+func (ImageFormat) Type() protoreflect.EnumType {
+	return &file_restore_v1_restore_proto_enumTypes[0]
+}
+
+func (x ImageFormat) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ImageFormat.Descriptor instead.
+func (ImageFormat) EnumDescriptor() ([]byte, []int) {
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{0}
+}
+
 // Mode says what a restore is for.
 // JSON accepts both "MODE_VIRTUALIZE" and "VIRTUALIZE".
 type Mode int32
@@ -38,6 +97,9 @@ const (
 	// machine outside Restored (the partner's own hypervisor), until it is
 	// deleted or its TTL ends.
 	Mode_MODE_EXPORT Mode = 3
+	// No VM: convert the recovery point's disks to image files for
+	// download (ExportImage), kept until deleted or the TTL ends.
+	Mode_MODE_IMAGE Mode = 4
 )
 
 // Enum value maps for Mode.
@@ -47,12 +109,14 @@ var (
 		1: "MODE_VIRTUALIZE",
 		2: "MODE_VERIFY",
 		3: "MODE_EXPORT",
+		4: "MODE_IMAGE",
 	}
 	Mode_value = map[string]int32{
 		"MODE_UNSPECIFIED": 0,
 		"MODE_VIRTUALIZE":  1,
 		"MODE_VERIFY":      2,
 		"MODE_EXPORT":      3,
+		"MODE_IMAGE":       4,
 	}
 )
 
@@ -67,11 +131,11 @@ func (x Mode) String() string {
 }
 
 func (Mode) Descriptor() protoreflect.EnumDescriptor {
-	return file_restore_v1_restore_proto_enumTypes[0].Descriptor()
+	return file_restore_v1_restore_proto_enumTypes[1].Descriptor()
 }
 
 func (Mode) Type() protoreflect.EnumType {
-	return &file_restore_v1_restore_proto_enumTypes[0]
+	return &file_restore_v1_restore_proto_enumTypes[1]
 }
 
 func (x Mode) Number() protoreflect.EnumNumber {
@@ -80,7 +144,7 @@ func (x Mode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Mode.Descriptor instead.
 func (Mode) EnumDescriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{0}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{1}
 }
 
 // NetworkKind is how the restored VM is connected.
@@ -124,11 +188,11 @@ func (x NetworkKind) String() string {
 }
 
 func (NetworkKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_restore_v1_restore_proto_enumTypes[1].Descriptor()
+	return file_restore_v1_restore_proto_enumTypes[2].Descriptor()
 }
 
 func (NetworkKind) Type() protoreflect.EnumType {
-	return &file_restore_v1_restore_proto_enumTypes[1]
+	return &file_restore_v1_restore_proto_enumTypes[2]
 }
 
 func (x NetworkKind) Number() protoreflect.EnumNumber {
@@ -137,7 +201,7 @@ func (x NetworkKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use NetworkKind.Descriptor instead.
 func (NetworkKind) EnumDescriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{1}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{2}
 }
 
 // Firmware selects the VM's firmware.
@@ -181,11 +245,11 @@ func (x Firmware) String() string {
 }
 
 func (Firmware) Descriptor() protoreflect.EnumDescriptor {
-	return file_restore_v1_restore_proto_enumTypes[2].Descriptor()
+	return file_restore_v1_restore_proto_enumTypes[3].Descriptor()
 }
 
 func (Firmware) Type() protoreflect.EnumType {
-	return &file_restore_v1_restore_proto_enumTypes[2]
+	return &file_restore_v1_restore_proto_enumTypes[3]
 }
 
 func (x Firmware) Number() protoreflect.EnumNumber {
@@ -194,7 +258,7 @@ func (x Firmware) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Firmware.Descriptor instead.
 func (Firmware) EnumDescriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{2}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{3}
 }
 
 // RestoreState is where a restore is in its lifecycle:
@@ -268,11 +332,11 @@ func (x RestoreState) String() string {
 }
 
 func (RestoreState) Descriptor() protoreflect.EnumDescriptor {
-	return file_restore_v1_restore_proto_enumTypes[3].Descriptor()
+	return file_restore_v1_restore_proto_enumTypes[4].Descriptor()
 }
 
 func (RestoreState) Type() protoreflect.EnumType {
-	return &file_restore_v1_restore_proto_enumTypes[3]
+	return &file_restore_v1_restore_proto_enumTypes[4]
 }
 
 func (x RestoreState) Number() protoreflect.EnumNumber {
@@ -281,7 +345,410 @@ func (x RestoreState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RestoreState.Descriptor instead.
 func (RestoreState) EnumDescriptor() ([]byte, []int) {
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{4}
+}
+
+// ImageOptions are an IMAGE restore's.
+type ImageOptions struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Format        ImageFormat            `protobuf:"varint,1,opt,name=format,proto3,enum=restore.v1.ImageFormat" json:"format,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageOptions) Reset() {
+	*x = ImageOptions{}
+	mi := &file_restore_v1_restore_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageOptions) ProtoMessage() {}
+
+func (x *ImageOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_restore_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageOptions.ProtoReflect.Descriptor instead.
+func (*ImageOptions) Descriptor() ([]byte, []int) {
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ImageOptions) GetFormat() ImageFormat {
+	if x != nil {
+		return x.Format
+	}
+	return ImageFormat_IMAGE_FORMAT_UNSPECIFIED
+}
+
+// RestoreImage is an IMAGE restore's files, once RUNNING.
+type RestoreImage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Format        ImageFormat            `protobuf:"varint,1,opt,name=format,proto3,enum=restore.v1.ImageFormat" json:"format,omitempty"`
+	Files         []*ImageFile           `protobuf:"bytes,2,rep,name=files,proto3" json:"files,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreImage) Reset() {
+	*x = RestoreImage{}
+	mi := &file_restore_v1_restore_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreImage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreImage) ProtoMessage() {}
+
+func (x *RestoreImage) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_restore_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreImage.ProtoReflect.Descriptor instead.
+func (*RestoreImage) Descriptor() ([]byte, []int) {
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RestoreImage) GetFormat() ImageFormat {
+	if x != nil {
+		return x.Format
+	}
+	return ImageFormat_IMAGE_FORMAT_UNSPECIFIED
+}
+
+func (x *RestoreImage) GetFiles() []*ImageFile {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+// ImageFile is one disk's image file.
+type ImageFile struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The recovery point's disk.
+	Disk string `protobuf:"bytes,1,opt,name=disk,proto3" json:"disk,omitempty"`
+	// The file's name for a download ("disk0.vmdk").
+	FileName      string `protobuf:"bytes,2,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
+	SizeBytes     int64  `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageFile) Reset() {
+	*x = ImageFile{}
+	mi := &file_restore_v1_restore_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageFile) ProtoMessage() {}
+
+func (x *ImageFile) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_restore_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageFile.ProtoReflect.Descriptor instead.
+func (*ImageFile) Descriptor() ([]byte, []int) {
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ImageFile) GetDisk() string {
+	if x != nil {
+		return x.Disk
+	}
+	return ""
+}
+
+func (x *ImageFile) GetFileName() string {
+	if x != nil {
+		return x.FileName
+	}
+	return ""
+}
+
+func (x *ImageFile) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+// ExportImageRequest is the body of POST
+// /v1/recovery-points/{recovery_point_id}:export-image.
+type ExportImageRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	RecoveryPointId string                 `protobuf:"bytes,1,opt,name=recovery_point_id,json=recoveryPointId,proto3" json:"recovery_point_id,omitempty"`
+	Format          ImageFormat            `protobuf:"varint,2,opt,name=format,proto3,enum=restore.v1.ImageFormat" json:"format,omitempty"`
+	// Idempotency key (required).
+	RequestId string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// How long the files are kept, at most 30 days. Default 1 h.
+	TtlSeconds    int64 `protobuf:"varint,4,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportImageRequest) Reset() {
+	*x = ExportImageRequest{}
+	mi := &file_restore_v1_restore_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportImageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportImageRequest) ProtoMessage() {}
+
+func (x *ExportImageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_restore_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportImageRequest.ProtoReflect.Descriptor instead.
+func (*ExportImageRequest) Descriptor() ([]byte, []int) {
 	return file_restore_v1_restore_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ExportImageRequest) GetRecoveryPointId() string {
+	if x != nil {
+		return x.RecoveryPointId
+	}
+	return ""
+}
+
+func (x *ExportImageRequest) GetFormat() ImageFormat {
+	if x != nil {
+		return x.Format
+	}
+	return ImageFormat_IMAGE_FORMAT_UNSPECIFIED
+}
+
+func (x *ExportImageRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ExportImageRequest) GetTtlSeconds() int64 {
+	if x != nil {
+		return x.TtlSeconds
+	}
+	return 0
+}
+
+// ExportImageResponse carries the IMAGE restore (or the first one made
+// with the request_id).
+type ExportImageResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Restore       *Restore               `protobuf:"bytes,1,opt,name=restore,proto3" json:"restore,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportImageResponse) Reset() {
+	*x = ExportImageResponse{}
+	mi := &file_restore_v1_restore_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportImageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportImageResponse) ProtoMessage() {}
+
+func (x *ExportImageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_restore_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportImageResponse.ProtoReflect.Descriptor instead.
+func (*ExportImageResponse) Descriptor() ([]byte, []int) {
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ExportImageResponse) GetRestore() *Restore {
+	if x != nil {
+		return x.Restore
+	}
+	return nil
+}
+
+// CreateDownloadRequest names the IMAGE restore and its disk.
+type CreateDownloadRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The disk whose file is downloaded; may be left out when there is one.
+	Disk          string `protobuf:"bytes,2,opt,name=disk,proto3" json:"disk,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateDownloadRequest) Reset() {
+	*x = CreateDownloadRequest{}
+	mi := &file_restore_v1_restore_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateDownloadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateDownloadRequest) ProtoMessage() {}
+
+func (x *CreateDownloadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_restore_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateDownloadRequest.ProtoReflect.Descriptor instead.
+func (*CreateDownloadRequest) Descriptor() ([]byte, []int) {
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *CreateDownloadRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CreateDownloadRequest) GetDisk() string {
+	if x != nil {
+		return x.Disk
+	}
+	return ""
+}
+
+// CreateDownloadResponse is where the file is downloaded.
+type CreateDownloadResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// https://SERVER/download/TOKEN: GET it (with Range to resume).
+	Url           string                 `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	FileName      string                 `protobuf:"bytes,3,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
+	SizeBytes     int64                  `protobuf:"varint,4,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateDownloadResponse) Reset() {
+	*x = CreateDownloadResponse{}
+	mi := &file_restore_v1_restore_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateDownloadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateDownloadResponse) ProtoMessage() {}
+
+func (x *CreateDownloadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_restore_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateDownloadResponse.ProtoReflect.Descriptor instead.
+func (*CreateDownloadResponse) Descriptor() ([]byte, []int) {
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *CreateDownloadResponse) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *CreateDownloadResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *CreateDownloadResponse) GetFileName() string {
+	if x != nil {
+		return x.FileName
+	}
+	return ""
+}
+
+func (x *CreateDownloadResponse) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
 }
 
 // IssueRestoreCredentialsRequest names the EXPORT restore.
@@ -294,7 +761,7 @@ type IssueRestoreCredentialsRequest struct {
 
 func (x *IssueRestoreCredentialsRequest) Reset() {
 	*x = IssueRestoreCredentialsRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[0]
+	mi := &file_restore_v1_restore_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -306,7 +773,7 @@ func (x *IssueRestoreCredentialsRequest) String() string {
 func (*IssueRestoreCredentialsRequest) ProtoMessage() {}
 
 func (x *IssueRestoreCredentialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[0]
+	mi := &file_restore_v1_restore_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -319,7 +786,7 @@ func (x *IssueRestoreCredentialsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueRestoreCredentialsRequest.ProtoReflect.Descriptor instead.
 func (*IssueRestoreCredentialsRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{0}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *IssueRestoreCredentialsRequest) GetId() string {
@@ -345,7 +812,7 @@ type IssueRestoreCredentialsResponse struct {
 
 func (x *IssueRestoreCredentialsResponse) Reset() {
 	*x = IssueRestoreCredentialsResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[1]
+	mi := &file_restore_v1_restore_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -357,7 +824,7 @@ func (x *IssueRestoreCredentialsResponse) String() string {
 func (*IssueRestoreCredentialsResponse) ProtoMessage() {}
 
 func (x *IssueRestoreCredentialsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[1]
+	mi := &file_restore_v1_restore_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -370,7 +837,7 @@ func (x *IssueRestoreCredentialsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueRestoreCredentialsResponse.ProtoReflect.Descriptor instead.
 func (*IssueRestoreCredentialsResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{1}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *IssueRestoreCredentialsResponse) GetCaCert() string {
@@ -413,7 +880,7 @@ type ExportOptions struct {
 
 func (x *ExportOptions) Reset() {
 	*x = ExportOptions{}
-	mi := &file_restore_v1_restore_proto_msgTypes[2]
+	mi := &file_restore_v1_restore_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -425,7 +892,7 @@ func (x *ExportOptions) String() string {
 func (*ExportOptions) ProtoMessage() {}
 
 func (x *ExportOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[2]
+	mi := &file_restore_v1_restore_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -438,7 +905,7 @@ func (x *ExportOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportOptions.ProtoReflect.Descriptor instead.
 func (*ExportOptions) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{2}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ExportOptions) GetReadWrite() bool {
@@ -461,7 +928,7 @@ type RestoreExport struct {
 
 func (x *RestoreExport) Reset() {
 	*x = RestoreExport{}
-	mi := &file_restore_v1_restore_proto_msgTypes[3]
+	mi := &file_restore_v1_restore_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -473,7 +940,7 @@ func (x *RestoreExport) String() string {
 func (*RestoreExport) ProtoMessage() {}
 
 func (x *RestoreExport) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[3]
+	mi := &file_restore_v1_restore_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -486,7 +953,7 @@ func (x *RestoreExport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreExport.ProtoReflect.Descriptor instead.
 func (*RestoreExport) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{3}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RestoreExport) GetDisks() []*ExportDisk {
@@ -526,7 +993,7 @@ type ExportDisk struct {
 
 func (x *ExportDisk) Reset() {
 	*x = ExportDisk{}
-	mi := &file_restore_v1_restore_proto_msgTypes[4]
+	mi := &file_restore_v1_restore_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -538,7 +1005,7 @@ func (x *ExportDisk) String() string {
 func (*ExportDisk) ProtoMessage() {}
 
 func (x *ExportDisk) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[4]
+	mi := &file_restore_v1_restore_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -551,7 +1018,7 @@ func (x *ExportDisk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportDisk.ProtoReflect.Descriptor instead.
 func (*ExportDisk) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{4}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ExportDisk) GetName() string {
@@ -592,7 +1059,7 @@ type LinkUpRestoreRequest struct {
 
 func (x *LinkUpRestoreRequest) Reset() {
 	*x = LinkUpRestoreRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[5]
+	mi := &file_restore_v1_restore_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -604,7 +1071,7 @@ func (x *LinkUpRestoreRequest) String() string {
 func (*LinkUpRestoreRequest) ProtoMessage() {}
 
 func (x *LinkUpRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[5]
+	mi := &file_restore_v1_restore_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -617,7 +1084,7 @@ func (x *LinkUpRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkUpRestoreRequest.ProtoReflect.Descriptor instead.
 func (*LinkUpRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{5}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LinkUpRestoreRequest) GetId() string {
@@ -637,7 +1104,7 @@ type LinkUpRestoreResponse struct {
 
 func (x *LinkUpRestoreResponse) Reset() {
 	*x = LinkUpRestoreResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[6]
+	mi := &file_restore_v1_restore_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -649,7 +1116,7 @@ func (x *LinkUpRestoreResponse) String() string {
 func (*LinkUpRestoreResponse) ProtoMessage() {}
 
 func (x *LinkUpRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[6]
+	mi := &file_restore_v1_restore_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -662,7 +1129,7 @@ func (x *LinkUpRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkUpRestoreResponse.ProtoReflect.Descriptor instead.
 func (*LinkUpRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{6}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *LinkUpRestoreResponse) GetRestore() *Restore {
@@ -699,7 +1166,7 @@ type Network struct {
 
 func (x *Network) Reset() {
 	*x = Network{}
-	mi := &file_restore_v1_restore_proto_msgTypes[7]
+	mi := &file_restore_v1_restore_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -711,7 +1178,7 @@ func (x *Network) String() string {
 func (*Network) ProtoMessage() {}
 
 func (x *Network) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[7]
+	mi := &file_restore_v1_restore_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -724,7 +1191,7 @@ func (x *Network) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Network.ProtoReflect.Descriptor instead.
 func (*Network) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{7}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Network) GetKind() NetworkKind {
@@ -784,7 +1251,7 @@ type Boot struct {
 
 func (x *Boot) Reset() {
 	*x = Boot{}
-	mi := &file_restore_v1_restore_proto_msgTypes[8]
+	mi := &file_restore_v1_restore_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -796,7 +1263,7 @@ func (x *Boot) String() string {
 func (*Boot) ProtoMessage() {}
 
 func (x *Boot) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[8]
+	mi := &file_restore_v1_restore_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -809,7 +1276,7 @@ func (x *Boot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Boot.ProtoReflect.Descriptor instead.
 func (*Boot) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{8}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Boot) GetVerified() bool {
@@ -889,13 +1356,16 @@ type Restore struct {
 	// An EXPORT restore's options, and where its disks are read once RUNNING.
 	ExportOptions *ExportOptions `protobuf:"bytes,25,opt,name=export_options,json=exportOptions,proto3" json:"export_options,omitempty"`
 	Export        *RestoreExport `protobuf:"bytes,26,opt,name=export,proto3" json:"export,omitempty"`
+	// An IMAGE restore's options, and its files once RUNNING.
+	ImageOptions  *ImageOptions `protobuf:"bytes,27,opt,name=image_options,json=imageOptions,proto3" json:"image_options,omitempty"`
+	Image         *RestoreImage `protobuf:"bytes,28,opt,name=image,proto3" json:"image,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Restore) Reset() {
 	*x = Restore{}
-	mi := &file_restore_v1_restore_proto_msgTypes[9]
+	mi := &file_restore_v1_restore_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -907,7 +1377,7 @@ func (x *Restore) String() string {
 func (*Restore) ProtoMessage() {}
 
 func (x *Restore) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[9]
+	mi := &file_restore_v1_restore_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -920,7 +1390,7 @@ func (x *Restore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Restore.ProtoReflect.Descriptor instead.
 func (*Restore) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{9}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Restore) GetId() string {
@@ -1105,6 +1575,20 @@ func (x *Restore) GetExport() *RestoreExport {
 	return nil
 }
 
+func (x *Restore) GetImageOptions() *ImageOptions {
+	if x != nil {
+		return x.ImageOptions
+	}
+	return nil
+}
+
+func (x *Restore) GetImage() *RestoreImage {
+	if x != nil {
+		return x.Image
+	}
+	return nil
+}
+
 // Progress is how far a long step is.
 type Progress struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1122,7 +1606,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_restore_v1_restore_proto_msgTypes[10]
+	mi := &file_restore_v1_restore_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1134,7 +1618,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[10]
+	mi := &file_restore_v1_restore_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1147,7 +1631,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{10}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Progress) GetStep() string {
@@ -1207,14 +1691,16 @@ type CreateRestoreRequest struct {
 	// verify adds checks to a VERIFY restore (refused for VIRTUALIZE).
 	Verify *VerifyOptions `protobuf:"bytes,9,opt,name=verify,proto3" json:"verify,omitempty"`
 	// export sets an EXPORT restore's options (refused for the others).
-	Export        *ExportOptions `protobuf:"bytes,10,opt,name=export,proto3" json:"export,omitempty"`
+	Export *ExportOptions `protobuf:"bytes,10,opt,name=export,proto3" json:"export,omitempty"`
+	// image sets an IMAGE restore's format (refused for the others).
+	Image         *ImageOptions `protobuf:"bytes,11,opt,name=image,proto3" json:"image,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateRestoreRequest) Reset() {
 	*x = CreateRestoreRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[11]
+	mi := &file_restore_v1_restore_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1226,7 +1712,7 @@ func (x *CreateRestoreRequest) String() string {
 func (*CreateRestoreRequest) ProtoMessage() {}
 
 func (x *CreateRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[11]
+	mi := &file_restore_v1_restore_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1239,7 +1725,7 @@ func (x *CreateRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRestoreRequest.ProtoReflect.Descriptor instead.
 func (*CreateRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{11}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CreateRestoreRequest) GetRecoveryPointId() string {
@@ -1312,6 +1798,13 @@ func (x *CreateRestoreRequest) GetExport() *ExportOptions {
 	return nil
 }
 
+func (x *CreateRestoreRequest) GetImage() *ImageOptions {
+	if x != nil {
+		return x.Image
+	}
+	return nil
+}
+
 // AppCheck runs a program inside the guest through the guest agent
 // (guest-exec), like SureBackup's application tests.
 type AppCheck struct {
@@ -1333,7 +1826,7 @@ type AppCheck struct {
 
 func (x *AppCheck) Reset() {
 	*x = AppCheck{}
-	mi := &file_restore_v1_restore_proto_msgTypes[12]
+	mi := &file_restore_v1_restore_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1345,7 +1838,7 @@ func (x *AppCheck) String() string {
 func (*AppCheck) ProtoMessage() {}
 
 func (x *AppCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[12]
+	mi := &file_restore_v1_restore_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1358,7 +1851,7 @@ func (x *AppCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppCheck.ProtoReflect.Descriptor instead.
 func (*AppCheck) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{12}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AppCheck) GetName() string {
@@ -1420,7 +1913,7 @@ type VerifyOptions struct {
 
 func (x *VerifyOptions) Reset() {
 	*x = VerifyOptions{}
-	mi := &file_restore_v1_restore_proto_msgTypes[13]
+	mi := &file_restore_v1_restore_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1432,7 +1925,7 @@ func (x *VerifyOptions) String() string {
 func (*VerifyOptions) ProtoMessage() {}
 
 func (x *VerifyOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[13]
+	mi := &file_restore_v1_restore_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1445,7 +1938,7 @@ func (x *VerifyOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyOptions.ProtoReflect.Descriptor instead.
 func (*VerifyOptions) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{13}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *VerifyOptions) GetSerialMarker() string {
@@ -1480,7 +1973,7 @@ type CreateRestoreResponse struct {
 
 func (x *CreateRestoreResponse) Reset() {
 	*x = CreateRestoreResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[14]
+	mi := &file_restore_v1_restore_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1492,7 +1985,7 @@ func (x *CreateRestoreResponse) String() string {
 func (*CreateRestoreResponse) ProtoMessage() {}
 
 func (x *CreateRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[14]
+	mi := &file_restore_v1_restore_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1505,7 +1998,7 @@ func (x *CreateRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRestoreResponse.ProtoReflect.Descriptor instead.
 func (*CreateRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{14}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CreateRestoreResponse) GetRestore() *Restore {
@@ -1526,7 +2019,7 @@ type GetRestoreRequest struct {
 
 func (x *GetRestoreRequest) Reset() {
 	*x = GetRestoreRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[15]
+	mi := &file_restore_v1_restore_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1538,7 +2031,7 @@ func (x *GetRestoreRequest) String() string {
 func (*GetRestoreRequest) ProtoMessage() {}
 
 func (x *GetRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[15]
+	mi := &file_restore_v1_restore_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1551,7 +2044,7 @@ func (x *GetRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreRequest.ProtoReflect.Descriptor instead.
 func (*GetRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{15}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetRestoreRequest) GetId() string {
@@ -1572,7 +2065,7 @@ type GetRestoreResponse struct {
 
 func (x *GetRestoreResponse) Reset() {
 	*x = GetRestoreResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[16]
+	mi := &file_restore_v1_restore_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1584,7 +2077,7 @@ func (x *GetRestoreResponse) String() string {
 func (*GetRestoreResponse) ProtoMessage() {}
 
 func (x *GetRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[16]
+	mi := &file_restore_v1_restore_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1597,7 +2090,7 @@ func (x *GetRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreResponse.ProtoReflect.Descriptor instead.
 func (*GetRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{16}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetRestoreResponse) GetRestore() *Restore {
@@ -1626,7 +2119,7 @@ type ListRestoresRequest struct {
 
 func (x *ListRestoresRequest) Reset() {
 	*x = ListRestoresRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[17]
+	mi := &file_restore_v1_restore_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1638,7 +2131,7 @@ func (x *ListRestoresRequest) String() string {
 func (*ListRestoresRequest) ProtoMessage() {}
 
 func (x *ListRestoresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[17]
+	mi := &file_restore_v1_restore_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1651,7 +2144,7 @@ func (x *ListRestoresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRestoresRequest.ProtoReflect.Descriptor instead.
 func (*ListRestoresRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{17}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListRestoresRequest) GetState() RestoreState {
@@ -1702,7 +2195,7 @@ type ListRestoresResponse struct {
 
 func (x *ListRestoresResponse) Reset() {
 	*x = ListRestoresResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[18]
+	mi := &file_restore_v1_restore_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1714,7 +2207,7 @@ func (x *ListRestoresResponse) String() string {
 func (*ListRestoresResponse) ProtoMessage() {}
 
 func (x *ListRestoresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[18]
+	mi := &file_restore_v1_restore_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1727,7 +2220,7 @@ func (x *ListRestoresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRestoresResponse.ProtoReflect.Descriptor instead.
 func (*ListRestoresResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{18}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListRestoresResponse) GetRestores() []*Restore {
@@ -1755,7 +2248,7 @@ type DeleteRestoreRequest struct {
 
 func (x *DeleteRestoreRequest) Reset() {
 	*x = DeleteRestoreRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[19]
+	mi := &file_restore_v1_restore_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1767,7 +2260,7 @@ func (x *DeleteRestoreRequest) String() string {
 func (*DeleteRestoreRequest) ProtoMessage() {}
 
 func (x *DeleteRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[19]
+	mi := &file_restore_v1_restore_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1780,7 +2273,7 @@ func (x *DeleteRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRestoreRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{19}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DeleteRestoreRequest) GetId() string {
@@ -1801,7 +2294,7 @@ type DeleteRestoreResponse struct {
 
 func (x *DeleteRestoreResponse) Reset() {
 	*x = DeleteRestoreResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[20]
+	mi := &file_restore_v1_restore_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1813,7 +2306,7 @@ func (x *DeleteRestoreResponse) String() string {
 func (*DeleteRestoreResponse) ProtoMessage() {}
 
 func (x *DeleteRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[20]
+	mi := &file_restore_v1_restore_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1826,7 +2319,7 @@ func (x *DeleteRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRestoreResponse.ProtoReflect.Descriptor instead.
 func (*DeleteRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{20}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DeleteRestoreResponse) GetRestore() *Restore {
@@ -1851,7 +2344,7 @@ type WatchRestoresRequest struct {
 
 func (x *WatchRestoresRequest) Reset() {
 	*x = WatchRestoresRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[21]
+	mi := &file_restore_v1_restore_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1863,7 +2356,7 @@ func (x *WatchRestoresRequest) String() string {
 func (*WatchRestoresRequest) ProtoMessage() {}
 
 func (x *WatchRestoresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[21]
+	mi := &file_restore_v1_restore_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1876,7 +2369,7 @@ func (x *WatchRestoresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRestoresRequest.ProtoReflect.Descriptor instead.
 func (*WatchRestoresRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{21}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *WatchRestoresRequest) GetState() RestoreState {
@@ -1911,7 +2404,7 @@ type WatchRestoresResponse struct {
 
 func (x *WatchRestoresResponse) Reset() {
 	*x = WatchRestoresResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[22]
+	mi := &file_restore_v1_restore_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1923,7 +2416,7 @@ func (x *WatchRestoresResponse) String() string {
 func (*WatchRestoresResponse) ProtoMessage() {}
 
 func (x *WatchRestoresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[22]
+	mi := &file_restore_v1_restore_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1936,7 +2429,7 @@ func (x *WatchRestoresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRestoresResponse.ProtoReflect.Descriptor instead.
 func (*WatchRestoresResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{22}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *WatchRestoresResponse) GetRestore() *Restore {
@@ -1955,7 +2448,7 @@ type GetRestoreScreenshotRequest struct {
 
 func (x *GetRestoreScreenshotRequest) Reset() {
 	*x = GetRestoreScreenshotRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[23]
+	mi := &file_restore_v1_restore_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1967,7 +2460,7 @@ func (x *GetRestoreScreenshotRequest) String() string {
 func (*GetRestoreScreenshotRequest) ProtoMessage() {}
 
 func (x *GetRestoreScreenshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[23]
+	mi := &file_restore_v1_restore_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1980,7 +2473,7 @@ func (x *GetRestoreScreenshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreScreenshotRequest.ProtoReflect.Descriptor instead.
 func (*GetRestoreScreenshotRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{23}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetRestoreScreenshotRequest) GetId() string {
@@ -2001,7 +2494,7 @@ type GetRestoreScreenshotResponse struct {
 
 func (x *GetRestoreScreenshotResponse) Reset() {
 	*x = GetRestoreScreenshotResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[24]
+	mi := &file_restore_v1_restore_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2013,7 +2506,7 @@ func (x *GetRestoreScreenshotResponse) String() string {
 func (*GetRestoreScreenshotResponse) ProtoMessage() {}
 
 func (x *GetRestoreScreenshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[24]
+	mi := &file_restore_v1_restore_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2026,7 +2519,7 @@ func (x *GetRestoreScreenshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreScreenshotResponse.ProtoReflect.Descriptor instead.
 func (*GetRestoreScreenshotResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{24}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetRestoreScreenshotResponse) GetContentType() string {
@@ -2052,7 +2545,7 @@ type CreateConsoleRequest struct {
 
 func (x *CreateConsoleRequest) Reset() {
 	*x = CreateConsoleRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[25]
+	mi := &file_restore_v1_restore_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2064,7 +2557,7 @@ func (x *CreateConsoleRequest) String() string {
 func (*CreateConsoleRequest) ProtoMessage() {}
 
 func (x *CreateConsoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[25]
+	mi := &file_restore_v1_restore_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2077,7 +2570,7 @@ func (x *CreateConsoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConsoleRequest.ProtoReflect.Descriptor instead.
 func (*CreateConsoleRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{25}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CreateConsoleRequest) GetId() string {
@@ -2098,7 +2591,7 @@ type CreateConsoleResponse struct {
 
 func (x *CreateConsoleResponse) Reset() {
 	*x = CreateConsoleResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[26]
+	mi := &file_restore_v1_restore_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2110,7 +2603,7 @@ func (x *CreateConsoleResponse) String() string {
 func (*CreateConsoleResponse) ProtoMessage() {}
 
 func (x *CreateConsoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[26]
+	mi := &file_restore_v1_restore_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2123,7 +2616,7 @@ func (x *CreateConsoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConsoleResponse.ProtoReflect.Descriptor instead.
 func (*CreateConsoleResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{26}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CreateConsoleResponse) GetUrl() string {
@@ -2145,7 +2638,36 @@ var File_restore_v1_restore_proto protoreflect.FileDescriptor
 const file_restore_v1_restore_proto_rawDesc = "" +
 	"\n" +
 	"\x18restore/v1/restore.proto\x12\n" +
-	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1drestore/v1/verification.proto\"0\n" +
+	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1drestore/v1/verification.proto\"?\n" +
+	"\fImageOptions\x12/\n" +
+	"\x06format\x18\x01 \x01(\x0e2\x17.restore.v1.ImageFormatR\x06format\"l\n" +
+	"\fRestoreImage\x12/\n" +
+	"\x06format\x18\x01 \x01(\x0e2\x17.restore.v1.ImageFormatR\x06format\x12+\n" +
+	"\x05files\x18\x02 \x03(\v2\x15.restore.v1.ImageFileR\x05files\"[\n" +
+	"\tImageFile\x12\x12\n" +
+	"\x04disk\x18\x01 \x01(\tR\x04disk\x12\x1b\n" +
+	"\tfile_name\x18\x02 \x01(\tR\bfileName\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x03 \x01(\x03R\tsizeBytes\"\xb1\x01\n" +
+	"\x12ExportImageRequest\x12*\n" +
+	"\x11recovery_point_id\x18\x01 \x01(\tR\x0frecoveryPointId\x12/\n" +
+	"\x06format\x18\x02 \x01(\x0e2\x17.restore.v1.ImageFormatR\x06format\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\x12\x1f\n" +
+	"\vttl_seconds\x18\x04 \x01(\x03R\n" +
+	"ttlSeconds\"D\n" +
+	"\x13ExportImageResponse\x12-\n" +
+	"\arestore\x18\x01 \x01(\v2\x13.restore.v1.RestoreR\arestore\";\n" +
+	"\x15CreateDownloadRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04disk\x18\x02 \x01(\tR\x04disk\"\xa3\x01\n" +
+	"\x16CreateDownloadResponse\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12;\n" +
+	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12\x1b\n" +
+	"\tfile_name\x18\x03 \x01(\tR\bfileName\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x04 \x01(\x03R\tsizeBytes\"0\n" +
 	"\x1eIssueRestoreCredentialsRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x9d\x01\n" +
 	"\x1fIssueRestoreCredentialsResponse\x12\x17\n" +
@@ -2183,7 +2705,7 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x04Boot\x12\x1a\n" +
 	"\bverified\x18\x01 \x01(\bR\bverified\x12%\n" +
 	"\x0ftime_to_boot_ms\x18\x02 \x01(\x03R\ftimeToBootMs\x12\x18\n" +
-	"\asignals\x18\x03 \x03(\tR\asignals\"\xb9\b\n" +
+	"\asignals\x18\x03 \x03(\tR\asignals\"\xa8\t\n" +
 	"\aRestore\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12*\n" +
@@ -2217,7 +2739,9 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\tpolicy_id\x18\x17 \x01(\tR\bpolicyId\x120\n" +
 	"\bprogress\x18\x18 \x01(\v2\x14.restore.v1.ProgressR\bprogress\x12@\n" +
 	"\x0eexport_options\x18\x19 \x01(\v2\x19.restore.v1.ExportOptionsR\rexportOptions\x121\n" +
-	"\x06export\x18\x1a \x01(\v2\x19.restore.v1.RestoreExportR\x06export\"\xa9\x01\n" +
+	"\x06export\x18\x1a \x01(\v2\x19.restore.v1.RestoreExportR\x06export\x12=\n" +
+	"\rimage_options\x18\x1b \x01(\v2\x18.restore.v1.ImageOptionsR\fimageOptions\x12.\n" +
+	"\x05image\x18\x1c \x01(\v2\x18.restore.v1.RestoreImageR\x05image\"\xa9\x01\n" +
 	"\bProgress\x12\x12\n" +
 	"\x04step\x18\x01 \x01(\tR\x04step\x12\x1d\n" +
 	"\n" +
@@ -2226,7 +2750,7 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"totalBytes\x12(\n" +
 	"\x10bytes_per_second\x18\x04 \x01(\x03R\x0ebytesPerSecond\x12\x1f\n" +
 	"\veta_seconds\x18\x05 \x01(\x03R\n" +
-	"etaSeconds\"\xa4\x03\n" +
+	"etaSeconds\"\xd4\x03\n" +
 	"\x14CreateRestoreRequest\x12*\n" +
 	"\x11recovery_point_id\x18\x01 \x01(\tR\x0frecoveryPointId\x12$\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x10.restore.v1.ModeR\x04mode\x12\x14\n" +
@@ -2241,7 +2765,8 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"request_id\x18\b \x01(\tR\trequestId\x121\n" +
 	"\x06verify\x18\t \x01(\v2\x19.restore.v1.VerifyOptionsR\x06verify\x121\n" +
 	"\x06export\x18\n" +
-	" \x01(\v2\x19.restore.v1.ExportOptionsR\x06export\"\xc0\x01\n" +
+	" \x01(\v2\x19.restore.v1.ExportOptionsR\x06export\x12.\n" +
+	"\x05image\x18\v \x01(\v2\x18.restore.v1.ImageOptionsR\x05image\"\xc0\x01\n" +
 	"\bAppCheck\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x12\n" +
@@ -2290,12 +2815,19 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x15CreateConsoleResponse\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12;\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime*S\n" +
+	"expireTime*q\n" +
+	"\vImageFormat\x12\x1c\n" +
+	"\x18IMAGE_FORMAT_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12IMAGE_FORMAT_QCOW2\x10\x01\x12\x15\n" +
+	"\x11IMAGE_FORMAT_VMDK\x10\x02\x12\x15\n" +
+	"\x11IMAGE_FORMAT_VHDX\x10\x03*c\n" +
 	"\x04Mode\x12\x14\n" +
 	"\x10MODE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fMODE_VIRTUALIZE\x10\x01\x12\x0f\n" +
 	"\vMODE_VERIFY\x10\x02\x12\x0f\n" +
-	"\vMODE_EXPORT\x10\x03*w\n" +
+	"\vMODE_EXPORT\x10\x03\x12\x0e\n" +
+	"\n" +
+	"MODE_IMAGE\x10\x04*w\n" +
 	"\vNetworkKind\x12\x1c\n" +
 	"\x18NETWORK_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11NETWORK_KIND_NONE\x10\x01\x12\x19\n" +
@@ -2318,7 +2850,7 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x14RESTORE_STATE_FAILED\x10\b\x12\x19\n" +
 	"\x15RESTORE_STATE_EXPIRED\x10\t\x12\x16\n" +
 	"\x12RESTORE_STATE_LOST\x10\n" +
-	"2\xbf\x06\n" +
+	"2\xe8\a\n" +
 	"\x0eRestoreService\x12T\n" +
 	"\rCreateRestore\x12 .restore.v1.CreateRestoreRequest\x1a!.restore.v1.CreateRestoreResponse\x12K\n" +
 	"\n" +
@@ -2329,7 +2861,9 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x14GetRestoreScreenshot\x12'.restore.v1.GetRestoreScreenshotRequest\x1a(.restore.v1.GetRestoreScreenshotResponse\x12T\n" +
 	"\rCreateConsole\x12 .restore.v1.CreateConsoleRequest\x1a!.restore.v1.CreateConsoleResponse\x12T\n" +
 	"\rLinkUpRestore\x12 .restore.v1.LinkUpRestoreRequest\x1a!.restore.v1.LinkUpRestoreResponse\x12r\n" +
-	"\x17IssueRestoreCredentials\x12*.restore.v1.IssueRestoreCredentialsRequest\x1a+.restore.v1.IssueRestoreCredentialsResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
+	"\x17IssueRestoreCredentials\x12*.restore.v1.IssueRestoreCredentialsRequest\x1a+.restore.v1.IssueRestoreCredentialsResponse\x12N\n" +
+	"\vExportImage\x12\x1e.restore.v1.ExportImageRequest\x1a\x1f.restore.v1.ExportImageResponse\x12W\n" +
+	"\x0eCreateDownload\x12!.restore.v1.CreateDownloadRequest\x1a\".restore.v1.CreateDownloadResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
 
 var (
 	file_restore_v1_restore_proto_rawDescOnce sync.Once
@@ -2343,99 +2877,120 @@ func file_restore_v1_restore_proto_rawDescGZIP() []byte {
 	return file_restore_v1_restore_proto_rawDescData
 }
 
-var file_restore_v1_restore_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_restore_v1_restore_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_restore_v1_restore_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_restore_v1_restore_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_restore_v1_restore_proto_goTypes = []any{
-	(Mode)(0),                               // 0: restore.v1.Mode
-	(NetworkKind)(0),                        // 1: restore.v1.NetworkKind
-	(Firmware)(0),                           // 2: restore.v1.Firmware
-	(RestoreState)(0),                       // 3: restore.v1.RestoreState
-	(*IssueRestoreCredentialsRequest)(nil),  // 4: restore.v1.IssueRestoreCredentialsRequest
-	(*IssueRestoreCredentialsResponse)(nil), // 5: restore.v1.IssueRestoreCredentialsResponse
-	(*ExportOptions)(nil),                   // 6: restore.v1.ExportOptions
-	(*RestoreExport)(nil),                   // 7: restore.v1.RestoreExport
-	(*ExportDisk)(nil),                      // 8: restore.v1.ExportDisk
-	(*LinkUpRestoreRequest)(nil),            // 9: restore.v1.LinkUpRestoreRequest
-	(*LinkUpRestoreResponse)(nil),           // 10: restore.v1.LinkUpRestoreResponse
-	(*Network)(nil),                         // 11: restore.v1.Network
-	(*Boot)(nil),                            // 12: restore.v1.Boot
-	(*Restore)(nil),                         // 13: restore.v1.Restore
-	(*Progress)(nil),                        // 14: restore.v1.Progress
-	(*CreateRestoreRequest)(nil),            // 15: restore.v1.CreateRestoreRequest
-	(*AppCheck)(nil),                        // 16: restore.v1.AppCheck
-	(*VerifyOptions)(nil),                   // 17: restore.v1.VerifyOptions
-	(*CreateRestoreResponse)(nil),           // 18: restore.v1.CreateRestoreResponse
-	(*GetRestoreRequest)(nil),               // 19: restore.v1.GetRestoreRequest
-	(*GetRestoreResponse)(nil),              // 20: restore.v1.GetRestoreResponse
-	(*ListRestoresRequest)(nil),             // 21: restore.v1.ListRestoresRequest
-	(*ListRestoresResponse)(nil),            // 22: restore.v1.ListRestoresResponse
-	(*DeleteRestoreRequest)(nil),            // 23: restore.v1.DeleteRestoreRequest
-	(*DeleteRestoreResponse)(nil),           // 24: restore.v1.DeleteRestoreResponse
-	(*WatchRestoresRequest)(nil),            // 25: restore.v1.WatchRestoresRequest
-	(*WatchRestoresResponse)(nil),           // 26: restore.v1.WatchRestoresResponse
-	(*GetRestoreScreenshotRequest)(nil),     // 27: restore.v1.GetRestoreScreenshotRequest
-	(*GetRestoreScreenshotResponse)(nil),    // 28: restore.v1.GetRestoreScreenshotResponse
-	(*CreateConsoleRequest)(nil),            // 29: restore.v1.CreateConsoleRequest
-	(*CreateConsoleResponse)(nil),           // 30: restore.v1.CreateConsoleResponse
-	(*timestamppb.Timestamp)(nil),           // 31: google.protobuf.Timestamp
-	(Verdict)(0),                            // 32: restore.v1.Verdict
+	(ImageFormat)(0),                        // 0: restore.v1.ImageFormat
+	(Mode)(0),                               // 1: restore.v1.Mode
+	(NetworkKind)(0),                        // 2: restore.v1.NetworkKind
+	(Firmware)(0),                           // 3: restore.v1.Firmware
+	(RestoreState)(0),                       // 4: restore.v1.RestoreState
+	(*ImageOptions)(nil),                    // 5: restore.v1.ImageOptions
+	(*RestoreImage)(nil),                    // 6: restore.v1.RestoreImage
+	(*ImageFile)(nil),                       // 7: restore.v1.ImageFile
+	(*ExportImageRequest)(nil),              // 8: restore.v1.ExportImageRequest
+	(*ExportImageResponse)(nil),             // 9: restore.v1.ExportImageResponse
+	(*CreateDownloadRequest)(nil),           // 10: restore.v1.CreateDownloadRequest
+	(*CreateDownloadResponse)(nil),          // 11: restore.v1.CreateDownloadResponse
+	(*IssueRestoreCredentialsRequest)(nil),  // 12: restore.v1.IssueRestoreCredentialsRequest
+	(*IssueRestoreCredentialsResponse)(nil), // 13: restore.v1.IssueRestoreCredentialsResponse
+	(*ExportOptions)(nil),                   // 14: restore.v1.ExportOptions
+	(*RestoreExport)(nil),                   // 15: restore.v1.RestoreExport
+	(*ExportDisk)(nil),                      // 16: restore.v1.ExportDisk
+	(*LinkUpRestoreRequest)(nil),            // 17: restore.v1.LinkUpRestoreRequest
+	(*LinkUpRestoreResponse)(nil),           // 18: restore.v1.LinkUpRestoreResponse
+	(*Network)(nil),                         // 19: restore.v1.Network
+	(*Boot)(nil),                            // 20: restore.v1.Boot
+	(*Restore)(nil),                         // 21: restore.v1.Restore
+	(*Progress)(nil),                        // 22: restore.v1.Progress
+	(*CreateRestoreRequest)(nil),            // 23: restore.v1.CreateRestoreRequest
+	(*AppCheck)(nil),                        // 24: restore.v1.AppCheck
+	(*VerifyOptions)(nil),                   // 25: restore.v1.VerifyOptions
+	(*CreateRestoreResponse)(nil),           // 26: restore.v1.CreateRestoreResponse
+	(*GetRestoreRequest)(nil),               // 27: restore.v1.GetRestoreRequest
+	(*GetRestoreResponse)(nil),              // 28: restore.v1.GetRestoreResponse
+	(*ListRestoresRequest)(nil),             // 29: restore.v1.ListRestoresRequest
+	(*ListRestoresResponse)(nil),            // 30: restore.v1.ListRestoresResponse
+	(*DeleteRestoreRequest)(nil),            // 31: restore.v1.DeleteRestoreRequest
+	(*DeleteRestoreResponse)(nil),           // 32: restore.v1.DeleteRestoreResponse
+	(*WatchRestoresRequest)(nil),            // 33: restore.v1.WatchRestoresRequest
+	(*WatchRestoresResponse)(nil),           // 34: restore.v1.WatchRestoresResponse
+	(*GetRestoreScreenshotRequest)(nil),     // 35: restore.v1.GetRestoreScreenshotRequest
+	(*GetRestoreScreenshotResponse)(nil),    // 36: restore.v1.GetRestoreScreenshotResponse
+	(*CreateConsoleRequest)(nil),            // 37: restore.v1.CreateConsoleRequest
+	(*CreateConsoleResponse)(nil),           // 38: restore.v1.CreateConsoleResponse
+	(*timestamppb.Timestamp)(nil),           // 39: google.protobuf.Timestamp
+	(Verdict)(0),                            // 40: restore.v1.Verdict
 }
 var file_restore_v1_restore_proto_depIdxs = []int32{
-	31, // 0: restore.v1.IssueRestoreCredentialsResponse.expire_time:type_name -> google.protobuf.Timestamp
-	8,  // 1: restore.v1.RestoreExport.disks:type_name -> restore.v1.ExportDisk
-	13, // 2: restore.v1.LinkUpRestoreResponse.restore:type_name -> restore.v1.Restore
-	1,  // 3: restore.v1.Network.kind:type_name -> restore.v1.NetworkKind
-	0,  // 4: restore.v1.Restore.mode:type_name -> restore.v1.Mode
-	11, // 5: restore.v1.Restore.network:type_name -> restore.v1.Network
-	2,  // 6: restore.v1.Restore.firmware:type_name -> restore.v1.Firmware
-	3,  // 7: restore.v1.Restore.state:type_name -> restore.v1.RestoreState
-	31, // 8: restore.v1.Restore.create_time:type_name -> google.protobuf.Timestamp
-	31, // 9: restore.v1.Restore.update_time:type_name -> google.protobuf.Timestamp
-	31, // 10: restore.v1.Restore.expire_time:type_name -> google.protobuf.Timestamp
-	12, // 11: restore.v1.Restore.boot:type_name -> restore.v1.Boot
-	31, // 12: restore.v1.Restore.destroy_time:type_name -> google.protobuf.Timestamp
-	17, // 13: restore.v1.Restore.verify:type_name -> restore.v1.VerifyOptions
-	32, // 14: restore.v1.Restore.verdict:type_name -> restore.v1.Verdict
-	14, // 15: restore.v1.Restore.progress:type_name -> restore.v1.Progress
-	6,  // 16: restore.v1.Restore.export_options:type_name -> restore.v1.ExportOptions
-	7,  // 17: restore.v1.Restore.export:type_name -> restore.v1.RestoreExport
-	0,  // 18: restore.v1.CreateRestoreRequest.mode:type_name -> restore.v1.Mode
-	11, // 19: restore.v1.CreateRestoreRequest.network:type_name -> restore.v1.Network
-	2,  // 20: restore.v1.CreateRestoreRequest.firmware:type_name -> restore.v1.Firmware
-	17, // 21: restore.v1.CreateRestoreRequest.verify:type_name -> restore.v1.VerifyOptions
-	6,  // 22: restore.v1.CreateRestoreRequest.export:type_name -> restore.v1.ExportOptions
-	16, // 23: restore.v1.VerifyOptions.app_checks:type_name -> restore.v1.AppCheck
-	13, // 24: restore.v1.CreateRestoreResponse.restore:type_name -> restore.v1.Restore
-	13, // 25: restore.v1.GetRestoreResponse.restore:type_name -> restore.v1.Restore
-	3,  // 26: restore.v1.ListRestoresRequest.state:type_name -> restore.v1.RestoreState
-	13, // 27: restore.v1.ListRestoresResponse.restores:type_name -> restore.v1.Restore
-	13, // 28: restore.v1.DeleteRestoreResponse.restore:type_name -> restore.v1.Restore
-	3,  // 29: restore.v1.WatchRestoresRequest.state:type_name -> restore.v1.RestoreState
-	13, // 30: restore.v1.WatchRestoresResponse.restore:type_name -> restore.v1.Restore
-	31, // 31: restore.v1.CreateConsoleResponse.expire_time:type_name -> google.protobuf.Timestamp
-	15, // 32: restore.v1.RestoreService.CreateRestore:input_type -> restore.v1.CreateRestoreRequest
-	19, // 33: restore.v1.RestoreService.GetRestore:input_type -> restore.v1.GetRestoreRequest
-	21, // 34: restore.v1.RestoreService.ListRestores:input_type -> restore.v1.ListRestoresRequest
-	23, // 35: restore.v1.RestoreService.DeleteRestore:input_type -> restore.v1.DeleteRestoreRequest
-	25, // 36: restore.v1.RestoreService.WatchRestores:input_type -> restore.v1.WatchRestoresRequest
-	27, // 37: restore.v1.RestoreService.GetRestoreScreenshot:input_type -> restore.v1.GetRestoreScreenshotRequest
-	29, // 38: restore.v1.RestoreService.CreateConsole:input_type -> restore.v1.CreateConsoleRequest
-	9,  // 39: restore.v1.RestoreService.LinkUpRestore:input_type -> restore.v1.LinkUpRestoreRequest
-	4,  // 40: restore.v1.RestoreService.IssueRestoreCredentials:input_type -> restore.v1.IssueRestoreCredentialsRequest
-	18, // 41: restore.v1.RestoreService.CreateRestore:output_type -> restore.v1.CreateRestoreResponse
-	20, // 42: restore.v1.RestoreService.GetRestore:output_type -> restore.v1.GetRestoreResponse
-	22, // 43: restore.v1.RestoreService.ListRestores:output_type -> restore.v1.ListRestoresResponse
-	24, // 44: restore.v1.RestoreService.DeleteRestore:output_type -> restore.v1.DeleteRestoreResponse
-	26, // 45: restore.v1.RestoreService.WatchRestores:output_type -> restore.v1.WatchRestoresResponse
-	28, // 46: restore.v1.RestoreService.GetRestoreScreenshot:output_type -> restore.v1.GetRestoreScreenshotResponse
-	30, // 47: restore.v1.RestoreService.CreateConsole:output_type -> restore.v1.CreateConsoleResponse
-	10, // 48: restore.v1.RestoreService.LinkUpRestore:output_type -> restore.v1.LinkUpRestoreResponse
-	5,  // 49: restore.v1.RestoreService.IssueRestoreCredentials:output_type -> restore.v1.IssueRestoreCredentialsResponse
-	41, // [41:50] is the sub-list for method output_type
-	32, // [32:41] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	0,  // 0: restore.v1.ImageOptions.format:type_name -> restore.v1.ImageFormat
+	0,  // 1: restore.v1.RestoreImage.format:type_name -> restore.v1.ImageFormat
+	7,  // 2: restore.v1.RestoreImage.files:type_name -> restore.v1.ImageFile
+	0,  // 3: restore.v1.ExportImageRequest.format:type_name -> restore.v1.ImageFormat
+	21, // 4: restore.v1.ExportImageResponse.restore:type_name -> restore.v1.Restore
+	39, // 5: restore.v1.CreateDownloadResponse.expire_time:type_name -> google.protobuf.Timestamp
+	39, // 6: restore.v1.IssueRestoreCredentialsResponse.expire_time:type_name -> google.protobuf.Timestamp
+	16, // 7: restore.v1.RestoreExport.disks:type_name -> restore.v1.ExportDisk
+	21, // 8: restore.v1.LinkUpRestoreResponse.restore:type_name -> restore.v1.Restore
+	2,  // 9: restore.v1.Network.kind:type_name -> restore.v1.NetworkKind
+	1,  // 10: restore.v1.Restore.mode:type_name -> restore.v1.Mode
+	19, // 11: restore.v1.Restore.network:type_name -> restore.v1.Network
+	3,  // 12: restore.v1.Restore.firmware:type_name -> restore.v1.Firmware
+	4,  // 13: restore.v1.Restore.state:type_name -> restore.v1.RestoreState
+	39, // 14: restore.v1.Restore.create_time:type_name -> google.protobuf.Timestamp
+	39, // 15: restore.v1.Restore.update_time:type_name -> google.protobuf.Timestamp
+	39, // 16: restore.v1.Restore.expire_time:type_name -> google.protobuf.Timestamp
+	20, // 17: restore.v1.Restore.boot:type_name -> restore.v1.Boot
+	39, // 18: restore.v1.Restore.destroy_time:type_name -> google.protobuf.Timestamp
+	25, // 19: restore.v1.Restore.verify:type_name -> restore.v1.VerifyOptions
+	40, // 20: restore.v1.Restore.verdict:type_name -> restore.v1.Verdict
+	22, // 21: restore.v1.Restore.progress:type_name -> restore.v1.Progress
+	14, // 22: restore.v1.Restore.export_options:type_name -> restore.v1.ExportOptions
+	15, // 23: restore.v1.Restore.export:type_name -> restore.v1.RestoreExport
+	5,  // 24: restore.v1.Restore.image_options:type_name -> restore.v1.ImageOptions
+	6,  // 25: restore.v1.Restore.image:type_name -> restore.v1.RestoreImage
+	1,  // 26: restore.v1.CreateRestoreRequest.mode:type_name -> restore.v1.Mode
+	19, // 27: restore.v1.CreateRestoreRequest.network:type_name -> restore.v1.Network
+	3,  // 28: restore.v1.CreateRestoreRequest.firmware:type_name -> restore.v1.Firmware
+	25, // 29: restore.v1.CreateRestoreRequest.verify:type_name -> restore.v1.VerifyOptions
+	14, // 30: restore.v1.CreateRestoreRequest.export:type_name -> restore.v1.ExportOptions
+	5,  // 31: restore.v1.CreateRestoreRequest.image:type_name -> restore.v1.ImageOptions
+	24, // 32: restore.v1.VerifyOptions.app_checks:type_name -> restore.v1.AppCheck
+	21, // 33: restore.v1.CreateRestoreResponse.restore:type_name -> restore.v1.Restore
+	21, // 34: restore.v1.GetRestoreResponse.restore:type_name -> restore.v1.Restore
+	4,  // 35: restore.v1.ListRestoresRequest.state:type_name -> restore.v1.RestoreState
+	21, // 36: restore.v1.ListRestoresResponse.restores:type_name -> restore.v1.Restore
+	21, // 37: restore.v1.DeleteRestoreResponse.restore:type_name -> restore.v1.Restore
+	4,  // 38: restore.v1.WatchRestoresRequest.state:type_name -> restore.v1.RestoreState
+	21, // 39: restore.v1.WatchRestoresResponse.restore:type_name -> restore.v1.Restore
+	39, // 40: restore.v1.CreateConsoleResponse.expire_time:type_name -> google.protobuf.Timestamp
+	23, // 41: restore.v1.RestoreService.CreateRestore:input_type -> restore.v1.CreateRestoreRequest
+	27, // 42: restore.v1.RestoreService.GetRestore:input_type -> restore.v1.GetRestoreRequest
+	29, // 43: restore.v1.RestoreService.ListRestores:input_type -> restore.v1.ListRestoresRequest
+	31, // 44: restore.v1.RestoreService.DeleteRestore:input_type -> restore.v1.DeleteRestoreRequest
+	33, // 45: restore.v1.RestoreService.WatchRestores:input_type -> restore.v1.WatchRestoresRequest
+	35, // 46: restore.v1.RestoreService.GetRestoreScreenshot:input_type -> restore.v1.GetRestoreScreenshotRequest
+	37, // 47: restore.v1.RestoreService.CreateConsole:input_type -> restore.v1.CreateConsoleRequest
+	17, // 48: restore.v1.RestoreService.LinkUpRestore:input_type -> restore.v1.LinkUpRestoreRequest
+	12, // 49: restore.v1.RestoreService.IssueRestoreCredentials:input_type -> restore.v1.IssueRestoreCredentialsRequest
+	8,  // 50: restore.v1.RestoreService.ExportImage:input_type -> restore.v1.ExportImageRequest
+	10, // 51: restore.v1.RestoreService.CreateDownload:input_type -> restore.v1.CreateDownloadRequest
+	26, // 52: restore.v1.RestoreService.CreateRestore:output_type -> restore.v1.CreateRestoreResponse
+	28, // 53: restore.v1.RestoreService.GetRestore:output_type -> restore.v1.GetRestoreResponse
+	30, // 54: restore.v1.RestoreService.ListRestores:output_type -> restore.v1.ListRestoresResponse
+	32, // 55: restore.v1.RestoreService.DeleteRestore:output_type -> restore.v1.DeleteRestoreResponse
+	34, // 56: restore.v1.RestoreService.WatchRestores:output_type -> restore.v1.WatchRestoresResponse
+	36, // 57: restore.v1.RestoreService.GetRestoreScreenshot:output_type -> restore.v1.GetRestoreScreenshotResponse
+	38, // 58: restore.v1.RestoreService.CreateConsole:output_type -> restore.v1.CreateConsoleResponse
+	18, // 59: restore.v1.RestoreService.LinkUpRestore:output_type -> restore.v1.LinkUpRestoreResponse
+	13, // 60: restore.v1.RestoreService.IssueRestoreCredentials:output_type -> restore.v1.IssueRestoreCredentialsResponse
+	9,  // 61: restore.v1.RestoreService.ExportImage:output_type -> restore.v1.ExportImageResponse
+	11, // 62: restore.v1.RestoreService.CreateDownload:output_type -> restore.v1.CreateDownloadResponse
+	52, // [52:63] is the sub-list for method output_type
+	41, // [41:52] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_restore_proto_init() }
@@ -2449,8 +3004,8 @@ func file_restore_v1_restore_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restore_v1_restore_proto_rawDesc), len(file_restore_v1_restore_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   27,
+			NumEnums:      5,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,6 +28,8 @@ const (
 	RestoreService_CreateConsole_FullMethodName           = "/restore.v1.RestoreService/CreateConsole"
 	RestoreService_LinkUpRestore_FullMethodName           = "/restore.v1.RestoreService/LinkUpRestore"
 	RestoreService_IssueRestoreCredentials_FullMethodName = "/restore.v1.RestoreService/IssueRestoreCredentials"
+	RestoreService_ExportImage_FullMethodName             = "/restore.v1.RestoreService/ExportImage"
+	RestoreService_CreateDownload_FullMethodName          = "/restore.v1.RestoreService/CreateDownload"
 )
 
 // RestoreServiceClient is the client API for RestoreService service.
@@ -67,6 +69,17 @@ type RestoreServiceClient interface {
 	// (until the restore's TTL, at most a day), its key, and the CAs. Each
 	// call issues a new one; none is stored.
 	IssueRestoreCredentials(ctx context.Context, in *IssueRestoreCredentialsRequest, opts ...grpc.CallOption) (*IssueRestoreCredentialsResponse, error)
+	// ExportImage converts a recovery point's disks to an image file each
+	// (qcow2, VMDK streamOptimized or VHDX) on the host that holds it: an
+	// IMAGE restore, with progress while PREPARING and its files once
+	// RUNNING, kept until it is deleted or its TTL ends (default 1 h).
+	// REST: POST /v1/recovery-points/{recovery_point_id}:export-image.
+	ExportImage(ctx context.Context, in *ExportImageRequest, opts ...grpc.CallOption) (*ExportImageResponse, error)
+	// CreateDownload returns a single-use URL that streams one image file of
+	// a RUNNING IMAGE restore through the servers (HTTP Range resumes it):
+	// it is spent once the file's last byte was sent, and expires after an
+	// hour or with the restore.
+	CreateDownload(ctx context.Context, in *CreateDownloadRequest, opts ...grpc.CallOption) (*CreateDownloadResponse, error)
 }
 
 type restoreServiceClient struct {
@@ -176,6 +189,26 @@ func (c *restoreServiceClient) IssueRestoreCredentials(ctx context.Context, in *
 	return out, nil
 }
 
+func (c *restoreServiceClient) ExportImage(ctx context.Context, in *ExportImageRequest, opts ...grpc.CallOption) (*ExportImageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExportImageResponse)
+	err := c.cc.Invoke(ctx, RestoreService_ExportImage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *restoreServiceClient) CreateDownload(ctx context.Context, in *CreateDownloadRequest, opts ...grpc.CallOption) (*CreateDownloadResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateDownloadResponse)
+	err := c.cc.Invoke(ctx, RestoreService_CreateDownload_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RestoreServiceServer is the server API for RestoreService service.
 // All implementations must embed UnimplementedRestoreServiceServer
 // for forward compatibility.
@@ -213,6 +246,17 @@ type RestoreServiceServer interface {
 	// (until the restore's TTL, at most a day), its key, and the CAs. Each
 	// call issues a new one; none is stored.
 	IssueRestoreCredentials(context.Context, *IssueRestoreCredentialsRequest) (*IssueRestoreCredentialsResponse, error)
+	// ExportImage converts a recovery point's disks to an image file each
+	// (qcow2, VMDK streamOptimized or VHDX) on the host that holds it: an
+	// IMAGE restore, with progress while PREPARING and its files once
+	// RUNNING, kept until it is deleted or its TTL ends (default 1 h).
+	// REST: POST /v1/recovery-points/{recovery_point_id}:export-image.
+	ExportImage(context.Context, *ExportImageRequest) (*ExportImageResponse, error)
+	// CreateDownload returns a single-use URL that streams one image file of
+	// a RUNNING IMAGE restore through the servers (HTTP Range resumes it):
+	// it is spent once the file's last byte was sent, and expires after an
+	// hour or with the restore.
+	CreateDownload(context.Context, *CreateDownloadRequest) (*CreateDownloadResponse, error)
 	mustEmbedUnimplementedRestoreServiceServer()
 }
 
@@ -249,6 +293,12 @@ func (UnimplementedRestoreServiceServer) LinkUpRestore(context.Context, *LinkUpR
 }
 func (UnimplementedRestoreServiceServer) IssueRestoreCredentials(context.Context, *IssueRestoreCredentialsRequest) (*IssueRestoreCredentialsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method IssueRestoreCredentials not implemented")
+}
+func (UnimplementedRestoreServiceServer) ExportImage(context.Context, *ExportImageRequest) (*ExportImageResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ExportImage not implemented")
+}
+func (UnimplementedRestoreServiceServer) CreateDownload(context.Context, *CreateDownloadRequest) (*CreateDownloadResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CreateDownload not implemented")
 }
 func (UnimplementedRestoreServiceServer) mustEmbedUnimplementedRestoreServiceServer() {}
 func (UnimplementedRestoreServiceServer) testEmbeddedByValue()                        {}
@@ -426,6 +476,42 @@ func _RestoreService_IssueRestoreCredentials_Handler(srv interface{}, ctx contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RestoreService_ExportImage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExportImageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RestoreServiceServer).ExportImage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RestoreService_ExportImage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RestoreServiceServer).ExportImage(ctx, req.(*ExportImageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RestoreService_CreateDownload_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateDownloadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RestoreServiceServer).CreateDownload(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RestoreService_CreateDownload_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RestoreServiceServer).CreateDownload(ctx, req.(*CreateDownloadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RestoreService_ServiceDesc is the grpc.ServiceDesc for RestoreService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -464,6 +550,14 @@ var RestoreService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "IssueRestoreCredentials",
 			Handler:    _RestoreService_IssueRestoreCredentials_Handler,
+		},
+		{
+			MethodName: "ExportImage",
+			Handler:    _RestoreService_ExportImage_Handler,
+		},
+		{
+			MethodName: "CreateDownload",
+			Handler:    _RestoreService_CreateDownload_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1409,7 +1409,9 @@ type RestoreReport struct {
 	// How far a long step of a PREPARING restore is.
 	Progress *v1.Progress `protobuf:"bytes,8,opt,name=progress,proto3" json:"progress,omitempty"`
 	// Where an EXPORT restore's disks are read (RUNNING).
-	Export        *v1.RestoreExport `protobuf:"bytes,9,opt,name=export,proto3" json:"export,omitempty"`
+	Export *v1.RestoreExport `protobuf:"bytes,9,opt,name=export,proto3" json:"export,omitempty"`
+	// An IMAGE restore's files (RUNNING).
+	Image         *v1.RestoreImage `protobuf:"bytes,10,opt,name=image,proto3" json:"image,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1496,6 +1498,13 @@ func (x *RestoreReport) GetProgress() *v1.Progress {
 func (x *RestoreReport) GetExport() *v1.RestoreExport {
 	if x != nil {
 		return x.Export
+	}
+	return nil
+}
+
+func (x *RestoreReport) GetImage() *v1.RestoreImage {
+	if x != nil {
+		return x.Image
 	}
 	return nil
 }
@@ -3503,7 +3512,7 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\bScanMark\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12*\n" +
 	"\x11recovery_point_id\x18\x02 \x01(\tR\x0frecoveryPointId\x12\x17\n" +
-	"\ascan_id\x18\x03 \x01(\tR\x06scanId\"\xfb\x02\n" +
+	"\ascan_id\x18\x03 \x01(\tR\x06scanId\"\xab\x03\n" +
 	"\rRestoreReport\x12\x17\n" +
 	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x12\x1d\n" +
 	"\n" +
@@ -3513,7 +3522,9 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\x04boot\x18\x06 \x01(\v2\x10.restore.v1.BootR\x04boot\x12<\n" +
 	"\fverification\x18\a \x01(\v2\x18.restore.v1.VerificationR\fverification\x120\n" +
 	"\bprogress\x18\b \x01(\v2\x14.restore.v1.ProgressR\bprogress\x121\n" +
-	"\x06export\x18\t \x01(\v2\x19.restore.v1.RestoreExportR\x06exportJ\x04\b\x01\x10\x02R\x10protocol_version\"~\n" +
+	"\x06export\x18\t \x01(\v2\x19.restore.v1.RestoreExportR\x06export\x12.\n" +
+	"\x05image\x18\n" +
+	" \x01(\v2\x18.restore.v1.RestoreImageR\x05imageJ\x04\b\x01\x10\x02R\x10protocol_version\"~\n" +
 	"\x13ReportRestoreStatus\x127\n" +
 	"\x06report\x18\x01 \x01(\v2\x1f.restored.raft.v1.RestoreReportR\x06report\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"C\n" +
@@ -3763,14 +3774,15 @@ var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(*v1.Verification)(nil),          // 63: restore.v1.Verification
 	(*v1.Progress)(nil),              // 64: restore.v1.Progress
 	(*v1.RestoreExport)(nil),         // 65: restore.v1.RestoreExport
-	(*v1.Server)(nil),                // 66: restore.v1.Server
-	(*v1.VerificationPolicy)(nil),    // 67: restore.v1.VerificationPolicy
-	(*v1.Guest)(nil),                 // 68: restore.v1.Guest
-	(*v1.Snapshot)(nil),              // 69: restore.v1.Snapshot
-	(*v1.HostDomain)(nil),            // 70: restore.v1.HostDomain
-	(*v1.AuditEvent)(nil),            // 71: restore.v1.AuditEvent
-	(*v1.JoinToken)(nil),             // 72: restore.v1.JoinToken
-	(*v1.TunnelOpen)(nil),            // 73: restore.v1.TunnelOpen
+	(*v1.RestoreImage)(nil),          // 66: restore.v1.RestoreImage
+	(*v1.Server)(nil),                // 67: restore.v1.Server
+	(*v1.VerificationPolicy)(nil),    // 68: restore.v1.VerificationPolicy
+	(*v1.Guest)(nil),                 // 69: restore.v1.Guest
+	(*v1.Snapshot)(nil),              // 70: restore.v1.Snapshot
+	(*v1.HostDomain)(nil),            // 71: restore.v1.HostDomain
+	(*v1.AuditEvent)(nil),            // 72: restore.v1.AuditEvent
+	(*v1.JoinToken)(nil),             // 73: restore.v1.JoinToken
+	(*v1.TunnelOpen)(nil),            // 74: restore.v1.TunnelOpen
 }
 var file_restored_raft_v1_raft_proto_depIdxs = []int32{
 	0,  // 0: restored.raft.v1.Envelope.type:type_name -> restored.raft.v1.CommandType
@@ -3799,67 +3811,68 @@ var file_restored_raft_v1_raft_proto_depIdxs = []int32{
 	63, // 23: restored.raft.v1.RestoreReport.verification:type_name -> restore.v1.Verification
 	64, // 24: restored.raft.v1.RestoreReport.progress:type_name -> restore.v1.Progress
 	65, // 25: restored.raft.v1.RestoreReport.export:type_name -> restore.v1.RestoreExport
-	21, // 26: restored.raft.v1.ReportRestoreStatus.report:type_name -> restored.raft.v1.RestoreReport
-	53, // 27: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
-	23, // 28: restored.raft.v1.PlaceRestores.placements:type_name -> restored.raft.v1.Placement
-	24, // 29: restored.raft.v1.PlaceRestores.pending:type_name -> restored.raft.v1.PendingReason
-	53, // 30: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
-	53, // 31: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
-	66, // 32: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
-	54, // 33: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
-	4,  // 34: restored.raft.v1.Snapshot.tokens:type_name -> restored.raft.v1.StoredToken
-	57, // 35: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
-	58, // 36: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
-	60, // 37: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
-	66, // 38: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
-	13, // 39: restored.raft.v1.Snapshot.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
-	63, // 40: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
-	67, // 41: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
-	68, // 42: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
-	69, // 43: restored.raft.v1.Snapshot.snapshots:type_name -> restore.v1.Snapshot
-	29, // 44: restored.raft.v1.Snapshot.join_tokens:type_name -> restored.raft.v1.StoredJoinToken
-	32, // 45: restored.raft.v1.Snapshot.revocations:type_name -> restored.raft.v1.Revocation
-	70, // 46: restored.raft.v1.Snapshot.inventory:type_name -> restore.v1.HostDomain
-	71, // 47: restored.raft.v1.Snapshot.audit_events:type_name -> restore.v1.AuditEvent
-	20, // 48: restored.raft.v1.Snapshot.scan_marks:type_name -> restored.raft.v1.ScanMark
-	72, // 49: restored.raft.v1.StoredJoinToken.token:type_name -> restore.v1.JoinToken
-	29, // 50: restored.raft.v1.CreateJoinToken.token:type_name -> restored.raft.v1.StoredJoinToken
-	53, // 51: restored.raft.v1.UseJoinToken.time:type_name -> google.protobuf.Timestamp
-	53, // 52: restored.raft.v1.Revocation.revoke_time:type_name -> google.protobuf.Timestamp
-	53, // 53: restored.raft.v1.RemoveHost.time:type_name -> google.protobuf.Timestamp
-	35, // 54: restored.raft.v1.RelayRequest.open:type_name -> restored.raft.v1.RelayOpen
-	73, // 55: restored.raft.v1.RelayOpen.open:type_name -> restore.v1.TunnelOpen
-	37, // 56: restored.raft.v1.RelayResponse.opened:type_name -> restored.raft.v1.RelayOpened
-	66, // 57: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
-	67, // 58: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
-	70, // 59: restored.raft.v1.ReportInventory.domains:type_name -> restore.v1.HostDomain
-	68, // 60: restored.raft.v1.ReportInventory.adopt:type_name -> restore.v1.Guest
-	53, // 61: restored.raft.v1.ReportInventory.time:type_name -> google.protobuf.Timestamp
-	53, // 62: restored.raft.v1.LinkUpRestore.time:type_name -> google.protobuf.Timestamp
-	68, // 63: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
-	69, // 64: restored.raft.v1.CreateSnapshot.snapshot:type_name -> restore.v1.Snapshot
-	69, // 65: restored.raft.v1.ReportSnapshotStatus.snapshot:type_name -> restore.v1.Snapshot
-	53, // 66: restored.raft.v1.ReportSnapshotStatus.time:type_name -> google.protobuf.Timestamp
-	53, // 67: restored.raft.v1.ReleaseSnapshots.time:type_name -> google.protobuf.Timestamp
-	53, // 68: restored.raft.v1.Prune.restores_before:type_name -> google.protobuf.Timestamp
-	53, // 69: restored.raft.v1.Prune.snapshots_before:type_name -> google.protobuf.Timestamp
-	13, // 70: restored.raft.v1.Prune.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
-	53, // 71: restored.raft.v1.Prune.keys_before:type_name -> google.protobuf.Timestamp
-	53, // 72: restored.raft.v1.Prune.tokens_before:type_name -> google.protobuf.Timestamp
-	53, // 73: restored.raft.v1.Prune.audit_before:type_name -> google.protobuf.Timestamp
-	40, // 74: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
-	38, // 75: restored.raft.v1.ClusterService.Enroll:input_type -> restored.raft.v1.EnrollRequest
-	34, // 76: restored.raft.v1.ClusterService.Relay:input_type -> restored.raft.v1.RelayRequest
-	11, // 77: restored.raft.v1.ClusterService.ReportTokenUse:input_type -> restored.raft.v1.ReportTokenUseRequest
-	41, // 78: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
-	39, // 79: restored.raft.v1.ClusterService.Enroll:output_type -> restored.raft.v1.EnrollResponse
-	36, // 80: restored.raft.v1.ClusterService.Relay:output_type -> restored.raft.v1.RelayResponse
-	12, // 81: restored.raft.v1.ClusterService.ReportTokenUse:output_type -> restored.raft.v1.ReportTokenUseResponse
-	78, // [78:82] is the sub-list for method output_type
-	74, // [74:78] is the sub-list for method input_type
-	74, // [74:74] is the sub-list for extension type_name
-	74, // [74:74] is the sub-list for extension extendee
-	0,  // [0:74] is the sub-list for field type_name
+	66, // 26: restored.raft.v1.RestoreReport.image:type_name -> restore.v1.RestoreImage
+	21, // 27: restored.raft.v1.ReportRestoreStatus.report:type_name -> restored.raft.v1.RestoreReport
+	53, // 28: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
+	23, // 29: restored.raft.v1.PlaceRestores.placements:type_name -> restored.raft.v1.Placement
+	24, // 30: restored.raft.v1.PlaceRestores.pending:type_name -> restored.raft.v1.PendingReason
+	53, // 31: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
+	53, // 32: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
+	67, // 33: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
+	54, // 34: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
+	4,  // 35: restored.raft.v1.Snapshot.tokens:type_name -> restored.raft.v1.StoredToken
+	57, // 36: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
+	58, // 37: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
+	60, // 38: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
+	67, // 39: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
+	13, // 40: restored.raft.v1.Snapshot.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
+	63, // 41: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
+	68, // 42: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
+	69, // 43: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
+	70, // 44: restored.raft.v1.Snapshot.snapshots:type_name -> restore.v1.Snapshot
+	29, // 45: restored.raft.v1.Snapshot.join_tokens:type_name -> restored.raft.v1.StoredJoinToken
+	32, // 46: restored.raft.v1.Snapshot.revocations:type_name -> restored.raft.v1.Revocation
+	71, // 47: restored.raft.v1.Snapshot.inventory:type_name -> restore.v1.HostDomain
+	72, // 48: restored.raft.v1.Snapshot.audit_events:type_name -> restore.v1.AuditEvent
+	20, // 49: restored.raft.v1.Snapshot.scan_marks:type_name -> restored.raft.v1.ScanMark
+	73, // 50: restored.raft.v1.StoredJoinToken.token:type_name -> restore.v1.JoinToken
+	29, // 51: restored.raft.v1.CreateJoinToken.token:type_name -> restored.raft.v1.StoredJoinToken
+	53, // 52: restored.raft.v1.UseJoinToken.time:type_name -> google.protobuf.Timestamp
+	53, // 53: restored.raft.v1.Revocation.revoke_time:type_name -> google.protobuf.Timestamp
+	53, // 54: restored.raft.v1.RemoveHost.time:type_name -> google.protobuf.Timestamp
+	35, // 55: restored.raft.v1.RelayRequest.open:type_name -> restored.raft.v1.RelayOpen
+	74, // 56: restored.raft.v1.RelayOpen.open:type_name -> restore.v1.TunnelOpen
+	37, // 57: restored.raft.v1.RelayResponse.opened:type_name -> restored.raft.v1.RelayOpened
+	67, // 58: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
+	68, // 59: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
+	71, // 60: restored.raft.v1.ReportInventory.domains:type_name -> restore.v1.HostDomain
+	69, // 61: restored.raft.v1.ReportInventory.adopt:type_name -> restore.v1.Guest
+	53, // 62: restored.raft.v1.ReportInventory.time:type_name -> google.protobuf.Timestamp
+	53, // 63: restored.raft.v1.LinkUpRestore.time:type_name -> google.protobuf.Timestamp
+	69, // 64: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
+	70, // 65: restored.raft.v1.CreateSnapshot.snapshot:type_name -> restore.v1.Snapshot
+	70, // 66: restored.raft.v1.ReportSnapshotStatus.snapshot:type_name -> restore.v1.Snapshot
+	53, // 67: restored.raft.v1.ReportSnapshotStatus.time:type_name -> google.protobuf.Timestamp
+	53, // 68: restored.raft.v1.ReleaseSnapshots.time:type_name -> google.protobuf.Timestamp
+	53, // 69: restored.raft.v1.Prune.restores_before:type_name -> google.protobuf.Timestamp
+	53, // 70: restored.raft.v1.Prune.snapshots_before:type_name -> google.protobuf.Timestamp
+	13, // 71: restored.raft.v1.Prune.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
+	53, // 72: restored.raft.v1.Prune.keys_before:type_name -> google.protobuf.Timestamp
+	53, // 73: restored.raft.v1.Prune.tokens_before:type_name -> google.protobuf.Timestamp
+	53, // 74: restored.raft.v1.Prune.audit_before:type_name -> google.protobuf.Timestamp
+	40, // 75: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
+	38, // 76: restored.raft.v1.ClusterService.Enroll:input_type -> restored.raft.v1.EnrollRequest
+	34, // 77: restored.raft.v1.ClusterService.Relay:input_type -> restored.raft.v1.RelayRequest
+	11, // 78: restored.raft.v1.ClusterService.ReportTokenUse:input_type -> restored.raft.v1.ReportTokenUseRequest
+	41, // 79: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
+	39, // 80: restored.raft.v1.ClusterService.Enroll:output_type -> restored.raft.v1.EnrollResponse
+	36, // 81: restored.raft.v1.ClusterService.Relay:output_type -> restored.raft.v1.RelayResponse
+	12, // 82: restored.raft.v1.ClusterService.ReportTokenUse:output_type -> restored.raft.v1.ReportTokenUseResponse
+	79, // [79:83] is the sub-list for method output_type
+	75, // [75:79] is the sub-list for method input_type
+	75, // [75:75] is the sub-list for extension type_name
+	75, // [75:75] is the sub-list for extension extendee
+	0,  // [0:75] is the sub-list for field type_name
 }
 
 func init() { file_restored_raft_v1_raft_proto_init() }
