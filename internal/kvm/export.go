@@ -40,16 +40,12 @@ func (h *Host) exportPID(id string) string { return filepath.Join(h.restoreDir(i
 
 // Export implements hypervisor.Exporter.
 func (h *Host) Export(ctx context.Context, spec hypervisor.RestoreSpec, readWrite bool) ([]hypervisor.SnapshotDisk, error) {
-	if err := h.Teardown(ctx, spec.ID); err != nil {
-		return nil, fmt.Errorf("clear an earlier attempt: %w", err)
-	}
 	rv := revert.New()
 	defer rv.Fail()
-	dir := h.restoreDir(spec.ID)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	dir, err := h.freshRestoreDir(ctx, spec.ID, rv)
+	if err != nil {
 		return nil, err
 	}
-	rv.Add(func() { _ = h.Teardown(context.WithoutCancel(ctx), spec.ID) })
 	sock := h.restoreExportSocket(spec.ID)
 	args := []string{"--nbd-server", "addr.type=unix,addr.path=" + sock + ",max-connections=16", "--pidfile", h.exportPID(spec.ID)}
 	var out []hypervisor.SnapshotDisk

@@ -23,16 +23,12 @@ func (h *Host) imageList(id string) string { return filepath.Join(h.restoreDir(i
 
 // Image implements hypervisor.Imager.
 func (h *Host) Image(ctx context.Context, spec hypervisor.RestoreSpec, format kinds.ImageFormat) ([]hypervisor.ImageFile, error) {
-	if err := h.Teardown(ctx, spec.ID); err != nil {
-		return nil, fmt.Errorf("clear an earlier attempt: %w", err)
-	}
 	rv := revert.New()
 	defer rv.Fail()
-	dir := h.restoreDir(spec.ID)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	dir, err := h.freshRestoreDir(ctx, spec.ID, rv)
+	if err != nil {
 		return nil, err
 	}
-	rv.Add(func() { _ = h.Teardown(context.WithoutCancel(ctx), spec.ID) })
 	var out []hypervisor.ImageFile
 	for i, d := range spec.Disks {
 		name := d.Name + "." + format.Extension()

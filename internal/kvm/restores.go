@@ -196,3 +196,18 @@ func (h *Host) unconfine(id string) error {
 	}
 	return nil
 }
+
+// freshRestoreDir clears what an earlier attempt of a restore left and
+// makes its work dir, torn down again (with everything of the restore)
+// when rv fails: the start of every restore kind without a domain.
+func (h *Host) freshRestoreDir(ctx context.Context, id string, rv *revert.Reverter) (string, error) {
+	if err := h.Teardown(ctx, id); err != nil {
+		return "", fmt.Errorf("clear an earlier attempt: %w", err)
+	}
+	dir := h.restoreDir(id)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	rv.Add(func() { _ = h.Teardown(context.WithoutCancel(ctx), id) })
+	return dir, nil
+}
