@@ -99,6 +99,7 @@ var rules = map[string]rule{
 	restorev1.RestoreService_IssueRestoreCredentials_FullMethodName: {restoreUsers, anyServer, byToken},
 	restorev1.RestoreService_ExportImage_FullMethodName:             {restoreUsers, onLeader, byToken},
 	restorev1.RestoreService_CreateDownload_FullMethodName:          {restoreUsers, anyServer, byToken},
+	restorev1.RestoreService_BatchCreateRestores_FullMethodName:     {restoreUsers, onLeader, byToken},
 
 	restorev1.RecoveryPointService_ListRecoveryPoints_FullMethodName: {rpReaders, anyServer, byToken},
 	restorev1.RecoveryPointService_GetRecoveryPoint_FullMethodName:   {rpReaders, anyServer, byToken},

@@ -121,42 +121,18 @@ func bodyHash(req *restorev1.CreateRestoreRequest) []byte {
 
 // CreateRestore implements the RPC.
 func (s *RestoreService) CreateRestore(ctx context.Context, in *restorev1.CreateRestoreRequest) (*restorev1.CreateRestoreResponse, error) {
-	p := principal(ctx)
 	req, err := normalizeCreate(in)
 	if err != nil {
 		return nil, err
 	}
 	r := s.Store.Read(nil)
-	rp := r.RecoveryPoint(req.RecoveryPointId)
-	if rp == nil || !p.Sees(rp.Tenant) {
-		return nil, status.Errorf(codes.NotFound, "recovery point %q not found", req.RecoveryPointId)
-	}
-	if !rp.Valid {
-		return nil, status.Errorf(codes.FailedPrecondition, "recovery point %q is invalid and cannot be booted: %s", rp.Id, rp.InvalidReason)
-	}
-	if err := anyCan(r, rp.HostIds, lifecycle.RestoreNeeds(req.Mode), lifecycle.WhatModeDoes(req.Mode)); err != nil {
-		return nil, err // no host holding it can serve it
-	}
 	hash := bodyHash(req)
-	if k := r.IdempotencyKey(fsm.IdempotencyKindRestore, rp.Tenant, req.RequestId); k != nil {
-		if string(k.BodySha256) != string(hash) {
-			return nil, fsm.ConflictError(req.RequestId, k.ObjectId)
-		}
-		if prev := r.Restore(k.ObjectId); prev != nil {
-			return &restorev1.CreateRestoreResponse{Restore: prev}, nil
-		}
-	}
-	id, err := uuid.NewV7()
-	if err != nil {
-		return nil, status.Errorf(codes.Internal, "make restore id: %v", err)
-	}
-	res := lifecycle.NewRestore(lifecycle.NewRestoreSpec{
-		ID: id.String(), RecoveryPoint: rp, Mode: req.Mode, VCPUs: req.Vcpus, MemoryMiB: req.MemoryMib,
-		TTL: time.Duration(req.TtlSeconds) * time.Second, Firmware: req.Firmware, Network: req.Network,
-		Verify: req.Verify, Export: req.Export, Image: req.Image, RequestID: req.RequestId, Now: s.Now(),
-	})
-	if err := offerNetwork(r, rp, res); err != nil {
+	res, prev, err := s.prepareRestore(r, principal(ctx), req, hash)
+	switch {
+	case err != nil:
 		return nil, err
+	case prev != nil:
+		return &restorev1.CreateRestoreResponse{Restore: prev}, nil
 	}
 	if t := r.Tenant(res.Tenant); t != nil {
 		if err := lifecycle.QuotaAllowsRestore(res.Tenant, t.Quota, r.TenantUsage(res.Tenant), res); err != nil {
@@ -171,6 +147,46 @@ func (s *RestoreService) CreateRestore(ctx context.Context, in *restorev1.Create
 		return nil, err
 	}
 	return &restorev1.CreateRestoreResponse{Restore: out.(*restorev1.Restore)}, nil
+}
+
+// prepareRestore makes the restore a normalized create request asks for,
+// checked before raft (the recovery point visible to p and valid, a host
+// holding it able to serve the mode, the request_id's body, the bridge
+// offered), or returns the first restore made with its request_id and
+// hash. The quota and the placement hint are the caller's: a batch
+// counts its earlier items.
+func (s *RestoreService) prepareRestore(r *store.Reader, p *auth.Principal, req *restorev1.CreateRestoreRequest, hash []byte) (res, prev *restorev1.Restore, err error) {
+	rp := r.RecoveryPoint(req.RecoveryPointId)
+	if rp == nil || !p.Sees(rp.Tenant) {
+		return nil, nil, status.Errorf(codes.NotFound, "recovery point %q not found", req.RecoveryPointId)
+	}
+	if !rp.Valid {
+		return nil, nil, status.Errorf(codes.FailedPrecondition, "recovery point %q is invalid and cannot be booted: %s", rp.Id, rp.InvalidReason)
+	}
+	if err := anyCan(r, rp.HostIds, lifecycle.RestoreNeeds(req.Mode), lifecycle.WhatModeDoes(req.Mode)); err != nil {
+		return nil, nil, err // no host holding it can serve it
+	}
+	if k := r.IdempotencyKey(fsm.IdempotencyKindRestore, rp.Tenant, req.RequestId); k != nil {
+		if string(k.BodySha256) != string(hash) {
+			return nil, nil, fsm.ConflictError(req.RequestId, k.ObjectId)
+		}
+		if prev := r.Restore(k.ObjectId); prev != nil {
+			return nil, prev, nil
+		}
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, nil, status.Errorf(codes.Internal, "make restore id: %v", err)
+	}
+	res = lifecycle.NewRestore(lifecycle.NewRestoreSpec{
+		ID: id.String(), RecoveryPoint: rp, Mode: req.Mode, VCPUs: req.Vcpus, MemoryMiB: req.MemoryMib,
+		TTL: time.Duration(req.TtlSeconds) * time.Second, Firmware: req.Firmware, Network: req.Network,
+		Verify: req.Verify, Export: req.Export, Image: req.Image, RequestID: req.RequestId, Now: s.Now(),
+	})
+	if err := offerNetwork(r, rp, res); err != nil {
+		return nil, nil, err
+	}
+	return res, nil, nil
 }
 
 // visibleRestore returns the restore when the caller may see it.
@@ -195,17 +211,18 @@ func (s *RestoreService) GetRestore(ctx context.Context, req *restorev1.GetResto
 }
 
 type restoreFilter struct {
-	state       restorev1.RestoreState
-	asset, rpID string
+	state                restorev1.RestoreState
+	asset, rpID, batchID string
 }
 
 func (f restoreFilter) match(x *restorev1.Restore) bool {
 	return (f.state == 0 || x.State == f.state) &&
 		(f.asset == "" || x.Asset == f.asset) &&
-		(f.rpID == "" || x.RecoveryPointId == f.rpID)
+		(f.rpID == "" || x.RecoveryPointId == f.rpID) &&
+		(f.batchID == "" || x.BatchId == f.batchID)
 }
 
-func newFilter(state restorev1.RestoreState, asset, rpID string) (restoreFilter, error) {
+func newFilter(state restorev1.RestoreState, asset, rpID, batchID string) (restoreFilter, error) {
 	if err := validate.EnumOrUnset("state", state); err != nil {
 		return restoreFilter{}, err
 	}
@@ -215,12 +232,15 @@ func newFilter(state restorev1.RestoreState, asset, rpID string) (restoreFilter,
 	if err := validate.Optional("recovery_point_id", rpID); err != nil {
 		return restoreFilter{}, err
 	}
-	return restoreFilter{state: state, asset: asset, rpID: rpID}, nil
+	if err := validate.Optional("batch_id", batchID); err != nil {
+		return restoreFilter{}, err
+	}
+	return restoreFilter{state: state, asset: asset, rpID: rpID, batchID: batchID}, nil
 }
 
 // ListRestores implements the RPC.
 func (s *RestoreService) ListRestores(ctx context.Context, req *restorev1.ListRestoresRequest) (*restorev1.ListRestoresResponse, error) {
-	f, err := newFilter(req.State, req.Asset, req.RecoveryPointId)
+	f, err := newFilter(req.State, req.Asset, req.RecoveryPointId, req.BatchId)
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +275,7 @@ func (s *RestoreService) DeleteRestore(ctx context.Context, req *restorev1.Delet
 func (s *RestoreService) WatchRestores(req *restorev1.WatchRestoresRequest, stream restorev1.RestoreService_WatchRestoresServer) error {
 	ctx := stream.Context()
 	p := principal(ctx)
-	f, err := newFilter(req.State, req.Asset, req.RecoveryPointId)
+	f, err := newFilter(req.State, req.Asset, req.RecoveryPointId, req.BatchId)
 	if err != nil {
 		return err
 	}

@@ -41,65 +41,101 @@ var restoreHeader = []string{"ID", "TENANT", "RECOVERY POINT", "MODE", "STATE", 
 
 func restoreCreateCmd(g *globals) *cobra.Command {
 	var (
-		req                       restorev1.CreateRestoreRequest
-		mode, network, bridge, fw string
-		ttl                       time.Duration
-		readWrite                 bool
+		spec      restoreSpec
+		requestID string
+		fromFile  string
+		watch     bool
 	)
 	c := &cobra.Command{
-		Use:   "create --recovery-point ID [flags]",
-		Short: "Boot a recovery point as a VM (VIRTUALIZE keeps it; VERIFY proves it boots and destroys it) or serve its disks over NBD (EXPORT)",
+		Use:   "create --recovery-point ID [flags] | --from-file SITE.yaml",
+		Short: "Boot a recovery point as a VM (VIRTUALIZE keeps it; VERIFY proves it boots and destroys it), serve its disks over NBD (EXPORT), or restore a whole site at once",
 		Long: `Create a restore. The request is idempotent: the same --request-id with the
-same flags returns the first restore; with other flags it is refused.`,
+same flags returns the first restore; with other flags it is refused.
+
+--from-file creates a batch (up to 100 restores, all or none) from a YAML
+file: an optional request_id and a list of items, each with the fields of
+the flags (recovery_point, mode, vcpus, memory_mib, ttl, network, bridge,
+firmware, read_write, format). Items that do not fit on the hosts now wait PENDING
+and start as capacity frees. --watch follows the restore, or every item of
+the batch, until each is RUNNING or has ended.`,
 		Example: `  restorectl restore create --recovery-point rp-42 --mode virtualize --vcpus 2 --memory-mib 1024 --ttl 2h
   restorectl restore create --recovery-point rp-42 --mode verify --request-id nightly-rp-42
-  restorectl restore create --recovery-point rp-42 --mode export --read-write   # then: restorectl restore credentials ID --dir ./tls`,
+  restorectl restore create --recovery-point rp-42 --mode export --read-write   # then: restorectl restore credentials ID --dir ./tls
+  restorectl restore create --from-file site.yaml --watch
+    # site.yaml:
+    #   request_id: site-a-failover-1
+    #   items:
+    #     - {recovery_point: rp-web, memory_mib: 512, network: isolated}
+    #     - {recovery_point: rp-db, vcpus: 2, memory_mib: 1024}`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := parseEnum("mode", restorev1.Mode(0).Descriptor(), "MODE_", mode)
+			if fromFile != "" {
+				if changed(cmd, "recovery-point", "mode", "format", "read-write", "vcpus", "memory-mib", "ttl", "network", "bridge", "firmware") {
+					return fmt.Errorf("--from-file takes the restores' options from the file: give no other restore flags")
+				}
+				batch, err := readSite(fromFile, requestID)
+				if err != nil {
+					return err
+				}
+				var out *restorev1.BatchCreateRestoresResponse
+				if err := unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.BatchCreateRestoresResponse, error) {
+					return restorev1.NewRestoreServiceClient(conn).BatchCreateRestores(ctx, batch)
+				}, func(resp *restorev1.BatchCreateRestoresResponse) error { out = resp; return nil }); err != nil {
+					return err
+				}
+				if watch {
+					return watchRestores(g, cmd, &restorev1.WatchRestoresRequest{BatchId: out.BatchId}, out.Restores)
+				}
+				return g.show(out, restoreHeader, func() [][]string { return restoreRows(out.Restores...) })
+			}
+			if spec.RecoveryPoint == "" {
+				return fmt.Errorf("--recovery-point is required (or --from-file for a batch)")
+			}
+			req, err := spec.request()
 			if err != nil {
 				return err
 			}
-			req.Mode = restorev1.Mode(m)
-			n, err := parseEnum("network", restorev1.NetworkKind(0).Descriptor(), "NETWORK_KIND_", network)
-			if err != nil {
-				return err
-			}
-			req.Network = &restorev1.Network{Kind: restorev1.NetworkKind(n), Bridge: bridge}
-			f, err := parseEnum("firmware", restorev1.Firmware(0).Descriptor(), "FIRMWARE_", fw)
-			if err != nil {
-				return err
-			}
-			req.Firmware = restorev1.Firmware(f)
-			req.TtlSeconds = int64(ttl / time.Second)
-			if req.Mode == restorev1.Mode_MODE_EXPORT {
-				req.Export = &restorev1.ExportOptions{ReadWrite: readWrite}
-			} else if readWrite {
-				return fmt.Errorf("--read-write is for --mode export")
-			}
+			req.RequestId = requestID
 			if req.RequestId == "" {
 				req.RequestId = uuid.NewString()
 			}
-			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.CreateRestoreResponse, error) {
-				return restorev1.NewRestoreServiceClient(conn).CreateRestore(ctx, &req)
-			}, func(resp *restorev1.CreateRestoreResponse) error {
-				return g.show(resp.Restore, restoreHeader, func() [][]string { return restoreRows(resp.Restore) })
-			})
+			var x *restorev1.Restore
+			if err := unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.CreateRestoreResponse, error) {
+				return restorev1.NewRestoreServiceClient(conn).CreateRestore(ctx, req)
+			}, func(resp *restorev1.CreateRestoreResponse) error { x = resp.Restore; return nil }); err != nil {
+				return err
+			}
+			if watch {
+				return watchRestores(g, cmd, &restorev1.WatchRestoresRequest{RecoveryPointId: x.RecoveryPointId}, []*restorev1.Restore{x})
+			}
+			return g.show(x, restoreHeader, func() [][]string { return restoreRows(x) })
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&req.RecoveryPointId, "recovery-point", "", "recovery point id (required)")
-	fl.StringVar(&mode, "mode", "virtualize", "virtualize, verify or export (image files: restorectl image export)")
-	fl.BoolVar(&readWrite, "read-write", false, "export: writes through the export land in its overlay (never in the recovery point)")
-	fl.Int32Var(&req.Vcpus, "vcpus", 0, "virtual CPUs (1-64; default 1; none for export)")
-	fl.Int64Var(&req.MemoryMib, "memory-mib", 0, "memory in MiB (96-1048576; default 256; none for export)")
-	fl.DurationVar(&ttl, "ttl", 0, "lease (default 4h for virtualize, 1h for verify; at most 720h)")
-	fl.StringVar(&network, "network", "none", "none, isolated or bridged")
-	fl.StringVar(&bridge, "bridge", "", "host bridge for --network bridged")
-	fl.StringVar(&fw, "firmware", "auto", "auto, bios or uefi")
-	fl.StringVar(&req.RequestId, "request-id", "", "idempotency key (default: a new random id)")
-	_ = c.MarkFlagRequired("recovery-point")
+	fl.StringVar(&spec.RecoveryPoint, "recovery-point", "", "recovery point id (required unless --from-file)")
+	fl.StringVar(&spec.Mode, "mode", "virtualize", "virtualize, verify, export or image (image files: see also restorectl image export)")
+	fl.StringVar(&spec.Format, "format", "", "image: qcow2, vmdk or vhdx")
+	fl.BoolVar(&spec.ReadWrite, "read-write", false, "export: writes through the export land in its overlay (never in the recovery point)")
+	fl.Int32Var(&spec.VCPUs, "vcpus", 0, "virtual CPUs (1-64; default 1; none for export)")
+	fl.Int64Var(&spec.MemoryMiB, "memory-mib", 0, "memory in MiB (96-1048576; default 256; none for export)")
+	fl.DurationVar(&spec.TTL, "ttl", 0, "lease (default 4h for virtualize, 1h for verify; at most 720h)")
+	fl.StringVar(&spec.Network, "network", "none", "none, isolated or bridged")
+	fl.StringVar(&spec.Bridge, "bridge", "", "host bridge for --network bridged")
+	fl.StringVar(&spec.Firmware, "firmware", "auto", "auto, bios or uefi")
+	fl.StringVar(&requestID, "request-id", "", "idempotency key, of the restore or of the batch (default: a new random id)")
+	fl.StringVar(&fromFile, "from-file", "", "create a batch of restores from this YAML file (see above)")
+	fl.BoolVar(&watch, "watch", false, "follow the restore(s) until each is RUNNING or has ended")
 	return c
+}
+
+// changed says whether any of the named flags was given.
+func changed(cmd *cobra.Command, names ...string) bool {
+	for _, name := range names {
+		if cmd.Flags().Changed(name) {
+			return true
+		}
+	}
+	return false
 }
 
 func restoreGetCmd(g *globals) *cobra.Command {

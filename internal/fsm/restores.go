@@ -85,8 +85,14 @@ func applyCreateRestore(txn *memdb.Txn, payload []byte, index uint64) (proto.Mes
 			return nil, err
 		}
 	}
-	// The leader may have chosen a host already; take it only if it still
-	// fits in the replicated state, else leave the restore to the scheduler.
+	return createRestore(txn, r, &cmd, index)
+}
+
+// createRestore writes a checked new restore and its idempotency key: the
+// leader may have chosen a host already; it is taken only if it still fits
+// in the replicated state, else the restore is left to the scheduler.
+func createRestore(txn *memdb.Txn, r *store.Reader, cmd *raftv1.CreateRestore, index uint64) (*restorev1.Restore, error) {
+	res := cmd.Restore
 	if res.HostId != "" {
 		if fits(r, res.HostId, res) {
 			res.State = lifecycle.Scheduled

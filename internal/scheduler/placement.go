@@ -45,6 +45,14 @@ func (p *pass) allocation(hostID string) *restorev1.Capacity {
 	return a
 }
 
+// take gives x's demand (and its lab) to host for the rest of the pass.
+func (p *pass) take(x *restorev1.Restore, host string) {
+	lifecycle.Allocate(p.allocation(host), x, 1)
+	if lab := lifecycle.Lab(x); lab != "" {
+		p.labs[lab] = host
+	}
+}
+
 func (p *pass) holdersOf(rp *restorev1.RecoveryPoint) []string {
 	hs, ok := p.holders[rp.Id]
 	if !ok {
@@ -71,13 +79,27 @@ func Plan(r *store.Reader) *raftv1.PlaceRestores {
 			}
 			continue
 		}
-		lifecycle.Allocate(p.allocation(host), x, 1)
-		if lab := lifecycle.Lab(x); lab != "" {
-			p.labs[lab] = host
-		}
+		p.take(x, host)
 		cmd.Placements = append(cmd.Placements, &raftv1.Placement{RestoreId: x.Id, HostId: host})
 	}
 	return cmd
+}
+
+// PlaceBatch chooses a host for each of a batch's new restores in one
+// pass, so each counts the ones before it (they are spread across the
+// hosts that hold them while they fit): the restore's HostId is set as a
+// hint, or, for one that fits nowhere now, its StateReason says why.
+func PlaceBatch(r *store.Reader, xs []*restorev1.Restore) {
+	p := newPass(r)
+	for _, x := range xs {
+		host, reason := p.choose(x)
+		if host == "" {
+			x.StateReason = reason
+			continue
+		}
+		p.take(x, host)
+		x.HostId = host
+	}
 }
 
 // PlaceOne picks a host for one new restore, or "" with the reason when none

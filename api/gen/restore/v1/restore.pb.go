@@ -348,6 +348,116 @@ func (RestoreState) EnumDescriptor() ([]byte, []int) {
 	return file_restore_v1_restore_proto_rawDescGZIP(), []int{4}
 }
 
+// BatchCreateRestoresRequest is the body of POST /v1/restores:batchCreate.
+type BatchCreateRestoresRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Idempotency key of the batch (required, at most 200 bytes).
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The restores, 1 to 100; each item's own request_id is left out (the
+	// batch names them "<request_id>#<index>").
+	Items         []*CreateRestoreRequest `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchCreateRestoresRequest) Reset() {
+	*x = BatchCreateRestoresRequest{}
+	mi := &file_restore_v1_restore_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchCreateRestoresRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchCreateRestoresRequest) ProtoMessage() {}
+
+func (x *BatchCreateRestoresRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_restore_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchCreateRestoresRequest.ProtoReflect.Descriptor instead.
+func (*BatchCreateRestoresRequest) Descriptor() ([]byte, []int) {
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *BatchCreateRestoresRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *BatchCreateRestoresRequest) GetItems() []*CreateRestoreRequest {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+// BatchCreateRestoresResponse is the batch's restores, in the order of the
+// items.
+type BatchCreateRestoresResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	BatchId       string                 `protobuf:"bytes,1,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	Restores      []*Restore             `protobuf:"bytes,2,rep,name=restores,proto3" json:"restores,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchCreateRestoresResponse) Reset() {
+	*x = BatchCreateRestoresResponse{}
+	mi := &file_restore_v1_restore_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchCreateRestoresResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchCreateRestoresResponse) ProtoMessage() {}
+
+func (x *BatchCreateRestoresResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_restore_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchCreateRestoresResponse.ProtoReflect.Descriptor instead.
+func (*BatchCreateRestoresResponse) Descriptor() ([]byte, []int) {
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *BatchCreateRestoresResponse) GetBatchId() string {
+	if x != nil {
+		return x.BatchId
+	}
+	return ""
+}
+
+func (x *BatchCreateRestoresResponse) GetRestores() []*Restore {
+	if x != nil {
+		return x.Restores
+	}
+	return nil
+}
+
 // ImageOptions are an IMAGE restore's.
 type ImageOptions struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -358,7 +468,7 @@ type ImageOptions struct {
 
 func (x *ImageOptions) Reset() {
 	*x = ImageOptions{}
-	mi := &file_restore_v1_restore_proto_msgTypes[0]
+	mi := &file_restore_v1_restore_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -370,7 +480,7 @@ func (x *ImageOptions) String() string {
 func (*ImageOptions) ProtoMessage() {}
 
 func (x *ImageOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[0]
+	mi := &file_restore_v1_restore_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -383,7 +493,7 @@ func (x *ImageOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageOptions.ProtoReflect.Descriptor instead.
 func (*ImageOptions) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{0}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ImageOptions) GetFormat() ImageFormat {
@@ -404,7 +514,7 @@ type RestoreImage struct {
 
 func (x *RestoreImage) Reset() {
 	*x = RestoreImage{}
-	mi := &file_restore_v1_restore_proto_msgTypes[1]
+	mi := &file_restore_v1_restore_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -416,7 +526,7 @@ func (x *RestoreImage) String() string {
 func (*RestoreImage) ProtoMessage() {}
 
 func (x *RestoreImage) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[1]
+	mi := &file_restore_v1_restore_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -429,7 +539,7 @@ func (x *RestoreImage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreImage.ProtoReflect.Descriptor instead.
 func (*RestoreImage) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{1}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RestoreImage) GetFormat() ImageFormat {
@@ -460,7 +570,7 @@ type ImageFile struct {
 
 func (x *ImageFile) Reset() {
 	*x = ImageFile{}
-	mi := &file_restore_v1_restore_proto_msgTypes[2]
+	mi := &file_restore_v1_restore_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -472,7 +582,7 @@ func (x *ImageFile) String() string {
 func (*ImageFile) ProtoMessage() {}
 
 func (x *ImageFile) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[2]
+	mi := &file_restore_v1_restore_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -485,7 +595,7 @@ func (x *ImageFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageFile.ProtoReflect.Descriptor instead.
 func (*ImageFile) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{2}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ImageFile) GetDisk() string {
@@ -525,7 +635,7 @@ type ExportImageRequest struct {
 
 func (x *ExportImageRequest) Reset() {
 	*x = ExportImageRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[3]
+	mi := &file_restore_v1_restore_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -537,7 +647,7 @@ func (x *ExportImageRequest) String() string {
 func (*ExportImageRequest) ProtoMessage() {}
 
 func (x *ExportImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[3]
+	mi := &file_restore_v1_restore_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -550,7 +660,7 @@ func (x *ExportImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportImageRequest.ProtoReflect.Descriptor instead.
 func (*ExportImageRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{3}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ExportImageRequest) GetRecoveryPointId() string {
@@ -592,7 +702,7 @@ type ExportImageResponse struct {
 
 func (x *ExportImageResponse) Reset() {
 	*x = ExportImageResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[4]
+	mi := &file_restore_v1_restore_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -604,7 +714,7 @@ func (x *ExportImageResponse) String() string {
 func (*ExportImageResponse) ProtoMessage() {}
 
 func (x *ExportImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[4]
+	mi := &file_restore_v1_restore_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -617,7 +727,7 @@ func (x *ExportImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportImageResponse.ProtoReflect.Descriptor instead.
 func (*ExportImageResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{4}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ExportImageResponse) GetRestore() *Restore {
@@ -639,7 +749,7 @@ type CreateDownloadRequest struct {
 
 func (x *CreateDownloadRequest) Reset() {
 	*x = CreateDownloadRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[5]
+	mi := &file_restore_v1_restore_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -651,7 +761,7 @@ func (x *CreateDownloadRequest) String() string {
 func (*CreateDownloadRequest) ProtoMessage() {}
 
 func (x *CreateDownloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[5]
+	mi := &file_restore_v1_restore_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -664,7 +774,7 @@ func (x *CreateDownloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDownloadRequest.ProtoReflect.Descriptor instead.
 func (*CreateDownloadRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{5}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CreateDownloadRequest) GetId() string {
@@ -695,7 +805,7 @@ type CreateDownloadResponse struct {
 
 func (x *CreateDownloadResponse) Reset() {
 	*x = CreateDownloadResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[6]
+	mi := &file_restore_v1_restore_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -707,7 +817,7 @@ func (x *CreateDownloadResponse) String() string {
 func (*CreateDownloadResponse) ProtoMessage() {}
 
 func (x *CreateDownloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[6]
+	mi := &file_restore_v1_restore_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -720,7 +830,7 @@ func (x *CreateDownloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDownloadResponse.ProtoReflect.Descriptor instead.
 func (*CreateDownloadResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{6}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateDownloadResponse) GetUrl() string {
@@ -761,7 +871,7 @@ type IssueRestoreCredentialsRequest struct {
 
 func (x *IssueRestoreCredentialsRequest) Reset() {
 	*x = IssueRestoreCredentialsRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[7]
+	mi := &file_restore_v1_restore_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -773,7 +883,7 @@ func (x *IssueRestoreCredentialsRequest) String() string {
 func (*IssueRestoreCredentialsRequest) ProtoMessage() {}
 
 func (x *IssueRestoreCredentialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[7]
+	mi := &file_restore_v1_restore_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -786,7 +896,7 @@ func (x *IssueRestoreCredentialsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueRestoreCredentialsRequest.ProtoReflect.Descriptor instead.
 func (*IssueRestoreCredentialsRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{7}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *IssueRestoreCredentialsRequest) GetId() string {
@@ -812,7 +922,7 @@ type IssueRestoreCredentialsResponse struct {
 
 func (x *IssueRestoreCredentialsResponse) Reset() {
 	*x = IssueRestoreCredentialsResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[8]
+	mi := &file_restore_v1_restore_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -824,7 +934,7 @@ func (x *IssueRestoreCredentialsResponse) String() string {
 func (*IssueRestoreCredentialsResponse) ProtoMessage() {}
 
 func (x *IssueRestoreCredentialsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[8]
+	mi := &file_restore_v1_restore_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -837,7 +947,7 @@ func (x *IssueRestoreCredentialsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueRestoreCredentialsResponse.ProtoReflect.Descriptor instead.
 func (*IssueRestoreCredentialsResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{8}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *IssueRestoreCredentialsResponse) GetCaCert() string {
@@ -880,7 +990,7 @@ type ExportOptions struct {
 
 func (x *ExportOptions) Reset() {
 	*x = ExportOptions{}
-	mi := &file_restore_v1_restore_proto_msgTypes[9]
+	mi := &file_restore_v1_restore_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +1002,7 @@ func (x *ExportOptions) String() string {
 func (*ExportOptions) ProtoMessage() {}
 
 func (x *ExportOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[9]
+	mi := &file_restore_v1_restore_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +1015,7 @@ func (x *ExportOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportOptions.ProtoReflect.Descriptor instead.
 func (*ExportOptions) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{9}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ExportOptions) GetReadWrite() bool {
@@ -928,7 +1038,7 @@ type RestoreExport struct {
 
 func (x *RestoreExport) Reset() {
 	*x = RestoreExport{}
-	mi := &file_restore_v1_restore_proto_msgTypes[10]
+	mi := &file_restore_v1_restore_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -940,7 +1050,7 @@ func (x *RestoreExport) String() string {
 func (*RestoreExport) ProtoMessage() {}
 
 func (x *RestoreExport) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[10]
+	mi := &file_restore_v1_restore_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -953,7 +1063,7 @@ func (x *RestoreExport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreExport.ProtoReflect.Descriptor instead.
 func (*RestoreExport) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{10}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RestoreExport) GetDisks() []*ExportDisk {
@@ -993,7 +1103,7 @@ type ExportDisk struct {
 
 func (x *ExportDisk) Reset() {
 	*x = ExportDisk{}
-	mi := &file_restore_v1_restore_proto_msgTypes[11]
+	mi := &file_restore_v1_restore_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1005,7 +1115,7 @@ func (x *ExportDisk) String() string {
 func (*ExportDisk) ProtoMessage() {}
 
 func (x *ExportDisk) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[11]
+	mi := &file_restore_v1_restore_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1018,7 +1128,7 @@ func (x *ExportDisk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportDisk.ProtoReflect.Descriptor instead.
 func (*ExportDisk) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{11}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ExportDisk) GetName() string {
@@ -1059,7 +1169,7 @@ type LinkUpRestoreRequest struct {
 
 func (x *LinkUpRestoreRequest) Reset() {
 	*x = LinkUpRestoreRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[12]
+	mi := &file_restore_v1_restore_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1071,7 +1181,7 @@ func (x *LinkUpRestoreRequest) String() string {
 func (*LinkUpRestoreRequest) ProtoMessage() {}
 
 func (x *LinkUpRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[12]
+	mi := &file_restore_v1_restore_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1084,7 +1194,7 @@ func (x *LinkUpRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkUpRestoreRequest.ProtoReflect.Descriptor instead.
 func (*LinkUpRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{12}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *LinkUpRestoreRequest) GetId() string {
@@ -1104,7 +1214,7 @@ type LinkUpRestoreResponse struct {
 
 func (x *LinkUpRestoreResponse) Reset() {
 	*x = LinkUpRestoreResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[13]
+	mi := &file_restore_v1_restore_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1116,7 +1226,7 @@ func (x *LinkUpRestoreResponse) String() string {
 func (*LinkUpRestoreResponse) ProtoMessage() {}
 
 func (x *LinkUpRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[13]
+	mi := &file_restore_v1_restore_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1129,7 +1239,7 @@ func (x *LinkUpRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkUpRestoreResponse.ProtoReflect.Descriptor instead.
 func (*LinkUpRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{13}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *LinkUpRestoreResponse) GetRestore() *Restore {
@@ -1166,7 +1276,7 @@ type Network struct {
 
 func (x *Network) Reset() {
 	*x = Network{}
-	mi := &file_restore_v1_restore_proto_msgTypes[14]
+	mi := &file_restore_v1_restore_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1178,7 +1288,7 @@ func (x *Network) String() string {
 func (*Network) ProtoMessage() {}
 
 func (x *Network) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[14]
+	mi := &file_restore_v1_restore_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1191,7 +1301,7 @@ func (x *Network) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Network.ProtoReflect.Descriptor instead.
 func (*Network) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{14}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Network) GetKind() NetworkKind {
@@ -1251,7 +1361,7 @@ type Boot struct {
 
 func (x *Boot) Reset() {
 	*x = Boot{}
-	mi := &file_restore_v1_restore_proto_msgTypes[15]
+	mi := &file_restore_v1_restore_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1263,7 +1373,7 @@ func (x *Boot) String() string {
 func (*Boot) ProtoMessage() {}
 
 func (x *Boot) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[15]
+	mi := &file_restore_v1_restore_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1276,7 +1386,7 @@ func (x *Boot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Boot.ProtoReflect.Descriptor instead.
 func (*Boot) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{15}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Boot) GetVerified() bool {
@@ -1357,15 +1467,17 @@ type Restore struct {
 	ExportOptions *ExportOptions `protobuf:"bytes,25,opt,name=export_options,json=exportOptions,proto3" json:"export_options,omitempty"`
 	Export        *RestoreExport `protobuf:"bytes,26,opt,name=export,proto3" json:"export,omitempty"`
 	// An IMAGE restore's options, and its files once RUNNING.
-	ImageOptions  *ImageOptions `protobuf:"bytes,27,opt,name=image_options,json=imageOptions,proto3" json:"image_options,omitempty"`
-	Image         *RestoreImage `protobuf:"bytes,28,opt,name=image,proto3" json:"image,omitempty"`
+	ImageOptions *ImageOptions `protobuf:"bytes,27,opt,name=image_options,json=imageOptions,proto3" json:"image_options,omitempty"`
+	Image        *RestoreImage `protobuf:"bytes,28,opt,name=image,proto3" json:"image,omitempty"`
+	// The batch it was created in (BatchCreateRestores), if any.
+	BatchId       string `protobuf:"bytes,29,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Restore) Reset() {
 	*x = Restore{}
-	mi := &file_restore_v1_restore_proto_msgTypes[16]
+	mi := &file_restore_v1_restore_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1377,7 +1489,7 @@ func (x *Restore) String() string {
 func (*Restore) ProtoMessage() {}
 
 func (x *Restore) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[16]
+	mi := &file_restore_v1_restore_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1390,7 +1502,7 @@ func (x *Restore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Restore.ProtoReflect.Descriptor instead.
 func (*Restore) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{16}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Restore) GetId() string {
@@ -1589,6 +1701,13 @@ func (x *Restore) GetImage() *RestoreImage {
 	return nil
 }
 
+func (x *Restore) GetBatchId() string {
+	if x != nil {
+		return x.BatchId
+	}
+	return ""
+}
+
 // Progress is how far a long step is.
 type Progress struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1606,7 +1725,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_restore_v1_restore_proto_msgTypes[17]
+	mi := &file_restore_v1_restore_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1618,7 +1737,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[17]
+	mi := &file_restore_v1_restore_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1631,7 +1750,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{17}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Progress) GetStep() string {
@@ -1700,7 +1819,7 @@ type CreateRestoreRequest struct {
 
 func (x *CreateRestoreRequest) Reset() {
 	*x = CreateRestoreRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[18]
+	mi := &file_restore_v1_restore_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1712,7 +1831,7 @@ func (x *CreateRestoreRequest) String() string {
 func (*CreateRestoreRequest) ProtoMessage() {}
 
 func (x *CreateRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[18]
+	mi := &file_restore_v1_restore_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1725,7 +1844,7 @@ func (x *CreateRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRestoreRequest.ProtoReflect.Descriptor instead.
 func (*CreateRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{18}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CreateRestoreRequest) GetRecoveryPointId() string {
@@ -1826,7 +1945,7 @@ type AppCheck struct {
 
 func (x *AppCheck) Reset() {
 	*x = AppCheck{}
-	mi := &file_restore_v1_restore_proto_msgTypes[19]
+	mi := &file_restore_v1_restore_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1838,7 +1957,7 @@ func (x *AppCheck) String() string {
 func (*AppCheck) ProtoMessage() {}
 
 func (x *AppCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[19]
+	mi := &file_restore_v1_restore_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1851,7 +1970,7 @@ func (x *AppCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppCheck.ProtoReflect.Descriptor instead.
 func (*AppCheck) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{19}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *AppCheck) GetName() string {
@@ -1913,7 +2032,7 @@ type VerifyOptions struct {
 
 func (x *VerifyOptions) Reset() {
 	*x = VerifyOptions{}
-	mi := &file_restore_v1_restore_proto_msgTypes[20]
+	mi := &file_restore_v1_restore_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1925,7 +2044,7 @@ func (x *VerifyOptions) String() string {
 func (*VerifyOptions) ProtoMessage() {}
 
 func (x *VerifyOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[20]
+	mi := &file_restore_v1_restore_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1938,7 +2057,7 @@ func (x *VerifyOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyOptions.ProtoReflect.Descriptor instead.
 func (*VerifyOptions) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{20}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *VerifyOptions) GetSerialMarker() string {
@@ -1973,7 +2092,7 @@ type CreateRestoreResponse struct {
 
 func (x *CreateRestoreResponse) Reset() {
 	*x = CreateRestoreResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[21]
+	mi := &file_restore_v1_restore_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1985,7 +2104,7 @@ func (x *CreateRestoreResponse) String() string {
 func (*CreateRestoreResponse) ProtoMessage() {}
 
 func (x *CreateRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[21]
+	mi := &file_restore_v1_restore_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1998,7 +2117,7 @@ func (x *CreateRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRestoreResponse.ProtoReflect.Descriptor instead.
 func (*CreateRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{21}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CreateRestoreResponse) GetRestore() *Restore {
@@ -2019,7 +2138,7 @@ type GetRestoreRequest struct {
 
 func (x *GetRestoreRequest) Reset() {
 	*x = GetRestoreRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[22]
+	mi := &file_restore_v1_restore_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2031,7 +2150,7 @@ func (x *GetRestoreRequest) String() string {
 func (*GetRestoreRequest) ProtoMessage() {}
 
 func (x *GetRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[22]
+	mi := &file_restore_v1_restore_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2044,7 +2163,7 @@ func (x *GetRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreRequest.ProtoReflect.Descriptor instead.
 func (*GetRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{22}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetRestoreRequest) GetId() string {
@@ -2065,7 +2184,7 @@ type GetRestoreResponse struct {
 
 func (x *GetRestoreResponse) Reset() {
 	*x = GetRestoreResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[23]
+	mi := &file_restore_v1_restore_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2077,7 +2196,7 @@ func (x *GetRestoreResponse) String() string {
 func (*GetRestoreResponse) ProtoMessage() {}
 
 func (x *GetRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[23]
+	mi := &file_restore_v1_restore_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2090,7 +2209,7 @@ func (x *GetRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreResponse.ProtoReflect.Descriptor instead.
 func (*GetRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{23}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetRestoreResponse) GetRestore() *Restore {
@@ -2112,14 +2231,16 @@ type ListRestoresRequest struct {
 	// At most this many (default 100, max 1000).
 	PageSize int32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// From a previous response's next_page_token.
-	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only the restores of this batch.
+	BatchId       string `protobuf:"bytes,6,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListRestoresRequest) Reset() {
 	*x = ListRestoresRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[24]
+	mi := &file_restore_v1_restore_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2131,7 +2252,7 @@ func (x *ListRestoresRequest) String() string {
 func (*ListRestoresRequest) ProtoMessage() {}
 
 func (x *ListRestoresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[24]
+	mi := &file_restore_v1_restore_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2144,7 +2265,7 @@ func (x *ListRestoresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRestoresRequest.ProtoReflect.Descriptor instead.
 func (*ListRestoresRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{24}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListRestoresRequest) GetState() RestoreState {
@@ -2182,6 +2303,13 @@ func (x *ListRestoresRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListRestoresRequest) GetBatchId() string {
+	if x != nil {
+		return x.BatchId
+	}
+	return ""
+}
+
 // ListRestoresResponse is one page of restores.
 type ListRestoresResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2195,7 +2323,7 @@ type ListRestoresResponse struct {
 
 func (x *ListRestoresResponse) Reset() {
 	*x = ListRestoresResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[25]
+	mi := &file_restore_v1_restore_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2207,7 +2335,7 @@ func (x *ListRestoresResponse) String() string {
 func (*ListRestoresResponse) ProtoMessage() {}
 
 func (x *ListRestoresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[25]
+	mi := &file_restore_v1_restore_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2220,7 +2348,7 @@ func (x *ListRestoresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRestoresResponse.ProtoReflect.Descriptor instead.
 func (*ListRestoresResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{25}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListRestoresResponse) GetRestores() []*Restore {
@@ -2248,7 +2376,7 @@ type DeleteRestoreRequest struct {
 
 func (x *DeleteRestoreRequest) Reset() {
 	*x = DeleteRestoreRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[26]
+	mi := &file_restore_v1_restore_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2260,7 +2388,7 @@ func (x *DeleteRestoreRequest) String() string {
 func (*DeleteRestoreRequest) ProtoMessage() {}
 
 func (x *DeleteRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[26]
+	mi := &file_restore_v1_restore_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2273,7 +2401,7 @@ func (x *DeleteRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRestoreRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{26}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeleteRestoreRequest) GetId() string {
@@ -2294,7 +2422,7 @@ type DeleteRestoreResponse struct {
 
 func (x *DeleteRestoreResponse) Reset() {
 	*x = DeleteRestoreResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[27]
+	mi := &file_restore_v1_restore_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2306,7 +2434,7 @@ func (x *DeleteRestoreResponse) String() string {
 func (*DeleteRestoreResponse) ProtoMessage() {}
 
 func (x *DeleteRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[27]
+	mi := &file_restore_v1_restore_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2319,7 +2447,7 @@ func (x *DeleteRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRestoreResponse.ProtoReflect.Descriptor instead.
 func (*DeleteRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{27}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DeleteRestoreResponse) GetRestore() *Restore {
@@ -2338,13 +2466,15 @@ type WatchRestoresRequest struct {
 	Asset string `protobuf:"bytes,2,opt,name=asset,proto3" json:"asset,omitempty"`
 	// Only restores of this recovery point.
 	RecoveryPointId string `protobuf:"bytes,3,opt,name=recovery_point_id,json=recoveryPointId,proto3" json:"recovery_point_id,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Only the restores of this batch.
+	BatchId       string `protobuf:"bytes,4,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WatchRestoresRequest) Reset() {
 	*x = WatchRestoresRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[28]
+	mi := &file_restore_v1_restore_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2356,7 +2486,7 @@ func (x *WatchRestoresRequest) String() string {
 func (*WatchRestoresRequest) ProtoMessage() {}
 
 func (x *WatchRestoresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[28]
+	mi := &file_restore_v1_restore_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2369,7 +2499,7 @@ func (x *WatchRestoresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRestoresRequest.ProtoReflect.Descriptor instead.
 func (*WatchRestoresRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{28}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *WatchRestoresRequest) GetState() RestoreState {
@@ -2393,6 +2523,13 @@ func (x *WatchRestoresRequest) GetRecoveryPointId() string {
 	return ""
 }
 
+func (x *WatchRestoresRequest) GetBatchId() string {
+	if x != nil {
+		return x.BatchId
+	}
+	return ""
+}
+
 // WatchRestoresResponse is one restore as it is now.
 type WatchRestoresResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2404,7 +2541,7 @@ type WatchRestoresResponse struct {
 
 func (x *WatchRestoresResponse) Reset() {
 	*x = WatchRestoresResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[29]
+	mi := &file_restore_v1_restore_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2416,7 +2553,7 @@ func (x *WatchRestoresResponse) String() string {
 func (*WatchRestoresResponse) ProtoMessage() {}
 
 func (x *WatchRestoresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[29]
+	mi := &file_restore_v1_restore_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2429,7 +2566,7 @@ func (x *WatchRestoresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRestoresResponse.ProtoReflect.Descriptor instead.
 func (*WatchRestoresResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{29}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *WatchRestoresResponse) GetRestore() *Restore {
@@ -2448,7 +2585,7 @@ type GetRestoreScreenshotRequest struct {
 
 func (x *GetRestoreScreenshotRequest) Reset() {
 	*x = GetRestoreScreenshotRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[30]
+	mi := &file_restore_v1_restore_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2460,7 +2597,7 @@ func (x *GetRestoreScreenshotRequest) String() string {
 func (*GetRestoreScreenshotRequest) ProtoMessage() {}
 
 func (x *GetRestoreScreenshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[30]
+	mi := &file_restore_v1_restore_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2473,7 +2610,7 @@ func (x *GetRestoreScreenshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreScreenshotRequest.ProtoReflect.Descriptor instead.
 func (*GetRestoreScreenshotRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{30}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetRestoreScreenshotRequest) GetId() string {
@@ -2494,7 +2631,7 @@ type GetRestoreScreenshotResponse struct {
 
 func (x *GetRestoreScreenshotResponse) Reset() {
 	*x = GetRestoreScreenshotResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[31]
+	mi := &file_restore_v1_restore_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2506,7 +2643,7 @@ func (x *GetRestoreScreenshotResponse) String() string {
 func (*GetRestoreScreenshotResponse) ProtoMessage() {}
 
 func (x *GetRestoreScreenshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[31]
+	mi := &file_restore_v1_restore_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2519,7 +2656,7 @@ func (x *GetRestoreScreenshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreScreenshotResponse.ProtoReflect.Descriptor instead.
 func (*GetRestoreScreenshotResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{31}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetRestoreScreenshotResponse) GetContentType() string {
@@ -2545,7 +2682,7 @@ type CreateConsoleRequest struct {
 
 func (x *CreateConsoleRequest) Reset() {
 	*x = CreateConsoleRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[32]
+	mi := &file_restore_v1_restore_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2557,7 +2694,7 @@ func (x *CreateConsoleRequest) String() string {
 func (*CreateConsoleRequest) ProtoMessage() {}
 
 func (x *CreateConsoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[32]
+	mi := &file_restore_v1_restore_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2570,7 +2707,7 @@ func (x *CreateConsoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConsoleRequest.ProtoReflect.Descriptor instead.
 func (*CreateConsoleRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{32}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CreateConsoleRequest) GetId() string {
@@ -2591,7 +2728,7 @@ type CreateConsoleResponse struct {
 
 func (x *CreateConsoleResponse) Reset() {
 	*x = CreateConsoleResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[33]
+	mi := &file_restore_v1_restore_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2603,7 +2740,7 @@ func (x *CreateConsoleResponse) String() string {
 func (*CreateConsoleResponse) ProtoMessage() {}
 
 func (x *CreateConsoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[33]
+	mi := &file_restore_v1_restore_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2616,7 +2753,7 @@ func (x *CreateConsoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConsoleResponse.ProtoReflect.Descriptor instead.
 func (*CreateConsoleResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{33}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CreateConsoleResponse) GetUrl() string {
@@ -2638,7 +2775,14 @@ var File_restore_v1_restore_proto protoreflect.FileDescriptor
 const file_restore_v1_restore_proto_rawDesc = "" +
 	"\n" +
 	"\x18restore/v1/restore.proto\x12\n" +
-	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1drestore/v1/verification.proto\"?\n" +
+	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1drestore/v1/verification.proto\"s\n" +
+	"\x1aBatchCreateRestoresRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x126\n" +
+	"\x05items\x18\x02 \x03(\v2 .restore.v1.CreateRestoreRequestR\x05items\"i\n" +
+	"\x1bBatchCreateRestoresResponse\x12\x19\n" +
+	"\bbatch_id\x18\x01 \x01(\tR\abatchId\x12/\n" +
+	"\brestores\x18\x02 \x03(\v2\x13.restore.v1.RestoreR\brestores\"?\n" +
 	"\fImageOptions\x12/\n" +
 	"\x06format\x18\x01 \x01(\x0e2\x17.restore.v1.ImageFormatR\x06format\"l\n" +
 	"\fRestoreImage\x12/\n" +
@@ -2705,7 +2849,7 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x04Boot\x12\x1a\n" +
 	"\bverified\x18\x01 \x01(\bR\bverified\x12%\n" +
 	"\x0ftime_to_boot_ms\x18\x02 \x01(\x03R\ftimeToBootMs\x12\x18\n" +
-	"\asignals\x18\x03 \x03(\tR\asignals\"\xa8\t\n" +
+	"\asignals\x18\x03 \x03(\tR\asignals\"\xc3\t\n" +
 	"\aRestore\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12*\n" +
@@ -2741,7 +2885,8 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x0eexport_options\x18\x19 \x01(\v2\x19.restore.v1.ExportOptionsR\rexportOptions\x121\n" +
 	"\x06export\x18\x1a \x01(\v2\x19.restore.v1.RestoreExportR\x06export\x12=\n" +
 	"\rimage_options\x18\x1b \x01(\v2\x18.restore.v1.ImageOptionsR\fimageOptions\x12.\n" +
-	"\x05image\x18\x1c \x01(\v2\x18.restore.v1.RestoreImageR\x05image\"\xa9\x01\n" +
+	"\x05image\x18\x1c \x01(\v2\x18.restore.v1.RestoreImageR\x05image\x12\x19\n" +
+	"\bbatch_id\x18\x1d \x01(\tR\abatchId\"\xa9\x01\n" +
 	"\bProgress\x12\x12\n" +
 	"\x04step\x18\x01 \x01(\tR\x04step\x12\x1d\n" +
 	"\n" +
@@ -2784,25 +2929,27 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x11GetRestoreRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"C\n" +
 	"\x12GetRestoreResponse\x12-\n" +
-	"\arestore\x18\x01 \x01(\v2\x13.restore.v1.RestoreR\arestore\"\xc3\x01\n" +
+	"\arestore\x18\x01 \x01(\v2\x13.restore.v1.RestoreR\arestore\"\xde\x01\n" +
 	"\x13ListRestoresRequest\x12.\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x18.restore.v1.RestoreStateR\x05state\x12\x14\n" +
 	"\x05asset\x18\x02 \x01(\tR\x05asset\x12*\n" +
 	"\x11recovery_point_id\x18\x03 \x01(\tR\x0frecoveryPointId\x12\x1b\n" +
 	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x05 \x01(\tR\tpageToken\"o\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\x12\x19\n" +
+	"\bbatch_id\x18\x06 \x01(\tR\abatchId\"o\n" +
 	"\x14ListRestoresResponse\x12/\n" +
 	"\brestores\x18\x01 \x03(\v2\x13.restore.v1.RestoreR\brestores\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"&\n" +
 	"\x14DeleteRestoreRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"F\n" +
 	"\x15DeleteRestoreResponse\x12-\n" +
-	"\arestore\x18\x01 \x01(\v2\x13.restore.v1.RestoreR\arestore\"\x88\x01\n" +
+	"\arestore\x18\x01 \x01(\v2\x13.restore.v1.RestoreR\arestore\"\xa3\x01\n" +
 	"\x14WatchRestoresRequest\x12.\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x18.restore.v1.RestoreStateR\x05state\x12\x14\n" +
 	"\x05asset\x18\x02 \x01(\tR\x05asset\x12*\n" +
-	"\x11recovery_point_id\x18\x03 \x01(\tR\x0frecoveryPointId\"F\n" +
+	"\x11recovery_point_id\x18\x03 \x01(\tR\x0frecoveryPointId\x12\x19\n" +
+	"\bbatch_id\x18\x04 \x01(\tR\abatchId\"F\n" +
 	"\x15WatchRestoresResponse\x12-\n" +
 	"\arestore\x18\x01 \x01(\v2\x13.restore.v1.RestoreR\arestore\"-\n" +
 	"\x1bGetRestoreScreenshotRequest\x12\x0e\n" +
@@ -2850,7 +2997,7 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x14RESTORE_STATE_FAILED\x10\b\x12\x19\n" +
 	"\x15RESTORE_STATE_EXPIRED\x10\t\x12\x16\n" +
 	"\x12RESTORE_STATE_LOST\x10\n" +
-	"2\xe8\a\n" +
+	"2\xd0\b\n" +
 	"\x0eRestoreService\x12T\n" +
 	"\rCreateRestore\x12 .restore.v1.CreateRestoreRequest\x1a!.restore.v1.CreateRestoreResponse\x12K\n" +
 	"\n" +
@@ -2863,7 +3010,8 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\rLinkUpRestore\x12 .restore.v1.LinkUpRestoreRequest\x1a!.restore.v1.LinkUpRestoreResponse\x12r\n" +
 	"\x17IssueRestoreCredentials\x12*.restore.v1.IssueRestoreCredentialsRequest\x1a+.restore.v1.IssueRestoreCredentialsResponse\x12N\n" +
 	"\vExportImage\x12\x1e.restore.v1.ExportImageRequest\x1a\x1f.restore.v1.ExportImageResponse\x12W\n" +
-	"\x0eCreateDownload\x12!.restore.v1.CreateDownloadRequest\x1a\".restore.v1.CreateDownloadResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
+	"\x0eCreateDownload\x12!.restore.v1.CreateDownloadRequest\x1a\".restore.v1.CreateDownloadResponse\x12f\n" +
+	"\x13BatchCreateRestores\x12&.restore.v1.BatchCreateRestoresRequest\x1a'.restore.v1.BatchCreateRestoresResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
 
 var (
 	file_restore_v1_restore_proto_rawDescOnce sync.Once
@@ -2878,119 +3026,125 @@ func file_restore_v1_restore_proto_rawDescGZIP() []byte {
 }
 
 var file_restore_v1_restore_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_restore_v1_restore_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_restore_v1_restore_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_restore_v1_restore_proto_goTypes = []any{
 	(ImageFormat)(0),                        // 0: restore.v1.ImageFormat
 	(Mode)(0),                               // 1: restore.v1.Mode
 	(NetworkKind)(0),                        // 2: restore.v1.NetworkKind
 	(Firmware)(0),                           // 3: restore.v1.Firmware
 	(RestoreState)(0),                       // 4: restore.v1.RestoreState
-	(*ImageOptions)(nil),                    // 5: restore.v1.ImageOptions
-	(*RestoreImage)(nil),                    // 6: restore.v1.RestoreImage
-	(*ImageFile)(nil),                       // 7: restore.v1.ImageFile
-	(*ExportImageRequest)(nil),              // 8: restore.v1.ExportImageRequest
-	(*ExportImageResponse)(nil),             // 9: restore.v1.ExportImageResponse
-	(*CreateDownloadRequest)(nil),           // 10: restore.v1.CreateDownloadRequest
-	(*CreateDownloadResponse)(nil),          // 11: restore.v1.CreateDownloadResponse
-	(*IssueRestoreCredentialsRequest)(nil),  // 12: restore.v1.IssueRestoreCredentialsRequest
-	(*IssueRestoreCredentialsResponse)(nil), // 13: restore.v1.IssueRestoreCredentialsResponse
-	(*ExportOptions)(nil),                   // 14: restore.v1.ExportOptions
-	(*RestoreExport)(nil),                   // 15: restore.v1.RestoreExport
-	(*ExportDisk)(nil),                      // 16: restore.v1.ExportDisk
-	(*LinkUpRestoreRequest)(nil),            // 17: restore.v1.LinkUpRestoreRequest
-	(*LinkUpRestoreResponse)(nil),           // 18: restore.v1.LinkUpRestoreResponse
-	(*Network)(nil),                         // 19: restore.v1.Network
-	(*Boot)(nil),                            // 20: restore.v1.Boot
-	(*Restore)(nil),                         // 21: restore.v1.Restore
-	(*Progress)(nil),                        // 22: restore.v1.Progress
-	(*CreateRestoreRequest)(nil),            // 23: restore.v1.CreateRestoreRequest
-	(*AppCheck)(nil),                        // 24: restore.v1.AppCheck
-	(*VerifyOptions)(nil),                   // 25: restore.v1.VerifyOptions
-	(*CreateRestoreResponse)(nil),           // 26: restore.v1.CreateRestoreResponse
-	(*GetRestoreRequest)(nil),               // 27: restore.v1.GetRestoreRequest
-	(*GetRestoreResponse)(nil),              // 28: restore.v1.GetRestoreResponse
-	(*ListRestoresRequest)(nil),             // 29: restore.v1.ListRestoresRequest
-	(*ListRestoresResponse)(nil),            // 30: restore.v1.ListRestoresResponse
-	(*DeleteRestoreRequest)(nil),            // 31: restore.v1.DeleteRestoreRequest
-	(*DeleteRestoreResponse)(nil),           // 32: restore.v1.DeleteRestoreResponse
-	(*WatchRestoresRequest)(nil),            // 33: restore.v1.WatchRestoresRequest
-	(*WatchRestoresResponse)(nil),           // 34: restore.v1.WatchRestoresResponse
-	(*GetRestoreScreenshotRequest)(nil),     // 35: restore.v1.GetRestoreScreenshotRequest
-	(*GetRestoreScreenshotResponse)(nil),    // 36: restore.v1.GetRestoreScreenshotResponse
-	(*CreateConsoleRequest)(nil),            // 37: restore.v1.CreateConsoleRequest
-	(*CreateConsoleResponse)(nil),           // 38: restore.v1.CreateConsoleResponse
-	(*timestamppb.Timestamp)(nil),           // 39: google.protobuf.Timestamp
-	(Verdict)(0),                            // 40: restore.v1.Verdict
+	(*BatchCreateRestoresRequest)(nil),      // 5: restore.v1.BatchCreateRestoresRequest
+	(*BatchCreateRestoresResponse)(nil),     // 6: restore.v1.BatchCreateRestoresResponse
+	(*ImageOptions)(nil),                    // 7: restore.v1.ImageOptions
+	(*RestoreImage)(nil),                    // 8: restore.v1.RestoreImage
+	(*ImageFile)(nil),                       // 9: restore.v1.ImageFile
+	(*ExportImageRequest)(nil),              // 10: restore.v1.ExportImageRequest
+	(*ExportImageResponse)(nil),             // 11: restore.v1.ExportImageResponse
+	(*CreateDownloadRequest)(nil),           // 12: restore.v1.CreateDownloadRequest
+	(*CreateDownloadResponse)(nil),          // 13: restore.v1.CreateDownloadResponse
+	(*IssueRestoreCredentialsRequest)(nil),  // 14: restore.v1.IssueRestoreCredentialsRequest
+	(*IssueRestoreCredentialsResponse)(nil), // 15: restore.v1.IssueRestoreCredentialsResponse
+	(*ExportOptions)(nil),                   // 16: restore.v1.ExportOptions
+	(*RestoreExport)(nil),                   // 17: restore.v1.RestoreExport
+	(*ExportDisk)(nil),                      // 18: restore.v1.ExportDisk
+	(*LinkUpRestoreRequest)(nil),            // 19: restore.v1.LinkUpRestoreRequest
+	(*LinkUpRestoreResponse)(nil),           // 20: restore.v1.LinkUpRestoreResponse
+	(*Network)(nil),                         // 21: restore.v1.Network
+	(*Boot)(nil),                            // 22: restore.v1.Boot
+	(*Restore)(nil),                         // 23: restore.v1.Restore
+	(*Progress)(nil),                        // 24: restore.v1.Progress
+	(*CreateRestoreRequest)(nil),            // 25: restore.v1.CreateRestoreRequest
+	(*AppCheck)(nil),                        // 26: restore.v1.AppCheck
+	(*VerifyOptions)(nil),                   // 27: restore.v1.VerifyOptions
+	(*CreateRestoreResponse)(nil),           // 28: restore.v1.CreateRestoreResponse
+	(*GetRestoreRequest)(nil),               // 29: restore.v1.GetRestoreRequest
+	(*GetRestoreResponse)(nil),              // 30: restore.v1.GetRestoreResponse
+	(*ListRestoresRequest)(nil),             // 31: restore.v1.ListRestoresRequest
+	(*ListRestoresResponse)(nil),            // 32: restore.v1.ListRestoresResponse
+	(*DeleteRestoreRequest)(nil),            // 33: restore.v1.DeleteRestoreRequest
+	(*DeleteRestoreResponse)(nil),           // 34: restore.v1.DeleteRestoreResponse
+	(*WatchRestoresRequest)(nil),            // 35: restore.v1.WatchRestoresRequest
+	(*WatchRestoresResponse)(nil),           // 36: restore.v1.WatchRestoresResponse
+	(*GetRestoreScreenshotRequest)(nil),     // 37: restore.v1.GetRestoreScreenshotRequest
+	(*GetRestoreScreenshotResponse)(nil),    // 38: restore.v1.GetRestoreScreenshotResponse
+	(*CreateConsoleRequest)(nil),            // 39: restore.v1.CreateConsoleRequest
+	(*CreateConsoleResponse)(nil),           // 40: restore.v1.CreateConsoleResponse
+	(*timestamppb.Timestamp)(nil),           // 41: google.protobuf.Timestamp
+	(Verdict)(0),                            // 42: restore.v1.Verdict
 }
 var file_restore_v1_restore_proto_depIdxs = []int32{
-	0,  // 0: restore.v1.ImageOptions.format:type_name -> restore.v1.ImageFormat
-	0,  // 1: restore.v1.RestoreImage.format:type_name -> restore.v1.ImageFormat
-	7,  // 2: restore.v1.RestoreImage.files:type_name -> restore.v1.ImageFile
-	0,  // 3: restore.v1.ExportImageRequest.format:type_name -> restore.v1.ImageFormat
-	21, // 4: restore.v1.ExportImageResponse.restore:type_name -> restore.v1.Restore
-	39, // 5: restore.v1.CreateDownloadResponse.expire_time:type_name -> google.protobuf.Timestamp
-	39, // 6: restore.v1.IssueRestoreCredentialsResponse.expire_time:type_name -> google.protobuf.Timestamp
-	16, // 7: restore.v1.RestoreExport.disks:type_name -> restore.v1.ExportDisk
-	21, // 8: restore.v1.LinkUpRestoreResponse.restore:type_name -> restore.v1.Restore
-	2,  // 9: restore.v1.Network.kind:type_name -> restore.v1.NetworkKind
-	1,  // 10: restore.v1.Restore.mode:type_name -> restore.v1.Mode
-	19, // 11: restore.v1.Restore.network:type_name -> restore.v1.Network
-	3,  // 12: restore.v1.Restore.firmware:type_name -> restore.v1.Firmware
-	4,  // 13: restore.v1.Restore.state:type_name -> restore.v1.RestoreState
-	39, // 14: restore.v1.Restore.create_time:type_name -> google.protobuf.Timestamp
-	39, // 15: restore.v1.Restore.update_time:type_name -> google.protobuf.Timestamp
-	39, // 16: restore.v1.Restore.expire_time:type_name -> google.protobuf.Timestamp
-	20, // 17: restore.v1.Restore.boot:type_name -> restore.v1.Boot
-	39, // 18: restore.v1.Restore.destroy_time:type_name -> google.protobuf.Timestamp
-	25, // 19: restore.v1.Restore.verify:type_name -> restore.v1.VerifyOptions
-	40, // 20: restore.v1.Restore.verdict:type_name -> restore.v1.Verdict
-	22, // 21: restore.v1.Restore.progress:type_name -> restore.v1.Progress
-	14, // 22: restore.v1.Restore.export_options:type_name -> restore.v1.ExportOptions
-	15, // 23: restore.v1.Restore.export:type_name -> restore.v1.RestoreExport
-	5,  // 24: restore.v1.Restore.image_options:type_name -> restore.v1.ImageOptions
-	6,  // 25: restore.v1.Restore.image:type_name -> restore.v1.RestoreImage
-	1,  // 26: restore.v1.CreateRestoreRequest.mode:type_name -> restore.v1.Mode
-	19, // 27: restore.v1.CreateRestoreRequest.network:type_name -> restore.v1.Network
-	3,  // 28: restore.v1.CreateRestoreRequest.firmware:type_name -> restore.v1.Firmware
-	25, // 29: restore.v1.CreateRestoreRequest.verify:type_name -> restore.v1.VerifyOptions
-	14, // 30: restore.v1.CreateRestoreRequest.export:type_name -> restore.v1.ExportOptions
-	5,  // 31: restore.v1.CreateRestoreRequest.image:type_name -> restore.v1.ImageOptions
-	24, // 32: restore.v1.VerifyOptions.app_checks:type_name -> restore.v1.AppCheck
-	21, // 33: restore.v1.CreateRestoreResponse.restore:type_name -> restore.v1.Restore
-	21, // 34: restore.v1.GetRestoreResponse.restore:type_name -> restore.v1.Restore
-	4,  // 35: restore.v1.ListRestoresRequest.state:type_name -> restore.v1.RestoreState
-	21, // 36: restore.v1.ListRestoresResponse.restores:type_name -> restore.v1.Restore
-	21, // 37: restore.v1.DeleteRestoreResponse.restore:type_name -> restore.v1.Restore
-	4,  // 38: restore.v1.WatchRestoresRequest.state:type_name -> restore.v1.RestoreState
-	21, // 39: restore.v1.WatchRestoresResponse.restore:type_name -> restore.v1.Restore
-	39, // 40: restore.v1.CreateConsoleResponse.expire_time:type_name -> google.protobuf.Timestamp
-	23, // 41: restore.v1.RestoreService.CreateRestore:input_type -> restore.v1.CreateRestoreRequest
-	27, // 42: restore.v1.RestoreService.GetRestore:input_type -> restore.v1.GetRestoreRequest
-	29, // 43: restore.v1.RestoreService.ListRestores:input_type -> restore.v1.ListRestoresRequest
-	31, // 44: restore.v1.RestoreService.DeleteRestore:input_type -> restore.v1.DeleteRestoreRequest
-	33, // 45: restore.v1.RestoreService.WatchRestores:input_type -> restore.v1.WatchRestoresRequest
-	35, // 46: restore.v1.RestoreService.GetRestoreScreenshot:input_type -> restore.v1.GetRestoreScreenshotRequest
-	37, // 47: restore.v1.RestoreService.CreateConsole:input_type -> restore.v1.CreateConsoleRequest
-	17, // 48: restore.v1.RestoreService.LinkUpRestore:input_type -> restore.v1.LinkUpRestoreRequest
-	12, // 49: restore.v1.RestoreService.IssueRestoreCredentials:input_type -> restore.v1.IssueRestoreCredentialsRequest
-	8,  // 50: restore.v1.RestoreService.ExportImage:input_type -> restore.v1.ExportImageRequest
-	10, // 51: restore.v1.RestoreService.CreateDownload:input_type -> restore.v1.CreateDownloadRequest
-	26, // 52: restore.v1.RestoreService.CreateRestore:output_type -> restore.v1.CreateRestoreResponse
-	28, // 53: restore.v1.RestoreService.GetRestore:output_type -> restore.v1.GetRestoreResponse
-	30, // 54: restore.v1.RestoreService.ListRestores:output_type -> restore.v1.ListRestoresResponse
-	32, // 55: restore.v1.RestoreService.DeleteRestore:output_type -> restore.v1.DeleteRestoreResponse
-	34, // 56: restore.v1.RestoreService.WatchRestores:output_type -> restore.v1.WatchRestoresResponse
-	36, // 57: restore.v1.RestoreService.GetRestoreScreenshot:output_type -> restore.v1.GetRestoreScreenshotResponse
-	38, // 58: restore.v1.RestoreService.CreateConsole:output_type -> restore.v1.CreateConsoleResponse
-	18, // 59: restore.v1.RestoreService.LinkUpRestore:output_type -> restore.v1.LinkUpRestoreResponse
-	13, // 60: restore.v1.RestoreService.IssueRestoreCredentials:output_type -> restore.v1.IssueRestoreCredentialsResponse
-	9,  // 61: restore.v1.RestoreService.ExportImage:output_type -> restore.v1.ExportImageResponse
-	11, // 62: restore.v1.RestoreService.CreateDownload:output_type -> restore.v1.CreateDownloadResponse
-	52, // [52:63] is the sub-list for method output_type
-	41, // [41:52] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	25, // 0: restore.v1.BatchCreateRestoresRequest.items:type_name -> restore.v1.CreateRestoreRequest
+	23, // 1: restore.v1.BatchCreateRestoresResponse.restores:type_name -> restore.v1.Restore
+	0,  // 2: restore.v1.ImageOptions.format:type_name -> restore.v1.ImageFormat
+	0,  // 3: restore.v1.RestoreImage.format:type_name -> restore.v1.ImageFormat
+	9,  // 4: restore.v1.RestoreImage.files:type_name -> restore.v1.ImageFile
+	0,  // 5: restore.v1.ExportImageRequest.format:type_name -> restore.v1.ImageFormat
+	23, // 6: restore.v1.ExportImageResponse.restore:type_name -> restore.v1.Restore
+	41, // 7: restore.v1.CreateDownloadResponse.expire_time:type_name -> google.protobuf.Timestamp
+	41, // 8: restore.v1.IssueRestoreCredentialsResponse.expire_time:type_name -> google.protobuf.Timestamp
+	18, // 9: restore.v1.RestoreExport.disks:type_name -> restore.v1.ExportDisk
+	23, // 10: restore.v1.LinkUpRestoreResponse.restore:type_name -> restore.v1.Restore
+	2,  // 11: restore.v1.Network.kind:type_name -> restore.v1.NetworkKind
+	1,  // 12: restore.v1.Restore.mode:type_name -> restore.v1.Mode
+	21, // 13: restore.v1.Restore.network:type_name -> restore.v1.Network
+	3,  // 14: restore.v1.Restore.firmware:type_name -> restore.v1.Firmware
+	4,  // 15: restore.v1.Restore.state:type_name -> restore.v1.RestoreState
+	41, // 16: restore.v1.Restore.create_time:type_name -> google.protobuf.Timestamp
+	41, // 17: restore.v1.Restore.update_time:type_name -> google.protobuf.Timestamp
+	41, // 18: restore.v1.Restore.expire_time:type_name -> google.protobuf.Timestamp
+	22, // 19: restore.v1.Restore.boot:type_name -> restore.v1.Boot
+	41, // 20: restore.v1.Restore.destroy_time:type_name -> google.protobuf.Timestamp
+	27, // 21: restore.v1.Restore.verify:type_name -> restore.v1.VerifyOptions
+	42, // 22: restore.v1.Restore.verdict:type_name -> restore.v1.Verdict
+	24, // 23: restore.v1.Restore.progress:type_name -> restore.v1.Progress
+	16, // 24: restore.v1.Restore.export_options:type_name -> restore.v1.ExportOptions
+	17, // 25: restore.v1.Restore.export:type_name -> restore.v1.RestoreExport
+	7,  // 26: restore.v1.Restore.image_options:type_name -> restore.v1.ImageOptions
+	8,  // 27: restore.v1.Restore.image:type_name -> restore.v1.RestoreImage
+	1,  // 28: restore.v1.CreateRestoreRequest.mode:type_name -> restore.v1.Mode
+	21, // 29: restore.v1.CreateRestoreRequest.network:type_name -> restore.v1.Network
+	3,  // 30: restore.v1.CreateRestoreRequest.firmware:type_name -> restore.v1.Firmware
+	27, // 31: restore.v1.CreateRestoreRequest.verify:type_name -> restore.v1.VerifyOptions
+	16, // 32: restore.v1.CreateRestoreRequest.export:type_name -> restore.v1.ExportOptions
+	7,  // 33: restore.v1.CreateRestoreRequest.image:type_name -> restore.v1.ImageOptions
+	26, // 34: restore.v1.VerifyOptions.app_checks:type_name -> restore.v1.AppCheck
+	23, // 35: restore.v1.CreateRestoreResponse.restore:type_name -> restore.v1.Restore
+	23, // 36: restore.v1.GetRestoreResponse.restore:type_name -> restore.v1.Restore
+	4,  // 37: restore.v1.ListRestoresRequest.state:type_name -> restore.v1.RestoreState
+	23, // 38: restore.v1.ListRestoresResponse.restores:type_name -> restore.v1.Restore
+	23, // 39: restore.v1.DeleteRestoreResponse.restore:type_name -> restore.v1.Restore
+	4,  // 40: restore.v1.WatchRestoresRequest.state:type_name -> restore.v1.RestoreState
+	23, // 41: restore.v1.WatchRestoresResponse.restore:type_name -> restore.v1.Restore
+	41, // 42: restore.v1.CreateConsoleResponse.expire_time:type_name -> google.protobuf.Timestamp
+	25, // 43: restore.v1.RestoreService.CreateRestore:input_type -> restore.v1.CreateRestoreRequest
+	29, // 44: restore.v1.RestoreService.GetRestore:input_type -> restore.v1.GetRestoreRequest
+	31, // 45: restore.v1.RestoreService.ListRestores:input_type -> restore.v1.ListRestoresRequest
+	33, // 46: restore.v1.RestoreService.DeleteRestore:input_type -> restore.v1.DeleteRestoreRequest
+	35, // 47: restore.v1.RestoreService.WatchRestores:input_type -> restore.v1.WatchRestoresRequest
+	37, // 48: restore.v1.RestoreService.GetRestoreScreenshot:input_type -> restore.v1.GetRestoreScreenshotRequest
+	39, // 49: restore.v1.RestoreService.CreateConsole:input_type -> restore.v1.CreateConsoleRequest
+	19, // 50: restore.v1.RestoreService.LinkUpRestore:input_type -> restore.v1.LinkUpRestoreRequest
+	14, // 51: restore.v1.RestoreService.IssueRestoreCredentials:input_type -> restore.v1.IssueRestoreCredentialsRequest
+	10, // 52: restore.v1.RestoreService.ExportImage:input_type -> restore.v1.ExportImageRequest
+	12, // 53: restore.v1.RestoreService.CreateDownload:input_type -> restore.v1.CreateDownloadRequest
+	5,  // 54: restore.v1.RestoreService.BatchCreateRestores:input_type -> restore.v1.BatchCreateRestoresRequest
+	28, // 55: restore.v1.RestoreService.CreateRestore:output_type -> restore.v1.CreateRestoreResponse
+	30, // 56: restore.v1.RestoreService.GetRestore:output_type -> restore.v1.GetRestoreResponse
+	32, // 57: restore.v1.RestoreService.ListRestores:output_type -> restore.v1.ListRestoresResponse
+	34, // 58: restore.v1.RestoreService.DeleteRestore:output_type -> restore.v1.DeleteRestoreResponse
+	36, // 59: restore.v1.RestoreService.WatchRestores:output_type -> restore.v1.WatchRestoresResponse
+	38, // 60: restore.v1.RestoreService.GetRestoreScreenshot:output_type -> restore.v1.GetRestoreScreenshotResponse
+	40, // 61: restore.v1.RestoreService.CreateConsole:output_type -> restore.v1.CreateConsoleResponse
+	20, // 62: restore.v1.RestoreService.LinkUpRestore:output_type -> restore.v1.LinkUpRestoreResponse
+	15, // 63: restore.v1.RestoreService.IssueRestoreCredentials:output_type -> restore.v1.IssueRestoreCredentialsResponse
+	11, // 64: restore.v1.RestoreService.ExportImage:output_type -> restore.v1.ExportImageResponse
+	13, // 65: restore.v1.RestoreService.CreateDownload:output_type -> restore.v1.CreateDownloadResponse
+	6,  // 66: restore.v1.RestoreService.BatchCreateRestores:output_type -> restore.v1.BatchCreateRestoresResponse
+	55, // [55:67] is the sub-list for method output_type
+	43, // [43:55] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_restore_proto_init() }
@@ -3005,7 +3159,7 @@ func file_restore_v1_restore_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restore_v1_restore_proto_rawDesc), len(file_restore_v1_restore_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   34,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,6 +30,7 @@ const (
 	RestoreService_IssueRestoreCredentials_FullMethodName = "/restore.v1.RestoreService/IssueRestoreCredentials"
 	RestoreService_ExportImage_FullMethodName             = "/restore.v1.RestoreService/ExportImage"
 	RestoreService_CreateDownload_FullMethodName          = "/restore.v1.RestoreService/CreateDownload"
+	RestoreService_BatchCreateRestores_FullMethodName     = "/restore.v1.RestoreService/BatchCreateRestores"
 )
 
 // RestoreServiceClient is the client API for RestoreService service.
@@ -80,6 +81,15 @@ type RestoreServiceClient interface {
 	// it is spent once the file's last byte was sent, and expires after an
 	// hour or with the restore.
 	CreateDownload(ctx context.Context, in *CreateDownloadRequest, opts ...grpc.CallOption) (*CreateDownloadResponse, error)
+	// BatchCreateRestores creates up to 100 restores at once (a site): the
+	// batch is validated as a whole before raft and made in one entry, all
+	// or none; each item has its own options; one request_id names the batch
+	// (the same id with the same body returns the first batch). The items
+	// are spread across the hosts that hold their recovery points within
+	// their capacity; those that do not fit now wait PENDING and start as
+	// capacity frees. REST: POST /v1/restores:batchCreate; follow it with
+	// GET /v1/restores?batch_id= or the watch stream.
+	BatchCreateRestores(ctx context.Context, in *BatchCreateRestoresRequest, opts ...grpc.CallOption) (*BatchCreateRestoresResponse, error)
 }
 
 type restoreServiceClient struct {
@@ -209,6 +219,16 @@ func (c *restoreServiceClient) CreateDownload(ctx context.Context, in *CreateDow
 	return out, nil
 }
 
+func (c *restoreServiceClient) BatchCreateRestores(ctx context.Context, in *BatchCreateRestoresRequest, opts ...grpc.CallOption) (*BatchCreateRestoresResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BatchCreateRestoresResponse)
+	err := c.cc.Invoke(ctx, RestoreService_BatchCreateRestores_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RestoreServiceServer is the server API for RestoreService service.
 // All implementations must embed UnimplementedRestoreServiceServer
 // for forward compatibility.
@@ -257,6 +277,15 @@ type RestoreServiceServer interface {
 	// it is spent once the file's last byte was sent, and expires after an
 	// hour or with the restore.
 	CreateDownload(context.Context, *CreateDownloadRequest) (*CreateDownloadResponse, error)
+	// BatchCreateRestores creates up to 100 restores at once (a site): the
+	// batch is validated as a whole before raft and made in one entry, all
+	// or none; each item has its own options; one request_id names the batch
+	// (the same id with the same body returns the first batch). The items
+	// are spread across the hosts that hold their recovery points within
+	// their capacity; those that do not fit now wait PENDING and start as
+	// capacity frees. REST: POST /v1/restores:batchCreate; follow it with
+	// GET /v1/restores?batch_id= or the watch stream.
+	BatchCreateRestores(context.Context, *BatchCreateRestoresRequest) (*BatchCreateRestoresResponse, error)
 	mustEmbedUnimplementedRestoreServiceServer()
 }
 
@@ -299,6 +328,9 @@ func (UnimplementedRestoreServiceServer) ExportImage(context.Context, *ExportIma
 }
 func (UnimplementedRestoreServiceServer) CreateDownload(context.Context, *CreateDownloadRequest) (*CreateDownloadResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method CreateDownload not implemented")
+}
+func (UnimplementedRestoreServiceServer) BatchCreateRestores(context.Context, *BatchCreateRestoresRequest) (*BatchCreateRestoresResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method BatchCreateRestores not implemented")
 }
 func (UnimplementedRestoreServiceServer) mustEmbedUnimplementedRestoreServiceServer() {}
 func (UnimplementedRestoreServiceServer) testEmbeddedByValue()                        {}
@@ -512,6 +544,24 @@ func _RestoreService_CreateDownload_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RestoreService_BatchCreateRestores_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BatchCreateRestoresRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RestoreServiceServer).BatchCreateRestores(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RestoreService_BatchCreateRestores_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RestoreServiceServer).BatchCreateRestores(ctx, req.(*BatchCreateRestoresRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RestoreService_ServiceDesc is the grpc.ServiceDesc for RestoreService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -558,6 +608,10 @@ var RestoreService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CreateDownload",
 			Handler:    _RestoreService_CreateDownload_Handler,
+		},
+		{
+			MethodName: "BatchCreateRestores",
+			Handler:    _RestoreService_BatchCreateRestores_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

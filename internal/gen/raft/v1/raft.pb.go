@@ -84,6 +84,8 @@ const (
 	CommandType_COMMAND_TYPE_TOUCH_TOKENS CommandType = 29
 	// SetTenantQuota: a tenant's quota replaced.
 	CommandType_COMMAND_TYPE_SET_TENANT_QUOTA CommandType = 30
+	// CreateRestores: a batch of restores, all or none.
+	CommandType_COMMAND_TYPE_CREATE_RESTORES CommandType = 31
 )
 
 // Enum value maps for CommandType.
@@ -120,6 +122,7 @@ var (
 		28: "COMMAND_TYPE_ROTATE_TOKEN",
 		29: "COMMAND_TYPE_TOUCH_TOKENS",
 		30: "COMMAND_TYPE_SET_TENANT_QUOTA",
+		31: "COMMAND_TYPE_CREATE_RESTORES",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":                0,
@@ -153,6 +156,7 @@ var (
 		"COMMAND_TYPE_ROTATE_TOKEN":               28,
 		"COMMAND_TYPE_TOUCH_TOKENS":               29,
 		"COMMAND_TYPE_SET_TENANT_QUOTA":           30,
+		"COMMAND_TYPE_CREATE_RESTORES":            31,
 	}
 )
 
@@ -1016,6 +1020,60 @@ func (x *CreateRestore) GetBodySha256() []byte {
 	return nil
 }
 
+// CreateRestores creates a batch of restores in one entry: all of them, or
+// none when any is refused.
+type CreateRestores struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Items         []*CreateRestore       `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	BatchId       string                 `protobuf:"bytes,2,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateRestores) Reset() {
+	*x = CreateRestores{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateRestores) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateRestores) ProtoMessage() {}
+
+func (x *CreateRestores) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateRestores.ProtoReflect.Descriptor instead.
+func (*CreateRestores) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CreateRestores) GetItems() []*CreateRestore {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *CreateRestores) GetBatchId() string {
+	if x != nil {
+		return x.BatchId
+	}
+	return ""
+}
+
 // DeleteRestore starts a restore's teardown.
 type DeleteRestore struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1029,7 +1087,7 @@ type DeleteRestore struct {
 
 func (x *DeleteRestore) Reset() {
 	*x = DeleteRestore{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[14]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1041,7 +1099,7 @@ func (x *DeleteRestore) String() string {
 func (*DeleteRestore) ProtoMessage() {}
 
 func (x *DeleteRestore) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[14]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1054,7 +1112,7 @@ func (x *DeleteRestore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRestore.ProtoReflect.Descriptor instead.
 func (*DeleteRestore) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{14}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeleteRestore) GetId() string {
@@ -1082,7 +1140,7 @@ type RegisterHost struct {
 
 func (x *RegisterHost) Reset() {
 	*x = RegisterHost{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[15]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1094,7 +1152,7 @@ func (x *RegisterHost) String() string {
 func (*RegisterHost) ProtoMessage() {}
 
 func (x *RegisterHost) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[15]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1107,7 +1165,7 @@ func (x *RegisterHost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterHost.ProtoReflect.Descriptor instead.
 func (*RegisterHost) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{15}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RegisterHost) GetHost() *v1.Host {
@@ -1132,7 +1190,7 @@ type SetHostDrain struct {
 
 func (x *SetHostDrain) Reset() {
 	*x = SetHostDrain{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[16]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1144,7 +1202,7 @@ func (x *SetHostDrain) String() string {
 func (*SetHostDrain) ProtoMessage() {}
 
 func (x *SetHostDrain) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[16]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1157,7 +1215,7 @@ func (x *SetHostDrain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetHostDrain.ProtoReflect.Descriptor instead.
 func (*SetHostDrain) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{16}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SetHostDrain) GetId() string {
@@ -1198,7 +1256,7 @@ type SetHostState struct {
 
 func (x *SetHostState) Reset() {
 	*x = SetHostState{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[17]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1210,7 +1268,7 @@ func (x *SetHostState) String() string {
 func (*SetHostState) ProtoMessage() {}
 
 func (x *SetHostState) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[17]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1223,7 +1281,7 @@ func (x *SetHostState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetHostState.ProtoReflect.Descriptor instead.
 func (*SetHostState) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{17}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SetHostState) GetId() string {
@@ -1269,7 +1327,7 @@ type ReportRecoveryPoints struct {
 
 func (x *ReportRecoveryPoints) Reset() {
 	*x = ReportRecoveryPoints{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[18]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1281,7 +1339,7 @@ func (x *ReportRecoveryPoints) String() string {
 func (*ReportRecoveryPoints) ProtoMessage() {}
 
 func (x *ReportRecoveryPoints) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[18]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1294,7 +1352,7 @@ func (x *ReportRecoveryPoints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRecoveryPoints.ProtoReflect.Descriptor instead.
 func (*ReportRecoveryPoints) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{18}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReportRecoveryPoints) GetHostId() string {
@@ -1338,7 +1396,7 @@ type ScanMark struct {
 
 func (x *ScanMark) Reset() {
 	*x = ScanMark{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[19]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1350,7 +1408,7 @@ func (x *ScanMark) String() string {
 func (*ScanMark) ProtoMessage() {}
 
 func (x *ScanMark) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[19]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1363,7 +1421,7 @@ func (x *ScanMark) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanMark.ProtoReflect.Descriptor instead.
 func (*ScanMark) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{19}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ScanMark) GetHostId() string {
@@ -1418,7 +1476,7 @@ type RestoreReport struct {
 
 func (x *RestoreReport) Reset() {
 	*x = RestoreReport{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1430,7 +1488,7 @@ func (x *RestoreReport) String() string {
 func (*RestoreReport) ProtoMessage() {}
 
 func (x *RestoreReport) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1443,7 +1501,7 @@ func (x *RestoreReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreReport.ProtoReflect.Descriptor instead.
 func (*RestoreReport) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{20}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RestoreReport) GetHostId() string {
@@ -1522,7 +1580,7 @@ type ReportRestoreStatus struct {
 
 func (x *ReportRestoreStatus) Reset() {
 	*x = ReportRestoreStatus{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1534,7 +1592,7 @@ func (x *ReportRestoreStatus) String() string {
 func (*ReportRestoreStatus) ProtoMessage() {}
 
 func (x *ReportRestoreStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1547,7 +1605,7 @@ func (x *ReportRestoreStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRestoreStatus.ProtoReflect.Descriptor instead.
 func (*ReportRestoreStatus) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{21}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReportRestoreStatus) GetReport() *RestoreReport {
@@ -1577,7 +1635,7 @@ type Placement struct {
 
 func (x *Placement) Reset() {
 	*x = Placement{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1589,7 +1647,7 @@ func (x *Placement) String() string {
 func (*Placement) ProtoMessage() {}
 
 func (x *Placement) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1602,7 +1660,7 @@ func (x *Placement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Placement.ProtoReflect.Descriptor instead.
 func (*Placement) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{22}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Placement) GetRestoreId() string {
@@ -1632,7 +1690,7 @@ type PendingReason struct {
 
 func (x *PendingReason) Reset() {
 	*x = PendingReason{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1644,7 +1702,7 @@ func (x *PendingReason) String() string {
 func (*PendingReason) ProtoMessage() {}
 
 func (x *PendingReason) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1657,7 +1715,7 @@ func (x *PendingReason) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingReason.ProtoReflect.Descriptor instead.
 func (*PendingReason) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{23}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PendingReason) GetRestoreId() string {
@@ -1689,7 +1747,7 @@ type PlaceRestores struct {
 
 func (x *PlaceRestores) Reset() {
 	*x = PlaceRestores{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1701,7 +1759,7 @@ func (x *PlaceRestores) String() string {
 func (*PlaceRestores) ProtoMessage() {}
 
 func (x *PlaceRestores) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1714,7 +1772,7 @@ func (x *PlaceRestores) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaceRestores.ProtoReflect.Descriptor instead.
 func (*PlaceRestores) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{24}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PlaceRestores) GetPlacements() []*Placement {
@@ -1751,7 +1809,7 @@ type ExpireRestores struct {
 
 func (x *ExpireRestores) Reset() {
 	*x = ExpireRestores{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1763,7 +1821,7 @@ func (x *ExpireRestores) String() string {
 func (*ExpireRestores) ProtoMessage() {}
 
 func (x *ExpireRestores) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1776,7 +1834,7 @@ func (x *ExpireRestores) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireRestores.ProtoReflect.Descriptor instead.
 func (*ExpireRestores) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{25}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ExpireRestores) GetIds() []string {
@@ -1804,7 +1862,7 @@ type RegisterServer struct {
 
 func (x *RegisterServer) Reset() {
 	*x = RegisterServer{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1816,7 +1874,7 @@ func (x *RegisterServer) String() string {
 func (*RegisterServer) ProtoMessage() {}
 
 func (x *RegisterServer) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1829,7 +1887,7 @@ func (x *RegisterServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterServer.ProtoReflect.Descriptor instead.
 func (*RegisterServer) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{26}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RegisterServer) GetServer() *v1.Server {
@@ -1880,7 +1938,7 @@ type Snapshot struct {
 
 func (x *Snapshot) Reset() {
 	*x = Snapshot{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1892,7 +1950,7 @@ func (x *Snapshot) String() string {
 func (*Snapshot) ProtoMessage() {}
 
 func (x *Snapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1905,7 +1963,7 @@ func (x *Snapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
 func (*Snapshot) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{27}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Snapshot) GetTenants() []*v1.Tenant {
@@ -2032,7 +2090,7 @@ type StoredJoinToken struct {
 
 func (x *StoredJoinToken) Reset() {
 	*x = StoredJoinToken{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2044,7 +2102,7 @@ func (x *StoredJoinToken) String() string {
 func (*StoredJoinToken) ProtoMessage() {}
 
 func (x *StoredJoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2057,7 +2115,7 @@ func (x *StoredJoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredJoinToken.ProtoReflect.Descriptor instead.
 func (*StoredJoinToken) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{28}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *StoredJoinToken) GetToken() *v1.JoinToken {
@@ -2084,7 +2142,7 @@ type CreateJoinToken struct {
 
 func (x *CreateJoinToken) Reset() {
 	*x = CreateJoinToken{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2096,7 +2154,7 @@ func (x *CreateJoinToken) String() string {
 func (*CreateJoinToken) ProtoMessage() {}
 
 func (x *CreateJoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2109,7 +2167,7 @@ func (x *CreateJoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinToken.ProtoReflect.Descriptor instead.
 func (*CreateJoinToken) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{29}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CreateJoinToken) GetToken() *StoredJoinToken {
@@ -2131,7 +2189,7 @@ type UseJoinToken struct {
 
 func (x *UseJoinToken) Reset() {
 	*x = UseJoinToken{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2143,7 +2201,7 @@ func (x *UseJoinToken) String() string {
 func (*UseJoinToken) ProtoMessage() {}
 
 func (x *UseJoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2156,7 +2214,7 @@ func (x *UseJoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UseJoinToken.ProtoReflect.Descriptor instead.
 func (*UseJoinToken) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{30}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *UseJoinToken) GetId() string {
@@ -2185,7 +2243,7 @@ type Revocation struct {
 
 func (x *Revocation) Reset() {
 	*x = Revocation{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2197,7 +2255,7 @@ func (x *Revocation) String() string {
 func (*Revocation) ProtoMessage() {}
 
 func (x *Revocation) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2210,7 +2268,7 @@ func (x *Revocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
 func (*Revocation) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{31}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Revocation) GetHostId() string {
@@ -2238,7 +2296,7 @@ type RemoveHost struct {
 
 func (x *RemoveHost) Reset() {
 	*x = RemoveHost{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2250,7 +2308,7 @@ func (x *RemoveHost) String() string {
 func (*RemoveHost) ProtoMessage() {}
 
 func (x *RemoveHost) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2263,7 +2321,7 @@ func (x *RemoveHost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveHost.ProtoReflect.Descriptor instead.
 func (*RemoveHost) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{32}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RemoveHost) GetId() string {
@@ -2294,7 +2352,7 @@ type RelayRequest struct {
 
 func (x *RelayRequest) Reset() {
 	*x = RelayRequest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[33]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2306,7 +2364,7 @@ func (x *RelayRequest) String() string {
 func (*RelayRequest) ProtoMessage() {}
 
 func (x *RelayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[33]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2319,7 +2377,7 @@ func (x *RelayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayRequest.ProtoReflect.Descriptor instead.
 func (*RelayRequest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{33}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RelayRequest) GetKind() isRelayRequest_Kind {
@@ -2376,7 +2434,7 @@ type RelayOpen struct {
 
 func (x *RelayOpen) Reset() {
 	*x = RelayOpen{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[34]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2388,7 +2446,7 @@ func (x *RelayOpen) String() string {
 func (*RelayOpen) ProtoMessage() {}
 
 func (x *RelayOpen) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[34]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2401,7 +2459,7 @@ func (x *RelayOpen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayOpen.ProtoReflect.Descriptor instead.
 func (*RelayOpen) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{34}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RelayOpen) GetHostId() string {
@@ -2432,7 +2490,7 @@ type RelayResponse struct {
 
 func (x *RelayResponse) Reset() {
 	*x = RelayResponse{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2444,7 +2502,7 @@ func (x *RelayResponse) String() string {
 func (*RelayResponse) ProtoMessage() {}
 
 func (x *RelayResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2457,7 +2515,7 @@ func (x *RelayResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayResponse.ProtoReflect.Descriptor instead.
 func (*RelayResponse) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{35}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RelayResponse) GetKind() isRelayResponse_Kind {
@@ -2514,7 +2572,7 @@ type RelayOpened struct {
 
 func (x *RelayOpened) Reset() {
 	*x = RelayOpened{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2526,7 +2584,7 @@ func (x *RelayOpened) String() string {
 func (*RelayOpened) ProtoMessage() {}
 
 func (x *RelayOpened) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2539,7 +2597,7 @@ func (x *RelayOpened) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayOpened.ProtoReflect.Descriptor instead.
 func (*RelayOpened) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{36}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RelayOpened) GetServerId() string {
@@ -2564,7 +2622,7 @@ type EnrollRequest struct {
 
 func (x *EnrollRequest) Reset() {
 	*x = EnrollRequest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2576,7 +2634,7 @@ func (x *EnrollRequest) String() string {
 func (*EnrollRequest) ProtoMessage() {}
 
 func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2589,7 +2647,7 @@ func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
 func (*EnrollRequest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{37}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *EnrollRequest) GetNodeId() string {
@@ -2625,7 +2683,7 @@ type EnrollResponse struct {
 
 func (x *EnrollResponse) Reset() {
 	*x = EnrollResponse{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2637,7 +2695,7 @@ func (x *EnrollResponse) String() string {
 func (*EnrollResponse) ProtoMessage() {}
 
 func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2650,7 +2708,7 @@ func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
 func (*EnrollResponse) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{38}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *EnrollResponse) GetCaCert() []byte {
@@ -2685,7 +2743,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2697,7 +2755,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2710,7 +2768,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{39}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *JoinRequest) GetServer() *v1.Server {
@@ -2731,7 +2789,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2743,7 +2801,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2756,7 +2814,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{40}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *JoinResponse) GetLeaderId() string {
@@ -2776,7 +2834,7 @@ type SetVerificationPolicy struct {
 
 func (x *SetVerificationPolicy) Reset() {
 	*x = SetVerificationPolicy{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2788,7 +2846,7 @@ func (x *SetVerificationPolicy) String() string {
 func (*SetVerificationPolicy) ProtoMessage() {}
 
 func (x *SetVerificationPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2801,7 +2859,7 @@ func (x *SetVerificationPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetVerificationPolicy.ProtoReflect.Descriptor instead.
 func (*SetVerificationPolicy) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{41}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SetVerificationPolicy) GetPolicy() *v1.VerificationPolicy {
@@ -2821,7 +2879,7 @@ type DeleteVerificationPolicy struct {
 
 func (x *DeleteVerificationPolicy) Reset() {
 	*x = DeleteVerificationPolicy{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[42]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2833,7 +2891,7 @@ func (x *DeleteVerificationPolicy) String() string {
 func (*DeleteVerificationPolicy) ProtoMessage() {}
 
 func (x *DeleteVerificationPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[42]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2846,7 +2904,7 @@ func (x *DeleteVerificationPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteVerificationPolicy.ProtoReflect.Descriptor instead.
 func (*DeleteVerificationPolicy) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{42}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *DeleteVerificationPolicy) GetId() string {
@@ -2871,7 +2929,7 @@ type ReportInventory struct {
 
 func (x *ReportInventory) Reset() {
 	*x = ReportInventory{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[43]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2883,7 +2941,7 @@ func (x *ReportInventory) String() string {
 func (*ReportInventory) ProtoMessage() {}
 
 func (x *ReportInventory) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[43]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2896,7 +2954,7 @@ func (x *ReportInventory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportInventory.ProtoReflect.Descriptor instead.
 func (*ReportInventory) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{43}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ReportInventory) GetHostId() string {
@@ -2938,7 +2996,7 @@ type LinkUpRestore struct {
 
 func (x *LinkUpRestore) Reset() {
 	*x = LinkUpRestore{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[44]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2950,7 +3008,7 @@ func (x *LinkUpRestore) String() string {
 func (*LinkUpRestore) ProtoMessage() {}
 
 func (x *LinkUpRestore) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[44]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2963,7 +3021,7 @@ func (x *LinkUpRestore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkUpRestore.ProtoReflect.Descriptor instead.
 func (*LinkUpRestore) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{44}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *LinkUpRestore) GetId() string {
@@ -2990,7 +3048,7 @@ type RegisterGuest struct {
 
 func (x *RegisterGuest) Reset() {
 	*x = RegisterGuest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[45]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3002,7 +3060,7 @@ func (x *RegisterGuest) String() string {
 func (*RegisterGuest) ProtoMessage() {}
 
 func (x *RegisterGuest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[45]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3015,7 +3073,7 @@ func (x *RegisterGuest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterGuest.ProtoReflect.Descriptor instead.
 func (*RegisterGuest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{45}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RegisterGuest) GetGuest() *v1.Guest {
@@ -3035,7 +3093,7 @@ type UnregisterGuest struct {
 
 func (x *UnregisterGuest) Reset() {
 	*x = UnregisterGuest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[46]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3047,7 +3105,7 @@ func (x *UnregisterGuest) String() string {
 func (*UnregisterGuest) ProtoMessage() {}
 
 func (x *UnregisterGuest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[46]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3060,7 +3118,7 @@ func (x *UnregisterGuest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterGuest.ProtoReflect.Descriptor instead.
 func (*UnregisterGuest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{46}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *UnregisterGuest) GetId() string {
@@ -3080,7 +3138,7 @@ type PruneVerifications struct {
 
 func (x *PruneVerifications) Reset() {
 	*x = PruneVerifications{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[47]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3092,7 +3150,7 @@ func (x *PruneVerifications) String() string {
 func (*PruneVerifications) ProtoMessage() {}
 
 func (x *PruneVerifications) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[47]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3105,7 +3163,7 @@ func (x *PruneVerifications) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneVerifications.ProtoReflect.Descriptor instead.
 func (*PruneVerifications) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{47}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *PruneVerifications) GetIds() []string {
@@ -3127,7 +3185,7 @@ type CreateSnapshot struct {
 
 func (x *CreateSnapshot) Reset() {
 	*x = CreateSnapshot{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[48]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3139,7 +3197,7 @@ func (x *CreateSnapshot) String() string {
 func (*CreateSnapshot) ProtoMessage() {}
 
 func (x *CreateSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[48]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3152,7 +3210,7 @@ func (x *CreateSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSnapshot.ProtoReflect.Descriptor instead.
 func (*CreateSnapshot) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{48}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *CreateSnapshot) GetSnapshot() *v1.Snapshot {
@@ -3181,7 +3239,7 @@ type ReportSnapshotStatus struct {
 
 func (x *ReportSnapshotStatus) Reset() {
 	*x = ReportSnapshotStatus{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[49]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3193,7 +3251,7 @@ func (x *ReportSnapshotStatus) String() string {
 func (*ReportSnapshotStatus) ProtoMessage() {}
 
 func (x *ReportSnapshotStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[49]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3206,7 +3264,7 @@ func (x *ReportSnapshotStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSnapshotStatus.ProtoReflect.Descriptor instead.
 func (*ReportSnapshotStatus) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{49}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ReportSnapshotStatus) GetHostId() string {
@@ -3247,7 +3305,7 @@ type ReleaseSnapshots struct {
 
 func (x *ReleaseSnapshots) Reset() {
 	*x = ReleaseSnapshots{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[50]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3259,7 +3317,7 @@ func (x *ReleaseSnapshots) String() string {
 func (*ReleaseSnapshots) ProtoMessage() {}
 
 func (x *ReleaseSnapshots) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[50]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3272,7 +3330,7 @@ func (x *ReleaseSnapshots) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseSnapshots.ProtoReflect.Descriptor instead.
 func (*ReleaseSnapshots) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{50}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ReleaseSnapshots) GetIds() []string {
@@ -3331,7 +3389,7 @@ type Prune struct {
 
 func (x *Prune) Reset() {
 	*x = Prune{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[51]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3343,7 +3401,7 @@ func (x *Prune) String() string {
 func (*Prune) ProtoMessage() {}
 
 func (x *Prune) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[51]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3356,7 +3414,7 @@ func (x *Prune) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Prune.ProtoReflect.Descriptor instead.
 func (*Prune) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{51}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *Prune) GetRestoreIds() []string {
@@ -3489,7 +3547,10 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\rCreateRestore\x12-\n" +
 	"\arestore\x18\x01 \x01(\v2\x13.restore.v1.RestoreR\arestore\x12\x1f\n" +
 	"\vbody_sha256\x18\x02 \x01(\fR\n" +
-	"bodySha256\"O\n" +
+	"bodySha256\"b\n" +
+	"\x0eCreateRestores\x125\n" +
+	"\x05items\x18\x01 \x03(\v2\x1f.restored.raft.v1.CreateRestoreR\x05items\x12\x19\n" +
+	"\bbatch_id\x18\x02 \x01(\tR\abatchId\"O\n" +
 	"\rDeleteRestore\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"4\n" +
@@ -3653,7 +3714,7 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\rtokens_before\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\ftokensBefore\x12\x1b\n" +
 	"\taudit_ids\x18\t \x03(\tR\bauditIds\x12=\n" +
 	"\faudit_before\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\vauditBefore*\xb4\b\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\vauditBefore*\xd6\b\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aCOMMAND_TYPE_CREATE_TENANT\x10\x01\x12\x1d\n" +
@@ -3686,7 +3747,8 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\x1cCOMMAND_TYPE_LINK_UP_RESTORE\x10\x1b\x12\x1d\n" +
 	"\x19COMMAND_TYPE_ROTATE_TOKEN\x10\x1c\x12\x1d\n" +
 	"\x19COMMAND_TYPE_TOUCH_TOKENS\x10\x1d\x12!\n" +
-	"\x1dCOMMAND_TYPE_SET_TENANT_QUOTA\x10\x1e2\xd7\x02\n" +
+	"\x1dCOMMAND_TYPE_SET_TENANT_QUOTA\x10\x1e\x12 \n" +
+	"\x1cCOMMAND_TYPE_CREATE_RESTORES\x10\x1f2\xd7\x02\n" +
 	"\x0eClusterService\x12E\n" +
 	"\x04Join\x12\x1d.restored.raft.v1.JoinRequest\x1a\x1e.restored.raft.v1.JoinResponse\x12K\n" +
 	"\x06Enroll\x12\x1f.restored.raft.v1.EnrollRequest\x1a .restored.raft.v1.EnrollResponse\x12L\n" +
@@ -3706,7 +3768,7 @@ func file_restored_raft_v1_raft_proto_rawDescGZIP() []byte {
 }
 
 var file_restored_raft_v1_raft_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(CommandType)(0),                 // 0: restored.raft.v1.CommandType
 	(*Envelope)(nil),                 // 1: restored.raft.v1.Envelope
@@ -3723,156 +3785,158 @@ var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(*ReportTokenUseResponse)(nil),   // 12: restored.raft.v1.ReportTokenUseResponse
 	(*IdempotencyKey)(nil),           // 13: restored.raft.v1.IdempotencyKey
 	(*CreateRestore)(nil),            // 14: restored.raft.v1.CreateRestore
-	(*DeleteRestore)(nil),            // 15: restored.raft.v1.DeleteRestore
-	(*RegisterHost)(nil),             // 16: restored.raft.v1.RegisterHost
-	(*SetHostDrain)(nil),             // 17: restored.raft.v1.SetHostDrain
-	(*SetHostState)(nil),             // 18: restored.raft.v1.SetHostState
-	(*ReportRecoveryPoints)(nil),     // 19: restored.raft.v1.ReportRecoveryPoints
-	(*ScanMark)(nil),                 // 20: restored.raft.v1.ScanMark
-	(*RestoreReport)(nil),            // 21: restored.raft.v1.RestoreReport
-	(*ReportRestoreStatus)(nil),      // 22: restored.raft.v1.ReportRestoreStatus
-	(*Placement)(nil),                // 23: restored.raft.v1.Placement
-	(*PendingReason)(nil),            // 24: restored.raft.v1.PendingReason
-	(*PlaceRestores)(nil),            // 25: restored.raft.v1.PlaceRestores
-	(*ExpireRestores)(nil),           // 26: restored.raft.v1.ExpireRestores
-	(*RegisterServer)(nil),           // 27: restored.raft.v1.RegisterServer
-	(*Snapshot)(nil),                 // 28: restored.raft.v1.Snapshot
-	(*StoredJoinToken)(nil),          // 29: restored.raft.v1.StoredJoinToken
-	(*CreateJoinToken)(nil),          // 30: restored.raft.v1.CreateJoinToken
-	(*UseJoinToken)(nil),             // 31: restored.raft.v1.UseJoinToken
-	(*Revocation)(nil),               // 32: restored.raft.v1.Revocation
-	(*RemoveHost)(nil),               // 33: restored.raft.v1.RemoveHost
-	(*RelayRequest)(nil),             // 34: restored.raft.v1.RelayRequest
-	(*RelayOpen)(nil),                // 35: restored.raft.v1.RelayOpen
-	(*RelayResponse)(nil),            // 36: restored.raft.v1.RelayResponse
-	(*RelayOpened)(nil),              // 37: restored.raft.v1.RelayOpened
-	(*EnrollRequest)(nil),            // 38: restored.raft.v1.EnrollRequest
-	(*EnrollResponse)(nil),           // 39: restored.raft.v1.EnrollResponse
-	(*JoinRequest)(nil),              // 40: restored.raft.v1.JoinRequest
-	(*JoinResponse)(nil),             // 41: restored.raft.v1.JoinResponse
-	(*SetVerificationPolicy)(nil),    // 42: restored.raft.v1.SetVerificationPolicy
-	(*DeleteVerificationPolicy)(nil), // 43: restored.raft.v1.DeleteVerificationPolicy
-	(*ReportInventory)(nil),          // 44: restored.raft.v1.ReportInventory
-	(*LinkUpRestore)(nil),            // 45: restored.raft.v1.LinkUpRestore
-	(*RegisterGuest)(nil),            // 46: restored.raft.v1.RegisterGuest
-	(*UnregisterGuest)(nil),          // 47: restored.raft.v1.UnregisterGuest
-	(*PruneVerifications)(nil),       // 48: restored.raft.v1.PruneVerifications
-	(*CreateSnapshot)(nil),           // 49: restored.raft.v1.CreateSnapshot
-	(*ReportSnapshotStatus)(nil),     // 50: restored.raft.v1.ReportSnapshotStatus
-	(*ReleaseSnapshots)(nil),         // 51: restored.raft.v1.ReleaseSnapshots
-	(*Prune)(nil),                    // 52: restored.raft.v1.Prune
-	(*timestamppb.Timestamp)(nil),    // 53: google.protobuf.Timestamp
-	(*v1.Tenant)(nil),                // 54: restore.v1.Tenant
-	(*v1.Token)(nil),                 // 55: restore.v1.Token
-	(*v1.TenantQuota)(nil),           // 56: restore.v1.TenantQuota
-	(*v1.Restore)(nil),               // 57: restore.v1.Restore
-	(*v1.Host)(nil),                  // 58: restore.v1.Host
-	(v1.HostState)(0),                // 59: restore.v1.HostState
-	(*v1.RecoveryPoint)(nil),         // 60: restore.v1.RecoveryPoint
-	(v1.RestoreState)(0),             // 61: restore.v1.RestoreState
-	(*v1.Boot)(nil),                  // 62: restore.v1.Boot
-	(*v1.Verification)(nil),          // 63: restore.v1.Verification
-	(*v1.Progress)(nil),              // 64: restore.v1.Progress
-	(*v1.RestoreExport)(nil),         // 65: restore.v1.RestoreExport
-	(*v1.RestoreImage)(nil),          // 66: restore.v1.RestoreImage
-	(*v1.Server)(nil),                // 67: restore.v1.Server
-	(*v1.VerificationPolicy)(nil),    // 68: restore.v1.VerificationPolicy
-	(*v1.Guest)(nil),                 // 69: restore.v1.Guest
-	(*v1.Snapshot)(nil),              // 70: restore.v1.Snapshot
-	(*v1.HostDomain)(nil),            // 71: restore.v1.HostDomain
-	(*v1.AuditEvent)(nil),            // 72: restore.v1.AuditEvent
-	(*v1.JoinToken)(nil),             // 73: restore.v1.JoinToken
-	(*v1.TunnelOpen)(nil),            // 74: restore.v1.TunnelOpen
+	(*CreateRestores)(nil),           // 15: restored.raft.v1.CreateRestores
+	(*DeleteRestore)(nil),            // 16: restored.raft.v1.DeleteRestore
+	(*RegisterHost)(nil),             // 17: restored.raft.v1.RegisterHost
+	(*SetHostDrain)(nil),             // 18: restored.raft.v1.SetHostDrain
+	(*SetHostState)(nil),             // 19: restored.raft.v1.SetHostState
+	(*ReportRecoveryPoints)(nil),     // 20: restored.raft.v1.ReportRecoveryPoints
+	(*ScanMark)(nil),                 // 21: restored.raft.v1.ScanMark
+	(*RestoreReport)(nil),            // 22: restored.raft.v1.RestoreReport
+	(*ReportRestoreStatus)(nil),      // 23: restored.raft.v1.ReportRestoreStatus
+	(*Placement)(nil),                // 24: restored.raft.v1.Placement
+	(*PendingReason)(nil),            // 25: restored.raft.v1.PendingReason
+	(*PlaceRestores)(nil),            // 26: restored.raft.v1.PlaceRestores
+	(*ExpireRestores)(nil),           // 27: restored.raft.v1.ExpireRestores
+	(*RegisterServer)(nil),           // 28: restored.raft.v1.RegisterServer
+	(*Snapshot)(nil),                 // 29: restored.raft.v1.Snapshot
+	(*StoredJoinToken)(nil),          // 30: restored.raft.v1.StoredJoinToken
+	(*CreateJoinToken)(nil),          // 31: restored.raft.v1.CreateJoinToken
+	(*UseJoinToken)(nil),             // 32: restored.raft.v1.UseJoinToken
+	(*Revocation)(nil),               // 33: restored.raft.v1.Revocation
+	(*RemoveHost)(nil),               // 34: restored.raft.v1.RemoveHost
+	(*RelayRequest)(nil),             // 35: restored.raft.v1.RelayRequest
+	(*RelayOpen)(nil),                // 36: restored.raft.v1.RelayOpen
+	(*RelayResponse)(nil),            // 37: restored.raft.v1.RelayResponse
+	(*RelayOpened)(nil),              // 38: restored.raft.v1.RelayOpened
+	(*EnrollRequest)(nil),            // 39: restored.raft.v1.EnrollRequest
+	(*EnrollResponse)(nil),           // 40: restored.raft.v1.EnrollResponse
+	(*JoinRequest)(nil),              // 41: restored.raft.v1.JoinRequest
+	(*JoinResponse)(nil),             // 42: restored.raft.v1.JoinResponse
+	(*SetVerificationPolicy)(nil),    // 43: restored.raft.v1.SetVerificationPolicy
+	(*DeleteVerificationPolicy)(nil), // 44: restored.raft.v1.DeleteVerificationPolicy
+	(*ReportInventory)(nil),          // 45: restored.raft.v1.ReportInventory
+	(*LinkUpRestore)(nil),            // 46: restored.raft.v1.LinkUpRestore
+	(*RegisterGuest)(nil),            // 47: restored.raft.v1.RegisterGuest
+	(*UnregisterGuest)(nil),          // 48: restored.raft.v1.UnregisterGuest
+	(*PruneVerifications)(nil),       // 49: restored.raft.v1.PruneVerifications
+	(*CreateSnapshot)(nil),           // 50: restored.raft.v1.CreateSnapshot
+	(*ReportSnapshotStatus)(nil),     // 51: restored.raft.v1.ReportSnapshotStatus
+	(*ReleaseSnapshots)(nil),         // 52: restored.raft.v1.ReleaseSnapshots
+	(*Prune)(nil),                    // 53: restored.raft.v1.Prune
+	(*timestamppb.Timestamp)(nil),    // 54: google.protobuf.Timestamp
+	(*v1.Tenant)(nil),                // 55: restore.v1.Tenant
+	(*v1.Token)(nil),                 // 56: restore.v1.Token
+	(*v1.TenantQuota)(nil),           // 57: restore.v1.TenantQuota
+	(*v1.Restore)(nil),               // 58: restore.v1.Restore
+	(*v1.Host)(nil),                  // 59: restore.v1.Host
+	(v1.HostState)(0),                // 60: restore.v1.HostState
+	(*v1.RecoveryPoint)(nil),         // 61: restore.v1.RecoveryPoint
+	(v1.RestoreState)(0),             // 62: restore.v1.RestoreState
+	(*v1.Boot)(nil),                  // 63: restore.v1.Boot
+	(*v1.Verification)(nil),          // 64: restore.v1.Verification
+	(*v1.Progress)(nil),              // 65: restore.v1.Progress
+	(*v1.RestoreExport)(nil),         // 66: restore.v1.RestoreExport
+	(*v1.RestoreImage)(nil),          // 67: restore.v1.RestoreImage
+	(*v1.Server)(nil),                // 68: restore.v1.Server
+	(*v1.VerificationPolicy)(nil),    // 69: restore.v1.VerificationPolicy
+	(*v1.Guest)(nil),                 // 70: restore.v1.Guest
+	(*v1.Snapshot)(nil),              // 71: restore.v1.Snapshot
+	(*v1.HostDomain)(nil),            // 72: restore.v1.HostDomain
+	(*v1.AuditEvent)(nil),            // 73: restore.v1.AuditEvent
+	(*v1.JoinToken)(nil),             // 74: restore.v1.JoinToken
+	(*v1.TunnelOpen)(nil),            // 75: restore.v1.TunnelOpen
 }
 var file_restored_raft_v1_raft_proto_depIdxs = []int32{
 	0,  // 0: restored.raft.v1.Envelope.type:type_name -> restored.raft.v1.CommandType
 	2,  // 1: restored.raft.v1.Envelope.audit:type_name -> restored.raft.v1.AuditContext
-	53, // 2: restored.raft.v1.AuditContext.time:type_name -> google.protobuf.Timestamp
-	54, // 3: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
-	55, // 4: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
+	54, // 2: restored.raft.v1.AuditContext.time:type_name -> google.protobuf.Timestamp
+	55, // 3: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
+	56, // 4: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
 	4,  // 5: restored.raft.v1.CreateToken.token:type_name -> restored.raft.v1.StoredToken
-	53, // 6: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
-	56, // 7: restored.raft.v1.SetTenantQuota.quota:type_name -> restore.v1.TenantQuota
+	54, // 6: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
+	57, // 7: restored.raft.v1.SetTenantQuota.quota:type_name -> restore.v1.TenantQuota
 	4,  // 8: restored.raft.v1.RotateToken.token:type_name -> restored.raft.v1.StoredToken
-	53, // 9: restored.raft.v1.RotateToken.old_expire_time:type_name -> google.protobuf.Timestamp
+	54, // 9: restored.raft.v1.RotateToken.old_expire_time:type_name -> google.protobuf.Timestamp
 	10, // 10: restored.raft.v1.TouchTokens.uses:type_name -> restored.raft.v1.TokenUse
-	53, // 11: restored.raft.v1.TokenUse.time:type_name -> google.protobuf.Timestamp
+	54, // 11: restored.raft.v1.TokenUse.time:type_name -> google.protobuf.Timestamp
 	9,  // 12: restored.raft.v1.ReportTokenUseRequest.uses:type_name -> restored.raft.v1.TouchTokens
-	53, // 13: restored.raft.v1.IdempotencyKey.create_time:type_name -> google.protobuf.Timestamp
-	57, // 14: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
-	53, // 15: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
-	58, // 16: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
-	53, // 17: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
-	59, // 18: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
-	53, // 19: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
-	60, // 20: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
-	61, // 21: restored.raft.v1.RestoreReport.state:type_name -> restore.v1.RestoreState
-	62, // 22: restored.raft.v1.RestoreReport.boot:type_name -> restore.v1.Boot
-	63, // 23: restored.raft.v1.RestoreReport.verification:type_name -> restore.v1.Verification
-	64, // 24: restored.raft.v1.RestoreReport.progress:type_name -> restore.v1.Progress
-	65, // 25: restored.raft.v1.RestoreReport.export:type_name -> restore.v1.RestoreExport
-	66, // 26: restored.raft.v1.RestoreReport.image:type_name -> restore.v1.RestoreImage
-	21, // 27: restored.raft.v1.ReportRestoreStatus.report:type_name -> restored.raft.v1.RestoreReport
-	53, // 28: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
-	23, // 29: restored.raft.v1.PlaceRestores.placements:type_name -> restored.raft.v1.Placement
-	24, // 30: restored.raft.v1.PlaceRestores.pending:type_name -> restored.raft.v1.PendingReason
-	53, // 31: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
-	53, // 32: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
-	67, // 33: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
-	54, // 34: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
-	4,  // 35: restored.raft.v1.Snapshot.tokens:type_name -> restored.raft.v1.StoredToken
-	57, // 36: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
-	58, // 37: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
-	60, // 38: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
-	67, // 39: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
-	13, // 40: restored.raft.v1.Snapshot.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
-	63, // 41: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
-	68, // 42: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
-	69, // 43: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
-	70, // 44: restored.raft.v1.Snapshot.snapshots:type_name -> restore.v1.Snapshot
-	29, // 45: restored.raft.v1.Snapshot.join_tokens:type_name -> restored.raft.v1.StoredJoinToken
-	32, // 46: restored.raft.v1.Snapshot.revocations:type_name -> restored.raft.v1.Revocation
-	71, // 47: restored.raft.v1.Snapshot.inventory:type_name -> restore.v1.HostDomain
-	72, // 48: restored.raft.v1.Snapshot.audit_events:type_name -> restore.v1.AuditEvent
-	20, // 49: restored.raft.v1.Snapshot.scan_marks:type_name -> restored.raft.v1.ScanMark
-	73, // 50: restored.raft.v1.StoredJoinToken.token:type_name -> restore.v1.JoinToken
-	29, // 51: restored.raft.v1.CreateJoinToken.token:type_name -> restored.raft.v1.StoredJoinToken
-	53, // 52: restored.raft.v1.UseJoinToken.time:type_name -> google.protobuf.Timestamp
-	53, // 53: restored.raft.v1.Revocation.revoke_time:type_name -> google.protobuf.Timestamp
-	53, // 54: restored.raft.v1.RemoveHost.time:type_name -> google.protobuf.Timestamp
-	35, // 55: restored.raft.v1.RelayRequest.open:type_name -> restored.raft.v1.RelayOpen
-	74, // 56: restored.raft.v1.RelayOpen.open:type_name -> restore.v1.TunnelOpen
-	37, // 57: restored.raft.v1.RelayResponse.opened:type_name -> restored.raft.v1.RelayOpened
-	67, // 58: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
-	68, // 59: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
-	71, // 60: restored.raft.v1.ReportInventory.domains:type_name -> restore.v1.HostDomain
-	69, // 61: restored.raft.v1.ReportInventory.adopt:type_name -> restore.v1.Guest
-	53, // 62: restored.raft.v1.ReportInventory.time:type_name -> google.protobuf.Timestamp
-	53, // 63: restored.raft.v1.LinkUpRestore.time:type_name -> google.protobuf.Timestamp
-	69, // 64: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
-	70, // 65: restored.raft.v1.CreateSnapshot.snapshot:type_name -> restore.v1.Snapshot
-	70, // 66: restored.raft.v1.ReportSnapshotStatus.snapshot:type_name -> restore.v1.Snapshot
-	53, // 67: restored.raft.v1.ReportSnapshotStatus.time:type_name -> google.protobuf.Timestamp
-	53, // 68: restored.raft.v1.ReleaseSnapshots.time:type_name -> google.protobuf.Timestamp
-	53, // 69: restored.raft.v1.Prune.restores_before:type_name -> google.protobuf.Timestamp
-	53, // 70: restored.raft.v1.Prune.snapshots_before:type_name -> google.protobuf.Timestamp
-	13, // 71: restored.raft.v1.Prune.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
-	53, // 72: restored.raft.v1.Prune.keys_before:type_name -> google.protobuf.Timestamp
-	53, // 73: restored.raft.v1.Prune.tokens_before:type_name -> google.protobuf.Timestamp
-	53, // 74: restored.raft.v1.Prune.audit_before:type_name -> google.protobuf.Timestamp
-	40, // 75: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
-	38, // 76: restored.raft.v1.ClusterService.Enroll:input_type -> restored.raft.v1.EnrollRequest
-	34, // 77: restored.raft.v1.ClusterService.Relay:input_type -> restored.raft.v1.RelayRequest
-	11, // 78: restored.raft.v1.ClusterService.ReportTokenUse:input_type -> restored.raft.v1.ReportTokenUseRequest
-	41, // 79: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
-	39, // 80: restored.raft.v1.ClusterService.Enroll:output_type -> restored.raft.v1.EnrollResponse
-	36, // 81: restored.raft.v1.ClusterService.Relay:output_type -> restored.raft.v1.RelayResponse
-	12, // 82: restored.raft.v1.ClusterService.ReportTokenUse:output_type -> restored.raft.v1.ReportTokenUseResponse
-	79, // [79:83] is the sub-list for method output_type
-	75, // [75:79] is the sub-list for method input_type
-	75, // [75:75] is the sub-list for extension type_name
-	75, // [75:75] is the sub-list for extension extendee
-	0,  // [0:75] is the sub-list for field type_name
+	54, // 13: restored.raft.v1.IdempotencyKey.create_time:type_name -> google.protobuf.Timestamp
+	58, // 14: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
+	14, // 15: restored.raft.v1.CreateRestores.items:type_name -> restored.raft.v1.CreateRestore
+	54, // 16: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
+	59, // 17: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
+	54, // 18: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
+	60, // 19: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
+	54, // 20: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
+	61, // 21: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
+	62, // 22: restored.raft.v1.RestoreReport.state:type_name -> restore.v1.RestoreState
+	63, // 23: restored.raft.v1.RestoreReport.boot:type_name -> restore.v1.Boot
+	64, // 24: restored.raft.v1.RestoreReport.verification:type_name -> restore.v1.Verification
+	65, // 25: restored.raft.v1.RestoreReport.progress:type_name -> restore.v1.Progress
+	66, // 26: restored.raft.v1.RestoreReport.export:type_name -> restore.v1.RestoreExport
+	67, // 27: restored.raft.v1.RestoreReport.image:type_name -> restore.v1.RestoreImage
+	22, // 28: restored.raft.v1.ReportRestoreStatus.report:type_name -> restored.raft.v1.RestoreReport
+	54, // 29: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
+	24, // 30: restored.raft.v1.PlaceRestores.placements:type_name -> restored.raft.v1.Placement
+	25, // 31: restored.raft.v1.PlaceRestores.pending:type_name -> restored.raft.v1.PendingReason
+	54, // 32: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
+	54, // 33: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
+	68, // 34: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
+	55, // 35: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
+	4,  // 36: restored.raft.v1.Snapshot.tokens:type_name -> restored.raft.v1.StoredToken
+	58, // 37: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
+	59, // 38: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
+	61, // 39: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
+	68, // 40: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
+	13, // 41: restored.raft.v1.Snapshot.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
+	64, // 42: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
+	69, // 43: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
+	70, // 44: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
+	71, // 45: restored.raft.v1.Snapshot.snapshots:type_name -> restore.v1.Snapshot
+	30, // 46: restored.raft.v1.Snapshot.join_tokens:type_name -> restored.raft.v1.StoredJoinToken
+	33, // 47: restored.raft.v1.Snapshot.revocations:type_name -> restored.raft.v1.Revocation
+	72, // 48: restored.raft.v1.Snapshot.inventory:type_name -> restore.v1.HostDomain
+	73, // 49: restored.raft.v1.Snapshot.audit_events:type_name -> restore.v1.AuditEvent
+	21, // 50: restored.raft.v1.Snapshot.scan_marks:type_name -> restored.raft.v1.ScanMark
+	74, // 51: restored.raft.v1.StoredJoinToken.token:type_name -> restore.v1.JoinToken
+	30, // 52: restored.raft.v1.CreateJoinToken.token:type_name -> restored.raft.v1.StoredJoinToken
+	54, // 53: restored.raft.v1.UseJoinToken.time:type_name -> google.protobuf.Timestamp
+	54, // 54: restored.raft.v1.Revocation.revoke_time:type_name -> google.protobuf.Timestamp
+	54, // 55: restored.raft.v1.RemoveHost.time:type_name -> google.protobuf.Timestamp
+	36, // 56: restored.raft.v1.RelayRequest.open:type_name -> restored.raft.v1.RelayOpen
+	75, // 57: restored.raft.v1.RelayOpen.open:type_name -> restore.v1.TunnelOpen
+	38, // 58: restored.raft.v1.RelayResponse.opened:type_name -> restored.raft.v1.RelayOpened
+	68, // 59: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
+	69, // 60: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
+	72, // 61: restored.raft.v1.ReportInventory.domains:type_name -> restore.v1.HostDomain
+	70, // 62: restored.raft.v1.ReportInventory.adopt:type_name -> restore.v1.Guest
+	54, // 63: restored.raft.v1.ReportInventory.time:type_name -> google.protobuf.Timestamp
+	54, // 64: restored.raft.v1.LinkUpRestore.time:type_name -> google.protobuf.Timestamp
+	70, // 65: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
+	71, // 66: restored.raft.v1.CreateSnapshot.snapshot:type_name -> restore.v1.Snapshot
+	71, // 67: restored.raft.v1.ReportSnapshotStatus.snapshot:type_name -> restore.v1.Snapshot
+	54, // 68: restored.raft.v1.ReportSnapshotStatus.time:type_name -> google.protobuf.Timestamp
+	54, // 69: restored.raft.v1.ReleaseSnapshots.time:type_name -> google.protobuf.Timestamp
+	54, // 70: restored.raft.v1.Prune.restores_before:type_name -> google.protobuf.Timestamp
+	54, // 71: restored.raft.v1.Prune.snapshots_before:type_name -> google.protobuf.Timestamp
+	13, // 72: restored.raft.v1.Prune.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
+	54, // 73: restored.raft.v1.Prune.keys_before:type_name -> google.protobuf.Timestamp
+	54, // 74: restored.raft.v1.Prune.tokens_before:type_name -> google.protobuf.Timestamp
+	54, // 75: restored.raft.v1.Prune.audit_before:type_name -> google.protobuf.Timestamp
+	41, // 76: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
+	39, // 77: restored.raft.v1.ClusterService.Enroll:input_type -> restored.raft.v1.EnrollRequest
+	35, // 78: restored.raft.v1.ClusterService.Relay:input_type -> restored.raft.v1.RelayRequest
+	11, // 79: restored.raft.v1.ClusterService.ReportTokenUse:input_type -> restored.raft.v1.ReportTokenUseRequest
+	42, // 80: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
+	40, // 81: restored.raft.v1.ClusterService.Enroll:output_type -> restored.raft.v1.EnrollResponse
+	37, // 82: restored.raft.v1.ClusterService.Relay:output_type -> restored.raft.v1.RelayResponse
+	12, // 83: restored.raft.v1.ClusterService.ReportTokenUse:output_type -> restored.raft.v1.ReportTokenUseResponse
+	80, // [80:84] is the sub-list for method output_type
+	76, // [76:80] is the sub-list for method input_type
+	76, // [76:76] is the sub-list for extension type_name
+	76, // [76:76] is the sub-list for extension extendee
+	0,  // [0:76] is the sub-list for field type_name
 }
 
 func init() { file_restored_raft_v1_raft_proto_init() }
@@ -3880,11 +3944,11 @@ func file_restored_raft_v1_raft_proto_init() {
 	if File_restored_raft_v1_raft_proto != nil {
 		return
 	}
-	file_restored_raft_v1_raft_proto_msgTypes[33].OneofWrappers = []any{
+	file_restored_raft_v1_raft_proto_msgTypes[34].OneofWrappers = []any{
 		(*RelayRequest_Open)(nil),
 		(*RelayRequest_Data)(nil),
 	}
-	file_restored_raft_v1_raft_proto_msgTypes[35].OneofWrappers = []any{
+	file_restored_raft_v1_raft_proto_msgTypes[36].OneofWrappers = []any{
 		(*RelayResponse_Opened)(nil),
 		(*RelayResponse_Data)(nil),
 	}
@@ -3894,7 +3958,7 @@ func file_restored_raft_v1_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restored_raft_v1_raft_proto_rawDesc), len(file_restored_raft_v1_raft_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   52,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

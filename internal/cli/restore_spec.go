@@ -1,0 +1,171 @@
+package cli
+
+import (
+	"cmp"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/lifecycle"
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v4"
+)
+
+// restoreSpec is one restore as a person writes it: the flags of
+// restore create, and each item of a site file.
+type restoreSpec struct {
+	RecoveryPoint string        `yaml:"recovery_point"`
+	Mode          string        `yaml:"mode"`
+	VCPUs         int32         `yaml:"vcpus"`
+	MemoryMiB     int64         `yaml:"memory_mib"`
+	TTL           time.Duration `yaml:"ttl"`
+	Network       string        `yaml:"network"`
+	Bridge        string        `yaml:"bridge"`
+	Firmware      string        `yaml:"firmware"`
+	ReadWrite     bool          `yaml:"read_write"`
+	// Format is an IMAGE restore's: qcow2, vmdk or vhdx.
+	Format string `yaml:"format"`
+}
+
+// request is the spec as the API takes it (no request id).
+func (s restoreSpec) request() (*restorev1.CreateRestoreRequest, error) {
+	req := &restorev1.CreateRestoreRequest{RecoveryPointId: s.RecoveryPoint, Vcpus: s.VCPUs, MemoryMib: s.MemoryMiB, TtlSeconds: int64(s.TTL / time.Second)}
+	m, err := parseEnum("mode", restorev1.Mode(0).Descriptor(), "MODE_", cmp.Or(s.Mode, "virtualize"))
+	if err != nil {
+		return nil, err
+	}
+	req.Mode = restorev1.Mode(m)
+	n, err := parseEnum("network", restorev1.NetworkKind(0).Descriptor(), "NETWORK_KIND_", cmp.Or(s.Network, "none"))
+	if err != nil {
+		return nil, err
+	}
+	req.Network = &restorev1.Network{Kind: restorev1.NetworkKind(n), Bridge: s.Bridge}
+	f, err := parseEnum("firmware", restorev1.Firmware(0).Descriptor(), "FIRMWARE_", cmp.Or(s.Firmware, "auto"))
+	if err != nil {
+		return nil, err
+	}
+	req.Firmware = restorev1.Firmware(f)
+	if req.Mode == restorev1.Mode_MODE_EXPORT {
+		req.Export = &restorev1.ExportOptions{ReadWrite: s.ReadWrite}
+	} else if s.ReadWrite {
+		return nil, fmt.Errorf("read-write is for mode export")
+	}
+	if req.Mode == restorev1.Mode_MODE_IMAGE {
+		f, err := parseEnum("format", restorev1.ImageFormat(0).Descriptor(), "IMAGE_FORMAT_", s.Format)
+		if err != nil {
+			return nil, err
+		}
+		req.Image = &restorev1.ImageOptions{Format: restorev1.ImageFormat(f)}
+	} else if s.Format != "" {
+		return nil, fmt.Errorf("format is for mode image")
+	}
+	return req, nil
+}
+
+// siteFile is a batch as a person writes it.
+type siteFile struct {
+	RequestID string        `yaml:"request_id"`
+	Items     []restoreSpec `yaml:"items"`
+}
+
+// readSite reads a site file into a batch; requestID (the flag), when
+// given, names the batch instead of the file's.
+func readSite(path, requestID string) (*restorev1.BatchCreateRestoresRequest, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var site siteFile
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&site); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	out := &restorev1.BatchCreateRestoresRequest{RequestId: cmp.Or(requestID, site.RequestID)}
+	if out.RequestId == "" {
+		return nil, fmt.Errorf("%s: give the batch a request_id (in the file or with --request-id), so that running it again does not restore the site twice", path)
+	}
+	for i, it := range site.Items {
+		req, err := it.request()
+		if err != nil {
+			return nil, fmt.Errorf("%s: items[%d]: %w", path, i, err)
+		}
+		out.Items = append(out.Items, req)
+	}
+	return out, nil
+}
+
+// watchRestores prints each change of the restores first given until every
+// one is RUNNING or has ended, with a line for the whole set after each.
+func watchRestores(g *globals, cmd *cobra.Command, filter *restorev1.WatchRestoresRequest, first []*restorev1.Restore) error {
+	conn, ctx, done, err := g.dialFor(cmd, 0)
+	if err != nil {
+		return err
+	}
+	defer done()
+	stream, err := restorev1.NewRestoreServiceClient(conn).WatchRestores(ctx, filter)
+	if err != nil {
+		return err
+	}
+	states := map[string]restorev1.RestoreState{}
+	for _, x := range first {
+		states[x.Id] = x.State
+	}
+	settled := func() bool {
+		for _, st := range states {
+			if !lifecycle.BootSettled(st) {
+				return false
+			}
+		}
+		return true
+	}
+	last := map[string]string{}
+	for !settled() {
+		msg, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		x := msg.Restore
+		if _, ok := states[x.Id]; !ok {
+			continue
+		}
+		states[x.Id] = x.State
+		line := fmt.Sprintf("%-10s %s %s", trimEnum(x.State.String(), "RESTORE_STATE_"), orDash(x.HostId), x.StateReason)
+		if last[x.Id] == line {
+			continue
+		}
+		last[x.Id] = line
+		if g.output == "json" {
+			if err := g.printJSON(x); err != nil {
+				return err
+			}
+			continue
+		}
+		fmt.Fprintf(g.out, "%s  %s  %s\n", time.Now().UTC().Format(time.TimeOnly), x.Id, line)
+		if len(states) > 1 {
+			fmt.Fprintf(g.out, "          %s\n", summary(states))
+		}
+	}
+	return nil
+}
+
+// summary counts restores by state: "2 RUNNING, 3 PENDING (of 5)".
+func summary(states map[string]restorev1.RestoreState) string {
+	count := map[string]int{}
+	for _, st := range states {
+		count[trimEnum(st.String(), "RESTORE_STATE_")]++
+	}
+	names := make([]string, 0, len(count))
+	for n := range count {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	parts := make([]string, 0, len(names))
+	for _, n := range names {
+		parts = append(parts, fmt.Sprintf("%d %s", count[n], n))
+	}
+	return fmt.Sprintf("%s (of %d)", strings.Join(parts, ", "), len(states))
+}
