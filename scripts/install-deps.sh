@@ -26,6 +26,11 @@ declare -A want=(
 	[libvirt-daemon-system]=/usr/sbin/libvirtd
 	[ovmf]=/usr/share/OVMF/OVMF_CODE_4M.fd
 	[iproute2]=/usr/sbin/ip
+	# iSCSI exports: Debian's user-space target (no LIO here), libiscsi's
+	# tools and QEMU's iSCSI driver for the tests' initiators
+	[tgt]=/usr/sbin/tgtd
+	[libiscsi-bin]=/usr/bin/iscsi-ls
+	[qemu-block-extra]=/usr/lib/x86_64-linux-gnu/qemu/block-iscsi.so
 	# the browser console: noVNC from npm, and its test in headless Chromium
 	[npm]=/usr/bin/npm
 	[chromium]=/usr/bin/chromium

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -50,6 +51,10 @@ type Config struct {
 	// DefaultNBDAddr); AdvertiseAddr is the host they dial it at (required
 	// when NBDAddr binds every interface).
 	NBDAddr, AdvertiseAddr string
+	// ISCSIAddr is the host iSCSI exports' targets listen on (each on a
+	// port of its own; default 127.0.0.1); initiators dial AdvertiseAddr
+	// when set.
+	ISCSIAddr string
 	// Bridges are the host bridges BRIDGED restores may use, and by whom.
 	Bridges []Bridge
 	// DomainPrefix starts the names of this host's restore domains
@@ -177,6 +182,9 @@ func New(cfg Config) (*Agent, error) {
 			return nil, fmt.Errorf("--ca-cert: %w", err)
 		}
 	}
+	if ip := net.ParseIP(cfg.ISCSIAddr); (cfg.ISCSIAddr == "0.0.0.0" || (ip != nil && ip.IsUnspecified())) && cfg.AdvertiseAddr == "" {
+		return nil, fmt.Errorf("--iscsi-addr %s listens on every interface, which is no address an initiator can dial: give --advertise-addr", cfg.ISCSIAddr)
+	}
 	if err := checkNBDAddr(cfg.NBDAddr, cfg.AdvertiseAddr); err != nil {
 		return nil, err
 	}
@@ -277,10 +285,11 @@ func (a *Agent) openHost(ctx context.Context) (host, string, string, error) {
 	}
 	accel, note := Accelerator(ctx, a.cfg.Emulator, a.cfg.WorkDir, a.cfg.Accelerator)
 	a.log.Info("accelerator chosen", "accelerator", accel, "why", note)
-	return kvm.NewHost(a.drv, kvm.HostConfig{HostID: a.cfg.HostID, WorkDir: a.cfg.WorkDir, Repository: a.cfg.Repository, QEMUGroup: a.qemuGroup, Log: a.log, Facts: vmspec.HostFacts{
-		Accelerator: accel, Emulator: a.cfg.Emulator,
-		OVMFCode: "/usr/share/OVMF/OVMF_CODE_4M.fd", OVMFVars: "/usr/share/OVMF/OVMF_VARS_4M.fd", DomainPrefix: a.cfg.DomainPrefix,
-	}}), accel, note, nil
+	return kvm.NewHost(a.drv, kvm.HostConfig{HostID: a.cfg.HostID, WorkDir: a.cfg.WorkDir, Repository: a.cfg.Repository, QEMUGroup: a.qemuGroup, Log: a.log,
+		ISCSIListen: a.cfg.ISCSIAddr, ISCSIAdvertise: a.cfg.AdvertiseAddr, Facts: vmspec.HostFacts{
+			Accelerator: accel, Emulator: a.cfg.Emulator,
+			OVMFCode: "/usr/share/OVMF/OVMF_CODE_4M.fd", OVMFVars: "/usr/share/OVMF/OVMF_VARS_4M.fd", DomainPrefix: a.cfg.DomainPrefix,
+		}}), accel, note, nil
 }
 
 // assemble builds the parts on the host.
@@ -300,8 +309,16 @@ func (a *Agent) assemble(hv host, accel, note string) *parts {
 			boot:   &bootWatcher{obs: hv, caps: caps, timeout: a.cfg.BootTimeout, settle: a.cfg.ScreenSettle, marker: a.marker, signals: a.cfg.BootSignals, log: a.log},
 			verify: &verifications{obs: hv, caps: caps, ev: ev, settle: a.cfg.ScreenSettle, bootTimeout: a.cfg.BootTimeout, log: a.log},
 		},
-		tunnel: &tunnel{hostID: a.cfg.HostID, ctl: a.ctl, obs: hv, caps: caps, snapshots: snaps, ev: ev, images: imagerOf(hv), log: a.log},
+		tunnel: &tunnel{hostID: a.cfg.HostID, ctl: a.ctl, obs: hv, caps: caps, snapshots: snaps, ev: ev, images: imagerOf(hv), exporter: exporterOf(hv), log: a.log},
 	}
+}
+
+// exporterOf is the driver's exports, when it serves any.
+func exporterOf(hv host) hypervisor.Exporter {
+	if ex, ok := hv.(hypervisor.Exporter); ok {
+		return ex
+	}
+	return nil
 }
 
 // imagerOf is the driver's image files, when it makes any.

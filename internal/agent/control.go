@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"google.golang.org/grpc/codes"
@@ -105,6 +106,14 @@ const maxReason = 253
 // clampReason shortens a state reason to what the server takes, ending it
 // with "…" when cut (the whole text stays in the verification's reason).
 func clampReason(s string) string {
+	// A reason is one line of printable text: a tool's multi-line error
+	// is folded (the API refuses control characters).
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
 	if len(s) <= maxReason {
 		return s
 	}

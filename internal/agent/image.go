@@ -85,7 +85,7 @@ func (p *restores) reportImage(ctx context.Context, r *restorev1.Restore, format
 		total += f.Size
 	}
 	req := &restorev1.ReportRestoreStatusRequest{ProtocolVersion: version.AgentProtocol, HostId: p.hostID, RestoreId: r.Id,
-		State: lifecycle.Running, StateReason: fmt.Sprintf("%d %s file(s), %d bytes, ready to download: ask for a link (POST /v1/restores/%s:download)", len(files), format, total, r.Id),
+		State: lifecycle.Running, StateReason: clampReason(fmt.Sprintf("%d %s file(s), %d bytes, ready to download: ask for a link (POST /v1/restores/%s:download)", len(files), format, total, r.Id)),
 		Image: out}
 	retry{attempts: 5, step: time.Second}.do(ctx, func() error { return p.rep.reportRestore(ctx, req) })
 }

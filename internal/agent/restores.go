@@ -147,8 +147,14 @@ func (p *restores) keepRunning(ctx context.Context, r *restorev1.Restore, vmRunn
 		return // adopted: nothing else to do
 	}
 	p.work.goWork(ctx, r.Id, func(rctx context.Context) {
-		if vmRunning && r.Mode == restorev1.Mode_MODE_IMAGE {
+		switch {
+		case vmRunning && r.Mode == restorev1.Mode_MODE_IMAGE:
 			p.adoptImage(rctx, r)
+			return
+		case vmRunning && r.Mode == restorev1.Mode_MODE_EXPORT:
+			// Served, but the control plane never heard where (the
+			// agent restarted, or the report was lost): serve it again.
+			p.startExport(rctx, r)
 			return
 		}
 		if vmRunning {

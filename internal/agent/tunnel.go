@@ -31,9 +31,11 @@ type tunnel struct {
 	caps      hypervisor.Set
 	snapshots *snapshots
 	ev        *evidence
-	// images finds IMAGE restores' files (nil: the driver makes none).
-	images hypervisor.Imager
-	log    *slog.Logger
+	// images finds IMAGE restores' files (nil: the driver makes none);
+	// exporter serves EXPORT restores (nil: the driver serves none).
+	images   hypervisor.Imager
+	exporter hypervisor.Exporter
+	log      *slog.Logger
 }
 
 // run keeps a tunnel open for the session, reopening it when it breaks.
@@ -92,6 +94,8 @@ func (t *tunnel) serveChannel(ctx context.Context, open *restorev1.TunnelOpen, c
 		t.serveConsole(ctx, open.RestoreId, c)
 	case restorev1.TunnelOpenKind_TUNNEL_OPEN_KIND_IMAGE:
 		t.serveImage(open, c)
+	case restorev1.TunnelOpenKind_TUNNEL_OPEN_KIND_CHAP:
+		t.serveCHAP(ctx, open.RestoreId, c)
 	default:
 		_ = c.CloseWith(fmt.Sprintf("this agent cannot open %s", open.Kind), false)
 	}

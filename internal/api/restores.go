@@ -84,6 +84,10 @@ func normalizeCreate(in *restorev1.CreateRestoreRequest) (*restorev1.CreateResto
 		return nil, validate.Errorf("an %s restore has no VM and so no network: leave network out (it was %s)", lifecycle.ModeName(req.Mode), req.Network.Kind)
 	case req.Mode == restorev1.Mode_MODE_EXPORT && req.Export == nil:
 		req.Export = &restorev1.ExportOptions{}
+	case req.Mode == restorev1.Mode_MODE_EXPORT:
+		if err := validate.EnumOrUnset("export.protocol", req.Export.Protocol); err != nil {
+			return nil, err
+		}
 	case req.Mode == restorev1.Mode_MODE_IMAGE:
 		if _, ok := kinds.ImageFormatFromAPI(req.GetImage().GetFormat()); !ok {
 			return nil, validate.Errorf("an IMAGE restore needs image.format: QCOW2, VMDK or VHDX (got %s)", req.GetImage().GetFormat())

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
@@ -86,9 +87,28 @@ func (s *RestoreService) IssueRestoreCredentials(ctx context.Context, req *resto
 	case x.State != lifecycle.Running || x.Export == nil:
 		return nil, status.Errorf(codes.FailedPrecondition, "restore %s is %s: credentials are issued once its export is RUNNING", x.Id, x.State)
 	}
+	if x.Export.Protocol == restorev1.ExportProtocol_EXPORT_PROTOCOL_ISCSI {
+		return s.issueCHAP(ctx, x)
+	}
 	c, err := s.issueReader(pki.RoleExport, "export", x.Id, x.Tenant, x.Export.NbdCaCert, x.GetExpireTime().AsTime())
 	if err != nil {
 		return nil, err
 	}
 	return &restorev1.IssueRestoreCredentialsResponse{CaCert: c.CACert, Cert: c.Cert, Key: c.Key, ExpireTime: timestamppb.New(c.Expire)}, nil
+}
+
+// issueCHAP asks the host of an iSCSI export for a new CHAP secret (its
+// target takes it at once; the one before stops working) and passes it
+// on: the server keeps nothing.
+func (s *RestoreService) issueCHAP(ctx context.Context, x *restorev1.Restore) (*restorev1.IssueRestoreCredentialsResponse, error) {
+	data, err := s.fetch(ctx, x.HostId, &restorev1.TunnelOpen{Kind: restorev1.TunnelOpenKind_TUNNEL_OPEN_KIND_CHAP, RestoreId: x.Id})
+	if err != nil {
+		return nil, err
+	}
+	user, secret, ok := strings.Cut(string(data), " ")
+	if !ok || user != x.Export.ChapUser || secret == "" {
+		return nil, status.Errorf(codes.Unavailable, "host %s answered no CHAP secret for restore %s", x.HostId, x.Id)
+	}
+	s.Log.Info("CHAP secret issued", "restore", x.Id) // never the secret
+	return &restorev1.IssueRestoreCredentialsResponse{ChapUser: user, ChapSecret: secret, ExpireTime: x.ExpireTime}, nil
 }

@@ -28,6 +28,8 @@ type restoreSpec struct {
 	ReadWrite     bool          `yaml:"read_write"`
 	// Format is an IMAGE restore's: qcow2, vmdk or vhdx.
 	Format string `yaml:"format"`
+	// Protocol is an EXPORT restore's: nbd (default) or iscsi.
+	Protocol string `yaml:"protocol"`
 }
 
 // request is the spec as the API takes it (no request id).
@@ -49,9 +51,13 @@ func (s restoreSpec) request() (*restorev1.CreateRestoreRequest, error) {
 	}
 	req.Firmware = restorev1.Firmware(f)
 	if req.Mode == restorev1.Mode_MODE_EXPORT {
-		req.Export = &restorev1.ExportOptions{ReadWrite: s.ReadWrite}
-	} else if s.ReadWrite {
-		return nil, fmt.Errorf("read-write is for mode export")
+		p, err := parseEnum("protocol", restorev1.ExportProtocol(0).Descriptor(), "EXPORT_PROTOCOL_", cmp.Or(s.Protocol, "nbd"))
+		if err != nil {
+			return nil, err
+		}
+		req.Export = &restorev1.ExportOptions{ReadWrite: s.ReadWrite, Protocol: restorev1.ExportProtocol(p)}
+	} else if s.ReadWrite || s.Protocol != "" {
+		return nil, fmt.Errorf("read-write and protocol are for mode export")
 	}
 	if req.Mode == restorev1.Mode_MODE_IMAGE {
 		f, err := parseEnum("format", restorev1.ImageFormat(0).Descriptor(), "IMAGE_FORMAT_", s.Format)

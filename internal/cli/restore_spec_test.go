@@ -24,7 +24,7 @@ items:
   - recovery_point: rp-db
     mode: verify
     vcpus: 2
-  - {recovery_point: rp-files, mode: export, read_write: true}
+  - {recovery_point: rp-files, mode: export, read_write: true, protocol: iscsi}
 `), "")
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +39,7 @@ items:
 	if db.Mode != restorev1.Mode_MODE_VERIFY || db.Vcpus != 2 || db.Firmware != restorev1.Firmware_FIRMWARE_AUTO {
 		t.Errorf("db: %v", db)
 	}
-	if files.Mode != restorev1.Mode_MODE_EXPORT || !files.Export.GetReadWrite() {
+	if files.Mode != restorev1.Mode_MODE_EXPORT || !files.Export.GetReadWrite() || files.Export.GetProtocol() != restorev1.ExportProtocol_EXPORT_PROTOCOL_ISCSI {
 		t.Errorf("files: %v", files)
 	}
 	if b, err := readSite(write("items: [{recovery_point: rp-1}]\n"), "from-flag"); err != nil || b.RequestId != "from-flag" {
@@ -49,7 +49,7 @@ items:
 		"items: [{recovery_point: rp-1}]\n":                                  "give the batch a request_id",
 		"request_id: x\nitems: [{recovery_point: rp-1, memory: 5}]\n":        "field memory not found",
 		"request_id: x\nitems: [{recovery_point: rp-1, mode: sideways}]\n":   "items[0]",
-		"request_id: x\nitems: [{recovery_point: rp-1, read_write: true}]\n": "read-write is for mode export",
+		"request_id: x\nitems: [{recovery_point: rp-1, read_write: true}]\n": "read-write and protocol are for mode export",
 	} {
 		if _, err := readSite(write(text), ""); err == nil || !strings.Contains(err.Error(), says) {
 			t.Errorf("%q: %v, want %q", text, err, says)

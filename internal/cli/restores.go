@@ -55,12 +55,13 @@ same flags returns the first restore; with other flags it is refused.
 --from-file creates a batch (up to 100 restores, all or none) from a YAML
 file: an optional request_id and a list of items, each with the fields of
 the flags (recovery_point, mode, vcpus, memory_mib, ttl, network, bridge,
-firmware, read_write, format). Items that do not fit on the hosts now wait PENDING
+firmware, read_write, protocol, format). Items that do not fit on the hosts now wait PENDING
 and start as capacity frees. --watch follows the restore, or every item of
 the batch, until each is RUNNING or has ended.`,
 		Example: `  restorectl restore create --recovery-point rp-42 --mode virtualize --vcpus 2 --memory-mib 1024 --ttl 2h
   restorectl restore create --recovery-point rp-42 --mode verify --request-id nightly-rp-42
   restorectl restore create --recovery-point rp-42 --mode export --read-write   # then: restorectl restore credentials ID --dir ./tls
+  restorectl restore create --recovery-point rp-42 --mode export --protocol iscsi  # then: restorectl restore credentials ID --dir ./chap
   restorectl restore create --from-file site.yaml --watch
     # site.yaml:
     #   request_id: site-a-failover-1
@@ -70,7 +71,7 @@ the batch, until each is RUNNING or has ended.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if fromFile != "" {
-				if changed(cmd, "recovery-point", "mode", "format", "read-write", "vcpus", "memory-mib", "ttl", "network", "bridge", "firmware") {
+				if changed(cmd, "recovery-point", "mode", "format", "protocol", "read-write", "vcpus", "memory-mib", "ttl", "network", "bridge", "firmware") {
 					return fmt.Errorf("--from-file takes the restores' options from the file: give no other restore flags")
 				}
 				batch, err := readSite(fromFile, requestID)
@@ -115,6 +116,7 @@ the batch, until each is RUNNING or has ended.`,
 	fl.StringVar(&spec.RecoveryPoint, "recovery-point", "", "recovery point id (required unless --from-file)")
 	fl.StringVar(&spec.Mode, "mode", "virtualize", "virtualize, verify, export or image (image files: see also restorectl image export)")
 	fl.StringVar(&spec.Format, "format", "", "image: qcow2, vmdk or vhdx")
+	fl.StringVar(&spec.Protocol, "protocol", "", "export: nbd (default: NBD with TLS) or iscsi (iSCSI with CHAP)")
 	fl.BoolVar(&spec.ReadWrite, "read-write", false, "export: writes through the export land in its overlay (never in the recovery point)")
 	fl.Int32Var(&spec.VCPUs, "vcpus", 0, "virtual CPUs (1-64; default 1; none for export)")
 	fl.Int64Var(&spec.MemoryMiB, "memory-mib", 0, "memory in MiB (96-1048576; default 256; none for export)")

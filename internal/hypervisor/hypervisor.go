@@ -139,9 +139,34 @@ type Observer interface {
 type Exporter interface {
 	// Export makes the overlays and serves them; it unwinds what it made
 	// when it fails.
-	Export(ctx context.Context, spec RestoreSpec, readWrite bool) ([]SnapshotDisk, error)
-	// ExportSocket is where a restore's exports are served, while they are.
+	Export(ctx context.Context, spec RestoreSpec, opts ExportOptions) (Exported, error)
+	// ExportSocket is where a restore's NBD exports are served, while they
+	// are.
 	ExportSocket(id string) (string, bool)
+	// SetCHAP gives an iSCSI export's target a new CHAP secret (the one
+	// before stops working) and returns its user and secret.
+	SetCHAP(ctx context.Context, id string) (user, secret string, err error)
+}
+
+// ExportOptions are how an EXPORT restore's disks are served.
+type ExportOptions struct {
+	ReadWrite bool
+	Protocol  kinds.ExportProtocol
+}
+
+// Exported is what an export serves: its disks (NBD: each at its URI;
+// iSCSI: each a LUN of the one target).
+type Exported struct {
+	Disks []ExportedDisk
+	// ISCSI: the target's portal (HOST:PORT), IQN and CHAP user.
+	Portal, IQN, CHAPUser string
+}
+
+// ExportedDisk is one disk of an export.
+type ExportedDisk struct {
+	SnapshotDisk
+	// LUN is the disk's LUN on the iSCSI target.
+	LUN int
 }
 
 // Imager is a driver that makes image files of recovery points (IMAGE

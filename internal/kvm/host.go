@@ -1,6 +1,7 @@
 package kvm
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"path/filepath"
@@ -35,6 +36,8 @@ type Host struct {
 	qemuGroup uint32
 	// preparing holds the uids of restores being prepared, not running yet.
 	preparing sync.Map // restore id → uint32
+	// iscsiListen and iscsiAdvertise: see HostConfig.
+	iscsiListen, iscsiAdvertise string
 }
 
 var (
@@ -56,11 +59,16 @@ type HostConfig struct {
 	QEMUGroup  uint32
 	Facts      vmspec.HostFacts
 	Log        *slog.Logger
+	// ISCSIListen is the address iSCSI exports' targets listen on (default
+	// 127.0.0.1), ISCSIAdvertise the one initiators dial (default the
+	// listen address).
+	ISCSIListen, ISCSIAdvertise string
 }
 
 // NewHost returns the KVM host on drv.
 func NewHost(drv *Driver, cfg HostConfig) *Host {
-	return &Host{drv: drv, hostID: cfg.HostID, workDir: cfg.WorkDir, repository: cfg.Repository, qemuGroup: cfg.QEMUGroup, facts: cfg.Facts, log: cfg.Log}
+	return &Host{drv: drv, hostID: cfg.HostID, workDir: cfg.WorkDir, repository: cfg.Repository, qemuGroup: cfg.QEMUGroup, facts: cfg.Facts, log: cfg.Log,
+		iscsiListen: cmp.Or(cfg.ISCSIListen, "127.0.0.1"), iscsiAdvertise: cfg.ISCSIAdvertise}
 }
 
 // Kind implements hypervisor.Driver.

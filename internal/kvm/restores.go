@@ -146,8 +146,7 @@ func (h *Host) Owned(ctx context.Context) ([]hypervisor.Owned, error) {
 		if e.IsDir() && !seen[e.Name()] {
 			// An EXPORT restore has no domain: it runs while its daemon
 			// serves; an IMAGE restore once its files are all made.
-			_, serving := h.ExportSocket(e.Name())
-			out = append(out, hypervisor.Owned{ID: e.Name(), Running: serving || h.images(e.Name()) != nil})
+			out = append(out, hypervisor.Owned{ID: e.Name(), Running: h.exportServing(e.Name()) || h.images(e.Name()) != nil})
 		}
 	}
 	return out, nil

@@ -38,6 +38,9 @@ const (
 	// Bytes of an IMAGE restore's file (disk), from offset, length bytes
 	// (0: to the end).
 	TunnelOpenKind_TUNNEL_OPEN_KIND_IMAGE TunnelOpenKind = 5
+	// A new CHAP secret for an iSCSI EXPORT restore: the agent sets it on
+	// the target and sends it back (the channel's only data), once.
+	TunnelOpenKind_TUNNEL_OPEN_KIND_CHAP TunnelOpenKind = 6
 )
 
 // Enum value maps for TunnelOpenKind.
@@ -49,6 +52,7 @@ var (
 		3: "TUNNEL_OPEN_KIND_CONSOLE",
 		4: "TUNNEL_OPEN_KIND_EXTENTS",
 		5: "TUNNEL_OPEN_KIND_IMAGE",
+		6: "TUNNEL_OPEN_KIND_CHAP",
 	}
 	TunnelOpenKind_value = map[string]int32{
 		"TUNNEL_OPEN_KIND_UNSPECIFIED": 0,
@@ -57,6 +61,7 @@ var (
 		"TUNNEL_OPEN_KIND_CONSOLE":     3,
 		"TUNNEL_OPEN_KIND_EXTENTS":     4,
 		"TUNNEL_OPEN_KIND_IMAGE":       5,
+		"TUNNEL_OPEN_KIND_CHAP":        6,
 	}
 )
 
@@ -1959,14 +1964,15 @@ const file_restore_v1_agent_proto_rawDesc = "" +
 	"\ascan_id\x18\x04 \x01(\tR\x06scanId\x12\x12\n" +
 	"\x04more\x18\x05 \x01(\bR\x04more\":\n" +
 	"\x1cReportRecoveryPointsResponse\x12\x1a\n" +
-	"\baccepted\x18\x01 \x01(\x05R\baccepted*\xca\x01\n" +
+	"\baccepted\x18\x01 \x01(\x05R\baccepted*\xe5\x01\n" +
 	"\x0eTunnelOpenKind\x12 \n" +
 	"\x1cTUNNEL_OPEN_KIND_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bTUNNEL_OPEN_KIND_SCREENSHOT\x10\x01\x12\x1d\n" +
 	"\x19TUNNEL_OPEN_KIND_EVIDENCE\x10\x02\x12\x1c\n" +
 	"\x18TUNNEL_OPEN_KIND_CONSOLE\x10\x03\x12\x1c\n" +
 	"\x18TUNNEL_OPEN_KIND_EXTENTS\x10\x04\x12\x1a\n" +
-	"\x16TUNNEL_OPEN_KIND_IMAGE\x10\x05*e\n" +
+	"\x16TUNNEL_OPEN_KIND_IMAGE\x10\x05\x12\x19\n" +
+	"\x15TUNNEL_OPEN_KIND_CHAP\x10\x06*e\n" +
 	"\fDesiredState\x12\x1d\n" +
 	"\x19DESIRED_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15DESIRED_STATE_RUNNING\x10\x01\x12\x1b\n" +

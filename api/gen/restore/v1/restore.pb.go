@@ -81,6 +81,61 @@ func (ImageFormat) EnumDescriptor() ([]byte, []int) {
 	return file_restore_v1_restore_proto_rawDescGZIP(), []int{0}
 }
 
+// ExportProtocol is how an EXPORT restore's disks are served.
+// JSON accepts both "EXPORT_PROTOCOL_ISCSI" and "ISCSI".
+type ExportProtocol int32
+
+const (
+	// Not set: NBD.
+	ExportProtocol_EXPORT_PROTOCOL_UNSPECIFIED ExportProtocol = 0
+	// NBD with TLS and a client certificate (IssueRestoreCredentials).
+	ExportProtocol_EXPORT_PROTOCOL_NBD ExportProtocol = 1
+	// iSCSI with CHAP: a target of its own per export, one LUN per disk
+	// (IssueRestoreCredentials gives the CHAP secret).
+	ExportProtocol_EXPORT_PROTOCOL_ISCSI ExportProtocol = 2
+)
+
+// Enum value maps for ExportProtocol.
+var (
+	ExportProtocol_name = map[int32]string{
+		0: "EXPORT_PROTOCOL_UNSPECIFIED",
+		1: "EXPORT_PROTOCOL_NBD",
+		2: "EXPORT_PROTOCOL_ISCSI",
+	}
+	ExportProtocol_value = map[string]int32{
+		"EXPORT_PROTOCOL_UNSPECIFIED": 0,
+		"EXPORT_PROTOCOL_NBD":         1,
+		"EXPORT_PROTOCOL_ISCSI":       2,
+	}
+)
+
+func (x ExportProtocol) Enum() *ExportProtocol {
+	p := new(ExportProtocol)
+	*p = x
+	return p
+}
+
+func (x ExportProtocol) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ExportProtocol) Descriptor() protoreflect.EnumDescriptor {
+	return file_restore_v1_restore_proto_enumTypes[1].Descriptor()
+}
+
+func (ExportProtocol) Type() protoreflect.EnumType {
+	return &file_restore_v1_restore_proto_enumTypes[1]
+}
+
+func (x ExportProtocol) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ExportProtocol.Descriptor instead.
+func (ExportProtocol) EnumDescriptor() ([]byte, []int) {
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{1}
+}
+
 // Mode says what a restore is for.
 // JSON accepts both "MODE_VIRTUALIZE" and "VIRTUALIZE".
 type Mode int32
@@ -131,11 +186,11 @@ func (x Mode) String() string {
 }
 
 func (Mode) Descriptor() protoreflect.EnumDescriptor {
-	return file_restore_v1_restore_proto_enumTypes[1].Descriptor()
+	return file_restore_v1_restore_proto_enumTypes[2].Descriptor()
 }
 
 func (Mode) Type() protoreflect.EnumType {
-	return &file_restore_v1_restore_proto_enumTypes[1]
+	return &file_restore_v1_restore_proto_enumTypes[2]
 }
 
 func (x Mode) Number() protoreflect.EnumNumber {
@@ -144,7 +199,7 @@ func (x Mode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Mode.Descriptor instead.
 func (Mode) EnumDescriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{1}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{2}
 }
 
 // NetworkKind is how the restored VM is connected.
@@ -188,11 +243,11 @@ func (x NetworkKind) String() string {
 }
 
 func (NetworkKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_restore_v1_restore_proto_enumTypes[2].Descriptor()
+	return file_restore_v1_restore_proto_enumTypes[3].Descriptor()
 }
 
 func (NetworkKind) Type() protoreflect.EnumType {
-	return &file_restore_v1_restore_proto_enumTypes[2]
+	return &file_restore_v1_restore_proto_enumTypes[3]
 }
 
 func (x NetworkKind) Number() protoreflect.EnumNumber {
@@ -201,7 +256,7 @@ func (x NetworkKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use NetworkKind.Descriptor instead.
 func (NetworkKind) EnumDescriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{2}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{3}
 }
 
 // Firmware selects the VM's firmware.
@@ -245,11 +300,11 @@ func (x Firmware) String() string {
 }
 
 func (Firmware) Descriptor() protoreflect.EnumDescriptor {
-	return file_restore_v1_restore_proto_enumTypes[3].Descriptor()
+	return file_restore_v1_restore_proto_enumTypes[4].Descriptor()
 }
 
 func (Firmware) Type() protoreflect.EnumType {
-	return &file_restore_v1_restore_proto_enumTypes[3]
+	return &file_restore_v1_restore_proto_enumTypes[4]
 }
 
 func (x Firmware) Number() protoreflect.EnumNumber {
@@ -258,7 +313,7 @@ func (x Firmware) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Firmware.Descriptor instead.
 func (Firmware) EnumDescriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{3}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{4}
 }
 
 // RestoreState is where a restore is in its lifecycle:
@@ -332,11 +387,11 @@ func (x RestoreState) String() string {
 }
 
 func (RestoreState) Descriptor() protoreflect.EnumDescriptor {
-	return file_restore_v1_restore_proto_enumTypes[4].Descriptor()
+	return file_restore_v1_restore_proto_enumTypes[5].Descriptor()
 }
 
 func (RestoreState) Type() protoreflect.EnumType {
-	return &file_restore_v1_restore_proto_enumTypes[4]
+	return &file_restore_v1_restore_proto_enumTypes[5]
 }
 
 func (x RestoreState) Number() protoreflect.EnumNumber {
@@ -345,7 +400,7 @@ func (x RestoreState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RestoreState.Descriptor instead.
 func (RestoreState) EnumDescriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{4}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{5}
 }
 
 // BatchCreateRestoresRequest is the body of POST /v1/restores:batchCreate.
@@ -906,8 +961,9 @@ func (x *IssueRestoreCredentialsRequest) GetId() string {
 	return ""
 }
 
-// IssueRestoreCredentialsResponse is a client certificate for one export's
-// NBD endpoints (PEM), like a snapshot's.
+// IssueRestoreCredentialsResponse is, for an NBD export, a client
+// certificate for its endpoints (PEM), like a snapshot's; for an iSCSI
+// export, its CHAP user and a new secret (the one before stops working).
 type IssueRestoreCredentialsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The CA the host's NBD gate's certificate chains to, then the cluster
@@ -916,6 +972,8 @@ type IssueRestoreCredentialsResponse struct {
 	Cert          string                 `protobuf:"bytes,2,opt,name=cert,proto3" json:"cert,omitempty"`
 	Key           string                 `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
 	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	ChapUser      string                 `protobuf:"bytes,5,opt,name=chap_user,json=chapUser,proto3" json:"chap_user,omitempty"`
+	ChapSecret    string                 `protobuf:"bytes,6,opt,name=chap_secret,json=chapSecret,proto3" json:"chap_secret,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -978,12 +1036,28 @@ func (x *IssueRestoreCredentialsResponse) GetExpireTime() *timestamppb.Timestamp
 	return nil
 }
 
+func (x *IssueRestoreCredentialsResponse) GetChapUser() string {
+	if x != nil {
+		return x.ChapUser
+	}
+	return ""
+}
+
+func (x *IssueRestoreCredentialsResponse) GetChapSecret() string {
+	if x != nil {
+		return x.ChapSecret
+	}
+	return ""
+}
+
 // ExportOptions are an EXPORT restore's.
 type ExportOptions struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Writes through the export land in the overlay (never in the recovery
 	// point); false: the export is read-only.
-	ReadWrite     bool `protobuf:"varint,1,opt,name=read_write,json=readWrite,proto3" json:"read_write,omitempty"`
+	ReadWrite bool `protobuf:"varint,1,opt,name=read_write,json=readWrite,proto3" json:"read_write,omitempty"`
+	// NBD (default) or ISCSI.
+	Protocol      ExportProtocol `protobuf:"varint,2,opt,name=protocol,proto3,enum=restore.v1.ExportProtocol" json:"protocol,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1025,13 +1099,24 @@ func (x *ExportOptions) GetReadWrite() bool {
 	return false
 }
 
+func (x *ExportOptions) GetProtocol() ExportProtocol {
+	if x != nil {
+		return x.Protocol
+	}
+	return ExportProtocol_EXPORT_PROTOCOL_UNSPECIFIED
+}
+
 // RestoreExport is where an EXPORT restore's disks are read, once RUNNING.
 type RestoreExport struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Disks []*ExportDisk          `protobuf:"bytes,1,rep,name=disks,proto3" json:"disks,omitempty"`
 	// The CA of the host's NBD gate (IssueRestoreCredentials includes it).
-	NbdCaCert     string `protobuf:"bytes,2,opt,name=nbd_ca_cert,json=nbdCaCert,proto3" json:"nbd_ca_cert,omitempty"`
-	ReadWrite     bool   `protobuf:"varint,3,opt,name=read_write,json=readWrite,proto3" json:"read_write,omitempty"`
+	NbdCaCert string         `protobuf:"bytes,2,opt,name=nbd_ca_cert,json=nbdCaCert,proto3" json:"nbd_ca_cert,omitempty"`
+	ReadWrite bool           `protobuf:"varint,3,opt,name=read_write,json=readWrite,proto3" json:"read_write,omitempty"`
+	Protocol  ExportProtocol `protobuf:"varint,4,opt,name=protocol,proto3,enum=restore.v1.ExportProtocol" json:"protocol,omitempty"`
+	// ISCSI: the CHAP user name (the secret comes with
+	// IssueRestoreCredentials).
+	ChapUser      string `protobuf:"bytes,5,opt,name=chap_user,json=chapUser,proto3" json:"chap_user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1087,6 +1172,20 @@ func (x *RestoreExport) GetReadWrite() bool {
 	return false
 }
 
+func (x *RestoreExport) GetProtocol() ExportProtocol {
+	if x != nil {
+		return x.Protocol
+	}
+	return ExportProtocol_EXPORT_PROTOCOL_UNSPECIFIED
+}
+
+func (x *RestoreExport) GetChapUser() string {
+	if x != nil {
+		return x.ChapUser
+	}
+	return ""
+}
+
 // ExportDisk is one exported disk.
 type ExportDisk struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1096,7 +1195,14 @@ type ExportDisk struct {
 	// restore's client certificate only).
 	NbdUri string `protobuf:"bytes,3,opt,name=nbd_uri,json=nbdUri,proto3" json:"nbd_uri,omitempty"`
 	// The export name (random per export; the gate never lists names).
-	ExportName    string `protobuf:"bytes,4,opt,name=export_name,json=exportName,proto3" json:"export_name,omitempty"`
+	ExportName string `protobuf:"bytes,4,opt,name=export_name,json=exportName,proto3" json:"export_name,omitempty"`
+	// ISCSI: the target's portal (HOST:PORT), its IQN and the disk's LUN;
+	// iscsi_uri is iscsi://HOST:PORT/IQN/LUN (add the CHAP user and secret
+	// for libiscsi's tools: iscsi://USER%SECRET@HOST:PORT/IQN/LUN).
+	IscsiPortal   string `protobuf:"bytes,5,opt,name=iscsi_portal,json=iscsiPortal,proto3" json:"iscsi_portal,omitempty"`
+	IscsiIqn      string `protobuf:"bytes,6,opt,name=iscsi_iqn,json=iscsiIqn,proto3" json:"iscsi_iqn,omitempty"`
+	IscsiLun      int32  `protobuf:"varint,7,opt,name=iscsi_lun,json=iscsiLun,proto3" json:"iscsi_lun,omitempty"`
+	IscsiUri      string `protobuf:"bytes,8,opt,name=iscsi_uri,json=iscsiUri,proto3" json:"iscsi_uri,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1155,6 +1261,34 @@ func (x *ExportDisk) GetNbdUri() string {
 func (x *ExportDisk) GetExportName() string {
 	if x != nil {
 		return x.ExportName
+	}
+	return ""
+}
+
+func (x *ExportDisk) GetIscsiPortal() string {
+	if x != nil {
+		return x.IscsiPortal
+	}
+	return ""
+}
+
+func (x *ExportDisk) GetIscsiIqn() string {
+	if x != nil {
+		return x.IscsiIqn
+	}
+	return ""
+}
+
+func (x *ExportDisk) GetIscsiLun() int32 {
+	if x != nil {
+		return x.IscsiLun
+	}
+	return 0
+}
+
+func (x *ExportDisk) GetIscsiUri() string {
+	if x != nil {
+		return x.IscsiUri
 	}
 	return ""
 }
@@ -2813,28 +2947,38 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\n" +
 	"size_bytes\x18\x04 \x01(\x03R\tsizeBytes\"0\n" +
 	"\x1eIssueRestoreCredentialsRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\x9d\x01\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xdb\x01\n" +
 	"\x1fIssueRestoreCredentialsResponse\x12\x17\n" +
 	"\aca_cert\x18\x01 \x01(\tR\x06caCert\x12\x12\n" +
 	"\x04cert\x18\x02 \x01(\tR\x04cert\x12\x10\n" +
 	"\x03key\x18\x03 \x01(\tR\x03key\x12;\n" +
 	"\vexpire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\".\n" +
+	"expireTime\x12\x1b\n" +
+	"\tchap_user\x18\x05 \x01(\tR\bchapUser\x12\x1f\n" +
+	"\vchap_secret\x18\x06 \x01(\tR\n" +
+	"chapSecret\"f\n" +
 	"\rExportOptions\x12\x1d\n" +
 	"\n" +
-	"read_write\x18\x01 \x01(\bR\treadWrite\"|\n" +
+	"read_write\x18\x01 \x01(\bR\treadWrite\x126\n" +
+	"\bprotocol\x18\x02 \x01(\x0e2\x1a.restore.v1.ExportProtocolR\bprotocol\"\xd1\x01\n" +
 	"\rRestoreExport\x12,\n" +
 	"\x05disks\x18\x01 \x03(\v2\x16.restore.v1.ExportDiskR\x05disks\x12\x1e\n" +
 	"\vnbd_ca_cert\x18\x02 \x01(\tR\tnbdCaCert\x12\x1d\n" +
 	"\n" +
-	"read_write\x18\x03 \x01(\bR\treadWrite\"n\n" +
+	"read_write\x18\x03 \x01(\bR\treadWrite\x126\n" +
+	"\bprotocol\x18\x04 \x01(\x0e2\x1a.restore.v1.ExportProtocolR\bprotocol\x12\x1b\n" +
+	"\tchap_user\x18\x05 \x01(\tR\bchapUser\"\xe8\x01\n" +
 	"\n" +
 	"ExportDisk\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x17\n" +
 	"\anbd_uri\x18\x03 \x01(\tR\x06nbdUri\x12\x1f\n" +
 	"\vexport_name\x18\x04 \x01(\tR\n" +
-	"exportName\"&\n" +
+	"exportName\x12!\n" +
+	"\fiscsi_portal\x18\x05 \x01(\tR\viscsiPortal\x12\x1b\n" +
+	"\tiscsi_iqn\x18\x06 \x01(\tR\biscsiIqn\x12\x1b\n" +
+	"\tiscsi_lun\x18\a \x01(\x05R\biscsiLun\x12\x1b\n" +
+	"\tiscsi_uri\x18\b \x01(\tR\biscsiUri\"&\n" +
 	"\x14LinkUpRestoreRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"F\n" +
 	"\x15LinkUpRestoreResponse\x12-\n" +
@@ -2967,7 +3111,11 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x18IMAGE_FORMAT_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12IMAGE_FORMAT_QCOW2\x10\x01\x12\x15\n" +
 	"\x11IMAGE_FORMAT_VMDK\x10\x02\x12\x15\n" +
-	"\x11IMAGE_FORMAT_VHDX\x10\x03*c\n" +
+	"\x11IMAGE_FORMAT_VHDX\x10\x03*e\n" +
+	"\x0eExportProtocol\x12\x1f\n" +
+	"\x1bEXPORT_PROTOCOL_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13EXPORT_PROTOCOL_NBD\x10\x01\x12\x19\n" +
+	"\x15EXPORT_PROTOCOL_ISCSI\x10\x02*c\n" +
 	"\x04Mode\x12\x14\n" +
 	"\x10MODE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fMODE_VIRTUALIZE\x10\x01\x12\x0f\n" +
@@ -3025,126 +3173,129 @@ func file_restore_v1_restore_proto_rawDescGZIP() []byte {
 	return file_restore_v1_restore_proto_rawDescData
 }
 
-var file_restore_v1_restore_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_restore_v1_restore_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
 var file_restore_v1_restore_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_restore_v1_restore_proto_goTypes = []any{
 	(ImageFormat)(0),                        // 0: restore.v1.ImageFormat
-	(Mode)(0),                               // 1: restore.v1.Mode
-	(NetworkKind)(0),                        // 2: restore.v1.NetworkKind
-	(Firmware)(0),                           // 3: restore.v1.Firmware
-	(RestoreState)(0),                       // 4: restore.v1.RestoreState
-	(*BatchCreateRestoresRequest)(nil),      // 5: restore.v1.BatchCreateRestoresRequest
-	(*BatchCreateRestoresResponse)(nil),     // 6: restore.v1.BatchCreateRestoresResponse
-	(*ImageOptions)(nil),                    // 7: restore.v1.ImageOptions
-	(*RestoreImage)(nil),                    // 8: restore.v1.RestoreImage
-	(*ImageFile)(nil),                       // 9: restore.v1.ImageFile
-	(*ExportImageRequest)(nil),              // 10: restore.v1.ExportImageRequest
-	(*ExportImageResponse)(nil),             // 11: restore.v1.ExportImageResponse
-	(*CreateDownloadRequest)(nil),           // 12: restore.v1.CreateDownloadRequest
-	(*CreateDownloadResponse)(nil),          // 13: restore.v1.CreateDownloadResponse
-	(*IssueRestoreCredentialsRequest)(nil),  // 14: restore.v1.IssueRestoreCredentialsRequest
-	(*IssueRestoreCredentialsResponse)(nil), // 15: restore.v1.IssueRestoreCredentialsResponse
-	(*ExportOptions)(nil),                   // 16: restore.v1.ExportOptions
-	(*RestoreExport)(nil),                   // 17: restore.v1.RestoreExport
-	(*ExportDisk)(nil),                      // 18: restore.v1.ExportDisk
-	(*LinkUpRestoreRequest)(nil),            // 19: restore.v1.LinkUpRestoreRequest
-	(*LinkUpRestoreResponse)(nil),           // 20: restore.v1.LinkUpRestoreResponse
-	(*Network)(nil),                         // 21: restore.v1.Network
-	(*Boot)(nil),                            // 22: restore.v1.Boot
-	(*Restore)(nil),                         // 23: restore.v1.Restore
-	(*Progress)(nil),                        // 24: restore.v1.Progress
-	(*CreateRestoreRequest)(nil),            // 25: restore.v1.CreateRestoreRequest
-	(*AppCheck)(nil),                        // 26: restore.v1.AppCheck
-	(*VerifyOptions)(nil),                   // 27: restore.v1.VerifyOptions
-	(*CreateRestoreResponse)(nil),           // 28: restore.v1.CreateRestoreResponse
-	(*GetRestoreRequest)(nil),               // 29: restore.v1.GetRestoreRequest
-	(*GetRestoreResponse)(nil),              // 30: restore.v1.GetRestoreResponse
-	(*ListRestoresRequest)(nil),             // 31: restore.v1.ListRestoresRequest
-	(*ListRestoresResponse)(nil),            // 32: restore.v1.ListRestoresResponse
-	(*DeleteRestoreRequest)(nil),            // 33: restore.v1.DeleteRestoreRequest
-	(*DeleteRestoreResponse)(nil),           // 34: restore.v1.DeleteRestoreResponse
-	(*WatchRestoresRequest)(nil),            // 35: restore.v1.WatchRestoresRequest
-	(*WatchRestoresResponse)(nil),           // 36: restore.v1.WatchRestoresResponse
-	(*GetRestoreScreenshotRequest)(nil),     // 37: restore.v1.GetRestoreScreenshotRequest
-	(*GetRestoreScreenshotResponse)(nil),    // 38: restore.v1.GetRestoreScreenshotResponse
-	(*CreateConsoleRequest)(nil),            // 39: restore.v1.CreateConsoleRequest
-	(*CreateConsoleResponse)(nil),           // 40: restore.v1.CreateConsoleResponse
-	(*timestamppb.Timestamp)(nil),           // 41: google.protobuf.Timestamp
-	(Verdict)(0),                            // 42: restore.v1.Verdict
+	(ExportProtocol)(0),                     // 1: restore.v1.ExportProtocol
+	(Mode)(0),                               // 2: restore.v1.Mode
+	(NetworkKind)(0),                        // 3: restore.v1.NetworkKind
+	(Firmware)(0),                           // 4: restore.v1.Firmware
+	(RestoreState)(0),                       // 5: restore.v1.RestoreState
+	(*BatchCreateRestoresRequest)(nil),      // 6: restore.v1.BatchCreateRestoresRequest
+	(*BatchCreateRestoresResponse)(nil),     // 7: restore.v1.BatchCreateRestoresResponse
+	(*ImageOptions)(nil),                    // 8: restore.v1.ImageOptions
+	(*RestoreImage)(nil),                    // 9: restore.v1.RestoreImage
+	(*ImageFile)(nil),                       // 10: restore.v1.ImageFile
+	(*ExportImageRequest)(nil),              // 11: restore.v1.ExportImageRequest
+	(*ExportImageResponse)(nil),             // 12: restore.v1.ExportImageResponse
+	(*CreateDownloadRequest)(nil),           // 13: restore.v1.CreateDownloadRequest
+	(*CreateDownloadResponse)(nil),          // 14: restore.v1.CreateDownloadResponse
+	(*IssueRestoreCredentialsRequest)(nil),  // 15: restore.v1.IssueRestoreCredentialsRequest
+	(*IssueRestoreCredentialsResponse)(nil), // 16: restore.v1.IssueRestoreCredentialsResponse
+	(*ExportOptions)(nil),                   // 17: restore.v1.ExportOptions
+	(*RestoreExport)(nil),                   // 18: restore.v1.RestoreExport
+	(*ExportDisk)(nil),                      // 19: restore.v1.ExportDisk
+	(*LinkUpRestoreRequest)(nil),            // 20: restore.v1.LinkUpRestoreRequest
+	(*LinkUpRestoreResponse)(nil),           // 21: restore.v1.LinkUpRestoreResponse
+	(*Network)(nil),                         // 22: restore.v1.Network
+	(*Boot)(nil),                            // 23: restore.v1.Boot
+	(*Restore)(nil),                         // 24: restore.v1.Restore
+	(*Progress)(nil),                        // 25: restore.v1.Progress
+	(*CreateRestoreRequest)(nil),            // 26: restore.v1.CreateRestoreRequest
+	(*AppCheck)(nil),                        // 27: restore.v1.AppCheck
+	(*VerifyOptions)(nil),                   // 28: restore.v1.VerifyOptions
+	(*CreateRestoreResponse)(nil),           // 29: restore.v1.CreateRestoreResponse
+	(*GetRestoreRequest)(nil),               // 30: restore.v1.GetRestoreRequest
+	(*GetRestoreResponse)(nil),              // 31: restore.v1.GetRestoreResponse
+	(*ListRestoresRequest)(nil),             // 32: restore.v1.ListRestoresRequest
+	(*ListRestoresResponse)(nil),            // 33: restore.v1.ListRestoresResponse
+	(*DeleteRestoreRequest)(nil),            // 34: restore.v1.DeleteRestoreRequest
+	(*DeleteRestoreResponse)(nil),           // 35: restore.v1.DeleteRestoreResponse
+	(*WatchRestoresRequest)(nil),            // 36: restore.v1.WatchRestoresRequest
+	(*WatchRestoresResponse)(nil),           // 37: restore.v1.WatchRestoresResponse
+	(*GetRestoreScreenshotRequest)(nil),     // 38: restore.v1.GetRestoreScreenshotRequest
+	(*GetRestoreScreenshotResponse)(nil),    // 39: restore.v1.GetRestoreScreenshotResponse
+	(*CreateConsoleRequest)(nil),            // 40: restore.v1.CreateConsoleRequest
+	(*CreateConsoleResponse)(nil),           // 41: restore.v1.CreateConsoleResponse
+	(*timestamppb.Timestamp)(nil),           // 42: google.protobuf.Timestamp
+	(Verdict)(0),                            // 43: restore.v1.Verdict
 }
 var file_restore_v1_restore_proto_depIdxs = []int32{
-	25, // 0: restore.v1.BatchCreateRestoresRequest.items:type_name -> restore.v1.CreateRestoreRequest
-	23, // 1: restore.v1.BatchCreateRestoresResponse.restores:type_name -> restore.v1.Restore
+	26, // 0: restore.v1.BatchCreateRestoresRequest.items:type_name -> restore.v1.CreateRestoreRequest
+	24, // 1: restore.v1.BatchCreateRestoresResponse.restores:type_name -> restore.v1.Restore
 	0,  // 2: restore.v1.ImageOptions.format:type_name -> restore.v1.ImageFormat
 	0,  // 3: restore.v1.RestoreImage.format:type_name -> restore.v1.ImageFormat
-	9,  // 4: restore.v1.RestoreImage.files:type_name -> restore.v1.ImageFile
+	10, // 4: restore.v1.RestoreImage.files:type_name -> restore.v1.ImageFile
 	0,  // 5: restore.v1.ExportImageRequest.format:type_name -> restore.v1.ImageFormat
-	23, // 6: restore.v1.ExportImageResponse.restore:type_name -> restore.v1.Restore
-	41, // 7: restore.v1.CreateDownloadResponse.expire_time:type_name -> google.protobuf.Timestamp
-	41, // 8: restore.v1.IssueRestoreCredentialsResponse.expire_time:type_name -> google.protobuf.Timestamp
-	18, // 9: restore.v1.RestoreExport.disks:type_name -> restore.v1.ExportDisk
-	23, // 10: restore.v1.LinkUpRestoreResponse.restore:type_name -> restore.v1.Restore
-	2,  // 11: restore.v1.Network.kind:type_name -> restore.v1.NetworkKind
-	1,  // 12: restore.v1.Restore.mode:type_name -> restore.v1.Mode
-	21, // 13: restore.v1.Restore.network:type_name -> restore.v1.Network
-	3,  // 14: restore.v1.Restore.firmware:type_name -> restore.v1.Firmware
-	4,  // 15: restore.v1.Restore.state:type_name -> restore.v1.RestoreState
-	41, // 16: restore.v1.Restore.create_time:type_name -> google.protobuf.Timestamp
-	41, // 17: restore.v1.Restore.update_time:type_name -> google.protobuf.Timestamp
-	41, // 18: restore.v1.Restore.expire_time:type_name -> google.protobuf.Timestamp
-	22, // 19: restore.v1.Restore.boot:type_name -> restore.v1.Boot
-	41, // 20: restore.v1.Restore.destroy_time:type_name -> google.protobuf.Timestamp
-	27, // 21: restore.v1.Restore.verify:type_name -> restore.v1.VerifyOptions
-	42, // 22: restore.v1.Restore.verdict:type_name -> restore.v1.Verdict
-	24, // 23: restore.v1.Restore.progress:type_name -> restore.v1.Progress
-	16, // 24: restore.v1.Restore.export_options:type_name -> restore.v1.ExportOptions
-	17, // 25: restore.v1.Restore.export:type_name -> restore.v1.RestoreExport
-	7,  // 26: restore.v1.Restore.image_options:type_name -> restore.v1.ImageOptions
-	8,  // 27: restore.v1.Restore.image:type_name -> restore.v1.RestoreImage
-	1,  // 28: restore.v1.CreateRestoreRequest.mode:type_name -> restore.v1.Mode
-	21, // 29: restore.v1.CreateRestoreRequest.network:type_name -> restore.v1.Network
-	3,  // 30: restore.v1.CreateRestoreRequest.firmware:type_name -> restore.v1.Firmware
-	27, // 31: restore.v1.CreateRestoreRequest.verify:type_name -> restore.v1.VerifyOptions
-	16, // 32: restore.v1.CreateRestoreRequest.export:type_name -> restore.v1.ExportOptions
-	7,  // 33: restore.v1.CreateRestoreRequest.image:type_name -> restore.v1.ImageOptions
-	26, // 34: restore.v1.VerifyOptions.app_checks:type_name -> restore.v1.AppCheck
-	23, // 35: restore.v1.CreateRestoreResponse.restore:type_name -> restore.v1.Restore
-	23, // 36: restore.v1.GetRestoreResponse.restore:type_name -> restore.v1.Restore
-	4,  // 37: restore.v1.ListRestoresRequest.state:type_name -> restore.v1.RestoreState
-	23, // 38: restore.v1.ListRestoresResponse.restores:type_name -> restore.v1.Restore
-	23, // 39: restore.v1.DeleteRestoreResponse.restore:type_name -> restore.v1.Restore
-	4,  // 40: restore.v1.WatchRestoresRequest.state:type_name -> restore.v1.RestoreState
-	23, // 41: restore.v1.WatchRestoresResponse.restore:type_name -> restore.v1.Restore
-	41, // 42: restore.v1.CreateConsoleResponse.expire_time:type_name -> google.protobuf.Timestamp
-	25, // 43: restore.v1.RestoreService.CreateRestore:input_type -> restore.v1.CreateRestoreRequest
-	29, // 44: restore.v1.RestoreService.GetRestore:input_type -> restore.v1.GetRestoreRequest
-	31, // 45: restore.v1.RestoreService.ListRestores:input_type -> restore.v1.ListRestoresRequest
-	33, // 46: restore.v1.RestoreService.DeleteRestore:input_type -> restore.v1.DeleteRestoreRequest
-	35, // 47: restore.v1.RestoreService.WatchRestores:input_type -> restore.v1.WatchRestoresRequest
-	37, // 48: restore.v1.RestoreService.GetRestoreScreenshot:input_type -> restore.v1.GetRestoreScreenshotRequest
-	39, // 49: restore.v1.RestoreService.CreateConsole:input_type -> restore.v1.CreateConsoleRequest
-	19, // 50: restore.v1.RestoreService.LinkUpRestore:input_type -> restore.v1.LinkUpRestoreRequest
-	14, // 51: restore.v1.RestoreService.IssueRestoreCredentials:input_type -> restore.v1.IssueRestoreCredentialsRequest
-	10, // 52: restore.v1.RestoreService.ExportImage:input_type -> restore.v1.ExportImageRequest
-	12, // 53: restore.v1.RestoreService.CreateDownload:input_type -> restore.v1.CreateDownloadRequest
-	5,  // 54: restore.v1.RestoreService.BatchCreateRestores:input_type -> restore.v1.BatchCreateRestoresRequest
-	28, // 55: restore.v1.RestoreService.CreateRestore:output_type -> restore.v1.CreateRestoreResponse
-	30, // 56: restore.v1.RestoreService.GetRestore:output_type -> restore.v1.GetRestoreResponse
-	32, // 57: restore.v1.RestoreService.ListRestores:output_type -> restore.v1.ListRestoresResponse
-	34, // 58: restore.v1.RestoreService.DeleteRestore:output_type -> restore.v1.DeleteRestoreResponse
-	36, // 59: restore.v1.RestoreService.WatchRestores:output_type -> restore.v1.WatchRestoresResponse
-	38, // 60: restore.v1.RestoreService.GetRestoreScreenshot:output_type -> restore.v1.GetRestoreScreenshotResponse
-	40, // 61: restore.v1.RestoreService.CreateConsole:output_type -> restore.v1.CreateConsoleResponse
-	20, // 62: restore.v1.RestoreService.LinkUpRestore:output_type -> restore.v1.LinkUpRestoreResponse
-	15, // 63: restore.v1.RestoreService.IssueRestoreCredentials:output_type -> restore.v1.IssueRestoreCredentialsResponse
-	11, // 64: restore.v1.RestoreService.ExportImage:output_type -> restore.v1.ExportImageResponse
-	13, // 65: restore.v1.RestoreService.CreateDownload:output_type -> restore.v1.CreateDownloadResponse
-	6,  // 66: restore.v1.RestoreService.BatchCreateRestores:output_type -> restore.v1.BatchCreateRestoresResponse
-	55, // [55:67] is the sub-list for method output_type
-	43, // [43:55] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	24, // 6: restore.v1.ExportImageResponse.restore:type_name -> restore.v1.Restore
+	42, // 7: restore.v1.CreateDownloadResponse.expire_time:type_name -> google.protobuf.Timestamp
+	42, // 8: restore.v1.IssueRestoreCredentialsResponse.expire_time:type_name -> google.protobuf.Timestamp
+	1,  // 9: restore.v1.ExportOptions.protocol:type_name -> restore.v1.ExportProtocol
+	19, // 10: restore.v1.RestoreExport.disks:type_name -> restore.v1.ExportDisk
+	1,  // 11: restore.v1.RestoreExport.protocol:type_name -> restore.v1.ExportProtocol
+	24, // 12: restore.v1.LinkUpRestoreResponse.restore:type_name -> restore.v1.Restore
+	3,  // 13: restore.v1.Network.kind:type_name -> restore.v1.NetworkKind
+	2,  // 14: restore.v1.Restore.mode:type_name -> restore.v1.Mode
+	22, // 15: restore.v1.Restore.network:type_name -> restore.v1.Network
+	4,  // 16: restore.v1.Restore.firmware:type_name -> restore.v1.Firmware
+	5,  // 17: restore.v1.Restore.state:type_name -> restore.v1.RestoreState
+	42, // 18: restore.v1.Restore.create_time:type_name -> google.protobuf.Timestamp
+	42, // 19: restore.v1.Restore.update_time:type_name -> google.protobuf.Timestamp
+	42, // 20: restore.v1.Restore.expire_time:type_name -> google.protobuf.Timestamp
+	23, // 21: restore.v1.Restore.boot:type_name -> restore.v1.Boot
+	42, // 22: restore.v1.Restore.destroy_time:type_name -> google.protobuf.Timestamp
+	28, // 23: restore.v1.Restore.verify:type_name -> restore.v1.VerifyOptions
+	43, // 24: restore.v1.Restore.verdict:type_name -> restore.v1.Verdict
+	25, // 25: restore.v1.Restore.progress:type_name -> restore.v1.Progress
+	17, // 26: restore.v1.Restore.export_options:type_name -> restore.v1.ExportOptions
+	18, // 27: restore.v1.Restore.export:type_name -> restore.v1.RestoreExport
+	8,  // 28: restore.v1.Restore.image_options:type_name -> restore.v1.ImageOptions
+	9,  // 29: restore.v1.Restore.image:type_name -> restore.v1.RestoreImage
+	2,  // 30: restore.v1.CreateRestoreRequest.mode:type_name -> restore.v1.Mode
+	22, // 31: restore.v1.CreateRestoreRequest.network:type_name -> restore.v1.Network
+	4,  // 32: restore.v1.CreateRestoreRequest.firmware:type_name -> restore.v1.Firmware
+	28, // 33: restore.v1.CreateRestoreRequest.verify:type_name -> restore.v1.VerifyOptions
+	17, // 34: restore.v1.CreateRestoreRequest.export:type_name -> restore.v1.ExportOptions
+	8,  // 35: restore.v1.CreateRestoreRequest.image:type_name -> restore.v1.ImageOptions
+	27, // 36: restore.v1.VerifyOptions.app_checks:type_name -> restore.v1.AppCheck
+	24, // 37: restore.v1.CreateRestoreResponse.restore:type_name -> restore.v1.Restore
+	24, // 38: restore.v1.GetRestoreResponse.restore:type_name -> restore.v1.Restore
+	5,  // 39: restore.v1.ListRestoresRequest.state:type_name -> restore.v1.RestoreState
+	24, // 40: restore.v1.ListRestoresResponse.restores:type_name -> restore.v1.Restore
+	24, // 41: restore.v1.DeleteRestoreResponse.restore:type_name -> restore.v1.Restore
+	5,  // 42: restore.v1.WatchRestoresRequest.state:type_name -> restore.v1.RestoreState
+	24, // 43: restore.v1.WatchRestoresResponse.restore:type_name -> restore.v1.Restore
+	42, // 44: restore.v1.CreateConsoleResponse.expire_time:type_name -> google.protobuf.Timestamp
+	26, // 45: restore.v1.RestoreService.CreateRestore:input_type -> restore.v1.CreateRestoreRequest
+	30, // 46: restore.v1.RestoreService.GetRestore:input_type -> restore.v1.GetRestoreRequest
+	32, // 47: restore.v1.RestoreService.ListRestores:input_type -> restore.v1.ListRestoresRequest
+	34, // 48: restore.v1.RestoreService.DeleteRestore:input_type -> restore.v1.DeleteRestoreRequest
+	36, // 49: restore.v1.RestoreService.WatchRestores:input_type -> restore.v1.WatchRestoresRequest
+	38, // 50: restore.v1.RestoreService.GetRestoreScreenshot:input_type -> restore.v1.GetRestoreScreenshotRequest
+	40, // 51: restore.v1.RestoreService.CreateConsole:input_type -> restore.v1.CreateConsoleRequest
+	20, // 52: restore.v1.RestoreService.LinkUpRestore:input_type -> restore.v1.LinkUpRestoreRequest
+	15, // 53: restore.v1.RestoreService.IssueRestoreCredentials:input_type -> restore.v1.IssueRestoreCredentialsRequest
+	11, // 54: restore.v1.RestoreService.ExportImage:input_type -> restore.v1.ExportImageRequest
+	13, // 55: restore.v1.RestoreService.CreateDownload:input_type -> restore.v1.CreateDownloadRequest
+	6,  // 56: restore.v1.RestoreService.BatchCreateRestores:input_type -> restore.v1.BatchCreateRestoresRequest
+	29, // 57: restore.v1.RestoreService.CreateRestore:output_type -> restore.v1.CreateRestoreResponse
+	31, // 58: restore.v1.RestoreService.GetRestore:output_type -> restore.v1.GetRestoreResponse
+	33, // 59: restore.v1.RestoreService.ListRestores:output_type -> restore.v1.ListRestoresResponse
+	35, // 60: restore.v1.RestoreService.DeleteRestore:output_type -> restore.v1.DeleteRestoreResponse
+	37, // 61: restore.v1.RestoreService.WatchRestores:output_type -> restore.v1.WatchRestoresResponse
+	39, // 62: restore.v1.RestoreService.GetRestoreScreenshot:output_type -> restore.v1.GetRestoreScreenshotResponse
+	41, // 63: restore.v1.RestoreService.CreateConsole:output_type -> restore.v1.CreateConsoleResponse
+	21, // 64: restore.v1.RestoreService.LinkUpRestore:output_type -> restore.v1.LinkUpRestoreResponse
+	16, // 65: restore.v1.RestoreService.IssueRestoreCredentials:output_type -> restore.v1.IssueRestoreCredentialsResponse
+	12, // 66: restore.v1.RestoreService.ExportImage:output_type -> restore.v1.ExportImageResponse
+	14, // 67: restore.v1.RestoreService.CreateDownload:output_type -> restore.v1.CreateDownloadResponse
+	7,  // 68: restore.v1.RestoreService.BatchCreateRestores:output_type -> restore.v1.BatchCreateRestoresResponse
+	57, // [57:69] is the sub-list for method output_type
+	45, // [45:57] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_restore_proto_init() }
@@ -3158,7 +3309,7 @@ func file_restore_v1_restore_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restore_v1_restore_proto_rawDesc), len(file_restore_v1_restore_proto_rawDesc)),
-			NumEnums:      5,
+			NumEnums:      6,
 			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,

@@ -66,9 +66,11 @@ type RestoreServiceClient interface {
 	// the caller confirms the production machine is gone from that network.
 	LinkUpRestore(ctx context.Context, in *LinkUpRestoreRequest, opts ...grpc.CallOption) (*LinkUpRestoreResponse, error)
 	// IssueRestoreCredentials gives the machine that reads an EXPORT
-	// restore what it needs: a client certificate for this export only
-	// (until the restore's TTL, at most a day), its key, and the CAs. Each
-	// call issues a new one; none is stored.
+	// restore what it needs: for NBD, a client certificate for this export
+	// only (until the restore's TTL, at most a day), its key, and the CAs;
+	// for iSCSI, the CHAP user and a new secret, set on the target by its
+	// host (the one issued before stops working). Each call issues new
+	// ones; none is stored.
 	IssueRestoreCredentials(ctx context.Context, in *IssueRestoreCredentialsRequest, opts ...grpc.CallOption) (*IssueRestoreCredentialsResponse, error)
 	// ExportImage converts a recovery point's disks to an image file each
 	// (qcow2, VMDK streamOptimized or VHDX) on the host that holds it: an
@@ -262,9 +264,11 @@ type RestoreServiceServer interface {
 	// the caller confirms the production machine is gone from that network.
 	LinkUpRestore(context.Context, *LinkUpRestoreRequest) (*LinkUpRestoreResponse, error)
 	// IssueRestoreCredentials gives the machine that reads an EXPORT
-	// restore what it needs: a client certificate for this export only
-	// (until the restore's TTL, at most a day), its key, and the CAs. Each
-	// call issues a new one; none is stored.
+	// restore what it needs: for NBD, a client certificate for this export
+	// only (until the restore's TTL, at most a day), its key, and the CAs;
+	// for iSCSI, the CHAP user and a new secret, set on the target by its
+	// host (the one issued before stops working). Each call issues new
+	// ones; none is stored.
 	IssueRestoreCredentials(context.Context, *IssueRestoreCredentialsRequest) (*IssueRestoreCredentialsResponse, error)
 	// ExportImage converts a recovery point's disks to an image file each
 	// (qcow2, VMDK streamOptimized or VHDX) on the host that holds it: an
