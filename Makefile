@@ -20,7 +20,7 @@ TOOLS := .tools/bin
 
 GENERATED := api/gen internal/gen api/openapi
 
-.PHONY: build-windows all deps libvirt test-image build web openapi-client tools generate check-generated check-proto-compat proto-baseline lint test fuzz demo bench-raft bench-agents bench-restore bench-verify bench-snapshot clean
+.PHONY: build-windows all deps libvirt test-image build web openapi-client tools generate check-generated check-proto-compat proto-baseline lint test fuzz demo bench-raft bench-agents bench-restore bench-verify bench-snapshot bench-export clean
 
 all: build
 
@@ -148,6 +148,11 @@ bench-verify: build libvirt
 # for 1/10/50 % change (P9), and the quiesce pause (P10).
 bench-snapshot: build libvirt
 	go run ./bench/snapshot --runs $(or $(RUNS),5)
+
+# EXPORT over NBD vs qemu-nbd on the same file; image download vs a local
+# qemu-img convert (bench/export/main.go).
+bench-export: build libvirt
+	go run ./bench/export --size-mib $(or $(SIZE_MIB),512)
 
 clean:
 	rm -rf bin .tools

@@ -32,6 +32,7 @@ import (
 	"github.com/restored/restored/bench/internal/stats"
 	"github.com/restored/restored/internal/backupjob"
 	"github.com/restored/restored/internal/kvm"
+	"github.com/restored/restored/internal/progressbar"
 	"github.com/restored/restored/internal/testguest"
 	"github.com/restored/restored/internal/testimage"
 )
@@ -95,7 +96,7 @@ func run(runs int) error {
 		return err
 	}
 	prev := full.Dir
-	fmt.Printf("FULL: read %s of a %s guest in %s\n\n", backupjob.Bytes(full.BytesRead), backupjob.Bytes(full.DiskBytes), full.Duration.Round(time.Millisecond))
+	fmt.Printf("FULL: read %s of a %s guest in %s\n\n", progressbar.Bytes(full.BytesRead), progressbar.Bytes(full.DiskBytes), full.Duration.Round(time.Millisecond))
 
 	fmt.Println("P9  incremental: bytes read / bytes the guest changed (64 KiB blocks that differ between the two recovery points; target <= 1.10)")
 	runBlocks := 4 // 256 KiB runs
@@ -129,7 +130,7 @@ func run(runs int) error {
 		}
 		changed := int64(blocks["vda"]+blocks["vdb"]) * testguest.Block
 		fmt.Printf("P9  %2d %% of vdb   %-11s read %10s for %10s changed   ratio %.3fx   (the guest wrote %s to vdb; vda changed %d blocks; %s)\n", pct, inc.Kind,
-			backupjob.Bytes(inc.BytesRead), backupjob.Bytes(changed), float64(inc.BytesRead)/float64(changed), backupjob.Bytes(written), blocks["vda"], inc.Duration.Round(time.Millisecond))
+			progressbar.Bytes(inc.BytesRead), progressbar.Bytes(changed), float64(inc.BytesRead)/float64(changed), progressbar.Bytes(written), blocks["vda"], inc.Duration.Round(time.Millisecond))
 		prev = inc.Dir
 	}
 

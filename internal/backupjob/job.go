@@ -19,6 +19,7 @@ import (
 	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/mdkeys"
 	"github.com/restored/restored/internal/nbd"
+	"github.com/restored/restored/internal/progressbar"
 	"github.com/restored/restored/internal/storage"
 	"google.golang.org/grpc/metadata"
 )
@@ -329,7 +330,7 @@ func copyDisk(ctx context.Context, cfg Config, snap *restorev1.Snapshot, d *rest
 	if err != nil {
 		return out, err
 	}
-	bar := newProgress(cfg.Progress, d.Name, changed)
+	bar := progressbar.New(cfg.Progress, d.Name, changed, 0)
 	chunk := int64(4 << 20)
 	if cfg.MaxRate > 0 {
 		chunk = min(chunk, max(cfg.MaxRate/8, 64<<10))
@@ -348,7 +349,7 @@ func copyDisk(ctx context.Context, cfg Config, snap *restorev1.Snapshot, d *rest
 				return out, fmt.Errorf("write the recovery point: %w", err)
 			}
 			off += n
-			bar.add(n)
+			bar.Add(n)
 			copied += n
 			if cfg.MaxRate > 0 {
 				ahead := time.Duration(float64(copied)/float64(cfg.MaxRate)*float64(time.Second)) - time.Since(started)
@@ -363,7 +364,7 @@ func copyDisk(ctx context.Context, cfg Config, snap *restorev1.Snapshot, d *rest
 		}
 	}
 	if cfg.Progress != nil {
-		bar.finish()
+		bar.Finish()
 	}
 	sum.BytesRead += src.BytesRead
 	return out, dst.close()

@@ -8,6 +8,7 @@ import (
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/backupjob"
 	"github.com/restored/restored/internal/kinds"
+	"github.com/restored/restored/internal/progressbar"
 	"github.com/spf13/cobra"
 )
 
@@ -59,16 +60,16 @@ The agent reports the new recovery point at its next repository scan
 			if g.output == "json" {
 				return printJSONValue(g.out, sum)
 			}
-			changed := fmt.Sprintf("%s changed", backupjob.Bytes(sum.BytesChanged))
+			changed := fmt.Sprintf("%s changed", progressbar.Bytes(sum.BytesChanged))
 			if sum.Kind == "FULL" {
-				changed = fmt.Sprintf("%s allocated", backupjob.Bytes(sum.BytesChanged))
+				changed = fmt.Sprintf("%s allocated", progressbar.Bytes(sum.BytesChanged))
 			}
 			fmt.Fprintf(g.out, "recovery point %s written to %s\n", sum.RecoveryPointID, sum.Dir)
 			fmt.Fprintf(g.out, "  %s, %s", sum.Kind, sum.Consistency)
 			if sum.Backing != "" {
 				fmt.Fprintf(g.out, ", on %s", sum.Backing)
 			}
-			fmt.Fprintf(g.out, "\n  read %s (%s of a %s disk) in %s", backupjob.Bytes(sum.BytesRead), changed, backupjob.Bytes(sum.DiskBytes), sum.Duration.Round(time.Millisecond))
+			fmt.Fprintf(g.out, "\n  read %s (%s of a %s disk) in %s", progressbar.Bytes(sum.BytesRead), changed, progressbar.Bytes(sum.DiskBytes), sum.Duration.Round(time.Millisecond))
 			if sum.Consistency == "QUIESCED" {
 				fmt.Fprintf(g.out, "; file systems frozen %d ms", sum.FrozenMs)
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/pki"
+	"github.com/restored/restored/internal/progressbar"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 )
@@ -111,8 +112,13 @@ func waitForFiles(g *globals, cmd *cobra.Command, x *restorev1.Restore) (*restor
 	if err != nil {
 		return nil, err
 	}
-	bar := &progressBar{w: cmd.ErrOrStderr()}
-	defer bar.end()
+	var bar *progressbar.Bar
+	step := ""
+	defer func() {
+		if bar != nil {
+			bar.Finish()
+		}
+	}()
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
@@ -126,8 +132,14 @@ func waitForFiles(g *globals, cmd *cobra.Command, x *restorev1.Restore) (*restor
 		case restorev1.RestoreState_RESTORE_STATE_RUNNING:
 			return r, nil
 		case restorev1.RestoreState_RESTORE_STATE_PENDING, restorev1.RestoreState_RESTORE_STATE_SCHEDULED, restorev1.RestoreState_RESTORE_STATE_PREPARING:
-			if p := r.Progress; p != nil {
-				bar.draw(p)
+			if p := r.Progress; p != nil && p.TotalBytes > 0 {
+				if bar == nil || p.Step != step {
+					if bar != nil {
+						bar.Finish()
+					}
+					bar, step = progressbar.New(cmd.ErrOrStderr(), p.Step, p.TotalBytes, p.DoneBytes), p.Step
+				}
+				bar.Set(p.DoneBytes)
 			}
 		default:
 			return nil, fmt.Errorf("restore %s is %s: %s", r.Id, trimEnum(r.State.String(), "RESTORE_STATE_"), r.StateReason)
@@ -193,12 +205,10 @@ func download(ctx context.Context, caCert string, link *restorev1.CreateDownload
 	if have > link.SizeBytes {
 		return 0, fmt.Errorf("%s has %d bytes, more than the file's %d: not a part of it (remove it or give another --file)", path, have, link.SizeBytes)
 	}
-	bar := &progressBar{w: progress, start: time.Now(), from: have}
-	defer bar.end()
+	bar := progressbar.New(progress, link.FileName, link.SizeBytes, have)
+	defer bar.Finish()
 	for attempt := 0; have < link.SizeBytes; attempt++ {
-		n, err := fetchRange(ctx, client, link.Url, have, f, func(done int64) {
-			bar.draw(&restorev1.Progress{Step: "downloading " + link.FileName, DoneBytes: have + done, TotalBytes: link.SizeBytes})
-		})
+		n, err := fetchRange(ctx, client, link.Url, have, f, func(done int64) { bar.Set(have + done) })
 		have += n
 		if err == nil {
 			continue
@@ -254,50 +264,3 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.report(c.n)
 	return n, err
 }
-
-// progressBar draws a long step's progress on one line of a terminal.
-type progressBar struct {
-	w     io.Writer
-	start time.Time
-	from  int64
-	last  time.Time
-	drawn bool
-}
-
-func (b *progressBar) draw(p *restorev1.Progress) {
-	now := time.Now()
-	if b.drawn && now.Sub(b.last) < 200*time.Millisecond && p.DoneBytes < p.TotalBytes {
-		return
-	}
-	b.last, b.drawn = now, true
-	rate, eta := p.BytesPerSecond, p.EtaSeconds
-	if !b.start.IsZero() { // measured here (a download)
-		if s := now.Sub(b.start).Seconds(); s > 0 {
-			rate = int64(float64(p.DoneBytes-b.from) / s)
-		}
-		if rate > 0 {
-			eta = (p.TotalBytes - p.DoneBytes) / rate
-		}
-	}
-	fmt.Fprintf(b.w, "\r%s", progressText(p.Step, p.DoneBytes, p.TotalBytes, rate, eta))
-}
-
-func (b *progressBar) end() {
-	if b.drawn {
-		fmt.Fprintln(b.w)
-	}
-}
-
-// progressText is one progress line: a bar of 30 cells, the percentage,
-// the bytes, the rate and the time left.
-func progressText(step string, done, total, rate, eta int64) string {
-	const cells = 30
-	if total <= 0 {
-		return fmt.Sprintf("%s: %s", step, mib(done))
-	}
-	full := int(done * cells / total)
-	return fmt.Sprintf("%s [%s%s] %3d%% %s of %s at %s/s, %d s left", step, strings.Repeat("#", full), strings.Repeat(".", cells-full),
-		done*100/total, mib(done), mib(total), mib(rate), eta)
-}
-
-func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }

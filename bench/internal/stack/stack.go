@@ -33,6 +33,8 @@ type Stack struct {
 	Dir     string
 	Server  *testcluster.Proc
 	Partner context.Context // carries the partner token
+	// CACert is the cluster CA's certificate (the HTTPS server's chains to it).
+	CACert  string
 	cluster *testcluster.Cluster
 	agent   *exec.Cmd
 }
@@ -56,7 +58,7 @@ func Start(ctx context.Context, dir string, rps []RecoveryPoint, agentFlags ...s
 	if err != nil {
 		return nil, err
 	}
-	s := &Stack{Dir: dir, Server: c.Procs[0], cluster: c}
+	s := &Stack{Dir: dir, Server: c.Procs[0], cluster: c, CACert: c.CACert}
 	fail := func(err error) (*Stack, error) { s.Stop(); return nil, err }
 	if err := c.CreateTenant(ctx, s.Server, "bench"); err != nil {
 		return fail(err)

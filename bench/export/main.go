@@ -1,0 +1,251 @@
+// Command export is `make bench-export`: what a partner gets out of a
+// recovery point without booting it, against the plain tools on the same
+// data, measured in one run on a recovery point of random data.
+//
+//   - NBD export read throughput: an EXPORT restore read whole over NBD
+//     with TLS through the agent's gate (nbdcopy to null:), against
+//     qemu-nbd serving the recovery point's file directly (plain NBD on a
+//     unix socket), read by the same nbdcopy. Target >= 0.9x.
+//   - Image download throughput: ExportImage (qcow2) and the download of
+//     its file through the server, from the request to the last byte,
+//     against qemu-img convert of the same disk to a local qcow2 file.
+//     Target >= 0.8x.
+//
+// It is a benchmark, not a test: it prints figures and ratios and never
+// fails on them. It ends by checking it left nothing behind.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/bench/internal/stack"
+	"github.com/restored/restored/internal/cli"
+	"github.com/restored/restored/internal/pki"
+)
+
+func main() {
+	size := flag.Int64("size-mib", 512, "the recovery point's size in MiB (random data)")
+	flag.Parse()
+	if err := run(*size << 20); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-export:", err)
+		os.Exit(1)
+	}
+}
+
+func run(size int64) error {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "bench-export-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
+	src := filepath.Join(dir, "random.raw")
+	if err := randomFile(src, size); err != nil {
+		return err
+	}
+	st, err := stack.Start(ctx, dir, []stack.RecoveryPoint{{ID: "rp-random", From: src}})
+	if err != nil {
+		return err
+	}
+	defer st.Stop()
+	disk := filepath.Join(dir, "repo", "bench", "a", "rp-random", "disk0.raw")
+	restores := restorev1.NewRestoreServiceClient(st.Server.Conn())
+	fmt.Printf("recovery point: %d MiB of random data\n\n", size>>20)
+
+	// NBD: ours, then qemu-nbd on the file itself.
+	ours, err := readExport(st, restores, dir)
+	if err != nil {
+		return err
+	}
+	base, err := readQemuNBD(ctx, disk, dir)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%-52s %8.1f MiB/s\n", "NBD+TLS export through the gate (nbdcopy)", mibps(size, ours))
+	fmt.Printf("%-52s %8.1f MiB/s\n", "qemu-nbd serving the file (nbdcopy, plain NBD)", mibps(size, base))
+	fmt.Printf("%-52s %8.2fx   (target >= 0.9x)\n\n", "ratio", base.Seconds()/ours.Seconds())
+
+	// Image download: ours end to end, then a local qemu-img convert.
+	image, fileBytes, err := downloadImage(st, restores, dir)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if out, err := exec.Command("qemu-img", "convert", "-f", "raw", "-O", "qcow2", disk, filepath.Join(dir, "local.qcow2")).CombinedOutput(); err != nil {
+		return fmt.Errorf("qemu-img convert: %v %s", err, out)
+	}
+	local := time.Since(start)
+	fmt.Printf("%-52s %8.1f MiB/s  (%.2f s, %d MiB file)\n", "export-image qcow2 + download through the server", mibps(size, image), image.Seconds(), fileBytes>>20)
+	fmt.Printf("%-52s %8.1f MiB/s  (%.2f s)\n", "qemu-img convert to a local qcow2", mibps(size, local), local.Seconds())
+	fmt.Printf("%-52s %8.2fx   (target >= 0.8x)\n\n", "ratio", local.Seconds()/image.Seconds())
+
+	return leftNothing(st, dir)
+}
+
+func mibps(n int64, d time.Duration) float64 { return float64(n) / (1 << 20) / d.Seconds() }
+
+// randomFile writes size random bytes.
+func randomFile(path string, size int64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.CopyN(f, rand.Reader, size)
+	return err
+}
+
+// waitRunning follows a restore until it is RUNNING.
+func waitRunning(st *stack.Stack, restores restorev1.RestoreServiceClient, id string) (*restorev1.Restore, error) {
+	for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		g, err := restores.GetRestore(st.Partner, &restorev1.GetRestoreRequest{Id: id})
+		if err != nil {
+			return nil, err
+		}
+		switch g.Restore.State {
+		case restorev1.RestoreState_RESTORE_STATE_RUNNING:
+			return g.Restore, nil
+		case restorev1.RestoreState_RESTORE_STATE_FAILED:
+			return nil, fmt.Errorf("restore %s failed: %s", id, g.Restore.StateReason)
+		}
+	}
+	return nil, fmt.Errorf("restore %s did not run within 5 minutes", id)
+}
+
+// remove deletes a restore and waits until its host tore it down.
+func remove(st *stack.Stack, restores restorev1.RestoreServiceClient, id string) error {
+	if _, err := restores.DeleteRestore(st.Partner, &restorev1.DeleteRestoreRequest{Id: id}); err != nil {
+		return err
+	}
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		g, err := restores.GetRestore(st.Partner, &restorev1.GetRestoreRequest{Id: id})
+		if err == nil && g.Restore.DestroyTime != nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("restore %s was not torn down", id)
+}
+
+// readExport reads an EXPORT restore of the recovery point whole.
+func readExport(st *stack.Stack, restores restorev1.RestoreServiceClient, dir string) (time.Duration, error) {
+	c, err := restores.CreateRestore(st.Partner, &restorev1.CreateRestoreRequest{RecoveryPointId: "rp-random", Mode: restorev1.Mode_MODE_EXPORT, RequestId: "bench-export-nbd"})
+	if err != nil {
+		return 0, err
+	}
+	x, err := waitRunning(st, restores, c.Restore.Id)
+	if err != nil {
+		return 0, err
+	}
+	defer remove(st, restores, x.Id)
+	cr, err := restores.IssueRestoreCredentials(st.Partner, &restorev1.IssueRestoreCredentialsRequest{Id: x.Id})
+	if err != nil {
+		return 0, err
+	}
+	tls := filepath.Join(dir, "export-tls")
+	if err := cli.WriteSnapshotCredentials(tls, &restorev1.IssueSnapshotCredentialsResponse{CaCert: cr.CaCert, Cert: cr.Cert, Key: cr.Key}); err != nil {
+		return 0, err
+	}
+	uri := x.Export.Disks[0].NbdUri + "?tls-certificates=" + tls
+	return timed("nbdcopy", uri, "null:")
+}
+
+// readQemuNBD serves the file with qemu-nbd (read-only, unix socket) and
+// reads it whole with the same client.
+func readQemuNBD(ctx context.Context, disk, dir string) (time.Duration, error) {
+	sock := filepath.Join(dir, "qemu-nbd.sock")
+	cmd := exec.CommandContext(ctx, "qemu-nbd", "--read-only", "--persistent", "-f", "raw", "-k", sock, disk)
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	for i := 0; i < 200; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return timed("nbdcopy", "nbd+unix:///?socket="+sock, "null:")
+}
+
+func timed(prog string, args ...string) (time.Duration, error) {
+	start := time.Now()
+	if out, err := exec.Command(prog, args...).CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("%s %s: %v %s", prog, strings.Join(args, " "), err, out)
+	}
+	return time.Since(start), nil
+}
+
+// downloadImage converts the recovery point to qcow2 and downloads the
+// file through the server, timed from the request to the last byte.
+func downloadImage(st *stack.Stack, restores restorev1.RestoreServiceClient, dir string) (time.Duration, int64, error) {
+	start := time.Now()
+	c, err := restores.ExportImage(st.Partner, &restorev1.ExportImageRequest{RecoveryPointId: "rp-random", Format: restorev1.ImageFormat_IMAGE_FORMAT_QCOW2, RequestId: "bench-export-image"})
+	if err != nil {
+		return 0, 0, err
+	}
+	x, err := waitRunning(st, restores, c.Restore.Id)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer remove(st, restores, x.Id)
+	converted := time.Since(start)
+	link, err := restores.CreateDownload(st.Partner, &restorev1.CreateDownloadRequest{Id: x.Id})
+	if err != nil {
+		return 0, 0, err
+	}
+	tlsc, err := pki.DialConfig(st.CACert, st.Server.HTTP, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	resp, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: tlsc}}).Get(link.Url)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(filepath.Join(dir, "downloaded.qcow2"))
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	n, err := io.Copy(f, resp.Body)
+	if err != nil || n != link.SizeBytes {
+		return 0, 0, fmt.Errorf("download: %d of %d bytes: %v", n, link.SizeBytes, err)
+	}
+	total := time.Since(start)
+	fmt.Printf("%-52s %8.2f s conversion + %.2f s download\n", "  of which", converted.Seconds(), (total - converted).Seconds())
+	return total, n, nil
+}
+
+// leftNothing checks that no restore dir, export daemon or tgtd of this
+// run is left.
+func leftNothing(st *stack.Stack, dir string) error {
+	work := filepath.Join(dir, "work", "restores")
+	entries, _ := os.ReadDir(work)
+	if len(entries) > 0 {
+		return fmt.Errorf("left behind: %d restore dirs in %s", len(entries), work)
+	}
+	out, _ := exec.Command("pgrep", "-f", "qemu-storage-daemon.*"+dir).Output()
+	for _, p := range strings.Fields(string(out)) {
+		if pid, err := strconv.Atoi(p); err == nil && syscall.Kill(pid, 0) == nil {
+			return fmt.Errorf("left behind: qemu-storage-daemon %d", pid)
+		}
+	}
+	fmt.Println("left nothing behind: no restore dir, no export daemon")
+	return nil
+}
