@@ -23,7 +23,7 @@ import (
 var ErrHostNotConnected = errors.New("the host's agent is not connected to any server of the cluster right now; retry when it is back")
 
 // relayChunk is the largest data frame a relay sends (a tunnel's chunk).
-const relayChunk = 32 << 10
+const relayChunk = 256 << 10
 
 // OpenChannel opens a channel to a host's agent through whichever server
 // holds its tunnel: this one, or another one found by asking each in turn

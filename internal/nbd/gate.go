@@ -193,10 +193,29 @@ func (g *Gate) handle(raw net.Conn) error {
 	_ = raw.SetDeadline(time.Time{})
 	_ = backend.SetDeadline(time.Time{})
 	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(backend, client); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(tc, server); done <- struct{}{} }()
+	go func() { _ = pump(backend, client, tc); done <- struct{}{} }()
+	go func() { _ = pump(tc, server, backend); done <- struct{}{} }()
 	<-done
 	return nil
+}
+
+// pumpBuffer is how much one read of a proxied connection takes: reads of
+// a whole NBD reply at once become full TLS records (16 KiB), not one per
+// 4 KiB that a bufio.Reader would hand over.
+const pumpBuffer = 256 << 10
+
+// pump copies what the handshake's reader holds already, then the
+// connection itself, in large reads.
+func pump(dst io.Writer, read *bufio.Reader, src io.Reader) error {
+	if n := read.Buffered(); n > 0 {
+		b, _ := read.Peek(n)
+		if _, err := dst.Write(b); err != nil {
+			return err
+		}
+		_, _ = read.Discard(n)
+	}
+	_, err := io.CopyBuffer(dst, struct{ io.Reader }{src}, make([]byte, pumpBuffer))
+	return err
 }
 
 // joinBackend reads the backend's greeting and sends it the client's flags.

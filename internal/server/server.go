@@ -157,6 +157,9 @@ func Start(cfg Config) (s *Server, err error) {
 		grpc.Creds(credentials.NewTLS(pki.ServerConfig(tc.keeper, tc.pool, clients))),
 		grpc.MaxRecvMsgSize(gateway.MaxBodyBytes),
 		grpc.MaxConcurrentStreams(cfg.Limits.GRPCMaxStreams),
+		// Windows for bulk streams (image downloads through an agent's
+		// tunnel), not the 64 KiB a stream starts with.
+		grpc.InitialWindowSize(4<<20), grpc.InitialConnWindowSize(16<<20),
 		grpc.ConnectionTimeout(cfg.Limits.GRPCConnectionTimeout),
 		grpc.ChainUnaryInterceptor(m.UnaryInterceptor(), deps.UnaryInterceptor(fwd)),
 		grpc.ChainStreamInterceptor(m.StreamInterceptor(), deps.StreamInterceptor()),
