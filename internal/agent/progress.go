@@ -23,6 +23,9 @@ const progressEvery = 2 * time.Second
 type progress struct {
 	p  *restores
 	id string
+	// state is what the reports say the restore is (PREPARING, or
+	// PROMOTING while its disks are copied).
+	state restorev1.RestoreState
 
 	mu    sync.Mutex
 	step  string
@@ -30,7 +33,12 @@ type progress struct {
 	last  time.Time
 }
 
-func (p *restores) progressOf(id string) *progress { return &progress{p: p, id: id} }
+func (p *restores) progressOf(id string) *progress { return p.progressIn(id, lifecycle.Preparing) }
+
+// progressIn reports a long step of a restore in state.
+func (p *restores) progressIn(id string, state restorev1.RestoreState) *progress {
+	return &progress{p: p, id: id, state: state}
+}
 
 // Progress computes the figures of pr and reports them when due.
 func (g *progress) Progress(ctx context.Context, pr hypervisor.Progress) {
@@ -55,7 +63,7 @@ func (g *progress) Progress(ctx context.Context, pr hypervisor.Progress) {
 		reason = fmt.Sprintf("%s: %.1f of %.1f MiB", pr.Step, mib(pr.Done), mib(pr.Total))
 	}
 	_ = g.p.rep.reportRestore(ctx, &restorev1.ReportRestoreStatusRequest{
-		ProtocolVersion: version.AgentProtocol, HostId: g.p.hostID, RestoreId: g.id, State: lifecycle.Preparing,
+		ProtocolVersion: version.AgentProtocol, HostId: g.p.hostID, RestoreId: g.id, State: g.state,
 		StateReason: clampReason(reason), Progress: out,
 	})
 }

@@ -86,6 +86,8 @@ type restores struct {
 	mu sync.Mutex
 	// linkUp are the restores whose link this run saw or brought up.
 	linkUp map[string]bool
+	// promoting are the restores whose promotion this run is copying.
+	promoting map[string]bool
 }
 
 // reconcile makes the hypervisor match the host's full desired state.
@@ -140,6 +142,9 @@ func (p *restores) reconcile(ctx context.Context, as []*restorev1.Assignment) {
 // runs (verifying its boot if the control plane never heard the outcome:
 // the agent restarted meanwhile).
 func (p *restores) keepRunning(ctx context.Context, r *restorev1.Restore, vmRunning bool) {
+	if p.keepPromoting(ctx, r) {
+		return
+	}
 	if vmRunning && lifecycle.BootSettled(r.State) {
 		if p.linkWanted(r) {
 			p.work.goWork(ctx, r.Id, func(rctx context.Context) { p.bringLinkUp(rctx, r.Id) })

@@ -196,12 +196,12 @@ func (s *AgentService) ReportRestoreStatus(ctx context.Context, req *restorev1.R
 		return nil, err
 	}
 	if !lifecycle.AgentMayReport(req.State) {
-		return nil, validate.Errorf("an agent may report PREPARING, BOOTING, RUNNING, FAILED or DESTROYED, not %s", req.State)
+		return nil, validate.Errorf("an agent may report PREPARING, BOOTING, RUNNING, FAILED, DESTROYED, PROMOTING or PROMOTED, not %s", req.State)
 	}
 	if p := req.Progress; p != nil {
 		switch {
-		case req.State != lifecycle.Preparing:
-			return nil, validate.Errorf("progress goes with a PREPARING report, not %s", req.State)
+		case req.State != lifecycle.Preparing && req.State != lifecycle.Promoting:
+			return nil, validate.Errorf("progress goes with a PREPARING or PROMOTING report, not %s", req.State)
 		case p.DoneBytes < 0 || p.TotalBytes < 0 || p.BytesPerSecond < 0 || p.EtaSeconds < 0 || p.DoneBytes > p.TotalBytes:
 			return nil, validate.Errorf("progress: %d of %d bytes at %d B/s, %d s left is not a progress", p.DoneBytes, p.TotalBytes, p.BytesPerSecond, p.EtaSeconds)
 		case len(p.Step) > 200:
@@ -220,6 +220,9 @@ func (s *AgentService) ReportRestoreStatus(ctx context.Context, req *restorev1.R
 		if len(e.Disks) > maxDomainDisks {
 			return nil, validate.Errorf("export lists %d disks (at most %d)", len(e.Disks), maxDomainDisks)
 		}
+	}
+	if p := req.Promotion; p != nil && (req.State != lifecycle.Promoted || len(p.DiskPaths) == 0 || len(p.DiskPaths) > maxDomainDisks || p.Domain == "") {
+		return nil, validate.Errorf("a promotion (a domain and 1 to %d disk paths) goes with a PROMOTED report", maxDomainDisks)
 	}
 	if err := checkImage(req); err != nil {
 		return nil, err
@@ -243,7 +246,7 @@ func (s *AgentService) ReportRestoreStatus(ctx context.Context, req *restorev1.R
 	out, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_REPORT_RESTORE_STATUS,
 		&raftv1.ReportRestoreStatus{Report: &raftv1.RestoreReport{
 			HostId: req.HostId, RestoreId: req.RestoreId, State: req.State, StateReason: req.StateReason,
-			Boot: req.Boot, Verification: req.Verification, Progress: req.Progress, Export: req.Export, Image: req.Image,
+			Boot: req.Boot, Verification: req.Verification, Progress: req.Progress, Export: req.Export, Image: req.Image, Promotion: req.Promotion,
 		}, Time: timestamppb.New(s.Now())})
 	if err != nil {
 		return nil, err

@@ -100,6 +100,10 @@ var rules = map[string]rule{
 	restorev1.RestoreService_ExportImage_FullMethodName:             {restoreUsers, onLeader, byToken},
 	restorev1.RestoreService_CreateDownload_FullMethodName:          {restoreUsers, anyServer, byToken},
 	restorev1.RestoreService_BatchCreateRestores_FullMethodName:     {restoreUsers, onLeader, byToken},
+	// Promotion puts a VM on the host's production storage: the hoster's
+	// call.
+	restorev1.RestoreService_PromoteRestore_FullMethodName:  {hostUsers, onLeader, byToken},
+	restorev1.RestoreService_CancelPromotion_FullMethodName: {hostUsers, onLeader, byToken},
 
 	restorev1.RecoveryPointService_ListRecoveryPoints_FullMethodName: {rpReaders, anyServer, byToken},
 	restorev1.RecoveryPointService_GetRecoveryPoint_FullMethodName:   {rpReaders, anyServer, byToken},

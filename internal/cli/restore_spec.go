@@ -9,7 +9,6 @@ import (
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
-	"github.com/restored/restored/internal/lifecycle"
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v4"
 )
@@ -104,14 +103,15 @@ func readSite(path, requestID string) (*restorev1.BatchCreateRestoresRequest, er
 	return out, nil
 }
 
-// watchRestores prints each change of the restores first given until every
-// one is RUNNING or has ended, with a line for the whole set after each.
-func watchRestores(g *globals, cmd *cobra.Command, filter *restorev1.WatchRestoresRequest, first []*restorev1.Restore) error {
-	conn, ctx, done, err := g.dialFor(cmd, 0)
+// watchRestores prints each change of the restores first given until
+// every one is settled (done says so of a state), with a line for the
+// whole set after each.
+func watchRestores(g *globals, cmd *cobra.Command, filter *restorev1.WatchRestoresRequest, first []*restorev1.Restore, done func(restorev1.RestoreState) bool) error {
+	conn, ctx, hangUp, err := g.dialFor(cmd, 0)
 	if err != nil {
 		return err
 	}
-	defer done()
+	defer hangUp()
 	stream, err := restorev1.NewRestoreServiceClient(conn).WatchRestores(ctx, filter)
 	if err != nil {
 		return err
@@ -122,7 +122,7 @@ func watchRestores(g *globals, cmd *cobra.Command, filter *restorev1.WatchRestor
 	}
 	settled := func() bool {
 		for _, st := range states {
-			if !lifecycle.BootSettled(st) {
+			if !done(st) {
 				return false
 			}
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/lifecycle"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -22,7 +23,7 @@ func restoreCmd(g *globals) *cobra.Command {
 		Short:   "Create, inspect, list, delete and watch restores (recovery points booted as VMs)",
 		Example: "  restorectl restore create --recovery-point rp-2026-11-25 --mode virtualize --memory-mib 512\n  restorectl restore list --state running",
 	}
-	c.AddCommand(restoreCreateCmd(g), restoreGetCmd(g), restoreListCmd(g), restoreDeleteCmd(g), restoreWatchCmd(g), restoreConsoleCmd(g), restoreCredentialsCmd(g))
+	c.AddCommand(restoreCreateCmd(g), restoreGetCmd(g), restoreListCmd(g), restoreDeleteCmd(g), restoreWatchCmd(g), restoreConsoleCmd(g), restoreCredentialsCmd(g), restorePromoteCmd(g))
 	return c
 }
 
@@ -85,7 +86,7 @@ the batch, until each is RUNNING or has ended.`,
 					return err
 				}
 				if watch {
-					return watchRestores(g, cmd, &restorev1.WatchRestoresRequest{BatchId: out.BatchId}, out.Restores)
+					return watchRestores(g, cmd, &restorev1.WatchRestoresRequest{BatchId: out.BatchId}, out.Restores, lifecycle.BootSettled)
 				}
 				return g.show(out, restoreHeader, func() [][]string { return restoreRows(out.Restores...) })
 			}
@@ -107,7 +108,7 @@ the batch, until each is RUNNING or has ended.`,
 				return err
 			}
 			if watch {
-				return watchRestores(g, cmd, &restorev1.WatchRestoresRequest{RecoveryPointId: x.RecoveryPointId}, []*restorev1.Restore{x})
+				return watchRestores(g, cmd, &restorev1.WatchRestoresRequest{RecoveryPointId: x.RecoveryPointId}, []*restorev1.Restore{x}, lifecycle.BootSettled)
 			}
 			return g.show(x, restoreHeader, func() [][]string { return restoreRows(x) })
 		},
@@ -265,5 +266,51 @@ With --output json each change is one JSON object.`,
 	fl.DurationVar(&until, "for", 0, "stop watching after this long (default: until interrupted)")
 	fl.StringVar(&req.Asset, "asset", "", "only this asset")
 	fl.StringVar(&req.RecoveryPointId, "recovery-point", "", "only this recovery point")
+	return c
+}
+
+func restorePromoteCmd(g *globals) *cobra.Command {
+	var (
+		pool          string
+		cancel, watch bool
+	)
+	c := &cobra.Command{
+		Use:   "promote ID --storage-pool POOL [--watch] | promote ID --cancel",
+		Short: "Keep a RUNNING restore as a production machine: copy its disks live to a storage pool of its host and hand the domain over (operators)",
+		Long: `Promote a RUNNING VIRTUALIZE restore: its host copies each disk (overlay and
+recovery point flattened) into the libvirt storage pool (type dir) while the
+guest runs, then QEMU switches to the copies. PROMOTED: the domain is no longer
+Restored's (no lease, never torn down); it keeps its name (rename it with
+virsh domrename once it is shut off). --cancel stops a copy in progress: the
+copies are removed and the restore runs on from its overlay.`,
+		Example: "  restorectl restore promote 019a6c2e-... --storage-pool production --watch\n  restorectl restore promote 019a6c2e-... --cancel",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cancel == (pool != "") {
+				return fmt.Errorf("give --storage-pool POOL to promote, or --cancel to stop a promotion")
+			}
+			var x *restorev1.Restore
+			err := unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.Restore, error) {
+				client := restorev1.NewRestoreServiceClient(conn)
+				if cancel {
+					r, err := client.CancelPromotion(ctx, &restorev1.CancelPromotionRequest{Id: args[0]})
+					return r.GetRestore(), err
+				}
+				r, err := client.PromoteRestore(ctx, &restorev1.PromoteRestoreRequest{Id: args[0], StoragePool: pool})
+				return r.GetRestore(), err
+			}, func(r *restorev1.Restore) error { x = r; return nil })
+			if err != nil {
+				return err
+			}
+			if watch {
+				return watchRestores(g, cmd, &restorev1.WatchRestoresRequest{RecoveryPointId: x.RecoveryPointId}, []*restorev1.Restore{x},
+					func(st restorev1.RestoreState) bool { return st != lifecycle.Promoting })
+			}
+			return g.show(x, restoreHeader, func() [][]string { return restoreRows(x) })
+		},
+	}
+	c.Flags().StringVar(&pool, "storage-pool", "", "the libvirt storage pool (type dir) of the restore's host the disks go to")
+	c.Flags().BoolVar(&cancel, "cancel", false, "stop a promotion in progress")
+	c.Flags().BoolVar(&watch, "watch", false, "follow the restore until it is PROMOTED or RUNNING again")
 	return c
 }

@@ -45,6 +45,8 @@ var commands = map[raftv1.CommandType]command{
 	raftv1.CommandType_COMMAND_TYPE_REVOKE_TOKEN:               {apply: applyRevokeToken},
 	raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE:             {apply: applyCreateRestore},
 	raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORES:            {apply: applyCreateRestores},
+	raftv1.CommandType_COMMAND_TYPE_PROMOTE_RESTORE:            {apply: applyPromoteRestore},
+	raftv1.CommandType_COMMAND_TYPE_CANCEL_PROMOTION:           {apply: applyCancelPromotion},
 	raftv1.CommandType_COMMAND_TYPE_DELETE_RESTORE:             {apply: applyDeleteRestore},
 	raftv1.CommandType_COMMAND_TYPE_REGISTER_HOST:              {apply: applyRegisterHost},
 	raftv1.CommandType_COMMAND_TYPE_SET_HOST_DRAIN:             {apply: applySetHostDrain},

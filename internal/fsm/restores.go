@@ -195,8 +195,13 @@ func applyReportRestoreStatus(txn *memdb.Txn, payload []byte, index uint64) (pro
 		next.State = t.After()
 		next.StateReason = rep.StateReason
 		next.Progress = nil
-		if next.State == lifecycle.Preparing {
+		if next.State == lifecycle.Preparing || next.State == lifecycle.Promoting {
 			next.Progress = clone(rep.Progress)
+		}
+		if next.State == lifecycle.Promoted && rep.Promotion != nil {
+			p := clone(rep.Promotion)
+			p.StoragePool = cur.GetPromotion().GetStoragePool()
+			next.Promotion = p
 		}
 		if next.State == lifecycle.Running && rep.Export != nil {
 			next.Export = clone(rep.Export)

@@ -39,6 +39,9 @@ const (
 	// Images: converts recovery points to image files for download (IMAGE
 	// restores).
 	Images
+	// Promotion: copies a running restore's disks to production storage
+	// live and hands the VM over.
+	Promotion
 )
 
 // capabilityNames is the one table of capabilities: name and wire value.
@@ -57,11 +60,12 @@ var capabilityNames = []struct {
 	{ChangedBlocks, "changed-blocks", restorev1.HostCapability_HOST_CAPABILITY_CHANGED_BLOCKS},
 	{Exports, "exports", restorev1.HostCapability_HOST_CAPABILITY_EXPORTS},
 	{Images, "images", restorev1.HostCapability_HOST_CAPABILITY_IMAGES},
+	{Promotion, "promotion", restorev1.HostCapability_HOST_CAPABILITY_PROMOTION},
 }
 
 // KVMSet is everything the KVM driver does; a host whose agent reported
 // no capabilities (one from before they were reported) is taken to have it.
-const KVMSet = Set(Restores | InstantRestores | Screenshots | Console | GuestAgent | Snapshots | Quiesce | ChangedBlocks | Exports | Images)
+const KVMSet = Set(Restores | InstantRestores | Screenshots | Console | GuestAgent | Snapshots | Quiesce | ChangedBlocks | Exports | Images | Promotion)
 
 // Wire is the set as the API carries it.
 func (s Set) Wire() []restorev1.HostCapability {

@@ -169,6 +169,33 @@ type ExportedDisk struct {
 	LUN int
 }
 
+// Promoter is a driver that hands a running restore over as a production
+// machine: its disks copied, live, to production storage (the chain and
+// the overlay left behind), the VM no longer the agent's.
+type Promoter interface {
+	// Promote copies, pivots and hands over; a cancelled ctx before the
+	// pivot aborts the copy and removes it, and the restore runs on as
+	// before.
+	Promote(ctx context.Context, spec PromoteSpec) (Promoted, error)
+	// Promoted finds a restore already handed over (the agent restarted
+	// before the control plane heard it).
+	Promoted(ctx context.Context, id string) (Promoted, bool)
+}
+
+// PromoteSpec is one promotion.
+type PromoteSpec struct {
+	ID string
+	// Pool is the host's storage pool (a directory) the disks go to.
+	Pool     string
+	Progress func(Progress)
+}
+
+// Promoted is a restore handed over: its domain and its disks' files.
+type Promoted struct {
+	Domain string
+	Disks  []string
+}
+
 // Imager is a driver that makes image files of recovery points (IMAGE
 // restores), kept in the restore's work dir until its teardown (which
 // Restorer.Teardown does; Owned lists a restore whose files are all made

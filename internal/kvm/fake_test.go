@@ -176,3 +176,23 @@ func TestTheDriverRedialsAfterLibvirtdRestarted(t *testing.T) {
 		}
 	}
 }
+
+func (f *fakeLibvirt) DomainBlockCopy(libvirt.Domain, string, string, []libvirt.TypedParam, libvirt.DomainBlockCopyFlags) error {
+	return errors.New("fake: no block copy")
+}
+func (f *fakeLibvirt) DomainGetBlockJobInfo(libvirt.Domain, string, uint32) (int32, int32, uint64, uint64, uint64, error) {
+	return 0, 0, 0, 0, 0, nil
+}
+func (f *fakeLibvirt) DomainBlockJobAbort(libvirt.Domain, string, libvirt.DomainBlockJobAbortFlags) error {
+	return nil
+}
+func (f *fakeLibvirt) DomainSetMetadata(libvirt.Domain, int32, libvirt.OptString, libvirt.OptString, libvirt.OptString, libvirt.DomainModificationImpact) error {
+	return nil
+}
+func (f *fakeLibvirt) StoragePoolLookupByName(string) (libvirt.StoragePool, error) {
+	return libvirt.StoragePool{}, errors.New("fake: no pools")
+}
+func (f *fakeLibvirt) StoragePoolGetXMLDesc(libvirt.StoragePool, libvirt.StorageXMLFlags) (string, error) {
+	return "", errors.New("fake: no pools")
+}
+func (f *fakeLibvirt) StoragePoolRefresh(libvirt.StoragePool, uint32) error { return nil }

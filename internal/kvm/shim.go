@@ -29,6 +29,13 @@ type Libvirt interface {
 	DomainFsthaw(Dom libvirt.Domain, Mountpoints []string, Flags uint32) (int32, error)
 	DomainGetBlockInfo(Dom libvirt.Domain, Path string, Flags uint32) (uint64, uint64, uint64, error)
 	DomainUpdateDeviceFlags(Dom libvirt.Domain, XML string, Flags libvirt.DomainDeviceModifyFlags) error
+	DomainBlockCopy(Dom libvirt.Domain, Path string, Destxml string, Params []libvirt.TypedParam, Flags libvirt.DomainBlockCopyFlags) error
+	DomainGetBlockJobInfo(Dom libvirt.Domain, Path string, Flags uint32) (int32, int32, uint64, uint64, uint64, error)
+	DomainBlockJobAbort(Dom libvirt.Domain, Path string, Flags libvirt.DomainBlockJobAbortFlags) error
+	DomainSetMetadata(Dom libvirt.Domain, Type int32, Metadata libvirt.OptString, Key libvirt.OptString, Uri libvirt.OptString, Flags libvirt.DomainModificationImpact) error
+	StoragePoolLookupByName(Name string) (libvirt.StoragePool, error)
+	StoragePoolGetXMLDesc(Pool libvirt.StoragePool, Flags libvirt.StorageXMLFlags) (string, error)
+	StoragePoolRefresh(Pool libvirt.StoragePool, Flags uint32) error
 	Disconnect() error
 }
 

@@ -22,6 +22,8 @@ const (
 	Failed    = restorev1.RestoreState_RESTORE_STATE_FAILED
 	Expired   = restorev1.RestoreState_RESTORE_STATE_EXPIRED
 	Lost      = restorev1.RestoreState_RESTORE_STATE_LOST
+	Promoting = restorev1.RestoreState_RESTORE_STATE_PROMOTING
+	Promoted  = restorev1.RestoreState_RESTORE_STATE_PROMOTED
 )
 
 // stateInfo is what a state means for the restore's host.
@@ -50,10 +52,14 @@ var states = map[State]stateInfo{
 	Failed:    {teardown: true},
 	Expired:   {teardown: true},
 	Lost:      {teardown: true},
+	// Copying its disks to production storage while it runs.
+	Promoting: {active: true, screen: true},
+	// Handed over: nothing of Restored's any more.
+	Promoted: {},
 }
 
 // onHost are the states of a restore placed on a host and still wanted there.
-var onHost = []State{Scheduled, Preparing, Booting, Running}
+var onHost = []State{Scheduled, Preparing, Booting, Running, Promoting}
 
 // agentReports are the states an agent may report.
 var agentReports = []State{Preparing, Booting, Running, Failed, Destroyed}
@@ -89,6 +95,16 @@ func restoreRows() []Transition[State] {
 			rows = append(rows, Transition[State]{From: s, To: to, By: ByAgent, TornDown: to == Failed || to == Destroyed})
 		}
 	}
+	// Promotion: asked for and cancelled by a caller, ended by the agent
+	// once the domain runs from its copies and is handed over.
+	rows = append(rows,
+		Transition[State]{From: Running, To: Promoting, By: ByAPI},
+		Transition[State]{From: Promoting, To: Running, By: ByAPI},
+		Transition[State]{From: Promoting, To: Promoted, By: ByAgent},
+		// The copy's progress (a RUNNING report instead: the copy failed
+		// and the restore goes on as before).
+		Transition[State]{From: Promoting, To: Promoting, By: ByAgent},
+	)
 	// Teardown asked for: progress no longer changes the state; the
 	// agent's teardown ends it.
 	rows = append(rows,
@@ -169,6 +185,19 @@ func Deletion(from State) (Transition[State], bool) {
 		}
 	}
 	return Transition[State]{}, false
+}
+
+// Promotion is what a caller's promote does to a restore in state from;
+// ok is false unless it runs.
+func Promotion(from State) (Transition[State], bool) { return Restores.Lookup(from, Promoting, ByAPI) }
+
+// PromotionCancel is what a caller's cancel does to a promotion; ok is
+// false unless the restore is PROMOTING.
+func PromotionCancel(from State) (Transition[State], bool) {
+	if from != Promoting {
+		return Transition[State]{}, false
+	}
+	return Restores.Lookup(from, Running, ByAPI)
 }
 
 // Expiry is what a lease that ran out does to a restore in state from; ok

@@ -30,6 +30,8 @@ var wantAgent = map[State]string{
 	Failed:    "KKKkk",
 	Expired:   "KKKkk",
 	Lost:      "KKKkk",
+	Promoting: "MMMTT",
+	Promoted:  "-----",
 }
 
 func code(t Transition[State]) byte {
@@ -74,10 +76,12 @@ var wantOthers = map[string]bool{
 	"PENDING>DESTROYED api T":   true,
 	"PENDING>EXPIRED lease T":   true,
 	"STOPPING>EXPIRED lease":    true,
+	"RUNNING>PROMOTING api":     true,
+	"PROMOTING>RUNNING api":     true,
 }
 
 func init() {
-	for _, s := range []string{"SCHEDULED", "PREPARING", "BOOTING", "RUNNING"} {
+	for _, s := range []string{"SCHEDULED", "PREPARING", "BOOTING", "RUNNING", "PROMOTING"} {
 		wantOthers[s+">STOPPING api"] = true
 		wantOthers[s+">EXPIRED lease"] = true
 		wantOthers[s+">LOST sch"] = true
@@ -131,6 +135,8 @@ func TestStatePropertiesAgreeWithTheTable(t *testing.T) {
 		{Failed, true, false, true},
 		{Expired, true, false, true},
 		{Lost, true, false, true},
+		{Promoting, false, true, true},
+		{Promoted, true, false, true},
 	}
 	if len(tests) != len(States()) {
 		t.Fatalf("%d states tested, %d known", len(tests), len(States()))
@@ -216,9 +222,9 @@ func TestHostDownPlacesVerifyRunsAgainAndLosesVMs(t *testing.T) {
 	}
 }
 
-func TestAgentMayReportOnlyItsFiveStates(t *testing.T) {
+func TestAgentMayReportOnlyItsFiveStatesAndThePromotion(t *testing.T) {
 	for _, s := range everyState() {
-		want := false
+		want := s == Promoted || s == Promoting // only from PROMOTING
 		for _, r := range agentReports {
 			want = want || r == s
 		}

@@ -1452,7 +1452,9 @@ type ReportRestoreStatusRequest struct {
 	// Where an EXPORT restore's disks are read, with its RUNNING report.
 	Export *RestoreExport `protobuf:"bytes,9,opt,name=export,proto3" json:"export,omitempty"`
 	// An IMAGE restore's files, with its RUNNING report.
-	Image         *RestoreImage `protobuf:"bytes,10,opt,name=image,proto3" json:"image,omitempty"`
+	Image *RestoreImage `protobuf:"bytes,10,opt,name=image,proto3" json:"image,omitempty"`
+	// Where a PROMOTED restore's domain and disks are, with that report.
+	Promotion     *Promotion `protobuf:"bytes,11,opt,name=promotion,proto3" json:"promotion,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1553,6 +1555,13 @@ func (x *ReportRestoreStatusRequest) GetExport() *RestoreExport {
 func (x *ReportRestoreStatusRequest) GetImage() *RestoreImage {
 	if x != nil {
 		return x.Image
+	}
+	return nil
+}
+
+func (x *ReportRestoreStatusRequest) GetPromotion() *Promotion {
+	if x != nil {
+		return x.Promotion
 	}
 	return nil
 }
@@ -1935,7 +1944,7 @@ const file_restore_v1_agent_proto_rawDesc = "" +
 	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x120\n" +
 	"\bsnapshot\x18\x03 \x01(\v2\x14.restore.v1.SnapshotR\bsnapshot\"P\n" +
 	"\x1cReportSnapshotStatusResponse\x120\n" +
-	"\bsnapshot\x18\x01 \x01(\v2\x14.restore.v1.SnapshotR\bsnapshot\"\xcb\x03\n" +
+	"\bsnapshot\x18\x01 \x01(\v2\x14.restore.v1.SnapshotR\bsnapshot\"\x80\x04\n" +
 	"\x1aReportRestoreStatusRequest\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x17\n" +
 	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x12\x1d\n" +
@@ -1948,7 +1957,8 @@ const file_restore_v1_agent_proto_rawDesc = "" +
 	"\bprogress\x18\b \x01(\v2\x14.restore.v1.ProgressR\bprogress\x121\n" +
 	"\x06export\x18\t \x01(\v2\x19.restore.v1.RestoreExportR\x06export\x12.\n" +
 	"\x05image\x18\n" +
-	" \x01(\v2\x18.restore.v1.RestoreImageR\x05image\"L\n" +
+	" \x01(\v2\x18.restore.v1.RestoreImageR\x05image\x123\n" +
+	"\tpromotion\x18\v \x01(\v2\x15.restore.v1.PromotionR\tpromotion\"L\n" +
 	"\x1bReportRestoreStatusResponse\x12-\n" +
 	"\arestore\x18\x01 \x01(\v2\x13.restore.v1.RestoreR\arestore\"\x8e\x01\n" +
 	"\x16ReportInventoryRequest\x12)\n" +
@@ -2044,8 +2054,9 @@ var file_restore_v1_agent_proto_goTypes = []any{
 	(*Progress)(nil),                     // 37: restore.v1.Progress
 	(*RestoreExport)(nil),                // 38: restore.v1.RestoreExport
 	(*RestoreImage)(nil),                 // 39: restore.v1.RestoreImage
-	(*HostDomain)(nil),                   // 40: restore.v1.HostDomain
-	(*RecoveryPoint)(nil),                // 41: restore.v1.RecoveryPoint
+	(*Promotion)(nil),                    // 40: restore.v1.Promotion
+	(*HostDomain)(nil),                   // 41: restore.v1.HostDomain
+	(*RecoveryPoint)(nil),                // 42: restore.v1.RecoveryPoint
 }
 var file_restore_v1_agent_proto_depIdxs = []int32{
 	8,  // 0: restore.v1.TunnelRequest.frame:type_name -> restore.v1.TunnelFrame
@@ -2072,34 +2083,35 @@ var file_restore_v1_agent_proto_depIdxs = []int32{
 	37, // 21: restore.v1.ReportRestoreStatusRequest.progress:type_name -> restore.v1.Progress
 	38, // 22: restore.v1.ReportRestoreStatusRequest.export:type_name -> restore.v1.RestoreExport
 	39, // 23: restore.v1.ReportRestoreStatusRequest.image:type_name -> restore.v1.RestoreImage
-	31, // 24: restore.v1.ReportRestoreStatusResponse.restore:type_name -> restore.v1.Restore
-	40, // 25: restore.v1.ReportInventoryRequest.domains:type_name -> restore.v1.HostDomain
-	41, // 26: restore.v1.ReportRecoveryPointsRequest.recovery_points:type_name -> restore.v1.RecoveryPoint
-	12, // 27: restore.v1.AgentService.Register:input_type -> restore.v1.RegisterRequest
-	14, // 28: restore.v1.AgentService.Heartbeat:input_type -> restore.v1.HeartbeatRequest
-	16, // 29: restore.v1.AgentService.WatchAssignments:input_type -> restore.v1.WatchAssignmentsRequest
-	22, // 30: restore.v1.AgentService.ReportRestoreStatus:input_type -> restore.v1.ReportRestoreStatusRequest
-	26, // 31: restore.v1.AgentService.ReportRecoveryPoints:input_type -> restore.v1.ReportRecoveryPointsRequest
-	24, // 32: restore.v1.AgentService.ReportInventory:input_type -> restore.v1.ReportInventoryRequest
-	20, // 33: restore.v1.AgentService.ReportSnapshotStatus:input_type -> restore.v1.ReportSnapshotStatusRequest
-	6,  // 34: restore.v1.AgentService.Tunnel:input_type -> restore.v1.TunnelRequest
-	2,  // 35: restore.v1.AgentService.Enroll:input_type -> restore.v1.EnrollRequest
-	4,  // 36: restore.v1.AgentService.RenewCertificate:input_type -> restore.v1.RenewCertificateRequest
-	13, // 37: restore.v1.AgentService.Register:output_type -> restore.v1.RegisterResponse
-	15, // 38: restore.v1.AgentService.Heartbeat:output_type -> restore.v1.HeartbeatResponse
-	19, // 39: restore.v1.AgentService.WatchAssignments:output_type -> restore.v1.WatchAssignmentsResponse
-	23, // 40: restore.v1.AgentService.ReportRestoreStatus:output_type -> restore.v1.ReportRestoreStatusResponse
-	27, // 41: restore.v1.AgentService.ReportRecoveryPoints:output_type -> restore.v1.ReportRecoveryPointsResponse
-	25, // 42: restore.v1.AgentService.ReportInventory:output_type -> restore.v1.ReportInventoryResponse
-	21, // 43: restore.v1.AgentService.ReportSnapshotStatus:output_type -> restore.v1.ReportSnapshotStatusResponse
-	7,  // 44: restore.v1.AgentService.Tunnel:output_type -> restore.v1.TunnelResponse
-	3,  // 45: restore.v1.AgentService.Enroll:output_type -> restore.v1.EnrollResponse
-	5,  // 46: restore.v1.AgentService.RenewCertificate:output_type -> restore.v1.RenewCertificateResponse
-	37, // [37:47] is the sub-list for method output_type
-	27, // [27:37] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	40, // 24: restore.v1.ReportRestoreStatusRequest.promotion:type_name -> restore.v1.Promotion
+	31, // 25: restore.v1.ReportRestoreStatusResponse.restore:type_name -> restore.v1.Restore
+	41, // 26: restore.v1.ReportInventoryRequest.domains:type_name -> restore.v1.HostDomain
+	42, // 27: restore.v1.ReportRecoveryPointsRequest.recovery_points:type_name -> restore.v1.RecoveryPoint
+	12, // 28: restore.v1.AgentService.Register:input_type -> restore.v1.RegisterRequest
+	14, // 29: restore.v1.AgentService.Heartbeat:input_type -> restore.v1.HeartbeatRequest
+	16, // 30: restore.v1.AgentService.WatchAssignments:input_type -> restore.v1.WatchAssignmentsRequest
+	22, // 31: restore.v1.AgentService.ReportRestoreStatus:input_type -> restore.v1.ReportRestoreStatusRequest
+	26, // 32: restore.v1.AgentService.ReportRecoveryPoints:input_type -> restore.v1.ReportRecoveryPointsRequest
+	24, // 33: restore.v1.AgentService.ReportInventory:input_type -> restore.v1.ReportInventoryRequest
+	20, // 34: restore.v1.AgentService.ReportSnapshotStatus:input_type -> restore.v1.ReportSnapshotStatusRequest
+	6,  // 35: restore.v1.AgentService.Tunnel:input_type -> restore.v1.TunnelRequest
+	2,  // 36: restore.v1.AgentService.Enroll:input_type -> restore.v1.EnrollRequest
+	4,  // 37: restore.v1.AgentService.RenewCertificate:input_type -> restore.v1.RenewCertificateRequest
+	13, // 38: restore.v1.AgentService.Register:output_type -> restore.v1.RegisterResponse
+	15, // 39: restore.v1.AgentService.Heartbeat:output_type -> restore.v1.HeartbeatResponse
+	19, // 40: restore.v1.AgentService.WatchAssignments:output_type -> restore.v1.WatchAssignmentsResponse
+	23, // 41: restore.v1.AgentService.ReportRestoreStatus:output_type -> restore.v1.ReportRestoreStatusResponse
+	27, // 42: restore.v1.AgentService.ReportRecoveryPoints:output_type -> restore.v1.ReportRecoveryPointsResponse
+	25, // 43: restore.v1.AgentService.ReportInventory:output_type -> restore.v1.ReportInventoryResponse
+	21, // 44: restore.v1.AgentService.ReportSnapshotStatus:output_type -> restore.v1.ReportSnapshotStatusResponse
+	7,  // 45: restore.v1.AgentService.Tunnel:output_type -> restore.v1.TunnelResponse
+	3,  // 46: restore.v1.AgentService.Enroll:output_type -> restore.v1.EnrollResponse
+	5,  // 47: restore.v1.AgentService.RenewCertificate:output_type -> restore.v1.RenewCertificateResponse
+	38, // [38:48] is the sub-list for method output_type
+	28, // [28:38] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_agent_proto_init() }

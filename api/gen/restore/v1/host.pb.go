@@ -102,6 +102,9 @@ const (
 	HostCapability_HOST_CAPABILITY_EXPORTS HostCapability = 9
 	// Converts recovery points to image files for download (IMAGE restores).
 	HostCapability_HOST_CAPABILITY_IMAGES HostCapability = 10
+	// Copies a running restore's disks to production storage live and
+	// hands the VM over (PromoteRestore).
+	HostCapability_HOST_CAPABILITY_PROMOTION HostCapability = 11
 )
 
 // Enum value maps for HostCapability.
@@ -118,6 +121,7 @@ var (
 		8:  "HOST_CAPABILITY_CHANGED_BLOCKS",
 		9:  "HOST_CAPABILITY_EXPORTS",
 		10: "HOST_CAPABILITY_IMAGES",
+		11: "HOST_CAPABILITY_PROMOTION",
 	}
 	HostCapability_value = map[string]int32{
 		"HOST_CAPABILITY_UNSPECIFIED":      0,
@@ -131,6 +135,7 @@ var (
 		"HOST_CAPABILITY_CHANGED_BLOCKS":   8,
 		"HOST_CAPABILITY_EXPORTS":          9,
 		"HOST_CAPABILITY_IMAGES":           10,
+		"HOST_CAPABILITY_PROMOTION":        11,
 	}
 )
 
@@ -1413,7 +1418,7 @@ const file_restore_v1_host_proto_rawDesc = "" +
 	"\tHostState\x12\x1a\n" +
 	"\x16HOST_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10HOST_STATE_READY\x10\x01\x12\x13\n" +
-	"\x0fHOST_STATE_DOWN\x10\x02*\xed\x02\n" +
+	"\x0fHOST_STATE_DOWN\x10\x02*\x8c\x03\n" +
 	"\x0eHostCapability\x12\x1f\n" +
 	"\x1bHOST_CAPABILITY_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18HOST_CAPABILITY_RESTORES\x10\x01\x12$\n" +
@@ -1426,7 +1431,8 @@ const file_restore_v1_host_proto_rawDesc = "" +
 	"\x1eHOST_CAPABILITY_CHANGED_BLOCKS\x10\b\x12\x1b\n" +
 	"\x17HOST_CAPABILITY_EXPORTS\x10\t\x12\x1a\n" +
 	"\x16HOST_CAPABILITY_IMAGES\x10\n" +
-	"2\xba\x04\n" +
+	"\x12\x1d\n" +
+	"\x19HOST_CAPABILITY_PROMOTION\x10\v2\xba\x04\n" +
 	"\vHostService\x12H\n" +
 	"\tListHosts\x12\x1c.restore.v1.ListHostsRequest\x1a\x1d.restore.v1.ListHostsResponse\x12B\n" +
 	"\aGetHost\x12\x1a.restore.v1.GetHostRequest\x1a\x1b.restore.v1.GetHostResponse\x12H\n" +

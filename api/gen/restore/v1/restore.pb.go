@@ -344,6 +344,12 @@ const (
 	RestoreState_RESTORE_STATE_EXPIRED RestoreState = 9
 	// Its host stopped answering while the VM ran.
 	RestoreState_RESTORE_STATE_LOST RestoreState = 10
+	// Its disks are being copied to production storage while it runs
+	// (PromoteRestore); progress says how far.
+	RestoreState_RESTORE_STATE_PROMOTING RestoreState = 11
+	// Handed over as a production machine: no longer Restored's (no lease,
+	// never torn down by Restored).
+	RestoreState_RESTORE_STATE_PROMOTED RestoreState = 12
 )
 
 // Enum value maps for RestoreState.
@@ -360,6 +366,8 @@ var (
 		8:  "RESTORE_STATE_FAILED",
 		9:  "RESTORE_STATE_EXPIRED",
 		10: "RESTORE_STATE_LOST",
+		11: "RESTORE_STATE_PROMOTING",
+		12: "RESTORE_STATE_PROMOTED",
 	}
 	RestoreState_value = map[string]int32{
 		"RESTORE_STATE_UNSPECIFIED": 0,
@@ -373,6 +381,8 @@ var (
 		"RESTORE_STATE_FAILED":      8,
 		"RESTORE_STATE_EXPIRED":     9,
 		"RESTORE_STATE_LOST":        10,
+		"RESTORE_STATE_PROMOTING":   11,
+		"RESTORE_STATE_PROMOTED":    12,
 	}
 )
 
@@ -403,6 +413,255 @@ func (RestoreState) EnumDescriptor() ([]byte, []int) {
 	return file_restore_v1_restore_proto_rawDescGZIP(), []int{5}
 }
 
+// PromoteRestoreRequest names the restore and where its disks go.
+type PromoteRestoreRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// A libvirt storage pool of type dir on the restore's host (its
+	// operator made it for production disks).
+	StoragePool   string `protobuf:"bytes,2,opt,name=storage_pool,json=storagePool,proto3" json:"storage_pool,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PromoteRestoreRequest) Reset() {
+	*x = PromoteRestoreRequest{}
+	mi := &file_restore_v1_restore_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PromoteRestoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PromoteRestoreRequest) ProtoMessage() {}
+
+func (x *PromoteRestoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_restore_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PromoteRestoreRequest.ProtoReflect.Descriptor instead.
+func (*PromoteRestoreRequest) Descriptor() ([]byte, []int) {
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *PromoteRestoreRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PromoteRestoreRequest) GetStoragePool() string {
+	if x != nil {
+		return x.StoragePool
+	}
+	return ""
+}
+
+type PromoteRestoreResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Restore       *Restore               `protobuf:"bytes,1,opt,name=restore,proto3" json:"restore,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PromoteRestoreResponse) Reset() {
+	*x = PromoteRestoreResponse{}
+	mi := &file_restore_v1_restore_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PromoteRestoreResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PromoteRestoreResponse) ProtoMessage() {}
+
+func (x *PromoteRestoreResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_restore_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PromoteRestoreResponse.ProtoReflect.Descriptor instead.
+func (*PromoteRestoreResponse) Descriptor() ([]byte, []int) {
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PromoteRestoreResponse) GetRestore() *Restore {
+	if x != nil {
+		return x.Restore
+	}
+	return nil
+}
+
+type CancelPromotionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelPromotionRequest) Reset() {
+	*x = CancelPromotionRequest{}
+	mi := &file_restore_v1_restore_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelPromotionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelPromotionRequest) ProtoMessage() {}
+
+func (x *CancelPromotionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_restore_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelPromotionRequest.ProtoReflect.Descriptor instead.
+func (*CancelPromotionRequest) Descriptor() ([]byte, []int) {
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *CancelPromotionRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type CancelPromotionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Restore       *Restore               `protobuf:"bytes,1,opt,name=restore,proto3" json:"restore,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelPromotionResponse) Reset() {
+	*x = CancelPromotionResponse{}
+	mi := &file_restore_v1_restore_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelPromotionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelPromotionResponse) ProtoMessage() {}
+
+func (x *CancelPromotionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_restore_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelPromotionResponse.ProtoReflect.Descriptor instead.
+func (*CancelPromotionResponse) Descriptor() ([]byte, []int) {
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *CancelPromotionResponse) GetRestore() *Restore {
+	if x != nil {
+		return x.Restore
+	}
+	return nil
+}
+
+// Promotion is where a promoted restore's disks went.
+type Promotion struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	StoragePool string                 `protobuf:"bytes,1,opt,name=storage_pool,json=storagePool,proto3" json:"storage_pool,omitempty"`
+	// Once PROMOTED: the domain handed over and its disks' files.
+	Domain        string   `protobuf:"bytes,2,opt,name=domain,proto3" json:"domain,omitempty"`
+	DiskPaths     []string `protobuf:"bytes,3,rep,name=disk_paths,json=diskPaths,proto3" json:"disk_paths,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Promotion) Reset() {
+	*x = Promotion{}
+	mi := &file_restore_v1_restore_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Promotion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Promotion) ProtoMessage() {}
+
+func (x *Promotion) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_restore_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Promotion.ProtoReflect.Descriptor instead.
+func (*Promotion) Descriptor() ([]byte, []int) {
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Promotion) GetStoragePool() string {
+	if x != nil {
+		return x.StoragePool
+	}
+	return ""
+}
+
+func (x *Promotion) GetDomain() string {
+	if x != nil {
+		return x.Domain
+	}
+	return ""
+}
+
+func (x *Promotion) GetDiskPaths() []string {
+	if x != nil {
+		return x.DiskPaths
+	}
+	return nil
+}
+
 // BatchCreateRestoresRequest is the body of POST /v1/restores:batchCreate.
 type BatchCreateRestoresRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -417,7 +676,7 @@ type BatchCreateRestoresRequest struct {
 
 func (x *BatchCreateRestoresRequest) Reset() {
 	*x = BatchCreateRestoresRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[0]
+	mi := &file_restore_v1_restore_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -429,7 +688,7 @@ func (x *BatchCreateRestoresRequest) String() string {
 func (*BatchCreateRestoresRequest) ProtoMessage() {}
 
 func (x *BatchCreateRestoresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[0]
+	mi := &file_restore_v1_restore_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -442,7 +701,7 @@ func (x *BatchCreateRestoresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchCreateRestoresRequest.ProtoReflect.Descriptor instead.
 func (*BatchCreateRestoresRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{0}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *BatchCreateRestoresRequest) GetRequestId() string {
@@ -471,7 +730,7 @@ type BatchCreateRestoresResponse struct {
 
 func (x *BatchCreateRestoresResponse) Reset() {
 	*x = BatchCreateRestoresResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[1]
+	mi := &file_restore_v1_restore_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -483,7 +742,7 @@ func (x *BatchCreateRestoresResponse) String() string {
 func (*BatchCreateRestoresResponse) ProtoMessage() {}
 
 func (x *BatchCreateRestoresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[1]
+	mi := &file_restore_v1_restore_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -496,7 +755,7 @@ func (x *BatchCreateRestoresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchCreateRestoresResponse.ProtoReflect.Descriptor instead.
 func (*BatchCreateRestoresResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{1}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *BatchCreateRestoresResponse) GetBatchId() string {
@@ -523,7 +782,7 @@ type ImageOptions struct {
 
 func (x *ImageOptions) Reset() {
 	*x = ImageOptions{}
-	mi := &file_restore_v1_restore_proto_msgTypes[2]
+	mi := &file_restore_v1_restore_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -535,7 +794,7 @@ func (x *ImageOptions) String() string {
 func (*ImageOptions) ProtoMessage() {}
 
 func (x *ImageOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[2]
+	mi := &file_restore_v1_restore_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -548,7 +807,7 @@ func (x *ImageOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageOptions.ProtoReflect.Descriptor instead.
 func (*ImageOptions) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{2}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ImageOptions) GetFormat() ImageFormat {
@@ -569,7 +828,7 @@ type RestoreImage struct {
 
 func (x *RestoreImage) Reset() {
 	*x = RestoreImage{}
-	mi := &file_restore_v1_restore_proto_msgTypes[3]
+	mi := &file_restore_v1_restore_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -581,7 +840,7 @@ func (x *RestoreImage) String() string {
 func (*RestoreImage) ProtoMessage() {}
 
 func (x *RestoreImage) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[3]
+	mi := &file_restore_v1_restore_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -594,7 +853,7 @@ func (x *RestoreImage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreImage.ProtoReflect.Descriptor instead.
 func (*RestoreImage) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{3}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RestoreImage) GetFormat() ImageFormat {
@@ -625,7 +884,7 @@ type ImageFile struct {
 
 func (x *ImageFile) Reset() {
 	*x = ImageFile{}
-	mi := &file_restore_v1_restore_proto_msgTypes[4]
+	mi := &file_restore_v1_restore_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -637,7 +896,7 @@ func (x *ImageFile) String() string {
 func (*ImageFile) ProtoMessage() {}
 
 func (x *ImageFile) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[4]
+	mi := &file_restore_v1_restore_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -650,7 +909,7 @@ func (x *ImageFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageFile.ProtoReflect.Descriptor instead.
 func (*ImageFile) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{4}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ImageFile) GetDisk() string {
@@ -690,7 +949,7 @@ type ExportImageRequest struct {
 
 func (x *ExportImageRequest) Reset() {
 	*x = ExportImageRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[5]
+	mi := &file_restore_v1_restore_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -702,7 +961,7 @@ func (x *ExportImageRequest) String() string {
 func (*ExportImageRequest) ProtoMessage() {}
 
 func (x *ExportImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[5]
+	mi := &file_restore_v1_restore_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -715,7 +974,7 @@ func (x *ExportImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportImageRequest.ProtoReflect.Descriptor instead.
 func (*ExportImageRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{5}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ExportImageRequest) GetRecoveryPointId() string {
@@ -757,7 +1016,7 @@ type ExportImageResponse struct {
 
 func (x *ExportImageResponse) Reset() {
 	*x = ExportImageResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[6]
+	mi := &file_restore_v1_restore_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -769,7 +1028,7 @@ func (x *ExportImageResponse) String() string {
 func (*ExportImageResponse) ProtoMessage() {}
 
 func (x *ExportImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[6]
+	mi := &file_restore_v1_restore_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -782,7 +1041,7 @@ func (x *ExportImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportImageResponse.ProtoReflect.Descriptor instead.
 func (*ExportImageResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{6}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ExportImageResponse) GetRestore() *Restore {
@@ -804,7 +1063,7 @@ type CreateDownloadRequest struct {
 
 func (x *CreateDownloadRequest) Reset() {
 	*x = CreateDownloadRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[7]
+	mi := &file_restore_v1_restore_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -816,7 +1075,7 @@ func (x *CreateDownloadRequest) String() string {
 func (*CreateDownloadRequest) ProtoMessage() {}
 
 func (x *CreateDownloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[7]
+	mi := &file_restore_v1_restore_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -829,7 +1088,7 @@ func (x *CreateDownloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDownloadRequest.ProtoReflect.Descriptor instead.
 func (*CreateDownloadRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{7}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateDownloadRequest) GetId() string {
@@ -860,7 +1119,7 @@ type CreateDownloadResponse struct {
 
 func (x *CreateDownloadResponse) Reset() {
 	*x = CreateDownloadResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[8]
+	mi := &file_restore_v1_restore_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -872,7 +1131,7 @@ func (x *CreateDownloadResponse) String() string {
 func (*CreateDownloadResponse) ProtoMessage() {}
 
 func (x *CreateDownloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[8]
+	mi := &file_restore_v1_restore_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -885,7 +1144,7 @@ func (x *CreateDownloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDownloadResponse.ProtoReflect.Descriptor instead.
 func (*CreateDownloadResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{8}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateDownloadResponse) GetUrl() string {
@@ -926,7 +1185,7 @@ type IssueRestoreCredentialsRequest struct {
 
 func (x *IssueRestoreCredentialsRequest) Reset() {
 	*x = IssueRestoreCredentialsRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[9]
+	mi := &file_restore_v1_restore_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -938,7 +1197,7 @@ func (x *IssueRestoreCredentialsRequest) String() string {
 func (*IssueRestoreCredentialsRequest) ProtoMessage() {}
 
 func (x *IssueRestoreCredentialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[9]
+	mi := &file_restore_v1_restore_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -951,7 +1210,7 @@ func (x *IssueRestoreCredentialsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueRestoreCredentialsRequest.ProtoReflect.Descriptor instead.
 func (*IssueRestoreCredentialsRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{9}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *IssueRestoreCredentialsRequest) GetId() string {
@@ -980,7 +1239,7 @@ type IssueRestoreCredentialsResponse struct {
 
 func (x *IssueRestoreCredentialsResponse) Reset() {
 	*x = IssueRestoreCredentialsResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[10]
+	mi := &file_restore_v1_restore_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -992,7 +1251,7 @@ func (x *IssueRestoreCredentialsResponse) String() string {
 func (*IssueRestoreCredentialsResponse) ProtoMessage() {}
 
 func (x *IssueRestoreCredentialsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[10]
+	mi := &file_restore_v1_restore_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1005,7 +1264,7 @@ func (x *IssueRestoreCredentialsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueRestoreCredentialsResponse.ProtoReflect.Descriptor instead.
 func (*IssueRestoreCredentialsResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{10}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *IssueRestoreCredentialsResponse) GetCaCert() string {
@@ -1064,7 +1323,7 @@ type ExportOptions struct {
 
 func (x *ExportOptions) Reset() {
 	*x = ExportOptions{}
-	mi := &file_restore_v1_restore_proto_msgTypes[11]
+	mi := &file_restore_v1_restore_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1076,7 +1335,7 @@ func (x *ExportOptions) String() string {
 func (*ExportOptions) ProtoMessage() {}
 
 func (x *ExportOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[11]
+	mi := &file_restore_v1_restore_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1089,7 +1348,7 @@ func (x *ExportOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportOptions.ProtoReflect.Descriptor instead.
 func (*ExportOptions) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{11}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ExportOptions) GetReadWrite() bool {
@@ -1123,7 +1382,7 @@ type RestoreExport struct {
 
 func (x *RestoreExport) Reset() {
 	*x = RestoreExport{}
-	mi := &file_restore_v1_restore_proto_msgTypes[12]
+	mi := &file_restore_v1_restore_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1135,7 +1394,7 @@ func (x *RestoreExport) String() string {
 func (*RestoreExport) ProtoMessage() {}
 
 func (x *RestoreExport) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[12]
+	mi := &file_restore_v1_restore_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1148,7 +1407,7 @@ func (x *RestoreExport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreExport.ProtoReflect.Descriptor instead.
 func (*RestoreExport) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{12}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RestoreExport) GetDisks() []*ExportDisk {
@@ -1209,7 +1468,7 @@ type ExportDisk struct {
 
 func (x *ExportDisk) Reset() {
 	*x = ExportDisk{}
-	mi := &file_restore_v1_restore_proto_msgTypes[13]
+	mi := &file_restore_v1_restore_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1221,7 +1480,7 @@ func (x *ExportDisk) String() string {
 func (*ExportDisk) ProtoMessage() {}
 
 func (x *ExportDisk) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[13]
+	mi := &file_restore_v1_restore_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1234,7 +1493,7 @@ func (x *ExportDisk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportDisk.ProtoReflect.Descriptor instead.
 func (*ExportDisk) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{13}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ExportDisk) GetName() string {
@@ -1303,7 +1562,7 @@ type LinkUpRestoreRequest struct {
 
 func (x *LinkUpRestoreRequest) Reset() {
 	*x = LinkUpRestoreRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[14]
+	mi := &file_restore_v1_restore_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1315,7 +1574,7 @@ func (x *LinkUpRestoreRequest) String() string {
 func (*LinkUpRestoreRequest) ProtoMessage() {}
 
 func (x *LinkUpRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[14]
+	mi := &file_restore_v1_restore_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1328,7 +1587,7 @@ func (x *LinkUpRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkUpRestoreRequest.ProtoReflect.Descriptor instead.
 func (*LinkUpRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{14}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *LinkUpRestoreRequest) GetId() string {
@@ -1348,7 +1607,7 @@ type LinkUpRestoreResponse struct {
 
 func (x *LinkUpRestoreResponse) Reset() {
 	*x = LinkUpRestoreResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[15]
+	mi := &file_restore_v1_restore_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1360,7 +1619,7 @@ func (x *LinkUpRestoreResponse) String() string {
 func (*LinkUpRestoreResponse) ProtoMessage() {}
 
 func (x *LinkUpRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[15]
+	mi := &file_restore_v1_restore_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1373,7 +1632,7 @@ func (x *LinkUpRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkUpRestoreResponse.ProtoReflect.Descriptor instead.
 func (*LinkUpRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{15}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LinkUpRestoreResponse) GetRestore() *Restore {
@@ -1410,7 +1669,7 @@ type Network struct {
 
 func (x *Network) Reset() {
 	*x = Network{}
-	mi := &file_restore_v1_restore_proto_msgTypes[16]
+	mi := &file_restore_v1_restore_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1422,7 +1681,7 @@ func (x *Network) String() string {
 func (*Network) ProtoMessage() {}
 
 func (x *Network) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[16]
+	mi := &file_restore_v1_restore_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1435,7 +1694,7 @@ func (x *Network) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Network.ProtoReflect.Descriptor instead.
 func (*Network) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{16}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Network) GetKind() NetworkKind {
@@ -1495,7 +1754,7 @@ type Boot struct {
 
 func (x *Boot) Reset() {
 	*x = Boot{}
-	mi := &file_restore_v1_restore_proto_msgTypes[17]
+	mi := &file_restore_v1_restore_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1507,7 +1766,7 @@ func (x *Boot) String() string {
 func (*Boot) ProtoMessage() {}
 
 func (x *Boot) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[17]
+	mi := &file_restore_v1_restore_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1520,7 +1779,7 @@ func (x *Boot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Boot.ProtoReflect.Descriptor instead.
 func (*Boot) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{17}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Boot) GetVerified() bool {
@@ -1604,14 +1863,16 @@ type Restore struct {
 	ImageOptions *ImageOptions `protobuf:"bytes,27,opt,name=image_options,json=imageOptions,proto3" json:"image_options,omitempty"`
 	Image        *RestoreImage `protobuf:"bytes,28,opt,name=image,proto3" json:"image,omitempty"`
 	// The batch it was created in (BatchCreateRestores), if any.
-	BatchId       string `protobuf:"bytes,29,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	BatchId string `protobuf:"bytes,29,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	// Where PromoteRestore puts its disks, and once PROMOTED where they are.
+	Promotion     *Promotion `protobuf:"bytes,30,opt,name=promotion,proto3" json:"promotion,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Restore) Reset() {
 	*x = Restore{}
-	mi := &file_restore_v1_restore_proto_msgTypes[18]
+	mi := &file_restore_v1_restore_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1623,7 +1884,7 @@ func (x *Restore) String() string {
 func (*Restore) ProtoMessage() {}
 
 func (x *Restore) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[18]
+	mi := &file_restore_v1_restore_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1636,7 +1897,7 @@ func (x *Restore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Restore.ProtoReflect.Descriptor instead.
 func (*Restore) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{18}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Restore) GetId() string {
@@ -1842,6 +2103,13 @@ func (x *Restore) GetBatchId() string {
 	return ""
 }
 
+func (x *Restore) GetPromotion() *Promotion {
+	if x != nil {
+		return x.Promotion
+	}
+	return nil
+}
+
 // Progress is how far a long step is.
 type Progress struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1859,7 +2127,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_restore_v1_restore_proto_msgTypes[19]
+	mi := &file_restore_v1_restore_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1871,7 +2139,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[19]
+	mi := &file_restore_v1_restore_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1884,7 +2152,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{19}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Progress) GetStep() string {
@@ -1953,7 +2221,7 @@ type CreateRestoreRequest struct {
 
 func (x *CreateRestoreRequest) Reset() {
 	*x = CreateRestoreRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[20]
+	mi := &file_restore_v1_restore_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1965,7 +2233,7 @@ func (x *CreateRestoreRequest) String() string {
 func (*CreateRestoreRequest) ProtoMessage() {}
 
 func (x *CreateRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[20]
+	mi := &file_restore_v1_restore_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1978,7 +2246,7 @@ func (x *CreateRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRestoreRequest.ProtoReflect.Descriptor instead.
 func (*CreateRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{20}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CreateRestoreRequest) GetRecoveryPointId() string {
@@ -2079,7 +2347,7 @@ type AppCheck struct {
 
 func (x *AppCheck) Reset() {
 	*x = AppCheck{}
-	mi := &file_restore_v1_restore_proto_msgTypes[21]
+	mi := &file_restore_v1_restore_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2091,7 +2359,7 @@ func (x *AppCheck) String() string {
 func (*AppCheck) ProtoMessage() {}
 
 func (x *AppCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[21]
+	mi := &file_restore_v1_restore_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2104,7 +2372,7 @@ func (x *AppCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppCheck.ProtoReflect.Descriptor instead.
 func (*AppCheck) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{21}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *AppCheck) GetName() string {
@@ -2166,7 +2434,7 @@ type VerifyOptions struct {
 
 func (x *VerifyOptions) Reset() {
 	*x = VerifyOptions{}
-	mi := &file_restore_v1_restore_proto_msgTypes[22]
+	mi := &file_restore_v1_restore_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2178,7 +2446,7 @@ func (x *VerifyOptions) String() string {
 func (*VerifyOptions) ProtoMessage() {}
 
 func (x *VerifyOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[22]
+	mi := &file_restore_v1_restore_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2191,7 +2459,7 @@ func (x *VerifyOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyOptions.ProtoReflect.Descriptor instead.
 func (*VerifyOptions) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{22}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *VerifyOptions) GetSerialMarker() string {
@@ -2226,7 +2494,7 @@ type CreateRestoreResponse struct {
 
 func (x *CreateRestoreResponse) Reset() {
 	*x = CreateRestoreResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[23]
+	mi := &file_restore_v1_restore_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2238,7 +2506,7 @@ func (x *CreateRestoreResponse) String() string {
 func (*CreateRestoreResponse) ProtoMessage() {}
 
 func (x *CreateRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[23]
+	mi := &file_restore_v1_restore_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2251,7 +2519,7 @@ func (x *CreateRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRestoreResponse.ProtoReflect.Descriptor instead.
 func (*CreateRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{23}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreateRestoreResponse) GetRestore() *Restore {
@@ -2272,7 +2540,7 @@ type GetRestoreRequest struct {
 
 func (x *GetRestoreRequest) Reset() {
 	*x = GetRestoreRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[24]
+	mi := &file_restore_v1_restore_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2284,7 +2552,7 @@ func (x *GetRestoreRequest) String() string {
 func (*GetRestoreRequest) ProtoMessage() {}
 
 func (x *GetRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[24]
+	mi := &file_restore_v1_restore_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2297,7 +2565,7 @@ func (x *GetRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreRequest.ProtoReflect.Descriptor instead.
 func (*GetRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{24}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetRestoreRequest) GetId() string {
@@ -2318,7 +2586,7 @@ type GetRestoreResponse struct {
 
 func (x *GetRestoreResponse) Reset() {
 	*x = GetRestoreResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[25]
+	mi := &file_restore_v1_restore_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2330,7 +2598,7 @@ func (x *GetRestoreResponse) String() string {
 func (*GetRestoreResponse) ProtoMessage() {}
 
 func (x *GetRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[25]
+	mi := &file_restore_v1_restore_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2343,7 +2611,7 @@ func (x *GetRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreResponse.ProtoReflect.Descriptor instead.
 func (*GetRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{25}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetRestoreResponse) GetRestore() *Restore {
@@ -2374,7 +2642,7 @@ type ListRestoresRequest struct {
 
 func (x *ListRestoresRequest) Reset() {
 	*x = ListRestoresRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[26]
+	mi := &file_restore_v1_restore_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2386,7 +2654,7 @@ func (x *ListRestoresRequest) String() string {
 func (*ListRestoresRequest) ProtoMessage() {}
 
 func (x *ListRestoresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[26]
+	mi := &file_restore_v1_restore_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2399,7 +2667,7 @@ func (x *ListRestoresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRestoresRequest.ProtoReflect.Descriptor instead.
 func (*ListRestoresRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{26}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListRestoresRequest) GetState() RestoreState {
@@ -2457,7 +2725,7 @@ type ListRestoresResponse struct {
 
 func (x *ListRestoresResponse) Reset() {
 	*x = ListRestoresResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[27]
+	mi := &file_restore_v1_restore_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2469,7 +2737,7 @@ func (x *ListRestoresResponse) String() string {
 func (*ListRestoresResponse) ProtoMessage() {}
 
 func (x *ListRestoresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[27]
+	mi := &file_restore_v1_restore_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2482,7 +2750,7 @@ func (x *ListRestoresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRestoresResponse.ProtoReflect.Descriptor instead.
 func (*ListRestoresResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{27}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListRestoresResponse) GetRestores() []*Restore {
@@ -2510,7 +2778,7 @@ type DeleteRestoreRequest struct {
 
 func (x *DeleteRestoreRequest) Reset() {
 	*x = DeleteRestoreRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[28]
+	mi := &file_restore_v1_restore_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2522,7 +2790,7 @@ func (x *DeleteRestoreRequest) String() string {
 func (*DeleteRestoreRequest) ProtoMessage() {}
 
 func (x *DeleteRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[28]
+	mi := &file_restore_v1_restore_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2535,7 +2803,7 @@ func (x *DeleteRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRestoreRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{28}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DeleteRestoreRequest) GetId() string {
@@ -2556,7 +2824,7 @@ type DeleteRestoreResponse struct {
 
 func (x *DeleteRestoreResponse) Reset() {
 	*x = DeleteRestoreResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[29]
+	mi := &file_restore_v1_restore_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2568,7 +2836,7 @@ func (x *DeleteRestoreResponse) String() string {
 func (*DeleteRestoreResponse) ProtoMessage() {}
 
 func (x *DeleteRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[29]
+	mi := &file_restore_v1_restore_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2581,7 +2849,7 @@ func (x *DeleteRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRestoreResponse.ProtoReflect.Descriptor instead.
 func (*DeleteRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{29}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DeleteRestoreResponse) GetRestore() *Restore {
@@ -2608,7 +2876,7 @@ type WatchRestoresRequest struct {
 
 func (x *WatchRestoresRequest) Reset() {
 	*x = WatchRestoresRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[30]
+	mi := &file_restore_v1_restore_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2620,7 +2888,7 @@ func (x *WatchRestoresRequest) String() string {
 func (*WatchRestoresRequest) ProtoMessage() {}
 
 func (x *WatchRestoresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[30]
+	mi := &file_restore_v1_restore_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2633,7 +2901,7 @@ func (x *WatchRestoresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRestoresRequest.ProtoReflect.Descriptor instead.
 func (*WatchRestoresRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{30}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *WatchRestoresRequest) GetState() RestoreState {
@@ -2675,7 +2943,7 @@ type WatchRestoresResponse struct {
 
 func (x *WatchRestoresResponse) Reset() {
 	*x = WatchRestoresResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[31]
+	mi := &file_restore_v1_restore_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2687,7 +2955,7 @@ func (x *WatchRestoresResponse) String() string {
 func (*WatchRestoresResponse) ProtoMessage() {}
 
 func (x *WatchRestoresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[31]
+	mi := &file_restore_v1_restore_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2700,7 +2968,7 @@ func (x *WatchRestoresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRestoresResponse.ProtoReflect.Descriptor instead.
 func (*WatchRestoresResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{31}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *WatchRestoresResponse) GetRestore() *Restore {
@@ -2719,7 +2987,7 @@ type GetRestoreScreenshotRequest struct {
 
 func (x *GetRestoreScreenshotRequest) Reset() {
 	*x = GetRestoreScreenshotRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[32]
+	mi := &file_restore_v1_restore_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2731,7 +2999,7 @@ func (x *GetRestoreScreenshotRequest) String() string {
 func (*GetRestoreScreenshotRequest) ProtoMessage() {}
 
 func (x *GetRestoreScreenshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[32]
+	mi := &file_restore_v1_restore_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2744,7 +3012,7 @@ func (x *GetRestoreScreenshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreScreenshotRequest.ProtoReflect.Descriptor instead.
 func (*GetRestoreScreenshotRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{32}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetRestoreScreenshotRequest) GetId() string {
@@ -2765,7 +3033,7 @@ type GetRestoreScreenshotResponse struct {
 
 func (x *GetRestoreScreenshotResponse) Reset() {
 	*x = GetRestoreScreenshotResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[33]
+	mi := &file_restore_v1_restore_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2777,7 +3045,7 @@ func (x *GetRestoreScreenshotResponse) String() string {
 func (*GetRestoreScreenshotResponse) ProtoMessage() {}
 
 func (x *GetRestoreScreenshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[33]
+	mi := &file_restore_v1_restore_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2790,7 +3058,7 @@ func (x *GetRestoreScreenshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreScreenshotResponse.ProtoReflect.Descriptor instead.
 func (*GetRestoreScreenshotResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{33}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetRestoreScreenshotResponse) GetContentType() string {
@@ -2816,7 +3084,7 @@ type CreateConsoleRequest struct {
 
 func (x *CreateConsoleRequest) Reset() {
 	*x = CreateConsoleRequest{}
-	mi := &file_restore_v1_restore_proto_msgTypes[34]
+	mi := &file_restore_v1_restore_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2828,7 +3096,7 @@ func (x *CreateConsoleRequest) String() string {
 func (*CreateConsoleRequest) ProtoMessage() {}
 
 func (x *CreateConsoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[34]
+	mi := &file_restore_v1_restore_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2841,7 +3109,7 @@ func (x *CreateConsoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConsoleRequest.ProtoReflect.Descriptor instead.
 func (*CreateConsoleRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{34}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CreateConsoleRequest) GetId() string {
@@ -2862,7 +3130,7 @@ type CreateConsoleResponse struct {
 
 func (x *CreateConsoleResponse) Reset() {
 	*x = CreateConsoleResponse{}
-	mi := &file_restore_v1_restore_proto_msgTypes[35]
+	mi := &file_restore_v1_restore_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2874,7 +3142,7 @@ func (x *CreateConsoleResponse) String() string {
 func (*CreateConsoleResponse) ProtoMessage() {}
 
 func (x *CreateConsoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_restore_proto_msgTypes[35]
+	mi := &file_restore_v1_restore_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2887,7 +3155,7 @@ func (x *CreateConsoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConsoleResponse.ProtoReflect.Descriptor instead.
 func (*CreateConsoleResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_restore_proto_rawDescGZIP(), []int{35}
+	return file_restore_v1_restore_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *CreateConsoleResponse) GetUrl() string {
@@ -2909,7 +3177,21 @@ var File_restore_v1_restore_proto protoreflect.FileDescriptor
 const file_restore_v1_restore_proto_rawDesc = "" +
 	"\n" +
 	"\x18restore/v1/restore.proto\x12\n" +
-	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1drestore/v1/verification.proto\"s\n" +
+	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1drestore/v1/verification.proto\"J\n" +
+	"\x15PromoteRestoreRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
+	"\fstorage_pool\x18\x02 \x01(\tR\vstoragePool\"G\n" +
+	"\x16PromoteRestoreResponse\x12-\n" +
+	"\arestore\x18\x01 \x01(\v2\x13.restore.v1.RestoreR\arestore\"(\n" +
+	"\x16CancelPromotionRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"H\n" +
+	"\x17CancelPromotionResponse\x12-\n" +
+	"\arestore\x18\x01 \x01(\v2\x13.restore.v1.RestoreR\arestore\"e\n" +
+	"\tPromotion\x12!\n" +
+	"\fstorage_pool\x18\x01 \x01(\tR\vstoragePool\x12\x16\n" +
+	"\x06domain\x18\x02 \x01(\tR\x06domain\x12\x1d\n" +
+	"\n" +
+	"disk_paths\x18\x03 \x03(\tR\tdiskPaths\"s\n" +
 	"\x1aBatchCreateRestoresRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x126\n" +
@@ -2993,7 +3275,7 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x04Boot\x12\x1a\n" +
 	"\bverified\x18\x01 \x01(\bR\bverified\x12%\n" +
 	"\x0ftime_to_boot_ms\x18\x02 \x01(\x03R\ftimeToBootMs\x12\x18\n" +
-	"\asignals\x18\x03 \x03(\tR\asignals\"\xc3\t\n" +
+	"\asignals\x18\x03 \x03(\tR\asignals\"\xf8\t\n" +
 	"\aRestore\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12*\n" +
@@ -3030,7 +3312,8 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x06export\x18\x1a \x01(\v2\x19.restore.v1.RestoreExportR\x06export\x12=\n" +
 	"\rimage_options\x18\x1b \x01(\v2\x18.restore.v1.ImageOptionsR\fimageOptions\x12.\n" +
 	"\x05image\x18\x1c \x01(\v2\x18.restore.v1.RestoreImageR\x05image\x12\x19\n" +
-	"\bbatch_id\x18\x1d \x01(\tR\abatchId\"\xa9\x01\n" +
+	"\bbatch_id\x18\x1d \x01(\tR\abatchId\x123\n" +
+	"\tpromotion\x18\x1e \x01(\v2\x15.restore.v1.PromotionR\tpromotion\"\xa9\x01\n" +
 	"\bProgress\x12\x12\n" +
 	"\x04step\x18\x01 \x01(\tR\x04step\x12\x1d\n" +
 	"\n" +
@@ -3132,7 +3415,7 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x14FIRMWARE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rFIRMWARE_AUTO\x10\x01\x12\x11\n" +
 	"\rFIRMWARE_BIOS\x10\x02\x12\x11\n" +
-	"\rFIRMWARE_UEFI\x10\x03*\xbe\x02\n" +
+	"\rFIRMWARE_UEFI\x10\x03*\xf7\x02\n" +
 	"\fRestoreState\x12\x1d\n" +
 	"\x19RESTORE_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15RESTORE_STATE_PENDING\x10\x01\x12\x1b\n" +
@@ -3145,7 +3428,10 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x14RESTORE_STATE_FAILED\x10\b\x12\x19\n" +
 	"\x15RESTORE_STATE_EXPIRED\x10\t\x12\x16\n" +
 	"\x12RESTORE_STATE_LOST\x10\n" +
-	"2\xd0\b\n" +
+	"\x12\x1b\n" +
+	"\x17RESTORE_STATE_PROMOTING\x10\v\x12\x1a\n" +
+	"\x16RESTORE_STATE_PROMOTED\x10\f2\x85\n" +
+	"\n" +
 	"\x0eRestoreService\x12T\n" +
 	"\rCreateRestore\x12 .restore.v1.CreateRestoreRequest\x1a!.restore.v1.CreateRestoreResponse\x12K\n" +
 	"\n" +
@@ -3159,7 +3445,9 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x17IssueRestoreCredentials\x12*.restore.v1.IssueRestoreCredentialsRequest\x1a+.restore.v1.IssueRestoreCredentialsResponse\x12N\n" +
 	"\vExportImage\x12\x1e.restore.v1.ExportImageRequest\x1a\x1f.restore.v1.ExportImageResponse\x12W\n" +
 	"\x0eCreateDownload\x12!.restore.v1.CreateDownloadRequest\x1a\".restore.v1.CreateDownloadResponse\x12f\n" +
-	"\x13BatchCreateRestores\x12&.restore.v1.BatchCreateRestoresRequest\x1a'.restore.v1.BatchCreateRestoresResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
+	"\x13BatchCreateRestores\x12&.restore.v1.BatchCreateRestoresRequest\x1a'.restore.v1.BatchCreateRestoresResponse\x12W\n" +
+	"\x0ePromoteRestore\x12!.restore.v1.PromoteRestoreRequest\x1a\".restore.v1.PromoteRestoreResponse\x12Z\n" +
+	"\x0fCancelPromotion\x12\".restore.v1.CancelPromotionRequest\x1a#.restore.v1.CancelPromotionResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
 
 var (
 	file_restore_v1_restore_proto_rawDescOnce sync.Once
@@ -3174,7 +3462,7 @@ func file_restore_v1_restore_proto_rawDescGZIP() []byte {
 }
 
 var file_restore_v1_restore_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_restore_v1_restore_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_restore_v1_restore_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_restore_v1_restore_proto_goTypes = []any{
 	(ImageFormat)(0),                        // 0: restore.v1.ImageFormat
 	(ExportProtocol)(0),                     // 1: restore.v1.ExportProtocol
@@ -3182,120 +3470,132 @@ var file_restore_v1_restore_proto_goTypes = []any{
 	(NetworkKind)(0),                        // 3: restore.v1.NetworkKind
 	(Firmware)(0),                           // 4: restore.v1.Firmware
 	(RestoreState)(0),                       // 5: restore.v1.RestoreState
-	(*BatchCreateRestoresRequest)(nil),      // 6: restore.v1.BatchCreateRestoresRequest
-	(*BatchCreateRestoresResponse)(nil),     // 7: restore.v1.BatchCreateRestoresResponse
-	(*ImageOptions)(nil),                    // 8: restore.v1.ImageOptions
-	(*RestoreImage)(nil),                    // 9: restore.v1.RestoreImage
-	(*ImageFile)(nil),                       // 10: restore.v1.ImageFile
-	(*ExportImageRequest)(nil),              // 11: restore.v1.ExportImageRequest
-	(*ExportImageResponse)(nil),             // 12: restore.v1.ExportImageResponse
-	(*CreateDownloadRequest)(nil),           // 13: restore.v1.CreateDownloadRequest
-	(*CreateDownloadResponse)(nil),          // 14: restore.v1.CreateDownloadResponse
-	(*IssueRestoreCredentialsRequest)(nil),  // 15: restore.v1.IssueRestoreCredentialsRequest
-	(*IssueRestoreCredentialsResponse)(nil), // 16: restore.v1.IssueRestoreCredentialsResponse
-	(*ExportOptions)(nil),                   // 17: restore.v1.ExportOptions
-	(*RestoreExport)(nil),                   // 18: restore.v1.RestoreExport
-	(*ExportDisk)(nil),                      // 19: restore.v1.ExportDisk
-	(*LinkUpRestoreRequest)(nil),            // 20: restore.v1.LinkUpRestoreRequest
-	(*LinkUpRestoreResponse)(nil),           // 21: restore.v1.LinkUpRestoreResponse
-	(*Network)(nil),                         // 22: restore.v1.Network
-	(*Boot)(nil),                            // 23: restore.v1.Boot
-	(*Restore)(nil),                         // 24: restore.v1.Restore
-	(*Progress)(nil),                        // 25: restore.v1.Progress
-	(*CreateRestoreRequest)(nil),            // 26: restore.v1.CreateRestoreRequest
-	(*AppCheck)(nil),                        // 27: restore.v1.AppCheck
-	(*VerifyOptions)(nil),                   // 28: restore.v1.VerifyOptions
-	(*CreateRestoreResponse)(nil),           // 29: restore.v1.CreateRestoreResponse
-	(*GetRestoreRequest)(nil),               // 30: restore.v1.GetRestoreRequest
-	(*GetRestoreResponse)(nil),              // 31: restore.v1.GetRestoreResponse
-	(*ListRestoresRequest)(nil),             // 32: restore.v1.ListRestoresRequest
-	(*ListRestoresResponse)(nil),            // 33: restore.v1.ListRestoresResponse
-	(*DeleteRestoreRequest)(nil),            // 34: restore.v1.DeleteRestoreRequest
-	(*DeleteRestoreResponse)(nil),           // 35: restore.v1.DeleteRestoreResponse
-	(*WatchRestoresRequest)(nil),            // 36: restore.v1.WatchRestoresRequest
-	(*WatchRestoresResponse)(nil),           // 37: restore.v1.WatchRestoresResponse
-	(*GetRestoreScreenshotRequest)(nil),     // 38: restore.v1.GetRestoreScreenshotRequest
-	(*GetRestoreScreenshotResponse)(nil),    // 39: restore.v1.GetRestoreScreenshotResponse
-	(*CreateConsoleRequest)(nil),            // 40: restore.v1.CreateConsoleRequest
-	(*CreateConsoleResponse)(nil),           // 41: restore.v1.CreateConsoleResponse
-	(*timestamppb.Timestamp)(nil),           // 42: google.protobuf.Timestamp
-	(Verdict)(0),                            // 43: restore.v1.Verdict
+	(*PromoteRestoreRequest)(nil),           // 6: restore.v1.PromoteRestoreRequest
+	(*PromoteRestoreResponse)(nil),          // 7: restore.v1.PromoteRestoreResponse
+	(*CancelPromotionRequest)(nil),          // 8: restore.v1.CancelPromotionRequest
+	(*CancelPromotionResponse)(nil),         // 9: restore.v1.CancelPromotionResponse
+	(*Promotion)(nil),                       // 10: restore.v1.Promotion
+	(*BatchCreateRestoresRequest)(nil),      // 11: restore.v1.BatchCreateRestoresRequest
+	(*BatchCreateRestoresResponse)(nil),     // 12: restore.v1.BatchCreateRestoresResponse
+	(*ImageOptions)(nil),                    // 13: restore.v1.ImageOptions
+	(*RestoreImage)(nil),                    // 14: restore.v1.RestoreImage
+	(*ImageFile)(nil),                       // 15: restore.v1.ImageFile
+	(*ExportImageRequest)(nil),              // 16: restore.v1.ExportImageRequest
+	(*ExportImageResponse)(nil),             // 17: restore.v1.ExportImageResponse
+	(*CreateDownloadRequest)(nil),           // 18: restore.v1.CreateDownloadRequest
+	(*CreateDownloadResponse)(nil),          // 19: restore.v1.CreateDownloadResponse
+	(*IssueRestoreCredentialsRequest)(nil),  // 20: restore.v1.IssueRestoreCredentialsRequest
+	(*IssueRestoreCredentialsResponse)(nil), // 21: restore.v1.IssueRestoreCredentialsResponse
+	(*ExportOptions)(nil),                   // 22: restore.v1.ExportOptions
+	(*RestoreExport)(nil),                   // 23: restore.v1.RestoreExport
+	(*ExportDisk)(nil),                      // 24: restore.v1.ExportDisk
+	(*LinkUpRestoreRequest)(nil),            // 25: restore.v1.LinkUpRestoreRequest
+	(*LinkUpRestoreResponse)(nil),           // 26: restore.v1.LinkUpRestoreResponse
+	(*Network)(nil),                         // 27: restore.v1.Network
+	(*Boot)(nil),                            // 28: restore.v1.Boot
+	(*Restore)(nil),                         // 29: restore.v1.Restore
+	(*Progress)(nil),                        // 30: restore.v1.Progress
+	(*CreateRestoreRequest)(nil),            // 31: restore.v1.CreateRestoreRequest
+	(*AppCheck)(nil),                        // 32: restore.v1.AppCheck
+	(*VerifyOptions)(nil),                   // 33: restore.v1.VerifyOptions
+	(*CreateRestoreResponse)(nil),           // 34: restore.v1.CreateRestoreResponse
+	(*GetRestoreRequest)(nil),               // 35: restore.v1.GetRestoreRequest
+	(*GetRestoreResponse)(nil),              // 36: restore.v1.GetRestoreResponse
+	(*ListRestoresRequest)(nil),             // 37: restore.v1.ListRestoresRequest
+	(*ListRestoresResponse)(nil),            // 38: restore.v1.ListRestoresResponse
+	(*DeleteRestoreRequest)(nil),            // 39: restore.v1.DeleteRestoreRequest
+	(*DeleteRestoreResponse)(nil),           // 40: restore.v1.DeleteRestoreResponse
+	(*WatchRestoresRequest)(nil),            // 41: restore.v1.WatchRestoresRequest
+	(*WatchRestoresResponse)(nil),           // 42: restore.v1.WatchRestoresResponse
+	(*GetRestoreScreenshotRequest)(nil),     // 43: restore.v1.GetRestoreScreenshotRequest
+	(*GetRestoreScreenshotResponse)(nil),    // 44: restore.v1.GetRestoreScreenshotResponse
+	(*CreateConsoleRequest)(nil),            // 45: restore.v1.CreateConsoleRequest
+	(*CreateConsoleResponse)(nil),           // 46: restore.v1.CreateConsoleResponse
+	(*timestamppb.Timestamp)(nil),           // 47: google.protobuf.Timestamp
+	(Verdict)(0),                            // 48: restore.v1.Verdict
 }
 var file_restore_v1_restore_proto_depIdxs = []int32{
-	26, // 0: restore.v1.BatchCreateRestoresRequest.items:type_name -> restore.v1.CreateRestoreRequest
-	24, // 1: restore.v1.BatchCreateRestoresResponse.restores:type_name -> restore.v1.Restore
-	0,  // 2: restore.v1.ImageOptions.format:type_name -> restore.v1.ImageFormat
-	0,  // 3: restore.v1.RestoreImage.format:type_name -> restore.v1.ImageFormat
-	10, // 4: restore.v1.RestoreImage.files:type_name -> restore.v1.ImageFile
-	0,  // 5: restore.v1.ExportImageRequest.format:type_name -> restore.v1.ImageFormat
-	24, // 6: restore.v1.ExportImageResponse.restore:type_name -> restore.v1.Restore
-	42, // 7: restore.v1.CreateDownloadResponse.expire_time:type_name -> google.protobuf.Timestamp
-	42, // 8: restore.v1.IssueRestoreCredentialsResponse.expire_time:type_name -> google.protobuf.Timestamp
-	1,  // 9: restore.v1.ExportOptions.protocol:type_name -> restore.v1.ExportProtocol
-	19, // 10: restore.v1.RestoreExport.disks:type_name -> restore.v1.ExportDisk
-	1,  // 11: restore.v1.RestoreExport.protocol:type_name -> restore.v1.ExportProtocol
-	24, // 12: restore.v1.LinkUpRestoreResponse.restore:type_name -> restore.v1.Restore
-	3,  // 13: restore.v1.Network.kind:type_name -> restore.v1.NetworkKind
-	2,  // 14: restore.v1.Restore.mode:type_name -> restore.v1.Mode
-	22, // 15: restore.v1.Restore.network:type_name -> restore.v1.Network
-	4,  // 16: restore.v1.Restore.firmware:type_name -> restore.v1.Firmware
-	5,  // 17: restore.v1.Restore.state:type_name -> restore.v1.RestoreState
-	42, // 18: restore.v1.Restore.create_time:type_name -> google.protobuf.Timestamp
-	42, // 19: restore.v1.Restore.update_time:type_name -> google.protobuf.Timestamp
-	42, // 20: restore.v1.Restore.expire_time:type_name -> google.protobuf.Timestamp
-	23, // 21: restore.v1.Restore.boot:type_name -> restore.v1.Boot
-	42, // 22: restore.v1.Restore.destroy_time:type_name -> google.protobuf.Timestamp
-	28, // 23: restore.v1.Restore.verify:type_name -> restore.v1.VerifyOptions
-	43, // 24: restore.v1.Restore.verdict:type_name -> restore.v1.Verdict
-	25, // 25: restore.v1.Restore.progress:type_name -> restore.v1.Progress
-	17, // 26: restore.v1.Restore.export_options:type_name -> restore.v1.ExportOptions
-	18, // 27: restore.v1.Restore.export:type_name -> restore.v1.RestoreExport
-	8,  // 28: restore.v1.Restore.image_options:type_name -> restore.v1.ImageOptions
-	9,  // 29: restore.v1.Restore.image:type_name -> restore.v1.RestoreImage
-	2,  // 30: restore.v1.CreateRestoreRequest.mode:type_name -> restore.v1.Mode
-	22, // 31: restore.v1.CreateRestoreRequest.network:type_name -> restore.v1.Network
-	4,  // 32: restore.v1.CreateRestoreRequest.firmware:type_name -> restore.v1.Firmware
-	28, // 33: restore.v1.CreateRestoreRequest.verify:type_name -> restore.v1.VerifyOptions
-	17, // 34: restore.v1.CreateRestoreRequest.export:type_name -> restore.v1.ExportOptions
-	8,  // 35: restore.v1.CreateRestoreRequest.image:type_name -> restore.v1.ImageOptions
-	27, // 36: restore.v1.VerifyOptions.app_checks:type_name -> restore.v1.AppCheck
-	24, // 37: restore.v1.CreateRestoreResponse.restore:type_name -> restore.v1.Restore
-	24, // 38: restore.v1.GetRestoreResponse.restore:type_name -> restore.v1.Restore
-	5,  // 39: restore.v1.ListRestoresRequest.state:type_name -> restore.v1.RestoreState
-	24, // 40: restore.v1.ListRestoresResponse.restores:type_name -> restore.v1.Restore
-	24, // 41: restore.v1.DeleteRestoreResponse.restore:type_name -> restore.v1.Restore
-	5,  // 42: restore.v1.WatchRestoresRequest.state:type_name -> restore.v1.RestoreState
-	24, // 43: restore.v1.WatchRestoresResponse.restore:type_name -> restore.v1.Restore
-	42, // 44: restore.v1.CreateConsoleResponse.expire_time:type_name -> google.protobuf.Timestamp
-	26, // 45: restore.v1.RestoreService.CreateRestore:input_type -> restore.v1.CreateRestoreRequest
-	30, // 46: restore.v1.RestoreService.GetRestore:input_type -> restore.v1.GetRestoreRequest
-	32, // 47: restore.v1.RestoreService.ListRestores:input_type -> restore.v1.ListRestoresRequest
-	34, // 48: restore.v1.RestoreService.DeleteRestore:input_type -> restore.v1.DeleteRestoreRequest
-	36, // 49: restore.v1.RestoreService.WatchRestores:input_type -> restore.v1.WatchRestoresRequest
-	38, // 50: restore.v1.RestoreService.GetRestoreScreenshot:input_type -> restore.v1.GetRestoreScreenshotRequest
-	40, // 51: restore.v1.RestoreService.CreateConsole:input_type -> restore.v1.CreateConsoleRequest
-	20, // 52: restore.v1.RestoreService.LinkUpRestore:input_type -> restore.v1.LinkUpRestoreRequest
-	15, // 53: restore.v1.RestoreService.IssueRestoreCredentials:input_type -> restore.v1.IssueRestoreCredentialsRequest
-	11, // 54: restore.v1.RestoreService.ExportImage:input_type -> restore.v1.ExportImageRequest
-	13, // 55: restore.v1.RestoreService.CreateDownload:input_type -> restore.v1.CreateDownloadRequest
-	6,  // 56: restore.v1.RestoreService.BatchCreateRestores:input_type -> restore.v1.BatchCreateRestoresRequest
-	29, // 57: restore.v1.RestoreService.CreateRestore:output_type -> restore.v1.CreateRestoreResponse
-	31, // 58: restore.v1.RestoreService.GetRestore:output_type -> restore.v1.GetRestoreResponse
-	33, // 59: restore.v1.RestoreService.ListRestores:output_type -> restore.v1.ListRestoresResponse
-	35, // 60: restore.v1.RestoreService.DeleteRestore:output_type -> restore.v1.DeleteRestoreResponse
-	37, // 61: restore.v1.RestoreService.WatchRestores:output_type -> restore.v1.WatchRestoresResponse
-	39, // 62: restore.v1.RestoreService.GetRestoreScreenshot:output_type -> restore.v1.GetRestoreScreenshotResponse
-	41, // 63: restore.v1.RestoreService.CreateConsole:output_type -> restore.v1.CreateConsoleResponse
-	21, // 64: restore.v1.RestoreService.LinkUpRestore:output_type -> restore.v1.LinkUpRestoreResponse
-	16, // 65: restore.v1.RestoreService.IssueRestoreCredentials:output_type -> restore.v1.IssueRestoreCredentialsResponse
-	12, // 66: restore.v1.RestoreService.ExportImage:output_type -> restore.v1.ExportImageResponse
-	14, // 67: restore.v1.RestoreService.CreateDownload:output_type -> restore.v1.CreateDownloadResponse
-	7,  // 68: restore.v1.RestoreService.BatchCreateRestores:output_type -> restore.v1.BatchCreateRestoresResponse
-	57, // [57:69] is the sub-list for method output_type
-	45, // [45:57] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	29, // 0: restore.v1.PromoteRestoreResponse.restore:type_name -> restore.v1.Restore
+	29, // 1: restore.v1.CancelPromotionResponse.restore:type_name -> restore.v1.Restore
+	31, // 2: restore.v1.BatchCreateRestoresRequest.items:type_name -> restore.v1.CreateRestoreRequest
+	29, // 3: restore.v1.BatchCreateRestoresResponse.restores:type_name -> restore.v1.Restore
+	0,  // 4: restore.v1.ImageOptions.format:type_name -> restore.v1.ImageFormat
+	0,  // 5: restore.v1.RestoreImage.format:type_name -> restore.v1.ImageFormat
+	15, // 6: restore.v1.RestoreImage.files:type_name -> restore.v1.ImageFile
+	0,  // 7: restore.v1.ExportImageRequest.format:type_name -> restore.v1.ImageFormat
+	29, // 8: restore.v1.ExportImageResponse.restore:type_name -> restore.v1.Restore
+	47, // 9: restore.v1.CreateDownloadResponse.expire_time:type_name -> google.protobuf.Timestamp
+	47, // 10: restore.v1.IssueRestoreCredentialsResponse.expire_time:type_name -> google.protobuf.Timestamp
+	1,  // 11: restore.v1.ExportOptions.protocol:type_name -> restore.v1.ExportProtocol
+	24, // 12: restore.v1.RestoreExport.disks:type_name -> restore.v1.ExportDisk
+	1,  // 13: restore.v1.RestoreExport.protocol:type_name -> restore.v1.ExportProtocol
+	29, // 14: restore.v1.LinkUpRestoreResponse.restore:type_name -> restore.v1.Restore
+	3,  // 15: restore.v1.Network.kind:type_name -> restore.v1.NetworkKind
+	2,  // 16: restore.v1.Restore.mode:type_name -> restore.v1.Mode
+	27, // 17: restore.v1.Restore.network:type_name -> restore.v1.Network
+	4,  // 18: restore.v1.Restore.firmware:type_name -> restore.v1.Firmware
+	5,  // 19: restore.v1.Restore.state:type_name -> restore.v1.RestoreState
+	47, // 20: restore.v1.Restore.create_time:type_name -> google.protobuf.Timestamp
+	47, // 21: restore.v1.Restore.update_time:type_name -> google.protobuf.Timestamp
+	47, // 22: restore.v1.Restore.expire_time:type_name -> google.protobuf.Timestamp
+	28, // 23: restore.v1.Restore.boot:type_name -> restore.v1.Boot
+	47, // 24: restore.v1.Restore.destroy_time:type_name -> google.protobuf.Timestamp
+	33, // 25: restore.v1.Restore.verify:type_name -> restore.v1.VerifyOptions
+	48, // 26: restore.v1.Restore.verdict:type_name -> restore.v1.Verdict
+	30, // 27: restore.v1.Restore.progress:type_name -> restore.v1.Progress
+	22, // 28: restore.v1.Restore.export_options:type_name -> restore.v1.ExportOptions
+	23, // 29: restore.v1.Restore.export:type_name -> restore.v1.RestoreExport
+	13, // 30: restore.v1.Restore.image_options:type_name -> restore.v1.ImageOptions
+	14, // 31: restore.v1.Restore.image:type_name -> restore.v1.RestoreImage
+	10, // 32: restore.v1.Restore.promotion:type_name -> restore.v1.Promotion
+	2,  // 33: restore.v1.CreateRestoreRequest.mode:type_name -> restore.v1.Mode
+	27, // 34: restore.v1.CreateRestoreRequest.network:type_name -> restore.v1.Network
+	4,  // 35: restore.v1.CreateRestoreRequest.firmware:type_name -> restore.v1.Firmware
+	33, // 36: restore.v1.CreateRestoreRequest.verify:type_name -> restore.v1.VerifyOptions
+	22, // 37: restore.v1.CreateRestoreRequest.export:type_name -> restore.v1.ExportOptions
+	13, // 38: restore.v1.CreateRestoreRequest.image:type_name -> restore.v1.ImageOptions
+	32, // 39: restore.v1.VerifyOptions.app_checks:type_name -> restore.v1.AppCheck
+	29, // 40: restore.v1.CreateRestoreResponse.restore:type_name -> restore.v1.Restore
+	29, // 41: restore.v1.GetRestoreResponse.restore:type_name -> restore.v1.Restore
+	5,  // 42: restore.v1.ListRestoresRequest.state:type_name -> restore.v1.RestoreState
+	29, // 43: restore.v1.ListRestoresResponse.restores:type_name -> restore.v1.Restore
+	29, // 44: restore.v1.DeleteRestoreResponse.restore:type_name -> restore.v1.Restore
+	5,  // 45: restore.v1.WatchRestoresRequest.state:type_name -> restore.v1.RestoreState
+	29, // 46: restore.v1.WatchRestoresResponse.restore:type_name -> restore.v1.Restore
+	47, // 47: restore.v1.CreateConsoleResponse.expire_time:type_name -> google.protobuf.Timestamp
+	31, // 48: restore.v1.RestoreService.CreateRestore:input_type -> restore.v1.CreateRestoreRequest
+	35, // 49: restore.v1.RestoreService.GetRestore:input_type -> restore.v1.GetRestoreRequest
+	37, // 50: restore.v1.RestoreService.ListRestores:input_type -> restore.v1.ListRestoresRequest
+	39, // 51: restore.v1.RestoreService.DeleteRestore:input_type -> restore.v1.DeleteRestoreRequest
+	41, // 52: restore.v1.RestoreService.WatchRestores:input_type -> restore.v1.WatchRestoresRequest
+	43, // 53: restore.v1.RestoreService.GetRestoreScreenshot:input_type -> restore.v1.GetRestoreScreenshotRequest
+	45, // 54: restore.v1.RestoreService.CreateConsole:input_type -> restore.v1.CreateConsoleRequest
+	25, // 55: restore.v1.RestoreService.LinkUpRestore:input_type -> restore.v1.LinkUpRestoreRequest
+	20, // 56: restore.v1.RestoreService.IssueRestoreCredentials:input_type -> restore.v1.IssueRestoreCredentialsRequest
+	16, // 57: restore.v1.RestoreService.ExportImage:input_type -> restore.v1.ExportImageRequest
+	18, // 58: restore.v1.RestoreService.CreateDownload:input_type -> restore.v1.CreateDownloadRequest
+	11, // 59: restore.v1.RestoreService.BatchCreateRestores:input_type -> restore.v1.BatchCreateRestoresRequest
+	6,  // 60: restore.v1.RestoreService.PromoteRestore:input_type -> restore.v1.PromoteRestoreRequest
+	8,  // 61: restore.v1.RestoreService.CancelPromotion:input_type -> restore.v1.CancelPromotionRequest
+	34, // 62: restore.v1.RestoreService.CreateRestore:output_type -> restore.v1.CreateRestoreResponse
+	36, // 63: restore.v1.RestoreService.GetRestore:output_type -> restore.v1.GetRestoreResponse
+	38, // 64: restore.v1.RestoreService.ListRestores:output_type -> restore.v1.ListRestoresResponse
+	40, // 65: restore.v1.RestoreService.DeleteRestore:output_type -> restore.v1.DeleteRestoreResponse
+	42, // 66: restore.v1.RestoreService.WatchRestores:output_type -> restore.v1.WatchRestoresResponse
+	44, // 67: restore.v1.RestoreService.GetRestoreScreenshot:output_type -> restore.v1.GetRestoreScreenshotResponse
+	46, // 68: restore.v1.RestoreService.CreateConsole:output_type -> restore.v1.CreateConsoleResponse
+	26, // 69: restore.v1.RestoreService.LinkUpRestore:output_type -> restore.v1.LinkUpRestoreResponse
+	21, // 70: restore.v1.RestoreService.IssueRestoreCredentials:output_type -> restore.v1.IssueRestoreCredentialsResponse
+	17, // 71: restore.v1.RestoreService.ExportImage:output_type -> restore.v1.ExportImageResponse
+	19, // 72: restore.v1.RestoreService.CreateDownload:output_type -> restore.v1.CreateDownloadResponse
+	12, // 73: restore.v1.RestoreService.BatchCreateRestores:output_type -> restore.v1.BatchCreateRestoresResponse
+	7,  // 74: restore.v1.RestoreService.PromoteRestore:output_type -> restore.v1.PromoteRestoreResponse
+	9,  // 75: restore.v1.RestoreService.CancelPromotion:output_type -> restore.v1.CancelPromotionResponse
+	62, // [62:76] is the sub-list for method output_type
+	48, // [48:62] is the sub-list for method input_type
+	48, // [48:48] is the sub-list for extension type_name
+	48, // [48:48] is the sub-list for extension extendee
+	0,  // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_restore_proto_init() }
@@ -3310,7 +3610,7 @@ func file_restore_v1_restore_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restore_v1_restore_proto_rawDesc), len(file_restore_v1_restore_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   36,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -31,6 +31,8 @@ const (
 	RestoreService_ExportImage_FullMethodName             = "/restore.v1.RestoreService/ExportImage"
 	RestoreService_CreateDownload_FullMethodName          = "/restore.v1.RestoreService/CreateDownload"
 	RestoreService_BatchCreateRestores_FullMethodName     = "/restore.v1.RestoreService/BatchCreateRestores"
+	RestoreService_PromoteRestore_FullMethodName          = "/restore.v1.RestoreService/PromoteRestore"
+	RestoreService_CancelPromotion_FullMethodName         = "/restore.v1.RestoreService/CancelPromotion"
 )
 
 // RestoreServiceClient is the client API for RestoreService service.
@@ -92,6 +94,17 @@ type RestoreServiceClient interface {
 	// capacity frees. REST: POST /v1/restores:batchCreate; follow it with
 	// GET /v1/restores?batch_id= or the watch stream.
 	BatchCreateRestores(ctx context.Context, in *BatchCreateRestoresRequest, opts ...grpc.CallOption) (*BatchCreateRestoresResponse, error)
+	// PromoteRestore keeps a RUNNING VIRTUALIZE restore as a production
+	// machine, live (operators and admins): its disks are copied off the
+	// overlay and the backup into a libvirt storage pool of its host while
+	// the guest runs (PROMOTING, with progress), then QEMU switches to the
+	// copies; PROMOTED hands the domain over (no lease, no teardown by
+	// Restored). REST: POST /v1/restores/{id}:promote.
+	PromoteRestore(ctx context.Context, in *PromoteRestoreRequest, opts ...grpc.CallOption) (*PromoteRestoreResponse, error)
+	// CancelPromotion stops a PROMOTING restore's copy (the copies are
+	// removed) and the restore goes on RUNNING from its overlay. REST:
+	// POST /v1/restores/{id}:cancelPromotion.
+	CancelPromotion(ctx context.Context, in *CancelPromotionRequest, opts ...grpc.CallOption) (*CancelPromotionResponse, error)
 }
 
 type restoreServiceClient struct {
@@ -231,6 +244,26 @@ func (c *restoreServiceClient) BatchCreateRestores(ctx context.Context, in *Batc
 	return out, nil
 }
 
+func (c *restoreServiceClient) PromoteRestore(ctx context.Context, in *PromoteRestoreRequest, opts ...grpc.CallOption) (*PromoteRestoreResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PromoteRestoreResponse)
+	err := c.cc.Invoke(ctx, RestoreService_PromoteRestore_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *restoreServiceClient) CancelPromotion(ctx context.Context, in *CancelPromotionRequest, opts ...grpc.CallOption) (*CancelPromotionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelPromotionResponse)
+	err := c.cc.Invoke(ctx, RestoreService_CancelPromotion_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RestoreServiceServer is the server API for RestoreService service.
 // All implementations must embed UnimplementedRestoreServiceServer
 // for forward compatibility.
@@ -290,6 +323,17 @@ type RestoreServiceServer interface {
 	// capacity frees. REST: POST /v1/restores:batchCreate; follow it with
 	// GET /v1/restores?batch_id= or the watch stream.
 	BatchCreateRestores(context.Context, *BatchCreateRestoresRequest) (*BatchCreateRestoresResponse, error)
+	// PromoteRestore keeps a RUNNING VIRTUALIZE restore as a production
+	// machine, live (operators and admins): its disks are copied off the
+	// overlay and the backup into a libvirt storage pool of its host while
+	// the guest runs (PROMOTING, with progress), then QEMU switches to the
+	// copies; PROMOTED hands the domain over (no lease, no teardown by
+	// Restored). REST: POST /v1/restores/{id}:promote.
+	PromoteRestore(context.Context, *PromoteRestoreRequest) (*PromoteRestoreResponse, error)
+	// CancelPromotion stops a PROMOTING restore's copy (the copies are
+	// removed) and the restore goes on RUNNING from its overlay. REST:
+	// POST /v1/restores/{id}:cancelPromotion.
+	CancelPromotion(context.Context, *CancelPromotionRequest) (*CancelPromotionResponse, error)
 	mustEmbedUnimplementedRestoreServiceServer()
 }
 
@@ -335,6 +379,12 @@ func (UnimplementedRestoreServiceServer) CreateDownload(context.Context, *Create
 }
 func (UnimplementedRestoreServiceServer) BatchCreateRestores(context.Context, *BatchCreateRestoresRequest) (*BatchCreateRestoresResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method BatchCreateRestores not implemented")
+}
+func (UnimplementedRestoreServiceServer) PromoteRestore(context.Context, *PromoteRestoreRequest) (*PromoteRestoreResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method PromoteRestore not implemented")
+}
+func (UnimplementedRestoreServiceServer) CancelPromotion(context.Context, *CancelPromotionRequest) (*CancelPromotionResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CancelPromotion not implemented")
 }
 func (UnimplementedRestoreServiceServer) mustEmbedUnimplementedRestoreServiceServer() {}
 func (UnimplementedRestoreServiceServer) testEmbeddedByValue()                        {}
@@ -566,6 +616,42 @@ func _RestoreService_BatchCreateRestores_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RestoreService_PromoteRestore_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PromoteRestoreRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RestoreServiceServer).PromoteRestore(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RestoreService_PromoteRestore_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RestoreServiceServer).PromoteRestore(ctx, req.(*PromoteRestoreRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RestoreService_CancelPromotion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelPromotionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RestoreServiceServer).CancelPromotion(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RestoreService_CancelPromotion_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RestoreServiceServer).CancelPromotion(ctx, req.(*CancelPromotionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RestoreService_ServiceDesc is the grpc.ServiceDesc for RestoreService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -616,6 +702,14 @@ var RestoreService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "BatchCreateRestores",
 			Handler:    _RestoreService_BatchCreateRestores_Handler,
+		},
+		{
+			MethodName: "PromoteRestore",
+			Handler:    _RestoreService_PromoteRestore_Handler,
+		},
+		{
+			MethodName: "CancelPromotion",
+			Handler:    _RestoreService_CancelPromotion_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

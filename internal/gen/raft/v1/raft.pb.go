@@ -86,6 +86,10 @@ const (
 	CommandType_COMMAND_TYPE_SET_TENANT_QUOTA CommandType = 30
 	// CreateRestores: a batch of restores, all or none.
 	CommandType_COMMAND_TYPE_CREATE_RESTORES CommandType = 31
+	// PromoteRestore: RUNNING → PROMOTING (its storage pool recorded).
+	CommandType_COMMAND_TYPE_PROMOTE_RESTORE CommandType = 32
+	// CancelPromotion: PROMOTING → RUNNING.
+	CommandType_COMMAND_TYPE_CANCEL_PROMOTION CommandType = 33
 )
 
 // Enum value maps for CommandType.
@@ -123,6 +127,8 @@ var (
 		29: "COMMAND_TYPE_TOUCH_TOKENS",
 		30: "COMMAND_TYPE_SET_TENANT_QUOTA",
 		31: "COMMAND_TYPE_CREATE_RESTORES",
+		32: "COMMAND_TYPE_PROMOTE_RESTORE",
+		33: "COMMAND_TYPE_CANCEL_PROMOTION",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":                0,
@@ -157,6 +163,8 @@ var (
 		"COMMAND_TYPE_TOUCH_TOKENS":               29,
 		"COMMAND_TYPE_SET_TENANT_QUOTA":           30,
 		"COMMAND_TYPE_CREATE_RESTORES":            31,
+		"COMMAND_TYPE_PROMOTE_RESTORE":            32,
+		"COMMAND_TYPE_CANCEL_PROMOTION":           33,
 	}
 )
 
@@ -1074,6 +1082,121 @@ func (x *CreateRestores) GetBatchId() string {
 	return ""
 }
 
+// PromoteRestore asks the restore's host to copy its disks to the storage
+// pool and hand it over.
+type PromoteRestore struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	StoragePool   string                 `protobuf:"bytes,2,opt,name=storage_pool,json=storagePool,proto3" json:"storage_pool,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PromoteRestore) Reset() {
+	*x = PromoteRestore{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PromoteRestore) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PromoteRestore) ProtoMessage() {}
+
+func (x *PromoteRestore) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PromoteRestore.ProtoReflect.Descriptor instead.
+func (*PromoteRestore) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *PromoteRestore) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PromoteRestore) GetStoragePool() string {
+	if x != nil {
+		return x.StoragePool
+	}
+	return ""
+}
+
+func (x *PromoteRestore) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+// CancelPromotion stops a promotion's copy.
+type CancelPromotion struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelPromotion) Reset() {
+	*x = CancelPromotion{}
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelPromotion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelPromotion) ProtoMessage() {}
+
+func (x *CancelPromotion) ProtoReflect() protoreflect.Message {
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelPromotion.ProtoReflect.Descriptor instead.
+func (*CancelPromotion) Descriptor() ([]byte, []int) {
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *CancelPromotion) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CancelPromotion) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
 // DeleteRestore starts a restore's teardown.
 type DeleteRestore struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1087,7 +1210,7 @@ type DeleteRestore struct {
 
 func (x *DeleteRestore) Reset() {
 	*x = DeleteRestore{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[15]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1099,7 +1222,7 @@ func (x *DeleteRestore) String() string {
 func (*DeleteRestore) ProtoMessage() {}
 
 func (x *DeleteRestore) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[15]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1112,7 +1235,7 @@ func (x *DeleteRestore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRestore.ProtoReflect.Descriptor instead.
 func (*DeleteRestore) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{15}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeleteRestore) GetId() string {
@@ -1140,7 +1263,7 @@ type RegisterHost struct {
 
 func (x *RegisterHost) Reset() {
 	*x = RegisterHost{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[16]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1152,7 +1275,7 @@ func (x *RegisterHost) String() string {
 func (*RegisterHost) ProtoMessage() {}
 
 func (x *RegisterHost) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[16]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1165,7 +1288,7 @@ func (x *RegisterHost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterHost.ProtoReflect.Descriptor instead.
 func (*RegisterHost) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{16}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RegisterHost) GetHost() *v1.Host {
@@ -1190,7 +1313,7 @@ type SetHostDrain struct {
 
 func (x *SetHostDrain) Reset() {
 	*x = SetHostDrain{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[17]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1202,7 +1325,7 @@ func (x *SetHostDrain) String() string {
 func (*SetHostDrain) ProtoMessage() {}
 
 func (x *SetHostDrain) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[17]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1215,7 +1338,7 @@ func (x *SetHostDrain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetHostDrain.ProtoReflect.Descriptor instead.
 func (*SetHostDrain) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{17}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SetHostDrain) GetId() string {
@@ -1256,7 +1379,7 @@ type SetHostState struct {
 
 func (x *SetHostState) Reset() {
 	*x = SetHostState{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[18]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1268,7 +1391,7 @@ func (x *SetHostState) String() string {
 func (*SetHostState) ProtoMessage() {}
 
 func (x *SetHostState) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[18]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1281,7 +1404,7 @@ func (x *SetHostState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetHostState.ProtoReflect.Descriptor instead.
 func (*SetHostState) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{18}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SetHostState) GetId() string {
@@ -1327,7 +1450,7 @@ type ReportRecoveryPoints struct {
 
 func (x *ReportRecoveryPoints) Reset() {
 	*x = ReportRecoveryPoints{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[19]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1339,7 +1462,7 @@ func (x *ReportRecoveryPoints) String() string {
 func (*ReportRecoveryPoints) ProtoMessage() {}
 
 func (x *ReportRecoveryPoints) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[19]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1352,7 +1475,7 @@ func (x *ReportRecoveryPoints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRecoveryPoints.ProtoReflect.Descriptor instead.
 func (*ReportRecoveryPoints) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{19}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReportRecoveryPoints) GetHostId() string {
@@ -1396,7 +1519,7 @@ type ScanMark struct {
 
 func (x *ScanMark) Reset() {
 	*x = ScanMark{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1408,7 +1531,7 @@ func (x *ScanMark) String() string {
 func (*ScanMark) ProtoMessage() {}
 
 func (x *ScanMark) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[20]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1421,7 +1544,7 @@ func (x *ScanMark) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanMark.ProtoReflect.Descriptor instead.
 func (*ScanMark) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{20}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ScanMark) GetHostId() string {
@@ -1469,14 +1592,16 @@ type RestoreReport struct {
 	// Where an EXPORT restore's disks are read (RUNNING).
 	Export *v1.RestoreExport `protobuf:"bytes,9,opt,name=export,proto3" json:"export,omitempty"`
 	// An IMAGE restore's files (RUNNING).
-	Image         *v1.RestoreImage `protobuf:"bytes,10,opt,name=image,proto3" json:"image,omitempty"`
+	Image *v1.RestoreImage `protobuf:"bytes,10,opt,name=image,proto3" json:"image,omitempty"`
+	// A PROMOTED restore's domain and disks.
+	Promotion     *v1.Promotion `protobuf:"bytes,11,opt,name=promotion,proto3" json:"promotion,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RestoreReport) Reset() {
 	*x = RestoreReport{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1488,7 +1613,7 @@ func (x *RestoreReport) String() string {
 func (*RestoreReport) ProtoMessage() {}
 
 func (x *RestoreReport) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[21]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1501,7 +1626,7 @@ func (x *RestoreReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreReport.ProtoReflect.Descriptor instead.
 func (*RestoreReport) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{21}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RestoreReport) GetHostId() string {
@@ -1567,6 +1692,13 @@ func (x *RestoreReport) GetImage() *v1.RestoreImage {
 	return nil
 }
 
+func (x *RestoreReport) GetPromotion() *v1.Promotion {
+	if x != nil {
+		return x.Promotion
+	}
+	return nil
+}
+
 // ReportRestoreStatus records an agent's report.
 type ReportRestoreStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1580,7 +1712,7 @@ type ReportRestoreStatus struct {
 
 func (x *ReportRestoreStatus) Reset() {
 	*x = ReportRestoreStatus{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1592,7 +1724,7 @@ func (x *ReportRestoreStatus) String() string {
 func (*ReportRestoreStatus) ProtoMessage() {}
 
 func (x *ReportRestoreStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[22]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1605,7 +1737,7 @@ func (x *ReportRestoreStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRestoreStatus.ProtoReflect.Descriptor instead.
 func (*ReportRestoreStatus) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{22}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReportRestoreStatus) GetReport() *RestoreReport {
@@ -1635,7 +1767,7 @@ type Placement struct {
 
 func (x *Placement) Reset() {
 	*x = Placement{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1647,7 +1779,7 @@ func (x *Placement) String() string {
 func (*Placement) ProtoMessage() {}
 
 func (x *Placement) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[23]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1660,7 +1792,7 @@ func (x *Placement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Placement.ProtoReflect.Descriptor instead.
 func (*Placement) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{23}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Placement) GetRestoreId() string {
@@ -1690,7 +1822,7 @@ type PendingReason struct {
 
 func (x *PendingReason) Reset() {
 	*x = PendingReason{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1702,7 +1834,7 @@ func (x *PendingReason) String() string {
 func (*PendingReason) ProtoMessage() {}
 
 func (x *PendingReason) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[24]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1715,7 +1847,7 @@ func (x *PendingReason) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingReason.ProtoReflect.Descriptor instead.
 func (*PendingReason) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{24}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PendingReason) GetRestoreId() string {
@@ -1747,7 +1879,7 @@ type PlaceRestores struct {
 
 func (x *PlaceRestores) Reset() {
 	*x = PlaceRestores{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1759,7 +1891,7 @@ func (x *PlaceRestores) String() string {
 func (*PlaceRestores) ProtoMessage() {}
 
 func (x *PlaceRestores) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[25]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1772,7 +1904,7 @@ func (x *PlaceRestores) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaceRestores.ProtoReflect.Descriptor instead.
 func (*PlaceRestores) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{25}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PlaceRestores) GetPlacements() []*Placement {
@@ -1809,7 +1941,7 @@ type ExpireRestores struct {
 
 func (x *ExpireRestores) Reset() {
 	*x = ExpireRestores{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1821,7 +1953,7 @@ func (x *ExpireRestores) String() string {
 func (*ExpireRestores) ProtoMessage() {}
 
 func (x *ExpireRestores) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[26]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1834,7 +1966,7 @@ func (x *ExpireRestores) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireRestores.ProtoReflect.Descriptor instead.
 func (*ExpireRestores) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{26}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ExpireRestores) GetIds() []string {
@@ -1862,7 +1994,7 @@ type RegisterServer struct {
 
 func (x *RegisterServer) Reset() {
 	*x = RegisterServer{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1874,7 +2006,7 @@ func (x *RegisterServer) String() string {
 func (*RegisterServer) ProtoMessage() {}
 
 func (x *RegisterServer) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[27]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1887,7 +2019,7 @@ func (x *RegisterServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterServer.ProtoReflect.Descriptor instead.
 func (*RegisterServer) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{27}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RegisterServer) GetServer() *v1.Server {
@@ -1938,7 +2070,7 @@ type Snapshot struct {
 
 func (x *Snapshot) Reset() {
 	*x = Snapshot{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1950,7 +2082,7 @@ func (x *Snapshot) String() string {
 func (*Snapshot) ProtoMessage() {}
 
 func (x *Snapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[28]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1963,7 +2095,7 @@ func (x *Snapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
 func (*Snapshot) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{28}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Snapshot) GetTenants() []*v1.Tenant {
@@ -2090,7 +2222,7 @@ type StoredJoinToken struct {
 
 func (x *StoredJoinToken) Reset() {
 	*x = StoredJoinToken{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2102,7 +2234,7 @@ func (x *StoredJoinToken) String() string {
 func (*StoredJoinToken) ProtoMessage() {}
 
 func (x *StoredJoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[29]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2115,7 +2247,7 @@ func (x *StoredJoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredJoinToken.ProtoReflect.Descriptor instead.
 func (*StoredJoinToken) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{29}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *StoredJoinToken) GetToken() *v1.JoinToken {
@@ -2142,7 +2274,7 @@ type CreateJoinToken struct {
 
 func (x *CreateJoinToken) Reset() {
 	*x = CreateJoinToken{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2154,7 +2286,7 @@ func (x *CreateJoinToken) String() string {
 func (*CreateJoinToken) ProtoMessage() {}
 
 func (x *CreateJoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[30]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2167,7 +2299,7 @@ func (x *CreateJoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinToken.ProtoReflect.Descriptor instead.
 func (*CreateJoinToken) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{30}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CreateJoinToken) GetToken() *StoredJoinToken {
@@ -2189,7 +2321,7 @@ type UseJoinToken struct {
 
 func (x *UseJoinToken) Reset() {
 	*x = UseJoinToken{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2201,7 +2333,7 @@ func (x *UseJoinToken) String() string {
 func (*UseJoinToken) ProtoMessage() {}
 
 func (x *UseJoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[31]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2214,7 +2346,7 @@ func (x *UseJoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UseJoinToken.ProtoReflect.Descriptor instead.
 func (*UseJoinToken) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{31}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *UseJoinToken) GetId() string {
@@ -2243,7 +2375,7 @@ type Revocation struct {
 
 func (x *Revocation) Reset() {
 	*x = Revocation{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2255,7 +2387,7 @@ func (x *Revocation) String() string {
 func (*Revocation) ProtoMessage() {}
 
 func (x *Revocation) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[32]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2268,7 +2400,7 @@ func (x *Revocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
 func (*Revocation) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{32}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Revocation) GetHostId() string {
@@ -2296,7 +2428,7 @@ type RemoveHost struct {
 
 func (x *RemoveHost) Reset() {
 	*x = RemoveHost{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[33]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2308,7 +2440,7 @@ func (x *RemoveHost) String() string {
 func (*RemoveHost) ProtoMessage() {}
 
 func (x *RemoveHost) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[33]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2321,7 +2453,7 @@ func (x *RemoveHost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveHost.ProtoReflect.Descriptor instead.
 func (*RemoveHost) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{33}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RemoveHost) GetId() string {
@@ -2352,7 +2484,7 @@ type RelayRequest struct {
 
 func (x *RelayRequest) Reset() {
 	*x = RelayRequest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[34]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2364,7 +2496,7 @@ func (x *RelayRequest) String() string {
 func (*RelayRequest) ProtoMessage() {}
 
 func (x *RelayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[34]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2377,7 +2509,7 @@ func (x *RelayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayRequest.ProtoReflect.Descriptor instead.
 func (*RelayRequest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{34}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RelayRequest) GetKind() isRelayRequest_Kind {
@@ -2434,7 +2566,7 @@ type RelayOpen struct {
 
 func (x *RelayOpen) Reset() {
 	*x = RelayOpen{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2446,7 +2578,7 @@ func (x *RelayOpen) String() string {
 func (*RelayOpen) ProtoMessage() {}
 
 func (x *RelayOpen) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[35]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2459,7 +2591,7 @@ func (x *RelayOpen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayOpen.ProtoReflect.Descriptor instead.
 func (*RelayOpen) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{35}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RelayOpen) GetHostId() string {
@@ -2490,7 +2622,7 @@ type RelayResponse struct {
 
 func (x *RelayResponse) Reset() {
 	*x = RelayResponse{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2502,7 +2634,7 @@ func (x *RelayResponse) String() string {
 func (*RelayResponse) ProtoMessage() {}
 
 func (x *RelayResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[36]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2515,7 +2647,7 @@ func (x *RelayResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayResponse.ProtoReflect.Descriptor instead.
 func (*RelayResponse) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{36}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RelayResponse) GetKind() isRelayResponse_Kind {
@@ -2572,7 +2704,7 @@ type RelayOpened struct {
 
 func (x *RelayOpened) Reset() {
 	*x = RelayOpened{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2584,7 +2716,7 @@ func (x *RelayOpened) String() string {
 func (*RelayOpened) ProtoMessage() {}
 
 func (x *RelayOpened) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[37]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2597,7 +2729,7 @@ func (x *RelayOpened) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayOpened.ProtoReflect.Descriptor instead.
 func (*RelayOpened) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{37}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RelayOpened) GetServerId() string {
@@ -2622,7 +2754,7 @@ type EnrollRequest struct {
 
 func (x *EnrollRequest) Reset() {
 	*x = EnrollRequest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2634,7 +2766,7 @@ func (x *EnrollRequest) String() string {
 func (*EnrollRequest) ProtoMessage() {}
 
 func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[38]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2647,7 +2779,7 @@ func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
 func (*EnrollRequest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{38}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *EnrollRequest) GetNodeId() string {
@@ -2683,7 +2815,7 @@ type EnrollResponse struct {
 
 func (x *EnrollResponse) Reset() {
 	*x = EnrollResponse{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2695,7 +2827,7 @@ func (x *EnrollResponse) String() string {
 func (*EnrollResponse) ProtoMessage() {}
 
 func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[39]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2708,7 +2840,7 @@ func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
 func (*EnrollResponse) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{39}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *EnrollResponse) GetCaCert() []byte {
@@ -2743,7 +2875,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2755,7 +2887,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[40]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2768,7 +2900,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{40}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *JoinRequest) GetServer() *v1.Server {
@@ -2789,7 +2921,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2801,7 +2933,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[41]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2814,7 +2946,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{41}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *JoinResponse) GetLeaderId() string {
@@ -2834,7 +2966,7 @@ type SetVerificationPolicy struct {
 
 func (x *SetVerificationPolicy) Reset() {
 	*x = SetVerificationPolicy{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[42]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2846,7 +2978,7 @@ func (x *SetVerificationPolicy) String() string {
 func (*SetVerificationPolicy) ProtoMessage() {}
 
 func (x *SetVerificationPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[42]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2859,7 +2991,7 @@ func (x *SetVerificationPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetVerificationPolicy.ProtoReflect.Descriptor instead.
 func (*SetVerificationPolicy) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{42}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SetVerificationPolicy) GetPolicy() *v1.VerificationPolicy {
@@ -2879,7 +3011,7 @@ type DeleteVerificationPolicy struct {
 
 func (x *DeleteVerificationPolicy) Reset() {
 	*x = DeleteVerificationPolicy{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[43]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2891,7 +3023,7 @@ func (x *DeleteVerificationPolicy) String() string {
 func (*DeleteVerificationPolicy) ProtoMessage() {}
 
 func (x *DeleteVerificationPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[43]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2904,7 +3036,7 @@ func (x *DeleteVerificationPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteVerificationPolicy.ProtoReflect.Descriptor instead.
 func (*DeleteVerificationPolicy) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{43}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DeleteVerificationPolicy) GetId() string {
@@ -2929,7 +3061,7 @@ type ReportInventory struct {
 
 func (x *ReportInventory) Reset() {
 	*x = ReportInventory{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[44]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2941,7 +3073,7 @@ func (x *ReportInventory) String() string {
 func (*ReportInventory) ProtoMessage() {}
 
 func (x *ReportInventory) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[44]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2954,7 +3086,7 @@ func (x *ReportInventory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportInventory.ProtoReflect.Descriptor instead.
 func (*ReportInventory) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{44}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ReportInventory) GetHostId() string {
@@ -2996,7 +3128,7 @@ type LinkUpRestore struct {
 
 func (x *LinkUpRestore) Reset() {
 	*x = LinkUpRestore{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[45]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3008,7 +3140,7 @@ func (x *LinkUpRestore) String() string {
 func (*LinkUpRestore) ProtoMessage() {}
 
 func (x *LinkUpRestore) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[45]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3021,7 +3153,7 @@ func (x *LinkUpRestore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkUpRestore.ProtoReflect.Descriptor instead.
 func (*LinkUpRestore) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{45}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *LinkUpRestore) GetId() string {
@@ -3048,7 +3180,7 @@ type RegisterGuest struct {
 
 func (x *RegisterGuest) Reset() {
 	*x = RegisterGuest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[46]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3060,7 +3192,7 @@ func (x *RegisterGuest) String() string {
 func (*RegisterGuest) ProtoMessage() {}
 
 func (x *RegisterGuest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[46]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3073,7 +3205,7 @@ func (x *RegisterGuest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterGuest.ProtoReflect.Descriptor instead.
 func (*RegisterGuest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{46}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *RegisterGuest) GetGuest() *v1.Guest {
@@ -3093,7 +3225,7 @@ type UnregisterGuest struct {
 
 func (x *UnregisterGuest) Reset() {
 	*x = UnregisterGuest{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[47]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3105,7 +3237,7 @@ func (x *UnregisterGuest) String() string {
 func (*UnregisterGuest) ProtoMessage() {}
 
 func (x *UnregisterGuest) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[47]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3118,7 +3250,7 @@ func (x *UnregisterGuest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterGuest.ProtoReflect.Descriptor instead.
 func (*UnregisterGuest) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{47}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *UnregisterGuest) GetId() string {
@@ -3138,7 +3270,7 @@ type PruneVerifications struct {
 
 func (x *PruneVerifications) Reset() {
 	*x = PruneVerifications{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[48]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3150,7 +3282,7 @@ func (x *PruneVerifications) String() string {
 func (*PruneVerifications) ProtoMessage() {}
 
 func (x *PruneVerifications) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[48]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3163,7 +3295,7 @@ func (x *PruneVerifications) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneVerifications.ProtoReflect.Descriptor instead.
 func (*PruneVerifications) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{48}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *PruneVerifications) GetIds() []string {
@@ -3185,7 +3317,7 @@ type CreateSnapshot struct {
 
 func (x *CreateSnapshot) Reset() {
 	*x = CreateSnapshot{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[49]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3197,7 +3329,7 @@ func (x *CreateSnapshot) String() string {
 func (*CreateSnapshot) ProtoMessage() {}
 
 func (x *CreateSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[49]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3210,7 +3342,7 @@ func (x *CreateSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSnapshot.ProtoReflect.Descriptor instead.
 func (*CreateSnapshot) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{49}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *CreateSnapshot) GetSnapshot() *v1.Snapshot {
@@ -3239,7 +3371,7 @@ type ReportSnapshotStatus struct {
 
 func (x *ReportSnapshotStatus) Reset() {
 	*x = ReportSnapshotStatus{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[50]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3251,7 +3383,7 @@ func (x *ReportSnapshotStatus) String() string {
 func (*ReportSnapshotStatus) ProtoMessage() {}
 
 func (x *ReportSnapshotStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[50]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3264,7 +3396,7 @@ func (x *ReportSnapshotStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSnapshotStatus.ProtoReflect.Descriptor instead.
 func (*ReportSnapshotStatus) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{50}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ReportSnapshotStatus) GetHostId() string {
@@ -3305,7 +3437,7 @@ type ReleaseSnapshots struct {
 
 func (x *ReleaseSnapshots) Reset() {
 	*x = ReleaseSnapshots{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[51]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3317,7 +3449,7 @@ func (x *ReleaseSnapshots) String() string {
 func (*ReleaseSnapshots) ProtoMessage() {}
 
 func (x *ReleaseSnapshots) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[51]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3330,7 +3462,7 @@ func (x *ReleaseSnapshots) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseSnapshots.ProtoReflect.Descriptor instead.
 func (*ReleaseSnapshots) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{51}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ReleaseSnapshots) GetIds() []string {
@@ -3389,7 +3521,7 @@ type Prune struct {
 
 func (x *Prune) Reset() {
 	*x = Prune{}
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[52]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3401,7 +3533,7 @@ func (x *Prune) String() string {
 func (*Prune) ProtoMessage() {}
 
 func (x *Prune) ProtoReflect() protoreflect.Message {
-	mi := &file_restored_raft_v1_raft_proto_msgTypes[52]
+	mi := &file_restored_raft_v1_raft_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3414,7 +3546,7 @@ func (x *Prune) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Prune.ProtoReflect.Descriptor instead.
 func (*Prune) Descriptor() ([]byte, []int) {
-	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{52}
+	return file_restored_raft_v1_raft_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *Prune) GetRestoreIds() []string {
@@ -3550,7 +3682,14 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"bodySha256\"b\n" +
 	"\x0eCreateRestores\x125\n" +
 	"\x05items\x18\x01 \x03(\v2\x1f.restored.raft.v1.CreateRestoreR\x05items\x12\x19\n" +
-	"\bbatch_id\x18\x02 \x01(\tR\abatchId\"O\n" +
+	"\bbatch_id\x18\x02 \x01(\tR\abatchId\"s\n" +
+	"\x0ePromoteRestore\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
+	"\fstorage_pool\x18\x02 \x01(\tR\vstoragePool\x12.\n" +
+	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"Q\n" +
+	"\x0fCancelPromotion\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"O\n" +
 	"\rDeleteRestore\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"4\n" +
@@ -3573,7 +3712,7 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\bScanMark\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12*\n" +
 	"\x11recovery_point_id\x18\x02 \x01(\tR\x0frecoveryPointId\x12\x17\n" +
-	"\ascan_id\x18\x03 \x01(\tR\x06scanId\"\xab\x03\n" +
+	"\ascan_id\x18\x03 \x01(\tR\x06scanId\"\xe0\x03\n" +
 	"\rRestoreReport\x12\x17\n" +
 	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x12\x1d\n" +
 	"\n" +
@@ -3585,7 +3724,8 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\bprogress\x18\b \x01(\v2\x14.restore.v1.ProgressR\bprogress\x121\n" +
 	"\x06export\x18\t \x01(\v2\x19.restore.v1.RestoreExportR\x06export\x12.\n" +
 	"\x05image\x18\n" +
-	" \x01(\v2\x18.restore.v1.RestoreImageR\x05imageJ\x04\b\x01\x10\x02R\x10protocol_version\"~\n" +
+	" \x01(\v2\x18.restore.v1.RestoreImageR\x05image\x123\n" +
+	"\tpromotion\x18\v \x01(\v2\x15.restore.v1.PromotionR\tpromotionJ\x04\b\x01\x10\x02R\x10protocol_version\"~\n" +
 	"\x13ReportRestoreStatus\x127\n" +
 	"\x06report\x18\x01 \x01(\v2\x1f.restored.raft.v1.RestoreReportR\x06report\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"C\n" +
@@ -3714,7 +3854,7 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\rtokens_before\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\ftokensBefore\x12\x1b\n" +
 	"\taudit_ids\x18\t \x03(\tR\bauditIds\x12=\n" +
 	"\faudit_before\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\vauditBefore*\xd6\b\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\vauditBefore*\x9b\t\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aCOMMAND_TYPE_CREATE_TENANT\x10\x01\x12\x1d\n" +
@@ -3748,7 +3888,9 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\x19COMMAND_TYPE_ROTATE_TOKEN\x10\x1c\x12\x1d\n" +
 	"\x19COMMAND_TYPE_TOUCH_TOKENS\x10\x1d\x12!\n" +
 	"\x1dCOMMAND_TYPE_SET_TENANT_QUOTA\x10\x1e\x12 \n" +
-	"\x1cCOMMAND_TYPE_CREATE_RESTORES\x10\x1f2\xd7\x02\n" +
+	"\x1cCOMMAND_TYPE_CREATE_RESTORES\x10\x1f\x12 \n" +
+	"\x1cCOMMAND_TYPE_PROMOTE_RESTORE\x10 \x12!\n" +
+	"\x1dCOMMAND_TYPE_CANCEL_PROMOTION\x10!2\xd7\x02\n" +
 	"\x0eClusterService\x12E\n" +
 	"\x04Join\x12\x1d.restored.raft.v1.JoinRequest\x1a\x1e.restored.raft.v1.JoinResponse\x12K\n" +
 	"\x06Enroll\x12\x1f.restored.raft.v1.EnrollRequest\x1a .restored.raft.v1.EnrollResponse\x12L\n" +
@@ -3768,7 +3910,7 @@ func file_restored_raft_v1_raft_proto_rawDescGZIP() []byte {
 }
 
 var file_restored_raft_v1_raft_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_restored_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(CommandType)(0),                 // 0: restored.raft.v1.CommandType
 	(*Envelope)(nil),                 // 1: restored.raft.v1.Envelope
@@ -3786,157 +3928,163 @@ var file_restored_raft_v1_raft_proto_goTypes = []any{
 	(*IdempotencyKey)(nil),           // 13: restored.raft.v1.IdempotencyKey
 	(*CreateRestore)(nil),            // 14: restored.raft.v1.CreateRestore
 	(*CreateRestores)(nil),           // 15: restored.raft.v1.CreateRestores
-	(*DeleteRestore)(nil),            // 16: restored.raft.v1.DeleteRestore
-	(*RegisterHost)(nil),             // 17: restored.raft.v1.RegisterHost
-	(*SetHostDrain)(nil),             // 18: restored.raft.v1.SetHostDrain
-	(*SetHostState)(nil),             // 19: restored.raft.v1.SetHostState
-	(*ReportRecoveryPoints)(nil),     // 20: restored.raft.v1.ReportRecoveryPoints
-	(*ScanMark)(nil),                 // 21: restored.raft.v1.ScanMark
-	(*RestoreReport)(nil),            // 22: restored.raft.v1.RestoreReport
-	(*ReportRestoreStatus)(nil),      // 23: restored.raft.v1.ReportRestoreStatus
-	(*Placement)(nil),                // 24: restored.raft.v1.Placement
-	(*PendingReason)(nil),            // 25: restored.raft.v1.PendingReason
-	(*PlaceRestores)(nil),            // 26: restored.raft.v1.PlaceRestores
-	(*ExpireRestores)(nil),           // 27: restored.raft.v1.ExpireRestores
-	(*RegisterServer)(nil),           // 28: restored.raft.v1.RegisterServer
-	(*Snapshot)(nil),                 // 29: restored.raft.v1.Snapshot
-	(*StoredJoinToken)(nil),          // 30: restored.raft.v1.StoredJoinToken
-	(*CreateJoinToken)(nil),          // 31: restored.raft.v1.CreateJoinToken
-	(*UseJoinToken)(nil),             // 32: restored.raft.v1.UseJoinToken
-	(*Revocation)(nil),               // 33: restored.raft.v1.Revocation
-	(*RemoveHost)(nil),               // 34: restored.raft.v1.RemoveHost
-	(*RelayRequest)(nil),             // 35: restored.raft.v1.RelayRequest
-	(*RelayOpen)(nil),                // 36: restored.raft.v1.RelayOpen
-	(*RelayResponse)(nil),            // 37: restored.raft.v1.RelayResponse
-	(*RelayOpened)(nil),              // 38: restored.raft.v1.RelayOpened
-	(*EnrollRequest)(nil),            // 39: restored.raft.v1.EnrollRequest
-	(*EnrollResponse)(nil),           // 40: restored.raft.v1.EnrollResponse
-	(*JoinRequest)(nil),              // 41: restored.raft.v1.JoinRequest
-	(*JoinResponse)(nil),             // 42: restored.raft.v1.JoinResponse
-	(*SetVerificationPolicy)(nil),    // 43: restored.raft.v1.SetVerificationPolicy
-	(*DeleteVerificationPolicy)(nil), // 44: restored.raft.v1.DeleteVerificationPolicy
-	(*ReportInventory)(nil),          // 45: restored.raft.v1.ReportInventory
-	(*LinkUpRestore)(nil),            // 46: restored.raft.v1.LinkUpRestore
-	(*RegisterGuest)(nil),            // 47: restored.raft.v1.RegisterGuest
-	(*UnregisterGuest)(nil),          // 48: restored.raft.v1.UnregisterGuest
-	(*PruneVerifications)(nil),       // 49: restored.raft.v1.PruneVerifications
-	(*CreateSnapshot)(nil),           // 50: restored.raft.v1.CreateSnapshot
-	(*ReportSnapshotStatus)(nil),     // 51: restored.raft.v1.ReportSnapshotStatus
-	(*ReleaseSnapshots)(nil),         // 52: restored.raft.v1.ReleaseSnapshots
-	(*Prune)(nil),                    // 53: restored.raft.v1.Prune
-	(*timestamppb.Timestamp)(nil),    // 54: google.protobuf.Timestamp
-	(*v1.Tenant)(nil),                // 55: restore.v1.Tenant
-	(*v1.Token)(nil),                 // 56: restore.v1.Token
-	(*v1.TenantQuota)(nil),           // 57: restore.v1.TenantQuota
-	(*v1.Restore)(nil),               // 58: restore.v1.Restore
-	(*v1.Host)(nil),                  // 59: restore.v1.Host
-	(v1.HostState)(0),                // 60: restore.v1.HostState
-	(*v1.RecoveryPoint)(nil),         // 61: restore.v1.RecoveryPoint
-	(v1.RestoreState)(0),             // 62: restore.v1.RestoreState
-	(*v1.Boot)(nil),                  // 63: restore.v1.Boot
-	(*v1.Verification)(nil),          // 64: restore.v1.Verification
-	(*v1.Progress)(nil),              // 65: restore.v1.Progress
-	(*v1.RestoreExport)(nil),         // 66: restore.v1.RestoreExport
-	(*v1.RestoreImage)(nil),          // 67: restore.v1.RestoreImage
-	(*v1.Server)(nil),                // 68: restore.v1.Server
-	(*v1.VerificationPolicy)(nil),    // 69: restore.v1.VerificationPolicy
-	(*v1.Guest)(nil),                 // 70: restore.v1.Guest
-	(*v1.Snapshot)(nil),              // 71: restore.v1.Snapshot
-	(*v1.HostDomain)(nil),            // 72: restore.v1.HostDomain
-	(*v1.AuditEvent)(nil),            // 73: restore.v1.AuditEvent
-	(*v1.JoinToken)(nil),             // 74: restore.v1.JoinToken
-	(*v1.TunnelOpen)(nil),            // 75: restore.v1.TunnelOpen
+	(*PromoteRestore)(nil),           // 16: restored.raft.v1.PromoteRestore
+	(*CancelPromotion)(nil),          // 17: restored.raft.v1.CancelPromotion
+	(*DeleteRestore)(nil),            // 18: restored.raft.v1.DeleteRestore
+	(*RegisterHost)(nil),             // 19: restored.raft.v1.RegisterHost
+	(*SetHostDrain)(nil),             // 20: restored.raft.v1.SetHostDrain
+	(*SetHostState)(nil),             // 21: restored.raft.v1.SetHostState
+	(*ReportRecoveryPoints)(nil),     // 22: restored.raft.v1.ReportRecoveryPoints
+	(*ScanMark)(nil),                 // 23: restored.raft.v1.ScanMark
+	(*RestoreReport)(nil),            // 24: restored.raft.v1.RestoreReport
+	(*ReportRestoreStatus)(nil),      // 25: restored.raft.v1.ReportRestoreStatus
+	(*Placement)(nil),                // 26: restored.raft.v1.Placement
+	(*PendingReason)(nil),            // 27: restored.raft.v1.PendingReason
+	(*PlaceRestores)(nil),            // 28: restored.raft.v1.PlaceRestores
+	(*ExpireRestores)(nil),           // 29: restored.raft.v1.ExpireRestores
+	(*RegisterServer)(nil),           // 30: restored.raft.v1.RegisterServer
+	(*Snapshot)(nil),                 // 31: restored.raft.v1.Snapshot
+	(*StoredJoinToken)(nil),          // 32: restored.raft.v1.StoredJoinToken
+	(*CreateJoinToken)(nil),          // 33: restored.raft.v1.CreateJoinToken
+	(*UseJoinToken)(nil),             // 34: restored.raft.v1.UseJoinToken
+	(*Revocation)(nil),               // 35: restored.raft.v1.Revocation
+	(*RemoveHost)(nil),               // 36: restored.raft.v1.RemoveHost
+	(*RelayRequest)(nil),             // 37: restored.raft.v1.RelayRequest
+	(*RelayOpen)(nil),                // 38: restored.raft.v1.RelayOpen
+	(*RelayResponse)(nil),            // 39: restored.raft.v1.RelayResponse
+	(*RelayOpened)(nil),              // 40: restored.raft.v1.RelayOpened
+	(*EnrollRequest)(nil),            // 41: restored.raft.v1.EnrollRequest
+	(*EnrollResponse)(nil),           // 42: restored.raft.v1.EnrollResponse
+	(*JoinRequest)(nil),              // 43: restored.raft.v1.JoinRequest
+	(*JoinResponse)(nil),             // 44: restored.raft.v1.JoinResponse
+	(*SetVerificationPolicy)(nil),    // 45: restored.raft.v1.SetVerificationPolicy
+	(*DeleteVerificationPolicy)(nil), // 46: restored.raft.v1.DeleteVerificationPolicy
+	(*ReportInventory)(nil),          // 47: restored.raft.v1.ReportInventory
+	(*LinkUpRestore)(nil),            // 48: restored.raft.v1.LinkUpRestore
+	(*RegisterGuest)(nil),            // 49: restored.raft.v1.RegisterGuest
+	(*UnregisterGuest)(nil),          // 50: restored.raft.v1.UnregisterGuest
+	(*PruneVerifications)(nil),       // 51: restored.raft.v1.PruneVerifications
+	(*CreateSnapshot)(nil),           // 52: restored.raft.v1.CreateSnapshot
+	(*ReportSnapshotStatus)(nil),     // 53: restored.raft.v1.ReportSnapshotStatus
+	(*ReleaseSnapshots)(nil),         // 54: restored.raft.v1.ReleaseSnapshots
+	(*Prune)(nil),                    // 55: restored.raft.v1.Prune
+	(*timestamppb.Timestamp)(nil),    // 56: google.protobuf.Timestamp
+	(*v1.Tenant)(nil),                // 57: restore.v1.Tenant
+	(*v1.Token)(nil),                 // 58: restore.v1.Token
+	(*v1.TenantQuota)(nil),           // 59: restore.v1.TenantQuota
+	(*v1.Restore)(nil),               // 60: restore.v1.Restore
+	(*v1.Host)(nil),                  // 61: restore.v1.Host
+	(v1.HostState)(0),                // 62: restore.v1.HostState
+	(*v1.RecoveryPoint)(nil),         // 63: restore.v1.RecoveryPoint
+	(v1.RestoreState)(0),             // 64: restore.v1.RestoreState
+	(*v1.Boot)(nil),                  // 65: restore.v1.Boot
+	(*v1.Verification)(nil),          // 66: restore.v1.Verification
+	(*v1.Progress)(nil),              // 67: restore.v1.Progress
+	(*v1.RestoreExport)(nil),         // 68: restore.v1.RestoreExport
+	(*v1.RestoreImage)(nil),          // 69: restore.v1.RestoreImage
+	(*v1.Promotion)(nil),             // 70: restore.v1.Promotion
+	(*v1.Server)(nil),                // 71: restore.v1.Server
+	(*v1.VerificationPolicy)(nil),    // 72: restore.v1.VerificationPolicy
+	(*v1.Guest)(nil),                 // 73: restore.v1.Guest
+	(*v1.Snapshot)(nil),              // 74: restore.v1.Snapshot
+	(*v1.HostDomain)(nil),            // 75: restore.v1.HostDomain
+	(*v1.AuditEvent)(nil),            // 76: restore.v1.AuditEvent
+	(*v1.JoinToken)(nil),             // 77: restore.v1.JoinToken
+	(*v1.TunnelOpen)(nil),            // 78: restore.v1.TunnelOpen
 }
 var file_restored_raft_v1_raft_proto_depIdxs = []int32{
 	0,  // 0: restored.raft.v1.Envelope.type:type_name -> restored.raft.v1.CommandType
 	2,  // 1: restored.raft.v1.Envelope.audit:type_name -> restored.raft.v1.AuditContext
-	54, // 2: restored.raft.v1.AuditContext.time:type_name -> google.protobuf.Timestamp
-	55, // 3: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
-	56, // 4: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
+	56, // 2: restored.raft.v1.AuditContext.time:type_name -> google.protobuf.Timestamp
+	57, // 3: restored.raft.v1.CreateTenant.tenant:type_name -> restore.v1.Tenant
+	58, // 4: restored.raft.v1.StoredToken.token:type_name -> restore.v1.Token
 	4,  // 5: restored.raft.v1.CreateToken.token:type_name -> restored.raft.v1.StoredToken
-	54, // 6: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
-	57, // 7: restored.raft.v1.SetTenantQuota.quota:type_name -> restore.v1.TenantQuota
+	56, // 6: restored.raft.v1.RevokeToken.revoke_time:type_name -> google.protobuf.Timestamp
+	59, // 7: restored.raft.v1.SetTenantQuota.quota:type_name -> restore.v1.TenantQuota
 	4,  // 8: restored.raft.v1.RotateToken.token:type_name -> restored.raft.v1.StoredToken
-	54, // 9: restored.raft.v1.RotateToken.old_expire_time:type_name -> google.protobuf.Timestamp
+	56, // 9: restored.raft.v1.RotateToken.old_expire_time:type_name -> google.protobuf.Timestamp
 	10, // 10: restored.raft.v1.TouchTokens.uses:type_name -> restored.raft.v1.TokenUse
-	54, // 11: restored.raft.v1.TokenUse.time:type_name -> google.protobuf.Timestamp
+	56, // 11: restored.raft.v1.TokenUse.time:type_name -> google.protobuf.Timestamp
 	9,  // 12: restored.raft.v1.ReportTokenUseRequest.uses:type_name -> restored.raft.v1.TouchTokens
-	54, // 13: restored.raft.v1.IdempotencyKey.create_time:type_name -> google.protobuf.Timestamp
-	58, // 14: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
+	56, // 13: restored.raft.v1.IdempotencyKey.create_time:type_name -> google.protobuf.Timestamp
+	60, // 14: restored.raft.v1.CreateRestore.restore:type_name -> restore.v1.Restore
 	14, // 15: restored.raft.v1.CreateRestores.items:type_name -> restored.raft.v1.CreateRestore
-	54, // 16: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
-	59, // 17: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
-	54, // 18: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
-	60, // 19: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
-	54, // 20: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
-	61, // 21: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
-	62, // 22: restored.raft.v1.RestoreReport.state:type_name -> restore.v1.RestoreState
-	63, // 23: restored.raft.v1.RestoreReport.boot:type_name -> restore.v1.Boot
-	64, // 24: restored.raft.v1.RestoreReport.verification:type_name -> restore.v1.Verification
-	65, // 25: restored.raft.v1.RestoreReport.progress:type_name -> restore.v1.Progress
-	66, // 26: restored.raft.v1.RestoreReport.export:type_name -> restore.v1.RestoreExport
-	67, // 27: restored.raft.v1.RestoreReport.image:type_name -> restore.v1.RestoreImage
-	22, // 28: restored.raft.v1.ReportRestoreStatus.report:type_name -> restored.raft.v1.RestoreReport
-	54, // 29: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
-	24, // 30: restored.raft.v1.PlaceRestores.placements:type_name -> restored.raft.v1.Placement
-	25, // 31: restored.raft.v1.PlaceRestores.pending:type_name -> restored.raft.v1.PendingReason
-	54, // 32: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
-	54, // 33: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
-	68, // 34: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
-	55, // 35: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
-	4,  // 36: restored.raft.v1.Snapshot.tokens:type_name -> restored.raft.v1.StoredToken
-	58, // 37: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
-	59, // 38: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
-	61, // 39: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
-	68, // 40: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
-	13, // 41: restored.raft.v1.Snapshot.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
-	64, // 42: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
-	69, // 43: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
-	70, // 44: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
-	71, // 45: restored.raft.v1.Snapshot.snapshots:type_name -> restore.v1.Snapshot
-	30, // 46: restored.raft.v1.Snapshot.join_tokens:type_name -> restored.raft.v1.StoredJoinToken
-	33, // 47: restored.raft.v1.Snapshot.revocations:type_name -> restored.raft.v1.Revocation
-	72, // 48: restored.raft.v1.Snapshot.inventory:type_name -> restore.v1.HostDomain
-	73, // 49: restored.raft.v1.Snapshot.audit_events:type_name -> restore.v1.AuditEvent
-	21, // 50: restored.raft.v1.Snapshot.scan_marks:type_name -> restored.raft.v1.ScanMark
-	74, // 51: restored.raft.v1.StoredJoinToken.token:type_name -> restore.v1.JoinToken
-	30, // 52: restored.raft.v1.CreateJoinToken.token:type_name -> restored.raft.v1.StoredJoinToken
-	54, // 53: restored.raft.v1.UseJoinToken.time:type_name -> google.protobuf.Timestamp
-	54, // 54: restored.raft.v1.Revocation.revoke_time:type_name -> google.protobuf.Timestamp
-	54, // 55: restored.raft.v1.RemoveHost.time:type_name -> google.protobuf.Timestamp
-	36, // 56: restored.raft.v1.RelayRequest.open:type_name -> restored.raft.v1.RelayOpen
-	75, // 57: restored.raft.v1.RelayOpen.open:type_name -> restore.v1.TunnelOpen
-	38, // 58: restored.raft.v1.RelayResponse.opened:type_name -> restored.raft.v1.RelayOpened
-	68, // 59: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
-	69, // 60: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
-	72, // 61: restored.raft.v1.ReportInventory.domains:type_name -> restore.v1.HostDomain
-	70, // 62: restored.raft.v1.ReportInventory.adopt:type_name -> restore.v1.Guest
-	54, // 63: restored.raft.v1.ReportInventory.time:type_name -> google.protobuf.Timestamp
-	54, // 64: restored.raft.v1.LinkUpRestore.time:type_name -> google.protobuf.Timestamp
-	70, // 65: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
-	71, // 66: restored.raft.v1.CreateSnapshot.snapshot:type_name -> restore.v1.Snapshot
-	71, // 67: restored.raft.v1.ReportSnapshotStatus.snapshot:type_name -> restore.v1.Snapshot
-	54, // 68: restored.raft.v1.ReportSnapshotStatus.time:type_name -> google.protobuf.Timestamp
-	54, // 69: restored.raft.v1.ReleaseSnapshots.time:type_name -> google.protobuf.Timestamp
-	54, // 70: restored.raft.v1.Prune.restores_before:type_name -> google.protobuf.Timestamp
-	54, // 71: restored.raft.v1.Prune.snapshots_before:type_name -> google.protobuf.Timestamp
-	13, // 72: restored.raft.v1.Prune.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
-	54, // 73: restored.raft.v1.Prune.keys_before:type_name -> google.protobuf.Timestamp
-	54, // 74: restored.raft.v1.Prune.tokens_before:type_name -> google.protobuf.Timestamp
-	54, // 75: restored.raft.v1.Prune.audit_before:type_name -> google.protobuf.Timestamp
-	41, // 76: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
-	39, // 77: restored.raft.v1.ClusterService.Enroll:input_type -> restored.raft.v1.EnrollRequest
-	35, // 78: restored.raft.v1.ClusterService.Relay:input_type -> restored.raft.v1.RelayRequest
-	11, // 79: restored.raft.v1.ClusterService.ReportTokenUse:input_type -> restored.raft.v1.ReportTokenUseRequest
-	42, // 80: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
-	40, // 81: restored.raft.v1.ClusterService.Enroll:output_type -> restored.raft.v1.EnrollResponse
-	37, // 82: restored.raft.v1.ClusterService.Relay:output_type -> restored.raft.v1.RelayResponse
-	12, // 83: restored.raft.v1.ClusterService.ReportTokenUse:output_type -> restored.raft.v1.ReportTokenUseResponse
-	80, // [80:84] is the sub-list for method output_type
-	76, // [76:80] is the sub-list for method input_type
-	76, // [76:76] is the sub-list for extension type_name
-	76, // [76:76] is the sub-list for extension extendee
-	0,  // [0:76] is the sub-list for field type_name
+	56, // 16: restored.raft.v1.PromoteRestore.time:type_name -> google.protobuf.Timestamp
+	56, // 17: restored.raft.v1.CancelPromotion.time:type_name -> google.protobuf.Timestamp
+	56, // 18: restored.raft.v1.DeleteRestore.time:type_name -> google.protobuf.Timestamp
+	61, // 19: restored.raft.v1.RegisterHost.host:type_name -> restore.v1.Host
+	56, // 20: restored.raft.v1.SetHostDrain.time:type_name -> google.protobuf.Timestamp
+	62, // 21: restored.raft.v1.SetHostState.state:type_name -> restore.v1.HostState
+	56, // 22: restored.raft.v1.SetHostState.time:type_name -> google.protobuf.Timestamp
+	63, // 23: restored.raft.v1.ReportRecoveryPoints.recovery_points:type_name -> restore.v1.RecoveryPoint
+	64, // 24: restored.raft.v1.RestoreReport.state:type_name -> restore.v1.RestoreState
+	65, // 25: restored.raft.v1.RestoreReport.boot:type_name -> restore.v1.Boot
+	66, // 26: restored.raft.v1.RestoreReport.verification:type_name -> restore.v1.Verification
+	67, // 27: restored.raft.v1.RestoreReport.progress:type_name -> restore.v1.Progress
+	68, // 28: restored.raft.v1.RestoreReport.export:type_name -> restore.v1.RestoreExport
+	69, // 29: restored.raft.v1.RestoreReport.image:type_name -> restore.v1.RestoreImage
+	70, // 30: restored.raft.v1.RestoreReport.promotion:type_name -> restore.v1.Promotion
+	24, // 31: restored.raft.v1.ReportRestoreStatus.report:type_name -> restored.raft.v1.RestoreReport
+	56, // 32: restored.raft.v1.ReportRestoreStatus.time:type_name -> google.protobuf.Timestamp
+	26, // 33: restored.raft.v1.PlaceRestores.placements:type_name -> restored.raft.v1.Placement
+	27, // 34: restored.raft.v1.PlaceRestores.pending:type_name -> restored.raft.v1.PendingReason
+	56, // 35: restored.raft.v1.PlaceRestores.time:type_name -> google.protobuf.Timestamp
+	56, // 36: restored.raft.v1.ExpireRestores.time:type_name -> google.protobuf.Timestamp
+	71, // 37: restored.raft.v1.RegisterServer.server:type_name -> restore.v1.Server
+	57, // 38: restored.raft.v1.Snapshot.tenants:type_name -> restore.v1.Tenant
+	4,  // 39: restored.raft.v1.Snapshot.tokens:type_name -> restored.raft.v1.StoredToken
+	60, // 40: restored.raft.v1.Snapshot.restores:type_name -> restore.v1.Restore
+	61, // 41: restored.raft.v1.Snapshot.hosts:type_name -> restore.v1.Host
+	63, // 42: restored.raft.v1.Snapshot.recovery_points:type_name -> restore.v1.RecoveryPoint
+	71, // 43: restored.raft.v1.Snapshot.servers:type_name -> restore.v1.Server
+	13, // 44: restored.raft.v1.Snapshot.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
+	66, // 45: restored.raft.v1.Snapshot.verifications:type_name -> restore.v1.Verification
+	72, // 46: restored.raft.v1.Snapshot.verification_policies:type_name -> restore.v1.VerificationPolicy
+	73, // 47: restored.raft.v1.Snapshot.guests:type_name -> restore.v1.Guest
+	74, // 48: restored.raft.v1.Snapshot.snapshots:type_name -> restore.v1.Snapshot
+	32, // 49: restored.raft.v1.Snapshot.join_tokens:type_name -> restored.raft.v1.StoredJoinToken
+	35, // 50: restored.raft.v1.Snapshot.revocations:type_name -> restored.raft.v1.Revocation
+	75, // 51: restored.raft.v1.Snapshot.inventory:type_name -> restore.v1.HostDomain
+	76, // 52: restored.raft.v1.Snapshot.audit_events:type_name -> restore.v1.AuditEvent
+	23, // 53: restored.raft.v1.Snapshot.scan_marks:type_name -> restored.raft.v1.ScanMark
+	77, // 54: restored.raft.v1.StoredJoinToken.token:type_name -> restore.v1.JoinToken
+	32, // 55: restored.raft.v1.CreateJoinToken.token:type_name -> restored.raft.v1.StoredJoinToken
+	56, // 56: restored.raft.v1.UseJoinToken.time:type_name -> google.protobuf.Timestamp
+	56, // 57: restored.raft.v1.Revocation.revoke_time:type_name -> google.protobuf.Timestamp
+	56, // 58: restored.raft.v1.RemoveHost.time:type_name -> google.protobuf.Timestamp
+	38, // 59: restored.raft.v1.RelayRequest.open:type_name -> restored.raft.v1.RelayOpen
+	78, // 60: restored.raft.v1.RelayOpen.open:type_name -> restore.v1.TunnelOpen
+	40, // 61: restored.raft.v1.RelayResponse.opened:type_name -> restored.raft.v1.RelayOpened
+	71, // 62: restored.raft.v1.JoinRequest.server:type_name -> restore.v1.Server
+	72, // 63: restored.raft.v1.SetVerificationPolicy.policy:type_name -> restore.v1.VerificationPolicy
+	75, // 64: restored.raft.v1.ReportInventory.domains:type_name -> restore.v1.HostDomain
+	73, // 65: restored.raft.v1.ReportInventory.adopt:type_name -> restore.v1.Guest
+	56, // 66: restored.raft.v1.ReportInventory.time:type_name -> google.protobuf.Timestamp
+	56, // 67: restored.raft.v1.LinkUpRestore.time:type_name -> google.protobuf.Timestamp
+	73, // 68: restored.raft.v1.RegisterGuest.guest:type_name -> restore.v1.Guest
+	74, // 69: restored.raft.v1.CreateSnapshot.snapshot:type_name -> restore.v1.Snapshot
+	74, // 70: restored.raft.v1.ReportSnapshotStatus.snapshot:type_name -> restore.v1.Snapshot
+	56, // 71: restored.raft.v1.ReportSnapshotStatus.time:type_name -> google.protobuf.Timestamp
+	56, // 72: restored.raft.v1.ReleaseSnapshots.time:type_name -> google.protobuf.Timestamp
+	56, // 73: restored.raft.v1.Prune.restores_before:type_name -> google.protobuf.Timestamp
+	56, // 74: restored.raft.v1.Prune.snapshots_before:type_name -> google.protobuf.Timestamp
+	13, // 75: restored.raft.v1.Prune.idempotency_keys:type_name -> restored.raft.v1.IdempotencyKey
+	56, // 76: restored.raft.v1.Prune.keys_before:type_name -> google.protobuf.Timestamp
+	56, // 77: restored.raft.v1.Prune.tokens_before:type_name -> google.protobuf.Timestamp
+	56, // 78: restored.raft.v1.Prune.audit_before:type_name -> google.protobuf.Timestamp
+	43, // 79: restored.raft.v1.ClusterService.Join:input_type -> restored.raft.v1.JoinRequest
+	41, // 80: restored.raft.v1.ClusterService.Enroll:input_type -> restored.raft.v1.EnrollRequest
+	37, // 81: restored.raft.v1.ClusterService.Relay:input_type -> restored.raft.v1.RelayRequest
+	11, // 82: restored.raft.v1.ClusterService.ReportTokenUse:input_type -> restored.raft.v1.ReportTokenUseRequest
+	44, // 83: restored.raft.v1.ClusterService.Join:output_type -> restored.raft.v1.JoinResponse
+	42, // 84: restored.raft.v1.ClusterService.Enroll:output_type -> restored.raft.v1.EnrollResponse
+	39, // 85: restored.raft.v1.ClusterService.Relay:output_type -> restored.raft.v1.RelayResponse
+	12, // 86: restored.raft.v1.ClusterService.ReportTokenUse:output_type -> restored.raft.v1.ReportTokenUseResponse
+	83, // [83:87] is the sub-list for method output_type
+	79, // [79:83] is the sub-list for method input_type
+	79, // [79:79] is the sub-list for extension type_name
+	79, // [79:79] is the sub-list for extension extendee
+	0,  // [0:79] is the sub-list for field type_name
 }
 
 func init() { file_restored_raft_v1_raft_proto_init() }
@@ -3944,11 +4092,11 @@ func file_restored_raft_v1_raft_proto_init() {
 	if File_restored_raft_v1_raft_proto != nil {
 		return
 	}
-	file_restored_raft_v1_raft_proto_msgTypes[34].OneofWrappers = []any{
+	file_restored_raft_v1_raft_proto_msgTypes[36].OneofWrappers = []any{
 		(*RelayRequest_Open)(nil),
 		(*RelayRequest_Data)(nil),
 	}
-	file_restored_raft_v1_raft_proto_msgTypes[36].OneofWrappers = []any{
+	file_restored_raft_v1_raft_proto_msgTypes[38].OneofWrappers = []any{
 		(*RelayResponse_Opened)(nil),
 		(*RelayResponse_Data)(nil),
 	}
@@ -3958,7 +4106,7 @@ func file_restored_raft_v1_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restored_raft_v1_raft_proto_rawDesc), len(file_restored_raft_v1_raft_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   53,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
