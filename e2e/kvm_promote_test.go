@@ -104,6 +104,31 @@ func TestPromotionCopiesARunningRestoreToProductionStorageLive(t *testing.T) {
 	})
 	t.Logf("RUNNING again: %s", failed["state_reason"])
 
+	// A slow copy (the agent bounds it to 4 MiB/s), cancelled midway: the
+	// copy is removed and the restore runs from its overlay as before.
+	s.killAgent()
+	s.startAgent("--promote-bandwidth-mib", "4")
+	if code, body := s.rest("POST", "/v1/restores/"+id+":promote", s.admin, map[string]any{"storage_pool": pool}); code != 200 {
+		t.Fatalf("promote: HTTP %d %v", code, body)
+	}
+	copying := s.waitState(id, "RESTORE_STATE_PROMOTING", time.Minute, func(r map[string]any) bool {
+		p, _ := r["progress"].(map[string]any)
+		return p != nil && int64Of(p["done_bytes"]) > 0
+	})
+	t.Logf("PROMOTING: %s", copying["state_reason"])
+	if code, body := s.rest("POST", "/v1/restores/"+id+":cancelPromotion", s.admin, map[string]any{}); code != 200 || body["state"] != "RESTORE_STATE_RUNNING" {
+		t.Fatalf("cancel: HTTP %d %v", code, body)
+	}
+	eventually(t, time.Minute, "the cancelled copy removed", func() bool {
+		left, _ := filepath.Glob(filepath.Join(dir, "*.qcow2"))
+		return len(left) == 0
+	})
+	if out, err := exec.Command("virsh", "-c", "qemu:///system", "domblklist", name).CombinedOutput(); err != nil || !strings.Contains(string(out), s.work) {
+		t.Fatalf("after the cancel the domain does not run from its overlay: %v\n%s", err, out)
+	}
+	s.killAgent()
+	s.startAgent()
+
 	start := time.Now()
 	if code, body := s.rest("POST", "/v1/restores/"+id+":promote", s.admin, map[string]any{"storage_pool": pool}); code != 200 {
 		t.Fatalf("promote: HTTP %d %v", code, body)

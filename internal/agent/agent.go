@@ -55,6 +55,9 @@ type Config struct {
 	// port of its own; default 127.0.0.1); initiators dial AdvertiseAddr
 	// when set.
 	ISCSIAddr string
+	// PromoteBandwidthMiB bounds each disk's copy of a promotion, MiB/s
+	// (0: unbounded).
+	PromoteBandwidthMiB int64
 	// Bridges are the host bridges BRIDGED restores may use, and by whom.
 	Bridges []Bridge
 	// DomainPrefix starts the names of this host's restore domains
@@ -182,6 +185,9 @@ func New(cfg Config) (*Agent, error) {
 			return nil, fmt.Errorf("--ca-cert: %w", err)
 		}
 	}
+	if cfg.PromoteBandwidthMiB < 0 {
+		return nil, fmt.Errorf("--promote-bandwidth-mib must be 0 (unbounded) or more, not %d", cfg.PromoteBandwidthMiB)
+	}
 	if ip := net.ParseIP(cfg.ISCSIAddr); (cfg.ISCSIAddr == "0.0.0.0" || (ip != nil && ip.IsUnspecified())) && cfg.AdvertiseAddr == "" {
 		return nil, fmt.Errorf("--iscsi-addr %s listens on every interface, which is no address an initiator can dial: give --advertise-addr", cfg.ISCSIAddr)
 	}
@@ -286,7 +292,7 @@ func (a *Agent) openHost(ctx context.Context) (host, string, string, error) {
 	accel, note := Accelerator(ctx, a.cfg.Emulator, a.cfg.WorkDir, a.cfg.Accelerator)
 	a.log.Info("accelerator chosen", "accelerator", accel, "why", note)
 	return kvm.NewHost(a.drv, kvm.HostConfig{HostID: a.cfg.HostID, WorkDir: a.cfg.WorkDir, Repository: a.cfg.Repository, QEMUGroup: a.qemuGroup, Log: a.log,
-		ISCSIListen: a.cfg.ISCSIAddr, ISCSIAdvertise: a.cfg.AdvertiseAddr, Facts: vmspec.HostFacts{
+		ISCSIListen: a.cfg.ISCSIAddr, ISCSIAdvertise: a.cfg.AdvertiseAddr, PromoteBandwidth: a.cfg.PromoteBandwidthMiB << 20, Facts: vmspec.HostFacts{
 			Accelerator: accel, Emulator: a.cfg.Emulator,
 			OVMFCode: "/usr/share/OVMF/OVMF_CODE_4M.fd", OVMFVars: "/usr/share/OVMF/OVMF_VARS_4M.fd", DomainPrefix: a.cfg.DomainPrefix,
 		}}), accel, note, nil

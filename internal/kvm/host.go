@@ -36,8 +36,9 @@ type Host struct {
 	qemuGroup uint32
 	// preparing holds the uids of restores being prepared, not running yet.
 	preparing sync.Map // restore id → uint32
-	// iscsiListen and iscsiAdvertise: see HostConfig.
+	// iscsiListen, iscsiAdvertise and promoteBandwidth: see HostConfig.
 	iscsiListen, iscsiAdvertise string
+	promoteBandwidth            int64
 }
 
 var (
@@ -63,12 +64,15 @@ type HostConfig struct {
 	// 127.0.0.1), ISCSIAdvertise the one initiators dial (default the
 	// listen address).
 	ISCSIListen, ISCSIAdvertise string
+	// PromoteBandwidth bounds each disk's copy of a promotion, bytes per
+	// second (0: as fast as the storage goes).
+	PromoteBandwidth int64
 }
 
 // NewHost returns the KVM host on drv.
 func NewHost(drv *Driver, cfg HostConfig) *Host {
 	return &Host{drv: drv, hostID: cfg.HostID, workDir: cfg.WorkDir, repository: cfg.Repository, qemuGroup: cfg.QEMUGroup, facts: cfg.Facts, log: cfg.Log,
-		iscsiListen: cmp.Or(cfg.ISCSIListen, "127.0.0.1"), iscsiAdvertise: cfg.ISCSIAdvertise}
+		iscsiListen: cmp.Or(cfg.ISCSIListen, "127.0.0.1"), iscsiAdvertise: cfg.ISCSIAdvertise, promoteBandwidth: cfg.PromoteBandwidth}
 }
 
 // Kind implements hypervisor.Driver.

@@ -123,8 +123,12 @@ func (h *Host) Promote(ctx context.Context, spec hypervisor.PromoteSpec) (hyperv
 		}
 		dest, _ := (&libvirtxml.DomainDisk{Source: &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: c.dest}},
 			Driver: &libvirtxml.DomainDiskDriver{Type: "qcow2"}}).Marshal()
+		var params []libvirt.TypedParam
+		if h.promoteBandwidth > 0 {
+			params = append(params, libvirt.TypedParam{Field: "bandwidth", Value: *libvirt.NewTypedParamValueUllong(uint64(h.promoteBandwidth))})
+		}
 		if _, err := call(ctx, h.drv, "copy "+c.dev, func(l Libvirt) (struct{}, error) {
-			return struct{}{}, l.DomainBlockCopy(dom, c.dev, dest, nil, libvirt.DomainBlockCopyTransientJob)
+			return struct{}{}, l.DomainBlockCopy(dom, c.dev, dest, params, libvirt.DomainBlockCopyTransientJob)
 		}); err != nil {
 			return none, fmt.Errorf("start copying disk %s: %w", c.dev, err)
 		}
