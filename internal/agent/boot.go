@@ -26,19 +26,27 @@ func (p *restores) start(ctx context.Context, r *restorev1.Restore) {
 	p.report(ctx, r.Id, lifecycle.Preparing, "making the overlay", nil)
 	begin := time.Now()
 	if err := p.prepareAndBoot(ctx, r); err != nil {
-		if ctx.Err() != nil {
-			return // teardown was asked for meanwhile; it follows
-		}
-		p.log.Error("restore failed", "restore", r.Id, "err", err)
-		if terr := p.teardown(ctx, r.Id); terr != nil {
-			p.log.Error("unwinding a failed restore", "restore", r.Id, "err", terr)
-			return // not FAILED yet: the next pass tears it down and starts again
-		}
-		p.report(ctx, r.Id, lifecycle.Failed, err.Error(), nil)
+		p.fail(ctx, r.Id, "restore", err)
 		return
 	}
 	p.report(ctx, r.Id, lifecycle.Booting, "domain started; waiting for a boot signal", nil)
 	p.finish(ctx, r, begin, false)
+}
+
+// fail ends a restore whose start failed: what it made is torn down, then
+// it is reported FAILED with the reason. A teardown asked for meanwhile
+// (ctx ended) follows by itself; a failed unwinding leaves it for the next
+// pass, which tears it down and starts again.
+func (p *restores) fail(ctx context.Context, id, what string, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	p.log.Error(what+" failed", "restore", id, "err", err)
+	if terr := p.teardown(ctx, id); terr != nil {
+		p.log.Error("unwinding a failed "+what, "restore", id, "err", terr)
+		return
+	}
+	p.report(ctx, id, lifecycle.Failed, err.Error(), nil)
 }
 
 func (p *restores) prepareAndBoot(ctx context.Context, r *restorev1.Restore) error {

@@ -40,15 +40,7 @@ func (p *restores) startExport(ctx context.Context, r *restorev1.Restore) {
 		cancel()
 	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return
-		}
-		p.log.Error("export failed", "restore", r.Id, "err", err)
-		if terr := p.teardown(ctx, r.Id); terr != nil {
-			p.log.Error("unwinding a failed export", "restore", r.Id, "err", terr)
-			return
-		}
-		p.report(ctx, r.Id, lifecycle.Failed, err.Error(), nil)
+		p.fail(ctx, r.Id, "export", err)
 		return
 	}
 	out := &restorev1.RestoreExport{ReadWrite: opts.ReadWrite, Protocol: protocol.API(), ChapUser: got.CHAPUser}

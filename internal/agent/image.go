@@ -62,15 +62,7 @@ func (p *restores) startImage(ctx context.Context, r *restorev1.Restore) {
 		cancel()
 	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return
-		}
-		p.log.Error("image failed", "restore", r.Id, "err", err)
-		if terr := p.teardown(ctx, r.Id); terr != nil {
-			p.log.Error("unwinding a failed image", "restore", r.Id, "err", terr)
-			return
-		}
-		p.report(ctx, r.Id, lifecycle.Failed, err.Error(), nil)
+		p.fail(ctx, r.Id, "image", err)
 		return
 	}
 	p.reportImage(ctx, r, format, files)
