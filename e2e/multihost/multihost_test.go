@@ -72,7 +72,15 @@ func TestThreeServersTwoHostsInNetworkNamespaces(t *testing.T) {
 				if p.ID == holder {
 					continue
 				}
-				w, h, colours := l.console(t, p, web.Id)
+				// A guest's screen can be blank for a moment (a console
+				// cleared while it settles): look again for a while.
+				var w, h, colours int
+				for try := 0; try < 15; try++ {
+					if w, h, colours = l.console(t, p, web.Id); w > 0 && h > 0 && colours >= 2 {
+						break
+					}
+					time.Sleep(time.Second)
+				}
 				t.Logf("console through %s (tunnel on %s): %dx%d, %d colours", p.ID, holder, w, h, colours)
 				if w == 0 || h == 0 || colours < 2 {
 					t.Fatalf("console through %s: %dx%d with %d colours: not the guest's screen", p.ID, w, h, colours)
