@@ -33,6 +33,8 @@ type Stack struct {
 	Dir     string
 	Server  *testcluster.Proc
 	Partner context.Context // carries the partner token
+	// Admin carries the admin token.
+	Admin context.Context
 	// CACert is the cluster CA's certificate (the HTTPS server's chains to it).
 	CACert  string
 	cluster *testcluster.Cluster
@@ -87,6 +89,7 @@ func Start(ctx context.Context, dir string, rps []RecoveryPoint, agentFlags ...s
 		return fail(err)
 	}
 	s.Partner = testcluster.Ctx(ctx, partnerSecret)
+	s.Admin = testcluster.Ctx(ctx, c.Token)
 	points := restorev1.NewRecoveryPointServiceClient(s.Server.Conn())
 	for deadline := time.Now().Add(time.Minute); ; {
 		l, err := points.ListRecoveryPoints(s.Partner, &restorev1.ListRecoveryPointsRequest{})
