@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -132,8 +134,12 @@ func TestImageDownloadsAreTheRecoveryPointInEachFormatThroughSingleUseLinks(t *t
 		t.Fatalf("the rest: HTTP %d, %d bytes of %d", code, len(rest), size)
 	}
 	qcow := filepath.Join(dir, "disk0.qcow2")
-	if err := os.WriteFile(qcow, append(first, rest...), 0o600); err != nil {
+	whole := append(first, rest...)
+	if err := os.WriteFile(qcow, whole, 0o600); err != nil {
 		t.Fatal(err)
+	}
+	if sum := sha256.Sum256(whole); hex.EncodeToString(sum[:]) != file["sha256"] || l["sha256"] != file["sha256"] {
+		t.Fatalf("the download's SHA-256 %x is not the file's %v (link %v)", sum, file["sha256"], l["sha256"])
 	}
 	sameDisk(t, qcow, "qcow2", s.disk)
 	if code, _, body := s.get(url, ""); code != 410 {
@@ -168,7 +174,7 @@ func TestImageDownloadsAreTheRecoveryPointInEachFormatThroughSingleUseLinks(t *t
 		t.Fatal(err)
 	}
 	out, progress := ctl("image", "download", vid, "--file", vmdk)
-	if !strings.Contains(out, fmt.Sprintf("saved %s (%d bytes)", vmdk, vsize)) || !strings.Contains(progress, "100%") {
+	if !strings.Contains(out, fmt.Sprintf("saved %s (%d bytes, SHA-256 ", vmdk, vsize)) || !strings.Contains(out, "verified") || !strings.Contains(progress, "100%") {
 		t.Fatalf("restorectl image download: %s\n%s", out, progress)
 	}
 	t.Logf("restorectl image download: %s%s", strings.TrimSpace(progress[strings.LastIndex(progress, "\r")+1:]), "")

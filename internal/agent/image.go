@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
@@ -73,7 +72,7 @@ func (p *restores) reportImage(ctx context.Context, r *restorev1.Restore, format
 	out := &restorev1.RestoreImage{Format: format.API()}
 	var total int64
 	for _, f := range files {
-		out.Files = append(out.Files, &restorev1.ImageFile{Disk: f.Disk, FileName: f.Name, SizeBytes: f.Size})
+		out.Files = append(out.Files, &restorev1.ImageFile{Disk: f.Disk, FileName: f.Name, SizeBytes: f.Size, Sha256: f.SHA256})
 		total += f.Size
 	}
 	req := &restorev1.ReportRestoreStatusRequest{ProtocolVersion: version.AgentProtocol, HostId: p.hostID, RestoreId: r.Id,
@@ -95,13 +94,12 @@ func (p *restores) adoptImage(ctx context.Context, r *restorev1.Restore) {
 	}
 	var files []hypervisor.ImageFile
 	for _, d := range spec.Disks {
-		path, ok := im.ImageFile(r.Id, d.Name)
-		st, err := os.Stat(path)
-		if !ok || err != nil {
+		f, ok := im.ImageFile(r.Id, d.Name)
+		if _, err := os.Stat(f.Path); !ok || err != nil {
 			p.startImage(ctx, r)
 			return
 		}
-		files = append(files, hypervisor.ImageFile{Disk: d.Name, Name: filepath.Base(path), Path: path, Size: st.Size()})
+		files = append(files, f)
 	}
 	p.log.Info("adopting an IMAGE restore whose files were made before a restart", "restore", r.Id)
 	p.reportImage(ctx, r, format, files)
@@ -110,15 +108,16 @@ func (p *restores) adoptImage(ctx context.Context, r *restorev1.Restore) {
 // serveImage sends bytes of an IMAGE restore's file: from open.Offset,
 // open.Length of them (0: to the end).
 func (t *tunnel) serveImage(open *restorev1.TunnelOpen, c *tunnelpkg.Channel) {
-	path, ok := "", false
+	var file hypervisor.ImageFile
+	ok := false
 	if t.images != nil {
-		path, ok = t.images.ImageFile(open.RestoreId, open.Disk)
+		file, ok = t.images.ImageFile(open.RestoreId, open.Disk)
 	}
 	if !ok {
 		_ = c.CloseWith(fmt.Sprintf("restore %s has no image file of disk %q on host %s", open.RestoreId, open.Disk, t.hostID), true)
 		return
 	}
-	f, err := os.Open(path)
+	f, err := os.Open(file.Path)
 	if err != nil {
 		_ = c.CloseWith(fmt.Sprintf("image file of restore %s: %v", open.RestoreId, err), true)
 		return

@@ -212,10 +212,8 @@ func (s *AgentService) ReportRestoreStatus(ctx context.Context, req *restorev1.R
 		if req.State != lifecycle.Running {
 			return nil, validate.Errorf("an export goes with a RUNNING report, not %s", req.State)
 		}
-		if e.NbdCaCert != "" {
-			if c, err := pki.ParseCert([]byte(e.NbdCaCert)); err != nil || !c.IsCA {
-				return nil, validate.Errorf("export.nbd_ca_cert is not a CA certificate (PEM): %v", err)
-			}
+		if err := checkGateCA("export.nbd_ca_cert", e.NbdCaCert); err != nil {
+			return nil, err
 		}
 		if len(e.Disks) > maxDomainDisks {
 			return nil, validate.Errorf("export lists %d disks (at most %d)", len(e.Disks), maxDomainDisks)
@@ -368,6 +366,8 @@ func checkImage(req *restorev1.ReportRestoreStatusRequest) error {
 			return validate.Errorf("image.files[%d]: %q is not a plain file name", i, f.FileName)
 		case f.SizeBytes <= 0:
 			return validate.Errorf("image.files[%d]: size %d", i, f.SizeBytes)
+		case len(f.Sha256) != 64 || strings.Trim(f.Sha256, "0123456789abcdef") != "":
+			return validate.Errorf("image.files[%d]: sha256 %q is not 64 hex digits", i, f.Sha256)
 		}
 		seen[f.Disk] = true
 	}

@@ -52,10 +52,8 @@ func (s *AgentService) ReportSnapshotStatus(ctx context.Context, req *restorev1.
 	if !lifecycle.Snapshots.Reachable(rep.State, lifecycle.ByAgent) {
 		return nil, validate.Errorf("an agent may report PREPARING, READY, RELEASED or FAILED, not %s", rep.State)
 	}
-	if rep.NbdCaCert != "" {
-		if c, err := pki.ParseCert([]byte(rep.NbdCaCert)); err != nil || !c.IsCA {
-			return nil, validate.Errorf("snapshot.nbd_ca_cert is not a CA certificate (PEM): %v", err)
-		}
+	if err := checkGateCA("snapshot.nbd_ca_cert", rep.NbdCaCert); err != nil {
+		return nil, err
 	}
 	x := s.Store.Read(nil).Snapshot(rep.Id)
 	if x == nil {
@@ -70,4 +68,16 @@ func (s *AgentService) ReportSnapshotStatus(ctx context.Context, req *restorev1.
 		return nil, err
 	}
 	return &restorev1.ReportSnapshotStatusResponse{Snapshot: out.(*restorev1.Snapshot)}, nil
+}
+
+// checkGateCA refuses a reported NBD gate CA (field) that is not a CA
+// certificate in PEM; empty is none.
+func checkGateCA(field, pem string) error {
+	if pem == "" {
+		return nil
+	}
+	if c, err := pki.ParseCert([]byte(pem)); err != nil || !c.IsCA {
+		return validate.Errorf("%s is not a CA certificate (PEM): %v", field, err)
+	}
+	return nil
 }

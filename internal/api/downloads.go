@@ -22,7 +22,7 @@ const DownloadTTL = time.Hour
 // IMAGE restore.
 type DownloadGrant struct {
 	RestoreID, Tenant, HostID string
-	Disk, FileName            string
+	Disk, FileName, SHA256    string
 	Size                      int64
 }
 
@@ -81,7 +81,7 @@ func (s *RestoreService) CreateDownload(ctx context.Context, req *restorev1.Crea
 		expire = e
 	}
 	tok, err := s.Downloads.links.mint(DownloadGrant{RestoreID: x.Id, Tenant: x.Tenant, HostID: x.HostId, Disk: file.Disk,
-		FileName: file.FileName, Size: file.SizeBytes}, expire, now)
+		FileName: file.FileName, Size: file.SizeBytes, SHA256: file.Sha256}, expire, now)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "download token: %v", err)
 	}
@@ -91,7 +91,7 @@ func (s *RestoreService) CreateDownload(ctx context.Context, req *restorev1.Crea
 	}
 	s.Log.Info("download link made", "restore", x.Id, "disk", file.Disk, "expires", expire.Format(time.RFC3339)) // never the token
 	return &restorev1.CreateDownloadResponse{Url: "https://" + host + "/download/" + tok, ExpireTime: timestamppb.New(expire),
-		FileName: file.FileName, SizeBytes: file.SizeBytes}, nil
+		FileName: file.FileName, SizeBytes: file.SizeBytes, Sha256: file.Sha256}, nil
 }
 
 // ExportImage implements the RPC: an IMAGE restore of the recovery point,

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -172,7 +174,10 @@ times. The link is spent once the last byte arrived.`,
 			if err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "saved %s (%d bytes)\n", file, n)
+			if err := checkSHA256(file, link.Sha256); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "saved %s (%d bytes, SHA-256 %s verified)\n", file, n, link.Sha256)
 			return err
 		},
 	}
@@ -263,4 +268,21 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.n += int64(n)
 	c.report(c.n)
 	return n, err
+}
+
+// checkSHA256 compares a downloaded file with the digest its host made.
+func checkSHA256(path, want string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+		return fmt.Errorf("%s has SHA-256 %s, not the %s its host made: remove it and download it again", path, got, want)
+	}
+	return nil
 }

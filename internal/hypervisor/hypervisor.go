@@ -204,14 +204,16 @@ type Imager interface {
 	// Image converts every disk of spec to format; it unwinds what it
 	// made when it fails.
 	Image(ctx context.Context, spec RestoreSpec, format kinds.ImageFormat) ([]ImageFile, error)
-	// ImageFile is where a finished image file of a restore's disk is.
-	ImageFile(id, disk string) (string, bool)
+	// ImageFile is a finished image file of a restore's disk.
+	ImageFile(id, disk string) (ImageFile, bool)
 }
 
 // ImageFile is one disk's image file.
 type ImageFile struct {
 	Disk, Name, Path string
 	Size             int64
+	// SHA256 is the file's digest, hex.
+	SHA256 string
 }
 
 // VMStater is a driver that says what the hypervisor knows of a restore's

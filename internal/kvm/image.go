@@ -2,8 +2,11 @@ package kvm
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -46,11 +49,11 @@ func (h *Host) Image(ctx context.Context, spec hypervisor.RestoreSpec, format ki
 		if err := os.Rename(path+".part", path); err != nil {
 			return nil, err
 		}
-		st, err := os.Stat(path)
+		size, sum, err := digest(path)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, hypervisor.ImageFile{Disk: d.Name, Name: name, Path: path, Size: st.Size()})
+		out = append(out, hypervisor.ImageFile{Disk: d.Name, Name: name, Path: path, Size: size, SHA256: sum})
 	}
 	b, err := json.Marshal(out)
 	if err != nil {
@@ -77,13 +80,25 @@ func (h *Host) images(id string) []hypervisor.ImageFile {
 }
 
 // ImageFile implements hypervisor.Imager.
-func (h *Host) ImageFile(id, disk string) (string, bool) {
+func (h *Host) ImageFile(id, disk string) (hypervisor.ImageFile, bool) {
 	for _, f := range h.images(id) {
 		if f.Disk == disk && filepath.Dir(f.Path) == h.restoreDir(id) {
-			return f.Path, true
+			return f, true
 		}
 	}
-	return "", false
+	return hypervisor.ImageFile{}, false
+}
+
+// digest is a file's size and SHA-256 (hex).
+func digest(path string) (int64, string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	return n, hex.EncodeToString(h.Sum(nil)), err
 }
 
 var _ hypervisor.Imager = (*Host)(nil)

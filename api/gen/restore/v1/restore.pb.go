@@ -876,8 +876,10 @@ type ImageFile struct {
 	// The recovery point's disk.
 	Disk string `protobuf:"bytes,1,opt,name=disk,proto3" json:"disk,omitempty"`
 	// The file's name for a download ("disk0.vmdk").
-	FileName      string `protobuf:"bytes,2,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
-	SizeBytes     int64  `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	FileName  string `protobuf:"bytes,2,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
+	SizeBytes int64  `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// The file's SHA-256, hex: check the download against it.
+	Sha256        string `protobuf:"bytes,4,opt,name=sha256,proto3" json:"sha256,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -931,6 +933,13 @@ func (x *ImageFile) GetSizeBytes() int64 {
 		return x.SizeBytes
 	}
 	return 0
+}
+
+func (x *ImageFile) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
 }
 
 // ExportImageRequest is the body of POST
@@ -1109,10 +1118,12 @@ func (x *CreateDownloadRequest) GetDisk() string {
 type CreateDownloadResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// https://SERVER/download/TOKEN: GET it (with Range to resume).
-	Url           string                 `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
-	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
-	FileName      string                 `protobuf:"bytes,3,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
-	SizeBytes     int64                  `protobuf:"varint,4,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	Url        string                 `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	FileName   string                 `protobuf:"bytes,3,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
+	SizeBytes  int64                  `protobuf:"varint,4,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// The file's SHA-256, hex.
+	Sha256        string `protobuf:"bytes,5,opt,name=sha256,proto3" json:"sha256,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1173,6 +1184,13 @@ func (x *CreateDownloadResponse) GetSizeBytes() int64 {
 		return x.SizeBytes
 	}
 	return 0
+}
+
+func (x *CreateDownloadResponse) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
 }
 
 // IssueRestoreCredentialsRequest names the EXPORT restore.
@@ -3203,12 +3221,13 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x06format\x18\x01 \x01(\x0e2\x17.restore.v1.ImageFormatR\x06format\"l\n" +
 	"\fRestoreImage\x12/\n" +
 	"\x06format\x18\x01 \x01(\x0e2\x17.restore.v1.ImageFormatR\x06format\x12+\n" +
-	"\x05files\x18\x02 \x03(\v2\x15.restore.v1.ImageFileR\x05files\"[\n" +
+	"\x05files\x18\x02 \x03(\v2\x15.restore.v1.ImageFileR\x05files\"s\n" +
 	"\tImageFile\x12\x12\n" +
 	"\x04disk\x18\x01 \x01(\tR\x04disk\x12\x1b\n" +
 	"\tfile_name\x18\x02 \x01(\tR\bfileName\x12\x1d\n" +
 	"\n" +
-	"size_bytes\x18\x03 \x01(\x03R\tsizeBytes\"\xb1\x01\n" +
+	"size_bytes\x18\x03 \x01(\x03R\tsizeBytes\x12\x16\n" +
+	"\x06sha256\x18\x04 \x01(\tR\x06sha256\"\xb1\x01\n" +
 	"\x12ExportImageRequest\x12*\n" +
 	"\x11recovery_point_id\x18\x01 \x01(\tR\x0frecoveryPointId\x12/\n" +
 	"\x06format\x18\x02 \x01(\x0e2\x17.restore.v1.ImageFormatR\x06format\x12\x1d\n" +
@@ -3220,14 +3239,15 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\arestore\x18\x01 \x01(\v2\x13.restore.v1.RestoreR\arestore\";\n" +
 	"\x15CreateDownloadRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
-	"\x04disk\x18\x02 \x01(\tR\x04disk\"\xa3\x01\n" +
+	"\x04disk\x18\x02 \x01(\tR\x04disk\"\xbb\x01\n" +
 	"\x16CreateDownloadResponse\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12;\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12\x1b\n" +
 	"\tfile_name\x18\x03 \x01(\tR\bfileName\x12\x1d\n" +
 	"\n" +
-	"size_bytes\x18\x04 \x01(\x03R\tsizeBytes\"0\n" +
+	"size_bytes\x18\x04 \x01(\x03R\tsizeBytes\x12\x16\n" +
+	"\x06sha256\x18\x05 \x01(\tR\x06sha256\"0\n" +
 	"\x1eIssueRestoreCredentialsRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\xdb\x01\n" +
 	"\x1fIssueRestoreCredentialsResponse\x12\x17\n" +
