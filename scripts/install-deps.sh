@@ -50,3 +50,8 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Restored runs a tgtd of its own per iSCSI export: the system-wide target
+# Debian's tgt package starts (on systemd machines) is not ours to keep.
+if [[ " ${missing[*]} " == *" tgt "* ]] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+	systemctl disable --now tgt.service >/dev/null 2>&1 || true
+fi
