@@ -86,8 +86,9 @@ type restores struct {
 	mu sync.Mutex
 	// linkUp are the restores whose link this run saw or brought up.
 	linkUp map[string]bool
-	// promoting are the restores whose promotion this run is copying.
-	promoting map[string]bool
+	// promoting are the restores whose promotion this run is copying;
+	// served the exports whose RUNNING report this run made.
+	promoting, served map[string]bool
 }
 
 // reconcile makes the hypervisor match the host's full desired state.
@@ -157,9 +158,13 @@ func (p *restores) keepRunning(ctx context.Context, r *restorev1.Restore, vmRunn
 			p.adoptImage(rctx, r)
 			return
 		case vmRunning && r.Mode == restorev1.Mode_MODE_EXPORT:
-			// Served, but the control plane never heard where (the
-			// agent restarted, or the report was lost): serve it again.
-			p.startExport(rctx, r)
+			// Served, and the assignment still says PREPARING: one sent
+			// before this run's report (nothing to do), or the control
+			// plane never heard where (the agent restarted, or the report
+			// was lost): serve it again.
+			if !p.isServed(r.Id) {
+				p.startExport(rctx, r)
+			}
 			return
 		}
 		if vmRunning {
