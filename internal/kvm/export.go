@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -156,16 +155,12 @@ func (h *Host) ExportSocket(id string) (string, bool) {
 // exportServing says whether a restore's export daemon runs.
 func (h *Host) exportServing(id string) bool {
 	pid, ok := h.exportDaemon(id)
-	return ok && syscall.Kill(pid, 0) == nil
+	return ok && alive(pid)
 }
 
 func (h *Host) exportDaemon(id string) (int, bool) {
-	b, err := os.ReadFile(h.exportPID(id))
-	if err != nil {
-		return 0, false
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	return pid, err == nil && pid > 1
+	pid, ok := readNumber(h.exportPID(id))
+	return pid, ok && pid > 1
 }
 
 // stopExport ends a restore's export: its iSCSI target, then its export
@@ -183,11 +178,6 @@ func (h *Host) stopExport(id string) error {
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("stop the export of restore %s: %w", id, err)
 	}
-	for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if syscall.Kill(pid, 0) == nil {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
+	awaitExit(pid)
 	return nil
 }

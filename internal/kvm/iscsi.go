@@ -191,37 +191,24 @@ func (h *Host) setCHAP(ctx context.Context, id string, port int, replace bool) (
 	return user, secret, nil
 }
 
-func (h *Host) targetPort(id string) (int, bool) {
-	b, err := os.ReadFile(h.iscsiPort(id))
-	if err != nil {
-		return 0, false
-	}
-	port, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	return port, err == nil && port > 0
-}
+func (h *Host) targetPort(id string) (int, bool) { return readNumber(h.iscsiPort(id)) }
 
 // stopISCSI ends the export's tgtd: its target deleted (sessions cut),
 // the daemon asked to exit, killed by its PID when it does not.
 func (h *Host) stopISCSI(id string) error {
-	b, err := os.ReadFile(h.iscsiPID(id))
-	if errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Lstat(h.iscsiPID(id)); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	pid, perr := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || perr != nil || pid <= 1 {
+	pid, ok := readNumber(h.iscsiPID(id))
+	if !ok || pid <= 1 {
 		return fmt.Errorf("the iSCSI target of restore %s: unreadable PID file", id)
 	}
-	if port, ok := h.targetPort(id); ok && syscall.Kill(pid, 0) == nil {
+	if port, ok := h.targetPort(id); ok && alive(pid) {
 		ctx := context.Background()
 		_ = tgtadm(ctx, port, "--op", "delete", "--force", "--mode", "target", "--tid", "1")
 		_ = tgtadm(ctx, port, "--op", "delete", "--mode", "system")
 	}
-	for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if syscall.Kill(pid, 0) == nil {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
+	awaitExit(pid)
 	return os.Remove(h.iscsiPID(id))
 }
 
