@@ -75,28 +75,10 @@ func (p *restores) startExport(ctx context.Context, r *restorev1.Restore) {
 	retry{attempts: 5, step: time.Second}.do(ctx, func() error {
 		err := p.rep.reportRestore(ctx, req)
 		if err == nil {
-			p.setServed(r.Id)
+			p.served.add(r.Id) // a later assignment still saying PREPARING was sent before it
 		}
 		return err
 	})
-}
-
-// setServed notes that the control plane heard where this run serves an
-// export: an assignment that still says PREPARING is one sent before the
-// report, not a report lost.
-func (p *restores) setServed(id string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.served == nil {
-		p.served = map[string]bool{}
-	}
-	p.served[id] = true
-}
-
-func (p *restores) isServed(id string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.served[id]
 }
 
 // exportSocket is where an EXPORT restore's exports are served, for the

@@ -25,31 +25,12 @@ func (p *restores) keepPromoting(ctx context.Context, r *restorev1.Restore) bool
 	case r.State == lifecycle.Promoting:
 		p.work.goWork(ctx, r.Id, func(rctx context.Context) { p.promote(rctx, r) })
 		return true
-	case r.State == lifecycle.Running && p.isPromoting(r.Id):
+	case r.State == lifecycle.Running && p.promoting.has(r.Id):
 		p.log.Info("promotion cancelled: stopping the copy", "restore", r.Id)
 		p.work.cancel(r.Id)
 		return true
 	}
 	return false
-}
-
-func (p *restores) isPromoting(id string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.promoting[id]
-}
-
-func (p *restores) setPromoting(id string, on bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.promoting == nil {
-		p.promoting = map[string]bool{}
-	}
-	if on {
-		p.promoting[id] = true
-	} else {
-		delete(p.promoting, id)
-	}
 }
 
 // promote copies a restore's disks to its storage pool, pivots and hands
@@ -66,8 +47,8 @@ func (p *restores) promote(ctx context.Context, r *restorev1.Restore) {
 		p.reportPromoted(ctx, r.Id, done) // handed over before a restart
 		return
 	}
-	p.setPromoting(r.Id, true)
-	defer p.setPromoting(r.Id, false)
+	p.promoting.add(r.Id)
+	defer p.promoting.remove(r.Id)
 	g := p.progressIn(r.Id, lifecycle.Promoting)
 	pctx, cancel := context.WithTimeout(ctx, promoteLimit)
 	defer cancel()

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
@@ -20,9 +19,7 @@ func (p *restores) linkWanted(r *restorev1.Restore) bool {
 	if n := r.GetNetwork(); n.GetLinkDown() || n.GetLinkDownReason() == "" {
 		return false
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return !p.linkUp[r.Id]
+	return !p.linkUp.has(r.Id)
 }
 
 // bringLinkUp brings a restore's link up (a caller confirmed its
@@ -35,12 +32,7 @@ func (p *restores) bringLinkUp(ctx context.Context, id string) {
 		p.log.Warn("bringing the restore's link up failed; retrying at the next pass", "restore", id, "err", err)
 		return
 	}
-	p.mu.Lock()
-	if p.linkUp == nil {
-		p.linkUp = map[string]bool{}
-	}
-	p.linkUp[id] = true
-	p.mu.Unlock()
+	p.linkUp.add(id)
 }
 
 // timeouts bound each call into the hypervisor.
@@ -83,12 +75,10 @@ type restores struct {
 	// take no VM capacity of the host: this is their bound).
 	conversions chan struct{}
 
-	mu sync.Mutex
-	// linkUp are the restores whose link this run saw or brought up.
-	linkUp map[string]bool
-	// promoting are the restores whose promotion this run is copying;
-	// served the exports whose RUNNING report this run made.
-	promoting, served map[string]bool
+	// linkUp are the restores whose link this run saw or brought up;
+	// promoting those whose promotion this run is copying; served the
+	// exports whose RUNNING report this run made.
+	linkUp, promoting, served idSet
 }
 
 // reconcile makes the hypervisor match the host's full desired state.
@@ -162,7 +152,7 @@ func (p *restores) keepRunning(ctx context.Context, r *restorev1.Restore, vmRunn
 			// before this run's report (nothing to do), or the control
 			// plane never heard where (the agent restarted, or the report
 			// was lost): serve it again.
-			if !p.isServed(r.Id) {
+			if !p.served.has(r.Id) {
 				p.startExport(rctx, r)
 			}
 			return
