@@ -8,9 +8,7 @@ import (
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/hypervisor"
 	"github.com/restored/restored/internal/lifecycle"
-	"github.com/restored/restored/internal/mdkeys"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -73,10 +71,6 @@ func (s *RestoreService) CreateConsole(ctx context.Context, req *restorev1.Creat
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "console token: %v", err)
 	}
-	host := s.HTTPAddr
-	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(mdkeys.HTTPHost)) > 0 {
-		host = md.Get(mdkeys.HTTPHost)[0]
-	}
 	s.Log.Info("console link made", "restore", x.Id, "expires", expire.Format(time.RFC3339)) // never the token
-	return &restorev1.CreateConsoleResponse{Url: "https://" + host + "/console/" + tok, ExpireTime: timestamppb.New(expire)}, nil
+	return &restorev1.CreateConsoleResponse{Url: s.linkURL(ctx, "/console/"+tok), ExpireTime: timestamppb.New(expire)}, nil
 }

@@ -7,9 +7,7 @@ import (
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/lifecycle"
-	"github.com/restored/restored/internal/mdkeys"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -85,12 +83,8 @@ func (s *RestoreService) CreateDownload(ctx context.Context, req *restorev1.Crea
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "download token: %v", err)
 	}
-	host := s.HTTPAddr
-	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(mdkeys.HTTPHost)) > 0 {
-		host = md.Get(mdkeys.HTTPHost)[0]
-	}
 	s.Log.Info("download link made", "restore", x.Id, "disk", file.Disk, "expires", expire.Format(time.RFC3339)) // never the token
-	return &restorev1.CreateDownloadResponse{Url: "https://" + host + "/download/" + tok, ExpireTime: timestamppb.New(expire),
+	return &restorev1.CreateDownloadResponse{Url: s.linkURL(ctx, "/download/"+tok), ExpireTime: timestamppb.New(expire),
 		FileName: file.FileName, SizeBytes: file.SizeBytes, Sha256: file.Sha256}, nil
 }
 

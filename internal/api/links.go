@@ -1,11 +1,15 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"sync"
 	"time"
+
+	"github.com/restored/restored/internal/mdkeys"
+	"google.golang.org/grpc/metadata"
 )
 
 // links holds the single-use links of one kind (consoles, downloads) in
@@ -56,4 +60,15 @@ func (l *links[G]) lookup(tok string, now time.Time, use bool) (G, bool) {
 		k.used = true
 	}
 	return k.grant, true
+}
+
+// linkURL is a link's address on this server as the caller reached it
+// (the gateway passes on the Host it was called at; this server's HTTP
+// address otherwise).
+func (d *Deps) linkURL(ctx context.Context, path string) string {
+	host := d.HTTPAddr
+	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(mdkeys.HTTPHost)) > 0 {
+		host = md.Get(mdkeys.HTTPHost)[0]
+	}
+	return "https://" + host + path
 }
