@@ -43,17 +43,11 @@ func normalizeBatch(in *restorev1.BatchCreateRestoresRequest) (*restorev1.BatchC
 		item.RequestId = fmt.Sprintf("%s#%d", in.RequestId, i)
 		n, err := normalizeCreate(item)
 		if err != nil {
-			return nil, itemError(i, err)
+			return nil, validate.Item(i, err)
 		}
 		out.Items = append(out.Items, n)
 	}
 	return out, nil
-}
-
-// itemError names the item in a refusal, keeping its code.
-func itemError(i int, err error) error {
-	st := status.Convert(err)
-	return status.Errorf(st.Code(), "items[%d]: %s", i, st.Message())
 }
 
 // BatchCreateRestores implements the RPC: every item is checked before
@@ -76,26 +70,20 @@ func (s *RestoreService) BatchCreateRestores(ctx context.Context, in *restorev1.
 	}
 	cmd := &raftv1.CreateRestores{BatchId: batchID.String()}
 	var made, prev []*restorev1.Restore
-	usage := map[string]*restorev1.TenantUsage{}
+	var quota lifecycle.BatchQuota
 	for i, item := range req.Items {
 		res, first, err := s.prepareRestore(r, p, item, hash)
 		if err != nil {
-			return nil, itemError(i, err)
+			return nil, validate.Item(i, err)
 		}
 		if first != nil {
 			prev = append(prev, first)
 			continue
 		}
 		if t := r.Tenant(res.Tenant); t != nil {
-			u, ok := usage[res.Tenant]
-			if !ok {
-				u = proto.Clone(r.TenantUsage(res.Tenant)).(*restorev1.TenantUsage)
-				usage[res.Tenant] = u
+			if err := quota.Allow(t.Quota, func() *restorev1.TenantUsage { return r.TenantUsage(res.Tenant) }, res); err != nil {
+				return nil, validate.Item(i, err) // refused before raft; the FSM checks again
 			}
-			if err := lifecycle.QuotaAllowsRestore(res.Tenant, t.Quota, u, res); err != nil {
-				return nil, itemError(i, err)
-			}
-			lifecycle.AddToUsage(u, res)
 		}
 		res.BatchId = cmd.BatchId
 		made = append(made, res)

@@ -9,6 +9,7 @@ import (
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/store"
+	"github.com/restored/restored/internal/validate"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -30,7 +31,7 @@ func applyCreateRestores(txn *memdb.Txn, payload []byte, index uint64) (proto.Me
 	r := store.ReaderFor(txn)
 	out := &restorev1.BatchCreateRestoresResponse{BatchId: cmd.BatchId}
 	replays := 0
-	usage := map[string]*restorev1.TenantUsage{}
+	var quota lifecycle.BatchQuota
 	for i, it := range cmd.Items {
 		res := it.GetRestore()
 		if res == nil {
@@ -54,15 +55,9 @@ func applyCreateRestores(txn *memdb.Txn, payload []byte, index uint64) (proto.Me
 		if t == nil {
 			continue
 		}
-		u, ok := usage[res.Tenant]
-		if !ok {
-			u = proto.Clone(r.TenantUsage(res.Tenant)).(*restorev1.TenantUsage)
-			usage[res.Tenant] = u
+		if err := quota.Allow(t.Quota, func() *restorev1.TenantUsage { return r.TenantUsage(res.Tenant) }, res); err != nil {
+			return nil, validate.Item(i, err)
 		}
-		if err := lifecycle.QuotaAllowsRestore(res.Tenant, t.Quota, u, res); err != nil {
-			return nil, status.Errorf(status.Code(err), "items[%d]: %s", i, status.Convert(err).Message())
-		}
-		lifecycle.AddToUsage(u, res)
 	}
 	switch replays {
 	case len(cmd.Items):

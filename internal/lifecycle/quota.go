@@ -6,6 +6,7 @@ import (
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // CountsTowardQuota says whether a restore holds part of its tenant's
@@ -67,5 +68,34 @@ func QuotaAllowsSnapshot(tenant string, q *restorev1.TenantQuota, u *restorev1.T
 	if limit := int64(q.GetMaxSnapshots()); limit > 0 && int64(u.GetSnapshots())+1 > limit {
 		return &QuotaExceeded{Tenant: tenant, Resource: "snapshots", Limit: limit, Used: int64(u.GetSnapshots()), Asked: 1}
 	}
+	return nil
+}
+
+// BatchQuota checks the restores of one batch against their tenants'
+// quotas, each counting the batch's restores before it: the API before
+// raft and the FSM again ask it, so both count a batch the same way.
+type BatchQuota struct {
+	usage map[string]*restorev1.TenantUsage
+}
+
+// Allow checks x against quota q, its tenant's usage being current
+// (asked once per tenant) plus the batch's restores allowed before it,
+// and counts x in.
+func (b *BatchQuota) Allow(q *restorev1.TenantQuota, current func() *restorev1.TenantUsage, x *restorev1.Restore) error {
+	if b.usage == nil {
+		b.usage = map[string]*restorev1.TenantUsage{}
+	}
+	u, ok := b.usage[x.Tenant]
+	if !ok {
+		u = &restorev1.TenantUsage{}
+		if c := current(); c != nil {
+			u = proto.Clone(c).(*restorev1.TenantUsage)
+		}
+		b.usage[x.Tenant] = u
+	}
+	if err := QuotaAllowsRestore(x.Tenant, q, u, x); err != nil {
+		return err
+	}
+	AddToUsage(u, x)
 	return nil
 }

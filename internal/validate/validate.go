@@ -117,3 +117,10 @@ func PageSize(v int32) (int, error) {
 	}
 	return int(v), nil
 }
+
+// Item names item i of a list in a refusal about it ("items[2]: …"),
+// keeping its code.
+func Item(i int, err error) error {
+	st := status.Convert(err)
+	return status.Errorf(st.Code(), "items[%d]: %s", i, st.Message())
+}
