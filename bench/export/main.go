@@ -31,6 +31,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -128,19 +129,27 @@ func randomFile(path string, size int64) error {
 
 // waitRunning follows a restore until it is RUNNING.
 func waitRunning(st *stack.Stack, restores restorev1.RestoreServiceClient, id string) (*restorev1.Restore, error) {
-	for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	return waitState(st, restores, id, restorev1.RestoreState_RESTORE_STATE_RUNNING, restorev1.RestoreState_RESTORE_STATE_PENDING,
+		restorev1.RestoreState_RESTORE_STATE_SCHEDULED, restorev1.RestoreState_RESTORE_STATE_PREPARING, restorev1.RestoreState_RESTORE_STATE_BOOTING)
+}
+
+// waitState follows a restore (every 20 ms, for at most 5 minutes) until
+// it is in state want; any state but want and those it goes through on
+// the way is an error with its reason.
+func waitState(st *stack.Stack, restores restorev1.RestoreServiceClient, id string, want restorev1.RestoreState, through ...restorev1.RestoreState) (*restorev1.Restore, error) {
+	for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		g, err := restores.GetRestore(st.Partner, &restorev1.GetRestoreRequest{Id: id})
 		if err != nil {
 			return nil, err
 		}
-		switch g.Restore.State {
-		case restorev1.RestoreState_RESTORE_STATE_RUNNING:
-			return g.Restore, nil
-		case restorev1.RestoreState_RESTORE_STATE_FAILED:
-			return nil, fmt.Errorf("restore %s failed: %s", id, g.Restore.StateReason)
+		switch x := g.Restore; {
+		case x.State == want:
+			return x, nil
+		case !slices.Contains(through, x.State):
+			return nil, fmt.Errorf("restore %s is %s, not %s: %s", id, x.State, want, x.StateReason)
 		}
 	}
-	return nil, fmt.Errorf("restore %s did not run within 5 minutes", id)
+	return nil, fmt.Errorf("restore %s was not %s within 5 minutes", id, want)
 }
 
 // remove deletes a restore and waits until its host tore it down.
@@ -320,22 +329,12 @@ func promotion(ctx context.Context, st *stack.Stack, restores restorev1.RestoreS
 		res <- probed{strings.TrimSpace(string(r.Stdout)), err}
 	}()
 	time.Sleep(3 * time.Second) // the probe's quiet baseline first
-	admin := st.Admin
 	start := time.Now()
-	if _, err := restores.PromoteRestore(admin, &restorev1.PromoteRestoreRequest{Id: x.Id, StoragePool: pool}); err != nil {
+	if _, err := restores.PromoteRestore(st.Admin, &restorev1.PromoteRestoreRequest{Id: x.Id, StoragePool: pool}); err != nil {
 		return err
 	}
-	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(20 * time.Millisecond) {
-		g, err := restores.GetRestore(st.Partner, &restorev1.GetRestoreRequest{Id: x.Id})
-		if err != nil {
-			return err
-		}
-		if g.Restore.State == restorev1.RestoreState_RESTORE_STATE_PROMOTED {
-			break
-		}
-		if g.Restore.State != restorev1.RestoreState_RESTORE_STATE_PROMOTING || time.Now().After(deadline) {
-			return fmt.Errorf("promotion: %s %s", g.Restore.State, g.Restore.StateReason)
-		}
+	if _, err := waitState(st, restores, x.Id, restorev1.RestoreState_RESTORE_STATE_PROMOTED, restorev1.RestoreState_RESTORE_STATE_PROMOTING); err != nil {
+		return err
 	}
 	took := time.Since(start)
 	p := <-res
