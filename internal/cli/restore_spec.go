@@ -107,15 +107,6 @@ func readSite(path, requestID string) (*restorev1.BatchCreateRestoresRequest, er
 // every one is settled (done says so of a state), with a line for the
 // whole set after each.
 func watchRestores(g *globals, cmd *cobra.Command, filter *restorev1.WatchRestoresRequest, first []*restorev1.Restore, done func(restorev1.RestoreState) bool) error {
-	conn, ctx, hangUp, err := g.dialFor(cmd, 0)
-	if err != nil {
-		return err
-	}
-	defer hangUp()
-	stream, err := restorev1.NewRestoreServiceClient(conn).WatchRestores(ctx, filter)
-	if err != nil {
-		return err
-	}
 	states := map[string]restorev1.RestoreState{}
 	for _, x := range first {
 		states[x.Id] = x.State
@@ -128,34 +119,52 @@ func watchRestores(g *globals, cmd *cobra.Command, filter *restorev1.WatchRestor
 		}
 		return true
 	}
+	if settled() {
+		return nil
+	}
 	last := map[string]string{}
-	for !settled() {
-		msg, err := stream.Recv()
-		if err != nil {
-			return err
-		}
-		x := msg.Restore
+	return follow(g, cmd, filter, func(x *restorev1.Restore) (bool, error) {
 		if _, ok := states[x.Id]; !ok {
-			continue
+			return false, nil
 		}
 		states[x.Id] = x.State
 		line := fmt.Sprintf("%-10s %s %s", trimEnum(x.State.String(), "RESTORE_STATE_"), orDash(x.HostId), x.StateReason)
 		if last[x.Id] == line {
-			continue
+			return settled(), nil
 		}
 		last[x.Id] = line
 		if g.output == "json" {
-			if err := g.printJSON(x); err != nil {
-				return err
-			}
-			continue
+			return settled(), g.printJSON(x)
 		}
 		fmt.Fprintf(g.out, "%s  %s  %s\n", time.Now().UTC().Format(time.TimeOnly), x.Id, line)
 		if len(states) > 1 {
 			fmt.Fprintf(g.out, "          %s\n", summary(states))
 		}
+		return settled(), nil
+	})
+}
+
+// follow streams the restores filter matches (without a deadline) and
+// gives each change to seen until it says the watch is over or fails.
+func follow(g *globals, cmd *cobra.Command, filter *restorev1.WatchRestoresRequest, seen func(*restorev1.Restore) (over bool, err error)) error {
+	conn, ctx, hangUp, err := g.dialFor(cmd, 0)
+	if err != nil {
+		return err
 	}
-	return nil
+	defer hangUp()
+	stream, err := restorev1.NewRestoreServiceClient(conn).WatchRestores(ctx, filter)
+	if err != nil {
+		return err
+	}
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		if over, err := seen(msg.Restore); over || err != nil {
+			return err
+		}
+	}
 }
 
 // summary counts restores by state: "2 RUNNING, 3 PENDING (of 5)".
