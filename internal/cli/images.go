@@ -105,34 +105,24 @@ func imageRows(x *restorev1.Restore) [][]string {
 // made), drawing its progress on stderr; a restore that ends otherwise is
 // an error with its reason.
 func waitForFiles(g *globals, cmd *cobra.Command, x *restorev1.Restore) (*restorev1.Restore, error) {
-	conn, ctx, done, err := g.dialFor(cmd, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	stream, err := restorev1.NewRestoreServiceClient(conn).WatchRestores(ctx, &restorev1.WatchRestoresRequest{RecoveryPointId: x.RecoveryPointId})
-	if err != nil {
-		return nil, err
-	}
-	var bar *progressbar.Bar
-	step := ""
+	var (
+		bar   *progressbar.Bar
+		step  string
+		ready *restorev1.Restore
+	)
 	defer func() {
 		if bar != nil {
 			bar.Finish()
 		}
 	}()
-	for {
-		msg, err := stream.Recv()
-		if err != nil {
-			return nil, err
-		}
-		r := msg.Restore
+	err := follow(g, cmd, &restorev1.WatchRestoresRequest{RecoveryPointId: x.RecoveryPointId}, func(r *restorev1.Restore) (bool, error) {
 		if r.Id != x.Id {
-			continue
+			return false, nil
 		}
 		switch r.State {
 		case restorev1.RestoreState_RESTORE_STATE_RUNNING:
-			return r, nil
+			ready = r
+			return true, nil
 		case restorev1.RestoreState_RESTORE_STATE_PENDING, restorev1.RestoreState_RESTORE_STATE_SCHEDULED, restorev1.RestoreState_RESTORE_STATE_PREPARING:
 			if p := r.Progress; p != nil && p.TotalBytes > 0 {
 				if bar == nil || p.Step != step {
@@ -143,10 +133,11 @@ func waitForFiles(g *globals, cmd *cobra.Command, x *restorev1.Restore) (*restor
 				}
 				bar.Set(p.DoneBytes)
 			}
-		default:
-			return nil, fmt.Errorf("restore %s is %s: %s", r.Id, trimEnum(r.State.String(), "RESTORE_STATE_"), r.StateReason)
+			return false, nil
 		}
-	}
+		return false, fmt.Errorf("restore %s is %s: %s", r.Id, trimEnum(r.State.String(), "RESTORE_STATE_"), r.StateReason)
+	})
+	return ready, err
 }
 
 func imageDownloadCmd(g *globals) *cobra.Command {
@@ -170,12 +161,12 @@ times. The link is spent once the last byte arrived.`,
 			if file == "" {
 				file = link.FileName
 			}
-			n, err := download(cmd.Context(), g.caCert, link, file, cmd.ErrOrStderr())
+			n, sum, err := download(cmd.Context(), g.caCert, link, file, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
-			if err := checkSHA256(file, link.Sha256); err != nil {
-				return err
+			if sum != link.Sha256 {
+				return fmt.Errorf("%s has SHA-256 %s, not the %s its host made: remove it and download it again", file, sum, link.Sha256)
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "saved %s (%d bytes, SHA-256 %s verified)\n", file, n, link.Sha256)
 			return err
@@ -187,43 +178,45 @@ times. The link is spent once the last byte arrived.`,
 }
 
 // download fetches a link's file into path, resuming what path holds,
-// and returns the file's size.
-func download(ctx context.Context, caCert string, link *restorev1.CreateDownloadResponse, path string, progress io.Writer) (int64, error) {
+// and returns the file's size and SHA-256 (hex), hashed as it is written
+// (a resumed file's first part read once for it).
+func download(ctx context.Context, caCert string, link *restorev1.CreateDownloadResponse, path string, progress io.Writer) (int64, string, error) {
 	u, err := url.Parse(link.Url)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	tlsc, err := pki.DialConfig(caCert, u.Host, nil)
 	if err != nil {
-		return 0, fmt.Errorf("%w: pass --ca-cert or set RESTORED_CA_CERT", err)
+		return 0, "", fmt.Errorf("%w: pass --ca-cert or set RESTORED_CA_CERT", err)
 	}
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsc}}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	defer f.Close()
-	have, err := f.Seek(0, io.SeekEnd)
+	h := sha256.New()
+	have, err := io.Copy(h, f) // what an earlier run wrote; f is at its end
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	if have > link.SizeBytes {
-		return 0, fmt.Errorf("%s has %d bytes, more than the file's %d: not a part of it (remove it or give another --file)", path, have, link.SizeBytes)
+		return 0, "", fmt.Errorf("%s has %d bytes, more than the file's %d: not a part of it (remove it or give another --file)", path, have, link.SizeBytes)
 	}
 	bar := progressbar.New(progress, link.FileName, link.SizeBytes, have)
 	defer bar.Finish()
 	for attempt := 0; have < link.SizeBytes; attempt++ {
-		n, err := fetchRange(ctx, client, link.Url, have, f, func(done int64) { bar.Set(have + done) })
+		n, err := fetchRange(ctx, client, link.Url, have, io.MultiWriter(f, h), func(done int64) { bar.Set(have + done) })
 		have += n
 		if err == nil {
 			continue
 		}
 		var refused *refusedError
 		if errors.As(err, &refused) || attempt >= 5 || ctx.Err() != nil {
-			return have, fmt.Errorf("download of %s stopped at %d of %d bytes (run the command again to resume): %w", link.FileName, have, link.SizeBytes, err)
+			return have, "", fmt.Errorf("download of %s stopped at %d of %d bytes (run the command again to resume): %w", link.FileName, have, link.SizeBytes, err)
 		}
 	}
-	return have, f.Sync()
+	return have, hex.EncodeToString(h.Sum(nil)), f.Sync()
 }
 
 // refusedError is an answer that no retry changes (a spent link, a
@@ -268,21 +261,4 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.n += int64(n)
 	c.report(c.n)
 	return n, err
-}
-
-// checkSHA256 compares a downloaded file with the digest its host made.
-func checkSHA256(path, want string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return err
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != want {
-		return fmt.Errorf("%s has SHA-256 %s, not the %s its host made: remove it and download it again", path, got, want)
-	}
-	return nil
 }
