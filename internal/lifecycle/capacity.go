@@ -3,7 +3,6 @@ package lifecycle
 import (
 	"fmt"
 	"slices"
-	"strings"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/hypervisor"
@@ -81,36 +80,6 @@ func Fit(h *restorev1.Host, allocated *restorev1.Capacity, rp *restorev1.Recover
 	return Fits
 }
 
-// RestoreNeeds is the capability a restore of mode needs of its host:
-// exports for an EXPORT and images for an IMAGE (no VM), restores for the
-// others.
-func RestoreNeeds(mode restorev1.Mode) hypervisor.Capability {
-	switch mode {
-	case restorev1.Mode_MODE_EXPORT:
-		return hypervisor.Exports
-	case restorev1.Mode_MODE_IMAGE:
-		return hypervisor.Images
-	}
-	return hypervisor.Restores
-}
-
-// WhatModeDoes is what a restore of mode does, for a refusal ("host h
-// cannot boot restores").
-func WhatModeDoes(mode restorev1.Mode) string {
-	switch mode {
-	case restorev1.Mode_MODE_EXPORT:
-		return "serve exports"
-	case restorev1.Mode_MODE_IMAGE:
-		return "make image files"
-	}
-	return "boot restores"
-}
-
-// HasVM says whether a restore of mode runs a VM (EXPORT and IMAGE do not).
-func HasVM(mode restorev1.Mode) bool {
-	return mode != restorev1.Mode_MODE_EXPORT && mode != restorev1.Mode_MODE_IMAGE
-}
-
 // Describe says a misfit for a person, naming the host.
 func (m Misfit) Describe(hostID string, h *restorev1.Host, allocated *restorev1.Capacity) string {
 	switch m {
@@ -134,6 +103,3 @@ func (m Misfit) Describe(hostID string, h *restorev1.Host, allocated *restorev1.
 	}
 	return hostID + " fits"
 }
-
-// ModeName is a mode as people read it ("IMAGE").
-func ModeName(mode restorev1.Mode) string { return strings.TrimPrefix(mode.String(), "MODE_") }

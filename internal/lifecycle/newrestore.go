@@ -18,17 +18,6 @@ const (
 	DefaultTTLImage      = time.Hour
 )
 
-// DefaultTTL is the lease a restore of mode gets when none is asked for.
-func DefaultTTL(mode restorev1.Mode) time.Duration {
-	switch mode {
-	case restorev1.Mode_MODE_VERIFY:
-		return DefaultTTLVerify
-	case restorev1.Mode_MODE_IMAGE:
-		return DefaultTTLImage
-	}
-	return DefaultTTLVirtualize
-}
-
 // NewRestoreSpec is what a new restore is made of. Zero fields take the
 // defaults above (firmware AUTO, no network).
 type NewRestoreSpec struct {
