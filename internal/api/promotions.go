@@ -9,8 +9,6 @@ import (
 	"github.com/restored/restored/internal/hypervisor"
 	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/validate"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -30,11 +28,8 @@ func (s *RestoreService) PromoteRestore(ctx context.Context, req *restorev1.Prom
 	if x.State == lifecycle.Promoting && x.GetPromotion().GetStoragePool() == req.StoragePool {
 		return &restorev1.PromoteRestoreResponse{Restore: x}, nil // asked already: no raft entry
 	}
-	if x.Mode != restorev1.Mode_MODE_VIRTUALIZE {
-		return nil, status.Errorf(codes.FailedPrecondition, "restore %s is a %s restore: only a VIRTUALIZE restore can be promoted", x.Id, lifecycle.ModeName(x.Mode))
-	}
-	if _, ok := lifecycle.Promotion(x.State); !ok {
-		return nil, status.Errorf(codes.FailedPrecondition, "restore %s is %s: only a RUNNING restore can be promoted", x.Id, x.State)
+	if err := lifecycle.PromotionRefused(x); err != nil {
+		return nil, err
 	}
 	if err := needs(r, x.HostId, hypervisor.Promotion, "promote restores"); err != nil {
 		return nil, err
@@ -52,8 +47,8 @@ func (s *RestoreService) CancelPromotion(ctx context.Context, req *restorev1.Can
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := lifecycle.PromotionCancel(x.State); !ok {
-		return nil, status.Errorf(codes.FailedPrecondition, "restore %s is %s: only a PROMOTING restore's promotion can be cancelled", x.Id, x.State)
+	if err := lifecycle.PromotionCancelRefused(x); err != nil {
+		return nil, err
 	}
 	out, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_CANCEL_PROMOTION, &raftv1.CancelPromotion{Id: x.Id, Time: timestamppb.New(s.Now())})
 	if err != nil {

@@ -6,8 +6,6 @@ import (
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/store"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -26,13 +24,10 @@ func applyPromoteRestore(txn *memdb.Txn, payload []byte, index uint64) (proto.Me
 	if cur.State == lifecycle.Promoting && cur.GetPromotion().GetStoragePool() == cmd.StoragePool {
 		return cur, nil
 	}
-	t, ok := lifecycle.Promotion(cur.State)
-	switch {
-	case cur.Mode != restorev1.Mode_MODE_VIRTUALIZE:
-		return nil, status.Errorf(codes.FailedPrecondition, "restore %s is a %s restore: only a VIRTUALIZE restore can be promoted", cur.Id, lifecycle.ModeName(cur.Mode))
-	case !ok:
-		return nil, status.Errorf(codes.FailedPrecondition, "restore %s is %s: only a RUNNING restore can be promoted", cur.Id, cur.State)
+	if err := lifecycle.PromotionRefused(cur); err != nil {
+		return nil, err
 	}
+	t, _ := lifecycle.Promotion(cur.State)
 	next := clone(cur)
 	next.State = t.After()
 	next.StateReason = "promotion asked for: waiting for host " + next.HostId + " to copy the disks to storage pool " + cmd.StoragePool
@@ -51,10 +46,10 @@ func applyCancelPromotion(txn *memdb.Txn, payload []byte, index uint64) (proto.M
 	if cur == nil {
 		return nil, notFound("restore %q not found", cmd.Id)
 	}
-	t, ok := lifecycle.PromotionCancel(cur.State)
-	if !ok {
-		return nil, status.Errorf(codes.FailedPrecondition, "restore %s is %s: only a PROMOTING restore's promotion can be cancelled", cur.Id, cur.State)
+	if err := lifecycle.PromotionCancelRefused(cur); err != nil {
+		return nil, err
 	}
+	t, _ := lifecycle.PromotionCancel(cur.State)
 	next := clone(cur)
 	next.State = t.After()
 	next.StateReason = "promotion cancelled; runs from its overlay as before"

@@ -4,6 +4,8 @@ import (
 	"slices"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // State is a restore's state.
@@ -190,6 +192,27 @@ func Deletion(from State) (Transition[State], bool) {
 // Promotion is what a caller's promote does to a restore in state from;
 // ok is false unless it runs.
 func Promotion(from State) (Transition[State], bool) { return Restores.Lookup(from, Promoting, ByAPI) }
+
+// PromotionRefused says why restore x cannot be promoted now (nil: it
+// can): the API asks before raft, the FSM again.
+func PromotionRefused(x *restorev1.Restore) error {
+	if x.Mode != restorev1.Mode_MODE_VIRTUALIZE {
+		return status.Errorf(codes.FailedPrecondition, "restore %s is a %s restore: only a VIRTUALIZE restore can be promoted", x.Id, ModeName(x.Mode))
+	}
+	if _, ok := Promotion(x.State); !ok {
+		return status.Errorf(codes.FailedPrecondition, "restore %s is %s: only a RUNNING restore can be promoted", x.Id, x.State)
+	}
+	return nil
+}
+
+// PromotionCancelRefused says why restore x's promotion cannot be
+// cancelled (nil: it can).
+func PromotionCancelRefused(x *restorev1.Restore) error {
+	if _, ok := PromotionCancel(x.State); !ok {
+		return status.Errorf(codes.FailedPrecondition, "restore %s is %s: only a PROMOTING restore's promotion can be cancelled", x.Id, x.State)
+	}
+	return nil
+}
 
 // PromotionCancel is what a caller's cancel does to a promotion; ok is
 // false unless the restore is PROMOTING.
