@@ -31,6 +31,10 @@ declare -A want=(
 	[tgt]=/usr/sbin/tgtd
 	[libiscsi-bin]=/usr/bin/iscsi-ls
 	[qemu-block-extra]=/usr/lib/x86_64-linux-gnu/qemu/block-iscsi.so
+	# file-level restore: the tests build each filesystem it reads, without
+	# mounting (mkfs.xfs -p, mkntfs + ntfscp; FAT and ext4 above)
+	[xfsprogs]=/usr/sbin/mkfs.xfs
+	[ntfs-3g]=/usr/sbin/ntfscp
 	# the browser console: noVNC from npm, and its test in headless Chromium
 	[npm]=/usr/bin/npm
 	[chromium]=/usr/bin/chromium

@@ -54,15 +54,25 @@ func Dial(ctx context.Context, network, address string, opts Options) (*Conn, er
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
 	}
-	c := &Conn{c: nc, r: bufio.NewReaderSize(nc, 1<<20), contexts: map[string]uint32{}}
-	if h, _, err := net.SplitHostPort(address); err == nil {
-		c.host = h
-	}
-	if err := c.handshake(opts); err != nil {
+	host, _, _ := net.SplitHostPort(address)
+	c, err := client(nc, host, opts)
+	if err != nil {
 		nc.Close()
 		return nil, err
 	}
 	_ = nc.SetDeadline(time.Time{})
+	return c, nil
+}
+
+// Client negotiates opts on a connection made elsewhere (a socket a
+// confined process was handed); the caller closes nc when it fails.
+func Client(nc net.Conn, opts Options) (*Conn, error) { return client(nc, "", opts) }
+
+func client(nc net.Conn, host string, opts Options) (*Conn, error) {
+	c := &Conn{c: nc, r: bufio.NewReaderSize(nc, 1<<20), contexts: map[string]uint32{}, host: host}
+	if err := c.handshake(opts); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 

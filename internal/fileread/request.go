@@ -1,0 +1,104 @@
+package fileread
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/restored/restored/internal/diskview"
+)
+
+// Op is what the child is asked to do.
+type Op string
+
+// The operations.
+const (
+	OpList Op = "list" // a page of a directory's entries, as a Listing
+	OpStat Op = "stat" // one path, as a Listing of one entry
+	OpGet  Op = "get"  // a regular file's bytes
+	OpTar  Op = "tar"  // a directory as a tar stream
+)
+
+// DiskRef is a disk the child reads: the NBD export on the socket it is
+// handed (file descriptor 3 + its index).
+type DiskRef struct {
+	Name   string `json:"name"`
+	Export string `json:"export"`
+}
+
+// Request is one question to the child.
+type Request struct {
+	Op     Op        `json:"op"`
+	Path   string    `json:"path"`
+	Offset int       `json:"offset,omitempty"`
+	Limit  int       `json:"limit,omitempty"`
+	Disks  []DiskRef `json:"disks"`
+}
+
+// Listing is the answer to list and stat.
+type Listing struct {
+	Entries []diskview.Entry `json:"entries"`
+	// Total is how many entries the directory has.
+	Total int `json:"total"`
+}
+
+// Kind is the class of a failure, so the API can give its status.
+type Kind string
+
+// The failure kinds.
+const (
+	KindNotFound Kind = "not_found"
+	KindBadPath  Kind = "bad_path"
+	KindNotDir   Kind = "not_dir"
+	KindIsDir    Kind = "is_dir"
+	KindSymlink  Kind = "symlink"
+	KindDamaged  Kind = "damaged"
+	KindTooBig   Kind = "too_big"
+	// KindLimit is a child stopped by its limits (memory, CPU, time).
+	KindLimit    Kind = "limit"
+	KindInternal Kind = "internal"
+)
+
+// Failure is what the child says when it fails.
+type Failure struct {
+	Kind    Kind   `json:"kind"`
+	Message string `json:"message"`
+}
+
+func (f *Failure) Error() string { return f.Message }
+
+// kindOf classifies a diskview error.
+func kindOf(err error) Kind {
+	for _, c := range []struct {
+		err  error
+		kind Kind
+	}{
+		{diskview.ErrBadPath, KindBadPath}, {diskview.ErrNotFound, KindNotFound}, {diskview.ErrNotDir, KindNotDir},
+		{diskview.ErrIsDir, KindIsDir}, {diskview.ErrSymlink, KindSymlink}, {diskview.ErrTooBig, KindTooBig},
+		{diskview.ErrDamaged, KindDamaged},
+	} {
+		if errors.Is(err, c.err) {
+			return c.kind
+		}
+	}
+	return KindInternal
+}
+
+// Validate checks a request before a child is started for it.
+func (r Request) Validate() error {
+	switch r.Op {
+	case OpList, OpStat, OpGet, OpTar:
+	default:
+		return fmt.Errorf("unknown operation %q", r.Op)
+	}
+	if r.Offset < 0 || r.Limit < 0 {
+		return errors.New("offset and limit are never negative")
+	}
+	if len(r.Disks) == 0 || len(r.Disks) > maxDisks {
+		return fmt.Errorf("a request reads 1 to %d disks, not %d", maxDisks, len(r.Disks))
+	}
+	_, err := diskview.SplitPath(r.Path)
+	return err
+}
+
+// maxDisks bounds the sockets a child is handed.
+const maxDisks = 16
