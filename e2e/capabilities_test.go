@@ -30,7 +30,7 @@ func TestRequestsAHostCannotServeAreRefusedNamingTheCapability(t *testing.T) {
 		list, _ := h["capabilities"].([]any)
 		caps[h["id"].(string)] = len(list)
 	}
-	if caps["vc-01"] != 3 || caps["tiny"] != 1 || caps["kvm-01"] != 11 {
+	if caps["vc-01"] != 3 || caps["tiny"] != 1 || caps["kvm-01"] != 12 {
 		t.Fatalf("capabilities per host: %v", caps)
 	}
 

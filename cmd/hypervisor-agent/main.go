@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/restored/restored/internal/agent"
+	"github.com/restored/restored/internal/fileread"
 	"github.com/restored/restored/internal/flagenv"
 	"github.com/restored/restored/internal/hyperv"
 	"github.com/restored/restored/internal/kinds"
@@ -28,6 +29,10 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == fileread.ChildArg {
+		// A confined file reader the agent started (file-level restore).
+		os.Exit(fileread.Main())
+	}
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "hypervisor-agent:", err)
 		os.Exit(1)

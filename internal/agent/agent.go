@@ -14,6 +14,7 @@ import (
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/agentid"
 	"github.com/restored/restored/internal/confine"
+	"github.com/restored/restored/internal/fileread"
 	"github.com/restored/restored/internal/hyperv"
 	"github.com/restored/restored/internal/hypervisor"
 	"github.com/restored/restored/internal/kinds"
@@ -315,8 +316,25 @@ func (a *Agent) assemble(hv host, accel, note string) *parts {
 			boot:   &bootWatcher{obs: hv, caps: caps, timeout: a.cfg.BootTimeout, settle: a.cfg.ScreenSettle, marker: a.marker, signals: a.cfg.BootSignals, log: a.log},
 			verify: &verifications{obs: hv, caps: caps, ev: ev, settle: a.cfg.ScreenSettle, bootTimeout: a.cfg.BootTimeout, log: a.log},
 		},
-		tunnel: &tunnel{hostID: a.cfg.HostID, ctl: a.ctl, obs: hv, caps: caps, snapshots: snaps, ev: ev, images: imagerOf(hv), exporter: exporterOf(hv), log: a.log},
+		tunnel: &tunnel{hostID: a.cfg.HostID, ctl: a.ctl, obs: hv, caps: caps, snapshots: snaps, ev: ev, images: imagerOf(hv), exporter: exporterOf(hv), log: a.log,
+			files: a.files(hv, caps)},
 	}
+}
+
+// files is file-level restore on this host: the driver serves the disks
+// read-only, and the agent's own binary, confined, reads them.
+func (a *Agent) files(hv host, caps hypervisor.Set) *files {
+	f := &files{hostID: a.cfg.HostID, catalog: &a.catalog, log: a.log}
+	ds, ok := hv.(hypervisor.DiskServer)
+	exe, err := os.Executable()
+	switch {
+	case !ok || !caps.Has(hypervisor.Files):
+	case err != nil:
+		a.log.Warn("file-level restore is off: the agent cannot find its own binary to run the file reader", "err", err)
+	default:
+		f.srv, f.runner = ds, fileread.Runner{Exe: exe}
+	}
+	return f
 }
 
 // exporterOf is the driver's exports, when it serves any.
@@ -356,6 +374,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	defer hv.Close()
 	p := a.assemble(hv, accel, note)
+	defer p.tunnel.files.close()
 	ex, err := a.openExports(p.snapshots, p.restores)
 	if err != nil {
 		return err

@@ -35,7 +35,9 @@ type tunnel struct {
 	// exporter serves EXPORT restores (nil: the driver serves none).
 	images   hypervisor.Imager
 	exporter hypervisor.Exporter
-	log      *slog.Logger
+	// files serves file-level restore.
+	files *files
+	log   *slog.Logger
 }
 
 // run keeps a tunnel open for the session, reopening it when it breaks.
@@ -77,8 +79,12 @@ func (t *tunnel) open(ctx context.Context, client restorev1.AgentServiceClient) 
 
 // serveChannel answers one channel the server opened.
 func (t *tunnel) serveChannel(ctx context.Context, open *restorev1.TunnelOpen, c *tunnelpkg.Channel) {
-	if open.Kind == restorev1.TunnelOpenKind_TUNNEL_OPEN_KIND_EXTENTS {
+	switch open.Kind {
+	case restorev1.TunnelOpenKind_TUNNEL_OPEN_KIND_EXTENTS:
 		t.serveExtents(ctx, open, c)
+		return
+	case restorev1.TunnelOpenKind_TUNNEL_OPEN_KIND_FILES:
+		t.files.serve(ctx, open, c)
 		return
 	}
 	if !restoreIDPattern.MatchString(open.RestoreId) {

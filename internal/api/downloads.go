@@ -17,11 +17,14 @@ import (
 const DownloadTTL = time.Hour
 
 // DownloadGrant is what a download token opens: one image file of one
-// IMAGE restore.
+// IMAGE restore, or one file or directory (Archive: a tar stream of
+// unknown size) of a recovery point (file-level restore).
 type DownloadGrant struct {
 	RestoreID, Tenant, HostID string
 	Disk, FileName, SHA256    string
 	Size                      int64
+	RecoveryPointID, Path     string
+	Archive                   bool
 }
 
 // Downloads holds download tokens. A token serves any number of ranged

@@ -106,7 +106,11 @@ var rules = map[string]rule{
 	restorev1.RestoreService_CancelPromotion_FullMethodName: {hostUsers, onLeader, byToken},
 
 	restorev1.RecoveryPointService_ListRecoveryPoints_FullMethodName: {rpReaders, anyServer, byToken},
-	restorev1.RecoveryPointService_GetRecoveryPoint_FullMethodName:   {rpReaders, anyServer, byToken},
+	// File-level restore reads a tenant's files: its partner portal and
+	// the operators, not backup jobs.
+	restorev1.RecoveryPointService_ListRecoveryPointFiles_FullMethodName: {restoreUsers, anyServer, byToken},
+	restorev1.RecoveryPointService_CreateFileDownload_FullMethodName:     {restoreUsers, anyServer, byToken},
+	restorev1.RecoveryPointService_GetRecoveryPoint_FullMethodName:       {rpReaders, anyServer, byToken},
 
 	restorev1.VerificationService_ListVerifications_FullMethodName:         {restoreUsers, anyServer, byToken},
 	restorev1.VerificationService_GetVerification_FullMethodName:           {restoreUsers, anyServer, byToken},

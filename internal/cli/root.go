@@ -54,7 +54,7 @@ variables RESTORED_ADDR and RESTORED_TOKEN.`,
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "deadline for each call")
 	pf.BoolVar(&g.linearizable, "linearizable", false, "read through the leader instead of the server you reach")
 	root.AddCommand(
-		restoreCmd(g), imageCmd(g), verifyCmd(g), guestCmd(g), snapshotCmd(g), backupCmd(g), recoveryPointCmd(g), hostCmd(g), tenantCmd(g), tokenCmd(g), clusterCmd(g), auditCmd(g),
+		restoreCmd(g), imageCmd(g), verifyCmd(g), guestCmd(g), snapshotCmd(g), backupCmd(g), recoveryPointCmd(g), filesCmd(g), hostCmd(g), tenantCmd(g), tokenCmd(g), clusterCmd(g), auditCmd(g),
 	)
 	return root
 }

@@ -82,6 +82,9 @@ func TestFilesReadBackWithNamesSizesModesAndContent(t *testing.T) {
 				if e.Type != diskview.TypeFile || e.Size != int64(len(f.Data)) {
 					t.Errorf("%s: %s of %d bytes, want a file of %d", p, e.Type, e.Size, len(f.Data))
 				}
+				if d, err := v.Stat(path.Dir(p)); err != nil || d.Type != diskview.TypeDir {
+					t.Errorf("stat %s: %s, %v; want a directory", path.Dir(p), d.Type, err)
+				}
 				if c.modes && e.Mode.Perm() != f.Mode {
 					t.Errorf("%s: mode %o, want %o", p, e.Mode.Perm(), f.Mode)
 				}

@@ -22,7 +22,7 @@ type filesystem interface {
 func fromInfo(name string, fi fs.FileInfo) Entry {
 	e := Entry{Name: name, Size: fi.Size(), Mode: fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky), ModTime: fi.ModTime()}
 	switch m := fi.Mode(); {
-	case m.IsDir():
+	case m.IsDir(), fi.IsDir(): // go-diskfs's FAT sets no ModeDir
 		e.Type, e.Size = TypeDir, 0
 	case m&fs.ModeSymlink != 0:
 		e.Type = TypeSymlink

@@ -1,9 +1,10 @@
-// Package downloadweb serves image downloads behind single-use links:
-// GET (and HEAD) /download/{token}, with HTTP Range so a download
-// resumes, the bytes relayed from the host's agent through its tunnel (on
-// this server or, relayed, on the server that holds it). A link is spent
-// once the file's last byte was sent; the API mints links
-// (api.RestoreService.CreateDownload).
+// Package downloadweb serves downloads behind single-use links: GET (and
+// HEAD) /download/{token}, the bytes relayed from the host's agent through
+// its tunnel (on this server or, relayed, on the server that holds it). An
+// IMAGE restore's file or a recovery point's file resumes with HTTP Range;
+// a directory is a tar stream. A link is spent once the last byte was
+// sent; the API mints links (api.RestoreService.CreateDownload,
+// api.RecoveryPointService.CreateFileDownload).
 package downloadweb
 
 import (
@@ -90,6 +91,10 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 	g, err := h.Downloads.Peek(tok)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusGone)
+		return
+	}
+	if g.RecoveryPointID != "" {
+		h.getFile(w, r, tok, g)
 		return
 	}
 	if !h.Live(g.RestoreID) {

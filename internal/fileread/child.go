@@ -80,9 +80,18 @@ func answer(v *diskview.View, req Request, out io.Writer) error {
 		}
 		return json.NewEncoder(out).Encode(Listing{Entries: []diskview.Entry{e}, Total: 1})
 	case OpGet:
-		r, _, err := v.Open(req.Path)
+		r, e, err := v.Open(req.Path)
 		if err != nil {
 			return err
+		}
+		if int64(req.Offset) > e.Size {
+			return fmt.Errorf("%s: offset %d is past its %d bytes", req.Path, req.Offset, e.Size)
+		}
+		if _, err := io.CopyN(io.Discard, r, int64(req.Offset)); err != nil {
+			return err
+		}
+		if req.Limit > 0 {
+			r = io.LimitReader(r, int64(req.Limit))
 		}
 		_, err = io.Copy(out, r)
 		return err

@@ -3,6 +3,7 @@ package fileread
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/restored/restored/internal/diskview"
 )
@@ -26,6 +27,8 @@ type DiskRef struct {
 }
 
 // Request is one question to the child.
+// Offset and Limit page a listing (entries) or a get (bytes; Limit 0: to
+// the end).
 type Request struct {
 	Op     Op        `json:"op"`
 	Path   string    `json:"path"`
@@ -102,3 +105,18 @@ func (r Request) Validate() error {
 
 // maxDisks bounds the sockets a child is handed.
 const maxDisks = 16
+
+// Wire is the failure as one line for a tunnel's close message:
+// "KIND: message".
+func (f *Failure) Wire() string { return string(f.Kind) + ": " + f.Message }
+
+// FromWire reads a Wire line back (an unknown shape is internal).
+func FromWire(s string) *Failure {
+	k, msg, ok := strings.Cut(s, ": ")
+	for _, known := range []Kind{KindNotFound, KindBadPath, KindNotDir, KindIsDir, KindSymlink, KindDamaged, KindTooBig, KindLimit, KindInternal} {
+		if ok && Kind(k) == known {
+			return &Failure{Kind: known, Message: msg}
+		}
+	}
+	return &Failure{Kind: KindInternal, Message: s}
+}

@@ -42,6 +42,9 @@ const (
 	// Promotion: copies a running restore's disks to production storage
 	// live and hands the VM over.
 	Promotion
+	// Files: reads recovery points' filesystems without booting them
+	// (file-level restore).
+	Files
 )
 
 // capabilityNames is the one table of capabilities: name and wire value.
@@ -61,11 +64,12 @@ var capabilityNames = []struct {
 	{Exports, "exports", restorev1.HostCapability_HOST_CAPABILITY_EXPORTS},
 	{Images, "images", restorev1.HostCapability_HOST_CAPABILITY_IMAGES},
 	{Promotion, "promotion", restorev1.HostCapability_HOST_CAPABILITY_PROMOTION},
+	{Files, "files", restorev1.HostCapability_HOST_CAPABILITY_FILES},
 }
 
 // KVMSet is everything the KVM driver does; a host whose agent reported
 // no capabilities (one from before they were reported) is taken to have it.
-const KVMSet = Set(Restores | InstantRestores | Screenshots | Console | GuestAgent | Snapshots | Quiesce | ChangedBlocks | Exports | Images | Promotion)
+const KVMSet = Set(Restores | InstantRestores | Screenshots | Console | GuestAgent | Snapshots | Quiesce | ChangedBlocks | Exports | Images | Promotion | Files)
 
 // Wire is the set as the API carries it.
 func (s Set) Wire() []restorev1.HostCapability {

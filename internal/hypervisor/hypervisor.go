@@ -208,6 +208,22 @@ type Imager interface {
 	ImageFile(id, disk string) (ImageFile, bool)
 }
 
+// DiskServer is a driver that serves a recovery point's disks read-only
+// over NBD on a unix socket only this host reaches, through their chains
+// as they are (no overlay: nothing can write): what file-level restore
+// reads them through.
+type DiskServer interface {
+	ServeReadOnly(ctx context.Context, key string, disks []Disk) (ReadOnlyDisks, error)
+}
+
+// ReadOnlyDisks are disks being served: the socket, each disk's export
+// name, and how to stop serving them.
+type ReadOnlyDisks struct {
+	Socket  string
+	Exports map[string]string
+	Stop    func()
+}
+
 // ImageFile is one disk's image file.
 type ImageFile struct {
 	Disk, Name, Path string

@@ -41,6 +41,9 @@ const (
 	// A new CHAP secret for an iSCSI EXPORT restore: the agent sets it on
 	// the target and sends it back (the channel's only data), once.
 	TunnelOpenKind_TUNNEL_OPEN_KIND_CHAP TunnelOpenKind = 6
+	// FILES: a recovery point's files (recovery_point_id, path, file_op):
+	// list and stat answer a FileListing, get and tar stream bytes.
+	TunnelOpenKind_TUNNEL_OPEN_KIND_FILES TunnelOpenKind = 7
 )
 
 // Enum value maps for TunnelOpenKind.
@@ -53,6 +56,7 @@ var (
 		4: "TUNNEL_OPEN_KIND_EXTENTS",
 		5: "TUNNEL_OPEN_KIND_IMAGE",
 		6: "TUNNEL_OPEN_KIND_CHAP",
+		7: "TUNNEL_OPEN_KIND_FILES",
 	}
 	TunnelOpenKind_value = map[string]int32{
 		"TUNNEL_OPEN_KIND_UNSPECIFIED": 0,
@@ -62,6 +66,7 @@ var (
 		"TUNNEL_OPEN_KIND_EXTENTS":     4,
 		"TUNNEL_OPEN_KIND_IMAGE":       5,
 		"TUNNEL_OPEN_KIND_CHAP":        6,
+		"TUNNEL_OPEN_KIND_FILES":       7,
 	}
 )
 
@@ -631,10 +636,16 @@ type TunnelOpen struct {
 	SnapshotId string `protobuf:"bytes,4,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
 	Disk       string `protobuf:"bytes,5,opt,name=disk,proto3" json:"disk,omitempty"`
 	Offset     int64  `protobuf:"varint,6,opt,name=offset,proto3" json:"offset,omitempty"`
-	// IMAGE: how many bytes (0: to the end).
-	Length        int64 `protobuf:"varint,7,opt,name=length,proto3" json:"length,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// IMAGE: how many bytes (0: to the end). FILES list: at most how many
+	// entries, from offset.
+	Length int64 `protobuf:"varint,7,opt,name=length,proto3" json:"length,omitempty"`
+	// FILES: the recovery point, the path and what to do ("list", "stat",
+	// "get", "tar").
+	RecoveryPointId string `protobuf:"bytes,8,opt,name=recovery_point_id,json=recoveryPointId,proto3" json:"recovery_point_id,omitempty"`
+	Path            string `protobuf:"bytes,9,opt,name=path,proto3" json:"path,omitempty"`
+	FileOp          string `protobuf:"bytes,10,opt,name=file_op,json=fileOp,proto3" json:"file_op,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *TunnelOpen) Reset() {
@@ -716,6 +727,80 @@ func (x *TunnelOpen) GetLength() int64 {
 	return 0
 }
 
+func (x *TunnelOpen) GetRecoveryPointId() string {
+	if x != nil {
+		return x.RecoveryPointId
+	}
+	return ""
+}
+
+func (x *TunnelOpen) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *TunnelOpen) GetFileOp() string {
+	if x != nil {
+		return x.FileOp
+	}
+	return ""
+}
+
+// FileListing is a FILES list or stat answer: entries with their paths.
+type FileListing struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       []*FileEntry           `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	Total         int32                  `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileListing) Reset() {
+	*x = FileListing{}
+	mi := &file_restore_v1_agent_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileListing) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileListing) ProtoMessage() {}
+
+func (x *FileListing) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_agent_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileListing.ProtoReflect.Descriptor instead.
+func (*FileListing) Descriptor() ([]byte, []int) {
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *FileListing) GetEntries() []*FileEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *FileListing) GetTotal() int32 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
 // TunnelClose ends a channel, with the reason when it failed.
 type TunnelClose struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -728,7 +813,7 @@ type TunnelClose struct {
 
 func (x *TunnelClose) Reset() {
 	*x = TunnelClose{}
-	mi := &file_restore_v1_agent_proto_msgTypes[9]
+	mi := &file_restore_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -740,7 +825,7 @@ func (x *TunnelClose) String() string {
 func (*TunnelClose) ProtoMessage() {}
 
 func (x *TunnelClose) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[9]
+	mi := &file_restore_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -753,7 +838,7 @@ func (x *TunnelClose) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TunnelClose.ProtoReflect.Descriptor instead.
 func (*TunnelClose) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TunnelClose) GetError() string {
@@ -797,7 +882,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_restore_v1_agent_proto_msgTypes[10]
+	mi := &file_restore_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -809,7 +894,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[10]
+	mi := &file_restore_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -822,7 +907,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RegisterRequest) GetProtocolVersion() uint32 {
@@ -908,7 +993,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_restore_v1_agent_proto_msgTypes[11]
+	mi := &file_restore_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -920,7 +1005,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[11]
+	mi := &file_restore_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -933,7 +1018,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RegisterResponse) GetProtocolVersion() uint32 {
@@ -984,7 +1069,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_restore_v1_agent_proto_msgTypes[12]
+	mi := &file_restore_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -996,7 +1081,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[12]
+	mi := &file_restore_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1009,7 +1094,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *HeartbeatRequest) GetProtocolVersion() uint32 {
@@ -1040,7 +1125,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_restore_v1_agent_proto_msgTypes[13]
+	mi := &file_restore_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1052,7 +1137,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[13]
+	mi := &file_restore_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1065,7 +1150,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *HeartbeatResponse) GetRegistered() bool {
@@ -1095,7 +1180,7 @@ type WatchAssignmentsRequest struct {
 
 func (x *WatchAssignmentsRequest) Reset() {
 	*x = WatchAssignmentsRequest{}
-	mi := &file_restore_v1_agent_proto_msgTypes[14]
+	mi := &file_restore_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1107,7 +1192,7 @@ func (x *WatchAssignmentsRequest) String() string {
 func (*WatchAssignmentsRequest) ProtoMessage() {}
 
 func (x *WatchAssignmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[14]
+	mi := &file_restore_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1120,7 +1205,7 @@ func (x *WatchAssignmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAssignmentsRequest.ProtoReflect.Descriptor instead.
 func (*WatchAssignmentsRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WatchAssignmentsRequest) GetProtocolVersion() uint32 {
@@ -1150,7 +1235,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_restore_v1_agent_proto_msgTypes[15]
+	mi := &file_restore_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1162,7 +1247,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[15]
+	mi := &file_restore_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1175,7 +1260,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Assignment) GetRestore() *Restore {
@@ -1211,7 +1296,7 @@ type SnapshotAssignment struct {
 
 func (x *SnapshotAssignment) Reset() {
 	*x = SnapshotAssignment{}
-	mi := &file_restore_v1_agent_proto_msgTypes[16]
+	mi := &file_restore_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1223,7 +1308,7 @@ func (x *SnapshotAssignment) String() string {
 func (*SnapshotAssignment) ProtoMessage() {}
 
 func (x *SnapshotAssignment) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[16]
+	mi := &file_restore_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1236,7 +1321,7 @@ func (x *SnapshotAssignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotAssignment.ProtoReflect.Descriptor instead.
 func (*SnapshotAssignment) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SnapshotAssignment) GetSnapshot() *Snapshot {
@@ -1280,7 +1365,7 @@ type WatchAssignmentsResponse struct {
 
 func (x *WatchAssignmentsResponse) Reset() {
 	*x = WatchAssignmentsResponse{}
-	mi := &file_restore_v1_agent_proto_msgTypes[17]
+	mi := &file_restore_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1292,7 +1377,7 @@ func (x *WatchAssignmentsResponse) String() string {
 func (*WatchAssignmentsResponse) ProtoMessage() {}
 
 func (x *WatchAssignmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[17]
+	mi := &file_restore_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1305,7 +1390,7 @@ func (x *WatchAssignmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAssignmentsResponse.ProtoReflect.Descriptor instead.
 func (*WatchAssignmentsResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WatchAssignmentsResponse) GetAssignments() []*Assignment {
@@ -1336,7 +1421,7 @@ type ReportSnapshotStatusRequest struct {
 
 func (x *ReportSnapshotStatusRequest) Reset() {
 	*x = ReportSnapshotStatusRequest{}
-	mi := &file_restore_v1_agent_proto_msgTypes[18]
+	mi := &file_restore_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1348,7 +1433,7 @@ func (x *ReportSnapshotStatusRequest) String() string {
 func (*ReportSnapshotStatusRequest) ProtoMessage() {}
 
 func (x *ReportSnapshotStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[18]
+	mi := &file_restore_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1361,7 +1446,7 @@ func (x *ReportSnapshotStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSnapshotStatusRequest.ProtoReflect.Descriptor instead.
 func (*ReportSnapshotStatusRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReportSnapshotStatusRequest) GetProtocolVersion() uint32 {
@@ -1394,7 +1479,7 @@ type ReportSnapshotStatusResponse struct {
 
 func (x *ReportSnapshotStatusResponse) Reset() {
 	*x = ReportSnapshotStatusResponse{}
-	mi := &file_restore_v1_agent_proto_msgTypes[19]
+	mi := &file_restore_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1406,7 +1491,7 @@ func (x *ReportSnapshotStatusResponse) String() string {
 func (*ReportSnapshotStatusResponse) ProtoMessage() {}
 
 func (x *ReportSnapshotStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[19]
+	mi := &file_restore_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1419,7 +1504,7 @@ func (x *ReportSnapshotStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSnapshotStatusResponse.ProtoReflect.Descriptor instead.
 func (*ReportSnapshotStatusResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ReportSnapshotStatusResponse) GetSnapshot() *Snapshot {
@@ -1461,7 +1546,7 @@ type ReportRestoreStatusRequest struct {
 
 func (x *ReportRestoreStatusRequest) Reset() {
 	*x = ReportRestoreStatusRequest{}
-	mi := &file_restore_v1_agent_proto_msgTypes[20]
+	mi := &file_restore_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1473,7 +1558,7 @@ func (x *ReportRestoreStatusRequest) String() string {
 func (*ReportRestoreStatusRequest) ProtoMessage() {}
 
 func (x *ReportRestoreStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[20]
+	mi := &file_restore_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1486,7 +1571,7 @@ func (x *ReportRestoreStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRestoreStatusRequest.ProtoReflect.Descriptor instead.
 func (*ReportRestoreStatusRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReportRestoreStatusRequest) GetProtocolVersion() uint32 {
@@ -1577,7 +1662,7 @@ type ReportRestoreStatusResponse struct {
 
 func (x *ReportRestoreStatusResponse) Reset() {
 	*x = ReportRestoreStatusResponse{}
-	mi := &file_restore_v1_agent_proto_msgTypes[21]
+	mi := &file_restore_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1589,7 +1674,7 @@ func (x *ReportRestoreStatusResponse) String() string {
 func (*ReportRestoreStatusResponse) ProtoMessage() {}
 
 func (x *ReportRestoreStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[21]
+	mi := &file_restore_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1602,7 +1687,7 @@ func (x *ReportRestoreStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRestoreStatusResponse.ProtoReflect.Descriptor instead.
 func (*ReportRestoreStatusResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReportRestoreStatusResponse) GetRestore() *Restore {
@@ -1628,7 +1713,7 @@ type ReportInventoryRequest struct {
 
 func (x *ReportInventoryRequest) Reset() {
 	*x = ReportInventoryRequest{}
-	mi := &file_restore_v1_agent_proto_msgTypes[22]
+	mi := &file_restore_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1640,7 +1725,7 @@ func (x *ReportInventoryRequest) String() string {
 func (*ReportInventoryRequest) ProtoMessage() {}
 
 func (x *ReportInventoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[22]
+	mi := &file_restore_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1653,7 +1738,7 @@ func (x *ReportInventoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportInventoryRequest.ProtoReflect.Descriptor instead.
 func (*ReportInventoryRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{22}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ReportInventoryRequest) GetProtocolVersion() uint32 {
@@ -1688,7 +1773,7 @@ type ReportInventoryResponse struct {
 
 func (x *ReportInventoryResponse) Reset() {
 	*x = ReportInventoryResponse{}
-	mi := &file_restore_v1_agent_proto_msgTypes[23]
+	mi := &file_restore_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1700,7 +1785,7 @@ func (x *ReportInventoryResponse) String() string {
 func (*ReportInventoryResponse) ProtoMessage() {}
 
 func (x *ReportInventoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[23]
+	mi := &file_restore_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1713,7 +1798,7 @@ func (x *ReportInventoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportInventoryResponse.ProtoReflect.Descriptor instead.
 func (*ReportInventoryResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{23}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReportInventoryResponse) GetChanged() bool {
@@ -1745,7 +1830,7 @@ type ReportRecoveryPointsRequest struct {
 
 func (x *ReportRecoveryPointsRequest) Reset() {
 	*x = ReportRecoveryPointsRequest{}
-	mi := &file_restore_v1_agent_proto_msgTypes[24]
+	mi := &file_restore_v1_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1757,7 +1842,7 @@ func (x *ReportRecoveryPointsRequest) String() string {
 func (*ReportRecoveryPointsRequest) ProtoMessage() {}
 
 func (x *ReportRecoveryPointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[24]
+	mi := &file_restore_v1_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1770,7 +1855,7 @@ func (x *ReportRecoveryPointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRecoveryPointsRequest.ProtoReflect.Descriptor instead.
 func (*ReportRecoveryPointsRequest) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{24}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReportRecoveryPointsRequest) GetProtocolVersion() uint32 {
@@ -1819,7 +1904,7 @@ type ReportRecoveryPointsResponse struct {
 
 func (x *ReportRecoveryPointsResponse) Reset() {
 	*x = ReportRecoveryPointsResponse{}
-	mi := &file_restore_v1_agent_proto_msgTypes[25]
+	mi := &file_restore_v1_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1831,7 +1916,7 @@ func (x *ReportRecoveryPointsResponse) String() string {
 func (*ReportRecoveryPointsResponse) ProtoMessage() {}
 
 func (x *ReportRecoveryPointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_restore_v1_agent_proto_msgTypes[25]
+	mi := &file_restore_v1_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1844,7 +1929,7 @@ func (x *ReportRecoveryPointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRecoveryPointsResponse.ProtoReflect.Descriptor instead.
 func (*ReportRecoveryPointsResponse) Descriptor() ([]byte, []int) {
-	return file_restore_v1_agent_proto_rawDescGZIP(), []int{25}
+	return file_restore_v1_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReportRecoveryPointsResponse) GetAccepted() int32 {
@@ -1885,7 +1970,7 @@ const file_restore_v1_agent_proto_rawDesc = "" +
 	"\x04kind\"Q\n" +
 	"\vTunnelHello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x17\n" +
-	"\ahost_id\x18\x02 \x01(\tR\x06hostId\"\xce\x01\n" +
+	"\ahost_id\x18\x02 \x01(\tR\x06hostId\"\xa7\x02\n" +
 	"\n" +
 	"TunnelOpen\x12.\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1a.restore.v1.TunnelOpenKindR\x04kind\x12\x1d\n" +
@@ -1896,7 +1981,14 @@ const file_restore_v1_agent_proto_rawDesc = "" +
 	"snapshotId\x12\x12\n" +
 	"\x04disk\x18\x05 \x01(\tR\x04disk\x12\x16\n" +
 	"\x06offset\x18\x06 \x01(\x03R\x06offset\x12\x16\n" +
-	"\x06length\x18\a \x01(\x03R\x06length\"@\n" +
+	"\x06length\x18\a \x01(\x03R\x06length\x12*\n" +
+	"\x11recovery_point_id\x18\b \x01(\tR\x0frecoveryPointId\x12\x12\n" +
+	"\x04path\x18\t \x01(\tR\x04path\x12\x17\n" +
+	"\afile_op\x18\n" +
+	" \x01(\tR\x06fileOp\"T\n" +
+	"\vFileListing\x12/\n" +
+	"\aentries\x18\x01 \x03(\v2\x15.restore.v1.FileEntryR\aentries\x12\x14\n" +
+	"\x05total\x18\x02 \x01(\x05R\x05total\"@\n" +
 	"\vTunnelClose\x12\x14\n" +
 	"\x05error\x18\x01 \x01(\tR\x05error\x12\x1b\n" +
 	"\tnot_found\x18\x02 \x01(\bR\bnotFound\"\x8d\x03\n" +
@@ -1974,7 +2066,7 @@ const file_restore_v1_agent_proto_rawDesc = "" +
 	"\ascan_id\x18\x04 \x01(\tR\x06scanId\x12\x12\n" +
 	"\x04more\x18\x05 \x01(\bR\x04more\":\n" +
 	"\x1cReportRecoveryPointsResponse\x12\x1a\n" +
-	"\baccepted\x18\x01 \x01(\x05R\baccepted*\xe5\x01\n" +
+	"\baccepted\x18\x01 \x01(\x05R\baccepted*\x81\x02\n" +
 	"\x0eTunnelOpenKind\x12 \n" +
 	"\x1cTUNNEL_OPEN_KIND_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bTUNNEL_OPEN_KIND_SCREENSHOT\x10\x01\x12\x1d\n" +
@@ -1982,7 +2074,8 @@ const file_restore_v1_agent_proto_rawDesc = "" +
 	"\x18TUNNEL_OPEN_KIND_CONSOLE\x10\x03\x12\x1c\n" +
 	"\x18TUNNEL_OPEN_KIND_EXTENTS\x10\x04\x12\x1a\n" +
 	"\x16TUNNEL_OPEN_KIND_IMAGE\x10\x05\x12\x19\n" +
-	"\x15TUNNEL_OPEN_KIND_CHAP\x10\x06*e\n" +
+	"\x15TUNNEL_OPEN_KIND_CHAP\x10\x06\x12\x1a\n" +
+	"\x16TUNNEL_OPEN_KIND_FILES\x10\a*e\n" +
 	"\fDesiredState\x12\x1d\n" +
 	"\x19DESIRED_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15DESIRED_STATE_RUNNING\x10\x01\x12\x1b\n" +
@@ -2012,7 +2105,7 @@ func file_restore_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_restore_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_restore_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_restore_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_restore_v1_agent_proto_goTypes = []any{
 	(TunnelOpenKind)(0),                  // 0: restore.v1.TunnelOpenKind
 	(DesiredState)(0),                    // 1: restore.v1.DesiredState
@@ -2025,93 +2118,96 @@ var file_restore_v1_agent_proto_goTypes = []any{
 	(*TunnelFrame)(nil),                  // 8: restore.v1.TunnelFrame
 	(*TunnelHello)(nil),                  // 9: restore.v1.TunnelHello
 	(*TunnelOpen)(nil),                   // 10: restore.v1.TunnelOpen
-	(*TunnelClose)(nil),                  // 11: restore.v1.TunnelClose
-	(*RegisterRequest)(nil),              // 12: restore.v1.RegisterRequest
-	(*RegisterResponse)(nil),             // 13: restore.v1.RegisterResponse
-	(*HeartbeatRequest)(nil),             // 14: restore.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),            // 15: restore.v1.HeartbeatResponse
-	(*WatchAssignmentsRequest)(nil),      // 16: restore.v1.WatchAssignmentsRequest
-	(*Assignment)(nil),                   // 17: restore.v1.Assignment
-	(*SnapshotAssignment)(nil),           // 18: restore.v1.SnapshotAssignment
-	(*WatchAssignmentsResponse)(nil),     // 19: restore.v1.WatchAssignmentsResponse
-	(*ReportSnapshotStatusRequest)(nil),  // 20: restore.v1.ReportSnapshotStatusRequest
-	(*ReportSnapshotStatusResponse)(nil), // 21: restore.v1.ReportSnapshotStatusResponse
-	(*ReportRestoreStatusRequest)(nil),   // 22: restore.v1.ReportRestoreStatusRequest
-	(*ReportRestoreStatusResponse)(nil),  // 23: restore.v1.ReportRestoreStatusResponse
-	(*ReportInventoryRequest)(nil),       // 24: restore.v1.ReportInventoryRequest
-	(*ReportInventoryResponse)(nil),      // 25: restore.v1.ReportInventoryResponse
-	(*ReportRecoveryPointsRequest)(nil),  // 26: restore.v1.ReportRecoveryPointsRequest
-	(*ReportRecoveryPointsResponse)(nil), // 27: restore.v1.ReportRecoveryPointsResponse
-	(*Capacity)(nil),                     // 28: restore.v1.Capacity
-	(*HostBridge)(nil),                   // 29: restore.v1.HostBridge
-	(HostCapability)(0),                  // 30: restore.v1.HostCapability
-	(*Restore)(nil),                      // 31: restore.v1.Restore
-	(*Snapshot)(nil),                     // 32: restore.v1.Snapshot
-	(*Guest)(nil),                        // 33: restore.v1.Guest
-	(RestoreState)(0),                    // 34: restore.v1.RestoreState
-	(*Boot)(nil),                         // 35: restore.v1.Boot
-	(*Verification)(nil),                 // 36: restore.v1.Verification
-	(*Progress)(nil),                     // 37: restore.v1.Progress
-	(*RestoreExport)(nil),                // 38: restore.v1.RestoreExport
-	(*RestoreImage)(nil),                 // 39: restore.v1.RestoreImage
-	(*Promotion)(nil),                    // 40: restore.v1.Promotion
-	(*HostDomain)(nil),                   // 41: restore.v1.HostDomain
-	(*RecoveryPoint)(nil),                // 42: restore.v1.RecoveryPoint
+	(*FileListing)(nil),                  // 11: restore.v1.FileListing
+	(*TunnelClose)(nil),                  // 12: restore.v1.TunnelClose
+	(*RegisterRequest)(nil),              // 13: restore.v1.RegisterRequest
+	(*RegisterResponse)(nil),             // 14: restore.v1.RegisterResponse
+	(*HeartbeatRequest)(nil),             // 15: restore.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),            // 16: restore.v1.HeartbeatResponse
+	(*WatchAssignmentsRequest)(nil),      // 17: restore.v1.WatchAssignmentsRequest
+	(*Assignment)(nil),                   // 18: restore.v1.Assignment
+	(*SnapshotAssignment)(nil),           // 19: restore.v1.SnapshotAssignment
+	(*WatchAssignmentsResponse)(nil),     // 20: restore.v1.WatchAssignmentsResponse
+	(*ReportSnapshotStatusRequest)(nil),  // 21: restore.v1.ReportSnapshotStatusRequest
+	(*ReportSnapshotStatusResponse)(nil), // 22: restore.v1.ReportSnapshotStatusResponse
+	(*ReportRestoreStatusRequest)(nil),   // 23: restore.v1.ReportRestoreStatusRequest
+	(*ReportRestoreStatusResponse)(nil),  // 24: restore.v1.ReportRestoreStatusResponse
+	(*ReportInventoryRequest)(nil),       // 25: restore.v1.ReportInventoryRequest
+	(*ReportInventoryResponse)(nil),      // 26: restore.v1.ReportInventoryResponse
+	(*ReportRecoveryPointsRequest)(nil),  // 27: restore.v1.ReportRecoveryPointsRequest
+	(*ReportRecoveryPointsResponse)(nil), // 28: restore.v1.ReportRecoveryPointsResponse
+	(*FileEntry)(nil),                    // 29: restore.v1.FileEntry
+	(*Capacity)(nil),                     // 30: restore.v1.Capacity
+	(*HostBridge)(nil),                   // 31: restore.v1.HostBridge
+	(HostCapability)(0),                  // 32: restore.v1.HostCapability
+	(*Restore)(nil),                      // 33: restore.v1.Restore
+	(*Snapshot)(nil),                     // 34: restore.v1.Snapshot
+	(*Guest)(nil),                        // 35: restore.v1.Guest
+	(RestoreState)(0),                    // 36: restore.v1.RestoreState
+	(*Boot)(nil),                         // 37: restore.v1.Boot
+	(*Verification)(nil),                 // 38: restore.v1.Verification
+	(*Progress)(nil),                     // 39: restore.v1.Progress
+	(*RestoreExport)(nil),                // 40: restore.v1.RestoreExport
+	(*RestoreImage)(nil),                 // 41: restore.v1.RestoreImage
+	(*Promotion)(nil),                    // 42: restore.v1.Promotion
+	(*HostDomain)(nil),                   // 43: restore.v1.HostDomain
+	(*RecoveryPoint)(nil),                // 44: restore.v1.RecoveryPoint
 }
 var file_restore_v1_agent_proto_depIdxs = []int32{
 	8,  // 0: restore.v1.TunnelRequest.frame:type_name -> restore.v1.TunnelFrame
 	8,  // 1: restore.v1.TunnelResponse.frame:type_name -> restore.v1.TunnelFrame
 	9,  // 2: restore.v1.TunnelFrame.hello:type_name -> restore.v1.TunnelHello
 	10, // 3: restore.v1.TunnelFrame.open:type_name -> restore.v1.TunnelOpen
-	11, // 4: restore.v1.TunnelFrame.close:type_name -> restore.v1.TunnelClose
+	12, // 4: restore.v1.TunnelFrame.close:type_name -> restore.v1.TunnelClose
 	0,  // 5: restore.v1.TunnelOpen.kind:type_name -> restore.v1.TunnelOpenKind
-	28, // 6: restore.v1.RegisterRequest.capacity:type_name -> restore.v1.Capacity
-	29, // 7: restore.v1.RegisterRequest.bridges:type_name -> restore.v1.HostBridge
-	30, // 8: restore.v1.RegisterRequest.capabilities:type_name -> restore.v1.HostCapability
-	31, // 9: restore.v1.Assignment.restore:type_name -> restore.v1.Restore
-	1,  // 10: restore.v1.Assignment.desired:type_name -> restore.v1.DesiredState
-	32, // 11: restore.v1.SnapshotAssignment.snapshot:type_name -> restore.v1.Snapshot
-	33, // 12: restore.v1.SnapshotAssignment.guest:type_name -> restore.v1.Guest
-	32, // 13: restore.v1.SnapshotAssignment.base:type_name -> restore.v1.Snapshot
-	17, // 14: restore.v1.WatchAssignmentsResponse.assignments:type_name -> restore.v1.Assignment
-	18, // 15: restore.v1.WatchAssignmentsResponse.snapshots:type_name -> restore.v1.SnapshotAssignment
-	32, // 16: restore.v1.ReportSnapshotStatusRequest.snapshot:type_name -> restore.v1.Snapshot
-	32, // 17: restore.v1.ReportSnapshotStatusResponse.snapshot:type_name -> restore.v1.Snapshot
-	34, // 18: restore.v1.ReportRestoreStatusRequest.state:type_name -> restore.v1.RestoreState
-	35, // 19: restore.v1.ReportRestoreStatusRequest.boot:type_name -> restore.v1.Boot
-	36, // 20: restore.v1.ReportRestoreStatusRequest.verification:type_name -> restore.v1.Verification
-	37, // 21: restore.v1.ReportRestoreStatusRequest.progress:type_name -> restore.v1.Progress
-	38, // 22: restore.v1.ReportRestoreStatusRequest.export:type_name -> restore.v1.RestoreExport
-	39, // 23: restore.v1.ReportRestoreStatusRequest.image:type_name -> restore.v1.RestoreImage
-	40, // 24: restore.v1.ReportRestoreStatusRequest.promotion:type_name -> restore.v1.Promotion
-	31, // 25: restore.v1.ReportRestoreStatusResponse.restore:type_name -> restore.v1.Restore
-	41, // 26: restore.v1.ReportInventoryRequest.domains:type_name -> restore.v1.HostDomain
-	42, // 27: restore.v1.ReportRecoveryPointsRequest.recovery_points:type_name -> restore.v1.RecoveryPoint
-	12, // 28: restore.v1.AgentService.Register:input_type -> restore.v1.RegisterRequest
-	14, // 29: restore.v1.AgentService.Heartbeat:input_type -> restore.v1.HeartbeatRequest
-	16, // 30: restore.v1.AgentService.WatchAssignments:input_type -> restore.v1.WatchAssignmentsRequest
-	22, // 31: restore.v1.AgentService.ReportRestoreStatus:input_type -> restore.v1.ReportRestoreStatusRequest
-	26, // 32: restore.v1.AgentService.ReportRecoveryPoints:input_type -> restore.v1.ReportRecoveryPointsRequest
-	24, // 33: restore.v1.AgentService.ReportInventory:input_type -> restore.v1.ReportInventoryRequest
-	20, // 34: restore.v1.AgentService.ReportSnapshotStatus:input_type -> restore.v1.ReportSnapshotStatusRequest
-	6,  // 35: restore.v1.AgentService.Tunnel:input_type -> restore.v1.TunnelRequest
-	2,  // 36: restore.v1.AgentService.Enroll:input_type -> restore.v1.EnrollRequest
-	4,  // 37: restore.v1.AgentService.RenewCertificate:input_type -> restore.v1.RenewCertificateRequest
-	13, // 38: restore.v1.AgentService.Register:output_type -> restore.v1.RegisterResponse
-	15, // 39: restore.v1.AgentService.Heartbeat:output_type -> restore.v1.HeartbeatResponse
-	19, // 40: restore.v1.AgentService.WatchAssignments:output_type -> restore.v1.WatchAssignmentsResponse
-	23, // 41: restore.v1.AgentService.ReportRestoreStatus:output_type -> restore.v1.ReportRestoreStatusResponse
-	27, // 42: restore.v1.AgentService.ReportRecoveryPoints:output_type -> restore.v1.ReportRecoveryPointsResponse
-	25, // 43: restore.v1.AgentService.ReportInventory:output_type -> restore.v1.ReportInventoryResponse
-	21, // 44: restore.v1.AgentService.ReportSnapshotStatus:output_type -> restore.v1.ReportSnapshotStatusResponse
-	7,  // 45: restore.v1.AgentService.Tunnel:output_type -> restore.v1.TunnelResponse
-	3,  // 46: restore.v1.AgentService.Enroll:output_type -> restore.v1.EnrollResponse
-	5,  // 47: restore.v1.AgentService.RenewCertificate:output_type -> restore.v1.RenewCertificateResponse
-	38, // [38:48] is the sub-list for method output_type
-	28, // [28:38] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	29, // 6: restore.v1.FileListing.entries:type_name -> restore.v1.FileEntry
+	30, // 7: restore.v1.RegisterRequest.capacity:type_name -> restore.v1.Capacity
+	31, // 8: restore.v1.RegisterRequest.bridges:type_name -> restore.v1.HostBridge
+	32, // 9: restore.v1.RegisterRequest.capabilities:type_name -> restore.v1.HostCapability
+	33, // 10: restore.v1.Assignment.restore:type_name -> restore.v1.Restore
+	1,  // 11: restore.v1.Assignment.desired:type_name -> restore.v1.DesiredState
+	34, // 12: restore.v1.SnapshotAssignment.snapshot:type_name -> restore.v1.Snapshot
+	35, // 13: restore.v1.SnapshotAssignment.guest:type_name -> restore.v1.Guest
+	34, // 14: restore.v1.SnapshotAssignment.base:type_name -> restore.v1.Snapshot
+	18, // 15: restore.v1.WatchAssignmentsResponse.assignments:type_name -> restore.v1.Assignment
+	19, // 16: restore.v1.WatchAssignmentsResponse.snapshots:type_name -> restore.v1.SnapshotAssignment
+	34, // 17: restore.v1.ReportSnapshotStatusRequest.snapshot:type_name -> restore.v1.Snapshot
+	34, // 18: restore.v1.ReportSnapshotStatusResponse.snapshot:type_name -> restore.v1.Snapshot
+	36, // 19: restore.v1.ReportRestoreStatusRequest.state:type_name -> restore.v1.RestoreState
+	37, // 20: restore.v1.ReportRestoreStatusRequest.boot:type_name -> restore.v1.Boot
+	38, // 21: restore.v1.ReportRestoreStatusRequest.verification:type_name -> restore.v1.Verification
+	39, // 22: restore.v1.ReportRestoreStatusRequest.progress:type_name -> restore.v1.Progress
+	40, // 23: restore.v1.ReportRestoreStatusRequest.export:type_name -> restore.v1.RestoreExport
+	41, // 24: restore.v1.ReportRestoreStatusRequest.image:type_name -> restore.v1.RestoreImage
+	42, // 25: restore.v1.ReportRestoreStatusRequest.promotion:type_name -> restore.v1.Promotion
+	33, // 26: restore.v1.ReportRestoreStatusResponse.restore:type_name -> restore.v1.Restore
+	43, // 27: restore.v1.ReportInventoryRequest.domains:type_name -> restore.v1.HostDomain
+	44, // 28: restore.v1.ReportRecoveryPointsRequest.recovery_points:type_name -> restore.v1.RecoveryPoint
+	13, // 29: restore.v1.AgentService.Register:input_type -> restore.v1.RegisterRequest
+	15, // 30: restore.v1.AgentService.Heartbeat:input_type -> restore.v1.HeartbeatRequest
+	17, // 31: restore.v1.AgentService.WatchAssignments:input_type -> restore.v1.WatchAssignmentsRequest
+	23, // 32: restore.v1.AgentService.ReportRestoreStatus:input_type -> restore.v1.ReportRestoreStatusRequest
+	27, // 33: restore.v1.AgentService.ReportRecoveryPoints:input_type -> restore.v1.ReportRecoveryPointsRequest
+	25, // 34: restore.v1.AgentService.ReportInventory:input_type -> restore.v1.ReportInventoryRequest
+	21, // 35: restore.v1.AgentService.ReportSnapshotStatus:input_type -> restore.v1.ReportSnapshotStatusRequest
+	6,  // 36: restore.v1.AgentService.Tunnel:input_type -> restore.v1.TunnelRequest
+	2,  // 37: restore.v1.AgentService.Enroll:input_type -> restore.v1.EnrollRequest
+	4,  // 38: restore.v1.AgentService.RenewCertificate:input_type -> restore.v1.RenewCertificateRequest
+	14, // 39: restore.v1.AgentService.Register:output_type -> restore.v1.RegisterResponse
+	16, // 40: restore.v1.AgentService.Heartbeat:output_type -> restore.v1.HeartbeatResponse
+	20, // 41: restore.v1.AgentService.WatchAssignments:output_type -> restore.v1.WatchAssignmentsResponse
+	24, // 42: restore.v1.AgentService.ReportRestoreStatus:output_type -> restore.v1.ReportRestoreStatusResponse
+	28, // 43: restore.v1.AgentService.ReportRecoveryPoints:output_type -> restore.v1.ReportRecoveryPointsResponse
+	26, // 44: restore.v1.AgentService.ReportInventory:output_type -> restore.v1.ReportInventoryResponse
+	22, // 45: restore.v1.AgentService.ReportSnapshotStatus:output_type -> restore.v1.ReportSnapshotStatusResponse
+	7,  // 46: restore.v1.AgentService.Tunnel:output_type -> restore.v1.TunnelResponse
+	3,  // 47: restore.v1.AgentService.Enroll:output_type -> restore.v1.EnrollResponse
+	5,  // 48: restore.v1.AgentService.RenewCertificate:output_type -> restore.v1.RenewCertificateResponse
+	39, // [39:49] is the sub-list for method output_type
+	29, // [29:39] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_agent_proto_init() }
@@ -2137,7 +2233,7 @@ func file_restore_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restore_v1_agent_proto_rawDesc), len(file_restore_v1_agent_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -105,6 +105,9 @@ const (
 	// Copies a running restore's disks to production storage live and
 	// hands the VM over (PromoteRestore).
 	HostCapability_HOST_CAPABILITY_PROMOTION HostCapability = 11
+	// Reads recovery points' filesystems without booting them (file-level
+	// restore: ListRecoveryPointFiles, CreateFileDownload).
+	HostCapability_HOST_CAPABILITY_FILES HostCapability = 12
 )
 
 // Enum value maps for HostCapability.
@@ -122,6 +125,7 @@ var (
 		9:  "HOST_CAPABILITY_EXPORTS",
 		10: "HOST_CAPABILITY_IMAGES",
 		11: "HOST_CAPABILITY_PROMOTION",
+		12: "HOST_CAPABILITY_FILES",
 	}
 	HostCapability_value = map[string]int32{
 		"HOST_CAPABILITY_UNSPECIFIED":      0,
@@ -136,6 +140,7 @@ var (
 		"HOST_CAPABILITY_EXPORTS":          9,
 		"HOST_CAPABILITY_IMAGES":           10,
 		"HOST_CAPABILITY_PROMOTION":        11,
+		"HOST_CAPABILITY_FILES":            12,
 	}
 )
 
@@ -1418,7 +1423,7 @@ const file_restore_v1_host_proto_rawDesc = "" +
 	"\tHostState\x12\x1a\n" +
 	"\x16HOST_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10HOST_STATE_READY\x10\x01\x12\x13\n" +
-	"\x0fHOST_STATE_DOWN\x10\x02*\x8c\x03\n" +
+	"\x0fHOST_STATE_DOWN\x10\x02*\xa7\x03\n" +
 	"\x0eHostCapability\x12\x1f\n" +
 	"\x1bHOST_CAPABILITY_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18HOST_CAPABILITY_RESTORES\x10\x01\x12$\n" +
@@ -1432,7 +1437,8 @@ const file_restore_v1_host_proto_rawDesc = "" +
 	"\x17HOST_CAPABILITY_EXPORTS\x10\t\x12\x1a\n" +
 	"\x16HOST_CAPABILITY_IMAGES\x10\n" +
 	"\x12\x1d\n" +
-	"\x19HOST_CAPABILITY_PROMOTION\x10\v2\xba\x04\n" +
+	"\x19HOST_CAPABILITY_PROMOTION\x10\v\x12\x19\n" +
+	"\x15HOST_CAPABILITY_FILES\x10\f2\xba\x04\n" +
 	"\vHostService\x12H\n" +
 	"\tListHosts\x12\x1c.restore.v1.ListHostsRequest\x1a\x1d.restore.v1.ListHostsResponse\x12B\n" +
 	"\aGetHost\x12\x1a.restore.v1.GetHostRequest\x1a\x1b.restore.v1.GetHostResponse\x12H\n" +

@@ -22,6 +22,64 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// FileType is what a directory entry is.
+type FileType int32
+
+const (
+	FileType_FILE_TYPE_UNSPECIFIED FileType = 0
+	FileType_FILE_TYPE_FILE        FileType = 1
+	FileType_FILE_TYPE_DIRECTORY   FileType = 2
+	// A symbolic link: its target is reported, never followed.
+	FileType_FILE_TYPE_SYMLINK FileType = 3
+	// A device, FIFO or socket: listed, never downloaded.
+	FileType_FILE_TYPE_OTHER FileType = 4
+)
+
+// Enum value maps for FileType.
+var (
+	FileType_name = map[int32]string{
+		0: "FILE_TYPE_UNSPECIFIED",
+		1: "FILE_TYPE_FILE",
+		2: "FILE_TYPE_DIRECTORY",
+		3: "FILE_TYPE_SYMLINK",
+		4: "FILE_TYPE_OTHER",
+	}
+	FileType_value = map[string]int32{
+		"FILE_TYPE_UNSPECIFIED": 0,
+		"FILE_TYPE_FILE":        1,
+		"FILE_TYPE_DIRECTORY":   2,
+		"FILE_TYPE_SYMLINK":     3,
+		"FILE_TYPE_OTHER":       4,
+	}
+)
+
+func (x FileType) Enum() *FileType {
+	p := new(FileType)
+	*p = x
+	return p
+}
+
+func (x FileType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FileType) Descriptor() protoreflect.EnumDescriptor {
+	return file_restore_v1_recovery_point_proto_enumTypes[0].Descriptor()
+}
+
+func (FileType) Type() protoreflect.EnumType {
+	return &file_restore_v1_recovery_point_proto_enumTypes[0]
+}
+
+func (x FileType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FileType.Descriptor instead.
+func (FileType) EnumDescriptor() ([]byte, []int) {
+	return file_restore_v1_recovery_point_proto_rawDescGZIP(), []int{0}
+}
+
 // Disk is one disk of a recovery point.
 type Disk struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -433,6 +491,400 @@ func (x *GetRecoveryPointResponse) GetRecoveryPoint() *RecoveryPoint {
 	return nil
 }
 
+// FileEntry is one entry of a recovery point's directory.
+type FileEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The name as stored; when unsafe_reason is set it is quoted (Go
+	// syntax) so that it prints safely.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The entry's path, to list or download it (empty when the name is
+	// unsafe: it has none).
+	Path string   `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	Type FileType `protobuf:"varint,3,opt,name=type,proto3,enum=restore.v1.FileType" json:"type,omitempty"`
+	// Bytes (files and symlinks); for a disk or volume, its size.
+	SizeBytes int64 `protobuf:"varint,4,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// Permission bits (with setuid 04000, setgid 02000, sticky 01000); FAT
+	// and NTFS store none, and show 0644 or 0755.
+	Mode       uint32                 `protobuf:"varint,5,opt,name=mode,proto3" json:"mode,omitempty"`
+	ModifyTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=modify_time,json=modifyTime,proto3" json:"modify_time,omitempty"`
+	// A symbolic link's target, as stored.
+	LinkTarget string `protobuf:"bytes,7,opt,name=link_target,json=linkTarget,proto3" json:"link_target,omitempty"`
+	// Why the name cannot be a path ("/" or NUL in it, "..", not UTF-8),
+	// or why a volume cannot be read; such entries are left out of archives.
+	UnsafeReason string `protobuf:"bytes,8,opt,name=unsafe_reason,json=unsafeReason,proto3" json:"unsafe_reason,omitempty"`
+	// A volume's filesystem: "ext4", "xfs", "ntfs" or "fat" ("" when none
+	// was found).
+	Filesystem    string `protobuf:"bytes,9,opt,name=filesystem,proto3" json:"filesystem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileEntry) Reset() {
+	*x = FileEntry{}
+	mi := &file_restore_v1_recovery_point_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileEntry) ProtoMessage() {}
+
+func (x *FileEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_recovery_point_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileEntry.ProtoReflect.Descriptor instead.
+func (*FileEntry) Descriptor() ([]byte, []int) {
+	return file_restore_v1_recovery_point_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *FileEntry) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *FileEntry) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *FileEntry) GetType() FileType {
+	if x != nil {
+		return x.Type
+	}
+	return FileType_FILE_TYPE_UNSPECIFIED
+}
+
+func (x *FileEntry) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *FileEntry) GetMode() uint32 {
+	if x != nil {
+		return x.Mode
+	}
+	return 0
+}
+
+func (x *FileEntry) GetModifyTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ModifyTime
+	}
+	return nil
+}
+
+func (x *FileEntry) GetLinkTarget() string {
+	if x != nil {
+		return x.LinkTarget
+	}
+	return ""
+}
+
+func (x *FileEntry) GetUnsafeReason() string {
+	if x != nil {
+		return x.UnsafeReason
+	}
+	return ""
+}
+
+func (x *FileEntry) GetFilesystem() string {
+	if x != nil {
+		return x.Filesystem
+	}
+	return ""
+}
+
+// ListRecoveryPointFilesRequest names a directory.
+type ListRecoveryPointFilesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Recovery point id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The directory ("/", "/DISK", "/DISK/VOLUME/etc"); "" is "/".
+	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// At most this many entries (default 500, max 5000).
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From a previous response's next_page_token.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRecoveryPointFilesRequest) Reset() {
+	*x = ListRecoveryPointFilesRequest{}
+	mi := &file_restore_v1_recovery_point_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRecoveryPointFilesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRecoveryPointFilesRequest) ProtoMessage() {}
+
+func (x *ListRecoveryPointFilesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_recovery_point_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRecoveryPointFilesRequest.ProtoReflect.Descriptor instead.
+func (*ListRecoveryPointFilesRequest) Descriptor() ([]byte, []int) {
+	return file_restore_v1_recovery_point_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListRecoveryPointFilesRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ListRecoveryPointFilesRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *ListRecoveryPointFilesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListRecoveryPointFilesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListRecoveryPointFilesResponse is one page of a directory, by name.
+type ListRecoveryPointFilesResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Entries []*FileEntry           `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// Pass as page_token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// How many entries the directory has.
+	TotalSize     int32 `protobuf:"varint,3,opt,name=total_size,json=totalSize,proto3" json:"total_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRecoveryPointFilesResponse) Reset() {
+	*x = ListRecoveryPointFilesResponse{}
+	mi := &file_restore_v1_recovery_point_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRecoveryPointFilesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRecoveryPointFilesResponse) ProtoMessage() {}
+
+func (x *ListRecoveryPointFilesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_recovery_point_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRecoveryPointFilesResponse.ProtoReflect.Descriptor instead.
+func (*ListRecoveryPointFilesResponse) Descriptor() ([]byte, []int) {
+	return file_restore_v1_recovery_point_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ListRecoveryPointFilesResponse) GetEntries() []*FileEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *ListRecoveryPointFilesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+func (x *ListRecoveryPointFilesResponse) GetTotalSize() int32 {
+	if x != nil {
+		return x.TotalSize
+	}
+	return 0
+}
+
+// CreateFileDownloadRequest names what to download.
+type CreateFileDownloadRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Recovery point id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// A file or a directory of a volume ("/DISK/VOLUME/...").
+	Path          string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateFileDownloadRequest) Reset() {
+	*x = CreateFileDownloadRequest{}
+	mi := &file_restore_v1_recovery_point_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateFileDownloadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateFileDownloadRequest) ProtoMessage() {}
+
+func (x *CreateFileDownloadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_recovery_point_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateFileDownloadRequest.ProtoReflect.Descriptor instead.
+func (*CreateFileDownloadRequest) Descriptor() ([]byte, []int) {
+	return file_restore_v1_recovery_point_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *CreateFileDownloadRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CreateFileDownloadRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+// CreateFileDownloadResponse is the link.
+type CreateFileDownloadResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// https://SERVER/download/TOKEN: GET it (with Range to resume a file).
+	// It works until the whole of it was sent once, or expire_time.
+	Url        string                 `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// The name to save it as (NAME, or NAME.tar for a directory).
+	FileName string `protobuf:"bytes,3,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
+	// A file's size; 0 for a directory (its tar's size is known once sent).
+	SizeBytes int64 `protobuf:"varint,4,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// Whether the download is a tar stream of a directory.
+	Archive       bool `protobuf:"varint,5,opt,name=archive,proto3" json:"archive,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateFileDownloadResponse) Reset() {
+	*x = CreateFileDownloadResponse{}
+	mi := &file_restore_v1_recovery_point_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateFileDownloadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateFileDownloadResponse) ProtoMessage() {}
+
+func (x *CreateFileDownloadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_recovery_point_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateFileDownloadResponse.ProtoReflect.Descriptor instead.
+func (*CreateFileDownloadResponse) Descriptor() ([]byte, []int) {
+	return file_restore_v1_recovery_point_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *CreateFileDownloadResponse) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *CreateFileDownloadResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *CreateFileDownloadResponse) GetFileName() string {
+	if x != nil {
+		return x.FileName
+	}
+	return ""
+}
+
+func (x *CreateFileDownloadResponse) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *CreateFileDownloadResponse) GetArchive() bool {
+	if x != nil {
+		return x.Archive
+	}
+	return false
+}
+
 var File_restore_v1_recovery_point_proto protoreflect.FileDescriptor
 
 const file_restore_v1_recovery_point_proto_rawDesc = "" +
@@ -468,10 +920,55 @@ const file_restore_v1_recovery_point_proto_rawDesc = "" +
 	"\x17GetRecoveryPointRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\\\n" +
 	"\x18GetRecoveryPointResponse\x12@\n" +
-	"\x0erecovery_point\x18\x01 \x01(\v2\x19.restore.v1.RecoveryPointR\rrecoveryPoint2\xda\x01\n" +
+	"\x0erecovery_point\x18\x01 \x01(\v2\x19.restore.v1.RecoveryPointR\rrecoveryPoint\"\xb3\x02\n" +
+	"\tFileEntry\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12(\n" +
+	"\x04type\x18\x03 \x01(\x0e2\x14.restore.v1.FileTypeR\x04type\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x04 \x01(\x03R\tsizeBytes\x12\x12\n" +
+	"\x04mode\x18\x05 \x01(\rR\x04mode\x12;\n" +
+	"\vmodify_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"modifyTime\x12\x1f\n" +
+	"\vlink_target\x18\a \x01(\tR\n" +
+	"linkTarget\x12#\n" +
+	"\runsafe_reason\x18\b \x01(\tR\funsafeReason\x12\x1e\n" +
+	"\n" +
+	"filesystem\x18\t \x01(\tR\n" +
+	"filesystem\"\x7f\n" +
+	"\x1dListRecoveryPointFilesRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\x98\x01\n" +
+	"\x1eListRecoveryPointFilesResponse\x12/\n" +
+	"\aentries\x18\x01 \x03(\v2\x15.restore.v1.FileEntryR\aentries\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1d\n" +
+	"\n" +
+	"total_size\x18\x03 \x01(\x05R\ttotalSize\"?\n" +
+	"\x19CreateFileDownloadRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\"\xc1\x01\n" +
+	"\x1aCreateFileDownloadResponse\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12;\n" +
+	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12\x1b\n" +
+	"\tfile_name\x18\x03 \x01(\tR\bfileName\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x04 \x01(\x03R\tsizeBytes\x12\x18\n" +
+	"\aarchive\x18\x05 \x01(\bR\aarchive*~\n" +
+	"\bFileType\x12\x19\n" +
+	"\x15FILE_TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0eFILE_TYPE_FILE\x10\x01\x12\x17\n" +
+	"\x13FILE_TYPE_DIRECTORY\x10\x02\x12\x15\n" +
+	"\x11FILE_TYPE_SYMLINK\x10\x03\x12\x13\n" +
+	"\x0fFILE_TYPE_OTHER\x10\x042\xb0\x03\n" +
 	"\x14RecoveryPointService\x12c\n" +
 	"\x12ListRecoveryPoints\x12%.restore.v1.ListRecoveryPointsRequest\x1a&.restore.v1.ListRecoveryPointsResponse\x12]\n" +
-	"\x10GetRecoveryPoint\x12#.restore.v1.GetRecoveryPointRequest\x1a$.restore.v1.GetRecoveryPointResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
+	"\x10GetRecoveryPoint\x12#.restore.v1.GetRecoveryPointRequest\x1a$.restore.v1.GetRecoveryPointResponse\x12o\n" +
+	"\x16ListRecoveryPointFiles\x12).restore.v1.ListRecoveryPointFilesRequest\x1a*.restore.v1.ListRecoveryPointFilesResponse\x12c\n" +
+	"\x12CreateFileDownload\x12%.restore.v1.CreateFileDownloadRequest\x1a&.restore.v1.CreateFileDownloadResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
 
 var (
 	file_restore_v1_recovery_point_proto_rawDescOnce sync.Once
@@ -485,30 +982,45 @@ func file_restore_v1_recovery_point_proto_rawDescGZIP() []byte {
 	return file_restore_v1_recovery_point_proto_rawDescData
 }
 
-var file_restore_v1_recovery_point_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_restore_v1_recovery_point_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_restore_v1_recovery_point_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_restore_v1_recovery_point_proto_goTypes = []any{
-	(*Disk)(nil),                       // 0: restore.v1.Disk
-	(*RecoveryPoint)(nil),              // 1: restore.v1.RecoveryPoint
-	(*ListRecoveryPointsRequest)(nil),  // 2: restore.v1.ListRecoveryPointsRequest
-	(*ListRecoveryPointsResponse)(nil), // 3: restore.v1.ListRecoveryPointsResponse
-	(*GetRecoveryPointRequest)(nil),    // 4: restore.v1.GetRecoveryPointRequest
-	(*GetRecoveryPointResponse)(nil),   // 5: restore.v1.GetRecoveryPointResponse
-	(*timestamppb.Timestamp)(nil),      // 6: google.protobuf.Timestamp
+	(FileType)(0),                          // 0: restore.v1.FileType
+	(*Disk)(nil),                           // 1: restore.v1.Disk
+	(*RecoveryPoint)(nil),                  // 2: restore.v1.RecoveryPoint
+	(*ListRecoveryPointsRequest)(nil),      // 3: restore.v1.ListRecoveryPointsRequest
+	(*ListRecoveryPointsResponse)(nil),     // 4: restore.v1.ListRecoveryPointsResponse
+	(*GetRecoveryPointRequest)(nil),        // 5: restore.v1.GetRecoveryPointRequest
+	(*GetRecoveryPointResponse)(nil),       // 6: restore.v1.GetRecoveryPointResponse
+	(*FileEntry)(nil),                      // 7: restore.v1.FileEntry
+	(*ListRecoveryPointFilesRequest)(nil),  // 8: restore.v1.ListRecoveryPointFilesRequest
+	(*ListRecoveryPointFilesResponse)(nil), // 9: restore.v1.ListRecoveryPointFilesResponse
+	(*CreateFileDownloadRequest)(nil),      // 10: restore.v1.CreateFileDownloadRequest
+	(*CreateFileDownloadResponse)(nil),     // 11: restore.v1.CreateFileDownloadResponse
+	(*timestamppb.Timestamp)(nil),          // 12: google.protobuf.Timestamp
 }
 var file_restore_v1_recovery_point_proto_depIdxs = []int32{
-	6, // 0: restore.v1.RecoveryPoint.create_time:type_name -> google.protobuf.Timestamp
-	0, // 1: restore.v1.RecoveryPoint.disks:type_name -> restore.v1.Disk
-	1, // 2: restore.v1.ListRecoveryPointsResponse.recovery_points:type_name -> restore.v1.RecoveryPoint
-	1, // 3: restore.v1.GetRecoveryPointResponse.recovery_point:type_name -> restore.v1.RecoveryPoint
-	2, // 4: restore.v1.RecoveryPointService.ListRecoveryPoints:input_type -> restore.v1.ListRecoveryPointsRequest
-	4, // 5: restore.v1.RecoveryPointService.GetRecoveryPoint:input_type -> restore.v1.GetRecoveryPointRequest
-	3, // 6: restore.v1.RecoveryPointService.ListRecoveryPoints:output_type -> restore.v1.ListRecoveryPointsResponse
-	5, // 7: restore.v1.RecoveryPointService.GetRecoveryPoint:output_type -> restore.v1.GetRecoveryPointResponse
-	6, // [6:8] is the sub-list for method output_type
-	4, // [4:6] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	12, // 0: restore.v1.RecoveryPoint.create_time:type_name -> google.protobuf.Timestamp
+	1,  // 1: restore.v1.RecoveryPoint.disks:type_name -> restore.v1.Disk
+	2,  // 2: restore.v1.ListRecoveryPointsResponse.recovery_points:type_name -> restore.v1.RecoveryPoint
+	2,  // 3: restore.v1.GetRecoveryPointResponse.recovery_point:type_name -> restore.v1.RecoveryPoint
+	0,  // 4: restore.v1.FileEntry.type:type_name -> restore.v1.FileType
+	12, // 5: restore.v1.FileEntry.modify_time:type_name -> google.protobuf.Timestamp
+	7,  // 6: restore.v1.ListRecoveryPointFilesResponse.entries:type_name -> restore.v1.FileEntry
+	12, // 7: restore.v1.CreateFileDownloadResponse.expire_time:type_name -> google.protobuf.Timestamp
+	3,  // 8: restore.v1.RecoveryPointService.ListRecoveryPoints:input_type -> restore.v1.ListRecoveryPointsRequest
+	5,  // 9: restore.v1.RecoveryPointService.GetRecoveryPoint:input_type -> restore.v1.GetRecoveryPointRequest
+	8,  // 10: restore.v1.RecoveryPointService.ListRecoveryPointFiles:input_type -> restore.v1.ListRecoveryPointFilesRequest
+	10, // 11: restore.v1.RecoveryPointService.CreateFileDownload:input_type -> restore.v1.CreateFileDownloadRequest
+	4,  // 12: restore.v1.RecoveryPointService.ListRecoveryPoints:output_type -> restore.v1.ListRecoveryPointsResponse
+	6,  // 13: restore.v1.RecoveryPointService.GetRecoveryPoint:output_type -> restore.v1.GetRecoveryPointResponse
+	9,  // 14: restore.v1.RecoveryPointService.ListRecoveryPointFiles:output_type -> restore.v1.ListRecoveryPointFilesResponse
+	11, // 15: restore.v1.RecoveryPointService.CreateFileDownload:output_type -> restore.v1.CreateFileDownloadResponse
+	12, // [12:16] is the sub-list for method output_type
+	8,  // [8:12] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_recovery_point_proto_init() }
@@ -521,13 +1033,14 @@ func file_restore_v1_recovery_point_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restore_v1_recovery_point_proto_rawDesc), len(file_restore_v1_recovery_point_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   6,
+			NumEnums:      1,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_restore_v1_recovery_point_proto_goTypes,
 		DependencyIndexes: file_restore_v1_recovery_point_proto_depIdxs,
+		EnumInfos:         file_restore_v1_recovery_point_proto_enumTypes,
 		MessageInfos:      file_restore_v1_recovery_point_proto_msgTypes,
 	}.Build()
 	File_restore_v1_recovery_point_proto = out.File

@@ -19,8 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	RecoveryPointService_ListRecoveryPoints_FullMethodName = "/restore.v1.RecoveryPointService/ListRecoveryPoints"
-	RecoveryPointService_GetRecoveryPoint_FullMethodName   = "/restore.v1.RecoveryPointService/GetRecoveryPoint"
+	RecoveryPointService_ListRecoveryPoints_FullMethodName     = "/restore.v1.RecoveryPointService/ListRecoveryPoints"
+	RecoveryPointService_GetRecoveryPoint_FullMethodName       = "/restore.v1.RecoveryPointService/GetRecoveryPoint"
+	RecoveryPointService_ListRecoveryPointFiles_FullMethodName = "/restore.v1.RecoveryPointService/ListRecoveryPointFiles"
+	RecoveryPointService_CreateFileDownload_FullMethodName     = "/restore.v1.RecoveryPointService/CreateFileDownload"
 )
 
 // RecoveryPointServiceClient is the client API for RecoveryPointService service.
@@ -29,12 +31,23 @@ const (
 //
 // RecoveryPointService lists the recovery points the agents hold.
 //
-// REST: GET /v1/recovery-points, GET /v1/recovery-points/{id}.
+// REST: GET /v1/recovery-points, GET /v1/recovery-points/{id},
+// GET /v1/recovery-points/{id}/files, POST
+// /v1/recovery-points/{id}/files:download.
 type RecoveryPointServiceClient interface {
 	// ListRecoveryPoints lists the caller's recovery points.
 	ListRecoveryPoints(ctx context.Context, in *ListRecoveryPointsRequest, opts ...grpc.CallOption) (*ListRecoveryPointsResponse, error)
 	// GetRecoveryPoint returns one. Another tenant's is NOT_FOUND.
 	GetRecoveryPoint(ctx context.Context, in *GetRecoveryPointRequest, opts ...grpc.CallOption) (*GetRecoveryPointResponse, error)
+	// ListRecoveryPointFiles lists a directory of a recovery point without
+	// booting it: "/" lists its disks, "/DISK" the disk's volumes
+	// (partitions, or "disk" for a filesystem on the whole disk),
+	// "/DISK/VOLUME/..." that filesystem (ext4, XFS, NTFS, FAT), read in
+	// user space on the host that holds it.
+	ListRecoveryPointFiles(ctx context.Context, in *ListRecoveryPointFilesRequest, opts ...grpc.CallOption) (*ListRecoveryPointFilesResponse, error)
+	// CreateFileDownload makes a single-use, expiring link to one file (its
+	// bytes, resumable with HTTP Range) or one directory (a tar stream).
+	CreateFileDownload(ctx context.Context, in *CreateFileDownloadRequest, opts ...grpc.CallOption) (*CreateFileDownloadResponse, error)
 }
 
 type recoveryPointServiceClient struct {
@@ -65,18 +78,49 @@ func (c *recoveryPointServiceClient) GetRecoveryPoint(ctx context.Context, in *G
 	return out, nil
 }
 
+func (c *recoveryPointServiceClient) ListRecoveryPointFiles(ctx context.Context, in *ListRecoveryPointFilesRequest, opts ...grpc.CallOption) (*ListRecoveryPointFilesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRecoveryPointFilesResponse)
+	err := c.cc.Invoke(ctx, RecoveryPointService_ListRecoveryPointFiles_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *recoveryPointServiceClient) CreateFileDownload(ctx context.Context, in *CreateFileDownloadRequest, opts ...grpc.CallOption) (*CreateFileDownloadResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateFileDownloadResponse)
+	err := c.cc.Invoke(ctx, RecoveryPointService_CreateFileDownload_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RecoveryPointServiceServer is the server API for RecoveryPointService service.
 // All implementations must embed UnimplementedRecoveryPointServiceServer
 // for forward compatibility.
 //
 // RecoveryPointService lists the recovery points the agents hold.
 //
-// REST: GET /v1/recovery-points, GET /v1/recovery-points/{id}.
+// REST: GET /v1/recovery-points, GET /v1/recovery-points/{id},
+// GET /v1/recovery-points/{id}/files, POST
+// /v1/recovery-points/{id}/files:download.
 type RecoveryPointServiceServer interface {
 	// ListRecoveryPoints lists the caller's recovery points.
 	ListRecoveryPoints(context.Context, *ListRecoveryPointsRequest) (*ListRecoveryPointsResponse, error)
 	// GetRecoveryPoint returns one. Another tenant's is NOT_FOUND.
 	GetRecoveryPoint(context.Context, *GetRecoveryPointRequest) (*GetRecoveryPointResponse, error)
+	// ListRecoveryPointFiles lists a directory of a recovery point without
+	// booting it: "/" lists its disks, "/DISK" the disk's volumes
+	// (partitions, or "disk" for a filesystem on the whole disk),
+	// "/DISK/VOLUME/..." that filesystem (ext4, XFS, NTFS, FAT), read in
+	// user space on the host that holds it.
+	ListRecoveryPointFiles(context.Context, *ListRecoveryPointFilesRequest) (*ListRecoveryPointFilesResponse, error)
+	// CreateFileDownload makes a single-use, expiring link to one file (its
+	// bytes, resumable with HTTP Range) or one directory (a tar stream).
+	CreateFileDownload(context.Context, *CreateFileDownloadRequest) (*CreateFileDownloadResponse, error)
 	mustEmbedUnimplementedRecoveryPointServiceServer()
 }
 
@@ -92,6 +136,12 @@ func (UnimplementedRecoveryPointServiceServer) ListRecoveryPoints(context.Contex
 }
 func (UnimplementedRecoveryPointServiceServer) GetRecoveryPoint(context.Context, *GetRecoveryPointRequest) (*GetRecoveryPointResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetRecoveryPoint not implemented")
+}
+func (UnimplementedRecoveryPointServiceServer) ListRecoveryPointFiles(context.Context, *ListRecoveryPointFilesRequest) (*ListRecoveryPointFilesResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListRecoveryPointFiles not implemented")
+}
+func (UnimplementedRecoveryPointServiceServer) CreateFileDownload(context.Context, *CreateFileDownloadRequest) (*CreateFileDownloadResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CreateFileDownload not implemented")
 }
 func (UnimplementedRecoveryPointServiceServer) mustEmbedUnimplementedRecoveryPointServiceServer() {}
 func (UnimplementedRecoveryPointServiceServer) testEmbeddedByValue()                              {}
@@ -150,6 +200,42 @@ func _RecoveryPointService_GetRecoveryPoint_Handler(srv interface{}, ctx context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RecoveryPointService_ListRecoveryPointFiles_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRecoveryPointFilesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RecoveryPointServiceServer).ListRecoveryPointFiles(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RecoveryPointService_ListRecoveryPointFiles_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RecoveryPointServiceServer).ListRecoveryPointFiles(ctx, req.(*ListRecoveryPointFilesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RecoveryPointService_CreateFileDownload_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateFileDownloadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RecoveryPointServiceServer).CreateFileDownload(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RecoveryPointService_CreateFileDownload_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RecoveryPointServiceServer).CreateFileDownload(ctx, req.(*CreateFileDownloadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RecoveryPointService_ServiceDesc is the grpc.ServiceDesc for RecoveryPointService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -164,6 +250,14 @@ var RecoveryPointService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetRecoveryPoint",
 			Handler:    _RecoveryPointService_GetRecoveryPoint_Handler,
+		},
+		{
+			MethodName: "ListRecoveryPointFiles",
+			Handler:    _RecoveryPointService_ListRecoveryPointFiles_Handler,
+		},
+		{
+			MethodName: "CreateFileDownload",
+			Handler:    _RecoveryPointService_CreateFileDownload_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
