@@ -3,6 +3,7 @@ package e2e
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/restored/restored/internal/cli"
 	"github.com/restored/restored/internal/testfsimage"
 )
@@ -323,6 +325,8 @@ func TestFileLevelRestoreReadsEachFilesystemThroughTheChainWithoutBooting(t *tes
 		t.Fatalf("tar -t: %v\n%s", err, out)
 	}
 
+	s.browseFiles(t)
+
 	// Nothing was written; the agent's disk servers end with it.
 	if after := fileFacts(t, topFile) + fileFacts(t, baseDisk); after != before {
 		t.Fatalf("the recovery point changed:\n%s\n%s", before, after)
@@ -332,4 +336,70 @@ func TestFileLevelRestoreReadsEachFilesystemThroughTheChainWithoutBooting(t *tes
 		out, _ := exec.Command("pgrep", "-f", "qemu-storage-daemon.*"+s.work).Output()
 		return len(bytes.TrimSpace(out)) == 0
 	})
+}
+
+// browseFiles opens the file browser page in headless Chromium: it lists
+// the volumes and a directory, shows a hostile name as text (no markup
+// from a backup), and its download link gives the file.
+func (s *kvmStack) browseFiles(t *testing.T) {
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatalf("chromium is not installed (scripts/install-deps.sh installs it): %v", err)
+	}
+	if code, body := s.rest("POST", "/v1/recovery-points/files-incr/files:browse", s.globex, map[string]any{}); code != 404 {
+		t.Fatalf("globex got a browser of acme's recovery point: HTTP %d %v", code, body)
+	}
+	code, b := s.rest("POST", "/v1/recovery-points/files-incr/files:browse", s.acme, map[string]any{})
+	page, _ := b["url"].(string)
+	if code != 200 || !strings.HasPrefix(page, "https://"+s.srv.HTTP+"/files/") {
+		t.Fatalf("files:browse: HTTP %d %v", code, b)
+	}
+	if code, _, _ := s.get("https://"+s.srv.HTTP+"/files/not-a-token/list?path=/", ""); code != 410 {
+		t.Fatalf("a made-up browser token: HTTP %d, want 410", code)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Flag("headless", true),
+		chromedp.Flag("ignore-certificate-errors-spki-list", serverSPKI(t, s.srv.DataDir)))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	rowsOf := `Array.from(document.querySelectorAll('#rows tr')).map(r => r.dataset.name + ':' + r.dataset.type).join(',')`
+	if err := chromedp.Do(ctx, chromedp.Navigate(page+"#/vdb"), chromedp.WaitReady(`body[data-files="ready"]`)); err != nil {
+		t.Fatalf("file browser page: %v", err)
+	}
+	rows, err := chromedp.Run(ctx, chromedp.Evaluate[string](rowsOf))
+	if err != nil || !strings.Contains(rows, "part1:FILE_TYPE_DIRECTORY") || !strings.Contains(rows, "part2:FILE_TYPE_DIRECTORY") {
+		t.Fatalf("/vdb in the browser: %q %v", rows, err)
+	}
+	// Click into part1 (XFS), then etc.
+	for _, dir := range []string{"part1", "etc"} {
+		if err := chromedp.Do(ctx, chromedp.Click(fmt.Sprintf(`#rows tr[data-name=%q] a`, dir))); err != nil {
+			t.Fatalf("clicking %s: %v", dir, err)
+		}
+		in := fmt.Sprintf(`document.body.dataset.files === 'ready' && document.getElementById('crumbs').textContent.endsWith(%q)`, dir)
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](in, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+			t.Fatalf("after clicking %s: %v", dir, err)
+		}
+	}
+	rows, _ = chromedp.Run(ctx, chromedp.Evaluate[string](rowsOf))
+	if !strings.Contains(rows, "hostname:FILE_TYPE_FILE") || !strings.Contains(rows, "secret:FILE_TYPE_FILE") {
+		t.Fatalf("/vdb/part1/etc in the browser: %q", rows)
+	}
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`fetch(document.querySelector('#rows tr[data-name="hostname"] a.download').href).then(r => r.text())`,
+		chromedp.EvalAwaitPromise))
+	if err != nil || got != "restored-test\n" {
+		t.Fatalf("the page's download link gave %q, %v", got, err)
+	}
+	// A hostile recovery point's name is text, not markup.
+	_, hb := s.rest("POST", "/v1/recovery-points/files-hostile/files:browse", s.acme, map[string]any{})
+	if err := chromedp.Do(ctx, chromedp.Navigate(hb["url"].(string)+"#/vdb/disk"), chromedp.WaitReady(`body[data-files="ready"]`)); err != nil {
+		t.Fatalf("hostile browser page: %v", err)
+	}
+	text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('td.unsafe') ? document.querySelector('td.unsafe').textContent : ''`))
+	if !strings.Contains(text, testfsimage.TraversalEntry) || !strings.Contains(text, `name contains "/"`) {
+		t.Fatalf("the unsafe name in the browser: %q", text)
+	}
+	t.Logf("file browser: /vdb/part1/etc rows %s", rows)
 }

@@ -50,6 +50,8 @@ type Deps struct {
 	Consoles *Consoles
 	// Downloads holds the download tokens this server minted.
 	Downloads *Downloads
+	// FileBrowsers holds the file browser tokens this server minted.
+	FileBrowsers *FileBrowsers
 	// HTTPAddr is this server's HTTP address (console URLs of gRPC callers).
 	HTTPAddr string
 	// PeerCreds are this server's credentials when it calls another server

@@ -145,6 +145,18 @@ func FileError(hostID string, err error) error {
 
 // ListRecoveryPointFiles implements the RPC.
 func (s *RecoveryPointService) ListRecoveryPointFiles(ctx context.Context, req *restorev1.ListRecoveryPointFilesRequest) (*restorev1.ListRecoveryPointFilesResponse, error) {
+	if _, _, err := filePath(req.Path); err != nil {
+		return nil, err
+	}
+	rp, err := visibleRecoveryPoint(s.Deps, ctx, req.Id)
+	if err != nil {
+		return nil, err
+	}
+	return s.ListFiles(ctx, rp, req)
+}
+
+// ListFiles lists a directory of rp (the caller has checked that it may).
+func (s *RecoveryPointService) ListFiles(ctx context.Context, rp *restorev1.RecoveryPoint, req *restorev1.ListRecoveryPointFilesRequest) (*restorev1.ListRecoveryPointFilesResponse, error) {
 	p, _, err := filePath(req.Path)
 	if err != nil {
 		return nil, err
@@ -162,10 +174,6 @@ func (s *RecoveryPointService) ListRecoveryPointFiles(ctx context.Context, req *
 			return nil, validate.Errorf("page_token %q is not one this service gave", req.PageToken)
 		}
 	}
-	rp, err := visibleRecoveryPoint(s.Deps, ctx, req.Id)
-	if err != nil {
-		return nil, err
-	}
 	l, err := s.fileListing(ctx, rp, &restorev1.TunnelOpen{Kind: restorev1.TunnelOpenKind_TUNNEL_OPEN_KIND_FILES,
 		RecoveryPointId: rp.Id, Path: p, FileOp: string(fileread.OpList), Offset: int64(offset), Length: int64(size)})
 	if err != nil {
@@ -178,19 +186,28 @@ func (s *RecoveryPointService) ListRecoveryPointFiles(ctx context.Context, req *
 	return out, nil
 }
 
-// CreateFileDownload implements the RPC: the path is looked up first, so
-// a link is only made for a file or a directory that is there.
+// CreateFileDownload implements the RPC.
 func (s *RecoveryPointService) CreateFileDownload(ctx context.Context, req *restorev1.CreateFileDownloadRequest) (*restorev1.CreateFileDownloadResponse, error) {
-	p, parts, err := filePath(req.Path)
-	if err != nil {
+	if _, _, err := filePath(req.Path); err != nil {
 		return nil, err
-	}
-	if len(parts) < 2 {
-		return nil, validate.Errorf("path %q: name a file or directory of a volume (/DISK/VOLUME/...): list / and /DISK for them", req.Path)
 	}
 	rp, err := visibleRecoveryPoint(s.Deps, ctx, req.Id)
 	if err != nil {
 		return nil, err
+	}
+	return s.FileDownload(ctx, rp, req.Path)
+}
+
+// FileDownload makes a download link of a path of rp (the caller has
+// checked that it may). The path is looked up first, so a link is only
+// made for a file or a directory that is there.
+func (s *RecoveryPointService) FileDownload(ctx context.Context, rp *restorev1.RecoveryPoint, reqPath string) (*restorev1.CreateFileDownloadResponse, error) {
+	p, parts, err := filePath(reqPath)
+	if err != nil {
+		return nil, err
+	}
+	if len(parts) < 2 {
+		return nil, validate.Errorf("path %q: name a file or directory of a volume (/DISK/VOLUME/...): list / and /DISK for them", reqPath)
 	}
 	l, err := s.fileListing(ctx, rp, &restorev1.TunnelOpen{Kind: restorev1.TunnelOpenKind_TUNNEL_OPEN_KIND_FILES,
 		RecoveryPointId: rp.Id, Path: p, FileOp: string(fileread.OpStat)})

@@ -110,6 +110,7 @@ var rules = map[string]rule{
 	// the operators, not backup jobs.
 	restorev1.RecoveryPointService_ListRecoveryPointFiles_FullMethodName: {restoreUsers, anyServer, byToken},
 	restorev1.RecoveryPointService_CreateFileDownload_FullMethodName:     {restoreUsers, anyServer, byToken},
+	restorev1.RecoveryPointService_CreateFileBrowser_FullMethodName:      {restoreUsers, anyServer, byToken},
 	restorev1.RecoveryPointService_GetRecoveryPoint_FullMethodName:       {rpReaders, anyServer, byToken},
 
 	restorev1.VerificationService_ListVerifications_FullMethodName:         {restoreUsers, anyServer, byToken},

@@ -19,6 +19,7 @@ import (
 	"github.com/restored/restored/internal/auth"
 	"github.com/restored/restored/internal/consoleweb"
 	"github.com/restored/restored/internal/downloadweb"
+	"github.com/restored/restored/internal/filesweb"
 	"github.com/restored/restored/internal/fsm"
 	"github.com/restored/restored/internal/gateway"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
@@ -135,7 +136,7 @@ func Start(cfg Config) (s *Server, err error) {
 		Store: st, Node: node, Log: log, Now: time.Now, Beats: tracker, Version: version.Version,
 		ServerID: id, ApplyTimeout: 10 * time.Second,
 		HeartbeatInterval: cfg.HeartbeatInterval, HeartbeatTTL: cfg.HeartbeatTTL,
-		Tunnels: tunnel.NewHub(), Consoles: api.NewConsoles(), Downloads: api.NewDownloads(), HTTPAddr: cfg.advertised(httpLis.Addr()),
+		Tunnels: tunnel.NewHub(), Consoles: api.NewConsoles(), Downloads: api.NewDownloads(), FileBrowsers: api.NewFileBrowsers(), HTTPAddr: cfg.advertised(httpLis.Addr()),
 		PeerCreds: peerCreds, CA: tc.ca, CertLifetime: cfg.CertLifetime, Refusals: refusals,
 		Uses: auth.NewUses(),
 		Limits: api.RateLimits{
@@ -188,6 +189,7 @@ func Start(cfg Config) (s *Server, err error) {
 		GRPCAddr: grpcLis.Addr().String(), GRPCCreds: peerCreds, Ready: s.ready, Metrics: deps.MetricsHandler(m.Handler()), OpenAPI: restoreapi.OpenAPI, OpenAPI3: restoreapi.OpenAPI3,
 		Routes: func(mux *http.ServeMux) {
 			(&consoleweb.Handler{Consoles: deps.Consoles, Open: deps.OpenChannel, NoVNCDir: cfg.NoVNCDir, Log: log}).Register(mux)
+			(&filesweb.Handler{Browsers: deps.FileBrowsers, RP: &api.RecoveryPointService{Deps: deps}, Log: log}).Register(mux)
 			(&downloadweb.Handler{Downloads: deps.Downloads, Open: deps.OpenChannel, Live: func(id string) bool {
 				x := st.Read(nil).Restore(id)
 				return x != nil && x.State == lifecycle.Running

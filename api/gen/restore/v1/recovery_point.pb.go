@@ -885,6 +885,107 @@ func (x *CreateFileDownloadResponse) GetArchive() bool {
 	return false
 }
 
+// CreateFileBrowserRequest names the recovery point to browse.
+type CreateFileBrowserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Recovery point id.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateFileBrowserRequest) Reset() {
+	*x = CreateFileBrowserRequest{}
+	mi := &file_restore_v1_recovery_point_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateFileBrowserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateFileBrowserRequest) ProtoMessage() {}
+
+func (x *CreateFileBrowserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_recovery_point_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateFileBrowserRequest.ProtoReflect.Descriptor instead.
+func (*CreateFileBrowserRequest) Descriptor() ([]byte, []int) {
+	return file_restore_v1_recovery_point_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *CreateFileBrowserRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// CreateFileBrowserResponse is the page's link.
+type CreateFileBrowserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// https://SERVER/files/TOKEN: open it in a browser; it works until
+	// expire_time, on this server.
+	Url           string                 `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateFileBrowserResponse) Reset() {
+	*x = CreateFileBrowserResponse{}
+	mi := &file_restore_v1_recovery_point_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateFileBrowserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateFileBrowserResponse) ProtoMessage() {}
+
+func (x *CreateFileBrowserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_recovery_point_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateFileBrowserResponse.ProtoReflect.Descriptor instead.
+func (*CreateFileBrowserResponse) Descriptor() ([]byte, []int) {
+	return file_restore_v1_recovery_point_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *CreateFileBrowserResponse) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *CreateFileBrowserResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
 var File_restore_v1_recovery_point_proto protoreflect.FileDescriptor
 
 const file_restore_v1_recovery_point_proto_rawDesc = "" +
@@ -957,18 +1058,25 @@ const file_restore_v1_recovery_point_proto_rawDesc = "" +
 	"\tfile_name\x18\x03 \x01(\tR\bfileName\x12\x1d\n" +
 	"\n" +
 	"size_bytes\x18\x04 \x01(\x03R\tsizeBytes\x12\x18\n" +
-	"\aarchive\x18\x05 \x01(\bR\aarchive*~\n" +
+	"\aarchive\x18\x05 \x01(\bR\aarchive\"*\n" +
+	"\x18CreateFileBrowserRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"j\n" +
+	"\x19CreateFileBrowserResponse\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12;\n" +
+	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime*~\n" +
 	"\bFileType\x12\x19\n" +
 	"\x15FILE_TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eFILE_TYPE_FILE\x10\x01\x12\x17\n" +
 	"\x13FILE_TYPE_DIRECTORY\x10\x02\x12\x15\n" +
 	"\x11FILE_TYPE_SYMLINK\x10\x03\x12\x13\n" +
-	"\x0fFILE_TYPE_OTHER\x10\x042\xb0\x03\n" +
+	"\x0fFILE_TYPE_OTHER\x10\x042\x92\x04\n" +
 	"\x14RecoveryPointService\x12c\n" +
 	"\x12ListRecoveryPoints\x12%.restore.v1.ListRecoveryPointsRequest\x1a&.restore.v1.ListRecoveryPointsResponse\x12]\n" +
 	"\x10GetRecoveryPoint\x12#.restore.v1.GetRecoveryPointRequest\x1a$.restore.v1.GetRecoveryPointResponse\x12o\n" +
 	"\x16ListRecoveryPointFiles\x12).restore.v1.ListRecoveryPointFilesRequest\x1a*.restore.v1.ListRecoveryPointFilesResponse\x12c\n" +
-	"\x12CreateFileDownload\x12%.restore.v1.CreateFileDownloadRequest\x1a&.restore.v1.CreateFileDownloadResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
+	"\x12CreateFileDownload\x12%.restore.v1.CreateFileDownloadRequest\x1a&.restore.v1.CreateFileDownloadResponse\x12`\n" +
+	"\x11CreateFileBrowser\x12$.restore.v1.CreateFileBrowserRequest\x1a%.restore.v1.CreateFileBrowserResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
 
 var (
 	file_restore_v1_recovery_point_proto_rawDescOnce sync.Once
@@ -983,7 +1091,7 @@ func file_restore_v1_recovery_point_proto_rawDescGZIP() []byte {
 }
 
 var file_restore_v1_recovery_point_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_restore_v1_recovery_point_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_restore_v1_recovery_point_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_restore_v1_recovery_point_proto_goTypes = []any{
 	(FileType)(0),                          // 0: restore.v1.FileType
 	(*Disk)(nil),                           // 1: restore.v1.Disk
@@ -997,30 +1105,35 @@ var file_restore_v1_recovery_point_proto_goTypes = []any{
 	(*ListRecoveryPointFilesResponse)(nil), // 9: restore.v1.ListRecoveryPointFilesResponse
 	(*CreateFileDownloadRequest)(nil),      // 10: restore.v1.CreateFileDownloadRequest
 	(*CreateFileDownloadResponse)(nil),     // 11: restore.v1.CreateFileDownloadResponse
-	(*timestamppb.Timestamp)(nil),          // 12: google.protobuf.Timestamp
+	(*CreateFileBrowserRequest)(nil),       // 12: restore.v1.CreateFileBrowserRequest
+	(*CreateFileBrowserResponse)(nil),      // 13: restore.v1.CreateFileBrowserResponse
+	(*timestamppb.Timestamp)(nil),          // 14: google.protobuf.Timestamp
 }
 var file_restore_v1_recovery_point_proto_depIdxs = []int32{
-	12, // 0: restore.v1.RecoveryPoint.create_time:type_name -> google.protobuf.Timestamp
+	14, // 0: restore.v1.RecoveryPoint.create_time:type_name -> google.protobuf.Timestamp
 	1,  // 1: restore.v1.RecoveryPoint.disks:type_name -> restore.v1.Disk
 	2,  // 2: restore.v1.ListRecoveryPointsResponse.recovery_points:type_name -> restore.v1.RecoveryPoint
 	2,  // 3: restore.v1.GetRecoveryPointResponse.recovery_point:type_name -> restore.v1.RecoveryPoint
 	0,  // 4: restore.v1.FileEntry.type:type_name -> restore.v1.FileType
-	12, // 5: restore.v1.FileEntry.modify_time:type_name -> google.protobuf.Timestamp
+	14, // 5: restore.v1.FileEntry.modify_time:type_name -> google.protobuf.Timestamp
 	7,  // 6: restore.v1.ListRecoveryPointFilesResponse.entries:type_name -> restore.v1.FileEntry
-	12, // 7: restore.v1.CreateFileDownloadResponse.expire_time:type_name -> google.protobuf.Timestamp
-	3,  // 8: restore.v1.RecoveryPointService.ListRecoveryPoints:input_type -> restore.v1.ListRecoveryPointsRequest
-	5,  // 9: restore.v1.RecoveryPointService.GetRecoveryPoint:input_type -> restore.v1.GetRecoveryPointRequest
-	8,  // 10: restore.v1.RecoveryPointService.ListRecoveryPointFiles:input_type -> restore.v1.ListRecoveryPointFilesRequest
-	10, // 11: restore.v1.RecoveryPointService.CreateFileDownload:input_type -> restore.v1.CreateFileDownloadRequest
-	4,  // 12: restore.v1.RecoveryPointService.ListRecoveryPoints:output_type -> restore.v1.ListRecoveryPointsResponse
-	6,  // 13: restore.v1.RecoveryPointService.GetRecoveryPoint:output_type -> restore.v1.GetRecoveryPointResponse
-	9,  // 14: restore.v1.RecoveryPointService.ListRecoveryPointFiles:output_type -> restore.v1.ListRecoveryPointFilesResponse
-	11, // 15: restore.v1.RecoveryPointService.CreateFileDownload:output_type -> restore.v1.CreateFileDownloadResponse
-	12, // [12:16] is the sub-list for method output_type
-	8,  // [8:12] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	14, // 7: restore.v1.CreateFileDownloadResponse.expire_time:type_name -> google.protobuf.Timestamp
+	14, // 8: restore.v1.CreateFileBrowserResponse.expire_time:type_name -> google.protobuf.Timestamp
+	3,  // 9: restore.v1.RecoveryPointService.ListRecoveryPoints:input_type -> restore.v1.ListRecoveryPointsRequest
+	5,  // 10: restore.v1.RecoveryPointService.GetRecoveryPoint:input_type -> restore.v1.GetRecoveryPointRequest
+	8,  // 11: restore.v1.RecoveryPointService.ListRecoveryPointFiles:input_type -> restore.v1.ListRecoveryPointFilesRequest
+	10, // 12: restore.v1.RecoveryPointService.CreateFileDownload:input_type -> restore.v1.CreateFileDownloadRequest
+	12, // 13: restore.v1.RecoveryPointService.CreateFileBrowser:input_type -> restore.v1.CreateFileBrowserRequest
+	4,  // 14: restore.v1.RecoveryPointService.ListRecoveryPoints:output_type -> restore.v1.ListRecoveryPointsResponse
+	6,  // 15: restore.v1.RecoveryPointService.GetRecoveryPoint:output_type -> restore.v1.GetRecoveryPointResponse
+	9,  // 16: restore.v1.RecoveryPointService.ListRecoveryPointFiles:output_type -> restore.v1.ListRecoveryPointFilesResponse
+	11, // 17: restore.v1.RecoveryPointService.CreateFileDownload:output_type -> restore.v1.CreateFileDownloadResponse
+	13, // 18: restore.v1.RecoveryPointService.CreateFileBrowser:output_type -> restore.v1.CreateFileBrowserResponse
+	14, // [14:19] is the sub-list for method output_type
+	9,  // [9:14] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_recovery_point_proto_init() }
@@ -1034,7 +1147,7 @@ func file_restore_v1_recovery_point_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restore_v1_recovery_point_proto_rawDesc), len(file_restore_v1_recovery_point_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -207,6 +207,51 @@ func local_request_RecoveryPointService_CreateFileDownload_0(ctx context.Context
 	return msg, metadata, err
 }
 
+func request_RecoveryPointService_CreateFileBrowser_0(ctx context.Context, marshaler runtime.Marshaler, client RecoveryPointServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq CreateFileBrowserRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "id")
+	}
+	protoReq.Id, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "id", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.CreateFileBrowser(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_RecoveryPointService_CreateFileBrowser_0(ctx context.Context, marshaler runtime.Marshaler, server RecoveryPointServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq CreateFileBrowserRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "id")
+	}
+	protoReq.Id, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "id", err)
+	}
+	msg, err := server.CreateFileBrowser(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 // RegisterRecoveryPointServiceHandlerServer registers the http handlers for service RecoveryPointService to "mux".
 // UnaryRPC     :call RecoveryPointServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -292,6 +337,26 @@ func RegisterRecoveryPointServiceHandlerServer(ctx context.Context, mux *runtime
 			return
 		}
 		forward_RecoveryPointService_CreateFileDownload_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_RecoveryPointService_CreateFileBrowser_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/restore.v1.RecoveryPointService/CreateFileBrowser", runtime.WithHTTPPathPattern("/v1/recovery-points/{id}/files:browse"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_RecoveryPointService_CreateFileBrowser_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_RecoveryPointService_CreateFileBrowser_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -401,6 +466,23 @@ func RegisterRecoveryPointServiceHandlerClient(ctx context.Context, mux *runtime
 		}
 		forward_RecoveryPointService_CreateFileDownload_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_RecoveryPointService_CreateFileBrowser_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/restore.v1.RecoveryPointService/CreateFileBrowser", runtime.WithHTTPPathPattern("/v1/recovery-points/{id}/files:browse"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_RecoveryPointService_CreateFileBrowser_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_RecoveryPointService_CreateFileBrowser_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
@@ -418,6 +500,7 @@ var (
 	pattern_RecoveryPointService_GetRecoveryPoint_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "recovery-points", "id"}, ""))
 	pattern_RecoveryPointService_ListRecoveryPointFiles_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "recovery-points", "id", "files"}, ""))
 	pattern_RecoveryPointService_CreateFileDownload_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "recovery-points", "id", "files"}, "download"))
+	pattern_RecoveryPointService_CreateFileBrowser_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "recovery-points", "id", "files"}, "browse"))
 )
 
 var (
@@ -425,4 +508,5 @@ var (
 	forward_RecoveryPointService_GetRecoveryPoint_0       = runtime.ForwardResponseMessage
 	forward_RecoveryPointService_ListRecoveryPointFiles_0 = runtime.ForwardResponseMessage
 	forward_RecoveryPointService_CreateFileDownload_0     = runtime.ForwardResponseMessage
+	forward_RecoveryPointService_CreateFileBrowser_0      = runtime.ForwardResponseMessage
 )

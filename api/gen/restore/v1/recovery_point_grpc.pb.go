@@ -23,6 +23,7 @@ const (
 	RecoveryPointService_GetRecoveryPoint_FullMethodName       = "/restore.v1.RecoveryPointService/GetRecoveryPoint"
 	RecoveryPointService_ListRecoveryPointFiles_FullMethodName = "/restore.v1.RecoveryPointService/ListRecoveryPointFiles"
 	RecoveryPointService_CreateFileDownload_FullMethodName     = "/restore.v1.RecoveryPointService/CreateFileDownload"
+	RecoveryPointService_CreateFileBrowser_FullMethodName      = "/restore.v1.RecoveryPointService/CreateFileBrowser"
 )
 
 // RecoveryPointServiceClient is the client API for RecoveryPointService service.
@@ -33,7 +34,8 @@ const (
 //
 // REST: GET /v1/recovery-points, GET /v1/recovery-points/{id},
 // GET /v1/recovery-points/{id}/files, POST
-// /v1/recovery-points/{id}/files:download.
+// /v1/recovery-points/{id}/files:download, POST
+// /v1/recovery-points/{id}/files:browse.
 type RecoveryPointServiceClient interface {
 	// ListRecoveryPoints lists the caller's recovery points.
 	ListRecoveryPoints(ctx context.Context, in *ListRecoveryPointsRequest, opts ...grpc.CallOption) (*ListRecoveryPointsResponse, error)
@@ -48,6 +50,11 @@ type RecoveryPointServiceClient interface {
 	// CreateFileDownload makes a single-use, expiring link to one file (its
 	// bytes, resumable with HTTP Range) or one directory (a tar stream).
 	CreateFileDownload(ctx context.Context, in *CreateFileDownloadRequest, opts ...grpc.CallOption) (*CreateFileDownloadResponse, error)
+	// CreateFileBrowser makes an expiring link (1 h) to a file browser page
+	// of the recovery point, served by this server: the page lists
+	// directories and downloads files and directories (as tar) with the
+	// link as its only credential.
+	CreateFileBrowser(ctx context.Context, in *CreateFileBrowserRequest, opts ...grpc.CallOption) (*CreateFileBrowserResponse, error)
 }
 
 type recoveryPointServiceClient struct {
@@ -98,6 +105,16 @@ func (c *recoveryPointServiceClient) CreateFileDownload(ctx context.Context, in 
 	return out, nil
 }
 
+func (c *recoveryPointServiceClient) CreateFileBrowser(ctx context.Context, in *CreateFileBrowserRequest, opts ...grpc.CallOption) (*CreateFileBrowserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateFileBrowserResponse)
+	err := c.cc.Invoke(ctx, RecoveryPointService_CreateFileBrowser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RecoveryPointServiceServer is the server API for RecoveryPointService service.
 // All implementations must embed UnimplementedRecoveryPointServiceServer
 // for forward compatibility.
@@ -106,7 +123,8 @@ func (c *recoveryPointServiceClient) CreateFileDownload(ctx context.Context, in 
 //
 // REST: GET /v1/recovery-points, GET /v1/recovery-points/{id},
 // GET /v1/recovery-points/{id}/files, POST
-// /v1/recovery-points/{id}/files:download.
+// /v1/recovery-points/{id}/files:download, POST
+// /v1/recovery-points/{id}/files:browse.
 type RecoveryPointServiceServer interface {
 	// ListRecoveryPoints lists the caller's recovery points.
 	ListRecoveryPoints(context.Context, *ListRecoveryPointsRequest) (*ListRecoveryPointsResponse, error)
@@ -121,6 +139,11 @@ type RecoveryPointServiceServer interface {
 	// CreateFileDownload makes a single-use, expiring link to one file (its
 	// bytes, resumable with HTTP Range) or one directory (a tar stream).
 	CreateFileDownload(context.Context, *CreateFileDownloadRequest) (*CreateFileDownloadResponse, error)
+	// CreateFileBrowser makes an expiring link (1 h) to a file browser page
+	// of the recovery point, served by this server: the page lists
+	// directories and downloads files and directories (as tar) with the
+	// link as its only credential.
+	CreateFileBrowser(context.Context, *CreateFileBrowserRequest) (*CreateFileBrowserResponse, error)
 	mustEmbedUnimplementedRecoveryPointServiceServer()
 }
 
@@ -142,6 +165,9 @@ func (UnimplementedRecoveryPointServiceServer) ListRecoveryPointFiles(context.Co
 }
 func (UnimplementedRecoveryPointServiceServer) CreateFileDownload(context.Context, *CreateFileDownloadRequest) (*CreateFileDownloadResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method CreateFileDownload not implemented")
+}
+func (UnimplementedRecoveryPointServiceServer) CreateFileBrowser(context.Context, *CreateFileBrowserRequest) (*CreateFileBrowserResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CreateFileBrowser not implemented")
 }
 func (UnimplementedRecoveryPointServiceServer) mustEmbedUnimplementedRecoveryPointServiceServer() {}
 func (UnimplementedRecoveryPointServiceServer) testEmbeddedByValue()                              {}
@@ -236,6 +262,24 @@ func _RecoveryPointService_CreateFileDownload_Handler(srv interface{}, ctx conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RecoveryPointService_CreateFileBrowser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateFileBrowserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RecoveryPointServiceServer).CreateFileBrowser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RecoveryPointService_CreateFileBrowser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RecoveryPointServiceServer).CreateFileBrowser(ctx, req.(*CreateFileBrowserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RecoveryPointService_ServiceDesc is the grpc.ServiceDesc for RecoveryPointService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -258,6 +302,10 @@ var RecoveryPointService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CreateFileDownload",
 			Handler:    _RecoveryPointService_CreateFileDownload_Handler,
+		},
+		{
+			MethodName: "CreateFileBrowser",
+			Handler:    _RecoveryPointService_CreateFileBrowser_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
