@@ -307,19 +307,30 @@ func TestFileLevelRestoreReadsEachFilesystemThroughTheChainWithoutBooting(t *tes
 		}
 		return out.String()
 	}
+	if out := ctl("files", "ls", "files-incr", "/vda/part2"); !strings.Contains(out, "lrwxrwxrwx") || !strings.Contains(out, "shadow-link -> /etc/shadow") {
+		t.Fatalf("restorectl files ls:\n%s", out)
+	} else {
+		t.Logf("restorectl files ls files-incr /vda/part2:\n%s", out)
+	}
 	if out := ctl("files", "ls", "files-incr", "/vda/part2/etc"); !strings.Contains(out, "-rw-r--r--") || !strings.Contains(out, "hostname") || !strings.Contains(out, "-rw-------") {
 		t.Fatalf("restorectl files ls:\n%s", out)
 	}
 	if out := ctl("files", "ls", "files-incr", "/vdb"); !strings.Contains(out, "part1/  (xfs)") || !strings.Contains(out, "part2/  (ntfs)") {
 		t.Fatalf("restorectl files ls /vdb:\n%s", out)
+	} else {
+		t.Logf("restorectl files ls files-incr /vdb:\n%s", out)
 	}
 	dst := filepath.Join(t.TempDir(), "big.bin")
 	if out := ctl("files", "get", "files-incr", "/vdb/part2/big.bin", "--file", dst); !strings.Contains(out, testfsimage.NTFSFiles[1].SHA256()) {
 		t.Fatalf("restorectl files get:\n%s", out)
+	} else {
+		t.Logf("restorectl files get: %s", out)
 	}
 	tarFile := filepath.Join(t.TempDir(), "etc.tar")
 	if out := ctl("files", "get", "files-incr", "/vda/part1/etc", "--file", tarFile); !strings.Contains(out, "a tar archive of /vda/part1/etc") {
 		t.Fatalf("restorectl files get (directory):\n%q", out)
+	} else {
+		t.Logf("restorectl files get (directory): %s", out)
 	}
 	if out, err := exec.Command("tar", "-tvf", tarFile).CombinedOutput(); err != nil || !strings.Contains(string(out), "etc/hostname") {
 		t.Fatalf("tar -t: %v\n%s", err, out)

@@ -50,7 +50,11 @@ func fileRows(es []*restorev1.FileEntry) [][]string {
 		if e.UnsafeReason != "" {
 			name += "  [" + e.UnsafeReason + "]"
 		}
-		rows = append(rows, []string{fileMode(e), progressbar.Bytes(e.SizeBytes), when(e.ModifyTime), name})
+		size := progressbar.Bytes(e.SizeBytes)
+		if e.Type == restorev1.FileType_FILE_TYPE_DIRECTORY && e.SizeBytes == 0 {
+			size = "-"
+		}
+		rows = append(rows, []string{fileMode(e), size, when(e.ModifyTime), name})
 	}
 	return rows
 }
