@@ -151,8 +151,11 @@ bench-snapshot: build libvirt
 
 # EXPORT over NBD vs qemu-nbd on the same file; image download vs a local
 # qemu-img convert (bench/export/main.go).
+# bench-export also times virt-ls: libguestfs and a kernel for its appliance
+# are installed for it (not for make test).
 bench-export: build libvirt
-	go run ./bench/export --size-mib $(or $(SIZE_MIB),512)
+	./scripts/install-deps.sh --bench
+	go run ./bench/export --size-mib $(or $(SIZE_MIB),512) $(if $(FILES_ONLY),--files-only)
 
 clean:
 	rm -rf bin .tools

@@ -20,10 +20,6 @@ import (
 // single-use URL opens noVNC, the guest's screen is on the canvas, typing
 // reaches the guest, and the URL does not open twice.
 func TestConsoleInTheBrowserShowsTheScreenAndTakesTheKeyboard(t *testing.T) {
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatalf("chromium is not installed (scripts/install-deps.sh installs it): %v", err)
-	}
 	s := startKVMStack(t)
 	id := s.create(map[string]any{"recovery_point_id": "rp-1", "mode": "VIRTUALIZE", "memory_mib": 128, "request_id": "console-1"})
 	s.waitState(id, "RESTORE_STATE_RUNNING", 4*time.Minute, verified)
@@ -40,16 +36,7 @@ func TestConsoleInTheBrowserShowsTheScreenAndTakesTheKeyboard(t *testing.T) {
 		t.Fatal("the console token is in restored's log")
 	}
 
-	// The browser trusts the server's certificate by its public key, as a
-	// portal's users would trust the cluster CA.
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Flag("headless", true),
-		chromedp.Flag("ignore-certificate-errors-spki-list", serverSPKI(t, s.srv.DataDir)))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
+	ctx := s.browser(t)
 
 	// The screen: a canvas the size of the guest's 640x480 framebuffer, not blank.
 	const litPixels = `(() => { const c = document.querySelector('#screen canvas');
@@ -130,4 +117,22 @@ func guestRuns(s *kvmStack, id, path string, args ...string) bool {
 	defer cancel()
 	res, err := s.drv.GuestExec(ctx, vmspec.DomainName(id), path, args...)
 	return err == nil && res.Signal == 0 && res.ExitCode == 0
+}
+
+// browser starts headless Chromium for the test (ended with it), trusting
+// the server's certificate by its public key, as a portal's users would
+// trust the cluster CA; its context has two minutes.
+func (s *kvmStack) browser(t *testing.T) context.Context {
+	t.Helper()
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatalf("chromium is not installed (scripts/install-deps.sh installs it): %v", err)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Flag("headless", true),
+		chromedp.Flag("ignore-certificate-errors-spki-list", serverSPKI(t, s.srv.DataDir)))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelBrowser := chromedp.NewContext(actx)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	t.Cleanup(func() { cancel(); cancelBrowser(); cancelAlloc() })
+	return ctx
 }

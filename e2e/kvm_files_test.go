@@ -3,7 +3,6 @@ package e2e
 import (
 	"archive/tar"
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -353,10 +352,6 @@ func TestFileLevelRestoreReadsEachFilesystemThroughTheChainWithoutBooting(t *tes
 // the volumes and a directory, shows a hostile name as text (no markup
 // from a backup), and its download link gives the file.
 func (s *kvmStack) browseFiles(t *testing.T) {
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatalf("chromium is not installed (scripts/install-deps.sh installs it): %v", err)
-	}
 	if code, body := s.rest("POST", "/v1/recovery-points/files-incr/files:browse", s.globex, map[string]any{}); code != 404 {
 		t.Fatalf("globex got a browser of acme's recovery point: HTTP %d %v", code, body)
 	}
@@ -368,14 +363,7 @@ func (s *kvmStack) browseFiles(t *testing.T) {
 	if code, _, _ := s.get("https://"+s.srv.HTTP+"/files/not-a-token/list?path=/", ""); code != 410 {
 		t.Fatalf("a made-up browser token: HTTP %d, want 410", code)
 	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Flag("headless", true),
-		chromedp.Flag("ignore-certificate-errors-spki-list", serverSPKI(t, s.srv.DataDir)))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
+	ctx := s.browser(t)
 	rowsOf := `Array.from(document.querySelectorAll('#rows tr')).map(r => r.dataset.name + ':' + r.dataset.type).join(',')`
 	if err := chromedp.Do(ctx, chromedp.Navigate(page+"#/vdb"), chromedp.WaitReady(`body[data-files="ready"]`)); err != nil {
 		t.Fatalf("file browser page: %v", err)

@@ -39,6 +39,12 @@ declare -A want=(
 	[npm]=/usr/bin/npm
 	[chromium]=/usr/bin/chromium
 )
+# --bench: what the benchmarks compare against, too (make bench-export times
+# libguestfs's virt-ls, whose appliance boots a kernel of the host's).
+if [ "${1:-}" = --bench ]; then
+	want[libguestfs-tools]=/usr/bin/virt-ls
+	want[linux-image-amd64]=/usr/share/doc/linux-image-amd64
+fi
 missing=()
 for pkg in "${!want[@]}"; do
 	[ -e "${want[$pkg]}" ] || missing+=("$pkg")
