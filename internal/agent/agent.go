@@ -326,14 +326,20 @@ func (a *Agent) assemble(hv host, accel, note string) *parts {
 func (a *Agent) files(hv host, caps hypervisor.Set) *files {
 	f := &files{hostID: a.cfg.HostID, catalog: &a.catalog, log: a.log}
 	ds, ok := hv.(hypervisor.DiskServer)
-	exe, err := os.Executable()
-	switch {
-	case !ok || !caps.Has(hypervisor.Files):
-	case err != nil:
-		a.log.Warn("file-level restore is off: the agent cannot find its own binary to run the file reader", "err", err)
-	default:
-		f.srv, f.runner = ds, fileread.Runner{Exe: exe}
+	if !ok || !caps.Has(hypervisor.Files) {
+		return f
 	}
+	exe, err := os.Executable()
+	if err != nil {
+		a.log.Warn("file-level restore is off: the agent cannot find its own binary to run the file reader", "err", err)
+		return f
+	}
+	root, err := fileread.EmptyRoot(filepath.Join(a.cfg.WorkDir, "file-reader-root"))
+	if err != nil {
+		a.log.Warn("file-level restore is off: no empty root for the file reader", "err", err)
+		return f
+	}
+	f.srv, f.runner = ds, fileread.Runner{Exe: exe, Root: root}
 	return f
 }
 

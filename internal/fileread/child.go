@@ -24,7 +24,11 @@ const ChildArg = "__restored-file-reader"
 // Main is the child: it confines itself further (no new privileges,
 // limits), reads its Request, answers and returns the exit status.
 func Main() int {
-	if err := confineSelf(); err != nil {
+	root := ""
+	if len(os.Args) > 2 {
+		root = os.Args[2]
+	}
+	if err := confineSelf(root); err != nil {
 		return fail(&Failure{Kind: KindInternal, Message: "confining the file reader: " + err.Error()})
 	}
 	var req Request
@@ -109,11 +113,20 @@ func fail(f *Failure) int {
 // nobody is the user the child runs as (when started as root).
 const nobody = 65534
 
-// confineSelf drops to nobody (its binary may sit where nobody could not
-// exec it, so it starts as the agent and drops here), sets no new
-// privileges and the limits: all before a byte of the backup is read.
-func confineSelf() error {
+// confineSelf makes the empty root its root, drops to nobody (its binary
+// may sit where nobody could not exec it, so it starts as the agent and
+// drops here), sets no new privileges and the limits: all before a byte of
+// the backup is read.
+func confineSelf(root string) error {
 	if os.Geteuid() == 0 {
+		if root != "" {
+			if err := syscall.Chroot(root); err != nil {
+				return fmt.Errorf("chroot %s: %w", root, err)
+			}
+			if err := os.Chdir("/"); err != nil {
+				return err
+			}
+		}
 		if err := syscall.Setgroups(nil); err != nil {
 			return fmt.Errorf("setgroups: %w", err)
 		}

@@ -28,6 +28,9 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == fileread.ChildArg {
 		os.Exit(fileread.Main())
 	}
+	if len(os.Args) > 3 && os.Args[1] == fileread.ProbeArg {
+		os.Exit(fileread.ProbeMain())
+	}
 	os.Exit(m.Run())
 }
 
@@ -82,8 +85,52 @@ func run(t *testing.T, refs []fileread.DiskRef, socks []*os.File, op fileread.Op
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	err := fileread.Runner{Exe: os.Args[0]}.Run(ctx, fileread.Request{Op: op, Path: path, Disks: refs}, socks, &out)
+	err := runner(t).Run(ctx, fileread.Request{Op: op, Path: path, Disks: refs}, socks, &out)
 	return out.Bytes(), err
+}
+
+// runner runs the test binary as the child, in an empty root of its own.
+func runner(t *testing.T) fileread.Runner {
+	t.Helper()
+	root, err := fileread.EmptyRoot(filepath.Join(t.TempDir(), "root"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fileread.Runner{Exe: os.Args[0], Root: root}
+}
+
+// The child sees no host file, writes none, reaches no network and is
+// nobody; asking for more memory than its limit stops it.
+func TestChildIsConfinedBeforeItReadsAnything(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("the confinement is root's to set up: run the tests as root (make test does)")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r := runner(t)
+	out, err := r.ProbeCommand(ctx, l.Addr().String()).Output()
+	if err != nil {
+		t.Fatalf("probe: %v", err)
+	}
+	var p fileread.Probe
+	if err := json.Unmarshal(out, &p); err != nil {
+		t.Fatalf("probe said %q: %v", out, err)
+	}
+	if p.UID != 65534 || p.GID != 65534 || p.Groups != 0 || p.SeesHost || p.WriteError == "" || p.DialError == "" {
+		t.Fatalf("the child was not confined: %+v", p)
+	}
+	t.Logf("confined child: %+v", p)
+	var stderr bytes.Buffer
+	cmd := r.ProbeCommand(ctx, "alloc")
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err == nil || !strings.Contains(stderr.String(), "out of memory") {
+		t.Fatalf("asking for 3 GiB: %v, %q; want the runtime out of memory", err, stderr.String())
+	}
 }
 
 func TestChildListsAndReadsThroughNBD(t *testing.T) {
@@ -123,6 +170,7 @@ func TestHostileFilesystemsGiveClearErrorsNeverAHostFile(t *testing.T) {
 		{testfsimage.DirLoop, fileread.OpTar, "/vda/disk/deep", []fileread.Kind{fileread.KindTooBig}, "nest deeper than"},
 		{testfsimage.TraversalName, fileread.OpGet, "/vda/disk/" + testfsimage.TraversalEntry, []fileread.Kind{fileread.KindBadPath}, "not a path"},
 		{testfsimage.CorruptSuperblock, fileread.OpGet, "/vda/disk/link", []fileread.Kind{fileread.KindDamaged}, ""},
+		{testfsimage.HugeXFSDir, fileread.OpList, "/vda/disk/big", []fileread.Kind{fileread.KindDamaged, fileread.KindLimit}, ""},
 	} {
 		t.Run(c.image+"/"+string(c.op), func(t *testing.T) {
 			refs, socks := serve(t, map[string]string{"vda": imgs[c.image]})

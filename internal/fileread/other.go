@@ -14,7 +14,10 @@ const ChildArg = "__restored-file-reader"
 
 // Runner starts children; file-level restore reads filesystems on Linux
 // hosts only.
-type Runner struct{ Exe string }
+type Runner struct{ Exe, Root string }
+
+// EmptyRoot is never needed here.
+func EmptyRoot(dir string) (string, error) { return "", nil }
 
 // Run refuses: the confinement is Linux's.
 func (Runner) Run(context.Context, Request, []*os.File, io.Writer) error {

@@ -30,6 +30,23 @@ type Runner struct {
 	// Exe is the binary to run with ChildArg (the agent's own:
 	// os.Executable()).
 	Exe string
+	// Root is an empty directory the child makes its root (chroot) before
+	// it reads anything, so no host file is even visible to it; "" keeps
+	// the host's (a child not started as root cannot chroot).
+	Root string
+}
+
+// command is a child's command line and confinement: its namespaces (as
+// root), a minimal environment, its parent's death its own.
+func (r Runner) command(ctx context.Context, arg string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, r.Exe, arg, r.Root)
+	cmd.Env = []string{"GOMAXPROCS=2", "GOTRACEBACK=none"}
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if os.Geteuid() == 0 {
+		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWNET | syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS
+	}
+	return cmd
 }
 
 // Run asks a child req, reading each disk over the matching connected
@@ -45,18 +62,12 @@ func (r Runner) Run(ctx context.Context, req Request, socks []*os.File, out io.W
 		return &Failure{Kind: KindInternal, Message: fmt.Sprintf("%d sockets for %d disks", len(socks), len(req.Disks))}
 	}
 	body, _ := json.Marshal(req)
-	cmd := exec.CommandContext(ctx, r.Exe, ChildArg)
+	cmd := r.command(ctx, ChildArg)
 	cmd.Stdin = bytes.NewReader(body)
 	cmd.Stdout = out
 	var stderr bytes.Buffer
 	cmd.Stderr = &limitedBuffer{b: &stderr, left: 64 << 10}
 	cmd.ExtraFiles = socks
-	cmd.Env = []string{"GOMAXPROCS=2", "GOTRACEBACK=none"}
-	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if os.Geteuid() == 0 {
-		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWNET | syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS
-	}
 	err := cmd.Run()
 	if err == nil {
 		return nil
@@ -111,4 +122,23 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 	l.b.Write(p)
 	l.left -= len(p)
 	return n, nil
+}
+
+// EmptyRoot makes (or checks) dir as a child's root: an empty directory
+// only root may write.
+func EmptyRoot(dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o555); err != nil {
+		return "", err
+	}
+	if err := os.Chmod(dir, 0o555); err != nil {
+		return "", err
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	if len(ents) > 0 {
+		return "", fmt.Errorf("%s is the file reader's empty root, but it holds %d entries: remove them", dir, len(ents))
+	}
+	return dir, nil
 }

@@ -2,8 +2,11 @@ package testfsimage
 
 import (
 	"bytes"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -19,6 +22,10 @@ const (
 	HugeDir = "huge-dir"
 	// TraversalName has a root entry named "../../etc/passwd".
 	TraversalName = "traversal-name"
+	// HugeXFSDir is an XFS whose /big (300 entries, extent format)
+	// claims 2^31-1 extents and 2^40 bytes: a reader that believes it asks
+	// for tens of GiB.
+	HugeXFSDir = "huge-xfs-dir"
 )
 
 // TraversalEntry is the name TraversalName's entry has.
@@ -53,7 +60,38 @@ func Hostile(t testing.TB, dir string) map[string]string {
 		t.Fatal("the placeholder name is not in the image")
 	}
 	patch(t, out[TraversalName], int64(i), []byte(TraversalEntry))
+	out[HugeXFSDir] = hugeXFSDir(t, dir)
 	return out
+}
+
+func hugeXFSDir(t testing.TB, dir string) string {
+	img := filepath.Join(dir, HugeXFSDir+".raw")
+	var proto strings.Builder
+	proto.WriteString("/dev/null\n0 0\nd--755 0 0\nbig d--755 0 0\n")
+	src := filepath.Join(dir, "xfs-entry")
+	if err := os.WriteFile(src, []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 300 {
+		fmt.Fprintf(&proto, " file-with-a-long-name-%d ---644 0 0 %s\n", i, src)
+	}
+	proto.WriteString(" $\n$\n")
+	pf := filepath.Join(dir, "huge-xfs.proto")
+	if err := os.WriteFile(pf, []byte(proto.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	truncate(t, img, 300*mib)
+	run(t, "mkfs.xfs", "-q", "-p", pf, img)
+	out, err := exec.Command("xfs_db", "-r", "-c", "inode 128", "-c", "p u3.sfdir3.list[0].inumber.i4", img).Output()
+	if err != nil {
+		t.Fatalf("xfs_db: %v", err)
+	}
+	f := strings.Fields(string(out))
+	if len(f) != 3 {
+		t.Fatalf("xfs_db: %q", out)
+	}
+	run(t, "xfs_db", "-x", "-c", "inode "+f[2], "-c", "write core.nextents 2147483647", "-c", "write core.size 1099511627776", img)
+	return img
 }
 
 func patch(t testing.TB, path string, off int64, b []byte) {
