@@ -45,57 +45,86 @@ type files struct {
 }
 
 type servedDisks struct {
+	// ready is closed once the disks are served (or failed: err).
+	ready chan struct{}
+	err   error
 	disks hypervisor.ReadOnlyDisks
 	refs  []fileread.DiskRef
 	users int
 	idle  *time.Timer
 }
 
-// acquire serves a recovery point's disks (or finds them served) for one
-// request; release hands them back.
+// acquire serves a recovery point's disks (or finds them served, or being
+// served) for one request; release hands them back. Serving one recovery
+// point holds up no other.
 func (f *files) acquire(ctx context.Context, rpID string) (*servedDisks, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if s, ok := f.served[rpID]; ok {
 		s.users++
-		s.idle.Stop()
+		if s.idle != nil {
+			s.idle.Stop()
+		}
+		f.mu.Unlock()
+		<-s.ready
+		if s.err != nil {
+			f.release(s)
+			return nil, s.err
+		}
 		return s, nil
 	}
+	s := &servedDisks{ready: make(chan struct{}), users: 1}
+	if f.served == nil {
+		f.served = map[string]*servedDisks{}
+	}
+	f.served[rpID] = s
+	f.mu.Unlock()
+	s.disks, s.refs, s.err = f.serveDisks(ctx, rpID)
+	f.mu.Lock()
+	if s.err != nil {
+		delete(f.served, rpID)
+	} else {
+		s.idle = time.AfterFunc(filesIdle, func() { f.expire(rpID, s) })
+		s.idle.Stop()
+	}
+	f.mu.Unlock()
+	close(s.ready)
+	if s.err != nil {
+		return nil, s.err
+	}
+	return s, nil
+}
+
+// serveDisks has the driver serve a recovery point's disks read-only.
+func (f *files) serveDisks(ctx context.Context, rpID string) (hypervisor.ReadOnlyDisks, []fileread.DiskRef, error) {
+	var none hypervisor.ReadOnlyDisks
 	rp, ok := f.catalog.lookup(rpID)
 	switch {
 	case !ok:
-		return nil, &fileread.Failure{Kind: fileread.KindNotFound, Message: fmt.Sprintf("recovery point %s is not in host %s's repository", rpID, f.hostID)}
+		return none, nil, &fileread.Failure{Kind: fileread.KindNotFound, Message: fmt.Sprintf("recovery point %s is not in host %s's repository", rpID, f.hostID)}
 	case !rp.Valid:
-		return nil, &fileread.Failure{Kind: fileread.KindDamaged, Message: fmt.Sprintf("recovery point %s is invalid: %s", rpID, rp.Reason)}
+		return none, nil, &fileread.Failure{Kind: fileread.KindDamaged, Message: fmt.Sprintf("recovery point %s is invalid: %s", rpID, rp.Reason)}
 	}
 	var disks []hypervisor.Disk
-	var refs []fileread.DiskRef
 	for _, d := range rp.Disks {
 		disks = append(disks, hypervisor.Disk{Name: d.Name, Size: d.VirtualSize, Chain: d.Chain})
 	}
 	key := sha256.Sum256([]byte(rpID)) // a short, safe directory name
 	rd, err := f.srv.ServeReadOnly(ctx, hex.EncodeToString(key[:8]), disks)
 	if err != nil {
-		return nil, &fileread.Failure{Kind: fileread.KindInternal, Message: fmt.Sprintf("serving the disks of recovery point %s: %v", rpID, err)}
+		return none, nil, &fileread.Failure{Kind: fileread.KindInternal, Message: fmt.Sprintf("serving the disks of recovery point %s: %v", rpID, err)}
 	}
+	var refs []fileread.DiskRef
 	for _, d := range rp.Disks {
 		refs = append(refs, fileread.DiskRef{Name: d.Name, Export: rd.Exports[d.Name]})
 	}
-	s := &servedDisks{disks: rd, refs: refs, users: 1}
-	s.idle = time.AfterFunc(filesIdle, func() { f.expire(rpID, s) })
-	s.idle.Stop()
-	if f.served == nil {
-		f.served = map[string]*servedDisks{}
-	}
-	f.served[rpID] = s
 	f.log.Info("serving a recovery point's disks for file restore", "recovery_point", rpID, "disks", len(refs))
-	return s, nil
+	return rd, refs, nil
 }
 
 func (f *files) release(s *servedDisks) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if s.users--; s.users == 0 {
+	if s.users--; s.users == 0 && s.idle != nil {
 		s.idle.Reset(filesIdle)
 	}
 }
@@ -119,8 +148,11 @@ func (f *files) close() {
 	f.served = nil
 	f.mu.Unlock()
 	for _, s := range all {
-		s.idle.Stop()
-		s.disks.Stop()
+		<-s.ready
+		if s.err == nil {
+			s.idle.Stop()
+			s.disks.Stop()
+		}
 	}
 }
 
@@ -164,7 +196,7 @@ func (f *files) serve(ctx context.Context, open *restorev1.TunnelOpen, c *tunnel
 		return
 	}
 	req := fileread.Request{Op: fileread.Op(open.FileOp), Path: open.Path, Offset: int(open.Offset), Limit: int(open.Length)}
-	if err := (fileread.Request{Op: req.Op, Path: req.Path, Offset: req.Offset, Limit: req.Limit, Disks: []fileread.DiskRef{{}}}).Validate(); err != nil {
+	if err := req.Check(); err != nil {
 		fail(&fileread.Failure{Kind: fileread.KindBadPath, Message: err.Error()})
 		return
 	}

@@ -86,8 +86,9 @@ func kindOf(err error) Kind {
 	return KindInternal
 }
 
-// Validate checks a request before a child is started for it.
-func (r Request) Validate() error {
+// Check checks what a request asks (its operation, path and bounds),
+// before any disk is served for it.
+func (r Request) Check() error {
 	switch r.Op {
 	case OpList, OpStat, OpGet, OpTar:
 	default:
@@ -96,11 +97,17 @@ func (r Request) Validate() error {
 	if r.Offset < 0 || r.Limit < 0 {
 		return errors.New("offset and limit are never negative")
 	}
+	_, err := diskview.SplitPath(r.Path)
+	return err
+}
+
+// Validate checks a whole request, its disks too, before a child is
+// started for it.
+func (r Request) Validate() error {
 	if len(r.Disks) == 0 || len(r.Disks) > maxDisks {
 		return fmt.Errorf("a request reads 1 to %d disks, not %d", maxDisks, len(r.Disks))
 	}
-	_, err := diskview.SplitPath(r.Path)
-	return err
+	return r.Check()
 }
 
 // maxDisks bounds the sockets a child is handed.
