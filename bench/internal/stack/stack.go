@@ -114,6 +114,7 @@ func (s *Stack) Stop() {
 	if s.agent != nil && s.agent.Process != nil {
 		_ = s.agent.Process.Kill()
 		_ = s.agent.Wait()
+		s.agent = nil
 	}
 	s.cluster.Stop()
 }
