@@ -381,6 +381,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer hv.Close()
 	p := a.assemble(hv, accel, note)
 	defer p.tunnel.files.close()
+	if w, ok := hv.(hypervisor.VMWatcher); ok {
+		wctx, wcancel := context.WithCancel(ctx)
+		defer wcancel()
+		go p.restores.watchVMs(wctx, w)
+	}
 	ex, err := a.openExports(p.snapshots, p.restores)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -79,6 +80,8 @@ type restores struct {
 	// promoting those whose promotion this run is copying; served the
 	// exports whose RUNNING report this run made.
 	linkUp, promoting, served idSet
+	// crashes are the restores whose VM stopped unexpectedly (crashes.go).
+	crashes crashes
 }
 
 // reconcile makes the hypervisor match the host's full desired state.
@@ -95,6 +98,13 @@ func (p *restores) reconcile(ctx context.Context, as []*restorev1.Assignment) {
 		running[o.ID] = o.Running
 	}
 	wanted := map[string]bool{}
+	keep := map[string]bool{}
+	for _, a := range as {
+		if a.Desired == restorev1.DesiredState_DESIRED_STATE_RUNNING {
+			keep[a.Restore.Id] = true
+		}
+	}
+	p.crashes.assign(keep)
 	for _, a := range as {
 		r := a.Restore
 		if !restoreIDPattern.MatchString(r.Id) {
@@ -136,6 +146,14 @@ func (p *restores) keepRunning(ctx context.Context, r *restorev1.Restore, vmRunn
 	if p.keepPromoting(ctx, r) {
 		return
 	}
+	if why, crashed := p.crashes.crashed(r.Id); crashed {
+		// Its VM stopped unexpectedly in this run: it is FAILED, not
+		// booted again (a report lost on the way is made again).
+		p.work.goWork(ctx, r.Id, func(wctx context.Context) {
+			p.fail(wctx, r.Id, "the VM", errors.New("its VM stopped unexpectedly: "+why))
+		})
+		return
+	}
 	if vmRunning && lifecycle.BootSettled(r.State) {
 		if p.linkWanted(r) {
 			p.work.goWork(ctx, r.Id, func(rctx context.Context) { p.bringLinkUp(rctx, r.Id) })
@@ -163,8 +181,9 @@ func (p *restores) keepRunning(ctx context.Context, r *restorev1.Restore, vmRunn
 		} else {
 			p.start(rctx, r)
 		}
-		// A teardown cancelled the boot in flight: finish it now.
-		if rctx.Err() != nil && ctx.Err() == nil {
+		// A teardown cancelled the boot in flight: finish it now (a crash
+		// that cancelled it is failed by vmStopped).
+		if _, crashed := p.crashes.crashed(r.Id); rctx.Err() != nil && ctx.Err() == nil && !crashed {
 			p.tearDownAndReport(ctx, r.Id)
 		}
 	})

@@ -208,6 +208,18 @@ type Imager interface {
 	ImageFile(id, disk string) (ImageFile, bool)
 }
 
+// VMWatcher is a driver that says at once when a restore's VM stops
+// without being asked to (its QEMU died, the guest crashed); WatchVMs
+// blocks until ctx ends or the watch breaks (the caller watches again).
+type VMWatcher interface {
+	WatchVMs(ctx context.Context, on func(VMEvent)) error
+}
+
+// VMEvent is a restore's VM that stopped unexpectedly, and why.
+type VMEvent struct {
+	RestoreID, Reason string
+}
+
 // DiskServer is a driver that serves a recovery point's disks read-only
 // over NBD on a unix socket only this host reaches, through their chains
 // as they are (no overlay: nothing can write): what file-level restore

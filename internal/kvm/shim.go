@@ -1,6 +1,8 @@
 package kvm
 
 import (
+	"context"
+
 	"github.com/digitalocean/go-libvirt"
 )
 
@@ -36,6 +38,7 @@ type Libvirt interface {
 	StoragePoolLookupByName(Name string) (libvirt.StoragePool, error)
 	StoragePoolGetXMLDesc(Pool libvirt.StoragePool, Flags libvirt.StorageXMLFlags) (string, error)
 	StoragePoolRefresh(Pool libvirt.StoragePool, Flags uint32) error
+	LifecycleEvents(ctx context.Context) (<-chan libvirt.DomainEventLifecycleMsg, error)
 	Disconnect() error
 }
 

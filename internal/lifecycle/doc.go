@@ -14,8 +14,8 @@
 //	  │ A,S create (placed)     │  │ A delete                ▼
 //	  └───────────────────────► │  └──► DESTROYED ◄──┐    PREPARING ◄─┐
 //	                            │ L                  │       │ G      │ G (the VM
-//	                            ▼                    │       ▼        │  vanished:
-//	                         EXPIRED ◄── L ──┐       │    BOOTING     │  boot again)
+//	                            ▼                    │       ▼        │  vanished
+//	                         EXPIRED ◄── L ──┐       │    BOOTING     │  unseen: boot again)
 //	                                         │       │       │ G      │
 //	   S host down (VERIFY: placed again) ───┼───────┼───────▼────────┘
 //	   PENDING ◄──── SCHEDULED … RUNNING ────┤       │    RUNNING

@@ -91,7 +91,7 @@ func restoreRows() []Transition[State] {
 			Transition[State]{From: s, To: Pending, By: ByScheduler},
 		)
 		// The agent's progress. The VM may vanish under a RUNNING restore
-		// (a crash, a libvirtd restart): the agent boots it again, so
+		// unseen (while the agent was away): the agent boots it again, so
 		// every progress report is taken from every state on the host.
 		for _, to := range agentReports {
 			rows = append(rows, Transition[State]{From: s, To: to, By: ByAgent, TornDown: to == Failed || to == Destroyed})

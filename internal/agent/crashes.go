@@ -1,0 +1,97 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/restored/restored/internal/hypervisor"
+)
+
+// A restore's VM that stops without being asked to (its QEMU died, the
+// guest crashed) is FAILED with the reason, at once: the driver's watch
+// says so (hypervisor.VMWatcher), and the restore is not booted again.
+
+// crashes are the restores whose VM this run saw stop unexpectedly, with
+// why; the assigned ones are those the last reconcile pass was asked to
+// keep running (only those are acted on).
+type crashes struct {
+	mu       sync.Mutex
+	why      map[string]string
+	assigned map[string]bool
+}
+
+// note records a crash of an assigned restore; it says whether it is new.
+func (c *crashes) note(id, why string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.assigned[id] || c.why[id] != "" {
+		return false
+	}
+	if c.why == nil {
+		c.why = map[string]string{}
+	}
+	c.why[id] = why
+	return true
+}
+
+// crashed says whether (and why) a restore's VM crashed in this run.
+func (c *crashes) crashed(id string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	why, ok := c.why[id]
+	return why, ok
+}
+
+// assign records the restores a pass keeps running; crashes of restores no
+// longer assigned are forgotten.
+func (c *crashes) assign(ids map[string]bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.assigned = ids
+	for id := range c.why {
+		if !ids[id] {
+			delete(c.why, id)
+		}
+	}
+}
+
+// watchVMs follows the driver's watch for the agent's life, watching again
+// when it breaks (libvirtd restarted).
+func (p *restores) watchVMs(ctx context.Context, w hypervisor.VMWatcher) {
+	for ctx.Err() == nil {
+		err := w.WatchVMs(ctx, func(ev hypervisor.VMEvent) { p.vmStopped(ctx, ev) })
+		if ctx.Err() != nil {
+			return
+		}
+		p.log.Warn("watching the VMs' lifecycle stopped; watching again", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// vmStopped fails a restore whose VM stopped unexpectedly: the work in
+// flight for it (a boot being verified) is stopped, then it is torn down
+// and reported FAILED with the reason.
+func (p *restores) vmStopped(ctx context.Context, ev hypervisor.VMEvent) {
+	if !p.crashes.note(ev.RestoreID, ev.Reason) {
+		return
+	}
+	id := ev.RestoreID
+	p.log.Warn("a restore's VM stopped unexpectedly", "restore", id, "why", ev.Reason)
+	p.work.cancel(id)
+	go func() {
+		for range 300 { // the cancelled work ends within moments
+			if p.work.goWork(ctx, id, func(wctx context.Context) {
+				p.fail(wctx, id, "the VM", errors.New("its VM stopped unexpectedly: "+ev.Reason))
+			}) || ctx.Err() != nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		p.log.Error("a crashed restore's work did not end; the next pass fails it", "restore", id)
+	}()
+}
