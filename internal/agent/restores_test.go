@@ -8,6 +8,7 @@ import (
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/hypervisor"
 	"github.com/restored/restored/internal/lifecycle"
 )
 
@@ -173,5 +174,38 @@ func TestAVerifyRestoreReportsItsVerdictAndTearsItselfDown(t *testing.T) {
 	}
 	if s.hv.Holds(r1) {
 		t.Fatal("a VERIFY restore was not torn down")
+	}
+}
+
+// A VM seen stopping unexpectedly is failed with the reason and torn down;
+// the passes after it do not boot it again. One the agent was not
+// assigned (another agent's, on a shared libvirtd) is left alone.
+func TestAVMSeenCrashingIsFailedAndNotBootedAgain(t *testing.T) {
+	s := newStand(t)
+	s.hv.AddVM(r1, true)
+	a := running(restoreIn(r1, lifecycle.Running, virtualize))
+	s.pass(a)
+	s.p.vmStopped(context.Background(), hypervisor.VMEvent{RestoreID: r1, Reason: "its QEMU process ended unexpectedly"})
+	s.p.vmStopped(context.Background(), hypervisor.VMEvent{RestoreID: r2, Reason: "not ours"})
+	deadline := time.Now().Add(5 * time.Second)
+	for s.rep.last(r1) == nil && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.p.work.wait()
+	last := s.rep.last(r1)
+	if last == nil || last.State != lifecycle.Failed || !strings.Contains(last.StateReason, "stopped unexpectedly: its QEMU process ended unexpectedly") {
+		t.Fatalf("after the crash: %v", last)
+	}
+	if s.hv.Holds(r1) {
+		t.Fatal("the crashed restore was not torn down")
+	}
+	s.pass(a) // the assignment still says RUNNING (the report is on its way)
+	for _, c := range s.hv.Calls() {
+		if strings.HasPrefix(c, "boot "+r1) || strings.HasPrefix(c, "prepare "+r1) {
+			t.Fatalf("the crashed restore was booted again: %v", s.hv.Calls())
+		}
+	}
+	if s.rep.last(r2) != nil {
+		t.Fatalf("a restore this agent was not assigned was reported: %v", s.rep.last(r2))
 	}
 }
