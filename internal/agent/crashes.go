@@ -6,7 +6,10 @@ import (
 	"sync"
 	"time"
 
+	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/hypervisor"
+	"github.com/restored/restored/internal/lifecycle"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // A restore's VM that stops without being asked to (its QEMU died, the
@@ -19,14 +22,14 @@ import (
 type crashes struct {
 	mu       sync.Mutex
 	why      map[string]string
-	assigned map[string]bool
+	assigned map[string]*restorev1.Restore
 }
 
 // note records a crash of an assigned restore; it says whether it is new.
 func (c *crashes) note(id, why string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.assigned[id] || c.why[id] != "" {
+	if c.assigned[id] == nil || c.why[id] != "" {
 		return false
 	}
 	if c.why == nil {
@@ -44,14 +47,21 @@ func (c *crashes) crashed(id string) (string, bool) {
 	return why, ok
 }
 
-// assign records the restores a pass keeps running; crashes of restores no
-// longer assigned are forgotten.
-func (c *crashes) assign(ids map[string]bool) {
+// restore is an assigned restore as the last pass saw it.
+func (c *crashes) restore(id string) *restorev1.Restore {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.assigned = ids
+	return c.assigned[id]
+}
+
+// assign records the restores a pass keeps running; crashes of restores no
+// longer assigned are forgotten.
+func (c *crashes) assign(rs map[string]*restorev1.Restore) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.assigned = rs
 	for id := range c.why {
-		if !ids[id] {
+		if rs[id] == nil {
 			delete(c.why, id)
 		}
 	}
@@ -85,13 +95,33 @@ func (p *restores) vmStopped(ctx context.Context, ev hypervisor.VMEvent) {
 	p.work.cancel(id)
 	go func() {
 		for range 300 { // the cancelled work ends within moments
-			if p.work.goWork(ctx, id, func(wctx context.Context) {
-				p.fail(wctx, id, "the VM", errors.New("its VM stopped unexpectedly: "+ev.Reason))
-			}) || ctx.Err() != nil {
+			if p.work.goWork(ctx, id, func(wctx context.Context) { p.failCrashed(wctx, id, ev.Reason) }) || ctx.Err() != nil {
 				return
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
 		p.log.Error("a crashed restore's work did not end; the next pass fails it", "restore", id)
 	}()
+}
+
+// failCrashed tears a crashed restore down and reports it FAILED with the
+// reason; a VERIFY run's verification is FAILED with it (its VM stopped
+// before the verdict: no evidence could say otherwise).
+func (p *restores) failCrashed(ctx context.Context, id, why string) {
+	r := p.crashes.restore(id)
+	if r == nil || r.Mode != restorev1.Mode_MODE_VERIFY {
+		p.fail(ctx, id, "the VM", errors.New("its VM stopped unexpectedly: "+why))
+		return
+	}
+	if err := p.teardown(ctx, id); err != nil {
+		p.log.Error("unwinding a crashed verification; the next pass retries it", "restore", id, "err", err)
+		return
+	}
+	now := timestamppb.Now()
+	v := &restorev1.Verification{Id: id, StartTime: r.GetUpdateTime(), EndTime: now, Verdict: restorev1.Verdict_VERDICT_FAILED,
+		Reason: "the VM stopped unexpectedly during the verification: " + why}
+	if v.StartTime == nil {
+		v.StartTime = now
+	}
+	p.reportVerdict(ctx, id, lifecycle.Failed, "verification failed: "+v.Reason, nil, v)
 }

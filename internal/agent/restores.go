@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
 
@@ -98,10 +97,10 @@ func (p *restores) reconcile(ctx context.Context, as []*restorev1.Assignment) {
 		running[o.ID] = o.Running
 	}
 	wanted := map[string]bool{}
-	keep := map[string]bool{}
+	keep := map[string]*restorev1.Restore{}
 	for _, a := range as {
 		if a.Desired == restorev1.DesiredState_DESIRED_STATE_RUNNING {
-			keep[a.Restore.Id] = true
+			keep[a.Restore.Id] = a.Restore
 		}
 	}
 	p.crashes.assign(keep)
@@ -149,9 +148,7 @@ func (p *restores) keepRunning(ctx context.Context, r *restorev1.Restore, vmRunn
 	if why, crashed := p.crashes.crashed(r.Id); crashed {
 		// Its VM stopped unexpectedly in this run: it is FAILED, not
 		// booted again (a report lost on the way is made again).
-		p.work.goWork(ctx, r.Id, func(wctx context.Context) {
-			p.fail(wctx, r.Id, "the VM", errors.New("its VM stopped unexpectedly: "+why))
-		})
+		p.work.goWork(ctx, r.Id, func(wctx context.Context) { p.failCrashed(wctx, r.Id, why) })
 		return
 	}
 	if vmRunning && lifecycle.BootSettled(r.State) {

@@ -209,3 +209,25 @@ func TestAVMSeenCrashingIsFailedAndNotBootedAgain(t *testing.T) {
 		t.Fatalf("a restore this agent was not assigned was reported: %v", s.rep.last(r2))
 	}
 }
+
+// A VERIFY run whose VM stops unexpectedly is a FAILED verification that
+// says why.
+func TestAVerifyRunWhoseVMCrashesIsAFailedVerification(t *testing.T) {
+	s := newStand(t)
+	s.hv.AddVM(r1, true)
+	s.p.crashes.assign(map[string]*restorev1.Restore{r1: restoreIn(r1, lifecycle.Booting, restorev1.Mode_MODE_VERIFY)})
+	s.p.vmStopped(context.Background(), hypervisor.VMEvent{RestoreID: r1, Reason: "its QEMU process ended unexpectedly"})
+	deadline := time.Now().Add(5 * time.Second)
+	for s.rep.last(r1) == nil && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.p.work.wait()
+	last := s.rep.last(r1)
+	if last == nil || last.State != lifecycle.Failed || last.Verification.GetVerdict() != restorev1.Verdict_VERDICT_FAILED ||
+		!strings.Contains(last.Verification.GetReason(), "stopped unexpectedly during the verification") {
+		t.Fatalf("after the crash: %v", last)
+	}
+	if s.hv.Holds(r1) {
+		t.Fatal("the crashed run was not torn down")
+	}
+}
