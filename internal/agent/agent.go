@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,6 +14,7 @@ import (
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/agentid"
+	"github.com/restored/restored/internal/agentmetrics"
 	"github.com/restored/restored/internal/confine"
 	"github.com/restored/restored/internal/fileread"
 	"github.com/restored/restored/internal/hyperv"
@@ -61,6 +63,9 @@ type Config struct {
 	PromoteBandwidthMiB int64
 	// Bridges are the host bridges BRIDGED restores may use, and by whom.
 	Bridges []Bridge
+	// MetricsAddr is where the agent serves Prometheus metrics at /metrics
+	// (plain HTTP; "" serves none).
+	MetricsAddr string
 	// DomainPrefix starts the names of this host's restore domains
 	// (default "restored-"); agents sharing one libvirtd each take their own.
 	DomainPrefix     string
@@ -144,10 +149,12 @@ type Agent struct {
 	cfg Config
 	log *slog.Logger
 	// drv is the local libvirtd (KVM hosts only).
-	drv    *kvm.Driver
-	repo   *storage.Repository
-	marker *regexp.Regexp
-	rescan chan struct{}
+	drv *kvm.Driver
+	// metrics is nil without --metrics-addr.
+	metrics *agentmetrics.Metrics
+	repo    *storage.Repository
+	marker  *regexp.Regexp
+	rescan  chan struct{}
 	// qemuGroup is the gid every restore's QEMU runs with (kvm).
 	qemuGroup uint32
 
@@ -221,6 +228,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Repository != "" {
 		a.repo = &storage.Repository{Root: cfg.Repository}
 	}
+	if cfg.MetricsAddr != "" {
+		a.metrics = agentmetrics.New(cfg.WorkDir)
+	}
 	if cfg.Hypervisor != kinds.KVM {
 		return a, nil
 	}
@@ -247,6 +257,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a.qemuGroup = gid
 	a.drv = kvm.NewLocal(cfg.LibvirtSocket, cfg.Log)
+	if a.metrics != nil {
+		a.drv.OnCall(a.metrics.ObserveCall)
+	}
 	return a, nil
 }
 
@@ -312,7 +325,7 @@ func (a *Agent) assemble(hv host, accel, note string) *parts {
 		hv: hv, accelerator: accel, note: note, snapshots: snaps,
 		restores: &restores{
 			hostID: a.cfg.HostID, hv: hv, caps: caps, catalog: &a.catalog, rep: a.ctl, ev: ev, limits: limits, log: a.log, work: newClaims(),
-			bridges: hostBridges(a.cfg.Bridges), conversions: make(chan struct{}, maxConversions),
+			bridges: hostBridges(a.cfg.Bridges), conversions: make(chan struct{}, maxConversions), metrics: a.metrics,
 			boot:   &bootWatcher{obs: hv, caps: caps, timeout: a.cfg.BootTimeout, settle: a.cfg.ScreenSettle, marker: a.marker, signals: a.cfg.BootSignals, log: a.log},
 			verify: &verifications{obs: hv, caps: caps, ev: ev, settle: a.cfg.ScreenSettle, bootTimeout: a.cfg.BootTimeout, log: a.log},
 		},
@@ -381,6 +394,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer hv.Close()
 	p := a.assemble(hv, accel, note)
 	defer p.tunnel.files.close()
+	if a.metrics != nil {
+		stop, err := a.serveMetrics()
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	if w, ok := hv.(hypervisor.VMWatcher); ok {
 		wctx, wcancel := context.WithCancel(ctx)
 		defer wcancel()
@@ -504,4 +524,18 @@ func toProto(rp storage.RecoveryPoint) *restorev1.RecoveryPoint {
 		}
 	}
 	return out
+}
+
+// serveMetrics serves /metrics on MetricsAddr until stop.
+func (a *Agent) serveMetrics() (stop func(), err error) {
+	l, err := net.Listen("tcp", a.cfg.MetricsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-addr %s: %w", a.cfg.MetricsAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", a.metrics.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	a.log.Info("serving metrics", "addr", l.Addr().String())
+	return func() { _ = srv.Close() }, nil
 }

@@ -127,6 +127,9 @@ func (p *restores) finish(ctx context.Context, r *restorev1.Restore, begin time.
 		return
 	}
 	boot := w.boot
+	if boot.Verified {
+		p.metrics.ObserveBoot(time.Duration(boot.TimeToBootMs) * time.Millisecond)
+	}
 	reason := fmt.Sprintf("boot verified in %d ms (%v)", boot.TimeToBootMs, boot.Signals)
 	switch {
 	case w.bootError != "":
@@ -142,6 +145,7 @@ func (p *restores) finish(ctx context.Context, r *restorev1.Restore, begin time.
 // final state.
 func (p *restores) finishVerify(ctx context.Context, r *restorev1.Restore, begin time.Time, w bootWatch) {
 	if w.boot.Verified {
+		p.metrics.ObserveBoot(time.Duration(w.boot.TimeToBootMs) * time.Millisecond)
 		p.report(ctx, r.Id, lifecycle.Running,
 			fmt.Sprintf("boot verified in %d ms (%v); running the checks", w.boot.TimeToBootMs, w.boot.Signals), w.boot)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/agentmetrics"
 	"github.com/restored/restored/internal/hypervisor"
 	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/version"
@@ -81,6 +82,8 @@ type restores struct {
 	linkUp, promoting, served idSet
 	// crashes are the restores whose VM stopped unexpectedly (crashes.go).
 	crashes crashes
+	// metrics is nil without --metrics-addr.
+	metrics *agentmetrics.Metrics
 }
 
 // reconcile makes the hypervisor match the host's full desired state.
@@ -98,12 +101,15 @@ func (p *restores) reconcile(ctx context.Context, as []*restorev1.Assignment) {
 	}
 	wanted := map[string]bool{}
 	keep := map[string]*restorev1.Restore{}
+	byState := map[string]int{}
 	for _, a := range as {
+		byState[a.Restore.State.String()]++
 		if a.Desired == restorev1.DesiredState_DESIRED_STATE_RUNNING {
 			keep[a.Restore.Id] = a.Restore
 		}
 	}
 	p.crashes.assign(keep)
+	p.metrics.SetRestores(byState)
 	for _, a := range as {
 		r := a.Restore
 		if !restoreIDPattern.MatchString(r.Id) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,6 +41,29 @@ type Driver struct {
 	log     *slog.Logger
 	mu      sync.Mutex
 	conn    Libvirt
+	// observe, when set, is told of every call (OnCall).
+	observe func(call string, took time.Duration, err error)
+}
+
+// OnCall has fn told of every libvirt call the driver makes: what it was
+// (its words up to the first name: "look up checkpoint", "begin backup
+// of"), how long it took and how it failed. Set it before the first call.
+func (d *Driver) OnCall(fn func(call string, took time.Duration, err error)) { d.observe = fn }
+
+// callName is a call's description without the names in it (domains,
+// disks, checkpoints): a bounded set, for metrics.
+func callName(what string) string {
+	words := strings.Fields(what)
+	for i, w := range words {
+		if strings.IndexFunc(w, func(r rune) bool { return r < 'a' || r > 'z' }) >= 0 {
+			words = words[:i]
+			break
+		}
+	}
+	if len(words) == 0 {
+		return "other"
+	}
+	return strings.Join(words, " ")
 }
 
 // New returns a driver; it connects on first use and again after a failure.
@@ -89,7 +113,11 @@ func (d *Driver) drop(c Libvirt) {
 var ErrTimeout = errors.New("libvirt did not answer in time")
 
 // call runs one libvirt call under ctx's deadline.
-func call[T any](ctx context.Context, d *Driver, what string, fn func(Libvirt) (T, error)) (T, error) {
+func call[T any](ctx context.Context, d *Driver, what string, fn func(Libvirt) (T, error)) (v T, err error) {
+	if d.observe != nil {
+		start := time.Now()
+		defer func() { d.observe(callName(what), time.Since(start), err) }()
+	}
 	var zero T
 	c, err := d.get()
 	if err != nil {

@@ -26,3 +26,17 @@ func TestOnlyStopsNobodyAskedForAreUnexpected(t *testing.T) {
 		}
 	}
 }
+
+func TestCallNamesLeaveTheNamesOut(t *testing.T) {
+	for what, want := range map[string]string{
+		"look up checkpoint restored-ckpt-42": "look up checkpoint",
+		"begin backup of restored-01a2":       "begin backup of",
+		"size of disk0":                       "size of",
+		"define":                              "define",
+		"restored-01a2":                       "other",
+	} {
+		if got := callName(what); got != want {
+			t.Errorf("callName(%q) = %q, want %q", what, got, want)
+		}
+	}
+}
