@@ -1,6 +1,8 @@
 // Package deploy holds the systemd units and example settings of a
-// deployment (README: "A three-server, two-host deployment"); its test
-// proves the units start the commands with settings they accept.
+// deployment (README: "A three-server, two-host deployment") and its
+// monitoring (Prometheus alert rules, a Grafana dashboard); its tests prove
+// the units start the commands with settings they accept, and that the
+// rules and panels ask only for metrics Restored exports.
 package deploy
 
 import (
