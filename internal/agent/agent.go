@@ -393,6 +393,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	defer hv.Close()
 	p := a.assemble(hv, accel, note)
+	defer a.drain(p)
 	defer p.tunnel.files.close()
 	if a.metrics != nil {
 		stop, err := a.serveMetrics()
@@ -538,4 +539,20 @@ func (a *Agent) serveMetrics() (stop func(), err error) {
 	go func() { _ = srv.Serve(l) }()
 	a.log.Info("serving metrics", "addr", l.Addr().String())
 	return func() { _ = srv.Close() }, nil
+}
+
+// drainTimeout is how long a stopping agent waits for the work in flight
+// (teardowns above all) to end.
+const drainTimeout = 30 * time.Second
+
+// drain lets the teardowns in flight finish before the agent stops (their
+// contexts outlive the agent's), and says which work it left: a boot
+// stopped midway is adopted at the next start, a teardown finished then.
+func (a *Agent) drain(p *parts) {
+	left := p.restores.work.drain(drainTimeout)
+	if len(left) == 0 {
+		a.log.Info("stopped: no restore work left in flight")
+		return
+	}
+	a.log.Warn("stopping with restore work in flight: the next start finishes it (teardowns) or adopts it (boots)", "restores", left, "waited", drainTimeout)
 }

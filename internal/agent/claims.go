@@ -2,7 +2,9 @@ package agent
 
 import (
 	"context"
+	"sort"
 	"sync"
+	"time"
 )
 
 // claims are the ids a part of the agent is working on, one worker per id:
@@ -56,3 +58,23 @@ func (c *claims) release(id string) {
 
 // wait waits until no work is running (tests).
 func (c *claims) wait() { c.wg.Wait() }
+
+// drain waits up to d for the work in flight to end, and returns the ids
+// whose work had not ended by then (sorted).
+func (c *claims) drain(d time.Duration) []string {
+	done := make(chan struct{})
+	go func() { c.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(d):
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ids := make([]string, 0, len(c.busy))
+	for id := range c.busy {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -229,5 +230,20 @@ func TestAVerifyRunWhoseVMCrashesIsAFailedVerification(t *testing.T) {
 	}
 	if s.hv.Holds(r1) {
 		t.Fatal("the crashed run was not torn down")
+	}
+}
+
+// A stopping agent waits for work in flight and names what it left.
+func TestDrainWaitsForWorkAndNamesWhatIsLeft(t *testing.T) {
+	c := newClaims()
+	c.goWork(context.Background(), r1, func(context.Context) { time.Sleep(20 * time.Millisecond) })
+	if left := c.drain(5 * time.Second); left != nil {
+		t.Fatalf("work that ended in 20 ms was left: %v", left)
+	}
+	release := make(chan struct{})
+	defer close(release)
+	c.goWork(context.Background(), r2, func(context.Context) { <-release })
+	if left := c.drain(50 * time.Millisecond); !slices.Equal(left, []string{r2}) {
+		t.Fatalf("left %v, want [%s]", left, r2)
 	}
 }
