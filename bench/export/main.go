@@ -285,10 +285,8 @@ func downloadImage(st *stack.Stack, restores restorev1.RestoreServiceClient, dir
 // leftNothing checks that no restore dir, export daemon or tgtd of this
 // run is left.
 func leftNothing(st *stack.Stack, dir string) error {
-	work := filepath.Join(dir, "work", "restores")
-	entries, _ := os.ReadDir(work)
-	if len(entries) > 0 {
-		return fmt.Errorf("left behind: %d restore dirs in %s", len(entries), work)
+	if err := st.LeftNothing(context.Background()); err != nil {
+		return err
 	}
 	daemons := func() []int {
 		out, _ := exec.Command("pgrep", "-f", "qemu-storage-daemon.*"+dir).Output()
@@ -306,7 +304,7 @@ func leftNothing(st *stack.Stack, dir string) error {
 	if live := daemons(); len(live) > 0 {
 		return fmt.Errorf("left behind: qemu-storage-daemon %v", live)
 	}
-	fmt.Println("left nothing behind: no restore dir, no export daemon")
+	fmt.Println("left nothing behind: no domain, no restore dir, no export daemon")
 	return nil
 }
 

@@ -66,6 +66,10 @@ func run(runs, parallel int, settle time.Duration) error {
 	restores := restorev1.NewRestoreServiceClient(st.Server.Conn())
 	verifications := restorev1.NewVerificationServiceClient(st.Server.Conn())
 	seq := 0
+	var (
+		mu  sync.Mutex
+		ids []string // every run, to check its teardown at the end
+	)
 	verify := func(n int) (result, error) {
 		start := time.Now()
 		created, err := restores.CreateRestore(st.Partner, &restorev1.CreateRestoreRequest{
@@ -76,6 +80,9 @@ func run(runs, parallel int, settle time.Duration) error {
 			return result{}, err
 		}
 		id := created.Restore.Id
+		mu.Lock()
+		ids = append(ids, id)
+		mu.Unlock()
 		for deadline := time.Now().Add(10 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 			v, err := verifications.GetVerification(st.Partner, &restorev1.GetVerificationRequest{Id: id})
 			if err != nil {
@@ -104,7 +111,6 @@ func run(runs, parallel int, settle time.Duration) error {
 			r.boot.Round(time.Millisecond), ratio(r, settle), r.request.Round(time.Millisecond))
 	}
 	var (
-		mu   sync.Mutex
 		wg   sync.WaitGroup
 		errs []error
 		at   []result
@@ -144,6 +150,15 @@ func run(runs, parallel int, settle time.Duration) error {
 	row(fmt.Sprintf("%d at once", parallel), at)
 	fmt.Printf("%-16s %d verdicts in %s wall time (%.1f verifications per hour on this host; runs beyond its vCPU capacity wait in PENDING)\n",
 		"throughput", parallel, wall.Round(time.Second), float64(parallel)/wall.Hours())
+	// A verdict comes before its run's teardown: wait for those, then
+	// check that nothing is left.
+	if err := st.AwaitTornDown(ids, 2*time.Minute); err != nil {
+		return err
+	}
+	if err := st.LeftNothing(ctx); err != nil {
+		return err
+	}
+	fmt.Println("left nothing behind: every run torn down, no domain defined, no restore dir")
 	return nil
 }
 
