@@ -141,6 +141,20 @@ func (f *files) expire(rpID string, s *servedDisks) {
 	f.log.Info("stopped serving a recovery point's disks (idle)", "recovery_point", rpID)
 }
 
+// evict forgets a serving whose daemon no longer answers, and stops it.
+func (f *files) evict(rpID string, s *servedDisks) {
+	f.mu.Lock()
+	if f.served[rpID] != s {
+		f.mu.Unlock()
+		return
+	}
+	delete(f.served, rpID)
+	f.mu.Unlock()
+	s.idle.Stop()
+	s.disks.Stop()
+	f.log.Warn("the disk server of a recovery point stopped answering; it is started again at the next request", "recovery_point", rpID)
+}
+
 // close stops serving every recovery point (the agent is stopping).
 func (f *files) close() {
 	f.mu.Lock()
@@ -209,6 +223,7 @@ func (f *files) serve(ctx context.Context, open *restorev1.TunnelOpen, c *tunnel
 	req.Disks = s.refs
 	socks, err := s.sockets()
 	if err != nil {
+		f.evict(open.RecoveryPointId, s) // its daemon is gone: the next request serves the disks again
 		fail(fmt.Errorf("connecting to the disks of recovery point %s: %w", open.RecoveryPointId, err))
 		return
 	}

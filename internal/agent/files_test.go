@@ -67,3 +67,28 @@ func TestFilesServeARecoveryPointOnceForRequestsTogether(t *testing.T) {
 		t.Fatalf("close stopped %d servings, want 1", n)
 	}
 }
+
+// A serving whose daemon stopped answering is served again at the next
+// request, not kept.
+func TestFilesServeAgainWhenTheDaemonIsGone(t *testing.T) {
+	srv := &countingServer{}
+	f := filesWith(srv, "rp-1")
+	s, err := f.acquire(context.Background(), "rp-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.sockets(); err == nil {
+		t.Fatal("a socket to a daemon that is not there")
+	}
+	f.evict("rp-1", s)
+	f.release(s)
+	s2, err := f.acquire(context.Background(), "rp-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.release(s2)
+	if srv.served.Load() != 2 || srv.stopped.Load() != 1 {
+		t.Fatalf("served %d, stopped %d; want 2 and 1", srv.served.Load(), srv.stopped.Load())
+	}
+	f.close()
+}
