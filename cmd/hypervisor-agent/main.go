@@ -92,7 +92,7 @@ Flags:
 	fs.StringVar(&cfg.WorkDir, "work-dir", "/var/lib/restored-agent", "overlays, consoles and logs")
 	fs.StringVar(&cfg.LibvirtSocket, "libvirt-socket", kvm.DefaultSocket, "libvirtd's unix socket")
 	fs.StringVar(&cfg.NBDAddr, "nbd-addr", agent.DefaultNBDAddr, "where the NBD gate listens for backup jobs (TLS with a snapshot's certificate only); 0.0.0.0:10809 for jobs on other machines, with --advertise-addr")
-	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (restores by state, boot times, libvirt call latency and errors, work dir free space), e.g. 127.0.0.1:9464; off when empty")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (restores by state, boot times, libvirt call latency and errors, NBD bytes served, work dir free space), e.g. 127.0.0.1:9464; off when empty")
 	fs.StringVar(&cfg.AdvertiseAddr, "advertise-addr", "", "the host (name or address) backup jobs reach this host's NBD gate (and iSCSI exports) at (required when --nbd-addr or --iscsi-addr binds every interface)")
 	fs.Int64Var(&cfg.PromoteBandwidthMiB, "promote-bandwidth-mib", 0, "bound each disk's copy of a promotion to production to this many MiB/s, so the guests' own I/O keeps its share (0: unbounded)")
 	fs.StringVar(&cfg.ISCSIAddr, "iscsi-addr", "127.0.0.1", "the host iSCSI exports' targets listen on (a port of its own each, CHAP); 0.0.0.0 for initiators on other machines, with --advertise-addr")

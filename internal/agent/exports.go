@@ -143,6 +143,9 @@ func (a *Agent) openExports(snaps *snapshots, rs *restores) (*exports, error) {
 		Backend: e.backend,
 		Log:     a.log,
 	}
+	if a.metrics != nil {
+		e.gate.Served = a.metrics.AddNBDServed
+	}
 	go func() { _ = e.gate.Serve(l) }()
 	go e.renew(ca, keeper, names, a.log)
 	a.log.Info("NBD gate listening (TLS, snapshot certificates only)", "addr", l.Addr().String(), "advertised", e.advertised, "names", names)

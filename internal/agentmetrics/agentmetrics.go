@@ -1,6 +1,7 @@
 // Package agentmetrics defines the hypervisor agent's Prometheus metrics:
 // its restores by state, the time its guests took to boot, its libvirt
-// calls (latency and errors by call) and the free space of its work dir.
+// calls (latency and errors by call), the bytes its NBD gate served and
+// the free space of its work dir.
 // Every method is a no-op on a nil *Metrics (an agent without
 // --metrics-addr, and the tests).
 package agentmetrics
@@ -21,6 +22,7 @@ type Metrics struct {
 	boot       prometheus.Histogram
 	calls      *prometheus.HistogramVec
 	callErrors *prometheus.CounterVec
+	nbdServed  prometheus.Counter
 }
 
 // New registers every metric; workDir's free space is read at scrape time.
@@ -41,11 +43,14 @@ func New(workDir string) *Metrics {
 		callErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "restored_agent_libvirt_call_errors_total", Help: "libvirt calls that failed (libvirt's answer, a broken connection or a deadline), by call.",
 		}, []string{"call"}),
+		nbdServed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "restored_agent_nbd_bytes_served_total", Help: "Bytes the NBD gate sent to backup jobs (snapshots) and export clients (EXPORT restores).",
+		}),
 	}
 	free := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "restored_agent_work_dir_free_bytes", Help: "Free bytes of the filesystem holding the agent's work dir (overlays, evidence).",
 	}, func() float64 { return freeBytes(workDir) })
-	m.reg.MustRegister(m.restores, m.boot, m.calls, m.callErrors, free,
+	m.reg.MustRegister(m.restores, m.boot, m.calls, m.callErrors, m.nbdServed, free,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -83,4 +88,12 @@ func (m *Metrics) ObserveCall(call string, took time.Duration, err error) {
 	if err != nil {
 		m.callErrors.WithLabelValues(call).Inc()
 	}
+}
+
+// AddNBDServed counts bytes the NBD gate sent.
+func (m *Metrics) AddNBDServed(n int64) {
+	if m == nil {
+		return
+	}
+	m.nbdServed.Add(float64(n))
 }

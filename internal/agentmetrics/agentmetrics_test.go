@@ -14,6 +14,7 @@ func TestMetricsSayWhatTheAgentDid(t *testing.T) {
 	none.SetRestores(map[string]int{"RESTORE_STATE_RUNNING": 1})
 	none.ObserveBoot(time.Second)
 	none.ObserveCall("define", time.Millisecond, nil)
+	none.AddNBDServed(1)
 
 	m := New(t.TempDir())
 	m.SetRestores(map[string]int{"RESTORE_STATE_RUNNING": 2, "RESTORE_STATE_BOOTING": 1})
@@ -21,6 +22,8 @@ func TestMetricsSayWhatTheAgentDid(t *testing.T) {
 	m.ObserveBoot(9 * time.Second)
 	m.ObserveCall("define", 2*time.Millisecond, nil)
 	m.ObserveCall("define", 3*time.Millisecond, errors.New("libvirt said no"))
+	m.AddNBDServed(1 << 20)
+	m.AddNBDServed(1 << 20)
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body, _ := io.ReadAll(rec.Body)
@@ -30,6 +33,7 @@ func TestMetricsSayWhatTheAgentDid(t *testing.T) {
 		`restored_agent_libvirt_call_seconds_count{call="define"} 2`,
 		`restored_agent_libvirt_call_errors_total{call="define"} 1`,
 		`restored_agent_work_dir_free_bytes `,
+		`restored_agent_nbd_bytes_served_total 2.097152e+06`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("no %q in the metrics", want)

@@ -28,6 +28,9 @@ type Gate struct {
 	// listens ("unix", path), or why it may reach none.
 	Backend func(tls.ConnectionState) (network, address string, err error)
 	Log     *slog.Logger
+	// Served, when set, is told of the bytes sent to clients after their
+	// handshake (metrics).
+	Served func(n int64)
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -194,7 +197,11 @@ func (g *Gate) handle(raw net.Conn) error {
 	_ = backend.SetDeadline(time.Time{})
 	done := make(chan struct{}, 2)
 	go func() { _ = pump(backend, client, tc); done <- struct{}{} }()
-	go func() { _ = pump(tc, server, backend); done <- struct{}{} }()
+	var toClient io.Writer = tc
+	if g.Served != nil {
+		toClient = countedWriter{w: tc, add: g.Served}
+	}
+	go func() { _ = pump(toClient, server, backend); done <- struct{}{} }()
 	<-done
 	return nil
 }
@@ -216,6 +223,18 @@ func pump(dst io.Writer, read *bufio.Reader, src io.Reader) error {
 	}
 	_, err := io.CopyBuffer(dst, struct{ io.Reader }{src}, make([]byte, pumpBuffer))
 	return err
+}
+
+// countedWriter tells add of every byte written.
+type countedWriter struct {
+	w   io.Writer
+	add func(int64)
+}
+
+func (c countedWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.add(int64(n))
+	return n, err
 }
 
 // joinBackend reads the backend's greeting and sends it the client's flags.

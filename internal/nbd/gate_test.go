@@ -17,6 +17,7 @@ import (
 	"math/big"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -62,6 +63,12 @@ func (ca *testCA) issue(t *testing.T, cn string, usage x509.ExtKeyUsage) tls.Cer
 // gate serves qemu-nbd's socket to clients whose certificate is "allowed".
 func gate(t *testing.T, ca *testCA, sock string) string {
 	t.Helper()
+	return gateCounting(t, ca, sock, nil)
+}
+
+// gateCounting is gate, telling served of the bytes sent.
+func gateCounting(t *testing.T, ca *testCA, sock string, served func(int64)) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +82,8 @@ func gate(t *testing.T, ca *testCA, sock string) string {
 			}
 			return "unix", sock, nil
 		},
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Served: served,
 	}
 	go func() { _ = g.Serve(l) }()
 	t.Cleanup(func() { l.Close(); g.CloseAll() })
@@ -88,7 +96,8 @@ func clientTLS(ca *testCA, cert tls.Certificate) *tls.Config {
 
 func TestGateServesTheExportOnlyOverTLSToItsCertificate(t *testing.T) {
 	ca := newTestCA(t)
-	addr := gate(t, ca, serve(t, image(t), "-r"))
+	var served atomic.Int64
+	addr := gateCounting(t, ca, serve(t, image(t), "-r"), func(n int64) { served.Add(n) })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -104,6 +113,9 @@ func TestGateServesTheExportOnlyOverTLSToItsCertificate(t *testing.T) {
 	}
 	if ext, err := c.BlockStatus(BaseAllocation, 0, c.Size()); err != nil || len(ext) == 0 {
 		t.Fatalf("block status through the gate: %v %v", ext, err)
+	}
+	if n := served.Load(); n < mib {
+		t.Fatalf("the gate counted %d bytes served for a read of %d", n, mib)
 	}
 
 	refusals := []struct {
