@@ -188,12 +188,7 @@ func TestAVMSeenCrashingIsFailedAndNotBootedAgain(t *testing.T) {
 	s.pass(a)
 	s.p.vmStopped(context.Background(), hypervisor.VMEvent{RestoreID: r1, Reason: "its QEMU process ended unexpectedly"})
 	s.p.vmStopped(context.Background(), hypervisor.VMEvent{RestoreID: r2, Reason: "not ours"})
-	deadline := time.Now().Add(5 * time.Second)
-	for s.rep.last(r1) == nil && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	s.p.work.wait()
-	last := s.rep.last(r1)
+	last := s.awaitReport(r1)
 	if last == nil || last.State != lifecycle.Failed || !strings.Contains(last.StateReason, "stopped unexpectedly: its QEMU process ended unexpectedly") {
 		t.Fatalf("after the crash: %v", last)
 	}
@@ -218,12 +213,7 @@ func TestAVerifyRunWhoseVMCrashesIsAFailedVerification(t *testing.T) {
 	s.hv.AddVM(r1, true)
 	s.p.crashes.assign(map[string]*restorev1.Restore{r1: restoreIn(r1, lifecycle.Booting, restorev1.Mode_MODE_VERIFY)})
 	s.p.vmStopped(context.Background(), hypervisor.VMEvent{RestoreID: r1, Reason: "its QEMU process ended unexpectedly"})
-	deadline := time.Now().Add(5 * time.Second)
-	for s.rep.last(r1) == nil && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	s.p.work.wait()
-	last := s.rep.last(r1)
+	last := s.awaitReport(r1)
 	if last == nil || last.State != lifecycle.Failed || last.Verification.GetVerdict() != restorev1.Verdict_VERDICT_FAILED ||
 		!strings.Contains(last.Verification.GetReason(), "stopped unexpectedly during the verification") {
 		t.Fatalf("after the crash: %v", last)
@@ -246,4 +236,16 @@ func TestDrainWaitsForWorkAndNamesWhatIsLeft(t *testing.T) {
 	if left := c.drain(50 * time.Millisecond); !slices.Equal(left, []string{r2}) {
 		t.Fatalf("left %v, want [%s]", left, r2)
 	}
+}
+
+// awaitReport waits (5 s at most) for work started outside a pass to
+// report on id, and returns its last report.
+func (s *stand) awaitReport(id string) *restorev1.ReportRestoreStatusRequest {
+	s.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.rep.last(id) == nil && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.p.work.wait()
+	return s.rep.last(id)
 }

@@ -140,10 +140,7 @@ func TestChildListsAndReadsThroughNBD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var l fileread.Listing
-	if err := json.Unmarshal(b, &l); err != nil {
-		t.Fatal(err)
-	}
+	l := listing(t, b)
 	if l.Total != 2 || l.Entries[0].Name != "hostname" || l.Entries[1].Name != "secret" {
 		t.Fatalf("listing of /etc: %+v", l)
 	}
@@ -203,10 +200,7 @@ func TestDirectoryClaimingHugeSizeListsItsRealEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var l fileread.Listing
-	if err := json.Unmarshal(b, &l); err != nil {
-		t.Fatal(err)
-	}
+	l := listing(t, b)
 	if l.Total != 2 || l.Entries[0].Name != "hostname" || l.Entries[1].Name != "secret" {
 		t.Fatalf("listing of the huge /etc: %+v", l)
 	}
@@ -219,10 +213,7 @@ func TestUnsafeNamesAreListedQuotedAndLeftOutOfArchives(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var l fileread.Listing
-	if err := json.Unmarshal(b, &l); err != nil {
-		t.Fatal(err)
-	}
+	l := listing(t, b)
 	var bad *diskview.Entry
 	for i, e := range l.Entries {
 		if e.Unsafe != "" {
@@ -257,4 +248,13 @@ func TestUnsafeNamesAreListedQuotedAndLeftOutOfArchives(t *testing.T) {
 	if !strings.Contains(skipped, testfsimage.TraversalEntry) {
 		t.Fatalf("RESTORE-SKIPPED.txt does not name the entry: %q", skipped)
 	}
+}
+
+func listing(t *testing.T, b []byte) fileread.Listing {
+	t.Helper()
+	var l fileread.Listing
+	if err := json.Unmarshal(b, &l); err != nil {
+		t.Fatalf("the child's listing %q: %v", b, err)
+	}
+	return l
 }
