@@ -1,9 +1,10 @@
 // Command verify is `make bench-verify`: VERIFY runs of the test image on
 // real libvirtd and QEMU, N back to back and 4 at once. For each run, the
-// time to the verdict is compared with the time to boot plus the screen's
-// settling period (what a verdict has to wait for at least): the overhead of
-// gathering the evidence (screenshots, guest facts, checks, teardown,
-// report). Target: verdict <= 1.10x (time to boot + settling period).
+// time to the verdict is compared with the time to boot: the guest agent
+// answers in these runs, so the screen needs only a short settle
+// (corroboratedSettle), and what is left is gathering the evidence
+// (screenshots, guest facts, checks, report). Target: verdict <= 1.3x the
+// time to boot.
 //
 // It is a benchmark, not a test: it prints figures and ratios and never fails
 // on them.
@@ -142,7 +143,7 @@ func run(runs, parallel int, settle time.Duration) error {
 	}
 	fmt.Println()
 	row := func(name string, rs []result) {
-		fmt.Printf("%-16s runs %d  verdict p50 %8s  boot p50 %8s  verdict / (boot + settle) p50 %.2fx  max %.2fx  (target <= 1.10x)\n",
+		fmt.Printf("%-16s runs %d  verdict p50 %8s  boot p50 %8s  verdict / boot p50 %.2fx  max %.2fx  (target <= 1.3x: the guest agent answers)\n",
 			name, len(rs), median(rs, func(r result) time.Duration { return r.verdict }).Round(time.Millisecond),
 			median(rs, func(r result) time.Duration { return r.boot }).Round(time.Millisecond), medianRatio(rs, settle), maxRatio(rs, settle))
 	}
@@ -162,8 +163,10 @@ func run(runs, parallel int, settle time.Duration) error {
 	return nil
 }
 
-func ratio(r result, settle time.Duration) float64 {
-	return float64(r.verdict) / float64(r.boot+settle)
+// ratio is a run's verdict time over its time to boot: with the guest
+// agent answering, the screen needs only a short settle (target <= 1.3x).
+func ratio(r result, _ time.Duration) float64 {
+	return float64(r.verdict) / float64(r.boot)
 }
 
 func median(rs []result, f func(result) time.Duration) time.Duration {

@@ -50,6 +50,12 @@ func newScreenWatch(firmware kinds.Firmware, stable int, adopted bool) *screenWa
 	return w
 }
 
+// shorten makes the watch ask for at most stable unchanged pictures from
+// now on (the boot is proved by other evidence: see corroborated).
+func (w *screenWatch) shorten(stable int) {
+	w.stable = min(w.stable, max(stable, 1))
+}
+
 // add takes the next picture and reports whether the signal fired.
 func (w *screenWatch) add(img image.Image) bool {
 	cur := toRGBA(img)

@@ -112,3 +112,35 @@ func TestScreenSignalForAnAdoptedBootNeedsNoFirmwareScreen(t *testing.T) {
 		t.Fatal("an adopted guest stuck in the firmware's text mode fired")
 	}
 }
+
+// A boot the guest agent or the serial marker proved needs the screen
+// still for a short time only; the firmware's error screen never passes.
+func TestACorroboratedBootNeedsTheScreenStillOnlyBriefly(t *testing.T) {
+	bios := screen(720, 400, color.Black, true, false)
+	noBootableDevice := screen(720, 400, color.Black, true, true)
+	os := screen(640, 480, color.RGBA{0, 0, 80, 255}, true, false)
+	fires := func(stable int, short bool, frames ...image.Image) bool {
+		w := newScreenWatch(kinds.BIOS, stable, false)
+		if short {
+			w.shorten(3)
+		}
+		got := false
+		for _, f := range frames {
+			got = w.add(f) || got
+		}
+		return got
+	}
+	four := []image.Image{bios, os, os, os, os}
+	if fires(20, false, four...) {
+		t.Fatal("the long settle passed after four pictures")
+	}
+	if !fires(20, true, four...) {
+		t.Fatal("a corroborated boot's screen did not pass after three still pictures")
+	}
+	if fires(20, true, bios, noBootableDevice, noBootableDevice, noBootableDevice, noBootableDevice) {
+		t.Fatal("the firmware's error screen passed")
+	}
+	if !corroborated([]string{signalScreen, signalGuestAgent}) || corroborated([]string{signalScreen}) {
+		t.Fatal("corroborated: the guest agent or the serial marker, not the screen alone")
+	}
+}

@@ -33,7 +33,23 @@ const (
 	// textSettle is how many unchanged pictures of a text screen are read
 	// for a boot error: an error screen is final, no need to wait longer.
 	textSettle = 3
+	// corroboratedSettle is how long the screen must stay put in a
+	// verification whose boot the guest agent or the serial marker proved
+	// already (the operating system runs): enough to see a crash screen
+	// or a firmware error come back, not the long settle that the screen
+	// alone needs (--screen-settle).
+	corroboratedSettle = 3 * time.Second
 )
+
+// corroborated says whether a boot was proved by more than the screen.
+func corroborated(signals []string) bool {
+	for _, s := range signals {
+		if s == signalGuestAgent || s == signalSerial {
+			return true
+		}
+	}
+	return false
+}
 
 // bootWatcher waits for a restore's boot signal.
 type bootWatcher struct {
