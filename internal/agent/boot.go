@@ -46,6 +46,7 @@ func (p *restores) fail(ctx context.Context, id, what string, err error) {
 		p.log.Error("unwinding a failed "+what, "restore", id, "err", terr)
 		return
 	}
+	p.crashes.end(id)
 	p.report(ctx, id, lifecycle.Failed, err.Error(), nil)
 }
 
@@ -175,5 +176,6 @@ func (p *restores) finishVerify(ctx context.Context, r *restorev1.Restore, begin
 	default:
 		reason = "verification inconclusive: " + v.Reason + "; torn down"
 	}
+	p.crashes.end(r.Id)
 	p.reportVerdict(ctx, r.Id, state, printable(reason, 1000), w.boot, v)
 }

@@ -17,12 +17,34 @@ import (
 // says so (hypervisor.VMWatcher), and the restore is not booted again.
 
 // crashes are the restores whose VM this run saw stop unexpectedly, with
-// why; the assigned ones are those the last reconcile pass was asked to
-// keep running (only those are acted on).
+// why, and those it ended for good; the assigned ones are those the last
+// reconcile pass was asked to keep running (only those are acted on).
 type crashes struct {
 	mu       sync.Mutex
 	why      map[string]string
 	assigned map[string]*restorev1.Restore
+	// ended are the restores this run ended for good (a verdict given and
+	// torn down, a failure reported), and when: an assignment from before
+	// that (on its way while the report was) does not boot them again.
+	ended map[string]time.Time
+}
+
+// end records that a restore was ended for good now.
+func (c *crashes) end(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended == nil {
+		c.ended = map[string]time.Time{}
+	}
+	c.ended[id] = time.Now()
+}
+
+// stale says whether r is an assignment from before this run ended it.
+func (c *crashes) stale(r *restorev1.Restore) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	at, ok := c.ended[r.Id]
+	return ok && !r.GetUpdateTime().AsTime().After(at)
 }
 
 // note records a crash of an assigned restore; it says whether it is new.
@@ -63,6 +85,11 @@ func (c *crashes) assign(rs map[string]*restorev1.Restore) {
 	for id := range c.why {
 		if rs[id] == nil {
 			delete(c.why, id)
+		}
+	}
+	for id := range c.ended {
+		if rs[id] == nil {
+			delete(c.ended, id)
 		}
 	}
 }
@@ -123,5 +150,6 @@ func (p *restores) failCrashed(ctx context.Context, id, why string) {
 	if v.StartTime == nil {
 		v.StartTime = now
 	}
+	p.crashes.end(id)
 	p.reportVerdict(ctx, id, lifecycle.Failed, "verification failed: "+v.Reason, nil, v)
 }

@@ -151,6 +151,9 @@ func (p *restores) keepRunning(ctx context.Context, r *restorev1.Restore, vmRunn
 	if p.keepPromoting(ctx, r) {
 		return
 	}
+	if p.crashes.stale(r) {
+		return // ended in this run; the assignment that says so is on its way
+	}
 	if why, crashed := p.crashes.crashed(r.Id); crashed {
 		// Its VM stopped unexpectedly in this run: it is FAILED, not
 		// booted again (a report lost on the way is made again).

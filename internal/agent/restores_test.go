@@ -11,6 +11,7 @@ import (
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/hypervisor"
 	"github.com/restored/restored/internal/lifecycle"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 const (
@@ -175,6 +176,20 @@ func TestAVerifyRestoreReportsItsVerdictAndTearsItselfDown(t *testing.T) {
 	}
 	if s.hv.Holds(r1) {
 		t.Fatal("a VERIFY restore was not torn down")
+	}
+	// The assignment from before the verdict, still on its way, does not
+	// boot it again (bench-verify once found such a domain left defined).
+	s.pass(running(r))
+	s.wantStates(r1, "PREPARING", "BOOTING", "RUNNING", "RUNNING", "DESTROYED")
+	if s.hv.Holds(r1) {
+		t.Fatal("a stale assignment booted the ended VERIFY restore again")
+	}
+	// Placed again later (a newer assignment), it runs again.
+	again := restoreIn(r1, lifecycle.Scheduled, verify)
+	again.UpdateTime = timestamppb.New(time.Now().Add(time.Second))
+	s.pass(running(again))
+	if got := s.rep.states(r1); len(got) <= 5 {
+		t.Fatalf("a newer assignment was not started: %v", got)
 	}
 }
 
