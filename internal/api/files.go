@@ -42,14 +42,12 @@ func filePath(p string) (string, []string, error) {
 	return "/" + path.Join(parts...), parts, nil
 }
 
-// visibleRecoveryPoint is the caller's recovery point, or NOT_FOUND.
+// visibleRecoveryPoint is the caller's valid recovery point; another
+// tenant's is NOT_FOUND, an invalid one FAILED_PRECONDITION.
 func visibleRecoveryPoint(d *Deps, ctx context.Context, id string) (*restorev1.RecoveryPoint, error) {
-	if err := validate.Required("id", id); err != nil {
+	rp, err := seenRecoveryPoint(d, ctx, id)
+	if err != nil {
 		return nil, err
-	}
-	rp := d.Store.Read(nil).RecoveryPoint(id)
-	if rp == nil || !principal(ctx).Sees(rp.Tenant) {
-		return nil, status.Errorf(codes.NotFound, "recovery point %q not found", id)
 	}
 	if !rp.Valid {
 		return nil, status.Errorf(codes.FailedPrecondition, "recovery point %s is invalid: %s", id, rp.InvalidReason)

@@ -30,12 +30,22 @@ func (s *RecoveryPointService) ListRecoveryPoints(ctx context.Context, req *rest
 
 // GetRecoveryPoint implements the RPC.
 func (s *RecoveryPointService) GetRecoveryPoint(ctx context.Context, req *restorev1.GetRecoveryPointRequest) (*restorev1.GetRecoveryPointResponse, error) {
-	if err := validate.Required("id", req.Id); err != nil {
+	rp, err := seenRecoveryPoint(s.Deps, ctx, req.Id)
+	if err != nil {
 		return nil, err
 	}
-	rp := s.Store.Read(nil).RecoveryPoint(req.Id)
-	if rp == nil || !principal(ctx).Sees(rp.Tenant) {
-		return nil, status.Errorf(codes.NotFound, "recovery point %q not found", req.Id)
-	}
 	return &restorev1.GetRecoveryPointResponse{RecoveryPoint: rp}, nil
+}
+
+// seenRecoveryPoint is the caller's recovery point, valid or not; another
+// tenant's is NOT_FOUND.
+func seenRecoveryPoint(d *Deps, ctx context.Context, id string) (*restorev1.RecoveryPoint, error) {
+	if err := validate.Required("id", id); err != nil {
+		return nil, err
+	}
+	rp := d.Store.Read(nil).RecoveryPoint(id)
+	if rp == nil || !principal(ctx).Sees(rp.Tenant) {
+		return nil, status.Errorf(codes.NotFound, "recovery point %q not found", id)
+	}
+	return rp, nil
 }
