@@ -126,7 +126,8 @@ func TestOpenAPIDocumentIsServedAndConsistent(t *testing.T) {
 	}
 	paths := doc["paths"].(map[string]any)
 	for _, p := range []string{"/v1/restores", "/v1/restores/{id}", "/v1/restores:watch", "/v1/recovery-points", "/v1/recovery-points/{id}",
-		"/v1/hosts", "/v1/hosts/{id}", "/v1/hosts/{id}:drain", "/v1/hosts/{id}:undrain", "/v1/tenants", "/v1/tokens", "/v1/tokens/{id}", "/v1/cluster"} {
+		"/v1/hosts", "/v1/hosts/{id}", "/v1/hosts/{id}:drain", "/v1/hosts/{id}:undrain", "/v1/tenants", "/v1/tokens", "/v1/tokens/{id}", "/v1/cluster",
+		"/v1/hosts:watch", "/v1/snapshots:watch", "/v1/verifications:watch", "/v1/audit-events:watch"} {
 		if paths[p] == nil {
 			t.Errorf("OpenAPI lacks %s", p)
 		}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -73,11 +74,39 @@ func TestRestorectlOperatorStory(t *testing.T) {
 	if out := e.mustCtl(tok.Secret, "restore", "get", created.Id); !strings.Contains(out, "kvm-01") {
 		t.Fatalf("restore get: %s", out)
 	}
-	if out := e.mustCtl(tok.Secret, "restore", "watch", "--for", "300ms"); !strings.Contains(out, created.Id) || !strings.Contains(out, "RUNNING") {
-		t.Fatalf("restore watch: %s", out)
+	watched := e.mustCtl(tok.Secret, "restore", "watch", "--for", "300ms")
+	if !strings.Contains(watched, created.Id) || !strings.Contains(watched, "RUNNING") || !strings.Contains(watched, "ADDED") {
+		t.Fatalf("restore watch: %s", watched)
+	}
+	rv := regexp.MustCompile(`rv=(\d+)`).FindStringSubmatch(watched)
+	if rv == nil {
+		t.Fatalf("restore watch printed no resource version: %s", watched)
 	}
 	if out := e.mustCtl(tok.Secret, "restore", "delete", created.Id); !strings.Contains(out, "STOPPING") {
 		t.Fatalf("restore delete: %s", out)
+	}
+	// Resumed after the listing: only the change since (the delete).
+	if out := e.mustCtl(tok.Secret, "restore", "watch", "--resource-version", rv[1], "--for", "300ms"); !strings.Contains(out, "MODIFIED") ||
+		!strings.Contains(out, "STOPPING") || strings.Contains(out, "ADDED") {
+		t.Fatalf("restore watch --resource-version %s: %s", rv[1], out)
+	}
+	backup, _ := e.token(created.Tenant, "backup")
+	for _, w := range []struct {
+		token string
+		args  []string
+		want  []string
+	}{
+		{e.admin, []string{"host", "list", "--watch"}, []string{"TIME  EVENT  RV  ID", "ADDED", "kvm-01"}},
+		{tok.Secret, []string{"audit", "--watch", "--method", "DeleteRestore"}, []string{"ADDED", "DeleteRestore", "ACCEPTED"}},
+		{tok.Secret, []string{"verify", "list", "--watch"}, []string{"TIME  EVENT  RV"}},
+		{backup, []string{"snapshot", "list", "--watch", "-o", "json"}, nil},
+	} {
+		out := e.mustCtl(w.token, append(w.args, "--for", "300ms")...)
+		for _, want := range w.want {
+			if !strings.Contains(out, want) {
+				t.Fatalf("restorectl %v: %q missing from:\n%s", w.args, want, out)
+			}
+		}
 	}
 	if out := e.mustCtl(e.admin, "host", "drain", "kvm-01"); !strings.Contains(out, "true") {
 		t.Fatalf("host drain: %s", out)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/restored/restored/internal/audit"
 	"github.com/restored/restored/internal/auth"
 	"github.com/restored/restored/internal/mdkeys"
+	"github.com/restored/restored/internal/store"
 	"github.com/restored/restored/internal/validate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -89,6 +91,26 @@ func auditFilter(p *auth.Principal, req *restorev1.ListAuditEventsRequest) (audi
 		f.Tenant = req.Tenant
 	}
 	return f, nil
+}
+
+// WatchAuditEvents implements the RPC: the recorded writes kept now that
+// match, oldest first, then each one as it is applied.
+func (s *AuditService) WatchAuditEvents(req *restorev1.WatchAuditEventsRequest, stream restorev1.AuditService_WatchAuditEventsServer) error {
+	f, err := auditFilter(principal(stream.Context()), &restorev1.ListAuditEventsRequest{
+		Tenant: req.Tenant, Method: req.Method, Outcome: req.Outcome, Target: req.Target})
+	if err != nil {
+		return err
+	}
+	return runWatch(s.Deps, stream, req, watchSpec[*restorev1.AuditEvent]{
+		kind: store.KindAudit,
+		list: func(r *store.Reader) []*restorev1.AuditEvent {
+			return r.AuditEventsFrom(time.Time{}, f.Match, math.MaxInt)
+		},
+		match: func(_ *store.Reader, ev *restorev1.AuditEvent) bool { return f.Match(ev) },
+		send: func(typ restorev1.WatchEventType, rv store.Version, ev *restorev1.AuditEvent) error {
+			return stream.Send(&restorev1.WatchAuditEventsResponse{Event: ev, Type: typ, ResourceVersion: rv.String()})
+		},
+	})
 }
 
 // ListAuditEvents implements the RPC: the writes in the log merged with

@@ -114,6 +114,7 @@ var rules = map[string]rule{
 	restorev1.RecoveryPointService_GetRecoveryPoint_FullMethodName:       {rpReaders, anyServer, byToken},
 
 	restorev1.VerificationService_ListVerifications_FullMethodName:         {restoreUsers, anyServer, byToken},
+	restorev1.VerificationService_WatchVerifications_FullMethodName:        {restoreUsers, anyServer, byToken},
 	restorev1.VerificationService_GetVerification_FullMethodName:           {restoreUsers, anyServer, byToken},
 	restorev1.VerificationService_GetVerificationScreenshot_FullMethodName: {restoreUsers, anyServer, byToken},
 
@@ -131,11 +132,13 @@ var rules = map[string]rule{
 	restorev1.SnapshotService_CreateSnapshot_FullMethodName:           {snapshotUsers, onLeader, byToken},
 	restorev1.SnapshotService_GetSnapshot_FullMethodName:              {snapshotUsers, anyServer, byToken},
 	restorev1.SnapshotService_ListSnapshots_FullMethodName:            {snapshotUsers, anyServer, byToken},
+	restorev1.SnapshotService_WatchSnapshots_FullMethodName:           {snapshotUsers, anyServer, byToken},
 	restorev1.SnapshotService_ListSnapshotExtents_FullMethodName:      {snapshotUsers, anyServer, byToken},
 	restorev1.SnapshotService_IssueSnapshotCredentials_FullMethodName: {snapshotUsers, anyServer, byToken},
 	restorev1.SnapshotService_DeleteSnapshot_FullMethodName:           {snapshotUsers, onLeader, byToken},
 
 	restorev1.HostService_ListHosts_FullMethodName:       {hostUsers, anyServer, byToken},
+	restorev1.HostService_WatchHosts_FullMethodName:      {hostUsers, anyServer, byToken},
 	restorev1.HostService_GetHost_FullMethodName:         {hostUsers, anyServer, byToken},
 	restorev1.HostService_DrainHost_FullMethodName:       {hostUsers, onLeader, byToken},
 	restorev1.HostService_UndrainHost_FullMethodName:     {hostUsers, onLeader, byToken},
@@ -165,11 +168,12 @@ var rules = map[string]rule{
 	restorev1.AgentService_Enroll_FullMethodName:           {agents, onLeader, byJoinToken},
 	restorev1.AgentService_RenewCertificate_FullMethodName: {agents, anyServer, byAgentCert},
 
-	restorev1.AuditService_ListAuditEvents_FullMethodName: {auditReaders, anyServer, byToken},
-	raftv1.ClusterService_Join_FullMethodName:             {admins, onLeader, byTokenAndServerCert},
-	raftv1.ClusterService_Enroll_FullMethodName:           {admins, anyServer, byToken},
-	raftv1.ClusterService_Relay_FullMethodName:            {servers, anyServer, byServerCert},
-	raftv1.ClusterService_ReportTokenUse_FullMethodName:   {servers, onLeader, byServerCert},
+	restorev1.AuditService_ListAuditEvents_FullMethodName:  {auditReaders, anyServer, byToken},
+	restorev1.AuditService_WatchAuditEvents_FullMethodName: {auditReaders, anyServer, byToken},
+	raftv1.ClusterService_Join_FullMethodName:              {admins, onLeader, byTokenAndServerCert},
+	raftv1.ClusterService_Enroll_FullMethodName:            {admins, anyServer, byToken},
+	raftv1.ClusterService_Relay_FullMethodName:             {servers, anyServer, byServerCert},
+	raftv1.ClusterService_ReportTokenUse_FullMethodName:    {servers, onLeader, byServerCert},
 }
 
 // allowed says whether role may call method.

@@ -6,19 +6,16 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/hashicorp/go-memdb"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	"github.com/restored/restored/internal/auth"
 	"github.com/restored/restored/internal/fsm"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/kinds"
 	"github.com/restored/restored/internal/lifecycle"
-	"github.com/restored/restored/internal/mdkeys"
 	"github.com/restored/restored/internal/scheduler"
 	"github.com/restored/restored/internal/store"
 	"github.com/restored/restored/internal/validate"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -277,53 +274,18 @@ func (s *RestoreService) DeleteRestore(ctx context.Context, req *restorev1.Delet
 // again whenever it changes. It ends with Unauthenticated as soon as the
 // caller's token is revoked or expires.
 func (s *RestoreService) WatchRestores(req *restorev1.WatchRestoresRequest, stream restorev1.RestoreService_WatchRestoresServer) error {
-	ctx := stream.Context()
-	p := principal(ctx)
+	p := principal(stream.Context())
 	f, err := newFilter(req.State, req.Asset, req.RecoveryPointId, req.BatchId)
 	if err != nil {
 		return err
 	}
-	// Send headers now, marked: REST clients get their 200 and the stream
-	// opens even when nothing matches yet (a stream refused before this
-	// answers its error's status instead).
-	if err := stream.SendHeader(metadata.Pairs(mdkeys.StreamOpen, "1")); err != nil {
-		return err
-	}
-	var seen uint64 // the newest revision sent: only what changed after it is read
-	for {
-		ws := memdb.NewWatchSet()
-		s.Store.WatchTables(ws, store.TableRestores, store.TableTokens)
-		r := s.Store.Read(nil)
-		t := r.Token(p.TokenID)
-		if !store.TokenUsable(t, s.Now()) {
-			return auth.ErrUnauthenticated
-		}
-		for _, x := range r.RestoresSince(seen) {
-			seen = max(seen, x.Revision)
-			if !p.Sees(x.Tenant) || !f.match(x) {
-				continue
-			}
-			if err := stream.Send(&restorev1.WatchRestoresResponse{Restore: x}); err != nil {
-				return err
-			}
-		}
-		if err := watchUntil(ctx, ws, store.TokenEnd(t)); err != nil {
-			return err
-		}
-	}
-}
-
-// watchUntil waits for ws to fire, ctx to end, or the token's end (zero:
-// none) to come, so a stream does not outlive its token.
-func watchUntil(ctx context.Context, ws memdb.WatchSet, end time.Time) error {
-	wctx := ctx
-	if !end.IsZero() {
-		var cancel context.CancelFunc
-		wctx, cancel = context.WithDeadline(ctx, end)
-		defer cancel()
-	}
-	if err := ws.WatchCtx(wctx); err != nil && ctx.Err() != nil {
-		return status.FromContextError(ctx.Err()).Err()
-	}
-	return nil
+	match := func(_ *store.Reader, x *restorev1.Restore) bool { return p.Sees(x.Tenant) && f.match(x) }
+	return runWatch(s.Deps, stream, req, watchSpec[*restorev1.Restore]{
+		kind:  store.KindRestore,
+		list:  func(r *store.Reader) []*restorev1.Restore { return filtered(r, r.Restores(p.Scope()), match) },
+		match: match,
+		send: func(typ restorev1.WatchEventType, rv store.Version, x *restorev1.Restore) error {
+			return stream.Send(&restorev1.WatchRestoresResponse{Restore: x, Type: typ, ResourceVersion: rv.String()})
+		},
+	})
 }

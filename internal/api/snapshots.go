@@ -146,6 +146,26 @@ func (s *SnapshotService) ListSnapshots(ctx context.Context, req *restorev1.List
 	return &restorev1.ListSnapshotsResponse{Snapshots: out}, nil
 }
 
+// WatchSnapshots implements the RPC: the caller's snapshots (of one guest,
+// if asked), then each change.
+func (s *SnapshotService) WatchSnapshots(req *restorev1.WatchSnapshotsRequest, stream restorev1.SnapshotService_WatchSnapshotsServer) error {
+	if err := validate.Optional("guest_id", req.GuestId); err != nil {
+		return err
+	}
+	p := principal(stream.Context())
+	match := func(_ *store.Reader, x *restorev1.Snapshot) bool {
+		return p.Sees(x.Tenant) && (req.GuestId == "" || x.GuestId == req.GuestId)
+	}
+	return runWatch(s.Deps, stream, req, watchSpec[*restorev1.Snapshot]{
+		kind:  store.KindSnapshot,
+		list:  func(r *store.Reader) []*restorev1.Snapshot { return filtered(r, r.Snapshots(p.Scope()), match) },
+		match: match,
+		send: func(typ restorev1.WatchEventType, rv store.Version, x *restorev1.Snapshot) error {
+			return stream.Send(&restorev1.WatchSnapshotsResponse{Snapshot: x, Type: typ, ResourceVersion: rv.String()})
+		},
+	})
+}
+
 // ListSnapshotExtents implements the RPC: the host's agent reads the
 // extents from the export's block status, a page at a time.
 func (s *SnapshotService) ListSnapshotExtents(ctx context.Context, req *restorev1.ListSnapshotExtentsRequest) (*restorev1.ListSnapshotExtentsResponse, error) {

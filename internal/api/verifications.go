@@ -4,6 +4,7 @@ import (
 	"context"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/internal/store"
 	"github.com/restored/restored/internal/validate"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -31,6 +32,29 @@ func (s *VerificationService) ListVerifications(ctx context.Context, req *restor
 		return nil, err
 	}
 	return &restorev1.ListVerificationsResponse{Verifications: p.Items, NextPageToken: p.Next}, nil
+}
+
+// WatchVerifications implements the RPC: the caller's verifications (of
+// one asset or recovery point, if asked), then each new one.
+func (s *VerificationService) WatchVerifications(req *restorev1.WatchVerificationsRequest, stream restorev1.VerificationService_WatchVerificationsServer) error {
+	if err := validate.Optional("asset", req.Asset); err != nil {
+		return err
+	}
+	if err := validate.Optional("recovery_point_id", req.RecoveryPointId); err != nil {
+		return err
+	}
+	p := principal(stream.Context())
+	match := func(_ *store.Reader, v *restorev1.Verification) bool {
+		return p.Sees(v.Tenant) && (req.Asset == "" || v.Asset == req.Asset) && (req.RecoveryPointId == "" || v.RecoveryPointId == req.RecoveryPointId)
+	}
+	return runWatch(s.Deps, stream, req, watchSpec[*restorev1.Verification]{
+		kind:  store.KindVerification,
+		list:  func(r *store.Reader) []*restorev1.Verification { return filtered(r, r.Verifications(p.Scope()), match) },
+		match: match,
+		send: func(typ restorev1.WatchEventType, rv store.Version, v *restorev1.Verification) error {
+			return stream.Send(&restorev1.WatchVerificationsResponse{Verification: v, Type: typ, ResourceVersion: rv.String()})
+		},
+	})
 }
 
 // GetVerification implements the RPC.

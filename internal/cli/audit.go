@@ -17,12 +17,14 @@ func auditCmd(g *globals) *cobra.Command {
 		req            restorev1.ListAuditEventsRequest
 		since, outcome string
 		all            bool
+		w              watchFlags
 	)
 	c := &cobra.Command{
 		Use:   "audit",
 		Short: "Who did what: every accepted write and every refusal (admins and operators see every tenant's; others their own)",
 		Example: "  restorectl audit --method DeleteRestore --since 24h\n" +
-			"  restorectl audit --target 019a6c2e-... --all --output json",
+			"  restorectl audit --target 019a6c2e-... --all --output json\n" +
+			"  restorectl audit --watch --outcome refused",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if since != "" {
@@ -41,6 +43,15 @@ func auditCmd(g *globals) *cobra.Command {
 			default:
 				return fmt.Errorf("--outcome %q: accepted or refused", outcome)
 			}
+			if w.on {
+				if req.StartTime != nil {
+					return fmt.Errorf("--since does not go with --watch (a watch sends every kept event first, or resumes at --resource-version)")
+				}
+				return streamWatch(g, cmd, w, auditHeader, func(ctx context.Context, conn *grpc.ClientConn) (restorev1.AuditService_WatchAuditEventsClient, error) {
+					return restorev1.NewAuditServiceClient(conn).WatchAuditEvents(ctx, &restorev1.WatchAuditEventsRequest{
+						Tenant: req.Tenant, Method: req.Method, Outcome: req.Outcome, Target: req.Target, ResourceVersion: w.from})
+				}, func(m *restorev1.WatchAuditEventsResponse) []string { return auditRow(m.Event) })
+			}
 			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.ListAuditEventsResponse, error) {
 				client := restorev1.NewAuditServiceClient(conn)
 				out := &restorev1.ListAuditEventsResponse{}
@@ -52,16 +63,10 @@ func auditCmd(g *globals) *cobra.Command {
 				})
 				return out, err
 			}, func(out *restorev1.ListAuditEventsResponse) error {
-				return g.show(out, []string{"TIME", "CALLER", "TENANT", "METHOD", "TARGETS", "OUTCOME", "WHY", "SOURCE"}, func() [][]string {
+				return g.show(out, auditHeader, func() [][]string {
 					rows := make([][]string, 0, len(out.Events))
 					for _, ev := range out.Events {
-						m := ev.Method[strings.LastIndex(ev.Method, "/")+1:]
-						why := ev.Code
-						if ev.Message != "" {
-							why += ": " + ev.Message
-						}
-						rows = append(rows, []string{when(ev.Time), ev.Caller, orDash(ev.Tenant), m, orDash(strings.Join(ev.Targets, ",")),
-							trimEnum(ev.Outcome.String(), "AUDIT_OUTCOME_"), orDash(why), orDash(ev.Source)})
+						rows = append(rows, auditRow(ev))
 					}
 					return rows
 				})
@@ -77,5 +82,18 @@ func auditCmd(g *globals) *cobra.Command {
 	fl.Int32Var(&req.PageSize, "page-size", 0, "events per page (default 100, max 1000)")
 	fl.StringVar(&req.PageToken, "page-token", "", "continue from a previous page's next_page_token")
 	fl.BoolVar(&all, "all", false, "fetch every page")
+	w.add(c, "the recorded writes")
 	return c
+}
+
+var auditHeader = []string{"TIME", "CALLER", "TENANT", "METHOD", "TARGETS", "OUTCOME", "WHY", "SOURCE"}
+
+func auditRow(ev *restorev1.AuditEvent) []string {
+	m := ev.Method[strings.LastIndex(ev.Method, "/")+1:]
+	why := ev.Code
+	if ev.Message != "" {
+		why += ": " + ev.Message
+	}
+	return []string{when(ev.Time), ev.Caller, orDash(ev.Tenant), m, orDash(strings.Join(ev.Targets, ",")),
+		trimEnum(ev.Outcome.String(), "AUDIT_OUTCOME_"), orDash(why), orDash(ev.Source)}
 }

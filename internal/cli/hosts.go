@@ -86,12 +86,18 @@ func hostRows(hs ...*restorev1.Host) [][]string {
 }
 
 func hostListCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var w watchFlags
+	c := &cobra.Command{
 		Use:     "list",
-		Short:   "List hosts with their state and capacity",
-		Example: "  restorectl host list --output json",
+		Short:   "List hosts with their state and capacity, or --watch them change",
+		Example: "  restorectl host list --output json\n  restorectl host list --watch",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if w.on {
+				return streamWatch(g, cmd, w, hostHeader, func(ctx context.Context, conn *grpc.ClientConn) (restorev1.HostService_WatchHostsClient, error) {
+					return restorev1.NewHostServiceClient(conn).WatchHosts(ctx, &restorev1.WatchHostsRequest{ResourceVersion: w.from})
+				}, func(m *restorev1.WatchHostsResponse) []string { return hostRows(m.Host)[0] })
+			}
 			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.ListHostsResponse, error) {
 				return restorev1.NewHostServiceClient(conn).ListHosts(ctx, &restorev1.ListHostsRequest{})
 			}, func(resp *restorev1.ListHostsResponse) error {
@@ -99,6 +105,8 @@ func hostListCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
+	w.add(c, "the hosts")
+	return c
 }
 
 func hostDrainCmd(g *globals, drain bool) *cobra.Command {

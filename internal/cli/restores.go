@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -223,8 +222,10 @@ func restoreWatchCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "watch",
 		Short: "Stream restores as they change (Ctrl-C to stop)",
-		Long: `Print every matching restore, then each restore again whenever it changes.
-With --output json each change is one JSON object.`,
+		Long: `Print every matching restore, then each restore again whenever it changes
+(ADDED, MODIFIED, DELETED), with the resource version (rv=) to resume after:
+--resource-version rv prints only what changed after it. With --output json
+each event is one JSON object: {"restore": …, "type": …, "resource_version": …}.`,
 		Example: "  restorectl restore watch --state running\n  restorectl restore watch --output json --for 10m",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -251,13 +252,13 @@ With --output json each change is one JSON object.`,
 				}
 				r := msg.Restore
 				if g.output == "json" {
-					if err := g.printJSON(r); err != nil {
+					if err := g.printJSON(msg); err != nil {
 						return err
 					}
 					continue
 				}
-				fmt.Fprintf(g.out, "%s  %-10s %s %s rev=%s %s\n", time.Now().UTC().Format(time.TimeOnly),
-					trimEnum(r.State.String(), "RESTORE_STATE_"), r.Id, orDash(r.HostId), strconv.FormatUint(r.Revision, 10), r.StateReason)
+				fmt.Fprintf(g.out, "%s  %-8s %-10s %s %s rv=%s %s\n", time.Now().UTC().Format(time.TimeOnly), trimEnum(msg.Type.String(), "WATCH_EVENT_TYPE_"),
+					trimEnum(r.State.String(), "RESTORE_STATE_"), r.Id, orDash(r.HostId), msg.ResourceVersion, r.StateReason)
 			}
 		},
 	}
@@ -266,6 +267,7 @@ With --output json each change is one JSON object.`,
 	fl.DurationVar(&until, "for", 0, "stop watching after this long (default: until interrupted)")
 	fl.StringVar(&req.Asset, "asset", "", "only this asset")
 	fl.StringVar(&req.RecoveryPointId, "recovery-point", "", "only this recovery point")
+	fl.StringVar(&req.ResourceVersion, "resource-version", "", "resume after this event (an rv= of an earlier watch)")
 	return c
 }
 

@@ -34,13 +34,21 @@ func snapshotRows(ss ...*restorev1.Snapshot) [][]string {
 }
 
 func snapshotListCmd(g *globals) *cobra.Command {
-	var guest string
+	var (
+		guest string
+		w     watchFlags
+	)
 	c := &cobra.Command{
 		Use:     "list",
-		Short:   "List snapshots, newest first",
-		Example: "  restorectl snapshot list --guest 0192f0c4-... --output json",
+		Short:   "List snapshots, newest first, or --watch them change",
+		Example: "  restorectl snapshot list --guest 0192f0c4-... --output json\n  restorectl snapshot list --watch",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if w.on {
+				return streamWatch(g, cmd, w, snapshotHeader, func(ctx context.Context, conn *grpc.ClientConn) (restorev1.SnapshotService_WatchSnapshotsClient, error) {
+					return restorev1.NewSnapshotServiceClient(conn).WatchSnapshots(ctx, &restorev1.WatchSnapshotsRequest{GuestId: guest, ResourceVersion: w.from})
+				}, func(m *restorev1.WatchSnapshotsResponse) []string { return snapshotRows(m.Snapshot)[0] })
+			}
 			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.ListSnapshotsResponse, error) {
 				return restorev1.NewSnapshotServiceClient(conn).ListSnapshots(ctx, &restorev1.ListSnapshotsRequest{GuestId: guest})
 			}, func(resp *restorev1.ListSnapshotsResponse) error {
@@ -49,6 +57,7 @@ func snapshotListCmd(g *globals) *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&guest, "guest", "", "only this guest's")
+	w.add(c, "the snapshots")
 	return c
 }
 

@@ -116,13 +116,22 @@ func bootTime(ms int64) string {
 func short(s, prefix string) string { return strings.TrimPrefix(s, prefix) }
 
 func verifyListCmd(g *globals) *cobra.Command {
-	var req restorev1.ListVerificationsRequest
+	var (
+		req restorev1.ListVerificationsRequest
+		w   watchFlags
+	)
 	c := &cobra.Command{
 		Use:     "list",
-		Short:   "List verifications, newest first",
-		Example: "  restorectl verify list --asset web-01",
+		Short:   "List verifications, newest first, or --watch the verdicts come in",
+		Example: "  restorectl verify list --asset web-01\n  restorectl verify list --watch",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if w.on {
+				return streamWatch(g, cmd, w, verificationHeader, func(ctx context.Context, conn *grpc.ClientConn) (restorev1.VerificationService_WatchVerificationsClient, error) {
+					return restorev1.NewVerificationServiceClient(conn).WatchVerifications(ctx, &restorev1.WatchVerificationsRequest{
+						Asset: req.Asset, RecoveryPointId: req.RecoveryPointId, ResourceVersion: w.from})
+				}, func(m *restorev1.WatchVerificationsResponse) []string { return verificationRows(m.Verification)[0] })
+			}
 			return unary(g, cmd, func(ctx context.Context, conn *grpc.ClientConn) (*restorev1.ListVerificationsResponse, error) {
 				return restorev1.NewVerificationServiceClient(conn).ListVerifications(ctx, &req)
 			}, func(resp *restorev1.ListVerificationsResponse) error {
@@ -133,6 +142,7 @@ func verifyListCmd(g *globals) *cobra.Command {
 	c.Flags().StringVar(&req.Asset, "asset", "", "only this asset")
 	c.Flags().StringVar(&req.RecoveryPointId, "recovery-point", "", "only this recovery point")
 	c.Flags().Int32Var(&req.PageSize, "page-size", 0, "at most this many (default 100)")
+	w.add(c, "the verifications")
 	return c
 }
 

@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"github.com/hashicorp/go-memdb"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/store"
@@ -10,7 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-func applyCreateJoinToken(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
+func applyCreateJoinToken(txn *store.Txn, payload []byte, _ uint64) (proto.Message, error) {
 	var cmd raftv1.CreateJoinToken
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err
@@ -42,7 +41,7 @@ func JoinTokenRefused(t *raftv1.StoredJoinToken, now *raftv1.UseJoinToken) error
 	return nil
 }
 
-func applyUseJoinToken(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
+func applyUseJoinToken(txn *store.Txn, payload []byte, _ uint64) (proto.Message, error) {
 	var cmd raftv1.UseJoinToken
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err
@@ -72,7 +71,7 @@ func HostInUse(r *store.Reader, hostID string) error {
 
 // applyRemoveHost forgets a host, withdraws it from the recovery points it
 // held, and revokes its agents' certificates issued until now.
-func applyRemoveHost(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
+func applyRemoveHost(txn *store.Txn, payload []byte, _ uint64) (proto.Message, error) {
 	var cmd raftv1.RemoveHost
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err

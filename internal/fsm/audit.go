@@ -3,7 +3,6 @@ package fsm
 import (
 	"strings"
 
-	"github.com/hashicorp/go-memdb"
 	"github.com/restored/restored/internal/audit"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/store"
@@ -27,7 +26,7 @@ func commandMessage(t raftv1.CommandType) proto.Message {
 }
 
 // recordWrite keeps the audit event of an applied (or refused) entry.
-func recordWrite(txn *memdb.Txn, index uint64, env *raftv1.Envelope, c command, result proto.Message, err error) error {
+func recordWrite(txn *store.Txn, index uint64, env *raftv1.Envelope, c command, result proto.Message, err error) error {
 	if c.unaudited {
 		return nil
 	}

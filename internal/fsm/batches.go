@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 
-	"github.com/hashicorp/go-memdb"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/lifecycle"
@@ -20,7 +19,7 @@ import (
 // before any is written, so a refused batch writes nothing; a batch whose
 // keys all exist with the same bodies is a replay and answers the first
 // batch.
-func applyCreateRestores(txn *memdb.Txn, payload []byte, index uint64) (proto.Message, error) {
+func applyCreateRestores(txn *store.Txn, payload []byte, index uint64) (proto.Message, error) {
 	var cmd raftv1.CreateRestores
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err

@@ -22,7 +22,7 @@ type Result struct {
 }
 
 // applyFunc applies one decoded command inside txn.
-type applyFunc func(txn *memdb.Txn, payload []byte, index uint64) (proto.Message, error)
+type applyFunc func(txn *store.Txn, payload []byte, index uint64) (proto.Message, error)
 
 // command is what the FSM knows of one command type.
 type command struct {
@@ -127,7 +127,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 func (f *FSM) ApplyEntry(data []byte, index uint64) *Result {
 	txn := f.store.WriteTxn()
 	defer txn.Abort()
-	res, clean := f.applyIn(txn, data, index)
+	res, clean := f.applyEntry(txn, data, index)
 	if clean {
 		txn.Commit()
 	}
@@ -149,7 +149,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		if l.Type != raft.LogCommand {
 			continue
 		}
-		res, clean := f.applyIn(txn, l.Data, l.Index)
+		res, clean := f.applyEntry(txn, l.Data, l.Index)
 		if !clean {
 			txn.Abort()
 			for j, l := range logs {
@@ -165,9 +165,23 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	return out
 }
 
+// applyEntry applies one entry inside txn with the events of its changes.
+func (f *FSM) applyEntry(txn *store.Txn, data []byte, index uint64) (*Result, bool) {
+	txn.Entry(index)
+	res, clean := f.applyIn(txn, data, index)
+	if !clean {
+		return res, false
+	}
+	if err := txn.EndEntry(); err != nil {
+		f.log.Error("raft apply: event log", "index", index, "err", err)
+		return &Result{Err: err}, false
+	}
+	return res, true
+}
+
 // applyIn applies one entry inside txn. clean is false when the entry may
 // have left partial writes in txn (the caller must abort it).
-func (f *FSM) applyIn(txn *memdb.Txn, data []byte, index uint64) (res *Result, clean bool) {
+func (f *FSM) applyIn(txn *store.Txn, data []byte, index uint64) (res *Result, clean bool) {
 	if h := f.halted.Load(); h != nil {
 		return &Result{Err: h}, true
 	}

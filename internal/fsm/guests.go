@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"github.com/hashicorp/go-memdb"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/ownership"
@@ -11,7 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-func applyRegisterGuest(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
+func applyRegisterGuest(txn *store.Txn, payload []byte, _ uint64) (proto.Message, error) {
 	var cmd raftv1.RegisterGuest
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err
@@ -39,7 +38,7 @@ func applyRegisterGuest(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message
 	return g, txn.Insert(store.TableGuests, g)
 }
 
-func applyUnregisterGuest(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
+func applyUnregisterGuest(txn *store.Txn, payload []byte, _ uint64) (proto.Message, error) {
 	var cmd raftv1.UnregisterGuest
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err

@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"github.com/hashicorp/go-memdb"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/lifecycle"
@@ -9,7 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-func applyRegisterHost(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
+func applyRegisterHost(txn *store.Txn, payload []byte, _ uint64) (proto.Message, error) {
 	var cmd raftv1.RegisterHost
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err
@@ -31,7 +30,7 @@ func applyRegisterHost(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message,
 	return h, txn.Insert(store.TableHosts, h)
 }
 
-func applySetHostDrain(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
+func applySetHostDrain(txn *store.Txn, payload []byte, _ uint64) (proto.Message, error) {
 	var cmd raftv1.SetHostDrain
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err
@@ -45,7 +44,7 @@ func applySetHostDrain(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message,
 	return next, txn.Insert(store.TableHosts, next)
 }
 
-func applySetHostState(txn *memdb.Txn, payload []byte, index uint64) (proto.Message, error) {
+func applySetHostState(txn *store.Txn, payload []byte, index uint64) (proto.Message, error) {
 	var cmd raftv1.SetHostState
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err

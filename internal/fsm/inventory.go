@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"github.com/hashicorp/go-memdb"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/ownership"
@@ -12,7 +11,7 @@ import (
 // applyReportInventory replaces a host's inventory, registers the guests
 // the hoster assigned in domains' XML (unless the domain has an owner),
 // and verifies every guest of the host against the new inventory.
-func applyReportInventory(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
+func applyReportInventory(txn *store.Txn, payload []byte, _ uint64) (proto.Message, error) {
 	var cmd raftv1.ReportInventory
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err

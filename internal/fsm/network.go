@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"github.com/hashicorp/go-memdb"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/store"
@@ -12,7 +11,7 @@ import (
 
 // applyLinkUpRestore clears a restore's link_down: its host brings the
 // NIC's link up at its next reconcile.
-func applyLinkUpRestore(txn *memdb.Txn, payload []byte, index uint64) (proto.Message, error) {
+func applyLinkUpRestore(txn *store.Txn, payload []byte, index uint64) (proto.Message, error) {
 	var cmd raftv1.LinkUpRestore
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err

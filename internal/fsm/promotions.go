@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"github.com/hashicorp/go-memdb"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/lifecycle"
@@ -12,7 +11,7 @@ import (
 // applyPromoteRestore records a promotion asked for: a RUNNING VIRTUALIZE
 // restore becomes PROMOTING with its storage pool; asking again for the
 // same pool answers the restore as it is.
-func applyPromoteRestore(txn *memdb.Txn, payload []byte, index uint64) (proto.Message, error) {
+func applyPromoteRestore(txn *store.Txn, payload []byte, index uint64) (proto.Message, error) {
 	var cmd raftv1.PromoteRestore
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err
@@ -37,7 +36,7 @@ func applyPromoteRestore(txn *memdb.Txn, payload []byte, index uint64) (proto.Me
 
 // applyCancelPromotion stops a promotion: the restore is RUNNING again
 // and its host aborts the copy.
-func applyCancelPromotion(txn *memdb.Txn, payload []byte, index uint64) (proto.Message, error) {
+func applyCancelPromotion(txn *store.Txn, payload []byte, index uint64) (proto.Message, error) {
 	var cmd raftv1.CancelPromotion
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err

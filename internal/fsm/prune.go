@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"github.com/hashicorp/go-memdb"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/lifecycle"
@@ -17,7 +16,7 @@ func notAfter(t, cutoff *timestamppb.Timestamp) bool {
 
 // applyPrune removes what the leader found ended and past its retention,
 // checking each again: what changed since (or is still needed) stays.
-func applyPrune(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
+func applyPrune(txn *store.Txn, payload []byte, _ uint64) (proto.Message, error) {
 	var cmd raftv1.Prune
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/hashicorp/go-memdb"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/store"
@@ -15,7 +14,7 @@ import (
 // holds. A recovery point id already owned by another tenant or asset is
 // ignored: the first report wins, so one host cannot take over another
 // tenant's recovery point by reusing its id.
-func applyReportRecoveryPoints(txn *memdb.Txn, payload []byte, index uint64) (proto.Message, error) {
+func applyReportRecoveryPoints(txn *store.Txn, payload []byte, index uint64) (proto.Message, error) {
 	var cmd raftv1.ReportRecoveryPoints
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err
@@ -74,7 +73,7 @@ func applyReportRecoveryPoints(txn *memdb.Txn, payload []byte, index uint64) (pr
 
 // withdraw takes host off the holders of every recovery point it holds but
 // keep, and forgets the recovery points no host holds any more.
-func withdraw(txn *memdb.Txn, r *store.Reader, hostID string, keep map[string]bool) error {
+func withdraw(txn *store.Txn, r *store.Reader, hostID string, keep map[string]bool) error {
 	for _, cur := range r.RecoveryPointsHeldBy(hostID) {
 		if keep[cur.Id] {
 			continue

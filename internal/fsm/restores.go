@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 
-	"github.com/hashicorp/go-memdb"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/lifecycle"
@@ -20,7 +19,7 @@ const IdempotencyKindRestore = "restore"
 
 // putRestore stores a new version of a restore and keeps its host's
 // allocated capacity in step, so reads never have to add it up.
-func putRestore(txn *memdb.Txn, r *restorev1.Restore, index uint64, now *timestamppb.Timestamp) error {
+func putRestore(txn *store.Txn, r *restorev1.Restore, index uint64, now *timestamppb.Timestamp) error {
 	r.Revision = index
 	r.UpdateTime = ts(now)
 	reader := store.ReaderFor(txn)
@@ -38,7 +37,7 @@ func putRestore(txn *memdb.Txn, r *restorev1.Restore, index uint64, now *timesta
 }
 
 // allocate adds (sign 1) or returns (sign -1) x's demand on its host.
-func allocate(txn *memdb.Txn, x *restorev1.Restore, sign int) error {
+func allocate(txn *store.Txn, x *restorev1.Restore, sign int) error {
 	h := store.ReaderFor(txn).Host(x.HostId)
 	if h == nil {
 		return nil
@@ -57,7 +56,7 @@ func fits(r *store.Reader, hostID string, x *restorev1.Restore) bool {
 	return lifecycle.Fit(r.Host(hostID), r.Allocated(hostID), r.RecoveryPoint(x.RecoveryPointId), x, r.LabHost(x)) == lifecycle.Fits
 }
 
-func applyCreateRestore(txn *memdb.Txn, payload []byte, index uint64) (proto.Message, error) {
+func applyCreateRestore(txn *store.Txn, payload []byte, index uint64) (proto.Message, error) {
 	var cmd raftv1.CreateRestore
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err
@@ -91,7 +90,7 @@ func applyCreateRestore(txn *memdb.Txn, payload []byte, index uint64) (proto.Mes
 // createRestore writes a checked new restore and its idempotency key: the
 // leader may have chosen a host already; it is taken only if it still fits
 // in the replicated state, else the restore is left to the scheduler.
-func createRestore(txn *memdb.Txn, r *store.Reader, cmd *raftv1.CreateRestore, index uint64) (*restorev1.Restore, error) {
+func createRestore(txn *store.Txn, r *store.Reader, cmd *raftv1.CreateRestore, index uint64) (*restorev1.Restore, error) {
 	res := cmd.Restore
 	if res.HostId != "" {
 		if fits(r, res.HostId, res) {
@@ -119,7 +118,7 @@ func ConflictError(requestID, objectID string) error {
 		requestID, objectID)
 }
 
-func applyDeleteRestore(txn *memdb.Txn, payload []byte, index uint64) (proto.Message, error) {
+func applyDeleteRestore(txn *store.Txn, payload []byte, index uint64) (proto.Message, error) {
 	var cmd raftv1.DeleteRestore
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err
@@ -143,7 +142,7 @@ func applyDeleteRestore(txn *memdb.Txn, payload []byte, index uint64) (proto.Mes
 	return next, putRestore(txn, next, index, cmd.Time)
 }
 
-func applyReportRestoreStatus(txn *memdb.Txn, payload []byte, index uint64) (proto.Message, error) {
+func applyReportRestoreStatus(txn *store.Txn, payload []byte, index uint64) (proto.Message, error) {
 	var cmd raftv1.ReportRestoreStatus
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err
@@ -225,7 +224,7 @@ func ReportRefused(cur *restorev1.Restore, reported restorev1.RestoreState) erro
 	return status.Errorf(codes.FailedPrecondition, "restore %s is %s: its host may not report %s now", cur.Id, cur.State, reported)
 }
 
-func applyPlaceRestores(txn *memdb.Txn, payload []byte, index uint64) (proto.Message, error) {
+func applyPlaceRestores(txn *store.Txn, payload []byte, index uint64) (proto.Message, error) {
 	var cmd raftv1.PlaceRestores
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err
@@ -265,7 +264,7 @@ func applyPlaceRestores(txn *memdb.Txn, payload []byte, index uint64) (proto.Mes
 	return nil, nil
 }
 
-func applyExpireRestores(txn *memdb.Txn, payload []byte, index uint64) (proto.Message, error) {
+func applyExpireRestores(txn *store.Txn, payload []byte, index uint64) (proto.Message, error) {
 	var cmd raftv1.ExpireRestores
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err

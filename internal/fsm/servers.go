@@ -1,13 +1,12 @@
 package fsm
 
 import (
-	"github.com/hashicorp/go-memdb"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/store"
 	"google.golang.org/protobuf/proto"
 )
 
-func applyRegisterServer(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
+func applyRegisterServer(txn *store.Txn, payload []byte, _ uint64) (proto.Message, error) {
 	var cmd raftv1.RegisterServer
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err

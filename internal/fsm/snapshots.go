@@ -3,7 +3,6 @@ package fsm
 import (
 	"bytes"
 
-	"github.com/hashicorp/go-memdb"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/lifecycle"
@@ -17,7 +16,7 @@ import (
 // IdempotencyKindSnapshot scopes snapshot request ids.
 const IdempotencyKindSnapshot = "snapshot"
 
-func applyCreateSnapshot(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
+func applyCreateSnapshot(txn *store.Txn, payload []byte, _ uint64) (proto.Message, error) {
 	var cmd raftv1.CreateSnapshot
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err
@@ -78,7 +77,7 @@ func SnapshotInTheWay(guestID string, a *restorev1.Snapshot) error {
 		"guest %s has snapshot %s in state %s: release it (DELETE /v1/snapshots/%s) or wait for its lease", guestID, a.Id, a.State, a.Id)
 }
 
-func applyReportSnapshotStatus(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
+func applyReportSnapshotStatus(txn *store.Txn, payload []byte, _ uint64) (proto.Message, error) {
 	var cmd raftv1.ReportSnapshotStatus
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err
@@ -126,7 +125,7 @@ func applyReportSnapshotStatus(txn *memdb.Txn, payload []byte, _ uint64) (proto.
 
 // recordBase makes a completed backup's snapshot its guest's base for the
 // next incremental.
-func recordBase(txn *memdb.Txn, r *store.Reader, s *restorev1.Snapshot) error {
+func recordBase(txn *store.Txn, r *store.Reader, s *restorev1.Snapshot) error {
 	if s.State != restorev1.SnapshotState_SNAPSHOT_STATE_RELEASED || !s.BackupCompleted || s.CheckpointId == "" {
 		return nil
 	}
@@ -139,7 +138,7 @@ func recordBase(txn *memdb.Txn, r *store.Reader, s *restorev1.Snapshot) error {
 	return txn.Insert(store.TableGuests, next)
 }
 
-func applyReleaseSnapshots(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
+func applyReleaseSnapshots(txn *store.Txn, payload []byte, _ uint64) (proto.Message, error) {
 	var cmd raftv1.ReleaseSnapshots
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err

@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"github.com/hashicorp/go-memdb"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/store"
@@ -10,7 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-func applyCreateTenant(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
+func applyCreateTenant(txn *store.Txn, payload []byte, _ uint64) (proto.Message, error) {
 	var cmd raftv1.CreateTenant
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err
@@ -25,7 +24,7 @@ func applyCreateTenant(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message,
 }
 
 // applySetTenantQuota replaces a tenant's quota.
-func applySetTenantQuota(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
+func applySetTenantQuota(txn *store.Txn, payload []byte, _ uint64) (proto.Message, error) {
 	var cmd raftv1.SetTenantQuota
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err

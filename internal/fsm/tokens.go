@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"github.com/hashicorp/go-memdb"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/store"
 	"google.golang.org/grpc/codes"
@@ -9,7 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-func applyCreateToken(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
+func applyCreateToken(txn *store.Txn, payload []byte, _ uint64) (proto.Message, error) {
 	var cmd raftv1.CreateToken
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err
@@ -33,7 +32,7 @@ func applyCreateToken(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, 
 	return cmd.Token, txn.Insert(store.TableTokens, cmd.Token)
 }
 
-func applyRevokeToken(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
+func applyRevokeToken(txn *store.Txn, payload []byte, _ uint64) (proto.Message, error) {
 	var cmd raftv1.RevokeToken
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err
@@ -53,7 +52,7 @@ func applyRevokeToken(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, 
 // applyRotateToken adds the new token and shortens the old one's life to
 // the grace period (never lengthens it), in one entry: there is never a moment when neither
 // works, and a token is replaced at most once.
-func applyRotateToken(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
+func applyRotateToken(txn *store.Txn, payload []byte, _ uint64) (proto.Message, error) {
 	var cmd raftv1.RotateToken
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err
@@ -91,7 +90,7 @@ func applyRotateToken(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, 
 
 // applyTouchTokens moves tokens' last-used times forward (never back; a
 // token no longer stored is skipped).
-func applyTouchTokens(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
+func applyTouchTokens(txn *store.Txn, payload []byte, _ uint64) (proto.Message, error) {
 	var cmd raftv1.TouchTokens
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err

@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"github.com/hashicorp/go-memdb"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/store"
@@ -42,7 +41,7 @@ func verificationOf(cur *restorev1.Restore, in *restorev1.Verification) (*restor
 	return v, nil
 }
 
-func applySetVerificationPolicy(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
+func applySetVerificationPolicy(txn *store.Txn, payload []byte, _ uint64) (proto.Message, error) {
 	var cmd raftv1.SetVerificationPolicy
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err
@@ -57,7 +56,7 @@ func applySetVerificationPolicy(txn *memdb.Txn, payload []byte, _ uint64) (proto
 	return p, txn.Insert(store.TableVerificationPolicies, p)
 }
 
-func applyDeleteVerificationPolicy(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
+func applyDeleteVerificationPolicy(txn *store.Txn, payload []byte, _ uint64) (proto.Message, error) {
 	var cmd raftv1.DeleteVerificationPolicy
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err
@@ -69,7 +68,7 @@ func applyDeleteVerificationPolicy(txn *memdb.Txn, payload []byte, _ uint64) (pr
 	return p, txn.Delete(store.TableVerificationPolicies, p)
 }
 
-func applyPruneVerifications(txn *memdb.Txn, payload []byte, _ uint64) (proto.Message, error) {
+func applyPruneVerifications(txn *store.Txn, payload []byte, _ uint64) (proto.Message, error) {
 	var cmd raftv1.PruneVerifications
 	if err := decode(payload, &cmd); err != nil {
 		return nil, err

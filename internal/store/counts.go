@@ -24,7 +24,7 @@ func countsSchema() *memdb.TableSchema {
 	}}
 }
 
-func addCount(txn *memdb.Txn, state restorev1.RestoreState, delta int) error {
+func addCount(txn *Txn, state restorev1.RestoreState, delta int) error {
 	n := delta
 	if cur, err := txn.First(tableRestoreCounts, "id", int(state)); err != nil {
 		return err
@@ -38,7 +38,7 @@ func addCount(txn *memdb.Txn, state restorev1.RestoreState, delta int) error {
 }
 
 // PutRestore stores a new version of a restore (the FSM's only way to).
-func PutRestore(txn *memdb.Txn, x *restorev1.Restore) error {
+func PutRestore(txn *Txn, x *restorev1.Restore) error {
 	if prev, err := txn.First(TableRestores, "id", x.Id); err != nil {
 		return err
 	} else if prev != nil {
@@ -53,7 +53,7 @@ func PutRestore(txn *memdb.Txn, x *restorev1.Restore) error {
 }
 
 // DeleteRestore removes a restore (the FSM's only way to).
-func DeleteRestore(txn *memdb.Txn, x *restorev1.Restore) error {
+func DeleteRestore(txn *Txn, x *restorev1.Restore) error {
 	if err := addCount(txn, x.State, -1); err != nil {
 		return err
 	}

@@ -28,8 +28,6 @@ const (
 	// indexQuota: restores and snapshots that count toward their tenant's
 	// quota (lifecycle.CountsTowardQuota), by tenant.
 	indexQuota = "quota"
-	// indexRevision: restores by revision, for watchers.
-	indexRevision = "revision"
 	// indexPolicyRuns: VERIFY restores a policy started, by policy, asset
 	// and id (time-ordered).
 	indexPolicyRuns = "policy_runs"
@@ -113,7 +111,6 @@ func restoreIndexes() []*memdb.IndexSchema {
 	return []*memdb.IndexSchema{
 		idIndex(), fieldIndex("tenant", "Tenant"), fieldIndex("host", "HostId"),
 		{Name: "state", Indexer: &memdb.IntFieldIndex{Field: "State"}},
-		{Name: indexRevision, Indexer: &memdb.UintFieldIndex{Field: "Revision"}},
 		fieldIndex(indexRecoveryPoint, "RecoveryPointId"),
 		// Restores that occupy their lab's host, by lab.
 		{Name: indexLab, AllowMissing: true, Indexer: &nestedIDIndexer{id: func(o any) string {

@@ -39,7 +39,7 @@ func (s *Store) WatchTables(ws memdb.WatchSet, tables ...string) {
 }
 
 // ReaderFor wraps an open transaction (used by the FSM inside a write).
-func ReaderFor(txn *memdb.Txn) *Reader { return &Reader{txn: txn} }
+func ReaderFor(txn *Txn) *Reader { return &Reader{txn: txn.Txn} }
 
 func (r *Reader) first(table, index string, args ...any) any {
 	ch, obj, err := r.txn.FirstWatch(table, index, args...)
@@ -213,21 +213,6 @@ func (r *Reader) IdempotencyKeys() []*raftv1.IdempotencyKey {
 	var out []*raftv1.IdempotencyKey
 	for _, o := range r.all(TableIdempotency, "id") {
 		out = append(out, o.(*raftv1.IdempotencyKey))
-	}
-	return out
-}
-
-// RestoresSince returns the restores changed after revision rev (a raft
-// index), in the order they changed: a watcher reads only what changed.
-func (r *Reader) RestoresSince(rev uint64) []*restorev1.Restore {
-	it, err := r.txn.LowerBound(TableRestores, indexRevision, rev+1)
-	if err != nil {
-		return nil
-	}
-	var out []*restorev1.Restore
-	for obj := it.Next(); obj != nil; obj = it.Next() {
-		r.visited++
-		out = append(out, obj.(*restorev1.Restore))
 	}
 	return out
 }

@@ -41,14 +41,6 @@ func (s *Store) ReadTxn() *memdb.Txn {
 	return s.db.Txn(false)
 }
 
-// WriteTxn opens a write transaction on the current database. Only the FSM
-// calls it.
-func (s *Store) WriteTxn() *memdb.Txn {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.db.Txn(true)
-}
-
 // Abandoned is closed when the database is swapped out.
 func (s *Store) Abandoned() <-chan struct{} {
 	s.mu.RLock()

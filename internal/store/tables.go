@@ -40,22 +40,25 @@ type table struct {
 	name    string
 	field   protoreflect.Name
 	indexes []*memdb.IndexSchema
+	// watch, when set, keeps every change of the table in the event log
+	// as this kind.
+	watch Kind
 }
 
 // tables is the registry of every table.
 var tables = []table{
 	{name: TableTenants, field: "tenants", indexes: []*memdb.IndexSchema{idIndex()}},
 	{name: TableTokens, field: "tokens", indexes: tokenIndexes()},
-	{name: TableRestores, field: "restores", indexes: restoreIndexes()},
-	{name: TableHosts, field: "hosts", indexes: []*memdb.IndexSchema{idIndex()}},
+	{name: TableRestores, field: "restores", indexes: restoreIndexes(), watch: KindRestore},
+	{name: TableHosts, field: "hosts", indexes: []*memdb.IndexSchema{idIndex()}, watch: KindHost},
 	{name: TableRecoveryPoints, field: "recovery_points", indexes: recoveryPointIndexes()},
 	{name: TableServers, field: "servers", indexes: []*memdb.IndexSchema{idIndex()}},
 	{name: TableIdempotency, field: "idempotency_keys", indexes: idempotencyIndexes()},
-	{name: TableVerifications, field: "verifications", indexes: verificationIndexes()},
+	{name: TableVerifications, field: "verifications", indexes: verificationIndexes(), watch: KindVerification},
 	{name: TableVerificationPolicies, field: "verification_policies", indexes: []*memdb.IndexSchema{idIndex(), fieldIndex("tenant", "Tenant")}},
 	{name: TableGuests, field: "guests", indexes: []*memdb.IndexSchema{idIndex(), fieldIndex("tenant", "Tenant"),
 		fieldIndex(indexHost, "HostId"), fieldIndex(indexUUID, "Uuid")}},
-	{name: TableSnapshots, field: "snapshots", indexes: snapshotIndexes()},
+	{name: TableSnapshots, field: "snapshots", indexes: snapshotIndexes(), watch: KindSnapshot},
 	{name: TableJoinTokens, field: "join_tokens", indexes: []*memdb.IndexSchema{
 		{Name: "id", Unique: true, Indexer: &nestedIDIndexer{id: func(o any) string { return o.(*raftv1.StoredJoinToken).GetToken().GetId() }}},
 	}},
@@ -80,8 +83,19 @@ var tables = []table{
 			ev := o.(*restorev1.AuditEvent)
 			return stamp(ev.Time), ev.Time != nil
 		}}},
-	}},
+	}, watch: KindAudit},
 }
+
+// watched maps each watched table to its kind.
+var watched = func() map[string]Kind {
+	m := map[string]Kind{}
+	for _, t := range tables {
+		if t.watch != 0 {
+			m[t.name] = t.watch
+		}
+	}
+	return m
+}()
 
 func idIndex() *memdb.IndexSchema {
 	return &memdb.IndexSchema{Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Id"}}
@@ -102,6 +116,9 @@ func Schema() *memdb.DBSchema {
 		s.Tables[t.name] = ts
 	}
 	s.Tables[tableRestoreCounts] = countsSchema()
+	for _, ts := range eventSchemas() {
+		s.Tables[ts.Name] = ts
+	}
 	return s
 }
 
@@ -124,7 +141,7 @@ func (t table) list(snap *raftv1.Snapshot) protoreflect.List {
 
 // Dump writes every object of every table into a raft Snapshot message.
 func (r *Reader) Dump() *raftv1.Snapshot {
-	snap := &raftv1.Snapshot{}
+	snap := &raftv1.Snapshot{AppliedIndex: r.AppliedIndex()}
 	for _, t := range tables {
 		list := t.list(snap)
 		for _, o := range r.all(t.name, "id") {
@@ -159,6 +176,9 @@ func Load(snap *raftv1.Snapshot) (*memdb.MemDB, error) {
 		if err := txn.Insert(tableRestoreCounts, &stateCount{State: int(state), N: n}); err != nil {
 			return nil, err
 		}
+	}
+	if err := loadEventLog(txn, snap.AppliedIndex); err != nil {
+		return nil, err
 	}
 	txn.Commit()
 	return db, nil

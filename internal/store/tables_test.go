@@ -26,14 +26,18 @@ func fill(m protoreflect.Message, depth int) {
 	}
 }
 
-// Every field of the raft Snapshot message is a table: an object put in
-// any field is loaded into the store and written back out unchanged. A
-// field no table claims would come back empty and fail here.
+// Every field of the raft Snapshot message is a table (but the applied
+// index, where the event log starts): an object put in any field is loaded
+// into the store and written back out unchanged. A field no table claims
+// would come back empty and fail here.
 func TestEverySnapshotFieldIsWrittenAndReadBack(t *testing.T) {
-	in := &raftv1.Snapshot{}
+	in := &raftv1.Snapshot{AppliedIndex: 42}
 	fields := in.ProtoReflect().Descriptor().Fields()
 	for i := 0; i < fields.Len(); i++ {
 		fd := fields.Get(i)
+		if fd.Name() == "applied_index" {
+			continue
+		}
 		if !fd.IsList() || fd.Message() == nil {
 			t.Fatalf("Snapshot.%s is not a repeated message: every field of the snapshot must be a table", fd.Name())
 		}
@@ -50,7 +54,7 @@ func TestEverySnapshotFieldIsWrittenAndReadBack(t *testing.T) {
 	if diff := cmp.Diff(in, out, protocmp.Transform()); diff != "" {
 		t.Fatalf("not every snapshot field came back (-in +out):\n%s", diff)
 	}
-	if len(tables) != fields.Len() {
+	if len(tables) != fields.Len()-1 {
 		t.Fatalf("%d tables for %d snapshot fields", len(tables), fields.Len())
 	}
 }

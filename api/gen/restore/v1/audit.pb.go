@@ -405,12 +405,167 @@ func (x *ListAuditEventsResponse) GetMissingServers() []string {
 	return nil
 }
 
+// WatchAuditEventsRequest filters the stream like ListAuditEventsRequest.
+type WatchAuditEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Admins and operators only: one tenant's events.
+	Tenant string `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// A full method name or its last part.
+	Method  string       `protobuf:"bytes,2,opt,name=method,proto3" json:"method,omitempty"`
+	Outcome AuditOutcome `protobuf:"varint,3,opt,name=outcome,proto3,enum=restore.v1.AuditOutcome" json:"outcome,omitempty"`
+	// Events that name this id.
+	Target string `protobuf:"bytes,4,opt,name=target,proto3" json:"target,omitempty"`
+	// Resume after this version (from an event of an earlier watch): only
+	// the changes after it are sent. Empty: every matching object first.
+	ResourceVersion string `protobuf:"bytes,5,opt,name=resource_version,json=resourceVersion,proto3" json:"resource_version,omitempty"`
+	// Send BOOKMARK events (see WatchEventType).
+	AllowBookmarks bool `protobuf:"varint,6,opt,name=allow_bookmarks,json=allowBookmarks,proto3" json:"allow_bookmarks,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *WatchAuditEventsRequest) Reset() {
+	*x = WatchAuditEventsRequest{}
+	mi := &file_restore_v1_audit_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchAuditEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchAuditEventsRequest) ProtoMessage() {}
+
+func (x *WatchAuditEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_audit_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchAuditEventsRequest.ProtoReflect.Descriptor instead.
+func (*WatchAuditEventsRequest) Descriptor() ([]byte, []int) {
+	return file_restore_v1_audit_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *WatchAuditEventsRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *WatchAuditEventsRequest) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *WatchAuditEventsRequest) GetOutcome() AuditOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return AuditOutcome_AUDIT_OUTCOME_UNSPECIFIED
+}
+
+func (x *WatchAuditEventsRequest) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *WatchAuditEventsRequest) GetResourceVersion() string {
+	if x != nil {
+		return x.ResourceVersion
+	}
+	return ""
+}
+
+func (x *WatchAuditEventsRequest) GetAllowBookmarks() bool {
+	if x != nil {
+		return x.AllowBookmarks
+	}
+	return false
+}
+
+// WatchAuditEventsResponse is one event (always ADDED, or a BOOKMARK).
+type WatchAuditEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The audit event (none in a BOOKMARK).
+	Event *AuditEvent `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	// What happened.
+	Type WatchEventType `protobuf:"varint,2,opt,name=type,proto3,enum=restore.v1.WatchEventType" json:"type,omitempty"`
+	// Where a watch resumes after this event.
+	ResourceVersion string `protobuf:"bytes,3,opt,name=resource_version,json=resourceVersion,proto3" json:"resource_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *WatchAuditEventsResponse) Reset() {
+	*x = WatchAuditEventsResponse{}
+	mi := &file_restore_v1_audit_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchAuditEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchAuditEventsResponse) ProtoMessage() {}
+
+func (x *WatchAuditEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_audit_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchAuditEventsResponse.ProtoReflect.Descriptor instead.
+func (*WatchAuditEventsResponse) Descriptor() ([]byte, []int) {
+	return file_restore_v1_audit_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *WatchAuditEventsResponse) GetEvent() *AuditEvent {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *WatchAuditEventsResponse) GetType() WatchEventType {
+	if x != nil {
+		return x.Type
+	}
+	return WatchEventType_WATCH_EVENT_TYPE_UNSPECIFIED
+}
+
+func (x *WatchAuditEventsResponse) GetResourceVersion() string {
+	if x != nil {
+		return x.ResourceVersion
+	}
+	return ""
+}
+
 var File_restore_v1_audit_proto protoreflect.FileDescriptor
 
 const file_restore_v1_audit_proto_rawDesc = "" +
 	"\n" +
 	"\x16restore/v1/audit.proto\x12\n" +
-	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9d\x03\n" +
+	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16restore/v1/watch.proto\"\x9d\x03\n" +
 	"\n" +
 	"AuditEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
@@ -443,13 +598,25 @@ const file_restore_v1_audit_proto_rawDesc = "" +
 	"\x17ListAuditEventsResponse\x12.\n" +
 	"\x06events\x18\x01 \x03(\v2\x16.restore.v1.AuditEventR\x06events\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12'\n" +
-	"\x0fmissing_servers\x18\x03 \x03(\tR\x0emissingServers*d\n" +
+	"\x0fmissing_servers\x18\x03 \x03(\tR\x0emissingServers\"\xe9\x01\n" +
+	"\x17WatchAuditEventsRequest\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x16\n" +
+	"\x06method\x18\x02 \x01(\tR\x06method\x122\n" +
+	"\aoutcome\x18\x03 \x01(\x0e2\x18.restore.v1.AuditOutcomeR\aoutcome\x12\x16\n" +
+	"\x06target\x18\x04 \x01(\tR\x06target\x12)\n" +
+	"\x10resource_version\x18\x05 \x01(\tR\x0fresourceVersion\x12'\n" +
+	"\x0fallow_bookmarks\x18\x06 \x01(\bR\x0eallowBookmarks\"\xa3\x01\n" +
+	"\x18WatchAuditEventsResponse\x12,\n" +
+	"\x05event\x18\x01 \x01(\v2\x16.restore.v1.AuditEventR\x05event\x12.\n" +
+	"\x04type\x18\x02 \x01(\x0e2\x1a.restore.v1.WatchEventTypeR\x04type\x12)\n" +
+	"\x10resource_version\x18\x03 \x01(\tR\x0fresourceVersion*d\n" +
 	"\fAuditOutcome\x12\x1d\n" +
 	"\x19AUDIT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16AUDIT_OUTCOME_ACCEPTED\x10\x01\x12\x19\n" +
-	"\x15AUDIT_OUTCOME_REFUSED\x10\x022j\n" +
+	"\x15AUDIT_OUTCOME_REFUSED\x10\x022\xcb\x01\n" +
 	"\fAuditService\x12Z\n" +
-	"\x0fListAuditEvents\x12\".restore.v1.ListAuditEventsRequest\x1a#.restore.v1.ListAuditEventsResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
+	"\x0fListAuditEvents\x12\".restore.v1.ListAuditEventsRequest\x1a#.restore.v1.ListAuditEventsResponse\x12_\n" +
+	"\x10WatchAuditEvents\x12#.restore.v1.WatchAuditEventsRequest\x1a$.restore.v1.WatchAuditEventsResponse0\x01B;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
 
 var (
 	file_restore_v1_audit_proto_rawDescOnce sync.Once
@@ -464,28 +631,36 @@ func file_restore_v1_audit_proto_rawDescGZIP() []byte {
 }
 
 var file_restore_v1_audit_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_restore_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_restore_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_restore_v1_audit_proto_goTypes = []any{
-	(AuditOutcome)(0),               // 0: restore.v1.AuditOutcome
-	(*AuditEvent)(nil),              // 1: restore.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),  // 2: restore.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil), // 3: restore.v1.ListAuditEventsResponse
-	(*timestamppb.Timestamp)(nil),   // 4: google.protobuf.Timestamp
+	(AuditOutcome)(0),                // 0: restore.v1.AuditOutcome
+	(*AuditEvent)(nil),               // 1: restore.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),   // 2: restore.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),  // 3: restore.v1.ListAuditEventsResponse
+	(*WatchAuditEventsRequest)(nil),  // 4: restore.v1.WatchAuditEventsRequest
+	(*WatchAuditEventsResponse)(nil), // 5: restore.v1.WatchAuditEventsResponse
+	(*timestamppb.Timestamp)(nil),    // 6: google.protobuf.Timestamp
+	(WatchEventType)(0),              // 7: restore.v1.WatchEventType
 }
 var file_restore_v1_audit_proto_depIdxs = []int32{
-	4, // 0: restore.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	0, // 1: restore.v1.AuditEvent.outcome:type_name -> restore.v1.AuditOutcome
-	4, // 2: restore.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	4, // 3: restore.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
-	0, // 4: restore.v1.ListAuditEventsRequest.outcome:type_name -> restore.v1.AuditOutcome
-	1, // 5: restore.v1.ListAuditEventsResponse.events:type_name -> restore.v1.AuditEvent
-	2, // 6: restore.v1.AuditService.ListAuditEvents:input_type -> restore.v1.ListAuditEventsRequest
-	3, // 7: restore.v1.AuditService.ListAuditEvents:output_type -> restore.v1.ListAuditEventsResponse
-	7, // [7:8] is the sub-list for method output_type
-	6, // [6:7] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	6,  // 0: restore.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	0,  // 1: restore.v1.AuditEvent.outcome:type_name -> restore.v1.AuditOutcome
+	6,  // 2: restore.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	6,  // 3: restore.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	0,  // 4: restore.v1.ListAuditEventsRequest.outcome:type_name -> restore.v1.AuditOutcome
+	1,  // 5: restore.v1.ListAuditEventsResponse.events:type_name -> restore.v1.AuditEvent
+	0,  // 6: restore.v1.WatchAuditEventsRequest.outcome:type_name -> restore.v1.AuditOutcome
+	1,  // 7: restore.v1.WatchAuditEventsResponse.event:type_name -> restore.v1.AuditEvent
+	7,  // 8: restore.v1.WatchAuditEventsResponse.type:type_name -> restore.v1.WatchEventType
+	2,  // 9: restore.v1.AuditService.ListAuditEvents:input_type -> restore.v1.ListAuditEventsRequest
+	4,  // 10: restore.v1.AuditService.WatchAuditEvents:input_type -> restore.v1.WatchAuditEventsRequest
+	3,  // 11: restore.v1.AuditService.ListAuditEvents:output_type -> restore.v1.ListAuditEventsResponse
+	5,  // 12: restore.v1.AuditService.WatchAuditEvents:output_type -> restore.v1.WatchAuditEventsResponse
+	11, // [11:13] is the sub-list for method output_type
+	9,  // [9:11] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_audit_proto_init() }
@@ -493,13 +668,14 @@ func file_restore_v1_audit_proto_init() {
 	if File_restore_v1_audit_proto != nil {
 		return
 	}
+	file_restore_v1_watch_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restore_v1_audit_proto_rawDesc), len(file_restore_v1_audit_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   3,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

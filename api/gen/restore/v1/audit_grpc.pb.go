@@ -19,7 +19,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuditService_ListAuditEvents_FullMethodName = "/restore.v1.AuditService/ListAuditEvents"
+	AuditService_ListAuditEvents_FullMethodName  = "/restore.v1.AuditService/ListAuditEvents"
+	AuditService_WatchAuditEvents_FullMethodName = "/restore.v1.AuditService/WatchAuditEvents"
 )
 
 // AuditServiceClient is the client API for AuditService service.
@@ -36,6 +37,12 @@ const (
 type AuditServiceClient interface {
 	// ListAuditEvents lists events, oldest first, filtered and paged.
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
+	// WatchAuditEvents streams the record of the writes in the raft log (the
+	// accepted ones and those the state machine refused) as they are
+	// applied: without a resource_version the events kept now first (see
+	// WatchEventType; REST: GET /v1/audit-events:watch). Refusals before
+	// raft are each server's own and only listed, not watched.
+	WatchAuditEvents(ctx context.Context, in *WatchAuditEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchAuditEventsResponse], error)
 }
 
 type auditServiceClient struct {
@@ -56,6 +63,25 @@ func (c *auditServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditE
 	return out, nil
 }
 
+func (c *auditServiceClient) WatchAuditEvents(ctx context.Context, in *WatchAuditEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchAuditEventsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AuditService_ServiceDesc.Streams[0], AuditService_WatchAuditEvents_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchAuditEventsRequest, WatchAuditEventsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AuditService_WatchAuditEventsClient = grpc.ServerStreamingClient[WatchAuditEventsResponse]
+
 // AuditServiceServer is the server API for AuditService service.
 // All implementations must embed UnimplementedAuditServiceServer
 // for forward compatibility.
@@ -70,6 +96,12 @@ func (c *auditServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditE
 type AuditServiceServer interface {
 	// ListAuditEvents lists events, oldest first, filtered and paged.
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
+	// WatchAuditEvents streams the record of the writes in the raft log (the
+	// accepted ones and those the state machine refused) as they are
+	// applied: without a resource_version the events kept now first (see
+	// WatchEventType; REST: GET /v1/audit-events:watch). Refusals before
+	// raft are each server's own and only listed, not watched.
+	WatchAuditEvents(*WatchAuditEventsRequest, grpc.ServerStreamingServer[WatchAuditEventsResponse]) error
 	mustEmbedUnimplementedAuditServiceServer()
 }
 
@@ -82,6 +114,9 @@ type UnimplementedAuditServiceServer struct{}
 
 func (UnimplementedAuditServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListAuditEvents not implemented")
+}
+func (UnimplementedAuditServiceServer) WatchAuditEvents(*WatchAuditEventsRequest, grpc.ServerStreamingServer[WatchAuditEventsResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method WatchAuditEvents not implemented")
 }
 func (UnimplementedAuditServiceServer) mustEmbedUnimplementedAuditServiceServer() {}
 func (UnimplementedAuditServiceServer) testEmbeddedByValue()                      {}
@@ -122,6 +157,17 @@ func _AuditService_ListAuditEvents_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuditService_WatchAuditEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchAuditEventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AuditServiceServer).WatchAuditEvents(m, &grpc.GenericServerStream[WatchAuditEventsRequest, WatchAuditEventsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AuditService_WatchAuditEventsServer = grpc.ServerStreamingServer[WatchAuditEventsResponse]
+
 // AuditService_ServiceDesc is the grpc.ServiceDesc for AuditService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -134,6 +180,12 @@ var AuditService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _AuditService_ListAuditEvents_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchAuditEvents",
+			Handler:       _AuditService_WatchAuditEvents_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "restore/v1/audit.proto",
 }

@@ -1334,12 +1334,132 @@ func (x *UndrainHostResponse) GetHost() *Host {
 	return nil
 }
 
+// WatchHostsRequest says where to start.
+type WatchHostsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Resume after this version (from an event of an earlier watch): only
+	// the changes after it are sent. Empty: every matching object first.
+	ResourceVersion string `protobuf:"bytes,1,opt,name=resource_version,json=resourceVersion,proto3" json:"resource_version,omitempty"`
+	// Send BOOKMARK events (see WatchEventType).
+	AllowBookmarks bool `protobuf:"varint,2,opt,name=allow_bookmarks,json=allowBookmarks,proto3" json:"allow_bookmarks,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *WatchHostsRequest) Reset() {
+	*x = WatchHostsRequest{}
+	mi := &file_restore_v1_host_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchHostsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchHostsRequest) ProtoMessage() {}
+
+func (x *WatchHostsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_host_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchHostsRequest.ProtoReflect.Descriptor instead.
+func (*WatchHostsRequest) Descriptor() ([]byte, []int) {
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *WatchHostsRequest) GetResourceVersion() string {
+	if x != nil {
+		return x.ResourceVersion
+	}
+	return ""
+}
+
+func (x *WatchHostsRequest) GetAllowBookmarks() bool {
+	if x != nil {
+		return x.AllowBookmarks
+	}
+	return false
+}
+
+// WatchHostsResponse is one event.
+type WatchHostsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The host (none in a BOOKMARK).
+	Host *Host `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	// What happened.
+	Type WatchEventType `protobuf:"varint,2,opt,name=type,proto3,enum=restore.v1.WatchEventType" json:"type,omitempty"`
+	// Where a watch resumes after this event.
+	ResourceVersion string `protobuf:"bytes,3,opt,name=resource_version,json=resourceVersion,proto3" json:"resource_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *WatchHostsResponse) Reset() {
+	*x = WatchHostsResponse{}
+	mi := &file_restore_v1_host_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchHostsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchHostsResponse) ProtoMessage() {}
+
+func (x *WatchHostsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_host_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchHostsResponse.ProtoReflect.Descriptor instead.
+func (*WatchHostsResponse) Descriptor() ([]byte, []int) {
+	return file_restore_v1_host_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *WatchHostsResponse) GetHost() *Host {
+	if x != nil {
+		return x.Host
+	}
+	return nil
+}
+
+func (x *WatchHostsResponse) GetType() WatchEventType {
+	if x != nil {
+		return x.Type
+	}
+	return WatchEventType_WATCH_EVENT_TYPE_UNSPECIFIED
+}
+
+func (x *WatchHostsResponse) GetResourceVersion() string {
+	if x != nil {
+		return x.ResourceVersion
+	}
+	return ""
+}
+
 var File_restore_v1_host_proto protoreflect.FileDescriptor
 
 const file_restore_v1_host_proto_rawDesc = "" +
 	"\n" +
 	"\x15restore/v1/host.proto\x12\n" +
-	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"[\n" +
+	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16restore/v1/watch.proto\"[\n" +
 	"\n" +
 	"HostBridge\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
@@ -1419,7 +1539,14 @@ const file_restore_v1_host_proto_rawDesc = "" +
 	"\x12UndrainHostRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\";\n" +
 	"\x13UndrainHostResponse\x12$\n" +
-	"\x04host\x18\x01 \x01(\v2\x10.restore.v1.HostR\x04host*R\n" +
+	"\x04host\x18\x01 \x01(\v2\x10.restore.v1.HostR\x04host\"g\n" +
+	"\x11WatchHostsRequest\x12)\n" +
+	"\x10resource_version\x18\x01 \x01(\tR\x0fresourceVersion\x12'\n" +
+	"\x0fallow_bookmarks\x18\x02 \x01(\bR\x0eallowBookmarks\"\x95\x01\n" +
+	"\x12WatchHostsResponse\x12$\n" +
+	"\x04host\x18\x01 \x01(\v2\x10.restore.v1.HostR\x04host\x12.\n" +
+	"\x04type\x18\x02 \x01(\x0e2\x1a.restore.v1.WatchEventTypeR\x04type\x12)\n" +
+	"\x10resource_version\x18\x03 \x01(\tR\x0fresourceVersion*R\n" +
 	"\tHostState\x12\x1a\n" +
 	"\x16HOST_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10HOST_STATE_READY\x10\x01\x12\x13\n" +
@@ -1438,9 +1565,11 @@ const file_restore_v1_host_proto_rawDesc = "" +
 	"\x16HOST_CAPABILITY_IMAGES\x10\n" +
 	"\x12\x1d\n" +
 	"\x19HOST_CAPABILITY_PROMOTION\x10\v\x12\x19\n" +
-	"\x15HOST_CAPABILITY_FILES\x10\f2\xba\x04\n" +
+	"\x15HOST_CAPABILITY_FILES\x10\f2\x89\x05\n" +
 	"\vHostService\x12H\n" +
-	"\tListHosts\x12\x1c.restore.v1.ListHostsRequest\x1a\x1d.restore.v1.ListHostsResponse\x12B\n" +
+	"\tListHosts\x12\x1c.restore.v1.ListHostsRequest\x1a\x1d.restore.v1.ListHostsResponse\x12M\n" +
+	"\n" +
+	"WatchHosts\x12\x1d.restore.v1.WatchHostsRequest\x1a\x1e.restore.v1.WatchHostsResponse0\x01\x12B\n" +
 	"\aGetHost\x12\x1a.restore.v1.GetHostRequest\x1a\x1b.restore.v1.GetHostResponse\x12H\n" +
 	"\tDrainHost\x12\x1c.restore.v1.DrainHostRequest\x1a\x1d.restore.v1.DrainHostResponse\x12N\n" +
 	"\vUndrainHost\x12\x1e.restore.v1.UndrainHostRequest\x1a\x1f.restore.v1.UndrainHostResponse\x12Z\n" +
@@ -1462,7 +1591,7 @@ func file_restore_v1_host_proto_rawDescGZIP() []byte {
 }
 
 var file_restore_v1_host_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_restore_v1_host_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_restore_v1_host_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_restore_v1_host_proto_goTypes = []any{
 	(HostState)(0),                  // 0: restore.v1.HostState
 	(HostCapability)(0),             // 1: restore.v1.HostCapability
@@ -1485,46 +1614,53 @@ var file_restore_v1_host_proto_goTypes = []any{
 	(*DrainHostResponse)(nil),       // 18: restore.v1.DrainHostResponse
 	(*UndrainHostRequest)(nil),      // 19: restore.v1.UndrainHostRequest
 	(*UndrainHostResponse)(nil),     // 20: restore.v1.UndrainHostResponse
-	(*timestamppb.Timestamp)(nil),   // 21: google.protobuf.Timestamp
+	(*WatchHostsRequest)(nil),       // 21: restore.v1.WatchHostsRequest
+	(*WatchHostsResponse)(nil),      // 22: restore.v1.WatchHostsResponse
+	(*timestamppb.Timestamp)(nil),   // 23: google.protobuf.Timestamp
+	(WatchEventType)(0),             // 24: restore.v1.WatchEventType
 }
 var file_restore_v1_host_proto_depIdxs = []int32{
 	3,  // 0: restore.v1.ListHostDomainsResponse.domains:type_name -> restore.v1.HostDomain
-	21, // 1: restore.v1.ListHostDomainsResponse.report_time:type_name -> google.protobuf.Timestamp
-	21, // 2: restore.v1.JoinToken.create_time:type_name -> google.protobuf.Timestamp
-	21, // 3: restore.v1.JoinToken.expire_time:type_name -> google.protobuf.Timestamp
-	21, // 4: restore.v1.JoinToken.use_time:type_name -> google.protobuf.Timestamp
+	23, // 1: restore.v1.ListHostDomainsResponse.report_time:type_name -> google.protobuf.Timestamp
+	23, // 2: restore.v1.JoinToken.create_time:type_name -> google.protobuf.Timestamp
+	23, // 3: restore.v1.JoinToken.expire_time:type_name -> google.protobuf.Timestamp
+	23, // 4: restore.v1.JoinToken.use_time:type_name -> google.protobuf.Timestamp
 	6,  // 5: restore.v1.CreateJoinTokenResponse.token:type_name -> restore.v1.JoinToken
 	11, // 6: restore.v1.Host.capacity:type_name -> restore.v1.Capacity
 	11, // 7: restore.v1.Host.allocated:type_name -> restore.v1.Capacity
 	0,  // 8: restore.v1.Host.state:type_name -> restore.v1.HostState
-	21, // 9: restore.v1.Host.register_time:type_name -> google.protobuf.Timestamp
-	21, // 10: restore.v1.Host.state_time:type_name -> google.protobuf.Timestamp
-	21, // 11: restore.v1.Host.inventory_time:type_name -> google.protobuf.Timestamp
+	23, // 9: restore.v1.Host.register_time:type_name -> google.protobuf.Timestamp
+	23, // 10: restore.v1.Host.state_time:type_name -> google.protobuf.Timestamp
+	23, // 11: restore.v1.Host.inventory_time:type_name -> google.protobuf.Timestamp
 	2,  // 12: restore.v1.Host.bridges:type_name -> restore.v1.HostBridge
 	1,  // 13: restore.v1.Host.capabilities:type_name -> restore.v1.HostCapability
 	12, // 14: restore.v1.ListHostsResponse.hosts:type_name -> restore.v1.Host
 	12, // 15: restore.v1.GetHostResponse.host:type_name -> restore.v1.Host
 	12, // 16: restore.v1.DrainHostResponse.host:type_name -> restore.v1.Host
 	12, // 17: restore.v1.UndrainHostResponse.host:type_name -> restore.v1.Host
-	13, // 18: restore.v1.HostService.ListHosts:input_type -> restore.v1.ListHostsRequest
-	15, // 19: restore.v1.HostService.GetHost:input_type -> restore.v1.GetHostRequest
-	17, // 20: restore.v1.HostService.DrainHost:input_type -> restore.v1.DrainHostRequest
-	19, // 21: restore.v1.HostService.UndrainHost:input_type -> restore.v1.UndrainHostRequest
-	7,  // 22: restore.v1.HostService.CreateJoinToken:input_type -> restore.v1.CreateJoinTokenRequest
-	9,  // 23: restore.v1.HostService.RemoveHost:input_type -> restore.v1.RemoveHostRequest
-	4,  // 24: restore.v1.HostService.ListHostDomains:input_type -> restore.v1.ListHostDomainsRequest
-	14, // 25: restore.v1.HostService.ListHosts:output_type -> restore.v1.ListHostsResponse
-	16, // 26: restore.v1.HostService.GetHost:output_type -> restore.v1.GetHostResponse
-	18, // 27: restore.v1.HostService.DrainHost:output_type -> restore.v1.DrainHostResponse
-	20, // 28: restore.v1.HostService.UndrainHost:output_type -> restore.v1.UndrainHostResponse
-	8,  // 29: restore.v1.HostService.CreateJoinToken:output_type -> restore.v1.CreateJoinTokenResponse
-	10, // 30: restore.v1.HostService.RemoveHost:output_type -> restore.v1.RemoveHostResponse
-	5,  // 31: restore.v1.HostService.ListHostDomains:output_type -> restore.v1.ListHostDomainsResponse
-	25, // [25:32] is the sub-list for method output_type
-	18, // [18:25] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	12, // 18: restore.v1.WatchHostsResponse.host:type_name -> restore.v1.Host
+	24, // 19: restore.v1.WatchHostsResponse.type:type_name -> restore.v1.WatchEventType
+	13, // 20: restore.v1.HostService.ListHosts:input_type -> restore.v1.ListHostsRequest
+	21, // 21: restore.v1.HostService.WatchHosts:input_type -> restore.v1.WatchHostsRequest
+	15, // 22: restore.v1.HostService.GetHost:input_type -> restore.v1.GetHostRequest
+	17, // 23: restore.v1.HostService.DrainHost:input_type -> restore.v1.DrainHostRequest
+	19, // 24: restore.v1.HostService.UndrainHost:input_type -> restore.v1.UndrainHostRequest
+	7,  // 25: restore.v1.HostService.CreateJoinToken:input_type -> restore.v1.CreateJoinTokenRequest
+	9,  // 26: restore.v1.HostService.RemoveHost:input_type -> restore.v1.RemoveHostRequest
+	4,  // 27: restore.v1.HostService.ListHostDomains:input_type -> restore.v1.ListHostDomainsRequest
+	14, // 28: restore.v1.HostService.ListHosts:output_type -> restore.v1.ListHostsResponse
+	22, // 29: restore.v1.HostService.WatchHosts:output_type -> restore.v1.WatchHostsResponse
+	16, // 30: restore.v1.HostService.GetHost:output_type -> restore.v1.GetHostResponse
+	18, // 31: restore.v1.HostService.DrainHost:output_type -> restore.v1.DrainHostResponse
+	20, // 32: restore.v1.HostService.UndrainHost:output_type -> restore.v1.UndrainHostResponse
+	8,  // 33: restore.v1.HostService.CreateJoinToken:output_type -> restore.v1.CreateJoinTokenResponse
+	10, // 34: restore.v1.HostService.RemoveHost:output_type -> restore.v1.RemoveHostResponse
+	5,  // 35: restore.v1.HostService.ListHostDomains:output_type -> restore.v1.ListHostDomainsResponse
+	28, // [28:36] is the sub-list for method output_type
+	20, // [20:28] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_host_proto_init() }
@@ -1532,13 +1668,14 @@ func file_restore_v1_host_proto_init() {
 	if File_restore_v1_host_proto != nil {
 		return
 	}
+	file_restore_v1_watch_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restore_v1_host_proto_rawDesc), len(file_restore_v1_host_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   19,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

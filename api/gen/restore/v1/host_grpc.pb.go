@@ -20,6 +20,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	HostService_ListHosts_FullMethodName       = "/restore.v1.HostService/ListHosts"
+	HostService_WatchHosts_FullMethodName      = "/restore.v1.HostService/WatchHosts"
 	HostService_GetHost_FullMethodName         = "/restore.v1.HostService/GetHost"
 	HostService_DrainHost_FullMethodName       = "/restore.v1.HostService/DrainHost"
 	HostService_UndrainHost_FullMethodName     = "/restore.v1.HostService/UndrainHost"
@@ -39,6 +40,9 @@ const (
 type HostServiceClient interface {
 	// ListHosts lists every host.
 	ListHosts(ctx context.Context, in *ListHostsRequest, opts ...grpc.CallOption) (*ListHostsResponse, error)
+	// WatchHosts streams the hosts: every host, then each change (see
+	// WatchEventType; REST: GET /v1/hosts:watch, newline-delimited JSON).
+	WatchHosts(ctx context.Context, in *WatchHostsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchHostsResponse], error)
 	// GetHost returns one host.
 	GetHost(ctx context.Context, in *GetHostRequest, opts ...grpc.CallOption) (*GetHostResponse, error)
 	// DrainHost stops new restores from being placed on a host.
@@ -74,6 +78,25 @@ func (c *hostServiceClient) ListHosts(ctx context.Context, in *ListHostsRequest,
 	}
 	return out, nil
 }
+
+func (c *hostServiceClient) WatchHosts(ctx context.Context, in *WatchHostsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchHostsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &HostService_ServiceDesc.Streams[0], HostService_WatchHosts_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchHostsRequest, WatchHostsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type HostService_WatchHostsClient = grpc.ServerStreamingClient[WatchHostsResponse]
 
 func (c *hostServiceClient) GetHost(ctx context.Context, in *GetHostRequest, opts ...grpc.CallOption) (*GetHostResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -146,6 +169,9 @@ func (c *hostServiceClient) ListHostDomains(ctx context.Context, in *ListHostDom
 type HostServiceServer interface {
 	// ListHosts lists every host.
 	ListHosts(context.Context, *ListHostsRequest) (*ListHostsResponse, error)
+	// WatchHosts streams the hosts: every host, then each change (see
+	// WatchEventType; REST: GET /v1/hosts:watch, newline-delimited JSON).
+	WatchHosts(*WatchHostsRequest, grpc.ServerStreamingServer[WatchHostsResponse]) error
 	// GetHost returns one host.
 	GetHost(context.Context, *GetHostRequest) (*GetHostResponse, error)
 	// DrainHost stops new restores from being placed on a host.
@@ -174,6 +200,9 @@ type UnimplementedHostServiceServer struct{}
 
 func (UnimplementedHostServiceServer) ListHosts(context.Context, *ListHostsRequest) (*ListHostsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListHosts not implemented")
+}
+func (UnimplementedHostServiceServer) WatchHosts(*WatchHostsRequest, grpc.ServerStreamingServer[WatchHostsResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method WatchHosts not implemented")
 }
 func (UnimplementedHostServiceServer) GetHost(context.Context, *GetHostRequest) (*GetHostResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetHost not implemented")
@@ -231,6 +260,17 @@ func _HostService_ListHosts_Handler(srv interface{}, ctx context.Context, dec fu
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _HostService_WatchHosts_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchHostsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(HostServiceServer).WatchHosts(m, &grpc.GenericServerStream[WatchHostsRequest, WatchHostsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type HostService_WatchHostsServer = grpc.ServerStreamingServer[WatchHostsResponse]
 
 func _HostService_GetHost_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetHostRequest)
@@ -376,6 +416,12 @@ var HostService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _HostService_ListHostDomains_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchHosts",
+			Handler:       _HostService_WatchHosts_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "restore/v1/host.proto",
 }

@@ -2887,9 +2887,14 @@ type WatchRestoresRequest struct {
 	// Only restores of this recovery point.
 	RecoveryPointId string `protobuf:"bytes,3,opt,name=recovery_point_id,json=recoveryPointId,proto3" json:"recovery_point_id,omitempty"`
 	// Only the restores of this batch.
-	BatchId       string `protobuf:"bytes,4,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	BatchId string `protobuf:"bytes,4,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	// Resume after this version (from an event of an earlier watch): only
+	// the changes after it are sent. Empty: every matching object first.
+	ResourceVersion string `protobuf:"bytes,5,opt,name=resource_version,json=resourceVersion,proto3" json:"resource_version,omitempty"`
+	// Send BOOKMARK events (see WatchEventType).
+	AllowBookmarks bool `protobuf:"varint,6,opt,name=allow_bookmarks,json=allowBookmarks,proto3" json:"allow_bookmarks,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *WatchRestoresRequest) Reset() {
@@ -2950,13 +2955,31 @@ func (x *WatchRestoresRequest) GetBatchId() string {
 	return ""
 }
 
+func (x *WatchRestoresRequest) GetResourceVersion() string {
+	if x != nil {
+		return x.ResourceVersion
+	}
+	return ""
+}
+
+func (x *WatchRestoresRequest) GetAllowBookmarks() bool {
+	if x != nil {
+		return x.AllowBookmarks
+	}
+	return false
+}
+
 // WatchRestoresResponse is one restore as it is now.
 type WatchRestoresResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The restore.
-	Restore       *Restore `protobuf:"bytes,1,opt,name=restore,proto3" json:"restore,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The restore (none in a BOOKMARK).
+	Restore *Restore `protobuf:"bytes,1,opt,name=restore,proto3" json:"restore,omitempty"`
+	// What happened.
+	Type WatchEventType `protobuf:"varint,2,opt,name=type,proto3,enum=restore.v1.WatchEventType" json:"type,omitempty"`
+	// Where a watch resumes after this event.
+	ResourceVersion string `protobuf:"bytes,3,opt,name=resource_version,json=resourceVersion,proto3" json:"resource_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *WatchRestoresResponse) Reset() {
@@ -2994,6 +3017,20 @@ func (x *WatchRestoresResponse) GetRestore() *Restore {
 		return x.Restore
 	}
 	return nil
+}
+
+func (x *WatchRestoresResponse) GetType() WatchEventType {
+	if x != nil {
+		return x.Type
+	}
+	return WatchEventType_WATCH_EVENT_TYPE_UNSPECIFIED
+}
+
+func (x *WatchRestoresResponse) GetResourceVersion() string {
+	if x != nil {
+		return x.ResourceVersion
+	}
+	return ""
 }
 
 type GetRestoreScreenshotRequest struct {
@@ -3195,7 +3232,7 @@ var File_restore_v1_restore_proto protoreflect.FileDescriptor
 const file_restore_v1_restore_proto_rawDesc = "" +
 	"\n" +
 	"\x18restore/v1/restore.proto\x12\n" +
-	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1drestore/v1/verification.proto\"J\n" +
+	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16restore/v1/watch.proto\x1a\x1drestore/v1/verification.proto\"J\n" +
 	"\x15PromoteRestoreRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fstorage_pool\x18\x02 \x01(\tR\vstoragePool\"G\n" +
@@ -3391,14 +3428,18 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x14DeleteRestoreRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"F\n" +
 	"\x15DeleteRestoreResponse\x12-\n" +
-	"\arestore\x18\x01 \x01(\v2\x13.restore.v1.RestoreR\arestore\"\xa3\x01\n" +
+	"\arestore\x18\x01 \x01(\v2\x13.restore.v1.RestoreR\arestore\"\xf7\x01\n" +
 	"\x14WatchRestoresRequest\x12.\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x18.restore.v1.RestoreStateR\x05state\x12\x14\n" +
 	"\x05asset\x18\x02 \x01(\tR\x05asset\x12*\n" +
 	"\x11recovery_point_id\x18\x03 \x01(\tR\x0frecoveryPointId\x12\x19\n" +
-	"\bbatch_id\x18\x04 \x01(\tR\abatchId\"F\n" +
+	"\bbatch_id\x18\x04 \x01(\tR\abatchId\x12)\n" +
+	"\x10resource_version\x18\x05 \x01(\tR\x0fresourceVersion\x12'\n" +
+	"\x0fallow_bookmarks\x18\x06 \x01(\bR\x0eallowBookmarks\"\xa1\x01\n" +
 	"\x15WatchRestoresResponse\x12-\n" +
-	"\arestore\x18\x01 \x01(\v2\x13.restore.v1.RestoreR\arestore\"-\n" +
+	"\arestore\x18\x01 \x01(\v2\x13.restore.v1.RestoreR\arestore\x12.\n" +
+	"\x04type\x18\x02 \x01(\x0e2\x1a.restore.v1.WatchEventTypeR\x04type\x12)\n" +
+	"\x10resource_version\x18\x03 \x01(\tR\x0fresourceVersion\"-\n" +
 	"\x1bGetRestoreScreenshotRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"U\n" +
 	"\x1cGetRestoreScreenshotResponse\x12!\n" +
@@ -3533,6 +3574,7 @@ var file_restore_v1_restore_proto_goTypes = []any{
 	(*CreateConsoleResponse)(nil),           // 46: restore.v1.CreateConsoleResponse
 	(*timestamppb.Timestamp)(nil),           // 47: google.protobuf.Timestamp
 	(Verdict)(0),                            // 48: restore.v1.Verdict
+	(WatchEventType)(0),                     // 49: restore.v1.WatchEventType
 }
 var file_restore_v1_restore_proto_depIdxs = []int32{
 	29, // 0: restore.v1.PromoteRestoreResponse.restore:type_name -> restore.v1.Restore
@@ -3582,40 +3624,41 @@ var file_restore_v1_restore_proto_depIdxs = []int32{
 	29, // 44: restore.v1.DeleteRestoreResponse.restore:type_name -> restore.v1.Restore
 	5,  // 45: restore.v1.WatchRestoresRequest.state:type_name -> restore.v1.RestoreState
 	29, // 46: restore.v1.WatchRestoresResponse.restore:type_name -> restore.v1.Restore
-	47, // 47: restore.v1.CreateConsoleResponse.expire_time:type_name -> google.protobuf.Timestamp
-	31, // 48: restore.v1.RestoreService.CreateRestore:input_type -> restore.v1.CreateRestoreRequest
-	35, // 49: restore.v1.RestoreService.GetRestore:input_type -> restore.v1.GetRestoreRequest
-	37, // 50: restore.v1.RestoreService.ListRestores:input_type -> restore.v1.ListRestoresRequest
-	39, // 51: restore.v1.RestoreService.DeleteRestore:input_type -> restore.v1.DeleteRestoreRequest
-	41, // 52: restore.v1.RestoreService.WatchRestores:input_type -> restore.v1.WatchRestoresRequest
-	43, // 53: restore.v1.RestoreService.GetRestoreScreenshot:input_type -> restore.v1.GetRestoreScreenshotRequest
-	45, // 54: restore.v1.RestoreService.CreateConsole:input_type -> restore.v1.CreateConsoleRequest
-	25, // 55: restore.v1.RestoreService.LinkUpRestore:input_type -> restore.v1.LinkUpRestoreRequest
-	20, // 56: restore.v1.RestoreService.IssueRestoreCredentials:input_type -> restore.v1.IssueRestoreCredentialsRequest
-	16, // 57: restore.v1.RestoreService.ExportImage:input_type -> restore.v1.ExportImageRequest
-	18, // 58: restore.v1.RestoreService.CreateDownload:input_type -> restore.v1.CreateDownloadRequest
-	11, // 59: restore.v1.RestoreService.BatchCreateRestores:input_type -> restore.v1.BatchCreateRestoresRequest
-	6,  // 60: restore.v1.RestoreService.PromoteRestore:input_type -> restore.v1.PromoteRestoreRequest
-	8,  // 61: restore.v1.RestoreService.CancelPromotion:input_type -> restore.v1.CancelPromotionRequest
-	34, // 62: restore.v1.RestoreService.CreateRestore:output_type -> restore.v1.CreateRestoreResponse
-	36, // 63: restore.v1.RestoreService.GetRestore:output_type -> restore.v1.GetRestoreResponse
-	38, // 64: restore.v1.RestoreService.ListRestores:output_type -> restore.v1.ListRestoresResponse
-	40, // 65: restore.v1.RestoreService.DeleteRestore:output_type -> restore.v1.DeleteRestoreResponse
-	42, // 66: restore.v1.RestoreService.WatchRestores:output_type -> restore.v1.WatchRestoresResponse
-	44, // 67: restore.v1.RestoreService.GetRestoreScreenshot:output_type -> restore.v1.GetRestoreScreenshotResponse
-	46, // 68: restore.v1.RestoreService.CreateConsole:output_type -> restore.v1.CreateConsoleResponse
-	26, // 69: restore.v1.RestoreService.LinkUpRestore:output_type -> restore.v1.LinkUpRestoreResponse
-	21, // 70: restore.v1.RestoreService.IssueRestoreCredentials:output_type -> restore.v1.IssueRestoreCredentialsResponse
-	17, // 71: restore.v1.RestoreService.ExportImage:output_type -> restore.v1.ExportImageResponse
-	19, // 72: restore.v1.RestoreService.CreateDownload:output_type -> restore.v1.CreateDownloadResponse
-	12, // 73: restore.v1.RestoreService.BatchCreateRestores:output_type -> restore.v1.BatchCreateRestoresResponse
-	7,  // 74: restore.v1.RestoreService.PromoteRestore:output_type -> restore.v1.PromoteRestoreResponse
-	9,  // 75: restore.v1.RestoreService.CancelPromotion:output_type -> restore.v1.CancelPromotionResponse
-	62, // [62:76] is the sub-list for method output_type
-	48, // [48:62] is the sub-list for method input_type
-	48, // [48:48] is the sub-list for extension type_name
-	48, // [48:48] is the sub-list for extension extendee
-	0,  // [0:48] is the sub-list for field type_name
+	49, // 47: restore.v1.WatchRestoresResponse.type:type_name -> restore.v1.WatchEventType
+	47, // 48: restore.v1.CreateConsoleResponse.expire_time:type_name -> google.protobuf.Timestamp
+	31, // 49: restore.v1.RestoreService.CreateRestore:input_type -> restore.v1.CreateRestoreRequest
+	35, // 50: restore.v1.RestoreService.GetRestore:input_type -> restore.v1.GetRestoreRequest
+	37, // 51: restore.v1.RestoreService.ListRestores:input_type -> restore.v1.ListRestoresRequest
+	39, // 52: restore.v1.RestoreService.DeleteRestore:input_type -> restore.v1.DeleteRestoreRequest
+	41, // 53: restore.v1.RestoreService.WatchRestores:input_type -> restore.v1.WatchRestoresRequest
+	43, // 54: restore.v1.RestoreService.GetRestoreScreenshot:input_type -> restore.v1.GetRestoreScreenshotRequest
+	45, // 55: restore.v1.RestoreService.CreateConsole:input_type -> restore.v1.CreateConsoleRequest
+	25, // 56: restore.v1.RestoreService.LinkUpRestore:input_type -> restore.v1.LinkUpRestoreRequest
+	20, // 57: restore.v1.RestoreService.IssueRestoreCredentials:input_type -> restore.v1.IssueRestoreCredentialsRequest
+	16, // 58: restore.v1.RestoreService.ExportImage:input_type -> restore.v1.ExportImageRequest
+	18, // 59: restore.v1.RestoreService.CreateDownload:input_type -> restore.v1.CreateDownloadRequest
+	11, // 60: restore.v1.RestoreService.BatchCreateRestores:input_type -> restore.v1.BatchCreateRestoresRequest
+	6,  // 61: restore.v1.RestoreService.PromoteRestore:input_type -> restore.v1.PromoteRestoreRequest
+	8,  // 62: restore.v1.RestoreService.CancelPromotion:input_type -> restore.v1.CancelPromotionRequest
+	34, // 63: restore.v1.RestoreService.CreateRestore:output_type -> restore.v1.CreateRestoreResponse
+	36, // 64: restore.v1.RestoreService.GetRestore:output_type -> restore.v1.GetRestoreResponse
+	38, // 65: restore.v1.RestoreService.ListRestores:output_type -> restore.v1.ListRestoresResponse
+	40, // 66: restore.v1.RestoreService.DeleteRestore:output_type -> restore.v1.DeleteRestoreResponse
+	42, // 67: restore.v1.RestoreService.WatchRestores:output_type -> restore.v1.WatchRestoresResponse
+	44, // 68: restore.v1.RestoreService.GetRestoreScreenshot:output_type -> restore.v1.GetRestoreScreenshotResponse
+	46, // 69: restore.v1.RestoreService.CreateConsole:output_type -> restore.v1.CreateConsoleResponse
+	26, // 70: restore.v1.RestoreService.LinkUpRestore:output_type -> restore.v1.LinkUpRestoreResponse
+	21, // 71: restore.v1.RestoreService.IssueRestoreCredentials:output_type -> restore.v1.IssueRestoreCredentialsResponse
+	17, // 72: restore.v1.RestoreService.ExportImage:output_type -> restore.v1.ExportImageResponse
+	19, // 73: restore.v1.RestoreService.CreateDownload:output_type -> restore.v1.CreateDownloadResponse
+	12, // 74: restore.v1.RestoreService.BatchCreateRestores:output_type -> restore.v1.BatchCreateRestoresResponse
+	7,  // 75: restore.v1.RestoreService.PromoteRestore:output_type -> restore.v1.PromoteRestoreResponse
+	9,  // 76: restore.v1.RestoreService.CancelPromotion:output_type -> restore.v1.CancelPromotionResponse
+	63, // [63:77] is the sub-list for method output_type
+	49, // [49:63] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_restore_proto_init() }
@@ -3623,6 +3666,7 @@ func file_restore_v1_restore_proto_init() {
 	if File_restore_v1_restore_proto != nil {
 		return
 	}
+	file_restore_v1_watch_proto_init()
 	file_restore_v1_verification_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{

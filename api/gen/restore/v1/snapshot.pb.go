@@ -1258,12 +1258,141 @@ func (x *DeleteSnapshotResponse) GetSnapshot() *Snapshot {
 	return nil
 }
 
+// WatchSnapshotsRequest filters the stream.
+type WatchSnapshotsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only the snapshots of this guest.
+	GuestId string `protobuf:"bytes,1,opt,name=guest_id,json=guestId,proto3" json:"guest_id,omitempty"`
+	// Resume after this version (from an event of an earlier watch): only
+	// the changes after it are sent. Empty: every matching object first.
+	ResourceVersion string `protobuf:"bytes,2,opt,name=resource_version,json=resourceVersion,proto3" json:"resource_version,omitempty"`
+	// Send BOOKMARK events (see WatchEventType).
+	AllowBookmarks bool `protobuf:"varint,3,opt,name=allow_bookmarks,json=allowBookmarks,proto3" json:"allow_bookmarks,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *WatchSnapshotsRequest) Reset() {
+	*x = WatchSnapshotsRequest{}
+	mi := &file_restore_v1_snapshot_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchSnapshotsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchSnapshotsRequest) ProtoMessage() {}
+
+func (x *WatchSnapshotsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_snapshot_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchSnapshotsRequest.ProtoReflect.Descriptor instead.
+func (*WatchSnapshotsRequest) Descriptor() ([]byte, []int) {
+	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *WatchSnapshotsRequest) GetGuestId() string {
+	if x != nil {
+		return x.GuestId
+	}
+	return ""
+}
+
+func (x *WatchSnapshotsRequest) GetResourceVersion() string {
+	if x != nil {
+		return x.ResourceVersion
+	}
+	return ""
+}
+
+func (x *WatchSnapshotsRequest) GetAllowBookmarks() bool {
+	if x != nil {
+		return x.AllowBookmarks
+	}
+	return false
+}
+
+// WatchSnapshotsResponse is one event.
+type WatchSnapshotsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The snapshot (none in a BOOKMARK).
+	Snapshot *Snapshot `protobuf:"bytes,1,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	// What happened.
+	Type WatchEventType `protobuf:"varint,2,opt,name=type,proto3,enum=restore.v1.WatchEventType" json:"type,omitempty"`
+	// Where a watch resumes after this event.
+	ResourceVersion string `protobuf:"bytes,3,opt,name=resource_version,json=resourceVersion,proto3" json:"resource_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *WatchSnapshotsResponse) Reset() {
+	*x = WatchSnapshotsResponse{}
+	mi := &file_restore_v1_snapshot_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchSnapshotsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchSnapshotsResponse) ProtoMessage() {}
+
+func (x *WatchSnapshotsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_snapshot_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchSnapshotsResponse.ProtoReflect.Descriptor instead.
+func (*WatchSnapshotsResponse) Descriptor() ([]byte, []int) {
+	return file_restore_v1_snapshot_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *WatchSnapshotsResponse) GetSnapshot() *Snapshot {
+	if x != nil {
+		return x.Snapshot
+	}
+	return nil
+}
+
+func (x *WatchSnapshotsResponse) GetType() WatchEventType {
+	if x != nil {
+		return x.Type
+	}
+	return WatchEventType_WATCH_EVENT_TYPE_UNSPECIFIED
+}
+
+func (x *WatchSnapshotsResponse) GetResourceVersion() string {
+	if x != nil {
+		return x.ResourceVersion
+	}
+	return ""
+}
+
 var File_restore_v1_snapshot_proto protoreflect.FileDescriptor
 
 const file_restore_v1_snapshot_proto_rawDesc = "" +
 	"\n" +
 	"\x19restore/v1/snapshot.proto\x12\n" +
-	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"1\n" +
+	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16restore/v1/watch.proto\"1\n" +
 	"\x1fIssueSnapshotCredentialsRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x9e\x01\n" +
 	" IssueSnapshotCredentialsResponse\x12\x17\n" +
@@ -1346,7 +1475,15 @@ const file_restore_v1_snapshot_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12)\n" +
 	"\x10backup_completed\x18\x02 \x01(\bR\x0fbackupCompleted\"J\n" +
 	"\x16DeleteSnapshotResponse\x120\n" +
-	"\bsnapshot\x18\x01 \x01(\v2\x14.restore.v1.SnapshotR\bsnapshot*\xbd\x01\n" +
+	"\bsnapshot\x18\x01 \x01(\v2\x14.restore.v1.SnapshotR\bsnapshot\"\x86\x01\n" +
+	"\x15WatchSnapshotsRequest\x12\x19\n" +
+	"\bguest_id\x18\x01 \x01(\tR\aguestId\x12)\n" +
+	"\x10resource_version\x18\x02 \x01(\tR\x0fresourceVersion\x12'\n" +
+	"\x0fallow_bookmarks\x18\x03 \x01(\bR\x0eallowBookmarks\"\xa5\x01\n" +
+	"\x16WatchSnapshotsResponse\x120\n" +
+	"\bsnapshot\x18\x01 \x01(\v2\x14.restore.v1.SnapshotR\bsnapshot\x12.\n" +
+	"\x04type\x18\x02 \x01(\x0e2\x1a.restore.v1.WatchEventTypeR\x04type\x12)\n" +
+	"\x10resource_version\x18\x03 \x01(\tR\x0fresourceVersion*\xbd\x01\n" +
 	"\rSnapshotState\x12\x1e\n" +
 	"\x1aSNAPSHOT_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18SNAPSHOT_STATE_REQUESTED\x10\x01\x12\x1c\n" +
@@ -1361,11 +1498,12 @@ const file_restore_v1_snapshot_proto_rawDesc = "" +
 	"\fSnapshotKind\x12\x1d\n" +
 	"\x19SNAPSHOT_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12SNAPSHOT_KIND_FULL\x10\x01\x12\x1d\n" +
-	"\x19SNAPSHOT_KIND_INCREMENTAL\x10\x022\xc8\x04\n" +
+	"\x19SNAPSHOT_KIND_INCREMENTAL\x10\x022\xa3\x05\n" +
 	"\x0fSnapshotService\x12W\n" +
 	"\x0eCreateSnapshot\x12!.restore.v1.CreateSnapshotRequest\x1a\".restore.v1.CreateSnapshotResponse\x12N\n" +
 	"\vGetSnapshot\x12\x1e.restore.v1.GetSnapshotRequest\x1a\x1f.restore.v1.GetSnapshotResponse\x12T\n" +
-	"\rListSnapshots\x12 .restore.v1.ListSnapshotsRequest\x1a!.restore.v1.ListSnapshotsResponse\x12f\n" +
+	"\rListSnapshots\x12 .restore.v1.ListSnapshotsRequest\x1a!.restore.v1.ListSnapshotsResponse\x12Y\n" +
+	"\x0eWatchSnapshots\x12!.restore.v1.WatchSnapshotsRequest\x1a\".restore.v1.WatchSnapshotsResponse0\x01\x12f\n" +
 	"\x13ListSnapshotExtents\x12&.restore.v1.ListSnapshotExtentsRequest\x1a'.restore.v1.ListSnapshotExtentsResponse\x12W\n" +
 	"\x0eDeleteSnapshot\x12!.restore.v1.DeleteSnapshotRequest\x1a\".restore.v1.DeleteSnapshotResponse\x12u\n" +
 	"\x18IssueSnapshotCredentials\x12+.restore.v1.IssueSnapshotCredentialsRequest\x1a,.restore.v1.IssueSnapshotCredentialsResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
@@ -1383,7 +1521,7 @@ func file_restore_v1_snapshot_proto_rawDescGZIP() []byte {
 }
 
 var file_restore_v1_snapshot_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_restore_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_restore_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_restore_v1_snapshot_proto_goTypes = []any{
 	(SnapshotState)(0),                       // 0: restore.v1.SnapshotState
 	(Consistency)(0),                         // 1: restore.v1.Consistency
@@ -1403,40 +1541,47 @@ var file_restore_v1_snapshot_proto_goTypes = []any{
 	(*ListSnapshotExtentsResponse)(nil),      // 15: restore.v1.ListSnapshotExtentsResponse
 	(*DeleteSnapshotRequest)(nil),            // 16: restore.v1.DeleteSnapshotRequest
 	(*DeleteSnapshotResponse)(nil),           // 17: restore.v1.DeleteSnapshotResponse
-	(*timestamppb.Timestamp)(nil),            // 18: google.protobuf.Timestamp
+	(*WatchSnapshotsRequest)(nil),            // 18: restore.v1.WatchSnapshotsRequest
+	(*WatchSnapshotsResponse)(nil),           // 19: restore.v1.WatchSnapshotsResponse
+	(*timestamppb.Timestamp)(nil),            // 20: google.protobuf.Timestamp
+	(WatchEventType)(0),                      // 21: restore.v1.WatchEventType
 }
 var file_restore_v1_snapshot_proto_depIdxs = []int32{
-	18, // 0: restore.v1.IssueSnapshotCredentialsResponse.expire_time:type_name -> google.protobuf.Timestamp
+	20, // 0: restore.v1.IssueSnapshotCredentialsResponse.expire_time:type_name -> google.protobuf.Timestamp
 	0,  // 1: restore.v1.Snapshot.state:type_name -> restore.v1.SnapshotState
 	1,  // 2: restore.v1.Snapshot.consistency:type_name -> restore.v1.Consistency
 	2,  // 3: restore.v1.Snapshot.kind:type_name -> restore.v1.SnapshotKind
 	5,  // 4: restore.v1.Snapshot.disks:type_name -> restore.v1.SnapshotDisk
-	18, // 5: restore.v1.Snapshot.create_time:type_name -> google.protobuf.Timestamp
-	18, // 6: restore.v1.Snapshot.ready_time:type_name -> google.protobuf.Timestamp
-	18, // 7: restore.v1.Snapshot.lease_expire_time:type_name -> google.protobuf.Timestamp
-	18, // 8: restore.v1.Snapshot.release_time:type_name -> google.protobuf.Timestamp
+	20, // 5: restore.v1.Snapshot.create_time:type_name -> google.protobuf.Timestamp
+	20, // 6: restore.v1.Snapshot.ready_time:type_name -> google.protobuf.Timestamp
+	20, // 7: restore.v1.Snapshot.lease_expire_time:type_name -> google.protobuf.Timestamp
+	20, // 8: restore.v1.Snapshot.release_time:type_name -> google.protobuf.Timestamp
 	6,  // 9: restore.v1.CreateSnapshotResponse.snapshot:type_name -> restore.v1.Snapshot
 	6,  // 10: restore.v1.GetSnapshotResponse.snapshot:type_name -> restore.v1.Snapshot
 	6,  // 11: restore.v1.ListSnapshotsResponse.snapshots:type_name -> restore.v1.Snapshot
 	13, // 12: restore.v1.ListSnapshotExtentsResponse.extents:type_name -> restore.v1.Extent
 	6,  // 13: restore.v1.DeleteSnapshotResponse.snapshot:type_name -> restore.v1.Snapshot
-	7,  // 14: restore.v1.SnapshotService.CreateSnapshot:input_type -> restore.v1.CreateSnapshotRequest
-	9,  // 15: restore.v1.SnapshotService.GetSnapshot:input_type -> restore.v1.GetSnapshotRequest
-	11, // 16: restore.v1.SnapshotService.ListSnapshots:input_type -> restore.v1.ListSnapshotsRequest
-	14, // 17: restore.v1.SnapshotService.ListSnapshotExtents:input_type -> restore.v1.ListSnapshotExtentsRequest
-	16, // 18: restore.v1.SnapshotService.DeleteSnapshot:input_type -> restore.v1.DeleteSnapshotRequest
-	3,  // 19: restore.v1.SnapshotService.IssueSnapshotCredentials:input_type -> restore.v1.IssueSnapshotCredentialsRequest
-	8,  // 20: restore.v1.SnapshotService.CreateSnapshot:output_type -> restore.v1.CreateSnapshotResponse
-	10, // 21: restore.v1.SnapshotService.GetSnapshot:output_type -> restore.v1.GetSnapshotResponse
-	12, // 22: restore.v1.SnapshotService.ListSnapshots:output_type -> restore.v1.ListSnapshotsResponse
-	15, // 23: restore.v1.SnapshotService.ListSnapshotExtents:output_type -> restore.v1.ListSnapshotExtentsResponse
-	17, // 24: restore.v1.SnapshotService.DeleteSnapshot:output_type -> restore.v1.DeleteSnapshotResponse
-	4,  // 25: restore.v1.SnapshotService.IssueSnapshotCredentials:output_type -> restore.v1.IssueSnapshotCredentialsResponse
-	20, // [20:26] is the sub-list for method output_type
-	14, // [14:20] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	6,  // 14: restore.v1.WatchSnapshotsResponse.snapshot:type_name -> restore.v1.Snapshot
+	21, // 15: restore.v1.WatchSnapshotsResponse.type:type_name -> restore.v1.WatchEventType
+	7,  // 16: restore.v1.SnapshotService.CreateSnapshot:input_type -> restore.v1.CreateSnapshotRequest
+	9,  // 17: restore.v1.SnapshotService.GetSnapshot:input_type -> restore.v1.GetSnapshotRequest
+	11, // 18: restore.v1.SnapshotService.ListSnapshots:input_type -> restore.v1.ListSnapshotsRequest
+	18, // 19: restore.v1.SnapshotService.WatchSnapshots:input_type -> restore.v1.WatchSnapshotsRequest
+	14, // 20: restore.v1.SnapshotService.ListSnapshotExtents:input_type -> restore.v1.ListSnapshotExtentsRequest
+	16, // 21: restore.v1.SnapshotService.DeleteSnapshot:input_type -> restore.v1.DeleteSnapshotRequest
+	3,  // 22: restore.v1.SnapshotService.IssueSnapshotCredentials:input_type -> restore.v1.IssueSnapshotCredentialsRequest
+	8,  // 23: restore.v1.SnapshotService.CreateSnapshot:output_type -> restore.v1.CreateSnapshotResponse
+	10, // 24: restore.v1.SnapshotService.GetSnapshot:output_type -> restore.v1.GetSnapshotResponse
+	12, // 25: restore.v1.SnapshotService.ListSnapshots:output_type -> restore.v1.ListSnapshotsResponse
+	19, // 26: restore.v1.SnapshotService.WatchSnapshots:output_type -> restore.v1.WatchSnapshotsResponse
+	15, // 27: restore.v1.SnapshotService.ListSnapshotExtents:output_type -> restore.v1.ListSnapshotExtentsResponse
+	17, // 28: restore.v1.SnapshotService.DeleteSnapshot:output_type -> restore.v1.DeleteSnapshotResponse
+	4,  // 29: restore.v1.SnapshotService.IssueSnapshotCredentials:output_type -> restore.v1.IssueSnapshotCredentialsResponse
+	23, // [23:30] is the sub-list for method output_type
+	16, // [16:23] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_snapshot_proto_init() }
@@ -1444,13 +1589,14 @@ func file_restore_v1_snapshot_proto_init() {
 	if File_restore_v1_snapshot_proto != nil {
 		return
 	}
+	file_restore_v1_watch_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restore_v1_snapshot_proto_rawDesc), len(file_restore_v1_snapshot_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,6 +22,7 @@ const (
 	SnapshotService_CreateSnapshot_FullMethodName           = "/restore.v1.SnapshotService/CreateSnapshot"
 	SnapshotService_GetSnapshot_FullMethodName              = "/restore.v1.SnapshotService/GetSnapshot"
 	SnapshotService_ListSnapshots_FullMethodName            = "/restore.v1.SnapshotService/ListSnapshots"
+	SnapshotService_WatchSnapshots_FullMethodName           = "/restore.v1.SnapshotService/WatchSnapshots"
 	SnapshotService_ListSnapshotExtents_FullMethodName      = "/restore.v1.SnapshotService/ListSnapshotExtents"
 	SnapshotService_DeleteSnapshot_FullMethodName           = "/restore.v1.SnapshotService/DeleteSnapshot"
 	SnapshotService_IssueSnapshotCredentials_FullMethodName = "/restore.v1.SnapshotService/IssueSnapshotCredentials"
@@ -48,6 +49,9 @@ type SnapshotServiceClient interface {
 	GetSnapshot(ctx context.Context, in *GetSnapshotRequest, opts ...grpc.CallOption) (*GetSnapshotResponse, error)
 	// ListSnapshots lists the caller's snapshots, newest first.
 	ListSnapshots(ctx context.Context, in *ListSnapshotsRequest, opts ...grpc.CallOption) (*ListSnapshotsResponse, error)
+	// WatchSnapshots streams the caller's snapshots: every one, then each
+	// change (see WatchEventType; REST: GET /v1/snapshots:watch).
+	WatchSnapshots(ctx context.Context, in *WatchSnapshotsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchSnapshotsResponse], error)
 	// ListSnapshotExtents pages through the extents of one disk a backup job
 	// must read: the changed extents of an INCREMENTAL, the allocated extents
 	// of a FULL. The snapshot must be READY.
@@ -100,6 +104,25 @@ func (c *snapshotServiceClient) ListSnapshots(ctx context.Context, in *ListSnaps
 	return out, nil
 }
 
+func (c *snapshotServiceClient) WatchSnapshots(ctx context.Context, in *WatchSnapshotsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchSnapshotsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &SnapshotService_ServiceDesc.Streams[0], SnapshotService_WatchSnapshots_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchSnapshotsRequest, WatchSnapshotsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SnapshotService_WatchSnapshotsClient = grpc.ServerStreamingClient[WatchSnapshotsResponse]
+
 func (c *snapshotServiceClient) ListSnapshotExtents(ctx context.Context, in *ListSnapshotExtentsRequest, opts ...grpc.CallOption) (*ListSnapshotExtentsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListSnapshotExtentsResponse)
@@ -151,6 +174,9 @@ type SnapshotServiceServer interface {
 	GetSnapshot(context.Context, *GetSnapshotRequest) (*GetSnapshotResponse, error)
 	// ListSnapshots lists the caller's snapshots, newest first.
 	ListSnapshots(context.Context, *ListSnapshotsRequest) (*ListSnapshotsResponse, error)
+	// WatchSnapshots streams the caller's snapshots: every one, then each
+	// change (see WatchEventType; REST: GET /v1/snapshots:watch).
+	WatchSnapshots(*WatchSnapshotsRequest, grpc.ServerStreamingServer[WatchSnapshotsResponse]) error
 	// ListSnapshotExtents pages through the extents of one disk a backup job
 	// must read: the changed extents of an INCREMENTAL, the allocated extents
 	// of a FULL. The snapshot must be READY.
@@ -181,6 +207,9 @@ func (UnimplementedSnapshotServiceServer) GetSnapshot(context.Context, *GetSnaps
 }
 func (UnimplementedSnapshotServiceServer) ListSnapshots(context.Context, *ListSnapshotsRequest) (*ListSnapshotsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListSnapshots not implemented")
+}
+func (UnimplementedSnapshotServiceServer) WatchSnapshots(*WatchSnapshotsRequest, grpc.ServerStreamingServer[WatchSnapshotsResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method WatchSnapshots not implemented")
 }
 func (UnimplementedSnapshotServiceServer) ListSnapshotExtents(context.Context, *ListSnapshotExtentsRequest) (*ListSnapshotExtentsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListSnapshotExtents not implemented")
@@ -265,6 +294,17 @@ func _SnapshotService_ListSnapshots_Handler(srv interface{}, ctx context.Context
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _SnapshotService_WatchSnapshots_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchSnapshotsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(SnapshotServiceServer).WatchSnapshots(m, &grpc.GenericServerStream[WatchSnapshotsRequest, WatchSnapshotsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SnapshotService_WatchSnapshotsServer = grpc.ServerStreamingServer[WatchSnapshotsResponse]
 
 func _SnapshotService_ListSnapshotExtents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListSnapshotExtentsRequest)
@@ -352,6 +392,12 @@ var SnapshotService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _SnapshotService_IssueSnapshotCredentials_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchSnapshots",
+			Handler:       _SnapshotService_WatchSnapshots_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "restore/v1/snapshot.proto",
 }

@@ -1000,12 +1000,150 @@ func (x *GetVerificationScreenshotResponse) GetData() []byte {
 	return nil
 }
 
+// WatchVerificationsRequest filters the stream.
+type WatchVerificationsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only verifications of this asset.
+	Asset string `protobuf:"bytes,1,opt,name=asset,proto3" json:"asset,omitempty"`
+	// Only verifications of this recovery point.
+	RecoveryPointId string `protobuf:"bytes,2,opt,name=recovery_point_id,json=recoveryPointId,proto3" json:"recovery_point_id,omitempty"`
+	// Resume after this version (from an event of an earlier watch): only
+	// the changes after it are sent. Empty: every matching object first.
+	ResourceVersion string `protobuf:"bytes,3,opt,name=resource_version,json=resourceVersion,proto3" json:"resource_version,omitempty"`
+	// Send BOOKMARK events (see WatchEventType).
+	AllowBookmarks bool `protobuf:"varint,4,opt,name=allow_bookmarks,json=allowBookmarks,proto3" json:"allow_bookmarks,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *WatchVerificationsRequest) Reset() {
+	*x = WatchVerificationsRequest{}
+	mi := &file_restore_v1_verification_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchVerificationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchVerificationsRequest) ProtoMessage() {}
+
+func (x *WatchVerificationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_verification_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchVerificationsRequest.ProtoReflect.Descriptor instead.
+func (*WatchVerificationsRequest) Descriptor() ([]byte, []int) {
+	return file_restore_v1_verification_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *WatchVerificationsRequest) GetAsset() string {
+	if x != nil {
+		return x.Asset
+	}
+	return ""
+}
+
+func (x *WatchVerificationsRequest) GetRecoveryPointId() string {
+	if x != nil {
+		return x.RecoveryPointId
+	}
+	return ""
+}
+
+func (x *WatchVerificationsRequest) GetResourceVersion() string {
+	if x != nil {
+		return x.ResourceVersion
+	}
+	return ""
+}
+
+func (x *WatchVerificationsRequest) GetAllowBookmarks() bool {
+	if x != nil {
+		return x.AllowBookmarks
+	}
+	return false
+}
+
+// WatchVerificationsResponse is one event.
+type WatchVerificationsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The verification (none in a BOOKMARK).
+	Verification *Verification `protobuf:"bytes,1,opt,name=verification,proto3" json:"verification,omitempty"`
+	// What happened.
+	Type WatchEventType `protobuf:"varint,2,opt,name=type,proto3,enum=restore.v1.WatchEventType" json:"type,omitempty"`
+	// Where a watch resumes after this event.
+	ResourceVersion string `protobuf:"bytes,3,opt,name=resource_version,json=resourceVersion,proto3" json:"resource_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *WatchVerificationsResponse) Reset() {
+	*x = WatchVerificationsResponse{}
+	mi := &file_restore_v1_verification_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchVerificationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchVerificationsResponse) ProtoMessage() {}
+
+func (x *WatchVerificationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_restore_v1_verification_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchVerificationsResponse.ProtoReflect.Descriptor instead.
+func (*WatchVerificationsResponse) Descriptor() ([]byte, []int) {
+	return file_restore_v1_verification_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *WatchVerificationsResponse) GetVerification() *Verification {
+	if x != nil {
+		return x.Verification
+	}
+	return nil
+}
+
+func (x *WatchVerificationsResponse) GetType() WatchEventType {
+	if x != nil {
+		return x.Type
+	}
+	return WatchEventType_WATCH_EVENT_TYPE_UNSPECIFIED
+}
+
+func (x *WatchVerificationsResponse) GetResourceVersion() string {
+	if x != nil {
+		return x.ResourceVersion
+	}
+	return ""
+}
+
 var File_restore_v1_verification_proto protoreflect.FileDescriptor
 
 const file_restore_v1_verification_proto_rawDesc = "" +
 	"\n" +
 	"\x1drestore/v1/verification.proto\x12\n" +
-	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x85\x01\n" +
+	"restore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16restore/v1/watch.proto\"\x85\x01\n" +
 	"\x05Check\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12/\n" +
 	"\x06result\x18\x02 \x01(\x0e2\x17.restore.v1.CheckResultR\x06result\x12\x16\n" +
@@ -1081,7 +1219,16 @@ const file_restore_v1_verification_proto_rawDesc = "" +
 	"\x01n\x18\x02 \x01(\x05R\x01n\"Z\n" +
 	"!GetVerificationScreenshotResponse\x12!\n" +
 	"\fcontent_type\x18\x01 \x01(\tR\vcontentType\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data*d\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\xb1\x01\n" +
+	"\x19WatchVerificationsRequest\x12\x14\n" +
+	"\x05asset\x18\x01 \x01(\tR\x05asset\x12*\n" +
+	"\x11recovery_point_id\x18\x02 \x01(\tR\x0frecoveryPointId\x12)\n" +
+	"\x10resource_version\x18\x03 \x01(\tR\x0fresourceVersion\x12'\n" +
+	"\x0fallow_bookmarks\x18\x04 \x01(\bR\x0eallowBookmarks\"\xb5\x01\n" +
+	"\x1aWatchVerificationsResponse\x12<\n" +
+	"\fverification\x18\x01 \x01(\v2\x18.restore.v1.VerificationR\fverification\x12.\n" +
+	"\x04type\x18\x02 \x01(\x0e2\x1a.restore.v1.WatchEventTypeR\x04type\x12)\n" +
+	"\x10resource_version\x18\x03 \x01(\tR\x0fresourceVersion*d\n" +
 	"\aVerdict\x12\x17\n" +
 	"\x13VERDICT_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eVERDICT_PASSED\x10\x01\x12\x12\n" +
@@ -1092,9 +1239,10 @@ const file_restore_v1_verification_proto_rawDesc = "" +
 	"\x13CHECK_RESULT_PASSED\x10\x01\x12\x17\n" +
 	"\x13CHECK_RESULT_FAILED\x10\x02\x12\x1d\n" +
 	"\x19CHECK_RESULT_INCONCLUSIVE\x10\x03\x12\x18\n" +
-	"\x14CHECK_RESULT_SKIPPED\x10\x042\xcd\x02\n" +
+	"\x14CHECK_RESULT_SKIPPED\x10\x042\xb4\x03\n" +
 	"\x13VerificationService\x12`\n" +
-	"\x11ListVerifications\x12$.restore.v1.ListVerificationsRequest\x1a%.restore.v1.ListVerificationsResponse\x12Z\n" +
+	"\x11ListVerifications\x12$.restore.v1.ListVerificationsRequest\x1a%.restore.v1.ListVerificationsResponse\x12e\n" +
+	"\x12WatchVerifications\x12%.restore.v1.WatchVerificationsRequest\x1a&.restore.v1.WatchVerificationsResponse0\x01\x12Z\n" +
 	"\x0fGetVerification\x12\".restore.v1.GetVerificationRequest\x1a#.restore.v1.GetVerificationResponse\x12x\n" +
 	"\x19GetVerificationScreenshot\x12,.restore.v1.GetVerificationScreenshotRequest\x1a-.restore.v1.GetVerificationScreenshotResponseB;Z9github.com/restored/restored/api/gen/restore/v1;restorev1b\x06proto3"
 
@@ -1111,7 +1259,7 @@ func file_restore_v1_verification_proto_rawDescGZIP() []byte {
 }
 
 var file_restore_v1_verification_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_restore_v1_verification_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_restore_v1_verification_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_restore_v1_verification_proto_goTypes = []any{
 	(Verdict)(0),                              // 0: restore.v1.Verdict
 	(CheckResult)(0),                          // 1: restore.v1.CheckResult
@@ -1127,32 +1275,39 @@ var file_restore_v1_verification_proto_goTypes = []any{
 	(*GetVerificationResponse)(nil),           // 11: restore.v1.GetVerificationResponse
 	(*GetVerificationScreenshotRequest)(nil),  // 12: restore.v1.GetVerificationScreenshotRequest
 	(*GetVerificationScreenshotResponse)(nil), // 13: restore.v1.GetVerificationScreenshotResponse
-	(*timestamppb.Timestamp)(nil),             // 14: google.protobuf.Timestamp
+	(*WatchVerificationsRequest)(nil),         // 14: restore.v1.WatchVerificationsRequest
+	(*WatchVerificationsResponse)(nil),        // 15: restore.v1.WatchVerificationsResponse
+	(*timestamppb.Timestamp)(nil),             // 16: google.protobuf.Timestamp
+	(WatchEventType)(0),                       // 17: restore.v1.WatchEventType
 }
 var file_restore_v1_verification_proto_depIdxs = []int32{
 	1,  // 0: restore.v1.Check.result:type_name -> restore.v1.CheckResult
 	3,  // 1: restore.v1.GuestFacts.filesystems:type_name -> restore.v1.GuestFilesystem
 	4,  // 2: restore.v1.GuestFacts.interfaces:type_name -> restore.v1.GuestInterface
-	14, // 3: restore.v1.Screenshot.take_time:type_name -> google.protobuf.Timestamp
+	16, // 3: restore.v1.Screenshot.take_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: restore.v1.Verification.verdict:type_name -> restore.v1.Verdict
 	2,  // 5: restore.v1.Verification.checks:type_name -> restore.v1.Check
 	5,  // 6: restore.v1.Verification.guest:type_name -> restore.v1.GuestFacts
 	6,  // 7: restore.v1.Verification.screenshots:type_name -> restore.v1.Screenshot
-	14, // 8: restore.v1.Verification.start_time:type_name -> google.protobuf.Timestamp
-	14, // 9: restore.v1.Verification.end_time:type_name -> google.protobuf.Timestamp
+	16, // 8: restore.v1.Verification.start_time:type_name -> google.protobuf.Timestamp
+	16, // 9: restore.v1.Verification.end_time:type_name -> google.protobuf.Timestamp
 	7,  // 10: restore.v1.ListVerificationsResponse.verifications:type_name -> restore.v1.Verification
 	7,  // 11: restore.v1.GetVerificationResponse.verification:type_name -> restore.v1.Verification
-	8,  // 12: restore.v1.VerificationService.ListVerifications:input_type -> restore.v1.ListVerificationsRequest
-	10, // 13: restore.v1.VerificationService.GetVerification:input_type -> restore.v1.GetVerificationRequest
-	12, // 14: restore.v1.VerificationService.GetVerificationScreenshot:input_type -> restore.v1.GetVerificationScreenshotRequest
-	9,  // 15: restore.v1.VerificationService.ListVerifications:output_type -> restore.v1.ListVerificationsResponse
-	11, // 16: restore.v1.VerificationService.GetVerification:output_type -> restore.v1.GetVerificationResponse
-	13, // 17: restore.v1.VerificationService.GetVerificationScreenshot:output_type -> restore.v1.GetVerificationScreenshotResponse
-	15, // [15:18] is the sub-list for method output_type
-	12, // [12:15] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	7,  // 12: restore.v1.WatchVerificationsResponse.verification:type_name -> restore.v1.Verification
+	17, // 13: restore.v1.WatchVerificationsResponse.type:type_name -> restore.v1.WatchEventType
+	8,  // 14: restore.v1.VerificationService.ListVerifications:input_type -> restore.v1.ListVerificationsRequest
+	14, // 15: restore.v1.VerificationService.WatchVerifications:input_type -> restore.v1.WatchVerificationsRequest
+	10, // 16: restore.v1.VerificationService.GetVerification:input_type -> restore.v1.GetVerificationRequest
+	12, // 17: restore.v1.VerificationService.GetVerificationScreenshot:input_type -> restore.v1.GetVerificationScreenshotRequest
+	9,  // 18: restore.v1.VerificationService.ListVerifications:output_type -> restore.v1.ListVerificationsResponse
+	15, // 19: restore.v1.VerificationService.WatchVerifications:output_type -> restore.v1.WatchVerificationsResponse
+	11, // 20: restore.v1.VerificationService.GetVerification:output_type -> restore.v1.GetVerificationResponse
+	13, // 21: restore.v1.VerificationService.GetVerificationScreenshot:output_type -> restore.v1.GetVerificationScreenshotResponse
+	18, // [18:22] is the sub-list for method output_type
+	14, // [14:18] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_restore_v1_verification_proto_init() }
@@ -1160,13 +1315,14 @@ func file_restore_v1_verification_proto_init() {
 	if File_restore_v1_verification_proto != nil {
 		return
 	}
+	file_restore_v1_watch_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_restore_v1_verification_proto_rawDesc), len(file_restore_v1_verification_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

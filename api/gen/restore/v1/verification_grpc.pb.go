@@ -20,6 +20,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	VerificationService_ListVerifications_FullMethodName         = "/restore.v1.VerificationService/ListVerifications"
+	VerificationService_WatchVerifications_FullMethodName        = "/restore.v1.VerificationService/WatchVerifications"
 	VerificationService_GetVerification_FullMethodName           = "/restore.v1.VerificationService/GetVerification"
 	VerificationService_GetVerificationScreenshot_FullMethodName = "/restore.v1.VerificationService/GetVerificationScreenshot"
 )
@@ -33,6 +34,10 @@ const (
 type VerificationServiceClient interface {
 	// ListVerifications lists the caller's verifications, newest first.
 	ListVerifications(ctx context.Context, in *ListVerificationsRequest, opts ...grpc.CallOption) (*ListVerificationsResponse, error)
+	// WatchVerifications streams the caller's verifications: every one, then
+	// each new verdict (see WatchEventType; REST: GET
+	// /v1/verifications:watch).
+	WatchVerifications(ctx context.Context, in *WatchVerificationsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchVerificationsResponse], error)
 	// GetVerification returns one verification with all its evidence.
 	GetVerification(ctx context.Context, in *GetVerificationRequest, opts ...grpc.CallOption) (*GetVerificationResponse, error)
 	// GetVerificationScreenshot returns a kept screenshot, fetched from the
@@ -58,6 +63,25 @@ func (c *verificationServiceClient) ListVerifications(ctx context.Context, in *L
 	}
 	return out, nil
 }
+
+func (c *verificationServiceClient) WatchVerifications(ctx context.Context, in *WatchVerificationsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchVerificationsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &VerificationService_ServiceDesc.Streams[0], VerificationService_WatchVerifications_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchVerificationsRequest, WatchVerificationsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type VerificationService_WatchVerificationsClient = grpc.ServerStreamingClient[WatchVerificationsResponse]
 
 func (c *verificationServiceClient) GetVerification(ctx context.Context, in *GetVerificationRequest, opts ...grpc.CallOption) (*GetVerificationResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -88,6 +112,10 @@ func (c *verificationServiceClient) GetVerificationScreenshot(ctx context.Contex
 type VerificationServiceServer interface {
 	// ListVerifications lists the caller's verifications, newest first.
 	ListVerifications(context.Context, *ListVerificationsRequest) (*ListVerificationsResponse, error)
+	// WatchVerifications streams the caller's verifications: every one, then
+	// each new verdict (see WatchEventType; REST: GET
+	// /v1/verifications:watch).
+	WatchVerifications(*WatchVerificationsRequest, grpc.ServerStreamingServer[WatchVerificationsResponse]) error
 	// GetVerification returns one verification with all its evidence.
 	GetVerification(context.Context, *GetVerificationRequest) (*GetVerificationResponse, error)
 	// GetVerificationScreenshot returns a kept screenshot, fetched from the
@@ -106,6 +134,9 @@ type UnimplementedVerificationServiceServer struct{}
 
 func (UnimplementedVerificationServiceServer) ListVerifications(context.Context, *ListVerificationsRequest) (*ListVerificationsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListVerifications not implemented")
+}
+func (UnimplementedVerificationServiceServer) WatchVerifications(*WatchVerificationsRequest, grpc.ServerStreamingServer[WatchVerificationsResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method WatchVerifications not implemented")
 }
 func (UnimplementedVerificationServiceServer) GetVerification(context.Context, *GetVerificationRequest) (*GetVerificationResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetVerification not implemented")
@@ -151,6 +182,17 @@ func _VerificationService_ListVerifications_Handler(srv interface{}, ctx context
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _VerificationService_WatchVerifications_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchVerificationsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(VerificationServiceServer).WatchVerifications(m, &grpc.GenericServerStream[WatchVerificationsRequest, WatchVerificationsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type VerificationService_WatchVerificationsServer = grpc.ServerStreamingServer[WatchVerificationsResponse]
 
 func _VerificationService_GetVerification_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetVerificationRequest)
@@ -208,6 +250,12 @@ var VerificationService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _VerificationService_GetVerificationScreenshot_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchVerifications",
+			Handler:       _VerificationService_WatchVerifications_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "restore/v1/verification.proto",
 }

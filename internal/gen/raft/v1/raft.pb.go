@@ -2063,7 +2063,11 @@ type Snapshot struct {
 	// The audit record of the writes in the log.
 	AuditEvents []*v1.AuditEvent `protobuf:"bytes,15,rep,name=audit_events,json=auditEvents,proto3" json:"audit_events,omitempty"`
 	// Which scan of each host last listed each recovery point.
-	ScanMarks     []*ScanMark `protobuf:"bytes,16,rep,name=scan_marks,json=scanMarks,proto3" json:"scan_marks,omitempty"`
+	ScanMarks []*ScanMark `protobuf:"bytes,16,rep,name=scan_marks,json=scanMarks,proto3" json:"scan_marks,omitempty"`
+	// The index of the last entry applied into this state: the event log of
+	// watches starts after it (0 in snapshots of versions before watches had
+	// resource versions).
+	AppliedIndex  uint64 `protobuf:"varint,17,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2208,6 +2212,13 @@ func (x *Snapshot) GetScanMarks() []*ScanMark {
 		return x.ScanMarks
 	}
 	return nil
+}
+
+func (x *Snapshot) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
 }
 
 // StoredJoinToken is a join token as the state store keeps it.
@@ -3747,7 +3758,7 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\x03ids\x18\x01 \x03(\tR\x03ids\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"<\n" +
 	"\x0eRegisterServer\x12*\n" +
-	"\x06server\x18\x01 \x01(\v2\x12.restore.v1.ServerR\x06server\"\xab\a\n" +
+	"\x06server\x18\x01 \x01(\v2\x12.restore.v1.ServerR\x06server\"\xd0\a\n" +
 	"\bSnapshot\x12,\n" +
 	"\atenants\x18\x01 \x03(\v2\x12.restore.v1.TenantR\atenants\x125\n" +
 	"\x06tokens\x18\x02 \x03(\v2\x1d.restored.raft.v1.StoredTokenR\x06tokens\x12/\n" +
@@ -3767,7 +3778,8 @@ const file_restored_raft_v1_raft_proto_rawDesc = "" +
 	"\tinventory\x18\x0e \x03(\v2\x16.restore.v1.HostDomainR\tinventory\x129\n" +
 	"\faudit_events\x18\x0f \x03(\v2\x16.restore.v1.AuditEventR\vauditEvents\x129\n" +
 	"\n" +
-	"scan_marks\x18\x10 \x03(\v2\x1a.restored.raft.v1.ScanMarkR\tscanMarks\"c\n" +
+	"scan_marks\x18\x10 \x03(\v2\x1a.restored.raft.v1.ScanMarkR\tscanMarks\x12#\n" +
+	"\rapplied_index\x18\x11 \x01(\x04R\fappliedIndex\"c\n" +
 	"\x0fStoredJoinToken\x12+\n" +
 	"\x05token\x18\x01 \x01(\v2\x15.restore.v1.JoinTokenR\x05token\x12#\n" +
 	"\rsecret_sha256\x18\x02 \x01(\fR\fsecretSha256\"J\n" +
