@@ -74,6 +74,11 @@ type serverOpts struct {
 	// log receives the server's log (default: discarded, or stderr with
 	// E2E_VERBOSE).
 	log io.Writer
+	// dataDir is the server's data dir (default: a new temporary one).
+	dataDir string
+	// raftMinFreeMiB is the raft directory's reserve and raftSegmentMiB
+	// its log segments' size (default: the server's).
+	raftMinFreeMiB, raftSegmentMiB int64
 }
 
 func startServer(t *testing.T, opts ...serverOpts) *env {
@@ -82,7 +87,10 @@ func startServer(t *testing.T, opts ...serverOpts) *env {
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	dir := t.TempDir()
+	dir := o.dataDir
+	if dir == "" {
+		dir = t.TempDir()
+	}
 	logOut := io.Discard
 	if os.Getenv("E2E_VERBOSE") != "" {
 		logOut = os.Stderr
@@ -93,7 +101,7 @@ func startServer(t *testing.T, opts ...serverOpts) *env {
 	srv, err := server.Start(server.Config{
 		DataDir: dir, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", NodeID: "s1",
 		HeartbeatTTL: o.heartbeatTTL, HeartbeatInterval: 100 * time.Millisecond, SchedulerInterval: 100 * time.Millisecond,
-		TokenUseInterval: cmp.Or(o.tokenUseInterval, time.Hour), Limits: o.limits,
+		TokenUseInterval: cmp.Or(o.tokenUseInterval, time.Hour), Limits: o.limits, RaftMinFreeMiB: o.raftMinFreeMiB, RaftSegmentMiB: o.raftSegmentMiB,
 		Logger: slog.New(slog.NewTextHandler(logOut, nil)),
 	})
 	if err != nil {

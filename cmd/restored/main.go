@@ -23,6 +23,7 @@ import (
 
 	"github.com/restored/restored/internal/agent"
 	"github.com/restored/restored/internal/flagenv"
+	"github.com/restored/restored/internal/raftnode"
 	"github.com/restored/restored/internal/scheduler"
 	"github.com/restored/restored/internal/server"
 	"github.com/restored/restored/internal/version"
@@ -81,6 +82,7 @@ Flags:
 	fs.StringVar(&cfg.TLSCAKey, "tls-ca-key", "", "with --tls-ca: the CA's private key, so this server can issue joining servers' and agents' certificates")
 	fs.StringVar(&cfg.NodeID, "node-id", "", "raft server id (default: <hostname>-<raft port>, kept in <data-dir>/node-id)")
 	fs.DurationVar(&cfg.HeartbeatTTL, "heartbeat-ttl", 10*time.Second, "a host whose agent is silent this long becomes DOWN")
+	fs.Int64Var(&cfg.RaftMinFreeMiB, "raft-min-free-mib", raftnode.DefaultMinFreeMiB, "free space (MiB) the raft directory's filesystem keeps in reserve: below it writes are refused with RESOURCE_EXHAUSTED until space is freed (at least a log segment + 16; negative: no reserve)")
 	fs.DurationVar(&cfg.SchedulerInterval, "scheduler-interval", time.Second, "longest time between scheduler passes")
 	lim := server.DefaultLimits
 	fs.Float64Var(&cfg.Limits.TokenRate, "token-rate", lim.TokenRate, "requests per second one bearer token may make on this server (negative: no limit)")

@@ -51,6 +51,8 @@ func New(st *store.Store, node *raftnode.Node) *Metrics {
 			func() float64 { return float64(node.CommitIndex()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "restored_raft_applied_index", Help: "Index applied to the state store."},
 			func() float64 { return float64(node.AppliedIndex()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "restored_raft_dir_free_bytes", Help: "Free space of the raft directory's filesystem; below --raft-min-free-mib writes are refused."},
+			func() float64 { return float64(node.FreeBytes()) }),
 		&stateCollector{st: st},
 		&verificationCollector{st: st},
 	)

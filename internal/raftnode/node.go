@@ -51,6 +51,14 @@ type Config struct {
 	// ServerTLS and ClientTLS make the transport mutual TLS (servers only);
 	// both nil is plain TCP (unit tests of the FSM's callers only).
 	ServerTLS, ClientTLS *tls.Config
+	// MinFreeMiB is the free space Dir's filesystem keeps in reserve:
+	// below it writes are refused before raft (0: DefaultMinFreeMiB;
+	// negative: no reserve). It must hold a log segment and then some
+	// (SegmentMiB + 16), since a new segment is allocated whole.
+	MinFreeMiB int64
+	// SegmentMiB is the size of the raft log's segment files, allocated
+	// whole when one begins (0: raft-wal's 64).
+	SegmentMiB int64
 }
 
 // Node is a running raft server.
@@ -60,6 +68,7 @@ type Node struct {
 	cfg       Config
 	closeLog  func()
 	transport *raft.NetworkTransport
+	space     *spaceGuard
 }
 
 // Open starts raft. It fails at once when the directory is not writable or
@@ -93,7 +102,14 @@ func Open(cfg Config, f *fsm.FSM, log *slog.Logger) (*Node, error) {
 	// raft-wal v0.4.0's Close leaves its metadata database open (and
 	// locked), so we own it and close it ourselves.
 	meta := &metadb.BoltMetaDB{}
-	logStore, err := wal.Open(walDir, wal.WithMetaStore(meta))
+	segment := cfg.SegmentMiB
+	if segment == 0 {
+		segment = int64(wal.DefaultSegmentSize >> 20)
+	}
+	if cfg.MinFreeMiB > 0 && cfg.MinFreeMiB < segment+16 {
+		return nil, fmt.Errorf("a raft reserve of %d MiB is too small: a log segment of %d MiB is allocated whole when one begins, so keep at least %d MiB free", cfg.MinFreeMiB, segment, segment+16)
+	}
+	logStore, err := wal.Open(walDir, wal.WithMetaStore(meta), wal.WithSegmentSize(int(segment<<20)))
 	if err != nil {
 		meta.Close()
 		return nil, fmt.Errorf("open raft log %s: %w", walDir, err)
@@ -162,7 +178,7 @@ func Open(cfg Config, f *fsm.FSM, log *slog.Logger) (*Node, error) {
 		closeLog()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	n := &Node{Raft: r, FSM: f, cfg: cfg, closeLog: closeLog, transport: transport}
+	n := &Node{Raft: r, FSM: f, cfg: cfg, closeLog: closeLog, transport: transport, space: newSpaceGuard(cfg.Dir, cfg.MinFreeMiB)}
 	if cfg.Bootstrap && !hasState {
 		log.Info("bootstrapping a new single-server cluster", "id", cfg.ID, "raft_addr", cfg.Addr)
 		boot := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: transport.LocalAddr()}}}
@@ -197,6 +213,9 @@ func (n *Node) ApplyAs(t raftv1.CommandType, msg proto.Message, timeout time.Dur
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}
+	if err := n.space.admit(); err != nil {
+		return nil, err
+	}
 	f := n.Raft.Apply(data, timeout)
 	if err := f.Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
@@ -210,6 +229,10 @@ func (n *Node) ApplyAs(t raftv1.CommandType, msg proto.Message, timeout time.Dur
 	}
 	return res.Value, res.Err
 }
+
+// FreeBytes is the free space of the raft directory's filesystem, last
+// measured.
+func (n *Node) FreeBytes() uint64 { return n.space.Free() }
 
 // Addr is the raft address this node advertises.
 func (n *Node) Addr() string { return string(n.transport.LocalAddr()) }
@@ -254,6 +277,7 @@ func (n *Node) AddVoter(id, addr string, timeout time.Duration) error {
 
 // Close shuts raft down and closes its files.
 func (n *Node) Close() error {
+	n.space.close()
 	err := n.Raft.Shutdown().Error()
 	n.transport.Close()
 	n.closeLog()

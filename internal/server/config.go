@@ -58,6 +58,12 @@ type Config struct {
 	Limits Limits
 	// SnapshotThreshold is the number of raft entries between snapshots.
 	SnapshotThreshold uint64
+	// RaftMinFreeMiB is the free space the raft directory keeps in reserve:
+	// below it writes are refused (0: raftnode.DefaultMinFreeMiB;
+	// negative: none).
+	RaftMinFreeMiB int64
+	// RaftSegmentMiB is the size of the raft log's segment files (0: 64).
+	RaftSegmentMiB int64
 	// Retention says how long what has ended is kept before the leader
 	// prunes it (zero fields: scheduler.DefaultRetention; negative: forever).
 	Retention scheduler.Retention

@@ -113,7 +113,7 @@ func Start(cfg Config) (s *Server, err error) {
 	node, err := raftnode.Open(raftnode.Config{
 		ID: id, Dir: filepath.Join(cfg.DataDir, "raft"), Addr: cfg.RaftAddr, Advertise: raftAdvertise(cfg), Bootstrap: cfg.Join == "",
 		HeartbeatTimeout: cfg.RaftHeartbeatTimeout, ElectionTimeout: cfg.RaftElectionTimeout,
-		LeaderLeaseTimeout: cfg.RaftLeaderLease, SnapshotThreshold: cfg.SnapshotThreshold,
+		LeaderLeaseTimeout: cfg.RaftLeaderLease, SnapshotThreshold: cfg.SnapshotThreshold, MinFreeMiB: cfg.RaftMinFreeMiB, SegmentMiB: cfg.RaftSegmentMiB,
 		ServerTLS: pki.ServerConfig(tc.keeper, tc.pool, serversOnly), ClientTLS: pki.ClientConfig(tc.pool, tc.keeper, "", serversOnly),
 	}, f, log)
 	if err != nil {
