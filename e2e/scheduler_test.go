@@ -57,6 +57,52 @@ func TestPendingRestoresSayWhatIsMissing(t *testing.T) {
 	}
 }
 
+// The room a host's work dir offers overlays is part of its capacity: each
+// restore holds its overlay's growth limit (by default its recovery
+// point's size), one that could outgrow what is left stays PENDING saying
+// so, and it is placed once the agent reports more room.
+func TestOverlaysAreHeldToTheRoomTheirHostsWorkDirOffers(t *testing.T) {
+	e := startServer(t)
+	acme := e.partner("acme")
+	agent := e.agent("kvm-01", rp("rp-1", "acme", "web")) // a 1 GiB disk
+	room := func(mib int64) {
+		agent.register(func(r *restorev1.RegisterRequest) { r.Capacity.DiskMib = mib })
+	}
+	room(1500)
+	first := e.createRestore(acme, "rp-1", "d-1")
+	eventually(t, 5*time.Second, "the first restore placed", func() bool { return e.restoreState(acme, first) == "RESTORE_STATE_SCHEDULED" })
+	_, x := e.rest("GET", "/v1/restores/"+first, acme, nil)
+	if x["overlay_limit_mib"] != "1024" {
+		t.Fatalf("overlay limit %v, want the recovery point's 1024 MiB", x["overlay_limit_mib"])
+	}
+	second := e.createRestore(acme, "rp-1", "d-2")
+	var reason string
+	eventually(t, 5*time.Second, "a reason naming the work dir's room", func() bool {
+		_, b := e.rest("GET", "/v1/restores/"+second, acme, nil)
+		reason, _ = b["state_reason"].(string)
+		return strings.Contains(reason, "has room for an overlay that may grow to 1024 MiB (kvm-01 has 476 MiB left in its work dir for overlays)")
+	})
+	if got := e.restoreState(acme, second); got != "RESTORE_STATE_PENDING" {
+		t.Fatalf("state %s, want PENDING (%s)", got, reason)
+	}
+	// A smaller limit asked for fits in what is left.
+	code, small := e.rest("POST", "/v1/restores", acme, map[string]any{
+		"recovery_point_id": "rp-1", "mode": "VIRTUALIZE", "overlay_limit_mib": 400, "request_id": "d-3"})
+	if code != 200 {
+		t.Fatalf("HTTP %d %v", code, small)
+	}
+	eventually(t, 5*time.Second, "the small overlay placed", func() bool {
+		return e.restoreState(acme, small["id"].(string)) == "RESTORE_STATE_SCHEDULED"
+	})
+	_, h := e.rest("GET", "/v1/hosts/kvm-01", e.admin, nil)
+	if alloc := h["allocated"].(map[string]any); alloc["disk_mib"] != "1424" {
+		t.Fatalf("allocated %v, want 1424 MiB of disk", alloc)
+	}
+	// The agent finds more room (something else freed space).
+	room(4096)
+	eventually(t, 5*time.Second, "the waiting restore placed", func() bool { return e.restoreState(acme, second) == "RESTORE_STATE_SCHEDULED" })
+}
+
 // A host whose agent stops heartbeating becomes DOWN with one raft write; its
 // VIRTUALIZE restores become LOST and its VERIFY restores are placed again.
 func TestHostDownLosesVirtualizeAndReplacesVerify(t *testing.T) {

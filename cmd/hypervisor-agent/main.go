@@ -107,6 +107,7 @@ Flags:
 	fs.StringVar(&cfg.Accelerator, "accelerator", "auto", "auto (probe KVM, fall back to TCG), kvm or tcg")
 	reserveVCPUs := fs.Int("reserve-vcpus", 0, "vCPUs kept back from restores")
 	fs.Int64Var(&cfg.ReserveMemoryMiB, "reserve-memory-mib", 1024, "memory (MiB) kept back from restores")
+	fs.Int64Var(&cfg.ReserveDiskMiB, "reserve-disk-mib", 2048, "disk (MiB) of the work dir's filesystem kept back from restores' overlays (the rest, with what their files take, is offered and each restore counts with its overlay's growth limit)")
 	fs.DurationVar(&cfg.BootTimeout, "boot-timeout", 3*time.Minute, "how long to wait for a boot signal")
 	signals := fs.String("boot-signals", "serial,guest-agent,screen,hypervisor", "the signals that may prove a boot, comma-separated: serial, guest-agent, screen, hypervisor (VMware: the VM runs and VMware Tools answer, or it runs without tools)")
 	fs.DurationVar(&cfg.ScreenSettle, "screen-settle", 20*time.Second, "how long the screen must stay put, in the guest's own display mode, for the screen boot signal")

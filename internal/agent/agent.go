@@ -72,7 +72,10 @@ type Config struct {
 	Emulator         string
 	ReserveVCPUs     int32
 	ReserveMemoryMiB int64
-	BootTimeout      time.Duration
+	// ReserveDiskMiB is kept back from the room the work dir offers
+	// overlays.
+	ReserveDiskMiB int64
+	BootTimeout    time.Duration
 	// ScreenSettle is how long the screen must stay put for the screen
 	// boot signal.
 	ScreenSettle time.Duration

@@ -51,30 +51,24 @@ func (a *Agent) session(ctx context.Context, p *parts, server string) (registere
 	}
 	defer conn.Close()
 	client := restorev1.NewAgentServiceClient(conn)
-	nctx, ncancel := context.WithTimeout(ctx, 30*time.Second)
-	size, err := p.hv.Size(nctx)
-	ncancel()
+	req, err := a.registration(ctx, p)
 	if err != nil {
-		return false, fmt.Errorf("the host's size: %w", err)
+		return false, err
 	}
-	capacity := &restorev1.Capacity{Vcpus: size.CPUs - a.cfg.ReserveVCPUs, MemoryMib: size.MemoryMiB - a.cfg.ReserveMemoryMiB}
 	rctx, rcancel := context.WithTimeout(ctx, registerTimeout)
-	reg, err := client.Register(rctx, &restorev1.RegisterRequest{
-		ProtocolVersion: version.AgentProtocol, HostId: a.cfg.HostID, AgentVersion: version.Version, Hypervisors: []string{p.hv.Kind().String()},
-		Accelerator: p.accelerator, AcceleratorNote: p.note, Capacity: capacity, Bridges: hostBridges(a.cfg.Bridges),
-		Capabilities: p.hv.Capabilities().Wire(),
-	})
+	reg, err := client.Register(rctx, req)
 	rcancel()
 	if err != nil {
 		return false, fmt.Errorf("register: %w", err)
 	}
 	a.ctl.use(client)
 	a.servers.learn(reg.Servers)
-	a.log.Info("registered", "server", server, "host", a.cfg.HostID, "capacity_vcpus", capacity.Vcpus, "capacity_mib", capacity.MemoryMib,
-		"capabilities", p.hv.Capabilities().String())
+	a.log.Info("registered", "server", server, "host", a.cfg.HostID, "capacity_vcpus", req.Capacity.Vcpus, "capacity_mib", req.Capacity.MemoryMib,
+		"disk_mib", req.Capacity.DiskMib, "capabilities", p.hv.Capabilities().String())
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	go a.heartbeats(sctx, cancel, client, time.Duration(reg.HeartbeatIntervalMs)*time.Millisecond)
+	go a.diskReports(sctx, client, p, req.Capacity.DiskMib)
 	go a.renewals(sctx, client)
 	go a.awaitPreferred(sctx, cancel, server)
 	// Know the repository before acting on any assignment.

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/restored/restored/internal/diskfree"
 )
 
 // Metrics holds the agent's registry and metrics.
@@ -49,7 +50,13 @@ func New(workDir string) *Metrics {
 	}
 	free := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "restored_agent_work_dir_free_bytes", Help: "Free bytes of the filesystem holding the agent's work dir (overlays, evidence).",
-	}, func() float64 { return freeBytes(workDir) })
+	}, func() float64 {
+		free, err := diskfree.Bytes(workDir)
+		if err != nil {
+			return -1
+		}
+		return float64(free)
+	})
 	m.reg.MustRegister(m.restores, m.boot, m.calls, m.callErrors, m.nbdServed, free,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

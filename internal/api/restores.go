@@ -42,6 +42,9 @@ func normalizeCreate(in *restorev1.CreateRestoreRequest) (*restorev1.CreateResto
 	if err := normalizeSize(req); err != nil {
 		return nil, err
 	}
+	if err := checkOverlayLimit(req); err != nil {
+		return nil, err
+	}
 	if req.TtlSeconds < 0 {
 		return nil, validate.Errorf("ttl_seconds must be positive (at most %d, 30 days), got %d", validate.MaxTTLSeconds, req.TtlSeconds)
 	}
@@ -114,6 +117,18 @@ func normalizeSize(req *restorev1.CreateRestoreRequest) error {
 	return validate.Range("memory_mib", req.MemoryMib, validate.MinMemoryMiB, validate.MaxMemoryMiB)
 }
 
+// checkOverlayLimit refuses an overlay limit out of range, or for a
+// restore without an overlay (0 takes the recovery point's default).
+func checkOverlayLimit(req *restorev1.CreateRestoreRequest) error {
+	switch {
+	case req.OverlayLimitMib == 0:
+		return nil
+	case !lifecycle.HasOverlay(req.Mode):
+		return validate.Errorf("an %s restore has no overlay: leave overlay_limit_mib out (it was %d)", lifecycle.ModeName(req.Mode), req.OverlayLimitMib)
+	}
+	return validate.Range("overlay_limit_mib", req.OverlayLimitMib, lifecycle.MinOverlayLimitMiB, lifecycle.MaxOverlayLimitMiB)
+}
+
 func bodyHash(req *restorev1.CreateRestoreRequest) []byte {
 	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(req)
 	h := sha256.Sum256(b)
@@ -140,8 +155,10 @@ func (s *RestoreService) CreateRestore(ctx context.Context, in *restorev1.Create
 			return nil, err // refused before raft; the FSM checks again
 		}
 	}
-	if host, _ := scheduler.PlaceOne(r, res); host != "" {
+	if host, why := scheduler.PlaceOne(r, res); host != "" {
 		res.HostId = host // a hint: the FSM keeps it only if the host still fits
+	} else if why != "" {
+		res.StateReason = why // PENDING says why from the start
 	}
 	out, err := s.apply(ctx, raftv1.CommandType_COMMAND_TYPE_CREATE_RESTORE, &raftv1.CreateRestore{Restore: res, BodySha256: hash})
 	if err != nil {
@@ -180,7 +197,7 @@ func (s *RestoreService) prepareRestore(r *store.Reader, p *auth.Principal, req 
 		return nil, nil, status.Errorf(codes.Internal, "make restore id: %v", err)
 	}
 	res = lifecycle.NewRestore(lifecycle.NewRestoreSpec{
-		ID: id.String(), RecoveryPoint: rp, Mode: req.Mode, VCPUs: req.Vcpus, MemoryMiB: req.MemoryMib,
+		ID: id.String(), RecoveryPoint: rp, Mode: req.Mode, VCPUs: req.Vcpus, MemoryMiB: req.MemoryMib, OverlayLimitMiB: req.OverlayLimitMib,
 		TTL: time.Duration(req.TtlSeconds) * time.Second, Firmware: req.Firmware, Network: req.Network,
 		Verify: req.Verify, Export: req.Export, Image: req.Image, RequestID: req.RequestId, Now: s.Now(),
 	})

@@ -28,6 +28,13 @@ func TestCreateRequestsAreValidatedWithActionableMessages(t *testing.T) {
 		{"too many vCPUs", func(r *restorev1.CreateRestoreRequest) { r.Vcpus = 65 }, "vcpus must be between 1 and 64"},
 		{"too little memory", func(r *restorev1.CreateRestoreRequest) { r.MemoryMib = 64 }, "memory_mib must be between 96"},
 		{"negative lease", func(r *restorev1.CreateRestoreRequest) { r.TtlSeconds = -1 }, "ttl_seconds must be positive"},
+		{"an overlay limit", func(r *restorev1.CreateRestoreRequest) { r.OverlayLimitMib = 4096 }, ""},
+		{"an overlay limit too small", func(r *restorev1.CreateRestoreRequest) { r.OverlayLimitMib = 63 }, "overlay_limit_mib must be between 64"},
+		{"a negative overlay limit", func(r *restorev1.CreateRestoreRequest) { r.OverlayLimitMib = -1 }, "overlay_limit_mib must be between 64"},
+		{"an overlay limit on an IMAGE", func(r *restorev1.CreateRestoreRequest) {
+			r.Mode, r.OverlayLimitMib = restorev1.Mode_MODE_IMAGE, 100
+			r.Image = &restorev1.ImageOptions{Format: restorev1.ImageFormat_IMAGE_FORMAT_QCOW2}
+		}, "an IMAGE restore has no overlay"},
 		{"bridged without a bridge", func(r *restorev1.CreateRestoreRequest) {
 			r.Network = &restorev1.Network{Kind: restorev1.NetworkKind_NETWORK_KIND_BRIDGED}
 		}, "network.bridge must name"},

@@ -71,7 +71,7 @@ func hostRemoveCmd(g *globals) *cobra.Command {
 	}
 }
 
-var hostHeader = []string{"ID", "STATE", "DRAINED", "HYPERVISOR", "ACCEL", "VCPUS USED/TOTAL", "MEMORY MIB USED/TOTAL", "RECOVERY POINTS", "CAPABILITIES", "AGENT", "SERVER"}
+var hostHeader = []string{"ID", "STATE", "DRAINED", "HYPERVISOR", "ACCEL", "VCPUS USED/TOTAL", "MEMORY MIB USED/TOTAL", "OVERLAY MIB USED/TOTAL", "RECOVERY POINTS", "CAPABILITIES", "AGENT", "SERVER"}
 
 func hostRows(hs ...*restorev1.Host) [][]string {
 	rows := make([][]string, 0, len(hs))
@@ -80,9 +80,19 @@ func hostRows(hs ...*restorev1.Host) [][]string {
 			orDash(strings.Join(h.Hypervisors, ",")), orDash(h.Accelerator),
 			fmt.Sprintf("%d/%d", h.GetAllocated().GetVcpus(), h.GetCapacity().GetVcpus()),
 			fmt.Sprintf("%d/%d", h.GetAllocated().GetMemoryMib(), h.GetCapacity().GetMemoryMib()),
+			diskColumn(h),
 			fmt.Sprint(h.RecoveryPoints), hypervisor.OfHost(h).String(), orDash(h.AgentVersion), orDash(h.ServerId)})
 	}
 	return rows
+}
+
+// diskColumn is the overlay room held and offered ("-" when the host
+// reports none).
+func diskColumn(h *restorev1.Host) string {
+	if h.GetCapacity().GetDiskMib() == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%d/%d", h.GetAllocated().GetDiskMib(), h.GetCapacity().GetDiskMib())
 }
 
 func hostListCmd(g *globals) *cobra.Command {

@@ -27,26 +27,34 @@ const (
 	// CannotRestore: the host's hypervisor lacks the capability the
 	// restore needs (RestoreNeeds: restores, or exports for an EXPORT).
 	CannotRestore
+	// NoDiskRoom: the host's work dir has less room left than the
+	// restore's overlay may grow to.
+	NoDiskRoom
 )
 
-// Demand is the capacity a restore takes from its host.
+// Demand is the capacity a restore takes from its host: its VM's vCPUs
+// and memory, and its overlay's growth limit.
 func Demand(x *restorev1.Restore) *restorev1.Capacity {
-	return &restorev1.Capacity{Vcpus: x.Vcpus, MemoryMib: x.MemoryMib}
+	return &restorev1.Capacity{Vcpus: x.Vcpus, MemoryMib: x.MemoryMib, DiskMib: x.OverlayLimitMib}
 }
 
-// Free is what a host has left when allocated is given out already.
+// Free is what a host has left when allocated is given out already (its
+// disk only means something when the host reports one).
 func Free(h *restorev1.Host, allocated *restorev1.Capacity) *restorev1.Capacity {
 	return &restorev1.Capacity{
 		Vcpus:     h.GetCapacity().GetVcpus() - allocated.GetVcpus(),
 		MemoryMib: h.GetCapacity().GetMemoryMib() - allocated.GetMemoryMib(),
+		DiskMib:   h.GetCapacity().GetDiskMib() - allocated.GetDiskMib(),
 	}
 }
 
 // Allocate adds (sign 1) or returns (sign -1) a restore's demand to an
 // allocation, in place.
 func Allocate(allocated *restorev1.Capacity, x *restorev1.Restore, sign int) {
-	allocated.Vcpus += int32(sign) * x.Vcpus
-	allocated.MemoryMib += int64(sign) * x.MemoryMib
+	d := Demand(x)
+	allocated.Vcpus += int32(sign) * d.Vcpus
+	allocated.MemoryMib += int64(sign) * d.MemoryMib
+	allocated.DiskMib += int64(sign) * d.DiskMib
 }
 
 // Fit says whether host h (nil when not registered), with allocated given
@@ -73,9 +81,12 @@ func Fit(h *restorev1.Host, allocated *restorev1.Capacity, rp *restorev1.Recover
 	case labHost != "" && labHost != h.Id:
 		return LabElsewhere
 	}
-	free := Free(h, allocated)
-	if free.Vcpus < x.Vcpus || free.MemoryMib < x.MemoryMib {
+	free, need := Free(h, allocated), Demand(x)
+	switch {
+	case free.Vcpus < need.Vcpus || free.MemoryMib < need.MemoryMib:
 		return TooSmall
+	case h.GetCapacity().GetDiskMib() > 0 && free.DiskMib < need.DiskMib:
+		return NoDiskRoom
 	}
 	return Fits
 }
@@ -100,6 +111,8 @@ func (m Misfit) Describe(hostID string, h *restorev1.Host, allocated *restorev1.
 	case TooSmall:
 		free := Free(h, allocated)
 		return fmt.Sprintf("%s has %d vCPUs and %d MiB free", hostID, free.Vcpus, free.MemoryMib)
+	case NoDiskRoom:
+		return fmt.Sprintf("%s has %d MiB left in its work dir for overlays", hostID, Free(h, allocated).DiskMib)
 	}
 	return hostID + " fits"
 }

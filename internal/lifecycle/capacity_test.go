@@ -17,7 +17,12 @@ func TestFitChecksStateDrainHoldingAndRoom(t *testing.T) {
 	snapshotsOnly := ready("h1", 4, 1024)
 	snapshotsOnly.Capabilities = []restorev1.HostCapability{restorev1.HostCapability_HOST_CAPABILITY_SNAPSHOTS}
 	rp := &restorev1.RecoveryPoint{Id: "rp", HostIds: []string{"h1"}}
-	x := &restorev1.Restore{Vcpus: 2, MemoryMib: 512}
+	x := &restorev1.Restore{Vcpus: 2, MemoryMib: 512, OverlayLimitMib: 1000}
+	disk := func(mib int64) *restorev1.Host {
+		h := ready("h1", 4, 1024)
+		h.Capacity.DiskMib = mib
+		return h
+	}
 	tests := []struct {
 		name      string
 		h         *restorev1.Host
@@ -36,6 +41,10 @@ func TestFitChecksStateDrainHoldingAndRoom(t *testing.T) {
 		{"memory taken", ready("h1", 4, 1024), &restorev1.Capacity{MemoryMib: 513}, rp, TooSmall},
 		{"nil allocation is none", ready("h1", 2, 512), nil, rp, Fits},
 		{"its hypervisor cannot boot restores", snapshotsOnly, nil, rp, CannotRestore},
+		{"room for the overlay", disk(1000), &restorev1.Capacity{}, rp, Fits},
+		{"the overlay could outgrow the work dir", disk(999), &restorev1.Capacity{}, rp, NoDiskRoom},
+		{"other overlays took the room", disk(5000), &restorev1.Capacity{DiskMib: 4001}, rp, NoDiskRoom},
+		{"a host that reports no disk is not held to one", disk(0), &restorev1.Capacity{DiskMib: 9000}, rp, Fits},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -48,16 +57,16 @@ func TestFitChecksStateDrainHoldingAndRoom(t *testing.T) {
 
 func TestAllocateAddsAndReturnsDemand(t *testing.T) {
 	a := &restorev1.Capacity{}
-	x := &restorev1.Restore{Vcpus: 2, MemoryMib: 300}
+	x := &restorev1.Restore{Vcpus: 2, MemoryMib: 300, OverlayLimitMib: 2048}
 	Allocate(a, x, 1)
 	Allocate(a, x, 1)
 	Allocate(a, x, -1)
-	if a.Vcpus != 2 || a.MemoryMib != 300 {
-		t.Fatalf("allocation %v, want 2 vCPUs 300 MiB", a)
+	if a.Vcpus != 2 || a.MemoryMib != 300 || a.DiskMib != 2048 {
+		t.Fatalf("allocation %v, want 2 vCPUs 300 MiB memory 2048 MiB disk", a)
 	}
-	free := Free(&restorev1.Host{Capacity: &restorev1.Capacity{Vcpus: 4, MemoryMib: 1000}}, a)
-	if free.Vcpus != 2 || free.MemoryMib != 700 {
-		t.Fatalf("free %v, want 2 vCPUs 700 MiB", free)
+	free := Free(&restorev1.Host{Capacity: &restorev1.Capacity{Vcpus: 4, MemoryMib: 1000, DiskMib: 10000}}, a)
+	if free.Vcpus != 2 || free.MemoryMib != 700 || free.DiskMib != 7952 {
+		t.Fatalf("free %v, want 2 vCPUs 700 MiB memory 7952 MiB disk", free)
 	}
 }
 

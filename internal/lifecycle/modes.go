@@ -9,21 +9,23 @@ import (
 )
 
 // mode is what a restore mode means: the capability its host needs, what
-// it does (for a refusal), whether it runs a VM, and its default lease.
+// it does (for a refusal), whether it runs a VM, whether it writes into an
+// overlay, and its default lease.
 type mode struct {
-	needs hypervisor.Capability
-	does  string
-	vm    bool
-	ttl   time.Duration
+	needs   hypervisor.Capability
+	does    string
+	vm      bool
+	overlay bool
+	ttl     time.Duration
 }
 
 // modes is the one table of restore modes; a mode missing here (none is)
 // is taken as VIRTUALIZE.
 var modes = map[restorev1.Mode]mode{
-	restorev1.Mode_MODE_VIRTUALIZE: {hypervisor.Restores, "boot restores", true, DefaultTTLVirtualize},
-	restorev1.Mode_MODE_VERIFY:     {hypervisor.Restores, "boot restores", true, DefaultTTLVerify},
-	restorev1.Mode_MODE_EXPORT:     {hypervisor.Exports, "serve exports", false, DefaultTTLVirtualize},
-	restorev1.Mode_MODE_IMAGE:      {hypervisor.Images, "make image files", false, DefaultTTLImage},
+	restorev1.Mode_MODE_VIRTUALIZE: {hypervisor.Restores, "boot restores", true, true, DefaultTTLVirtualize},
+	restorev1.Mode_MODE_VERIFY:     {hypervisor.Restores, "boot restores", true, true, DefaultTTLVerify},
+	restorev1.Mode_MODE_EXPORT:     {hypervisor.Exports, "serve exports", false, true, DefaultTTLVirtualize},
+	restorev1.Mode_MODE_IMAGE:      {hypervisor.Images, "make image files", false, false, DefaultTTLImage},
 }
 
 func modeOf(m restorev1.Mode) mode {
@@ -44,6 +46,10 @@ func WhatModeDoes(m restorev1.Mode) string { return modeOf(m).does }
 
 // HasVM says whether a restore of mode runs a VM (EXPORT and IMAGE do not).
 func HasVM(m restorev1.Mode) bool { return modeOf(m).vm }
+
+// HasOverlay says whether a restore of mode writes into an overlay (IMAGE
+// does not: it converts into a file of its own).
+func HasOverlay(m restorev1.Mode) bool { return modeOf(m).overlay }
 
 // DefaultTTL is the lease a restore of mode gets when none is asked for.
 func DefaultTTL(m restorev1.Mode) time.Duration { return modeOf(m).ttl }

@@ -18,6 +18,26 @@ const (
 	DefaultTTLImage      = time.Hour
 )
 
+// Overlay growth limits, in MiB.
+const (
+	MinOverlayLimitMiB     = 64
+	MaxOverlayLimitMiB     = 16 << 20
+	DefaultOverlayLimitMiB = 10 << 10
+)
+
+// DefaultOverlayLimit is the growth limit of an overlay of rp when none is
+// asked for: the size of its disks (an overlay holds at most every block
+// of them once), at most DefaultOverlayLimitMiB, at least
+// MinOverlayLimitMiB.
+func DefaultOverlayLimit(rp *restorev1.RecoveryPoint) int64 {
+	var size int64
+	for _, d := range rp.GetDisks() {
+		size += d.VirtualSize
+	}
+	mib := (size + 1<<20 - 1) >> 20
+	return min(max(mib, MinOverlayLimitMiB), DefaultOverlayLimitMiB)
+}
+
 // NewRestoreSpec is what a new restore is made of. Zero fields take the
 // defaults above (firmware AUTO, no network).
 type NewRestoreSpec struct {
@@ -28,10 +48,13 @@ type NewRestoreSpec struct {
 	Mode          restorev1.Mode
 	VCPUs         int32
 	MemoryMiB     int64
-	TTL           time.Duration
-	Firmware      restorev1.Firmware
-	Network       *restorev1.Network
-	Verify        *restorev1.VerifyOptions
+	// OverlayLimitMiB is how far its overlay may grow (0:
+	// DefaultOverlayLimit of the recovery point).
+	OverlayLimitMiB int64
+	TTL             time.Duration
+	Firmware        restorev1.Firmware
+	Network         *restorev1.Network
+	Verify          *restorev1.VerifyOptions
 	// Export is an EXPORT restore's options.
 	Export *restorev1.ExportOptions
 	// Image is an IMAGE restore's options.
@@ -60,6 +83,10 @@ func NewRestore(spec NewRestoreSpec) *restorev1.Restore {
 	if !HasVM(spec.Mode) {
 		vcpus, memory = 0, 0 // no VM: no VM capacity of its host
 	}
+	overlay := cmp.Or(spec.OverlayLimitMiB, DefaultOverlayLimit(spec.RecoveryPoint))
+	if !HasOverlay(spec.Mode) {
+		overlay = 0
+	}
 	firmware := spec.Firmware
 	if firmware == restorev1.Firmware_FIRMWARE_UNSPECIFIED {
 		firmware = restorev1.Firmware_FIRMWARE_AUTO
@@ -72,6 +99,7 @@ func NewRestore(spec NewRestoreSpec) *restorev1.Restore {
 		Mode:            spec.Mode,
 		Vcpus:           vcpus,
 		MemoryMib:       memory,
+		OverlayLimitMib: overlay,
 		Network:         network,
 		Firmware:        firmware,
 		TtlSeconds:      int64(ttl / time.Second),

@@ -7,6 +7,33 @@ import (
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
 )
 
+func TestAnOverlayMayGrowToItsRecoveryPointsSizeAtMost10GiBByDefault(t *testing.T) {
+	gib := int64(1 << 30)
+	disks := func(sizes ...int64) *restorev1.RecoveryPoint {
+		rp := &restorev1.RecoveryPoint{Id: "rp"}
+		for _, s := range sizes {
+			rp.Disks = append(rp.Disks, &restorev1.Disk{VirtualSize: s})
+		}
+		return rp
+	}
+	for _, tc := range []struct {
+		name string
+		spec NewRestoreSpec
+		want int64
+	}{
+		{"a 1 GiB disk", NewRestoreSpec{RecoveryPoint: disks(gib), Mode: restorev1.Mode_MODE_VERIFY}, 1024},
+		{"two disks", NewRestoreSpec{RecoveryPoint: disks(gib, 2*gib+1), Mode: restorev1.Mode_MODE_VIRTUALIZE}, 3073},
+		{"1 TiB", NewRestoreSpec{RecoveryPoint: disks(1024 * gib), Mode: restorev1.Mode_MODE_EXPORT}, DefaultOverlayLimitMiB},
+		{"a tiny disk", NewRestoreSpec{RecoveryPoint: disks(1 << 20), Mode: restorev1.Mode_MODE_VERIFY}, MinOverlayLimitMiB},
+		{"asked for", NewRestoreSpec{RecoveryPoint: disks(gib), Mode: restorev1.Mode_MODE_VERIFY, OverlayLimitMiB: 200}, 200},
+		{"an IMAGE has no overlay", NewRestoreSpec{RecoveryPoint: disks(gib), Mode: restorev1.Mode_MODE_IMAGE, OverlayLimitMiB: 200}, 0},
+	} {
+		if got := NewRestore(tc.spec).OverlayLimitMib; got != tc.want {
+			t.Errorf("%s: overlay limit %d MiB, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
 func TestNewRestoreFillsDefaultsPerMode(t *testing.T) {
 	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 	rp := &restorev1.RecoveryPoint{Id: "rp-1", Tenant: "acme", Asset: "web-01"}

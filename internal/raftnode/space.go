@@ -1,11 +1,10 @@
 package raftnode
 
 import (
-	"fmt"
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/restored/restored/internal/diskfree"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -28,9 +27,7 @@ type spaceGuard struct {
 	reserve uint64
 	// free is the last measure (bytes available to this process).
 	free atomic.Uint64
-	// failed holds the error of the last measure, if it failed.
-	failed atomic.Pointer[error]
-	stop   chan struct{}
+	stop chan struct{}
 }
 
 func newSpaceGuard(dir string, minFreeMiB int64) *spaceGuard {
@@ -58,15 +55,12 @@ func (g *spaceGuard) watch() {
 	}
 }
 
+// measure takes the free space now and keeps it.
 func (g *spaceGuard) measure() uint64 {
-	var st unix.Statfs_t
-	if err := unix.Statfs(g.dir, &st); err != nil {
-		err = fmt.Errorf("measure the free space of %s: %w", g.dir, err)
-		g.failed.Store(&err)
-		return g.free.Load()
+	free, err := diskfree.Bytes(g.dir)
+	if err != nil {
+		return g.free.Load() // keep the last measure
 	}
-	g.failed.Store(nil)
-	free := st.Bavail * uint64(st.Bsize)
 	g.free.Store(free)
 	return free
 }

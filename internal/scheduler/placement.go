@@ -9,6 +9,7 @@ import (
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
 	"github.com/restored/restored/internal/lifecycle"
 	"github.com/restored/restored/internal/store"
+	"google.golang.org/protobuf/proto"
 )
 
 // pass is one placement pass: what it has given out so far on each host
@@ -38,8 +39,8 @@ func (p *pass) labHost(x *restorev1.Restore) string {
 func (p *pass) allocation(hostID string) *restorev1.Capacity {
 	a, ok := p.allocated[hostID]
 	if !ok {
-		c := p.r.Allocated(hostID)
-		a = &restorev1.Capacity{Vcpus: c.Vcpus, MemoryMib: c.MemoryMib}
+		// A copy of every field: the pass adds to it.
+		a = proto.Clone(p.r.Allocated(hostID)).(*restorev1.Capacity)
 		p.allocated[hostID] = a
 	}
 	return a
@@ -116,7 +117,7 @@ func (p *pass) choose(x *restorev1.Restore) (string, string) {
 	}
 	best := ""
 	var bestFree int64
-	var unusable, tooSmall []string
+	var unusable, tooSmall, noDisk []string
 	for _, id := range p.holdersOf(rp) {
 		h, a := p.r.Host(id), p.allocation(id)
 		switch m := lifecycle.Fit(h, a, rp, x, p.labHost(x)); m {
@@ -126,6 +127,8 @@ func (p *pass) choose(x *restorev1.Restore) (string, string) {
 			}
 		case lifecycle.TooSmall:
 			tooSmall = append(tooSmall, m.Describe(id, h, a))
+		case lifecycle.NoDiskRoom:
+			noDisk = append(noDisk, m.Describe(id, h, a))
 		default:
 			unusable = append(unusable, m.Describe(id, h, a))
 		}
@@ -137,6 +140,10 @@ func (p *pass) choose(x *restorev1.Restore) (string, string) {
 	if len(tooSmall) > 0 {
 		parts = append(parts, fmt.Sprintf("no host holding recovery point %s has %d vCPUs and %d MiB free (%s)",
 			x.RecoveryPointId, x.Vcpus, x.MemoryMib, strings.Join(tooSmall, "; ")))
+	}
+	if len(noDisk) > 0 {
+		parts = append(parts, fmt.Sprintf("no host holding recovery point %s has room for an overlay that may grow to %d MiB (%s)",
+			x.RecoveryPointId, x.OverlayLimitMib, strings.Join(noDisk, "; ")))
 	}
 	if len(unusable) > 0 {
 		parts = append(parts, fmt.Sprintf("hosts holding recovery point %s cannot take restores: %s",

@@ -742,7 +742,11 @@ type Capacity struct {
 	// Virtual CPUs.
 	Vcpus int32 `protobuf:"varint,1,opt,name=vcpus,proto3" json:"vcpus,omitempty"`
 	// Memory in MiB.
-	MemoryMib     int64 `protobuf:"varint,2,opt,name=memory_mib,json=memoryMib,proto3" json:"memory_mib,omitempty"`
+	MemoryMib int64 `protobuf:"varint,2,opt,name=memory_mib,json=memoryMib,proto3" json:"memory_mib,omitempty"`
+	// Disk in MiB: of a host, the space of its agent's work dir for
+	// restores' overlays (0: not reported, and disk is not considered); of a
+	// restore, its overlay's growth limit.
+	DiskMib       int64 `protobuf:"varint,3,opt,name=disk_mib,json=diskMib,proto3" json:"disk_mib,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -787,6 +791,13 @@ func (x *Capacity) GetVcpus() int32 {
 func (x *Capacity) GetMemoryMib() int64 {
 	if x != nil {
 		return x.MemoryMib
+	}
+	return 0
+}
+
+func (x *Capacity) GetDiskMib() int64 {
+	if x != nil {
+		return x.DiskMib
 	}
 	return 0
 }
@@ -1501,11 +1512,12 @@ const file_restore_v1_host_proto_rawDesc = "" +
 	"\x0eca_fingerprint\x18\x03 \x01(\tR\rcaFingerprint\"#\n" +
 	"\x11RemoveHostRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x14\n" +
-	"\x12RemoveHostResponse\"?\n" +
+	"\x12RemoveHostResponse\"Z\n" +
 	"\bCapacity\x12\x14\n" +
 	"\x05vcpus\x18\x01 \x01(\x05R\x05vcpus\x12\x1d\n" +
 	"\n" +
-	"memory_mib\x18\x02 \x01(\x03R\tmemoryMib\"\xce\x05\n" +
+	"memory_mib\x18\x02 \x01(\x03R\tmemoryMib\x12\x19\n" +
+	"\bdisk_mib\x18\x03 \x01(\x03R\adiskMib\"\xce\x05\n" +
 	"\x04Host\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
 	"\vhypervisors\x18\x02 \x03(\tR\vhypervisors\x12 \n" +

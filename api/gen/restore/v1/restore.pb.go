@@ -1883,9 +1883,13 @@ type Restore struct {
 	// The batch it was created in (BatchCreateRestores), if any.
 	BatchId string `protobuf:"bytes,29,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
 	// Where PromoteRestore puts its disks, and once PROMOTED where they are.
-	Promotion     *Promotion `protobuf:"bytes,30,opt,name=promotion,proto3" json:"promotion,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Promotion *Promotion `protobuf:"bytes,30,opt,name=promotion,proto3" json:"promotion,omitempty"`
+	// How far its overlay (the copy-on-write layer every write of its VM or
+	// export goes to) may grow, in MiB: it counts against its host's disk,
+	// and a VM whose overlay reaches it is paused (0 for an IMAGE restore).
+	OverlayLimitMib int64 `protobuf:"varint,31,opt,name=overlay_limit_mib,json=overlayLimitMib,proto3" json:"overlay_limit_mib,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Restore) Reset() {
@@ -2128,6 +2132,13 @@ func (x *Restore) GetPromotion() *Promotion {
 	return nil
 }
 
+func (x *Restore) GetOverlayLimitMib() int64 {
+	if x != nil {
+		return x.OverlayLimitMib
+	}
+	return 0
+}
+
 // Progress is how far a long step is.
 type Progress struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2232,9 +2243,12 @@ type CreateRestoreRequest struct {
 	// export sets an EXPORT restore's options (refused for the others).
 	Export *ExportOptions `protobuf:"bytes,10,opt,name=export,proto3" json:"export,omitempty"`
 	// image sets an IMAGE restore's format (refused for the others).
-	Image         *ImageOptions `protobuf:"bytes,11,opt,name=image,proto3" json:"image,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Image *ImageOptions `protobuf:"bytes,11,opt,name=image,proto3" json:"image,omitempty"`
+	// The overlay's growth limit in MiB (64..16777216; not for IMAGE).
+	// Default: the size of the recovery point's disks, at most 10 GiB.
+	OverlayLimitMib int64 `protobuf:"varint,12,opt,name=overlay_limit_mib,json=overlayLimitMib,proto3" json:"overlay_limit_mib,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *CreateRestoreRequest) Reset() {
@@ -2342,6 +2356,13 @@ func (x *CreateRestoreRequest) GetImage() *ImageOptions {
 		return x.Image
 	}
 	return nil
+}
+
+func (x *CreateRestoreRequest) GetOverlayLimitMib() int64 {
+	if x != nil {
+		return x.OverlayLimitMib
+	}
+	return 0
 }
 
 // AppCheck runs a program inside the guest through the guest agent
@@ -3332,7 +3353,8 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x04Boot\x12\x1a\n" +
 	"\bverified\x18\x01 \x01(\bR\bverified\x12%\n" +
 	"\x0ftime_to_boot_ms\x18\x02 \x01(\x03R\ftimeToBootMs\x12\x18\n" +
-	"\asignals\x18\x03 \x03(\tR\asignals\"\xf8\t\n" +
+	"\asignals\x18\x03 \x03(\tR\asignals\"\xa4\n" +
+	"\n" +
 	"\aRestore\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12*\n" +
@@ -3370,7 +3392,8 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\rimage_options\x18\x1b \x01(\v2\x18.restore.v1.ImageOptionsR\fimageOptions\x12.\n" +
 	"\x05image\x18\x1c \x01(\v2\x18.restore.v1.RestoreImageR\x05image\x12\x19\n" +
 	"\bbatch_id\x18\x1d \x01(\tR\abatchId\x123\n" +
-	"\tpromotion\x18\x1e \x01(\v2\x15.restore.v1.PromotionR\tpromotion\"\xa9\x01\n" +
+	"\tpromotion\x18\x1e \x01(\v2\x15.restore.v1.PromotionR\tpromotion\x12*\n" +
+	"\x11overlay_limit_mib\x18\x1f \x01(\x03R\x0foverlayLimitMib\"\xa9\x01\n" +
 	"\bProgress\x12\x12\n" +
 	"\x04step\x18\x01 \x01(\tR\x04step\x12\x1d\n" +
 	"\n" +
@@ -3379,7 +3402,7 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"totalBytes\x12(\n" +
 	"\x10bytes_per_second\x18\x04 \x01(\x03R\x0ebytesPerSecond\x12\x1f\n" +
 	"\veta_seconds\x18\x05 \x01(\x03R\n" +
-	"etaSeconds\"\xd4\x03\n" +
+	"etaSeconds\"\x80\x04\n" +
 	"\x14CreateRestoreRequest\x12*\n" +
 	"\x11recovery_point_id\x18\x01 \x01(\tR\x0frecoveryPointId\x12$\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x10.restore.v1.ModeR\x04mode\x12\x14\n" +
@@ -3395,7 +3418,8 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x06verify\x18\t \x01(\v2\x19.restore.v1.VerifyOptionsR\x06verify\x121\n" +
 	"\x06export\x18\n" +
 	" \x01(\v2\x19.restore.v1.ExportOptionsR\x06export\x12.\n" +
-	"\x05image\x18\v \x01(\v2\x18.restore.v1.ImageOptionsR\x05image\"\xc0\x01\n" +
+	"\x05image\x18\v \x01(\v2\x18.restore.v1.ImageOptionsR\x05image\x12*\n" +
+	"\x11overlay_limit_mib\x18\f \x01(\x03R\x0foverlayLimitMib\"\xc0\x01\n" +
 	"\bAppCheck\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x12\n" +
