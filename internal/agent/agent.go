@@ -410,6 +410,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer wcancel()
 		go p.restores.watchVMs(wctx, w)
 	}
+	if g, ok := hv.(hypervisor.OverlayGuard); ok {
+		gctx, gcancel := context.WithCancel(ctx)
+		defer gcancel()
+		go p.restores.watchOverlays(gctx, g)
+	}
 	ex, err := a.openExports(p.snapshots, p.restores)
 	if err != nil {
 		return err

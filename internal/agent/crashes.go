@@ -98,7 +98,13 @@ func (c *crashes) assign(rs map[string]*restorev1.Restore) {
 // when it breaks (libvirtd restarted).
 func (p *restores) watchVMs(ctx context.Context, w hypervisor.VMWatcher) {
 	for ctx.Err() == nil {
-		err := w.WatchVMs(ctx, func(ev hypervisor.VMEvent) { p.vmStopped(ctx, ev) })
+		err := w.WatchVMs(ctx, func(ev hypervisor.VMEvent) {
+			if ev.Paused {
+				p.vmPaused(ctx, ev.RestoreID, ev.Reason)
+				return
+			}
+			p.vmStopped(ctx, ev)
+		})
 		if ctx.Err() != nil {
 			return
 		}

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"path/filepath"
 	"time"
 
@@ -46,23 +45,8 @@ func (a *Agent) diskOffer() (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	used := allocatedBytes(filepath.Join(a.cfg.WorkDir, "restores"))
+	used, _ := diskfree.DirBytes(filepath.Join(a.cfg.WorkDir, "restores")) // what it could read
 	return max(int64((free+used)>>20)-a.cfg.ReserveDiskMiB, 1), nil
-}
-
-// allocatedBytes adds up the space the files under dir take on disk.
-func allocatedBytes(dir string) uint64 {
-	var n uint64
-	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return nil
-		}
-		if info, err := d.Info(); err == nil {
-			n += allocated(info)
-		}
-		return nil
-	})
-	return n
 }
 
 // diskReports registers the host again whenever the room its work dir

@@ -80,8 +80,10 @@ type restores struct {
 	// promoting those whose promotion this run is copying; served the
 	// exports whose RUNNING report this run made.
 	linkUp, promoting, served idSet
-	// crashes are the restores whose VM stopped unexpectedly (crashes.go).
+	// crashes are the restores whose VM stopped unexpectedly (crashes.go),
+	// pauses those whose VM was paused (overlays.go).
 	crashes crashes
+	pauses  pauses
 	// metrics is nil without --metrics-addr.
 	metrics *agentmetrics.Metrics
 }
@@ -109,6 +111,7 @@ func (p *restores) reconcile(ctx context.Context, as []*restorev1.Assignment) {
 		}
 	}
 	p.crashes.assign(keep)
+	p.pauses.forget(keep)
 	p.metrics.SetRestores(byState)
 	for _, a := range as {
 		r := a.Restore
@@ -153,6 +156,14 @@ func (p *restores) keepRunning(ctx context.Context, r *restorev1.Restore, vmRunn
 	}
 	if p.crashes.stale(r) {
 		return // ended in this run; the assignment that says so is on its way
+	}
+	if r.State == lifecycle.Paused {
+		return // paused on its host; it stays so until deleted or expired
+	}
+	if why, paused := p.pauses.paused(r.Id); paused {
+		// Paused in this run, the report not taken yet (or lost): again.
+		p.work.goWork(ctx, r.Id, func(wctx context.Context) { p.report(wctx, r.Id, lifecycle.Paused, why, nil) })
+		return
 	}
 	if why, crashed := p.crashes.crashed(r.Id); crashed {
 		// Its VM stopped unexpectedly in this run: it is FAILED, not

@@ -238,6 +238,49 @@ func TestAVerifyRunWhoseVMCrashesIsAFailedVerification(t *testing.T) {
 	}
 }
 
+// A VM its hypervisor paused on a full disk is reported PAUSED with the
+// reason, once, kept (not torn down), and not booted again by the passes
+// that follow, before and after the control plane took the report.
+func TestAVMPausedOnAFullDiskIsReportedPausedAndLeftSo(t *testing.T) {
+	s := newStand(t)
+	s.hv.AddVM(r1, true)
+	a := running(restoreIn(r1, lifecycle.Running, virtualize))
+	s.pass(a)
+	full := hypervisor.VMEvent{RestoreID: r1, Reason: "its host's work dir is full", Paused: true}
+	s.p.vmPaused(context.Background(), full.RestoreID, full.Reason)
+	s.p.vmPaused(context.Background(), full.RestoreID, full.Reason) // the event again
+	last := s.awaitReport(r1)
+	if last == nil || last.State != lifecycle.Paused || last.StateReason != "its host's work dir is full" {
+		t.Fatalf("after the pause: %v", last)
+	}
+	s.pass(a)                                                    // the assignment still says RUNNING
+	s.pass(running(restoreIn(r1, lifecycle.Paused, virtualize))) // and now PAUSED
+	if !s.hv.Holds(r1) {
+		t.Fatal("the paused restore was torn down")
+	}
+	for _, c := range s.hv.Calls() {
+		if strings.HasPrefix(c, "boot "+r1) || strings.HasPrefix(c, "prepare "+r1) || strings.HasPrefix(c, "destroy "+r1) {
+			t.Fatalf("the paused restore was touched: %v", s.hv.Calls())
+		}
+	}
+}
+
+// A VERIFY run paused on a full disk cannot reach its verdict: it is a
+// FAILED verification that says why, torn down.
+func TestAVerifyRunPausedOnAFullDiskFails(t *testing.T) {
+	s := newStand(t)
+	s.hv.AddVM(r1, true)
+	s.p.crashes.assign(map[string]*restorev1.Restore{r1: restoreIn(r1, lifecycle.Booting, restorev1.Mode_MODE_VERIFY)})
+	s.p.vmPaused(context.Background(), r1, "its host's work dir is full")
+	last := s.awaitReport(r1)
+	if last == nil || last.State != lifecycle.Failed || !strings.Contains(last.Verification.GetReason(), "its host's work dir is full") {
+		t.Fatalf("after the pause: %v", last)
+	}
+	if s.hv.Holds(r1) {
+		t.Fatal("the paused run was not torn down")
+	}
+}
+
 // A stopping agent waits for work in flight and names what it left.
 func TestDrainWaitsForWorkAndNamesWhatIsLeft(t *testing.T) {
 	c := newClaims()

@@ -196,7 +196,7 @@ func (s *AgentService) ReportRestoreStatus(ctx context.Context, req *restorev1.R
 		return nil, err
 	}
 	if !lifecycle.AgentMayReport(req.State) {
-		return nil, validate.Errorf("an agent may report PREPARING, BOOTING, RUNNING, FAILED, DESTROYED, PROMOTING or PROMOTED, not %s", req.State)
+		return nil, validate.Errorf("an agent may report PREPARING, BOOTING, RUNNING, PAUSED, FAILED, DESTROYED, PROMOTING or PROMOTED, not %s", req.State)
 	}
 	if p := req.Progress; p != nil {
 		switch {

@@ -215,9 +215,19 @@ type VMWatcher interface {
 	WatchVMs(ctx context.Context, on func(VMEvent)) error
 }
 
-// VMEvent is a restore's VM that stopped unexpectedly, and why.
+// VMEvent is a restore's VM that stopped unexpectedly, or that its
+// hypervisor paused (Paused: a write met a full disk), and why.
 type VMEvent struct {
 	RestoreID, Reason string
+	Paused            bool
+}
+
+// OverlayGuard is a driver that can say how much space a restore's files
+// on the host take (its overlays, for the most part) and pause its VM:
+// what holds an overlay to its growth limit.
+type OverlayGuard interface {
+	OverlayBytes(ctx context.Context, restoreID string) (uint64, error)
+	PauseVM(ctx context.Context, restoreID string) error
 }
 
 // DiskServer is a driver that serves a recovery point's disks read-only

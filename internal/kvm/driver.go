@@ -297,7 +297,8 @@ func (d *Driver) allDomains(ctx context.Context) ([]listed, error) {
 	return out, nil
 }
 
-// running says whether dom runs; gone when it vanished meanwhile.
+// running says whether dom runs (or is paused); gone when it vanished
+// meanwhile.
 func (d *Driver) running(ctx context.Context, dom libvirt.Domain) (running, gone bool, err error) {
 	state, err := call(ctx, d, "state of "+dom.Name, func(l Libvirt) (int32, error) {
 		s, _, err := l.DomainGetState(dom, 0)
@@ -309,7 +310,10 @@ func (d *Driver) running(ctx context.Context, dom libvirt.Domain) (running, gone
 	if err != nil {
 		return false, false, fmt.Errorf("state of domain %s: %w", dom.Name, err)
 	}
-	return libvirt.DomainState(state) == libvirt.DomainRunning, false, nil
+	// Paused counts: its QEMU holds the guest, memory and all (a restore
+	// paused on its overlay's limit or a full disk is not booted again).
+	st := libvirt.DomainState(state)
+	return st == libvirt.DomainRunning || st == libvirt.DomainPaused, false, nil
 }
 
 // List returns every domain that carries Restored's metadata.

@@ -49,9 +49,21 @@ func unexpectedStop(ev libvirt.DomainEventLifecycleMsg) string {
 	return ""
 }
 
+// pausedOnFullDisk says why a lifecycle event is a guest QEMU paused
+// because a write met ENOSPC (the disks' error_policy 'enospace'), "" when
+// it is not one.
+func pausedOnFullDisk(ev libvirt.DomainEventLifecycleMsg) string {
+	if libvirt.DomainEventType(ev.Event) == libvirt.DomainEventSuspended &&
+		libvirt.DomainEventSuspendedDetailType(ev.Detail) == libvirt.DomainEventSuspendedIoerror {
+		return "its host's work dir is full: a write of the guest met ENOSPC and QEMU paused it (nothing it wrote is lost; free space there, or delete the restore)"
+	}
+	return ""
+}
+
 // WatchVMs implements hypervisor.VMWatcher: each restore's VM that stops
-// unexpectedly, by its restore id (the domain's name under this host's
-// prefix; the agent acts only on restores it was assigned).
+// unexpectedly or is paused on a full disk, by its restore id (the
+// domain's name under this host's prefix; the agent acts only on restores
+// it was assigned).
 func (h *Host) WatchVMs(ctx context.Context, on func(hypervisor.VMEvent)) error {
 	ch, err := h.drv.Lifecycle(ctx)
 	if err != nil {
@@ -59,10 +71,14 @@ func (h *Host) WatchVMs(ctx context.Context, on func(hypervisor.VMEvent)) error 
 	}
 	prefix := h.domain("")
 	for ev := range ch {
-		why := unexpectedStop(ev)
 		id, ours := strings.CutPrefix(ev.Dom.Name, prefix)
-		if why != "" && ours {
+		if !ours {
+			continue
+		}
+		if why := unexpectedStop(ev); why != "" {
 			on(hypervisor.VMEvent{RestoreID: id, Reason: why})
+		} else if why := pausedOnFullDisk(ev); why != "" {
+			on(hypervisor.VMEvent{RestoreID: id, Reason: why, Paused: true})
 		}
 	}
 	if ctx.Err() != nil {

@@ -27,6 +27,25 @@ func TestOnlyStopsNobodyAskedForAreUnexpected(t *testing.T) {
 	}
 }
 
+func TestOnlyAPauseOnAnIOErrorIsAFullDisk(t *testing.T) {
+	for _, c := range []struct {
+		event  libvirt.DomainEventType
+		detail int32
+		want   bool
+	}{
+		{libvirt.DomainEventSuspended, int32(libvirt.DomainEventSuspendedIoerror), true},
+		{libvirt.DomainEventSuspended, int32(libvirt.DomainEventSuspendedPaused), false}, // our pause, or an operator's
+		{libvirt.DomainEventSuspended, int32(libvirt.DomainEventSuspendedMigrated), false},
+		{libvirt.DomainEventResumed, 0, false},
+		{libvirt.DomainEventStopped, int32(libvirt.DomainEventStoppedFailed), false},
+	} {
+		got := pausedOnFullDisk(libvirt.DomainEventLifecycleMsg{Event: int32(c.event), Detail: c.detail}) != ""
+		if got != c.want {
+			t.Errorf("event %d detail %d: full disk %v, want %v", c.event, c.detail, got, c.want)
+		}
+	}
+}
+
 func TestCallNamesLeaveTheNamesOut(t *testing.T) {
 	for what, want := range map[string]string{
 		"look up checkpoint restored-ckpt-42": "look up checkpoint",

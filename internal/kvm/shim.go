@@ -10,6 +10,7 @@ import (
 type Libvirt interface {
 	DomainDefineXMLFlags(XML string, Flags libvirt.DomainDefineFlags) (libvirt.Domain, error)
 	DomainCreate(Dom libvirt.Domain) error
+	DomainSuspend(Dom libvirt.Domain) error
 	DomainDestroyFlags(Dom libvirt.Domain, Flags libvirt.DomainDestroyFlagsValues) error
 	DomainUndefineFlags(Dom libvirt.Domain, Flags libvirt.DomainUndefineFlagsValues) error
 	DomainLookupByName(Name string) (libvirt.Domain, error)

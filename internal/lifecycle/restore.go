@@ -26,6 +26,7 @@ const (
 	Lost      = restorev1.RestoreState_RESTORE_STATE_LOST
 	Promoting = restorev1.RestoreState_RESTORE_STATE_PROMOTING
 	Promoted  = restorev1.RestoreState_RESTORE_STATE_PROMOTED
+	Paused    = restorev1.RestoreState_RESTORE_STATE_PAUSED
 )
 
 // stateInfo is what a state means for the restore's host.
@@ -58,13 +59,16 @@ var states = map[State]stateInfo{
 	Promoting: {active: true, screen: true},
 	// Handed over: nothing of Restored's any more.
 	Promoted: {},
+	// Its VM paused by its host (overlay limit, full work dir): it holds
+	// its capacity and its screen until deleted or expired.
+	Paused: {active: true, screen: true},
 }
 
 // onHost are the states of a restore placed on a host and still wanted there.
-var onHost = []State{Scheduled, Preparing, Booting, Running, Promoting}
+var onHost = []State{Scheduled, Preparing, Booting, Running, Promoting, Paused}
 
 // agentReports are the states an agent may report.
-var agentReports = []State{Preparing, Booting, Running, Failed, Destroyed}
+var agentReports = []State{Preparing, Booting, Running, Failed, Destroyed, Paused}
 
 // restoreRows builds the restore table. Read it as: From may become To
 // when By causes it.
@@ -113,6 +117,7 @@ func restoreRows() []Transition[State] {
 		Transition[State]{From: Stopping, To: Preparing, By: ByAgent, Keep: true},
 		Transition[State]{From: Stopping, To: Booting, By: ByAgent, Keep: true},
 		Transition[State]{From: Stopping, To: Running, By: ByAgent, Keep: true},
+		Transition[State]{From: Stopping, To: Paused, By: ByAgent, Keep: true},
 		Transition[State]{From: Stopping, To: Destroyed, By: ByAgent, TornDown: true},
 		Transition[State]{From: Stopping, To: Failed, By: ByAgent, TornDown: true},
 	)

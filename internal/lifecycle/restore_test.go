@@ -17,21 +17,22 @@ func everyState() []State { return append([]State{none}, States()...) }
 
 // The agent's reports, from every state: M moves, T moves and tears down,
 // K keeps the state, k keeps it and records the teardown, - is refused.
-// Columns: PREPARING BOOTING RUNNING FAILED DESTROYED.
+// Columns: PREPARING BOOTING RUNNING FAILED DESTROYED PAUSED.
 var wantAgent = map[State]string{
-	none:      "-----",
-	Pending:   "-----",
-	Scheduled: "MMMTT",
-	Preparing: "MMMTT",
-	Booting:   "MMMTT",
-	Running:   "MMMTT",
-	Stopping:  "KKKTT",
-	Destroyed: "KKKkk",
-	Failed:    "KKKkk",
-	Expired:   "KKKkk",
-	Lost:      "KKKkk",
-	Promoting: "MMMTT",
-	Promoted:  "-----",
+	none:      "------",
+	Pending:   "------",
+	Scheduled: "MMMTTM",
+	Preparing: "MMMTTM",
+	Booting:   "MMMTTM",
+	Running:   "MMMTTM",
+	Stopping:  "KKKTTK",
+	Destroyed: "KKKkkK",
+	Failed:    "KKKkkK",
+	Expired:   "KKKkkK",
+	Lost:      "KKKkkK",
+	Promoting: "MMMTTM",
+	Promoted:  "------",
+	Paused:    "MMMTTM",
 }
 
 func code(t Transition[State]) byte {
@@ -81,7 +82,7 @@ var wantOthers = map[string]bool{
 }
 
 func init() {
-	for _, s := range []string{"SCHEDULED", "PREPARING", "BOOTING", "RUNNING", "PROMOTING"} {
+	for _, s := range []string{"SCHEDULED", "PREPARING", "BOOTING", "RUNNING", "PROMOTING", "PAUSED"} {
 		wantOthers[s+">STOPPING api"] = true
 		wantOthers[s+">EXPIRED lease"] = true
 		wantOthers[s+">LOST sch"] = true
@@ -137,6 +138,7 @@ func TestStatePropertiesAgreeWithTheTable(t *testing.T) {
 		{Lost, true, false, true},
 		{Promoting, false, true, true},
 		{Promoted, true, false, true},
+		{Paused, false, true, true},
 	}
 	if len(tests) != len(States()) {
 		t.Fatalf("%d states tested, %d known", len(tests), len(States()))

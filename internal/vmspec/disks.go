@@ -23,7 +23,9 @@ func configureDisks(c *Context, d *libvirtxml.Domain) error {
 	for i, disk := range c.In.Disks {
 		x := libvirtxml.DomainDisk{
 			Device: "disk",
-			Driver: &libvirtxml.DomainDiskDriver{Name: "qemu", Type: kinds.QCOW2.String(), Discard: "unmap"},
+			// A full work dir pauses the guest (the agent says so) instead of
+			// failing its writes: nothing it wrote is lost.
+			Driver: &libvirtxml.DomainDiskDriver{Name: "qemu", Type: kinds.QCOW2.String(), Discard: "unmap", ErrorPolicy: "enospace"},
 			Source: &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: disk.Overlay}},
 			Target: &libvirtxml.DomainDiskTarget{Dev: prefix + string(rune('a'+i)), Bus: bus},
 		}

@@ -350,6 +350,10 @@ const (
 	// Handed over as a production machine: no longer Restored's (no lease,
 	// never torn down by Restored).
 	RestoreState_RESTORE_STATE_PROMOTED RestoreState = 12
+	// Its VM is paused, memory and disks kept: its overlay reached its
+	// growth limit, or its host's work dir is full (state_reason says which).
+	// It stays so until deleted or expired.
+	RestoreState_RESTORE_STATE_PAUSED RestoreState = 13
 )
 
 // Enum value maps for RestoreState.
@@ -368,6 +372,7 @@ var (
 		10: "RESTORE_STATE_LOST",
 		11: "RESTORE_STATE_PROMOTING",
 		12: "RESTORE_STATE_PROMOTED",
+		13: "RESTORE_STATE_PAUSED",
 	}
 	RestoreState_value = map[string]int32{
 		"RESTORE_STATE_UNSPECIFIED": 0,
@@ -383,6 +388,7 @@ var (
 		"RESTORE_STATE_LOST":        10,
 		"RESTORE_STATE_PROMOTING":   11,
 		"RESTORE_STATE_PROMOTED":    12,
+		"RESTORE_STATE_PAUSED":      13,
 	}
 )
 
@@ -3500,7 +3506,7 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x14FIRMWARE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rFIRMWARE_AUTO\x10\x01\x12\x11\n" +
 	"\rFIRMWARE_BIOS\x10\x02\x12\x11\n" +
-	"\rFIRMWARE_UEFI\x10\x03*\xf7\x02\n" +
+	"\rFIRMWARE_UEFI\x10\x03*\x91\x03\n" +
 	"\fRestoreState\x12\x1d\n" +
 	"\x19RESTORE_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15RESTORE_STATE_PENDING\x10\x01\x12\x1b\n" +
@@ -3515,7 +3521,8 @@ const file_restore_v1_restore_proto_rawDesc = "" +
 	"\x12RESTORE_STATE_LOST\x10\n" +
 	"\x12\x1b\n" +
 	"\x17RESTORE_STATE_PROMOTING\x10\v\x12\x1a\n" +
-	"\x16RESTORE_STATE_PROMOTED\x10\f2\x85\n" +
+	"\x16RESTORE_STATE_PROMOTED\x10\f\x12\x18\n" +
+	"\x14RESTORE_STATE_PAUSED\x10\r2\x85\n" +
 	"\n" +
 	"\x0eRestoreService\x12T\n" +
 	"\rCreateRestore\x12 .restore.v1.CreateRestoreRequest\x1a!.restore.v1.CreateRestoreResponse\x12K\n" +
