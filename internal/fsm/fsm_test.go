@@ -137,6 +137,7 @@ func TestSnapshotPersistRestoreRoundTrip(t *testing.T) {
 	if err := other.f.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
 		t.Fatal(err)
 	}
+	other.checkAllocation() // the derived tables (counts, usage) are rebuilt
 	select {
 	case <-abandoned:
 	default:

@@ -89,11 +89,36 @@ func (h *harness) checkAllocation() {
 			if lifecycle.HoldsCapacity(x) {
 				want.Vcpus += x.Vcpus
 				want.MemoryMib += x.MemoryMib
+				want.DiskMib += x.OverlayLimitMib
 			}
 		}
 		got := r.Allocated(host.Id)
-		if got.Vcpus != want.Vcpus || got.MemoryMib != want.MemoryMib {
+		if got.Vcpus != want.Vcpus || got.MemoryMib != want.MemoryMib || got.DiskMib != want.DiskMib {
 			h.t.Fatalf("host %s allocation %v, restores on it hold %v", host.Id, got, want)
+		}
+	}
+	// Each tenant's usage, kept in step, is what its restores and
+	// snapshots hold.
+	usage := map[string]*restorev1.TenantUsage{}
+	of := func(tenant string) *restorev1.TenantUsage {
+		if usage[tenant] == nil {
+			usage[tenant] = &restorev1.TenantUsage{}
+		}
+		return usage[tenant]
+	}
+	for _, x := range r.Restores("") {
+		if lifecycle.CountsTowardQuota(x) {
+			lifecycle.AddToUsage(of(x.Tenant), x)
+		}
+	}
+	for _, x := range r.Snapshots("") {
+		if lifecycle.SnapshotCountsTowardQuota(x) {
+			of(x.Tenant).Snapshots++
+		}
+	}
+	for _, t := range append(r.Tenants(), &restorev1.Tenant{Id: ""}) {
+		if got, want := r.TenantUsage(t.Id), of(t.Id); !proto.Equal(got, want) {
+			h.t.Fatalf("tenant %q: usage kept %v, its restores and snapshots hold %v", t.Id, got, want)
 		}
 	}
 }

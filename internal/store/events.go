@@ -165,11 +165,15 @@ func loadEventLog(txn *memdb.Txn, index uint64) error {
 }
 
 // Txn is the FSM's write transaction: memdb's, with each change to a
-// watched table kept as an event of the entry being applied. Call Entry
-// before an entry's writes and EndEntry after them.
+// watched table kept as an event of the entry being applied, and the
+// tenants' usage kept in step with their restores and snapshots
+// (quota.go). Call Entry before an entry's writes and EndEntry after them.
 type Txn struct {
 	*memdb.Txn
 	index uint64
+	// meta is the log's bookkeeping as this transaction left it (nil: not
+	// read yet); Commit writes it, once for a whole batch.
+	meta *eventMeta
 	// pending holds this entry's events, one per object (its last state).
 	pending map[pendingKey]*Event
 	order   []pendingKey
@@ -203,12 +207,16 @@ func (t *Txn) Insert(table string, obj any) error {
 		return t.Txn.Insert(table, obj)
 	}
 	typ := EventAdded
-	if prev, err := t.Txn.First(table, "id", objectID(obj)); err != nil {
+	prev, err := t.Txn.First(table, "id", objectID(obj))
+	if err != nil {
 		return err
 	} else if prev != nil {
 		typ = EventModified
 	}
 	if err := t.Txn.Insert(table, obj); err != nil {
+		return err
+	}
+	if err := adjustUsage(t.Txn, prev, obj); err != nil {
 		return err
 	}
 	t.note(k, typ, obj)
@@ -219,6 +227,9 @@ func (t *Txn) Insert(table string, obj any) error {
 // table is watched (the audit record's retention is not news).
 func (t *Txn) Delete(table string, obj any) error {
 	if err := t.Txn.Delete(table, obj); err != nil {
+		return err
+	}
+	if err := adjustUsage(t.Txn, obj, nil); err != nil {
 		return err
 	}
 	if k := watched[table]; k != 0 && k != KindAudit {
@@ -256,7 +267,11 @@ func (t *Txn) note(k Kind, typ EventType, obj any) {
 // EndEntry writes the entry's events and its index, and drops the oldest
 // events beyond EventHistory.
 func (t *Txn) EndEntry() error {
-	m := meta(t.Txn)
+	if t.meta == nil {
+		m := meta(t.Txn)
+		t.meta = &m
+	}
+	m := t.meta
 	m.Applied = t.index
 	ord := 0
 	for _, key := range t.order {
@@ -285,7 +300,19 @@ func (t *Txn) EndEntry() error {
 		m.Floor, m.N = o.(*Event).Version, m.N-1
 	}
 	t.Entry(0)
-	return t.Txn.Insert(tableEventMeta, &m)
+	return nil
+}
+
+// Commit writes the log's bookkeeping and commits the transaction.
+func (t *Txn) Commit() {
+	if t.meta != nil {
+		m := *t.meta
+		if err := t.Txn.Insert(tableEventMeta, &m); err != nil {
+			// The schema has the table: only a bug gets here.
+			panic(fmt.Sprintf("store: write the event log's bookkeeping: %v", err))
+		}
+	}
+	t.Txn.Commit()
 }
 
 // objectID is a watched object's id (every one has GetId).

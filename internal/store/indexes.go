@@ -25,9 +25,6 @@ const (
 	indexLease = "lease"
 	// indexCreated: idempotency keys by create_time.
 	indexCreated = "created"
-	// indexQuota: restores and snapshots that count toward their tenant's
-	// quota (lifecycle.CountsTowardQuota), by tenant.
-	indexQuota = "quota"
 	// indexPolicyRuns: VERIFY restores a policy started, by policy, asset
 	// and id (time-ordered).
 	indexPolicyRuns = "policy_runs"
@@ -128,10 +125,6 @@ func restoreIndexes() []*memdb.IndexSchema {
 			x := o.(*restorev1.Restore)
 			return stamp(x.UpdateTime), lifecycle.Terminal(x.State) && !lifecycle.NeedsTeardown(x)
 		}}},
-		{Name: indexQuota, AllowMissing: true, Indexer: conditional{
-			keep:  func(o any) bool { return lifecycle.CountsTowardQuota(o.(*restorev1.Restore)) },
-			inner: &memdb.StringFieldIndex{Field: "Tenant"},
-		}},
 		{Name: indexPolicyRuns, AllowMissing: true, Indexer: conditional{
 			keep: func(o any) bool { return o.(*restorev1.Restore).PolicyId != "" },
 			inner: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
@@ -155,10 +148,6 @@ func restoreIndexes() []*memdb.IndexSchema {
 func snapshotIndexes() []*memdb.IndexSchema {
 	return []*memdb.IndexSchema{
 		idIndex(), fieldIndex("tenant", "Tenant"), fieldIndex("host", "HostId"), fieldIndex("guest", "GuestId"),
-		{Name: indexQuota, AllowMissing: true, Indexer: conditional{
-			keep:  func(o any) bool { return lifecycle.SnapshotCountsTowardQuota(o.(*restorev1.Snapshot)) },
-			inner: &memdb.StringFieldIndex{Field: "Tenant"},
-		}},
 		{Name: indexAssigned, AllowMissing: true, Indexer: conditional{
 			keep:  func(o any) bool { return !lifecycle.SnapshotDone(o.(*restorev1.Snapshot)) },
 			inner: &memdb.StringFieldIndex{Field: "HostId"},

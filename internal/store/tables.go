@@ -116,6 +116,7 @@ func Schema() *memdb.DBSchema {
 		s.Tables[t.name] = ts
 	}
 	s.Tables[tableRestoreCounts] = countsSchema()
+	s.Tables[tableUsage] = usageSchema()
 	for _, ts := range eventSchemas() {
 		s.Tables[ts.Name] = ts
 	}
@@ -176,6 +177,9 @@ func Load(snap *raftv1.Snapshot) (*memdb.MemDB, error) {
 		if err := txn.Insert(tableRestoreCounts, &stateCount{State: int(state), N: n}); err != nil {
 			return nil, err
 		}
+	}
+	if err := loadUsage(txn); err != nil {
+		return nil, err
 	}
 	if err := loadEventLog(txn, snap.AppliedIndex); err != nil {
 		return nil, err
