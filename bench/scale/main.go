@@ -44,6 +44,7 @@ func main() {
 		burst    = flag.Int("burst", 1000, "restores per burst")
 		rpsEach  = flag.Int("recovery-points-per-host", 5, "recovery points per host (each held by two hosts)")
 		profile  = flag.String("cpuprofile", "", "write a CPU profile of the full-size run to this file")
+		heap     = flag.String("memprofile", "", "write a heap profile at the end of the full-size run to this file")
 	)
 	flag.Parse()
 	fmt.Printf("scale benchmark: the FSM, store and scheduler in one process (%s, %d CPUs), bursts of %d\n", runtime.Version(), runtime.NumCPU(), *burst)
@@ -63,6 +64,7 @@ func main() {
 			os.Exit(1)
 		}
 	}
+	heapProfile = *heap
 	full, err := measure(*hosts, *restores, *burst, *rpsEach)
 	pprof.StopCPUProfile()
 	if err != nil {
@@ -96,6 +98,10 @@ func met(ok bool) string {
 	}
 	return "NOT met"
 }
+
+// heapProfile is where the full-size run writes its heap, with the state
+// live ("" none).
+var heapProfile string
 
 // result is one run's figures.
 type result struct {
@@ -232,6 +238,13 @@ func measure(nHosts, nRestores, burst, rpsEach int) (result, error) {
 		r.passRate = float64(passN) / passTime.Seconds()
 	}
 	r.rss = rss()
+	if heapProfile != "" && nHosts > 10 {
+		if f, err := os.Create(heapProfile); err == nil {
+			runtime.GC()
+			_ = pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
 
 	t0 := time.Now()
 	snap, err := c.f.Snapshot()

@@ -22,13 +22,18 @@ const IdempotencyKindRestore = "restore"
 func putRestore(txn *store.Txn, r *restorev1.Restore, index uint64, now *timestamppb.Timestamp) error {
 	r.Revision = index
 	r.UpdateTime = ts(now)
-	reader := store.ReaderFor(txn)
-	if prev := reader.Restore(r.Id); prev != nil && lifecycle.HoldsCapacity(prev) {
+	prev := store.ReaderFor(txn).Restore(r.Id)
+	held := prev != nil && lifecycle.HoldsCapacity(prev)
+	holds := lifecycle.HoldsCapacity(r)
+	if held && holds && prev.HostId == r.HostId && proto.Equal(lifecycle.Demand(prev), lifecycle.Demand(r)) {
+		return store.PutRestore(txn, r) // the host's allocation stays as it is
+	}
+	if held {
 		if err := allocate(txn, prev, -1); err != nil {
 			return err
 		}
 	}
-	if lifecycle.HoldsCapacity(r) {
+	if holds {
 		if err := allocate(txn, r, 1); err != nil {
 			return err
 		}

@@ -72,7 +72,7 @@ func (p *pass) holdersOf(rp *restorev1.RecoveryPoint) []string {
 func Plan(r *store.Reader) *raftv1.PlaceRestores {
 	cmd := &raftv1.PlaceRestores{}
 	p := newPass(r)
-	for _, x := range r.RestoresInState(lifecycle.Pending) {
+	for _, x := range r.PendingRestores() {
 		host, reason := p.choose(x)
 		if host == "" {
 			if reason != x.StateReason {

@@ -39,15 +39,21 @@ func addCount(txn *Txn, state restorev1.RestoreState, delta int) error {
 
 // PutRestore stores a new version of a restore (the FSM's only way to).
 func PutRestore(txn *Txn, x *restorev1.Restore) error {
-	if prev, err := txn.First(TableRestores, "id", x.Id); err != nil {
+	prev, err := txn.First(TableRestores, "id", x.Id)
+	switch {
+	case err != nil:
 		return err
-	} else if prev != nil {
+	case prev != nil && prev.(*restorev1.Restore).State == x.State:
+		// The counts stay as they are.
+	case prev != nil:
 		if err := addCount(txn, prev.(*restorev1.Restore).State, -1); err != nil {
 			return err
 		}
-	}
-	if err := addCount(txn, x.State, 1); err != nil {
-		return err
+		fallthrough
+	default:
+		if err := addCount(txn, x.State, 1); err != nil {
+			return err
+		}
 	}
 	return txn.Insert(TableRestores, x)
 }

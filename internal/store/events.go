@@ -13,7 +13,7 @@ import (
 // with a Version, so a watch that reconnects resumes after the last event
 // it got, on any server, without missing or repeating one (Kubernetes watch
 // semantics). The log is derived, like the restore counts: it is not in
-// raft snapshots, holds the newest EventHistory events, and after a
+// raft snapshots, holds the newest EventHistory events of each kind, and after a
 // snapshot restore starts at the snapshot's index; a watch from before its
 // floor is told so (ErrCompacted) and lists again.
 
@@ -69,9 +69,12 @@ func ParseVersion(s string) (Version, error) {
 	return Version(n), nil
 }
 
-// EventHistory is how many events the log keeps (of all kinds together;
-// a variable for tests).
+// EventHistory is how many events of each kind the log keeps (a variable
+// for tests).
 var EventHistory = 100_000
+
+// kinds is one more than the last Kind: the size of per-kind arrays.
+const kinds = int(KindAudit) + 1
 
 // ErrCompacted: a watch asked for events older than the log holds.
 var ErrCompacted = errors.New("events before this resource_version are no longer kept")
@@ -95,19 +98,20 @@ type eventMeta struct {
 	ID string
 	// Applied is the index of the last entry applied into the state.
 	Applied uint64
-	// Floor: events at or before it are not kept.
-	Floor Version
-	// N is how many events are kept.
-	N int
+	// Floor, of each kind: its events at or before it are not kept.
+	Floor [kinds]Version
+	// N, of each kind: how many of its events are kept.
+	N [kinds]int
 }
 
 const metaID = "log"
 
 func eventSchemas() []*memdb.TableSchema {
 	return []*memdb.TableSchema{
+		// One index, by kind and version: each event is written into one
+		// radix tree only.
 		{Name: tableEvents, Indexes: map[string]*memdb.IndexSchema{
-			"id": {Name: "id", Unique: true, Indexer: &memdb.UintFieldIndex{Field: "Version"}},
-			"kind": {Name: "kind", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
+			"id": {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
 				&memdb.IntFieldIndex{Field: "Kind"}, &memdb.UintFieldIndex{Field: "Version"},
 			}}},
 		}},
@@ -135,15 +139,15 @@ func (r *Reader) AppliedIndex() uint64 { return meta(r.txn).Applied }
 // adding the log's channel to the Reader's watch set. It is ErrCompacted
 // when events after v may have been dropped.
 func (r *Reader) EventsAfter(kind Kind, v Version, limit int) ([]Event, error) {
-	if v < meta(r.txn).Floor {
-		return nil, fmt.Errorf("%w (resource_version %s; the oldest kept is %s)", ErrCompacted, v, meta(r.txn).Floor)
+	if floor := meta(r.txn).Floor[kind]; v < floor {
+		return nil, fmt.Errorf("%w (resource_version %s; the oldest kept is after %s)", ErrCompacted, v, floor)
 	}
 	if r.ws != nil {
 		if it, err := r.txn.Get(tableEvents, "id"); err == nil {
 			r.ws.Add(it.WatchCh())
 		}
 	}
-	it, err := r.txn.LowerBound(tableEvents, "kind", int(kind), uint64(v)+1)
+	it, err := r.txn.LowerBound(tableEvents, "id", int(kind), uint64(v)+1)
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +165,11 @@ func (r *Reader) EventsAfter(kind Kind, v Version, limit int) ([]Event, error) {
 // loadEventLog starts the log of a state loaded from a snapshot of entry
 // index (0: a snapshot of an older version, which did not say).
 func loadEventLog(txn *memdb.Txn, index uint64) error {
-	return txn.Insert(tableEventMeta, &eventMeta{ID: metaID, Applied: index, Floor: Through(index)})
+	m := &eventMeta{ID: metaID, Applied: index}
+	for k := range m.Floor {
+		m.Floor[k] = Through(index)
+	}
+	return txn.Insert(tableEventMeta, m)
 }
 
 // Txn is the FSM's write transaction: memdb's, with each change to a
@@ -287,17 +295,23 @@ func (t *Txn) EndEntry() error {
 		if err := t.Txn.Insert(tableEvents, ev); err != nil {
 			return err
 		}
-		m.N++
+		m.N[ev.Kind]++
 	}
-	for m.N > EventHistory {
-		o, err := t.Txn.First(tableEvents, "id")
-		if err != nil || o == nil {
-			return fmt.Errorf("event log: %d events counted but the oldest is missing (%v)", m.N, err)
+	for k := range m.N {
+		for m.N[k] > EventHistory {
+			it, err := t.Txn.LowerBound(tableEvents, "id", k, uint64(0))
+			if err != nil {
+				return err
+			}
+			o := it.Next()
+			if o == nil || o.(*Event).Kind != Kind(k) {
+				return fmt.Errorf("event log: %d events of kind %d counted but the oldest is missing", m.N[k], k)
+			}
+			if err := t.Txn.Delete(tableEvents, o); err != nil {
+				return err
+			}
+			m.Floor[k], m.N[k] = o.(*Event).Version, m.N[k]-1
 		}
-		if err := t.Txn.Delete(tableEvents, o); err != nil {
-			return err
-		}
-		m.Floor, m.N = o.(*Event).Version, m.N-1
 	}
 	t.Entry(0)
 	return nil

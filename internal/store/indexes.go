@@ -25,6 +25,8 @@ const (
 	indexLease = "lease"
 	// indexCreated: idempotency keys by create_time.
 	indexCreated = "created"
+	// indexPending: restores waiting for a host.
+	indexPending = "pending"
 	// indexPolicyRuns: VERIFY restores a policy started, by policy, asset
 	// and id (time-ordered).
 	indexPolicyRuns = "policy_runs"
@@ -107,7 +109,12 @@ func (c conditional) FromArgs(args ...any) ([]byte, error) { return c.inner.From
 func restoreIndexes() []*memdb.IndexSchema {
 	return []*memdb.IndexSchema{
 		idIndex(), fieldIndex("tenant", "Tenant"), fieldIndex("host", "HostId"),
-		{Name: "state", Indexer: &memdb.IntFieldIndex{Field: "State"}},
+		// Only the PENDING ones: the scheduler's work (a restore that
+		// leaves PENDING leaves the index, and writes of the others skip it).
+		{Name: indexPending, AllowMissing: true, Indexer: conditional{
+			keep:  func(o any) bool { return o.(*restorev1.Restore).State == lifecycle.Pending },
+			inner: &memdb.ConditionalIndex{Conditional: func(any) (bool, error) { return true, nil }},
+		}},
 		fieldIndex(indexRecoveryPoint, "RecoveryPointId"),
 		// Restores that occupy their lab's host, by lab.
 		{Name: indexLab, AllowMissing: true, Indexer: &nestedIDIndexer{id: func(o any) string {

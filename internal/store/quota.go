@@ -53,19 +53,24 @@ func usageOf(obj any) (tenant string, u *restorev1.TenantUsage, ok bool) {
 }
 
 // adjustUsage takes prev's share out of its tenant's usage and adds
-// next's (either may be nil).
+// next's (either may be nil); a change that leaves the share as it was
+// (most of them: a restore placed, booted, running) writes nothing.
 func adjustUsage(txn *memdb.Txn, prev, next any) error {
+	pt, pu, pok := usageOf(prev)
+	nt, nu, nok := usageOf(next)
+	if pok && nok && pt == nt && proto.Equal(pu, nu) {
+		return nil
+	}
 	for _, c := range []struct {
-		obj  any
-		sign int64
-	}{{prev, -1}, {next, 1}} {
-		if c.obj == nil {
+		ok     bool
+		tenant string
+		d      *restorev1.TenantUsage
+		sign   int64
+	}{{pok, pt, pu, -1}, {nok, nt, nu, 1}} {
+		if !c.ok {
 			continue
 		}
-		tenant, d, ok := usageOf(c.obj)
-		if !ok {
-			continue
-		}
+		tenant, d := c.tenant, c.d
 		cur := &restorev1.TenantUsage{}
 		if o, err := txn.First(tableUsage, "id", usageKey(tenant)); err != nil {
 			return err

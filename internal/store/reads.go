@@ -124,10 +124,10 @@ func (r *Reader) Restores(tenant string) []*restorev1.Restore {
 	return out
 }
 
-// RestoresInState returns the restores in one state, oldest first.
-func (r *Reader) RestoresInState(state restorev1.RestoreState) []*restorev1.Restore {
+// PendingRestores returns the restores waiting for a host, oldest first.
+func (r *Reader) PendingRestores() []*restorev1.Restore {
 	var out []*restorev1.Restore
-	for _, o := range r.all(TableRestores, "state", state) {
+	for _, o := range r.all(TableRestores, indexPending, true) {
 		out = append(out, o.(*restorev1.Restore))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Id < out[j].Id })

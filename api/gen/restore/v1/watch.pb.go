@@ -30,7 +30,8 @@ const (
 // sends only the changes after it. Each event's resource_version is where a
 // client that reconnects resumes: it gets every later change once, from any
 // server. A resource_version older than the events the cluster keeps (the
-// newest 100,000) is refused with OUT_OF_RANGE: watch again without one.
+// newest 100,000 of its kind) is refused with OUT_OF_RANGE: watch again
+// without one.
 type WatchEventType int32
 
 const (
