@@ -20,7 +20,7 @@ TOOLS := .tools/bin
 
 GENERATED := api/gen internal/gen api/openapi
 
-.PHONY: build-windows all deps libvirt test-image build web openapi-client tools generate check-generated check-proto-compat proto-baseline lint test fuzz demo bench-raft bench-scale bench-agents bench-restore bench-verify bench-snapshot bench-export clean
+.PHONY: build-windows all deps libvirt test-image build web openapi-client tools generate check-generated check-proto-compat proto-baseline lint test fuzz demo bench bench-raft bench-scale bench-agents bench-restore bench-verify bench-snapshot bench-export clean
 
 all: build
 
@@ -111,12 +111,18 @@ lint: tools
 	./scripts/check-tracked-files.sh
 	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
+	go vet -tags faults ./e2e
 	staticcheck ./...
+	staticcheck -tags faults ./e2e
 
 # The whole test suite: generated code, lint, unit, API, cluster and e2e tests.
 test: deps check-generated lint build build-windows openapi-client
 	./scripts/start-libvirt.sh
 	go test -count=1 -timeout 30m ./...
+	# Faults that touch what every package shares (libvirtd restarted),
+	# alone after the others; the test starts libvirtd again itself.
+	go test -count=1 -timeout 15m -tags faults -run 'TestLibvirtd' ./e2e
+	./scripts/start-libvirt.sh
 	./scripts/fuzz.sh 10s
 
 # Every fuzz target for FUZZTIME each (default 2m), with the inputs tried.
@@ -125,6 +131,12 @@ fuzz:
 
 demo: deps build
 	./scripts/demo.sh
+
+# Every benchmark in turn, then one table of their figures (measure, ours,
+# the baseline of the same run, ratio, target, met), dated. ONLY=raft,scale
+# runs some.
+bench: build
+	go run ./bench/table $(if $(ONLY),--only $(ONLY))
 
 # Raft write throughput, latency and leader failover against three servers.
 bench-raft: build

@@ -43,6 +43,7 @@ import (
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/bench/internal/results"
 	"github.com/restored/restored/bench/internal/stack"
 	"github.com/restored/restored/internal/cli"
 	"github.com/restored/restored/internal/kvm"
@@ -113,6 +114,8 @@ func run(size int64, filesOnly bool) error {
 	fmt.Printf("%-52s %8.1f MiB/s\n", "NBD+TLS export through the gate (nbdcopy)", mibps(size, ours))
 	fmt.Printf("%-52s %8.1f MiB/s\n", "qemu-nbd serving the file (nbdcopy, plain NBD)", mibps(size, base))
 	fmt.Printf("%-52s %8.2fx   (target >= 0.9x)\n\n", "ratio", base.Seconds()/ours.Seconds())
+	results.Record(results.Row{Bench: "export", Measure: "NBD+TLS export read through the gate", Ours: mibps(size, ours), Baseline: mibps(size, base),
+		BaselineIs: "qemu-nbd on the file", Unit: "MiB/s", Ratio: base.Seconds() / ours.Seconds(), Target: ">= 0.90x", Met: base.Seconds()/ours.Seconds() >= 0.9})
 
 	// Image download: ours end to end, then a local qemu-img convert.
 	image, fileBytes, err := downloadImage(st, restores, dir)
@@ -127,6 +130,8 @@ func run(size int64, filesOnly bool) error {
 	fmt.Printf("%-52s %8.1f MiB/s  (%.2f s, %d MiB file)\n", "export-image qcow2 + download through the server", mibps(size, image), image.Seconds(), fileBytes>>20)
 	fmt.Printf("%-52s %8.1f MiB/s  (%.2f s)\n", "qemu-img convert to a local qcow2", mibps(size, local), local.Seconds())
 	fmt.Printf("%-52s %8.2fx   (target >= 0.8x)\n\n", "ratio", local.Seconds()/image.Seconds())
+	results.Record(results.Row{Bench: "export", Measure: "image export qcow2 + download", Ours: mibps(size, image), Baseline: mibps(size, local),
+		BaselineIs: "local qemu-img convert", Unit: "MiB/s", Ratio: local.Seconds() / image.Seconds(), Target: ">= 0.80x", Met: local.Seconds()/image.Seconds() >= 0.8})
 
 	if err := promotion(ctx, st, restores, dir); err != nil {
 		return err
@@ -391,5 +396,7 @@ func promotion(ctx context.Context, st *stack.Stack, restores restorev1.RestoreS
 		return nil
 	}
 	fmt.Printf("%-52s %8d ms  over %d reads in 20 s (target <= 100 ms)\n\n", "guest's longest disk read across the copy and pivot", maxUS/1000, reads)
+	results.Record(results.Row{Bench: "export", Measure: "promotion: guest's longest disk read across the pivot", Ours: float64(maxUS) / 1000, Baseline: 100,
+		BaselineIs: "the target", Unit: "ms", Ratio: float64(maxUS) / 1000 / 100, Target: "<= 100 ms", Met: maxUS <= 100_000})
 	return nil
 }

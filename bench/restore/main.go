@@ -24,6 +24,7 @@ import (
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/bench/internal/results"
 	"github.com/restored/restored/bench/internal/stack"
 	"github.com/restored/restored/bench/internal/stats"
 	"github.com/restored/restored/internal/kinds"
@@ -109,15 +110,18 @@ func run(runs int) error {
 		p3base = append(p3base, d)
 		fmt.Printf("  run %2d/%d: P3 %s vs %s\n", i+1, runs, p3[i].Round(time.Millisecond), p3base[i].Round(time.Millisecond))
 	}
-	row := func(name string, ours, base []time.Duration, what, baseline, target string) {
+	row := func(name string, ours, base []time.Duration, what, baseline string, target float64) {
 		m, mb := stats.Median(ours), stats.Median(base)
-		fmt.Printf("%-4s %-44s %10s  vs %-48s %10s  ratio %.2fx (target %s)\n", name, what, m.Round(time.Millisecond), baseline,
-			mb.Round(time.Millisecond), float64(m)/float64(mb), target)
+		ratio := float64(m) / float64(mb)
+		fmt.Printf("%-4s %-44s %10s  vs %-48s %10s  ratio %.2fx (target <= %.2fx)\n", name, what, m.Round(time.Millisecond), baseline,
+			mb.Round(time.Millisecond), ratio, target)
+		results.Record(results.Row{Bench: "restore", Measure: name + " " + what, Ours: float64(m) / 1e6, Baseline: float64(mb) / 1e6, BaselineIs: baseline,
+			Unit: "ms", Ratio: ratio, Target: fmt.Sprintf("<= %.2fx", target), Met: ratio <= target})
 	}
 	fmt.Println()
-	row("P1", p1, p1base, "restore request -> domain running", "overlay + virsh create (same XML)", "<= 1.10x")
-	row("P2", p2big, p2small, "restore start, 1 TiB sparse recovery point", "the same for 1 GiB", "<= 1.05x")
-	row("P3", p3, p3base, "restore request -> boot verified", "overlay + virsh create + same serial marker", "<= 1.05x")
+	row("P1", p1, p1base, "restore request -> domain running", "overlay + virsh create (same XML)", 1.10)
+	row("P2", p2big, p2small, "restore start, 1 TiB sparse recovery point", "the same for 1 GiB", 1.05)
+	row("P3", p3, p3base, "restore request -> boot verified", "overlay + virsh create + same serial marker", 1.05)
 	return nil
 }
 

@@ -27,6 +27,7 @@ import (
 
 	"github.com/google/uuid"
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/bench/internal/results"
 	"github.com/restored/restored/bench/internal/stats"
 	"github.com/restored/restored/internal/fsm"
 	raftv1 "github.com/restored/restored/internal/gen/raft/v1"
@@ -79,6 +80,11 @@ func main() {
 	fmt.Printf("%-34s %12s %12s %8s  %s\n", "measure", "ours", "baseline", "ratio", "target")
 	row := func(what string, ours, baseline float64, unit, target string) {
 		fmt.Printf("%-34s %10.2f%-2s %10.2f%-2s %7.2fx  %s\n", what, ours, unit, baseline, unit, ours/baseline, target)
+		if target != "" {
+			goal, verdict, _ := strings.Cut(target, ": ")
+			results.Record(results.Row{Bench: "scale", Measure: what + fmt.Sprintf(", %d hosts %d restores", full.hosts, full.restores), Ours: ours, Baseline: baseline,
+				BaselineIs: "10 hosts", Unit: unit, Ratio: ours / baseline, Target: goal, Met: verdict == "met"})
+		}
 	}
 	row("placement p50 (API path)", ms(full.apiP50), ms(base.apiP50), "ms", "")
 	row("placement p99 (API path)", ms(full.apiP99), ms(base.apiP99), "ms", "<= 5 ms: "+met(full.apiP99 <= 5*time.Millisecond))

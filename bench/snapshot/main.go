@@ -28,6 +28,7 @@ import (
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
+	"github.com/restored/restored/bench/internal/results"
 	"github.com/restored/restored/bench/internal/stack"
 	"github.com/restored/restored/bench/internal/stats"
 	"github.com/restored/restored/internal/backupjob"
@@ -131,6 +132,9 @@ func run(runs int) error {
 		changed := int64(blocks["vda"]+blocks["vdb"]) * testguest.Block
 		fmt.Printf("P9  %2d %% of vdb   %-11s read %10s for %10s changed   ratio %.3fx   (the guest wrote %s to vdb; vda changed %d blocks; %s)\n", pct, inc.Kind,
 			progressbar.Bytes(inc.BytesRead), progressbar.Bytes(changed), float64(inc.BytesRead)/float64(changed), progressbar.Bytes(written), blocks["vda"], inc.Duration.Round(time.Millisecond))
+		ratio := float64(inc.BytesRead) / float64(changed)
+		results.Record(results.Row{Bench: "snapshot", Measure: fmt.Sprintf("P9 incremental read, %d %% of vdb changed", pct), Ours: float64(inc.BytesRead) / (1 << 20),
+			Baseline: float64(changed) / (1 << 20), BaselineIs: "bytes changed", Unit: "MiB", Ratio: ratio, Target: "<= 1.10x", Met: ratio <= 1.10})
 		prev = inc.Dir
 	}
 
@@ -166,6 +170,8 @@ func run(runs int) error {
 	pm, px, bm := stats.Median(paused), slices.Max(paused), stats.Median(bare)
 	fmt.Printf("P10 snapshot pause   median %6s  max %6s   vs bare freeze+thaw median %6s   ratio %.2fx\n",
 		pm.Round(time.Millisecond), px.Round(time.Millisecond), bm.Round(time.Millisecond), float64(pm)/float64(bm))
+	results.Record(results.Row{Bench: "snapshot", Measure: "P10 quiesced snapshot pause, median", Ours: float64(pm) / 1e6, Baseline: float64(bm) / 1e6,
+		BaselineIs: "bare freeze+thaw", Unit: "ms", Ratio: float64(pm) / float64(bm), Target: "<= 1.50x", Met: float64(pm) <= 1.5*float64(bm)})
 	return nil
 }
 
