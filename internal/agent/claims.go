@@ -38,6 +38,24 @@ func (c *claims) goWork(ctx context.Context, id string, fn func(ctx context.Cont
 	return true
 }
 
+// preempt stops the work on id and, in the background, runs fn for id
+// once that work has ended (trying for up to 30 s: cancelled work ends
+// within moments). It says, when it gives up, through gaveUp (may be nil).
+func (c *claims) preempt(ctx context.Context, id string, fn func(ctx context.Context), gaveUp func()) {
+	c.cancel(id)
+	go func() {
+		for range 300 {
+			if c.goWork(ctx, id, fn) || ctx.Err() != nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if gaveUp != nil {
+			gaveUp()
+		}
+	}()
+}
+
 // cancel stops the work on id (a boot being verified), if any.
 func (c *claims) cancel(id string) {
 	c.mu.Lock()

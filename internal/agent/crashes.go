@@ -125,16 +125,9 @@ func (p *restores) vmStopped(ctx context.Context, ev hypervisor.VMEvent) {
 	}
 	id := ev.RestoreID
 	p.log.Warn("a restore's VM stopped unexpectedly", "restore", id, "why", ev.Reason)
-	p.work.cancel(id)
-	go func() {
-		for range 300 { // the cancelled work ends within moments
-			if p.work.goWork(ctx, id, func(wctx context.Context) { p.failCrashed(wctx, id, ev.Reason) }) || ctx.Err() != nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+	p.work.preempt(ctx, id, func(wctx context.Context) { p.failCrashed(wctx, id, ev.Reason) }, func() {
 		p.log.Error("a crashed restore's work did not end; the next pass fails it", "restore", id)
-	}()
+	})
 }
 
 // failCrashed tears a crashed restore down and reports it FAILED with the

@@ -78,15 +78,9 @@ func (p *restores) vmPaused(ctx context.Context, id, why string) {
 		return
 	}
 	p.log.Warn("a restore's VM is paused", "restore", id, "why", why)
-	p.work.cancel(id) // a boot being watched: it cannot go on
-	go func() {
-		for range 300 { // the cancelled work ends within moments
-			if p.work.goWork(ctx, id, func(wctx context.Context) { p.report(wctx, id, lifecycle.Paused, why, nil) }) || ctx.Err() != nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}()
+	// A boot being watched cannot go on; the report follows its end (a
+	// pass reports again if this one gives up: keepRunning).
+	p.work.preempt(ctx, id, func(wctx context.Context) { p.report(wctx, id, lifecycle.Paused, why, nil) }, nil)
 }
 
 // pauses are the restores whose VM this run saw paused, with why: they
