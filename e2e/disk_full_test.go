@@ -10,7 +10,7 @@ import (
 	"time"
 
 	restorev1 "github.com/restored/restored/api/gen/restore/v1"
-	"golang.org/x/sys/unix"
+	"github.com/restored/restored/internal/diskfree"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -33,11 +33,11 @@ func smallFS(t *testing.T, mib int) string {
 
 func freeMiB(t *testing.T, dir string) int64 {
 	t.Helper()
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
+	free, err := diskfree.Bytes(dir)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return int64(st.Bavail) * st.Bsize >> 20
+	return int64(free >> 20)
 }
 
 // fill writes a file into dir until under leave MiB are free.

@@ -20,7 +20,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -345,15 +344,8 @@ func (a *simAgent) await(ctx context.Context, id string, timeout time.Duration) 
 func rss(c *testcluster.Cluster) map[string]int64 {
 	out := map[string]int64{}
 	for _, p := range c.Procs {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.PID()))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-				kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-				out[p.ID] = kb << 10
-			}
+		if n := stats.RSS(strconv.Itoa(p.PID())); n > 0 {
+			out[p.ID] = n
 		}
 	}
 	return out

@@ -243,7 +243,7 @@ func measure(nHosts, nRestores, burst, rpsEach int) (result, error) {
 		r.passP50, r.passMax = stats.Percentile(passLat, 50), stats.Percentile(passLat, 100)
 		r.passRate = float64(passN) / passTime.Seconds()
 	}
-	r.rss = rss()
+	r.rss = uint64(stats.RSS("self"))
 	if heapProfile != "" && nHosts > 10 {
 		if f, err := os.Create(heapProfile); err == nil {
 			runtime.GC()
@@ -282,21 +282,6 @@ func newRestore(c *cluster, rp *restorev1.RecoveryPoint, i int) *restorev1.Resto
 
 func tenant(i int) string { return fmt.Sprintf("t%03d", i) }
 func host(i int) string   { return fmt.Sprintf("h-%05d", i) }
-
-// rss is this process's resident memory (VmRSS).
-func rss() uint64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
 
 // memSink is a raft.SnapshotSink in memory.
 type memSink struct{ bytes.Buffer }

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/google/uuid"
@@ -11,8 +10,6 @@ import (
 	"github.com/restored/restored/internal/lifecycle"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 func restoreCmd(g *globals) *cobra.Command {
@@ -233,33 +230,13 @@ each event is one JSON object: {"restore": …, "type": …, "resource_version":
 			if req.State, err = parseState(state); err != nil {
 				return err
 			}
-			conn, ctx, done, err := g.dialFor(cmd, until)
-			if err != nil {
-				return err
-			}
-			defer done()
-			stream, err := restorev1.NewRestoreServiceClient(conn).WatchRestores(ctx, &req)
-			if err != nil {
-				return err
-			}
-			for {
-				msg, err := stream.Recv()
-				if err == io.EOF || (until > 0 && status.Code(err) == codes.DeadlineExceeded) {
-					return nil // the server ended the stream, or --for ran out
-				}
-				if err != nil {
-					return err
-				}
+			return printWatch(g, cmd, until, "", func(ctx context.Context, conn *grpc.ClientConn) (restorev1.RestoreService_WatchRestoresClient, error) {
+				return restorev1.NewRestoreServiceClient(conn).WatchRestores(ctx, &req)
+			}, func(msg *restorev1.WatchRestoresResponse) string {
 				r := msg.Restore
-				if g.output == "json" {
-					if err := g.printJSON(msg); err != nil {
-						return err
-					}
-					continue
-				}
-				fmt.Fprintf(g.out, "%s  %-8s %-10s %s %s rv=%s %s\n", time.Now().UTC().Format(time.TimeOnly), trimEnum(msg.Type.String(), "WATCH_EVENT_TYPE_"),
+				return fmt.Sprintf("%s  %-8s %-10s %s %s rv=%s %s", time.Now().UTC().Format(time.TimeOnly), trimEnum(msg.Type.String(), "WATCH_EVENT_TYPE_"),
 					trimEnum(r.State.String(), "RESTORE_STATE_"), r.Id, orDash(r.HostId), msg.ResourceVersion, r.StateReason)
-			}
+			})
 		},
 	}
 	fl := c.Flags()

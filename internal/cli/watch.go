@@ -46,7 +46,22 @@ type receiver[R watchResponse] interface {
 // lines of TIME, EVENT, RV and the list command's columns (row).
 func streamWatch[R watchResponse, S receiver[R]](g *globals, cmd *cobra.Command, w watchFlags, header []string,
 	open func(context.Context, *grpc.ClientConn) (S, error), row func(R) []string) error {
-	conn, ctx, done, err := g.dialFor(cmd, w.until)
+	return printWatch(g, cmd, w.until, strings.Join(append([]string{"TIME", "EVENT", "RV"}, header...), "  "), open, func(msg R) string {
+		cols := []string{time.Now().UTC().Format(time.TimeOnly), trimEnum(msg.GetType().String(), "WATCH_EVENT_TYPE_"), msg.GetResourceVersion()}
+		if msg.GetType() != restorev1.WatchEventType_WATCH_EVENT_TYPE_BOOKMARK {
+			cols = append(cols, row(msg)...)
+		}
+		return strings.Join(cols, "  ")
+	})
+}
+
+// printWatch is the loop of every command that prints a watch: it opens
+// the stream (without a deadline unless until), prints header ("" none)
+// and then each message, as JSON or as the line text makes of it, until
+// the server ends the stream or until runs out.
+func printWatch[R watchResponse, S receiver[R]](g *globals, cmd *cobra.Command, until time.Duration, header string,
+	open func(context.Context, *grpc.ClientConn) (S, error), text func(R) string) error {
+	conn, ctx, done, err := g.dialFor(cmd, until)
 	if err != nil {
 		return err
 	}
@@ -55,12 +70,12 @@ func streamWatch[R watchResponse, S receiver[R]](g *globals, cmd *cobra.Command,
 	if err != nil {
 		return err
 	}
-	if g.output != "json" {
-		fmt.Fprintln(g.out, strings.Join(append([]string{"TIME", "EVENT", "RV"}, header...), "  "))
+	if g.output != "json" && header != "" {
+		fmt.Fprintln(g.out, header)
 	}
 	for {
 		msg, err := stream.Recv()
-		if err == io.EOF || (w.until > 0 && status.Code(err) == codes.DeadlineExceeded) {
+		if err == io.EOF || (until > 0 && status.Code(err) == codes.DeadlineExceeded) {
 			return nil // the server ended the stream, or --for ran out
 		}
 		if err != nil {
@@ -72,10 +87,6 @@ func streamWatch[R watchResponse, S receiver[R]](g *globals, cmd *cobra.Command,
 			}
 			continue
 		}
-		cols := []string{time.Now().UTC().Format(time.TimeOnly), trimEnum(msg.GetType().String(), "WATCH_EVENT_TYPE_"), msg.GetResourceVersion()}
-		if msg.GetType() != restorev1.WatchEventType_WATCH_EVENT_TYPE_BOOKMARK {
-			cols = append(cols, row(msg)...)
-		}
-		fmt.Fprintln(g.out, strings.Join(cols, "  "))
+		fmt.Fprintln(g.out, text(msg))
 	}
 }
