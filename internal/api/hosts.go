@@ -42,13 +42,11 @@ func (s *HostService) ListHosts(context.Context, *restorev1.ListHostsRequest) (*
 // drain, capacity in use, recovery points, removal).
 func (s *HostService) WatchHosts(req *restorev1.WatchHostsRequest, stream restorev1.HostService_WatchHostsServer) error {
 	return runWatch(s.Deps, stream, req, watchSpec[*restorev1.Host]{
-		kind:  store.KindHost,
-		list:  func(r *store.Reader) []*restorev1.Host { return r.Hosts() },
-		match: func(*store.Reader, *restorev1.Host) bool { return true },
+		kind:    store.KindHost,
+		list:    func(r *store.Reader) []*restorev1.Host { return r.Hosts() },
+		match:   func(*store.Reader, *restorev1.Host) bool { return true },
+		present: withAllocation,
 		send: func(typ restorev1.WatchEventType, rv store.Version, h *restorev1.Host) error {
-			if h != nil {
-				h = withAllocation(s.Store.Read(nil), h)
-			}
 			return stream.Send(&restorev1.WatchHostsResponse{Host: h, Type: typ, ResourceVersion: rv.String()})
 		},
 	})

@@ -31,13 +31,23 @@ type watchFrom interface {
 }
 
 // watchSpec is what differs between the watch streams: the kind of object,
-// the objects of the first listing, which events the caller sees, and how
-// one is sent (obj is the zero T in a BOOKMARK).
+// the objects of the first listing, which events the caller sees, how an
+// object is shown (nil: as stored), and how one is sent (obj is the zero T
+// in a BOOKMARK).
 type watchSpec[T any] struct {
-	kind  store.Kind
-	list  func(r *store.Reader) []T
-	match func(r *store.Reader, obj T) bool
-	send  func(typ restorev1.WatchEventType, rv store.Version, obj T) error
+	kind    store.Kind
+	list    func(r *store.Reader) []T
+	match   func(r *store.Reader, obj T) bool
+	present func(r *store.Reader, obj T) T
+	send    func(typ restorev1.WatchEventType, rv store.Version, obj T) error
+}
+
+// shown is obj as the stream shows it, read with r.
+func (spec watchSpec[T]) shown(r *store.Reader, obj T) T {
+	if spec.present == nil {
+		return obj
+	}
+	return spec.present(r, obj)
 }
 
 // eventTypes maps the store's event types to the API's.
@@ -82,7 +92,7 @@ func runWatch[T any](d *Deps, stream grpc.ServerStream, req watchFrom, spec watc
 		}
 		pos = r.AppliedVersion()
 		for _, obj := range spec.list(r) {
-			if err := spec.send(restorev1.WatchEventType_WATCH_EVENT_TYPE_ADDED, pos, obj); err != nil {
+			if err := spec.send(restorev1.WatchEventType_WATCH_EVENT_TYPE_ADDED, pos, spec.shown(r, obj)); err != nil {
 				return err
 			}
 		}
@@ -112,7 +122,7 @@ func runWatch[T any](d *Deps, stream grpc.ServerStream, req watchFrom, spec watc
 			if !spec.match(r, obj) {
 				continue
 			}
-			if err := spec.send(eventTypes[ev.Type], ev.Version, obj); err != nil {
+			if err := spec.send(eventTypes[ev.Type], ev.Version, spec.shown(r, obj)); err != nil {
 				return err
 			}
 			sent, quietSince = pos, d.Now()
