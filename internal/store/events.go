@@ -208,10 +208,11 @@ func (t *Txn) Entry(index uint64) {
 }
 
 // Insert stores obj in table, keeping the change as an event when table is
-// watched.
+// watched, and its tenant's usage in step when it is a restore or a
+// snapshot.
 func (t *Txn) Insert(table string, obj any) error {
-	k := watched[table]
-	if k == 0 {
+	k, usage := watched[table], usageTables[table]
+	if k == 0 && !usage {
 		return t.Txn.Insert(table, obj)
 	}
 	typ := EventAdded
@@ -224,10 +225,14 @@ func (t *Txn) Insert(table string, obj any) error {
 	if err := t.Txn.Insert(table, obj); err != nil {
 		return err
 	}
-	if err := adjustUsage(t.Txn, prev, obj); err != nil {
-		return err
+	if usage {
+		if err := adjustUsage(t.Txn, prev, obj); err != nil {
+			return err
+		}
 	}
-	t.note(k, typ, obj)
+	if k != 0 {
+		t.note(k, typ, obj)
+	}
 	return nil
 }
 
@@ -237,8 +242,10 @@ func (t *Txn) Delete(table string, obj any) error {
 	if err := t.Txn.Delete(table, obj); err != nil {
 		return err
 	}
-	if err := adjustUsage(t.Txn, obj, nil); err != nil {
-		return err
+	if usageTables[table] {
+		if err := adjustUsage(t.Txn, obj, nil); err != nil {
+			return err
+		}
 	}
 	if k := watched[table]; k != 0 && k != KindAudit {
 		t.note(k, EventDeleted, obj)
@@ -334,5 +341,5 @@ func objectID(obj any) string {
 	if o, ok := obj.(interface{ GetId() string }); ok {
 		return o.GetId()
 	}
-	panic(fmt.Sprintf("store: a watched table holds %T, which has no id", obj))
+	panic(fmt.Sprintf("store: a watched or usage table holds %T, which has no id", obj))
 }

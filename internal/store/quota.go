@@ -26,6 +26,10 @@ type tenantUsage struct {
 
 func usageKey(tenant string) string { return "t:" + tenant }
 
+// usageTables are the tables whose objects count toward a tenant's usage
+// (usageOf says how much).
+var usageTables = map[string]bool{TableRestores: true, TableSnapshots: true}
+
 func usageSchema() *memdb.TableSchema {
 	return &memdb.TableSchema{Name: tableUsage, Indexes: map[string]*memdb.IndexSchema{
 		"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
