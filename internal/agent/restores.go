@@ -191,6 +191,11 @@ func (p *restores) keepRunning(ctx context.Context, r *restorev1.Restore, vmRunn
 				p.startExport(rctx, r)
 			}
 			return
+		case r.Mode == restorev1.Mode_MODE_EXPORT && r.State != lifecycle.Running && p.served.has(r.Id):
+			// The pass looked before this run's export was serving and
+			// its assignment predates the RUNNING report: serving it again
+			// would cut the reader this run just told about.
+			return
 		}
 		if vmRunning {
 			p.log.Info("adopting a restore whose boot was not confirmed", "restore", r.Id)
